@@ -1,0 +1,775 @@
+//! The engine: ingest with idempotency, incremental rollups, queries, retraction, window closing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::notify::{Event, NoopNotifier, Notifier};
+use crate::rollup::{dim_value, Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
+use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
+use crate::usage::{fmt_ts, UsageRecord};
+use crate::window::{parse_time_zone, Window};
+
+/// The most windows one `fill: zero` query may produce.
+pub const MAX_FILLED_WINDOWS: usize = 1_000_000;
+
+/// Outcome of one [`Engine::ingest`] call.
+///
+/// JSON: `{"accepted":N,"duplicates":N,"rejected":[{"tenant","id","kind","reason"}]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// Records stored and rolled up.
+    pub accepted: u64,
+    /// Records whose idempotency key was already stored (or earlier in the batch) with the same
+    /// content; nothing changed for them.
+    pub duplicates: u64,
+    /// Records not applied, with the reason.
+    pub rejected: Vec<Rejection>,
+}
+
+/// A record an ingest did not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Tenant of the record.
+    pub tenant: String,
+    /// Id of the record.
+    pub id: String,
+    /// Why, as a kind (`invalid_record`, `conflict`).
+    pub kind: ErrorKind,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// Whether a query returns empty windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fill {
+    /// Only windows with records.
+    #[default]
+    None,
+    /// Every window in `[from, to)`, empty ones with sum and count 0 (needs `from` and `to`).
+    Zero,
+}
+
+/// A rollup query: one tenant, one metric, one window kind in one zone.
+///
+/// Windows are returned whose start lies in `[start of the window containing from, to)`.
+/// Filters select records by subject and by dimension values; `group_by` splits the result
+/// (`"subject"` groups by subject). The engine answers from a stored rollup spec that covers the
+/// query, creating (and backfilling) one the first time a query needs it; later queries then cost
+/// O(buckets), never a scan of raw records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Query {
+    /// The tenant; no other tenant's data is read.
+    pub tenant: String,
+    /// The metric.
+    pub metric: String,
+    /// The window kind.
+    pub window: Window,
+    /// IANA zone of the windows.
+    pub time_zone: String,
+    /// Only this subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Only records whose dimensions have these values.
+    #[serde(default)]
+    pub filters: BTreeMap<String, String>,
+    /// Split by these dimensions (`"subject"` allowed).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// Dimensions whose distinct values are counted (`unique_count`).
+    #[serde(default)]
+    pub unique: Vec<String>,
+    /// Start of the range (inclusive, widened to its window's start).
+    #[serde(default, with = "crate::usage::opt_ts_str")]
+    pub from: Option<DateTime<Utc>>,
+    /// End of the range (exclusive, on window start).
+    #[serde(default, with = "crate::usage::opt_ts_str")]
+    pub to: Option<DateTime<Utc>>,
+    /// Whether to return empty windows.
+    #[serde(default)]
+    pub fill: Fill,
+}
+
+impl Query {
+    /// A query for every window of `metric` in `time_zone`.
+    pub fn new(
+        tenant: impl Into<String>,
+        metric: impl Into<String>,
+        window: Window,
+        time_zone: impl Into<String>,
+    ) -> Self {
+        Query {
+            tenant: tenant.into(),
+            metric: metric.into(),
+            window,
+            time_zone: time_zone.into(),
+            subject: None,
+            filters: BTreeMap::new(),
+            group_by: Vec::new(),
+            unique: Vec::new(),
+            from: None,
+            to: None,
+            fill: Fill::None,
+        }
+    }
+
+    /// Restrict to one subject.
+    #[must_use]
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Restrict to `[from, to)`.
+    #[must_use]
+    pub fn range(mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        self.from = Some(from);
+        self.to = Some(to);
+        self
+    }
+
+    /// Split by dimensions.
+    #[must_use]
+    pub fn group_by<I: IntoIterator<Item = S>, S: Into<String>>(mut self, dims: I) -> Self {
+        self.group_by = dims.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Keep only records whose dimension `key` is `value`.
+    #[must_use]
+    pub fn filter(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.filters.insert(key.into(), value.into());
+        self
+    }
+
+    /// Count distinct values of a dimension.
+    #[must_use]
+    pub fn unique(mut self, dim: impl Into<String>) -> Self {
+        self.unique.push(dim.into());
+        self
+    }
+
+    /// Return empty windows too.
+    #[must_use]
+    pub fn fill(mut self, fill: Fill) -> Self {
+        self.fill = fill;
+        self
+    }
+
+    /// The dimensions a spec must group by to answer this query.
+    fn needed_dims(&self) -> Vec<String> {
+        let mut dims: Vec<String> = Vec::new();
+        let mut push = |d: &str| {
+            if !dims.iter().any(|x| x == d) {
+                dims.push(d.to_string());
+            }
+        };
+        if self.subject.is_some() {
+            push(SUBJECT);
+        }
+        for d in &self.group_by {
+            push(d);
+        }
+        for d in self.filters.keys() {
+            push(d);
+        }
+        dims
+    }
+}
+
+/// Totals of the period containing an instant and of the period before it, for KPI cards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// The period containing the instant.
+    pub current: Bucket,
+    /// The period before it.
+    pub previous: Bucket,
+    /// Change of the sum in percent (2 decimal places, half-even); `null` when the previous sum is 0.
+    #[serde(with = "crate::usage::opt_decimal_str")]
+    pub change_percent: Option<Decimal>,
+}
+
+struct SpecEntry {
+    spec: RollupSpec,
+    tz: Tz,
+}
+
+struct Inner {
+    store: Box<dyn Store>,
+    specs: Vec<SpecEntry>,
+}
+
+/// The metering engine: holds a [`Store`], a [`Notifier`] and the rollup specs.
+///
+/// All methods take `&self`; an `Engine` is `Send + Sync` and serialises writes internally, so one
+/// engine may be shared by several threads. Events are emitted after the change is stored and
+/// after the engine's lock is released.
+///
+/// ```
+/// use meterkit::{Engine, Query, RollupSpec, UsageRecord, Window};
+/// use chrono::{TimeZone, Utc};
+/// let engine = Engine::in_memory();
+/// engine.add_spec(RollupSpec::new("kwh", Window::Day, "Europe/London")?)?;
+/// let at = Utc.with_ymd_and_hms(2024, 1, 15, 8, 0, 0).unwrap();
+/// let r = UsageRecord::new("acme", "r1", "meter-1", "kwh", "0.25".parse()?, at);
+/// let report = engine.ingest(&[r.clone(), r])?;
+/// assert_eq!((report.accepted, report.duplicates), (1, 1));
+/// let days = engine.query(&Query::new("acme", "kwh", Window::Day, "Europe/London"))?;
+/// assert_eq!(days[0].sum.to_string(), "0.25");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Engine {
+    inner: Mutex<Inner>,
+    notifier: Arc<dyn Notifier>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, loading the specs it holds.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the store cannot be read; the errors of [`RollupSpec::check`] for
+    /// a stored spec that is no longer valid.
+    pub fn new(store: impl Store + 'static) -> Result<Self> {
+        let specs = store
+            .specs()?
+            .into_iter()
+            .map(|spec| Ok(SpecEntry { tz: spec.check()?, spec }))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Engine { inner: Mutex::new(Inner { store: Box::new(store), specs }), notifier: Arc::new(NoopNotifier) })
+    }
+
+    /// An engine over a new [`MemoryStore`].
+    pub fn in_memory() -> Self {
+        Engine {
+            inner: Mutex::new(Inner { store: Box::new(MemoryStore::new()), specs: Vec::new() }),
+            notifier: Arc::new(NoopNotifier),
+        }
+    }
+
+    /// Send events to `notifier` (builder style).
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn emit(&self, events: &[Event]) {
+        for e in events {
+            self.notifier.notify(e);
+        }
+    }
+
+    /// The rollup specs, in id order.
+    pub fn specs(&self) -> Vec<RollupSpec> {
+        self.lock().specs.iter().map(|s| s.spec.clone()).collect()
+    }
+
+    /// Maintain `spec` from now on, backfilled from every stored record of its metric, and return
+    /// its id. Adding a spec equal to an existing one returns the existing id.
+    ///
+    /// # Errors
+    /// The errors of [`RollupSpec::check`]; [`ErrorKind::Store`]; [`ErrorKind::Overflow`].
+    pub fn add_spec(&self, spec: RollupSpec) -> Result<u32> {
+        let mut inner = self.lock();
+        Self::add_spec_locked(&mut inner, spec)
+    }
+
+    fn add_spec_locked(inner: &mut Inner, mut spec: RollupSpec) -> Result<u32> {
+        let tz = spec.check()?;
+        spec.aggregations.sort();
+        spec.aggregations.dedup();
+        if let Some(i) = inner.specs.iter().position(|s| s.spec == spec) {
+            return Ok(i as u32);
+        }
+        let id = inner.specs.len() as u32;
+        let mut per_tenant: HashMap<String, Accumulator> = HashMap::new();
+        inner.store.scan_metric(&spec.metric, &mut |r| {
+            let acc = match per_tenant.get_mut(&r.tenant) {
+                Some(a) => a,
+                None => per_tenant
+                    .entry(r.tenant.clone())
+                    .or_insert(Accumulator::with_ids(&r.tenant, std::iter::once((id, &spec)))?),
+            };
+            acc.add(r)
+        })?;
+        let mut changes = ChangeSet { new_specs: vec![spec.clone()], ..ChangeSet::default() };
+        for acc in per_tenant.into_values() {
+            changes.merge.extend(acc.into_buckets());
+        }
+        inner.store.apply(&changes)?;
+        inner.specs.push(SpecEntry { spec, tz });
+        Ok(id)
+    }
+
+    /// Ingest a batch of usage records.
+    ///
+    /// Each record is checked ([`UsageRecord::check`]); a record whose idempotency key
+    /// `(tenant, id)` is stored (or earlier in the batch) with the same content is a duplicate and
+    /// changes nothing; with different content it is rejected as a conflict and never applied.
+    /// The accepted records and their contributions to every rollup are stored in one atomic
+    /// change: the batch is all or nothing. Rejections are reported (and sent to the notifier as
+    /// `RecordRejected`), not returned as errors.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the store fails and [`ErrorKind::Overflow`] when a rollup sum
+    /// would overflow; in both cases nothing of the batch is stored.
+    pub fn ingest(&self, batch: &[UsageRecord]) -> Result<IngestReport> {
+        let mut report = IngestReport::default();
+        let mut events = Vec::new();
+        {
+            let mut inner = self.lock();
+            let mut reject = |r: &UsageRecord, e: Error, events: &mut Vec<Event>| {
+                events.push(Event::RecordRejected {
+                    tenant: r.tenant.clone(),
+                    id: r.id.clone(),
+                    kind: e.kind(),
+                    reason: e.message().to_string(),
+                });
+                report.rejected.push(Rejection {
+                    tenant: r.tenant.clone(),
+                    id: r.id.clone(),
+                    kind: e.kind(),
+                    reason: e.message().to_string(),
+                });
+            };
+            // In-batch idempotency.
+            let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+            let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for (i, r) in batch.iter().enumerate() {
+                if let Err(e) = r.check() {
+                    reject(r, e, &mut events);
+                    continue;
+                }
+                match first.entry((r.tenant.as_str(), r.id.as_str())) {
+                    std::collections::hash_map::Entry::Occupied(o) => {
+                        if batch[*o.get()].same_content(r) {
+                            report.duplicates += 1;
+                        } else {
+                            reject(r, conflict(r), &mut events);
+                        }
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(i);
+                        by_tenant.entry(r.tenant.as_str()).or_default().push(i);
+                    }
+                }
+            }
+            // Against the store.
+            let mut changes = ChangeSet::default();
+            let mut accepted: Vec<&UsageRecord> = Vec::new();
+            for (tenant, idx) in &by_tenant {
+                let ids: Vec<&str> = idx.iter().map(|&i| batch[i].id.as_str()).collect();
+                let stored = inner.store.get_records(tenant, &ids)?;
+                let mut acc =
+                    Accumulator::with_ids(tenant, inner.specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
+                for (&i, existing) in idx.iter().zip(stored) {
+                    let r = &batch[i];
+                    match existing {
+                        Some(e) if e.same_content(r) => report.duplicates += 1,
+                        Some(_) => reject(r, conflict(r), &mut events),
+                        None => {
+                            acc.add(r)?;
+                            accepted.push(r);
+                        }
+                    }
+                }
+                changes.merge.extend(acc.into_buckets());
+            }
+            report.accepted = accepted.len() as u64;
+            changes.insert = accepted;
+            let late = inner.store.apply(&changes)?;
+            // Late records: their buckets were closed already.
+            for ((key, end, _), was_closed) in changes.merge.iter().zip(late) {
+                if !was_closed {
+                    continue;
+                }
+                let entry = &inner.specs[key.spec as usize];
+                let stored = inner.store.bucket(key)?;
+                let Some(stored) = stored else { continue };
+                let bucket = to_bucket(&entry.spec, &stored.key, *end, &stored.state)?;
+                let (s, e) = (key.start, *end);
+                for r in &changes.insert {
+                    let t = r.timestamp.timestamp();
+                    if r.tenant == key.tenant
+                        && r.metric == entry.spec.metric
+                        && (s..e).contains(&t)
+                        && entry.spec.group_by.iter().zip(&key.group).all(|(d, v)| dim_value(r, d) == v.as_deref())
+                    {
+                        events.push(Event::LateRecord {
+                            tenant: r.tenant.clone(),
+                            id: r.id.clone(),
+                            window: entry.spec.window.to_string(),
+                            bucket: bucket.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        self.emit(&events);
+        Ok(report)
+    }
+
+    /// Remove the record `(tenant, id)` and its contribution to every rollup; min, max and latest
+    /// are recomputed from the stored records, so a retracted record is as if never ingested.
+    /// Returns the removed record.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when no such record is stored; [`ErrorKind::Store`].
+    pub fn retract(&self, tenant: &str, id: &str) -> Result<UsageRecord> {
+        let mut inner = self.lock();
+        let Some(record) = inner.store.get_records(tenant, &[id])?.pop().flatten() else {
+            return Err(Error::new(ErrorKind::NotFound, format!("No record '{id}' is stored for tenant '{tenant}'."))
+                .with_record_id(id));
+        };
+        let mut changes = ChangeSet { delete: vec![(tenant.to_string(), id.to_string())], ..ChangeSet::default() };
+        for (spec_id, entry) in inner.specs.iter().enumerate() {
+            if entry.spec.metric != record.metric {
+                continue;
+            }
+            let (start, end) = entry.spec.window.span_secs(record.timestamp.timestamp(), entry.tz)?;
+            let subject = entry.spec.group_by.iter().any(|d| d == SUBJECT).then_some(record.subject.as_str());
+            let group = entry.spec.group_of(&record);
+            let mut state = BucketState::default();
+            let unique: Vec<&str> = entry.spec.unique_dims().collect();
+            for r in inner.store.records(tenant, &record.metric, subject, start, end)? {
+                if r.id != record.id && entry.spec.group_of(&r) == group {
+                    state.add(&r, unique.iter().copied())?;
+                }
+            }
+            let key = BucketKey {
+                tenant: tenant.to_string(),
+                spec: spec_id as u32,
+                start,
+                group: group.into_iter().map(|g| g.map(str::to_string)).collect(),
+            };
+            changes.replace.push((key, end, Some(state)));
+        }
+        inner.store.apply(&changes)?;
+        Ok(record)
+    }
+
+    /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
+    /// subject, ordered by timestamp then id (what bills need for time-of-use and demand).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`].
+    pub fn records(
+        &self,
+        tenant: &str,
+        metric: &str,
+        subject: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageRecord>> {
+        self.lock().store.records(tenant, metric, subject, from.timestamp(), ceil_secs(to))
+    }
+
+    /// Answer a rollup query (see [`Query`]). Rows are ordered by window start, then group values.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidQuery`] for `fill: zero` without `from` and `to`, `to` before `from`,
+    /// or more than [`MAX_FILLED_WINDOWS`] windows; [`ErrorKind::InvalidTimeZone`];
+    /// [`ErrorKind::Store`].
+    pub fn query(&self, q: &Query) -> Result<Vec<Bucket>> {
+        let mut inner = self.lock();
+        let (spec_id, tz) = Self::spec_for(&mut inner, q)?;
+        let merged = Self::collect(&inner, spec_id, q, tz)?;
+        let spec = &inner.specs[spec_id as usize].spec;
+        let mut merged = merged;
+        if q.fill == Fill::Zero {
+            let (Some(from), Some(to)) = (q.from, q.to) else {
+                return Err(
+                    Error::new(ErrorKind::InvalidQuery, "fill: zero needs both from and to.").with_field("fill")
+                );
+            };
+            let groups: Vec<Vec<Option<String>>> = if q.group_by.is_empty() {
+                vec![Vec::new()]
+            } else {
+                let mut g: Vec<_> = merged.keys().map(|(_, g)| g.clone()).collect();
+                g.sort();
+                g.dedup();
+                g
+            };
+            let mut start = q.window.span_secs(from.timestamp(), tz)?.0;
+            let to = ceil_secs(to);
+            let mut n = 0usize;
+            while start < to {
+                let end = q.window.span_secs(start, tz)?.1;
+                for g in &groups {
+                    merged.entry((start, g.clone())).or_insert_with(|| (end, BucketState::default()));
+                }
+                n += 1;
+                if n > MAX_FILLED_WINDOWS {
+                    return Err(Error::new(
+                        ErrorKind::InvalidQuery,
+                        format!("fill: zero would produce more than {MAX_FILLED_WINDOWS} windows."),
+                    ));
+                }
+                start = end;
+            }
+        }
+        merged
+            .into_iter()
+            .map(|((start, group), (end, state))| output_bucket(spec, q, start, end, &group, &state))
+            .collect()
+    }
+
+    /// The `n` groups with the largest `by` aggregation over the query's whole range (e.g. top
+    /// carriers by sum), largest first, ties by group values. Each row spans the range covered.
+    ///
+    /// # Errors
+    /// As [`Engine::query`]; [`ErrorKind::InvalidQuery`] for `by` = a unique count the query does
+    /// not request.
+    pub fn top_n(&self, q: &Query, by: &Aggregation, n: usize) -> Result<Vec<Bucket>> {
+        let mut inner = self.lock();
+        let (spec_id, tz) = Self::spec_for(&mut inner, q)?;
+        let merged = Self::collect(&inner, spec_id, q, tz)?;
+        let spec = &inner.specs[spec_id as usize].spec;
+        let mut groups: BTreeMap<Vec<Option<String>>, (i64, i64, BucketState)> = BTreeMap::new();
+        for ((start, group), (end, state)) in merged {
+            let e = groups.entry(group).or_insert((start, end, BucketState::default()));
+            e.0 = e.0.min(start);
+            e.1 = e.1.max(end);
+            e.2.merge(&state)?;
+        }
+        let mut rows = groups
+            .into_iter()
+            .map(|(group, (start, end, state))| output_bucket(spec, q, start, end, &group, &state))
+            .collect::<Result<Vec<_>>>()?;
+        let key = |b: &Bucket| -> Result<Option<Decimal>> {
+            Ok(match by {
+                Aggregation::Sum => Some(b.sum),
+                Aggregation::Count => Some(Decimal::from(b.count)),
+                Aggregation::Min => b.min,
+                Aggregation::Max => b.max,
+                Aggregation::Mean => b.mean,
+                Aggregation::Latest => b.latest,
+                Aggregation::UniqueCount(d) => Some(Decimal::from(*b.unique.get(d).ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidQuery, format!("The query does not count distinct '{d}'."))
+                })?)),
+            })
+        };
+        let mut keyed = rows.drain(..).map(|b| Ok((key(&b)?, b))).collect::<Result<Vec<_>>>()?;
+        keyed.sort_by(|(ka, a), (kb, b)| {
+            kb.cmp(ka).then_with(|| a.group.cmp(&b.group)).then_with(|| a.subject.cmp(&b.subject))
+        });
+        Ok(keyed.into_iter().take(n).map(|(_, b)| b).collect())
+    }
+
+    /// Totals of `metric` for the `window` (e.g. month in a zone) containing `at` and for the
+    /// window before it, with the change in percent — what a KPI card shows.
+    ///
+    /// # Errors
+    /// As [`Engine::query`].
+    pub fn totals(
+        &self,
+        tenant: &str,
+        metric: &str,
+        window: Window,
+        time_zone: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Totals> {
+        let tz = parse_time_zone(time_zone)?;
+        let (start, end) = window.span(at, tz)?;
+        let (prev_start, _) = window.span(start - Duration::seconds(1), tz)?;
+        let q = Query::new(tenant, metric, window, time_zone).range(prev_start, end).fill(Fill::Zero);
+        let rows = self.query(&q)?;
+        let [previous, current] = <[Bucket; 2]>::try_from(rows)
+            .map_err(|_| Error::new(ErrorKind::InvalidQuery, "Totals expected exactly two windows."))?;
+        let change_percent = if previous.sum.is_zero() {
+            None
+        } else {
+            (current.sum - previous.sum)
+                .checked_mul(Decimal::ONE_HUNDRED)
+                .and_then(|d| d.checked_div(previous.sum))
+                .map(|d| d.round_dp(2).normalize())
+        };
+        Ok(Totals { current, previous, change_percent })
+    }
+
+    /// Close every window of `tenant` that ended at or before `now - allowed_lateness`: emits
+    /// `WindowClosed` once per bucket (never again for the same bucket) and returns how many were
+    /// closed. Records that arrive later still update their bucket and raise `LateRecord`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`].
+    pub fn close_windows(&self, tenant: &str, now: DateTime<Utc>, allowed_lateness: Duration) -> Result<usize> {
+        let mut events = Vec::new();
+        {
+            let mut inner = self.lock();
+            let cutoff = (now - allowed_lateness).timestamp();
+            let open = inner.store.open_buckets_until(tenant, cutoff)?;
+            let keys: Vec<BucketKey> = open.iter().map(|b| b.key.clone()).collect();
+            for StoredBucket { key, end, state, .. } in &open {
+                let spec = &inner.specs[key.spec as usize].spec;
+                events.push(Event::WindowClosed {
+                    tenant: tenant.to_string(),
+                    window: spec.window.to_string(),
+                    bucket: to_bucket(spec, key, *end, state)?,
+                });
+            }
+            inner.store.mark_closed(&keys)?;
+        }
+        self.emit(&events);
+        Ok(events.len())
+    }
+
+    /// The spec answering `q`, created (and backfilled) if none covers it.
+    fn spec_for(inner: &mut Inner, q: &Query) -> Result<(u32, Tz)> {
+        let tz = parse_time_zone(&q.time_zone)?;
+        q.window.check()?;
+        if let (Some(f), Some(t)) = (q.from, q.to) {
+            if t < f {
+                return Err(Error::new(
+                    ErrorKind::InvalidQuery,
+                    format!("to ({}) is before from ({}).", fmt_ts(t), fmt_ts(f)),
+                )
+                .with_field("to"));
+            }
+        }
+        let needed = q.needed_dims();
+        let best = inner
+            .specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.spec.metric == q.metric
+                    && s.spec.window == q.window
+                    && s.spec.time_zone == q.time_zone
+                    && needed.iter().all(|d| s.spec.group_by.contains(d))
+                    && q.unique.iter().all(|d| s.spec.unique_dims().any(|u| u == d))
+            })
+            .min_by_key(|(_, s)| (s.spec.group_by.len(), s.spec.aggregations.len()))
+            .map(|(i, _)| i as u32);
+        let id = match best {
+            Some(id) => id,
+            None => {
+                let mut spec = RollupSpec::new(q.metric.clone(), q.window, &q.time_zone)?.group_by(needed);
+                for d in &q.unique {
+                    spec = spec.with(Aggregation::UniqueCount(d.clone()));
+                }
+                Self::add_spec_locked(inner, spec)?
+            }
+        };
+        Ok((id, tz))
+    }
+
+    /// The spec's buckets in the query's range, filtered and re-grouped by the query.
+    #[allow(clippy::type_complexity)]
+    fn collect(
+        inner: &Inner,
+        spec_id: u32,
+        q: &Query,
+        tz: Tz,
+    ) -> Result<BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)>> {
+        let spec = &inner.specs[spec_id as usize].spec;
+        let from = match q.from {
+            Some(f) => q.window.span_secs(f.timestamp(), tz)?.0,
+            None => i64::MIN,
+        };
+        let to = q.to.map_or(i64::MAX, ceil_secs);
+        let pos = |d: &str| spec.group_by.iter().position(|g| g == d);
+        let mut filters: Vec<(usize, &str)> = Vec::new();
+        if let Some(s) = &q.subject {
+            filters.push((pos(SUBJECT).unwrap_or(usize::MAX), s));
+        }
+        for (d, v) in &q.filters {
+            filters.push((pos(d).unwrap_or(usize::MAX), v));
+        }
+        let out_pos: Vec<usize> = q.group_by.iter().map(|d| pos(d).unwrap_or(usize::MAX)).collect();
+        let mut merged: BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)> = BTreeMap::new();
+        for b in inner.store.buckets(&q.tenant, spec_id, from, to)? {
+            let value = |p: usize| b.key.group.get(p).cloned().flatten();
+            if !filters.iter().all(|(p, v)| value(*p).as_deref() == Some(*v)) {
+                continue;
+            }
+            let group: Vec<Option<String>> = out_pos.iter().map(|&p| value(p)).collect();
+            let mut state = b.state;
+            state.uniques.retain(|d, _| q.unique.contains(d));
+            match merged.entry((b.key.start, group)) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert((b.end, state));
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().1.merge(&state)?,
+            }
+        }
+        Ok(merged)
+    }
+}
+
+fn conflict(r: &UsageRecord) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("Record '{}' of tenant '{}' was already ingested with different content.", r.id, r.tenant),
+    )
+    .with_record_id(r.id.clone())
+}
+
+/// Seconds of `t`, rounded up (an exclusive bound with a fraction covers its whole second).
+fn ceil_secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
+
+fn secs_to_dt(t: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
+}
+
+/// A query result row for group values in the query's `group_by` order.
+fn output_bucket(
+    spec: &RollupSpec,
+    q: &Query,
+    start: i64,
+    end: i64,
+    group: &[Option<String>],
+    state: &BucketState,
+) -> Result<Bucket> {
+    let mut subject = q.subject.clone();
+    let mut map = BTreeMap::new();
+    for (d, v) in q.group_by.iter().zip(group) {
+        if d == SUBJECT {
+            subject.clone_from(v);
+        } else {
+            map.insert(d.clone(), v.clone());
+        }
+    }
+    let mut b = Bucket::from_state((secs_to_dt(start)?, secs_to_dt(end)?), subject, &spec.metric, map, state);
+    for d in &q.unique {
+        b.unique.entry(d.clone()).or_insert(0);
+    }
+    Ok(b)
+}
+
+/// A stored bucket as a result row, grouped as its spec.
+fn to_bucket(spec: &RollupSpec, key: &BucketKey, end: i64, state: &BucketState) -> Result<Bucket> {
+    let mut subject = None;
+    let mut map = BTreeMap::new();
+    for (d, v) in spec.group_by.iter().zip(&key.group) {
+        if d == SUBJECT {
+            subject.clone_from(v);
+        } else {
+            map.insert(d.clone(), v.clone());
+        }
+    }
+    let mut b = Bucket::from_state((secs_to_dt(key.start)?, secs_to_dt(end)?), subject, &spec.metric, map, state);
+    for d in spec.unique_dims() {
+        b.unique.entry(d.to_string()).or_insert(0);
+    }
+    Ok(b)
+}

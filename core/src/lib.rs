@@ -1,0 +1,58 @@
+//! # meterkit
+//!
+//! An embeddable library for usage metering and billing: it takes **usage records** (kWh from
+//! meters, bytes from SIM cards, API requests, messages), rolls them up incrementally into
+//! time-zone-exact **windows** (hour, day, week, month, billing cycle) and answers queries in
+//! O(buckets), never by scanning raw records.
+//!
+//! The core is pure logic: persistence goes through the [`Store`] trait (an in-memory
+//! [`MemoryStore`] here, SQLite in the `meterkit-sqlite` crate) and events through the
+//! [`Notifier`] trait. Quantities and money are exact [`Decimal`]s.
+//!
+//! ```
+//! use meterkit::{Engine, Fill, Query, UsageRecord, Window};
+//! use chrono::{TimeZone, Utc};
+//!
+//! let engine = Engine::in_memory();
+//! let hour = |h| Utc.with_ymd_and_hms(2024, 3, 10, h, 0, 0).unwrap();
+//! let batch: Vec<UsageRecord> = (0..24)
+//!     .map(|h| UsageRecord::new("acme", format!("m1-{h}"), "meter-1", "kwh", "0.5".parse().unwrap(), hour(h)))
+//!     .collect();
+//! let report = engine.ingest(&batch)?;
+//! assert_eq!(report.accepted, 24);
+//!
+//! // Local days in New York; 10 March 2024 is a 23-hour day.
+//! let q = Query::new("acme", "kwh", Window::Day, "America/New_York")
+//!     .range(hour(0), hour(23))
+//!     .fill(Fill::Zero);
+//! let days = engine.query(&q)?;
+//! assert_eq!(days.len(), 2);
+//! assert_eq!(days[0].sum.to_string(), "2.5"); // 00:00-04:59 UTC is still 9 March in New York
+//! assert_eq!(days[1].sum.to_string(), "9.5");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Design notes and conventions: `docs/` in the repository.
+#![deny(missing_docs)]
+
+mod engine;
+mod error;
+mod notify;
+mod rollup;
+mod store;
+mod usage;
+mod window;
+
+pub use chrono_tz::Tz;
+pub use rust_decimal::Decimal;
+
+pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_WINDOWS};
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
+pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
+pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
+pub use crate::usage::{
+    decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, UsageRecord, MAX_TIMESTAMP_SECS,
+    MIN_TIMESTAMP_SECS,
+};
+pub use crate::window::{parse_time_zone, Window};

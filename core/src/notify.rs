@@ -1,0 +1,94 @@
+//! The `Notifier` trait and its events.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::error::ErrorKind;
+use crate::rollup::Bucket;
+
+/// Something the engine tells the outside world about, after the change it describes is stored.
+///
+/// JSON (bindings): `{"type":"record_rejected",...}` with the fields below in snake_case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A record of an ingest batch was rejected (invalid, or a conflicting idempotency key).
+    RecordRejected {
+        /// Tenant of the record.
+        tenant: String,
+        /// Id of the record.
+        id: String,
+        /// Why, as an error kind (`invalid_record`, `conflict`, …).
+        kind: ErrorKind,
+        /// Why, in a sentence.
+        reason: String,
+    },
+    /// A record landed in a window that `close_windows` had already closed; its bucket was
+    /// updated (late records update only their own buckets), once per affected rollup.
+    LateRecord {
+        /// Tenant of the record.
+        tenant: String,
+        /// Id of the record.
+        id: String,
+        /// The rollup's window kind (`day`, `hour`, …).
+        window: String,
+        /// The updated bucket.
+        bucket: Bucket,
+    },
+    /// A window passed `now - allowed_lateness`; emitted once per bucket.
+    WindowClosed {
+        /// Tenant.
+        tenant: String,
+        /// The rollup's window kind (`day`, `hour`, …).
+        window: String,
+        /// The final bucket.
+        bucket: Bucket,
+    },
+}
+
+/// Receives [`Event`]s. Called after the change is stored, never while the engine holds its
+/// lock, so a notifier may call back into the engine. Implementations must not panic.
+pub trait Notifier: Send + Sync {
+    /// Handle one event.
+    fn notify(&self, event: &Event);
+}
+
+/// A notifier that ignores every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopNotifier;
+
+impl Notifier for NoopNotifier {
+    fn notify(&self, _event: &Event) {}
+}
+
+/// A notifier that keeps every event, for tests and batch jobs.
+#[derive(Debug, Default)]
+pub struct CollectingNotifier {
+    events: Mutex<Vec<Event>>,
+}
+
+impl CollectingNotifier {
+    /// An empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Take the events collected so far.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl Notifier for CollectingNotifier {
+    fn notify(&self, event: &Event) {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event.clone());
+    }
+}
+
+impl<N: Notifier + ?Sized> Notifier for std::sync::Arc<N> {
+    fn notify(&self, event: &Event) {
+        (**self).notify(event);
+    }
+}

@@ -1,0 +1,446 @@
+//! Rollups: what to aggregate (a [`RollupSpec`]), the mergeable state of one bucket
+//! ([`BucketState`]) and the result rows queries return ([`Bucket`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::usage::UsageRecord;
+use crate::window::{parse_time_zone, Window};
+
+/// The pseudo-dimension that groups rollups by the record's subject.
+pub const SUBJECT: &str = "subject";
+
+/// One aggregation a rollup maintains.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Sum of quantities.
+    Sum,
+    /// Number of records.
+    Count,
+    /// Smallest quantity.
+    Min,
+    /// Largest quantity.
+    Max,
+    /// Sum ÷ count, rounded to 12 decimal places (half-even).
+    Mean,
+    /// Quantity of the record with the greatest timestamp; ties broken by the greatest id.
+    Latest,
+    /// Exact number of distinct values of a dimension (e.g. distinct SIMs per carrier per day).
+    /// Records without the dimension are not counted.
+    UniqueCount(String),
+}
+
+/// What to roll up: one metric, cut by one window in one time zone, grouped by dimensions.
+///
+/// `group_by` names dimensions; the pseudo-dimension `"subject"` groups by the record's subject.
+/// A record without a grouped dimension falls in the group whose value for it is `null`.
+/// Sum, count, min, max, mean and latest are always maintained; `unique_count` aggregations are
+/// listed in `aggregations` (the others may be listed too, for documentation, and are ignored).
+///
+/// JSON: `{"metric":"bytes","window":"day","time_zone":"Europe/London","group_by":["carrier"],
+/// "aggregations":["sum",{"unique_count":"subject"}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RollupSpec {
+    /// The metric rolled up (`kwh`, `bytes`, …).
+    pub metric: String,
+    /// The window kind.
+    pub window: Window,
+    /// IANA zone the windows are computed in.
+    pub time_zone: String,
+    /// Dimensions (and optionally `"subject"`) to group by, in output order.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// Aggregations; only `unique_count` changes what is stored.
+    #[serde(default)]
+    pub aggregations: Vec<Aggregation>,
+}
+
+impl RollupSpec {
+    /// A spec with sum/count/min/max/mean/latest and no grouping.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidTimeZone`] for an unknown zone.
+    pub fn new(metric: impl Into<String>, window: Window, time_zone: &str) -> Result<Self> {
+        parse_time_zone(time_zone)?;
+        Ok(RollupSpec {
+            metric: metric.into(),
+            window: window.check()?,
+            time_zone: time_zone.to_string(),
+            group_by: Vec::new(),
+            aggregations: Vec::new(),
+        })
+    }
+
+    /// Group by these dimensions (builder style).
+    #[must_use]
+    pub fn group_by<I: IntoIterator<Item = S>, S: Into<String>>(mut self, dims: I) -> Self {
+        self.group_by = dims.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Add an aggregation (builder style).
+    #[must_use]
+    pub fn with(mut self, aggregation: Aggregation) -> Self {
+        if !self.aggregations.contains(&aggregation) {
+            self.aggregations.push(aggregation);
+        }
+        self
+    }
+
+    /// The dimensions whose distinct values are counted.
+    pub fn unique_dims(&self) -> impl Iterator<Item = &str> {
+        self.aggregations.iter().filter_map(|a| match a {
+            Aggregation::UniqueCount(d) => Some(d.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Check the spec: a non-empty metric, a valid window and zone, no repeated group dimension.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidQuery`], [`ErrorKind::InvalidWindow`] or [`ErrorKind::InvalidTimeZone`].
+    pub fn check(&self) -> Result<Tz> {
+        if self.metric.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidQuery, "A rollup spec needs a metric.").with_field("metric"));
+        }
+        self.window.check()?;
+        let mut seen = BTreeSet::new();
+        for g in &self.group_by {
+            if !seen.insert(g) {
+                return Err(Error::new(ErrorKind::InvalidQuery, format!("The dimension '{g}' is grouped twice."))
+                    .with_field("group_by"));
+            }
+        }
+        parse_time_zone(&self.time_zone)
+    }
+
+    /// The group values of `record` under this spec, in `group_by` order.
+    pub fn group_of<'r>(&self, record: &'r UsageRecord) -> Vec<Option<&'r str>> {
+        self.group_by.iter().map(|d| dim_value(record, d)).collect()
+    }
+}
+
+/// The value of dimension `d` of `record`; `"subject"` is the record's subject.
+pub(crate) fn dim_value<'r>(record: &'r UsageRecord, d: &str) -> Option<&'r str> {
+    if d == SUBJECT {
+        Some(record.subject.as_str())
+    } else {
+        record.dimensions.get(d).map(String::as_str)
+    }
+}
+
+/// The record of the greatest timestamp (ties: greatest id) seen by a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latest {
+    /// Its timestamp.
+    #[serde(with = "crate::usage::ts_str")]
+    pub timestamp: DateTime<Utc>,
+    /// Its id.
+    pub id: String,
+    /// Its quantity.
+    #[serde(with = "crate::usage::decimal_str")]
+    pub quantity: Decimal,
+}
+
+impl Latest {
+    fn newer_than(&self, other: &Latest) -> bool {
+        (self.timestamp, &self.id) > (other.timestamp, &other.id)
+    }
+}
+
+/// The mergeable state of one rollup bucket: enough to answer every aggregation exactly and to
+/// combine with another state (`merge` is associative and commutative, which is what makes
+/// ingest order and batch splits irrelevant).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketState {
+    /// Sum of quantities.
+    #[serde(with = "crate::usage::decimal_str")]
+    pub sum: Decimal,
+    /// Number of records.
+    pub count: u64,
+    /// Smallest quantity, if any record.
+    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    pub min: Option<Decimal>,
+    /// Largest quantity, if any record.
+    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    pub max: Option<Decimal>,
+    /// The latest record.
+    #[serde(default)]
+    pub latest: Option<Latest>,
+    /// Distinct values per counted dimension.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uniques: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl BucketState {
+    /// Add one record's quantity (and its distinct values for `unique_dims`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Overflow`] when the sum leaves the decimal range; the state is unchanged then.
+    #[inline]
+    pub fn add<'a>(&mut self, record: &UsageRecord, unique_dims: impl Iterator<Item = &'a str>) -> Result<()> {
+        let q = record.quantity;
+        self.sum = self.sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+        self.count += 1;
+        self.min = Some(self.min.map_or(q, |m| m.min(q)));
+        self.max = Some(self.max.map_or(q, |m| m.max(q)));
+        let newer = match &self.latest {
+            None => true,
+            Some(l) => (record.timestamp, record.id.as_str()) > (l.timestamp, l.id.as_str()),
+        };
+        if newer {
+            self.latest = Some(Latest { timestamp: record.timestamp, id: record.id.clone(), quantity: q });
+        }
+        for d in unique_dims {
+            if let Some(v) = dim_value(record, d) {
+                let set = self.uniques.entry(d.to_string()).or_default();
+                if !set.contains(v) {
+                    set.insert(v.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Combine `other` into `self`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Overflow`] when the sum leaves the decimal range.
+    pub fn merge(&mut self, other: &BucketState) -> Result<()> {
+        if other.count == 0 {
+            return Ok(());
+        }
+        self.sum = self.sum.checked_add(other.sum).ok_or_else(|| Error::overflow("A rollup sum"))?;
+        self.count += other.count;
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, other.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(o) = &other.latest {
+            if self.latest.as_ref().is_none_or(|l| o.newer_than(l)) {
+                self.latest = Some(o.clone());
+            }
+        }
+        for (d, vals) in &other.uniques {
+            self.uniques.entry(d.clone()).or_default().extend(vals.iter().cloned());
+        }
+        Ok(())
+    }
+
+    /// Sum ÷ count rounded to 12 decimal places, or `None` for an empty bucket.
+    pub fn mean(&self) -> Option<Decimal> {
+        if self.count == 0 {
+            return None;
+        }
+        self.sum.checked_div(Decimal::from(self.count)).map(|m| m.round_dp(12))
+    }
+}
+
+/// One row of a rollup query: a window, a group, and every aggregation.
+///
+/// JSON (CLI `rollup --output json` and every binding): `{"window_start","window_end","subject",
+/// "metric","group":{...},"sum","count","min","max","mean","latest","unique":{...}?}` with
+/// decimals as strings (`null` where a bucket has no records) and RFC 3339 timestamps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Window start (inclusive).
+    #[serde(with = "crate::usage::ts_str")]
+    pub window_start: DateTime<Utc>,
+    /// Window end (exclusive).
+    #[serde(with = "crate::usage::ts_str")]
+    pub window_end: DateTime<Utc>,
+    /// The subject, when the query was for one subject or grouped by subject; otherwise `null`.
+    pub subject: Option<String>,
+    /// The metric.
+    pub metric: String,
+    /// Group values by dimension name (`null` for records without the dimension).
+    pub group: BTreeMap<String, Option<String>>,
+    /// Sum of quantities (`"0"` for an empty, zero-filled bucket).
+    #[serde(with = "crate::usage::decimal_str")]
+    pub sum: Decimal,
+    /// Number of records.
+    pub count: u64,
+    /// Smallest quantity.
+    #[serde(with = "crate::usage::opt_decimal_str")]
+    pub min: Option<Decimal>,
+    /// Largest quantity.
+    #[serde(with = "crate::usage::opt_decimal_str")]
+    pub max: Option<Decimal>,
+    /// Mean quantity (12 decimal places).
+    #[serde(with = "crate::usage::opt_decimal_str")]
+    pub mean: Option<Decimal>,
+    /// Quantity of the latest record.
+    #[serde(with = "crate::usage::opt_decimal_str")]
+    pub latest: Option<Decimal>,
+    /// Distinct-value counts per dimension, for `unique_count` aggregations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unique: BTreeMap<String, u64>,
+}
+
+impl Bucket {
+    pub(crate) fn from_state(
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        subject: Option<String>,
+        metric: &str,
+        group: BTreeMap<String, Option<String>>,
+        state: &BucketState,
+    ) -> Self {
+        Bucket {
+            window_start: start,
+            window_end: end,
+            subject,
+            metric: metric.to_string(),
+            group,
+            sum: state.sum.normalize(),
+            count: state.count,
+            min: state.min.map(|d| d.normalize()),
+            max: state.max.map(|d| d.normalize()),
+            mean: state.mean().map(|d| d.normalize()),
+            latest: state.latest.as_ref().map(|l| l.quantity.normalize()),
+            unique: state.uniques.iter().map(|(d, v)| (d.clone(), v.len() as u64)).collect(),
+        }
+    }
+}
+
+/// Accumulates the bucket deltas of a batch of records under a set of specs: the per-record hot
+/// path of ingest, usable on its own (no store) for one-shot rollups of in-memory data.
+///
+/// Output keys carry the spec's index in the slice given to [`Accumulator::new`].
+///
+/// ```
+/// use meterkit::{Accumulator, RollupSpec, UsageRecord, Window};
+/// use chrono::{TimeZone, Utc};
+/// let spec = RollupSpec::new("kwh", Window::Day, "Europe/London")?;
+/// let mut acc = Accumulator::new("t", &[spec])?;
+/// let at = Utc.with_ymd_and_hms(2024, 7, 1, 23, 30, 0).unwrap(); // 00:30 BST on 2 July
+/// acc.add(&UsageRecord::new("t", "r1", "m1", "kwh", "1.5".parse()?, at))?;
+/// let buckets = acc.into_buckets();
+/// assert_eq!(buckets[0].0.start, Utc.with_ymd_and_hms(2024, 7, 1, 23, 0, 0).unwrap().timestamp());
+/// assert_eq!(buckets[0].2.sum.to_string(), "1.5");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Accumulator {
+    tenant: String,
+    specs: Vec<AccSpec>,
+    index: rustc_hash::FxHashMap<u64, Vec<u32>>,
+    entries: Vec<(crate::store::BucketKey, i64, BucketState)>,
+}
+
+#[derive(Debug)]
+struct AccSpec {
+    id: u32,
+    metric: String,
+    group_by: Vec<String>,
+    unique: Vec<String>,
+    clock: crate::window::WindowClock,
+}
+
+impl Accumulator {
+    /// An accumulator for records of `tenant` under `specs` (ids = positions in `specs`).
+    ///
+    /// # Errors
+    /// As [`RollupSpec::check`].
+    pub fn new(tenant: &str, specs: &[RollupSpec]) -> Result<Self> {
+        Self::with_ids(tenant, specs.iter().enumerate().map(|(i, s)| (i as u32, s)))
+    }
+
+    pub(crate) fn with_ids<'s>(tenant: &str, specs: impl Iterator<Item = (u32, &'s RollupSpec)>) -> Result<Self> {
+        let specs = specs
+            .map(|(id, s)| {
+                let tz = s.check()?;
+                Ok(AccSpec {
+                    id,
+                    metric: s.metric.clone(),
+                    group_by: s.group_by.clone(),
+                    unique: s.unique_dims().map(str::to_string).collect(),
+                    clock: crate::window::WindowClock::new(s.window, tz)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Accumulator {
+            tenant: tenant.to_string(),
+            specs,
+            index: rustc_hash::FxHashMap::default(),
+            entries: Vec::new(),
+        })
+    }
+
+    /// Add one record (of this accumulator's tenant) to the buckets of every spec on its metric.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRecord`] for a record of another tenant; [`ErrorKind::Overflow`] when
+    /// a sum leaves the decimal range (the accumulator may then hold a partial record and should
+    /// be dropped); [`ErrorKind::InvalidWindow`] for an instant out of range.
+    pub fn add(&mut self, record: &UsageRecord) -> Result<()> {
+        use std::hash::{Hash, Hasher};
+        if record.tenant != self.tenant {
+            return Err(Error::invalid_record(format!(
+                "Record '{}' belongs to tenant '{}', not '{}'.",
+                record.id, record.tenant, self.tenant
+            ))
+            .with_field("tenant"));
+        }
+        let t = record.timestamp.timestamp();
+        for spec in &mut self.specs {
+            if spec.metric != record.metric {
+                continue;
+            }
+            let (start, end) = spec.clock.span(t)?;
+            let mut h = rustc_hash::FxHasher::default();
+            spec.id.hash(&mut h);
+            start.hash(&mut h);
+            for d in &spec.group_by {
+                dim_value(record, d).hash(&mut h);
+            }
+            let hash = h.finish();
+            let chain = self.index.entry(hash).or_default();
+            let found = chain.iter().copied().find(|&i| {
+                let (key, _, _) = &self.entries[i as usize];
+                key.spec == spec.id
+                    && key.start == start
+                    && key.group.iter().zip(&spec.group_by).all(|(v, d)| v.as_deref() == dim_value(record, d))
+            });
+            let i = if let Some(i) = found {
+                i as usize
+            } else {
+                let key = crate::store::BucketKey {
+                    tenant: self.tenant.clone(),
+                    spec: spec.id,
+                    start,
+                    group: spec.group_by.iter().map(|d| dim_value(record, d).map(str::to_string)).collect(),
+                };
+                self.entries.push((key, end, BucketState::default()));
+                chain.push((self.entries.len() - 1) as u32);
+                self.entries.len() - 1
+            };
+            self.entries[i].2.add(record, spec.unique.iter().map(String::as_str))?;
+        }
+        Ok(())
+    }
+
+    /// Number of distinct buckets touched so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no record matched any spec.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The accumulated `(key, window end, state)` triples, in first-touched order.
+    pub fn into_buckets(self) -> Vec<(crate::store::BucketKey, i64, BucketState)> {
+        self.entries
+    }
+}

@@ -1,0 +1,291 @@
+//! The `Store` trait — the engine's only path to persistence — and the in-memory [`MemoryStore`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::rollup::{BucketState, RollupSpec};
+use crate::usage::UsageRecord;
+
+/// Identifies one rollup bucket: tenant, spec (index in the store's spec list), window start
+/// (Unix seconds) and group values in the spec's `group_by` order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketKey {
+    /// Tenant.
+    pub tenant: String,
+    /// Spec id, as returned by [`Store::add_spec`].
+    pub spec: u32,
+    /// Window start, Unix seconds.
+    pub start: i64,
+    /// Group values in `group_by` order (`None` where a record lacks the dimension).
+    pub group: Vec<Option<String>>,
+}
+
+/// A bucket as persisted: key, window end (Unix seconds), state and whether `WindowClosed` was
+/// emitted for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBucket {
+    /// Key.
+    pub key: BucketKey,
+    /// Window end, Unix seconds.
+    pub end: i64,
+    /// Aggregation state.
+    pub state: BucketState,
+    /// True once the window was closed by `close_windows`.
+    pub closed: bool,
+}
+
+/// Everything one engine call changes, applied by [`Store::apply`] all or nothing.
+#[derive(Debug, Default, Clone)]
+pub struct ChangeSet<'a> {
+    /// New rollup specs, appended to the spec list (ids continue from the stored ones).
+    pub new_specs: Vec<RollupSpec>,
+    /// New usage records (their idempotency keys are not stored yet).
+    pub insert: Vec<&'a UsageRecord>,
+    /// Records to remove, by `(tenant, id)`.
+    pub delete: Vec<(String, String)>,
+    /// Bucket deltas to merge into the stored state (created if missing): `(key, end, delta)`.
+    pub merge: Vec<(BucketKey, i64, BucketState)>,
+    /// Buckets whose state is replaced (`None` or an empty state removes the bucket).
+    pub replace: Vec<(BucketKey, i64, Option<BucketState>)>,
+}
+
+/// Persistence for the engine: usage records by idempotency key, rollup bucket states, rollup
+/// specs (ids are positions in the list, added through [`ChangeSet::new_specs`]) and the closed
+/// flags of windows.
+///
+/// Implementations must make [`apply`](Store::apply) atomic — after a crash, either the whole
+/// change set is visible or none of it — and must never return data of a tenant other than the
+/// one asked for. Times are Unix seconds; ranges are half-open `[from, to)`.
+///
+/// The trait is object-safe and synchronous; a PostgreSQL store implements it with one
+/// transaction per `apply`.
+pub trait Store: Send {
+    /// The rollup specs, in id order (id = position).
+    fn specs(&self) -> Result<Vec<RollupSpec>>;
+
+    /// The stored records for `ids` of `tenant`, `None` where unknown, in the order of `ids`.
+    fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>>;
+
+    /// Records of `tenant` and `metric` with `timestamp` in `[from, to)`, optionally of one
+    /// subject, ordered by timestamp then id.
+    fn records(
+        &self,
+        tenant: &str,
+        metric: &str,
+        subject: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageRecord>>;
+
+    /// Call `f` for every stored record of `metric` in every tenant (used to backfill a new spec).
+    fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()>;
+
+    /// Apply a change set atomically. Returns, for each entry of `changes.merge`, whether its
+    /// bucket was already closed before this change (a late record).
+    fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>>;
+
+    /// Buckets of `tenant` and `spec` with window start in `[from, to)`, ordered by start then group.
+    fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> Result<Vec<StoredBucket>>;
+
+    /// The bucket with `key`, if stored.
+    fn bucket(&self, key: &BucketKey) -> Result<Option<StoredBucket>>;
+
+    /// Buckets of `tenant` not yet closed whose window ends at or before `cutoff`.
+    fn open_buckets_until(&self, tenant: &str, cutoff: i64) -> Result<Vec<StoredBucket>>;
+
+    /// Mark buckets closed (atomically).
+    fn mark_closed(&mut self, keys: &[BucketKey]) -> Result<()>;
+}
+
+/// The in-memory store: everything in ordered maps, nothing persisted. `apply` validates the
+/// whole change set before touching anything, so it is all or nothing.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    specs: Vec<RollupSpec>,
+    records: HashMap<(String, String), UsageRecord>,
+    /// (tenant, metric, timestamp secs, timestamp nanos, id) → present.
+    by_time: BTreeSet<(String, String, i64, u32, String)>,
+    buckets: BTreeMap<BucketKey, (i64, BucketState, bool)>,
+    /// (tenant, end, key) of buckets not yet closed.
+    open: BTreeSet<(String, i64, BucketKey)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of stored buckets (all tenants and specs).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Number of stored records (all tenants).
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    fn time_key(r: &UsageRecord) -> (String, String, i64, u32, String) {
+        (
+            r.tenant.clone(),
+            r.metric.clone(),
+            r.timestamp.timestamp(),
+            r.timestamp.timestamp_subsec_nanos(),
+            r.id.clone(),
+        )
+    }
+}
+
+impl Store for MemoryStore {
+    fn specs(&self) -> Result<Vec<RollupSpec>> {
+        Ok(self.specs.clone())
+    }
+
+    fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
+        Ok(ids.iter().map(|id| self.records.get(&(tenant.to_string(), (*id).to_string())).cloned()).collect())
+    }
+
+    fn records(
+        &self,
+        tenant: &str,
+        metric: &str,
+        subject: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageRecord>> {
+        let lo = (tenant.to_string(), metric.to_string(), from, 0, String::new());
+        let hi = (tenant.to_string(), metric.to_string(), to, 0, String::new());
+        Ok(self
+            .by_time
+            .range((Bound::Included(lo), Bound::Excluded(hi)))
+            .filter_map(|(t, _, _, _, id)| self.records.get(&(t.clone(), id.clone())))
+            .filter(|r| subject.is_none_or(|s| r.subject == s))
+            .cloned()
+            .collect())
+    }
+
+    fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
+        for (t, m, _, _, id) in &self.by_time {
+            if m == metric {
+                if let Some(r) = self.records.get(&(t.clone(), id.clone())) {
+                    f(r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
+        // Validate first so that a failure leaves everything untouched.
+        let mut merged: HashMap<&BucketKey, (i64, BucketState)> = HashMap::new();
+        for (key, end, delta) in &changes.merge {
+            let (_, state) = match merged.get_mut(key) {
+                Some(s) => s,
+                None => {
+                    let base = self.buckets.get(key).map(|b| b.1.clone()).unwrap_or_default();
+                    merged.entry(key).or_insert((*end, base))
+                }
+            };
+            state.merge(delta)?;
+        }
+        for r in &changes.insert {
+            if self.records.contains_key(&(r.tenant.clone(), r.id.clone())) {
+                return Err(Error::new(ErrorKind::Store, format!("Record '{}' is already stored.", r.id))
+                    .with_record_id(r.id.clone()));
+            }
+        }
+        // Commit.
+        self.specs.extend(changes.new_specs.iter().cloned());
+        for (tenant, id) in &changes.delete {
+            if let Some(r) = self.records.remove(&(tenant.clone(), id.clone())) {
+                self.by_time.remove(&Self::time_key(&r));
+            }
+        }
+        for r in &changes.insert {
+            self.by_time.insert(Self::time_key(r));
+            self.records.insert((r.tenant.clone(), r.id.clone()), (*r).clone());
+        }
+        let mut late = Vec::with_capacity(changes.merge.len());
+        for (key, _, _) in &changes.merge {
+            late.push(self.buckets.get(key).is_some_and(|b| b.2));
+        }
+        for (key, (end, state)) in merged {
+            match self.buckets.get_mut(key) {
+                Some(b) => b.1 = state,
+                None => {
+                    self.open.insert((key.tenant.clone(), end, key.clone()));
+                    self.buckets.insert(key.clone(), (end, state, false));
+                }
+            }
+        }
+        for (key, end, state) in &changes.replace {
+            match state {
+                Some(s) if s.count > 0 => {
+                    let closed = self.buckets.get(key).is_some_and(|b| b.2);
+                    if !closed {
+                        self.open.insert((key.tenant.clone(), *end, key.clone()));
+                    }
+                    self.buckets.insert(key.clone(), (*end, s.clone(), closed));
+                }
+                _ => {
+                    if self.buckets.remove(key).is_some() {
+                        self.open.remove(&(key.tenant.clone(), *end, key.clone()));
+                    }
+                }
+            }
+        }
+        Ok(late)
+    }
+
+    fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> Result<Vec<StoredBucket>> {
+        let lo = BucketKey { tenant: tenant.to_string(), spec, start: from, group: Vec::new() };
+        let hi = BucketKey { tenant: tenant.to_string(), spec, start: to, group: Vec::new() };
+        Ok(self
+            .buckets
+            .range(lo..hi)
+            .map(|(k, (end, state, closed))| StoredBucket {
+                key: k.clone(),
+                end: *end,
+                state: state.clone(),
+                closed: *closed,
+            })
+            .collect())
+    }
+
+    fn bucket(&self, key: &BucketKey) -> Result<Option<StoredBucket>> {
+        Ok(self.buckets.get(key).map(|(end, state, closed)| StoredBucket {
+            key: key.clone(),
+            end: *end,
+            state: state.clone(),
+            closed: *closed,
+        }))
+    }
+
+    fn open_buckets_until(&self, tenant: &str, cutoff: i64) -> Result<Vec<StoredBucket>> {
+        let lo = (
+            tenant.to_string(),
+            i64::MIN,
+            BucketKey { tenant: String::new(), spec: 0, start: i64::MIN, group: Vec::new() },
+        );
+        Ok(self
+            .open
+            .range(lo..)
+            .take_while(|(t, end, _)| t == tenant && *end <= cutoff)
+            .filter_map(|(_, _, key)| self.bucket(key).ok().flatten())
+            .collect())
+    }
+
+    fn mark_closed(&mut self, keys: &[BucketKey]) -> Result<()> {
+        for key in keys {
+            if let Some(b) = self.buckets.get_mut(key) {
+                if !b.2 {
+                    b.2 = true;
+                    self.open.remove(&(key.tenant.clone(), b.0, key.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! Windows: the calendar intervals rollups and bills are computed over, in an IANA time zone.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A window kind: how time is cut into consecutive, non-overlapping intervals.
+///
+/// Every window is computed in an IANA time zone (see [`Window::span`]) and the intervals of one
+/// window in one zone partition time: every instant lies in exactly one, none is skipped or
+/// counted twice.
+///
+/// * `Minutes(n)` and `Hour` follow the local wall clock: a window starts where the local time is a
+///   multiple of `n` minutes since local midnight (Asia/Kolkata hours start at :30 UTC). Where
+///   the UTC offset changes inside a window, the window is cut at the change, so an hour is never
+///   longer than 60 minutes (America/New_York's repeated 01:00 hour is two windows; Lord Howe's
+///   half-hour DST change gives a 30-minute window). `n` must divide 1440.
+/// * `Day`, `Week` (ISO 8601, starting Monday), `Month`, `Quarter`, `Year` run from local midnight
+///   to local midnight, so a New York day is 23 or 25 hours on DST change days and a Lord Howe day
+///   23.5 or 24.5 hours. A local midnight that does not exist starts the day at the first instant
+///   that does.
+/// * `BillingCycle { anchor_day }` runs from the anchor day of one month to the anchor day of the
+///   next; an anchor of 29–31 clamps to the month's last day (a cycle anchored on the 31st starts
+///   on 28 or 29 February) and never spills into the next month.
+///
+/// Text form (CLI flags, JSON): `minutes:15`, `hour`, `day`, `week`, `month`, `quarter`, `year`,
+/// `cycle:15`.
+///
+/// ```
+/// use meterkit::{Window, parse_time_zone};
+/// use chrono::{TimeZone, Utc};
+/// let ny = parse_time_zone("America/New_York")?;
+/// // 2024-03-10 is the spring-forward day in New York: 23 hours.
+/// let (start, end) = Window::Day.span(Utc.with_ymd_and_hms(2024, 3, 10, 12, 0, 0).unwrap(), ny)?;
+/// assert_eq!((end - start).num_hours(), 23);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Window {
+    /// `n` minutes by the local clock; `n` divides 1440.
+    Minutes(u32),
+    /// One local hour.
+    Hour,
+    /// One local calendar day.
+    Day,
+    /// One ISO week, Monday 00:00 to Monday 00:00.
+    Week,
+    /// One calendar month.
+    Month,
+    /// One calendar quarter (January, April, July, October).
+    Quarter,
+    /// One calendar year.
+    Year,
+    /// A billing cycle starting on `anchor_day` (1–31) of each month.
+    BillingCycle {
+        /// Day of month the cycle starts on; 29–31 clamp to the month's last day.
+        anchor_day: u8,
+    },
+}
+
+impl Window {
+    /// Check the window's parameters.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidWindow`] for `Minutes(n)` where `n` is 0 or does not divide 1440, and
+    /// for a billing-cycle anchor outside 1–31.
+    pub fn check(self) -> Result<Self> {
+        match self {
+            Window::Minutes(n) if n == 0 || 1440 % n != 0 => Err(Error::new(
+                ErrorKind::InvalidWindow,
+                format!("A minutes window must divide a day (1440 minutes); {n} does not."),
+            )),
+            Window::BillingCycle { anchor_day } if !(1..=31).contains(&anchor_day) => Err(Error::new(
+                ErrorKind::InvalidWindow,
+                format!("A billing-cycle anchor must be a day of month 1-31, not {anchor_day}."),
+            )),
+            w => Ok(w),
+        }
+    }
+
+    /// The window `[start, end)` containing instant `t`, computed in zone `tz`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidWindow`] for invalid parameters (see [`Window::check`]) or an instant
+    /// outside the supported range.
+    pub fn span(self, t: DateTime<Utc>, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let (s, e) = self.span_secs(t.timestamp(), tz)?;
+        Ok((secs(s)?, secs(e)?))
+    }
+
+    /// The window after the one that starts at `start` (`start` must be a window start).
+    ///
+    /// # Errors
+    /// As [`Window::span`].
+    pub fn next_start(self, start: DateTime<Utc>, tz: Tz) -> Result<DateTime<Utc>> {
+        Ok(self.span(start, tz)?.1)
+    }
+
+    /// `span` on Unix seconds: `(start, end)`.
+    pub(crate) fn span_secs(self, t: i64, tz: Tz) -> Result<(i64, i64)> {
+        self.check()?;
+        let out_of_range = || Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range."));
+        let utc = DateTime::from_timestamp(t, 0).ok_or_else(out_of_range)?;
+        let local = utc.with_timezone(&tz);
+        match self {
+            Window::Minutes(_) | Window::Hour => {
+                let n = i64::from(if let Window::Minutes(n) = self { n } else { 60 });
+                let offset = i64::from(local.offset().fix().local_minus_utc());
+                let naive = local.naive_local();
+                let minute_of_day = i64::from(naive.hour() * 60 + naive.minute());
+                let floor_minute = minute_of_day - minute_of_day % n;
+                let day_start = naive.date().and_hms_opt(0, 0, 0).ok_or_else(out_of_range)?;
+                let local_start = day_start.and_utc().timestamp() + floor_minute * 60;
+                let mut start = local_start - offset;
+                let mut end = start + n * 60;
+                // Cut at a UTC offset change inside the window.
+                if offset_at(tz, start) != offset {
+                    start = first_with_offset(tz, start, t, offset);
+                }
+                if offset_at(tz, end - 1) != offset {
+                    end = first_without_offset(tz, t, end - 1, offset);
+                }
+                Ok((start, end))
+            }
+            _ => {
+                let date = local.date_naive();
+                let (first, next) = self.calendar_bounds(date).ok_or_else(out_of_range)?;
+                Ok((local_midnight(tz, first)?, local_midnight(tz, next)?))
+            }
+        }
+    }
+
+    /// Start date of the calendar window containing `date`, and start date of the next one.
+    fn calendar_bounds(self, date: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+        let month_start = |y: i32, m: u32| NaiveDate::from_ymd_opt(y, m, 1);
+        let add_months = |d: NaiveDate, k: u32| d.checked_add_months(chrono::Months::new(k));
+        match self {
+            Window::Day => Some((date, date.succ_opt()?)),
+            Window::Week => {
+                let first = date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
+                Some((first, first + Duration::days(7)))
+            }
+            Window::Month => {
+                let first = month_start(date.year(), date.month())?;
+                Some((first, add_months(first, 1)?))
+            }
+            Window::Quarter => {
+                let first = month_start(date.year(), (date.month0() / 3) * 3 + 1)?;
+                Some((first, add_months(first, 3)?))
+            }
+            Window::Year => {
+                let first = month_start(date.year(), 1)?;
+                Some((first, month_start(date.year() + 1, 1)?))
+            }
+            Window::BillingCycle { anchor_day } => {
+                let this_month = month_start(date.year(), date.month())?;
+                let anchor_in = |m: NaiveDate| anchor_date(m, anchor_day);
+                let this_anchor = anchor_in(this_month)?;
+                if date >= this_anchor {
+                    Some((this_anchor, anchor_in(add_months(this_month, 1)?)?))
+                } else {
+                    let prev = this_month.checked_sub_months(chrono::Months::new(1))?;
+                    Some((anchor_in(prev)?, this_anchor))
+                }
+            }
+            Window::Minutes(_) | Window::Hour => None,
+        }
+    }
+
+    /// True for windows that follow the local clock within a day (`Minutes`, `Hour`).
+    pub fn is_sub_daily(self) -> bool {
+        matches!(self, Window::Minutes(_) | Window::Hour)
+    }
+}
+
+/// The date of `anchor_day` in the month starting at `month_first`, clamped to its last day.
+fn anchor_date(month_first: NaiveDate, anchor_day: u8) -> Option<NaiveDate> {
+    let next = month_first.checked_add_months(chrono::Months::new(1))?;
+    let last = next.pred_opt()?.day();
+    month_first.with_day(u32::from(anchor_day).min(last))
+}
+
+/// The first instant of local date `d` in `tz` (Unix seconds): local midnight, the earlier of two
+/// if it is repeated, or the first existing instant after it if it is skipped.
+pub(crate) fn local_midnight(tz: Tz, d: NaiveDate) -> Result<i64> {
+    let err = || Error::new(ErrorKind::InvalidWindow, format!("The date {d} is out of range."));
+    let midnight = d.and_hms_opt(0, 0, 0).ok_or_else(err)?;
+    first_instant_at_or_after(tz, midnight).ok_or_else(err)
+}
+
+/// The first instant whose local time is `local` or, if `local` is skipped by a transition,
+/// the transition instant itself.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn first_instant_at_or_after(tz: Tz, local: NaiveDateTime) -> Option<i64> {
+    use chrono::LocalResult;
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => Some(t.timestamp()),
+        LocalResult::Ambiguous(a, b) => Some(a.timestamp().min(b.timestamp())),
+        LocalResult::None => {
+            // A gap: local time jumps over `local`. The instant just before the jump has the old
+            // offset; the transition happens at `local - old_offset`.
+            let probe = local.and_utc().timestamp() - 36 * 3600;
+            let old = offset_at(tz, probe);
+            let candidate = local.and_utc().timestamp() - old;
+            // The transition is the first instant >= candidate whose offset differs from `old`,
+            // which for a gap is at (or, with odd data, shortly after) `candidate`.
+            if offset_at(tz, candidate) == old {
+                Some(first_without_offset(tz, candidate, candidate + 48 * 3600, old))
+            } else {
+                Some(first_with_offset(tz, candidate - 48 * 3600, candidate, offset_at(tz, candidate)))
+            }
+        }
+    }
+}
+
+/// UTC offset in seconds at instant `t` (seconds since the epoch).
+pub(crate) fn offset_at(tz: Tz, t: i64) -> i64 {
+    DateTime::from_timestamp(t, 0).map_or(0, |u| i64::from(u.with_timezone(&tz).offset().fix().local_minus_utc()))
+}
+
+/// Smallest `u` in `(lo, hi]` with `offset_at(u) == offset` for all of `[u, hi]`, given
+/// `offset_at(hi) == offset` and `offset_at(lo) != offset` (a binary search for the transition).
+fn first_with_offset(tz: Tz, mut lo: i64, mut hi: i64, offset: i64) -> i64 {
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if offset_at(tz, mid) == offset {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// Smallest `u` in `(lo, hi]` with `offset_at(u) != offset`, given `offset_at(lo) == offset` and
+/// `offset_at(hi) != offset`.
+fn first_without_offset(tz: Tz, mut lo: i64, mut hi: i64, offset: i64) -> i64 {
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if offset_at(tz, mid) == offset {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+fn secs(t: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
+}
+
+/// Parse an IANA time-zone name (`Europe/London`, `UTC`, `Asia/Kolkata`).
+///
+/// # Errors
+/// [`ErrorKind::InvalidTimeZone`] naming the zone when chrono-tz does not know it.
+pub fn parse_time_zone(name: &str) -> Result<Tz> {
+    name.parse::<Tz>().map_err(|_| {
+        Error::new(ErrorKind::InvalidTimeZone, format!("'{name}' is not an IANA time zone.")).with_field("time_zone")
+    })
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Window::Minutes(n) => write!(f, "minutes:{n}"),
+            Window::Hour => f.write_str("hour"),
+            Window::Day => f.write_str("day"),
+            Window::Week => f.write_str("week"),
+            Window::Month => f.write_str("month"),
+            Window::Quarter => f.write_str("quarter"),
+            Window::Year => f.write_str("year"),
+            Window::BillingCycle { anchor_day } => write!(f, "cycle:{anchor_day}"),
+        }
+    }
+}
+
+impl FromStr for Window {
+    type Err = Error;
+
+    /// Parse `minutes:N`, `hour`, `day`, `week`, `month`, `quarter`, `year` or `cycle:DAY`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::new(
+                ErrorKind::InvalidWindow,
+                format!("'{s}' is not a window (minutes:N, hour, day, week, month, quarter, year, cycle:DAY)."),
+            )
+            .with_field("window")
+        };
+        let w = match s.trim().to_ascii_lowercase().as_str() {
+            "hour" | "hourly" => Window::Hour,
+            "day" | "daily" => Window::Day,
+            "week" | "weekly" => Window::Week,
+            "month" | "monthly" => Window::Month,
+            "quarter" | "quarterly" => Window::Quarter,
+            "year" | "yearly" => Window::Year,
+            other => {
+                let (kind, n) = other.split_once(':').ok_or_else(bad)?;
+                match kind {
+                    "minutes" => Window::Minutes(n.parse().map_err(|_| bad())?),
+                    "cycle" => Window::BillingCycle { anchor_day: n.parse().map_err(|_| bad())? },
+                    _ => return Err(bad()),
+                }
+            }
+        };
+        w.check()
+    }
+}
+
+impl serde::Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        s.parse().map_err(|e: Error| serde::de::Error::custom(e.message()))
+    }
+}
+
+/// A window in a zone with a small cache of recent spans: the per-record hot path of rollups.
+///
+/// A lookup hits when the instant lies inside a cached span, so the cache can never give a wrong
+/// answer; it only saves the time-zone arithmetic for instants near recent ones.
+#[derive(Debug, Clone)]
+pub(crate) struct WindowClock {
+    window: Window,
+    tz: Tz,
+    cache: Box<[(i64, i64)]>,
+}
+
+const CACHE_SLOTS: usize = 1024;
+/// Cache slot width: every modern UTC offset is a multiple of 15 minutes.
+const SLOT_SECS: i64 = 900;
+
+impl WindowClock {
+    pub(crate) fn new(window: Window, tz: Tz) -> Result<Self> {
+        window.check()?;
+        Ok(WindowClock { window, tz, cache: vec![(0, 0); CACHE_SLOTS].into_boxed_slice() })
+    }
+
+    /// `(start, end)` in Unix seconds of the window containing `t` (Unix seconds).
+    #[inline]
+    pub(crate) fn span(&mut self, t: i64) -> Result<(i64, i64)> {
+        let slot = (t.div_euclid(SLOT_SECS) as usize) % CACHE_SLOTS;
+        let (s, e) = self.cache[slot];
+        if s <= t && t < e {
+            return Ok((s, e));
+        }
+        let span = self.window.span_secs(t, self.tz)?;
+        self.cache[slot] = span;
+        Ok(span)
+    }
+}
