@@ -48,6 +48,9 @@ pub struct ChangeSet<'a> {
     pub merge: Vec<(BucketKey, i64, BucketState)>,
     /// Buckets whose state is replaced (`None` or an empty state removes the bucket).
     pub replace: Vec<(BucketKey, i64, Option<BucketState>)>,
+    /// Engine metadata to set (`Some`) or remove (`None`), by `(tenant, key)`: quota levels
+    /// already notified, invoice documents, per-series validation state, ….
+    pub meta: Vec<(String, String, Option<String>)>,
 }
 
 /// Persistence for the engine: usage records by idempotency key, rollup bucket states, rollup
@@ -96,6 +99,12 @@ pub trait Store: Send {
 
     /// Mark buckets closed (atomically).
     fn mark_closed(&mut self, keys: &[BucketKey]) -> Result<()>;
+
+    /// The metadata value stored under `(tenant, key)`.
+    fn meta(&self, tenant: &str, key: &str) -> Result<Option<String>>;
+
+    /// Metadata of `tenant` whose key starts with `prefix`, ordered by key.
+    fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>>;
 }
 
 /// The in-memory store: everything in ordered maps, nothing persisted. `apply` validates the
@@ -109,6 +118,7 @@ pub struct MemoryStore {
     buckets: BTreeMap<BucketKey, (i64, BucketState, bool)>,
     /// (tenant, end, key) of buckets not yet closed.
     open: BTreeSet<(String, i64, BucketKey)>,
+    meta: BTreeMap<(String, String), String>,
 }
 
 impl MemoryStore {
@@ -198,6 +208,16 @@ impl Store for MemoryStore {
         }
         // Commit.
         self.specs.extend(changes.new_specs.iter().cloned());
+        for (tenant, key, value) in &changes.meta {
+            match value {
+                Some(v) => {
+                    self.meta.insert((tenant.clone(), key.clone()), v.clone());
+                }
+                None => {
+                    self.meta.remove(&(tenant.clone(), key.clone()));
+                }
+            }
+        }
         for (tenant, id) in &changes.delete {
             if let Some(r) = self.records.remove(&(tenant.clone(), id.clone())) {
                 self.by_time.remove(&Self::time_key(&r));
@@ -287,5 +307,18 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    fn meta(&self, tenant: &str, key: &str) -> Result<Option<String>> {
+        Ok(self.meta.get(&(tenant.to_string(), key.to_string())).cloned())
+    }
+
+    fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .meta
+            .range((tenant.to_string(), prefix.to_string())..)
+            .take_while(|((t, k), _)| t == tenant && k.starts_with(prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
     }
 }

@@ -1,0 +1,1 @@
+//! meterkit's workspace integration suite: one test binary, one module per area.
