@@ -1,1 +1,301 @@
-fn main() {}
+//! `meterkit`: ingest usage files into a meterkit database, query rollups, and print reports.
+
+mod input;
+mod report;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use meterkit::{fmt_decimal, Bucket, Engine, Error, ErrorKind, Fill, Query, Result, UsageRecord, Window};
+use meterkit_sqlite::SqliteStore;
+
+use crate::input::{located, parse_timestamp, InputArgs};
+
+/// meterkit: usage metering and billing on files.
+#[derive(Debug, Parser)]
+#[command(name = "meterkit", version, about)]
+struct Cli {
+    /// The database file (`:memory:` for a throw-away one).
+    #[arg(long, global = true, default_value = "./meterkit.db")]
+    db: String,
+    /// The tenant every read and write is for.
+    #[arg(long, global = true, default_value = "default")]
+    tenant: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read usage records from a file and store them (idempotent: re-running changes nothing).
+    Ingest {
+        #[command(flatten)]
+        input: InputArgs,
+        /// How to print the outcome.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+        /// Records per transaction.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+        batch_size: u32,
+    },
+    /// Print a rollup: one row per window (and group).
+    Rollup(RollupArgs),
+    /// The main job: ingest a file, then print totals per day and month and the peak day.
+    Report {
+        #[command(flatten)]
+        input: InputArgs,
+        /// The IANA zone of the days and months.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Records per transaction.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+        batch_size: u32,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RollupArgs {
+    /// The metric.
+    #[arg(long)]
+    metric: String,
+    /// minutes:N, hour, day, week, month, quarter, year or cycle:DAY.
+    #[arg(long)]
+    window: String,
+    /// The IANA zone windows are computed in.
+    #[arg(long)]
+    tz: String,
+    /// Only this subject.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Split by these dimensions (comma-separated; `subject` allowed).
+    #[arg(long, value_delimiter = ',')]
+    group_by: Vec<String>,
+    /// Start (RFC 3339, or a local date/time in --tz).
+    #[arg(long)]
+    from: Option<String>,
+    /// End, exclusive (RFC 3339, or a local date/time in --tz).
+    #[arg(long)]
+    to: Option<String>,
+    /// `zero` returns empty windows too (needs --from and --to).
+    #[arg(long, value_enum)]
+    fill: Option<FillArg>,
+    /// How to print.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FillArg {
+    Zero,
+    None,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error[{}]: {}", e.kind().code(), e.message());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_engine(db: &str) -> Result<Engine> {
+    Engine::new(SqliteStore::open(db)?)
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Ingest { input, output, batch_size } => {
+            if *output == Output::Csv {
+                return Err(Error::new(ErrorKind::Parse, "ingest prints table or json.").with_field("output"));
+            }
+            let engine = open_engine(&cli.db)?;
+            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize)?;
+            let mut out = std::io::stdout().lock();
+            if *output == Output::Json {
+                let json = serde_json::json!({
+                    "accepted": outcome.accepted,
+                    "duplicates": outcome.duplicates,
+                    "rejected": outcome.rejected,
+                });
+                writeln!(out, "{json}").map_err(io_err)?;
+            } else {
+                let mut t = Table::new();
+                t.load_style(UTF8_FULL_CONDENSED).set_header(["accepted", "duplicates", "rejected"]);
+                t.add_row([outcome.accepted, outcome.duplicates, outcome.rejected]);
+                writeln!(out, "{t}").map_err(io_err)?;
+            }
+            Ok(())
+        }
+        Command::Rollup(args) => rollup(cli, args),
+        Command::Report { input, tz, batch_size } => {
+            meterkit::parse_time_zone(tz)?;
+            let engine = open_engine(&cli.db)?;
+            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize)?;
+            let text = report::render(&engine, &cli.tenant, input, tz, &outcome)?;
+            std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
+        }
+    }
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Store, format!("Cannot write the output: {e}."))
+}
+
+/// What reading a file into the engine did.
+#[derive(Debug, Default)]
+pub struct IngestOutcome {
+    /// Records stored.
+    pub accepted: u64,
+    /// Records already stored with the same content.
+    pub duplicates: u64,
+    /// Malformed lines plus records the engine rejected.
+    pub rejected: u64,
+    /// Metrics seen.
+    pub metrics: BTreeSet<String>,
+    /// Subjects seen.
+    pub subjects: BTreeSet<String>,
+}
+
+/// Read `input` and ingest it in batches of `batch_size` records, one transaction each.
+/// Malformed lines are reported on stderr as `file:line: reason` and skipped; with `--strict` the
+/// file is checked first and nothing is stored if any line is malformed.
+fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usize) -> Result<IngestOutcome> {
+    if input.strict {
+        input.read(tenant, &mut |line, parsed| match parsed {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::new(e.kind(), located(&input.file, line, e.message())).with_line(line)),
+        })?;
+    }
+    let mut outcome = IngestOutcome::default();
+    let mut batch: Vec<UsageRecord> = Vec::with_capacity(batch_size);
+    let mut lines: Vec<u64> = Vec::with_capacity(batch_size);
+    let flush = |batch: &mut Vec<UsageRecord>, lines: &mut Vec<u64>, outcome: &mut IngestOutcome| -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let report = engine.ingest(batch)?;
+        outcome.accepted += report.accepted;
+        outcome.duplicates += report.duplicates;
+        outcome.rejected += report.rejected.len() as u64;
+        if !report.rejected.is_empty() {
+            let line_of: HashMap<&str, u64> =
+                batch.iter().zip(lines.iter()).map(|(r, l)| (r.id.as_str(), *l)).collect();
+            for r in &report.rejected {
+                let line = line_of.get(r.id.as_str()).copied().unwrap_or(0);
+                eprintln!("{}", located(&input.file, line, &format!("record '{}': {}", r.id, r.reason)));
+            }
+        }
+        batch.clear();
+        lines.clear();
+        Ok(())
+    };
+    input.read(tenant, &mut |line, parsed| {
+        match parsed {
+            Ok(records) => {
+                for r in records {
+                    if !outcome.metrics.contains(&r.metric) {
+                        outcome.metrics.insert(r.metric.clone());
+                    }
+                    if !outcome.subjects.contains(&r.subject) {
+                        outcome.subjects.insert(r.subject.clone());
+                    }
+                    batch.push(r);
+                    lines.push(line);
+                }
+            }
+            Err(e) => {
+                eprintln!("{}", located(&input.file, line, e.message()));
+                outcome.rejected += 1;
+            }
+        }
+        if batch.len() >= batch_size {
+            flush(&mut batch, &mut lines, &mut outcome)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut batch, &mut lines, &mut outcome)?;
+    Ok(outcome)
+}
+
+fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
+    let window: Window = args.window.parse()?;
+    let tz = meterkit::parse_time_zone(&args.tz)?;
+    let mut q = Query::new(&cli.tenant, &args.metric, window, &args.tz).group_by(args.group_by.iter().cloned());
+    q.subject.clone_from(&args.subject);
+    let when = |flag: &str, v: &Option<String>| {
+        v.as_deref().map(|t| parse_timestamp(t, Some(tz)).map_err(|e| e.with_field(flag.to_string()))).transpose()
+    };
+    q.from = when("from", &args.from)?;
+    q.to = when("to", &args.to)?;
+    if let Some(FillArg::Zero) = args.fill {
+        q.fill = Fill::Zero;
+    }
+    let engine = open_engine(&cli.db)?;
+    let rows = engine.query(&q)?;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Output::Json => {
+            let json = serde_json::to_string_pretty(&rows)
+                .map_err(|e| Error::new(ErrorKind::Parse, format!("Cannot write JSON: {e}.")))?;
+            writeln!(out, "{json}").map_err(io_err)?;
+        }
+        Output::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            let (header, cells) = bucket_rows(&rows, &q, tz);
+            let csv_err = |e: csv::Error| Error::new(ErrorKind::Store, format!("Cannot write CSV: {e}."));
+            w.write_record(&header).map_err(csv_err)?;
+            for row in cells {
+                w.write_record(&row).map_err(csv_err)?;
+            }
+            w.flush().map_err(io_err)?;
+        }
+        Output::Table => {
+            let (header, cells) = bucket_rows(&rows, &q, tz);
+            let mut t = Table::new();
+            t.load_style(UTF8_FULL_CONDENSED).set_header(header);
+            for row in cells {
+                t.add_row(row);
+            }
+            writeln!(out, "{t}").map_err(io_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Header and cells of rollup rows for CSV and tables: window bounds in RFC 3339 UTC (CSV) and
+/// in the query's zone (tables use the same text for simplicity), group values, aggregations.
+fn bucket_rows(rows: &[Bucket], q: &Query, _tz: chrono_tz::Tz) -> (Vec<String>, Vec<Vec<String>>) {
+    let dims: Vec<&String> = q.group_by.iter().filter(|d| d.as_str() != meterkit::SUBJECT).collect();
+    let mut header: Vec<String> = vec!["window_start".into(), "window_end".into(), "subject".into(), "metric".into()];
+    header.extend(dims.iter().map(|d| (*d).clone()));
+    header.extend(["sum", "count", "min", "max", "mean", "latest"].map(String::from));
+    let opt = |d: Option<meterkit::Decimal>| d.map(fmt_decimal).unwrap_or_default();
+    let cells = rows
+        .iter()
+        .map(|b| {
+            let mut row = vec![
+                meterkit::fmt_ts(b.window_start),
+                meterkit::fmt_ts(b.window_end),
+                b.subject.clone().unwrap_or_default(),
+                b.metric.clone(),
+            ];
+            row.extend(dims.iter().map(|d| b.group.get(*d).cloned().flatten().unwrap_or_default()));
+            row.extend([fmt_decimal(b.sum), b.count.to_string(), opt(b.min), opt(b.max), opt(b.mean), opt(b.latest)]);
+            row
+        })
+        .collect();
+    (header, cells)
+}

@@ -1,0 +1,397 @@
+//! Reading usage records from files: CSV, JSON lines, and Apache/NGINX access logs.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use meterkit::{parse_decimal, Dimensions, Error, ErrorKind, Result, UsageRecord};
+
+/// Input file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON usage record per line.
+    Jsonl,
+    /// Apache/NGINX Common or Combined Log Format.
+    Clf,
+}
+
+/// The flags that say how to read an input file (shared by ingest, report and validate).
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// The input file.
+    pub file: PathBuf,
+    /// Input format; by default from the extension (.csv, .jsonl/.ndjson/.json, .log).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// CSV: the column holding the timestamp (RFC 3339, or local time with --assume-tz).
+    #[arg(long)]
+    pub timestamp_column: Option<String>,
+    /// CSV: the column holding the quantity (a decimal number).
+    #[arg(long)]
+    pub quantity_column: Option<String>,
+    /// CSV: the subject of every row.
+    #[arg(long, conflicts_with = "subject_column")]
+    pub subject: Option<String>,
+    /// CSV: the column holding the subject.
+    #[arg(long)]
+    pub subject_column: Option<String>,
+    /// CSV: the metric of every row (kwh, bytes, requests, …).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// CSV: the column holding the record id; without it the id is derived from
+    /// (subject, metric, timestamp).
+    #[arg(long)]
+    pub id_column: Option<String>,
+    /// CSV: columns to keep as dimensions, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub dimension_columns: Vec<String>,
+    /// The IANA zone of timestamps written without a UTC offset.
+    #[arg(long)]
+    pub assume_tz: Option<String>,
+    /// Stop at the first malformed line instead of skipping it (nothing is stored then).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// One input line's outcome: its records, or why it is malformed.
+pub type LineResult = std::result::Result<Vec<UsageRecord>, Error>;
+
+impl InputArgs {
+    /// The format given or inferred from the extension.
+    pub fn format(&self) -> Result<Format> {
+        if let Some(f) = self.format {
+            return Ok(f);
+        }
+        let ext = self.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            "log" => Ok(Format::Clf),
+            _ => Err(Error::new(
+                ErrorKind::Parse,
+                format!("Cannot tell the format of {}; pass --format csv|jsonl|clf.", self.file.display()),
+            )
+            .with_field("format")),
+        }
+    }
+
+    /// Read the file, calling `f(line, outcome)` for every data line in order. A progress bar is
+    /// drawn on stderr (when it is a terminal) for files over 256 KiB.
+    pub fn read(&self, tenant: &str, f: &mut dyn FnMut(u64, LineResult) -> Result<()>) -> Result<()> {
+        let file = File::open(&self.file).map_err(|e| {
+            Error::new(ErrorKind::Parse, format!("Cannot open {}: {e}.", self.file.display())).with_field("file")
+        })?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let bar = if len > 256 * 1024 {
+            let bar = ProgressBar::new(len);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let reader = BufReader::new(bar.wrap_read(file));
+        let assume_tz = self.assume_tz.as_deref().map(meterkit::parse_time_zone).transpose()?;
+        let result = match self.format()? {
+            Format::Csv => self.read_csv(reader, tenant, assume_tz, f),
+            Format::Jsonl => read_lines(reader, &mut |line, text| f(line, parse_jsonl(text, tenant))),
+            Format::Clf => read_lines(reader, &mut |line, text| f(line, parse_clf(text, line, tenant))),
+        };
+        bar.finish_and_clear();
+        result
+    }
+
+    fn read_csv(
+        &self,
+        reader: impl Read,
+        tenant: &str,
+        assume_tz: Option<Tz>,
+        f: &mut dyn FnMut(u64, LineResult) -> Result<()>,
+    ) -> Result<()> {
+        let need = |v: &Option<String>, flag: &str| {
+            v.clone().ok_or_else(|| {
+                Error::new(ErrorKind::Parse, format!("CSV input needs --{flag}.")).with_field(flag.to_string())
+            })
+        };
+        let ts_col = need(&self.timestamp_column, "timestamp-column")?;
+        let q_col = need(&self.quantity_column, "quantity-column")?;
+        let metric = need(&self.metric, "metric")?;
+        if self.subject.is_none() && self.subject_column.is_none() {
+            return Err(
+                Error::new(ErrorKind::Parse, "CSV input needs --subject or --subject-column.").with_field("subject")
+            );
+        }
+        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let headers = rdr
+            .headers()
+            .map_err(|e| {
+                Error::new(ErrorKind::Parse, format!("{}: cannot read the header: {e}.", self.file.display()))
+            })?
+            .clone();
+        let col = |name: &str| {
+            headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Parse,
+                    format!(
+                        "{}: there is no column '{name}' (columns: {}).",
+                        self.file.display(),
+                        headers.iter().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+                .with_field(name.to_string())
+            })
+        };
+        let ts_i = col(&ts_col)?;
+        let q_i = col(&q_col)?;
+        let subject_i = self.subject_column.as_deref().map(col).transpose()?;
+        let id_i = self.id_column.as_deref().map(col).transpose()?;
+        let dim_i: Vec<(String, usize)> =
+            self.dimension_columns.iter().map(|d| Ok((d.clone(), col(d)?))).collect::<Result<_>>()?;
+        let mut row = csv::StringRecord::new();
+        loop {
+            let line = rdr.position().line() + 1;
+            match rdr.read_record(&mut row) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    f(line, Err(Error::new(ErrorKind::Parse, format!("malformed CSV: {e}")).with_line(line)))?;
+                    continue;
+                }
+            }
+            let line = row.position().map_or(line, csv::Position::line);
+            let cell = |i: usize, name: &str| {
+                row.get(i).map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
+                    Error::new(ErrorKind::Parse, format!("the '{name}' cell is empty")).with_field(name.to_string())
+                })
+            };
+            let parsed = (|| -> Result<Vec<UsageRecord>> {
+                let timestamp = parse_timestamp(cell(ts_i, &ts_col)?, assume_tz)
+                    .map_err(|e| Error::new(ErrorKind::Parse, e.message().to_string()).with_field(ts_col.clone()))?;
+                let quantity = parse_decimal(cell(q_i, &q_col)?)
+                    .map_err(|e| Error::new(ErrorKind::Parse, e.message().to_string()).with_field(q_col.clone()))?;
+                let subject = match (subject_i, &self.subject) {
+                    (Some(i), _) => cell(i, self.subject_column.as_deref().unwrap_or("subject"))?.to_string(),
+                    (None, Some(s)) => s.clone(),
+                    (None, None) => {
+                        return Err(Error::new(ErrorKind::Parse, "no subject").with_field("subject"));
+                    }
+                };
+                let id = match id_i {
+                    Some(i) => cell(i, self.id_column.as_deref().unwrap_or("id"))?.to_string(),
+                    None => format!("{subject}/{metric}/{}", meterkit::fmt_ts(timestamp)),
+                };
+                let mut dimensions = Dimensions::new();
+                for (name, i) in &dim_i {
+                    if let Some(v) = row.get(*i).map(str::trim).filter(|s| !s.is_empty()) {
+                        dimensions.insert(name.clone(), v.to_string());
+                    }
+                }
+                Ok(vec![UsageRecord {
+                    id,
+                    tenant: tenant.to_string(),
+                    subject,
+                    metric: metric.clone(),
+                    quantity,
+                    timestamp,
+                    end: None,
+                    dimensions,
+                }])
+            })();
+            f(line, parsed.map_err(|e| e.with_line(line)))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_lines(mut reader: impl BufRead, f: &mut dyn FnMut(u64, &str) -> Result<()>) -> Result<()> {
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::new(ErrorKind::Parse, format!("Cannot read line {}: {e}.", line + 1)))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line += 1;
+        let text = String::from_utf8_lossy(&buf);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        f(line, text)?;
+    }
+}
+
+/// Parse a timestamp: RFC 3339 (`T` or a space between date and time), or — only with
+/// `assume_tz` — a local date-time or date without an offset. A local time that is skipped or
+/// repeated by a DST change is an error: the offset is needed to know which instant it is.
+pub fn parse_timestamp(text: &str, assume_tz: Option<Tz>) -> Result<DateTime<Utc>> {
+    let t = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(d) = DateTime::parse_from_str(t, fmt) {
+            return Ok(d.with_timezone(&Utc));
+        }
+    }
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|fmt| NaiveDateTime::parse_from_str(t, fmt).ok())
+        .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)));
+    let Some(naive) = naive else {
+        return Err(Error::new(ErrorKind::Parse, format!("'{t}' is not a timestamp (RFC 3339 expected)")));
+    };
+    let Some(tz) = assume_tz else {
+        return Err(Error::new(
+            ErrorKind::Parse,
+            format!("'{t}' has no UTC offset; pass --assume-tz ZONE to say which zone it is in"),
+        ));
+    };
+    match tz.from_local_datetime(&naive) {
+        chrono::LocalResult::Single(d) => Ok(d.with_timezone(&Utc)),
+        chrono::LocalResult::Ambiguous(..) => Err(Error::new(
+            ErrorKind::Parse,
+            format!("'{t}' occurs twice in {tz} (a DST change); write it with its UTC offset"),
+        )),
+        chrono::LocalResult::None => {
+            Err(Error::new(ErrorKind::Parse, format!("'{t}' does not exist in {tz} (skipped by a DST change)")))
+        }
+    }
+}
+
+fn parse_jsonl(text: &str, tenant: &str) -> LineResult {
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::new(ErrorKind::Parse, format!("invalid JSON: {e}")))?;
+    if let Some(obj) = value.as_object_mut() {
+        match obj.get("tenant") {
+            None | Some(serde_json::Value::Null) => {
+                obj.insert("tenant".into(), tenant.into());
+            }
+            Some(serde_json::Value::String(t)) if t == tenant => {}
+            Some(other) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidRecord,
+                    format!("the record's tenant {other} is not the tenant '{tenant}' of this command"),
+                )
+                .with_field("tenant"))
+            }
+        }
+    }
+    let record: UsageRecord =
+        serde_json::from_value(value).map_err(|e| Error::new(ErrorKind::Parse, format!("not a usage record: {e}")))?;
+    Ok(vec![record])
+}
+
+/// FNV-1a, 64 bits: a stable hash for ids derived from content.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// One Common/Combined Log Format line → a `requests` record (1) and a `bytes` record.
+fn parse_clf(text: &str, line: u64, tenant: &str) -> LineResult {
+    let bad = |what: &str| Error::new(ErrorKind::Parse, format!("not a Common Log Format line: {what}"));
+    let (host, rest) = text.split_once(' ').ok_or_else(|| bad("no client address"))?;
+    let open = rest.find('[').ok_or_else(|| bad("no [time]"))?;
+    let close = rest[open..].find(']').ok_or_else(|| bad("no closing ]"))? + open;
+    let time = &rest[open + 1..close];
+    let timestamp = DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z")
+        .map_err(|e| bad(&format!("bad time '{time}' ({e})")))?
+        .with_timezone(&Utc);
+    let rest = rest[close + 1..].trim_start();
+    let rest = rest.strip_prefix('"').ok_or_else(|| bad("no quoted request"))?;
+    let end_quote = find_closing_quote(rest).ok_or_else(|| bad("unterminated request"))?;
+    let request = &rest[..end_quote];
+    let mut fields = rest[end_quote + 1..].split_whitespace();
+    let status = fields.next().ok_or_else(|| bad("no status"))?;
+    let size = fields.next().ok_or_else(|| bad("no size"))?;
+    if status.len() != 3 || !status.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(&format!("bad status '{status}'")));
+    }
+    let bytes = if size == "-" {
+        meterkit::Decimal::ZERO
+    } else {
+        size.parse::<u64>().map(meterkit::Decimal::from).map_err(|_| bad(&format!("bad size '{size}'")))?
+    };
+    let method = request.split_whitespace().next().filter(|m| m.bytes().all(|b| b.is_ascii_uppercase())).unwrap_or("-");
+    let base = format!("clf-{line}-{:016x}", fnv1a(text.as_bytes()));
+    let dims: Dimensions =
+        [("method".to_string(), method.to_string()), ("status_class".to_string(), format!("{}xx", &status[..1]))]
+            .into_iter()
+            .collect();
+    let make = |metric: &str, quantity| UsageRecord {
+        id: format!("{base}/{metric}"),
+        tenant: tenant.to_string(),
+        subject: host.to_string(),
+        metric: metric.to_string(),
+        quantity,
+        timestamp,
+        end: None,
+        dimensions: dims.clone(),
+    };
+    Ok(vec![make("requests", meterkit::Decimal::ONE), make("bytes", bytes)])
+}
+
+/// Index of the closing `"` of a quoted log field (backslash escapes skipped).
+fn find_closing_quote(s: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// `file:line: reason`, the one format for input errors on stderr.
+pub fn located(file: &Path, line: u64, reason: &str) -> String {
+    format!("{}:{line}: {reason}", file.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clf_line_gives_requests_and_bytes() {
+        let line =
+            r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /a.png HTTP/1.1" 200 203023 "http://x/" "Mozilla""#;
+        let recs = parse_clf(line, 7, "t").unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].metric, "requests");
+        assert_eq!(recs[1].quantity.to_string(), "203023");
+        assert_eq!(recs[1].dimensions["status_class"], "2xx");
+        assert_eq!(recs[1].dimensions["method"], "GET");
+        assert_eq!(meterkit::fmt_ts(recs[0].timestamp), "2015-05-17T10:05:03Z");
+        let dash = r#"1.2.3.4 - - [17/May/2015:10:05:03 +0200] "HEAD / HTTP/1.0" 304 -"#;
+        let recs = parse_clf(dash, 8, "t").unwrap();
+        assert!(recs[1].quantity.is_zero());
+        assert_eq!(meterkit::fmt_ts(recs[0].timestamp), "2015-05-17T08:05:03Z");
+        assert!(parse_clf("garbage", 9, "t").is_err());
+    }
+
+    #[test]
+    fn timestamps_need_an_offset_or_a_zone() {
+        assert_eq!(
+            meterkit::fmt_ts(parse_timestamp("2020-04-01 01:00:00+00:00", None).unwrap()),
+            "2020-04-01T01:00:00Z"
+        );
+        assert!(parse_timestamp("2014-04-10 00:04:00", None).unwrap_err().message().contains("--assume-tz"));
+        let ny: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(meterkit::fmt_ts(parse_timestamp("2014-04-10 00:04:00", Some(ny)).unwrap()), "2014-04-10T04:04:00Z");
+        assert!(parse_timestamp("2024-11-03 01:30:00", Some(ny)).unwrap_err().message().contains("twice"));
+        assert!(parse_timestamp("2024-03-10 02:30:00", Some(ny)).unwrap_err().message().contains("does not exist"));
+    }
+}
