@@ -1,0 +1,207 @@
+//! The `meterkit` command on the real example data, driven exactly as other tools drive it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_meterkit"))
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data").join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("meterkit runs");
+    assert!(out.status.success(), "meterkit {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+const UK: [&str; 8] =
+    ["--timestamp-column", "start", "--quantity-column", "value", "--subject", "house-1", "--metric", "kwh"];
+
+/// Monthly totals in Europe/London equal an independent exact sum of the CSV's text values.
+#[test]
+fn uk_monthly_totals_equal_an_independent_exact_sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("uk.db");
+    let db = db.to_str().unwrap();
+    let file = data("uk-smart-meter-hourly.csv");
+    let mut args = vec!["--db", db, "ingest", file.to_str().unwrap()];
+    args.extend(UK);
+    args.extend(["--output", "json"]);
+    let first = json(&run(&args));
+    assert_eq!(first, serde_json::json!({"accepted": 23508, "duplicates": 0, "rejected": 0}));
+    // Idempotent: the same file again changes nothing.
+    let again = json(&run(&args));
+    assert_eq!(again, serde_json::json!({"accepted": 0, "duplicates": 23508, "rejected": 0}));
+
+    // Independent computation: parse the text, convert with chrono-tz, sum exactly.
+    let london: chrono_tz::Tz = "Europe/London".parse().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut expected: BTreeMap<String, (Decimal, u64)> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let (ts, value) = line.split_once(',').unwrap();
+        let t = DateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%:z").unwrap().with_timezone(&london);
+        let e = expected.entry(t.format("%Y-%m").to_string()).or_default();
+        e.0 += Decimal::from_str(value).unwrap();
+        e.1 += 1;
+    }
+    let out = json(&run(&[
+        "--db", db, "rollup", "--metric", "kwh", "--window", "month", "--tz", "Europe/London", "--subject", "house-1",
+        "--output", "json",
+    ]));
+    let rows = out.as_array().unwrap();
+    assert_eq!(rows.len(), expected.len());
+    for row in rows {
+        let start: DateTime<Utc> = row["window_start"].as_str().unwrap().parse().unwrap();
+        let month = start.with_timezone(&london).format("%Y-%m").to_string();
+        let (sum, count) = expected[&month];
+        assert_eq!(row["sum"].as_str().unwrap(), sum.normalize().to_string(), "month {month}");
+        assert_eq!(row["count"].as_u64().unwrap(), count, "month {month}");
+        assert_eq!(row["subject"], "house-1");
+    }
+    // October 2020 has 745 hours in London (the clocks went back).
+    assert_eq!(expected["2020-10"].1, 745);
+}
+
+/// Requests and bytes per day of the Apache log equal an independent count.
+#[test]
+fn apache_requests_and_bytes_per_day_equal_an_independent_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("web.db");
+    let db = db.to_str().unwrap();
+    let file = data("apache-access-2015.log");
+    let out = json(&run(&["--db", db, "ingest", file.to_str().unwrap(), "--format", "clf", "--output", "json"]));
+    assert_eq!(out, serde_json::json!({"accepted": 20000, "duplicates": 0, "rejected": 0}));
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in text.lines() {
+        let time = &line[line.find('[').unwrap() + 1..line.find(']').unwrap()];
+        let t = DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z").unwrap().with_timezone(&Utc);
+        let after_request = &line[line.find("\" ").unwrap() + 2..];
+        let mut fields = after_request.split(' ');
+        let _status = fields.next().unwrap();
+        let size = fields.next().unwrap();
+        let e = expected.entry(t.format("%Y-%m-%d").to_string()).or_default();
+        e.0 += 1;
+        e.1 += if size == "-" { 0 } else { size.parse::<u64>().unwrap() };
+    }
+    for (metric, pick) in [("requests", 0usize), ("bytes", 1)] {
+        let rows = json(&run(&["--db", db, "rollup", "--metric", metric, "--window", "day", "--tz", "UTC", "--output", "json"]));
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), expected.len());
+        for row in rows {
+            let day = &row["window_start"].as_str().unwrap()[..10];
+            let (requests, bytes) = expected[day];
+            let want = if pick == 0 { requests } else { bytes };
+            assert_eq!(row["sum"].as_str().unwrap(), want.to_string(), "{metric} on {day}");
+            assert_eq!(row["count"].as_u64().unwrap(), requests, "{metric} records on {day}");
+        }
+    }
+}
+
+/// Malformed lines are reported as file:line and skipped; --strict stores nothing.
+#[test]
+fn malformed_lines_are_located_and_strict_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(&file, "t,v\n2024-01-01T00:00:00Z,1\n2024-01-01T01:00:00Z,abc\n2024-01-01 02:00:00,2\n2024-01-01T03:00:00Z,3\n")
+        .unwrap();
+    let db = dir.path().join("m.db");
+    let (db, f) = (db.to_str().unwrap(), file.to_str().unwrap());
+    let flags = ["--timestamp-column", "t", "--quantity-column", "v", "--subject", "s", "--metric", "kwh"];
+    let mut strict = vec!["--db", db, "ingest", f, "--strict", "--output", "json"];
+    strict.extend(flags);
+    let out = bin().args(&strict).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv:3:"), "{err}");
+    let mut lenient = vec!["--db", db, "ingest", f, "--output", "json"];
+    lenient.extend(flags);
+    let out = run(&lenient);
+    // Nothing was stored by the strict run: all valid rows are accepted now.
+    assert_eq!(json(&out), serde_json::json!({"accepted": 2, "duplicates": 0, "rejected": 2}));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv:3:") && err.contains("not a decimal"), "{err}");
+    assert!(err.contains("bad.csv:4:") && err.contains("--assume-tz"), "{err}");
+    // A conflicting re-send (same subject, metric and instant, other value) is rejected.
+    std::fs::write(&file, "t,v\n2024-01-01T00:00:00Z,5\n").unwrap();
+    let out = run(&lenient);
+    assert_eq!(json(&out), serde_json::json!({"accepted": 0, "duplicates": 0, "rejected": 1}));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different content"));
+}
+
+/// SIGKILL in the middle of an ingest leaves whole batches only; re-running completes it
+/// without double counting.
+#[cfg(unix)]
+#[test]
+fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.csv");
+    let rows = 400_000u64;
+    let mut text = String::from("id,t,sim,v\n");
+    let mut expected_sum = Decimal::ZERO;
+    for i in 0..rows {
+        let v = Decimal::new((i % 1000) as i64 + 1, 3);
+        expected_sum += v;
+        let _ = writeln!(text, "r{i},2024-01-{:02}T{:02}:{:02}:00Z,sim-{},{v}", 1 + i / 20_000, (i / 60) % 24, i % 60, i % 97);
+    }
+    std::fs::write(&file, text).unwrap();
+    let db = dir.path().join("k.db");
+    let (dbs, f) = (db.to_str().unwrap(), file.to_str().unwrap());
+    // Create the daily rollup first so the killed ingest also maintains buckets.
+    run(&["--db", dbs, "rollup", "--metric", "bytes", "--window", "day", "--tz", "UTC"]);
+    let args = [
+        "--db", dbs, "ingest", f, "--timestamp-column", "t", "--quantity-column", "v", "--subject-column", "sim",
+        "--id-column", "id", "--metric", "bytes", "--batch-size", "1000", "--output", "json",
+    ];
+    let mut child = bin().args(args).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let count = |db: &Path| -> (u64, u64) {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).unwrap_or(0);
+        let n = n as u64;
+        let states: Vec<String> = conn
+            .prepare("SELECT state FROM buckets")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .unwrap_or_default();
+        let in_buckets = states.iter().map(|s| serde_json::from_str::<serde_json::Value>(s).unwrap()["count"].as_u64().unwrap()).sum();
+        (n, in_buckets)
+    };
+    // Wait until some batches are committed, then kill the process mid-ingest.
+    let mut seen = 0;
+    for _ in 0..2000 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        seen = count(&db).0;
+        if seen >= 20_000 {
+            break;
+        }
+    }
+    let finished_early = child.try_wait().unwrap().is_some();
+    child.kill().unwrap(); // SIGKILL on unix
+    child.wait().unwrap();
+    let (stored, in_buckets) = count(&db);
+    assert!(seen > 0, "no batch was committed before the kill");
+    assert!(finished_early || stored < rows, "the ingest finished before it could be killed");
+    assert_eq!(stored % 1000, 0, "a partial batch is visible: {stored} records");
+    assert_eq!(in_buckets, stored, "buckets and records disagree after the kill");
+
+    let out = json(&run(&args));
+    assert_eq!(out["accepted"].as_u64().unwrap() + out["duplicates"].as_u64().unwrap(), rows);
+    assert_eq!(out["duplicates"].as_u64().unwrap(), stored);
+    let (stored, in_buckets) = count(&db);
+    assert_eq!((stored, in_buckets), (rows, rows));
+    let days = json(&run(&["--db", dbs, "rollup", "--metric", "bytes", "--window", "month", "--tz", "UTC", "--output", "json"]));
+    assert_eq!(days[0]["sum"].as_str().unwrap(), expected_sum.normalize().to_string());
+}
