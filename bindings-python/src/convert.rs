@@ -11,6 +11,7 @@ use crate::errors::{new_err, IntoPy};
 
 static DECIMAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DATETIME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn decimal_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     DECIMAL.import(py, "decimal", "Decimal")
@@ -41,7 +42,10 @@ pub fn to_utc(obj: &Bound<'_, PyAny>, field: &str, kind: ErrorKind) -> PyResult<
             Some(field),
         ));
     }
-    let t: DateTime<FixedOffset> = obj.extract()?;
+    // Any tzinfo (ZoneInfo, pytz, fixed offsets): let Python resolve the instant, then read it
+    // as a fixed-offset datetime.
+    let utc = obj.call_method1("astimezone", (UTC.import(py, "datetime", "timezone")?.getattr("utc")?,))?;
+    let t: DateTime<FixedOffset> = utc.extract()?;
     Ok(t.with_timezone(&Utc))
 }
 
