@@ -13,7 +13,7 @@ VECTORS = Path(os.environ.get("METERKIT_VECTORS", REPO / "tests" / "vectors"))
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)  # type: ignore[misc]
+    return datetime(*args, tzinfo=timezone.utc)  # type: ignore[arg-type,misc]
 
 
 @pytest.fixture
