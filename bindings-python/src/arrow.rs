@@ -89,7 +89,13 @@ impl FfiArray {
 
 impl FfiStream {
     fn empty() -> Self {
-        FfiStream { get_schema: None, get_next: None, get_last_error: None, release: None, private_data: std::ptr::null_mut() }
+        FfiStream {
+            get_schema: None,
+            get_next: None,
+            get_last_error: None,
+            release: None,
+            private_data: std::ptr::null_mut(),
+        }
     }
 }
 
@@ -264,7 +270,8 @@ impl<'a> Col<'a> {
     /// Borrow column `a` (of a batch) with format `field.format`.
     unsafe fn new(field: &'a Field, a: &'a FfiArray, parent_offset: usize, rows: usize) -> meterkit::Result<Self> {
         let bad = |why: &str| {
-            parse_err(format!("Column '{}' has Arrow format '{}', {why}.", field.name, field.format)).with_field(&field.name)
+            parse_err(format!("Column '{}' has Arrow format '{}', {why}.", field.name, field.format))
+                .with_field(&field.name)
         };
         if field.dictionary {
             return Err(bad("dictionary-encoded (categorical) columns are not supported; cast it to string first"));
@@ -319,7 +326,8 @@ impl<'a> Col<'a> {
                 if parts.len() == 3 && parts[2] != "128" {
                     return Err(bad("only 128-bit decimals are supported"));
                 }
-                let scale: i64 = parts.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("a bad decimal format"))?;
+                let scale: i64 =
+                    parts.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("a bad decimal format"))?;
                 if !(0..=28).contains(&scale) {
                     return Err(bad("a decimal scale outside 0-28"));
                 }
@@ -328,10 +336,8 @@ impl<'a> Col<'a> {
             _ if f.starts_with("ts") && f.len() >= 4 => {
                 let tz = &f[4..];
                 if tz.is_empty() {
-                    return Err(bad(
-                        "a timestamp without a time zone (naive); localize it first, e.g. \
-                         pandas .dt.tz_localize(\"Europe/London\") or polars .dt.replace_time_zone(...)",
-                    ));
+                    return Err(bad("a timestamp without a time zone (naive); localize it first, e.g. \
+                         pandas .dt.tz_localize(\"Europe/London\") or polars .dt.replace_time_zone(...)"));
                 }
                 let (nanos_per, per_sec) = match &f[2..3] {
                     "s" => (1_000_000_000, 1),
@@ -364,12 +370,12 @@ impl<'a> Col<'a> {
         }
         let j = self.offset + i;
         let bytes: &[u8] = match &self.data {
-            ColData::Utf8 { offsets, bytes } => {
-                bytes.get(offsets[j] as usize..offsets[j + 1] as usize).ok_or_else(|| self.err(row, "bad offsets".into()))?
-            }
-            ColData::LargeUtf8 { offsets, bytes } => {
-                bytes.get(offsets[j] as usize..offsets[j + 1] as usize).ok_or_else(|| self.err(row, "bad offsets".into()))?
-            }
+            ColData::Utf8 { offsets, bytes } => bytes
+                .get(offsets[j] as usize..offsets[j + 1] as usize)
+                .ok_or_else(|| self.err(row, "bad offsets".into()))?,
+            ColData::LargeUtf8 { offsets, bytes } => bytes
+                .get(offsets[j] as usize..offsets[j + 1] as usize)
+                .ok_or_else(|| self.err(row, "bad offsets".into()))?,
             ColData::View { views, bufs } => {
                 let v = &views[j];
                 let n = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize;
@@ -378,7 +384,9 @@ impl<'a> Col<'a> {
                 } else {
                     let b = u32::from_le_bytes([v[8], v[9], v[10], v[11]]) as usize;
                     let o = u32::from_le_bytes([v[12], v[13], v[14], v[15]]) as usize;
-                    bufs.get(b).and_then(|buf| buf.get(o..o + n)).ok_or_else(|| self.err(row, "bad string view".into()))?
+                    bufs.get(b)
+                        .and_then(|buf| buf.get(o..o + n))
+                        .ok_or_else(|| self.err(row, "bad string view".into()))?
                 }
             }
             _ => return Err(self.err(row, format!("Column '{}' is not a string column.", self.name))),
@@ -407,10 +415,11 @@ impl<'a> Col<'a> {
                 IntData::U32(v) => Decimal::from(v[j]),
                 IntData::U64(v) => Decimal::from(v[j]),
             },
-            ColData::F64(v) => meterkit::decimal_from_f64(v[j]).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?,
-            ColData::F32(v) => {
-                meterkit::decimal_from_f64(f64::from(v[j])).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?
+            ColData::F64(v) => {
+                meterkit::decimal_from_f64(v[j]).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?
             }
+            ColData::F32(v) => meterkit::decimal_from_f64(f64::from(v[j]))
+                .map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?,
             ColData::Dec128 { values, scale } => {
                 let m = i128::from_le_bytes(values[j]);
                 Decimal::try_from_i128_with_scale(m, *scale)
@@ -420,7 +429,9 @@ impl<'a> Col<'a> {
                 let s = self.required_str(i, row)?;
                 meterkit::parse_decimal(s).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?
             }
-            ColData::Ts { .. } => return Err(self.err(row, format!("Column '{}' is a timestamp, not a number.", self.name))),
+            ColData::Ts { .. } => {
+                return Err(self.err(row, format!("Column '{}' is a timestamp, not a number.", self.name)))
+            }
         })
     }
 
@@ -539,7 +550,9 @@ pub fn for_each_record(
                     let _ = write!(rec.id, "{}", row + 1);
                 }
             }
-            for (c, target) in [(&tenant_c, &mut rec.tenant), (&subject_c, &mut rec.subject), (&metric_c, &mut rec.metric)] {
+            for (c, target) in
+                [(&tenant_c, &mut rec.tenant), (&subject_c, &mut rec.subject), (&metric_c, &mut rec.metric)]
+            {
                 if let Some(c) = c {
                     let v = c.required_str(i, row)?;
                     if target != v {
@@ -668,7 +681,13 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(rows: Vec<Row>, with_tenant: bool, with_subject_metric: bool, group_by: Vec<String>, unique: Vec<String>) -> Self {
+    fn new(
+        rows: Vec<Row>,
+        with_tenant: bool,
+        with_subject_metric: bool,
+        group_by: Vec<String>,
+        unique: Vec<String>,
+    ) -> Self {
         Table { rows, with_tenant, with_subject_metric, metric: String::new(), group_by, unique }
     }
 
@@ -717,7 +736,10 @@ impl Table {
         cols.push(OutCol::decimals("mean", r.iter().map(|x| x.mean).collect()));
         cols.push(OutCol::decimals("latest", r.iter().map(|x| x.latest).collect()));
         for (k, d) in self.unique.iter().enumerate() {
-            cols.push(OutCol::ints(&format!("unique_{d}"), r.iter().map(|x| x.unique.get(k).copied().unwrap_or(0) as i64).collect()));
+            cols.push(OutCol::ints(
+                &format!("unique_{d}"),
+                r.iter().map(|x| x.unique.get(k).copied().unwrap_or(0) as i64).collect(),
+            ));
         }
         cols
     }
@@ -767,12 +789,24 @@ fn validity(valid: impl Iterator<Item = bool>, len: usize) -> (Option<Vec<u64>>,
 impl OutCol {
     fn ts(name: &str, secs: Vec<i64>) -> Self {
         let bytes: Vec<u8> = secs.iter().flat_map(|s| (s * 1_000_000).to_le_bytes()).collect();
-        OutCol { name: cname(name), format: cname("tsu:UTC"), len: secs.len(), null_count: 0, buffers: vec![None, Some(aligned(&bytes))] }
+        OutCol {
+            name: cname(name),
+            format: cname("tsu:UTC"),
+            len: secs.len(),
+            null_count: 0,
+            buffers: vec![None, Some(aligned(&bytes))],
+        }
     }
 
     fn ints(name: &str, vals: Vec<i64>) -> Self {
         let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-        OutCol { name: cname(name), format: cname("l"), len: vals.len(), null_count: 0, buffers: vec![None, Some(aligned(&bytes))] }
+        OutCol {
+            name: cname(name),
+            format: cname("l"),
+            len: vals.len(),
+            null_count: 0,
+            buffers: vec![None, Some(aligned(&bytes))],
+        }
     }
 
     fn strs(name: &str, vals: Vec<Option<String>>) -> Self {

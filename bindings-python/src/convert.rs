@@ -195,8 +195,7 @@ pub fn to_plain<'py, T: serde::Serialize>(py: Python<'py>, v: &T) -> PyResult<Bo
 /// A core type from plain Python (its canonical JSON shape).
 pub fn from_plain<T: serde::de::DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
     let value = py_to_json(obj)?;
-    serde_json::from_value(value)
-        .map_err(|e| new_err(ErrorKind::Parse, format!("Not a valid {what}: {e}."), None))
+    serde_json::from_value(value).map_err(|e| new_err(ErrorKind::Parse, format!("Not a valid {what}: {e}."), None))
 }
 
 /// A core type as its compact canonical JSON (serde_json, as the CLI prints it).

@@ -48,7 +48,9 @@ fn with_notifier(engine: meterkit::Engine, notifier: Option<Py<PyAny>>) -> meter
 fn check_callable(py: Python<'_>, notifier: Option<&Py<PyAny>>) -> PyResult<()> {
     if let Some(n) = notifier {
         if !n.bind(py).is_callable() {
-            return Err(pyo3::exceptions::PyTypeError::new_err("notifier must be callable (it receives Event objects)"));
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "notifier must be callable (it receives Event objects)",
+            ));
         }
     }
     Ok(())
@@ -253,7 +255,9 @@ impl PyEngine {
             Some(d) if d.is_none() => Duration::zero(),
             Some(d) => {
                 if !d.is_instance_of::<PyDelta>() {
-                    return Err(pyo3::exceptions::PyTypeError::new_err("allowed_lateness must be a datetime.timedelta"));
+                    return Err(pyo3::exceptions::PyTypeError::new_err(
+                        "allowed_lateness must be a datetime.timedelta",
+                    ));
                 }
                 d.extract::<Duration>()?
             }
@@ -266,4 +270,3 @@ impl PyEngine {
         self.description.clone()
     }
 }
-

@@ -8,18 +8,63 @@ use pyo3::types::PyType;
 
 pyo3::create_exception!(meterkit, MeterkitError, PyException, "Base class of every meterkit error.");
 pyo3::create_exception!(meterkit, InvalidRecord, MeterkitError, "A usage record is malformed (E_INVALID_RECORD).");
-pyo3::create_exception!(meterkit, ConflictError, MeterkitError, "An idempotency key arrived with different content (E_CONFLICT).");
+pyo3::create_exception!(
+    meterkit,
+    ConflictError,
+    MeterkitError,
+    "An idempotency key arrived with different content (E_CONFLICT)."
+);
 pyo3::create_exception!(meterkit, ParseError, MeterkitError, "Input text could not be parsed (E_PARSE).");
-pyo3::create_exception!(meterkit, InvalidWindow, MeterkitError, "A window specification is invalid (E_INVALID_WINDOW).");
-pyo3::create_exception!(meterkit, InvalidTimeZone, MeterkitError, "A time-zone name is not an IANA zone (E_INVALID_TIME_ZONE).");
+pyo3::create_exception!(
+    meterkit,
+    InvalidWindow,
+    MeterkitError,
+    "A window specification is invalid (E_INVALID_WINDOW)."
+);
+pyo3::create_exception!(
+    meterkit,
+    InvalidTimeZone,
+    MeterkitError,
+    "A time-zone name is not an IANA zone (E_INVALID_TIME_ZONE)."
+);
 pyo3::create_exception!(meterkit, InvalidQuery, MeterkitError, "A query is inconsistent (E_INVALID_QUERY).");
-pyo3::create_exception!(meterkit, DecimalOverflowError, MeterkitError, "Arithmetic would overflow the decimal range (E_OVERFLOW).");
-pyo3::create_exception!(meterkit, TariffError, MeterkitError, "A tariff document is invalid or unsupported (E_TARIFF).");
-pyo3::create_exception!(meterkit, ValidationError, MeterkitError, "A validation configuration is invalid or a reading failed validation (E_VALIDATION).");
-pyo3::create_exception!(meterkit, InvalidTransition, MeterkitError, "An invoice lifecycle transition is not allowed (E_INVALID_TRANSITION).");
+pyo3::create_exception!(
+    meterkit,
+    DecimalOverflowError,
+    MeterkitError,
+    "Arithmetic would overflow the decimal range (E_OVERFLOW)."
+);
+pyo3::create_exception!(
+    meterkit,
+    TariffError,
+    MeterkitError,
+    "A tariff document is invalid or unsupported (E_TARIFF)."
+);
+pyo3::create_exception!(
+    meterkit,
+    ValidationError,
+    MeterkitError,
+    "A validation configuration is invalid or a reading failed validation (E_VALIDATION)."
+);
+pyo3::create_exception!(
+    meterkit,
+    InvalidTransition,
+    MeterkitError,
+    "An invoice lifecycle transition is not allowed (E_INVALID_TRANSITION)."
+);
 pyo3::create_exception!(meterkit, NotFoundError, MeterkitError, "Something asked for does not exist (E_NOT_FOUND).");
-pyo3::create_exception!(meterkit, StoreError, MeterkitError, "The store failed; the batch in progress was not applied (E_STORE).");
-pyo3::create_exception!(meterkit, InternalError, MeterkitError, "A bug in meterkit (a Rust panic caught at the boundary) (E_INTERNAL).");
+pyo3::create_exception!(
+    meterkit,
+    StoreError,
+    MeterkitError,
+    "The store failed; the batch in progress was not applied (E_STORE)."
+);
+pyo3::create_exception!(
+    meterkit,
+    InternalError,
+    MeterkitError,
+    "A bug in meterkit (a Rust panic caught at the boundary) (E_INTERNAL)."
+);
 
 /// The exception class of a kind.
 fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {

@@ -19,7 +19,9 @@ use crate::errors::detached;
 /// persistence): the core's `Accumulator`, one per tenant. Returns a `BucketTable` with a
 /// `tenant` column, ordered by tenant, window start and group.
 #[pyfunction]
-#[pyo3(text_signature = "(data, spec, *, tenant=None, subject=None, id_column='id', tenant_column='tenant', subject_column='subject', metric_column=None, quantity_column='quantity', timestamp_column='timestamp', dimensions=None)")]
+#[pyo3(
+    text_signature = "(data, spec, *, tenant=None, subject=None, id_column='id', tenant_column='tenant', subject_column='subject', metric_column=None, quantity_column='quantity', timestamp_column='timestamp', dimensions=None)"
+)]
 #[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column=Some("id".to_string()), tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None))]
 fn rollup_arrow(
     py: Python<'_>,
@@ -74,7 +76,8 @@ fn subject_override(spec: &meterkit::RollupSpec, subject: Option<String>) -> Opt
     if let Some(s) = subject {
         return Some(arrow::Source::Const(s));
     }
-    let needs = spec.group_by.iter().any(|d| d == meterkit::SUBJECT) || spec.unique_dims().any(|d| d == meterkit::SUBJECT);
+    let needs =
+        spec.group_by.iter().any(|d| d == meterkit::SUBJECT) || spec.unique_dims().any(|d| d == meterkit::SUBJECT);
     (!needs).then(|| arrow::Source::Const("-".to_string()))
 }
 

@@ -8,8 +8,9 @@ use std::hash::{Hash, Hasher};
 use meterkit::{Aggregation, ErrorKind, Fill, Window};
 use pyo3::prelude::*;
 
-use crate::convert::{from_decimal, from_json, from_opt_decimal, from_plain, from_utc, opt_utc, to_decimal, to_json,
-    to_plain, to_utc};
+use crate::convert::{
+    from_decimal, from_json, from_opt_decimal, from_plain, from_utc, opt_utc, to_decimal, to_json, to_plain, to_utc,
+};
 use crate::errors::{new_err, IntoPy};
 
 fn hash_of(text: &str) -> u64 {
@@ -181,8 +182,9 @@ impl PyRollupSpec {
         group_by: Option<&Bound<'_, PyAny>>,
         unique: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut spec =
-            meterkit::RollupSpec::new(metric, window_of(window)?, time_zone).py()?.group_by(strings(group_by, "group_by")?);
+        let mut spec = meterkit::RollupSpec::new(metric, window_of(window)?, time_zone)
+            .py()?
+            .group_by(strings(group_by, "group_by")?);
         for d in strings(unique, "unique")? {
             spec = spec.with(Aggregation::UniqueCount(d));
         }
@@ -329,7 +331,7 @@ impl PyQuery {
     fn fill(&self) -> &'static str {
         match self.inner.fill {
             Fill::Zero => "zero",
-            _ => "none",
+            Fill::None => "none",
         }
     }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -552,7 +554,9 @@ impl PyTotals {
             "Totals(current=Decimal('{}'), previous=Decimal('{}'), change_percent={})",
             meterkit::fmt_decimal(self.inner.current.sum),
             meterkit::fmt_decimal(self.inner.previous.sum),
-            self.inner.change_percent.map_or("None".to_string(), |d| format!("Decimal('{}')", meterkit::fmt_decimal(d)))
+            self.inner
+                .change_percent
+                .map_or("None".to_string(), |d| format!("Decimal('{}')", meterkit::fmt_decimal(d)))
         )
     }
 }
@@ -584,8 +588,8 @@ impl PyEvent {
     fn __getattr__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         match self.value.get(name) {
             Some(v) if name == "bucket" => {
-                let b: meterkit::Bucket = serde_json::from_value(v.clone())
-                    .map_err(|e| new_err(ErrorKind::Parse, e.to_string(), None))?;
+                let b: meterkit::Bucket =
+                    serde_json::from_value(v.clone()).map_err(|e| new_err(ErrorKind::Parse, e.to_string(), None))?;
                 Ok(Bound::new(py, PyBucket { inner: b })?.into_any())
             }
             Some(v) => crate::convert::json_to_py(py, v),
@@ -609,4 +613,3 @@ impl PyEvent {
         format!("Event({})", self.json)
     }
 }
-
