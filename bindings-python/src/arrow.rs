@@ -6,7 +6,6 @@
 //! Only conversion lives here: records go to `Engine::ingest` or the core's `Accumulator`.
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Arc;
 
@@ -480,7 +479,8 @@ pub struct Mapping {
     pub quantity: String,
     pub timestamp: String,
     pub end: Option<String>,
-    pub dimensions: Vec<String>,
+    /// `(dimension key, column)` pairs.
+    pub dimensions: Vec<(String, String)>,
 }
 
 /// Read the stream row by row into one reused `UsageRecord`, calling `f` for each.
@@ -511,7 +511,7 @@ pub fn for_each_record(
     let qty_i = index(&m.quantity)?;
     let ts_i = index(&m.timestamp)?;
     let end_i = m.end.as_deref().map(index).transpose()?;
-    let dim_i = m.dimensions.iter().map(|d| index(d)).collect::<meterkit::Result<Vec<_>>>()?;
+    let dim_i = m.dimensions.iter().map(|(_, col)| index(col)).collect::<meterkit::Result<Vec<_>>>()?;
 
     let mut rec = UsageRecord::new("", "", "", "", Decimal::ZERO, DateTime::<Utc>::UNIX_EPOCH);
     for (s, target) in [(&tenant_i, &mut rec.tenant), (&subject_i, &mut rec.subject), (&metric_i, &mut rec.metric)] {
@@ -569,7 +569,7 @@ pub fn for_each_record(
                 Some(c) => c.ts(i, row)?,
                 None => None,
             };
-            for (d, c) in m.dimensions.iter().zip(&dim_c) {
+            for ((d, _), c) in m.dimensions.iter().zip(&dim_c) {
                 match c.str(i, row)? {
                     Some(v) => match rec.dimensions.get_mut(d) {
                         Some(old) => {
@@ -604,48 +604,51 @@ pub fn records(stream: ImportedStream, m: &Mapping) -> meterkit::Result<Vec<Usag
     Ok(out)
 }
 
-/// Roll the rows up under `spec` with the core's `Accumulator`, one per tenant, without a store.
-pub fn rollup(stream: ImportedStream, m: &Mapping, spec: &meterkit::RollupSpec) -> meterkit::Result<Table> {
-    let specs = std::slice::from_ref(spec);
-    let mut accs: Vec<(String, meterkit::Accumulator)> = Vec::new();
-    let mut by_tenant: HashMap<String, usize> = HashMap::new();
-    let mut last: Option<usize> = None;
-    for_each_record(stream, m, |r| {
-        let i = match last {
-            Some(i) if accs[i].0 == r.tenant => i,
-            _ => {
-                let i = match by_tenant.get(&r.tenant) {
-                    Some(&i) => i,
-                    None => {
-                        accs.push((r.tenant.clone(), meterkit::Accumulator::new(&r.tenant, specs)?));
-                        by_tenant.insert(r.tenant.clone(), accs.len() - 1);
-                        accs.len() - 1
-                    }
-                };
-                last = Some(i);
-                i
-            }
-        };
-        accs[i].1.add(r)
-    })?;
-    let mut rows: Vec<Row> = Vec::new();
-    for (tenant, acc) in accs {
-        for (key, end, state) in acc.into_buckets() {
-            rows.push(Row {
-                tenant: Some(tenant.clone()),
-                start: key.start,
-                end,
-                subject: None,
-                group: key.group,
-                sum: state.sum,
-                count: state.count,
-                min: state.min,
-                max: state.max,
-                mean: state.mean(),
-                latest: state.latest.map(|l| l.quantity),
-                unique: spec.unique_dims().map(|d| state.uniques.get(d).map_or(0, |s| s.len() as u64)).collect(),
-            });
+/// The pseudo-dimension the tenant column is read into by [`rollup`].
+const TENANT_DIM: &str = "\u{0}tenant";
+
+/// Roll the rows up under `spec` with the core's `Accumulator`, without a store.
+///
+/// A tenant column is read as a leading group dimension of one accumulator (the same partition
+/// as one accumulator per tenant, with one shared window cache instead of a thousand cold ones).
+pub fn rollup(stream: ImportedStream, m: Mapping, spec: &meterkit::RollupSpec) -> meterkit::Result<Table> {
+    let (m, tenant_col, run_spec) = match m.tenant {
+        Source::Const(t) => (Mapping { tenant: Source::Const(t.clone()), ..m }, Some(t), spec.clone()),
+        Source::Column(col) => {
+            let mut dims = m.dimensions;
+            dims.push((TENANT_DIM.to_string(), col));
+            let mut s = spec.clone();
+            s.group_by.insert(0, TENANT_DIM.to_string());
+            (Mapping { tenant: Source::Const(String::new()), dimensions: dims, ..m }, None, s)
         }
+    };
+    let acc_tenant = match &m.tenant {
+        Source::Const(t) => t.clone(),
+        Source::Column(_) => String::new(),
+    };
+    let mut acc = meterkit::Accumulator::new(&acc_tenant, std::slice::from_ref(&run_spec))?;
+    for_each_record(stream, &m, |r| acc.add(r))?;
+    let mut rows: Vec<Row> = Vec::with_capacity(acc.len());
+    for (key, end, state) in acc.into_buckets() {
+        let mut group = key.group;
+        let tenant = match &tenant_col {
+            Some(t) => Some(t.clone()),
+            None => group.remove(0),
+        };
+        rows.push(Row {
+            tenant,
+            start: key.start,
+            end,
+            subject: None,
+            group,
+            sum: state.sum,
+            count: state.count,
+            min: state.min,
+            max: state.max,
+            mean: state.mean(),
+            latest: state.latest.map(|l| l.quantity),
+            unique: spec.unique_dims().map(|d| state.uniques.get(d).map_or(0, |s| s.len() as u64)).collect(),
+        });
     }
     rows.sort_by(|a, b| (&a.tenant, a.start, &a.group).cmp(&(&b.tenant, b.start, &b.group)));
     Ok(Table::new(rows, true, false, spec.group_by.clone(), spec.unique_dims().map(str::to_string).collect()))

@@ -32,6 +32,10 @@ pub fn to_utc(obj: &Bound<'_, PyAny>, field: &str, kind: ErrorKind) -> PyResult<
             Some(field),
         ));
     }
+    let utc_tz = UTC.import(py, "datetime", "timezone")?.getattr("utc")?;
+    if obj.getattr("tzinfo")?.is(&utc_tz) {
+        return Ok(obj.extract::<DateTime<Utc>>()?);
+    }
     if obj.call_method0("utcoffset")?.is_none() {
         return Err(new_err(
             kind,
@@ -44,7 +48,7 @@ pub fn to_utc(obj: &Bound<'_, PyAny>, field: &str, kind: ErrorKind) -> PyResult<
     }
     // Any tzinfo (ZoneInfo, pytz, fixed offsets): let Python resolve the instant, then read it
     // as a fixed-offset datetime.
-    let utc = obj.call_method1("astimezone", (UTC.import(py, "datetime", "timezone")?.getattr("utc")?,))?;
+    let utc = obj.call_method1("astimezone", (utc_tz,))?;
     let t: DateTime<FixedOffset> = utc.extract()?;
     Ok(t.with_timezone(&Utc))
 }

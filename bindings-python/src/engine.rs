@@ -164,7 +164,7 @@ impl PyEngine {
             quantity: quantity_column.to_string(),
             timestamp: timestamp_column.to_string(),
             end: end_column,
-            dimensions: dimensions.unwrap_or_default(),
+            dimensions: dimensions.unwrap_or_default().into_iter().map(|d| (d.clone(), d)).collect(),
         };
         let stream = crate::arrow::ImportedStream::from_py(data)?;
         let e = self.inner.clone();

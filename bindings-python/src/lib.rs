@@ -63,10 +63,10 @@ fn rollup_arrow(
         quantity: quantity_column.to_string(),
         timestamp: timestamp_column.to_string(),
         end: None,
-        dimensions: dims,
+        dimensions: dims.into_iter().map(|d| (d.clone(), d)).collect(),
     };
     let stream = arrow::ImportedStream::from_py(data)?;
-    let table = detached(py, move || arrow::rollup(stream, &mapping, &spec))?;
+    let table = detached(py, move || arrow::rollup(stream, mapping, &spec))?;
     Ok(arrow::PyBucketTable::from_table(table))
 }
 
