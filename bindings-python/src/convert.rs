@@ -34,7 +34,7 @@ pub fn to_utc(obj: &Bound<'_, PyAny>, field: &str, kind: ErrorKind) -> PyResult<
     }
     let utc_tz = UTC.import(py, "datetime", "timezone")?.getattr("utc")?;
     if obj.getattr("tzinfo")?.is(&utc_tz) {
-        return Ok(obj.extract::<DateTime<Utc>>()?);
+        return obj.extract::<DateTime<Utc>>();
     }
     if obj.call_method0("utcoffset")?.is_none() {
         return Err(new_err(
