@@ -1,0 +1,50 @@
+"""The dashboard example runs headless (--png) and shows the right monthly totals, checked against
+an independent sum of the CSV with the standard library."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from conftest import REPO
+
+EXAMPLE = REPO / "examples" / "python" / "dashboard.py"
+DATA = REPO / "examples" / "data" / "uk-smart-meter-hourly.csv"
+
+
+def expected_monthly() -> dict[str, Decimal]:
+    london = ZoneInfo("Europe/London")
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    with DATA.open(newline="") as f:
+        for row in csv.DictReader(f):
+            local = datetime.fromisoformat(row["start"]).astimezone(london)
+            out[local.strftime("%Y-%m")] += Decimal(row["value"])
+    return dict(out)
+
+
+def test_dashboard_headless(tmp_path: Path) -> None:
+    png = tmp_path / "chart.png"
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--png", str(png)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    monthly = {m: Decimal(v) for m, v in figures["monthly"].items()}
+    expected = expected_monthly()
+    assert monthly == expected
+    # A month by hand: November 2022 (no DST change), exact to the last digit of the CSV.
+    assert monthly["2022-11"] == expected["2022-11"] and monthly["2022-11"] > 0
+    kpis = figures["kpis"]
+    assert Decimal(kpis["this_month_kwh"]) == expected["2022-12"]
+    assert Decimal(kpis["previous_month_kwh"]) == expected["2022-11"]
+    assert Decimal(kpis["total_kwh"]) == sum(expected.values())
+    assert kpis["readings"] == 23508
+    assert figures["views"]["24 h"] == 24
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
