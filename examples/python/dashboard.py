@@ -44,7 +44,8 @@ class Dashboard:
 
     def series(self, view: str) -> list[mk.Bucket]:
         window, back = VIEWS[view]
-        q = mk.Query(TENANT, METRIC, window, ZONE, from_=self.last - back, to=self.last + timedelta(hours=1))
+        end = self.last + timedelta(hours=1)  # the last reading covers the hour it starts
+        q = mk.Query(TENANT, METRIC, window, ZONE, from_=end - back, to=end)
         return self.engine.query(q)
 
     def monthly(self) -> list[mk.Bucket]:
