@@ -149,6 +149,7 @@ def test_bucket_table_reads_in_pyarrow_polars_pandas() -> None:
     q = mk.Query("acme", "kwh", "day", "UTC", group_by=["carrier"], unique=["subject"])
     rows = engine.query(q)
     table = engine.query_arrow(q)
+    assert isinstance(table, mk.BucketTable)
     assert len(table) == table.num_rows == len(rows) > 0
     assert table.column_names == [
         "window_start", "window_end", "subject", "metric", "carrier",

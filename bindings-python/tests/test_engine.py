@@ -26,6 +26,7 @@ def test_ingest_report_duplicates_and_conflicts() -> None:
     report = engine.ingest([kwh("a", "1", 2024, 1, 1), kwh("a", "1.0", 2024, 1, 1), kwh("a", "2", 2024, 1, 1)])
     assert (report.accepted, report.duplicates) == (1, 1)
     [rej] = report.rejected
+    assert isinstance(report, mk.IngestReport) and isinstance(rej, mk.Rejection)
     assert (rej.tenant, rej.id, rej.kind, rej.code) == ("acme", "a", "conflict", "E_CONFLICT")
     assert "different content" in rej.reason
     assert report.to_dict()["rejected"][0]["kind"] == "conflict"
@@ -136,6 +137,7 @@ def test_totals_for_kpi_cards() -> None:
     engine = mk.Engine()
     engine.ingest([kwh("jan", "100", 2024, 1, 15), kwh("feb", "150", 2024, 2, 15)])
     t = engine.totals("acme", "kwh", "month", "UTC", utc(2024, 2, 20))
+    assert isinstance(t, mk.Totals) and isinstance(t.current, mk.Bucket)
     assert (t.previous.sum, t.current.sum, t.change_percent) == (Decimal(100), Decimal(150), Decimal(50))
     assert t.to_dict()["change_percent"] == "50"
     assert "Totals(" in repr(t)
