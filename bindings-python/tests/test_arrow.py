@@ -164,7 +164,7 @@ def test_bucket_table_reads_in_pyarrow_polars_pandas() -> None:
     assert t.column("window_start").to_pylist() == [b.window_start for b in rows]
     p = pl.DataFrame(table)
     # pl.from_arrow gives a DataFrame for pyarrow input and a struct Series for any other stream.
-    assert pl.from_arrow(pa.table(table)).equals(p)  # type: ignore[union-attr]
+    assert pl.from_arrow(pa.table(table)).equals(p)  # type: ignore[union-attr,arg-type]
     assert pl.from_arrow(table).struct.unnest().equals(p)  # type: ignore[union-attr,arg-type]
     assert p["count"].to_list() == [b.count for b in rows]
     assert table.to_polars()["mean"].to_list() == [b.mean for b in rows]
