@@ -1,0 +1,224 @@
+//! Invoices: a bill's payment lifecycle, draft → issued → paid | overdue | void.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::bill::Bill;
+use crate::error::{Error, ErrorKind, Result};
+use crate::usage::fmt_ts;
+
+/// Where an invoice is in its lifecycle.
+///
+/// Allowed transitions: `draft → issued` ([`Invoice::issue`]), `issued → overdue`
+/// ([`Invoice::mark_overdue`], once `now > due`), `issued | overdue → paid` ([`Invoice::pay`]),
+/// `draft | issued | overdue → void` ([`Invoice::void`]). Paid and void are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    /// Being prepared; may still change.
+    Draft,
+    /// Sent to the customer, awaiting payment.
+    Issued,
+    /// Paid in full.
+    Paid,
+    /// Unpaid after the due date.
+    Overdue,
+    /// Cancelled.
+    Void,
+}
+
+impl InvoiceStatus {
+    fn name(self) -> &'static str {
+        match self {
+            InvoiceStatus::Draft => "draft",
+            InvoiceStatus::Issued => "issued",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Overdue => "overdue",
+            InvoiceStatus::Void => "void",
+        }
+    }
+}
+
+/// An invoice for one [`Bill`].
+///
+/// JSON: `{"id","bill":{…},"status","payment_terms_days","issued_at"?,"due_at"?,"paid_at"?,
+/// "voided_at"?}` with RFC 3339 instants.
+///
+/// ```
+/// use meterkit::{Invoice, InvoiceStatus};
+/// # let bill: meterkit::Bill = serde_json::from_str(r#"{"tenant":"t","subject":"s","period_start":"2024-01-01T00:00:00Z","period_end":"2024-02-01T00:00:00Z","time_zone":"UTC","currency":"GBP","lines":[],"subtotal":"0.00","taxes":"0.00","total":"0.00"}"#)?;
+/// use chrono::{TimeZone, Utc};
+/// let mut inv = Invoice::new("inv-1", bill, 14);
+/// inv.issue(Utc.with_ymd_and_hms(2024, 2, 1, 9, 0, 0).unwrap())?;
+/// assert_eq!(inv.due_at.unwrap().to_rfc3339(), "2024-02-15T09:00:00+00:00");
+/// assert!(inv.void(Utc.with_ymd_and_hms(2024, 2, 2, 0, 0, 0).unwrap()).is_ok());
+/// assert!(inv.pay(Utc.with_ymd_and_hms(2024, 2, 3, 0, 0, 0).unwrap()).is_err()); // void is final
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// Invoice number, unique per tenant.
+    pub id: String,
+    /// The bill invoiced.
+    pub bill: Bill,
+    /// Status.
+    pub status: InvoiceStatus,
+    /// Days from issue to due date.
+    pub payment_terms_days: u32,
+    /// When it was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    pub issued_at: Option<DateTime<Utc>>,
+    /// Issue instant + payment terms.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    pub due_at: Option<DateTime<Utc>>,
+    /// When it was paid.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    pub paid_at: Option<DateTime<Utc>>,
+    /// When it was voided.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    pub voided_at: Option<DateTime<Utc>>,
+}
+
+impl Invoice {
+    /// A draft invoice for `bill`, due `payment_terms_days` after it is issued.
+    pub fn new(id: impl Into<String>, bill: Bill, payment_terms_days: u32) -> Self {
+        Invoice {
+            id: id.into(),
+            bill,
+            status: InvoiceStatus::Draft,
+            payment_terms_days,
+            issued_at: None,
+            due_at: None,
+            paid_at: None,
+            voided_at: None,
+        }
+    }
+
+    fn illegal(&self, to: InvoiceStatus) -> Error {
+        Error::new(
+            ErrorKind::InvalidTransition,
+            format!("Invoice '{}' cannot go from {} to {}.", self.id, self.status.name(), to.name()),
+        )
+        .with_field("status")
+    }
+
+    /// Issue a draft at `at`: `due_at = at + payment_terms_days`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidTransition`] unless the invoice is a draft.
+    pub fn issue(&mut self, at: DateTime<Utc>) -> Result<()> {
+        if self.status != InvoiceStatus::Draft {
+            return Err(self.illegal(InvoiceStatus::Issued));
+        }
+        let due = at.checked_add_signed(Duration::days(i64::from(self.payment_terms_days))).ok_or_else(|| {
+            Error::new(ErrorKind::InvalidQuery, format!("The due date after {} is out of range.", fmt_ts(at)))
+        })?;
+        self.status = InvoiceStatus::Issued;
+        self.issued_at = Some(at);
+        self.due_at = Some(due);
+        Ok(())
+    }
+
+    /// Record payment at `at`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidTransition`] unless the invoice is issued or overdue.
+    pub fn pay(&mut self, at: DateTime<Utc>) -> Result<()> {
+        if !matches!(self.status, InvoiceStatus::Issued | InvoiceStatus::Overdue) {
+            return Err(self.illegal(InvoiceStatus::Paid));
+        }
+        self.status = InvoiceStatus::Paid;
+        self.paid_at = Some(at);
+        Ok(())
+    }
+
+    /// Void at `at`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidTransition`] for a paid or void invoice.
+    pub fn void(&mut self, at: DateTime<Utc>) -> Result<()> {
+        if matches!(self.status, InvoiceStatus::Paid | InvoiceStatus::Void) {
+            return Err(self.illegal(InvoiceStatus::Void));
+        }
+        self.status = InvoiceStatus::Void;
+        self.voided_at = Some(at);
+        Ok(())
+    }
+
+    /// Move an issued invoice to overdue when `now` is after its due date; returns whether it
+    /// changed (false when not yet due, or not issued — paid, void and overdue stay as they are).
+    pub fn mark_overdue(&mut self, now: DateTime<Utc>) -> bool {
+        if self.status == InvoiceStatus::Issued && self.due_at.is_some_and(|d| now > d) {
+            self.status = InvoiceStatus::Overdue;
+            return true;
+        }
+        false
+    }
+
+    /// True when a payment reminder is due at `now`: the invoice is issued (unpaid, not yet
+    /// overdue) and `now` lies within `days_before` days before its due date
+    /// (`due - days_before <= now <= due`).
+    pub fn reminder_due(&self, now: DateTime<Utc>, days_before: u32) -> bool {
+        self.status == InvoiceStatus::Issued
+            && self.due_at.is_some_and(|due| now <= due && now >= due - Duration::days(i64::from(days_before)))
+    }
+}
+
+/// The invoices of `invoices` whose payment reminder is due at `now` (see
+/// [`Invoice::reminder_due`]), in the given order.
+pub fn reminders_due(invoices: &[Invoice], now: DateTime<Utc>, days_before: u32) -> Vec<&Invoice> {
+    invoices.iter().filter(|i| i.reminder_due(now, days_before)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn bill() -> Bill {
+        serde_json::from_str(
+            r#"{"tenant":"t","subject":"s","period_start":"2024-01-01T00:00:00Z","period_end":"2024-02-01T00:00:00Z",
+            "time_zone":"UTC","currency":"GBP","lines":[],"subtotal":"10.00","taxes":"0.50","total":"10.50"}"#,
+        )
+        .unwrap()
+    }
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 2, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn lifecycle_and_overdue() {
+        let mut inv = Invoice::new("i1", bill(), 14);
+        assert_eq!(inv.pay(at(1, 0)).unwrap_err().kind(), ErrorKind::InvalidTransition);
+        assert!(!inv.mark_overdue(at(28, 0)));
+        inv.issue(at(1, 9)).unwrap();
+        assert_eq!(inv.due_at, Some(at(15, 9)));
+        assert_eq!(inv.issue(at(2, 0)).unwrap_err().kind(), ErrorKind::InvalidTransition);
+        // Exactly at the due instant it is not overdue yet; one hour later it is.
+        assert!(!inv.mark_overdue(at(15, 9)));
+        assert!(inv.mark_overdue(at(15, 10)));
+        assert_eq!(inv.status, InvoiceStatus::Overdue);
+        assert!(!inv.mark_overdue(at(16, 0)));
+        inv.pay(at(20, 0)).unwrap();
+        assert_eq!(inv.status, InvoiceStatus::Paid);
+        assert_eq!(inv.void(at(21, 0)).unwrap_err().kind(), ErrorKind::InvalidTransition);
+        assert_eq!(inv.pay(at(21, 0)).unwrap_err().message(), "Invoice 'i1' cannot go from paid to paid.");
+    }
+
+    #[test]
+    fn reminders() {
+        let mut a = Invoice::new("a", bill(), 14);
+        a.issue(at(1, 9)).unwrap(); // due 15th 09:00
+        let mut b = Invoice::new("b", bill(), 30);
+        b.issue(at(1, 9)).unwrap(); // due 2 March 09:00
+        let draft = Invoice::new("c", bill(), 14);
+        let all = vec![a.clone(), b, draft];
+        // 3 days before the 15th 09:00 is the 12th 09:00.
+        assert!(reminders_due(&all, at(12, 8), 3).is_empty());
+        let due: Vec<&str> = reminders_due(&all, at(12, 9), 3).iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(due, ["a"]);
+        a.pay(at(13, 0)).unwrap();
+        assert!(!a.reminder_due(at(14, 0), 3));
+    }
+}
