@@ -391,7 +391,7 @@ struct Rater<'a> {
 
 impl Rater<'_> {
     fn money(&self, q: Decimal, rate: Decimal) -> Result<Decimal> {
-        Ok(self.rounding.round(mul(q, rate)?, self.dp))
+        self.rounding.round(mul(q, rate)?, self.dp)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -669,9 +669,9 @@ impl Tariff {
             time_zone: req.time_zone.clone(),
             currency: self.currency.clone(),
             lines,
-            subtotal: self.rounding.round(subtotal, dp),
-            taxes: self.rounding.round(taxes, dp),
-            total: self.rounding.round(add(subtotal, taxes)?, dp),
+            subtotal: self.rounding.round(subtotal, dp)?,
+            taxes: self.rounding.round(taxes, dp)?,
+            total: self.rounding.round(add(subtotal, taxes)?, dp)?,
         })
     }
 }
@@ -717,7 +717,7 @@ impl Rater<'_> {
         let unit = self.unit(c).to_string();
         let base = c.description.clone().unwrap_or_else(|| default_description(c));
         let desc = format!("{base} ({} of {} {unit})", fmt_decimal(shown), fmt_decimal(div(included, div_by)?));
-        let zero = self.rounding.round(Decimal::ZERO, self.dp);
+        let zero = self.rounding.round(Decimal::ZERO, self.dp)?;
         self.push(pi, c, desc, shown, &unit, Decimal::ZERO, zero, None, None);
         Ok(())
     }
@@ -980,7 +980,7 @@ impl Rater<'_> {
             }
         }
         for (_, total, pi, c) in mins {
-            let minimum = self.rounding.round(total, self.dp);
+            let minimum = self.rounding.round(total, self.dp)?;
             let mut subtotal = Decimal::ZERO;
             for p in self.pieces.iter().flatten().filter(|p| !p.tax) {
                 subtotal = add(subtotal, p.line.amount)?;
@@ -988,7 +988,7 @@ impl Rater<'_> {
             if subtotal < minimum {
                 let base = c.description.clone().unwrap_or_else(|| default_description(&c));
                 let desc = format!("{base} (minimum {minimum}, subtotal {subtotal})");
-                let top_up = self.rounding.round(minimum - subtotal, self.dp);
+                let top_up = self.rounding.round(minimum - subtotal, self.dp)?;
                 self.push(pi, &c, desc, Decimal::ONE, "bill", minimum, top_up, None, None);
             }
         }
@@ -1068,15 +1068,15 @@ impl QuantityRater {
         let mut subtotal = Decimal::ZERO;
         for c in &self.charges {
             let amount = match c.kind {
-                ChargeKind::Fixed => round(c.amount.unwrap_or_default()),
-                ChargeKind::PerUnit => round(mul(c.convert(q)?, c.rate.unwrap_or_default())?),
+                ChargeKind::Fixed => round(c.amount.unwrap_or_default())?,
+                ChargeKind::PerUnit => round(mul(c.convert(q)?, c.rate.unwrap_or_default())?)?,
                 ChargeKind::Graduated => {
                     let mut sum = Decimal::ZERO;
                     ladder(&c.tiers, Decimal::ONE, Decimal::ZERO, c.convert(q)?, &mut |s| {
                         let t = &c.tiers[s.tier];
-                        sum = add(sum, round(mul(s.qty, t.rate)?))?;
+                        sum = add(sum, round(mul(s.qty, t.rate)?)?)?;
                         if s.flat_due {
-                            sum = add(sum, round(t.flat.unwrap_or_default()))?;
+                            sum = add(sum, round(t.flat.unwrap_or_default())?)?;
                         }
                         Ok(())
                     })?;
@@ -1088,8 +1088,8 @@ impl QuantityRater {
                         return Err(Error::new(ErrorKind::Tariff, "A volume charge cannot price a negative quantity."));
                     }
                     let t = &c.tiers[volume_tier(&c.tiers, Decimal::ONE, q)?];
-                    let flat = if q.is_zero() { Decimal::ZERO } else { round(t.flat.unwrap_or_default()) };
-                    add(round(mul(q, t.rate)?), flat)?
+                    let flat = if q.is_zero() { Decimal::ZERO } else { round(t.flat.unwrap_or_default())? };
+                    add(round(mul(q, t.rate)?)?, flat)?
                 }
                 ChargeKind::Package => {
                     let q = c.convert(q)?;
@@ -1100,7 +1100,7 @@ impl QuantityRater {
                         ));
                     }
                     let n = packages(q, c.free_units.unwrap_or_default(), c.package_size.unwrap_or(Decimal::ONE))?;
-                    round(mul(n, c.rate.unwrap_or_default())?)
+                    round(mul(n, c.rate.unwrap_or_default())?)?
                 }
                 _ => continue,
             };
@@ -1117,7 +1117,7 @@ impl QuantityRater {
                 }
                 b
             };
-            Ok(round(mul(base, div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?)?))
+            round(mul(base, div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?)?)
         };
         for c in self.charges.iter().filter(|c| c.kind == ChargeKind::Percentage && !c.tax) {
             let a = pct(c, &amounts, subtotal)?;
@@ -1125,7 +1125,7 @@ impl QuantityRater {
             subtotal = add(subtotal, a)?;
         }
         for c in self.charges.iter().filter(|c| c.kind == ChargeKind::Minimum) {
-            let m = round(c.amount.unwrap_or_default());
+            let m = round(c.amount.unwrap_or_default())?;
             if subtotal < m {
                 amounts.insert(&c.id, m - subtotal);
                 subtotal = m;
@@ -1135,6 +1135,10 @@ impl QuantityRater {
         for c in self.charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
             taxes = add(taxes, pct(c, &amounts, subtotal)?)?;
         }
-        Ok(round(add(subtotal, taxes)?))
+        round(add(subtotal, taxes)?)
     }
 }
+
+#[cfg(test)]
+#[path = "bill_tests.rs"]
+mod tests;

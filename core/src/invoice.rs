@@ -207,6 +207,36 @@ mod tests {
     }
 
     #[test]
+    fn engine_stores_invoices_and_emits_events_once() {
+        use crate::{CollectingNotifier, Engine, Event};
+        let n = std::sync::Arc::new(CollectingNotifier::new());
+        let engine = Engine::in_memory().with_notifier(n.clone());
+        let mut inv = Invoice::new("i1", bill(), 14);
+        engine.issue_invoice(&mut inv, at(1, 9)).unwrap();
+        assert_eq!(inv.status, InvoiceStatus::Issued);
+        let ev = n.take();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            serde_json::to_string(&ev[0]).unwrap(),
+            r#"{"type":"bill_issued","tenant":"t","invoice":"i1","subject":"s","currency":"GBP","total":"10.50","due_at":"2024-02-15T09:00:00Z"}"#
+        );
+        let mut again = Invoice::new("i1", bill(), 14);
+        assert_eq!(engine.issue_invoice(&mut again, at(2, 0)).unwrap_err().kind(), ErrorKind::Conflict);
+        assert!(engine.mark_overdue("t", at(15, 9)).unwrap().is_empty());
+        assert_eq!(engine.mark_overdue("t", at(16, 0)).unwrap().len(), 1);
+        assert!(engine.mark_overdue("t", at(17, 0)).unwrap().is_empty());
+        let ev = n.take();
+        assert_eq!(ev.len(), 1);
+        assert!(matches!(&ev[0], Event::InvoiceOverdue { invoice, .. } if invoice == "i1"));
+        let paid = engine.update_invoice("t", "i1", |i| i.pay(at(18, 0))).unwrap();
+        assert_eq!(paid.status, InvoiceStatus::Paid);
+        let e = engine.update_invoice("t", "i1", |i| i.void(at(19, 0))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidTransition);
+        assert_eq!(engine.invoices("t").unwrap()[0].status, InvoiceStatus::Paid);
+        assert_eq!(engine.update_invoice("t", "nope", |_| Ok(())).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
     fn reminders() {
         let mut a = Invoice::new("a", bill(), 14);
         a.issue(at(1, 9)).unwrap(); // due 15th 09:00

@@ -116,6 +116,84 @@ impl Quota {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{CollectingNotifier, Engine, Event, UsageRecord};
+    use std::sync::Arc;
+
+    fn gb(id: &str, day: u32, month: u32, q: &str) -> UsageRecord {
+        let at = format!("2024-{month:02}-{day:02}T12:00:00Z").parse().unwrap();
+        UsageRecord::new("t", id, "sim-1", "bytes", q.parse().unwrap(), at)
+    }
+
+    fn crossed(events: &[Event]) -> Vec<(String, String, String)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ThresholdCrossed { quota, level, used, .. } => {
+                    Some((quota.clone(), level.to_string(), used.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn data_plan_levels_fire_once_per_period_even_on_replay() {
+        let n = Arc::new(CollectingNotifier::new());
+        let engine = Engine::in_memory().with_notifier(n.clone());
+        let plan = Quota::new(
+            "10gb",
+            "t",
+            "bytes",
+            Window::Month,
+            "Europe/London",
+            "10000000000".parse().unwrap(),
+            vec![Decimal::from(80), Decimal::from(100)],
+        );
+        engine.add_quota(plan).unwrap();
+        engine.ingest(&[gb("a", 3, 3, "7000000000")]).unwrap();
+        assert!(crossed(&n.take()).is_empty()); // 70 %
+        engine.ingest(&[gb("b", 4, 3, "1500000000")]).unwrap(); // 8.5 GB = 85 %
+        assert_eq!(crossed(&n.take()), vec![("10gb".into(), "80".into(), "8500000000".into())]);
+        engine.ingest(&[gb("b", 4, 3, "1500000000")]).unwrap(); // a duplicate: nothing
+        assert!(crossed(&n.take()).is_empty());
+        engine.ingest(&[gb("c", 5, 3, "2000000000")]).unwrap(); // 10.5 GB
+        assert_eq!(crossed(&n.take()), vec![("10gb".into(), "100".into(), "10500000000".into())]);
+        // Replays: the same batch again, and a retracted record ingested again.
+        engine
+            .ingest(&[gb("a", 3, 3, "7000000000"), gb("b", 4, 3, "1500000000"), gb("c", 5, 3, "2000000000")])
+            .unwrap();
+        engine.retract("t", "c").unwrap();
+        engine.ingest(&[gb("c", 5, 3, "2000000000")]).unwrap();
+        assert!(crossed(&n.take()).is_empty());
+        // A new month is a new period: 9 GB in April crosses 80 % again.
+        engine.ingest(&[gb("d", 1, 4, "9000000000")]).unwrap();
+        let events = n.take();
+        assert_eq!(crossed(&events), vec![("10gb".into(), "80".into(), "9000000000".into())]);
+        let Event::ThresholdCrossed { period_start, period_end, .. } = &events[0] else { panic!() };
+        // April in London starts at 23:00 UTC on 31 March (BST).
+        assert_eq!(crate::fmt_ts(*period_start), "2024-03-31T23:00:00Z");
+        assert_eq!(crate::fmt_ts(*period_end), "2024-04-30T23:00:00Z");
+    }
+
+    #[test]
+    fn money_budget_uses_the_tariff() {
+        let n = Arc::new(CollectingNotifier::new());
+        let engine = Engine::in_memory().with_notifier(n.clone());
+        let tariff =
+            Tariff::from_toml("currency = \"GBP\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"0.25\"\n")
+                .unwrap();
+        let mut budget =
+            Quota::new("budget", "t", "kwh", Window::Month, "UTC", Decimal::from(50), vec![Decimal::from(80)]);
+        budget.tariff = Some(tariff);
+        engine.add_quota(budget).unwrap();
+        let r = |id: &str, q: i64| {
+            UsageRecord::new("t", id, "home", "kwh", Decimal::from(q), "2024-03-02T00:00:00Z".parse().unwrap())
+        };
+        engine.ingest(&[r("a", 150)]).unwrap(); // 150 x 0.25 = 37.50 = 75 % of 50
+        assert!(crossed(&n.take()).is_empty());
+        engine.ingest(&[r("b", 10)]).unwrap(); // 160 x 0.25 = 40.00 = 80 %
+        assert_eq!(crossed(&n.take()), vec![("budget".into(), "80".into(), "40.00".into())]);
+    }
 
     #[test]
     fn levels() {

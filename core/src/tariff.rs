@@ -39,11 +39,21 @@ impl Rounding {
         }
     }
 
-    /// `d` rounded to `dp` decimal places with exactly `dp` places (`5` → `5.00`).
-    pub fn round(self, d: Decimal, dp: u32) -> Decimal {
+    /// `d` rounded to `dp` decimal places and written with exactly `dp` places (`5` → `5.00`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Overflow`] when the value cannot carry `dp` decimal places within the 96-bit
+    /// decimal range (above about 7.9 × 10²⁶ with 2 places).
+    pub fn round(self, d: Decimal, dp: u32) -> Result<Decimal> {
         let mut r = d.round_dp_with_strategy(dp, self.strategy());
         r.rescale(dp);
-        r
+        if r.scale() != dp {
+            return Err(Error::overflow("An amount in minor units"));
+        }
+        if r.is_zero() {
+            r.set_sign_positive(true);
+        }
+        Ok(r)
     }
 }
 

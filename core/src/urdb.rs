@@ -445,3 +445,7 @@ impl Tariff {
         from_urdb_value(&v)
     }
 }
+
+#[cfg(test)]
+#[path = "urdb_tests.rs"]
+mod tests;
