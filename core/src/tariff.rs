@@ -755,3 +755,7 @@ impl Charge {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tariff_examples_tests.rs"]
+mod examples_tests;
