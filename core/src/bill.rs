@@ -1,6 +1,6 @@
 //! Bills: rating usage records with a [`Tariff`] into lines that each explain themselves.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
@@ -588,15 +588,24 @@ impl Tariff {
         }
         // Records of the subject in the period, in time order, with local times.
         let mut clock = LocalClock::new(tou_tz);
-        let mut uses: Vec<Use<'_>> = Vec::new();
+        let mut uses: Vec<Use<'_>> = Vec::with_capacity(records.len());
+        let mut last_day: Option<(i64, NaiveDate)> = None;
         for r in records {
             let t = r.timestamp.timestamp();
             if r.subject != req.subject || t < start || t >= end {
                 continue;
             }
             let local = clock.local(t);
-            let date = NaiveDate::from_num_days_from_ce_opt((local.div_euclid(86_400) + UNIX_EPOCH_DAYS_CE) as i32)
-                .ok_or_else(|| Error::new(ErrorKind::InvalidRecord, "A record's date is out of range."))?;
+            let day = local.div_euclid(86_400);
+            let date = match last_day {
+                Some((d, date)) if d == day => date,
+                _ => {
+                    let date = NaiveDate::from_num_days_from_ce_opt((day + UNIX_EPOCH_DAYS_CE) as i32)
+                        .ok_or_else(|| Error::new(ErrorKind::InvalidRecord, "A record's date is out of range."))?;
+                    last_day = Some((day, date));
+                    date
+                }
+            };
             uses.push(Use { t, local, date, q: r.quantity, r });
         }
         uses.sort_by(|a, b| (a.t, &a.r.id).cmp(&(b.t, &b.r.id)));
@@ -858,21 +867,31 @@ impl Rater<'_> {
         let len = minutes * 60;
         let per_hour = Decimal::from(60 / minutes);
         let n_periods = c.schedule.as_ref().map_or(1, |s| s.periods.len());
-        // Interval (UTC start of the local-aligned interval) → (kWh, period).
-        let mut intervals: FxHashMap<i64, (Decimal, usize)> = FxHashMap::default();
+        // Records are in time order, so the intervals (UTC start of the local-aligned interval)
+        // come in order too: sum each run and keep the largest kWh per period.
+        let mut peaks = vec![Decimal::ZERO; n_periods];
+        let mut run: Option<(i64, Decimal, usize)> = None;
         for u in uses.iter().filter(|u| self.matches(c, u)) {
             let key = u.t - u.local.rem_euclid(len);
-            let period =
-                c.schedule.as_ref().map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
-            let e = intervals.entry(key).or_insert((Decimal::ZERO, period));
-            e.0 = add(e.0, u.q)?;
-        }
-        let mut peaks = vec![Decimal::ZERO; n_periods];
-        for (kwh, p) in intervals.values() {
-            let kw = mul(*kwh, per_hour)?;
-            if kw > peaks[*p] {
-                peaks[*p] = kw;
+            match &mut run {
+                Some((k, sum, _)) if *k == key => *sum = add(*sum, u.q)?,
+                _ => {
+                    if let Some((_, sum, p)) = run {
+                        peaks[p] = peaks[p].max(sum);
+                    }
+                    let period = c
+                        .schedule
+                        .as_ref()
+                        .map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
+                    run = Some((key, u.q, period));
+                }
             }
+        }
+        if let Some((_, sum, p)) = run {
+            peaks[p] = peaks[p].max(sum);
+        }
+        for p in &mut peaks {
+            *p = mul(*p, per_hour)?;
         }
         match &c.schedule {
             None => {
@@ -1017,9 +1036,36 @@ impl Rater<'_> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct QuantityRater {
-    charges: Vec<Charge>,
+    charges: Vec<Fast>,
+    /// Whether some percentage names charges in `applies_to` (then per-charge amounts are kept).
+    keeps_amounts: bool,
     dp: u32,
     rounding: Rounding,
+}
+
+/// A charge compiled for [`QuantityRater`].
+#[derive(Debug, Clone)]
+enum Fast {
+    Fixed(Decimal),
+    Allowance(Decimal),
+    PerUnit(Charge),
+    /// Graduated: tier lower limits, upper limits, rates, rounded flat fees, and for each tier the
+    /// rounded amounts (with flats) of all full tiers below it.
+    Graduated {
+        charge: Charge,
+        lo: Vec<Decimal>,
+        hi: Vec<Option<Decimal>>,
+        flats: Vec<Decimal>,
+        prefix: Vec<Decimal>,
+    },
+    Volume(Charge),
+    Package(Charge),
+    Minimum(Decimal),
+    Percentage {
+        rate: Decimal,
+        applies: Vec<usize>,
+        tax: bool,
+    },
 }
 
 impl Tariff {
@@ -1027,11 +1073,14 @@ impl Tariff {
     ///
     /// # Errors
     /// [`ErrorKind::Tariff`] naming the first charge that needs calendar or record detail
-    /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`).
+    /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`);
+    /// [`ErrorKind::Overflow`] when a full tier's amount overflows.
     pub fn quantity_rater(&self) -> Result<QuantityRater> {
         let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
+        let (dp, rounding) = (self.minor_units()?, self.rounding);
+        let round = |d: Decimal| rounding.round(d, dp);
+        let mut charges = Vec::with_capacity(v.charges.len());
         for (i, c) in v.charges.iter().enumerate() {
-            let field = format!("charges[{i}]");
             let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
                 || c.per.is_some_and(|p| p != Per::Period)
                 || c.tier_basis == Some(Basis::Day)
@@ -1040,12 +1089,53 @@ impl Tariff {
                 || !c.months.is_empty();
             if unsupported {
                 return Err(tariff_err(
-                    field,
+                    format!("charges[{i}]"),
                     format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id),
                 ));
             }
+            charges.push(match c.kind {
+                ChargeKind::Fixed => Fast::Fixed(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Allowance => {
+                    Fast::Allowance(mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?)
+                }
+                ChargeKind::PerUnit => Fast::PerUnit(c.clone()),
+                ChargeKind::Graduated => {
+                    let n = c.tiers.len();
+                    let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                    let mut below = Decimal::ZERO;
+                    let mut acc = Decimal::ZERO;
+                    for (j, t) in c.tiers.iter().enumerate() {
+                        let top = if j + 1 < n { t.up_to } else { None };
+                        let flat = round(t.flat.unwrap_or_default())?;
+                        lo.push(below);
+                        hi.push(top);
+                        flats.push(flat);
+                        prefix.push(acc);
+                        if let Some(top) = top {
+                            acc = add(add(acc, round(mul(top - below, t.rate)?)?)?, flat)?;
+                            below = top;
+                        }
+                    }
+                    Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix }
+                }
+                ChargeKind::Volume => Fast::Volume(c.clone()),
+                ChargeKind::Package => Fast::Package(c.clone()),
+                ChargeKind::Minimum => Fast::Minimum(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Percentage => Fast::Percentage {
+                    rate: div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?,
+                    applies: c.applies_to.iter().filter_map(|a| v.charges.iter().position(|x| &x.id == a)).collect(),
+                    tax: c.tax,
+                },
+                ChargeKind::TimeOfUse | ChargeKind::Demand => {
+                    return Err(tariff_err(
+                        format!("charges[{i}]"),
+                        "Time-of-use and demand charges need Tariff::bill.",
+                    ))
+                }
+            });
         }
-        Ok(QuantityRater { charges: v.charges.clone(), dp: self.minor_units()?, rounding: self.rounding })
+        let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
+        Ok(QuantityRater { charges, keeps_amounts, dp, rounding })
     }
 }
 
@@ -1057,83 +1147,91 @@ impl QuantityRater {
     /// [`ErrorKind::Overflow`]; [`ErrorKind::Tariff`] for a negative quantity on a tiered charge.
     pub fn total(&self, quantity: Decimal) -> Result<Decimal> {
         let round = |d: Decimal| self.rounding.round(d, self.dp);
+        let negative =
+            || Error::new(ErrorKind::Tariff, format!("A tiered charge cannot price a negative quantity ({quantity})."));
         let mut q = quantity;
-        for c in self.charges.iter().filter(|c| c.kind == ChargeKind::Allowance) {
-            let inc = mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?;
-            if q > Decimal::ZERO {
-                q -= q.min(inc);
+        for c in &self.charges {
+            if let Fast::Allowance(inc) = c {
+                if q > Decimal::ZERO {
+                    q -= q.min(*inc);
+                }
             }
         }
-        let mut amounts: BTreeMap<&str, Decimal> = BTreeMap::new();
+        let mut amounts = if self.keeps_amounts { vec![Decimal::ZERO; self.charges.len()] } else { Vec::new() };
         let mut subtotal = Decimal::ZERO;
-        for c in &self.charges {
-            let amount = match c.kind {
-                ChargeKind::Fixed => round(c.amount.unwrap_or_default())?,
-                ChargeKind::PerUnit => round(mul(c.convert(q)?, c.rate.unwrap_or_default())?)?,
-                ChargeKind::Graduated => {
-                    let mut sum = Decimal::ZERO;
-                    ladder(&c.tiers, Decimal::ONE, Decimal::ZERO, c.convert(q)?, &mut |s| {
-                        let t = &c.tiers[s.tier];
-                        sum = add(sum, round(mul(s.qty, t.rate)?)?)?;
-                        if s.flat_due {
-                            sum = add(sum, round(t.flat.unwrap_or_default())?)?;
-                        }
-                        Ok(())
-                    })?;
-                    sum
+        for (i, c) in self.charges.iter().enumerate() {
+            let amount = match c {
+                Fast::Fixed(a) => *a,
+                Fast::PerUnit(c) => round(mul(c.convert(q)?, c.rate.unwrap_or_default())?)?,
+                Fast::Graduated { charge, lo, hi, flats, prefix } => {
+                    let q = charge.convert(q)?;
+                    if q < Decimal::ZERO {
+                        return Err(negative());
+                    }
+                    if q.is_zero() {
+                        Decimal::ZERO
+                    } else {
+                        let j = hi.iter().position(|h| h.is_none_or(|h| q <= h)).unwrap_or(hi.len() - 1);
+                        let part = round(mul(q - lo[j], charge.tiers[j].rate)?)?;
+                        add(add(prefix[j], part)?, flats[j])?
+                    }
                 }
-                ChargeKind::Volume => {
+                Fast::Volume(c) => {
                     let q = c.convert(q)?;
                     if q < Decimal::ZERO {
-                        return Err(Error::new(ErrorKind::Tariff, "A volume charge cannot price a negative quantity."));
+                        return Err(negative());
                     }
                     let t = &c.tiers[volume_tier(&c.tiers, Decimal::ONE, q)?];
                     let flat = if q.is_zero() { Decimal::ZERO } else { round(t.flat.unwrap_or_default())? };
                     add(round(mul(q, t.rate)?)?, flat)?
                 }
-                ChargeKind::Package => {
+                Fast::Package(c) => {
                     let q = c.convert(q)?;
                     if q < Decimal::ZERO {
-                        return Err(Error::new(
-                            ErrorKind::Tariff,
-                            "A package charge cannot price a negative quantity.",
-                        ));
+                        return Err(negative());
                     }
                     let n = packages(q, c.free_units.unwrap_or_default(), c.package_size.unwrap_or(Decimal::ONE))?;
                     round(mul(n, c.rate.unwrap_or_default())?)?
                 }
                 _ => continue,
             };
-            amounts.insert(&c.id, amount);
+            if self.keeps_amounts {
+                amounts[i] = amount;
+            }
             subtotal = add(subtotal, amount)?;
         }
-        let pct = |c: &Charge, amounts: &BTreeMap<&str, Decimal>, subtotal: Decimal| -> Result<Decimal> {
-            let base = if c.applies_to.is_empty() {
+        let pct = |rate: Decimal, applies: &[usize], amounts: &[Decimal], subtotal: Decimal| -> Result<Decimal> {
+            let base = if applies.is_empty() {
                 subtotal
             } else {
-                let mut b = Decimal::ZERO;
-                for a in &c.applies_to {
-                    b = add(b, amounts.get(a.as_str()).copied().unwrap_or_default())?;
-                }
-                b
+                applies.iter().try_fold(Decimal::ZERO, |b, &a| add(b, amounts[a]))?
             };
-            round(mul(base, div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?)?)
+            round(mul(base, rate)?)
         };
-        for c in self.charges.iter().filter(|c| c.kind == ChargeKind::Percentage && !c.tax) {
-            let a = pct(c, &amounts, subtotal)?;
-            amounts.insert(&c.id, a);
-            subtotal = add(subtotal, a)?;
+        for (i, c) in self.charges.iter().enumerate() {
+            if let Fast::Percentage { rate, applies, tax: false } = c {
+                let a = pct(*rate, applies, &amounts, subtotal)?;
+                if self.keeps_amounts {
+                    amounts[i] = a;
+                }
+                subtotal = add(subtotal, a)?;
+            }
         }
-        for c in self.charges.iter().filter(|c| c.kind == ChargeKind::Minimum) {
-            let m = round(c.amount.unwrap_or_default())?;
-            if subtotal < m {
-                amounts.insert(&c.id, m - subtotal);
-                subtotal = m;
+        for (i, c) in self.charges.iter().enumerate() {
+            if let Fast::Minimum(m) = c {
+                if subtotal < *m {
+                    if self.keeps_amounts {
+                        amounts[i] = *m - subtotal;
+                    }
+                    subtotal = *m;
+                }
             }
         }
         let mut taxes = Decimal::ZERO;
-        for c in self.charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
-            taxes = add(taxes, pct(c, &amounts, subtotal)?)?;
+        for c in &self.charges {
+            if let Fast::Percentage { rate, applies, tax: true } = c {
+                taxes = add(taxes, pct(*rate, applies, &amounts, subtotal)?)?;
+            }
         }
         round(add(subtotal, taxes)?)
     }

@@ -340,3 +340,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn demand_intervals_follow_the_local_clock_across_fall_back() {
+    // New York, 3 November 2024: 01:00-01:59 local happens twice (05:00Z EDT and 06:00Z EST).
+    // 3 kWh in the first and 4 kWh in the second are two hourly intervals: peak 4 kW x 10 = 40.00,
+    // not 7 kW. In Kolkata (UTC+05:30) an hour interval is a local clock hour: records at
+    // 04:30Z and 05:00Z are local 10:00 and 10:30, the same interval: 2 + 2.5 = 4.5 kW.
+    let t =
+        Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"d\"\ntype = \"demand\"\nrate = \"10\"\n").unwrap();
+    let req =
+        BillRequest::new("t", "m", "kwh", ts("2024-11-01T04:00:00Z"), ts("2024-12-01T05:00:00Z"), "America/New_York");
+    let b =
+        t.bill(&req, &[rec("a", "2024-11-03T05:00:00Z", d("3")), rec("b", "2024-11-03T06:00:00Z", d("4"))]).unwrap();
+    assert_eq!((fmt_decimal(b.lines[0].quantity), b.total), ("4".to_string(), d("40.00")));
+    let req = BillRequest::new("t", "m", "kwh", ts("2024-10-31T18:30:00Z"), ts("2024-11-30T18:30:00Z"), "Asia/Kolkata");
+    let b =
+        t.bill(&req, &[rec("a", "2024-11-03T04:30:00Z", d("2")), rec("b", "2024-11-03T05:00:00Z", d("2.5"))]).unwrap();
+    assert_eq!(fmt_decimal(b.lines[0].quantity), "4.5");
+}

@@ -2,8 +2,8 @@
 //!
 //! A [`Tariff`] holds a currency, a rounding mode, a billing cycle and one or more versions
 //! ([`TariffVersion`]) of [`Charge`]s. [`Tariff::bill`](crate::Tariff::bill) turns usage records
-//! into a [`Bill`](crate::Bill). The long-form rules follow.
-#![doc = include_str!("../../docs/tariffs.md")]
+//! into a [`Bill`](crate::Bill). The long-form rules (`docs/tariffs.md`) are rendered on
+//! [`Tariff`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,7 +45,7 @@ impl Rounding {
     /// [`ErrorKind::Overflow`] when the value cannot carry `dp` decimal places within the 96-bit
     /// decimal range (above about 7.9 × 10²⁶ with 2 places).
     pub fn round(self, d: Decimal, dp: u32) -> Result<Decimal> {
-        let mut r = d.round_dp_with_strategy(dp, self.strategy());
+        let mut r = if d.scale() <= dp { d } else { d.round_dp_with_strategy(dp, self.strategy()) };
         r.rescale(dp);
         if r.scale() != dp {
             return Err(Error::overflow("An amount in minor units"));
@@ -341,6 +341,8 @@ pub struct TariffVersion {
 /// assert_eq!(t.minor_units()?, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+#[doc = include_str!("../../docs/tariffs.md")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tariff {
