@@ -325,6 +325,8 @@ struct Use<'r> {
     date: NaiveDate,
     q: Decimal,
     r: &'r UsageRecord,
+    /// The record is of the bill's metric.
+    bill_metric: bool,
 }
 
 impl Use<'_> {
@@ -422,8 +424,8 @@ impl Rater<'_> {
         });
     }
 
-    fn matches(&self, c: &Charge, u: &Use<'_>) -> bool {
-        u.r.metric == c.metric.as_deref().unwrap_or(&self.req.metric)
+    fn matches(c: &Charge, u: &Use<'_>) -> bool {
+        c.metric.as_deref().map_or(u.bill_metric, |m| u.r.metric == m)
             && c.filter.iter().all(|(k, v)| u.r.dimensions.get(k).map_or(v.is_empty(), |x| x == v))
             && (c.months.is_empty() || c.months.contains(&u.date.month()))
     }
@@ -606,7 +608,7 @@ impl Tariff {
                     date
                 }
             };
-            uses.push(Use { t, local, date, q: r.quantity, r });
+            uses.push(Use { t, local, date, q: r.quantity, r, bill_metric: r.metric == req.metric });
         }
         uses.sort_by(|a, b| (a.t, &a.r.id).cmp(&(b.t, &b.r.id)));
         let mut rater = Rater {
@@ -713,7 +715,7 @@ impl Rater<'_> {
             if left.is_zero() {
                 break;
             }
-            if u.q <= Decimal::ZERO || !self.matches(c, u) {
+            if u.q <= Decimal::ZERO || !Self::matches(c, u) {
                 continue;
             }
             let d = u.q.min(left);
@@ -764,7 +766,7 @@ impl Rater<'_> {
         if c.kind == ChargeKind::TimeOfUse {
             let Some(s) = &c.schedule else { return Ok(()) };
             let mut sums = vec![Decimal::ZERO; s.periods.len()];
-            for u in uses.iter().filter(|u| self.matches(c, u)) {
+            for u in uses.iter().filter(|u| Self::matches(c, u)) {
                 let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
                 sums[p] = add(sums[p], u.q)?;
             }
@@ -782,7 +784,7 @@ impl Rater<'_> {
             return Ok(());
         }
         let mut sum = Decimal::ZERO;
-        for u in uses.iter().filter(|u| self.matches(c, u)) {
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
             sum = add(sum, u.q)?;
         }
         let q = c.convert(sum)?;
@@ -825,11 +827,11 @@ impl Rater<'_> {
         let base = c.description.clone().unwrap_or_else(|| default_description(c));
         let unit = self.unit(c).to_string();
         let mut sum = Decimal::ZERO;
-        for u in uses.iter().filter(|u| self.matches(c, u)) {
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
             sum = add(sum, u.q)?;
         }
         let mut total = Decimal::ZERO;
-        for u in all.iter().filter(|u| self.matches(c, u)) {
+        for u in all.iter().filter(|u| Self::matches(c, u)) {
             total = add(total, u.q)?;
         }
         let (qty, total) = (c.convert(sum)?, c.convert(total)?);
@@ -871,7 +873,7 @@ impl Rater<'_> {
         // come in order too: sum each run and keep the largest kWh per period.
         let mut peaks = vec![Decimal::ZERO; n_periods];
         let mut run: Option<(i64, Decimal, usize)> = None;
-        for u in uses.iter().filter(|u| self.matches(c, u)) {
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
             let key = u.t - u.local.rem_euclid(len);
             match &mut run {
                 Some((k, sum, _)) if *k == key => *sum = add(*sum, u.q)?,

@@ -39,13 +39,34 @@ impl Rounding {
         }
     }
 
+    /// Round `d` (scale > `dp`) to `dp` places: on the 64-bit mantissa when it fits (the hot path
+    /// of rating), else with rust_decimal's rounding. Both give the same result.
+    fn round_down_scale(self, d: Decimal, dp: u32) -> Decimal {
+        let m = d.mantissa();
+        let shift = d.scale() - dp;
+        if let (Ok(a), true) = (u64::try_from(m.unsigned_abs()), shift <= 19) {
+            let div = 10u64.pow(shift);
+            let (mut q, r) = (a / div, a % div);
+            let up = match self {
+                Rounding::HalfUp => r >= div - r,
+                Rounding::HalfEven => r > div - r || (r == div - r && q % 2 == 1),
+            };
+            q += u64::from(up);
+            let signed = if m < 0 { -i128::from(q) } else { i128::from(q) };
+            if let Ok(v) = Decimal::try_from_i128_with_scale(signed, dp) {
+                return v;
+            }
+        }
+        d.round_dp_with_strategy(dp, self.strategy())
+    }
+
     /// `d` rounded to `dp` decimal places and written with exactly `dp` places (`5` → `5.00`).
     ///
     /// # Errors
     /// [`ErrorKind::Overflow`] when the value cannot carry `dp` decimal places within the 96-bit
     /// decimal range (above about 7.9 × 10²⁶ with 2 places).
     pub fn round(self, d: Decimal, dp: u32) -> Result<Decimal> {
-        let mut r = if d.scale() <= dp { d } else { d.round_dp_with_strategy(dp, self.strategy()) };
+        let mut r = if d.scale() <= dp { d } else { self.round_down_scale(d, dp) };
         r.rescale(dp);
         if r.scale() != dp {
             return Err(Error::overflow("An amount in minor units"));
@@ -761,3 +782,32 @@ impl Charge {
 #[cfg(test)]
 #[path = "tariff_examples_tests.rs"]
 mod examples_tests;
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn halves() {
+        let r = |mode: Rounding, s: &str| mode.round(s.parse().unwrap(), 2).unwrap().to_string();
+        assert_eq!(r(Rounding::HalfUp, "0.125"), "0.13");
+        assert_eq!(r(Rounding::HalfEven, "0.125"), "0.12");
+        assert_eq!(r(Rounding::HalfEven, "0.135"), "0.14");
+        assert_eq!(r(Rounding::HalfUp, "-0.125"), "-0.13");
+        assert_eq!(r(Rounding::HalfEven, "-0.125"), "-0.12");
+        assert_eq!(r(Rounding::HalfUp, "-0.001"), "0.00");
+        assert_eq!(r(Rounding::HalfUp, "7"), "7.00");
+    }
+
+    proptest! {
+        #[test]
+        fn fast_rounding_matches_rust_decimal(m in any::<i64>(), scale in 0u32..28, dp in 0u32..4, even in any::<bool>()) {
+            let d = Decimal::new(m, scale);
+            let mode = if even { Rounding::HalfEven } else { Rounding::HalfUp };
+            let mut want = d.round_dp_with_strategy(dp, mode.strategy());
+            want.rescale(dp);
+            prop_assert_eq!(mode.round(d, dp).unwrap(), want);
+        }
+    }
+}
