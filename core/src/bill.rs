@@ -211,6 +211,17 @@ fn div(a: Decimal, b: Decimal) -> Result<Decimal> {
     a.checked_div(b).ok_or_else(|| Error::overflow("A division"))
 }
 
+/// The larger of two decimals, comparing mantissas directly when the scales agree (the common
+/// case for interval data), else by value.
+fn larger(a: Decimal, b: Decimal) -> Decimal {
+    let greater = if a.scale() == b.scale() { b.mantissa() > a.mantissa() } else { b > a };
+    if greater {
+        b
+    } else {
+        a
+    }
+}
+
 /// One tier slice of a ladder: tier index, quantity in it, and whether its flat fee is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slice {
@@ -879,7 +890,7 @@ impl Rater<'_> {
                 Some((k, sum, _)) if *k == key => *sum = add(*sum, u.q)?,
                 _ => {
                     if let Some((_, sum, p)) = run {
-                        peaks[p] = peaks[p].max(sum);
+                        peaks[p] = larger(peaks[p], sum);
                     }
                     let period = c
                         .schedule
@@ -890,7 +901,7 @@ impl Rater<'_> {
             }
         }
         if let Some((_, sum, p)) = run {
-            peaks[p] = peaks[p].max(sum);
+            peaks[p] = larger(peaks[p], sum);
         }
         for p in &mut peaks {
             *p = mul(*p, per_hour)?;

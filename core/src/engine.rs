@@ -890,6 +890,15 @@ impl Engine {
         Ok(inv)
     }
 
+    /// The stored invoices of `tenant` whose payment reminder is due at `now` (issued, unpaid,
+    /// due within `days_before` days; see [`Invoice::reminder_due`]).
+    ///
+    /// # Errors
+    /// As [`Engine::invoices`].
+    pub fn reminders_due(&self, tenant: &str, now: DateTime<Utc>, days_before: u32) -> Result<Vec<Invoice>> {
+        Ok(self.invoices(tenant)?.into_iter().filter(|i| i.reminder_due(now, days_before)).collect())
+    }
+
     /// Mark every issued invoice of `tenant` whose due date is before `now` overdue, store it
     /// and emit `InvoiceOverdue` for it (once: an overdue invoice is not issued any more).
     /// Returns the invoices that became overdue.

@@ -233,6 +233,11 @@ mod tests {
         let e = engine.update_invoice("t", "i1", |i| i.void(at(19, 0))).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidTransition);
         assert_eq!(engine.invoices("t").unwrap()[0].status, InvoiceStatus::Paid);
+        let mut second = Invoice::new("i2", bill(), 14);
+        engine.issue_invoice(&mut second, at(10, 9)).unwrap(); // due 24 Feb 09:00
+        let due = |h| engine.reminders_due("t", at(21, h), 3).unwrap().iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+        assert_eq!(due(8), Vec::<String>::new());
+        assert_eq!(due(9), vec!["i2".to_string()]);
         assert_eq!(engine.update_invoice("t", "nope", |_| Ok(())).unwrap_err().kind(), ErrorKind::NotFound);
     }
 
