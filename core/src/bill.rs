@@ -548,11 +548,17 @@ impl Tariff {
     /// ```
     ///
     /// # Errors
+    /// The errors of [`Tariff::check`] (a tariff built in code is checked too);
     /// [`ErrorKind::InvalidTimeZone`]; [`ErrorKind::InvalidQuery`] when the period is empty;
     /// [`ErrorKind::Tariff`] when no version is in effect at the start, the period ends after
     /// `valid_until`, or a tiered charge meets a negative quantity; [`ErrorKind::Overflow`]
     /// when an amount exceeds the decimal range (never a wrong number).
     pub fn bill(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
+        if !self.charges.is_empty() {
+            // Built in code with top-level `charges`: rate its normalized form.
+            return self.clone().normalized()?.bill(req, records);
+        }
+        self.check()?;
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -1089,6 +1095,10 @@ impl Tariff {
     /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`);
     /// [`ErrorKind::Overflow`] when a full tier's amount overflows.
     pub fn quantity_rater(&self) -> Result<QuantityRater> {
+        if !self.charges.is_empty() {
+            return self.clone().normalized()?.quantity_rater();
+        }
+        self.check()?;
         let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
         let (dp, rounding) = (self.minor_units()?, self.rounding);
         let round = |d: Decimal| rounding.round(d, dp);

@@ -359,3 +359,24 @@ fn demand_intervals_follow_the_local_clock_across_fall_back() {
         t.bill(&req, &[rec("a", "2024-11-03T04:30:00Z", d("2")), rec("b", "2024-11-03T05:00:00Z", d("2.5"))]).unwrap();
     assert_eq!(fmt_decimal(b.lines[0].quantity), "4.5");
 }
+
+#[test]
+fn tariffs_built_in_code_are_checked_not_trusted() {
+    // A volume charge with no tiers and a demand interval of 0 would index or divide out of
+    // range; bill() checks the tariff first and refuses them.
+    let mut t = Tariff::from_toml(
+        "currency = \"USD\"\n[[charges]]\nid = \"v\"\ntype = \"volume\"\ntiers = [{ rate = \"1\" }]\n",
+    )
+    .unwrap();
+    t.versions[0].charges[0].tiers.clear();
+    assert_eq!(t.bill(&march(), &[]).unwrap_err().field(), Some("versions[0].charges[0].tiers"));
+    let mut t =
+        Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"d\"\ntype = \"demand\"\nrate = \"1\"\n").unwrap();
+    t.versions[0].charges[0].interval_minutes = Some(0);
+    assert_eq!(t.bill(&march(), &[]).unwrap_err().field(), Some("versions[0].charges[0].interval_minutes"));
+    // Top-level charges set in code are rated as one version.
+    let mut t = five_tier();
+    t.charges = std::mem::take(&mut t.versions[0].charges);
+    t.versions.clear();
+    assert_eq!(t.bill(&march(), &[rec("a", "2024-03-02T00:00:00Z", d("10"))]).unwrap().total, d("1.20"));
+}

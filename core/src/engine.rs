@@ -730,7 +730,7 @@ impl Engine {
     /// As [`Tariff::bill`]; [`ErrorKind::Store`].
     pub fn bill(&self, tariff: &Tariff, req: &BillRequest) -> Result<Bill> {
         let mut metrics = vec![req.metric.as_str()];
-        for c in tariff.versions().iter().flat_map(|v| &v.charges) {
+        for c in tariff.versions().iter().flat_map(|v| &v.charges).chain(&tariff.charges) {
             if let Some(m) = c.metric.as_deref().filter(|m| !metrics.contains(m)) {
                 metrics.push(m);
             }
@@ -761,6 +761,9 @@ impl Engine {
     /// again at the next ingest into the same period.
     fn quota_events(&self, batch: &[UsageRecord]) -> Vec<Event> {
         let quotas = self.quotas.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if quotas.is_empty() {
+            return Vec::new();
+        }
         let mut touched: BTreeMap<(usize, &str, i64), i64> = BTreeMap::new();
         for r in batch {
             for (i, q) in quotas.iter().enumerate() {
