@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bill::{Bill, BillRequest};
 use crate::error::{Error, ErrorKind, Result};
-use crate::invoice::{Invoice, InvoiceStatus};
+use crate::invoice::Invoice;
 use crate::notify::{Event, NoopNotifier, Notifier};
 use crate::quota::Quota;
 use crate::rollup::{dim_value, Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
@@ -729,20 +729,14 @@ impl Engine {
     /// # Errors
     /// As [`Tariff::bill`]; [`ErrorKind::Store`].
     pub fn bill(&self, tariff: &Tariff, req: &BillRequest) -> Result<Bill> {
-        let mut metrics = vec![req.metric.as_str()];
-        for c in tariff.versions().iter().flat_map(|v| &v.charges).chain(&tariff.charges) {
-            if let Some(m) = c.metric.as_deref().filter(|m| !metrics.contains(m)) {
-                metrics.push(m);
-            }
-        }
         let mut records = Vec::new();
-        for m in metrics {
-            records.extend(self.records(&req.tenant, m, Some(&req.subject), req.period_start, req.period_end)?);
+        for m in tariff.metrics(&req.metric) {
+            records.extend(self.records(&req.tenant, &m, Some(&req.subject), req.period_start, req.period_end)?);
         }
         tariff.bill(req, &records)
     }
 
-    /// Check quotas after every ingest (see [`Quota`]); replaces a registered quota of the same
+    /// Check `quota` after every ingest (see [`Quota`]); replaces a registered quota of the same
     /// tenant and id.
     ///
     /// # Errors
@@ -755,69 +749,14 @@ impl Engine {
         Ok(())
     }
 
-    /// `ThresholdCrossed` events for the quota periods `batch` touches, with the levels recorded
-    /// in the store's metadata (`quota/{id}/{subject}/{period start}/{level}`) so none fires twice.
-    /// A failure here never fails the ingest (its records are stored): the levels are checked
-    /// again at the next ingest into the same period.
+    /// `ThresholdCrossed` events for the quota periods `batch` touches (see
+    /// [`quota::threshold_events`](crate::quota)); never fails the ingest.
     fn quota_events(&self, batch: &[UsageRecord]) -> Vec<Event> {
         let quotas = self.quotas.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         if quotas.is_empty() {
             return Vec::new();
         }
-        let mut touched: BTreeMap<(usize, &str, i64), i64> = BTreeMap::new();
-        for r in batch {
-            for (i, q) in quotas.iter().enumerate() {
-                if q.tenant == r.tenant && q.metric == r.metric && q.subject.as_ref().is_none_or(|s| *s == r.subject) {
-                    if let Ok((s, e)) = q.period_of(r.timestamp) {
-                        touched.insert((i, r.subject.as_str(), s.timestamp()), e.timestamp());
-                    }
-                }
-            }
-        }
-        let mut events = Vec::new();
-        let mut inner = self.lock();
-        for ((i, subject, start), end) in touched {
-            let q = &quotas[i];
-            let used = inner.store.records(&q.tenant, &q.metric, Some(subject), start, end).and_then(|rs| {
-                let (Ok(s), Ok(e)) = (secs_to_dt(start), secs_to_dt(end)) else { return Ok(Decimal::ZERO) };
-                match &q.tariff {
-                    Some(t) => {
-                        Ok(t.bill(&BillRequest::new(&q.tenant, subject, &q.metric, s, e, &q.time_zone), &rs)?.total)
-                    }
-                    None => rs.iter().try_fold(Decimal::ZERO, |a, r| {
-                        a.checked_add(r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
-                    }),
-                }
-            });
-            let Ok(used) = used else { continue };
-            let mut changes = ChangeSet::default();
-            let mut fired = Vec::new();
-            for level in q.levels_reached(used) {
-                let key = format!("quota/{}/{subject}/{start}/{}", q.id, level.normalize());
-                if matches!(inner.store.meta(&q.tenant, &key), Ok(None)) {
-                    changes.meta.push((q.tenant.clone(), key, Some(used.normalize().to_string())));
-                    fired.push(level);
-                }
-            }
-            if fired.is_empty() || inner.store.apply(&changes).is_err() {
-                continue;
-            }
-            let (Ok(ps), Ok(pe)) = (secs_to_dt(start), secs_to_dt(end)) else { continue };
-            for level in fired {
-                events.push(Event::ThresholdCrossed {
-                    tenant: q.tenant.clone(),
-                    quota: q.id.clone(),
-                    subject: subject.to_string(),
-                    metric: q.metric.clone(),
-                    period_start: ps,
-                    period_end: pe,
-                    level: level.normalize(),
-                    used,
-                    limit: q.limit,
-                });
-            }
-        }
-        events
+        crate::quota::threshold_events(self.lock().store.as_mut(), &quotas, batch)
     }
 
     /// Issue `invoice` at `at` and store it (metadata `invoice/{id}` of the bill's tenant);
@@ -827,33 +766,9 @@ impl Engine {
     /// [`ErrorKind::InvalidTransition`] unless it is a draft; [`ErrorKind::Conflict`] when an
     /// invoice with its id is stored; [`ErrorKind::Store`].
     pub fn issue_invoice(&self, invoice: &mut Invoice, at: DateTime<Utc>) -> Result<()> {
-        let mut issued = invoice.clone();
-        issued.issue(at)?;
-        {
-            let mut inner = self.lock();
-            let key = format!("invoice/{}", issued.id);
-            if inner.store.meta(&issued.bill.tenant, &key)?.is_some() {
-                return Err(Error::new(ErrorKind::Conflict, format!("Invoice '{}' is already stored.", issued.id)));
-            }
-            Self::save_invoice(&mut inner, &issued)?;
-        }
-        *invoice = issued;
-        self.emit(&[Event::BillIssued {
-            tenant: invoice.bill.tenant.clone(),
-            invoice: invoice.id.clone(),
-            subject: invoice.bill.subject.clone(),
-            currency: invoice.bill.currency.clone(),
-            total: invoice.bill.total,
-            due_at: invoice.due_at.unwrap_or(at),
-        }]);
+        let event = crate::invoice::issue_stored(self.lock().store.as_mut(), invoice, at)?;
+        self.emit(&[event]);
         Ok(())
-    }
-
-    fn save_invoice(inner: &mut Inner, invoice: &Invoice) -> Result<()> {
-        let json = serde_json::to_string(invoice)
-            .map_err(|e| Error::new(ErrorKind::Store, format!("Invoice '{}' cannot be stored: {e}", invoice.id)))?;
-        let meta = vec![(invoice.bill.tenant.clone(), format!("invoice/{}", invoice.id), Some(json))];
-        inner.store.apply(&ChangeSet { meta, ..ChangeSet::default() }).map(|_| ())
     }
 
     /// The stored invoices of `tenant`, by id.
@@ -861,14 +776,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::Store`], also for a stored invoice that no longer reads.
     pub fn invoices(&self, tenant: &str) -> Result<Vec<Invoice>> {
-        let stored = self.lock().store.meta_prefix(tenant, "invoice/")?;
-        stored
-            .into_iter()
-            .map(|(k, v)| {
-                serde_json::from_str(&v)
-                    .map_err(|e| Error::new(ErrorKind::Store, format!("The stored invoice '{k}' is unreadable: {e}")))
-            })
-            .collect()
+        crate::invoice::load_all(self.lock().store.as_ref(), tenant)
     }
 
     /// Apply `change` (e.g. `|i| i.pay(at)`) to the stored invoice `id` of `tenant` and store it.
@@ -882,15 +790,7 @@ impl Engine {
         id: &str,
         change: impl FnOnce(&mut Invoice) -> Result<()>,
     ) -> Result<Invoice> {
-        let mut inner = self.lock();
-        let Some(json) = inner.store.meta(tenant, &format!("invoice/{id}"))? else {
-            return Err(Error::new(ErrorKind::NotFound, format!("No invoice '{id}' is stored for tenant '{tenant}'.")));
-        };
-        let mut inv: Invoice = serde_json::from_str(&json)
-            .map_err(|e| Error::new(ErrorKind::Store, format!("The stored invoice '{id}' is unreadable: {e}")))?;
-        change(&mut inv)?;
-        Self::save_invoice(&mut inner, &inv)?;
-        Ok(inv)
+        crate::invoice::update_stored(self.lock().store.as_mut(), tenant, id, change)
     }
 
     /// The stored invoices of `tenant` whose payment reminder is due at `now` (issued, unpaid,
@@ -909,29 +809,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::Store`].
     pub fn mark_overdue(&self, tenant: &str, now: DateTime<Utc>) -> Result<Vec<Invoice>> {
-        let mut changed = Vec::new();
-        {
-            let mut inner = self.lock();
-            for (k, v) in inner.store.meta_prefix(tenant, "invoice/")? {
-                let mut inv: Invoice = serde_json::from_str(&v).map_err(|e| {
-                    Error::new(ErrorKind::Store, format!("The stored invoice '{k}' is unreadable: {e}"))
-                })?;
-                if inv.status == InvoiceStatus::Issued && inv.mark_overdue(now) {
-                    Self::save_invoice(&mut inner, &inv)?;
-                    changed.push(inv);
-                }
-            }
-        }
-        let events: Vec<Event> = changed
-            .iter()
-            .map(|i| Event::InvoiceOverdue {
-                tenant: tenant.to_string(),
-                invoice: i.id.clone(),
-                subject: i.bill.subject.clone(),
-                total: i.bill.total,
-                due_at: i.due_at.unwrap_or(now),
-            })
-            .collect();
+        let (changed, events) = crate::invoice::mark_overdue_stored(self.lock().store.as_mut(), tenant, now)?;
         self.emit(&events);
         Ok(changed)
     }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bill::Bill;
 use crate::error::{Error, ErrorKind, Result};
+use crate::notify::Event;
+use crate::store::{ChangeSet, Store};
 use crate::usage::fmt_ts;
 
 /// Where an invoice is in its lifecycle.
@@ -168,6 +170,89 @@ impl Invoice {
 /// [`Invoice::reminder_due`]), in the given order.
 pub fn reminders_due(invoices: &[Invoice], now: DateTime<Utc>, days_before: u32) -> Vec<&Invoice> {
     invoices.iter().filter(|i| i.reminder_due(now, days_before)).collect()
+}
+
+fn key(id: &str) -> String {
+    format!("invoice/{id}")
+}
+
+fn parse(key: &str, json: &str) -> Result<Invoice> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::new(ErrorKind::Store, format!("The stored invoice '{key}' is unreadable: {e}")))
+}
+
+fn save(store: &mut dyn Store, invoice: &Invoice) -> Result<()> {
+    let json = serde_json::to_string(invoice)
+        .map_err(|e| Error::new(ErrorKind::Store, format!("Invoice '{}' cannot be stored: {e}", invoice.id)))?;
+    let meta = vec![(invoice.bill.tenant.clone(), key(&invoice.id), Some(json))];
+    store.apply(&ChangeSet { meta, ..ChangeSet::default() }).map(|_| ())
+}
+
+/// Issue a draft and store it (engine metadata `invoice/{id}`); the `BillIssued` event to emit.
+pub(crate) fn issue_stored(store: &mut dyn Store, invoice: &mut Invoice, at: DateTime<Utc>) -> Result<Event> {
+    let mut issued = invoice.clone();
+    issued.issue(at)?;
+    if store.meta(&issued.bill.tenant, &key(&issued.id))?.is_some() {
+        return Err(Error::new(ErrorKind::Conflict, format!("Invoice '{}' is already stored.", issued.id)));
+    }
+    save(store, &issued)?;
+    *invoice = issued;
+    Ok(Event::BillIssued {
+        tenant: invoice.bill.tenant.clone(),
+        invoice: invoice.id.clone(),
+        subject: invoice.bill.subject.clone(),
+        currency: invoice.bill.currency.clone(),
+        total: invoice.bill.total,
+        due_at: invoice.due_at.unwrap_or(at),
+    })
+}
+
+/// Every stored invoice of `tenant`, by id.
+pub(crate) fn load_all(store: &dyn Store, tenant: &str) -> Result<Vec<Invoice>> {
+    store.meta_prefix(tenant, "invoice/")?.into_iter().map(|(k, v)| parse(&k, &v)).collect()
+}
+
+/// Apply `change` to a stored invoice and store the result (nothing is stored if it fails).
+pub(crate) fn update_stored(
+    store: &mut dyn Store,
+    tenant: &str,
+    id: &str,
+    change: impl FnOnce(&mut Invoice) -> Result<()>,
+) -> Result<Invoice> {
+    let Some(json) = store.meta(tenant, &key(id))? else {
+        return Err(Error::new(ErrorKind::NotFound, format!("No invoice '{id}' is stored for tenant '{tenant}'.")));
+    };
+    let mut inv = parse(&key(id), &json)?;
+    change(&mut inv)?;
+    save(store, &inv)?;
+    Ok(inv)
+}
+
+/// Mark the stored issued invoices of `tenant` that are past due overdue; the changed invoices
+/// and their `InvoiceOverdue` events.
+pub(crate) fn mark_overdue_stored(
+    store: &mut dyn Store,
+    tenant: &str,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Invoice>, Vec<Event>)> {
+    let mut changed = Vec::new();
+    for mut inv in load_all(store, tenant)? {
+        if inv.mark_overdue(now) {
+            save(store, &inv)?;
+            changed.push(inv);
+        }
+    }
+    let events = changed
+        .iter()
+        .map(|i| Event::InvoiceOverdue {
+            tenant: tenant.to_string(),
+            invoice: i.id.clone(),
+            subject: i.bill.subject.clone(),
+            total: i.bill.total,
+            due_at: i.due_at.unwrap_or(now),
+        })
+        .collect();
+    Ok((changed, events))
 }
 
 #[cfg(test)]

@@ -5,8 +5,14 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::bill::BillRequest;
 use crate::error::{Error, ErrorKind, Result};
+use crate::notify::Event;
+use crate::store::{ChangeSet, Store};
 use crate::tariff::Tariff;
+use crate::usage::UsageRecord;
 use crate::window::{parse_time_zone, Window};
 
 /// A quota (units: a 10 GB data plan) or a budget (money: a £50 monthly budget, when `tariff`
@@ -111,6 +117,77 @@ impl Quota {
         let tz = self.check()?;
         self.period.span(at, tz)
     }
+}
+
+/// Usage of `quota` by `subject` in `[start, end)` (Unix seconds): the sum of the records, or
+/// their bill total for a budget.
+fn used(store: &dyn Store, q: &Quota, subject: &str, start: i64, end: i64) -> Result<Decimal> {
+    let records = store.records(&q.tenant, &q.metric, Some(subject), start, end)?;
+    match &q.tariff {
+        Some(t) => {
+            let (s, e) = (secs(start)?, secs(end)?);
+            Ok(t.bill(&BillRequest::new(&q.tenant, subject, &q.metric, s, e, &q.time_zone), &records)?.total)
+        }
+        None => records
+            .iter()
+            .try_fold(Decimal::ZERO, |a, r| a.checked_add(r.quantity).ok_or_else(|| Error::overflow("Quota usage"))),
+    }
+}
+
+fn secs(t: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
+}
+
+/// `ThresholdCrossed` events for the quota periods `batch` touches. The levels already notified
+/// are recorded in the store's metadata (`quota/{id}/{subject}/{period start}/{level}`, applied
+/// atomically with nothing else), so no level fires twice for a period, also when records are
+/// replayed. A quota whose usage cannot be computed (a store error, an overflow) is skipped: the
+/// ingest that called this is stored already, and the levels are checked again at the next
+/// ingest into the same period.
+pub(crate) fn threshold_events(store: &mut dyn Store, quotas: &[Quota], batch: &[UsageRecord]) -> Vec<Event> {
+    let mut touched: BTreeMap<(usize, &str, i64), i64> = BTreeMap::new();
+    for r in batch {
+        for (i, q) in quotas.iter().enumerate() {
+            if q.tenant == r.tenant && q.metric == r.metric && q.subject.as_ref().is_none_or(|s| *s == r.subject) {
+                if let Ok((s, e)) = q.period_of(r.timestamp) {
+                    touched.insert((i, r.subject.as_str(), s.timestamp()), e.timestamp());
+                }
+            }
+        }
+    }
+    let mut events = Vec::new();
+    for ((i, subject, start), end) in touched {
+        let q = &quotas[i];
+        let Ok(used) = used(store, q, subject, start, end) else { continue };
+        let mut changes = ChangeSet::default();
+        let mut fired = Vec::new();
+        for level in q.levels_reached(used) {
+            let key = format!("quota/{}/{subject}/{start}/{}", q.id, level.normalize());
+            if matches!(store.meta(&q.tenant, &key), Ok(None)) {
+                changes.meta.push((q.tenant.clone(), key, Some(used.normalize().to_string())));
+                fired.push(level);
+            }
+        }
+        let (Ok(period_start), Ok(period_end)) = (secs(start), secs(end)) else { continue };
+        if fired.is_empty() || store.apply(&changes).is_err() {
+            continue;
+        }
+        for level in fired {
+            events.push(Event::ThresholdCrossed {
+                tenant: q.tenant.clone(),
+                quota: q.id.clone(),
+                subject: subject.to_string(),
+                metric: q.metric.clone(),
+                period_start,
+                period_end,
+                level: level.normalize(),
+                used,
+                limit: q.limit,
+            });
+        }
+    }
+    events
 }
 
 #[cfg(test)]

@@ -488,9 +488,21 @@ impl Tariff {
         }
     }
 
-    /// The versions, oldest first (a tariff with top-level `charges` has one).
+    /// The versions, oldest first (a parsed tariff with top-level `charges` has one).
     pub fn versions(&self) -> &[TariffVersion] {
         &self.versions
+    }
+
+    /// The metrics a bill for `bill_metric` reads: `bill_metric` and every metric a charge names,
+    /// without repeats, in first-use order.
+    pub fn metrics(&self, bill_metric: &str) -> Vec<String> {
+        let mut out = vec![bill_metric.to_string()];
+        for c in self.versions.iter().flat_map(|v| &v.charges).chain(&self.charges) {
+            if let Some(m) = c.metric.as_ref().filter(|m| !out.contains(m)) {
+                out.push(m.clone());
+            }
+        }
+        out
     }
 
     /// Check the whole document: the currency, the zone, the cycle, versions in increasing
