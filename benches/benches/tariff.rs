@@ -97,7 +97,7 @@ fn tou_demand(c: &mut Criterion) {
     let end = Utc.with_ymd_and_hms(2024, 1, 1, 6, 0, 0).unwrap();
     let records: Vec<UsageRecord> = (0..8760)
         .map(|h| {
-            let q = Decimal::new(i64::from((h * 7919) % 4000 + 100), 3);
+            let q = Decimal::new((h * 7919) % 4000 + 100, 3);
             UsageRecord::new("t", format!("h{h}"), "meter-1", "kwh", q, start + chrono::Duration::hours(h))
         })
         .collect();
@@ -107,7 +107,7 @@ fn tou_demand(c: &mut Criterion) {
     let mut g = c.benchmark_group("tariff");
     g.measurement_time(Duration::from_secs(3));
     g.bench_function("tou_demand_bill_8760_hourly", |b| {
-        b.iter(|| tariff.bill(black_box(&req), black_box(&records)).unwrap())
+        b.iter(|| tariff.bill(black_box(&req), black_box(&records)).unwrap());
     });
     g.finish();
 }
