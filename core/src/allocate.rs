@@ -48,9 +48,14 @@ pub fn allocate(total: Decimal, weights: &[Decimal], scale: u32) -> Result<Vec<D
         .map(|w| {
             let mut w = *w;
             w.rescale(wscale);
-            w.mantissa()
+            // rescale cannot always reach the scale (a huge weight beside a tiny one).
+            if w.scale() == wscale {
+                Ok(w.mantissa())
+            } else {
+                Err(overflow())
+            }
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let wsum = ws.iter().try_fold(0i128, |a, &w| a.checked_add(w)).ok_or_else(overflow)?;
     if wsum == 0 {
         return Err(bad("Allocation weights must not all be zero.".into()));
@@ -146,6 +151,9 @@ mod tests {
         assert_eq!(allocate(d("1"), &[d("0")], 2).unwrap_err().kind(), ErrorKind::InvalidQuery);
         assert_eq!(allocate(d("1"), &[d("-1"), d("2")], 2).unwrap_err().kind(), ErrorKind::InvalidQuery);
         assert_eq!(allocate(d("1.001"), &[d("1")], 2).unwrap_err().kind(), ErrorKind::InvalidQuery);
+        // 1e25 and 1e-6 cannot share one integer scale in 96 bits: an error, not wrong shares.
+        let e = allocate(d("1"), &[d("10000000000000000000000000"), d("0.000001")], 2).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Overflow);
     }
 
     #[test]

@@ -162,7 +162,10 @@ impl Invoice {
     /// (`due - days_before <= now <= due`).
     pub fn reminder_due(&self, now: DateTime<Utc>, days_before: u32) -> bool {
         self.status == InvoiceStatus::Issued
-            && self.due_at.is_some_and(|due| now <= due && now >= due - Duration::days(i64::from(days_before)))
+            && self.due_at.is_some_and(|due| {
+                let from = due.checked_sub_signed(Duration::days(i64::from(days_before)));
+                now <= due && from.is_none_or(|from| now >= from)
+            })
     }
 }
 
@@ -340,5 +343,7 @@ mod tests {
         assert_eq!(due, ["a"]);
         a.pay(at(13, 0)).unwrap();
         assert!(!a.reminder_due(at(14, 0), 3));
+        // A window reaching before the earliest date does not overflow.
+        assert!(all[1].reminder_due(at(2, 0), u32::MAX));
     }
 }

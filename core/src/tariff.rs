@@ -415,7 +415,8 @@ impl Tariff {
     /// [`ErrorKind::Tariff`] naming the field for an invalid tariff (see [`Tariff::check`]).
     pub fn from_toml(text: &str) -> Result<Tariff> {
         let t: Tariff = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() as u64 + 1);
+            let line =
+                e.span().map(|s| text.get(..s.start).map_or(0, |before| before.matches('\n').count()) as u64 + 1);
             let err = Error::new(ErrorKind::Parse, format!("The tariff TOML is invalid: {}", e.message()));
             match line {
                 Some(l) => err.with_line(l),
