@@ -380,3 +380,71 @@ fn tariffs_built_in_code_are_checked_not_trusted() {
     t.versions.clear();
     assert_eq!(t.bill(&march(), &[rec("a", "2024-03-02T00:00:00Z", d("10"))]).unwrap().total, d("1.20"));
 }
+
+const TOU_DEMAND: &str = r#"
+currency = "USD"
+time_zone = "Australia/Lord_Howe"
+[[charges]]
+id = "free"
+type = "allowance"
+included = "5"
+tier_basis = "day"
+[[charges]]
+id = "energy"
+type = "time_of_use"
+periods = { a = { rate = "0.1" }, b = { tiers = [{ up_to = "3", rate = "0.2" }, { rate = "0.3" }] } }
+tier_basis = "day"
+[charges.schedule]
+periods = ["a", "b"]
+weekday = [[0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]]
+holidays = ["2024-01-01"]
+[[charges]]
+id = "demand"
+type = "demand"
+interval_minutes = 15
+periods = { a = { rate = "1" }, b = { tiers = [{ up_to = "2", rate = "3" }, { rate = "4" }] } }
+[charges.schedule]
+periods = ["a", "b"]
+weekday = [[0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]]
+[[charges]]
+id = "winter"
+type = "demand"
+months = [6, 7, 8]
+rate = "2"
+[[charges]]
+id = "min"
+type = "minimum"
+amount = "1"
+per = "year"
+"#;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Arbitrary records and periods (negative, huge and tiny quantities, instants from year
+    /// -1000 to 5000) give a bill or an error, never a panic; a bill always adds up.
+    #[test]
+    fn never_panics(
+        qs in proptest::collection::vec((any::<i64>(), 0u32..29, -30_000_000_000i64..100_000_000_000), 0..40),
+        from in -30_000_000_000i64..100_000_000_000,
+        len in 0i64..40_000_000,
+        zone in prop::sample::select(vec!["UTC", "Europe/London", "Asia/Kolkata", "America/St_Johns"]),
+    ) {
+        let recs: Vec<UsageRecord> = qs
+            .iter()
+            .enumerate()
+            .map(|(i, &(m, s, t))| {
+                UsageRecord::new("t", format!("r{i}"), "m", "kwh", Decimal::new(m, s), DateTime::from_timestamp(t, 0).unwrap())
+            })
+            .collect();
+        let (Some(a), Some(b)) = (DateTime::from_timestamp(from, 0), DateTime::from_timestamp(from + len, 0)) else {
+            return Ok(());
+        };
+        let req = BillRequest::new("t", "m", "kwh", a, b, zone);
+        for t in [mixed(), five_tier(), Tariff::from_toml(TOU_DEMAND).unwrap()] {
+            if let Ok(bill) = t.bill(&req, &recs) {
+                let sum: Decimal = bill.lines.iter().map(|l| l.amount).sum();
+                prop_assert_eq!(sum, bill.total);
+            }
+        }
+    }
+}
