@@ -393,6 +393,7 @@ struct Rater<'a> {
     tariff: &'a Tariff,
     req: &'a BillRequest,
     tz: Tz,
+    tou_tz: Tz,
     dp: u32,
     rounding: Rounding,
     total_days: Decimal,
@@ -632,6 +633,7 @@ impl Tariff {
             tariff: self,
             req,
             tz,
+            tou_tz,
             dp: self.minor_units()?,
             rounding: self.rounding,
             total_days: Decimal::from(days_between(tz, start, end)?),
@@ -660,7 +662,7 @@ impl Tariff {
                 match c.kind {
                     ChargeKind::Allowance | ChargeKind::Minimum | ChargeKind::Percentage => {}
                     ChargeKind::Fixed => rater.fixed(pi, c, a, b)?,
-                    ChargeKind::Demand => rater.demand(pi, c, piece_uses)?,
+                    ChargeKind::Demand => rater.demand(pi, c, piece_uses, a, b)?,
                     ChargeKind::Volume => rater.volume(pi, c, piece_uses, &uses)?,
                     _ => rater.usage(pi, c, piece_uses)?,
                 }
@@ -706,12 +708,24 @@ impl Tariff {
 
 /// Local months (1–12) with at least one local date in `[a, b)`.
 fn months_in(tz: Tz, a: i64, b: i64) -> Result<Vec<u32>> {
+    let mut out: Vec<u32> = year_months_in_capped(tz, a, b, 12)?.into_iter().map(|(_, m)| m).collect();
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// `(year, month)` of every local calendar month with a local date in `[a, b)`, in order.
+fn year_months_in(tz: Tz, a: i64, b: i64) -> Result<Vec<(i32, u32)>> {
+    year_months_in_capped(tz, a, b, 12_000)
+}
+
+fn year_months_in_capped(tz: Tz, a: i64, b: i64, cap: usize) -> Result<Vec<(i32, u32)>> {
     let first = secs(a)?.with_timezone(&tz).date_naive();
     let last = secs(b - 1)?.with_timezone(&tz).date_naive();
     let mut out = Vec::new();
     let mut d = first.with_day(1).unwrap_or(first);
-    while d <= last && out.len() < 12 {
-        out.push(d.month());
+    while d <= last && out.len() < cap {
+        out.push((d.year(), d.month()));
         match d.checked_add_months(chrono::Months::new(1)) {
             Some(n) => d = n,
             None => break,
@@ -879,58 +893,74 @@ impl Rater<'_> {
         Ok(())
     }
 
-    fn demand(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>]) -> Result<()> {
+    /// Demand lines: the peak per TOU period (one period without a schedule), and per local
+    /// calendar month of `[a, b)` when `per = "month"`.
+    fn demand(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>], a: i64, b: i64) -> Result<()> {
         let base = c.description.clone().unwrap_or_else(|| default_description(c));
         let unit = c.unit.clone().unwrap_or_else(|| "kW".into());
         let minutes = i64::from(c.interval_minutes.unwrap_or(60));
         let len = minutes * 60;
         let per_hour = Decimal::from(60 / minutes);
         let n_periods = c.schedule.as_ref().map_or(1, |s| s.periods.len());
+        let months: Vec<(i32, u32)> =
+            if c.per == Some(Per::Month) { year_months_in(self.tou_tz, a, b)? } else { vec![(0, 0)] };
+        let month_of = |u: &Use<'_>| {
+            if c.per == Some(Per::Month) {
+                months.iter().position(|&m| m == (u.date.year(), u.date.month())).unwrap_or(0)
+            } else {
+                0
+            }
+        };
         // Records are in time order, so the intervals (UTC start of the local-aligned interval)
-        // come in order too: sum each run and keep the largest kWh per period.
-        let mut peaks = vec![Decimal::ZERO; n_periods];
+        // come in order too: sum each run and keep the largest kWh per month and period.
+        let mut peaks = vec![Decimal::ZERO; n_periods * months.len()];
         let mut run: Option<(i64, Decimal, usize)> = None;
         for u in uses.iter().filter(|u| Self::matches(c, u)) {
             let key = u.t - u.local.rem_euclid(len);
             match &mut run {
                 Some((k, sum, _)) if *k == key => *sum = add(*sum, u.q)?,
                 _ => {
-                    if let Some((_, sum, p)) = run {
-                        peaks[p] = larger(peaks[p], sum);
+                    if let Some((_, sum, slot)) = run {
+                        peaks[slot] = larger(peaks[slot], sum);
                     }
                     let period = c
                         .schedule
                         .as_ref()
                         .map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
-                    run = Some((key, u.q, period));
+                    run = Some((key, u.q, month_of(u) * n_periods + period));
                 }
             }
         }
-        if let Some((_, sum, p)) = run {
-            peaks[p] = larger(peaks[p], sum);
+        if let Some((_, sum, slot)) = run {
+            peaks[slot] = larger(peaks[slot], sum);
         }
         for p in &mut peaks {
             *p = mul(*p, per_hour)?;
         }
-        match &c.schedule {
-            None => {
-                let desc = format!("{base}, peak {} {unit}", fmt_decimal(peaks[0]));
-                if let Some(rate) = c.rate {
-                    let m = self.money(peaks[0], rate)?;
-                    self.push(pi, c, desc, peaks[0], &unit, rate, m, None, None);
-                } else {
-                    self.demand_tiers(pi, c, &desc, &c.tiers, None, peaks[0], &unit)?;
-                }
-            }
-            Some(s) => {
-                for (p, name) in s.periods.iter().enumerate() {
-                    let Some(price) = c.periods.get(name) else { continue };
-                    let desc = format!("{base}, {name}, peak {} {unit}", fmt_decimal(peaks[p]));
-                    if let Some(rate) = price.rate {
-                        let m = self.money(peaks[p], rate)?;
-                        self.push(pi, c, desc, peaks[p], &unit, rate, m, None, Some(name));
+        for (mi, &(y, m)) in months.iter().enumerate() {
+            let month = if c.per == Some(Per::Month) { format!(" ({y:04}-{m:02})") } else { String::new() };
+            match &c.schedule {
+                None => {
+                    let peak = peaks[mi * n_periods];
+                    let desc = format!("{base}, peak {} {unit}{month}", fmt_decimal(peak));
+                    if let Some(rate) = c.rate {
+                        let amount = self.money(peak, rate)?;
+                        self.push(pi, c, desc, peak, &unit, rate, amount, None, None);
                     } else {
-                        self.demand_tiers(pi, c, &desc, &price.tiers, Some(name), peaks[p], &unit)?;
+                        self.demand_tiers(pi, c, &desc, &c.tiers, None, peak, &unit)?;
+                    }
+                }
+                Some(s) => {
+                    for (p, name) in s.periods.iter().enumerate() {
+                        let Some(price) = c.periods.get(name) else { continue };
+                        let peak = peaks[mi * n_periods + p];
+                        let desc = format!("{base}, {name}, peak {} {unit}{month}", fmt_decimal(peak));
+                        if let Some(rate) = price.rate {
+                            let amount = self.money(peak, rate)?;
+                            self.push(pi, c, desc, peak, &unit, rate, amount, None, Some(name));
+                        } else {
+                            self.demand_tiers(pi, c, &desc, &price.tiers, Some(name), peak, &unit)?;
+                        }
                     }
                 }
             }
@@ -993,7 +1023,7 @@ impl Rater<'_> {
                         let year_days = Decimal::from((ye - ys).num_days());
                         div(mul(amount, Decimal::from(days_between(self.tz, a, b)?))?, year_days)?
                     }
-                    Per::Period => {
+                    Per::Period | Per::Month => {
                         let mut s = Decimal::ZERO;
                         for (pa, pb, cs, ce) in cycle_parts(self.tariff.billing_cycle, self.tz, a, b)? {
                             let f = if (pa, pb) == (cs, ce) {

@@ -124,7 +124,8 @@ pub enum ChargeKind {
     /// A rate or tiers per period of a `schedule` (`periods`).
     TimeOfUse,
     /// Peak average power (kW) in the billing period, priced per kW (`rate` or `tiers`), or per
-    /// TOU period with a `schedule` and `periods`.
+    /// TOU period with a `schedule` and `periods`; with `per = "month"`, one peak per local
+    /// calendar month of the bill.
     Demand,
     /// The bill is topped up to `amount` per period, per day or per year (`per`).
     Minimum,
@@ -142,6 +143,8 @@ pub enum Per {
     Day,
     /// One year (minimum only): each bill carries `amount × days ÷ days in that year`.
     Year,
+    /// One local calendar month (demand only): a separate peak for each month of the bill.
+    Month,
 }
 
 /// Whether tier limits (and allowances) hold per billing period or per day.
@@ -657,7 +660,18 @@ impl Charge {
             K::Allowance => [&USAGE[..], &["included", "tier_basis"]].concat(),
             K::TimeOfUse => [&USAGE[..], &["schedule", "periods", "tier_basis"]].concat(),
             K::Demand => {
-                vec!["metric", "filter", "months", "unit", "rate", "tiers", "schedule", "periods", "interval_minutes"]
+                vec![
+                    "metric",
+                    "filter",
+                    "months",
+                    "unit",
+                    "rate",
+                    "tiers",
+                    "schedule",
+                    "periods",
+                    "interval_minutes",
+                    "per",
+                ]
             }
             K::Minimum => vec!["amount", "per"],
             K::Percentage => vec!["percent", "applies_to", "tax"],
@@ -700,8 +714,14 @@ impl Charge {
         match self.kind {
             K::Fixed | K::Minimum => {
                 need("amount", self.amount.is_some())?;
-                if self.kind == K::Fixed && self.per == Some(Per::Year) {
+                if self.kind == K::Fixed && matches!(self.per, Some(Per::Year | Per::Month)) {
                     return Err(tariff_err(format!("{field}.per"), "A fixed charge is per `period` or per `day`."));
+                }
+                if self.kind == K::Minimum && self.per == Some(Per::Month) {
+                    return Err(tariff_err(
+                        format!("{field}.per"),
+                        "A minimum is per `period`, `day` or `year` (`period` for a monthly cycle).",
+                    ));
                 }
             }
             K::PerUnit => need("rate", self.rate.is_some())?,
@@ -723,6 +743,9 @@ impl Charge {
                 self.check_periods(field)?;
             }
             K::Demand => {
+                if matches!(self.per, Some(Per::Day | Per::Year)) {
+                    return Err(tariff_err(format!("{field}.per"), "A demand peak is per `period` or per `month`."));
+                }
                 if let Some(m) = self.interval_minutes {
                     if ![5, 10, 15, 30, 60].contains(&m) {
                         return Err(tariff_err(
