@@ -8,6 +8,7 @@ use meterkit::{Aggregation, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::types::PyDelta;
 
+use crate::billing::{PyBill, PyBillRequest, PyInvoice, PyQuota, PyTariff};
 use crate::convert::to_utc;
 use crate::errors::{detached, new_err};
 use crate::types::{window_of, PyBucket, PyEvent, PyIngestReport, PyQuery, PyRollupSpec, PyTotals, PyUsageRecord};
@@ -264,6 +265,77 @@ impl PyEngine {
         };
         let e = self.inner.clone();
         detached(py, move || e.close_windows(&tenant, now, lateness))
+    }
+
+    /// Bill `request.subject` with `tariff` from the stored records in the period.
+    fn bill(&self, py: Python<'_>, tariff: &PyTariff, request: &PyBillRequest) -> PyResult<PyBill> {
+        let (t, r) = (tariff.inner.clone(), request.inner.clone());
+        let e = self.inner.clone();
+        Ok(PyBill { inner: detached(py, move || e.bill(&t, &r))? })
+    }
+
+    /// Check `quota` after every ingest (`threshold_crossed` events, once per level per period).
+    fn add_quota(&self, py: Python<'_>, quota: &PyQuota) -> PyResult<()> {
+        let q = quota.inner.clone();
+        let e = self.inner.clone();
+        detached(py, move || e.add_quota(q))
+    }
+
+    /// Issue `invoice` at `at` and store it (a `bill_issued` event); returns the issued invoice.
+    fn issue_invoice(&self, py: Python<'_>, invoice: &PyInvoice, at: &Bound<'_, PyAny>) -> PyResult<PyInvoice> {
+        let at = to_utc(at, "at", ErrorKind::InvalidQuery)?;
+        let mut inv = invoice.inner.clone();
+        let e = self.inner.clone();
+        Ok(PyInvoice {
+            inner: detached(py, move || {
+                e.issue_invoice(&mut inv, at)?;
+                Ok(inv)
+            })?,
+        })
+    }
+
+    /// The stored invoices of `tenant`, by id.
+    fn invoices(&self, py: Python<'_>, tenant: String) -> PyResult<Vec<PyInvoice>> {
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.invoices(&tenant))?.into_iter().map(|i| PyInvoice { inner: i }).collect())
+    }
+
+    /// Record payment of the stored invoice `id` at `at`; returns it.
+    fn pay_invoice(&self, py: Python<'_>, tenant: String, id: String, at: &Bound<'_, PyAny>) -> PyResult<PyInvoice> {
+        let at = to_utc(at, "at", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(PyInvoice { inner: detached(py, move || e.update_invoice(&tenant, &id, |i| i.pay(at)))? })
+    }
+
+    /// Void the stored invoice `id` at `at`; returns it.
+    fn void_invoice(&self, py: Python<'_>, tenant: String, id: String, at: &Bound<'_, PyAny>) -> PyResult<PyInvoice> {
+        let at = to_utc(at, "at", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(PyInvoice { inner: detached(py, move || e.update_invoice(&tenant, &id, |i| i.void(at)))? })
+    }
+
+    /// The stored invoices of `tenant` whose payment reminder is due at `now`.
+    fn reminders_due(
+        &self,
+        py: Python<'_>,
+        tenant: String,
+        now: &Bound<'_, PyAny>,
+        days_before: u32,
+    ) -> PyResult<Vec<PyInvoice>> {
+        let now = to_utc(now, "now", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.reminders_due(&tenant, now, days_before))?
+            .into_iter()
+            .map(|i| PyInvoice { inner: i })
+            .collect())
+    }
+
+    /// Mark every issued invoice of `tenant` due before `now` overdue (an `invoice_overdue`
+    /// event each); returns them.
+    fn mark_overdue(&self, py: Python<'_>, tenant: String, now: &Bound<'_, PyAny>) -> PyResult<Vec<PyInvoice>> {
+        let now = to_utc(now, "now", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.mark_overdue(&tenant, now))?.into_iter().map(|i| PyInvoice { inner: i }).collect())
     }
 
     fn __repr__(&self) -> String {

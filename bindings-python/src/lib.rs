@@ -5,6 +5,7 @@
 //! (see `errors::detached`).
 
 mod arrow;
+mod billing;
 mod convert;
 mod engine;
 mod errors;
@@ -120,6 +121,16 @@ fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyEvent>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<arrow::PyBucketTable>()?;
+    m.add_class::<billing::PyTariff>()?;
+    m.add_class::<billing::PyBillRequest>()?;
+    m.add_class::<billing::PyBillLine>()?;
+    m.add_class::<billing::PyBill>()?;
+    m.add_class::<billing::PyInvoice>()?;
+    m.add_class::<billing::PyQuota>()?;
+    m.add_class::<billing::PySharedMeter>()?;
+    m.add_function(wrap_pyfunction!(billing::allocate, m)?)?;
+    m.add_function(wrap_pyfunction!(billing::month_period, m)?)?;
+    m.add_function(wrap_pyfunction!(billing::reminders_due, m)?)?;
     m.add_function(wrap_pyfunction!(rollup_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(parse_decimal, m)?)?;
     m.add_function(wrap_pyfunction!(decimal_from_float, m)?)?;
