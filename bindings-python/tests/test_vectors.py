@@ -31,7 +31,20 @@ def run_rollup(case: dict[str, Any]) -> dict[str, Any]:
     return {"report": reports, "buckets": [b.to_dict() for b in buckets]}
 
 
-RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"rollup": run_rollup}
+def run_bill(case: dict[str, Any]) -> dict[str, Any]:
+    """As core/tests/bill_vectors.rs: the tariff (meterkit or URDB) as JSON text, the request
+    from the input's fields, the bill's JSON, or {"error": {"kind", "field"}} for a refusal."""
+    inp = case["input"]
+    try:
+        tariff = mk.Tariff.from_any(json.dumps(inp["tariff"]))
+        request = mk.BillRequest.from_dict({k: v for k, v in inp.items() if k not in ("tariff", "records")})
+        records = [mk.UsageRecord.from_dict(r) for r in inp["records"]]
+        return tariff.bill(request, records).to_dict()
+    except mk.MeterkitError as e:
+        return {"error": {"kind": e.kind, "field": e.field}}
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"rollup": run_rollup, "bill": run_bill}
 
 CASES = sorted(VECTORS.glob("**/*.json"))
 
