@@ -142,7 +142,7 @@ def test_bill_to_json_is_byte_identical_to_the_cli(tmp_path: Path) -> None:
     out = subprocess.run(
         [
             str(find_cli()), "--db", str(db), "--tenant", "acme", "bill", "--tariff", str(tariff_path),
-            "--subject", "home", "--metric", "kwh", "--month", "2024-02", "--tz", "Europe/London", "--output", "json",
+            "--subject", "home", "--metric", "kwh", "--period", "2024-02", "--tz", "Europe/London", "--output", "json",
         ],
         capture_output=True, check=False,
     )  # fmt: skip
