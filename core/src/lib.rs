@@ -36,11 +36,14 @@
 #![deny(missing_docs)]
 
 mod engine;
+mod estimate;
 mod error;
 mod notify;
+mod reading;
 mod rollup;
 mod store;
 mod usage;
+mod validate;
 mod window;
 
 pub use chrono_tz::Tz;
@@ -51,8 +54,13 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
+pub use crate::estimate::{estimate_gaps, EstimateConfig};
+pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
 pub use crate::usage::{
-    decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, UsageRecord, MAX_TIMESTAMP_SECS,
-    MIN_TIMESTAMP_SECS,
+    decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, Quality, UsageRecord,
+    MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS,
+};
+pub use crate::validate::{
+    Action, Finding, Rule, Severity, SeverityCounts, ValidationConfig, ValidationSummary, Validator, MAX_WINDOW,
 };
 pub use crate::window::{parse_time_zone, Window};
