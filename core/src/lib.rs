@@ -36,8 +36,8 @@
 #![deny(missing_docs)]
 
 mod engine;
-mod estimate;
 mod error;
+mod estimate;
 mod notify;
 mod reading;
 mod rollup;
@@ -51,11 +51,11 @@ pub use rust_decimal::Decimal;
 
 pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_WINDOWS};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::estimate::{estimate_gaps, EstimateConfig};
 pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
+pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
-pub use crate::estimate::{estimate_gaps, EstimateConfig};
-pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
 pub use crate::usage::{
     decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, Quality, UsageRecord,
     MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS,

@@ -168,7 +168,14 @@ impl RegisterTracker {
         };
         if reading.timestamp == prev.timestamp {
             let (sev, msg) = if reading.register == prev.register {
-                (Severity::Info, format!("A duplicate reading of meter '{}' at {}; ignored.", reading.meter, fmt_ts(reading.timestamp)))
+                (
+                    Severity::Info,
+                    format!(
+                        "A duplicate reading of meter '{}' at {}; ignored.",
+                        reading.meter,
+                        fmt_ts(reading.timestamp)
+                    ),
+                )
             } else {
                 (
                     Severity::Warning,
@@ -199,7 +206,8 @@ impl RegisterTracker {
         if units.is_sign_negative() && !units.is_zero() {
             let decrease = -units;
             let modulus = reading.register_digits.and_then(modulus);
-            let wrapped = modulus.and_then(|m| m.checked_sub(prev.register)).and_then(|d| d.checked_add(reading.register));
+            let wrapped =
+                modulus.and_then(|m| m.checked_sub(prev.register)).and_then(|d| d.checked_add(reading.register));
             match (reading.register_digits, wrapped) {
                 (Some(d), Some(w)) if w < decrease => {
                     findings.push(self.finding(

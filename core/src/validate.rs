@@ -739,8 +739,11 @@ impl Validator {
     }
 
     /// Start recording changes so that [`rollback`](Validator::rollback) can undo them (the
-    /// engine does this around one ingest, which is all or nothing).
+    /// engine does this around one ingest, which is all or nothing). A journal still open from an
+    /// earlier `begin` that was neither committed nor rolled back (an ingest that failed early) is
+    /// rolled back first.
     pub fn begin(&mut self) {
+        self.rollback();
         self.journal = Some(Vec::new());
     }
 
@@ -954,7 +957,10 @@ fn unit_rule(r: &UsageRecord, unit: Option<&str>, out: &mut Vec<Finding>) {
             Rule::UnknownUnit,
             Severity::Error,
             Action::Reject,
-            format!("The unit '{got}' is not the unit of metric '{}' ({unit}); convert the value or fix the unit.", r.metric),
+            format!(
+                "The unit '{got}' is not the unit of metric '{}' ({unit}); convert the value or fix the unit.",
+                r.metric
+            ),
         ));
     }
 }
@@ -1048,7 +1054,11 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
                 Rule::HighLimit,
                 Severity::Warning,
                 Action::Flag,
-                format!("The value {} is above the high limit {}; check the meter or the limit.", fmt_decimal(q), fmt_decimal(hi)),
+                format!(
+                    "The value {} is above the high limit {}; check the meter or the limit.",
+                    fmt_decimal(q),
+                    fmt_decimal(hi)
+                ),
             );
             let low = cfg.low_limit.or((!cfg.allow_negative).then_some(Decimal::ZERO));
             f.expected = low.map(|lo| (lo.min(hi).normalize(), hi.normalize()));
@@ -1062,7 +1072,11 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
                 Rule::LowLimit,
                 Severity::Warning,
                 Action::Flag,
-                format!("The value {} is below the low limit {}; check the meter or the limit.", fmt_decimal(q), fmt_decimal(lo)),
+                format!(
+                    "The value {} is below the low limit {}; check the meter or the limit.",
+                    fmt_decimal(q),
+                    fmt_decimal(lo)
+                ),
             );
             f.expected = cfg.high_limit.map(|hi| (lo.normalize(), hi.normalize()));
             out.push(f);
