@@ -605,7 +605,8 @@ struct MetricRules {
 /// let typo = UsageRecord::new("t", "r10", "meter-1", "kwh", "11.0".parse()?, t0 + Duration::hours(10));
 /// let findings = v.check(&typo);
 /// assert_eq!(findings[0].rule, Rule::Spike);
-/// assert_eq!(findings[0].expected.unwrap().1.to_string(), "1.5113"); // 1.05 + 3.5 × 0.1274…
+/// // median 1.05, MAD 0.1, scale 1.4826 × 0.1: expected up to 1.05 + 3.5 × 0.14826
+/// assert_eq!(findings[0].expected.unwrap().1.to_string(), "1.5689");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -1117,10 +1118,13 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
             let (m, mad) = s.median_mad();
             let scale = mad.max(cfg.min_scale_ratio * m.abs()).max(MIN_SCALE);
             let z = (x - m) / scale;
-            if z.abs() > cfg.threshold {
+            // The long-run range is widened by one scale unit, so that a value equal to a recent
+            // extreme (whose end has decayed a little since) is still inside it.
+            let outside_range = seasonal_band.is_some() || !cfg.confirm || x < s.lo - scale || x > s.hi + scale;
+            if outside_range && z.abs() > cfg.threshold {
                 let (mut lo, mut hi) = (m - cfg.threshold * scale, m + cfg.threshold * scale);
                 if cfg.confirm {
-                    let (clo, chi) = seasonal_band.unwrap_or((s.lo, s.hi));
+                    let (clo, chi) = seasonal_band.unwrap_or((s.lo - scale, s.hi + scale));
                     lo = lo.min(clo);
                     hi = hi.max(chi);
                 }
