@@ -9,7 +9,6 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -568,6 +567,19 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Decimal → f64 for the statistics: the mantissa divided by an exact power of ten (correctly
+/// rounded for mantissas below 2^53 and scales up to 22; within a few ulps otherwise).
+#[inline]
+fn to_f64(d: Decimal) -> f64 {
+    const POW10: [f64; 29] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
+    ];
+    let m = d.mantissa();
+    let mf = i64::try_from(m).map_or(m as f64, |m| m as f64);
+    mf / POW10[(d.scale() as usize).min(28)]
+}
+
 /// f64 → Decimal rounded to `dp` places (bounds and scores only; never a billed amount).
 fn dec(x: f64, dp: u32) -> Decimal {
     Decimal::from_f64_retain(x).map_or(Decimal::ZERO, |d| d.round_dp(dp).normalize())
@@ -698,7 +710,9 @@ impl Validator {
     /// record rules. Never panics.
     pub fn check(&mut self, record: &UsageRecord) -> Vec<Finding> {
         let now = self.now.unwrap_or_else(Utc::now);
-        self.check_at(record, now)
+        let mut out = Vec::new();
+        self.check_at(record, now, &mut out);
+        out
     }
 
     /// Check a batch, record by record in the order given (same findings as calling
@@ -707,7 +721,7 @@ impl Validator {
         let now = self.now.unwrap_or_else(Utc::now);
         let mut out = Vec::new();
         for r in records {
-            out.extend(self.check_at(r, now));
+            self.check_at(r, now, &mut out);
         }
         out
     }
@@ -820,8 +834,8 @@ impl Validator {
         }
     }
 
-    fn check_at(&mut self, r: &UsageRecord, now: DateTime<Utc>) -> Vec<Finding> {
-        let mut out = Vec::new();
+    fn check_at(&mut self, r: &UsageRecord, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+        let before = out.len();
         let (params, tz, utc) = match self.rules_for(&r.metric) {
             None => {
                 out.push(Finding::about(
@@ -831,21 +845,20 @@ impl Validator {
                     Action::Reject,
                     format!("The metric '{}' is not configured for validation; check the metric name.", r.metric),
                 ));
-                return out;
+                return;
             }
             Some(rules) => {
-                record_rules(r, &rules.params, now, &mut out);
-                unit_rule(r, rules.cfg.unit.as_deref(), &mut out);
+                record_rules(r, &rules.params, now, out);
+                unit_rule(r, rules.cfg.unit.as_deref(), out);
                 (rules.params, rules.tz, rules.utc)
             }
         };
-        if out.iter().any(|f| f.action == Action::Reject) || r.quality == Quality::Estimated {
-            return out;
+        if out[before..].iter().any(|f| f.action == Action::Reject) || r.quality == Quality::Estimated {
+            return;
         }
         let i = self.series_index(r, params.window);
         let s = &mut self.series[i].3;
-        stream_rules(s, r, &params, tz, utc, &mut out);
-        out
+        stream_rules(s, r, &params, tz, utc, out);
     }
 }
 
@@ -985,7 +998,7 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
         return;
     }
     let q = r.quantity;
-    let x = q.to_f64().unwrap_or(0.0);
+    let x = to_f64(q);
 
     // Gap, against the cadence.
     if s.seen > 0 {
