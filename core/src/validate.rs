@@ -563,7 +563,7 @@ fn median(v: &mut [f64]) -> f64 {
         mid
     } else {
         let lower = left.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lower + mid) / 2.0
+        f64::midpoint(lower, mid)
     }
 }
 
@@ -789,30 +789,30 @@ impl Validator {
         self.rules.iter().find(|(k, _)| k == metric).map(|(_, r)| r).or(self.default.as_ref())
     }
 
-    fn series_index(&mut self, r: &UsageRecord, n: usize) -> usize {
+    fn series_index(&mut self, rec: &UsageRecord, n: usize) -> usize {
         use std::hash::{Hash, Hasher};
         if let Some(i) = self.last {
             let (t, s, m, _) = &self.series[i as usize];
-            if *t == r.tenant && *s == r.subject && *m == r.metric {
+            if *t == rec.tenant && *s == rec.subject && *m == rec.metric {
                 self.note(i);
                 return i as usize;
             }
         }
-        let mut h = rustc_hash::FxHasher::default();
-        r.tenant.hash(&mut h);
-        r.subject.hash(&mut h);
-        r.metric.hash(&mut h);
-        let chain = self.index.entry(h.finish()).or_default();
+        let mut hasher = rustc_hash::FxHasher::default();
+        rec.tenant.hash(&mut hasher);
+        rec.subject.hash(&mut hasher);
+        rec.metric.hash(&mut hasher);
+        let chain = self.index.entry(hasher.finish()).or_default();
         let found = chain.iter().copied().find(|&i| {
             let (t, s, m, _) = &self.series[i as usize];
-            *t == r.tenant && *s == r.subject && *m == r.metric
+            *t == rec.tenant && *s == rec.subject && *m == rec.metric
         });
         let i = if let Some(i) = found {
             i
         } else {
             let i = self.series.len() as u32;
             chain.push(i);
-            self.series.push((r.tenant.clone(), r.subject.clone(), r.metric.clone(), Series::new(n)));
+            self.series.push((rec.tenant.clone(), rec.subject.clone(), rec.metric.clone(), Series::new(n)));
             if let Some(j) = &mut self.journal {
                 j.push((i, None));
             }
@@ -980,46 +980,46 @@ fn unit_rule(r: &UsageRecord, unit: Option<&str>, out: &mut Vec<Finding>) {
 }
 
 #[allow(clippy::too_many_lines)]
-fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: bool, out: &mut Vec<Finding>) {
-    let t = r.timestamp.timestamp();
-    if s.seen > 0 && t < s.last_ts {
+fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: bool, out: &mut Vec<Finding>) {
+    let ts = rec.timestamp.timestamp();
+    if ser.seen > 0 && ts < ser.last_ts {
         let mut f = Finding::about(
-            r,
+            rec,
             Rule::OutOfOrder,
             Severity::Info,
             Action::Accept,
             format!(
                 "The record is older than the latest record of its series ({}); it is billed but not used by the statistical rules.",
-                fmt_ts(DateTime::from_timestamp(s.last_ts, 0).unwrap_or_default())
+                fmt_ts(DateTime::from_timestamp(ser.last_ts, 0).unwrap_or_default())
             ),
         );
-        f.value = Some(r.quantity.normalize());
+        f.value = Some(rec.quantity.normalize());
         out.push(f);
         return;
     }
-    let q = r.quantity;
-    let x = to_f64(q);
+    let qty = rec.quantity;
+    let val = to_f64(qty);
 
     // Gap, against the cadence.
-    if s.seen > 0 {
-        let step = t - s.last_ts;
-        let interval = cfg.interval_secs.unwrap_or(s.interval);
+    if ser.seen > 0 {
+        let step = ts - ser.last_ts;
+        let interval = cfg.interval_secs.unwrap_or(ser.interval);
         if cfg.gaps && interval > 0 && step.saturating_mul(2) > interval.saturating_mul(3) {
             let missing = (step + interval / 2) / interval - 1;
             if missing >= 1 {
                 let short = missing <= i64::from(cfg.max_interpolation_intervals);
-                let first = DateTime::from_timestamp(s.last_ts.saturating_add(interval), 0).unwrap_or_default();
+                let first = DateTime::from_timestamp(ser.last_ts.saturating_add(interval), 0).unwrap_or_default();
                 let message = if short {
                     format!(
                         "{missing} interval(s) of {interval} s missing from {} to {}; short enough to estimate by linear interpolation.",
                         fmt_ts(first),
-                        fmt_ts(r.timestamp)
+                        fmt_ts(rec.timestamp)
                     )
                 } else {
                     format!(
                         "{missing} intervals of {interval} s missing from {} to {}; longer than {} intervals, so estimate from the same hour of previous weeks or ask the meter for the data.",
                         fmt_ts(first),
-                        fmt_ts(r.timestamp),
+                        fmt_ts(rec.timestamp),
                         cfg.max_interpolation_intervals
                     )
                 };
@@ -1027,9 +1027,9 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
                     rule: Rule::Gap,
                     severity: if short { Severity::Info } else { Severity::Warning },
                     action: Action::Accept,
-                    tenant: r.tenant.clone(),
-                    subject: r.subject.clone(),
-                    metric: r.metric.clone(),
+                    tenant: rec.tenant.clone(),
+                    subject: rec.subject.clone(),
+                    metric: rec.metric.clone(),
                     id: None,
                     timestamp: first,
                     value: None,
@@ -1042,35 +1042,35 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
         // Cadence: a step seen three times in a row becomes the interval; once established,
         // only a much finer step (under half of it) starts the inference again.
         if step > 0 && cfg.interval_secs.is_none() {
-            if s.interval > 0 {
-                if step.saturating_mul(2) < s.interval {
-                    s.interval = 0;
-                    s.candidate = step;
-                    s.confirmations = 1;
+            if ser.interval > 0 {
+                if step.saturating_mul(2) < ser.interval {
+                    ser.interval = 0;
+                    ser.candidate = step;
+                    ser.confirmations = 1;
                 }
-            } else if step == s.candidate {
-                s.confirmations += 1;
-                if s.confirmations >= 3 {
-                    s.interval = step;
+            } else if step == ser.candidate {
+                ser.confirmations += 1;
+                if ser.confirmations >= 3 {
+                    ser.interval = step;
                 }
             } else {
-                s.candidate = step;
-                s.confirmations = 1;
+                ser.candidate = step;
+                ser.confirmations = 1;
             }
         }
     }
 
     // Absolute limits.
     if let Some(hi) = cfg.high_limit {
-        if q > hi {
+        if qty > hi {
             let mut f = Finding::about(
-                r,
+                rec,
                 Rule::HighLimit,
                 Severity::Warning,
                 Action::Flag,
                 format!(
                     "The value {} is above the high limit {}; check the meter or the limit.",
-                    fmt_decimal(q),
+                    fmt_decimal(qty),
                     fmt_decimal(hi)
                 ),
             );
@@ -1080,15 +1080,15 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
         }
     }
     if let Some(lo) = cfg.low_limit {
-        if q < lo {
+        if qty < lo {
             let mut f = Finding::about(
-                r,
+                rec,
                 Rule::LowLimit,
                 Severity::Warning,
                 Action::Flag,
                 format!(
                     "The value {} is below the low limit {}; check the meter or the limit.",
-                    fmt_decimal(q),
+                    fmt_decimal(qty),
                     fmt_decimal(lo)
                 ),
             );
@@ -1099,14 +1099,14 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
 
     // Seasonal slot of this record.
     let (how, week) = if cfg.seasonal {
-        let local = if utc { t } else { t + crate::window::offset_at(tz, t) };
+        let local = if utc { ts } else { ts + crate::window::offset_at(tz, ts) };
         let k = local - FIRST_MONDAY;
         ((k.rem_euclid(WEEK) / 3600) as usize, k.div_euclid(WEEK))
     } else {
         (0, 0)
     };
     let seasonal_band = if cfg.seasonal {
-        s.seasonal.as_ref().and_then(|slots| {
+        ser.seasonal.as_ref().and_then(|slots| {
             let sl = &slots[how];
             let previous = sl.weeks - u32::from(sl.last_week == week && sl.weeks > 0);
             (sl.values > 0 && previous >= cfg.seasonal_min_weeks).then(|| {
@@ -1119,25 +1119,25 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
     };
 
     // Spike / drop: robust z against the last N, confirmed by the seasonal band or the range.
-    if cfg.spikes && s.len as usize == s.ring.len() {
+    if cfg.spikes && ser.len as usize == ser.ring.len() {
         let outside_confirm = if !cfg.confirm {
             true
         } else if let Some((lo, hi)) = seasonal_band {
-            x < lo || x > hi
+            val < lo || val > hi
         } else {
-            x < s.lo || x > s.hi
+            val < ser.lo || val > ser.hi
         };
         if outside_confirm {
-            let (m, mad) = s.median_mad();
+            let (m, mad) = ser.median_mad();
             let scale = mad.max(cfg.min_scale_ratio * m.abs()).max(MIN_SCALE);
-            let z = (x - m) / scale;
+            let z = (val - m) / scale;
             // The long-run range is widened by one scale unit, so that a value equal to a recent
             // extreme (whose end has decayed a little since) is still inside it.
-            let outside_range = seasonal_band.is_some() || !cfg.confirm || x < s.lo - scale || x > s.hi + scale;
+            let outside_range = seasonal_band.is_some() || !cfg.confirm || val < ser.lo - scale || val > ser.hi + scale;
             if outside_range && z.abs() > cfg.threshold {
                 let (mut lo, mut hi) = (m - cfg.threshold * scale, m + cfg.threshold * scale);
                 if cfg.confirm {
-                    let (clo, chi) = seasonal_band.unwrap_or((s.lo - scale, s.hi + scale));
+                    let (clo, chi) = seasonal_band.unwrap_or((ser.lo - scale, ser.hi + scale));
                     lo = lo.min(clo);
                     hi = hi.max(chi);
                 }
@@ -1150,17 +1150,17 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
                     " and outside the series' long-run range".to_string()
                 };
                 let mut f = Finding::about(
-                    r,
+                    rec,
                     if spike { Rule::Spike } else { Rule::Drop },
                     Severity::Warning,
                     Action::Flag,
                     format!(
                         "The value {} is {} the median {} of the last {} values (robust z = {:.1}){against}; \
                          check the meter and the reading.",
-                        fmt_decimal(q),
+                        fmt_decimal(qty),
                         if spike { "far above" } else { "far below" },
                         dec(m, 4),
-                        s.ring.len(),
+                        ser.ring.len(),
                         z
                     ),
                 );
@@ -1172,66 +1172,66 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
     }
 
     // Stuck and zero streaks (one finding when the run reaches K).
-    if s.seen > 0 && q == s.last_value {
-        s.run += 1;
+    if ser.seen > 0 && qty == ser.last_value {
+        ser.run += 1;
     } else {
-        s.run = 1;
+        ser.run = 1;
     }
-    if q.is_zero() {
-        s.zeros += 1;
+    if qty.is_zero() {
+        ser.zeros += 1;
     } else {
-        s.zeros = 0;
+        ser.zeros = 0;
     }
-    if cfg.stuck_intervals > 0 && !q.is_zero() && s.run == cfg.stuck_intervals {
+    if cfg.stuck_intervals > 0 && !qty.is_zero() && ser.run == cfg.stuck_intervals {
         let mut f = Finding::about(
-            r,
+            rec,
             Rule::Stuck,
             Severity::Warning,
             Action::Flag,
             format!(
                 "The value {} has repeated {} times in a row; the meter or its register may be stuck.",
-                fmt_decimal(q),
-                s.run
+                fmt_decimal(qty),
+                ser.run
             ),
         );
-        f.score = Some(Decimal::from(s.run));
+        f.score = Some(Decimal::from(ser.run));
         out.push(f);
     }
-    if cfg.zero_streak_intervals > 0 && s.zeros == cfg.zero_streak_intervals {
+    if cfg.zero_streak_intervals > 0 && ser.zeros == cfg.zero_streak_intervals {
         let mut f = Finding::about(
-            r,
+            rec,
             Rule::ZeroStreak,
             Severity::Warning,
             Action::Flag,
             format!(
                 "Zero usage for {} values in a row; check for an outage, a disconnected meter or a vacant site.",
-                s.zeros
+                ser.zeros
             ),
         );
-        f.score = Some(Decimal::from(s.zeros));
+        f.score = Some(Decimal::from(ser.zeros));
         out.push(f);
     }
 
     // Update the history.
-    if s.seen == 0 {
-        s.lo = x;
-        s.hi = x;
+    if ser.seen == 0 {
+        ser.lo = val;
+        ser.hi = val;
     } else {
-        let w = (s.hi - s.lo) * cfg.range_decay;
-        s.hi = x.max(s.hi - w);
-        s.lo = x.min(s.lo + w);
+        let w = (ser.hi - ser.lo) * cfg.range_decay;
+        ser.hi = val.max(ser.hi - w);
+        ser.lo = val.min(ser.lo + w);
     }
-    s.push(x);
+    ser.push(val);
     if cfg.seasonal {
-        let slots = s.seasonal.get_or_insert_with(|| Box::new([Slot::default(); SLOTS]));
+        let slots = ser.seasonal.get_or_insert_with(|| Box::new([Slot::default(); SLOTS]));
         let sl = &mut slots[how];
         if sl.values == 0 {
-            sl.level = x;
+            sl.level = val;
             sl.spread = 0.0;
         } else {
-            let d = (x - sl.level).abs();
+            let d = (val - sl.level).abs();
             sl.spread = if sl.values == 1 { d } else { sl.spread + cfg.seasonal_alpha * (d - sl.spread) };
-            sl.level += cfg.seasonal_alpha * (x - sl.level);
+            sl.level += cfg.seasonal_alpha * (val - sl.level);
         }
         sl.values = sl.values.saturating_add(1);
         if sl.weeks == 0 || sl.last_week != week {
@@ -1239,9 +1239,9 @@ fn stream_rules(s: &mut Series, r: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: 
             sl.last_week = week;
         }
     }
-    s.seen += 1;
-    s.last_ts = t;
-    s.last_value = q;
+    ser.seen += 1;
+    ser.last_ts = ts;
+    ser.last_value = qty;
 }
 
 impl Validator {
