@@ -10,6 +10,11 @@ use meterkit::{fmt_ts, ValidationConfig, ValidationSummary};
 
 fn main() {
     println!(
+        "state per tracked series: {} bytes (N = 10, without seasonal slots), {} bytes with the 168 seasonal slots\n",
+        meterkit::Validator::bytes_per_series(10, false),
+        meterkit::Validator::bytes_per_series(10, true)
+    );
+    println!(
         "{:<32} {:<8} {:>7} {:>8} {:>10} {:>9} {:>7}",
         "series", "rules", "points", "caught", "outside", "per 1000", "alerts"
     );
@@ -41,6 +46,12 @@ fn main() {
         let findings = nab::run(&records, ValidationConfig::default());
         println!("\nUK household file {uk}: {} hourly records", records.len());
         print!("{}", ValidationSummary::of(&findings));
+        let s = nab::score(&records, &findings, &[]);
+        println!(
+            "  alerts (warnings and errors within 12 points counted once): {} ({:.2} per 1000 points)",
+            s.outside_alerts,
+            s.rate()
+        );
         let mut by_rule: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in &findings {
             by_rule.entry(f.rule.to_string()).or_default().push(format!("{} {}", fmt_ts(f.timestamp), f.message));

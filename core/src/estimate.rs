@@ -157,7 +157,7 @@ pub fn estimate_gaps(records: &[UsageRecord], cfg: &EstimateConfig) -> Result<Ve
             .with_quality(Quality::Estimated);
             r.dimensions.clone_from(&a.dimensions);
             if a.end.is_some() {
-                r.end = Some(at + Duration::seconds(interval));
+                r.end = Duration::try_seconds(interval).and_then(|d| at.checked_add_signed(d));
             }
             out.push(r);
         }

@@ -225,6 +225,50 @@ impl Finding {
     pub fn is_alert(&self) -> bool {
         self.severity >= Severity::Warning
     }
+
+    /// The header of [`to_csv_row`](Finding::to_csv_row), for `validate --output csv`.
+    pub const CSV_HEADER: &'static str =
+        "timestamp,rule,severity,action,tenant,subject,metric,id,value,expected_low,expected_high,score,message";
+
+    /// One CSV row (RFC 4180 quoting, no line end): the JSON fields in [`CSV_HEADER`] order, empty
+    /// cells for `null`.
+    ///
+    /// [`CSV_HEADER`]: Finding::CSV_HEADER
+    ///
+    /// ```
+    /// use meterkit::{Action, Finding, Rule, Severity, UsageRecord};
+    /// use chrono::{TimeZone, Utc};
+    /// let r = UsageRecord::new("t", "r1", "m1", "kwh", "-2".parse()?, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+    /// let f = Finding::about(&r, Rule::NegativeQuantity, Severity::Error, Action::Reject, "Negative, \"really\".".into());
+    /// assert_eq!(f.to_csv_row(), r#"2024-01-01T00:00:00Z,negative_quantity,error,reject,t,m1,kwh,r1,-2,,,,"Negative, ""really"".""#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_csv_row(&self) -> String {
+        fn cell(s: &str) -> String {
+            if s.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        }
+        let d = |x: Option<Decimal>| x.map(fmt_decimal).unwrap_or_default();
+        [
+            fmt_ts(self.timestamp),
+            self.rule.as_str().to_string(),
+            self.severity.as_str().to_string(),
+            self.action.as_str().to_string(),
+            cell(&self.tenant),
+            cell(&self.subject),
+            cell(&self.metric),
+            cell(self.id.as_deref().unwrap_or_default()),
+            d(self.value),
+            d(self.expected.map(|e| e.0)),
+            d(self.expected.map(|e| e.1)),
+            d(self.score),
+            cell(&self.message),
+        ]
+        .join(",")
+    }
 }
 
 mod opt_range {
@@ -580,9 +624,10 @@ fn to_f64(d: Decimal) -> f64 {
     mf / POW10[(d.scale() as usize).min(28)]
 }
 
-/// f64 → Decimal rounded to `dp` places (bounds and scores only; never a billed amount).
-fn dec(x: f64, dp: u32) -> Decimal {
-    Decimal::from_f64_retain(x).map_or(Decimal::ZERO, |d| d.round_dp(dp).normalize())
+/// f64 → Decimal rounded to `dp` places (bounds and scores only; never a billed amount);
+/// `None` outside the decimal range.
+fn dec(x: f64, dp: u32) -> Option<Decimal> {
+    Decimal::from_f64_retain(x).map(|d| d.round_dp(dp).normalize())
 }
 
 #[derive(Debug, Clone)]
@@ -1159,13 +1204,13 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
                          check the meter and the reading.",
                         fmt_decimal(qty),
                         if spike { "far above" } else { "far below" },
-                        dec(m, 4),
+                        dec(m, 4).map_or_else(|| format!("{m:e}"), fmt_decimal),
                         ser.ring.len(),
                         z
                     ),
                 );
-                f.expected = Some((dec(lo, 4), dec(hi, 4)));
-                f.score = Some(dec(z, 2));
+                f.expected = dec(lo, 4).zip(dec(hi, 4));
+                f.score = dec(z, 2);
                 out.push(f);
             }
         }
