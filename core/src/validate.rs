@@ -526,11 +526,11 @@ const MIN_SCALE: f64 = 1e-9;
 /// One hour-of-week slot of the seasonal baseline.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    level: f64,
-    spread: f64,
-    values: u32,
-    weeks: u32,
-    last_week: i64,
+    level: f32,
+    spread: f32,
+    values: u16,
+    weeks: u16,
+    last_week: i32,
 }
 
 /// The streaming state of one series (tenant, subject, metric).
@@ -1153,10 +1153,11 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
     let seasonal_band = if cfg.seasonal {
         ser.seasonal.as_ref().and_then(|slots| {
             let sl = &slots[how];
-            let previous = sl.weeks - u32::from(sl.last_week == week && sl.weeks > 0);
+            let previous = u32::from(sl.weeks) - u32::from(i64::from(sl.last_week) == week && sl.weeks > 0);
             (sl.values > 0 && previous >= cfg.seasonal_min_weeks).then(|| {
-                let scale = (sl.spread * MAD_SCALE).max(cfg.min_scale_ratio * sl.level.abs()).max(MIN_SCALE);
-                (sl.level - cfg.threshold * scale, sl.level + cfg.threshold * scale)
+                let (level, spread) = (f64::from(sl.level), f64::from(sl.spread));
+                let scale = (spread * MAD_SCALE).max(cfg.min_scale_ratio * level.abs()).max(MIN_SCALE);
+                (level - cfg.threshold * scale, level + cfg.threshold * scale)
             })
         })
     } else {
@@ -1270,15 +1271,19 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
     if cfg.seasonal {
         let slots = ser.seasonal.get_or_insert_with(|| Box::new([Slot::default(); SLOTS]));
         let sl = &mut slots[how];
+        // Kept in f32 (16 bytes a slot): a baseline, not an amount.
         if sl.values == 0 {
-            sl.level = val;
+            sl.level = val as f32;
             sl.spread = 0.0;
         } else {
-            let d = (val - sl.level).abs();
-            sl.spread = if sl.values == 1 { d } else { sl.spread + cfg.seasonal_alpha * (d - sl.spread) };
-            sl.level += cfg.seasonal_alpha * (val - sl.level);
+            let (level, spread) = (f64::from(sl.level), f64::from(sl.spread));
+            let dev = (val - level).abs();
+            let spread = if sl.values == 1 { dev } else { spread + cfg.seasonal_alpha * (dev - spread) };
+            sl.spread = spread as f32;
+            sl.level = (level + cfg.seasonal_alpha * (val - level)) as f32;
         }
         sl.values = sl.values.saturating_add(1);
+        let week = week as i32;
         if sl.weeks == 0 || sl.last_week != week {
             sl.weeks = sl.weeks.saturating_add(1);
             sl.last_week = week;
