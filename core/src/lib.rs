@@ -32,6 +32,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Before anything is billed, records can be validated ([`Validator`], or per metric inside
+//! [`Engine::ingest`] with [`Engine::set_validation`]): each problem becomes a [`Finding`] that
+//! rejects, flags or accepts the record, register readings become consumption with roll-over
+//! handling ([`RegisterTracker`]), and gaps are estimated ([`estimate_gaps`]); see
+//! [`guide::validation`].
+//!
 //! Design notes and conventions: `docs/` in the repository.
 #![deny(missing_docs)]
 
@@ -45,6 +51,14 @@ mod store;
 mod usage;
 mod validate;
 mod window;
+
+/// Long-form documentation from `docs/`, rendered and checked with the API docs.
+pub mod guide {
+    /// Validation, estimation and editing (VEE): rules, defaults, memory per series, the evaluation
+    /// on labelled data.
+    #[doc = include_str!("../../docs/validation.md")]
+    pub mod validation {}
+}
 
 pub use chrono_tz::Tz;
 pub use rust_decimal::Decimal;

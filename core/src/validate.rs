@@ -1,8 +1,7 @@
 //! Validation of usage records (the V of VEE): rules, [`Finding`]s and the streaming [`Validator`].
 //!
 //! The long-form description of every rule, its defaults and the evaluation on labelled data is
-//! `docs/validation.md`, included below.
-#![doc = include_str!("../../docs/validation.md")]
+//! `docs/validation.md`, rendered as [`crate::guide::validation`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -580,7 +579,10 @@ impl Series {
     fn push(&mut self, x: f64) {
         let n = self.ring.len();
         self.ring[self.head as usize] = x;
-        self.head = ((self.head as usize + 1) % n) as u16;
+        self.head += 1;
+        if self.head as usize >= n {
+            self.head = 0;
+        }
         if (self.len as usize) < n {
             self.len += 1;
         }
@@ -620,7 +622,7 @@ fn to_f64(d: Decimal) -> f64 {
         1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
     ];
     let m = d.mantissa();
-    let mf = i64::try_from(m).map_or(m as f64, |m| m as f64);
+    let mf = i64::try_from(m).map_or_else(|_| m as f64, |m| m as f64);
     mf / POW10[(d.scale() as usize).min(28)]
 }
 
@@ -871,6 +873,7 @@ impl Validator {
     }
 
     /// Journal the state of series `i` before its first change in this batch.
+    #[inline]
     fn note(&mut self, i: u32) {
         if let Some(j) = &mut self.journal {
             if !j.iter().any(|(k, _)| *k == i) {
