@@ -370,7 +370,9 @@ impl Engine {
     /// changes nothing; with different content it is rejected as a conflict and never applied.
     /// The accepted records and their contributions to every rollup are stored in one atomic
     /// change: the batch is all or nothing. Rejections are reported (and sent to the notifier as
-    /// `RecordRejected`), not returned as errors.
+    /// `RecordRejected`), not returned as errors. With validation configured for a record's metric
+    /// ([`Engine::set_validation`]), new records are validated before they reach a rollup: see
+    /// `IngestReport.findings`.
     ///
     /// # Errors
     /// [`ErrorKind::Store`] when the store fails and [`ErrorKind::Overflow`] when a rollup sum

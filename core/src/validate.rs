@@ -626,6 +626,16 @@ fn to_f64(d: Decimal) -> f64 {
     mf / POW10[(d.scale() as usize).min(28)]
 }
 
+/// Exact equality of two decimals, fast when they have the same scale (the usual case).
+#[inline]
+fn same_value(a: Decimal, b: Decimal) -> bool {
+    if a.scale() == b.scale() {
+        a.mantissa() == b.mantissa()
+    } else {
+        a == b
+    }
+}
+
 /// f64 → Decimal rounded to `dp` places (bounds and scores only; never a billed amount);
 /// `None` outside the decimal range.
 fn dec(x: f64, dp: u32) -> Option<Decimal> {
@@ -1221,7 +1231,7 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
     }
 
     // Stuck and zero streaks (one finding when the run reaches K).
-    if ser.seen > 0 && qty == ser.last_value {
+    if ser.seen > 0 && same_value(qty, ser.last_value) {
         ser.run += 1;
     } else {
         ser.run = 1;
