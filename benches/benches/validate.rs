@@ -23,7 +23,7 @@ fn records(series: usize, n: usize) -> Vec<UsageRecord> {
             state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let noise = ((state >> 33) % 200) as i64;
             let base = if (17..22).contains(&(h % 24)) { 1500 } else { 300 };
-            let spike = if (h * series + s) % 997 == 0 { 20_000 } else { 0 };
+            let spike = if (h * series + s).is_multiple_of(997) { 20_000 } else { 0 };
             out.push(UsageRecord::new(
                 "t",
                 format!("r{s}-{h}"),
