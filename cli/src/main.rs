@@ -159,6 +159,7 @@ fn run(cli: &Cli) -> Result<()> {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(io_err)`
 pub(crate) fn io_err(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Store, format!("Cannot write the output: {e}."))
 }
