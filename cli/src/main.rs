@@ -3,6 +3,7 @@
 mod billing;
 mod input;
 mod report;
+mod validation;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -60,6 +61,8 @@ enum Command {
     },
     /// Bill a subject's usage for a period under a tariff (TOML, JSON or URDB JSON).
     Bill(billing::BillArgs),
+    /// Check a file with the validation rules and print the findings; nothing is stored.
+    Validate(validation::ValidateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +159,7 @@ fn run(cli: &Cli) -> Result<()> {
             std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
         }
         Command::Bill(args) => billing::bill(&open_engine(&cli.db)?, &cli.tenant, args),
+        Command::Validate(args) => validation::validate(&cli.tenant, args),
     }
 }
 
