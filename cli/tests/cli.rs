@@ -336,6 +336,7 @@ fn report_prints_totals_validation_and_bills() {
 /// `meterkit validate` prints findings as JSON without storing anything.
 #[test]
 fn validate_reports_findings_as_json() {
+    use std::fmt::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("v.csv");
     let mut text = String::from("t,v\n");
@@ -344,7 +345,7 @@ fn validate_reports_findings_as_json() {
             5 => "-1".to_string(),
             _ => format!("1.{h:02}"),
         };
-        text.push_str(&format!("2024-01-01T{h:02}:00:00Z,{v}\n"));
+        let _ = writeln!(text, "2024-01-01T{h:02}:00:00Z,{v}");
     }
     std::fs::write(&file, text).unwrap();
     let db = dir.path().join("none.db");
