@@ -12,6 +12,7 @@ use crate::billing::{PyBill, PyBillRequest, PyInvoice, PyQuota, PyTariff};
 use crate::convert::to_utc;
 use crate::errors::{detached, new_err};
 use crate::types::{window_of, PyBucket, PyEvent, PyIngestReport, PyQuery, PyRollupSpec, PyTotals, PyUsageRecord};
+use crate::validation::PyValidationConfig;
 
 /// Calls a Python callable with each event. An exception raised by the callable cannot stop a
 /// change that is already stored: it is reported through `sys.unraisablehook`.
@@ -336,6 +337,23 @@ impl PyEngine {
         let now = to_utc(now, "now", ErrorKind::InvalidQuery)?;
         let e = self.inner.clone();
         Ok(detached(py, move || e.mark_overdue(&tenant, now))?.into_iter().map(|i| PyInvoice { inner: i }).collect())
+    }
+
+    /// Validate new records of `metric` with `config` in every later ingest (replacing an
+    /// earlier configuration of the metric): `reject` findings keep a record out (kind
+    /// `validation` in `rejected`), `flag` findings store it with quality `flagged`; every finding
+    /// is in `IngestReport.findings` and warnings/errors go to the notifier (`anomaly_detected`).
+    fn set_validation(&self, py: Python<'_>, metric: String, config: &PyValidationConfig) -> PyResult<()> {
+        let c = config.inner.clone();
+        let e = self.inner.clone();
+        detached(py, move || e.set_validation(&metric, c))
+    }
+
+    /// Fix the clock of the time rules (`None`: the wall clock).
+    fn set_validation_now(&self, now: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let now = crate::convert::opt_utc(now, "now", ErrorKind::Validation)?;
+        self.inner.set_validation_now(now);
+        Ok(())
     }
 
     fn __repr__(&self) -> String {

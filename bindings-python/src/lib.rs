@@ -10,6 +10,7 @@ mod convert;
 mod engine;
 mod errors;
 mod types;
+mod validation;
 
 use meterkit::ErrorKind;
 use pyo3::prelude::*;
@@ -128,6 +129,14 @@ fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<billing::PyInvoice>()?;
     m.add_class::<billing::PyQuota>()?;
     m.add_class::<billing::PySharedMeter>()?;
+    m.add_class::<validation::PyValidationConfig>()?;
+    m.add_class::<validation::PyFinding>()?;
+    m.add_class::<validation::PyValidationSummary>()?;
+    m.add_class::<validation::PyValidator>()?;
+    m.add_class::<validation::PyMeterReading>()?;
+    m.add_class::<validation::PyRegisterTracker>()?;
+    m.add_class::<validation::PyEstimateConfig>()?;
+    m.add_function(wrap_pyfunction!(validation::estimate_gaps, m)?)?;
     m.add_function(wrap_pyfunction!(billing::allocate, m)?)?;
     m.add_function(wrap_pyfunction!(billing::month_period, m)?)?;
     m.add_function(wrap_pyfunction!(billing::reminders_due, m)?)?;

@@ -63,7 +63,7 @@ impl Hash for PyUsageRecord {
 #[pymethods]
 impl PyUsageRecord {
     #[new]
-    #[pyo3(signature = (tenant, id, subject, metric, quantity, timestamp, *, end=None, dimensions=None))]
+    #[pyo3(signature = (tenant, id, subject, metric, quantity, timestamp, *, end=None, dimensions=None, quality="actual"))]
     fn new(
         tenant: String,
         id: String,
@@ -73,12 +73,14 @@ impl PyUsageRecord {
         timestamp: &Bound<'_, PyAny>,
         end: Option<&Bound<'_, PyAny>>,
         dimensions: Option<&Bound<'_, PyAny>>,
+        quality: &str,
     ) -> PyResult<Self> {
         let q = to_decimal(quantity, "quantity").map_err(|e| with_record(e, &id))?;
         let ts = to_utc(timestamp, "timestamp", ErrorKind::InvalidRecord)?;
         let mut r = meterkit::UsageRecord::new(tenant, id, subject, metric, q, ts);
         r.end = opt_utc(end, "end", ErrorKind::InvalidRecord)?;
         r.dimensions = string_map(dimensions)?;
+        r.quality = crate::validation::quality_of(quality)?;
         Ok(PyUsageRecord { inner: r })
     }
 
@@ -126,6 +128,11 @@ impl PyUsageRecord {
     fn dimensions(&self) -> BTreeMap<String, String> {
         self.inner.dimensions.clone()
     }
+    /// `actual`, `flagged` (by validation) or `estimated`.
+    #[getter]
+    fn quality(&self) -> &'static str {
+        self.inner.quality.as_str()
+    }
 
     /// The canonical JSON shape as plain Python (decimals and timestamps as strings).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -151,6 +158,9 @@ impl PyUsageRecord {
         }
         if !r.dimensions.is_empty() {
             s.push_str(&format!(", dimensions={:?}", r.dimensions));
+        }
+        if !r.quality.is_actual() {
+            s.push_str(&format!(", quality={:?}", r.quality.as_str()));
         }
         s.push(')');
         s
@@ -412,6 +422,38 @@ impl PyBucket {
     fn unique(&self) -> BTreeMap<String, u64> {
         self.inner.unique.clone()
     }
+    /// Records flagged by validation (part of `count`).
+    #[getter]
+    fn flagged_count(&self) -> u64 {
+        self.inner.flagged_count
+    }
+    /// Quantity of flagged records (part of `sum`).
+    #[getter]
+    fn flagged_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_decimal(py, self.inner.flagged_sum)
+    }
+    /// Estimated records (part of `count`).
+    #[getter]
+    fn estimated_count(&self) -> u64 {
+        self.inner.estimated_count
+    }
+    /// Quantity of estimated records (part of `sum`).
+    #[getter]
+    fn estimated_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_decimal(py, self.inner.estimated_sum)
+    }
+    /// The measured part of `sum` (`sum - estimated_sum`).
+    fn actual_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_decimal(py, self.inner.actual_sum())
+    }
+    /// The estimated share of `sum` in percent (2 places), `None` when `sum` is 0.
+    fn estimated_percent<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_opt_decimal(py, self.inner.estimated_percent())
+    }
+    /// The flagged share of `sum` in percent (2 places), `None` when `sum` is 0.
+    fn flagged_percent<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_opt_decimal(py, self.inner.flagged_percent())
+    }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_plain(py, &self.inner)
     }
@@ -506,6 +548,11 @@ impl PyIngestReport {
     fn rejected(&self) -> Vec<PyRejection> {
         self.inner.rejected.iter().map(|r| PyRejection { inner: r.clone() }).collect()
     }
+    /// Validation findings about the batch's new records, in batch order.
+    #[getter]
+    fn findings(&self) -> Vec<crate::validation::PyFinding> {
+        crate::validation::findings(self.inner.findings.clone())
+    }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_plain(py, &self.inner)
     }
@@ -514,10 +561,11 @@ impl PyIngestReport {
     }
     fn __repr__(&self) -> String {
         format!(
-            "IngestReport(accepted={}, duplicates={}, rejected={})",
+            "IngestReport(accepted={}, duplicates={}, rejected={}, findings={})",
             self.inner.accepted,
             self.inner.duplicates,
-            self.inner.rejected.len()
+            self.inner.rejected.len(),
+            self.inner.findings.len()
         )
     }
 }
