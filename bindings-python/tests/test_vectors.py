@@ -4,6 +4,7 @@ the canonical JSON of its "expected" part (the rule of tests/vectors/README.md).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,7 +45,23 @@ def run_bill(case: dict[str, Any]) -> dict[str, Any]:
         return {"error": {"kind": e.kind, "field": e.field}}
 
 
-RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"rollup": run_rollup, "bill": run_bill}
+def run_validate(case: dict[str, Any]) -> Any:
+    """As core/tests/validate_vectors.rs: a fresh Validator with the config for the listed
+    metrics (or as the default), the clock at "now", the records checked in order."""
+    inp = case["input"]
+    config = mk.ValidationConfig.from_dict(inp["config"])
+    now = datetime.fromisoformat(inp["now"].replace("Z", "+00:00"))
+    metrics = inp.get("metrics")
+    validator = mk.Validator({m: config for m in metrics}, now=now) if metrics is not None else mk.Validator(default=config, now=now)
+    findings = validator.check_all([mk.UsageRecord.from_dict(r) for r in inp["records"]])
+    # Also byte for byte in the core's field order (the README of tests/vectors/validate).
+    assert "[" + ",".join(f.to_json() for f in findings) + "]" == json.dumps(
+        case["expected"], separators=(",", ":"), ensure_ascii=False
+    )
+    return [f.to_dict() for f in findings]
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any]], Any]] = {"rollup": run_rollup, "bill": run_bill, "validate": run_validate}
 
 CASES = sorted(VECTORS.glob("**/*.json"))
 
