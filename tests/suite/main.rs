@@ -1,1 +1,3 @@
 //! meterkit's workspace integration suite: one test binary, one module per area.
+
+mod windows;
