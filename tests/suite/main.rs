@@ -1,3 +1,4 @@
 //! meterkit's workspace integration suite: one test binary, one module per area.
 
+mod vectors;
 mod windows;
