@@ -1,4 +1,5 @@
 //! meterkit's workspace integration suite: one test binary, one module per area.
 
+mod engine;
 mod vectors;
 mod windows;
