@@ -1,5 +1,6 @@
 //! meterkit's workspace integration suite: one test binary, one module per area.
 
 mod engine;
+mod properties;
 mod vectors;
 mod windows;
