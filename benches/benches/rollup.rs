@@ -1,0 +1,162 @@
+//! Rollup throughput: the in-memory incremental rollup kernel (`Accumulator`) and
+//! `Engine::ingest` on the in-memory store.
+//!
+//! Data: 10 million synthetic records (10k subjects, dimensions carrier/region/direction,
+//! timestamps over 30 days from 2024-03-01 — across the UK's DST change — mostly in time order,
+//! decimal quantities with 0-3 fractional digits) are generated once, deterministically, in a
+//! compact 24-byte form (240 MB; ten million full `UsageRecord`s would take ~8 GB). Each timed
+//! iteration processes one 1M-record chunk (the iterations rotate through the ten chunks); the
+//! chunk is expanded to `UsageRecord`s before the clock starts and dropped after it stops, and so
+//! is the accumulator/engine the iteration produced. Samples: 10, flat sampling (one iteration per
+//! sample), so `Throughput::Elements(1_000_000)` makes criterion report records/s.
+//!
+//! Specs (both in Europe/London): hourly grouped by [carrier, region] and daily grouped by
+//! [subject].
+//!
+//! Before the benchmarks run, the memory per bucket of the accumulator is printed (see
+//! [`bucket_bytes`] for how it is computed).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use meterkit::{Accumulator, BucketKey, BucketState, Engine, Latest, RollupSpec, UsageRecord, Window};
+use meterkit_benches::{synth, Synth};
+
+const TOTAL: usize = 10_000_000;
+const CHUNK: usize = 1_000_000;
+const BATCH: usize = 10_000;
+const SUBJECTS: u32 = 10_000;
+const DAYS: u32 = 30;
+const ZONE: &str = "Europe/London";
+
+fn specs() -> Vec<RollupSpec> {
+    vec![
+        RollupSpec::new("bytes", Window::Hour, ZONE).unwrap().group_by(["carrier", "region"]),
+        RollupSpec::new("bytes", Window::Day, ZONE).unwrap().group_by(["subject"]),
+    ]
+}
+
+fn expand(chunk: &[Synth]) -> Vec<UsageRecord> {
+    chunk.iter().map(Synth::record).collect()
+}
+
+fn kernel(records: &[UsageRecord]) -> Accumulator {
+    let mut acc = Accumulator::new("t", &specs()).unwrap();
+    for r in records {
+        acc.add(r).unwrap();
+    }
+    acc
+}
+
+fn engine_with_specs() -> Engine {
+    let engine = Engine::in_memory();
+    for s in specs() {
+        engine.add_spec(s).unwrap();
+    }
+    engine
+}
+
+fn ingest(engine: &Engine, records: &[UsageRecord]) {
+    for batch in records.chunks(BATCH) {
+        let report = engine.ingest(batch).unwrap();
+        assert_eq!(report.accepted as usize, batch.len());
+    }
+}
+
+/// Bytes held per bucket by an accumulator's output, computed (not sampled): the inline size of
+/// each `(BucketKey, i64, BucketState)` entry, plus the heap capacity of its strings and vectors
+/// (tenant, group values, latest id, unique sets — none here), plus the accumulator's hash index
+/// (one `(u64, Vec<u32>)` slot at hashbrown's 7/8 maximum load, one control byte, and the chain
+/// vector's heap of 4 `u32`s). malloc's own per-allocation overhead (8-16 bytes on glibc) is
+/// not included; the number of heap allocations per bucket is returned so it can be added.
+fn bucket_bytes(entries: &[(BucketKey, i64, BucketState)]) -> (f64, f64) {
+    let inline = std::mem::size_of::<(BucketKey, i64, BucketState)>();
+    let index_slot = (std::mem::size_of::<(u64, Vec<u32>)>() + 1) as f64 * 8.0 / 7.0 + 16.0;
+    let mut heap = 0usize;
+    let mut allocs = 0usize;
+    for (key, _, state) in entries {
+        heap += key.tenant.capacity();
+        allocs += usize::from(key.tenant.capacity() > 0);
+        heap += key.group.capacity() * std::mem::size_of::<Option<String>>();
+        allocs += usize::from(key.group.capacity() > 0);
+        for v in key.group.iter().flatten() {
+            heap += v.capacity();
+            allocs += usize::from(v.capacity() > 0);
+        }
+        if let Some(Latest { id, .. }) = &state.latest {
+            heap += id.capacity();
+            allocs += usize::from(id.capacity() > 0);
+        }
+        for (d, set) in &state.uniques {
+            heap += d.capacity() + set.iter().map(|s| s.capacity() + 24).sum::<usize>();
+        }
+    }
+    let n = entries.len().max(1) as f64;
+    (inline as f64 + index_slot + heap as f64 / n, allocs as f64 / n + 1.0)
+}
+
+fn report_memory(data: &[Synth]) {
+    let records = expand(&data[..CHUNK]);
+    let acc = kernel(&records);
+    let entries = acc.into_buckets();
+    let hourly = entries.iter().filter(|(k, _, _)| k.spec == 0).count();
+    let daily = entries.len() - hourly;
+    let (bytes, allocs) = bucket_bytes(&entries);
+    println!(
+        "rollup kernel on {CHUNK} records: {} buckets ({hourly} hourly carrier x region, {daily} daily per subject); \
+         {bytes:.0} bytes per bucket (size_of + heap capacities + index slot, malloc overhead excluded; \
+         {allocs:.1} heap allocations per bucket)",
+        entries.len()
+    );
+}
+
+fn bench_rollup(c: &mut Criterion, data: &[Synth]) {
+    let chunks: Vec<&[Synth]> = data.chunks(CHUNK).collect();
+    let next = AtomicUsize::new(0);
+    let mut group = c.benchmark_group("rollup");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(CHUNK as u64));
+
+    group.bench_function("kernel_accumulator_1M", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let records = expand(chunks[next.fetch_add(1, Ordering::Relaxed) % chunks.len()]);
+                let start = Instant::now();
+                let acc = black_box(kernel(black_box(&records)));
+                total += start.elapsed();
+                drop(acc);
+            }
+            total
+        });
+    });
+
+    group.bench_function("engine_ingest_memory_1M_in_10k_batches", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let records = expand(chunks[next.fetch_add(1, Ordering::Relaxed) % chunks.len()]);
+                let engine = engine_with_specs();
+                let start = Instant::now();
+                ingest(&engine, black_box(&records));
+                total += start.elapsed();
+                drop(engine);
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+fn main() {
+    let started = Instant::now();
+    let data = synth(TOTAL, SUBJECTS, DAYS, 2024);
+    println!("generated {TOTAL} synthetic records in {:.1?}", started.elapsed());
+    report_memory(&data);
+    let mut c = Criterion::default().configure_from_args();
+    bench_rollup(&mut c, &data);
+    c.final_summary();
+}
