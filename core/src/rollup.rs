@@ -190,12 +190,17 @@ impl BucketState {
         self.count += 1;
         self.min = Some(self.min.map_or(q, |m| m.min(q)));
         self.max = Some(self.max.map_or(q, |m| m.max(q)));
-        let newer = match &self.latest {
-            None => true,
-            Some(l) => (record.timestamp, record.id.as_str()) > (l.timestamp, l.id.as_str()),
-        };
-        if newer {
-            self.latest = Some(Latest { timestamp: record.timestamp, id: record.id.clone(), quantity: q });
+        match &mut self.latest {
+            None => self.latest = Some(Latest { timestamp: record.timestamp, id: record.id.clone(), quantity: q }),
+            Some(l) => {
+                if (record.timestamp, record.id.as_str()) > (l.timestamp, l.id.as_str()) {
+                    // Reuse the id's allocation: in time-ordered input nearly every record is the
+                    // new latest, and a fresh String per record was a malloc + free each time.
+                    l.timestamp = record.timestamp;
+                    l.id.clone_from(&record.id);
+                    l.quantity = q;
+                }
+            }
         }
         for d in unique_dims {
             if let Some(v) = dim_value(record, d) {
@@ -337,6 +342,9 @@ pub struct Accumulator {
     entries: Vec<(crate::store::BucketKey, i64, BucketState)>,
 }
 
+/// Group values of up to this many dimensions are buffered on the stack in [`Accumulator::add`].
+const GROUP_BUF: usize = 8;
+
 #[derive(Debug)]
 struct AccSpec {
     id: u32,
@@ -392,16 +400,26 @@ impl Accumulator {
             .with_field("tenant"));
         }
         let t = record.timestamp.timestamp();
+        // Group values are looked up once per spec (a dimension lookup is a few string
+        // comparisons) into this stack buffer; specs with more dimensions look them up on demand.
+        let mut buf: [Option<&str>; GROUP_BUF] = [None; GROUP_BUF];
         for spec in &mut self.specs {
             if spec.metric != record.metric {
                 continue;
             }
             let (start, end) = spec.clock.span(t)?;
+            let buffered = spec.group_by.len() <= GROUP_BUF;
+            if buffered {
+                for (slot, d) in buf.iter_mut().zip(&spec.group_by) {
+                    *slot = dim_value(record, d);
+                }
+            }
+            let value = |k: usize| if buffered { buf[k] } else { dim_value(record, &spec.group_by[k]) };
             let mut h = rustc_hash::FxHasher::default();
             spec.id.hash(&mut h);
             start.hash(&mut h);
-            for d in &spec.group_by {
-                dim_value(record, d).hash(&mut h);
+            for k in 0..spec.group_by.len() {
+                value(k).hash(&mut h);
             }
             let hash = h.finish();
             let chain = self.index.entry(hash).or_default();
@@ -409,7 +427,7 @@ impl Accumulator {
                 let (key, _, _) = &self.entries[i as usize];
                 key.spec == spec.id
                     && key.start == start
-                    && key.group.iter().zip(&spec.group_by).all(|(v, d)| v.as_deref() == dim_value(record, d))
+                    && key.group.iter().enumerate().all(|(k, v)| v.as_deref() == value(k))
             });
             let i = if let Some(i) = found {
                 i as usize
@@ -418,7 +436,7 @@ impl Accumulator {
                     tenant: self.tenant.clone(),
                     spec: spec.id,
                     start,
-                    group: spec.group_by.iter().map(|d| dim_value(record, d).map(str::to_string)).collect(),
+                    group: (0..spec.group_by.len()).map(|k| value(k).map(str::to_string)).collect(),
                 };
                 self.entries.push((key, end, BucketState::default()));
                 chain.push((self.entries.len() - 1) as u32);

@@ -356,3 +356,68 @@ fn split_and_shuffle_helpers_keep_every_item() {
     assert_eq!(s, items);
     assert_eq!(rescaled(Decimal::new(15, 1)).to_string(), "1.500");
 }
+
+/// Zones with awkward rules: 30- and 45-minute offsets, a 30-minute DST shift, midnight
+/// transitions (Santiago, São Paulo, Havana, Beirut), skipped whole days (Apia 2011, Kiritimati
+/// 1994-95), negative DST (Dublin), Ramadan suspensions (Casablanca), a 2-hour DST (Troll).
+const AWKWARD_ZONES: [&str; 15] = [
+    "America/New_York",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+    "America/Santiago",
+    "America/Sao_Paulo",
+    "America/Havana",
+    "Asia/Beirut",
+    "Pacific/Apia",
+    "Pacific/Kiritimati",
+    "Europe/Dublin",
+    "Africa/Casablanca",
+    "Antarctica/Troll",
+];
+
+/// An instant within three days after a date in a month where clocks often change, 1970-2040.
+fn near_a_change() -> impl Strategy<Value = DateTime<Utc>> {
+    (1970i32..2040, prop::sample::select(vec![1u32, 3, 4, 5, 9, 10, 11, 12]), 1u32..29, 0i64..3 * 86_400).prop_map(
+        |(y, m, d, s)| {
+            chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc()
+                + Duration::seconds(s)
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// The windows of one kind in one zone tile time: the window of `t` contains `t`, its start
+    /// and its last second map to the same window, its end starts the next window, and a
+    /// sub-daily window is never longer than its nominal length.
+    #[test]
+    fn windows_tile_time_in_awkward_zones(
+        t in near_a_change(),
+        zone in prop::sample::select(AWKWARD_ZONES.to_vec()),
+        w in prop::sample::select(vec![
+            Window::Minutes(15), Window::Minutes(30), Window::Hour, Window::Minutes(180), Window::Day,
+            Window::Week, Window::Month, Window::Quarter, Window::BillingCycle { anchor_day: 31 },
+        ]),
+    ) {
+        let tz = meterkit::parse_time_zone(zone).unwrap();
+        let (s, e) = w.span(t, tz).unwrap();
+        prop_assert!(s <= t && t < e, "{w} in {zone}: {t} not in [{s}, {e})");
+        prop_assert_eq!(w.span(s, tz).unwrap(), (s, e));
+        prop_assert_eq!(w.span(e - Duration::seconds(1), tz).unwrap(), (s, e));
+        let (s2, e2) = w.span(e, tz).unwrap();
+        prop_assert_eq!(s2, e, "{} in {}: the next window must start at {}", w, zone, e);
+        prop_assert!(e2 > s2);
+        let (p, pe) = w.span(s - Duration::seconds(1), tz).unwrap();
+        prop_assert_eq!(pe, s, "{} in {}: the previous window must end at {}", w, zone, s);
+        prop_assert!(p < pe);
+        match w {
+            Window::Minutes(n) => prop_assert!((e - s).num_minutes() <= i64::from(n)),
+            Window::Hour => prop_assert!((e - s).num_minutes() <= 60),
+            _ => {}
+        }
+    }
+}

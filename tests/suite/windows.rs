@@ -388,3 +388,52 @@ fn window_text_round_trips() {
     }
     assert_eq!("cycle:15".parse::<Window>().unwrap(), Window::BillingCycle { anchor_day: 15 });
 }
+
+/// Every local day from 1970 to 2040 in zones with awkward rules, walked day by day: days tile
+/// time, and on every day that is not 24 hours long (a transition day) the 15-minute and hourly
+/// windows tile that day exactly, are never longer than nominal, and never straddle its bounds.
+#[test]
+fn transition_days_1970_2040_tile_into_sub_daily_windows() {
+    const ZONES: [&str; 12] = [
+        "America/New_York",
+        "Australia/Lord_Howe",
+        "Asia/Kathmandu",
+        "Pacific/Chatham",
+        "America/Santiago",
+        "America/Sao_Paulo",
+        "America/Havana",
+        "Asia/Beirut",
+        "Pacific/Apia",
+        "Europe/Dublin",
+        "Africa/Casablanca",
+        "Antarctica/Troll",
+    ];
+    let end = ts("2040-01-01T00:00:00Z");
+    let mut transition_days = 0;
+    for zone in ZONES {
+        let z = tz(zone);
+        let mut s = Window::Day.span(ts("1970-01-02T00:00:00Z"), z).unwrap().0;
+        while s < end {
+            let (s1, e1) = Window::Day.span(s, z).unwrap();
+            assert_eq!(s1, s, "{zone}: days must tile");
+            assert!(e1 > s1);
+            if e1 - s1 != chrono::Duration::hours(24) {
+                transition_days += 1;
+                for (w, n) in [(Window::Minutes(15), 15), (Window::Hour, 60)] {
+                    let mut a = s1;
+                    while a < e1 {
+                        let (ws, we) = w.span(a, z).unwrap();
+                        assert_eq!(ws, a, "{w} in {zone} on the day starting {s1}");
+                        assert!(we > ws && (we - ws).num_minutes() <= n, "{w} in {zone}: [{ws}, {we})");
+                        assert!(we <= e1, "{w} in {zone}: [{ws}, {we}) straddles the day ending {e1}");
+                        assert_eq!(w.span(we - chrono::Duration::seconds(1), z).unwrap(), (ws, we));
+                        a = we;
+                    }
+                }
+            }
+            s = e1;
+        }
+    }
+    // Sanity: the walk did meet transition days (New York alone has two a year).
+    assert!(transition_days > 12 * 40, "only {transition_days} transition days found");
+}
