@@ -160,8 +160,8 @@ fn top_n_by_sum_and_by_unique_count() {
 
 #[test]
 fn totals_compare_with_the_previous_period() {
-    let engine = Engine::in_memory();
     const NY: &str = "America/New_York";
+    let engine = Engine::in_memory();
     engine
         .ingest(&[
             // 31 March 23:00 EDT = 1 April 03:00Z: still March in New York.

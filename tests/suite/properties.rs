@@ -207,10 +207,10 @@ proptest! {
         keep in prop::collection::vec(any::<bool>(), 40),
         perm in Just(()).prop_perturb(|(), mut rng| rng.random::<u64>()),
     ) {
-        let (kept, dropped): (Vec<(usize, &UsageRecord)>, Vec<(usize, &UsageRecord)>) =
-            recs.iter().enumerate().partition(|(i, _)| keep[*i]);
-        let kept: Vec<UsageRecord> = kept.into_iter().map(|(_, r)| r.clone()).collect();
-        let mut dropped: Vec<UsageRecord> = dropped.into_iter().map(|(_, r)| r.clone()).collect();
+        let kept: Vec<UsageRecord> =
+            recs.iter().enumerate().filter(|(i, _)| keep[*i]).map(|(_, r)| r.clone()).collect();
+        let mut dropped: Vec<UsageRecord> =
+            recs.iter().enumerate().filter(|(i, _)| !keep[*i]).map(|(_, r)| r.clone()).collect();
 
         let engine = with_specs(Engine::in_memory());
         engine.ingest(&recs).unwrap();

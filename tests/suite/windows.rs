@@ -28,15 +28,15 @@ fn offset(zone: &str, at: &str) -> i32 {
 }
 
 /// `n` consecutive windows starting with the one containing `from`, walking with `next_start`.
-fn walk(w: Window, from: &str, zone: &str, n: usize) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let z = tz(zone);
+fn walk(window: Window, from: &str, zone: &str, n: usize) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let zone = tz(zone);
     let mut out = Vec::new();
-    let (mut s, mut e) = w.span(ts(from), z).unwrap();
+    let (mut start, mut end) = window.span(ts(from), zone).unwrap();
     for _ in 0..n {
-        out.push((s, e));
-        s = e;
-        e = w.span(s, z).unwrap().1;
-        assert_eq!(w.span(s, z).unwrap().0, s, "a window end is the next window's start");
+        out.push((start, end));
+        start = end;
+        end = window.span(start, zone).unwrap().1;
+        assert_eq!(window.span(start, zone).unwrap().0, start, "a window end is the next window's start");
     }
     out
 }
@@ -299,11 +299,11 @@ fn week_starts_monday() {
 
 #[test]
 fn quarters_and_months() {
+    const NY: &str = "America/New_York";
     assert_eq!(
         span(Window::Quarter, "2024-05-15T00:00:00Z", "UTC"),
         pair("2024-04-01T00:00:00Z", "2024-07-01T00:00:00Z")
     );
-    const NY: &str = "America/New_York";
     // Q1 2024 in New York: 1 January 00:00 EST (05:00Z) to 1 April 00:00 EDT (04:00Z).
     assert_eq!(span(Window::Quarter, "2024-02-01T00:00:00Z", NY), pair("2024-01-01T05:00:00Z", "2024-04-01T04:00:00Z"));
     // Q4 2024: 1 October 00:00 EDT (04:00Z) to 1 January 2025 00:00 EST (05:00Z).
