@@ -70,12 +70,12 @@ fn ingest(engine: &Engine, records: &[UsageRecord]) {
 /// Bytes held per bucket by an accumulator's output, computed (not sampled): the inline size of
 /// each `(BucketKey, i64, BucketState)` entry, plus the heap capacity of its strings and vectors
 /// (tenant, group values, latest id, unique sets — none here), plus the accumulator's hash index
-/// (one `(u64, Vec<u32>)` slot at hashbrown's 7/8 maximum load, one control byte, and the chain
-/// vector's heap of 4 `u32`s). malloc's own per-allocation overhead (8-16 bytes on glibc) is
-/// not included; the number of heap allocations per bucket is returned so it can be added.
+/// (one `(u64, u32)` slot at hashbrown's 7/8 maximum load with its control byte, and the 4-byte
+/// chain link). malloc's own per-allocation overhead (8-16 bytes on glibc) is not included; the
+/// number of heap allocations per bucket is returned so it can be added.
 fn bucket_bytes(entries: &[(BucketKey, i64, BucketState)]) -> (f64, f64) {
     let inline = std::mem::size_of::<(BucketKey, i64, BucketState)>();
-    let index_slot = (std::mem::size_of::<(u64, Vec<u32>)>() + 1) as f64 * 8.0 / 7.0 + 16.0;
+    let index_slot = (std::mem::size_of::<(u64, u32)>() + 1) as f64 * 8.0 / 7.0 + 4.0;
     let mut heap = 0usize;
     let mut allocs = 0usize;
     for (key, _, state) in entries {
@@ -96,7 +96,7 @@ fn bucket_bytes(entries: &[(BucketKey, i64, BucketState)]) -> (f64, f64) {
         }
     }
     let n = entries.len().max(1) as f64;
-    (inline as f64 + index_slot + heap as f64 / n, allocs as f64 / n + 1.0)
+    (inline as f64 + index_slot + heap as f64 / n, allocs as f64 / n)
 }
 
 fn report_memory(data: &[Synth]) {

@@ -338,9 +338,17 @@ impl Bucket {
 pub struct Accumulator {
     tenant: String,
     specs: Vec<AccSpec>,
-    index: rustc_hash::FxHashMap<u64, Vec<u32>>,
+    /// Hash of (spec, start, group) -> the most recent entry with that hash; entries with the
+    /// same hash are chained through `next` (an intrusive list, so a lookup touches the hash
+    /// slot and the entry, not a per-hash vector in between).
+    index: rustc_hash::FxHashMap<u64, u32>,
+    /// For each entry, the previous entry with the same hash, or `NO_ENTRY`.
+    next: Vec<u32>,
     entries: Vec<(crate::store::BucketKey, i64, BucketState)>,
 }
+
+/// End of a hash chain in [`Accumulator`].
+const NO_ENTRY: u32 = u32::MAX;
 
 /// Group values of up to this many dimensions are buffered on the stack in [`Accumulator::add`].
 const GROUP_BUF: usize = 8;
@@ -380,6 +388,7 @@ impl Accumulator {
             tenant: tenant.to_string(),
             specs,
             index: rustc_hash::FxHashMap::default(),
+            next: Vec::new(),
             entries: Vec::new(),
         })
     }
@@ -422,16 +431,23 @@ impl Accumulator {
                 value(k).hash(&mut h);
             }
             let hash = h.finish();
-            let chain = self.index.entry(hash).or_default();
-            let found = chain.iter().copied().find(|&i| {
-                let (key, _, _) = &self.entries[i as usize];
-                key.spec == spec.id
+            let head = self.index.get(&hash).copied().unwrap_or(NO_ENTRY);
+            let mut found = head;
+            while found != NO_ENTRY {
+                let (key, _, _) = &self.entries[found as usize];
+                if key.spec == spec.id
                     && key.start == start
                     && key.group.iter().enumerate().all(|(k, v)| v.as_deref() == value(k))
-            });
-            let i = if let Some(i) = found {
-                i as usize
-            } else {
+                {
+                    break;
+                }
+                found = self.next[found as usize];
+            }
+            let i = if found == NO_ENTRY {
+                let i = u32::try_from(self.entries.len())
+                    .ok()
+                    .filter(|&i| i != NO_ENTRY)
+                    .ok_or_else(|| Error::new(ErrorKind::Overflow, "An accumulator holds at most 2^32-1 buckets."))?;
                 let key = crate::store::BucketKey {
                     tenant: self.tenant.clone(),
                     spec: spec.id,
@@ -439,8 +455,11 @@ impl Accumulator {
                     group: (0..spec.group_by.len()).map(|k| value(k).map(str::to_string)).collect(),
                 };
                 self.entries.push((key, end, BucketState::default()));
-                chain.push((self.entries.len() - 1) as u32);
-                self.entries.len() - 1
+                self.next.push(head);
+                self.index.insert(hash, i);
+                i as usize
+            } else {
+                found as usize
             };
             self.entries[i].2.add(record, spec.unique.iter().map(String::as_str))?;
         }
