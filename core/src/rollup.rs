@@ -188,8 +188,16 @@ impl BucketState {
         let q = record.quantity;
         self.sum = self.sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
         self.count += 1;
-        self.min = Some(self.min.map_or(q, |m| m.min(q)));
-        self.max = Some(self.max.map_or(q, |m| m.max(q)));
+        // Same results as `Decimal::min`/`max` (keep the current value on ties), with a cheaper
+        // exact comparison for the common case of scales within 9 digits of each other.
+        match self.min {
+            Some(m) if cmp_decimal(q, m).is_ge() => {}
+            _ => self.min = Some(q),
+        }
+        match self.max {
+            Some(m) if cmp_decimal(q, m).is_le() => {}
+            _ => self.max = Some(q),
+        }
         match &mut self.latest {
             None => self.latest = Some(Latest { timestamp: record.timestamp, id: record.id.clone(), quantity: q }),
             Some(l) => {
@@ -248,6 +256,26 @@ impl BucketState {
             return None;
         }
         self.sum.checked_div(Decimal::from(self.count)).map(|m| m.round_dp(12))
+    }
+}
+
+/// Exact comparison of two decimals. When their scales differ by at most 9, both mantissas
+/// (at most 96 bits) are aligned in `i128` (96 bits + 10^9 < 2^127), which is much cheaper than
+/// `Decimal`'s general comparison; otherwise it falls back to `Decimal::cmp`.
+#[inline]
+fn cmp_decimal(a: Decimal, b: Decimal) -> std::cmp::Ordering {
+    const POW10: [i128; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+    let (sa, sb) = (a.scale(), b.scale());
+    let diff = sa.abs_diff(sb) as usize;
+    if diff < POW10.len() {
+        let (ma, mb) = (a.mantissa(), b.mantissa());
+        if sa >= sb {
+            ma.cmp(&(mb * POW10[diff]))
+        } else {
+            (ma * POW10[diff]).cmp(&mb)
+        }
+    } else {
+        a.cmp(&b)
     }
 }
 
@@ -479,5 +507,43 @@ impl Accumulator {
     /// The accumulated `(key, window end, state)` triples, in first-touched order.
     pub fn into_buckets(self) -> Vec<(crate::store::BucketKey, i64, BucketState)> {
         self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cmp_decimal;
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    fn decimal() -> impl Strategy<Value = Decimal> {
+        (any::<i64>(), any::<u32>(), any::<bool>(), 0u32..=28)
+            .prop_map(|(lo, hi, neg, scale)| Decimal::from_parts(lo as u32, (lo >> 32) as u32, hi, neg, scale))
+    }
+
+    proptest! {
+        /// The fast comparison agrees with `Decimal::cmp` everywhere, including signed zeros,
+        /// equal values of different scales and scale gaps beyond the fast path.
+        #[test]
+        fn cmp_decimal_agrees_with_decimal_cmp(a in decimal(), b in decimal(), k in 0u32..12) {
+            prop_assert_eq!(cmp_decimal(a, b), a.cmp(&b));
+            // The same value at a larger scale (when representable) compares equal.
+            let mut c = a;
+            c.rescale(a.scale() + k);
+            if c == a {
+                prop_assert_eq!(cmp_decimal(a, c), std::cmp::Ordering::Equal);
+                prop_assert_eq!(cmp_decimal(c, a), std::cmp::Ordering::Equal);
+            }
+        }
+    }
+
+    #[test]
+    fn cmp_decimal_on_zeros_and_neighbours() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(cmp_decimal(d("0"), d("-0.000")), std::cmp::Ordering::Equal);
+        assert_eq!(cmp_decimal(d("1.5"), d("1.50")), std::cmp::Ordering::Equal);
+        assert_eq!(cmp_decimal(d("-0.001"), d("0")), std::cmp::Ordering::Less);
+        assert_eq!(cmp_decimal(d("2"), d("1.999999999")), std::cmp::Ordering::Greater);
+        assert_eq!(cmp_decimal(Decimal::MAX, Decimal::new(1, 28)), std::cmp::Ordering::Greater);
     }
 }
