@@ -171,6 +171,28 @@ fn bench_rollup(c: &mut Criterion, data: &[Synth]) {
         });
     });
 
+    // Diagnostic: the same kernel on input that stays in cache (10k records, added 100 times,
+    // about 6.3k buckets). The 1M-record runs above read every record cold from ~1 GB of heap
+    // (strings and a BTreeMap per record); the difference is what that costs.
+    let hot = expand(&chunks[0][..BATCH]);
+    group.bench_function("kernel_accumulator_hot_10k_records_x100", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let mut acc = Accumulator::new("t", &specs()).unwrap();
+                for _ in 0..CHUNK / BATCH {
+                    for r in black_box(&hot) {
+                        acc.add(r).unwrap();
+                    }
+                }
+                total += start.elapsed();
+                drop(black_box(acc));
+            }
+            total
+        });
+    });
+
     group.bench_function("engine_ingest_memory_1M_in_10k_batches", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
