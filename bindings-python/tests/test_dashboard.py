@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -47,4 +47,17 @@ def test_dashboard_headless(tmp_path: Path) -> None:
     assert Decimal(kpis["total_kwh"]) == sum(expected.values())
     assert kpis["readings"] == 23508
     assert figures["views"]["24 h"] == 24
+    # Monthly bills under examples/tariffs/flat.toml, worked out here line by line: standing
+    # 0.5335/day, energy 0.2862/kWh, VAT 5 % of the two, each line rounded half-up to pence.
+    cent = Decimal("0.01")
+    for month, days in [("2021-02", 28), ("2022-11", 30), ("2020-10", 31)]:
+        standing = (Decimal("0.5335") * days).quantize(cent, ROUND_HALF_UP)
+        energy = (Decimal("0.2862") * expected[month]).quantize(cent, ROUND_HALF_UP)
+        vat = ((standing + energy) * Decimal("0.05")).quantize(cent, ROUND_HALF_UP)
+        assert figures["bills"][month] == str(standing + energy + vat), month
+    assert len(figures["bills"]) == len(expected)
+    # Validation ran on the way in: the findings are counted and each was flagged, none rejected.
+    v = figures["validation"]
+    assert v["total"] == sum(sum(c.values()) for c in v["by_rule"].values()) > 0
+    assert v["rejected"] == 0 and v["flagged"] == v["total"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
