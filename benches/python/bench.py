@@ -267,7 +267,7 @@ def main() -> None:
                 print(f"MISMATCH: {ds} {r['engine']} threads={r['threads']}", file=sys.stderr)
                 ok = False
     cost = list_ingest_cost(args.list_rows)
-    lines = ["| dataset | engine | threads | seconds | M rows/s | meterkit ÷ this |", "|---|---|---|---|---|---|"]
+    lines = ["| dataset | engine | threads | seconds | M rows/s | meterkit speed-up (its s ÷ meterkit s) |", "|---|---|---|---|---|---|"]
     for r in results:
         ref = next(x for x in results if x["dataset"] == r["dataset"] and x["engine"] == "meterkit")
         lines.append(
