@@ -648,6 +648,7 @@ pub fn rollup(stream: ImportedStream, m: Mapping, spec: &meterkit::RollupSpec) -
             mean: state.mean(),
             latest: state.latest.map(|l| l.quantity),
             unique: spec.unique_dims().map(|d| state.uniques.get(d).map_or(0, |s| s.len() as u64)).collect(),
+            quality: (state.flagged_count, state.flagged_sum, state.estimated_count, state.estimated_sum),
         });
     }
     rows.sort_by(|a, b| (&a.tenant, a.start, &a.group).cmp(&(&b.tenant, b.start, &b.group)));
@@ -671,6 +672,8 @@ pub struct Row {
     mean: Option<Decimal>,
     latest: Option<Decimal>,
     unique: Vec<u64>,
+    /// `(flagged_count, flagged_sum, estimated_count, estimated_sum)`.
+    quality: (u64, Decimal, u64, Decimal),
 }
 
 /// Result rows and their column layout.
@@ -712,6 +715,7 @@ impl Table {
                 mean: b.mean,
                 latest: b.latest,
                 unique: unique.iter().map(|d| b.unique.get(d).copied().unwrap_or(0)).collect(),
+                quality: (b.flagged_count, b.flagged_sum, b.estimated_count, b.estimated_sum),
             })
             .collect();
         Table { rows, with_tenant: false, with_subject_metric: true, metric, group_by: dims, unique }
@@ -744,6 +748,10 @@ impl Table {
                 r.iter().map(|x| x.unique.get(k).copied().unwrap_or(0) as i64).collect(),
             ));
         }
+        cols.push(OutCol::ints("flagged_count", r.iter().map(|x| x.quality.0 as i64).collect()));
+        cols.push(OutCol::decimals("flagged_sum", r.iter().map(|x| Some(x.quality.1)).collect()));
+        cols.push(OutCol::ints("estimated_count", r.iter().map(|x| x.quality.2 as i64).collect()));
+        cols.push(OutCol::decimals("estimated_sum", r.iter().map(|x| Some(x.quality.3)).collect()));
         cols
     }
 }
@@ -1102,6 +1110,10 @@ impl PyBucketTable {
             for (k, u) in t.unique.iter().enumerate() {
                 d.set_item(format!("unique_{u}"), r.unique.get(k).copied().unwrap_or(0))?;
             }
+            d.set_item("flagged_count", r.quality.0)?;
+            d.set_item("flagged_sum", from_decimal(py, r.quality.1.normalize())?)?;
+            d.set_item("estimated_count", r.quality.2)?;
+            d.set_item("estimated_sum", from_decimal(py, r.quality.3.normalize())?)?;
             out.append(d)?;
         }
         Ok(out)

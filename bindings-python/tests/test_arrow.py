@@ -143,6 +143,35 @@ def test_invalid_rows_are_reported_like_plain_ingest() -> None:
     assert report.accepted == 2 and [r.id for r in report.rejected] == ["r1"]
 
 
+def t_quality_ok(table: mk.BucketTable, rows: list[mk.Bucket]) -> bool:
+    t = pa.table(table)
+    return (
+        t.column("flagged_count").to_pylist() == [b.flagged_count for b in rows]
+        and t.column("estimated_sum").to_pylist() == [b.estimated_sum for b in rows]
+    )
+
+
+def test_bucket_table_quality_columns() -> None:
+    engine = mk.Engine()
+    engine.ingest(
+        [
+            mk.UsageRecord("t", "a", "s", "kwh", "1.5", utc(2024, 1, 1), quality="estimated"),
+            mk.UsageRecord("t", "b", "s", "kwh", 2, utc(2024, 1, 1, 1), quality="flagged"),
+            mk.UsageRecord("t", "c", "s", "kwh", 3, utc(2024, 1, 1, 2)),
+        ]
+    )
+    table = engine.query_arrow(mk.Query("t", "kwh", "day", "UTC"))
+    [row] = table.to_pylist()
+    assert (row["flagged_count"], row["flagged_sum"], row["estimated_count"], row["estimated_sum"]) == (
+        1,
+        Decimal(2),
+        1,
+        Decimal("1.5"),
+    )
+    t = pa.table(table)
+    assert t.column("estimated_sum").to_pylist() == [Decimal("1.5")]
+
+
 def test_bucket_table_reads_in_pyarrow_polars_pandas() -> None:
     engine = mk.Engine()
     engine.ingest_arrow(frame(), dimensions=["carrier"])
@@ -154,7 +183,9 @@ def test_bucket_table_reads_in_pyarrow_polars_pandas() -> None:
     assert table.column_names == [
         "window_start", "window_end", "subject", "metric", "carrier",
         "sum", "count", "min", "max", "mean", "latest", "unique_subject",
+        "flagged_count", "flagged_sum", "estimated_count", "estimated_sum",
     ]  # fmt: skip
+    assert t_quality_ok(table, rows)
     t = pa.table(table)
     assert t.schema.field("sum").type == pa.decimal128(38, 1)
     assert t.schema.field("window_start").type == pa.timestamp("us", tz="UTC")
