@@ -61,3 +61,20 @@ def test_dashboard_headless(tmp_path: Path) -> None:
     assert v["total"] == sum(sum(c.values()) for c in v["by_rule"].values()) > 0
     assert v["rejected"] == 0 and v["flagged"] == v["total"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_dashboard_streamlit_page() -> None:
+    """The Streamlit page itself, through Streamlit's AppTest (runs where streamlit is installed;
+    scripts/test-python keeps CI's dependencies small and relies on the --png test above)."""
+    pytest = __import__("pytest")
+    testing = pytest.importorskip("streamlit.testing.v1")
+    at = testing.AppTest.from_file(str(EXAMPLE), default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Household electricity"]
+    metrics = {m.label: m.value for m in at.metric}
+    expected = expected_monthly()
+    assert Decimal(metrics["Previous month (kWh)"]) == expected["2022-11"].quantize(Decimal("0.001"))
+    assert metrics["Readings"] == "23,508"
+    at.radio[0].set_value("monthly").run()
+    assert not at.exception

@@ -192,8 +192,17 @@ def main(argv: list[str]) -> None:
     print(json.dumps(figures(board), indent=2))
 
 
+def running_in_streamlit() -> bool:
+    """True under `streamlit run` (or Streamlit's AppTest): a script run context exists."""
+    if "streamlit" not in sys.modules:
+        return False
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    return get_script_run_ctx(suppress_warning=True) is not None
+
+
 if __name__ == "__main__":
-    if "streamlit" in sys.modules and not sys.argv[1:]:
+    if running_in_streamlit():
         streamlit_page()
     else:
         main(sys.argv[1:])
