@@ -483,14 +483,48 @@ pub struct Mapping {
     pub dimensions: Vec<(String, String)>,
 }
 
-/// Read the stream row by row into one reused `UsageRecord`, calling `f` for each.
-pub fn for_each_record(
-    mut stream: ImportedStream,
-    m: &Mapping,
-    mut f: impl FnMut(&UsageRecord) -> meterkit::Result<()>,
-) -> meterkit::Result<()> {
+/// A stream read into memory: its fields and batches. Arrow buffers are immutable once exported,
+/// so several threads may read them; they are released when this is dropped.
+pub struct Loaded {
+    fields: Vec<Field>,
+    batches: Vec<OwnedArray>,
+}
+
+// SAFETY: the batches are only read (never written) after `load`, and released once, on drop,
+// by the thread that owns the `Loaded`; the C Data Interface allows reading exported arrays from
+// any thread.
+unsafe impl Send for Loaded {}
+unsafe impl Sync for Loaded {}
+
+/// Read every batch of the stream (the producer's data is already in memory for pyarrow, polars
+/// and pandas; this keeps the batches alive, it does not copy them).
+pub fn load(mut stream: ImportedStream) -> meterkit::Result<Loaded> {
     let schema = stream.schema()?;
     let fields = fields(&schema)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next()? {
+        if batch.0.n_children as usize != fields.len() {
+            return Err(parse_err("An Arrow batch does not match its schema."));
+        }
+        batches.push(batch);
+    }
+    Ok(Loaded { fields, batches })
+}
+
+/// A cheap, stable hash of a partition key (FNV-1a).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Read the rows into one reused `UsageRecord`, calling `f` for each. With `part = (column, k,
+/// n)`, only rows whose `column` value hashes to `k` modulo `n` are read (one thread's share).
+pub fn for_each_record(
+    data: &Loaded,
+    m: &Mapping,
+    part: Option<(&str, usize, usize)>,
+    mut f: impl FnMut(&UsageRecord) -> meterkit::Result<()>,
+) -> meterkit::Result<()> {
+    let fields = &data.fields;
     let index = |name: &str| {
         fields.iter().position(|f| f.name == name).ok_or_else(|| {
             let have: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
@@ -512,6 +546,7 @@ pub fn for_each_record(
     let ts_i = index(&m.timestamp)?;
     let end_i = m.end.as_deref().map(index).transpose()?;
     let dim_i = m.dimensions.iter().map(|(_, col)| index(col)).collect::<meterkit::Result<Vec<_>>>()?;
+    let part_i = part.map(|(col, k, n)| Ok::<_, Error>((index(col)?, k as u64, n.max(1) as u64))).transpose()?;
 
     let mut rec = UsageRecord::new("", "", "", "", Decimal::ZERO, DateTime::<Utc>::UNIX_EPOCH);
     for (s, target) in [(&tenant_i, &mut rec.tenant), (&subject_i, &mut rec.subject), (&metric_i, &mut rec.metric)] {
@@ -520,12 +555,9 @@ pub fn for_each_record(
         }
     }
     let mut row_base = 0usize;
-    while let Some(batch) = stream.next()? {
+    for batch in &data.batches {
         let a = &batch.0;
         let rows = a.length.max(0) as usize;
-        if a.n_children as usize != fields.len() {
-            return Err(parse_err("An Arrow batch does not match its schema."));
-        }
         let parent_offset = a.offset.max(0) as usize;
         let child = |i: usize| -> meterkit::Result<Col<'_>> {
             unsafe { Col::new(&fields[i], &**a.children.add(i), parent_offset, rows) }
@@ -539,9 +571,15 @@ pub fn for_each_record(
         let ts_c = child(ts_i)?;
         let end_c = end_i.map(child).transpose()?;
         let dim_c = dim_i.iter().map(|&i| child(i)).collect::<meterkit::Result<Vec<_>>>()?;
+        let part_c = part_i.map(|(i, k, n)| Ok::<_, Error>((child(i)?, k, n))).transpose()?;
         let _ = qty_c.len;
         for i in 0..rows {
             let row = row_base + i;
+            if let Some((c, k, n)) = &part_c {
+                if fnv(c.required_str(i, row)?) % n != *k {
+                    continue;
+                }
+            }
             rec.id.clear();
             match &id_c {
                 Some(c) => rec.id.push_str(c.required_str(i, row)?),
@@ -596,8 +634,9 @@ pub fn for_each_record(
 
 /// Every row as a `UsageRecord`.
 pub fn records(stream: ImportedStream, m: &Mapping) -> meterkit::Result<Vec<UsageRecord>> {
+    let data = load(stream)?;
     let mut out = Vec::new();
-    for_each_record(stream, m, |r| {
+    for_each_record(&data, m, None, |r| {
         out.push(r.clone());
         Ok(())
     })?;
@@ -611,7 +650,15 @@ const TENANT_DIM: &str = "\u{0}tenant";
 ///
 /// A tenant column is read as a leading group dimension of one accumulator (the same partition
 /// as one accumulator per tenant, with one shared window cache instead of a thousand cold ones).
-pub fn rollup(stream: ImportedStream, m: Mapping, spec: &meterkit::RollupSpec) -> meterkit::Result<Table> {
+/// With `threads > 1` and a tenant column, the tenants are split between threads by a hash of the
+/// tenant, each thread with its own accumulator: tenants never share a bucket, so the parts are
+/// simply concatenated (and sorted, so the result does not depend on the thread count).
+pub fn rollup(
+    stream: ImportedStream,
+    m: Mapping,
+    spec: &meterkit::RollupSpec,
+    threads: usize,
+) -> meterkit::Result<Table> {
     let (m, tenant_col, run_spec) = match m.tenant {
         Source::Const(t) => (Mapping { tenant: Source::Const(t.clone()), ..m }, Some(t), spec.clone()),
         Source::Column(col) => {
@@ -626,13 +673,40 @@ pub fn rollup(stream: ImportedStream, m: Mapping, spec: &meterkit::RollupSpec) -
         Source::Const(t) => t.clone(),
         Source::Column(_) => String::new(),
     };
-    let mut acc = meterkit::Accumulator::new(&acc_tenant, std::slice::from_ref(&run_spec))?;
-    for_each_record(stream, &m, |r| acc.add(r))?;
+    let data = load(stream)?;
+    let tenant_column = m.dimensions.iter().find(|(k, _)| k == TENANT_DIM).map(|(_, c)| c.clone());
+    let n = if tenant_column.is_some() { threads.max(1) } else { 1 };
+    let run = |k: usize| -> meterkit::Result<Vec<Row>> {
+        let mut acc = meterkit::Accumulator::new(&acc_tenant, std::slice::from_ref(&run_spec))?;
+        let part = tenant_column.as_deref().filter(|_| n > 1).map(|c| (c, k, n));
+        for_each_record(&data, &m, part, |r| acc.add(r))?;
+        Ok(to_rows(acc, tenant_col.as_deref(), spec))
+    };
+    let mut rows: Vec<Row> = if n == 1 {
+        run(0)?
+    } else {
+        let parts: Vec<meterkit::Result<Vec<Row>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n).map(|k| s.spawn(move || run(k))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        let mut all = Vec::new();
+        for p in parts {
+            all.extend(p?);
+        }
+        all
+    };
+    rows.sort_by(|a, b| (&a.tenant, a.start, &a.group).cmp(&(&b.tenant, b.start, &b.group)));
+    Ok(Table::new(rows, true, false, spec.group_by.clone(), spec.unique_dims().map(str::to_string).collect()))
+}
+
+/// An accumulator's buckets as result rows (the tenant taken from the leading group when it
+/// was read from a column).
+fn to_rows(acc: meterkit::Accumulator, tenant_const: Option<&str>, spec: &meterkit::RollupSpec) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::with_capacity(acc.len());
     for (key, end, state) in acc.into_buckets() {
         let mut group = key.group;
-        let tenant = match &tenant_col {
-            Some(t) => Some(t.clone()),
+        let tenant = match tenant_const {
+            Some(t) => Some(t.to_string()),
             None => group.remove(0),
         };
         rows.push(Row {
@@ -651,8 +725,7 @@ pub fn rollup(stream: ImportedStream, m: Mapping, spec: &meterkit::RollupSpec) -
             quality: (state.flagged_count, state.flagged_sum, state.estimated_count, state.estimated_sum),
         });
     }
-    rows.sort_by(|a, b| (&a.tenant, a.start, &a.group).cmp(&(&b.tenant, b.start, &b.group)));
-    Ok(Table::new(rows, true, false, spec.group_by.clone(), spec.unique_dims().map(str::to_string).collect()))
+    rows
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ use crate::errors::detached;
 
 /// Roll up a DataFrame/Arrow table under `spec` without a store (no idempotency checks, no
 /// persistence): the core's `Accumulator`, one per tenant. Returns a `BucketTable` with a
-/// `tenant` column, ordered by tenant, window start and group.
+/// `tenant` column, ordered by tenant, window start and group. `threads > 1` splits the tenants
+/// between that many threads (`0` means one per CPU).
 #[pyfunction]
 #[pyo3(
     text_signature = "(data, spec, *, tenant=None, subject=None, id_column='id', tenant_column='tenant', subject_column='subject', metric_column=None, quantity_column='quantity', timestamp_column='timestamp', dimensions=None)"
 )]
-#[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column=Some("id".to_string()), tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None))]
+#[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column=Some("id".to_string()), tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None, threads=1))]
 fn rollup_arrow(
     py: Python<'_>,
     data: &Bound<'_, PyAny>,
@@ -38,8 +39,11 @@ fn rollup_arrow(
     quantity_column: &str,
     timestamp_column: &str,
     dimensions: Option<Vec<String>>,
+    threads: usize,
 ) -> PyResult<arrow::PyBucketTable> {
     let spec = spec.inner.clone();
+    let threads =
+        if threads == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { threads };
     let mut dims: Vec<String> = dimensions.unwrap_or_default();
     for d in &spec.group_by {
         if d != meterkit::SUBJECT && !dims.contains(d) {
@@ -68,7 +72,7 @@ fn rollup_arrow(
         dimensions: dims.into_iter().map(|d| (d.clone(), d)).collect(),
     };
     let stream = arrow::ImportedStream::from_py(data)?;
-    let table = detached(py, move || arrow::rollup(stream, mapping, &spec))?;
+    let table = detached(py, move || arrow::rollup(stream, mapping, &spec, threads))?;
     Ok(arrow::PyBucketTable::from_table(table))
 }
 
