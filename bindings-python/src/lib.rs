@@ -23,7 +23,7 @@ use crate::errors::detached;
 /// between that many threads (`0` means one per CPU).
 #[pyfunction]
 #[pyo3(
-    text_signature = "(data, spec, *, tenant=None, subject=None, id_column='id', tenant_column='tenant', subject_column='subject', metric_column=None, quantity_column='quantity', timestamp_column='timestamp', dimensions=None)"
+    text_signature = "(data, spec, *, tenant=None, subject=None, id_column='id', tenant_column='tenant', subject_column='subject', metric_column=None, quantity_column='quantity', timestamp_column='timestamp', dimensions=None, threads=1)"
 )]
 #[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column=Some("id".to_string()), tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None, threads=1))]
 fn rollup_arrow(
