@@ -235,6 +235,14 @@ export declare class Engine {
 }
 
 /**
+ * Read and check usage records without storing them: every record is parsed (`E_PARSE` names the
+ * record and field) and checked by the core (`E_INVALID_RECORD`: empty id, tenant, subject or
+ * metric, `end` before `timestamp`, a timestamp out of range). Returns the records in the core's
+ * canonical form. A service calls it first to answer bad input with nothing stored.
+ */
+export declare function checkRecords(records: UsageRecordInput | UsageRecordInput[]): UsageRecord[]
+
+/**
  * A dictionary-encoded string column: row `i` has the value `values[codes[i]]` — the cheap way
  * to pass a low-cardinality column (subjects, carriers) as a typed array.
  */

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use meterkit::{Aggregation, Event, IngestReport, Notifier, Query, RollupSpec, UsageRecord, Window};
 use meterkit_sqlite::SqliteStore;
-use napi::bindgen_prelude::{AsyncTask, Function, Object};
+use napi::bindgen_prelude::{AsyncTask, Either, Function, Null, Object};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
@@ -45,7 +45,7 @@ impl Engine {
             Some(o) => o.get("path")?,
             None => None,
         };
-        let callback: Option<Function<Json<Event>, UnknownReturnValue>> = match &options {
+        let callback: Option<Either<Function<Json<Event>, UnknownReturnValue>, Null>> = match &options {
             Some(o) => o.get("onEvent")?,
             None => None,
         };
@@ -53,7 +53,7 @@ impl Engine {
             Some(p) => core(&env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
             None => meterkit::Engine::in_memory(),
         };
-        if let Some(f) = callback {
+        if let Some(Either::A(f)) = callback {
             let tsfn = f.build_threadsafe_function::<Json<Event>>().callee_handled::<false>().weak::<true>().build()?;
             engine = engine.with_notifier(Arc::new(JsNotifier(tsfn)));
         }
@@ -228,7 +228,7 @@ impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
                 self.failed = Some(e);
                 Err(napi::Error::from_reason(reason))
             }
-            Err(_) => Err(napi::Error::from_reason("meterkit panicked (a bug); nothing was applied")),
+            Err(_) => Err(napi::Error::from_reason("meterkit panicked (a bug)")),
         }
     }
 

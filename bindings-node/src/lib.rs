@@ -38,6 +38,23 @@ pub fn parse_ts(env: Env, value: JsonText) -> napi::Result<String> {
     core(&env, ts_from_json(&value.0, "timestamp")).map(meterkit::fmt_ts)
 }
 
+/// Read and check usage records without storing them: every record is parsed (`E_PARSE` names the
+/// record and field) and checked by the core (`E_INVALID_RECORD`: empty id, tenant, subject or
+/// metric, `end` before `timestamp`, a timestamp out of range). Returns the records in the core's
+/// canonical form. A service calls it first to answer bad input with nothing stored.
+#[napi(
+    catch_unwind,
+    ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
+    ts_return_type = "UsageRecord[]"
+)]
+pub fn check_records(env: Env, records: JsonText) -> napi::Result<Json<Vec<meterkit::UsageRecord>>> {
+    let batch = core(&env, convert::records_from_json(&records.0))?;
+    for r in &batch {
+        core(&env, r.check())?;
+    }
+    Ok(Json(batch))
+}
+
 /// The window `[start, end)` of kind `window` (`hour`, `day`, `minutes:15`, `cycle:15`, …) in
 /// `timeZone` that contains `at`.
 #[napi(
