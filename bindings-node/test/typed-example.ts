@@ -1,0 +1,95 @@
+// Type-checked by `tsc --noEmit` (scripts/test-node) against the installed package's index.d.ts.
+// The `@ts-expect-error` lines must fail to compile: tsc reports an unused one as an error, so
+// they prove the types reject what they should.
+import {
+  Engine,
+  checkRecords,
+  errorCodes,
+  parseDecimal,
+  parseTs,
+  windowSpan,
+  type Bucket,
+  type DecimalString,
+  type IngestReport,
+  type MeterkitError,
+  type MeterkitEvent,
+  type Query,
+  type RollupSpec,
+  type Totals,
+  type UsageRecord,
+  type UsageRecordInput,
+} from 'meterkit'
+
+const events: MeterkitEvent[] = []
+const engine = new Engine({
+  path: null,
+  onEvent: (e) => {
+    if (e.type === 'window_closed') {
+      const sum: DecimalString = e.bucket.sum
+      events.push(e)
+      void sum
+    }
+  },
+})
+const spec: RollupSpec = { metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'], aggregations: ['sum', { unique_count: 'subject' }] }
+const specId: number = engine.addSpec(spec)
+
+const records: UsageRecordInput[] = [
+  { id: 'r1', tenant: 't', subject: 'sim-1', metric: 'bytes', quantity: '1024', timestamp: new Date(), dimensions: { carrier: 'acme' } },
+  { id: 'r2', tenant: 't', subject: 'sim-2', metric: 'bytes', quantity: 2048, timestamp: '2024-05-01T10:00:00+02:00', end: null },
+]
+const report: IngestReport = engine.ingest(records)
+const rejectedKinds: string[] = report.rejected.map((r) => r.kind)
+
+const q: Query = { tenant: 't', metric: 'bytes', window: 'minutes:15', time_zone: 'Europe/London', from: new Date(0), to: '2030-01-01T00:00:00Z', fill: 'none' }
+const rows: Bucket[] = engine.query(q)
+const firstSum: DecimalString | undefined = rows[0]?.sum
+const counted: number | undefined = rows[0]?.unique?.subject
+const top: Bucket[] = engine.topN(q, { unique_count: 'subject' }, 3)
+const totals: Totals = engine.totals('t', 'bytes', 'month', 'UTC', new Date())
+const change: string | null = totals.change_percent
+const stored: UsageRecord[] = engine.records('t', 'bytes', new Date(0), new Date(), 'sim-1')
+const retracted: UsageRecord = engine.retract('t', 'r1')
+const closed: number = engine.closeWindows('t', new Date(), 3600)
+const span: { start: string; end: string } = windowSpan('cycle:15', new Date(), 'America/New_York')
+const checked: UsageRecord[] = checkRecords(records[0])
+const codes = errorCodes().map((c) => c.code)
+
+async function later(): Promise<void> {
+  const r: IngestReport = await engine.ingestAsync(records)
+  const b: Bucket[] = await engine.queryAsync(q)
+  const c: IngestReport = await engine.ingestColumnsAsync({
+    tenant: 't',
+    metric: 'bytes',
+    id: ['a', 'b'],
+    subject: { values: ['sim-1'], codes: Uint32Array.of(0, 0) },
+    quantity: BigInt64Array.of(1n, 2n),
+    scale: 0,
+    timestamp: Float64Array.of(Date.now(), Date.now()),
+    dimensions: { carrier: ['acme', null] },
+  })
+  void [r, b, c]
+}
+
+try {
+  engine.retract('t', 'missing')
+} catch (err) {
+  const e = err as MeterkitError
+  const code: 'E_NOT_FOUND' | string = e.code
+  const field: string | null = e.field
+  const line: number | null = e.line
+  void [code, field, line]
+}
+
+// @ts-expect-error: decimals are strings or numbers, never booleans
+engine.ingest([{ id: 'x', tenant: 't', subject: 's', metric: 'm', quantity: true, timestamp: new Date() }])
+// @ts-expect-error: a query needs a time zone
+engine.query({ tenant: 't', metric: 'bytes', window: 'day' })
+// @ts-expect-error: not a window kind
+engine.addSpec({ metric: 'bytes', window: 'fortnight', time_zone: 'UTC' })
+// @ts-expect-error: sums are strings, not numbers
+const wrong: number = rows[0].sum
+// @ts-expect-error: parseDecimal returns a string
+const n: number = parseDecimal('1.5')
+
+void [specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]
