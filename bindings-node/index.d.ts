@@ -172,8 +172,8 @@ export interface EngineOptions {
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * The metering engine: ingest usage records (idempotent by `(tenant, id)`, all or nothing per
- * batch), roll them up into time-zone-exact windows, query, retract, close windows.
+ * The metering engine: ingest usage records (idempotent by `(tenant, id)`, each batch stored in
+ * one atomic change), roll them up into time-zone-exact windows, query, retract, close windows.
  *
  * `new Engine()` keeps everything in memory; `new Engine({ path: "usage.db" })` stores it in a
  * SQLite file. `onEvent` receives every event (`record_rejected`, `late_record`,

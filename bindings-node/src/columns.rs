@@ -45,6 +45,7 @@ pub struct UsageColumns {
     /// End instants (optional).
     pub end: Option<Either<Float64Array, Vec<String>>>,
     /// Dimension columns by dimension name.
+    #[allow(clippy::type_complexity)] // spelled out: napi generates the TypeScript type from it
     pub dimensions: Option<HashMap<String, Either<Vec<Option<String>>, DictColumn>>>,
 }
 

@@ -36,10 +36,9 @@ impl<T: Serialize> TypeName for Json<T> {
 impl<T: Serialize> ToNapiValue for Json<T> {
     unsafe fn to_napi_value(raw_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let env = Env::from_raw(raw_env);
-        let text = serde_json::to_string(&val.0).map_err(|e| {
-            napi::Error::from_reason(format!("meterkit could not serialise a result (a bug): {e}"))
-        })?;
-        let parse: Function<String, Unknown<'static>> = json_function(&env, "parse")?;
+        let text = serde_json::to_string(&val.0)
+            .map_err(|e| napi::Error::from_reason(format!("meterkit could not serialise a result (a bug): {e}")))?;
+        let parse: Function<String, Unknown<'static>> = json_function(env, "parse")?;
         Ok(parse.call(text)?.raw())
     }
 }
@@ -64,19 +63,18 @@ impl FromNapiValue for JsonText {
         let env = Env::from_raw(raw_env);
         // SAFETY: `value` is the argument napi handed us for this call, alive for its duration.
         let value = unsafe { Unknown::from_raw_unchecked(raw_env, value) };
-        let stringify: Function<Unknown, Either<String, Undefined>> = json_function(&env, "stringify")?;
+        let stringify: Function<Unknown, Either<String, Undefined>> = json_function(env, "stringify")?;
         match stringify.call(value) {
             Ok(Either::A(text)) => Ok(JsonText(text)),
-            Ok(Either::B(())) => Err(js_error(
-                &env,
-                &CoreError::new(ErrorKind::Parse, "A value is missing (undefined or a function)."),
-            )),
+            Ok(Either::B(())) => {
+                Err(js_error(env, &CoreError::new(ErrorKind::Parse, "A value is missing (undefined or a function).")))
+            }
             Err(thrown) => {
                 // `JSON.stringify` threw (a BigInt, a cycle); napi took its exception into
                 // `thrown`, so nothing is pending: throw ours instead.
                 let reason = thrown.reason.trim_end_matches('.').to_string();
                 Err(js_error(
-                    &env,
+                    env,
                     &CoreError::new(
                         ErrorKind::Parse,
                         format!("The value cannot be read as JSON ({reason}); pass decimals as strings."),
@@ -87,7 +85,7 @@ impl FromNapiValue for JsonText {
     }
 }
 
-fn json_function<Args, Ret>(env: &Env, name: &str) -> napi::Result<Function<'static, Args, Ret>>
+fn json_function<Args, Ret>(env: Env, name: &str) -> napi::Result<Function<'static, Args, Ret>>
 where
     Args: napi::bindgen_prelude::JsValuesTupleIntoVec,
     Ret: FromNapiValue,
@@ -98,15 +96,12 @@ where
 
 /// The JS error for a core error: an `Error` whose `code` is the stable kind code, with `kind`
 /// (snake_case), `recordId`, `field` and `line` (each `null` when unknown).
-pub fn js_error(env: &Env, e: &CoreError) -> napi::Error {
-    match build_js_error(env, e) {
-        Ok(err) => err,
-        Err(err) => err,
-    }
+pub fn js_error(env: Env, e: &CoreError) -> napi::Error {
+    build_js_error(env, e).unwrap_or_else(|failed| failed)
 }
 
-fn build_js_error(env: &Env, e: &CoreError) -> napi::Result<napi::Error> {
-    let base = JsError::from(napi::Error::new(e.kind().code().to_string(), e.message())).into_unknown(*env);
+fn build_js_error(env: Env, e: &CoreError) -> napi::Result<napi::Error> {
+    let base = JsError::from(napi::Error::new(e.kind().code(), e.message())).into_unknown(env);
     let mut obj: Object = base.coerce_to_object()?;
     let kind = serde_json::to_value(e.kind()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     obj.set("kind", kind)?;
@@ -117,7 +112,7 @@ fn build_js_error(env: &Env, e: &CoreError) -> napi::Result<napi::Error> {
 }
 
 /// Map a core result into napi, throwing the structured JS error.
-pub fn core<T>(env: &Env, r: meterkit::Result<T>) -> napi::Result<T> {
+pub fn core<T>(env: Env, r: meterkit::Result<T>) -> napi::Result<T> {
     r.map_err(|e| js_error(env, &e))
 }
 
@@ -134,8 +129,11 @@ pub fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> meterkit::Resul
         let inner = e.into_inner();
         let message = strip_position(&inner);
         let message = message.trim_end_matches('.');
-        let message =
-            if path == "." { format!("The {what} is invalid: {message}.") } else { format!("The {what} is invalid at {path}: {message}.") };
+        let message = if path == "." {
+            format!("The {what} is invalid: {message}.")
+        } else {
+            format!("The {what} is invalid at {path}: {message}.")
+        };
         let err = CoreError::new(ErrorKind::Parse, message);
         match field {
             Some(f) => err.with_field(f),
@@ -183,7 +181,8 @@ fn text_index(message: &str) -> Option<usize> {
 /// A timestamp argument: a `Date` or an RFC 3339 string.
 pub fn ts_from_json(text: &str, field: &str) -> meterkit::Result<DateTime<Utc>> {
     let s: String = from_json(text, field).map_err(|_| {
-        CoreError::new(ErrorKind::Parse, format!("{field} must be a valid Date or an RFC 3339 string.")).with_field(field)
+        CoreError::new(ErrorKind::Parse, format!("{field} must be a valid Date or an RFC 3339 string."))
+            .with_field(field)
     })?;
     meterkit::parse_ts(&s).map_err(|e| e.with_field(field))
 }

@@ -25,8 +25,8 @@ impl Notifier for JsNotifier {
     }
 }
 
-/// The metering engine: ingest usage records (idempotent by `(tenant, id)`, all or nothing per
-/// batch), roll them up into time-zone-exact windows, query, retract, close windows.
+/// The metering engine: ingest usage records (idempotent by `(tenant, id)`, each batch stored in
+/// one atomic change), roll them up into time-zone-exact windows, query, retract, close windows.
 ///
 /// `new Engine()` keeps everything in memory; `new Engine({ path: "usage.db" })` stores it in a
 /// SQLite file. `onEvent` receives every event (`record_rejected`, `late_record`,
@@ -50,7 +50,7 @@ impl Engine {
             None => None,
         };
         let mut engine = match path {
-            Some(p) => core(&env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
+            Some(p) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
             None => meterkit::Engine::in_memory(),
         };
         if let Some(Either::A(f)) = callback {
@@ -63,8 +63,8 @@ impl Engine {
     /// Maintain a rollup spec from now on (backfilled from stored records); returns its id.
     #[napi(catch_unwind, ts_args_type = "spec: RollupSpec")]
     pub fn add_spec(&self, env: Env, spec: JsonText) -> napi::Result<u32> {
-        let spec: RollupSpec = core(&env, from_json(&spec.0, "rollup spec"))?;
-        core(&env, self.inner.add_spec(spec))
+        let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
+        core(env, self.inner.add_spec(spec))
     }
 
     /// The rollup specs, in id order.
@@ -75,15 +75,23 @@ impl Engine {
 
     /// Ingest a batch of usage records (or one record). Duplicates and conflicts are reported,
     /// not thrown; a record that cannot be read at all throws `E_PARSE` and nothing is stored.
-    #[napi(catch_unwind, ts_args_type = "records: UsageRecordInput | UsageRecordInput[]", ts_return_type = "IngestReport")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "IngestReport"
+    )]
     pub fn ingest(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
-        let batch = core(&env, records_from_json(&records.0))?;
-        core(&env, self.inner.ingest(&batch)).map(Json)
+        let batch = core(env, records_from_json(&records.0))?;
+        core(env, self.inner.ingest(&batch)).map(Json)
     }
 
     /// `ingest` off the JS thread: only `JSON.stringify` runs on it; parsing, rollups and storage
     /// run on libuv's thread pool.
-    #[napi(catch_unwind, ts_args_type = "records: UsageRecordInput | UsageRecordInput[]", ts_return_type = "Promise<IngestReport>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "Promise<IngestReport>"
+    )]
     pub fn ingest_async(&self, records: JsonText) -> AsyncTask<CoreTask<IngestReport>> {
         let engine = self.inner.clone();
         let text = records.0;
@@ -94,16 +102,20 @@ impl Engine {
     /// fast path for big batches. See `UsageColumns`.
     #[napi(catch_unwind, ts_return_type = "IngestReport")]
     pub fn ingest_columns(&self, env: Env, columns: UsageColumns) -> napi::Result<Json<IngestReport>> {
-        let cols = core(&env, columns::read(columns))?;
-        let batch = core(&env, cols.into_records())?;
-        core(&env, self.inner.ingest(&batch)).map(Json)
+        let cols = core(env, columns::read(columns))?;
+        let batch = core(env, cols.into_records())?;
+        core(env, self.inner.ingest(&batch)).map(Json)
     }
 
     /// `ingestColumns` off the JS thread (the columns are copied on it, records are built,
     /// rolled up and stored on libuv's thread pool).
     #[napi(catch_unwind, ts_return_type = "Promise<IngestReport>")]
-    pub fn ingest_columns_async(&self, env: Env, columns: UsageColumns) -> napi::Result<AsyncTask<CoreTask<IngestReport>>> {
-        let cols = core(&env, columns::read(columns))?;
+    pub fn ingest_columns_async(
+        &self,
+        env: Env,
+        columns: UsageColumns,
+    ) -> napi::Result<AsyncTask<CoreTask<IngestReport>>> {
+        let cols = core(env, columns::read(columns))?;
         let engine = self.inner.clone();
         Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&cols.into_records()?))))
     }
@@ -112,7 +124,7 @@ impl Engine {
     /// Throws `E_NOT_FOUND` when no such record is stored.
     #[napi(catch_unwind, ts_return_type = "UsageRecord")]
     pub fn retract(&self, env: Env, tenant: String, id: String) -> napi::Result<Json<UsageRecord>> {
-        core(&env, self.inner.retract(&tenant, &id)).map(Json)
+        core(env, self.inner.retract(&tenant, &id)).map(Json)
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -131,16 +143,16 @@ impl Engine {
         to: JsonText,
         subject: Option<String>,
     ) -> napi::Result<Json<Vec<UsageRecord>>> {
-        let from = core(&env, ts_from_json(&from.0, "from"))?;
-        let to = core(&env, ts_from_json(&to.0, "to"))?;
-        core(&env, self.inner.records(&tenant, &metric, subject.as_deref(), from, to)).map(Json)
+        let from = core(env, ts_from_json(&from.0, "from"))?;
+        let to = core(env, ts_from_json(&to.0, "to"))?;
+        core(env, self.inner.records(&tenant, &metric, subject.as_deref(), from, to)).map(Json)
     }
 
     /// Answer a rollup query: rows ordered by window start, then group values.
     #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "Bucket[]")]
     pub fn query(&self, env: Env, query: JsonText) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
-        let q: Query = core(&env, from_json(&query.0, "query"))?;
-        core(&env, self.inner.query(&q)).map(Json)
+        let q: Query = core(env, from_json(&query.0, "query"))?;
+        core(env, self.inner.query(&q)).map(Json)
     }
 
     /// `query` off the JS thread.
@@ -154,9 +166,9 @@ impl Engine {
     /// The `n` groups with the largest `by` aggregation over the query's range, largest first.
     #[napi(catch_unwind, ts_args_type = "query: Query, by: Aggregation, n: number", ts_return_type = "Bucket[]")]
     pub fn top_n(&self, env: Env, query: JsonText, by: JsonText, n: u32) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
-        let q: Query = core(&env, from_json(&query.0, "query"))?;
-        let by: Aggregation = core(&env, from_json(&by.0, "aggregation"))?;
-        core(&env, self.inner.top_n(&q, &by, n as usize)).map(Json)
+        let q: Query = core(env, from_json(&query.0, "query"))?;
+        let by: Aggregation = core(env, from_json(&by.0, "aggregation"))?;
+        core(env, self.inner.top_n(&q, &by, n as usize)).map(Json)
     }
 
     /// Totals of the `window` containing `at` and of the window before it, with the change in
@@ -175,9 +187,9 @@ impl Engine {
         time_zone: String,
         at: JsonText,
     ) -> napi::Result<Json<meterkit::Totals>> {
-        let window: Window = core(&env, window.parse())?;
-        let at = core(&env, ts_from_json(&at.0, "at"))?;
-        core(&env, self.inner.totals(&tenant, &metric, window, &time_zone, at)).map(Json)
+        let window: Window = core(env, window.parse())?;
+        let at = core(env, ts_from_json(&at.0, "at"))?;
+        core(env, self.inner.totals(&tenant, &metric, window, &time_zone, at)).map(Json)
     }
 
     /// Close every window of `tenant` that ended at or before `now - allowedLatenessSeconds`;
@@ -190,15 +202,15 @@ impl Engine {
         now: JsonText,
         allowed_lateness_seconds: Option<i64>,
     ) -> napi::Result<u32> {
-        let now = core(&env, ts_from_json(&now.0, "now"))?;
+        let now = core(env, ts_from_json(&now.0, "now"))?;
         let lateness = chrono::Duration::try_seconds(allowed_lateness_seconds.unwrap_or(0)).ok_or_else(|| {
             js_error(
-                &env,
+                env,
                 &meterkit::Error::new(meterkit::ErrorKind::InvalidQuery, "allowedLatenessSeconds is out of range.")
                     .with_field("allowedLatenessSeconds"),
             )
         })?;
-        core(&env, self.inner.close_windows(&tenant, now, lateness)).map(|n| n as u32)
+        core(env, self.inner.close_windows(&tenant, now, lateness)).map(|n| n as u32)
     }
 }
 
@@ -238,7 +250,7 @@ impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Json<T>> {
         match self.failed.take() {
-            Some(e) => Err(js_error(&env, &e)),
+            Some(e) => Err(js_error(env, &e)),
             None => Err(err),
         }
     }

@@ -21,36 +21,32 @@ use napi::Env;
 use napi_derive::napi;
 
 pub use crate::columns::{DictColumn, UsageColumns};
-pub use crate::engine::Engine;
 use crate::convert::{core, ts_from_json, Json, JsonText};
+pub use crate::engine::Engine;
 
 /// Parse a decimal (plain `12.50` or scientific `1e-3`) and return its canonical text (`12.5`).
 /// Throws `E_PARSE` for anything that is not a finite 96-bit decimal.
 #[napi(catch_unwind)]
 pub fn parse_decimal(env: Env, text: String) -> napi::Result<String> {
-    core(&env, meterkit::parse_decimal(&text)).map(meterkit::fmt_decimal)
+    core(env, meterkit::parse_decimal(&text)).map(meterkit::fmt_decimal)
 }
 
 /// Parse a timestamp (a `Date` or an RFC 3339 string with any offset) and return it in the one
 /// output format: RFC 3339 in UTC with `Z` and only the fractional digits needed.
 #[napi(catch_unwind, ts_args_type = "value: Date | string")]
 pub fn parse_ts(env: Env, value: JsonText) -> napi::Result<String> {
-    core(&env, ts_from_json(&value.0, "timestamp")).map(meterkit::fmt_ts)
+    core(env, ts_from_json(&value.0, "timestamp")).map(meterkit::fmt_ts)
 }
 
 /// Read and check usage records without storing them: every record is parsed (`E_PARSE` names the
 /// record and field) and checked by the core (`E_INVALID_RECORD`: empty id, tenant, subject or
 /// metric, `end` before `timestamp`, a timestamp out of range). Returns the records in the core's
 /// canonical form. A service calls it first to answer bad input with nothing stored.
-#[napi(
-    catch_unwind,
-    ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
-    ts_return_type = "UsageRecord[]"
-)]
+#[napi(catch_unwind, ts_args_type = "records: UsageRecordInput | UsageRecordInput[]", ts_return_type = "UsageRecord[]")]
 pub fn check_records(env: Env, records: JsonText) -> napi::Result<Json<Vec<meterkit::UsageRecord>>> {
-    let batch = core(&env, convert::records_from_json(&records.0))?;
+    let batch = core(env, convert::records_from_json(&records.0))?;
     for r in &batch {
-        core(&env, r.check())?;
+        core(env, r.check())?;
     }
     Ok(Json(batch))
 }
@@ -63,10 +59,10 @@ pub fn check_records(env: Env, records: JsonText) -> napi::Result<Json<Vec<meter
     ts_return_type = "{ start: string; end: string }"
 )]
 pub fn window_span(env: Env, window: String, at: JsonText, time_zone: String) -> napi::Result<Json<WindowSpan>> {
-    let window: Window = core(&env, window.parse())?;
-    let at = core(&env, ts_from_json(&at.0, "at"))?;
-    let tz = core(&env, meterkit::parse_time_zone(&time_zone))?;
-    let (start, end) = core(&env, window.span(at, tz))?;
+    let window: Window = core(env, window.parse())?;
+    let at = core(env, ts_from_json(&at.0, "at"))?;
+    let tz = core(env, meterkit::parse_time_zone(&time_zone))?;
+    let (start, end) = core(env, window.span(at, tz))?;
     Ok(Json(WindowSpan { start: meterkit::fmt_ts(start), end: meterkit::fmt_ts(end) }))
 }
 
