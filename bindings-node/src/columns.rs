@@ -1,5 +1,9 @@
 //! The columnar ingest path: one array per field, typed arrays for the numbers.
 
+// `UsageColumns::dimensions` spells its type out: napi generates the TypeScript type from it (an
+// alias would reach index.d.ts as an undefined name), and its macro expansion repeats the type.
+#![allow(clippy::type_complexity)]
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -45,7 +49,6 @@ pub struct UsageColumns {
     /// End instants (optional).
     pub end: Option<Either<Float64Array, Vec<String>>>,
     /// Dimension columns by dimension name.
-    #[allow(clippy::type_complexity)] // spelled out: napi generates the TypeScript type from it
     pub dimensions: Option<HashMap<String, Either<Vec<Option<String>>, DictColumn>>>,
 }
 
