@@ -399,7 +399,7 @@ impl Engine {
                 if !was_closed {
                     continue;
                 }
-                let entry = &inner.specs[key.spec as usize];
+                let entry = spec_entry(&inner.specs, key.spec)?;
                 let stored = inner.store.bucket(key)?;
                 let Some(stored) = stored else { continue };
                 let bucket = to_bucket(&entry.spec, &stored.key, *end, &stored.state)?;
@@ -617,7 +617,7 @@ impl Engine {
             let open = inner.store.open_buckets_until(tenant, cutoff)?;
             let keys: Vec<BucketKey> = open.iter().map(|b| b.key.clone()).collect();
             for StoredBucket { key, end, state, .. } in &open {
-                let spec = &inner.specs[key.spec as usize].spec;
+                let spec = &spec_entry(&inner.specs, key.spec)?.spec;
                 events.push(Event::WindowClosed {
                     tenant: tenant.to_string(),
                     window: spec.window.to_string(),
@@ -711,6 +711,13 @@ impl Engine {
         }
         Ok(merged)
     }
+}
+
+/// The spec with id `id`; a store that references an unknown spec is corrupt, not a panic.
+fn spec_entry(specs: &[SpecEntry], id: u32) -> Result<&SpecEntry> {
+    specs.get(id as usize).ok_or_else(|| {
+        Error::new(ErrorKind::Store, format!("The store references rollup spec {id}, which it does not hold."))
+    })
 }
 
 fn conflict(r: &UsageRecord) -> Error {

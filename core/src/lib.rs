@@ -32,8 +32,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Design notes and conventions: `docs/` in the repository.
+//! Design notes and conventions: the [`guide`] module (the same text as `docs/` in the repository).
 #![deny(missing_docs)]
+
+/// Long-form documentation, rendered from `docs/*.md`.
+pub mod guide {
+    #[doc = include_str!("../../docs/windows.md")]
+    pub mod windows {}
+    #[doc = include_str!("../../docs/rollups.md")]
+    pub mod rollups {}
+}
 
 mod engine;
 mod error;
