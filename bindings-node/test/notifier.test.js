@@ -79,3 +79,17 @@ test('an engine without onEvent, and a callback-less process, exit normally', ()
   const engine = new Engine({ onEvent: null })
   assert.equal(engine.ingest([rec('bad', '1', '2024-05-01T10:00:00Z', { metric: '' })]).rejected.length, 1)
 })
+
+test('a callback that throws raises uncaughtException, and the engine goes on', () => {
+  const { execFileSync } = require('node:child_process')
+  const path = require('node:path')
+  const script = `
+    process.on('uncaughtException', (e) => console.log('uncaught: ' + e.message))
+    const { Engine } = require(${JSON.stringify(path.dirname(require.resolve('meterkit/package.json')))})
+    const e = new Engine({ onEvent: (ev) => { throw new Error('boom ' + ev.id) } })
+    e.ingest([{ id: 'c', tenant: 't', subject: '', metric: 'm', quantity: '1', timestamp: '2024-01-01T00:00:00Z' }])
+    setTimeout(() => console.log('accepted ' + e.ingest([{ id: 'd', tenant: 't', subject: 's', metric: 'm', quantity: '1', timestamp: '2024-01-01T00:00:00Z' }]).accepted), 50)
+  `
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 })
+  assert.deepEqual(out.trim().split('\n'), ['uncaught: boom c', 'accepted 1'])
+})
