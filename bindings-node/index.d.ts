@@ -55,6 +55,7 @@ export type ErrorKind =
   | 'invalid_transition'
   | 'not_found'
   | 'store'
+  | 'internal'
 
 /** Stable error codes (`err.code`). */
 export type ErrorCode =
@@ -70,6 +71,8 @@ export type ErrorCode =
   | 'E_INVALID_TRANSITION'
   | 'E_NOT_FOUND'
   | 'E_STORE'
+  /** A bug in meterkit (a Rust panic, caught before it reached Node). */
+  | 'E_INTERNAL'
 
 /** What every meterkit function throws: an `Error` with a stable code and structured fields. */
 export interface MeterkitError extends Error {
@@ -235,12 +238,24 @@ export declare class Engine {
 }
 
 /**
+ * For the test suite only: panics inside the binding, to prove a panic reaches JS as an
+ * `E_INTERNAL` error and never unwinds into Node.
+ */
+export declare function __panicForTests(): void
+
+/**
  * Read and check usage records without storing them: every record is parsed (`E_PARSE` names the
  * record and field) and checked by the core (`E_INVALID_RECORD`: empty id, tenant, subject or
  * metric, `end` before `timestamp`, a timestamp out of range). Returns the records in the core's
  * canonical form. A service calls it first to answer bad input with nothing stored.
  */
 export declare function checkRecords(records: UsageRecordInput | UsageRecordInput[]): UsageRecord[]
+
+/**
+ * A JS number as an exact decimal string, through its shortest round-trip text (`0.1` → `"0.1"`,
+ * not `0.1000000000000000055…`). Throws `E_PARSE` for NaN, infinities and out-of-range values.
+ */
+export declare function decimalFromNumber(value: number): string
 
 /**
  * A dictionary-encoded string column: row `i` has the value `values[codes[i]]` — the cheap way

@@ -836,7 +836,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
+module.exports.__panicForTests = nativeBinding.__panicForTests
 module.exports.checkRecords = nativeBinding.checkRecords
+module.exports.decimalFromNumber = nativeBinding.decimalFromNumber
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.parseDecimal = nativeBinding.parseDecimal
 module.exports.parseTs = nativeBinding.parseTs

@@ -55,6 +55,7 @@ export type ErrorKind =
   | 'invalid_transition'
   | 'not_found'
   | 'store'
+  | 'internal'
 
 /** Stable error codes (`err.code`). */
 export type ErrorCode =
@@ -70,6 +71,8 @@ export type ErrorCode =
   | 'E_INVALID_TRANSITION'
   | 'E_NOT_FOUND'
   | 'E_STORE'
+  /** A bug in meterkit (a Rust panic, caught before it reached Node). */
+  | 'E_INTERNAL'
 
 /** What every meterkit function throws: an `Error` with a stable code and structured fields. */
 export interface MeterkitError extends Error {

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use meterkit::{Error as CoreError, ErrorKind};
 use napi::bindgen_prelude::{
-    Either, FromNapiValue, Function, JsObjectValue, Object, ToNapiValue, TypeName, Undefined, Unknown,
+    Either, FromNapiValue, Function, JsObjectValue, Null, Object, ToNapiValue, TypeName, Undefined, Unknown,
     ValidateNapiValue,
 };
 use napi::{sys, Env, JsError, JsValue, ValueType};
@@ -109,6 +109,37 @@ fn build_js_error(env: Env, e: &CoreError) -> napi::Result<napi::Error> {
     obj.set("field", e.field())?;
     obj.set("line", e.line().map(|l| l as f64))?;
     Ok(napi::Error::from(obj.to_unknown()))
+}
+
+/// Run `f`, turning a panic (a bug in meterkit) into a thrown JS error with code `E_INTERNAL`,
+/// so no panic ever unwinds into Node. (`#[napi(catch_unwind)]` on every export is the backstop
+/// for the argument conversions around `f`.)
+pub fn guard<T>(env: Env, f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(internal_error(env, &panic_message(&*p))))
+}
+
+/// The text of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_default()
+}
+
+/// The JS error for a panic: code `E_INTERNAL`, kind `internal`.
+pub fn internal_error(env: Env, message: &str) -> napi::Error {
+    let build = || -> napi::Result<napi::Error> {
+        let text = format!("meterkit failed internally (a bug; please report it): {message}");
+        let base = JsError::from(napi::Error::new("E_INTERNAL", text)).into_unknown(env);
+        let mut obj: Object = base.coerce_to_object()?;
+        obj.set("kind", "internal")?;
+        obj.set("recordId", Null)?;
+        obj.set("field", Null)?;
+        obj.set("line", Null)?;
+        Ok(napi::Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|failed| failed)
 }
 
 /// Map a core result into napi, throwing the structured JS error.

@@ -10,7 +10,9 @@ use napi::{Env, Status, Task};
 use napi_derive::napi;
 
 use crate::columns::{self, UsageColumns};
-use crate::convert::{core, from_json, js_error, records_from_json, ts_from_json, Json, JsonText};
+use crate::convert::{
+    core, from_json, guard, internal_error, js_error, panic_message, records_from_json, ts_from_json, Json, JsonText,
+};
 
 type EventCallback = ThreadsafeFunction<Json<Event>, UnknownReturnValue, Json<Event>, Status, false, true>;
 
@@ -41,30 +43,35 @@ impl Engine {
     /// Open an engine: in memory, or over the SQLite database at `options.path`.
     #[napi(constructor, catch_unwind, ts_args_type = "options?: EngineOptions | null")]
     pub fn new(env: Env, options: Option<Object>) -> napi::Result<Self> {
-        let path: Option<String> = match &options {
-            Some(o) => o.get("path")?,
-            None => None,
-        };
-        let callback: Option<Either<Function<Json<Event>, UnknownReturnValue>, Null>> = match &options {
-            Some(o) => o.get("onEvent")?,
-            None => None,
-        };
-        let mut engine = match path {
-            Some(p) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
-            None => meterkit::Engine::in_memory(),
-        };
-        if let Some(Either::A(f)) = callback {
-            let tsfn = f.build_threadsafe_function::<Json<Event>>().callee_handled::<false>().weak::<true>().build()?;
-            engine = engine.with_notifier(Arc::new(JsNotifier(tsfn)));
-        }
-        Ok(Engine { inner: Arc::new(engine) })
+        guard(env, || {
+            let path: Option<String> = match &options {
+                Some(o) => o.get("path")?,
+                None => None,
+            };
+            let callback: Option<Either<Function<Json<Event>, UnknownReturnValue>, Null>> = match &options {
+                Some(o) => o.get("onEvent")?,
+                None => None,
+            };
+            let mut engine = match path {
+                Some(p) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
+                None => meterkit::Engine::in_memory(),
+            };
+            if let Some(Either::A(f)) = callback {
+                let tsfn =
+                    f.build_threadsafe_function::<Json<Event>>().callee_handled::<false>().weak::<true>().build()?;
+                engine = engine.with_notifier(Arc::new(JsNotifier(tsfn)));
+            }
+            Ok(Engine { inner: Arc::new(engine) })
+        })
     }
 
     /// Maintain a rollup spec from now on (backfilled from stored records); returns its id.
     #[napi(catch_unwind, ts_args_type = "spec: RollupSpec")]
     pub fn add_spec(&self, env: Env, spec: JsonText) -> napi::Result<u32> {
-        let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
-        core(env, self.inner.add_spec(spec))
+        guard(env, || {
+            let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
+            core(env, self.inner.add_spec(spec))
+        })
     }
 
     /// The rollup specs, in id order.
@@ -81,8 +88,10 @@ impl Engine {
         ts_return_type = "IngestReport"
     )]
     pub fn ingest(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
-        let batch = core(env, records_from_json(&records.0))?;
-        core(env, self.inner.ingest(&batch)).map(Json)
+        guard(env, || {
+            let batch = core(env, records_from_json(&records.0))?;
+            core(env, self.inner.ingest(&batch)).map(Json)
+        })
     }
 
     /// `ingest` off the JS thread: only `JSON.stringify` runs on it; parsing, rollups and storage
@@ -102,9 +111,11 @@ impl Engine {
     /// fast path for big batches. See `UsageColumns`.
     #[napi(catch_unwind, ts_return_type = "IngestReport")]
     pub fn ingest_columns(&self, env: Env, columns: UsageColumns) -> napi::Result<Json<IngestReport>> {
-        let cols = core(env, columns::read(columns))?;
-        let batch = core(env, cols.into_records())?;
-        core(env, self.inner.ingest(&batch)).map(Json)
+        guard(env, || {
+            let cols = core(env, columns::read(columns))?;
+            let batch = core(env, cols.into_records())?;
+            core(env, self.inner.ingest(&batch)).map(Json)
+        })
     }
 
     /// `ingestColumns` off the JS thread (the columns are copied on it, records are built,
@@ -115,16 +126,18 @@ impl Engine {
         env: Env,
         columns: UsageColumns,
     ) -> napi::Result<AsyncTask<CoreTask<IngestReport>>> {
-        let cols = core(env, columns::read(columns))?;
-        let engine = self.inner.clone();
-        Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&cols.into_records()?))))
+        guard(env, || {
+            let cols = core(env, columns::read(columns))?;
+            let engine = self.inner.clone();
+            Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&cols.into_records()?))))
+        })
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
     /// Throws `E_NOT_FOUND` when no such record is stored.
     #[napi(catch_unwind, ts_return_type = "UsageRecord")]
     pub fn retract(&self, env: Env, tenant: String, id: String) -> napi::Result<Json<UsageRecord>> {
-        core(env, self.inner.retract(&tenant, &id)).map(Json)
+        guard(env, || core(env, self.inner.retract(&tenant, &id)).map(Json))
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -143,16 +156,20 @@ impl Engine {
         to: JsonText,
         subject: Option<String>,
     ) -> napi::Result<Json<Vec<UsageRecord>>> {
-        let from = core(env, ts_from_json(&from.0, "from"))?;
-        let to = core(env, ts_from_json(&to.0, "to"))?;
-        core(env, self.inner.records(&tenant, &metric, subject.as_deref(), from, to)).map(Json)
+        guard(env, || {
+            let from = core(env, ts_from_json(&from.0, "from"))?;
+            let to = core(env, ts_from_json(&to.0, "to"))?;
+            core(env, self.inner.records(&tenant, &metric, subject.as_deref(), from, to)).map(Json)
+        })
     }
 
     /// Answer a rollup query: rows ordered by window start, then group values.
     #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "Bucket[]")]
     pub fn query(&self, env: Env, query: JsonText) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
-        let q: Query = core(env, from_json(&query.0, "query"))?;
-        core(env, self.inner.query(&q)).map(Json)
+        guard(env, || {
+            let q: Query = core(env, from_json(&query.0, "query"))?;
+            core(env, self.inner.query(&q)).map(Json)
+        })
     }
 
     /// `query` off the JS thread.
@@ -166,9 +183,11 @@ impl Engine {
     /// The `n` groups with the largest `by` aggregation over the query's range, largest first.
     #[napi(catch_unwind, ts_args_type = "query: Query, by: Aggregation, n: number", ts_return_type = "Bucket[]")]
     pub fn top_n(&self, env: Env, query: JsonText, by: JsonText, n: u32) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
-        let q: Query = core(env, from_json(&query.0, "query"))?;
-        let by: Aggregation = core(env, from_json(&by.0, "aggregation"))?;
-        core(env, self.inner.top_n(&q, &by, n as usize)).map(Json)
+        guard(env, || {
+            let q: Query = core(env, from_json(&query.0, "query"))?;
+            let by: Aggregation = core(env, from_json(&by.0, "aggregation"))?;
+            core(env, self.inner.top_n(&q, &by, n as usize)).map(Json)
+        })
     }
 
     /// Totals of the `window` containing `at` and of the window before it, with the change in
@@ -187,9 +206,11 @@ impl Engine {
         time_zone: String,
         at: JsonText,
     ) -> napi::Result<Json<meterkit::Totals>> {
-        let window: Window = core(env, window.parse())?;
-        let at = core(env, ts_from_json(&at.0, "at"))?;
-        core(env, self.inner.totals(&tenant, &metric, window, &time_zone, at)).map(Json)
+        guard(env, || {
+            let window: Window = core(env, window.parse())?;
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.totals(&tenant, &metric, window, &time_zone, at)).map(Json)
+        })
     }
 
     /// Close every window of `tenant` that ended at or before `now - allowedLatenessSeconds`;
@@ -202,15 +223,17 @@ impl Engine {
         now: JsonText,
         allowed_lateness_seconds: Option<i64>,
     ) -> napi::Result<u32> {
-        let now = core(env, ts_from_json(&now.0, "now"))?;
-        let lateness = chrono::Duration::try_seconds(allowed_lateness_seconds.unwrap_or(0)).ok_or_else(|| {
-            js_error(
-                env,
-                &meterkit::Error::new(meterkit::ErrorKind::InvalidQuery, "allowedLatenessSeconds is out of range.")
-                    .with_field("allowedLatenessSeconds"),
-            )
-        })?;
-        core(env, self.inner.close_windows(&tenant, now, lateness)).map(|n| n as u32)
+        guard(env, || {
+            let now = core(env, ts_from_json(&now.0, "now"))?;
+            let lateness = chrono::Duration::try_seconds(allowed_lateness_seconds.unwrap_or(0)).ok_or_else(|| {
+                js_error(
+                    env,
+                    &meterkit::Error::new(meterkit::ErrorKind::InvalidQuery, "allowedLatenessSeconds is out of range.")
+                        .with_field("allowedLatenessSeconds"),
+                )
+            })?;
+            core(env, self.inner.close_windows(&tenant, now, lateness)).map(|n| n as u32)
+        })
     }
 }
 
@@ -219,11 +242,12 @@ impl Engine {
 pub struct CoreTask<T> {
     work: Option<Box<dyn FnOnce() -> meterkit::Result<T> + Send>>,
     failed: Option<meterkit::Error>,
+    panicked: Option<String>,
 }
 
 impl<T> CoreTask<T> {
     pub fn new(work: impl FnOnce() -> meterkit::Result<T> + Send + 'static) -> Self {
-        CoreTask { work: Some(Box::new(work)), failed: None }
+        CoreTask { work: Some(Box::new(work)), failed: None, panicked: None }
     }
 }
 
@@ -240,7 +264,11 @@ impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
                 self.failed = Some(e);
                 Err(napi::Error::from_reason(reason))
             }
-            Err(_) => Err(napi::Error::from_reason("meterkit panicked (a bug)")),
+            Err(p) => {
+                let message = panic_message(&*p);
+                self.panicked = Some(message.clone());
+                Err(napi::Error::from_reason(message))
+            }
         }
     }
 
@@ -249,9 +277,10 @@ impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
     }
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Json<T>> {
-        match self.failed.take() {
-            Some(e) => Err(js_error(env, &e)),
-            None => Err(err),
+        match (self.failed.take(), self.panicked.take()) {
+            (Some(e), _) => Err(js_error(env, &e)),
+            (None, Some(message)) => Err(internal_error(env, &message)),
+            (None, None) => Err(err),
         }
     }
 }

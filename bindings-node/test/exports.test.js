@@ -3,12 +3,12 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const meterkit = require('meterkit')
-const { Engine, parseDecimal, parseTs, windowSpan, errorCodes, checkRecords, version } = meterkit
+const { Engine, parseDecimal, parseTs, windowSpan, errorCodes, checkRecords, decimalFromNumber, version } = meterkit
 const { rec, thrown } = require('./helpers.js')
 
 test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
-  assert.deepEqual(names, ['Engine', 'checkRecords', 'errorCodes', 'parseDecimal', 'parseTs', 'version', 'windowSpan'])
+  assert.deepEqual(names, ['Engine', 'checkRecords', 'decimalFromNumber', 'errorCodes', 'parseDecimal', 'parseTs', 'version', 'windowSpan'])
   assert.equal(typeof Engine, 'function')
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
@@ -27,6 +27,24 @@ test('parseDecimal returns the shortest exact text', () => {
   assert.equal(parseDecimal('0.1'), '0.1')
   assert.equal(parseDecimal('79228162514264337593543950335'), '79228162514264337593543950335')
   assert.equal(thrown(() => parseDecimal('NaN')).code, 'E_PARSE')
+})
+
+test('decimalFromNumber goes through the shortest round-trip text', () => {
+  assert.equal(decimalFromNumber(0.1), '0.1')
+  assert.equal(decimalFromNumber(0.1 + 0.2), '0.30000000000000004')
+  assert.equal(decimalFromNumber(1e21), '1000000000000000000000')
+  assert.equal(decimalFromNumber(-2.5), '-2.5')
+  assert.equal(thrown(() => decimalFromNumber(NaN)).code, 'E_PARSE')
+  assert.equal(thrown(() => decimalFromNumber(Infinity)).code, 'E_PARSE')
+})
+
+test('a Rust panic reaches JS as an E_INTERNAL error, and the process goes on', () => {
+  const e = thrown(() => meterkit.__panicForTests())
+  assert.ok(e instanceof Error)
+  assert.equal(e.code, 'E_INTERNAL')
+  assert.equal(e.kind, 'internal')
+  assert.match(e.message, /deliberate panic/)
+  assert.equal(parseDecimal('1.0'), '1')
 })
 
 test('parseTs accepts Date and any offset, returns UTC with Z', () => {
