@@ -17,10 +17,17 @@ fn batch(seq: u64) -> Vec<UsageRecord> {
         .map(|i| {
             let n = seq * BATCH as u64 + i;
             let at = Utc.timestamp_opt(base + (n as i64 % (30 * 86_400)), 0).unwrap();
-            UsageRecord::new("bench", format!("r{n}"), format!("sim-{}", n % 10_000), "bytes", Decimal::new((n % 100_000) as i64, 3), at)
-                .with_dimension("carrier", ["acme", "globex", "initech"][(n % 3) as usize])
-                .with_dimension("region", ["north", "south"][(n % 2) as usize])
-                .with_dimension("direction", ["up", "down"][(n / 2 % 2) as usize])
+            UsageRecord::new(
+                "bench",
+                format!("r{n}"),
+                format!("sim-{}", n % 10_000),
+                "bytes",
+                Decimal::new((n % 100_000) as i64, 3),
+                at,
+            )
+            .with_dimension("carrier", ["acme", "globex", "initech"][(n % 3) as usize])
+            .with_dimension("region", ["north", "south"][(n % 2) as usize])
+            .with_dimension("direction", ["up", "down"][(n / 2 % 2) as usize])
         })
         .collect()
 }

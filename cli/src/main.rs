@@ -1,5 +1,6 @@
 //! `meterkit`: ingest usage files into a meterkit database, query rollups, and print reports.
 
+mod billing;
 mod input;
 mod report;
 
@@ -43,7 +44,8 @@ enum Command {
     },
     /// Print a rollup: one row per window (and group).
     Rollup(RollupArgs),
-    /// The main job: ingest a file, then print totals per day and month and the peak day.
+    /// The main job: ingest a file, then print totals per day and month, the peak day, and a
+    /// monthly bill under each `--tariff`.
     Report {
         #[command(flatten)]
         input: InputArgs,
@@ -53,7 +55,11 @@ enum Command {
         /// Records per transaction.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
         batch_size: u32,
+        #[command(flatten)]
+        bills: billing::ReportBills,
     },
+    /// Bill a subject's usage for a period under a tariff (TOML, JSON or URDB JSON).
+    Bill(billing::BillArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,7 +94,7 @@ struct RollupArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
+pub(crate) enum Output {
     Table,
     Csv,
     Json,
@@ -140,17 +146,20 @@ fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Rollup(args) => rollup(cli, args),
-        Command::Report { input, tz, batch_size } => {
+        Command::Report { input, tz, batch_size, bills } => {
             meterkit::parse_time_zone(tz)?;
+            let tariffs = bills.load()?;
             let engine = open_engine(&cli.db)?;
             let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize)?;
-            let text = report::render(&engine, &cli.tenant, input, tz, &outcome)?;
+            let mut text = report::render(&engine, &cli.tenant, input, tz, &outcome)?;
+            text.push_str(&billing::render_report_bills(&engine, &cli.tenant, tz, &outcome, bills, &tariffs)?);
             std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
         }
+        Command::Bill(args) => billing::bill(&open_engine(&cli.db)?, &cli.tenant, args),
     }
 }
 
-fn io_err(e: std::io::Error) -> Error {
+pub(crate) fn io_err(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Store, format!("Cannot write the output: {e}."))
 }
 

@@ -57,8 +57,19 @@ fn uk_monthly_totals_equal_an_independent_exact_sum() {
         e.1 += 1;
     }
     let out = json(&run(&[
-        "--db", db, "rollup", "--metric", "kwh", "--window", "month", "--tz", "Europe/London", "--subject", "house-1",
-        "--output", "json",
+        "--db",
+        db,
+        "rollup",
+        "--metric",
+        "kwh",
+        "--window",
+        "month",
+        "--tz",
+        "Europe/London",
+        "--subject",
+        "house-1",
+        "--output",
+        "json",
     ]));
     let rows = out.as_array().unwrap();
     assert_eq!(rows.len(), expected.len());
@@ -98,7 +109,9 @@ fn apache_requests_and_bytes_per_day_equal_an_independent_count() {
         e.1 += if size == "-" { 0 } else { size.parse::<u64>().unwrap() };
     }
     for (metric, pick) in [("requests", 0usize), ("bytes", 1)] {
-        let rows = json(&run(&["--db", db, "rollup", "--metric", metric, "--window", "day", "--tz", "UTC", "--output", "json"]));
+        let rows = json(&run(&[
+            "--db", db, "rollup", "--metric", metric, "--window", "day", "--tz", "UTC", "--output", "json",
+        ]));
         let rows = rows.as_array().unwrap();
         assert_eq!(rows.len(), expected.len());
         for row in rows {
@@ -116,8 +129,11 @@ fn apache_requests_and_bytes_per_day_equal_an_independent_count() {
 fn malformed_lines_are_located_and_strict_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.csv");
-    std::fs::write(&file, "t,v\n2024-01-01T00:00:00Z,1\n2024-01-01T01:00:00Z,abc\n2024-01-01 02:00:00,2\n2024-01-01T03:00:00Z,3\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "t,v\n2024-01-01T00:00:00Z,1\n2024-01-01T01:00:00Z,abc\n2024-01-01 02:00:00,2\n2024-01-01T03:00:00Z,3\n",
+    )
+    .unwrap();
     let db = dir.path().join("m.db");
     let (db, f) = (db.to_str().unwrap(), file.to_str().unwrap());
     let flags = ["--timestamp-column", "t", "--quantity-column", "v", "--subject", "s", "--metric", "kwh"];
@@ -156,7 +172,14 @@ fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
     for i in 0..rows {
         let v = Decimal::new((i % 1000) as i64 + 1, 3);
         expected_sum += v;
-        let _ = writeln!(text, "r{i},2024-01-{:02}T{:02}:{:02}:00Z,sim-{},{v}", 1 + i / 20_000, (i / 60) % 24, i % 60, i % 97);
+        let _ = writeln!(
+            text,
+            "r{i},2024-01-{:02}T{:02}:{:02}:00Z,sim-{},{v}",
+            1 + i / 20_000,
+            (i / 60) % 24,
+            i % 60,
+            i % 97
+        );
     }
     std::fs::write(&file, text).unwrap();
     let db = dir.path().join("k.db");
@@ -164,8 +187,24 @@ fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
     // Create the daily rollup first so the killed ingest also maintains buckets.
     run(&["--db", dbs, "rollup", "--metric", "bytes", "--window", "day", "--tz", "UTC"]);
     let args = [
-        "--db", dbs, "ingest", f, "--timestamp-column", "t", "--quantity-column", "v", "--subject-column", "sim",
-        "--id-column", "id", "--metric", "bytes", "--batch-size", "1000", "--output", "json",
+        "--db",
+        dbs,
+        "ingest",
+        f,
+        "--timestamp-column",
+        "t",
+        "--quantity-column",
+        "v",
+        "--subject-column",
+        "sim",
+        "--id-column",
+        "id",
+        "--metric",
+        "bytes",
+        "--batch-size",
+        "1000",
+        "--output",
+        "json",
     ];
     let mut child = bin().args(args).stdout(std::process::Stdio::null()).spawn().unwrap();
     let count = |db: &Path| -> (u64, u64) {
@@ -176,7 +215,10 @@ fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
             .prepare("SELECT state FROM buckets")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .unwrap_or_default();
-        let in_buckets = states.iter().map(|s| serde_json::from_str::<serde_json::Value>(s).unwrap()["count"].as_u64().unwrap()).sum();
+        let in_buckets = states
+            .iter()
+            .map(|s| serde_json::from_str::<serde_json::Value>(s).unwrap()["count"].as_u64().unwrap())
+            .sum();
         (n, in_buckets)
     };
     // Wait until some batches are committed, then kill the process mid-ingest.
@@ -202,6 +244,8 @@ fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
     assert_eq!(out["duplicates"].as_u64().unwrap(), stored);
     let (stored, in_buckets) = count(&db);
     assert_eq!((stored, in_buckets), (rows, rows));
-    let days = json(&run(&["--db", dbs, "rollup", "--metric", "bytes", "--window", "month", "--tz", "UTC", "--output", "json"]));
+    let days = json(&run(&[
+        "--db", dbs, "rollup", "--metric", "bytes", "--window", "month", "--tz", "UTC", "--output", "json",
+    ]));
     assert_eq!(days[0]["sum"].as_str().unwrap(), expected_sum.normalize().to_string());
 }

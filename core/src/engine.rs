@@ -8,10 +8,14 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::bill::{Bill, BillRequest};
 use crate::error::{Error, ErrorKind, Result};
+use crate::invoice::Invoice;
 use crate::notify::{Event, NoopNotifier, Notifier};
+use crate::quota::Quota;
 use crate::rollup::{dim_value, Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
+use crate::tariff::Tariff;
 use crate::usage::{fmt_ts, UsageRecord};
 use crate::window::{parse_time_zone, Window};
 
@@ -227,6 +231,7 @@ struct Inner {
 pub struct Engine {
     inner: Mutex<Inner>,
     notifier: Arc<dyn Notifier>,
+    quotas: Mutex<Vec<Quota>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -247,7 +252,11 @@ impl Engine {
             .into_iter()
             .map(|spec| Ok(SpecEntry { tz: spec.check()?, spec }))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Engine { inner: Mutex::new(Inner { store: Box::new(store), specs }), notifier: Arc::new(NoopNotifier) })
+        Ok(Engine {
+            inner: Mutex::new(Inner { store: Box::new(store), specs }),
+            notifier: Arc::new(NoopNotifier),
+            quotas: Mutex::default(),
+        })
     }
 
     /// An engine over a new [`MemoryStore`].
@@ -255,6 +264,7 @@ impl Engine {
         Engine {
             inner: Mutex::new(Inner { store: Box::new(MemoryStore::new()), specs: Vec::new() }),
             notifier: Arc::new(NoopNotifier),
+            quotas: Mutex::default(),
         }
     }
 
@@ -421,6 +431,7 @@ impl Engine {
                 }
             }
         }
+        events.extend(self.quota_events(batch));
         self.emit(&events);
         Ok(report)
     }
@@ -710,6 +721,97 @@ impl Engine {
             }
         }
         Ok(merged)
+    }
+
+    /// Bill `req.subject` with `tariff` from the stored records of `req.metric` (and of every
+    /// metric a charge names) in the period; see [`Tariff::bill`].
+    ///
+    /// # Errors
+    /// As [`Tariff::bill`]; [`ErrorKind::Store`].
+    pub fn bill(&self, tariff: &Tariff, req: &BillRequest) -> Result<Bill> {
+        let mut records = Vec::new();
+        for m in tariff.metrics(&req.metric) {
+            records.extend(self.records(&req.tenant, &m, Some(&req.subject), req.period_start, req.period_end)?);
+        }
+        tariff.bill(req, &records)
+    }
+
+    /// Check `quota` after every ingest (see [`Quota`]); replaces a registered quota of the same
+    /// tenant and id.
+    ///
+    /// # Errors
+    /// The errors of [`Quota::check`].
+    pub fn add_quota(&self, quota: Quota) -> Result<()> {
+        quota.check()?;
+        let mut quotas = self.quotas.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        quotas.retain(|q| (q.tenant.as_str(), q.id.as_str()) != (quota.tenant.as_str(), quota.id.as_str()));
+        quotas.push(quota);
+        Ok(())
+    }
+
+    /// `ThresholdCrossed` events for the quota periods `batch` touches (see
+    /// [`quota::threshold_events`](crate::quota)); never fails the ingest.
+    fn quota_events(&self, batch: &[UsageRecord]) -> Vec<Event> {
+        let quotas = self.quotas.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if quotas.is_empty() {
+            return Vec::new();
+        }
+        crate::quota::threshold_events(self.lock().store.as_mut(), &quotas, batch)
+    }
+
+    /// Issue `invoice` at `at` and store it (metadata `invoice/{id}` of the bill's tenant);
+    /// emits `BillIssued`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidTransition`] unless it is a draft; [`ErrorKind::Conflict`] when an
+    /// invoice with its id is stored; [`ErrorKind::Store`].
+    pub fn issue_invoice(&self, invoice: &mut Invoice, at: DateTime<Utc>) -> Result<()> {
+        let event = crate::invoice::issue_stored(self.lock().store.as_mut(), invoice, at)?;
+        self.emit(&[event]);
+        Ok(())
+    }
+
+    /// The stored invoices of `tenant`, by id.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`], also for a stored invoice that no longer reads.
+    pub fn invoices(&self, tenant: &str) -> Result<Vec<Invoice>> {
+        crate::invoice::load_all(self.lock().store.as_ref(), tenant)
+    }
+
+    /// Apply `change` (e.g. `|i| i.pay(at)`) to the stored invoice `id` of `tenant` and store it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`]; the error of `change` (e.g. [`ErrorKind::InvalidTransition`]),
+    /// in which case nothing is stored; [`ErrorKind::Store`].
+    pub fn update_invoice(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: impl FnOnce(&mut Invoice) -> Result<()>,
+    ) -> Result<Invoice> {
+        crate::invoice::update_stored(self.lock().store.as_mut(), tenant, id, change)
+    }
+
+    /// The stored invoices of `tenant` whose payment reminder is due at `now` (issued, unpaid,
+    /// due within `days_before` days; see [`Invoice::reminder_due`]).
+    ///
+    /// # Errors
+    /// As [`Engine::invoices`].
+    pub fn reminders_due(&self, tenant: &str, now: DateTime<Utc>, days_before: u32) -> Result<Vec<Invoice>> {
+        Ok(self.invoices(tenant)?.into_iter().filter(|i| i.reminder_due(now, days_before)).collect())
+    }
+
+    /// Mark every issued invoice of `tenant` whose due date is before `now` overdue, store it
+    /// and emit `InvoiceOverdue` for it (once: an overdue invoice is not issued any more).
+    /// Returns the invoices that became overdue.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`].
+    pub fn mark_overdue(&self, tenant: &str, now: DateTime<Utc>) -> Result<Vec<Invoice>> {
+        let (changed, events) = crate::invoice::mark_overdue_stored(self.lock().store.as_mut(), tenant, now)?;
+        self.emit(&events);
+        Ok(changed)
     }
 }
 

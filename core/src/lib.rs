@@ -43,22 +43,36 @@ pub mod guide {
     pub mod rollups {}
 }
 
+mod allocate;
+mod bill;
 mod engine;
 mod error;
+mod invoice;
 mod notify;
+mod quota;
 mod rollup;
 mod store;
+mod tariff;
+mod urdb;
 mod usage;
 mod window;
 
 pub use chrono_tz::Tz;
 pub use rust_decimal::Decimal;
 
+pub use crate::allocate::{allocate, SharedMeter};
+pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
 pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_WINDOWS};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::invoice::{reminders_due, Invoice, InvoiceStatus};
 pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
+pub use crate::quota::Quota;
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
+pub use crate::tariff::{
+    Basis, Charge, ChargeKind, Per, PeriodPrice, QuantityRounding, Rounding, Schedule, Tariff, TariffVersion, Tier,
+    MAX_PRICE_DECIMALS,
+};
 pub use crate::usage::{
     decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, UsageRecord, MAX_TIMESTAMP_SECS,
     MIN_TIMESTAMP_SECS,

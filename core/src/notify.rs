@@ -2,6 +2,8 @@
 
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::error::ErrorKind;
@@ -45,6 +47,65 @@ pub enum Event {
         window: String,
         /// The final bucket.
         bucket: Bucket,
+    },
+    /// A subject's usage (or bill total, for a budget) reached an alert level of a quota in a
+    /// period; emitted once per level per period, never again for replayed records.
+    ThresholdCrossed {
+        /// Tenant.
+        tenant: String,
+        /// Quota id.
+        quota: String,
+        /// The subject.
+        subject: String,
+        /// The metric.
+        metric: String,
+        /// Start of the period.
+        #[serde(with = "crate::usage::ts_str")]
+        period_start: DateTime<Utc>,
+        /// End of the period.
+        #[serde(with = "crate::usage::ts_str")]
+        period_end: DateTime<Utc>,
+        /// The level reached, in percent.
+        #[serde(with = "crate::usage::decimal_str")]
+        level: Decimal,
+        /// Usage (or money) so far in the period.
+        #[serde(with = "crate::usage::decimal_str")]
+        used: Decimal,
+        /// The quota's limit.
+        #[serde(with = "crate::usage::decimal_str")]
+        limit: Decimal,
+    },
+    /// An invoice was issued.
+    BillIssued {
+        /// Tenant.
+        tenant: String,
+        /// Invoice id.
+        invoice: String,
+        /// The subject billed.
+        subject: String,
+        /// Currency.
+        currency: String,
+        /// Bill total (money string with the minor-unit digits).
+        #[serde(with = "crate::bill::money_str")]
+        total: Decimal,
+        /// Due date.
+        #[serde(with = "crate::usage::ts_str")]
+        due_at: DateTime<Utc>,
+    },
+    /// An issued invoice passed its due date unpaid; emitted once per invoice.
+    InvoiceOverdue {
+        /// Tenant.
+        tenant: String,
+        /// Invoice id.
+        invoice: String,
+        /// The subject billed.
+        subject: String,
+        /// Bill total.
+        #[serde(with = "crate::bill::money_str")]
+        total: Decimal,
+        /// Due date that passed.
+        #[serde(with = "crate::usage::ts_str")]
+        due_at: DateTime<Utc>,
     },
 }
 

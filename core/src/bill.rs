@@ -1,0 +1,1295 @@
+//! Bills: rating usage records with a [`Tariff`] into lines that each explain themselves.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::tariff::{tariff_err, Basis, Charge, ChargeKind, Per, Rounding, Schedule, Tariff, Tier};
+use crate::usage::{fmt_decimal, fmt_ts, UsageRecord};
+use crate::window::{local_midnight, offset_at, parse_time_zone, Window};
+
+/// What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
+/// months and schedules in `time_zone`.
+///
+/// JSON: `{"tenant","subject","metric","period_start","period_end","time_zone"}` (RFC 3339).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillRequest {
+    /// Tenant, copied to the bill.
+    #[serde(default)]
+    pub tenant: String,
+    /// The subject billed (meter, SIM, customer); records of other subjects are ignored.
+    pub subject: String,
+    /// The metric charges without their own `metric` apply to (`kwh`, `bytes`).
+    pub metric: String,
+    /// Start of the billing period (inclusive).
+    #[serde(with = "crate::usage::ts_str")]
+    pub period_start: DateTime<Utc>,
+    /// End of the billing period (exclusive).
+    #[serde(with = "crate::usage::ts_str")]
+    pub period_end: DateTime<Utc>,
+    /// IANA zone of the bill's days and months.
+    pub time_zone: String,
+}
+
+impl BillRequest {
+    /// A request for `subject`'s `metric` in `[start, end)` in `time_zone`.
+    pub fn new(
+        tenant: impl Into<String>,
+        subject: impl Into<String>,
+        metric: impl Into<String>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        time_zone: impl Into<String>,
+    ) -> Self {
+        BillRequest {
+            tenant: tenant.into(),
+            subject: subject.into(),
+            metric: metric.into(),
+            period_start: start,
+            period_end: end,
+            time_zone: time_zone.into(),
+        }
+    }
+}
+
+/// One line of a [`Bill`]: `amount` = `quantity` × `rate` rounded to the currency's minor unit,
+/// except minimum top-ups (`amount` = minimum − subtotal before it, `rate` = the minimum).
+///
+/// JSON: `{"charge","description","quantity","unit","rate","amount","tier"?,"tou_period"?}` with
+/// decimals as strings; `amount` always carries the currency's minor-unit digits (`"12.50"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillLine {
+    /// The tariff charge id.
+    pub charge: String,
+    /// What the line is, in words.
+    pub description: String,
+    /// Quantity priced: units, kW, days, periods, packages, or the base amount of a percentage.
+    #[serde(with = "crate::usage::decimal_str")]
+    pub quantity: Decimal,
+    /// Unit of `quantity` (`kWh`, `GB`, `kW`, `day`, `period`, `package`, or the currency).
+    pub unit: String,
+    /// Price per unit (a percentage as a fraction: 5 % is `0.05`).
+    #[serde(with = "crate::usage::decimal_str")]
+    pub rate: Decimal,
+    /// Money, rounded to the minor unit.
+    #[serde(with = "money_str")]
+    pub amount: Decimal,
+    /// Tier number (1-based) of a tiered line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u32>,
+    /// Time-of-use period of the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tou_period: Option<String>,
+}
+
+/// A bill: lines in tariff order (version by version), `subtotal` = sum of the non-tax lines,
+/// `taxes` = sum of the tax lines, `total` = `subtotal + taxes`. Every line is rounded first
+/// (see `docs/tariffs.md`), so the totals are exact sums of what is printed. The same records
+/// and tariff always give byte-identical JSON.
+///
+/// JSON: `{"tenant","subject","period_start","period_end","time_zone","currency","lines":[…],
+/// "subtotal","taxes","total"}`, money as strings with the minor-unit digits (`"total":"123.45"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bill {
+    /// Tenant.
+    pub tenant: String,
+    /// The subject billed.
+    pub subject: String,
+    /// Start of the period (inclusive).
+    #[serde(with = "crate::usage::ts_str")]
+    pub period_start: DateTime<Utc>,
+    /// End of the period (exclusive).
+    #[serde(with = "crate::usage::ts_str")]
+    pub period_end: DateTime<Utc>,
+    /// IANA zone of the bill's days.
+    pub time_zone: String,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The lines.
+    pub lines: Vec<BillLine>,
+    /// Sum of the non-tax lines.
+    #[serde(with = "money_str")]
+    pub subtotal: Decimal,
+    /// Sum of the tax lines.
+    #[serde(with = "money_str")]
+    pub taxes: Decimal,
+    /// `subtotal + taxes`.
+    #[serde(with = "money_str")]
+    pub total: Decimal,
+}
+
+impl Bill {
+    /// Column names of [`Bill::to_table_rows`].
+    pub const TABLE_HEADER: [&'static str; 7] = ["charge", "description", "quantity", "unit", "rate", "amount", "tier"];
+
+    /// The lines as text rows (columns of [`Bill::TABLE_HEADER`]; `tier` holds the tier number
+    /// and/or TOU period), followed by `subtotal`, `taxes` and `total` rows with only the
+    /// description and amount filled: what a table or CSV output prints.
+    pub fn to_table_rows(&self) -> Vec<[String; 7]> {
+        let mut rows: Vec<[String; 7]> = self
+            .lines
+            .iter()
+            .map(|l| {
+                let tier = match (&l.tou_period, l.tier) {
+                    (Some(p), Some(t)) => format!("{p} {t}"),
+                    (Some(p), None) => p.clone(),
+                    (None, Some(t)) => t.to_string(),
+                    (None, None) => String::new(),
+                };
+                [
+                    l.charge.clone(),
+                    l.description.clone(),
+                    fmt_decimal(l.quantity),
+                    l.unit.clone(),
+                    fmt_decimal(l.rate),
+                    l.amount.to_string(),
+                    tier,
+                ]
+            })
+            .collect();
+        for (name, v) in [("subtotal", self.subtotal), ("taxes", self.taxes), ("total", self.total)] {
+            rows.push([
+                String::new(),
+                name.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                v.to_string(),
+                String::new(),
+            ]);
+        }
+        rows
+    }
+}
+
+/// `(start, end)` of the calendar month `YYYY-MM` in `tz` (local midnight to local midnight).
+///
+/// # Errors
+/// [`ErrorKind::Parse`] when the text is not `YYYY-MM`.
+pub fn month_period(yyyy_mm: &str, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let bad = || Error::new(ErrorKind::Parse, format!("'{yyyy_mm}' is not a month (YYYY-MM).")).with_field("period");
+    let (y, m) = yyyy_mm.trim().split_once('-').ok_or_else(bad)?;
+    let first =
+        NaiveDate::from_ymd_opt(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, 1).ok_or_else(bad)?;
+    let next = first.checked_add_months(chrono::Months::new(1)).ok_or_else(bad)?;
+    Ok((secs(local_midnight(tz, first)?)?, secs(local_midnight(tz, next)?)?))
+}
+
+pub(crate) mod money_str {
+    use rust_decimal::Decimal;
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        crate::usage::parse_decimal(&s).map_err(|e| de::Error::custom(e.message()))
+    }
+}
+
+fn secs(t: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
+}
+
+pub(crate) fn add(a: Decimal, b: Decimal) -> Result<Decimal> {
+    a.checked_add(b).ok_or_else(|| Error::overflow("A bill sum"))
+}
+
+pub(crate) fn mul(a: Decimal, b: Decimal) -> Result<Decimal> {
+    a.checked_mul(b).ok_or_else(|| Error::overflow("A quantity times a rate"))
+}
+
+fn div(a: Decimal, b: Decimal) -> Result<Decimal> {
+    a.checked_div(b).ok_or_else(|| Error::overflow("A division"))
+}
+
+/// The larger of two decimals, comparing mantissas directly when the scales agree (the common
+/// case for interval data), else by value.
+fn larger(a: Decimal, b: Decimal) -> Decimal {
+    let greater = if a.scale() == b.scale() { b.mantissa() > a.mantissa() } else { b > a };
+    if greater {
+        b
+    } else {
+        a
+    }
+}
+
+/// One tier slice of a ladder: tier index, quantity in it, and whether its flat fee is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slice {
+    pub tier: usize,
+    pub qty: Decimal,
+    pub flat_due: bool,
+}
+
+/// Walk graduated tiers for the units `(before, before + q]`, limits multiplied by `scale`.
+/// A zero `q` yields one zero slice in the tier where the next unit would fall.
+pub(crate) fn ladder(
+    tiers: &[Tier],
+    scale: Decimal,
+    before: Decimal,
+    q: Decimal,
+    f: &mut dyn FnMut(Slice) -> Result<()>,
+) -> Result<()> {
+    if q < Decimal::ZERO || before < Decimal::ZERO {
+        return Err(Error::new(ErrorKind::Tariff, format!("A tiered charge cannot price a negative quantity ({q}).")));
+    }
+    let end = add(before, q)?;
+    let mut lo = Decimal::ZERO;
+    for (i, t) in tiers.iter().enumerate() {
+        let hi = match t.up_to {
+            Some(u) if i + 1 < tiers.len() => Some(mul(u, scale)?),
+            _ => None,
+        };
+        if q.is_zero() {
+            if hi.is_none_or(|h| before < h) {
+                return f(Slice { tier: i, qty: Decimal::ZERO, flat_due: false });
+            }
+        } else {
+            let top = hi.map_or(end, |h| h.min(end));
+            let part = top - lo.max(before);
+            if part > Decimal::ZERO {
+                f(Slice { tier: i, qty: part, flat_due: t.flat.is_some() && before <= lo && end > lo })?;
+            }
+            if hi.is_none_or(|h| h >= end) {
+                return Ok(());
+            }
+        }
+        if let Some(h) = hi {
+            lo = h;
+        }
+    }
+    Ok(())
+}
+
+/// Index of the tier a volume `total` reaches (tier i covers `(up_to[i-1], up_to[i]]`).
+pub(crate) fn volume_tier(tiers: &[Tier], scale: Decimal, total: Decimal) -> Result<usize> {
+    for (i, t) in tiers.iter().enumerate() {
+        match t.up_to {
+            Some(u) if i + 1 < tiers.len() => {
+                if total <= mul(u, scale)? {
+                    return Ok(i);
+                }
+            }
+            _ => return Ok(i),
+        }
+    }
+    Ok(tiers.len().saturating_sub(1))
+}
+
+/// Number of packages of `size` for the units above `free` in `x` (every started block counts).
+pub(crate) fn packages(x: Decimal, free: Decimal, size: Decimal) -> Result<Decimal> {
+    if x <= free {
+        return Ok(Decimal::ZERO);
+    }
+    Ok(div(x - free, size)?.ceil())
+}
+
+/// Local wall-clock seconds (`t + offset`) with a cache of the UTC day or hour the offset holds in.
+struct LocalClock {
+    tz: Tz,
+    lo: i64,
+    hi: i64,
+    off: i64,
+}
+
+impl LocalClock {
+    fn new(tz: Tz) -> Self {
+        LocalClock { tz, lo: 0, hi: 0, off: 0 }
+    }
+
+    fn local(&mut self, t: i64) -> i64 {
+        if self.lo <= t && t < self.hi {
+            return t + self.off;
+        }
+        let off = offset_at(self.tz, t);
+        let day = t.div_euclid(86_400) * 86_400;
+        let hour = t.div_euclid(3600) * 3600;
+        if offset_at(self.tz, day) == off && offset_at(self.tz, day + 86_399) == off {
+            (self.lo, self.hi) = (day, day + 86_400);
+        } else if offset_at(self.tz, hour) == off && offset_at(self.tz, hour + 3599) == off {
+            (self.lo, self.hi) = (hour, hour + 3600);
+        } else {
+            (self.lo, self.hi) = (t, t + 1);
+        }
+        self.off = off;
+        t + off
+    }
+}
+
+/// Days since 0001-01-01 of 1970-01-01.
+const UNIX_EPOCH_DAYS_CE: i64 = 719_163;
+
+/// A record prepared for rating.
+struct Use<'r> {
+    t: i64,
+    /// Local wall-clock seconds in the tariff's zone.
+    local: i64,
+    date: NaiveDate,
+    q: Decimal,
+    r: &'r UsageRecord,
+    /// The record is of the bill's metric.
+    bill_metric: bool,
+}
+
+impl Use<'_> {
+    fn hour(&self) -> u32 {
+        (self.local.rem_euclid(86_400) / 3600) as u32
+    }
+}
+
+fn is_weekend(s: &Schedule, d: NaiveDate) -> bool {
+    matches!(d.weekday(), Weekday::Sat | Weekday::Sun) || s.holidays.contains(&d)
+}
+
+/// Number of local dates whose midnight lies in `[a, b)`.
+fn days_between(tz: Tz, a: i64, b: i64) -> Result<i64> {
+    if b <= a {
+        return Ok(0);
+    }
+    let first = first_date_at_or_after(tz, a)?;
+    let last = first_date_at_or_after(tz, b)?;
+    Ok((last - first).num_days().max(0))
+}
+
+fn first_date_at_or_after(tz: Tz, t: i64) -> Result<NaiveDate> {
+    let d = secs(t)?.with_timezone(&tz).date_naive();
+    if local_midnight(tz, d)? >= t {
+        Ok(d)
+    } else {
+        d.succ_opt().ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "The date is out of range."))
+    }
+}
+
+/// Parts of `[a, b)` cut by the billing cycle: `(part_start, part_end, cycle_start, cycle_end)`.
+fn cycle_parts(cycle: Window, tz: Tz, a: i64, b: i64) -> Result<Vec<(i64, i64, i64, i64)>> {
+    let mut out = Vec::new();
+    let mut t = a;
+    while t < b {
+        let (cs, ce) = cycle.span_secs(t, tz)?;
+        out.push((t.max(cs), b.min(ce), cs, ce));
+        t = ce;
+        if out.len() > 12_000 {
+            return Err(Error::new(ErrorKind::InvalidQuery, "A bill may span at most 12,000 billing cycles."));
+        }
+    }
+    Ok(out)
+}
+
+struct Pending {
+    line: BillLine,
+    tax: bool,
+}
+
+struct Rater<'a> {
+    tariff: &'a Tariff,
+    req: &'a BillRequest,
+    tz: Tz,
+    tou_tz: Tz,
+    dp: u32,
+    rounding: Rounding,
+    total_days: Decimal,
+    /// Lines per version piece.
+    pieces: Vec<Vec<Pending>>,
+    carry: FxHashMap<(String, Option<String>), Decimal>,
+    flats: HashSet<(String, Option<String>, usize)>,
+}
+
+impl Rater<'_> {
+    fn money(&self, q: Decimal, rate: Decimal) -> Result<Decimal> {
+        self.rounding.round(mul(q, rate)?, self.dp)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        pi: usize,
+        c: &Charge,
+        description: String,
+        quantity: Decimal,
+        unit: &str,
+        rate: Decimal,
+        amount: Decimal,
+        tier: Option<usize>,
+        tou: Option<&str>,
+    ) {
+        self.pieces[pi].push(Pending {
+            line: BillLine {
+                charge: c.id.clone(),
+                description,
+                quantity: quantity.normalize(),
+                unit: unit.to_string(),
+                rate: rate.normalize(),
+                amount,
+                tier: tier.map(|t| t as u32 + 1),
+                tou_period: tou.map(str::to_string),
+            },
+            tax: c.kind == ChargeKind::Percentage && c.tax,
+        });
+    }
+
+    fn matches(c: &Charge, u: &Use<'_>) -> bool {
+        c.metric.as_deref().map_or(u.bill_metric, |m| u.r.metric == m)
+            && c.filter.iter().all(|(k, v)| u.r.dimensions.get(k).map_or(v.is_empty(), |x| x == v))
+            && (c.months.is_empty() || c.months.contains(&u.date.month()))
+    }
+
+    fn unit<'c>(&'c self, c: &'c Charge) -> &'c str {
+        c.unit.as_deref().or(c.metric.as_deref()).unwrap_or(&self.req.metric)
+    }
+
+    fn scale(&self, c: &Charge) -> Decimal {
+        if c.tier_basis == Some(Basis::Day) {
+            self.total_days
+        } else {
+            Decimal::ONE
+        }
+    }
+
+    /// Lines of a graduated ladder over `(before, before + q]`.
+    #[allow(clippy::too_many_arguments)]
+    fn graduated(
+        &mut self,
+        pi: usize,
+        c: &Charge,
+        base: &str,
+        tiers: &[Tier],
+        scale: Decimal,
+        key: Option<&str>,
+        q: Decimal,
+    ) -> Result<()> {
+        let carry_key = (c.id.clone(), key.map(str::to_string));
+        let before = self.carry.get(&carry_key).copied().unwrap_or_default();
+        let mut slices = Vec::new();
+        ladder(tiers, scale, before, q, &mut |s| {
+            slices.push(s);
+            Ok(())
+        })?;
+        let unit = self.unit(c).to_string();
+        for s in slices {
+            let t = &tiers[s.tier];
+            let amount = self.money(s.qty, t.rate)?;
+            let desc = match key {
+                Some(p) => format!("{base}, {p}, tier {}", s.tier + 1),
+                None => format!("{base}, tier {}", s.tier + 1),
+            };
+            self.push(pi, c, desc, s.qty, &unit, t.rate, amount, Some(s.tier), key);
+            if let (true, Some(flat)) = (s.flat_due, t.flat) {
+                let amount = self.money(Decimal::ONE, flat)?;
+                self.push(
+                    pi,
+                    c,
+                    format!("{base}, tier {} flat fee", s.tier + 1),
+                    Decimal::ONE,
+                    "fee",
+                    flat,
+                    amount,
+                    Some(s.tier),
+                    key,
+                );
+            }
+        }
+        *self.carry.entry(carry_key).or_default() = add(before, q)?;
+        Ok(())
+    }
+}
+
+fn default_description(c: &Charge) -> String {
+    match c.kind {
+        ChargeKind::Fixed if c.per == Some(Per::Day) => "Standing charge".into(),
+        ChargeKind::Fixed => "Fixed charge".into(),
+        ChargeKind::PerUnit | ChargeKind::Graduated | ChargeKind::Volume => "Usage".into(),
+        ChargeKind::Package => "Packages".into(),
+        ChargeKind::Allowance => "Included units".into(),
+        ChargeKind::TimeOfUse => "Time-of-use energy".into(),
+        ChargeKind::Demand => "Demand".into(),
+        ChargeKind::Minimum => "Minimum charge top-up".into(),
+        ChargeKind::Percentage if c.tax => format!("Tax {}%", fmt_decimal(c.percent.unwrap_or_default())),
+        ChargeKind::Percentage => format!("{}%", fmt_decimal(c.percent.unwrap_or_default())),
+    }
+}
+
+impl Tariff {
+    /// Rate `records` for the period and subject of `req` (see `docs/tariffs.md` for the rules):
+    /// records of other subjects or outside `[period_start, period_end)` are ignored; each
+    /// version of the tariff rates its part of the period; lines are rounded to the currency's
+    /// minor unit and summed.
+    ///
+    /// ```
+    /// use meterkit::{BillRequest, Tariff, UsageRecord};
+    /// use chrono::{TimeZone, Utc};
+    /// let tariff = Tariff::from_toml(r#"
+    ///     currency = "GBP"
+    ///     [[charges]]
+    ///     id = "standing"
+    ///     type = "fixed"
+    ///     per = "day"
+    ///     amount = "0.60"
+    ///     [[charges]]
+    ///     id = "energy"
+    ///     type = "per_unit"
+    ///     rate = "0.25"
+    ///     unit = "kWh"
+    /// "#)?;
+    /// let t = |d, h| Utc.with_ymd_and_hms(2024, 2, d, h, 0, 0).unwrap();
+    /// let r = UsageRecord::new("t", "r1", "home", "kwh", "100".parse()?, t(10, 8));
+    /// let req = BillRequest::new("t", "home", "kwh", t(1, 0), Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(), "Europe/London");
+    /// let bill = tariff.bill(&req, &[r])?;
+    /// // 29 days × 0.60 = 17.40; 100 kWh × 0.25 = 25.00.
+    /// assert_eq!(bill.total.to_string(), "42.40");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The errors of [`Tariff::check`] (a tariff built in code is checked too);
+    /// [`ErrorKind::InvalidTimeZone`]; [`ErrorKind::InvalidQuery`] when the period is empty;
+    /// [`ErrorKind::Tariff`] when no version is in effect at the start, the period ends after
+    /// `valid_until`, or a tiered charge meets a negative quantity; [`ErrorKind::Overflow`]
+    /// when an amount exceeds the decimal range (never a wrong number).
+    pub fn bill(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
+        if !self.charges.is_empty() {
+            // Built in code with top-level `charges`: rate its normalized form.
+            return self.clone().normalized()?.bill(req, records);
+        }
+        self.check()?;
+        let tz = parse_time_zone(&req.time_zone)?;
+        let tou_tz = match &self.time_zone {
+            Some(z) => parse_time_zone(z)?,
+            None => tz,
+        };
+        let (start, end) = (req.period_start.timestamp(), req.period_end.timestamp());
+        if end <= start {
+            return Err(Error::new(
+                ErrorKind::InvalidQuery,
+                format!(
+                    "The billing period end {} is not after its start {}.",
+                    fmt_ts(req.period_end),
+                    fmt_ts(req.period_start)
+                ),
+            )
+            .with_field("period_end"));
+        }
+        if let Some(until) = self.valid_until {
+            let limit = local_midnight(tz, until.succ_opt().unwrap_or(until))?;
+            if end > limit {
+                return Err(tariff_err(
+                    "valid_until",
+                    format!("The tariff is valid until {until}; the period ends {}.", fmt_ts(req.period_end)),
+                ));
+            }
+        }
+        // Version pieces.
+        let mut pieces: Vec<(usize, i64, i64)> = Vec::new();
+        let starts: Vec<i64> = self
+            .versions
+            .iter()
+            .map(|v| v.effective_from.map_or(Ok(i64::MIN), |d| local_midnight(tz, d)))
+            .collect::<Result<_>>()?;
+        if starts.first().is_none_or(|&s| start < s) {
+            return Err(tariff_err(
+                "versions[0].effective_from",
+                format!("No version of the tariff is in effect at {}.", fmt_ts(req.period_start)),
+            ));
+        }
+        for (i, &vs) in starts.iter().enumerate() {
+            let ve = starts.get(i + 1).copied().unwrap_or(i64::MAX);
+            let (a, b) = (start.max(vs), end.min(ve));
+            if a < b {
+                pieces.push((i, a, b));
+            }
+        }
+        // Records of the subject in the period, in time order, with local times.
+        let mut clock = LocalClock::new(tou_tz);
+        let mut uses: Vec<Use<'_>> = Vec::with_capacity(records.len());
+        let mut last_day: Option<(i64, NaiveDate)> = None;
+        for r in records {
+            let t = r.timestamp.timestamp();
+            if r.subject != req.subject || t < start || t >= end {
+                continue;
+            }
+            let local = clock.local(t);
+            let day = local.div_euclid(86_400);
+            let date = match last_day {
+                Some((d, date)) if d == day => date,
+                _ => {
+                    let date = NaiveDate::from_num_days_from_ce_opt((day + UNIX_EPOCH_DAYS_CE) as i32)
+                        .ok_or_else(|| Error::new(ErrorKind::InvalidRecord, "A record's date is out of range."))?;
+                    last_day = Some((day, date));
+                    date
+                }
+            };
+            uses.push(Use { t, local, date, q: r.quantity, r, bill_metric: r.metric == req.metric });
+        }
+        uses.sort_by(|a, b| (a.t, &a.r.id).cmp(&(b.t, &b.r.id)));
+        let mut rater = Rater {
+            tariff: self,
+            req,
+            tz,
+            tou_tz,
+            dp: self.minor_units()?,
+            rounding: self.rounding,
+            total_days: Decimal::from(days_between(tz, start, end)?),
+            pieces: pieces.iter().map(|_| Vec::new()).collect(),
+            carry: FxHashMap::default(),
+            flats: HashSet::new(),
+        };
+        let ranges: Vec<(usize, usize)> = pieces
+            .iter()
+            .map(|&(_, a, b)| (uses.partition_point(|u| u.t < a), uses.partition_point(|u| u.t < b)))
+            .collect();
+        // Pass 1: allowances consume the earliest units.
+        for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
+            for c in self.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Allowance) {
+                rater.allowance(pi, c, &mut uses[ranges[pi].0..ranges[pi].1])?;
+            }
+        }
+        // Pass 2: every other charge, then non-tax percentages, per piece.
+        for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
+            let piece_uses = &uses[ranges[pi].0..ranges[pi].1];
+            let months = months_in(tou_tz, a, b)?;
+            for c in &self.versions[vi].charges {
+                if !c.months.is_empty() && !c.months.iter().any(|m| months.contains(m)) {
+                    continue;
+                }
+                match c.kind {
+                    ChargeKind::Allowance | ChargeKind::Minimum | ChargeKind::Percentage => {}
+                    ChargeKind::Fixed => rater.fixed(pi, c, a, b)?,
+                    ChargeKind::Demand => rater.demand(pi, c, piece_uses, a, b)?,
+                    ChargeKind::Volume => rater.volume(pi, c, piece_uses, &uses)?,
+                    _ => rater.usage(pi, c, piece_uses)?,
+                }
+            }
+            for c in self.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && !c.tax) {
+                rater.percentage(pi, c)?;
+            }
+        }
+        // Minimums over the whole bill, then taxes per piece.
+        rater.minimums(&pieces)?;
+        for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
+            for c in self.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
+                rater.percentage(pi, c)?;
+            }
+        }
+        let (mut subtotal, mut taxes) = (Decimal::ZERO, Decimal::ZERO);
+        let mut lines = Vec::new();
+        for p in rater.pieces {
+            for l in p {
+                if l.tax {
+                    taxes = add(taxes, l.line.amount)?;
+                } else {
+                    subtotal = add(subtotal, l.line.amount)?;
+                }
+                lines.push(l.line);
+            }
+        }
+        let dp = self.minor_units()?;
+        Ok(Bill {
+            tenant: req.tenant.clone(),
+            subject: req.subject.clone(),
+            period_start: req.period_start,
+            period_end: req.period_end,
+            time_zone: req.time_zone.clone(),
+            currency: self.currency.clone(),
+            lines,
+            subtotal: self.rounding.round(subtotal, dp)?,
+            taxes: self.rounding.round(taxes, dp)?,
+            total: self.rounding.round(add(subtotal, taxes)?, dp)?,
+        })
+    }
+}
+
+/// Local months (1–12) with at least one local date in `[a, b)`.
+fn months_in(tz: Tz, a: i64, b: i64) -> Result<Vec<u32>> {
+    let mut out: Vec<u32> = year_months_in_capped(tz, a, b, 12)?.into_iter().map(|(_, m)| m).collect();
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// `(year, month)` of every local calendar month with a local date in `[a, b)`, in order.
+fn year_months_in(tz: Tz, a: i64, b: i64) -> Result<Vec<(i32, u32)>> {
+    year_months_in_capped(tz, a, b, 12_000)
+}
+
+fn year_months_in_capped(tz: Tz, a: i64, b: i64, cap: usize) -> Result<Vec<(i32, u32)>> {
+    let first = secs(a)?.with_timezone(&tz).date_naive();
+    let last = secs(b - 1)?.with_timezone(&tz).date_naive();
+    let mut out = Vec::new();
+    let mut d = first.with_day(1).unwrap_or(first);
+    while d <= last && out.len() < cap {
+        out.push((d.year(), d.month()));
+        match d.checked_add_months(chrono::Months::new(1)) {
+            Some(n) => d = n,
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+impl Rater<'_> {
+    fn allowance(&mut self, pi: usize, c: &Charge, uses: &mut [Use<'_>]) -> Result<()> {
+        let div_by = c.divide_by.unwrap_or(Decimal::ONE);
+        let included = mul(mul(c.included.unwrap_or_default(), self.scale(c))?, div_by)?;
+        let key = (c.id.clone(), None);
+        let used_before = self.carry.get(&key).copied().unwrap_or_default();
+        let mut left = (included - used_before).max(Decimal::ZERO);
+        let mut taken = Decimal::ZERO;
+        for u in uses.iter_mut() {
+            if left.is_zero() {
+                break;
+            }
+            if u.q <= Decimal::ZERO || !Self::matches(c, u) {
+                continue;
+            }
+            let d = u.q.min(left);
+            u.q -= d;
+            left -= d;
+            taken = add(taken, d)?;
+        }
+        *self.carry.entry(key).or_default() = add(used_before, taken)?;
+        let shown = div(taken, div_by)?;
+        let unit = self.unit(c).to_string();
+        let base = c.description.clone().unwrap_or_else(|| default_description(c));
+        let desc = format!("{base} ({} of {} {unit})", fmt_decimal(shown), fmt_decimal(div(included, div_by)?));
+        let zero = self.rounding.round(Decimal::ZERO, self.dp)?;
+        self.push(pi, c, desc, shown, &unit, Decimal::ZERO, zero, None, None);
+        Ok(())
+    }
+
+    fn fixed(&mut self, pi: usize, c: &Charge, a: i64, b: i64) -> Result<()> {
+        let amount = c.amount.unwrap_or_default();
+        let base = c.description.clone().unwrap_or_else(|| default_description(c));
+        if c.per == Some(Per::Day) {
+            let days = Decimal::from(days_between(self.tz, a, b)?);
+            let m = self.money(days, amount)?;
+            let unit = c.unit.clone().unwrap_or_else(|| "day".into());
+            self.push(pi, c, base, days, &unit, amount, m, None, None);
+            return Ok(());
+        }
+        for (pa, pb, cs, ce) in cycle_parts(self.tariff.billing_cycle, self.tz, a, b)? {
+            if (pa, pb) == (cs, ce) {
+                let m = self.money(Decimal::ONE, amount)?;
+                self.push(pi, c, base.clone(), Decimal::ONE, "period", amount, m, None, None);
+            } else {
+                let days = days_between(self.tz, pa, pb)?;
+                let cycle_days = days_between(self.tz, cs, ce)?.max(1);
+                let rate = div(amount, Decimal::from(cycle_days))?.round_dp_with_strategy(12, self.rounding.strategy());
+                let m = self.money(Decimal::from(days), rate)?;
+                let desc = format!("{base} ({days} of {cycle_days} days)");
+                self.push(pi, c, desc, Decimal::from(days), "day", rate, m, None, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// per_unit, graduated, package and time_of_use.
+    fn usage(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>]) -> Result<()> {
+        let base = c.description.clone().unwrap_or_else(|| default_description(c));
+        let unit = self.unit(c).to_string();
+        if c.kind == ChargeKind::TimeOfUse {
+            let Some(s) = &c.schedule else { return Ok(()) };
+            let mut sums = vec![Decimal::ZERO; s.periods.len()];
+            for u in uses.iter().filter(|u| Self::matches(c, u)) {
+                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
+                sums[p] = add(sums[p], u.q)?;
+            }
+            for (p, name) in s.periods.iter().enumerate() {
+                let q = c.convert(sums[p])?;
+                let Some(price) = c.periods.get(name) else { continue };
+                if let Some(rate) = price.rate {
+                    let m = self.money(q, rate)?;
+                    self.push(pi, c, format!("{base}, {name}"), q, &unit, rate, m, None, Some(name));
+                } else {
+                    let scale = self.scale(c);
+                    self.graduated(pi, c, &base, &price.tiers, scale, Some(name), q)?;
+                }
+            }
+            return Ok(());
+        }
+        let mut sum = Decimal::ZERO;
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+            sum = add(sum, u.q)?;
+        }
+        let q = c.convert(sum)?;
+        match c.kind {
+            ChargeKind::PerUnit => {
+                let rate = c.rate.unwrap_or_default();
+                let m = self.money(q, rate)?;
+                self.push(pi, c, base, q, &unit, rate, m, None, None);
+            }
+            ChargeKind::Graduated => {
+                let scale = self.scale(c);
+                self.graduated(pi, c, &base, &c.tiers, scale, None, q)?;
+            }
+            ChargeKind::Package => {
+                let key = (c.id.clone(), None);
+                let before = self.carry.get(&key).copied().unwrap_or_default();
+                if q < Decimal::ZERO {
+                    return Err(Error::new(ErrorKind::Tariff, "A package charge cannot price a negative quantity."));
+                }
+                let after = add(before, q)?;
+                let (free, size) = (c.free_units.unwrap_or_default(), c.package_size.unwrap_or(Decimal::ONE));
+                let n = packages(after, free, size)? - packages(before, free, size)?;
+                let rate = c.rate.unwrap_or_default();
+                let m = self.money(n, rate)?;
+                let desc = format!(
+                    "{base} ({} {unit} in blocks of {}, {} free)",
+                    fmt_decimal(q),
+                    fmt_decimal(size),
+                    fmt_decimal(free)
+                );
+                self.push(pi, c, desc, n, "package", rate, m, None, None);
+                self.carry.insert(key, after);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn volume(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>], all: &[Use<'_>]) -> Result<()> {
+        let base = c.description.clone().unwrap_or_else(|| default_description(c));
+        let unit = self.unit(c).to_string();
+        let mut sum = Decimal::ZERO;
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+            sum = add(sum, u.q)?;
+        }
+        let mut total = Decimal::ZERO;
+        for u in all.iter().filter(|u| Self::matches(c, u)) {
+            total = add(total, u.q)?;
+        }
+        let (qty, total) = (c.convert(sum)?, c.convert(total)?);
+        if qty < Decimal::ZERO || total < Decimal::ZERO {
+            return Err(Error::new(ErrorKind::Tariff, "A volume charge cannot price a negative quantity."));
+        }
+        let i = volume_tier(&c.tiers, self.scale(c), total)?;
+        let t = &c.tiers[i];
+        let m = self.money(qty, t.rate)?;
+        let desc = format!("{base}, tier {} (period total {} {unit})", i + 1, fmt_decimal(total));
+        self.push(pi, c, desc, qty, &unit, t.rate, m, Some(i), None);
+        if let Some(flat) = t.flat {
+            if !total.is_zero() && self.flats.insert((c.id.clone(), None, i)) {
+                let m = self.money(Decimal::ONE, flat)?;
+                self.push(
+                    pi,
+                    c,
+                    format!("{base}, tier {} flat fee", i + 1),
+                    Decimal::ONE,
+                    "fee",
+                    flat,
+                    m,
+                    Some(i),
+                    None,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Demand lines: the peak per TOU period (one period without a schedule), and per local
+    /// calendar month of `[a, b)` when `per = "month"`.
+    fn demand(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>], a: i64, b: i64) -> Result<()> {
+        let base = c.description.clone().unwrap_or_else(|| default_description(c));
+        let unit = c.unit.clone().unwrap_or_else(|| "kW".into());
+        let minutes = i64::from(c.interval_minutes.unwrap_or(60));
+        let len = minutes * 60;
+        let per_hour = Decimal::from(60 / minutes);
+        let n_periods = c.schedule.as_ref().map_or(1, |s| s.periods.len());
+        let months: Vec<(i32, u32)> =
+            if c.per == Some(Per::Month) { year_months_in(self.tou_tz, a, b)? } else { vec![(0, 0)] };
+        let month_of = |u: &Use<'_>| {
+            if c.per == Some(Per::Month) {
+                months.iter().position(|&m| m == (u.date.year(), u.date.month())).unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        // Records are in time order, so the intervals (UTC start of the local-aligned interval)
+        // come in order too: sum each run and keep the largest kWh per month and period.
+        let mut peaks = vec![Decimal::ZERO; n_periods * months.len()];
+        let mut run: Option<(i64, Decimal, usize)> = None;
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+            let key = u.t - u.local.rem_euclid(len);
+            match &mut run {
+                Some((k, sum, _)) if *k == key => *sum = add(*sum, u.q)?,
+                _ => {
+                    if let Some((_, sum, slot)) = run {
+                        peaks[slot] = larger(peaks[slot], sum);
+                    }
+                    let period = c
+                        .schedule
+                        .as_ref()
+                        .map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
+                    run = Some((key, u.q, month_of(u) * n_periods + period));
+                }
+            }
+        }
+        if let Some((_, sum, slot)) = run {
+            peaks[slot] = larger(peaks[slot], sum);
+        }
+        for p in &mut peaks {
+            *p = mul(*p, per_hour)?;
+        }
+        for (mi, &(y, m)) in months.iter().enumerate() {
+            let month = if c.per == Some(Per::Month) { format!(" ({y:04}-{m:02})") } else { String::new() };
+            match &c.schedule {
+                None => {
+                    let peak = peaks[mi * n_periods];
+                    let desc = format!("{base}, peak {} {unit}{month}", fmt_decimal(peak));
+                    if let Some(rate) = c.rate {
+                        let amount = self.money(peak, rate)?;
+                        self.push(pi, c, desc, peak, &unit, rate, amount, None, None);
+                    } else {
+                        self.demand_tiers(pi, c, &desc, &c.tiers, None, peak, &unit)?;
+                    }
+                }
+                Some(s) => {
+                    for (p, name) in s.periods.iter().enumerate() {
+                        let Some(price) = c.periods.get(name) else { continue };
+                        let peak = peaks[mi * n_periods + p];
+                        let desc = format!("{base}, {name}, peak {} {unit}{month}", fmt_decimal(peak));
+                        if let Some(rate) = price.rate {
+                            let amount = self.money(peak, rate)?;
+                            self.push(pi, c, desc, peak, &unit, rate, amount, None, Some(name));
+                        } else {
+                            self.demand_tiers(pi, c, &desc, &price.tiers, Some(name), peak, &unit)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn demand_tiers(
+        &mut self,
+        pi: usize,
+        c: &Charge,
+        desc: &str,
+        tiers: &[Tier],
+        tou: Option<&str>,
+        peak: Decimal,
+        unit: &str,
+    ) -> Result<()> {
+        let mut slices = Vec::new();
+        ladder(tiers, Decimal::ONE, Decimal::ZERO, peak, &mut |s| {
+            slices.push(s);
+            Ok(())
+        })?;
+        for s in slices {
+            let rate = tiers[s.tier].rate;
+            let m = self.money(s.qty, rate)?;
+            self.push(pi, c, format!("{desc}, tier {}", s.tier + 1), s.qty, unit, rate, m, Some(s.tier), tou);
+        }
+        Ok(())
+    }
+
+    fn percentage(&mut self, pi: usize, c: &Charge) -> Result<()> {
+        let mut base_amount = Decimal::ZERO;
+        for p in &self.pieces[pi] {
+            if !p.tax && (c.applies_to.is_empty() || c.applies_to.contains(&p.line.charge)) {
+                base_amount = add(base_amount, p.line.amount)?;
+            }
+        }
+        let rate = div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?;
+        let m = self.money(base_amount, rate)?;
+        let desc = c.description.clone().unwrap_or_else(|| default_description(c));
+        let unit = self.tariff.currency.clone();
+        self.push(pi, c, desc, base_amount, &unit, rate, m, None, None);
+        Ok(())
+    }
+
+    fn minimums(&mut self, pieces: &[(usize, i64, i64)]) -> Result<()> {
+        // Minimum per charge id: exact sum over pieces, then rounded.
+        let mut mins: Vec<(String, Decimal, usize, Charge)> = Vec::new();
+        for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
+            for c in self.tariff.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Minimum) {
+                let amount = c.amount.unwrap_or_default();
+                let part = match c.per.unwrap_or(Per::Period) {
+                    Per::Day => mul(amount, Decimal::from(days_between(self.tz, a, b)?))?,
+                    Per::Year => {
+                        let year = secs(a)?.with_timezone(&self.tz).year();
+                        let ys = NaiveDate::from_ymd_opt(year, 1, 1);
+                        let ye = NaiveDate::from_ymd_opt(year + 1, 1, 1);
+                        let (Some(ys), Some(ye)) = (ys, ye) else { continue };
+                        let year_days = Decimal::from((ye - ys).num_days());
+                        div(mul(amount, Decimal::from(days_between(self.tz, a, b)?))?, year_days)?
+                    }
+                    Per::Period | Per::Month => {
+                        let mut s = Decimal::ZERO;
+                        for (pa, pb, cs, ce) in cycle_parts(self.tariff.billing_cycle, self.tz, a, b)? {
+                            let f = if (pa, pb) == (cs, ce) {
+                                amount
+                            } else {
+                                let days = days_between(self.tz, pa, pb)?;
+                                let cycle_days = days_between(self.tz, cs, ce)?.max(1);
+                                div(mul(amount, Decimal::from(days))?, Decimal::from(cycle_days))?
+                            };
+                            s = add(s, f)?;
+                        }
+                        s
+                    }
+                };
+                match mins.iter_mut().find(|m| m.0 == c.id) {
+                    Some(m) => {
+                        m.1 = add(m.1, part)?;
+                        m.2 = pi;
+                    }
+                    None => mins.push((c.id.clone(), part, pi, c.clone())),
+                }
+            }
+        }
+        for (_, total, pi, c) in mins {
+            let minimum = self.rounding.round(total, self.dp)?;
+            let mut subtotal = Decimal::ZERO;
+            for p in self.pieces.iter().flatten().filter(|p| !p.tax) {
+                subtotal = add(subtotal, p.line.amount)?;
+            }
+            if subtotal < minimum {
+                let base = c.description.clone().unwrap_or_else(|| default_description(&c));
+                let desc = format!("{base} (minimum {minimum}, subtotal {subtotal})");
+                let top_up = self.rounding.round(minimum - subtotal, self.dp)?;
+                self.push(pi, &c, desc, Decimal::ONE, "bill", minimum, top_up, None, None);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A tariff compiled for rating plain quantities fast: one billing period, one subject, every
+/// record of the metric — what [`Tariff::bill`] gives for a whole billing period, as a total only.
+///
+/// Supports the latest version's `fixed` (per period), `per_unit`, `graduated`, `volume`,
+/// `package`, `allowance`, `minimum` (per period) and `percentage` charges, with `divide_by` and
+/// period-basis tiers; no `metric`, `filter` or `months` restrictions.
+///
+/// ```
+/// let t = meterkit::Tariff::from_toml(r#"
+///     currency = "USD"
+///     [[charges]]
+///     id = "api"
+///     type = "graduated"
+///     tiers = [{ up_to = "1000", rate = "0" }, { rate = "0.002" }]
+/// "#)?;
+/// let rater = t.quantity_rater()?;
+/// assert_eq!(rater.total("1500".parse()?)?.to_string(), "1.00");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct QuantityRater {
+    charges: Vec<Fast>,
+    /// Whether some percentage names charges in `applies_to` (then per-charge amounts are kept).
+    keeps_amounts: bool,
+    dp: u32,
+    rounding: Rounding,
+}
+
+/// A charge compiled for [`QuantityRater`].
+#[derive(Debug, Clone)]
+enum Fast {
+    Fixed(Decimal),
+    Allowance(Decimal),
+    PerUnit(Charge),
+    /// Graduated: tier lower limits, upper limits, rates, rounded flat fees, and for each tier the
+    /// rounded amounts (with flats) of all full tiers below it.
+    Graduated {
+        charge: Charge,
+        lo: Vec<Decimal>,
+        hi: Vec<Option<Decimal>>,
+        flats: Vec<Decimal>,
+        prefix: Vec<Decimal>,
+    },
+    Volume(Charge),
+    Package(Charge),
+    Minimum(Decimal),
+    Percentage {
+        rate: Decimal,
+        applies: Vec<usize>,
+        tax: bool,
+    },
+}
+
+impl Tariff {
+    /// Compile the latest version for [`QuantityRater::total`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Tariff`] naming the first charge that needs calendar or record detail
+    /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`);
+    /// [`ErrorKind::Overflow`] when a full tier's amount overflows.
+    pub fn quantity_rater(&self) -> Result<QuantityRater> {
+        if !self.charges.is_empty() {
+            return self.clone().normalized()?.quantity_rater();
+        }
+        self.check()?;
+        let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
+        let (dp, rounding) = (self.minor_units()?, self.rounding);
+        let round = |d: Decimal| rounding.round(d, dp);
+        let mut charges = Vec::with_capacity(v.charges.len());
+        for (i, c) in v.charges.iter().enumerate() {
+            let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
+                || c.per.is_some_and(|p| p != Per::Period)
+                || c.tier_basis == Some(Basis::Day)
+                || c.metric.is_some()
+                || !c.filter.is_empty()
+                || !c.months.is_empty();
+            if unsupported {
+                return Err(tariff_err(
+                    format!("charges[{i}]"),
+                    format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id),
+                ));
+            }
+            charges.push(match c.kind {
+                ChargeKind::Fixed => Fast::Fixed(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Allowance => {
+                    Fast::Allowance(mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?)
+                }
+                ChargeKind::PerUnit => Fast::PerUnit(c.clone()),
+                ChargeKind::Graduated => {
+                    let n = c.tiers.len();
+                    let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                    let mut below = Decimal::ZERO;
+                    let mut acc = Decimal::ZERO;
+                    for (j, t) in c.tiers.iter().enumerate() {
+                        let top = if j + 1 < n { t.up_to } else { None };
+                        let flat = round(t.flat.unwrap_or_default())?;
+                        lo.push(below);
+                        hi.push(top);
+                        flats.push(flat);
+                        prefix.push(acc);
+                        if let Some(top) = top {
+                            acc = add(add(acc, round(mul(top - below, t.rate)?)?)?, flat)?;
+                            below = top;
+                        }
+                    }
+                    Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix }
+                }
+                ChargeKind::Volume => Fast::Volume(c.clone()),
+                ChargeKind::Package => Fast::Package(c.clone()),
+                ChargeKind::Minimum => Fast::Minimum(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Percentage => Fast::Percentage {
+                    rate: div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?,
+                    applies: c.applies_to.iter().filter_map(|a| v.charges.iter().position(|x| &x.id == a)).collect(),
+                    tax: c.tax,
+                },
+                ChargeKind::TimeOfUse | ChargeKind::Demand => {
+                    return Err(tariff_err(
+                        format!("charges[{i}]"),
+                        "Time-of-use and demand charges need Tariff::bill.",
+                    ))
+                }
+            });
+        }
+        let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
+        Ok(QuantityRater { charges, keeps_amounts, dp, rounding })
+    }
+}
+
+impl QuantityRater {
+    /// The bill total for a whole billing period with `quantity` units of the metric
+    /// (same rounding model as [`Tariff::bill`]: each line rounded, then summed).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Overflow`]; [`ErrorKind::Tariff`] for a negative quantity on a tiered charge.
+    pub fn total(&self, quantity: Decimal) -> Result<Decimal> {
+        let round = |d: Decimal| self.rounding.round(d, self.dp);
+        let negative =
+            || Error::new(ErrorKind::Tariff, format!("A tiered charge cannot price a negative quantity ({quantity})."));
+        let mut q = quantity;
+        for c in &self.charges {
+            if let Fast::Allowance(inc) = c {
+                if q > Decimal::ZERO {
+                    q -= q.min(*inc);
+                }
+            }
+        }
+        let mut amounts = if self.keeps_amounts { vec![Decimal::ZERO; self.charges.len()] } else { Vec::new() };
+        let mut subtotal = Decimal::ZERO;
+        for (i, c) in self.charges.iter().enumerate() {
+            let amount = match c {
+                Fast::Fixed(a) => *a,
+                Fast::PerUnit(c) => round(mul(c.convert(q)?, c.rate.unwrap_or_default())?)?,
+                Fast::Graduated { charge, lo, hi, flats, prefix } => {
+                    let q = charge.convert(q)?;
+                    if q < Decimal::ZERO {
+                        return Err(negative());
+                    }
+                    if q.is_zero() {
+                        Decimal::ZERO
+                    } else {
+                        let j = hi.iter().position(|h| h.is_none_or(|h| q <= h)).unwrap_or(hi.len() - 1);
+                        let part = round(mul(q - lo[j], charge.tiers[j].rate)?)?;
+                        add(add(prefix[j], part)?, flats[j])?
+                    }
+                }
+                Fast::Volume(c) => {
+                    let q = c.convert(q)?;
+                    if q < Decimal::ZERO {
+                        return Err(negative());
+                    }
+                    let t = &c.tiers[volume_tier(&c.tiers, Decimal::ONE, q)?];
+                    let flat = if q.is_zero() { Decimal::ZERO } else { round(t.flat.unwrap_or_default())? };
+                    add(round(mul(q, t.rate)?)?, flat)?
+                }
+                Fast::Package(c) => {
+                    let q = c.convert(q)?;
+                    if q < Decimal::ZERO {
+                        return Err(negative());
+                    }
+                    let n = packages(q, c.free_units.unwrap_or_default(), c.package_size.unwrap_or(Decimal::ONE))?;
+                    round(mul(n, c.rate.unwrap_or_default())?)?
+                }
+                _ => continue,
+            };
+            if self.keeps_amounts {
+                amounts[i] = amount;
+            }
+            subtotal = add(subtotal, amount)?;
+        }
+        let pct = |rate: Decimal, applies: &[usize], amounts: &[Decimal], subtotal: Decimal| -> Result<Decimal> {
+            let base = if applies.is_empty() {
+                subtotal
+            } else {
+                applies.iter().try_fold(Decimal::ZERO, |b, &a| add(b, amounts[a]))?
+            };
+            round(mul(base, rate)?)
+        };
+        for (i, c) in self.charges.iter().enumerate() {
+            if let Fast::Percentage { rate, applies, tax: false } = c {
+                let a = pct(*rate, applies, &amounts, subtotal)?;
+                if self.keeps_amounts {
+                    amounts[i] = a;
+                }
+                subtotal = add(subtotal, a)?;
+            }
+        }
+        for (i, c) in self.charges.iter().enumerate() {
+            if let Fast::Minimum(m) = c {
+                if subtotal < *m {
+                    if self.keeps_amounts {
+                        amounts[i] = *m - subtotal;
+                    }
+                    subtotal = *m;
+                }
+            }
+        }
+        let mut taxes = Decimal::ZERO;
+        for c in &self.charges {
+            if let Fast::Percentage { rate, applies, tax: true } = c {
+                taxes = add(taxes, pct(*rate, applies, &amounts, subtotal)?)?;
+            }
+        }
+        round(add(subtotal, taxes)?)
+    }
+}
+
+#[cfg(test)]
+#[path = "bill_tests.rs"]
+mod tests;

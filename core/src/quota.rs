@@ -1,0 +1,294 @@
+//! Quotas and budgets: a limit per subject per period with alert levels.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use std::collections::BTreeMap;
+
+use crate::bill::BillRequest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::notify::Event;
+use crate::store::{ChangeSet, Store};
+use crate::tariff::Tariff;
+use crate::usage::UsageRecord;
+use crate::window::{parse_time_zone, Window};
+
+/// A quota (units: a 10 GB data plan) or a budget (money: a £50 monthly budget, when `tariff`
+/// is set) on one metric, per subject and per period, with alert levels in percent of `limit`.
+///
+/// Registered with [`Engine::add_quota`](crate::Engine::add_quota), it is checked after every
+/// ingest: for each subject and period the batch touches, the usage so far (the sum of the
+/// period's records, or the total of their [`Bill`](crate::Bill) under `tariff`) is compared
+/// with each level, and the notifier gets `ThresholdCrossed` **once per level per period** —
+/// the levels already notified are stored with the data, so replayed records never re-fire.
+///
+/// JSON: `{"id","tenant","metric","subject"?,"period":"month","time_zone","limit","levels":["80","100"],"tariff"?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    /// Identifier, unique per tenant.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Metric counted (`bytes`, `kwh`).
+    pub metric: String,
+    /// Only this subject; `None` applies the quota to every subject separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The period: `month` or a billing cycle `cycle:DAY`.
+    pub period: Window,
+    /// IANA zone of the periods.
+    pub time_zone: String,
+    /// The limit: units of the metric, or money in the tariff's currency for a budget.
+    #[serde(with = "crate::usage::decimal_str")]
+    pub limit: Decimal,
+    /// Alert levels in percent of `limit` (e.g. 80 and 100).
+    pub levels: Vec<Decimal>,
+    /// For a budget: the tariff whose bill total is compared with `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tariff: Option<Tariff>,
+}
+
+impl Quota {
+    /// A units quota on `metric` per subject, per `period` in `time_zone`.
+    pub fn new(
+        id: impl Into<String>,
+        tenant: impl Into<String>,
+        metric: impl Into<String>,
+        period: Window,
+        time_zone: impl Into<String>,
+        limit: Decimal,
+        levels: Vec<Decimal>,
+    ) -> Self {
+        Quota {
+            id: id.into(),
+            tenant: tenant.into(),
+            metric: metric.into(),
+            subject: None,
+            period,
+            time_zone: time_zone.into(),
+            limit,
+            levels,
+            tariff: None,
+        }
+    }
+
+    /// Check the quota and return its zone.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidQuery`] for an empty id, a period other than `month` or `cycle:DAY`,
+    /// a limit ≤ 0, no levels, or a level ≤ 0; [`ErrorKind::InvalidTimeZone`].
+    pub fn check(&self) -> Result<Tz> {
+        let bad = |field: &str, m: &str| Err(Error::new(ErrorKind::InvalidQuery, m).with_field(field));
+        if self.id.is_empty() {
+            return bad("id", "A quota needs an id.");
+        }
+        if !matches!(self.period.check()?, Window::Month | Window::BillingCycle { .. }) {
+            return bad("period", "A quota period is `month` or `cycle:DAY`.");
+        }
+        if self.limit <= Decimal::ZERO {
+            return bad("limit", "A quota limit must be positive.");
+        }
+        if self.levels.is_empty() || self.levels.iter().any(|l| *l <= Decimal::ZERO) {
+            return bad("levels", "A quota needs alert levels above 0 %.");
+        }
+        parse_time_zone(&self.time_zone)
+    }
+
+    /// The levels (in the quota's order) that `used` has reached: `used ≥ limit × level ÷ 100`.
+    pub fn levels_reached(&self, used: Decimal) -> Vec<Decimal> {
+        self.levels
+            .iter()
+            .copied()
+            .filter(|l| {
+                self.limit
+                    .checked_mul(*l)
+                    .is_some_and(|x| used.checked_mul(Decimal::ONE_HUNDRED).is_some_and(|u| u >= x))
+            })
+            .collect()
+    }
+
+    /// The period `[start, end)` containing `at`.
+    ///
+    /// # Errors
+    /// As [`Quota::check`].
+    pub fn period_of(&self, at: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let tz = self.check()?;
+        self.period.span(at, tz)
+    }
+}
+
+/// Usage of `quota` by `subject` in `[start, end)` (Unix seconds): the sum of the records, or
+/// their bill total for a budget.
+fn used(store: &dyn Store, q: &Quota, subject: &str, start: i64, end: i64) -> Result<Decimal> {
+    let records = store.records(&q.tenant, &q.metric, Some(subject), start, end)?;
+    match &q.tariff {
+        Some(t) => {
+            let (s, e) = (secs(start)?, secs(end)?);
+            Ok(t.bill(&BillRequest::new(&q.tenant, subject, &q.metric, s, e, &q.time_zone), &records)?.total)
+        }
+        None => records
+            .iter()
+            .try_fold(Decimal::ZERO, |a, r| a.checked_add(r.quantity).ok_or_else(|| Error::overflow("Quota usage"))),
+    }
+}
+
+fn secs(t: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
+}
+
+/// `ThresholdCrossed` events for the quota periods `batch` touches. The levels already notified
+/// are recorded in the store's metadata (`quota/{id}/{subject}/{period start}/{level}`, applied
+/// atomically with nothing else), so no level fires twice for a period, also when records are
+/// replayed. A quota whose usage cannot be computed (a store error, an overflow) is skipped: the
+/// ingest that called this is stored already, and the levels are checked again at the next
+/// ingest into the same period.
+pub(crate) fn threshold_events(store: &mut dyn Store, quotas: &[Quota], batch: &[UsageRecord]) -> Vec<Event> {
+    let mut touched: BTreeMap<(usize, &str, i64), i64> = BTreeMap::new();
+    for r in batch {
+        for (i, q) in quotas.iter().enumerate() {
+            if q.tenant == r.tenant && q.metric == r.metric && q.subject.as_ref().is_none_or(|s| *s == r.subject) {
+                if let Ok((s, e)) = q.period_of(r.timestamp) {
+                    touched.insert((i, r.subject.as_str(), s.timestamp()), e.timestamp());
+                }
+            }
+        }
+    }
+    let mut events = Vec::new();
+    for ((i, subject, start), end) in touched {
+        let q = &quotas[i];
+        let Ok(used) = used(store, q, subject, start, end) else { continue };
+        let mut changes = ChangeSet::default();
+        let mut fired = Vec::new();
+        for level in q.levels_reached(used) {
+            let key = format!("quota/{}/{subject}/{start}/{}", q.id, level.normalize());
+            if matches!(store.meta(&q.tenant, &key), Ok(None)) {
+                changes.meta.push((q.tenant.clone(), key, Some(used.normalize().to_string())));
+                fired.push(level);
+            }
+        }
+        let (Ok(period_start), Ok(period_end)) = (secs(start), secs(end)) else { continue };
+        if fired.is_empty() || store.apply(&changes).is_err() {
+            continue;
+        }
+        for level in fired {
+            events.push(Event::ThresholdCrossed {
+                tenant: q.tenant.clone(),
+                quota: q.id.clone(),
+                subject: subject.to_string(),
+                metric: q.metric.clone(),
+                period_start,
+                period_end,
+                level: level.normalize(),
+                used,
+                limit: q.limit,
+            });
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CollectingNotifier, Engine, Event, UsageRecord};
+    use std::sync::Arc;
+
+    fn gb(id: &str, day: u32, month: u32, q: &str) -> UsageRecord {
+        let at = format!("2024-{month:02}-{day:02}T12:00:00Z").parse().unwrap();
+        UsageRecord::new("t", id, "sim-1", "bytes", q.parse().unwrap(), at)
+    }
+
+    fn crossed(events: &[Event]) -> Vec<(String, String, String)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ThresholdCrossed { quota, level, used, .. } => {
+                    Some((quota.clone(), level.to_string(), used.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn data_plan_levels_fire_once_per_period_even_on_replay() {
+        let n = Arc::new(CollectingNotifier::new());
+        let engine = Engine::in_memory().with_notifier(n.clone());
+        let plan = Quota::new(
+            "10gb",
+            "t",
+            "bytes",
+            Window::Month,
+            "Europe/London",
+            "10000000000".parse().unwrap(),
+            vec![Decimal::from(80), Decimal::from(100)],
+        );
+        engine.add_quota(plan).unwrap();
+        engine.ingest(&[gb("a", 3, 3, "7000000000")]).unwrap();
+        assert!(crossed(&n.take()).is_empty()); // 70 %
+        engine.ingest(&[gb("b", 4, 3, "1500000000")]).unwrap(); // 8.5 GB = 85 %
+        assert_eq!(crossed(&n.take()), vec![("10gb".into(), "80".into(), "8500000000".into())]);
+        engine.ingest(&[gb("b", 4, 3, "1500000000")]).unwrap(); // a duplicate: nothing
+        assert!(crossed(&n.take()).is_empty());
+        engine.ingest(&[gb("c", 5, 3, "2000000000")]).unwrap(); // 10.5 GB
+        assert_eq!(crossed(&n.take()), vec![("10gb".into(), "100".into(), "10500000000".into())]);
+        // Replays: the same batch again, and a retracted record ingested again.
+        engine
+            .ingest(&[gb("a", 3, 3, "7000000000"), gb("b", 4, 3, "1500000000"), gb("c", 5, 3, "2000000000")])
+            .unwrap();
+        engine.retract("t", "c").unwrap();
+        engine.ingest(&[gb("c", 5, 3, "2000000000")]).unwrap();
+        assert!(crossed(&n.take()).is_empty());
+        // A new month is a new period: 9 GB in April crosses 80 % again.
+        engine.ingest(&[gb("d", 1, 4, "9000000000")]).unwrap();
+        let events = n.take();
+        assert_eq!(crossed(&events), vec![("10gb".into(), "80".into(), "9000000000".into())]);
+        let Event::ThresholdCrossed { period_start, period_end, .. } = &events[0] else { panic!() };
+        // April in London starts at 23:00 UTC on 31 March (BST).
+        assert_eq!(crate::fmt_ts(*period_start), "2024-03-31T23:00:00Z");
+        assert_eq!(crate::fmt_ts(*period_end), "2024-04-30T23:00:00Z");
+    }
+
+    #[test]
+    fn money_budget_uses_the_tariff() {
+        let n = Arc::new(CollectingNotifier::new());
+        let engine = Engine::in_memory().with_notifier(n.clone());
+        let tariff =
+            Tariff::from_toml("currency = \"GBP\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"0.25\"\n")
+                .unwrap();
+        let mut budget =
+            Quota::new("budget", "t", "kwh", Window::Month, "UTC", Decimal::from(50), vec![Decimal::from(80)]);
+        budget.tariff = Some(tariff);
+        engine.add_quota(budget).unwrap();
+        let r = |id: &str, q: i64| {
+            UsageRecord::new("t", id, "home", "kwh", Decimal::from(q), "2024-03-02T00:00:00Z".parse().unwrap())
+        };
+        engine.ingest(&[r("a", 150)]).unwrap(); // 150 x 0.25 = 37.50 = 75 % of 50
+        assert!(crossed(&n.take()).is_empty());
+        engine.ingest(&[r("b", 10)]).unwrap(); // 160 x 0.25 = 40.00 = 80 %
+        assert_eq!(crossed(&n.take()), vec![("budget".into(), "80".into(), "40.00".into())]);
+    }
+
+    #[test]
+    fn levels() {
+        let q = Quota::new(
+            "plan",
+            "t",
+            "bytes",
+            Window::Month,
+            "UTC",
+            "10000000000".parse().unwrap(),
+            vec![Decimal::from(80), Decimal::from(100)],
+        );
+        assert!(q.check().is_ok());
+        assert!(q.levels_reached("7999999999".parse().unwrap()).is_empty());
+        assert_eq!(q.levels_reached("8000000000".parse().unwrap()), vec![Decimal::from(80)]);
+        assert_eq!(q.levels_reached("10000000000".parse().unwrap()).len(), 2);
+        let mut bad = q.clone();
+        bad.period = Window::Day;
+        assert_eq!(bad.check().unwrap_err().field(), Some("period"));
+    }
+}
