@@ -157,6 +157,117 @@ export type MeterkitEvent =
   | { type: 'record_rejected'; tenant: string; id: string; kind: ErrorKind; reason: string }
   | { type: 'late_record'; tenant: string; id: string; window: string; bucket: Bucket }
   | { type: 'window_closed'; tenant: string; window: string; bucket: Bucket }
+  | {
+      type: 'threshold_crossed'
+      tenant: string
+      quota: string
+      subject: string
+      metric: string
+      period_start: Timestamp
+      period_end: Timestamp
+      /** The level reached, in percent. */
+      level: DecimalString
+      used: DecimalString
+      limit: DecimalString
+    }
+  | { type: 'bill_issued'; tenant: string; invoice: string; subject: string; currency: string; total: DecimalString; due_at: Timestamp }
+  | { type: 'invoice_overdue'; tenant: string; invoice: string; subject: string; total: DecimalString; due_at: Timestamp }
+
+/** One charge of a tariff (see docs/tariffs.md for every key). */
+export interface TariffCharge {
+  id: string
+  type: 'fixed' | 'per_unit' | 'graduated' | 'volume' | 'package' | 'allowance' | 'time_of_use' | 'demand' | 'minimum' | 'percentage'
+  description?: string
+  metric?: string
+  [key: string]: unknown
+}
+
+/** A meterkit tariff document (JSON form of the TOML tariff; see docs/tariffs.md). */
+export interface TariffDocument {
+  name?: string
+  source?: string
+  /** ISO 4217. */
+  currency: string
+  minor_units?: number
+  rounding?: string
+  time_zone?: string
+  billing_cycle?: WindowSpec
+  charges?: TariffCharge[]
+  versions?: Array<{ effective_from?: string | null; charges: TariffCharge[] }>
+  [key: string]: unknown
+}
+
+/** What to bill: one subject's usage of one metric in `[period_start, period_end)`. */
+export interface BillRequest {
+  tenant?: string
+  subject: string
+  metric: string
+  period_start: Date | Timestamp
+  period_end: Date | Timestamp
+  time_zone: string
+}
+
+/** One line of a bill: `amount` = `quantity` × `rate`, rounded to the currency's minor unit. */
+export interface BillLine {
+  charge: string
+  description: string
+  quantity: DecimalString
+  unit: string
+  rate: DecimalString
+  /** Money with the minor-unit digits (`"12.50"`). */
+  amount: DecimalString
+  tier?: number
+  tou_period?: string
+}
+
+/** A bill whose every line explains itself; money strings carry the minor-unit digits. */
+export interface Bill {
+  tenant: string
+  subject: string
+  period_start: Timestamp
+  period_end: Timestamp
+  time_zone: string
+  currency: string
+  lines: BillLine[]
+  subtotal: DecimalString
+  taxes: DecimalString
+  total: DecimalString
+}
+
+export type InvoiceStatus = 'draft' | 'issued' | 'paid' | 'overdue' | 'void'
+
+/** An invoice: a bill's payment lifecycle, draft → issued → paid | overdue | void. */
+export interface Invoice {
+  id: string
+  bill: Bill
+  status: InvoiceStatus
+  payment_terms_days: number
+  issued_at?: Timestamp
+  due_at?: Timestamp
+  paid_at?: Timestamp
+  voided_at?: Timestamp
+}
+
+/** A limit per subject per period with alert levels (percent); with a tariff, a money budget. */
+export interface Quota {
+  id: string
+  tenant: string
+  metric: string
+  subject?: string
+  period: WindowSpec
+  time_zone: string
+  limit: DecimalString
+  levels: DecimalString[]
+  tariff?: TariffDocument
+}
+
+/** A common meter whose usage is split across subjects by weights (`[subject, weight]`). */
+export interface SharedMeter {
+  meter: string
+  metric: string
+  shares: Array<[string, DecimalString]>
+  scale: number
+}
 
 /** Options of `new Engine(options)`. */
 export interface EngineOptions {
@@ -235,6 +346,66 @@ export declare class Engine {
    * emits `window_closed` once per bucket and returns how many were closed.
    */
   closeWindows(tenant: string, now: Date | string, allowedLatenessSeconds?: number): number
+  /**
+   * Bill `request.subject` with `tariff` from the stored records of the request's metric (and
+   * of every metric a charge names) in the period.
+   */
+  bill(tariff: Tariff, request: BillRequest): Bill
+  /** `bill` off the JS thread. */
+  billAsync(tariff: Tariff, request: BillRequest): Promise<Bill>
+  /**
+   * Check `quota` after every ingest: `threshold_crossed` events when a subject's usage (or
+   * bill total, with a tariff) reaches a level. Replaces a quota of the same tenant and id.
+   */
+  addQuota(quota: Quota): void
+  /** Issue a draft invoice at `at` and store it (emits `bill_issued`); returns it issued. */
+  issueInvoice(invoice: Invoice, at: Date | string): Invoice
+  /** The stored invoices of `tenant`, by id. */
+  invoices(tenant: string): Invoice[]
+  /** Mark the stored invoice paid at `at` (`E_INVALID_TRANSITION` unless issued or overdue). */
+  payInvoice(tenant: string, id: string, at: Date | string): Invoice
+  /** Void the stored invoice at `at` (`E_INVALID_TRANSITION` once paid or void). */
+  voidInvoice(tenant: string, id: string, at: Date | string): Invoice
+  /**
+   * Stored invoices whose payment reminder is due at `now` (issued, unpaid, due within
+   * `daysBefore` days).
+   */
+  remindersDue(tenant: string, now: Date | string, daysBefore: number): Invoice[]
+  /**
+   * Mark every issued invoice past its due date overdue (emits `invoice_overdue` once each);
+   * returns those that became overdue.
+   */
+  markOverdue(tenant: string, now: Date | string): Invoice[]
+}
+
+/**
+ * A tariff, parsed and checked once: TOML, meterkit JSON or OpenEI URDB JSON. Rate usage with
+ * `tariff.bill(request, records)` or `engine.bill(tariff, request)`.
+ */
+export declare class Tariff {
+  /** Parse and check a TOML tariff (`E_PARSE` with the line, `E_TARIFF` naming the field). */
+  static fromToml(text: string): Tariff
+  /** Parse and check a meterkit JSON tariff, given as text or as an object. */
+  static fromJson(json: string | TariffDocument): Tariff
+  /** Import an OpenEI URDB rate record (text or object). */
+  static fromUrdbJson(json: string | Record<string, unknown>): Tariff
+  /** TOML, meterkit JSON or URDB JSON, detected from the document. */
+  static fromAny(document: string | Record<string, unknown>): Tariff
+  /** The tariff as the core's JSON document (what `JSON.stringify(tariff)` prints). */
+  toJSON(): TariffDocument
+  /** ISO 4217 currency of the tariff. */
+  get currency(): string
+  /** Minor-unit digits of the currency (JPY 0, GBP 2, KWD 3, or `minor_units`). */
+  minorUnits(): number
+  /** The metrics a bill for `billMetric` reads, in first-use order. */
+  metrics(billMetric: string): Array<string>
+  /** Rate `records` (any subjects and metrics: the request selects) into a bill. */
+  bill(request: BillRequest, records: UsageRecordInput[]): Bill
+  /**
+   * The total of a period's charges for a quantity alone (no time of use, no demand): what a
+   * budget or a price calculator needs, fast.
+   */
+  quantityTotal(quantity: string): string
 }
 
 /**
@@ -244,12 +415,21 @@ export declare class Engine {
 export declare function __panicForTests(): void
 
 /**
+ * Split `total` by `weights` exactly at `scale` decimals (largest remainders; the parts sum to
+ * `total`).
+ */
+export declare function allocate(total: string, weights: Array<string>, scale: number): Array<string>
+
+/**
  * Read and check usage records without storing them: every record is parsed (`E_PARSE` names the
  * record and field) and checked by the core (`E_INVALID_RECORD`: empty id, tenant, subject or
  * metric, `end` before `timestamp`, a timestamp out of range). Returns the records in the core's
  * canonical form. A service calls it first to answer bad input with nothing stored.
  */
 export declare function checkRecords(records: UsageRecordInput | UsageRecordInput[]): UsageRecord[]
+
+/** A draft invoice for a bill, due `paymentTermsDays` after it is issued. */
+export declare function createInvoice(id: string, bill: Bill, paymentTermsDays: number): Invoice
 
 /**
  * A JS number as an exact decimal string, through its shortest round-trip text (`0.1` → `"0.1"`,
@@ -271,6 +451,9 @@ export interface DictColumn {
 /** Every error code meterkit throws with, and its kind: `[{ code: "E_CONFLICT", kind: "conflict" }, …]`. */
 export declare function errorCodes(): Array<{ code: ErrorCode; kind: ErrorKind }>
 
+/** `[start, end)` of the calendar month `YYYY-MM` in `timeZone`. */
+export declare function monthPeriod(yyyyMm: string, timeZone: string): { start: string; end: string }
+
 /**
  * Parse a decimal (plain `12.50` or scientific `1e-3`) and return its canonical text (`12.5`).
  * Throws `E_PARSE` for anything that is not a finite 96-bit decimal.
@@ -282,6 +465,9 @@ export declare function parseDecimal(text: string): string
  * output format: RFC 3339 in UTC with `Z` and only the fractional digits needed.
  */
 export declare function parseTs(value: Date | string): string
+
+/** A shared meter's reading `total` at `at` split into one usage record per share. */
+export declare function splitSharedMeter(meter: SharedMeter, tenant: string, total: string, at: Date | string): UsageRecord[]
 
 /**
  * A batch of usage records as columns, each of the batch's length (or one value for all rows).

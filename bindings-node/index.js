@@ -836,11 +836,16 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
+module.exports.Tariff = nativeBinding.Tariff
 module.exports.__panicForTests = nativeBinding.__panicForTests
+module.exports.allocate = nativeBinding.allocate
 module.exports.checkRecords = nativeBinding.checkRecords
+module.exports.createInvoice = nativeBinding.createInvoice
 module.exports.decimalFromNumber = nativeBinding.decimalFromNumber
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.monthPeriod = nativeBinding.monthPeriod
 module.exports.parseDecimal = nativeBinding.parseDecimal
 module.exports.parseTs = nativeBinding.parseTs
+module.exports.splitSharedMeter = nativeBinding.splitSharedMeter
 module.exports.version = nativeBinding.version
 module.exports.windowSpan = nativeBinding.windowSpan

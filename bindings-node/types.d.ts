@@ -157,6 +157,117 @@ export type MeterkitEvent =
   | { type: 'record_rejected'; tenant: string; id: string; kind: ErrorKind; reason: string }
   | { type: 'late_record'; tenant: string; id: string; window: string; bucket: Bucket }
   | { type: 'window_closed'; tenant: string; window: string; bucket: Bucket }
+  | {
+      type: 'threshold_crossed'
+      tenant: string
+      quota: string
+      subject: string
+      metric: string
+      period_start: Timestamp
+      period_end: Timestamp
+      /** The level reached, in percent. */
+      level: DecimalString
+      used: DecimalString
+      limit: DecimalString
+    }
+  | { type: 'bill_issued'; tenant: string; invoice: string; subject: string; currency: string; total: DecimalString; due_at: Timestamp }
+  | { type: 'invoice_overdue'; tenant: string; invoice: string; subject: string; total: DecimalString; due_at: Timestamp }
+
+/** One charge of a tariff (see docs/tariffs.md for every key). */
+export interface TariffCharge {
+  id: string
+  type: 'fixed' | 'per_unit' | 'graduated' | 'volume' | 'package' | 'allowance' | 'time_of_use' | 'demand' | 'minimum' | 'percentage'
+  description?: string
+  metric?: string
+  [key: string]: unknown
+}
+
+/** A meterkit tariff document (JSON form of the TOML tariff; see docs/tariffs.md). */
+export interface TariffDocument {
+  name?: string
+  source?: string
+  /** ISO 4217. */
+  currency: string
+  minor_units?: number
+  rounding?: string
+  time_zone?: string
+  billing_cycle?: WindowSpec
+  charges?: TariffCharge[]
+  versions?: Array<{ effective_from?: string | null; charges: TariffCharge[] }>
+  [key: string]: unknown
+}
+
+/** What to bill: one subject's usage of one metric in `[period_start, period_end)`. */
+export interface BillRequest {
+  tenant?: string
+  subject: string
+  metric: string
+  period_start: Date | Timestamp
+  period_end: Date | Timestamp
+  time_zone: string
+}
+
+/** One line of a bill: `amount` = `quantity` × `rate`, rounded to the currency's minor unit. */
+export interface BillLine {
+  charge: string
+  description: string
+  quantity: DecimalString
+  unit: string
+  rate: DecimalString
+  /** Money with the minor-unit digits (`"12.50"`). */
+  amount: DecimalString
+  tier?: number
+  tou_period?: string
+}
+
+/** A bill whose every line explains itself; money strings carry the minor-unit digits. */
+export interface Bill {
+  tenant: string
+  subject: string
+  period_start: Timestamp
+  period_end: Timestamp
+  time_zone: string
+  currency: string
+  lines: BillLine[]
+  subtotal: DecimalString
+  taxes: DecimalString
+  total: DecimalString
+}
+
+export type InvoiceStatus = 'draft' | 'issued' | 'paid' | 'overdue' | 'void'
+
+/** An invoice: a bill's payment lifecycle, draft → issued → paid | overdue | void. */
+export interface Invoice {
+  id: string
+  bill: Bill
+  status: InvoiceStatus
+  payment_terms_days: number
+  issued_at?: Timestamp
+  due_at?: Timestamp
+  paid_at?: Timestamp
+  voided_at?: Timestamp
+}
+
+/** A limit per subject per period with alert levels (percent); with a tariff, a money budget. */
+export interface Quota {
+  id: string
+  tenant: string
+  metric: string
+  subject?: string
+  period: WindowSpec
+  time_zone: string
+  limit: DecimalString
+  levels: DecimalString[]
+  tariff?: TariffDocument
+}
+
+/** A common meter whose usage is split across subjects by weights (`[subject, weight]`). */
+export interface SharedMeter {
+  meter: string
+  metric: string
+  shares: Array<[string, DecimalString]>
+  scale: number
+}
 
 /** Options of `new Engine(options)`. */
 export interface EngineOptions {

@@ -2,13 +2,17 @@
 
 use std::sync::Arc;
 
-use meterkit::{Aggregation, Event, IngestReport, Notifier, Query, RollupSpec, UsageRecord, Window};
+use meterkit::{
+    Aggregation, Bill, BillRequest, Event, IngestReport, Invoice, Notifier, Query, Quota, RollupSpec, UsageRecord,
+    Window,
+};
 use meterkit_sqlite::SqliteStore;
 use napi::bindgen_prelude::{AsyncTask, Either, Function, Null, Object};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
 
+use crate::billing::Tariff;
 use crate::columns::{self, UsageColumns};
 use crate::convert::{
     core, from_json, guard, internal_error, js_error, panic_message, records_from_json, ts_from_json, Json, JsonText,
@@ -233,6 +237,103 @@ impl Engine {
                 )
             })?;
             core(env, self.inner.close_windows(&tenant, now, lateness)).map(|n| n as u32)
+        })
+    }
+}
+
+#[napi]
+impl Engine {
+    /// Bill `request.subject` with `tariff` from the stored records of the request's metric (and
+    /// of every metric a charge names) in the period.
+    #[napi(catch_unwind, ts_args_type = "tariff: Tariff, request: BillRequest", ts_return_type = "Bill")]
+    pub fn bill(&self, env: Env, tariff: &Tariff, request: JsonText) -> napi::Result<Json<Bill>> {
+        guard(env, || {
+            let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
+            core(env, self.inner.bill(&tariff.inner, &req)).map(Json)
+        })
+    }
+
+    /// `bill` off the JS thread.
+    #[napi(catch_unwind, ts_args_type = "tariff: Tariff, request: BillRequest", ts_return_type = "Promise<Bill>")]
+    pub fn bill_async(&self, tariff: &Tariff, request: JsonText) -> AsyncTask<CoreTask<Bill>> {
+        let engine = self.inner.clone();
+        let tariff = tariff.inner.clone();
+        let text = request.0;
+        AsyncTask::new(CoreTask::new(move || engine.bill(&tariff, &from_json(&text, "bill request")?)))
+    }
+
+    /// Check `quota` after every ingest: `threshold_crossed` events when a subject's usage (or
+    /// bill total, with a tariff) reaches a level. Replaces a quota of the same tenant and id.
+    #[napi(catch_unwind, ts_args_type = "quota: Quota")]
+    pub fn add_quota(&self, env: Env, quota: JsonText) -> napi::Result<()> {
+        guard(env, || {
+            let quota: Quota = core(env, from_json(&quota.0, "quota"))?;
+            core(env, self.inner.add_quota(quota))
+        })
+    }
+
+    /// Issue a draft invoice at `at` and store it (emits `bill_issued`); returns it issued.
+    #[napi(catch_unwind, ts_args_type = "invoice: Invoice, at: Date | string", ts_return_type = "Invoice")]
+    pub fn issue_invoice(&self, env: Env, invoice: JsonText, at: JsonText) -> napi::Result<Json<Invoice>> {
+        guard(env, || {
+            let mut invoice: Invoice = core(env, from_json(&invoice.0, "invoice"))?;
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.issue_invoice(&mut invoice, at))?;
+            Ok(Json(invoice))
+        })
+    }
+
+    /// The stored invoices of `tenant`, by id.
+    #[napi(catch_unwind, ts_return_type = "Invoice[]")]
+    pub fn invoices(&self, env: Env, tenant: String) -> napi::Result<Json<Vec<Invoice>>> {
+        guard(env, || core(env, self.inner.invoices(&tenant)).map(Json))
+    }
+
+    /// Mark the stored invoice paid at `at` (`E_INVALID_TRANSITION` unless issued or overdue).
+    #[napi(catch_unwind, ts_args_type = "tenant: string, id: string, at: Date | string", ts_return_type = "Invoice")]
+    pub fn pay_invoice(&self, env: Env, tenant: String, id: String, at: JsonText) -> napi::Result<Json<Invoice>> {
+        guard(env, || {
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.update_invoice(&tenant, &id, |i| i.pay(at))).map(Json)
+        })
+    }
+
+    /// Void the stored invoice at `at` (`E_INVALID_TRANSITION` once paid or void).
+    #[napi(catch_unwind, ts_args_type = "tenant: string, id: string, at: Date | string", ts_return_type = "Invoice")]
+    pub fn void_invoice(&self, env: Env, tenant: String, id: String, at: JsonText) -> napi::Result<Json<Invoice>> {
+        guard(env, || {
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.update_invoice(&tenant, &id, |i| i.void(at))).map(Json)
+        })
+    }
+
+    /// Stored invoices whose payment reminder is due at `now` (issued, unpaid, due within
+    /// `daysBefore` days).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "tenant: string, now: Date | string, daysBefore: number",
+        ts_return_type = "Invoice[]"
+    )]
+    pub fn reminders_due(
+        &self,
+        env: Env,
+        tenant: String,
+        now: JsonText,
+        days_before: u32,
+    ) -> napi::Result<Json<Vec<Invoice>>> {
+        guard(env, || {
+            let now = core(env, ts_from_json(&now.0, "now"))?;
+            core(env, self.inner.reminders_due(&tenant, now, days_before)).map(Json)
+        })
+    }
+
+    /// Mark every issued invoice past its due date overdue (emits `invoice_overdue` once each);
+    /// returns those that became overdue.
+    #[napi(catch_unwind, ts_args_type = "tenant: string, now: Date | string", ts_return_type = "Invoice[]")]
+    pub fn mark_overdue(&self, env: Env, tenant: String, now: JsonText) -> napi::Result<Json<Vec<Invoice>>> {
+        guard(env, || {
+            let now = core(env, ts_from_json(&now.0, "now"))?;
+            core(env, self.inner.mark_overdue(&tenant, now)).map(Json)
         })
     }
 }

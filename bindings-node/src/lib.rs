@@ -12,6 +12,7 @@
 //! * Every exported function catches panics (`catch_unwind`): none crosses into Node.
 #![deny(missing_docs)]
 
+mod billing;
 mod columns;
 mod convert;
 mod engine;
@@ -20,6 +21,7 @@ use meterkit::{ErrorKind, Window};
 use napi::Env;
 use napi_derive::napi;
 
+pub use crate::billing::{allocate, create_invoice, month_period, split_shared_meter, Tariff};
 pub use crate::columns::{DictColumn, UsageColumns};
 use crate::convert::{core, guard, ts_from_json, Json, JsonText};
 pub use crate::engine::Engine;
@@ -73,8 +75,8 @@ pub fn window_span(env: Env, window: String, at: JsonText, time_zone: String) ->
 /// A window's bounds.
 #[derive(serde::Serialize)]
 pub struct WindowSpan {
-    start: String,
-    end: String,
+    pub(crate) start: String,
+    pub(crate) end: String,
 }
 
 /// Every error code meterkit throws with, and its kind: `[{ code: "E_CONFLICT", kind: "conflict" }, …]`.

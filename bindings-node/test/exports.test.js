@@ -8,12 +8,16 @@ const { rec, thrown } = require('./helpers.js')
 
 test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
-  assert.deepEqual(names, ['Engine', 'checkRecords', 'decimalFromNumber', 'errorCodes', 'parseDecimal', 'parseTs', 'version', 'windowSpan'])
+  assert.deepEqual(names, [
+    'Engine', 'Tariff', 'allocate', 'checkRecords', 'createInvoice', 'decimalFromNumber', 'errorCodes', 'monthPeriod',
+    'parseDecimal', 'parseTs', 'splitSharedMeter', 'version', 'windowSpan',
+  ])
   assert.equal(typeof Engine, 'function')
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
-    'addSpec', 'closeWindows', 'ingest', 'ingestAsync', 'ingestColumns', 'ingestColumnsAsync', 'query',
-    'queryAsync', 'records', 'retract', 'specs', 'topN', 'totals',
+    'addQuota', 'addSpec', 'bill', 'billAsync', 'closeWindows', 'ingest', 'ingestAsync', 'ingestColumns',
+    'ingestColumnsAsync', 'invoices', 'issueInvoice', 'markOverdue', 'payInvoice', 'query', 'queryAsync', 'records',
+    'remindersDue', 'retract', 'specs', 'topN', 'totals', 'voidInvoice',
   ])
 })
 

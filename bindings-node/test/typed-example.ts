@@ -3,6 +3,13 @@
 // they prove the types reject what they should.
 import {
   Engine,
+  Tariff,
+  createInvoice,
+  monthPeriod,
+  allocate,
+  splitSharedMeter,
+  type Bill,
+  type Invoice,
   checkRecords,
   errorCodes,
   parseDecimal,
@@ -55,7 +62,19 @@ const span: { start: string; end: string } = windowSpan('cycle:15', new Date(), 
 const checked: UsageRecord[] = checkRecords(records[0])
 const codes = errorCodes().map((c) => c.code)
 
+const tariff: Tariff = Tariff.fromToml('currency = "GBP"')
+const fromDoc: Tariff = Tariff.fromJson(tariff.toJSON())
+const bill: Bill = engine.bill(fromDoc, { subject: 'sim-1', metric: 'bytes', period_start: new Date(0), period_end: '2024-02-01T00:00:00Z', time_zone: 'UTC' })
+const total: DecimalString = bill.total
+const invoice: Invoice = engine.issueInvoice(createInvoice('inv-1', bill, 14), new Date())
+const period: { start: string; end: string } = monthPeriod('2024-02', 'UTC')
+const parts: string[] = allocate('10', ['1', '2'], 2)
+const split: UsageRecord[] = splitSharedMeter({ meter: 'm', metric: 'kwh', shares: [['a', '1']], scale: 3 }, 't', '1', new Date())
+engine.addQuota({ id: 'q', tenant: 't', metric: 'bytes', period: 'month', time_zone: 'UTC', limit: '1000', levels: ['80', '100'] })
+
 async function later(): Promise<void> {
+  const billed: Bill = await engine.billAsync(tariff, { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' })
+  void billed
   const r: IngestReport = await engine.ingestAsync(records)
   const b: Bucket[] = await engine.queryAsync(q)
   const c: IngestReport = await engine.ingestColumnsAsync({
@@ -89,7 +108,9 @@ engine.query({ tenant: 't', metric: 'bytes', window: 'day' })
 engine.addSpec({ metric: 'bytes', window: 'fortnight', time_zone: 'UTC' })
 // @ts-expect-error: sums are strings, not numbers
 const wrong: number = rows[0].sum
+// @ts-expect-error: engine.bill takes a Tariff instance, not a document
+engine.bill({ currency: 'GBP' }, { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' })
 // @ts-expect-error: parseDecimal returns a string
 const n: number = parseDecimal('1.5')
 
-void [specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]
+void [total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]

@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Engine } = require('meterkit')
+const { Engine, Tariff } = require('meterkit')
 const { repo, canonical, jsonFiles } = require('./helpers.js')
 
 const dir = process.env.METERKIT_VECTORS || path.join(repo, 'tests', 'vectors')
@@ -22,6 +22,16 @@ const runners = {
     for (const [tenant, id] of input.retract || []) engine.retract(tenant, id)
     return { report, buckets: engine.query(input.query) }
   },
+  // Like core/tests/bill_vectors.rs: the tariff is read as Tariff::from_any reads it; an error
+  // is compared as {"error":{"kind","field"}}.
+  bill(input) {
+    try {
+      return Tariff.fromAny(input.tariff).bill(input, input.records)
+    } catch (e) {
+      if (!e.code) throw e
+      return { error: { kind: e.kind, field: e.field } }
+    }
+  },
 }
 
 for (const file of files) {
@@ -34,3 +44,21 @@ for (const file of files) {
     assert.equal(canonical(actual), canonical(v.expected))
   })
 }
+
+// The same bills through the engine: records ingested, then engine.billAsync (off the main thread)
+// must give what Tariff.bill gives.
+test('bill vectors through engine.billAsync equal Tariff.bill', async () => {
+  let compared = 0
+  for (const file of files) {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8'))
+    if (v.kind !== 'bill' || v.expected.error) continue
+    const engine = new Engine()
+    const report = engine.ingest(v.input.records)
+    if (report.rejected.length > 0) continue
+    const tariff = Tariff.fromAny(v.input.tariff)
+    const bill = await engine.billAsync(tariff, { tenant: '', ...v.input })
+    assert.equal(canonical(bill), canonical(v.expected), path.relative(dir, file))
+    compared++
+  }
+  assert.ok(compared > 0 || !files.some((f) => f.includes(`${path.sep}bill${path.sep}`)), 'no bill vector compared')
+})
