@@ -87,7 +87,7 @@ impl InputArgs {
         let file = File::open(&self.file).map_err(|e| {
             Error::new(ErrorKind::Parse, format!("Cannot open {}: {e}.", self.file.display())).with_field("file")
         })?;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let len = file.metadata().map_or(0, |m| m.len());
         let bar = if len > 256 * 1024 {
             let bar = ProgressBar::new(len);
             bar.set_style(
@@ -202,6 +202,7 @@ impl InputArgs {
                     quantity,
                     timestamp,
                     end: None,
+                    quality: meterkit::Quality::Actual,
                     dimensions,
                 }])
             })();
@@ -337,6 +338,7 @@ fn parse_clf(text: &str, line: u64, tenant: &str) -> LineResult {
         quantity,
         timestamp,
         end: None,
+        quality: meterkit::Quality::Actual,
         dimensions: dims.clone(),
     };
     Ok(vec![make("requests", meterkit::Decimal::ONE), make("bytes", bytes)])

@@ -3,6 +3,7 @@
 mod billing;
 mod input;
 mod report;
+mod validation;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -60,6 +61,8 @@ enum Command {
     },
     /// Bill a subject's usage for a period under a tariff (TOML, JSON or URDB JSON).
     Bill(billing::BillArgs),
+    /// Check a file with the validation rules and print the findings; nothing is stored.
+    Validate(validation::ValidateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,9 +159,11 @@ fn run(cli: &Cli) -> Result<()> {
             std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
         }
         Command::Bill(args) => billing::bill(&open_engine(&cli.db)?, &cli.tenant, args),
+        Command::Validate(args) => validation::validate(&cli.tenant, args),
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(io_err)`
 pub(crate) fn io_err(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Store, format!("Cannot write the output: {e}."))
 }

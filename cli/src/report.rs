@@ -110,6 +110,8 @@ pub fn render(
                 ]);
             }
             let _ = writeln!(w, "Last 7 days\n{t}");
+            let records = engine.records(tenant, metric, subject.as_deref(), first.window_start, last.window_end)?;
+            w.push_str(&crate::validation::render_summary(&records)?);
         }
     }
     Ok(s)

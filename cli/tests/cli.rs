@@ -249,3 +249,127 @@ fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
     ]));
     assert_eq!(days[0]["sum"].as_str().unwrap(), expected_sum.normalize().to_string());
 }
+
+fn ingest_uk(db: &str) {
+    let file = data("uk-smart-meter-hourly.csv");
+    let mut args = vec!["--db", db, "ingest", file.to_str().unwrap()];
+    args.extend(UK);
+    run(&args);
+}
+
+/// `meterkit bill` on the real data: the energy line is the exact sum of the month's CSV values,
+/// every amount is its line rounded half-up to pence, and the total is the sum of the lines.
+#[test]
+fn uk_flat_bill_lines_follow_from_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("uk.db");
+    let db = db.to_str().unwrap();
+    ingest_uk(db);
+    let tariff = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tariffs/flat.toml");
+    let bill = json(&run(&[
+        "--db",
+        db,
+        "bill",
+        "--tariff",
+        tariff.to_str().unwrap(),
+        "--metric",
+        "kwh",
+        "--period",
+        "2022-11",
+        "--tz",
+        "Europe/London",
+        "--output",
+        "json",
+    ]));
+    let london: chrono_tz::Tz = "Europe/London".parse().unwrap();
+    let text = std::fs::read_to_string(data("uk-smart-meter-hourly.csv")).unwrap();
+    let november: Decimal = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .filter(|(ts, _)| {
+            let t = DateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%:z").unwrap().with_timezone(&london);
+            t.format("%Y-%m").to_string() == "2022-11"
+        })
+        .map(|(_, v)| Decimal::from_str(v).unwrap())
+        .sum();
+    let lines = bill["lines"].as_array().unwrap();
+    let dec = |v: &serde_json::Value| Decimal::from_str(v.as_str().unwrap()).unwrap();
+    let energy = lines.iter().find(|l| l["charge"] == "energy").unwrap();
+    assert_eq!(dec(&energy["quantity"]), november);
+    let pence = |d: Decimal| d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    assert_eq!(dec(&energy["amount"]), pence(november * dec(&energy["rate"])));
+    let standing = lines.iter().find(|l| l["charge"] == "standing").unwrap();
+    assert_eq!(dec(&standing["quantity"]), Decimal::from(30)); // November has 30 days
+    assert_eq!(dec(&standing["amount"]), pence(Decimal::from(30) * dec(&standing["rate"])));
+    let subtotal = dec(&energy["amount"]) + dec(&standing["amount"]);
+    assert_eq!(dec(&bill["subtotal"]), subtotal);
+    assert_eq!(dec(&bill["taxes"]), pence(subtotal * Decimal::new(5, 2)));
+    assert_eq!(dec(&bill["total"]), subtotal + dec(&bill["taxes"]));
+    assert_eq!(bill["total"].as_str().unwrap().split('.').nth(1).map(str::len), Some(2), "pence shown");
+}
+
+/// The main job prints totals, the validation summary and the three example bills.
+#[test]
+fn report_prints_totals_validation_and_bills() {
+    let file = data("uk-smart-meter-hourly.csv");
+    let tariffs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tariffs");
+    let t = |n: &str| tariffs.join(n).to_str().unwrap().to_string();
+    let (flat, tou, slab) = (t("flat.toml"), t("tou.toml"), t("slab.toml"));
+    let mut args = vec!["--db", ":memory:", "report", file.to_str().unwrap()];
+    args.extend(UK);
+    args.extend(["--tz", "Europe/London", "--tariff", &flat, "--tariff", &tou, "--tariff", &slab]);
+    args.extend(["--shared-meter", "motor_kwh=90.5/4"]);
+    let out = String::from_utf8(run(&args).stdout).unwrap();
+    assert!(out.contains("Records: 23508 accepted, 0 duplicates, 0 rejected"), "{out}");
+    assert!(out.contains("│ 2022-11 ┆ 111.666 ┆     720 ┆"), "{out}");
+    assert!(out.contains("Peak day: 2020-12-20 (Sun) with 11.336 kwh"), "{out}");
+    assert!(out.contains("Validation (default rules)"), "{out}");
+    assert!(out.contains("zero_streak"), "{out}");
+    // The last complete month is November 2022; 90.5 kWh over 4 flats at 0.1 kWh gives the
+    // first flat 22.7 (largest remainder), priced at 6.50 = 147.55.
+    assert!(out.contains("house-1 2022-11-01 to 2022-12-01"), "{out}");
+    assert_eq!(out.matches("Monthly bills").count(), 1);
+    assert!(out.contains("22.7") && out.contains("147.55"), "{out}");
+}
+
+/// `meterkit validate` prints findings as JSON without storing anything.
+#[test]
+fn validate_reports_findings_as_json() {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("v.csv");
+    let mut text = String::from("t,v\n");
+    for h in 0..24 {
+        let v = match h {
+            5 => "-1".to_string(),
+            _ => format!("1.{h:02}"),
+        };
+        let _ = writeln!(text, "2024-01-01T{h:02}:00:00Z,{v}");
+    }
+    std::fs::write(&file, text).unwrap();
+    let db = dir.path().join("none.db");
+    let out = json(&run(&[
+        "--db",
+        db.to_str().unwrap(),
+        "validate",
+        file.to_str().unwrap(),
+        "--timestamp-column",
+        "t",
+        "--quantity-column",
+        "v",
+        "--subject",
+        "m",
+        "--metric",
+        "kwh",
+        "--output",
+        "json",
+    ]));
+    let findings = out.as_array().unwrap();
+    let negative = findings.iter().find(|f| f["rule"] == "negative_quantity").expect("a negative finding");
+    assert_eq!(negative["timestamp"], "2024-01-01T05:00:00Z");
+    assert_eq!(negative["value"], "-1");
+    assert_eq!(negative["severity"], "error");
+    assert_eq!(negative["action"], "reject");
+    assert!(!db.exists(), "validate must not create a database");
+}

@@ -16,7 +16,8 @@ use crate::quota::Quota;
 use crate::rollup::{dim_value, Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 use crate::tariff::Tariff;
-use crate::usage::{fmt_ts, UsageRecord};
+use crate::usage::{fmt_ts, Quality, UsageRecord};
+use crate::validate::{Action, Finding, ValidationConfig, Validator};
 use crate::window::{parse_time_zone, Window};
 
 /// The most windows one `fill: zero` query may produce.
@@ -24,7 +25,8 @@ pub const MAX_FILLED_WINDOWS: usize = 1_000_000;
 
 /// Outcome of one [`Engine::ingest`] call.
 ///
-/// JSON: `{"accepted":N,"duplicates":N,"rejected":[{"tenant","id","kind","reason"}]}`.
+/// JSON: `{"accepted":N,"duplicates":N,"rejected":[{"tenant","id","kind","reason"}],
+/// "findings":[...]?}` — `findings` (see [`Finding`]) is omitted when empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngestReport {
     /// Records stored and rolled up.
@@ -34,6 +36,11 @@ pub struct IngestReport {
     pub duplicates: u64,
     /// Records not applied, with the reason.
     pub rejected: Vec<Rejection>,
+    /// Validation findings about the batch's new records, in batch order (see
+    /// [`Engine::set_validation`]). A record with a `reject` finding is also in `rejected`
+    /// (kind `validation`); one with a `flag` finding is stored with quality `flagged`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
 }
 
 /// A record an ingest did not apply.
@@ -43,7 +50,7 @@ pub struct Rejection {
     pub tenant: String,
     /// Id of the record.
     pub id: String,
-    /// Why, as a kind (`invalid_record`, `conflict`).
+    /// Why, as a kind (`invalid_record`, `conflict`, `validation`).
     pub kind: ErrorKind,
     /// Why, in a sentence.
     pub reason: String,
@@ -207,6 +214,8 @@ struct SpecEntry {
 struct Inner {
     store: Box<dyn Store>,
     specs: Vec<SpecEntry>,
+    /// Validation of new records (in memory; see [`Engine::set_validation`]).
+    validator: Option<Validator>,
 }
 
 /// The metering engine: holds a [`Store`], a [`Notifier`] and the rollup specs.
@@ -253,7 +262,7 @@ impl Engine {
             .map(|spec| Ok(SpecEntry { tz: spec.check()?, spec }))
             .collect::<Result<Vec<_>>>()?;
         Ok(Engine {
-            inner: Mutex::new(Inner { store: Box::new(store), specs }),
+            inner: Mutex::new(Inner { store: Box::new(store), specs, validator: None }),
             notifier: Arc::new(NoopNotifier),
             quotas: Mutex::default(),
         })
@@ -262,7 +271,7 @@ impl Engine {
     /// An engine over a new [`MemoryStore`].
     pub fn in_memory() -> Self {
         Engine {
-            inner: Mutex::new(Inner { store: Box::new(MemoryStore::new()), specs: Vec::new() }),
+            inner: Mutex::new(Inner { store: Box::new(MemoryStore::new()), specs: Vec::new(), validator: None }),
             notifier: Arc::new(NoopNotifier),
             quotas: Mutex::default(),
         }
@@ -282,6 +291,40 @@ impl Engine {
     fn emit(&self, events: &[Event]) {
         for e in events {
             self.notifier.notify(e);
+        }
+    }
+
+    /// Validate the new records of `metric` with `config` in every later [`ingest`](Engine::ingest)
+    /// (replacing an earlier configuration of the metric). Records of metrics without a
+    /// configuration are not validated.
+    ///
+    /// Rules run on each batch's new records (after idempotency checks), before rollups: a record
+    /// with a `reject` finding is not stored and is reported in `IngestReport.rejected` with kind
+    /// `validation`; one with a `flag` finding is stored with quality `flagged` and counted in its
+    /// buckets' flagged share; every finding is in `IngestReport.findings`, and warnings and errors
+    /// go to the notifier as `AnomalyDetected`.
+    ///
+    /// The streaming state (last N values, range, seasonal slots per series) is kept **in memory**
+    /// and is not persisted: after a restart each series warms up again. A failed ingest leaves it
+    /// as it was (the batch is all or nothing).
+    ///
+    /// # Errors
+    /// As [`ValidationConfig::check`].
+    pub fn set_validation(&self, metric: &str, config: ValidationConfig) -> Result<()> {
+        let mut inner = self.lock();
+        match &mut inner.validator {
+            Some(v) => v.set_config(metric, config),
+            None => {
+                inner.validator = Some(Validator::new([(metric, config)])?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Validate with a fixed "now" instead of the wall clock (tests, replays of old data).
+    pub fn set_validation_now(&self, now: Option<DateTime<Utc>>) {
+        if let Some(v) = &mut self.lock().validator {
+            v.set_now(now);
         }
     }
 
@@ -334,7 +377,9 @@ impl Engine {
     /// changes nothing; with different content it is rejected as a conflict and never applied.
     /// The accepted records and their contributions to every rollup are stored in one atomic
     /// change: the batch is all or nothing. Rejections are reported (and sent to the notifier as
-    /// `RecordRejected`), not returned as errors.
+    /// `RecordRejected`), not returned as errors. With validation configured for a record's metric
+    /// ([`Engine::set_validation`]), new records are validated before they reach a rollup: see
+    /// `IngestReport.findings`.
     ///
     /// # Errors
     /// [`ErrorKind::Store`] when the store fails and [`ErrorKind::Overflow`] when a rollup sum
@@ -381,20 +426,39 @@ impl Engine {
                 }
             }
             // Against the store.
+            let mut accepted: Vec<std::borrow::Cow<'_, UsageRecord>> = Vec::new();
             let mut changes = ChangeSet::default();
-            let mut accepted: Vec<&UsageRecord> = Vec::new();
+            let Inner { store, specs, validator } = &mut *inner;
+            if let Some(v) = validator.as_mut() {
+                v.begin();
+            }
             for (tenant, idx) in &by_tenant {
                 let ids: Vec<&str> = idx.iter().map(|&i| batch[i].id.as_str()).collect();
-                let stored = inner.store.get_records(tenant, &ids)?;
+                let stored = store.get_records(tenant, &ids)?;
                 let mut acc =
-                    Accumulator::with_ids(tenant, inner.specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
+                    Accumulator::with_ids(tenant, specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
                 for (&i, existing) in idx.iter().zip(stored) {
                     let r = &batch[i];
                     match existing {
                         Some(e) if e.same_content(r) => report.duplicates += 1,
                         Some(_) => reject(r, conflict(r), &mut events),
                         None => {
-                            acc.add(r)?;
+                            let r = match validator.as_mut().filter(|v| v.covers(&r.metric)) {
+                                None => std::borrow::Cow::Borrowed(r),
+                                Some(v) => match validate_one(v, r, &mut report.findings, &mut events) {
+                                    Err(e) => {
+                                        reject(r, e, &mut events);
+                                        continue;
+                                    }
+                                    Ok(r) => r,
+                                },
+                            };
+                            if let Err(e) = acc.add(&r) {
+                                if let Some(v) = validator.as_mut() {
+                                    v.rollback();
+                                }
+                                return Err(e);
+                            }
                             accepted.push(r);
                         }
                     }
@@ -402,8 +466,16 @@ impl Engine {
                 changes.merge.extend(acc.into_buckets());
             }
             report.accepted = accepted.len() as u64;
-            changes.insert = accepted;
-            let late = inner.store.apply(&changes)?;
+            changes.insert = accepted.iter().map(AsRef::as_ref).collect();
+            let applied = inner.store.apply(&changes);
+            if let Some(v) = inner.validator.as_mut() {
+                if applied.is_ok() {
+                    v.commit();
+                } else {
+                    v.rollback();
+                }
+            }
+            let late = applied?;
             // Late records: their buckets were closed already.
             for ((key, end, _), was_closed) in changes.merge.iter().zip(late) {
                 if !was_closed {
@@ -820,6 +892,32 @@ fn spec_entry(specs: &[SpecEntry], id: u32) -> Result<&SpecEntry> {
     specs.get(id as usize).ok_or_else(|| {
         Error::new(ErrorKind::Store, format!("The store references rollup spec {id}, which it does not hold."))
     })
+}
+
+/// Run the validator on one new record: its findings go to `findings` (and warnings and errors to
+/// `events`); a `reject` finding becomes the error; a `flag` finding marks a copy `flagged`.
+fn validate_one<'r>(
+    v: &mut Validator,
+    r: &'r UsageRecord,
+    findings: &mut Vec<Finding>,
+    events: &mut Vec<Event>,
+) -> Result<std::borrow::Cow<'r, UsageRecord>> {
+    let found = v.check(r);
+    let reject = found.iter().find(|f| f.action == Action::Reject).map(|f| f.message.clone());
+    let flag = found.iter().any(|f| f.action == Action::Flag);
+    for f in &found {
+        if f.is_alert() {
+            events.push(Event::AnomalyDetected { finding: f.clone() });
+        }
+    }
+    findings.extend(found);
+    if let Some(message) = reject {
+        return Err(Error::new(ErrorKind::Validation, message).with_record_id(r.id.clone()));
+    }
+    if flag && r.quality == Quality::Actual {
+        return Ok(std::borrow::Cow::Owned(r.clone().with_quality(Quality::Flagged)));
+    }
+    Ok(std::borrow::Cow::Borrowed(r))
 }
 
 fn conflict(r: &UsageRecord) -> Error {

@@ -32,6 +32,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Before anything is billed, records can be validated ([`Validator`], or per metric inside
+//! [`Engine::ingest`] with [`Engine::set_validation`]): each problem becomes a [`Finding`] that
+//! rejects, flags or accepts the record, register readings become consumption with roll-over
+//! handling ([`RegisterTracker`]), and gaps are estimated ([`estimate_gaps`]); see
+//! [`guide::validation`].
+//!
 //! Design notes and conventions: the [`guide`] module (the same text as `docs/` in the repository).
 #![deny(missing_docs)]
 
@@ -41,20 +47,27 @@ pub mod guide {
     pub mod windows {}
     #[doc = include_str!("../../docs/rollups.md")]
     pub mod rollups {}
+    /// Validation, estimation and editing (VEE): rules, defaults, memory per series, the evaluation
+    /// on labelled data.
+    #[doc = include_str!("../../docs/validation.md")]
+    pub mod validation {}
 }
 
 mod allocate;
 mod bill;
 mod engine;
 mod error;
+mod estimate;
 mod invoice;
 mod notify;
 mod quota;
+mod reading;
 mod rollup;
 mod store;
 mod tariff;
 mod urdb;
 mod usage;
+mod validate;
 mod window;
 
 pub use chrono_tz::Tz;
@@ -64,9 +77,11 @@ pub use crate::allocate::{allocate, SharedMeter};
 pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
 pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_WINDOWS};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::estimate::{estimate_gaps, EstimateConfig};
 pub use crate::invoice::{reminders_due, Invoice, InvoiceStatus};
 pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
 pub use crate::quota::Quota;
+pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 pub use crate::tariff::{
@@ -74,7 +89,10 @@ pub use crate::tariff::{
     MAX_PRICE_DECIMALS,
 };
 pub use crate::usage::{
-    decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, UsageRecord, MAX_TIMESTAMP_SECS,
-    MIN_TIMESTAMP_SECS,
+    decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, Quality, UsageRecord,
+    MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS,
+};
+pub use crate::validate::{
+    Action, Finding, Rule, Severity, SeverityCounts, ValidationConfig, ValidationSummary, Validator, MAX_WINDOW,
 };
 pub use crate::window::{parse_time_zone, Window};

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::ErrorKind;
 use crate::rollup::Bucket;
+use crate::validate::Finding;
 
 /// Something the engine tells the outside world about, after the change it describes is stored.
 ///
@@ -38,6 +39,12 @@ pub enum Event {
         window: String,
         /// The updated bucket.
         bucket: Bucket,
+    },
+    /// Validation raised a warning or error about a record of an ingest batch (info findings
+    /// are only in the `IngestReport`). Emitted after the batch is stored, once per finding.
+    AnomalyDetected {
+        /// The finding.
+        finding: Finding,
     },
     /// A window passed `now - allowed_lateness`; emitted once per bucket.
     WindowClosed {

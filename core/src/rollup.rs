@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::usage::UsageRecord;
+use crate::usage::{Quality, UsageRecord};
 use crate::window::{parse_time_zone, Window};
 
 /// The pseudo-dimension that groups rollups by the record's subject.
@@ -176,6 +176,23 @@ pub struct BucketState {
     /// Distinct values per counted dimension.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub uniques: BTreeMap<String, BTreeSet<String>>,
+    /// Number of records with quality `flagged` (included in `count`).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub flagged_count: u64,
+    /// Sum of the quantities of `flagged` records (included in `sum`).
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    pub flagged_sum: Decimal,
+    /// Number of records with quality `estimated` (included in `count`).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub estimated_count: u64,
+    /// Sum of the quantities of `estimated` records (included in `sum`).
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    pub estimated_sum: Decimal,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 impl BucketState {
@@ -186,7 +203,20 @@ impl BucketState {
     #[inline]
     pub fn add<'a>(&mut self, record: &UsageRecord, unique_dims: impl Iterator<Item = &'a str>) -> Result<()> {
         let q = record.quantity;
-        self.sum = self.sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+        let sum = self.sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+        match record.quality {
+            Quality::Actual => {}
+            Quality::Flagged => {
+                self.flagged_sum = self.flagged_sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                self.flagged_count += 1;
+            }
+            Quality::Estimated => {
+                self.estimated_sum =
+                    self.estimated_sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                self.estimated_count += 1;
+            }
+        }
+        self.sum = sum;
         self.count += 1;
         self.min = Some(self.min.map_or(q, |m| m.min(q)));
         self.max = Some(self.max.map_or(q, |m| m.max(q)));
@@ -216,8 +246,16 @@ impl BucketState {
         if other.count == 0 {
             return Ok(());
         }
-        self.sum = self.sum.checked_add(other.sum).ok_or_else(|| Error::overflow("A rollup sum"))?;
+        let overflow = || Error::overflow("A rollup sum");
+        let sum = self.sum.checked_add(other.sum).ok_or_else(overflow)?;
+        let flagged_sum = self.flagged_sum.checked_add(other.flagged_sum).ok_or_else(overflow)?;
+        let estimated_sum = self.estimated_sum.checked_add(other.estimated_sum).ok_or_else(overflow)?;
+        self.sum = sum;
+        self.flagged_sum = flagged_sum;
+        self.estimated_sum = estimated_sum;
         self.count += other.count;
+        self.flagged_count += other.flagged_count;
+        self.estimated_count += other.estimated_count;
         self.min = match (self.min, other.min) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -251,6 +289,12 @@ impl BucketState {
 /// JSON (CLI `rollup --output json` and every binding): `{"window_start","window_end","subject",
 /// "metric","group":{...},"sum","count","min","max","mean","latest","unique":{...}?}` with
 /// decimals as strings (`null` where a bucket has no records) and RFC 3339 timestamps.
+///
+/// Data quality (VEE): `flagged_count`, `flagged_sum`, `estimated_count`, `estimated_sum` say how
+/// many of the bucket's records, and how much of its `sum`, were flagged by validation or
+/// estimated. They are part of `count` and `sum`. In JSON each of the four is **omitted when it is
+/// zero** (an absent field means 0), so buckets of clean data print exactly as before; the output
+/// stays deterministic because a field is present if and only if it is non-zero.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Window start (inclusive).
@@ -285,6 +329,44 @@ pub struct Bucket {
     /// Distinct-value counts per dimension, for `unique_count` aggregations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unique: BTreeMap<String, u64>,
+    /// Records flagged by validation (part of `count`); omitted from JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub flagged_count: u64,
+    /// Quantity of flagged records (part of `sum`); omitted from JSON when 0.
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    pub flagged_sum: Decimal,
+    /// Estimated records (part of `count`); omitted from JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub estimated_count: u64,
+    /// Quantity of estimated records (part of `sum`); omitted from JSON when 0.
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    pub estimated_sum: Decimal,
+}
+
+impl Bucket {
+    /// The measured part of `sum`: `sum - estimated_sum` (flagged records were measured, so they
+    /// count as actual).
+    pub fn actual_sum(&self) -> Decimal {
+        self.sum - self.estimated_sum
+    }
+
+    /// The estimated share of `sum` in percent, rounded to 2 decimal places (half-even), e.g.
+    /// `3` for "3 % estimated"; `None` when `sum` is 0.
+    pub fn estimated_percent(&self) -> Option<Decimal> {
+        share_percent(self.estimated_sum, self.sum)
+    }
+
+    /// The flagged share of `sum` in percent, rounded to 2 decimal places; `None` when `sum` is 0.
+    pub fn flagged_percent(&self) -> Option<Decimal> {
+        share_percent(self.flagged_sum, self.sum)
+    }
+}
+
+fn share_percent(part: Decimal, whole: Decimal) -> Option<Decimal> {
+    if whole.is_zero() {
+        return None;
+    }
+    part.checked_mul(Decimal::ONE_HUNDRED).and_then(|p| p.checked_div(whole)).map(|p| p.round_dp(2).normalize())
 }
 
 impl Bucket {
@@ -308,6 +390,10 @@ impl Bucket {
             mean: state.mean().map(|d| d.normalize()),
             latest: state.latest.as_ref().map(|l| l.quantity.normalize()),
             unique: state.uniques.iter().map(|(d, v)| (d.clone(), v.len() as u64)).collect(),
+            flagged_count: state.flagged_count,
+            flagged_sum: state.flagged_sum.normalize(),
+            estimated_count: state.estimated_count,
+            estimated_sum: state.estimated_sum.normalize(),
         }
     }
 }

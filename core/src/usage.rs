@@ -60,6 +60,48 @@ pub struct UsageRecord {
     /// Attributes to group and filter by.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dimensions: Dimensions,
+    /// Whether the quantity was measured (`actual`, omitted from JSON), measured but flagged by
+    /// validation (`flagged`), or estimated (`estimated`). See [`Quality`].
+    #[serde(default, skip_serializing_if = "Quality::is_actual")]
+    pub quality: Quality,
+}
+
+/// The data quality of a usage record, as set by validation and estimation (VEE).
+///
+/// * `actual` — measured and accepted as is (the default; not written in JSON).
+/// * `flagged` — measured, but a validation rule raised a finding with action `flag`; it is
+///   billed, and rollups count it in `flagged_count` / `flagged_sum`.
+/// * `estimated` — not measured: filled in by estimation (a gap); rollups count it in
+///   `estimated_count` / `estimated_sum`, and it is never part of an "actual" total.
+///
+/// JSON: `"actual"`, `"flagged"`, `"estimated"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    /// Measured and accepted.
+    #[default]
+    Actual,
+    /// Measured, flagged by a validation rule, still billed.
+    Flagged,
+    /// Estimated (never measured).
+    Estimated,
+}
+
+impl Quality {
+    /// True for [`Quality::Actual`] (used to omit the field from JSON).
+    #[allow(clippy::trivially_copy_pass_by_ref)]
+    pub fn is_actual(&self) -> bool {
+        *self == Quality::Actual
+    }
+
+    /// The snake_case name (`actual`, `flagged`, `estimated`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Quality::Actual => "actual",
+            Quality::Flagged => "flagged",
+            Quality::Estimated => "estimated",
+        }
+    }
 }
 
 /// The earliest instant a record may carry (1678-01-01, the start of `i64` nanoseconds).
@@ -86,6 +128,7 @@ impl UsageRecord {
             timestamp,
             end: None,
             dimensions: Dimensions::new(),
+            quality: Quality::Actual,
         }
     }
 
@@ -137,9 +180,25 @@ impl UsageRecord {
         Ok(())
     }
 
+    /// Set the quality (builder style).
+    #[must_use]
+    pub fn with_quality(mut self, quality: Quality) -> Self {
+        self.quality = quality;
+        self
+    }
+
     /// True when `other` has the same content (quantities compared by value, so `1.5` = `1.50`).
+    /// The [`quality`](UsageRecord::quality) mark is not content: validation may flag a stored
+    /// record, and the same record sent again is still a duplicate.
     pub fn same_content(&self, other: &UsageRecord) -> bool {
-        self == other
+        self.id == other.id
+            && self.tenant == other.tenant
+            && self.subject == other.subject
+            && self.metric == other.metric
+            && self.quantity == other.quantity
+            && self.timestamp == other.timestamp
+            && self.end == other.end
+            && self.dimensions == other.dimensions
     }
 }
 
