@@ -25,7 +25,12 @@ export interface UsageRecordInput {
   timestamp: Date | Timestamp
   end?: Date | Timestamp | null
   dimensions?: Record<string, string>
+  /** Set by validation and estimation; `actual` when absent. */
+  quality?: Quality
 }
+
+/** Data quality of a usage record (VEE). */
+export type Quality = 'actual' | 'flagged' | 'estimated'
 
 /** A stored usage record, as the core prints it. */
 export interface UsageRecord {
@@ -39,6 +44,8 @@ export interface UsageRecord {
   end?: Timestamp
   /** Present only when the record has dimensions. */
   dimensions?: Record<string, string>
+  /** Present only when not `actual`. */
+  quality?: 'flagged' | 'estimated'
 }
 
 /** snake_case error kinds (`err.kind`, `Rejection.kind`). */
@@ -99,6 +106,8 @@ export interface IngestReport {
   accepted: number
   duplicates: number
   rejected: Rejection[]
+  /** Validation findings about the batch's new records (present only when there are some). */
+  findings?: Finding[]
 }
 
 /** One aggregation: `"sum"`, `"count"`, `"min"`, `"max"`, `"mean"`, `"latest"`, or `{ unique_count: "subject" }`. */
@@ -143,6 +152,12 @@ export interface Bucket {
   latest: DecimalString | null
   /** Present only when the query counts distinct values. */
   unique?: Record<string, number>
+  /** Records flagged by validation, and their sum (present only when non-zero). */
+  flagged_count?: number
+  flagged_sum?: DecimalString
+  /** Estimated records, and their sum (present only when non-zero). */
+  estimated_count?: number
+  estimated_sum?: DecimalString
 }
 
 /** Totals of a period and the one before it, for KPI cards. */
@@ -157,6 +172,7 @@ export type MeterkitEvent =
   | { type: 'record_rejected'; tenant: string; id: string; kind: ErrorKind; reason: string }
   | { type: 'late_record'; tenant: string; id: string; window: string; bucket: Bucket }
   | { type: 'window_closed'; tenant: string; window: string; bucket: Bucket }
+  | { type: 'anomaly_detected'; finding: Finding }
   | {
       type: 'threshold_crossed'
       tenant: string
@@ -277,6 +293,92 @@ export interface EngineOptions {
   onEvent?: ((event: MeterkitEvent) => void) | null
 }
 
+export type Severity = 'info' | 'warning' | 'error'
+export type FindingAction = 'accept' | 'flag' | 'reject'
+export type Rule =
+  | 'negative_quantity' | 'invalid_quantity' | 'future_timestamp' | 'too_old' | 'unknown_metric' | 'unknown_unit'
+  | 'spike' | 'drop' | 'high_limit' | 'low_limit' | 'stuck' | 'zero_streak' | 'gap' | 'out_of_order'
+  | 'rollover' | 'meter_exchange' | 'duplicate_reading' | 'out_of_order_reading' | 'invalid_reading'
+
+/** A validation finding: which rule, how bad, what was done, about which record. */
+export interface Finding {
+  rule: Rule
+  severity: Severity
+  action: FindingAction
+  tenant: string
+  subject: string
+  metric: string
+  id?: string
+  timestamp: Timestamp
+  value: DecimalString | null
+  /** The range the value was expected in, `[low, high]`. */
+  expected: [DecimalString, DecimalString] | null
+  score: DecimalString | null
+  message: string
+}
+
+/** Validation rules of one metric; every field is optional (see docs/validation.md for defaults). */
+export interface ValidationConfig {
+  allow_negative?: boolean
+  unit?: string | null
+  future_skew_secs?: number
+  max_age_secs?: number | null
+  high_limit?: DecimalString | null
+  low_limit?: DecimalString | null
+  spikes?: boolean
+  window?: number
+  threshold?: number
+  min_scale_ratio?: number
+  confirm?: boolean
+  range_decay?: number
+  seasonal?: boolean
+  seasonal_min_weeks?: number
+  seasonal_alpha?: number
+  time_zone?: string
+  stuck_intervals?: number
+  zero_streak_intervals?: number
+  gaps?: boolean
+  interval_secs?: number | null
+  max_interpolation_intervals?: number
+}
+
+export interface SeverityCounts {
+  info: number
+  warning: number
+  error: number
+}
+
+/** Counts of findings. */
+export interface ValidationSummary {
+  total: number
+  info: number
+  warning: number
+  error: number
+  rejected: number
+  flagged: number
+  by_rule: Record<string, SeverityCounts>
+}
+
+/** A cumulative register reading of a meter. */
+export interface MeterReading {
+  meter: string
+  timestamp: Date | Timestamp
+  register: DecimalString
+  /** Digits of the register, for rollover. */
+  register_digits?: number
+  multiplier?: DecimalString
+  kind?: 'actual' | 'estimated' | 'customer'
+}
+
+/** How `estimateGaps` fills gaps. */
+export interface EstimateConfig {
+  interval_secs: number
+  max_interpolation_intervals?: number
+  max_estimated_intervals?: number
+  history_weeks?: number
+  decimals?: number
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -347,6 +449,15 @@ export declare class Engine {
    */
   closeWindows(tenant: string, now: Date | string, allowedLatenessSeconds?: number): number
   /**
+   * Validate the new records of `metric` in every later ingest (replacing an earlier
+   * configuration): `reject` findings keep a record out (kind `validation` in `rejected`),
+   * `flag` findings store it flagged; every finding is in `IngestReport.findings`, warnings and
+   * errors go to `onEvent` as `anomaly_detected`. The streaming state is kept in memory.
+   */
+  setValidation(metric: string, config: ValidationConfig): void
+  /** Validate with a fixed "now" (tests, replays of old data); `null`: the wall clock. */
+  setValidationNow(now: Date | string | null): void
+  /**
    * Bill `request.subject` with `tariff` from the stored records of the request's metric (and
    * of every metric a charge names) in the period.
    */
@@ -379,6 +490,23 @@ export declare class Engine {
 }
 
 /**
+ * Turns cumulative register readings of meters into interval usage records (handling rollover
+ * of a register with `register_digits`, multipliers, resets), with findings for readings that
+ * go backwards or are invalid.
+ */
+export declare class RegisterTracker {
+  /** A tracker making records of `tenant` and `metric`. */
+  constructor(tenant: string, metric: string)
+  /**
+   * Push readings (one or an array, in time order per meter): the usage records between
+   * consecutive readings, and findings.
+   */
+  push(readings: MeterReading | MeterReading[]): { records: UsageRecord[]; findings: Finding[] }
+  /** The last reading of `meter`, or `null`. */
+  lastReading(meter: string): MeterReading | null
+}
+
+/**
  * A tariff, parsed and checked once: TOML, meterkit JSON or OpenEI URDB JSON. Rate usage with
  * `tariff.bill(request, records)` or `engine.bill(tariff, request)`.
  */
@@ -406,6 +534,35 @@ export declare class Tariff {
    * budget or a price calculator needs, fast.
    */
   quantityTotal(quantity: string): string
+}
+
+/**
+ * Runs the validation rules over records one at a time, keeping per-series state (last values,
+ * ranges, seasonal slots) in memory: a batch gives the same findings as the same records
+ * streamed one by one.
+ */
+export declare class Validator {
+  /**
+   * A validator with a configuration per metric (`{ kwh: {...} }`), and optionally a default
+   * for every other metric. Without a default, records of other metrics raise `unknown_metric`.
+   */
+  constructor(configs?: Record<string, ValidationConfig> | null, defaultConfig?: ValidationConfig | null)
+  /** Compare time rules with this instant instead of the wall clock (`null`: the wall clock). */
+  setNow(now: Date | string | null): void
+  /** Set (or replace) the configuration of one metric. */
+  setConfig(metric: string, config: ValidationConfig): void
+  /** Whether records of `metric` are validated (a configuration or a default). */
+  covers(metric: string): boolean
+  /** Number of series (tenant, subject, metric) with state. */
+  get seriesCount(): number
+  /** Check one record (or an array, in order) and update the series state. */
+  check(records: UsageRecordInput | UsageRecordInput[]): Finding[]
+  /** Start a transaction: `rollback()` restores the series state as it was here. */
+  begin(): void
+  /** Keep the state changes since `begin()`. */
+  commit(): void
+  /** Undo the state changes since `begin()`. */
+  rollback(): void
 }
 
 /**
@@ -450,6 +607,12 @@ export interface DictColumn {
 
 /** Every error code meterkit throws with, and its kind: `[{ code: "E_CONFLICT", kind: "conflict" }, …]`. */
 export declare function errorCodes(): Array<{ code: ErrorCode; kind: ErrorKind }>
+
+/**
+ * Estimated records for the gaps of an interval series (interpolation for short gaps, a
+ * profile of past weeks for longer ones), marked with quality `estimated`.
+ */
+export declare function estimateGaps(records: UsageRecordInput[], config: EstimateConfig): UsageRecord[]
 
 /** `[start, end)` of the calendar month `YYYY-MM` in `timeZone`. */
 export declare function monthPeriod(yyyyMm: string, timeZone: string): { start: string; end: string }
@@ -500,6 +663,9 @@ export interface UsageColumns {
   /** Dimension columns by dimension name. */
   dimensions?: Record<string, Array<string | undefined | null> | DictColumn>
 }
+
+/** Counts of findings by severity, action and rule. */
+export declare function validationSummary(findings: Finding[]): ValidationSummary
 
 /** The version of the meterkit core this package was built from. */
 export declare function version(): string

@@ -25,7 +25,12 @@ export interface UsageRecordInput {
   timestamp: Date | Timestamp
   end?: Date | Timestamp | null
   dimensions?: Record<string, string>
+  /** Set by validation and estimation; `actual` when absent. */
+  quality?: Quality
 }
+
+/** Data quality of a usage record (VEE). */
+export type Quality = 'actual' | 'flagged' | 'estimated'
 
 /** A stored usage record, as the core prints it. */
 export interface UsageRecord {
@@ -39,6 +44,8 @@ export interface UsageRecord {
   end?: Timestamp
   /** Present only when the record has dimensions. */
   dimensions?: Record<string, string>
+  /** Present only when not `actual`. */
+  quality?: 'flagged' | 'estimated'
 }
 
 /** snake_case error kinds (`err.kind`, `Rejection.kind`). */
@@ -99,6 +106,8 @@ export interface IngestReport {
   accepted: number
   duplicates: number
   rejected: Rejection[]
+  /** Validation findings about the batch's new records (present only when there are some). */
+  findings?: Finding[]
 }
 
 /** One aggregation: `"sum"`, `"count"`, `"min"`, `"max"`, `"mean"`, `"latest"`, or `{ unique_count: "subject" }`. */
@@ -143,6 +152,12 @@ export interface Bucket {
   latest: DecimalString | null
   /** Present only when the query counts distinct values. */
   unique?: Record<string, number>
+  /** Records flagged by validation, and their sum (present only when non-zero). */
+  flagged_count?: number
+  flagged_sum?: DecimalString
+  /** Estimated records, and their sum (present only when non-zero). */
+  estimated_count?: number
+  estimated_sum?: DecimalString
 }
 
 /** Totals of a period and the one before it, for KPI cards. */
@@ -157,6 +172,7 @@ export type MeterkitEvent =
   | { type: 'record_rejected'; tenant: string; id: string; kind: ErrorKind; reason: string }
   | { type: 'late_record'; tenant: string; id: string; window: string; bucket: Bucket }
   | { type: 'window_closed'; tenant: string; window: string; bucket: Bucket }
+  | { type: 'anomaly_detected'; finding: Finding }
   | {
       type: 'threshold_crossed'
       tenant: string
@@ -275,4 +291,90 @@ export interface EngineOptions {
   path?: string | null
   /** Receives every event, on the JS thread, in order. A callback that throws raises an uncaught exception, like any event listener. */
   onEvent?: ((event: MeterkitEvent) => void) | null
+}
+
+export type Severity = 'info' | 'warning' | 'error'
+export type FindingAction = 'accept' | 'flag' | 'reject'
+export type Rule =
+  | 'negative_quantity' | 'invalid_quantity' | 'future_timestamp' | 'too_old' | 'unknown_metric' | 'unknown_unit'
+  | 'spike' | 'drop' | 'high_limit' | 'low_limit' | 'stuck' | 'zero_streak' | 'gap' | 'out_of_order'
+  | 'rollover' | 'meter_exchange' | 'duplicate_reading' | 'out_of_order_reading' | 'invalid_reading'
+
+/** A validation finding: which rule, how bad, what was done, about which record. */
+export interface Finding {
+  rule: Rule
+  severity: Severity
+  action: FindingAction
+  tenant: string
+  subject: string
+  metric: string
+  id?: string
+  timestamp: Timestamp
+  value: DecimalString | null
+  /** The range the value was expected in, `[low, high]`. */
+  expected: [DecimalString, DecimalString] | null
+  score: DecimalString | null
+  message: string
+}
+
+/** Validation rules of one metric; every field is optional (see docs/validation.md for defaults). */
+export interface ValidationConfig {
+  allow_negative?: boolean
+  unit?: string | null
+  future_skew_secs?: number
+  max_age_secs?: number | null
+  high_limit?: DecimalString | null
+  low_limit?: DecimalString | null
+  spikes?: boolean
+  window?: number
+  threshold?: number
+  min_scale_ratio?: number
+  confirm?: boolean
+  range_decay?: number
+  seasonal?: boolean
+  seasonal_min_weeks?: number
+  seasonal_alpha?: number
+  time_zone?: string
+  stuck_intervals?: number
+  zero_streak_intervals?: number
+  gaps?: boolean
+  interval_secs?: number | null
+  max_interpolation_intervals?: number
+}
+
+export interface SeverityCounts {
+  info: number
+  warning: number
+  error: number
+}
+
+/** Counts of findings. */
+export interface ValidationSummary {
+  total: number
+  info: number
+  warning: number
+  error: number
+  rejected: number
+  flagged: number
+  by_rule: Record<string, SeverityCounts>
+}
+
+/** A cumulative register reading of a meter. */
+export interface MeterReading {
+  meter: string
+  timestamp: Date | Timestamp
+  register: DecimalString
+  /** Digits of the register, for rollover. */
+  register_digits?: number
+  multiplier?: DecimalString
+  kind?: 'actual' | 'estimated' | 'customer'
+}
+
+/** How `estimateGaps` fills gaps. */
+export interface EstimateConfig {
+  interval_secs: number
+  max_interpolation_intervals?: number
+  max_estimated_intervals?: number
+  history_weeks?: number
+  decimals?: number
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use meterkit::{Decimal, Dimensions, Error as CoreError, ErrorKind, UsageRecord};
+use meterkit::{Decimal, Dimensions, Error as CoreError, ErrorKind, Quality, UsageRecord};
 use napi::bindgen_prelude::{BigInt64Array, Either, Either3, Float64Array, Uint32Array};
 use napi_derive::napi;
 
@@ -217,6 +217,7 @@ impl Columns {
                 timestamp,
                 end,
                 dimensions,
+                quality: Quality::default(),
             });
         }
         Ok(out)

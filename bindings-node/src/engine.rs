@@ -243,6 +243,28 @@ impl Engine {
 
 #[napi]
 impl Engine {
+    /// Validate the new records of `metric` in every later ingest (replacing an earlier
+    /// configuration): `reject` findings keep a record out (kind `validation` in `rejected`),
+    /// `flag` findings store it flagged; every finding is in `IngestReport.findings`, warnings and
+    /// errors go to `onEvent` as `anomaly_detected`. The streaming state is kept in memory.
+    #[napi(catch_unwind, ts_args_type = "metric: string, config: ValidationConfig")]
+    pub fn set_validation(&self, env: Env, metric: String, config: JsonText) -> napi::Result<()> {
+        guard(env, || {
+            let config: meterkit::ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
+            core(env, self.inner.set_validation(&metric, config))
+        })
+    }
+
+    /// Validate with a fixed "now" (tests, replays of old data); `null`: the wall clock.
+    #[napi(catch_unwind, ts_args_type = "now: Date | string | null")]
+    pub fn set_validation_now(&self, env: Env, now: JsonText) -> napi::Result<()> {
+        guard(env, || {
+            let now = if now.0 == "null" { None } else { Some(core(env, ts_from_json(&now.0, "now"))?) };
+            self.inner.set_validation_now(now);
+            Ok(())
+        })
+    }
+
     /// Bill `request.subject` with `tariff` from the stored records of the request's metric (and
     /// of every metric a charge names) in the period.
     #[napi(catch_unwind, ts_args_type = "tariff: Tariff, request: BillRequest", ts_return_type = "Bill")]

@@ -16,6 +16,7 @@ mod billing;
 mod columns;
 mod convert;
 mod engine;
+mod validate;
 
 use meterkit::{ErrorKind, Window};
 use napi::Env;
@@ -25,6 +26,7 @@ pub use crate::billing::{allocate, create_invoice, month_period, split_shared_me
 pub use crate::columns::{DictColumn, UsageColumns};
 use crate::convert::{core, guard, ts_from_json, Json, JsonText};
 pub use crate::engine::Engine;
+pub use crate::validate::{estimate_gaps, validation_summary, RegisterTracker, Validator};
 
 /// Parse a decimal (plain `12.50` or scientific `1e-3`) and return its canonical text (`12.5`).
 /// Throws `E_PARSE` for anything that is not a finite 96-bit decimal.

@@ -9,15 +9,16 @@ const { rec, thrown } = require('./helpers.js')
 test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
-    'Engine', 'Tariff', 'allocate', 'checkRecords', 'createInvoice', 'decimalFromNumber', 'errorCodes', 'monthPeriod',
-    'parseDecimal', 'parseTs', 'splitSharedMeter', 'version', 'windowSpan',
+    'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'allocate', 'checkRecords', 'createInvoice', 'decimalFromNumber',
+    'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'splitSharedMeter', 'validationSummary',
+    'version', 'windowSpan',
   ])
   assert.equal(typeof Engine, 'function')
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
     'addQuota', 'addSpec', 'bill', 'billAsync', 'closeWindows', 'ingest', 'ingestAsync', 'ingestColumns',
     'ingestColumnsAsync', 'invoices', 'issueInvoice', 'markOverdue', 'payInvoice', 'query', 'queryAsync', 'records',
-    'remindersDue', 'retract', 'specs', 'topN', 'totals', 'voidInvoice',
+    'remindersDue', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals', 'voidInvoice',
   ])
 })
 

@@ -8,7 +8,11 @@ import {
   monthPeriod,
   allocate,
   splitSharedMeter,
+  Validator,
+  RegisterTracker,
+  estimateGaps,
   type Bill,
+  type Finding,
   type Invoice,
   checkRecords,
   errorCodes,
@@ -72,6 +76,15 @@ const parts: string[] = allocate('10', ['1', '2'], 2)
 const split: UsageRecord[] = splitSharedMeter({ meter: 'm', metric: 'kwh', shares: [['a', '1']], scale: 3 }, 't', '1', new Date())
 engine.addQuota({ id: 'q', tenant: 't', metric: 'bytes', period: 'month', time_zone: 'UTC', limit: '1000', levels: ['80', '100'] })
 
+engine.setValidation('kwh', { high_limit: '100', spikes: true })
+engine.setValidationNow(null)
+const validator = new Validator({ kwh: { unit: 'kWh' } }, null)
+const found: Finding[] = validator.check(records)
+const rules: string[] = found.map((f) => f.rule)
+const pushed = new RegisterTracker('t', 'kwh').push({ meter: 'm', timestamp: new Date(), register: '12.5' })
+const estimated: UsageRecord[] = estimateGaps(pushed.records, { interval_secs: 1800 })
+const findingsOfReport: Finding[] | undefined = report.findings
+
 async function later(): Promise<void> {
   const billed: Bill = await engine.billAsync(tariff, { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' })
   void billed
@@ -113,4 +126,4 @@ engine.bill({ currency: 'GBP' }, { subject: 's', metric: 'kwh', period_start: ne
 // @ts-expect-error: parseDecimal returns a string
 const n: number = parseDecimal('1.5')
 
-void [total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]
+void [rules, estimated, findingsOfReport, total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]

@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Engine, Tariff } = require('meterkit')
+const { Engine, Tariff, Validator } = require('meterkit')
 const { repo, canonical, jsonFiles } = require('./helpers.js')
 
 const dir = process.env.METERKIT_VECTORS || path.join(repo, 'tests', 'vectors')
@@ -32,6 +32,15 @@ const runners = {
       return { error: { kind: e.kind, field: e.field } }
     }
   },
+  // Like core/tests/validate_vectors.rs: one fresh Validator, configured for `metrics` (or as
+  // the default for every metric), fixed `now`, records checked in order.
+  validate(input) {
+    const v = input.metrics
+      ? new Validator(Object.fromEntries(input.metrics.map((m) => [m, input.config])))
+      : new Validator(null, input.config)
+    v.setNow(input.now)
+    return v.check(input.records)
+  },
 }
 
 for (const file of files) {
@@ -42,6 +51,10 @@ for (const file of files) {
     assert.ok(run, `vector kind '${v.kind}' is not run by the Node package`)
     const actual = run(v.input)
     assert.equal(canonical(actual), canonical(v.expected))
+    if (v.kind === 'validate') {
+      // Findings must also match in field order (tests/vectors/validate/README.md).
+      assert.equal(JSON.stringify(actual), JSON.stringify(v.expected))
+    }
   })
 }
 
