@@ -1,1 +1,194 @@
-//! Helpers shared by the integration suite.
+//! Helpers shared by the integration suite, and the runner of the shared test vectors
+//! (`tests/vectors/`), public so that the CLI and store tests can run the same files.
+//!
+//! A vector is a JSON file (format: `tests/vectors/README.md`):
+//!
+//! ```json
+//! {"name": "...", "description": "...", "kind": "rollup",
+//!  "input": {"batches": [[UsageRecord, ...], ...], "retract": [["tenant", "id"], ...],
+//!            "query": Query},
+//!  "expected": {"report": [IngestReport, ...], "buckets": [Bucket, ...]}}
+//! ```
+//!
+//! The runner ingests the batches in order (one [`meterkit::IngestReport`] per batch), then
+//! retracts the listed records, then runs the query, and compares the [canonical](canonical_json)
+//! JSON of `{"report": [...], "buckets": [...]}` with the canonical JSON of `expected`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use meterkit::{Bucket, Decimal, Engine, IngestReport, Query, UsageRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One shared test vector, as read from its file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorCase {
+    /// Short unique name (the file stem by convention).
+    pub name: String,
+    /// How the expected values were worked out, by hand.
+    pub description: String,
+    /// The kind of vector; the runner here knows `rollup`.
+    pub kind: String,
+    /// What to feed the engine.
+    pub input: VectorInput,
+    /// What the engine must answer, as JSON.
+    pub expected: Value,
+}
+
+/// The input of a `rollup` vector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorInput {
+    /// Ingest batches, in order.
+    pub batches: Vec<Vec<UsageRecord>>,
+    /// `(tenant, id)` of records to retract after every batch is ingested.
+    #[serde(default)]
+    pub retract: Vec<(String, String)>,
+    /// The query whose buckets are compared.
+    pub query: Query,
+}
+
+/// What a `rollup` vector produces: one report per batch, then the query's buckets.
+#[derive(Debug, Clone, Serialize)]
+pub struct VectorOutput {
+    /// One ingest report per batch.
+    pub report: Vec<IngestReport>,
+    /// The query result.
+    pub buckets: Vec<Bucket>,
+}
+
+/// The directory of the rollup vectors (`tests/vectors/rollup`).
+pub fn rollup_vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors").join("rollup")
+}
+
+/// Every `*.json` file of `dir`, sorted by name.
+///
+/// # Errors
+/// A message naming the directory when it cannot be read.
+pub fn vector_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Read and parse one vector file.
+///
+/// # Errors
+/// A message naming the file (and serde's line/column) when it cannot be read or parsed, or
+/// when its kind is not `rollup`.
+pub fn load_case(path: &Path) -> Result<VectorCase, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let case: VectorCase = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if case.kind != "rollup" {
+        return Err(format!("{}: unknown vector kind '{}'", path.display(), case.kind));
+    }
+    Ok(case)
+}
+
+/// Run a case against `engine` (normally a fresh one): ingest every batch, retract, query.
+///
+/// # Errors
+/// The first engine error (an ingest that fails as a whole, a retraction of an unknown record,
+/// an invalid query).
+pub fn run_case_on(engine: &Engine, case: &VectorCase) -> meterkit::Result<VectorOutput> {
+    let mut report = Vec::with_capacity(case.input.batches.len());
+    for batch in &case.input.batches {
+        report.push(engine.ingest(batch)?);
+    }
+    for (tenant, id) in &case.input.retract {
+        engine.retract(tenant, id)?;
+    }
+    let buckets = engine.query(&case.input.query)?;
+    Ok(VectorOutput { report, buckets })
+}
+
+/// Run a case on a fresh in-memory engine and return the canonical JSON of its output.
+///
+/// # Errors
+/// As [`run_case_on`].
+pub fn run_case(case: &VectorCase) -> meterkit::Result<String> {
+    let out = run_case_on(&Engine::in_memory(), case)?;
+    Ok(canonical_output(&out))
+}
+
+/// The canonical JSON of an output (see [`canonical_json`]).
+pub fn canonical_output(out: &VectorOutput) -> String {
+    // Serializing plain structs of strings, integers and maps cannot fail.
+    canonical_json(&serde_json::to_value(out).unwrap_or(Value::Null))
+}
+
+/// The canonical JSON of a case's `expected` value.
+pub fn expected_json(case: &VectorCase) -> String {
+    canonical_json(&case.expected)
+}
+
+/// Canonical JSON text: compact (no whitespace), object keys sorted by their UTF-8 bytes (= by
+/// Unicode code point), arrays in order, strings escaped as `serde_json` does (`\"`, `\\`,
+/// `\n`, `\r`, `\t`, `\b`, `\f`, other control characters as `\u00xx`, everything else raw
+/// UTF-8), numbers as `serde_json` prints them. The key order is imposed here rather than taken
+/// from serde_json's `Map`, whose order depends on the `preserve_order` feature.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => {
+            let _ = write!(out, "{scalar}");
+        }
+    }
+}
+
+/// An instant from RFC 3339 text; panics on bad text (test helper only, for literals).
+pub fn ts(text: &str) -> DateTime<Utc> {
+    meterkit::parse_ts(text).unwrap_or_else(|e| panic!("bad test timestamp {text}: {e}"))
+}
+
+/// A decimal from text; panics on bad text (test helper only, for literals).
+pub fn dec(text: &str) -> Decimal {
+    meterkit::parse_decimal(text).unwrap_or_else(|e| panic!("bad test decimal {text}: {e}"))
+}
+
+/// A usage record with no dimensions.
+pub fn rec(tenant: &str, id: &str, subject: &str, metric: &str, quantity: &str, at: &str) -> UsageRecord {
+    UsageRecord::new(tenant, id, subject, metric, dec(quantity), ts(at))
+}
+
+/// The JSON text of a query result (serde field order), for comparing two results exactly.
+pub fn buckets_json(buckets: &[Bucket]) -> String {
+    serde_json::to_string(buckets).unwrap_or_default()
+}

@@ -218,14 +218,27 @@ impl BucketState {
         }
         self.sum = sum;
         self.count += 1;
-        self.min = Some(self.min.map_or(q, |m| m.min(q)));
-        self.max = Some(self.max.map_or(q, |m| m.max(q)));
-        let newer = match &self.latest {
-            None => true,
-            Some(l) => (record.timestamp, record.id.as_str()) > (l.timestamp, l.id.as_str()),
-        };
-        if newer {
-            self.latest = Some(Latest { timestamp: record.timestamp, id: record.id.clone(), quantity: q });
+        // Same results as `Decimal::min`/`max` (keep the current value on ties), with a cheaper
+        // exact comparison for the common case of scales within 9 digits of each other.
+        match self.min {
+            Some(m) if cmp_decimal(q, m).is_ge() => {}
+            _ => self.min = Some(q),
+        }
+        match self.max {
+            Some(m) if cmp_decimal(q, m).is_le() => {}
+            _ => self.max = Some(q),
+        }
+        match &mut self.latest {
+            None => self.latest = Some(Latest { timestamp: record.timestamp, id: record.id.clone(), quantity: q }),
+            Some(l) => {
+                if (record.timestamp, record.id.as_str()) > (l.timestamp, l.id.as_str()) {
+                    // Reuse the id's allocation: in time-ordered input nearly every record is the
+                    // new latest, and a fresh String per record was a malloc + free each time.
+                    l.timestamp = record.timestamp;
+                    l.id.clone_from(&record.id);
+                    l.quantity = q;
+                }
+            }
         }
         for d in unique_dims {
             if let Some(v) = dim_value(record, d) {
@@ -281,6 +294,26 @@ impl BucketState {
             return None;
         }
         self.sum.checked_div(Decimal::from(self.count)).map(|m| m.round_dp(12))
+    }
+}
+
+/// Exact comparison of two decimals. When their scales differ by at most 9, both mantissas
+/// (at most 96 bits) are aligned in `i128` (96 bits + 10^9 < 2^127), which is much cheaper than
+/// `Decimal`'s general comparison; otherwise it falls back to `Decimal::cmp`.
+#[inline]
+fn cmp_decimal(a: Decimal, b: Decimal) -> std::cmp::Ordering {
+    const POW10: [i128; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+    let (sa, sb) = (a.scale(), b.scale());
+    let diff = sa.abs_diff(sb) as usize;
+    if diff < POW10.len() {
+        let (ma, mb) = (a.mantissa(), b.mantissa());
+        if sa >= sb {
+            ma.cmp(&(mb * POW10[diff]))
+        } else {
+            (ma * POW10[diff]).cmp(&mb)
+        }
+    } else {
+        a.cmp(&b)
     }
 }
 
@@ -419,9 +452,20 @@ impl Bucket {
 pub struct Accumulator {
     tenant: String,
     specs: Vec<AccSpec>,
-    index: rustc_hash::FxHashMap<u64, Vec<u32>>,
+    /// Hash of (spec, start, group) -> the most recent entry with that hash; entries with the
+    /// same hash are chained through `next` (an intrusive list, so a lookup touches the hash
+    /// slot and the entry, not a per-hash vector in between).
+    index: rustc_hash::FxHashMap<u64, u32>,
+    /// For each entry, the previous entry with the same hash, or `NO_ENTRY`.
+    next: Vec<u32>,
     entries: Vec<(crate::store::BucketKey, i64, BucketState)>,
 }
+
+/// End of a hash chain in [`Accumulator`].
+const NO_ENTRY: u32 = u32::MAX;
+
+/// Group values of up to this many dimensions are buffered on the stack in [`Accumulator::add`].
+const GROUP_BUF: usize = 8;
 
 #[derive(Debug)]
 struct AccSpec {
@@ -458,6 +502,7 @@ impl Accumulator {
             tenant: tenant.to_string(),
             specs,
             index: rustc_hash::FxHashMap::default(),
+            next: Vec::new(),
             entries: Vec::new(),
         })
     }
@@ -478,37 +523,57 @@ impl Accumulator {
             .with_field("tenant"));
         }
         let t = record.timestamp.timestamp();
+        // Group values are looked up once per spec (a dimension lookup is a few string
+        // comparisons) into this stack buffer; specs with more dimensions look them up on demand.
+        let mut buf: [Option<&str>; GROUP_BUF] = [None; GROUP_BUF];
         for spec in &mut self.specs {
             if spec.metric != record.metric {
                 continue;
             }
             let (start, end) = spec.clock.span(t)?;
+            let buffered = spec.group_by.len() <= GROUP_BUF;
+            if buffered {
+                for (slot, d) in buf.iter_mut().zip(&spec.group_by) {
+                    *slot = dim_value(record, d);
+                }
+            }
+            let value = |k: usize| if buffered { buf[k] } else { dim_value(record, &spec.group_by[k]) };
             let mut h = rustc_hash::FxHasher::default();
             spec.id.hash(&mut h);
             start.hash(&mut h);
-            for d in &spec.group_by {
-                dim_value(record, d).hash(&mut h);
+            for k in 0..spec.group_by.len() {
+                value(k).hash(&mut h);
             }
             let hash = h.finish();
-            let chain = self.index.entry(hash).or_default();
-            let found = chain.iter().copied().find(|&i| {
-                let (key, _, _) = &self.entries[i as usize];
-                key.spec == spec.id
+            let head = self.index.get(&hash).copied().unwrap_or(NO_ENTRY);
+            let mut found = head;
+            while found != NO_ENTRY {
+                let (key, _, _) = &self.entries[found as usize];
+                if key.spec == spec.id
                     && key.start == start
-                    && key.group.iter().zip(&spec.group_by).all(|(v, d)| v.as_deref() == dim_value(record, d))
-            });
-            let i = if let Some(i) = found {
-                i as usize
-            } else {
+                    && key.group.iter().enumerate().all(|(k, v)| v.as_deref() == value(k))
+                {
+                    break;
+                }
+                found = self.next[found as usize];
+            }
+            let i = if found == NO_ENTRY {
+                let i = u32::try_from(self.entries.len())
+                    .ok()
+                    .filter(|&i| i != NO_ENTRY)
+                    .ok_or_else(|| Error::new(ErrorKind::Overflow, "An accumulator holds at most 2^32-1 buckets."))?;
                 let key = crate::store::BucketKey {
                     tenant: self.tenant.clone(),
                     spec: spec.id,
                     start,
-                    group: spec.group_by.iter().map(|d| dim_value(record, d).map(str::to_string)).collect(),
+                    group: (0..spec.group_by.len()).map(|k| value(k).map(str::to_string)).collect(),
                 };
                 self.entries.push((key, end, BucketState::default()));
-                chain.push((self.entries.len() - 1) as u32);
-                self.entries.len() - 1
+                self.next.push(head);
+                self.index.insert(hash, i);
+                i as usize
+            } else {
+                found as usize
             };
             self.entries[i].2.add(record, spec.unique.iter().map(String::as_str))?;
         }
@@ -528,5 +593,43 @@ impl Accumulator {
     /// The accumulated `(key, window end, state)` triples, in first-touched order.
     pub fn into_buckets(self) -> Vec<(crate::store::BucketKey, i64, BucketState)> {
         self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cmp_decimal;
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    fn decimal() -> impl Strategy<Value = Decimal> {
+        (any::<i64>(), any::<u32>(), any::<bool>(), 0u32..=28)
+            .prop_map(|(lo, hi, neg, scale)| Decimal::from_parts(lo as u32, (lo >> 32) as u32, hi, neg, scale))
+    }
+
+    proptest! {
+        /// The fast comparison agrees with `Decimal::cmp` everywhere, including signed zeros,
+        /// equal values of different scales and scale gaps beyond the fast path.
+        #[test]
+        fn cmp_decimal_agrees_with_decimal_cmp(a in decimal(), b in decimal(), k in 0u32..12) {
+            prop_assert_eq!(cmp_decimal(a, b), a.cmp(&b));
+            // The same value at a larger scale (when representable) compares equal.
+            let mut c = a;
+            c.rescale(a.scale() + k);
+            if c == a {
+                prop_assert_eq!(cmp_decimal(a, c), std::cmp::Ordering::Equal);
+                prop_assert_eq!(cmp_decimal(c, a), std::cmp::Ordering::Equal);
+            }
+        }
+    }
+
+    #[test]
+    fn cmp_decimal_on_zeros_and_neighbours() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(cmp_decimal(d("0"), d("-0.000")), std::cmp::Ordering::Equal);
+        assert_eq!(cmp_decimal(d("1.5"), d("1.50")), std::cmp::Ordering::Equal);
+        assert_eq!(cmp_decimal(d("-0.001"), d("0")), std::cmp::Ordering::Less);
+        assert_eq!(cmp_decimal(d("2"), d("1.999999999")), std::cmp::Ordering::Greater);
+        assert_eq!(cmp_decimal(Decimal::MAX, Decimal::new(1, 28)), std::cmp::Ordering::Greater);
     }
 }

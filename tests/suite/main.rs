@@ -1,1 +1,7 @@
 //! meterkit's workspace integration suite: one test binary, one module per area.
+
+mod engine;
+mod findings;
+mod properties;
+mod vectors;
+mod windows;
