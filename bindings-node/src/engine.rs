@@ -48,17 +48,32 @@ impl Engine {
     #[napi(constructor, catch_unwind, ts_args_type = "options?: EngineOptions | null")]
     pub fn new(env: Env, options: Option<Object>) -> napi::Result<Self> {
         guard(env, || {
-            let path: Option<String> = match &options {
-                Some(o) => o.get("path")?,
+            let path: Option<Either<String, Null>> = match &options {
+                Some(o) => o.get("path").map_err(|_| {
+                    js_error(
+                        env,
+                        &meterkit::Error::new(meterkit::ErrorKind::Parse, "options.path must be a string or null.")
+                            .with_field("path"),
+                    )
+                })?,
                 None => None,
             };
             let callback: Option<Either<Function<Json<Event>, UnknownReturnValue>, Null>> = match &options {
-                Some(o) => o.get("onEvent")?,
+                Some(o) => o.get("onEvent").map_err(|_| {
+                    js_error(
+                        env,
+                        &meterkit::Error::new(
+                            meterkit::ErrorKind::Parse,
+                            "options.onEvent must be a function or null.",
+                        )
+                        .with_field("onEvent"),
+                    )
+                })?,
                 None => None,
             };
             let mut engine = match path {
-                Some(p) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
-                None => meterkit::Engine::in_memory(),
+                Some(Either::A(p)) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
+                _ => meterkit::Engine::in_memory(),
             };
             if let Some(Either::A(f)) = callback {
                 let tsfn =

@@ -75,6 +75,12 @@ test('E_NOT_FOUND names the record', () => {
   assertMeterkitError(thrown(() => new Engine().retract('t1', 'nope')), 'E_NOT_FOUND', { recordId: 'nope' })
 })
 
+test('Engine options of the wrong type throw E_PARSE naming the option', () => {
+  assertMeterkitError(thrown(() => new Engine({ path: 5 })), 'E_PARSE', { field: 'path' })
+  assertMeterkitError(thrown(() => new Engine({ onEvent: 'log' })), 'E_PARSE', { field: 'onEvent' })
+  assert.deepEqual(new Engine({ path: null, onEvent: null }).specs(), [])
+})
+
 test('E_STORE: a database path that cannot be opened', () => {
   assertMeterkitError(thrown(() => new Engine({ path: '/nonexistent-dir/x/usage.db' })), 'E_STORE')
 })
