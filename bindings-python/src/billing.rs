@@ -1,0 +1,629 @@
+//! Tariffs, bill requests, bills, invoices, quotas and shared-meter allocation: Python classes over
+//! the core's billing types. Rating happens in the core (`Tariff::bill`, `Engine::bill`) with the
+//! GIL released.
+
+use chrono::{DateTime, Utc};
+use meterkit::{Decimal, ErrorKind};
+use pyo3::prelude::*;
+
+use crate::convert::{from_decimal, from_json, from_plain, from_utc, to_decimal, to_json, to_plain, to_utc};
+use crate::errors::{detached, new_err, IntoPy};
+use crate::types::{window_of, PyUsageRecord};
+
+/// The common methods of a class over a serde type: `from_dict`, `from_json`, `to_dict`,
+/// equality; plus the class's own methods.
+macro_rules! serde_class {
+    ($py:ident, $what:literal, { $($body:tt)* }) => {
+        #[pymethods]
+        impl $py {
+            /// The value from its canonical JSON shape (as `to_dict()` returns).
+            #[staticmethod]
+            fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+                Ok(Self { inner: from_plain(data, $what)? })
+            }
+            /// The value from JSON text.
+            #[staticmethod]
+            fn from_json(text: &str) -> PyResult<Self> {
+                Ok(Self { inner: from_json(text, $what)? })
+            }
+            /// The canonical JSON shape as plain Python (decimals and instants as strings).
+            fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                to_plain(py, &self.inner)
+            }
+            fn __eq__(&self, other: &Self) -> bool {
+                self.inner == other.inner
+            }
+            $($body)*
+        }
+    };
+}
+
+fn utc(t: &Bound<'_, PyAny>, field: &str) -> PyResult<DateTime<Utc>> {
+    to_utc(t, field, ErrorKind::InvalidQuery)
+}
+
+/// A tariff: charges (fixed, per unit, tiered, time of use, demand, minimum, percentage, tax)
+/// in a currency, possibly in dated versions.
+#[pyclass(module = "meterkit", frozen, name = "Tariff")]
+#[derive(Clone)]
+pub struct PyTariff {
+    pub inner: meterkit::Tariff,
+}
+
+serde_class!(PyTariff, "tariff", {
+    /// Parse and check a TOML tariff.
+    #[staticmethod]
+    fn from_toml(text: &str) -> PyResult<Self> {
+        Ok(PyTariff { inner: meterkit::Tariff::from_toml(text).py()? })
+    }
+    /// Import an OpenEI URDB rate (one rate object or `{"items":[rate]}`).
+    #[staticmethod]
+    fn from_urdb_json(text: &str) -> PyResult<Self> {
+        Ok(PyTariff { inner: meterkit::Tariff::from_urdb_json(text).py()? })
+    }
+    /// A meterkit tariff in TOML or JSON, or a URDB rate, detected from the content.
+    #[staticmethod]
+    fn from_any(text: &str) -> PyResult<Self> {
+        Ok(PyTariff { inner: meterkit::Tariff::from_any(text).py()? })
+    }
+    /// Compact JSON of the tariff (the core's serde_json).
+    fn to_json(&self) -> PyResult<String> {
+        to_json(&self.inner)
+    }
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+    #[getter]
+    fn currency(&self) -> &str {
+        &self.inner.currency
+    }
+    /// Minor-unit digits of the currency (2 for GBP, 0 for JPY, 3 for KWD).
+    fn minor_units(&self) -> PyResult<u32> {
+        self.inner.minor_units().py()
+    }
+    /// Every metric the tariff's charges read when billing `bill_metric`.
+    fn metrics(&self, bill_metric: &str) -> Vec<String> {
+        self.inner.metrics(bill_metric)
+    }
+    /// Check the tariff (the constructors already do).
+    fn check(&self) -> PyResult<()> {
+        self.inner.check().py()
+    }
+    /// Rate `records` for `request` (no store): the core's `Tariff::bill`.
+    fn bill(&self, py: Python<'_>, request: &PyBillRequest, records: &Bound<'_, PyAny>) -> PyResult<PyBill> {
+        let mut recs = Vec::new();
+        for r in records.try_iter()? {
+            let r = r?;
+            recs.push(r.cast::<PyUsageRecord>().map_err(PyErr::from)?.get().inner.clone());
+        }
+        let (t, req) = (self.inner.clone(), request.inner.clone());
+        Ok(PyBill { inner: detached(py, move || t.bill(&req, &recs))? })
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Tariff(name={:?}, currency={:?}, charges={}, versions={})",
+            self.inner.name.as_deref().unwrap_or(""),
+            self.inner.currency,
+            self.inner.charges.len(),
+            self.inner.versions.len()
+        )
+    }
+});
+
+/// What to bill: one subject's usage of one metric in `[period_start, period_end)`.
+#[pyclass(module = "meterkit", frozen, name = "BillRequest")]
+#[derive(Clone)]
+pub struct PyBillRequest {
+    pub inner: meterkit::BillRequest,
+}
+
+#[pymethods]
+impl PyBillRequest {
+    #[new]
+    #[pyo3(signature = (tenant, subject, metric, period_start, period_end, time_zone))]
+    fn new(
+        tenant: String,
+        subject: String,
+        metric: String,
+        period_start: &Bound<'_, PyAny>,
+        period_end: &Bound<'_, PyAny>,
+        time_zone: String,
+    ) -> PyResult<Self> {
+        let (s, e) = (utc(period_start, "period_start")?, utc(period_end, "period_end")?);
+        Ok(PyBillRequest { inner: meterkit::BillRequest::new(tenant, subject, metric, s, e, time_zone) })
+    }
+    /// The request for calendar month `yyyy_mm` (e.g. `"2024-02"`) in `time_zone`.
+    #[staticmethod]
+    fn for_month(tenant: String, subject: String, metric: String, yyyy_mm: &str, time_zone: String) -> PyResult<Self> {
+        let tz = meterkit::parse_time_zone(&time_zone).py()?;
+        let (s, e) = meterkit::month_period(yyyy_mm, tz).py()?;
+        Ok(PyBillRequest { inner: meterkit::BillRequest::new(tenant, subject, metric, s, e, time_zone) })
+    }
+    #[staticmethod]
+    fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(PyBillRequest { inner: from_plain(data, "bill request")? })
+    }
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_plain(py, &self.inner)
+    }
+    fn to_json(&self) -> PyResult<String> {
+        to_json(&self.inner)
+    }
+    fn __eq__(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+    #[getter]
+    fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+    #[getter]
+    fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+    #[getter]
+    fn metric(&self) -> &str {
+        &self.inner.metric
+    }
+    #[getter]
+    fn period_start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_utc(py, self.inner.period_start)
+    }
+    #[getter]
+    fn period_end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_utc(py, self.inner.period_end)
+    }
+    #[getter]
+    fn time_zone(&self) -> &str {
+        &self.inner.time_zone
+    }
+    fn __repr__(&self) -> String {
+        format!("BillRequest({})", serde_json::to_string(&self.inner).unwrap_or_default())
+    }
+}
+
+/// One line of a bill: `amount` = `quantity` × `rate`, rounded to the minor unit.
+#[pyclass(module = "meterkit", frozen, name = "BillLine")]
+#[derive(Clone)]
+pub struct PyBillLine {
+    pub inner: meterkit::BillLine,
+}
+
+serde_class!(PyBillLine, "bill line", {
+    fn to_json(&self) -> PyResult<String> {
+        to_json(&self.inner)
+    }
+    #[getter]
+    fn charge(&self) -> &str {
+        &self.inner.charge
+    }
+    #[getter]
+    fn description(&self) -> &str {
+        &self.inner.description
+    }
+    #[getter]
+    fn quantity<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_decimal(py, self.inner.quantity)
+    }
+    #[getter]
+    fn unit(&self) -> &str {
+        &self.inner.unit
+    }
+    #[getter]
+    fn rate<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_decimal(py, self.inner.rate)
+    }
+    /// Money with the currency's minor-unit digits (`Decimal('12.50')`).
+    #[getter]
+    fn amount<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        money(py, self.inner.amount)
+    }
+    #[getter]
+    fn tier(&self) -> Option<u32> {
+        self.inner.tier
+    }
+    #[getter]
+    fn tou_period(&self) -> Option<&str> {
+        self.inner.tou_period.as_deref()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "BillLine(charge={:?}, description={:?}, quantity=Decimal('{}'), unit={:?}, amount=Decimal('{}'))",
+            self.inner.charge,
+            self.inner.description,
+            meterkit::fmt_decimal(self.inner.quantity),
+            self.inner.unit,
+            self.inner.amount
+        )
+    }
+});
+
+/// Money keeps its minor-unit digits (the core's `money_str`): `12.50`, not `12.5`.
+fn money<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_value(meterkit::BillLine {
+        charge: String::new(),
+        description: String::new(),
+        quantity: Decimal::ZERO,
+        unit: String::new(),
+        rate: Decimal::ZERO,
+        amount: d,
+        tier: None,
+        tou_period: None,
+    })
+    .ok()
+    .and_then(|v| v.get("amount").and_then(|a| a.as_str().map(str::to_string)))
+    .unwrap_or_else(|| d.to_string());
+    py.import("decimal")?.getattr("Decimal")?.call1((text,))
+}
+
+/// A bill: lines in tariff order, subtotal, taxes and total.
+#[pyclass(module = "meterkit", frozen, name = "Bill")]
+#[derive(Clone)]
+pub struct PyBill {
+    pub inner: meterkit::Bill,
+}
+
+serde_class!(PyBill, "bill", {
+    /// JSON of the bill: by default exactly what `meterkit bill --output json` prints (without
+    /// its final newline); `indent=False` gives compact JSON.
+    #[pyo3(signature = (*, indent=true))]
+    fn to_json(&self, indent: bool) -> PyResult<String> {
+        if indent {
+            serde_json::to_string_pretty(&self.inner).map_err(|e| new_err(ErrorKind::Tariff, e.to_string(), None))
+        } else {
+            to_json(&self.inner)
+        }
+    }
+    /// The lines as text rows (`charge, description, quantity, unit, rate, amount, tier`) followed
+    /// by subtotal, taxes and total rows: what the CLI's table and CSV print.
+    fn table_rows(&self) -> Vec<Vec<String>> {
+        self.inner.to_table_rows().into_iter().map(Vec::from).collect()
+    }
+    #[getter]
+    fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+    #[getter]
+    fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+    #[getter]
+    fn period_start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_utc(py, self.inner.period_start)
+    }
+    #[getter]
+    fn period_end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_utc(py, self.inner.period_end)
+    }
+    #[getter]
+    fn time_zone(&self) -> &str {
+        &self.inner.time_zone
+    }
+    #[getter]
+    fn currency(&self) -> &str {
+        &self.inner.currency
+    }
+    #[getter]
+    fn lines(&self) -> Vec<PyBillLine> {
+        self.inner.lines.iter().map(|l| PyBillLine { inner: l.clone() }).collect()
+    }
+    #[getter]
+    fn subtotal<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        money(py, self.inner.subtotal)
+    }
+    #[getter]
+    fn taxes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        money(py, self.inner.taxes)
+    }
+    #[getter]
+    fn total<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        money(py, self.inner.total)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Bill(subject={:?}, period_start='{}', period_end='{}', currency={:?}, lines={}, total=Decimal('{}'))",
+            self.inner.subject,
+            meterkit::fmt_ts(self.inner.period_start),
+            meterkit::fmt_ts(self.inner.period_end),
+            self.inner.currency,
+            self.inner.lines.len(),
+            self.inner.total
+        )
+    }
+});
+
+/// An invoice for one bill: draft → issued → paid | overdue | void. Immutable: each transition
+/// returns a new invoice (the engine's invoice methods store it).
+#[pyclass(module = "meterkit", frozen, name = "Invoice")]
+#[derive(Clone)]
+pub struct PyInvoice {
+    pub inner: meterkit::Invoice,
+}
+
+impl PyInvoice {
+    fn step(&self, f: impl FnOnce(&mut meterkit::Invoice) -> meterkit::Result<()>) -> PyResult<Self> {
+        let mut inv = self.inner.clone();
+        f(&mut inv).py()?;
+        Ok(PyInvoice { inner: inv })
+    }
+}
+
+fn status_name(s: meterkit::InvoiceStatus) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+#[pymethods]
+impl PyInvoice {
+    /// A draft invoice for `bill`, due `payment_terms_days` after it is issued.
+    #[new]
+    fn new(id: String, bill: &PyBill, payment_terms_days: u32) -> Self {
+        PyInvoice { inner: meterkit::Invoice::new(id, bill.inner.clone(), payment_terms_days) }
+    }
+    #[staticmethod]
+    fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(PyInvoice { inner: from_plain(data, "invoice")? })
+    }
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_plain(py, &self.inner)
+    }
+    fn to_json(&self) -> PyResult<String> {
+        to_json(&self.inner)
+    }
+    fn __eq__(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+    /// This invoice issued at `at` (due `payment_terms_days` later).
+    fn issue(&self, at: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let at = utc(at, "at")?;
+        self.step(|i| i.issue(at))
+    }
+    /// This invoice paid at `at`.
+    fn pay(&self, at: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let at = utc(at, "at")?;
+        self.step(|i| i.pay(at))
+    }
+    /// This invoice voided at `at`.
+    fn void(&self, at: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let at = utc(at, "at")?;
+        self.step(|i| i.void(at))
+    }
+    /// This invoice, overdue if it is issued and `now` is past its due date.
+    fn mark_overdue(&self, now: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let now = utc(now, "now")?;
+        self.step(|i| {
+            i.mark_overdue(now);
+            Ok(())
+        })
+    }
+    /// True when a payment reminder is due at `now` (issued, due within `days_before` days).
+    fn reminder_due(&self, now: &Bound<'_, PyAny>, days_before: u32) -> PyResult<bool> {
+        Ok(self.inner.reminder_due(utc(now, "now")?, days_before))
+    }
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    #[getter]
+    fn bill(&self) -> PyBill {
+        PyBill { inner: self.inner.bill.clone() }
+    }
+    /// `draft`, `issued`, `paid`, `overdue` or `void`.
+    #[getter]
+    fn status(&self) -> String {
+        status_name(self.inner.status)
+    }
+    #[getter]
+    fn payment_terms_days(&self) -> u32 {
+        self.inner.payment_terms_days
+    }
+    #[getter]
+    fn issued_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.issued_at.map(|t| from_utc(py, t)).transpose()
+    }
+    #[getter]
+    fn due_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.due_at.map(|t| from_utc(py, t)).transpose()
+    }
+    #[getter]
+    fn paid_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.paid_at.map(|t| from_utc(py, t)).transpose()
+    }
+    #[getter]
+    fn voided_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.voided_at.map(|t| from_utc(py, t)).transpose()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Invoice(id={:?}, status={:?}, total=Decimal('{}'), currency={:?})",
+            self.inner.id,
+            status_name(self.inner.status),
+            self.inner.bill.total,
+            self.inner.bill.currency
+        )
+    }
+}
+
+/// A quota (units) or budget (money, with a tariff) per subject per period, with alert levels in
+/// percent; registered with `Engine.add_quota`, it raises `threshold_crossed` events.
+#[pyclass(module = "meterkit", frozen, name = "Quota")]
+#[derive(Clone)]
+pub struct PyQuota {
+    pub inner: meterkit::Quota,
+}
+
+serde_class!(PyQuota, "quota", {
+    #[new]
+    #[pyo3(signature = (id, tenant, metric, period, time_zone, limit, levels, *, subject=None, tariff=None))]
+    fn new(
+        id: String,
+        tenant: String,
+        metric: String,
+        period: &str,
+        time_zone: String,
+        limit: &Bound<'_, PyAny>,
+        levels: &Bound<'_, PyAny>,
+        subject: Option<String>,
+        tariff: Option<&PyTariff>,
+    ) -> PyResult<Self> {
+        let limit = to_decimal(limit, "limit")?;
+        let levels = levels.try_iter()?.map(|l| to_decimal(&l?, "levels")).collect::<PyResult<Vec<_>>>()?;
+        let mut q = meterkit::Quota::new(id, tenant, metric, window_of(period)?, time_zone, limit, levels);
+        q.subject = subject;
+        q.tariff = tariff.map(|t| t.inner.clone());
+        q.check().py()?;
+        Ok(PyQuota { inner: q })
+    }
+    fn to_json(&self) -> PyResult<String> {
+        to_json(&self.inner)
+    }
+    /// The levels (percent) that usage `used` has reached.
+    fn levels_reached<'py>(&self, py: Python<'py>, used: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let used = to_decimal(used, "used")?;
+        self.inner.levels_reached(used).into_iter().map(|d| from_decimal(py, d)).collect()
+    }
+    /// `(start, end)` of the quota period containing `at`.
+    fn period_of<'py>(
+        &self,
+        py: Python<'py>,
+        at: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let (s, e) = self.inner.period_of(utc(at, "at")?).py()?;
+        Ok((from_utc(py, s)?, from_utc(py, e)?))
+    }
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    #[getter]
+    fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+    #[getter]
+    fn metric(&self) -> &str {
+        &self.inner.metric
+    }
+    #[getter]
+    fn subject(&self) -> Option<&str> {
+        self.inner.subject.as_deref()
+    }
+    #[getter]
+    fn period(&self) -> String {
+        self.inner.period.to_string()
+    }
+    #[getter]
+    fn time_zone(&self) -> &str {
+        &self.inner.time_zone
+    }
+    #[getter]
+    fn limit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_decimal(py, self.inner.limit)
+    }
+    #[getter]
+    fn levels<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        self.inner.levels.iter().map(|d| from_decimal(py, *d)).collect()
+    }
+    #[getter]
+    fn tariff(&self) -> Option<PyTariff> {
+        self.inner.tariff.clone().map(|t| PyTariff { inner: t })
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Quota(id={:?}, tenant={:?}, metric={:?}, period={:?}, limit=Decimal('{}'))",
+            self.inner.id,
+            self.inner.tenant,
+            self.inner.metric,
+            self.inner.period.to_string(),
+            meterkit::fmt_decimal(self.inner.limit)
+        )
+    }
+});
+
+/// A common meter shared by subjects: `split` turns its usage into one record per subject.
+#[pyclass(module = "meterkit", frozen, name = "SharedMeter")]
+#[derive(Clone)]
+pub struct PySharedMeter {
+    pub inner: meterkit::SharedMeter,
+}
+
+serde_class!(PySharedMeter, "shared meter", {
+    #[new]
+    fn new(meter: String, metric: String, shares: &Bound<'_, PyAny>, scale: u32) -> PyResult<Self> {
+        let mut out = Vec::new();
+        for s in shares.try_iter()? {
+            let (subject, weight): (String, Bound<'_, PyAny>) = s?.extract()?;
+            out.push((subject, to_decimal(&weight, "shares")?));
+        }
+        Ok(PySharedMeter { inner: meterkit::SharedMeter { meter, metric, shares: out, scale } })
+    }
+    fn to_json(&self) -> PyResult<String> {
+        to_json(&self.inner)
+    }
+    /// One usage record per subject with its share of `total` at `at`; the shares sum to `total`.
+    fn split(&self, tenant: &str, total: &Bound<'_, PyAny>, at: &Bound<'_, PyAny>) -> PyResult<Vec<PyUsageRecord>> {
+        let total = to_decimal(total, "total")?;
+        let at = utc(at, "at")?;
+        Ok(self.inner.split(tenant, total, at).py()?.into_iter().map(|r| PyUsageRecord { inner: r }).collect())
+    }
+    #[getter]
+    fn meter(&self) -> &str {
+        &self.inner.meter
+    }
+    #[getter]
+    fn metric(&self) -> &str {
+        &self.inner.metric
+    }
+    #[getter]
+    fn shares<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+        self.inner.shares.iter().map(|(s, w)| Ok((s.clone(), from_decimal(py, *w)?))).collect()
+    }
+    #[getter]
+    fn scale(&self) -> u32 {
+        self.inner.scale
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "SharedMeter(meter={:?}, metric={:?}, shares={})",
+            self.inner.meter,
+            self.inner.metric,
+            self.inner.shares.len()
+        )
+    }
+});
+
+/// Split `total` across `weights` at `scale` decimal places (largest remainder): the shares sum
+/// exactly to `total`.
+#[pyfunction]
+pub fn allocate<'py>(
+    py: Python<'py>,
+    total: &Bound<'py, PyAny>,
+    weights: &Bound<'py, PyAny>,
+    scale: u32,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let total = to_decimal(total, "total")?;
+    let weights = weights.try_iter()?.map(|w| to_decimal(&w?, "weights")).collect::<PyResult<Vec<_>>>()?;
+    meterkit::allocate(total, &weights, scale).py()?.into_iter().map(|d| from_decimal(py, d)).collect()
+}
+
+/// `(start, end)` of calendar month `yyyy_mm` in `time_zone`.
+#[pyfunction]
+pub fn month_period<'py>(
+    py: Python<'py>,
+    yyyy_mm: &str,
+    time_zone: &str,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let tz = meterkit::parse_time_zone(time_zone).py()?;
+    let (s, e) = meterkit::month_period(yyyy_mm, tz).py()?;
+    Ok((from_utc(py, s)?, from_utc(py, e)?))
+}
+
+/// The invoices among `invoices` whose payment reminder is due at `now`.
+#[pyfunction]
+pub fn reminders_due(
+    invoices: Vec<Bound<'_, PyInvoice>>,
+    now: &Bound<'_, PyAny>,
+    days_before: u32,
+) -> PyResult<Vec<PyInvoice>> {
+    let now = utc(now, "now")?;
+    let inner: Vec<meterkit::Invoice> = invoices.iter().map(|i| i.get().inner.clone()).collect();
+    Ok(meterkit::reminders_due(&inner, now, days_before).into_iter().map(|i| PyInvoice { inner: i.clone() }).collect())
+}

@@ -1,0 +1,362 @@
+//! `Engine`: the core engine (in memory or over SQLite) with the GIL released around its work,
+//! and a `Notifier` that calls a Python callable with `Event` objects.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use meterkit::{Aggregation, ErrorKind};
+use pyo3::prelude::*;
+use pyo3::types::PyDelta;
+
+use crate::billing::{PyBill, PyBillRequest, PyInvoice, PyQuota, PyTariff};
+use crate::convert::to_utc;
+use crate::errors::{detached, new_err};
+use crate::types::{window_of, PyBucket, PyEvent, PyIngestReport, PyQuery, PyRollupSpec, PyTotals, PyUsageRecord};
+use crate::validation::PyValidationConfig;
+
+/// Calls a Python callable with each event. An exception raised by the callable cannot stop a
+/// change that is already stored: it is reported through `sys.unraisablehook`.
+struct PyNotifier {
+    callback: Py<PyAny>,
+}
+
+impl meterkit::Notifier for PyNotifier {
+    fn notify(&self, event: &meterkit::Event) {
+        Python::attach(|py| {
+            let ev = PyEvent::new(event);
+            let result = Bound::new(py, ev).and_then(|e| self.callback.bind(py).call1((e,)));
+            if let Err(err) = result {
+                err.write_unraisable(py, Some(self.callback.bind(py)));
+            }
+        });
+    }
+}
+
+/// The metering engine: ingest with idempotency, incremental rollups, queries, retraction,
+/// window closing. One engine may be used from several threads at once.
+#[pyclass(module = "meterkit", frozen, name = "Engine")]
+pub struct PyEngine {
+    pub inner: Arc<meterkit::Engine>,
+    description: String,
+}
+
+fn with_notifier(engine: meterkit::Engine, notifier: Option<Py<PyAny>>) -> meterkit::Engine {
+    match notifier {
+        Some(cb) => engine.with_notifier(Arc::new(PyNotifier { callback: cb })),
+        None => engine,
+    }
+}
+
+fn check_callable(py: Python<'_>, notifier: Option<&Py<PyAny>>) -> PyResult<()> {
+    if let Some(n) = notifier {
+        if !n.bind(py).is_callable() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "notifier must be callable (it receives Event objects)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_aggregation(by: &str) -> PyResult<Aggregation> {
+    Ok(match by {
+        "sum" => Aggregation::Sum,
+        "count" => Aggregation::Count,
+        "min" => Aggregation::Min,
+        "max" => Aggregation::Max,
+        "mean" => Aggregation::Mean,
+        "latest" => Aggregation::Latest,
+        other => match other.strip_prefix("unique_count:") {
+            Some(d) => Aggregation::UniqueCount(d.to_string()),
+            None => {
+                return Err(new_err(
+                    ErrorKind::InvalidQuery,
+                    format!("by must be sum, count, min, max, mean, latest or unique_count:DIM, not {other:?}."),
+                    Some("by"),
+                ))
+            }
+        },
+    })
+}
+
+#[pymethods]
+impl PyEngine {
+    /// An engine over a new in-memory store.
+    #[new]
+    #[pyo3(signature = (*, notifier=None))]
+    fn new(py: Python<'_>, notifier: Option<Py<PyAny>>) -> PyResult<Self> {
+        check_callable(py, notifier.as_ref())?;
+        Ok(PyEngine {
+            inner: Arc::new(with_notifier(meterkit::Engine::in_memory(), notifier)),
+            description: "Engine(in_memory)".to_string(),
+        })
+    }
+
+    /// An engine over the SQLite database at `path` (created if missing; `":memory:"` works).
+    #[staticmethod]
+    #[pyo3(signature = (path, *, notifier=None))]
+    fn open(py: Python<'_>, path: std::path::PathBuf, notifier: Option<Py<PyAny>>) -> PyResult<Self> {
+        check_callable(py, notifier.as_ref())?;
+        let p = path.clone();
+        let engine = detached(py, move || meterkit::Engine::new(meterkit_sqlite::SqliteStore::open(&p)?))?;
+        Ok(PyEngine {
+            inner: Arc::new(with_notifier(engine, notifier)),
+            description: format!("Engine(sqlite={:?})", path.display().to_string()),
+        })
+    }
+
+    /// Maintain `spec` from now on (backfilled from stored records); returns its id.
+    fn add_spec(&self, py: Python<'_>, spec: &PyRollupSpec) -> PyResult<u32> {
+        let spec = spec.inner.clone();
+        let e = self.inner.clone();
+        detached(py, move || e.add_spec(spec))
+    }
+
+    /// The rollup specs, in id order.
+    fn specs(&self, py: Python<'_>) -> PyResult<Vec<PyRollupSpec>> {
+        let e = self.inner.clone();
+        Ok(detached(py, move || Ok(e.specs()))?.into_iter().map(|s| PyRollupSpec { inner: s }).collect())
+    }
+
+    /// Ingest an iterable of `UsageRecord`s as one all-or-nothing batch.
+    fn ingest(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<PyIngestReport> {
+        let mut batch = Vec::new();
+        if let Ok(n) = records.len() {
+            batch.reserve(n);
+        }
+        for r in records.try_iter()? {
+            let r = r?;
+            let rec = r.cast::<PyUsageRecord>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "ingest takes UsageRecord objects, not {}",
+                    r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                ))
+            })?;
+            batch.push(rec.get().inner.clone());
+        }
+        let e = self.inner.clone();
+        let report = detached(py, move || e.ingest(&batch))?;
+        Ok(PyIngestReport { inner: report })
+    }
+
+    /// Ingest a pandas or polars DataFrame, a pyarrow Table or any object with
+    /// `__arrow_c_stream__` as one all-or-nothing batch (see the stubs for the column rules).
+    #[pyo3(signature = (data, *, tenant=None, metric=None, subject=None, id_column="id", tenant_column="tenant", subject_column="subject", metric_column="metric", quantity_column="quantity", timestamp_column="timestamp", end_column=None, dimensions=None))]
+    fn ingest_arrow(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        tenant: Option<String>,
+        metric: Option<String>,
+        subject: Option<String>,
+        id_column: &str,
+        tenant_column: &str,
+        subject_column: &str,
+        metric_column: &str,
+        quantity_column: &str,
+        timestamp_column: &str,
+        end_column: Option<String>,
+        dimensions: Option<Vec<String>>,
+    ) -> PyResult<PyIngestReport> {
+        let mapping = crate::arrow::Mapping {
+            id: Some(id_column.to_string()),
+            tenant: crate::arrow::Source::pick(tenant, tenant_column),
+            subject: crate::arrow::Source::pick(subject, subject_column),
+            metric: crate::arrow::Source::pick(metric, metric_column),
+            quantity: quantity_column.to_string(),
+            timestamp: timestamp_column.to_string(),
+            end: end_column,
+            dimensions: dimensions.unwrap_or_default().into_iter().map(|d| (d.clone(), d)).collect(),
+        };
+        let stream = crate::arrow::ImportedStream::from_py(data)?;
+        let e = self.inner.clone();
+        let report = detached(py, move || {
+            let records = crate::arrow::records(stream, &mapping)?;
+            e.ingest(&records)
+        })?;
+        Ok(PyIngestReport { inner: report })
+    }
+
+    /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
+    fn retract(&self, py: Python<'_>, tenant: String, id: String) -> PyResult<PyUsageRecord> {
+        let e = self.inner.clone();
+        Ok(PyUsageRecord { inner: detached(py, move || e.retract(&tenant, &id))? })
+    }
+
+    /// Stored records of `tenant` and `metric` with timestamp in `[start, end)`.
+    #[pyo3(signature = (tenant, metric, start, end, *, subject=None))]
+    fn records(
+        &self,
+        py: Python<'_>,
+        tenant: String,
+        metric: String,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        subject: Option<String>,
+    ) -> PyResult<Vec<PyUsageRecord>> {
+        let from = to_utc(start, "start", ErrorKind::InvalidQuery)?;
+        let to = to_utc(end, "end", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        let rs = detached(py, move || e.records(&tenant, &metric, subject.as_deref(), from, to))?;
+        Ok(rs.into_iter().map(|r| PyUsageRecord { inner: r }).collect())
+    }
+
+    /// Answer a rollup query: a list of `Bucket`s ordered by window start, then group values.
+    fn query(&self, py: Python<'_>, query: &PyQuery) -> PyResult<Vec<PyBucket>> {
+        let q = query.inner.clone();
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.query(&q))?.into_iter().map(|b| PyBucket { inner: b }).collect())
+    }
+
+    /// Answer a rollup query as an Arrow-compatible `BucketTable`.
+    fn query_arrow(&self, py: Python<'_>, query: &PyQuery) -> PyResult<crate::arrow::PyBucketTable> {
+        let q = query.inner.clone();
+        let e = self.inner.clone();
+        let rows = detached(py, move || e.query(&q))?;
+        Ok(crate::arrow::PyBucketTable::new(rows, query.inner.group_by.clone(), query.inner.unique.clone()))
+    }
+
+    /// The `n` groups with the largest `by` aggregation over the query's whole range.
+    #[pyo3(signature = (query, n, *, by="sum"))]
+    fn top_n(&self, py: Python<'_>, query: &PyQuery, n: usize, by: &str) -> PyResult<Vec<PyBucket>> {
+        let agg = parse_aggregation(by)?;
+        let q = query.inner.clone();
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.top_n(&q, &agg, n))?.into_iter().map(|b| PyBucket { inner: b }).collect())
+    }
+
+    /// Totals of `metric` for the window containing `at` and the window before it.
+    fn totals(
+        &self,
+        py: Python<'_>,
+        tenant: String,
+        metric: String,
+        window: &str,
+        time_zone: String,
+        at: &Bound<'_, PyAny>,
+    ) -> PyResult<PyTotals> {
+        let w = window_of(window)?;
+        let at = to_utc(at, "at", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(PyTotals { inner: detached(py, move || e.totals(&tenant, &metric, w, &time_zone, at))? })
+    }
+
+    /// Close every window of `tenant` that ended at or before `now - allowed_lateness`;
+    /// returns how many were closed (each raises one `window_closed` event).
+    #[pyo3(signature = (tenant, now, allowed_lateness=None))]
+    fn close_windows(
+        &self,
+        py: Python<'_>,
+        tenant: String,
+        now: &Bound<'_, PyAny>,
+        allowed_lateness: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let now = to_utc(now, "now", ErrorKind::InvalidQuery)?;
+        let lateness = match allowed_lateness {
+            None => Duration::zero(),
+            Some(d) if d.is_none() => Duration::zero(),
+            Some(d) => {
+                if !d.is_instance_of::<PyDelta>() {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(
+                        "allowed_lateness must be a datetime.timedelta",
+                    ));
+                }
+                d.extract::<Duration>()?
+            }
+        };
+        let e = self.inner.clone();
+        detached(py, move || e.close_windows(&tenant, now, lateness))
+    }
+
+    /// Bill `request.subject` with `tariff` from the stored records in the period.
+    fn bill(&self, py: Python<'_>, tariff: &PyTariff, request: &PyBillRequest) -> PyResult<PyBill> {
+        let (t, r) = (tariff.inner.clone(), request.inner.clone());
+        let e = self.inner.clone();
+        Ok(PyBill { inner: detached(py, move || e.bill(&t, &r))? })
+    }
+
+    /// Check `quota` after every ingest (`threshold_crossed` events, once per level per period).
+    fn add_quota(&self, py: Python<'_>, quota: &PyQuota) -> PyResult<()> {
+        let q = quota.inner.clone();
+        let e = self.inner.clone();
+        detached(py, move || e.add_quota(q))
+    }
+
+    /// Issue `invoice` at `at` and store it (a `bill_issued` event); returns the issued invoice.
+    fn issue_invoice(&self, py: Python<'_>, invoice: &PyInvoice, at: &Bound<'_, PyAny>) -> PyResult<PyInvoice> {
+        let at = to_utc(at, "at", ErrorKind::InvalidQuery)?;
+        let mut inv = invoice.inner.clone();
+        let e = self.inner.clone();
+        Ok(PyInvoice {
+            inner: detached(py, move || {
+                e.issue_invoice(&mut inv, at)?;
+                Ok(inv)
+            })?,
+        })
+    }
+
+    /// The stored invoices of `tenant`, by id.
+    fn invoices(&self, py: Python<'_>, tenant: String) -> PyResult<Vec<PyInvoice>> {
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.invoices(&tenant))?.into_iter().map(|i| PyInvoice { inner: i }).collect())
+    }
+
+    /// Record payment of the stored invoice `id` at `at`; returns it.
+    fn pay_invoice(&self, py: Python<'_>, tenant: String, id: String, at: &Bound<'_, PyAny>) -> PyResult<PyInvoice> {
+        let at = to_utc(at, "at", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(PyInvoice { inner: detached(py, move || e.update_invoice(&tenant, &id, |i| i.pay(at)))? })
+    }
+
+    /// Void the stored invoice `id` at `at`; returns it.
+    fn void_invoice(&self, py: Python<'_>, tenant: String, id: String, at: &Bound<'_, PyAny>) -> PyResult<PyInvoice> {
+        let at = to_utc(at, "at", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(PyInvoice { inner: detached(py, move || e.update_invoice(&tenant, &id, |i| i.void(at)))? })
+    }
+
+    /// The stored invoices of `tenant` whose payment reminder is due at `now`.
+    fn reminders_due(
+        &self,
+        py: Python<'_>,
+        tenant: String,
+        now: &Bound<'_, PyAny>,
+        days_before: u32,
+    ) -> PyResult<Vec<PyInvoice>> {
+        let now = to_utc(now, "now", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.reminders_due(&tenant, now, days_before))?
+            .into_iter()
+            .map(|i| PyInvoice { inner: i })
+            .collect())
+    }
+
+    /// Mark every issued invoice of `tenant` due before `now` overdue (an `invoice_overdue`
+    /// event each); returns them.
+    fn mark_overdue(&self, py: Python<'_>, tenant: String, now: &Bound<'_, PyAny>) -> PyResult<Vec<PyInvoice>> {
+        let now = to_utc(now, "now", ErrorKind::InvalidQuery)?;
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.mark_overdue(&tenant, now))?.into_iter().map(|i| PyInvoice { inner: i }).collect())
+    }
+
+    /// Validate new records of `metric` with `config` in every later ingest (replacing an
+    /// earlier configuration of the metric): `reject` findings keep a record out (kind
+    /// `validation` in `rejected`), `flag` findings store it with quality `flagged`; every finding
+    /// is in `IngestReport.findings` and warnings/errors go to the notifier (`anomaly_detected`).
+    fn set_validation(&self, py: Python<'_>, metric: String, config: &PyValidationConfig) -> PyResult<()> {
+        let c = config.inner.clone();
+        let e = self.inner.clone();
+        detached(py, move || e.set_validation(&metric, c))
+    }
+
+    /// Fix the clock of the time rules (`None`: the wall clock).
+    fn set_validation_now(&self, now: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let now = crate::convert::opt_utc(now, "now", ErrorKind::Validation)?;
+        self.inner.set_validation_now(now);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        self.description.clone()
+    }
+}

@@ -1,0 +1,150 @@
+//! `meterkit._meterkit`: the compiled module of the Python package `meterkit`.
+//!
+//! The binding converts types and calls the core; it holds no business logic. Every error is a
+//! `meterkit.MeterkitError` subclass with a stable `code`, and no Rust panic crosses into Python
+//! (see `errors::detached`).
+
+mod arrow;
+mod billing;
+mod convert;
+mod engine;
+mod errors;
+mod types;
+mod validation;
+
+use meterkit::ErrorKind;
+use pyo3::prelude::*;
+
+use crate::errors::detached;
+
+/// Roll up a DataFrame/Arrow table under `spec` without a store (no idempotency checks, no
+/// persistence): the core's `Accumulator`, one per tenant. Returns a `BucketTable` with a
+/// `tenant` column, ordered by tenant, window start and group.
+#[pyfunction]
+#[pyo3(
+    text_signature = "(data, spec, *, tenant=None, subject=None, id_column='id', tenant_column='tenant', subject_column='subject', metric_column=None, quantity_column='quantity', timestamp_column='timestamp', dimensions=None)"
+)]
+#[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column=Some("id".to_string()), tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None))]
+fn rollup_arrow(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    spec: &types::PyRollupSpec,
+    tenant: Option<String>,
+    subject: Option<String>,
+    id_column: Option<String>,
+    tenant_column: &str,
+    subject_column: &str,
+    metric_column: Option<String>,
+    quantity_column: &str,
+    timestamp_column: &str,
+    dimensions: Option<Vec<String>>,
+) -> PyResult<arrow::PyBucketTable> {
+    let spec = spec.inner.clone();
+    let mut dims: Vec<String> = dimensions.unwrap_or_default();
+    for d in &spec.group_by {
+        if d != meterkit::SUBJECT && !dims.contains(d) {
+            dims.push(d.clone());
+        }
+    }
+    for d in spec.unique_dims() {
+        if d != meterkit::SUBJECT && !dims.iter().any(|x| x == d) {
+            dims.push(d.to_string());
+        }
+    }
+    let mapping = arrow::Mapping {
+        id: id_column,
+        tenant: arrow::Source::pick(tenant, tenant_column),
+        subject: match subject_override(&spec, subject) {
+            Some(s) => s,
+            None => arrow::Source::Column(subject_column.to_string()),
+        },
+        metric: match metric_column {
+            Some(c) => arrow::Source::Column(c),
+            None => arrow::Source::Const(spec.metric.clone()),
+        },
+        quantity: quantity_column.to_string(),
+        timestamp: timestamp_column.to_string(),
+        end: None,
+        dimensions: dims.into_iter().map(|d| (d.clone(), d)).collect(),
+    };
+    let stream = arrow::ImportedStream::from_py(data)?;
+    let table = detached(py, move || arrow::rollup(stream, mapping, &spec))?;
+    Ok(arrow::PyBucketTable::from_table(table))
+}
+
+/// A constant subject when given; store-less rollups read no subject column unless the spec
+/// groups or counts by subject.
+fn subject_override(spec: &meterkit::RollupSpec, subject: Option<String>) -> Option<arrow::Source> {
+    if let Some(s) = subject {
+        return Some(arrow::Source::Const(s));
+    }
+    let needs =
+        spec.group_by.iter().any(|d| d == meterkit::SUBJECT) || spec.unique_dims().any(|d| d == meterkit::SUBJECT);
+    (!needs).then(|| arrow::Source::Const("-".to_string()))
+}
+
+/// Parse a decimal from text (plain or scientific) exactly, as the core does.
+#[pyfunction]
+fn parse_decimal<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    use crate::errors::IntoPy;
+    convert::from_decimal(py, meterkit::parse_decimal(text).py()?)
+}
+
+/// A float as a Decimal through its shortest repr (`0.1` → `Decimal('0.1')`).
+#[pyfunction]
+fn decimal_from_float<'py>(py: Python<'py>, value: f64) -> PyResult<Bound<'py, PyAny>> {
+    use crate::errors::IntoPy;
+    convert::from_decimal(py, meterkit::decimal_from_f64(value).py()?)
+}
+
+/// Every stable error code, in the core's order.
+#[pyfunction]
+fn error_codes() -> Vec<&'static str> {
+    ErrorKind::ALL.iter().map(|k| k.code()).collect()
+}
+
+#[pyfunction]
+#[doc(hidden)]
+fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    detached(py, || -> meterkit::Result<()> { panic!("deliberate panic to test the FFI boundary") })
+}
+
+#[pymodule]
+fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<types::PyUsageRecord>()?;
+    m.add_class::<types::PyRollupSpec>()?;
+    m.add_class::<types::PyQuery>()?;
+    m.add_class::<types::PyBucket>()?;
+    m.add_class::<types::PyRejection>()?;
+    m.add_class::<types::PyIngestReport>()?;
+    m.add_class::<types::PyTotals>()?;
+    m.add_class::<types::PyEvent>()?;
+    m.add_class::<engine::PyEngine>()?;
+    m.add_class::<arrow::PyBucketTable>()?;
+    m.add_class::<billing::PyTariff>()?;
+    m.add_class::<billing::PyBillRequest>()?;
+    m.add_class::<billing::PyBillLine>()?;
+    m.add_class::<billing::PyBill>()?;
+    m.add_class::<billing::PyInvoice>()?;
+    m.add_class::<billing::PyQuota>()?;
+    m.add_class::<billing::PySharedMeter>()?;
+    m.add_class::<validation::PyValidationConfig>()?;
+    m.add_class::<validation::PyFinding>()?;
+    m.add_class::<validation::PyValidationSummary>()?;
+    m.add_class::<validation::PyValidator>()?;
+    m.add_class::<validation::PyMeterReading>()?;
+    m.add_class::<validation::PyRegisterTracker>()?;
+    m.add_class::<validation::PyEstimateConfig>()?;
+    m.add_function(wrap_pyfunction!(validation::estimate_gaps, m)?)?;
+    m.add_function(wrap_pyfunction!(billing::allocate, m)?)?;
+    m.add_function(wrap_pyfunction!(billing::month_period, m)?)?;
+    m.add_function(wrap_pyfunction!(billing::reminders_due, m)?)?;
+    m.add_function(wrap_pyfunction!(rollup_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_decimal, m)?)?;
+    m.add_function(wrap_pyfunction!(decimal_from_float, m)?)?;
+    m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
