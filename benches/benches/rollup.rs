@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use meterkit::{Accumulator, BucketKey, BucketState, Engine, Latest, RollupSpec, UsageRecord, Window};
+use meterkit::{
+    Accumulator, BucketKey, BucketState, ColumnBatch, ColumnarRollup, Engine, Latest, Quantities, RollupSpec,
+    StrColumn, UsageRecord, Window,
+};
 use meterkit_benches::{synth, Synth};
 
 const TOTAL: usize = 10_000_000;
@@ -149,6 +152,80 @@ fn kernel_full_pass(data: &[Synth]) {
     );
 }
 
+/// The same data as columns: Unix seconds, quantities as integers at scale 3, strings
+/// dictionary-encoded (Arrow's layout). Built once, outside the timed code.
+struct Columns {
+    ts: Vec<i64>,
+    mantissas: Vec<i64>,
+    subjects: Vec<String>,
+    subject_codes: Vec<u32>,
+    carrier_codes: Vec<u32>,
+    region_codes: Vec<u32>,
+    direction_codes: Vec<u32>,
+}
+
+fn columns(data: &[Synth]) -> Columns {
+    let pos = |values: &[&str], v: &str| values.iter().position(|x| *x == v).unwrap_or(0) as u32;
+    Columns {
+        ts: data.iter().map(|r| Synth::EPOCH + i64::from(r.offset_secs)).collect(),
+        mantissas: data.iter().map(|r| i64::from(r.mantissa) * 10i64.pow(3 - u32::from(r.scale))).collect(),
+        subjects: (0..SUBJECTS).map(|i| format!("sim-{i}")).collect(),
+        subject_codes: data.iter().map(|r| r.subject).collect(),
+        carrier_codes: data.iter().map(|r| pos(&meterkit_benches::CARRIERS, r.carrier())).collect(),
+        region_codes: data.iter().map(|r| pos(&meterkit_benches::REGIONS, r.region())).collect(),
+        direction_codes: data.iter().map(|r| u32::from(r.direction)).collect(),
+    }
+}
+
+fn columnar_kernel(cols: &Columns, range: std::ops::Range<usize>) -> ColumnarRollup {
+    let subjects: Vec<&str> = cols.subjects.iter().map(String::as_str).collect();
+    let mut rollup = ColumnarRollup::new(&specs()).unwrap();
+    rollup
+        .add(&ColumnBatch {
+            metric: "bytes",
+            tenant: StrColumn::Const(Some("t")),
+            subject: StrColumn::Dict { values: &subjects, codes: &cols.subject_codes[range.clone()] },
+            timestamps: &cols.ts[range.clone()],
+            quantities: Quantities::Scaled { mantissas: &cols.mantissas[range.clone()], scale: 3 },
+            ids: None,
+            dimensions: vec![
+                (
+                    "carrier",
+                    StrColumn::Dict { values: &meterkit_benches::CARRIERS, codes: &cols.carrier_codes[range.clone()] },
+                ),
+                (
+                    "region",
+                    StrColumn::Dict { values: &meterkit_benches::REGIONS, codes: &cols.region_codes[range.clone()] },
+                ),
+                (
+                    "direction",
+                    StrColumn::Dict { values: &meterkit_benches::DIRECTIONS, codes: &cols.direction_codes[range] },
+                ),
+            ],
+        })
+        .unwrap();
+    rollup
+}
+
+fn columnar_full_pass(cols: &Columns) {
+    let n = cols.ts.len();
+    let (c0, t0) = (thread_cpu_secs(), Instant::now());
+    let rollup = black_box(columnar_kernel(cols, 0..n));
+    let wall = t0.elapsed();
+    let cpu = match (c0, thread_cpu_secs()) {
+        (Some(a), Some(b)) if b > a => {
+            format!("{:.2} s on-CPU = {:.2} M records/s per core", b - a, n as f64 / (b - a) / 1e6)
+        }
+        _ => "on-CPU time unavailable".to_string(),
+    };
+    println!(
+        "columnar kernel over all {n} records (one ColumnarRollup, {} buckets): {:.2} s wall = {:.2} M records/s; {cpu}",
+        rollup.len(),
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64() / 1e6
+    );
+}
+
 fn bench_rollup(c: &mut Criterion, data: &[Synth]) {
     let chunks: Vec<&[Synth]> = data.chunks(CHUNK).collect();
     let next = AtomicUsize::new(0);
@@ -193,6 +270,21 @@ fn bench_rollup(c: &mut Criterion, data: &[Synth]) {
         });
     });
 
+    let cols = columns(data);
+    group.bench_function("kernel_columnar_1M", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let i = next.fetch_add(1, Ordering::Relaxed) % chunks.len();
+                let start = Instant::now();
+                let rollup = black_box(columnar_kernel(&cols, i * CHUNK..((i + 1) * CHUNK).min(data.len())));
+                total += start.elapsed();
+                drop(rollup);
+            }
+            total
+        });
+    });
+
     group.bench_function("engine_ingest_memory_1M_in_10k_batches", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -216,6 +308,23 @@ fn main() {
     println!("generated {TOTAL} synthetic records in {:.1?}", started.elapsed());
     report_memory(&data);
     kernel_full_pass(&data);
+    let mut cols = columns(&data);
+    columnar_full_pass(&cols);
+    // The same rows in time order, as a meter or SIM stream usually arrives.
+    let mut order: Vec<usize> = (0..cols.ts.len()).collect();
+    order.sort_by_key(|&i| cols.ts[i]);
+    let permute = |v: &[u32]| -> Vec<u32> { order.iter().map(|&i| v[i]).collect() };
+    cols = Columns {
+        ts: order.iter().map(|&i| cols.ts[i]).collect(),
+        mantissas: order.iter().map(|&i| cols.mantissas[i]).collect(),
+        subject_codes: permute(&cols.subject_codes),
+        carrier_codes: permute(&cols.carrier_codes),
+        region_codes: permute(&cols.region_codes),
+        direction_codes: permute(&cols.direction_codes),
+        subjects: cols.subjects,
+    };
+    print!("time-ordered input: ");
+    columnar_full_pass(&cols);
     let mut c = Criterion::default().configure_from_args();
     bench_rollup(&mut c, &data);
     c.final_summary();

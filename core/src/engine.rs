@@ -20,6 +20,9 @@ use crate::usage::{fmt_ts, Quality, UsageRecord};
 use crate::validate::{Action, Finding, ValidationConfig, Validator};
 use crate::window::{parse_time_zone, Window};
 
+/// Metadata key of the instant (Unix seconds) up to which `close_windows` closed a tenant's windows.
+const CLOSED_UNTIL: &str = "engine/closed_until";
+
 /// The most windows one `fill: zero` query may produce.
 pub const MAX_FILLED_WINDOWS: usize = 1_000_000;
 
@@ -403,8 +406,11 @@ impl Engine {
                     reason: e.message().to_string(),
                 });
             };
-            // In-batch idempotency.
+            // In-batch idempotency. An identical repeat shares the outcome of its first copy,
+            // which is known only after the store is consulted.
             let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+            let mut repeats: Vec<(usize, usize)> = Vec::new();
+            let mut rejected_first: HashMap<usize, Error> = HashMap::new();
             let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
             for (i, r) in batch.iter().enumerate() {
                 if let Err(e) = r.check() {
@@ -414,7 +420,7 @@ impl Engine {
                 match first.entry((r.tenant.as_str(), r.id.as_str())) {
                     std::collections::hash_map::Entry::Occupied(o) => {
                         if batch[*o.get()].same_content(r) {
-                            report.duplicates += 1;
+                            repeats.push((i, *o.get()));
                         } else {
                             reject(r, conflict(r), &mut events);
                         }
@@ -441,12 +447,16 @@ impl Engine {
                     let r = &batch[i];
                     match existing {
                         Some(e) if e.same_content(r) => report.duplicates += 1,
-                        Some(_) => reject(r, conflict(r), &mut events),
+                        Some(_) => {
+                            rejected_first.insert(i, conflict(r));
+                            reject(r, conflict(r), &mut events);
+                        }
                         None => {
                             let r = match validator.as_mut().filter(|v| v.covers(&r.metric)) {
                                 None => std::borrow::Cow::Borrowed(r),
                                 Some(v) => match validate_one(v, r, &mut report.findings, &mut events) {
                                     Err(e) => {
+                                        rejected_first.insert(i, e.clone());
                                         reject(r, e, &mut events);
                                         continue;
                                     }
@@ -465,8 +475,21 @@ impl Engine {
                 }
                 changes.merge.extend(acc.into_buckets());
             }
+            for (repeat, first) in repeats {
+                match rejected_first.get(&first) {
+                    Some(e) => reject(&batch[repeat], e.clone(), &mut events),
+                    None => report.duplicates += 1,
+                }
+            }
             report.accepted = accepted.len() as u64;
             changes.insert = accepted.iter().map(AsRef::as_ref).collect();
+            // Windows that `close_windows` passed before this batch: a new bucket there is late.
+            let mut closed_until: HashMap<&str, i64> = HashMap::new();
+            for tenant in by_tenant.keys() {
+                if let Some(v) = inner.store.meta(tenant, CLOSED_UNTIL)? {
+                    closed_until.insert(tenant, v.parse().unwrap_or(i64::MIN));
+                }
+            }
             let applied = inner.store.apply(&changes);
             if let Some(v) = inner.validator.as_mut() {
                 if applied.is_ok() {
@@ -476,10 +499,16 @@ impl Engine {
                 }
             }
             let late = applied?;
-            // Late records: their buckets were closed already.
+            // Late records: their buckets were closed already, or their window ended before the
+            // last close (a new bucket there is closed at once; it never gets `WindowClosed`).
+            let mut newly_closed = Vec::new();
             for ((key, end, _), was_closed) in changes.merge.iter().zip(late) {
-                if !was_closed {
+                let window_passed = closed_until.get(key.tenant.as_str()).is_some_and(|c| *end <= *c);
+                if !was_closed && !window_passed {
                     continue;
+                }
+                if !was_closed {
+                    newly_closed.push(key.clone());
                 }
                 let entry = spec_entry(&inner.specs, key.spec)?;
                 let stored = inner.store.bucket(key)?;
@@ -501,6 +530,9 @@ impl Engine {
                         });
                     }
                 }
+            }
+            if !newly_closed.is_empty() {
+                inner.store.mark_closed(&newly_closed)?;
             }
         }
         events.extend(self.quota_events(batch));
@@ -708,6 +740,11 @@ impl Engine {
                 });
             }
             inner.store.mark_closed(&keys)?;
+            let previous = inner.store.meta(tenant, CLOSED_UNTIL)?.and_then(|v| v.parse::<i64>().ok());
+            if previous.is_none_or(|p| p < cutoff) {
+                let meta = vec![(tenant.to_string(), CLOSED_UNTIL.to_string(), Some(cutoff.to_string()))];
+                inner.store.apply(&ChangeSet { meta, ..ChangeSet::default() })?;
+            }
         }
         self.emit(&events);
         Ok(events.len())
@@ -724,6 +761,12 @@ impl Engine {
                     format!("to ({}) is before from ({}).", fmt_ts(t), fmt_ts(f)),
                 )
                 .with_field("to"));
+            }
+        }
+        for (i, d) in q.group_by.iter().enumerate() {
+            if q.group_by[..i].contains(d) {
+                return Err(Error::new(ErrorKind::InvalidQuery, format!("The dimension '{d}' is grouped twice."))
+                    .with_field("group_by"));
             }
         }
         let needed = q.needed_dims();

@@ -325,31 +325,70 @@ impl<'de> serde::Deserialize<'de> for Window {
     }
 }
 
-/// A window in a zone with a small cache of recent spans: the per-record hot path of rollups.
+/// A window in a zone, fast: the per-record hot path of rollups.
 ///
-/// A lookup hits when the instant lies inside a cached span, so the cache can never give a wrong
-/// answer; it only saves the time-zone arithmetic for instants near recent ones.
+/// Two mechanisms, neither of which can give a wrong answer:
+/// * For `Minutes`, `Hour` and `Day`, the clock keeps the recent **offset segments** of the zone
+///   (maximal intervals with one UTC offset, found once by probing the zone day by day and a
+///   binary search at each change). Inside a segment local time is `t + offset`, so a window is
+///   integer arithmetic; a window that would reach outside its segment (it touches an offset
+///   change) takes the exact path, [`Window::span_secs`].
+/// * Other windows (and those exact-path cases) use a direct-mapped cache of recent spans keyed
+///   by the instant's day (15 minutes for sub-daily windows); a hit requires the instant to lie
+///   inside the cached span.
 #[derive(Debug, Clone)]
 pub(crate) struct WindowClock {
     window: Window,
     tz: Tz,
+    /// Window length in seconds for the segment fast path (`Minutes`, `Hour`, `Day`), else 0.
+    fast_len: i64,
+    /// `(start, end, offset)` of known offset segments, most recently used first.
+    segments: Vec<(i64, i64, i64)>,
+    slot_secs: i64,
     cache: Box<[(i64, i64)]>,
 }
 
 const CACHE_SLOTS: usize = 1024;
-/// Cache slot width: every modern UTC offset is a multiple of 15 minutes.
-const SLOT_SECS: i64 = 900;
+/// How far the segment search probes from an instant (days); a zone without changes in that
+/// range gets a segment of that size, and beyond it a new one.
+const SEGMENT_PROBE_DAYS: i64 = 400;
+const SEGMENTS_KEPT: usize = 8;
 
 impl WindowClock {
     pub(crate) fn new(window: Window, tz: Tz) -> Result<Self> {
         window.check()?;
-        Ok(WindowClock { window, tz, cache: vec![(0, 0); CACHE_SLOTS].into_boxed_slice() })
+        let fast_len = match window {
+            Window::Minutes(n) => i64::from(n) * 60,
+            Window::Hour => 3600,
+            Window::Day => 86_400,
+            _ => 0,
+        };
+        Ok(WindowClock {
+            window,
+            tz,
+            fast_len,
+            segments: Vec::new(),
+            slot_secs: if window.is_sub_daily() { 900 } else { 86_400 },
+            cache: vec![(0, 0); CACHE_SLOTS].into_boxed_slice(),
+        })
     }
 
     /// `(start, end)` in Unix seconds of the window containing `t` (Unix seconds).
     #[inline]
     pub(crate) fn span(&mut self, t: i64) -> Result<(i64, i64)> {
-        let slot = (t.div_euclid(SLOT_SECS) as usize) % CACHE_SLOTS;
+        if self.fast_len > 0 && (MIN_FAST..MAX_FAST).contains(&t) {
+            let (s, e, off) = self.segment(t);
+            let local = t + off;
+            let start = local - local.rem_euclid(self.fast_len) - off;
+            let end = start + self.fast_len;
+            // Days need both midnights strictly inside the segment (a midnight at a change may be
+            // repeated or skipped); sub-daily windows may touch the segment's ends.
+            let inside = if self.window == Window::Day { s < start && end < e } else { s <= start && end <= e };
+            if inside {
+                return Ok((start, end));
+            }
+        }
+        let slot = (t.div_euclid(self.slot_secs) as usize) % CACHE_SLOTS;
         let (s, e) = self.cache[slot];
         if s <= t && t < e {
             return Ok((s, e));
@@ -357,5 +396,93 @@ impl WindowClock {
         let span = self.window.span_secs(t, self.tz)?;
         self.cache[slot] = span;
         Ok(span)
+    }
+
+    /// The offset segment containing `t`.
+    #[inline]
+    fn segment(&mut self, t: i64) -> (i64, i64, i64) {
+        if let Some(&seg) = self.segments.first() {
+            if seg.0 <= t && t < seg.1 {
+                return seg;
+            }
+        }
+        if let Some(i) = self.segments.iter().position(|&(s, e, _)| s <= t && t < e) {
+            let seg = self.segments.remove(i);
+            self.segments.insert(0, seg);
+            return seg;
+        }
+        let seg = self.find_segment(t);
+        self.segments.insert(0, seg);
+        self.segments.truncate(SEGMENTS_KEPT);
+        seg
+    }
+
+    fn find_segment(&self, t: i64) -> (i64, i64, i64) {
+        let tz = self.tz;
+        let off = offset_at(tz, t);
+        let mut start = t;
+        for _ in 0..SEGMENT_PROBE_DAYS {
+            let probe = start - 86_400;
+            if offset_at(tz, probe) != off {
+                start = first_with_offset(tz, probe, start, off);
+                break;
+            }
+            start = probe;
+        }
+        let mut end = t;
+        for _ in 0..SEGMENT_PROBE_DAYS {
+            let probe = end + 86_400;
+            if offset_at(tz, probe) != off {
+                end = first_without_offset(tz, end, probe, off);
+                break;
+            }
+            end = probe;
+        }
+        if end == t {
+            end = t + 1;
+        }
+        (start, end, off)
+    }
+}
+
+/// Instants the segment fast path handles (years 1678-2261 with room for probing).
+const MIN_FAST: i64 = crate::usage::MIN_TIMESTAMP_SECS + 500 * 86_400;
+const MAX_FAST: i64 = crate::usage::MAX_TIMESTAMP_SECS - 500 * 86_400;
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    /// The fast clock agrees with the exact computation at every quarter hour of two years in
+    /// zones with whole-hour, half-hour, 45-minute and midnight changes.
+    #[test]
+    fn clock_equals_exact_span() {
+        for zone in [
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Asia/Kolkata",
+            "America/Santiago",
+            "Asia/Kathmandu",
+            "UTC",
+            "Africa/Casablanca",
+        ] {
+            let tz = parse_time_zone(zone).unwrap();
+            for w in [Window::Minutes(15), Window::Hour, Window::Day, Window::Minutes(90), Window::Week, Window::Month]
+            {
+                let mut clock = WindowClock::new(w, tz).unwrap();
+                let mut t = 1_672_531_200 - 7; // 2022-12-31T23:59:53Z
+                while t < 1_672_531_200 + 2 * 365 * 86_400 {
+                    assert_eq!(clock.span(t).unwrap(), w.span_secs(t, tz).unwrap(), "{zone} {w} at {t}");
+                    t += 899;
+                }
+                // And in random order (cache and segment reuse).
+                let mut x: u64 = 42;
+                for _ in 0..20_000 {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    let t = 1_600_000_000 + (x >> 33) as i64 % (4 * 365 * 86_400);
+                    assert_eq!(clock.span(t).unwrap(), w.span_secs(t, tz).unwrap(), "{zone} {w} at {t}");
+                }
+            }
+        }
     }
 }

@@ -1,6 +1,4 @@
-//! Open findings for the core, as failing cases. Each test asserts the behaviour we believe is
-//! right and is ignored until the core decides; run them with
-//! `cargo test -p meterkit-tests findings -- --ignored`.
+//! Findings reported against the core by the test suite, kept as regression tests once fixed.
 
 use std::sync::Arc;
 
@@ -13,7 +11,6 @@ use meterkit_tests::{rec, ts};
 /// not per closed window. The bucket is created open and `WindowClosed` is emitted for it at the
 /// next close — after a consumer may already have billed that window as empty.
 #[test]
-#[ignore = "core finding: lateness is per existing bucket, not per closed window"]
 fn a_record_for_an_already_closed_empty_window_is_late() {
     let notifier = Arc::new(CollectingNotifier::new());
     let engine = Engine::in_memory().with_notifier(notifier.clone());
@@ -30,7 +27,6 @@ fn a_record_for_an_already_closed_empty_window_is_late() {
 /// A batch that repeats a record conflicting with the stored version counts the repeat as a
 /// duplicate (of the rejected first copy), although nothing of it was stored.
 #[test]
-#[ignore = "core finding: an in-batch repeat of a conflicting record is counted as a duplicate"]
 fn a_repeat_of_a_conflicting_record_is_a_conflict_too() {
     let engine = Engine::in_memory();
     engine.ingest(&[rec("t", "r1", "m1", "kwh", "1", "2024-01-01T10:00:00Z")]).unwrap();
@@ -39,4 +35,13 @@ fn a_repeat_of_a_conflicting_record_is_a_conflict_too() {
     assert_eq!(report.duplicates, 0);
     assert_eq!(report.rejected.len(), 2);
     assert!(report.rejected.iter().all(|r| r.kind == ErrorKind::Conflict));
+}
+
+/// A query grouping by the same dimension twice is refused, as a spec doing so is.
+#[test]
+fn a_query_grouping_twice_by_one_dimension_is_refused() {
+    let engine = Engine::in_memory();
+    let q = meterkit::Query::new("t", "kwh", Window::Day, "UTC").group_by(["carrier", "carrier"]);
+    let err = engine.query(&q).unwrap_err();
+    assert_eq!((err.kind(), err.field()), (ErrorKind::InvalidQuery, Some("group_by")));
 }

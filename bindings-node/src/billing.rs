@@ -1,0 +1,164 @@
+//! Tariffs, bills, invoices, quotas and shared-meter allocation.
+
+use std::sync::Arc;
+
+use meterkit::{Bill, BillRequest, Decimal, Invoice, SharedMeter, UsageRecord};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::convert::{core, from_json, guard, records_from_json, ts_from_json, Json, JsonText};
+
+/// A JS argument that is either a document's text or the document as an object: its JSON text.
+fn document_text(arg: &JsonText, what: &str) -> meterkit::Result<String> {
+    if arg.0.starts_with('"') {
+        from_json::<String>(&arg.0, what)
+    } else {
+        Ok(arg.0.clone())
+    }
+}
+
+/// A tariff, parsed and checked once: TOML, meterkit JSON or OpenEI URDB JSON. Rate usage with
+/// `tariff.bill(request, records)` or `engine.bill(tariff, request)`.
+#[napi]
+pub struct Tariff {
+    pub(crate) inner: Arc<meterkit::Tariff>,
+}
+
+#[napi]
+impl Tariff {
+    /// Parse and check a TOML tariff (`E_PARSE` with the line, `E_TARIFF` naming the field).
+    #[napi(factory, catch_unwind)]
+    pub fn from_toml(env: Env, text: String) -> napi::Result<Self> {
+        guard(env, || core(env, meterkit::Tariff::from_toml(&text)).map(|t| Tariff { inner: Arc::new(t) }))
+    }
+
+    /// Parse and check a meterkit JSON tariff, given as text or as an object.
+    #[napi(factory, catch_unwind, ts_args_type = "json: string | TariffDocument")]
+    pub fn from_json(env: Env, json: JsonText) -> napi::Result<Self> {
+        guard(env, || {
+            let text = core(env, document_text(&json, "tariff"))?;
+            core(env, meterkit::Tariff::from_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
+        })
+    }
+
+    /// Import an OpenEI URDB rate record (text or object).
+    #[napi(factory, catch_unwind, ts_args_type = "json: string | Record<string, unknown>")]
+    pub fn from_urdb_json(env: Env, json: JsonText) -> napi::Result<Self> {
+        guard(env, || {
+            let text = core(env, document_text(&json, "URDB tariff"))?;
+            core(env, meterkit::Tariff::from_urdb_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
+        })
+    }
+
+    /// TOML, meterkit JSON or URDB JSON, detected from the document.
+    #[napi(factory, catch_unwind, ts_args_type = "document: string | Record<string, unknown>")]
+    pub fn from_any(env: Env, document: JsonText) -> napi::Result<Self> {
+        guard(env, || {
+            let text = core(env, document_text(&document, "tariff"))?;
+            core(env, meterkit::Tariff::from_any(&text)).map(|t| Tariff { inner: Arc::new(t) })
+        })
+    }
+
+    /// The tariff as the core's JSON document (what `JSON.stringify(tariff)` prints).
+    #[napi(js_name = "toJSON", catch_unwind, ts_return_type = "TariffDocument")]
+    pub fn to_json(&self) -> Json<meterkit::Tariff> {
+        Json((*self.inner).clone())
+    }
+
+    /// ISO 4217 currency of the tariff.
+    #[napi(getter, catch_unwind)]
+    pub fn currency(&self) -> String {
+        self.inner.currency.clone()
+    }
+
+    /// Minor-unit digits of the currency (JPY 0, GBP 2, KWD 3, or `minor_units`).
+    #[napi(catch_unwind)]
+    pub fn minor_units(&self, env: Env) -> napi::Result<u32> {
+        guard(env, || core(env, self.inner.minor_units()))
+    }
+
+    /// The metrics a bill for `billMetric` reads, in first-use order.
+    #[napi(catch_unwind)]
+    pub fn metrics(&self, bill_metric: String) -> Vec<String> {
+        self.inner.metrics(&bill_metric)
+    }
+
+    /// Rate `records` (any subjects and metrics: the request selects) into a bill.
+    #[napi(catch_unwind, ts_args_type = "request: BillRequest, records: UsageRecordInput[]", ts_return_type = "Bill")]
+    pub fn bill(&self, env: Env, request: JsonText, records: JsonText) -> napi::Result<Json<Bill>> {
+        guard(env, || {
+            let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
+            let records = core(env, records_from_json(&records.0))?;
+            core(env, self.inner.bill(&req, &records)).map(Json)
+        })
+    }
+
+    /// The total of a period's charges for a quantity alone (no time of use, no demand): what a
+    /// budget or a price calculator needs, fast.
+    #[napi(catch_unwind)]
+    pub fn quantity_total(&self, env: Env, quantity: String) -> napi::Result<String> {
+        guard(env, || {
+            let q = core(env, meterkit::parse_decimal(&quantity).map_err(|e| e.with_field("quantity")))?;
+            let rater = core(env, self.inner.quantity_rater())?;
+            core(env, rater.total(q)).map(meterkit::fmt_decimal)
+        })
+    }
+}
+
+/// A draft invoice for a bill, due `paymentTermsDays` after it is issued.
+#[napi(catch_unwind, ts_args_type = "id: string, bill: Bill, paymentTermsDays: number", ts_return_type = "Invoice")]
+pub fn create_invoice(env: Env, id: String, bill: JsonText, payment_terms_days: u32) -> napi::Result<Json<Invoice>> {
+    guard(env, || {
+        let bill: Bill = core(env, from_json(&bill.0, "bill"))?;
+        Ok(Json(Invoice::new(id, bill, payment_terms_days)))
+    })
+}
+
+/// `[start, end)` of the calendar month `YYYY-MM` in `timeZone`.
+#[napi(catch_unwind, ts_return_type = "{ start: string; end: string }")]
+pub fn month_period(env: Env, yyyy_mm: String, time_zone: String) -> napi::Result<Json<crate::WindowSpan>> {
+    guard(env, || {
+        let tz = core(env, meterkit::parse_time_zone(&time_zone))?;
+        let (start, end) = core(env, meterkit::month_period(&yyyy_mm, tz))?;
+        Ok(Json(crate::WindowSpan { start: meterkit::fmt_ts(start), end: meterkit::fmt_ts(end) }))
+    })
+}
+
+/// Split `total` by `weights` exactly at `scale` decimals (largest remainders; the parts sum to
+/// `total`).
+#[napi(catch_unwind)]
+pub fn allocate(env: Env, total: String, weights: Vec<String>, scale: u32) -> napi::Result<Vec<String>> {
+    guard(env, || {
+        let total = core(env, meterkit::parse_decimal(&total).map_err(|e| e.with_field("total")))?;
+        let weights = core(
+            env,
+            weights
+                .iter()
+                .map(|w| meterkit::parse_decimal(w).map_err(|e| e.with_field("weights")))
+                .collect::<meterkit::Result<Vec<Decimal>>>(),
+        )?;
+        core(env, meterkit::allocate(total, &weights, scale))
+            .map(|parts| parts.into_iter().map(meterkit::fmt_decimal).collect())
+    })
+}
+
+/// A shared meter's reading `total` at `at` split into one usage record per share.
+#[napi(
+    catch_unwind,
+    ts_args_type = "meter: SharedMeter, tenant: string, total: string, at: Date | string",
+    ts_return_type = "UsageRecord[]"
+)]
+pub fn split_shared_meter(
+    env: Env,
+    meter: JsonText,
+    tenant: String,
+    total: String,
+    at: JsonText,
+) -> napi::Result<Json<Vec<UsageRecord>>> {
+    guard(env, || {
+        let meter: SharedMeter = core(env, from_json(&meter.0, "shared meter"))?;
+        let total = core(env, meterkit::parse_decimal(&total).map_err(|e| e.with_field("total")))?;
+        let at = core(env, ts_from_json(&at.0, "at"))?;
+        core(env, meter.split(&tenant, total, at)).map(Json)
+    })
+}

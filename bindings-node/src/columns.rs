@@ -1,0 +1,276 @@
+//! The columnar ingest path: one array per field, typed arrays for the numbers.
+
+// `UsageColumns::dimensions` spells its type out: napi generates the TypeScript type from it (an
+// alias would reach index.d.ts as an undefined name), and its macro expansion repeats the type.
+#![allow(clippy::type_complexity)]
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use meterkit::{Decimal, Dimensions, Error as CoreError, ErrorKind, Quality, UsageRecord};
+use napi::bindgen_prelude::{BigInt64Array, Either, Either3, Float64Array, Uint32Array};
+use napi_derive::napi;
+
+/// A dictionary-encoded string column: row `i` has the value `values[codes[i]]` — the cheap way
+/// to pass a low-cardinality column (subjects, carriers) as a typed array.
+#[napi(object)]
+pub struct DictColumn {
+    /// The distinct values.
+    pub values: Vec<String>,
+    /// One index into `values` per row.
+    pub codes: Uint32Array,
+}
+
+/// A batch of usage records as columns, each of the batch's length (or one value for all rows).
+///
+/// * `quantity`: a `BigInt64Array` of integers scaled by `10^-scale` (exact: bytes with scale 0,
+///   kWh as Wh with scale 3), a `Float64Array` (each number through its shortest decimal text,
+///   as `String(n)` shows it), or decimal strings.
+/// * `timestamp` / `end`: a `Float64Array` of milliseconds since the Unix epoch (`Date.getTime()`),
+///   or RFC 3339 strings.
+/// * `dimensions`: per dimension a column of strings (`null` = the record has no such dimension)
+///   or a `DictColumn`.
+#[napi(object)]
+pub struct UsageColumns {
+    /// One tenant for every row, or one per row.
+    pub tenant: Either<String, Vec<String>>,
+    /// The record ids (the idempotency key with the tenant).
+    pub id: Vec<String>,
+    /// One subject for every row, one per row, or dictionary-encoded.
+    pub subject: Either3<String, Vec<String>, DictColumn>,
+    /// One metric for every row, or one per row.
+    pub metric: Either<String, Vec<String>>,
+    /// Quantities.
+    pub quantity: Either3<BigInt64Array, Float64Array, Vec<String>>,
+    /// Decimal places of a `BigInt64Array` quantity column (default 0).
+    pub scale: Option<u32>,
+    /// Start instants.
+    pub timestamp: Either<Float64Array, Vec<String>>,
+    /// End instants (optional).
+    pub end: Option<Either<Float64Array, Vec<String>>>,
+    /// Dimension columns by dimension name.
+    pub dimensions: Option<HashMap<String, Either<Vec<Option<String>>, DictColumn>>>,
+}
+
+/// A string column in Rust hands.
+enum Strings {
+    One(String),
+    Many(Vec<String>),
+    Dict(Vec<String>, Vec<u32>),
+}
+
+enum OptStrings {
+    Many(Vec<Option<String>>),
+    Dict(Vec<String>, Vec<u32>),
+}
+
+enum Quantities {
+    Scaled(Vec<i64>, u32),
+    Floats(Vec<f64>),
+    Text(Vec<String>),
+}
+
+enum Instants {
+    Millis(Vec<f64>),
+    Text(Vec<String>),
+}
+
+/// The columns copied out of JS memory, ready to become records on any thread.
+pub struct Columns {
+    tenant: Strings,
+    id: Vec<String>,
+    subject: Strings,
+    metric: Strings,
+    quantity: Quantities,
+    timestamp: Instants,
+    end: Option<Instants>,
+    dimensions: Vec<(String, OptStrings)>,
+}
+
+fn bad(field: &str, message: String) -> CoreError {
+    CoreError::new(ErrorKind::Parse, message).with_field(field)
+}
+
+/// Copy the columns out of the JS values (on the JS thread) and check their lengths.
+pub fn read(c: UsageColumns) -> meterkit::Result<Columns> {
+    let n = c.id.len();
+    let scale = c.scale.unwrap_or(0);
+    if scale > 28 {
+        return Err(bad("scale", format!("scale must be 0-28, not {scale}.")));
+    }
+    let cols = Columns {
+        tenant: match c.tenant {
+            Either::A(s) => Strings::One(s),
+            Either::B(v) => Strings::Many(v),
+        },
+        subject: match c.subject {
+            Either3::A(s) => Strings::One(s),
+            Either3::B(v) => Strings::Many(v),
+            Either3::C(d) => Strings::Dict(d.values, d.codes.to_vec()),
+        },
+        metric: match c.metric {
+            Either::A(s) => Strings::One(s),
+            Either::B(v) => Strings::Many(v),
+        },
+        quantity: match c.quantity {
+            Either3::A(a) => Quantities::Scaled(a.to_vec(), scale),
+            Either3::B(a) => Quantities::Floats(a.to_vec()),
+            Either3::C(v) => Quantities::Text(v),
+        },
+        timestamp: instants(c.timestamp),
+        end: c.end.map(instants),
+        dimensions: c
+            .dimensions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                let col = match v {
+                    Either::A(v) => OptStrings::Many(v),
+                    Either::B(d) => OptStrings::Dict(d.values, d.codes.to_vec()),
+                };
+                (k, col)
+            })
+            .collect(),
+        id: c.id,
+    };
+    cols.check_lengths(n)?;
+    Ok(cols)
+}
+
+fn instants(v: Either<Float64Array, Vec<String>>) -> Instants {
+    match v {
+        Either::A(a) => Instants::Millis(a.to_vec()),
+        Either::B(v) => Instants::Text(v),
+    }
+}
+
+impl Columns {
+    fn check_lengths(&self, n: usize) -> meterkit::Result<()> {
+        let check = |field: &str, len: Option<usize>| match len {
+            Some(len) if len != n => {
+                Err(bad(field, format!("The {field} column has {len} rows; the id column has {n}.")))
+            }
+            _ => Ok(()),
+        };
+        let strings = |s: &Strings| match s {
+            Strings::One(_) => None,
+            Strings::Many(v) => Some(v.len()),
+            Strings::Dict(_, codes) => Some(codes.len()),
+        };
+        let instants_len = |i: &Instants| match i {
+            Instants::Millis(v) => v.len(),
+            Instants::Text(v) => v.len(),
+        };
+        check("tenant", strings(&self.tenant))?;
+        check("subject", strings(&self.subject))?;
+        check("metric", strings(&self.metric))?;
+        check(
+            "quantity",
+            Some(match &self.quantity {
+                Quantities::Scaled(v, _) => v.len(),
+                Quantities::Floats(v) => v.len(),
+                Quantities::Text(v) => v.len(),
+            }),
+        )?;
+        check("timestamp", Some(instants_len(&self.timestamp)))?;
+        if let Some(end) = &self.end {
+            check("end", Some(instants_len(end)))?;
+        }
+        for (k, col) in &self.dimensions {
+            let len = match col {
+                OptStrings::Many(v) => v.len(),
+                OptStrings::Dict(_, codes) => codes.len(),
+            };
+            check(&format!("dimensions.{k}"), Some(len))?;
+        }
+        Ok(())
+    }
+
+    /// Build the records (row `i` of every column).
+    pub fn into_records(self) -> meterkit::Result<Vec<UsageRecord>> {
+        let n = self.id.len();
+        let mut out = Vec::with_capacity(n);
+        for (i, id) in self.id.into_iter().enumerate() {
+            let at = |e: CoreError| e.with_record_id(id.clone());
+            let timestamp = instant(&self.timestamp, i, "timestamp").map_err(at)?;
+            let end = match &self.end {
+                Some(e) => instant_opt(e, i, "end").map_err(at)?,
+                None => None,
+            };
+            let quantity = quantity(&self.quantity, i).map_err(at)?;
+            let mut dimensions = Dimensions::new();
+            for (k, col) in &self.dimensions {
+                let v = match col {
+                    OptStrings::Many(v) => v[i].clone(),
+                    OptStrings::Dict(values, codes) => Some(dict(values, codes, i, k).map_err(at)?.to_string()),
+                };
+                if let Some(v) = v {
+                    dimensions.insert(k.clone(), v);
+                }
+            }
+            out.push(UsageRecord {
+                tenant: string(&self.tenant, i, "tenant").map_err(at)?.to_string(),
+                subject: string(&self.subject, i, "subject").map_err(at)?.to_string(),
+                metric: string(&self.metric, i, "metric").map_err(at)?.to_string(),
+                id,
+                quantity,
+                timestamp,
+                end,
+                dimensions,
+                quality: Quality::default(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn dict<'a>(values: &'a [String], codes: &[u32], i: usize, field: &str) -> meterkit::Result<&'a str> {
+    let code = codes[i];
+    values.get(code as usize).map(String::as_str).ok_or_else(|| {
+        bad(field, format!("Row {i} of {field} has code {code}, but the dictionary has {} values.", values.len()))
+    })
+}
+
+fn string<'a>(s: &'a Strings, i: usize, field: &str) -> meterkit::Result<&'a str> {
+    match s {
+        Strings::One(v) => Ok(v),
+        Strings::Many(v) => Ok(&v[i]),
+        Strings::Dict(values, codes) => dict(values, codes, i, field),
+    }
+}
+
+fn quantity(q: &Quantities, i: usize) -> meterkit::Result<Decimal> {
+    let r = match q {
+        Quantities::Scaled(v, scale) => Ok(Decimal::new(v[i], *scale)),
+        Quantities::Floats(v) => meterkit::decimal_from_f64(v[i]),
+        Quantities::Text(v) => meterkit::parse_decimal(&v[i]),
+    };
+    r.map_err(|e| e.with_field("quantity"))
+}
+
+fn instant(t: &Instants, i: usize, field: &str) -> meterkit::Result<DateTime<Utc>> {
+    match t {
+        Instants::Millis(v) => from_millis(v[i], field),
+        Instants::Text(v) => meterkit::parse_ts(&v[i]).map_err(|e| e.with_field(field)),
+    }
+}
+
+fn instant_opt(t: &Instants, i: usize, field: &str) -> meterkit::Result<Option<DateTime<Utc>>> {
+    match t {
+        Instants::Millis(v) if v[i].is_nan() => Ok(None),
+        Instants::Text(v) if v[i].is_empty() => Ok(None),
+        _ => instant(t, i, field).map(Some),
+    }
+}
+
+/// Milliseconds since the epoch (fractions kept to the nanosecond) as an instant.
+fn from_millis(ms: f64, field: &str) -> meterkit::Result<DateTime<Utc>> {
+    let invalid = || bad(field, format!("{ms} is not a valid instant in milliseconds since the epoch."));
+    if !ms.is_finite() || ms.abs() > 1e16 {
+        return Err(invalid());
+    }
+    let secs = (ms / 1000.0).floor();
+    let nanos = ((ms - secs * 1000.0) * 1e6).round();
+    let (secs, nanos) = if nanos >= 1e9 { (secs + 1.0, 0.0) } else { (secs, nanos) };
+    DateTime::from_timestamp(secs as i64, nanos as u32).ok_or_else(invalid)
+}

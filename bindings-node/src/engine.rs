@@ -1,0 +1,424 @@
+//! The `Engine` class: the core engine behind a JS object, sync and async.
+
+use std::sync::Arc;
+
+use meterkit::{
+    Aggregation, Bill, BillRequest, Event, IngestReport, Invoice, Notifier, Query, Quota, RollupSpec, UsageRecord,
+    Window,
+};
+use meterkit_sqlite::SqliteStore;
+use napi::bindgen_prelude::{AsyncTask, Either, Function, Null, Object};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi::{Env, Status, Task};
+use napi_derive::napi;
+
+use crate::billing::Tariff;
+use crate::columns::{self, UsageColumns};
+use crate::convert::{
+    core, from_json, guard, internal_error, js_error, panic_message, records_from_json, ts_from_json, Json, JsonText,
+};
+
+type EventCallback = ThreadsafeFunction<Json<Event>, UnknownReturnValue, Json<Event>, Status, false, true>;
+
+/// Forwards every core event to a JS callback through a ThreadsafeFunction: callable from any
+/// thread (the async tasks run on libuv's pool), delivered on the JS thread in order.
+struct JsNotifier(EventCallback);
+
+impl Notifier for JsNotifier {
+    fn notify(&self, event: &Event) {
+        // A closing environment refuses the call; there is nobody left to tell then.
+        let _ = self.0.call(Json(event.clone()), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// The metering engine: ingest usage records (idempotent by `(tenant, id)`, each batch stored in
+/// one atomic change), roll them up into time-zone-exact windows, query, retract, close windows.
+///
+/// `new Engine()` keeps everything in memory; `new Engine({ path: "usage.db" })` stores it in a
+/// SQLite file. `onEvent` receives every event (`record_rejected`, `late_record`,
+/// `window_closed`) on the JS thread, after the change is stored.
+#[napi]
+pub struct Engine {
+    inner: Arc<meterkit::Engine>,
+}
+
+#[napi]
+impl Engine {
+    /// Open an engine: in memory, or over the SQLite database at `options.path`.
+    #[napi(constructor, catch_unwind, ts_args_type = "options?: EngineOptions | null")]
+    pub fn new(env: Env, options: Option<Object>) -> napi::Result<Self> {
+        guard(env, || {
+            let path: Option<Either<String, Null>> = match &options {
+                Some(o) => o.get("path").map_err(|_| {
+                    js_error(
+                        env,
+                        &meterkit::Error::new(meterkit::ErrorKind::Parse, "options.path must be a string or null.")
+                            .with_field("path"),
+                    )
+                })?,
+                None => None,
+            };
+            let callback: Option<Either<Function<Json<Event>, UnknownReturnValue>, Null>> = match &options {
+                Some(o) => o.get("onEvent").map_err(|_| {
+                    js_error(
+                        env,
+                        &meterkit::Error::new(
+                            meterkit::ErrorKind::Parse,
+                            "options.onEvent must be a function or null.",
+                        )
+                        .with_field("onEvent"),
+                    )
+                })?,
+                None => None,
+            };
+            let mut engine = match path {
+                Some(Either::A(p)) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
+                _ => meterkit::Engine::in_memory(),
+            };
+            if let Some(Either::A(f)) = callback {
+                let tsfn =
+                    f.build_threadsafe_function::<Json<Event>>().callee_handled::<false>().weak::<true>().build()?;
+                engine = engine.with_notifier(Arc::new(JsNotifier(tsfn)));
+            }
+            Ok(Engine { inner: Arc::new(engine) })
+        })
+    }
+
+    /// Maintain a rollup spec from now on (backfilled from stored records); returns its id.
+    #[napi(catch_unwind, ts_args_type = "spec: RollupSpec")]
+    pub fn add_spec(&self, env: Env, spec: JsonText) -> napi::Result<u32> {
+        guard(env, || {
+            let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
+            core(env, self.inner.add_spec(spec))
+        })
+    }
+
+    /// The rollup specs, in id order.
+    #[napi(catch_unwind, ts_return_type = "RollupSpec[]")]
+    pub fn specs(&self) -> Json<Vec<RollupSpec>> {
+        Json(self.inner.specs())
+    }
+
+    /// Ingest a batch of usage records (or one record). Duplicates and conflicts are reported,
+    /// not thrown; a record that cannot be read at all throws `E_PARSE` and nothing is stored.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "IngestReport"
+    )]
+    pub fn ingest(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
+        guard(env, || {
+            let batch = core(env, records_from_json(&records.0))?;
+            core(env, self.inner.ingest(&batch)).map(Json)
+        })
+    }
+
+    /// `ingest` off the JS thread: only `JSON.stringify` runs on it; parsing, rollups and storage
+    /// run on libuv's thread pool.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "Promise<IngestReport>"
+    )]
+    pub fn ingest_async(&self, records: JsonText) -> AsyncTask<CoreTask<IngestReport>> {
+        let engine = self.inner.clone();
+        let text = records.0;
+        AsyncTask::new(CoreTask::new(move || engine.ingest(&records_from_json(&text)?)))
+    }
+
+    /// Ingest columns: one array per field (typed arrays for quantities and timestamps), the
+    /// fast path for big batches. See `UsageColumns`.
+    #[napi(catch_unwind, ts_return_type = "IngestReport")]
+    pub fn ingest_columns(&self, env: Env, columns: UsageColumns) -> napi::Result<Json<IngestReport>> {
+        guard(env, || {
+            let cols = core(env, columns::read(columns))?;
+            let batch = core(env, cols.into_records())?;
+            core(env, self.inner.ingest(&batch)).map(Json)
+        })
+    }
+
+    /// `ingestColumns` off the JS thread (the columns are copied on it, records are built,
+    /// rolled up and stored on libuv's thread pool).
+    #[napi(catch_unwind, ts_return_type = "Promise<IngestReport>")]
+    pub fn ingest_columns_async(
+        &self,
+        env: Env,
+        columns: UsageColumns,
+    ) -> napi::Result<AsyncTask<CoreTask<IngestReport>>> {
+        guard(env, || {
+            let cols = core(env, columns::read(columns))?;
+            let engine = self.inner.clone();
+            Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&cols.into_records()?))))
+        })
+    }
+
+    /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
+    /// Throws `E_NOT_FOUND` when no such record is stored.
+    #[napi(catch_unwind, ts_return_type = "UsageRecord")]
+    pub fn retract(&self, env: Env, tenant: String, id: String) -> napi::Result<Json<UsageRecord>> {
+        guard(env, || core(env, self.inner.retract(&tenant, &id)).map(Json))
+    }
+
+    /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
+    /// subject, ordered by timestamp then id.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "tenant: string, metric: string, from: Date | string, to: Date | string, subject?: string | null",
+        ts_return_type = "UsageRecord[]"
+    )]
+    pub fn records(
+        &self,
+        env: Env,
+        tenant: String,
+        metric: String,
+        from: JsonText,
+        to: JsonText,
+        subject: Option<String>,
+    ) -> napi::Result<Json<Vec<UsageRecord>>> {
+        guard(env, || {
+            let from = core(env, ts_from_json(&from.0, "from"))?;
+            let to = core(env, ts_from_json(&to.0, "to"))?;
+            core(env, self.inner.records(&tenant, &metric, subject.as_deref(), from, to)).map(Json)
+        })
+    }
+
+    /// Answer a rollup query: rows ordered by window start, then group values.
+    #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "Bucket[]")]
+    pub fn query(&self, env: Env, query: JsonText) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
+        guard(env, || {
+            let q: Query = core(env, from_json(&query.0, "query"))?;
+            core(env, self.inner.query(&q)).map(Json)
+        })
+    }
+
+    /// `query` off the JS thread.
+    #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "Promise<Bucket[]>")]
+    pub fn query_async(&self, query: JsonText) -> AsyncTask<CoreTask<Vec<meterkit::Bucket>>> {
+        let engine = self.inner.clone();
+        let text = query.0;
+        AsyncTask::new(CoreTask::new(move || engine.query(&from_json(&text, "query")?)))
+    }
+
+    /// The `n` groups with the largest `by` aggregation over the query's range, largest first.
+    #[napi(catch_unwind, ts_args_type = "query: Query, by: Aggregation, n: number", ts_return_type = "Bucket[]")]
+    pub fn top_n(&self, env: Env, query: JsonText, by: JsonText, n: u32) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
+        guard(env, || {
+            let q: Query = core(env, from_json(&query.0, "query"))?;
+            let by: Aggregation = core(env, from_json(&by.0, "aggregation"))?;
+            core(env, self.inner.top_n(&q, &by, n as usize)).map(Json)
+        })
+    }
+
+    /// Totals of the `window` containing `at` and of the window before it, with the change in
+    /// percent — what a KPI card shows.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "tenant: string, metric: string, window: WindowSpec, timeZone: string, at: Date | string",
+        ts_return_type = "Totals"
+    )]
+    pub fn totals(
+        &self,
+        env: Env,
+        tenant: String,
+        metric: String,
+        window: String,
+        time_zone: String,
+        at: JsonText,
+    ) -> napi::Result<Json<meterkit::Totals>> {
+        guard(env, || {
+            let window: Window = core(env, window.parse())?;
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.totals(&tenant, &metric, window, &time_zone, at)).map(Json)
+        })
+    }
+
+    /// Close every window of `tenant` that ended at or before `now - allowedLatenessSeconds`;
+    /// emits `window_closed` once per bucket and returns how many were closed.
+    #[napi(catch_unwind, ts_args_type = "tenant: string, now: Date | string, allowedLatenessSeconds?: number")]
+    pub fn close_windows(
+        &self,
+        env: Env,
+        tenant: String,
+        now: JsonText,
+        allowed_lateness_seconds: Option<i64>,
+    ) -> napi::Result<u32> {
+        guard(env, || {
+            let now = core(env, ts_from_json(&now.0, "now"))?;
+            let lateness = chrono::Duration::try_seconds(allowed_lateness_seconds.unwrap_or(0)).ok_or_else(|| {
+                js_error(
+                    env,
+                    &meterkit::Error::new(meterkit::ErrorKind::InvalidQuery, "allowedLatenessSeconds is out of range.")
+                        .with_field("allowedLatenessSeconds"),
+                )
+            })?;
+            core(env, self.inner.close_windows(&tenant, now, lateness)).map(|n| n as u32)
+        })
+    }
+}
+
+#[napi]
+impl Engine {
+    /// Validate the new records of `metric` in every later ingest (replacing an earlier
+    /// configuration): `reject` findings keep a record out (kind `validation` in `rejected`),
+    /// `flag` findings store it flagged; every finding is in `IngestReport.findings`, warnings and
+    /// errors go to `onEvent` as `anomaly_detected`. The streaming state is kept in memory.
+    #[napi(catch_unwind, ts_args_type = "metric: string, config: ValidationConfig")]
+    pub fn set_validation(&self, env: Env, metric: String, config: JsonText) -> napi::Result<()> {
+        guard(env, || {
+            let config: meterkit::ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
+            core(env, self.inner.set_validation(&metric, config))
+        })
+    }
+
+    /// Validate with a fixed "now" (tests, replays of old data); `null`: the wall clock.
+    #[napi(catch_unwind, ts_args_type = "now: Date | string | null")]
+    pub fn set_validation_now(&self, env: Env, now: JsonText) -> napi::Result<()> {
+        guard(env, || {
+            let now = if now.0 == "null" { None } else { Some(core(env, ts_from_json(&now.0, "now"))?) };
+            self.inner.set_validation_now(now);
+            Ok(())
+        })
+    }
+
+    /// Bill `request.subject` with `tariff` from the stored records of the request's metric (and
+    /// of every metric a charge names) in the period.
+    #[napi(catch_unwind, ts_args_type = "tariff: Tariff, request: BillRequest", ts_return_type = "Bill")]
+    pub fn bill(&self, env: Env, tariff: &Tariff, request: JsonText) -> napi::Result<Json<Bill>> {
+        guard(env, || {
+            let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
+            core(env, self.inner.bill(&tariff.inner, &req)).map(Json)
+        })
+    }
+
+    /// `bill` off the JS thread.
+    #[napi(catch_unwind, ts_args_type = "tariff: Tariff, request: BillRequest", ts_return_type = "Promise<Bill>")]
+    pub fn bill_async(&self, tariff: &Tariff, request: JsonText) -> AsyncTask<CoreTask<Bill>> {
+        let engine = self.inner.clone();
+        let tariff = tariff.inner.clone();
+        let text = request.0;
+        AsyncTask::new(CoreTask::new(move || engine.bill(&tariff, &from_json(&text, "bill request")?)))
+    }
+
+    /// Check `quota` after every ingest: `threshold_crossed` events when a subject's usage (or
+    /// bill total, with a tariff) reaches a level. Replaces a quota of the same tenant and id.
+    #[napi(catch_unwind, ts_args_type = "quota: Quota")]
+    pub fn add_quota(&self, env: Env, quota: JsonText) -> napi::Result<()> {
+        guard(env, || {
+            let quota: Quota = core(env, from_json(&quota.0, "quota"))?;
+            core(env, self.inner.add_quota(quota))
+        })
+    }
+
+    /// Issue a draft invoice at `at` and store it (emits `bill_issued`); returns it issued.
+    #[napi(catch_unwind, ts_args_type = "invoice: Invoice, at: Date | string", ts_return_type = "Invoice")]
+    pub fn issue_invoice(&self, env: Env, invoice: JsonText, at: JsonText) -> napi::Result<Json<Invoice>> {
+        guard(env, || {
+            let mut invoice: Invoice = core(env, from_json(&invoice.0, "invoice"))?;
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.issue_invoice(&mut invoice, at))?;
+            Ok(Json(invoice))
+        })
+    }
+
+    /// The stored invoices of `tenant`, by id.
+    #[napi(catch_unwind, ts_return_type = "Invoice[]")]
+    pub fn invoices(&self, env: Env, tenant: String) -> napi::Result<Json<Vec<Invoice>>> {
+        guard(env, || core(env, self.inner.invoices(&tenant)).map(Json))
+    }
+
+    /// Mark the stored invoice paid at `at` (`E_INVALID_TRANSITION` unless issued or overdue).
+    #[napi(catch_unwind, ts_args_type = "tenant: string, id: string, at: Date | string", ts_return_type = "Invoice")]
+    pub fn pay_invoice(&self, env: Env, tenant: String, id: String, at: JsonText) -> napi::Result<Json<Invoice>> {
+        guard(env, || {
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.update_invoice(&tenant, &id, |i| i.pay(at))).map(Json)
+        })
+    }
+
+    /// Void the stored invoice at `at` (`E_INVALID_TRANSITION` once paid or void).
+    #[napi(catch_unwind, ts_args_type = "tenant: string, id: string, at: Date | string", ts_return_type = "Invoice")]
+    pub fn void_invoice(&self, env: Env, tenant: String, id: String, at: JsonText) -> napi::Result<Json<Invoice>> {
+        guard(env, || {
+            let at = core(env, ts_from_json(&at.0, "at"))?;
+            core(env, self.inner.update_invoice(&tenant, &id, |i| i.void(at))).map(Json)
+        })
+    }
+
+    /// Stored invoices whose payment reminder is due at `now` (issued, unpaid, due within
+    /// `daysBefore` days).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "tenant: string, now: Date | string, daysBefore: number",
+        ts_return_type = "Invoice[]"
+    )]
+    pub fn reminders_due(
+        &self,
+        env: Env,
+        tenant: String,
+        now: JsonText,
+        days_before: u32,
+    ) -> napi::Result<Json<Vec<Invoice>>> {
+        guard(env, || {
+            let now = core(env, ts_from_json(&now.0, "now"))?;
+            core(env, self.inner.reminders_due(&tenant, now, days_before)).map(Json)
+        })
+    }
+
+    /// Mark every issued invoice past its due date overdue (emits `invoice_overdue` once each);
+    /// returns those that became overdue.
+    #[napi(catch_unwind, ts_args_type = "tenant: string, now: Date | string", ts_return_type = "Invoice[]")]
+    pub fn mark_overdue(&self, env: Env, tenant: String, now: JsonText) -> napi::Result<Json<Vec<Invoice>>> {
+        guard(env, || {
+            let now = core(env, ts_from_json(&now.0, "now"))?;
+            core(env, self.inner.mark_overdue(&tenant, now)).map(Json)
+        })
+    }
+}
+
+/// Work for libuv's thread pool: a closure over the core returning a serialisable value.
+/// A core error is kept and thrown on the JS thread as the structured JS error.
+pub struct CoreTask<T> {
+    work: Option<Box<dyn FnOnce() -> meterkit::Result<T> + Send>>,
+    failed: Option<meterkit::Error>,
+    panicked: Option<String>,
+}
+
+impl<T> CoreTask<T> {
+    pub fn new(work: impl FnOnce() -> meterkit::Result<T> + Send + 'static) -> Self {
+        CoreTask { work: Some(Box::new(work)), failed: None, panicked: None }
+    }
+}
+
+impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
+    type Output = T;
+    type JsValue = Json<T>;
+
+    fn compute(&mut self) -> napi::Result<T> {
+        let work = self.work.take().ok_or_else(|| napi::Error::from_reason("meterkit task ran twice (a bug)"))?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let reason = e.message().to_string();
+                self.failed = Some(e);
+                Err(napi::Error::from_reason(reason))
+            }
+            Err(p) => {
+                let message = panic_message(&*p);
+                self.panicked = Some(message.clone());
+                Err(napi::Error::from_reason(message))
+            }
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, output: T) -> napi::Result<Json<T>> {
+        Ok(Json(output))
+    }
+
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Json<T>> {
+        match (self.failed.take(), self.panicked.take()) {
+            (Some(e), _) => Err(js_error(env, &e)),
+            (None, Some(message)) => Err(internal_error(env, &message)),
+            (None, None) => Err(err),
+        }
+    }
+}

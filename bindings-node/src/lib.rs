@@ -1,0 +1,115 @@
+//! # meterkit for Node.js
+//!
+//! The npm package `meterkit`: the whole meterkit engine for Node backends, built with napi-rs.
+//! This crate holds no business logic: it converts JS values to the core's types (through the
+//! core's own serde JSON, see `convert`) and calls the core.
+//!
+//! * Decimals cross as strings, timestamps are accepted as `Date` or RFC 3339 strings and
+//!   returned as RFC 3339 "Z" strings; records, buckets and reports are plain objects with the
+//!   core's snake_case JSON keys, so `JSON.stringify` of a result is the core's JSON.
+//! * Errors are `Error` objects with a stable `code` and `kind`, `recordId`, `field`, `line`.
+//! * `*Async` methods run the core on libuv's thread pool; `onEvent` is a ThreadsafeFunction.
+//! * Every exported function catches panics (`catch_unwind`): none crosses into Node.
+#![deny(missing_docs)]
+
+mod billing;
+mod columns;
+mod convert;
+mod engine;
+mod validate;
+
+use meterkit::{ErrorKind, Window};
+use napi::Env;
+use napi_derive::napi;
+
+pub use crate::billing::{allocate, create_invoice, month_period, split_shared_meter, Tariff};
+pub use crate::columns::{DictColumn, UsageColumns};
+use crate::convert::{core, guard, ts_from_json, Json, JsonText};
+pub use crate::engine::Engine;
+pub use crate::validate::{estimate_gaps, validation_summary, RegisterTracker, Validator};
+
+/// Parse a decimal (plain `12.50` or scientific `1e-3`) and return its canonical text (`12.5`).
+/// Throws `E_PARSE` for anything that is not a finite 96-bit decimal.
+#[napi(catch_unwind)]
+pub fn parse_decimal(env: Env, text: String) -> napi::Result<String> {
+    guard(env, || core(env, meterkit::parse_decimal(&text)).map(meterkit::fmt_decimal))
+}
+
+/// Parse a timestamp (a `Date` or an RFC 3339 string with any offset) and return it in the one
+/// output format: RFC 3339 in UTC with `Z` and only the fractional digits needed.
+#[napi(catch_unwind, ts_args_type = "value: Date | string")]
+pub fn parse_ts(env: Env, value: JsonText) -> napi::Result<String> {
+    guard(env, || core(env, ts_from_json(&value.0, "timestamp")).map(meterkit::fmt_ts))
+}
+
+/// Read and check usage records without storing them: every record is parsed (`E_PARSE` names the
+/// record and field) and checked by the core (`E_INVALID_RECORD`: empty id, tenant, subject or
+/// metric, `end` before `timestamp`, a timestamp out of range). Returns the records in the core's
+/// canonical form. A service calls it first to answer bad input with nothing stored.
+#[napi(catch_unwind, ts_args_type = "records: UsageRecordInput | UsageRecordInput[]", ts_return_type = "UsageRecord[]")]
+pub fn check_records(env: Env, records: JsonText) -> napi::Result<Json<Vec<meterkit::UsageRecord>>> {
+    guard(env, || {
+        let batch = core(env, convert::records_from_json(&records.0))?;
+        for r in &batch {
+            core(env, r.check())?;
+        }
+        Ok(Json(batch))
+    })
+}
+
+/// The window `[start, end)` of kind `window` (`hour`, `day`, `minutes:15`, `cycle:15`, …) in
+/// `timeZone` that contains `at`.
+#[napi(
+    catch_unwind,
+    ts_args_type = "window: WindowSpec, at: Date | string, timeZone: string",
+    ts_return_type = "{ start: string; end: string }"
+)]
+pub fn window_span(env: Env, window: String, at: JsonText, time_zone: String) -> napi::Result<Json<WindowSpan>> {
+    guard(env, || {
+        let window: Window = core(env, window.parse())?;
+        let at = core(env, ts_from_json(&at.0, "at"))?;
+        let tz = core(env, meterkit::parse_time_zone(&time_zone))?;
+        let (start, end) = core(env, window.span(at, tz))?;
+        Ok(Json(WindowSpan { start: meterkit::fmt_ts(start), end: meterkit::fmt_ts(end) }))
+    })
+}
+
+/// A window's bounds.
+#[derive(serde::Serialize)]
+pub struct WindowSpan {
+    pub(crate) start: String,
+    pub(crate) end: String,
+}
+
+/// Every error code meterkit throws with, and its kind: `[{ code: "E_CONFLICT", kind: "conflict" }, …]`.
+#[napi(catch_unwind, ts_return_type = "Array<{ code: ErrorCode; kind: ErrorKind }>")]
+pub fn error_codes() -> Json<Vec<ErrorCodeInfo>> {
+    Json(ErrorKind::ALL.iter().map(|k| ErrorCodeInfo { code: k.code(), kind: *k }).collect())
+}
+
+/// One error code.
+#[derive(serde::Serialize)]
+pub struct ErrorCodeInfo {
+    code: &'static str,
+    kind: ErrorKind,
+}
+
+/// A JS number as an exact decimal string, through its shortest round-trip text (`0.1` → `"0.1"`,
+/// not `0.1000000000000000055…`). Throws `E_PARSE` for NaN, infinities and out-of-range values.
+#[napi(catch_unwind)]
+pub fn decimal_from_number(env: Env, value: f64) -> napi::Result<String> {
+    guard(env, || core(env, meterkit::decimal_from_f64(value)).map(meterkit::fmt_decimal))
+}
+
+/// For the test suite only: panics inside the binding, to prove a panic reaches JS as an
+/// `E_INTERNAL` error and never unwinds into Node.
+#[napi(js_name = "__panicForTests", catch_unwind)]
+pub fn panic_for_tests(env: Env) -> napi::Result<()> {
+    guard(env, || panic!("deliberate panic for the test suite"))
+}
+
+/// The version of the meterkit core this package was built from.
+#[napi(catch_unwind)]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

@@ -1,0 +1,95 @@
+'use strict'
+// Validation (VEE) through the JS API: engine validation, Validator, register readings,
+// estimation, summaries.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { Engine, Validator, RegisterTracker, estimateGaps, validationSummary } = require('meterkit')
+const { thrown } = require('./helpers.js')
+
+const kwh = (id, quantity, timestamp, extra = {}) => ({ id, tenant: 't', subject: 'm1', metric: 'kwh', quantity, timestamp, ...extra })
+
+test('engine validation: reject keeps a record out, findings in the report, anomaly_detected events', async () => {
+  const events = []
+  const engine = new Engine({ onEvent: (e) => events.push(e) })
+  engine.setValidation('kwh', { high_limit: '10' })
+  engine.setValidationNow('2024-05-06T12:00:00Z')
+  const report = engine.ingest([kwh('a', '1', '2024-05-06T10:00:00Z'), kwh('neg', '-2', '2024-05-06T10:30:00Z'), kwh('big', '50', '2024-05-06T11:00:00Z')])
+  assert.ok(report.findings.length >= 2)
+  const byId = Object.fromEntries(report.findings.map((f) => [f.id, f]))
+  assert.equal(byId.neg.rule, 'negative_quantity')
+  assert.equal(byId.big.rule, 'high_limit')
+  assert.deepEqual(Object.keys(byId.neg).slice(0, 3), ['rule', 'severity', 'action'])
+  const rejectedIds = report.rejected.filter((r) => r.kind === 'validation').map((r) => r.id)
+  for (const f of report.findings) {
+    if (f.action === 'reject') assert.ok(rejectedIds.includes(f.id), `${f.id} rejected`)
+  }
+  const stored = engine.records('t', 'kwh', '2024-05-06T00:00:00Z', '2024-05-07T00:00:00Z')
+  assert.equal(stored.length, 3 - rejectedIds.length)
+  const flagged = stored.filter((r) => r.quality === 'flagged').map((r) => r.id)
+  assert.deepEqual(flagged.sort(), report.findings.filter((f) => f.action === 'flag').map((f) => f.id).sort())
+  const [day] = engine.query({ tenant: 't', metric: 'kwh', window: 'day', time_zone: 'UTC' })
+  assert.equal(day.flagged_count ?? 0, flagged.length)
+  const deadline = Date.now() + 5000
+  const alerts = report.findings.filter((f) => f.severity !== 'info').length
+  while (events.filter((e) => e.type === 'anomaly_detected').length < alerts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  assert.deepEqual(events.filter((e) => e.type === 'anomaly_detected').map((e) => e.finding.id).sort(),
+    report.findings.filter((f) => f.severity !== 'info').map((f) => f.id).sort())
+  assert.equal(thrown(() => engine.setValidation('kwh', { bogus: true })).code, 'E_PARSE')
+})
+
+test('Validator: per-metric configs, default, unknown metrics, transactions, setNow(null)', () => {
+  const v = new Validator({ kwh: {} })
+  v.setNow('2024-05-06T12:00:00Z')
+  assert.equal(v.covers('kwh'), true)
+  assert.equal(v.covers('bytes'), false)
+  const f = v.check([kwh('a', '1', '2024-05-06T10:00:00Z'), { ...kwh('b', '1', '2024-05-06T10:00:00Z'), metric: 'bytes' }])
+  assert.deepEqual(f.map((x) => [x.id, x.rule]), [['b', 'unknown_metric']])
+  assert.equal(v.seriesCount, 1)
+  v.begin()
+  v.check(kwh('c', '1', '2024-05-06T11:00:00Z', { subject: 'm2' }))
+  assert.equal(v.seriesCount, 2)
+  v.rollback()
+  assert.equal(v.seriesCount, 1)
+  v.setNow(null)
+  const d = new Validator(null, { allow_negative: true })
+  assert.equal(d.covers('anything'), true)
+  assert.deepEqual(d.check(kwh('n', '-1', new Date())), [])
+  d.setConfig('kwh', { allow_negative: false })
+  assert.equal(d.check(kwh('n2', '-1', new Date()))[0].rule, 'negative_quantity')
+  assert.equal(thrown(() => new Validator({ kwh: { window: 'ten' } })).code, 'E_PARSE')
+})
+
+test('validationSummary counts findings', () => {
+  const v = new Validator({ kwh: {} })
+  v.setNow('2024-05-06T12:00:00Z')
+  const findings = v.check([kwh('a', '-1', '2024-05-06T10:00:00Z'), kwh('b', '-1', '2024-05-06T11:00:00Z')])
+  const s = validationSummary(findings)
+  assert.equal(s.total, 2)
+  assert.equal(s.by_rule.negative_quantity.info + s.by_rule.negative_quantity.warning + s.by_rule.negative_quantity.error, 2)
+})
+
+test('RegisterTracker: interval records from register readings, rollover', () => {
+  const t = new RegisterTracker('t', 'kwh')
+  let out = t.push([
+    { meter: 'm1', timestamp: '2024-05-01T00:00:00Z', register: '9990', register_digits: 4 },
+    { meter: 'm1', timestamp: '2024-05-01T01:00:00Z', register: '9995.5', register_digits: 4 },
+  ])
+  assert.equal(out.records.length, 1)
+  assert.equal(out.records[0].quantity, '5.5')
+  assert.equal(out.records[0].subject, 'm1')
+  // 9995.5 → 0003 on a 4-digit register: a rollover, 10000 - 9995.5 + 3 = 7.5.
+  out = t.push({ meter: 'm1', timestamp: '2024-05-01T02:00:00Z', register: '3', register_digits: 4 })
+  assert.equal(out.records[0].quantity, '7.5')
+  assert.ok(out.findings.some((f) => f.rule === 'rollover'))
+  assert.equal(t.lastReading('m1').register, '3')
+  assert.equal(t.lastReading('nope'), null)
+})
+
+test('estimateGaps fills a short gap by interpolation, marked estimated', () => {
+  const recs = [kwh('a', '1', '2024-05-01T00:00:00Z'), kwh('c', '3', '2024-05-01T02:00:00Z')]
+  const est = estimateGaps(recs, { interval_secs: 3600 })
+  assert.equal(est.length, 1)
+  assert.deepEqual([est[0].timestamp, est[0].quality], ['2024-05-01T01:00:00Z', 'estimated'])
+  assert.equal(est[0].quantity, '2')
+  assert.equal(thrown(() => estimateGaps(recs, { interval: 3600 })).code, 'E_PARSE')
+})

@@ -1,0 +1,77 @@
+'use strict'
+// Every shared vector in tests/vectors/**.json through the JS API; the canonical JSON of what the
+// package returns must equal the canonical JSON of `expected` byte for byte.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { Engine, Tariff, Validator } = require('meterkit')
+const { repo, canonical, jsonFiles } = require('./helpers.js')
+
+const dir = process.env.METERKIT_VECTORS || path.join(repo, 'tests', 'vectors')
+const files = jsonFiles(dir)
+
+test('the vectors directory holds cases', () => {
+  assert.ok(files.length > 0, `no vector under ${dir}`)
+})
+
+const runners = {
+  rollup(input) {
+    const engine = new Engine()
+    const report = input.batches.map((batch) => engine.ingest(batch))
+    for (const [tenant, id] of input.retract || []) engine.retract(tenant, id)
+    return { report, buckets: engine.query(input.query) }
+  },
+  // Like core/tests/bill_vectors.rs: the tariff is read as Tariff::from_any reads it; an error
+  // is compared as {"error":{"kind","field"}}.
+  bill(input) {
+    try {
+      return Tariff.fromAny(input.tariff).bill(input, input.records)
+    } catch (e) {
+      if (!e.code) throw e
+      return { error: { kind: e.kind, field: e.field } }
+    }
+  },
+  // Like core/tests/validate_vectors.rs: one fresh Validator, configured for `metrics` (or as
+  // the default for every metric), fixed `now`, records checked in order.
+  validate(input) {
+    const v = input.metrics
+      ? new Validator(Object.fromEntries(input.metrics.map((m) => [m, input.config])))
+      : new Validator(null, input.config)
+    v.setNow(input.now)
+    return v.check(input.records)
+  },
+}
+
+for (const file of files) {
+  const v = JSON.parse(fs.readFileSync(file, 'utf8'))
+  test(`vector ${path.relative(dir, file)}`, () => {
+    assert.equal(v.name, path.basename(file, '.json'), 'name equals the file stem')
+    const run = runners[v.kind]
+    assert.ok(run, `vector kind '${v.kind}' is not run by the Node package`)
+    const actual = run(v.input)
+    assert.equal(canonical(actual), canonical(v.expected))
+    if (v.kind === 'validate') {
+      // Findings must also match in field order (tests/vectors/validate/README.md).
+      assert.equal(JSON.stringify(actual), JSON.stringify(v.expected))
+    }
+  })
+}
+
+// The same bills through the engine: records ingested, then engine.billAsync (off the main thread)
+// must give what Tariff.bill gives.
+test('bill vectors through engine.billAsync equal Tariff.bill', async () => {
+  let compared = 0
+  for (const file of files) {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8'))
+    if (v.kind !== 'bill' || v.expected.error) continue
+    const engine = new Engine()
+    const report = engine.ingest(v.input.records)
+    if (report.rejected.length > 0) continue
+    const tariff = Tariff.fromAny(v.input.tariff)
+    const bill = await engine.billAsync(tariff, { tenant: '', ...v.input })
+    assert.equal(canonical(bill), canonical(v.expected), path.relative(dir, file))
+    compared++
+  }
+  assert.ok(compared > 0 || !files.some((f) => f.includes(`${path.sep}bill${path.sep}`)), 'no bill vector compared')
+})
