@@ -434,6 +434,33 @@ impl<'a> Col<'a> {
         })
     }
 
+    /// The value as `(mantissa, scale)` when the column holds integers or decimal128 values that
+    /// fit an `i64` (the columnar kernel's exact fast path); `None` otherwise.
+    #[inline]
+    fn scaled(&self, i: usize) -> Option<(i64, u32)> {
+        if !self.valid(i) {
+            return None;
+        }
+        let j = self.offset + i;
+        match &self.data {
+            ColData::Int(d) => Some((
+                match d {
+                    IntData::I8(v) => i64::from(v[j]),
+                    IntData::I16(v) => i64::from(v[j]),
+                    IntData::I32(v) => i64::from(v[j]),
+                    IntData::I64(v) => v[j],
+                    IntData::U8(v) => i64::from(v[j]),
+                    IntData::U16(v) => i64::from(v[j]),
+                    IntData::U32(v) => i64::from(v[j]),
+                    IntData::U64(v) => i64::try_from(v[j]).ok()?,
+                },
+                0,
+            )),
+            ColData::Dec128 { values, scale } => Some((i64::try_from(i128::from_le_bytes(values[j])).ok()?, *scale)),
+            _ => None,
+        }
+    }
+
     #[inline]
     fn ts(&self, i: usize, row: usize) -> meterkit::Result<Option<DateTime<Utc>>> {
         if !self.valid(i) {
@@ -674,6 +701,9 @@ pub fn rollup(
         Source::Column(_) => String::new(),
     };
     let data = load(stream)?;
+    if let Some(rows) = kernel_path(&data, &m, tenant_col.as_deref(), spec, threads)? {
+        return Ok(finish_table(rows, spec));
+    }
     let tenant_column = m.dimensions.iter().find(|(k, _)| k == TENANT_DIM).map(|(_, c)| c.clone());
     let n = if tenant_column.is_some() { threads.max(1) } else { 1 };
     let run = |k: usize| -> meterkit::Result<Vec<Row>> {
@@ -682,7 +712,7 @@ pub fn rollup(
         for_each_record(&data, &m, part, |r| acc.add(r))?;
         Ok(to_rows(acc, tenant_col.as_deref(), spec))
     };
-    let mut rows: Vec<Row> = if n == 1 {
+    let rows: Vec<Row> = if n == 1 {
         run(0)?
     } else {
         let parts: Vec<meterkit::Result<Vec<Row>>> = std::thread::scope(|s| {
@@ -695,8 +725,216 @@ pub fn rollup(
         }
         all
     };
+    Ok(finish_table(rows, spec))
+}
+
+fn finish_table(mut rows: Vec<Row>, spec: &meterkit::RollupSpec) -> Table {
     rows.sort_by(|a, b| (&a.tenant, a.start, &a.group).cmp(&(&b.tenant, b.start, &b.group)));
-    Ok(Table::new(rows, true, false, spec.group_by.clone(), spec.unique_dims().map(str::to_string).collect()))
+    Table::new(rows, true, false, spec.group_by.clone(), spec.unique_dims().map(str::to_string).collect())
+}
+
+/// The rollup through the core's columnar kernel (`ColumnarRollup`): no `UsageRecord` per row.
+/// Used when the metric is a constant; `Ok(None)` when a timestamp has a fraction of a second (the
+/// kernel works in whole seconds), so that the caller takes the record path and stays exact.
+fn kernel_rollup(
+    data: &Loaded,
+    m: &Mapping,
+    spec: &meterkit::RollupSpec,
+    part: Option<(&str, usize, usize)>,
+) -> meterkit::Result<Option<Vec<(meterkit::BucketKey, i64, meterkit::BucketState)>>> {
+    use meterkit::{ColumnBatch, Quantities, StrColumn};
+    let fields = &data.fields;
+    let index = |name: &str| {
+        fields.iter().position(|f| f.name == name).ok_or_else(|| {
+            let have: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+            Error::new(ErrorKind::InvalidRecord, format!("The data has no column '{name}' (columns: {have:?})."))
+                .with_field(name)
+        })
+    };
+    let col_of = |s: &Source| match s {
+        Source::Column(c) => index(c).map(Some),
+        Source::Const(_) => Ok(None),
+    };
+    let const_of = |s: &Source| match s {
+        Source::Const(c) => Some(c.clone()),
+        Source::Column(_) => None,
+    };
+    let (tenant_i, subject_i) = (col_of(&m.tenant)?, col_of(&m.subject)?);
+    let (tenant_k, subject_k) = (const_of(&m.tenant), const_of(&m.subject));
+    let id_i = m.id.as_deref().map(index).transpose()?;
+    let (qty_i, ts_i) = (index(&m.quantity)?, index(&m.timestamp)?);
+    let dim_i = m.dimensions.iter().map(|(_, c)| index(c)).collect::<meterkit::Result<Vec<_>>>()?;
+    let part_i = part.map(|(c, k, n)| Ok::<_, Error>((index(c)?, k as u64, n.max(1) as u64))).transpose()?;
+    let mut kernel = meterkit::ColumnarRollup::new(std::slice::from_ref(spec))?;
+    let mut row_base = 0usize;
+    for batch in &data.batches {
+        let a = &batch.0;
+        let rows = a.length.max(0) as usize;
+        let parent_offset = a.offset.max(0) as usize;
+        let child = |i: usize| -> meterkit::Result<Col<'_>> {
+            unsafe { Col::new(&fields[i], &**a.children.add(i), parent_offset, rows) }
+        };
+        let tenant_c = tenant_i.map(child).transpose()?;
+        let subject_c = subject_i.map(child).transpose()?;
+        let id_c = id_i.map(child).transpose()?;
+        let (qty_c, ts_c) = (child(qty_i)?, child(ts_i)?);
+        let dim_c = dim_i.iter().map(|&i| child(i)).collect::<meterkit::Result<Vec<_>>>()?;
+        let part_c = part_i.map(|(i, k, n)| Ok::<_, Error>((child(i)?, k, n))).transpose()?;
+        let mut tenants: Vec<Option<&str>> = Vec::new();
+        let mut subjects: Vec<Option<&str>> = Vec::new();
+        let mut ids: Vec<&str> = Vec::new();
+        let mut stamps: Vec<i64> = Vec::with_capacity(rows);
+        let mut mantissas: Vec<i64> = Vec::with_capacity(rows);
+        let mut scale: Option<u32> = None;
+        let mut decimals: Vec<meterkit::Decimal> = Vec::new();
+        let mut dims: Vec<Vec<Option<&str>>> = vec![Vec::new(); dim_c.len()];
+        for i in 0..rows {
+            let row = row_base + i;
+            if let Some((c, k, n)) = &part_c {
+                if fnv(c.required_str(i, row)?) % n != *k {
+                    continue;
+                }
+            }
+            if let Some(c) = &tenant_c {
+                tenants.push(Some(c.required_str(i, row)?));
+            }
+            if let Some(c) = &subject_c {
+                subjects.push(Some(c.required_str(i, row)?));
+            }
+            if let Some(c) = &id_c {
+                ids.push(c.required_str(i, row)?);
+            }
+            let t = ts_c
+                .ts(i, row)?
+                .ok_or_else(|| ts_c.err(row, format!("Column '{}' is null in row {}.", ts_c.name, row + 1)))?;
+            if t.timestamp_subsec_nanos() != 0 {
+                return Ok(None);
+            }
+            stamps.push(t.timestamp());
+            // Integers (and decimal128 of one scale) stay exact integers; anything else becomes a
+            // Decimal exactly as on the record path.
+            match (qty_c.scaled(i), decimals.is_empty()) {
+                (Some((v, sc)), true) if scale.is_none_or(|s| s == sc) => {
+                    scale = Some(sc);
+                    mantissas.push(v);
+                }
+                _ => {
+                    if decimals.is_empty() {
+                        let sc = scale.unwrap_or(0);
+                        decimals = mantissas.drain(..).map(|v| meterkit::Decimal::new(v, sc)).collect();
+                    }
+                    decimals.push(qty_c.decimal(i, row)?);
+                }
+            }
+            for (out, c) in dims.iter_mut().zip(&dim_c) {
+                out.push(c.str(i, row)?);
+            }
+        }
+        let names: Vec<&str> = m.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        let quantities = if decimals.is_empty() {
+            Quantities::Scaled { mantissas: &mantissas, scale: scale.unwrap_or(0) }
+        } else {
+            Quantities::Decimal(&decimals)
+        };
+        kernel.add(&ColumnBatch {
+            metric: &spec.metric,
+            tenant: str_col(tenant_k.as_ref(), &tenants),
+            subject: str_col(subject_k.as_ref(), &subjects),
+            timestamps: &stamps,
+            quantities,
+            ids: id_c.as_ref().map(|_| ids.as_slice()),
+            dimensions: names.iter().zip(&dims).map(|(n, d)| (*n, StrColumn::Plain(d))).collect(),
+        })?;
+        row_base += rows;
+    }
+    kernel.finish().map(Some)
+}
+
+/// [`kernel_rollup`] for a mapping prepared by [`rollup`] (tenant column moved to the leading
+/// group): the kernel reads the tenant column itself, so it gets the original columns back.
+/// `Ok(None)` when the record path must be used (a metric column, or sub-second timestamps).
+fn kernel_path(
+    data: &Loaded,
+    m: &Mapping,
+    tenant_col: Option<&str>,
+    spec: &meterkit::RollupSpec,
+    threads: usize,
+) -> meterkit::Result<Option<Vec<Row>>> {
+    let Source::Const(metric) = &m.metric else { return Ok(None) };
+    if metric != &spec.metric {
+        return Ok(None);
+    }
+    let tenant_column = m.dimensions.iter().find(|(k, _)| k == TENANT_DIM).map(|(_, c)| c.clone());
+    let mapping = Mapping {
+        id: m.id.clone(),
+        tenant: match (&tenant_column, tenant_col) {
+            (Some(c), _) => Source::Column(c.clone()),
+            (None, Some(t)) => Source::Const(t.to_string()),
+            (None, None) => Source::Const(String::new()),
+        },
+        subject: match &m.subject {
+            Source::Const(c) => Source::Const(c.clone()),
+            Source::Column(c) => Source::Column(c.clone()),
+        },
+        metric: Source::Const(metric.clone()),
+        quantity: m.quantity.clone(),
+        timestamp: m.timestamp.clone(),
+        end: None,
+        dimensions: m.dimensions.iter().filter(|(k, _)| k != TENANT_DIM).cloned().collect(),
+    };
+    let n = if tenant_column.is_some() { threads.max(1) } else { 1 };
+    let run = |k: usize| -> meterkit::Result<Option<Vec<Row>>> {
+        let part = tenant_column.as_deref().filter(|_| n > 1).map(|c| (c, k, n));
+        Ok(kernel_rollup(data, &mapping, spec, part)?.map(|b| bucket_rows(b, spec)))
+    };
+    let parts: Vec<meterkit::Result<Option<Vec<Row>>>> = if n == 1 {
+        vec![run(0)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n).map(|k| s.spawn(move || run(k))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    };
+    let mut all = Vec::new();
+    for p in parts {
+        match p? {
+            Some(rows) => all.extend(rows),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(all))
+}
+
+/// The kernel's buckets (keys carry the tenant) as result rows.
+fn bucket_rows(
+    buckets: Vec<(meterkit::BucketKey, i64, meterkit::BucketState)>,
+    spec: &meterkit::RollupSpec,
+) -> Vec<Row> {
+    buckets
+        .into_iter()
+        .map(|(key, end, state)| Row {
+            tenant: Some(key.tenant),
+            start: key.start,
+            end,
+            subject: None,
+            group: key.group,
+            sum: state.sum,
+            count: state.count,
+            min: state.min,
+            max: state.max,
+            mean: state.mean(),
+            latest: state.latest.map(|l| l.quantity),
+            unique: spec.unique_dims().map(|d| state.uniques.get(d).map_or(0, |s| s.len() as u64)).collect(),
+            quality: (state.flagged_count, state.flagged_sum, state.estimated_count, state.estimated_sum),
+        })
+        .collect()
+}
+
+fn str_col<'a>(konst: Option<&'a String>, plain: &'a [Option<&'a str>]) -> meterkit::StrColumn<'a> {
+    match konst {
+        Some(k) => meterkit::StrColumn::Const(Some(k.as_str())),
+        None => meterkit::StrColumn::Plain(plain),
+    }
 }
 
 /// An accumulator's buckets as result rows (the tenant taken from the leading group when it

@@ -246,5 +246,14 @@ def test_rollup_arrow_matches_the_engine() -> None:
     # Tenants split between threads: the same table, whatever the thread count.
     for threads in (2, 3, 0):
         assert pa.table(mk.rollup_arrow(df, spec, threads=threads)).equals(pa.table(out))
+    # The record path (a metric column: rows of other metrics are skipped) gives the same table
+    # as the core's columnar kernel (a constant metric).
+    mixed = pd.concat([df, df.assign(metric="other", id=df["id"] + "-x")], ignore_index=True)
+    via_records = mk.rollup_arrow(mixed, spec, metric_column="metric")
+    assert pa.table(via_records).equals(pa.table(out))
+    # Sub-second timestamps take the record path too (the kernel works in whole seconds).
+    fractional = df.assign(timestamp=df["timestamp"] + pd.Timedelta(milliseconds=250))
+    frac = mk.rollup_arrow(fractional, spec).to_pylist()
+    assert [(r["tenant"], r["sum"], r["count"]) for r in frac] == [(r["tenant"], r["sum"], r["count"]) for r in out.to_pylist()]
     no_ids = mk.rollup_arrow(df.drop(columns=["id"]), mk.RollupSpec("kwh", "day", "UTC"), id_column=None)
     assert sum(r["count"] for r in no_ids.to_pylist()) == N
