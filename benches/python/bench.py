@@ -247,6 +247,8 @@ def main() -> None:
             thread_counts = [1] if engine == "pandas" else [1, cores]
             for threads in thread_counts:
                 env = dict(os.environ)
+                # numpy's OpenBLAS threads spin after use and steal a core from whatever runs next.
+                env.setdefault("OPENBLAS_NUM_THREADS", "1")
                 if engine.startswith("polars"):
                     env["POLARS_MAX_THREADS"] = str(threads)
                 cmd = [sys.executable, __file__, "--child", "--engine", engine, "--dataset", ds, "--parquet", str(path), "--threads", str(threads)]
