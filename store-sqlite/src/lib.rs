@@ -128,8 +128,7 @@ impl SqliteStore {
             for (tenant, id) in &changes.delete {
                 del.execute(params![tenant, id]).map_err(|e| db_err(&e))?;
             }
-            // Multi-row INSERTs: one statement per 64 records instead of one per record.
-            const ROWS: usize = 64;
+            // Multi-row INSERTs: one statement per `INSERT_ROWS` records instead of one per record.
             let sql = |n: usize| {
                 let row = "(?,?,?,?,?,?,?)";
                 format!(
@@ -137,7 +136,7 @@ impl SqliteStore {
                     vec![row; n].join(",")
                 )
             };
-            for chunk in changes.insert.chunks(ROWS) {
+            for chunk in changes.insert.chunks(INSERT_ROWS) {
                 let mut ins = tx.prepare_cached(&sql(chunk.len())).map_err(|e| db_err(&e))?;
                 let bodies: Vec<(String, i64, i64)> = chunk
                     .iter()
@@ -239,6 +238,9 @@ impl SqliteStore {
         .collect()
     }
 }
+
+/// Records per multi-row INSERT statement (7 parameters each, well under SQLite's limit).
+const INSERT_ROWS: usize = 64;
 
 const BUCKET_COLS: &str = "tenant, spec, start, grp, end_ts, state, closed";
 
