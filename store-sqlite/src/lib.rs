@@ -128,23 +128,28 @@ impl SqliteStore {
             for (tenant, id) in &changes.delete {
                 del.execute(params![tenant, id]).map_err(|e| db_err(&e))?;
             }
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO records (tenant, id, metric, subject, ts, ts_nanos, body) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            // Multi-row INSERTs: one statement per `INSERT_ROWS` records instead of one per record.
+            let sql = |n: usize| {
+                let row = "(?,?,?,?,?,?,?)";
+                format!(
+                    "INSERT INTO records (tenant, id, metric, subject, ts, ts_nanos, body) VALUES {}",
+                    vec![row; n].join(",")
                 )
-                .map_err(|e| db_err(&e))?;
-            for r in &changes.insert {
-                let body = serde_json::to_string(r).map_err(|e| json_err(&e))?;
-                ins.execute(params![
-                    r.tenant,
-                    r.id,
-                    r.metric,
-                    r.subject,
-                    r.timestamp.timestamp(),
-                    r.timestamp.timestamp_subsec_nanos(),
-                    body
-                ])
-                .map_err(|e| db_err(&e))?;
+            };
+            for chunk in changes.insert.chunks(INSERT_ROWS) {
+                let mut ins = tx.prepare_cached(&sql(chunk.len())).map_err(|e| db_err(&e))?;
+                let bodies: Vec<(String, i64, i64)> = chunk
+                    .iter()
+                    .map(|r| {
+                        let body = serde_json::to_string(r).map_err(|e| json_err(&e))?;
+                        Ok((body, r.timestamp.timestamp(), i64::from(r.timestamp.timestamp_subsec_nanos())))
+                    })
+                    .collect::<Result<_>>()?;
+                let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 7);
+                for (r, (body, secs, nanos)) in chunk.iter().zip(&bodies) {
+                    values.extend([&r.tenant as &dyn rusqlite::ToSql, &r.id, &r.metric, &r.subject, secs, nanos, body]);
+                }
+                ins.execute(rusqlite::params_from_iter(values)).map_err(|e| db_err(&e))?;
             }
         }
         let mut get = tx
@@ -233,6 +238,9 @@ impl SqliteStore {
         .collect()
     }
 }
+
+/// Records per multi-row INSERT statement (7 parameters each, well under SQLite's limit).
+const INSERT_ROWS: usize = 64;
 
 const BUCKET_COLS: &str = "tenant, spec, start, grp, end_ts, state, closed";
 
