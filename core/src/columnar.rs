@@ -305,7 +305,7 @@ impl ColumnarRollup {
                         &mut self.slots[n]
                     }
                 };
-                slot.sum = slot.sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                slot.sum = crate::usage::exact_add(slot.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 slot.count += 1;
                 if q < slot.min {
                     slot.min = q;

@@ -134,7 +134,7 @@ pub fn estimate_gaps(records: &[UsageRecord], cfg: &EstimateConfig) -> Result<Ve
                 let mut n = 0i64;
                 for w in 1..=i64::from(cfg.history_weeks) {
                     if let Some(q) = history.get(&(t - w * 604_800)) {
-                        sum = sum.checked_add(*q).ok_or_else(overflow)?;
+                        sum = crate::usage::exact_add(sum, *q).ok_or_else(overflow)?;
                         n += 1;
                     }
                 }

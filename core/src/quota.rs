@@ -128,9 +128,9 @@ fn used(store: &dyn Store, q: &Quota, subject: &str, start: i64, end: i64) -> Re
             let (s, e) = (secs(start)?, secs(end)?);
             Ok(t.bill(&BillRequest::new(&q.tenant, subject, &q.metric, s, e, &q.time_zone), &records)?.total)
         }
-        None => records
-            .iter()
-            .try_fold(Decimal::ZERO, |a, r| a.checked_add(r.quantity).ok_or_else(|| Error::overflow("Quota usage"))),
+        None => records.iter().try_fold(Decimal::ZERO, |a, r| {
+            crate::usage::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
+        }),
     }
 }
 

@@ -203,16 +203,17 @@ impl BucketState {
     #[inline]
     pub fn add<'a>(&mut self, record: &UsageRecord, unique_dims: impl Iterator<Item = &'a str>) -> Result<()> {
         let q = record.quantity;
-        let sum = self.sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+        let sum = crate::usage::exact_add(self.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
         match record.quality {
             Quality::Actual => {}
             Quality::Flagged => {
-                self.flagged_sum = self.flagged_sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                self.flagged_sum =
+                    crate::usage::exact_add(self.flagged_sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 self.flagged_count += 1;
             }
             Quality::Estimated => {
                 self.estimated_sum =
-                    self.estimated_sum.checked_add(q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                    crate::usage::exact_add(self.estimated_sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 self.estimated_count += 1;
             }
         }
@@ -260,9 +261,9 @@ impl BucketState {
             return Ok(());
         }
         let overflow = || Error::overflow("A rollup sum");
-        let sum = self.sum.checked_add(other.sum).ok_or_else(overflow)?;
-        let flagged_sum = self.flagged_sum.checked_add(other.flagged_sum).ok_or_else(overflow)?;
-        let estimated_sum = self.estimated_sum.checked_add(other.estimated_sum).ok_or_else(overflow)?;
+        let sum = crate::usage::exact_add(self.sum, other.sum).ok_or_else(overflow)?;
+        let flagged_sum = crate::usage::exact_add(self.flagged_sum, other.flagged_sum).ok_or_else(overflow)?;
+        let estimated_sum = crate::usage::exact_add(self.estimated_sum, other.estimated_sum).ok_or_else(overflow)?;
         self.sum = sum;
         self.flagged_sum = flagged_sum;
         self.estimated_sum = estimated_sum;
@@ -631,5 +632,35 @@ mod tests {
         assert_eq!(cmp_decimal(d("-0.001"), d("0")), std::cmp::Ordering::Less);
         assert_eq!(cmp_decimal(d("2"), d("1.999999999")), std::cmp::Ordering::Greater);
         assert_eq!(cmp_decimal(Decimal::MAX, Decimal::new(1, 28)), std::cmp::Ordering::Greater);
+    }
+}
+
+#[cfg(test)]
+mod exactness_tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    /// A sum that would need more than 28 significant digits is an overflow, never a rounded
+    /// number (rust_decimal's `checked_add` alone would round it).
+    #[test]
+    fn a_sum_beyond_28_digits_is_an_error_not_a_rounded_number() {
+        let at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let big = UsageRecord::new("t", "a", "s", "m", "79228162514264337593543950".parse().unwrap(), at);
+        let tiny = UsageRecord::new("t", "b", "s", "m", "0.000000000001".parse().unwrap(), at);
+        let mut state = BucketState::default();
+        state.add(&big, std::iter::empty()).unwrap();
+        let err = state.add(&tiny, std::iter::empty()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Overflow);
+        assert_eq!(state.sum.to_string(), "79228162514264337593543950", "the state is unchanged");
+        let mut other = BucketState::default();
+        other.add(&tiny, std::iter::empty()).unwrap();
+        assert_eq!(state.clone().merge(&other).unwrap_err().kind(), ErrorKind::Overflow);
+        // Exact sums with many decimals still work.
+        let mut fine = BucketState::default();
+        for (i, q) in ["0.028999999999999998", "1234567.000000000000000001"].iter().enumerate() {
+            fine.add(&UsageRecord::new("t", i.to_string(), "s", "m", q.parse().unwrap(), at), std::iter::empty())
+                .unwrap();
+        }
+        assert_eq!(fine.sum.to_string(), "1234567.028999999999999999");
     }
 }

@@ -215,6 +215,19 @@ pub fn fmt_decimal(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
+/// `a + b`, exactly, or `None`: rust_decimal's `checked_add` rounds a sum that needs more than 28
+/// significant digits (reducing its scale) instead of failing; meterkit refuses that, because a
+/// rounded sum is a wrong number.
+#[inline]
+pub(crate) fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let sum = a.checked_add(b)?;
+    if sum.scale() >= a.scale().max(b.scale()) {
+        return Some(sum); // no digit was dropped
+    }
+    // The scale shrank: either trailing zeros went (e.g. `1.5 + -1.5 = 0`) or digits were rounded.
+    (sum.checked_sub(a) == Some(b)).then_some(sum)
+}
+
 /// Parse a decimal from text: plain (`12.5`, `-3`) or scientific (`1e-3`, `2.5E6`).
 ///
 /// # Errors
