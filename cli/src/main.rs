@@ -268,7 +268,7 @@ fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
         }
         Output::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            let (header, cells) = bucket_rows(&rows, &q, tz);
+            let (header, cells) = bucket_rows(&rows, &q);
             let csv_err = |e: csv::Error| Error::new(ErrorKind::Store, format!("Cannot write CSV: {e}."));
             w.write_record(&header).map_err(csv_err)?;
             for row in cells {
@@ -277,7 +277,7 @@ fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
             w.flush().map_err(io_err)?;
         }
         Output::Table => {
-            let (header, cells) = bucket_rows(&rows, &q, tz);
+            let (header, cells) = bucket_rows(&rows, &q);
             let mut t = Table::new();
             t.load_style(UTF8_FULL_CONDENSED).set_header(header);
             for row in cells {
@@ -289,9 +289,9 @@ fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
     Ok(())
 }
 
-/// Header and cells of rollup rows for CSV and tables: window bounds in RFC 3339 UTC (CSV) and
-/// in the query's zone (tables use the same text for simplicity), group values, aggregations.
-fn bucket_rows(rows: &[Bucket], q: &Query, _tz: chrono_tz::Tz) -> (Vec<String>, Vec<Vec<String>>) {
+/// Header and cells of rollup rows for CSV and tables: window bounds in RFC 3339 UTC, group
+/// values, aggregations.
+fn bucket_rows(rows: &[Bucket], q: &Query) -> (Vec<String>, Vec<Vec<String>>) {
     let dims: Vec<&String> = q.group_by.iter().filter(|d| d.as_str() != meterkit::SUBJECT).collect();
     let mut header: Vec<String> = vec!["window_start".into(), "window_end".into(), "subject".into(), "metric".into()];
     header.extend(dims.iter().map(|d| (*d).clone()));
