@@ -22,6 +22,9 @@ use crate::window::{parse_time_zone, Window};
 
 /// Metadata key of the instant (Unix seconds) up to which `close_windows` closed a tenant's windows.
 const CLOSED_UNTIL: &str = "engine/closed_until";
+/// How many times a call is attempted when the store reports a concurrent writer (a
+/// [retryable](Error::is_retryable) error) before that error is returned.
+const MAX_ATTEMPTS: u32 = 16;
 
 /// The most windows one `fill: zero` query may produce.
 pub const MAX_FILLED_WINDOWS: usize = 1_000_000;
@@ -341,12 +344,28 @@ impl Engine {
     ///
     /// # Errors
     /// The errors of [`RollupSpec::check`]; [`ErrorKind::Store`]; [`ErrorKind::Overflow`].
+    #[allow(clippy::needless_pass_by_value)] // by value: the public signature callers already use
     pub fn add_spec(&self, spec: RollupSpec) -> Result<u32> {
-        let mut inner = self.lock();
-        Self::add_spec_locked(&mut inner, spec)
+        Self::add_spec_retrying(&mut self.lock(), &spec)
     }
 
-    fn add_spec_locked(inner: &mut Inner, mut spec: RollupSpec) -> Result<u32> {
+    /// [`Engine::add_spec_locked`], again after reloading the specs when another engine sharing
+    /// the store added one meanwhile.
+    fn add_spec_retrying(inner: &mut Inner, spec: &RollupSpec) -> Result<u32> {
+        let mut attempt = 1;
+        loop {
+            match Self::add_spec_locked(inner, spec) {
+                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    Self::reload_specs(inner)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn add_spec_locked(inner: &mut Inner, spec: &RollupSpec) -> Result<u32> {
+        let mut spec = spec.clone();
         let tz = spec.check()?;
         spec.aggregations.sort();
         spec.aggregations.dedup();
@@ -364,7 +383,7 @@ impl Engine {
             };
             acc.add(r)
         })?;
-        let mut changes = ChangeSet { new_specs: vec![spec.clone()], ..ChangeSet::default() };
+        let mut changes = ChangeSet { new_specs: vec![spec.clone()], known_specs: Some(id), ..ChangeSet::default() };
         for acc in per_tenant.into_values() {
             changes.merge.extend(acc.into_buckets());
         }
@@ -388,10 +407,40 @@ impl Engine {
     /// [`ErrorKind::Store`] when the store fails and [`ErrorKind::Overflow`] when a rollup sum
     /// would overflow; in both cases nothing of the batch is stored.
     pub fn ingest(&self, batch: &[UsageRecord]) -> Result<IngestReport> {
+        let (report, mut events) = {
+            let mut inner = self.lock();
+            let mut attempt = 1;
+            loop {
+                match Self::ingest_once(&mut inner, batch) {
+                    Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                        // Another engine changed the store under us: reload the specs and redo the
+                        // whole batch against the store's new state.
+                        attempt += 1;
+                        Self::reload_specs(&mut inner)?;
+                    }
+                    other => break other?,
+                }
+            }
+        };
+        events.extend(self.quota_events(batch));
+        self.emit(&events);
+        Ok(report)
+    }
+
+    /// Reload the rollup specs from the store (another engine sharing it may have added some).
+    fn reload_specs(inner: &mut Inner) -> Result<()> {
+        let stored = inner.store.specs()?;
+        for spec in stored.into_iter().skip(inner.specs.len()) {
+            inner.specs.push(SpecEntry { tz: spec.check()?, spec });
+        }
+        Ok(())
+    }
+
+    /// One attempt of [`Engine::ingest`]: the report and the events to emit.
+    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord]) -> Result<(IngestReport, Vec<Event>)> {
         let mut report = IngestReport::default();
         let mut events = Vec::new();
         {
-            let mut inner = self.lock();
             let mut reject = |r: &UsageRecord, e: Error, events: &mut Vec<Event>| {
                 events.push(Event::RecordRejected {
                     tenant: r.tenant.clone(),
@@ -433,7 +482,7 @@ impl Engine {
             }
             // Against the store.
             let mut accepted: Vec<std::borrow::Cow<'_, UsageRecord>> = Vec::new();
-            let mut changes = ChangeSet::default();
+            let mut changes = ChangeSet { known_specs: Some(inner.specs.len() as u32), ..ChangeSet::default() };
             let Inner { store, specs, validator } = &mut *inner;
             if let Some(v) = validator.as_mut() {
                 v.begin();
@@ -535,9 +584,7 @@ impl Engine {
                 inner.store.mark_closed(&newly_closed)?;
             }
         }
-        events.extend(self.quota_events(batch));
-        self.emit(&events);
-        Ok(report)
+        Ok((report, events))
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; min, max and latest
@@ -548,11 +595,28 @@ impl Engine {
     /// [`ErrorKind::NotFound`] when no such record is stored; [`ErrorKind::Store`].
     pub fn retract(&self, tenant: &str, id: &str) -> Result<UsageRecord> {
         let mut inner = self.lock();
+        let mut attempt = 1;
+        loop {
+            match Self::retract_once(&mut inner, tenant, id) {
+                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    Self::reload_specs(&mut inner)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn retract_once(inner: &mut Inner, tenant: &str, id: &str) -> Result<UsageRecord> {
         let Some(record) = inner.store.get_records(tenant, &[id])?.pop().flatten() else {
             return Err(Error::new(ErrorKind::NotFound, format!("No record '{id}' is stored for tenant '{tenant}'."))
                 .with_record_id(id));
         };
-        let mut changes = ChangeSet { delete: vec![(tenant.to_string(), id.to_string())], ..ChangeSet::default() };
+        let mut changes = ChangeSet {
+            delete: vec![(tenant.to_string(), id.to_string())],
+            known_specs: Some(inner.specs.len() as u32),
+            ..ChangeSet::default()
+        };
         for (spec_id, entry) in inner.specs.iter().enumerate() {
             if entry.spec.metric != record.metric {
                 continue;
@@ -790,7 +854,7 @@ impl Engine {
                 for d in &q.unique {
                     spec = spec.with(Aggregation::UniqueCount(d.clone()));
                 }
-                Self::add_spec_locked(inner, spec)?
+                Self::add_spec_retrying(inner, &spec)?
             }
         };
         Ok((id, tz))

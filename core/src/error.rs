@@ -97,12 +97,13 @@ pub struct Error {
     record_id: Option<String>,
     field: Option<String>,
     line: Option<u64>,
+    retryable: bool,
 }
 
 impl Error {
     /// A new error of `kind` with a full-sentence `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), record_id: None, field: None, line: None }
+        Error { kind, message: message.into(), record_id: None, field: None, line: None, retryable: false }
     }
 
     /// Attach the id of the usage record this error concerns.
@@ -124,6 +125,22 @@ impl Error {
     pub fn with_line(mut self, line: u64) -> Self {
         self.line = Some(line);
         self
+    }
+
+    /// Mark this error as transient: the operation was refused because another writer changed the
+    /// store concurrently (a record inserted by another process, a serialization failure, a
+    /// deadlock, a spec added elsewhere) and nothing was applied. [`Engine`](crate::Engine)
+    /// retries such a call with a fresh view of the store; a host seeing one may retry as well.
+    #[must_use]
+    pub fn with_retryable(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+
+    /// True when the failed operation applied nothing and may succeed if retried (see
+    /// [`with_retryable`](Error::with_retryable)).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
     }
 
     /// The kind of failure.

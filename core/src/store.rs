@@ -51,6 +51,12 @@ pub struct ChangeSet<'a> {
     /// Engine metadata to set (`Some`) or remove (`None`), by `(tenant, key)`: quota levels
     /// already notified, invoice documents, per-series validation state, ….
     pub meta: Vec<(String, String, Option<String>)>,
+    /// The number of rollup specs the engine computed `merge` for (`None`: not checked). A store
+    /// shared by several engines must refuse the change set with a
+    /// [retryable](crate::Error::is_retryable) [`ErrorKind::Store`] error when it holds more
+    /// specs than this (another engine added one), so that the engine reloads its specs and
+    /// recomputes the change. A single-process store may ignore it.
+    pub known_specs: Option<u32>,
 }
 
 /// Persistence for the engine: usage records by idempotency key, rollup bucket states, rollup

@@ -117,6 +117,14 @@ impl SqliteStore {
 
     fn apply_in(tx: &rusqlite::Transaction<'_>, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
         let base: i64 = tx.query_row("SELECT COUNT(*) FROM specs", [], |r| r.get(0)).map_err(|e| db_err(&e))?;
+        if changes.known_specs.is_some_and(|k| i64::from(k) < base) {
+            // Another process sharing the file added a spec: the engine must reload and recompute.
+            return Err(Error::new(
+                ErrorKind::Store,
+                "Another writer added a rollup spec; the change was not applied.",
+            )
+            .with_retryable());
+        }
         for (i, spec) in changes.new_specs.iter().enumerate() {
             let body = serde_json::to_string(spec).map_err(|e| json_err(&e))?;
             tx.execute("INSERT INTO specs (id, body) VALUES (?1, ?2)", params![base + i as i64, body])

@@ -3,5 +3,6 @@
 mod engine;
 mod findings;
 mod properties;
+mod shared;
 mod vectors;
 mod windows;
