@@ -1,0 +1,941 @@
+//! # meterkit-postgres
+//!
+//! A [`Store`] on PostgreSQL that several engines in several processes use at once, with the same
+//! results as one engine alone: one transaction per [`Store::apply`], records keyed by the
+//! idempotency key `(tenant, id)`, bucket merges serialised by row locks taken in sorted key order,
+//! and every change that raced with another writer refused as a
+//! [retryable](meterkit::Error::is_retryable) error so that the engine redoes it.
+//!
+//! ```no_run
+//! use meterkit::{Engine, Query, UsageRecord, Window};
+//! use meterkit_postgres::PgStore;
+//! use chrono::{TimeZone, Utc};
+//!
+//! let engine = Engine::new(PgStore::open("postgres://meterkit@127.0.0.1:5432/usage")?)?;
+//! let at = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+//! engine.ingest(&[UsageRecord::new("t", "r1", "sim-1", "bytes", 2048.into(), at)])?;
+//! let days = engine.query(&Query::new("t", "bytes", Window::Day, "UTC"))?;
+//! assert_eq!(days[0].sum.to_string(), "2048");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Schema (migration 1; `docs/postgres.md` has the full text and the concurrency design):
+//! `meterkit_specs(id, body)`, `meterkit_records(tenant, id, metric, subject, ts, ts_nanos, body)`
+//! keyed by `(tenant, id)` and indexed by `(tenant, metric, ts)`,
+//! `meterkit_buckets(tenant, spec, start, grp, end_ts, state, closed)` keyed by
+//! `(tenant, spec, start, grp)`, `meterkit_meta(tenant, key, value)`, the sequence
+//! `meterkit_record_gen` and `meterkit_migrations(version)`. Record bodies, group keys and bucket
+//! states are JSON text (decimals as strings, never floats), as in the SQLite store. Text columns
+//! use the `"C"` collation, so orders are by bytes, as in the other stores.
+#![deny(missing_docs)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use meterkit::{
+    BucketKey, BucketState, ChangeSet, Error, ErrorKind, Result, RollupSpec, Store, StoredBucket, UsageRecord,
+};
+use postgres::error::SqlState;
+use postgres::{Client, Statement};
+
+/// The schema migrations, applied in order on open (each once; the applied versions are kept in
+/// `meterkit_migrations`).
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE meterkit_specs (id integer PRIMARY KEY, body text NOT NULL);
+CREATE TABLE meterkit_records (
+    tenant text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, metric text COLLATE "C" NOT NULL,
+    subject text COLLATE "C" NOT NULL, ts bigint NOT NULL, ts_nanos integer NOT NULL, body text NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE INDEX meterkit_records_by_time ON meterkit_records (tenant, metric, ts);
+CREATE TABLE meterkit_buckets (
+    tenant text COLLATE "C" NOT NULL, spec integer NOT NULL, start bigint NOT NULL, grp text COLLATE "C" NOT NULL,
+    end_ts bigint NOT NULL, state text, closed boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (tenant, spec, start, grp));
+CREATE INDEX meterkit_buckets_open ON meterkit_buckets (tenant, end_ts) WHERE NOT closed;
+CREATE TABLE meterkit_meta (
+    tenant text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, value text NOT NULL,
+    PRIMARY KEY (tenant, key));
+CREATE SEQUENCE meterkit_record_gen;
+"#,
+)];
+
+/// First key of the advisory locks: `(LOCK_CLASS, hashtext(schema))` serialises spec additions
+/// against ingests; `(LOCK_CLASS + 1, hashtext(schema))` serialises migrations.
+const LOCK_CLASS: i32 = 0x6d6b_7370; // "mksp"
+
+const BUCKET_COLS: &str = "tenant, spec, start, grp, end_ts, state, closed";
+
+/// How to reach the database: a connection string and, optionally, the schema holding meterkit's
+/// tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// A libpq-style connection string: a URL (`postgres://user:password@host:port/db`,
+    /// `postgresql://…`) or `key=value` pairs (`host=… user=… dbname=…`).
+    pub url: String,
+    /// The schema for meterkit's tables, created if missing (`None`: the connection's default
+    /// `search_path`, normally `public`). Letters, digits and `_` only.
+    pub schema: Option<String>,
+}
+
+impl PgOptions {
+    /// Options for `url` with the default schema.
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions { url: url.into(), schema: None }
+    }
+
+    /// Keep meterkit's tables in `schema` (builder style).
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+}
+
+/// One open connection and its prepared statements.
+struct Conn {
+    client: Client,
+    st: Stmts,
+    /// `hashtext(current_schema())`: the second key of the advisory locks.
+    lock_key: i32,
+}
+
+/// Prepared statements, prepared once per connection.
+struct Stmts {
+    specs: Statement,
+    get_records: Statement,
+    records: Statement,
+    records_subject: Statement,
+    buckets: Statement,
+    bucket: Statement,
+    open_buckets: Statement,
+    meta: Statement,
+    meta_prefix: Statement,
+    lock_upsert: Statement,
+    set_states: Statement,
+}
+
+/// A test hook run inside `apply`'s transaction once the records are written (it receives the
+/// server process id of the connection), for fault-injection tests.
+pub type ApplyHook = Box<dyn FnMut(i32) + Send>;
+
+/// A [`Store`] on a PostgreSQL database, shareable by many engines in many processes (each with
+/// its own `PgStore`).
+///
+/// The connection is opened by [`PgStore::open`]; when it is lost (server restart, a killed
+/// backend, a network failure) the call in progress fails with [`ErrorKind::Store`] — an `apply`
+/// in flight is then not applied, since its transaction never committed — and the next call
+/// connects again with the same options.
+pub struct PgStore {
+    options: PgOptions,
+    conn: RefCell<Option<Conn>>,
+    /// The record generation seen by the last `scan_metric` (see `docs/postgres.md`).
+    scan_gen: Cell<Option<i64>>,
+    hook: Option<ApplyHook>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("schema", &self.options.schema).finish_non_exhaustive()
+    }
+}
+
+fn db_err(what: &str, e: &postgres::Error) -> Error {
+    let code = e.code().cloned();
+    let detail = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    let err = Error::new(ErrorKind::Store, format!("PostgreSQL failed to {what}: {detail}."));
+    match code {
+        Some(c) if c == SqlState::T_R_SERIALIZATION_FAILURE || c == SqlState::T_R_DEADLOCK_DETECTED => {
+            err.with_retryable()
+        }
+        _ => err,
+    }
+}
+
+fn json_err(e: &serde_json::Error) -> Error {
+    Error::new(ErrorKind::Store, format!("Stored JSON could not be read or written: {e}."))
+}
+
+fn group_json(group: &[Option<String>]) -> Result<String> {
+    serde_json::to_string(group).map_err(|e| json_err(&e))
+}
+
+/// True when `e` means the connection is unusable (closed, reset, the backend terminated).
+fn is_connection_loss(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(c) => {
+            c == &SqlState::ADMIN_SHUTDOWN
+                || c == &SqlState::CRASH_SHUTDOWN
+                || c == &SqlState::CANNOT_CONNECT_NOW
+                || c.code().starts_with("08")
+        }
+        // Not a server error: an I/O failure of the socket.
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+/// Append `s` to a COPY text-format line, escaping what the format reserves.
+fn copy_text(out: &mut String, s: &str) {
+    if !s.contains(['\\', '\t', '\n', '\r']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn quote_ident(schema: &str) -> Result<String> {
+    if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.len() > 63 {
+        return Err(Error::new(
+            ErrorKind::Store,
+            format!("The schema name '{schema}' is not valid: use 1 to 63 letters, digits or '_'."),
+        )
+        .with_field("schema"));
+    }
+    Ok(format!("\"{schema}\""))
+}
+
+impl PgStore {
+    /// Connect to the database at `url` (see [`PgOptions::url`]) and apply the schema migrations
+    /// that are missing (concurrent openers wait for each other; applying is idempotent).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the server cannot be reached, refuses the login, or holds a
+    /// schema newer than this version knows.
+    pub fn open(url: &str) -> Result<Self> {
+        Self::open_with(PgOptions::new(url))
+    }
+
+    /// [`PgStore::open`] with options (a schema for the tables).
+    ///
+    /// # Errors
+    /// As [`PgStore::open`]; an invalid schema name.
+    pub fn open_with(options: PgOptions) -> Result<Self> {
+        if let Some(s) = &options.schema {
+            quote_ident(s)?;
+        }
+        let store = PgStore { options, conn: RefCell::new(None), scan_gen: Cell::new(None), hook: None };
+        store.connect()?;
+        Ok(store)
+    }
+
+    /// Run `hook` once, inside the next `apply` transaction that writes records, right after the
+    /// records are written (for fault-injection tests: kill the connection there).
+    #[doc(hidden)]
+    pub fn set_apply_hook(&mut self, hook: ApplyHook) {
+        self.hook = Some(hook);
+    }
+
+    /// The server process id of the current connection (`pg_backend_pid()`), connecting if needed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`].
+    pub fn backend_pid(&self) -> Result<i32> {
+        self.with_conn("read the backend pid", |c| c.client.query_one("SELECT pg_backend_pid()", &[])?.try_get(0))
+    }
+
+    fn client_config(&self) -> Result<postgres::Config> {
+        self.options.url.parse::<postgres::Config>().map_err(|e| {
+            Error::new(ErrorKind::Store, format!("The PostgreSQL connection string is not valid: {e}.")).with_field("url")
+        })
+    }
+
+    #[cfg(feature = "tls")]
+    fn raw_connect(config: &postgres::Config) -> Result<Client> {
+        let connector = native_tls::TlsConnector::new()
+            .map_err(|e| Error::new(ErrorKind::Store, format!("TLS could not be set up: {e}.")))?;
+        config.connect(postgres_native_tls::MakeTlsConnector::new(connector)).map_err(|e| connect_err(&e))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn raw_connect(config: &postgres::Config) -> Result<Client> {
+        config.connect(postgres::NoTls).map_err(|e| connect_err(&e))
+    }
+
+    /// Open a connection, set the schema, migrate, prepare statements.
+    fn connect(&self) -> Result<()> {
+        let config = self.client_config()?;
+        let mut client = Self::raw_connect(&config)?;
+        if let Some(schema) = &self.options.schema {
+            let q = quote_ident(schema)?;
+            // Two openers may create the schema at once: the loser's error is harmless.
+            if let Err(e) = client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}")) {
+                if e.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+                    return Err(db_err("create the schema", &e));
+                }
+            }
+            client.batch_execute(&format!("SET search_path TO {q}")).map_err(|e| db_err("set the schema", &e))?;
+        }
+        let lock_key: i32 = client
+            .query_one("SELECT hashtext(current_schema())", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| db_err("read the current schema", &e))?;
+        migrate(&mut client, lock_key)?;
+        let st = prepare(&mut client).map_err(|e| db_err("prepare statements", &e))?;
+        *self.conn.borrow_mut() = Some(Conn { client, st, lock_key });
+        Ok(())
+    }
+
+    /// Run `f` on the connection (connecting first if there is none); a connection found lost is
+    /// dropped so that the next call reconnects.
+    fn with_conn<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Conn) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.with_conn_result(|c| f(c).map_err(|e| PgFail::Pg(what.to_string(), e)))
+    }
+
+    fn with_conn_result<T>(&self, f: impl FnOnce(&mut Conn) -> std::result::Result<T, PgFail>) -> Result<T> {
+        if self.conn.borrow().as_ref().is_none_or(|c| c.client.is_closed()) {
+            *self.conn.borrow_mut() = None;
+            self.connect()?;
+        }
+        let mut guard = self.conn.borrow_mut();
+        let Some(conn) = guard.as_mut() else {
+            return Err(Error::new(ErrorKind::Store, "The PostgreSQL connection is not open."));
+        };
+        match f(conn) {
+            Ok(v) => Ok(v),
+            Err(PgFail::Pg(what, e)) => {
+                if is_connection_loss(&e) {
+                    *guard = None;
+                }
+                Err(db_err(&what, &e))
+            }
+            Err(PgFail::Meterkit(e)) => Err(e),
+            Err(PgFail::Broken(e)) => {
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn query_buckets(
+        &self,
+        what: &str,
+        pick: impl FnOnce(&Stmts) -> &Statement,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<StoredBucket>> {
+        let rows = self.with_conn(what, |c| {
+            let st = pick(&c.st).clone();
+            c.client.query(&st, params)
+        })?;
+        rows.iter().map(row_to_bucket).collect()
+    }
+}
+
+/// Why a step inside a connection failed.
+enum PgFail {
+    /// A PostgreSQL error while doing the named thing.
+    Pg(String, postgres::Error),
+    /// A meterkit error (a refused change, bad JSON); the connection is fine.
+    Meterkit(Error),
+    /// A meterkit error after which the connection must not be reused.
+    Broken(Error),
+}
+
+impl From<Error> for PgFail {
+    fn from(e: Error) -> Self {
+        PgFail::Meterkit(e)
+    }
+}
+
+trait Context<T> {
+    fn ctx(self, what: &str) -> std::result::Result<T, PgFail>;
+}
+
+impl<T> Context<T> for std::result::Result<T, postgres::Error> {
+    fn ctx(self, what: &str) -> std::result::Result<T, PgFail> {
+        self.map_err(|e| PgFail::Pg(what.to_string(), e))
+    }
+}
+
+fn connect_err(e: &postgres::Error) -> Error {
+    Error::new(ErrorKind::Store, format!("Cannot connect to PostgreSQL: {}.", error_text(e)))
+}
+
+fn error_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+fn migrate(client: &mut Client, lock_key: i32) -> Result<()> {
+    let mut tx = client.transaction().map_err(|e| db_err("begin the migration", &e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&(LOCK_CLASS + 1), &lock_key])
+        .map_err(|e| db_err("lock the schema for migration", &e))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS meterkit_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .map_err(|e| db_err("create meterkit_migrations", &e))?;
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM meterkit_migrations", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| db_err("read the schema version", &e))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(Error::new(
+            ErrorKind::Store,
+            format!("The database holds meterkit schema version {current}; this version knows up to {known}."),
+        ));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql).map_err(|e| db_err(&format!("apply schema migration {version}"), &e))?;
+        tx.execute("INSERT INTO meterkit_migrations (version) VALUES ($1)", &[version])
+            .map_err(|e| db_err("record the schema migration", &e))?;
+    }
+    tx.commit().map_err(|e| db_err("commit the migration", &e))
+}
+
+fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
+    Ok(Stmts {
+        specs: c.prepare("SELECT body FROM meterkit_specs ORDER BY id")?,
+        get_records: c.prepare("SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[])")?,
+        records: c.prepare(
+            "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts < $4
+             ORDER BY ts, ts_nanos, id",
+        )?,
+        records_subject: c.prepare(
+            "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts < $4
+             AND subject = $5 ORDER BY ts, ts_nanos, id",
+        )?,
+        buckets: c.prepare(&format!(
+            "SELECT {BUCKET_COLS} FROM meterkit_buckets WHERE tenant = $1 AND spec = $2 AND start >= $3 AND start < $4
+             ORDER BY start, grp"
+        ))?,
+        bucket: c.prepare(&format!(
+            "SELECT {BUCKET_COLS} FROM meterkit_buckets WHERE tenant = $1 AND spec = $2 AND start = $3 AND grp = $4"
+        ))?,
+        open_buckets: c.prepare(&format!(
+            "SELECT {BUCKET_COLS} FROM meterkit_buckets WHERE tenant = $1 AND NOT closed AND end_ts <= $2
+             ORDER BY end_ts, spec, start, grp"
+        ))?,
+        meta: c.prepare("SELECT value FROM meterkit_meta WHERE tenant = $1 AND key = $2")?,
+        meta_prefix: c.prepare(
+            "SELECT key, value FROM meterkit_meta WHERE tenant = $1 AND key >= $2 AND left(key, length($2)) = $2
+             ORDER BY key",
+        )?,
+        // Creates missing buckets and locks every one, in the order given (sorted by key, so that
+        // concurrent writers lock in one order and never deadlock), returning the current state.
+        lock_upsert: c.prepare(
+            "INSERT INTO meterkit_buckets AS b (tenant, spec, start, grp, end_ts, state, closed)
+             SELECT t, s, st, g, e, NULL, false
+             FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::int8[]) WITH ORDINALITY AS u(t, s, st, g, e, n)
+             ORDER BY n
+             ON CONFLICT (tenant, spec, start, grp) DO UPDATE SET end_ts = b.end_ts
+             RETURNING b.tenant, b.spec, b.start, b.grp, b.state, b.closed",
+        )?,
+        set_states: c.prepare(
+            "UPDATE meterkit_buckets AS b SET state = u.state
+             FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[]) AS u(t, s, st, g, state)
+             WHERE b.tenant = u.t AND b.spec = u.s AND b.start = u.st AND b.grp = u.g",
+        )?,
+    })
+}
+
+fn row_to_bucket(row: &postgres::Row) -> Result<StoredBucket> {
+    let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored bucket could not be read: {e}."));
+    let tenant: String = row.try_get(0).map_err(get)?;
+    let spec: i32 = row.try_get(1).map_err(get)?;
+    let start: i64 = row.try_get(2).map_err(get)?;
+    let grp: &str = row.try_get(3).map_err(get)?;
+    let end: i64 = row.try_get(4).map_err(get)?;
+    let state: Option<&str> = row.try_get(5).map_err(get)?;
+    let closed: bool = row.try_get(6).map_err(get)?;
+    Ok(StoredBucket {
+        key: BucketKey {
+            tenant,
+            spec: spec as u32,
+            start,
+            group: serde_json::from_str(grp).map_err(|e| json_err(&e))?,
+        },
+        end,
+        state: match state {
+            Some(s) => serde_json::from_str(s).map_err(|e| json_err(&e))?,
+            None => BucketState::default(),
+        },
+        closed,
+    })
+}
+
+fn parse_records(rows: &[postgres::Row], col: usize) -> Result<Vec<UsageRecord>> {
+    rows.iter()
+        .map(|r| {
+            let body: &str = r
+                .try_get(col)
+                .map_err(|e| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}.")))?;
+            serde_json::from_str(body).map_err(|e| json_err(&e))
+        })
+        .collect()
+}
+
+/// The record generation: `meterkit_record_gen`'s last value (0 before the first write).
+fn record_gen(tx: &mut postgres::Transaction<'_>) -> std::result::Result<i64, PgFail> {
+    let row = tx
+        .query_one("SELECT last_value, is_called FROM meterkit_record_gen", &[])
+        .ctx("read the record generation")?;
+    let last: i64 = row.try_get(0).ctx("read the record generation")?;
+    let called: bool = row.try_get(1).ctx("read the record generation")?;
+    Ok(if called { last } else { 0 })
+}
+
+fn retryable(message: impl Into<String>) -> PgFail {
+    PgFail::Meterkit(Error::new(ErrorKind::Store, message).with_retryable())
+}
+
+impl PgStore {
+    #[allow(clippy::too_many_lines)]
+    fn apply_in(
+        tx: &mut postgres::Transaction<'_>,
+        st: &Stmts,
+        lock_key: i32,
+        changes: &ChangeSet<'_>,
+        scan_gen: Option<i64>,
+        hook: &mut Option<ApplyHook>,
+    ) -> std::result::Result<Vec<bool>, PgFail> {
+        let writes_data = !changes.insert.is_empty()
+            || !changes.delete.is_empty()
+            || !changes.merge.is_empty()
+            || !changes.replace.is_empty();
+        // Spec additions exclude every other writer; writers of records and buckets share the lock.
+        if !changes.new_specs.is_empty() {
+            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &lock_key]).ctx("lock the specs")?;
+        } else if writes_data || changes.known_specs.is_some() {
+            tx.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", &[&LOCK_CLASS, &lock_key])
+                .ctx("lock the specs (shared)")?;
+        }
+        let mut specs: Option<Vec<RollupSpec>> = None;
+        if changes.known_specs.is_some() || !changes.new_specs.is_empty() || !changes.replace.is_empty() {
+            let rows = tx.query(&st.specs, &[]).ctx("read the specs")?;
+            let list = rows
+                .iter()
+                .map(|r| {
+                    let body: &str = r.try_get(0).map_err(|e| PgFail::Pg("read a spec".into(), e))?;
+                    serde_json::from_str(body).map_err(|e| PgFail::Meterkit(json_err(&e)))
+                })
+                .collect::<std::result::Result<Vec<RollupSpec>, PgFail>>()?;
+            if changes.known_specs.is_some_and(|k| (k as usize) < list.len()) {
+                return Err(retryable("Another writer added a rollup spec; the change was not applied."));
+            }
+            specs = Some(list);
+        }
+        if !changes.new_specs.is_empty() {
+            // The backfill was computed from a scan; a record written since makes it stale.
+            if let Some(seen) = scan_gen {
+                if record_gen(tx)? != seen {
+                    return Err(retryable(
+                        "Records were written while a new rollup spec was backfilled; the spec was not added.",
+                    ));
+                }
+            }
+            let base = specs.as_ref().map_or(0, Vec::len);
+            for (i, spec) in changes.new_specs.iter().enumerate() {
+                let body = serde_json::to_string(spec).map_err(|e| json_err(&e))?;
+                let id = (base + i) as i32;
+                tx.execute("INSERT INTO meterkit_specs (id, body) VALUES ($1, $2)", &[&id, &body])
+                    .ctx("add a rollup spec")?;
+            }
+            if let Some(list) = specs.as_mut() {
+                list.extend(changes.new_specs.iter().cloned());
+            }
+        }
+        if !changes.insert.is_empty() || !changes.delete.is_empty() {
+            tx.execute("SELECT nextval('meterkit_record_gen')", &[]).ctx("advance the record generation")?;
+        }
+        for (tenant, id) in &changes.delete {
+            tx.execute("DELETE FROM meterkit_records WHERE tenant = $1 AND id = $2", &[tenant, id])
+                .ctx("delete a record")?;
+        }
+        if !changes.insert.is_empty() {
+            Self::copy_records(tx, &changes.insert)?;
+            if let Some(mut h) = hook.take() {
+                let pid: i32 = tx
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .and_then(|r| r.try_get(0))
+                    .ctx("read the backend pid")?;
+                h(pid);
+            }
+        }
+        let late = Self::merge_buckets(tx, st, &changes.merge)?;
+        if !changes.replace.is_empty() {
+            Self::replace_buckets(tx, st, specs.as_deref().unwrap_or(&[]), &changes.replace)?;
+        }
+        for (tenant, key, value) in &changes.meta {
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT INTO meterkit_meta (tenant, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[tenant, key, v],
+                ),
+                None => tx.execute("DELETE FROM meterkit_meta WHERE tenant = $1 AND key = $2", &[tenant, key]),
+            }
+            .ctx("write metadata")?;
+        }
+        Ok(late)
+    }
+
+    /// COPY the records in (sorted by key, so concurrent writers of overlapping keys wait for each
+    /// other in one order). A key stored meanwhile by another writer fails the COPY with a unique
+    /// violation: the change is refused as retryable.
+    fn copy_records(tx: &mut postgres::Transaction<'_>, insert: &[&UsageRecord]) -> std::result::Result<(), PgFail> {
+        let mut sorted: Vec<&UsageRecord> = insert.to_vec();
+        sorted.sort_unstable_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
+        let mut buf = String::with_capacity(sorted.len() * 256);
+        let mut body = Vec::with_capacity(256);
+        for r in sorted {
+            copy_text(&mut buf, &r.tenant);
+            buf.push('\t');
+            copy_text(&mut buf, &r.id);
+            buf.push('\t');
+            copy_text(&mut buf, &r.metric);
+            buf.push('\t');
+            copy_text(&mut buf, &r.subject);
+            let _ = write!(buf, "\t{}\t{}\t", r.timestamp.timestamp(), r.timestamp.timestamp_subsec_nanos());
+            body.clear();
+            serde_json::to_writer(&mut body, r).map_err(|e| json_err(&e))?;
+            // serde_json output is UTF-8.
+            copy_text(&mut buf, std::str::from_utf8(&body).unwrap_or_default());
+            buf.push('\n');
+        }
+        let mut writer = tx
+            .copy_in("COPY meterkit_records (tenant, id, metric, subject, ts, ts_nanos, body) FROM STDIN")
+            .ctx("start copying records")?;
+        writer.write_all(buf.as_bytes()).map_err(|e| {
+            PgFail::Broken(Error::new(ErrorKind::Store, format!("PostgreSQL failed to receive records: {e}.")))
+        })?;
+        match writer.finish() {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(retryable(
+                "A record of the batch was stored by another writer meanwhile; the batch was not applied.",
+            )),
+            Err(e) => Err(PgFail::Pg("copy records".into(), e)),
+        }
+    }
+
+    /// Merge bucket deltas: lock (creating if missing) every bucket in key order, merge in Rust,
+    /// write the states back. Returns the late flags in `merge` order.
+    fn merge_buckets(
+        tx: &mut postgres::Transaction<'_>,
+        st: &Stmts,
+        merge: &[(BucketKey, i64, BucketState)],
+    ) -> std::result::Result<Vec<bool>, PgFail> {
+        if merge.is_empty() {
+            return Ok(Vec::new());
+        }
+        // (tenant, spec, start, grp) → (end, combined delta).
+        let mut combined: BTreeMap<(&str, u32, i64, String), (i64, BucketState)> = BTreeMap::new();
+        let mut entry_keys = Vec::with_capacity(merge.len());
+        for (key, end, delta) in merge {
+            let k = (key.tenant.as_str(), key.spec, key.start, group_json(&key.group)?);
+            entry_keys.push(k.clone());
+            match combined.get_mut(&k) {
+                Some((_, s)) => s.merge(delta)?,
+                None => {
+                    combined.insert(k, (*end, delta.clone()));
+                }
+            }
+        }
+        let n = combined.len();
+        let (mut ts, mut ss, mut sts, mut gs, mut es) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for ((t, s, start, g), (end, _)) in &combined {
+            ts.push(*t);
+            ss.push(*s as i32);
+            sts.push(*start);
+            gs.push(g.as_str());
+            es.push(*end);
+        }
+        let rows = tx.query(&st.lock_upsert, &[&ts, &ss, &sts, &gs, &es]).ctx("lock the buckets")?;
+        let mut current: HashMap<(String, u32, i64, String), (Option<String>, bool)> = HashMap::with_capacity(n);
+        for row in &rows {
+            let t: String = row.try_get(0).ctx("read a bucket")?;
+            let s: i32 = row.try_get(1).ctx("read a bucket")?;
+            let start: i64 = row.try_get(2).ctx("read a bucket")?;
+            let g: String = row.try_get(3).ctx("read a bucket")?;
+            let state: Option<String> = row.try_get(4).ctx("read a bucket")?;
+            let closed: bool = row.try_get(5).ctx("read a bucket")?;
+            current.insert((t, s as u32, start, g), (state, closed));
+        }
+        let mut states = Vec::with_capacity(n);
+        let mut closed_of: HashMap<(&str, u32, i64, &str), bool> = HashMap::with_capacity(n);
+        for ((t, s, start, g), (_, delta)) in &combined {
+            let (stored, closed) = current
+                .remove(&((*t).to_string(), *s, *start, g.clone()))
+                .ok_or_else(|| PgFail::Meterkit(Error::new(ErrorKind::Store, "A locked bucket was not returned.")))?;
+            let mut state = match stored {
+                Some(text) => serde_json::from_str::<BucketState>(&text).map_err(|e| json_err(&e))?,
+                None => BucketState::default(),
+            };
+            state.merge(delta)?;
+            states.push(serde_json::to_string(&state).map_err(|e| json_err(&e))?);
+            closed_of.insert((t, *s, *start, g.as_str()), closed);
+        }
+        tx.execute(&st.set_states, &[&ts, &ss, &sts, &gs, &states]).ctx("write the bucket states")?;
+        Ok(entry_keys.iter().map(|(t, s, start, g)| closed_of.get(&(*t, *s, *start, g.as_str())).copied().unwrap_or(false)).collect())
+    }
+
+    /// Replace bucket states (a retraction). Each bucket is locked, then its state is recomputed
+    /// from the stored records; when that differs from the engine's state, a concurrent writer
+    /// changed the bucket after the engine read it, and the change is refused as retryable.
+    fn replace_buckets(
+        tx: &mut postgres::Transaction<'_>,
+        st: &Stmts,
+        specs: &[RollupSpec],
+        replace: &[(BucketKey, i64, Option<BucketState>)],
+    ) -> std::result::Result<(), PgFail> {
+        let mut sorted: Vec<&(BucketKey, i64, Option<BucketState>)> = replace.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, end, state) in sorted {
+            let grp = group_json(&key.group)?;
+            let spec_id = key.spec as i32;
+            tx.query(
+                "SELECT 1 FROM meterkit_buckets WHERE tenant = $1 AND spec = $2 AND start = $3 AND grp = $4 FOR UPDATE",
+                &[&key.tenant, &spec_id, &key.start, &grp],
+            )
+            .ctx("lock a bucket")?;
+            let wanted = state.clone().filter(|s| s.count > 0);
+            if let Some(spec) = specs.get(key.spec as usize) {
+                let rows =
+                    tx.query(&st.records, &[&key.tenant, &spec.metric, &key.start, end]).ctx("read a bucket's records")?;
+                let unique: Vec<&str> = spec.unique_dims().collect();
+                let mut fresh = BucketState::default();
+                for r in parse_records(&rows, 0)? {
+                    let group: Vec<Option<&str>> = spec.group_of(&r);
+                    if group.iter().map(|g| g.map(str::to_string)).eq(key.group.iter().cloned()) {
+                        fresh.add(&r, unique.iter().copied())?;
+                    }
+                }
+                let fresh = Some(fresh).filter(|s| s.count > 0);
+                if fresh != wanted {
+                    return Err(retryable(
+                        "A bucket changed while a record was retracted; the retraction was not applied.",
+                    ));
+                }
+            }
+            match wanted {
+                Some(s) => {
+                    let body = serde_json::to_string(&s).map_err(|e| json_err(&e))?;
+                    tx.execute(
+                        "INSERT INTO meterkit_buckets (tenant, spec, start, grp, end_ts, state, closed)
+                         VALUES ($1, $2, $3, $4, $5, $6, false)
+                         ON CONFLICT (tenant, spec, start, grp) DO UPDATE SET end_ts = EXCLUDED.end_ts, state = EXCLUDED.state",
+                        &[&key.tenant, &spec_id, &key.start, &grp, end, &body],
+                    )
+                    .ctx("replace a bucket")?;
+                }
+                None => {
+                    tx.execute(
+                        "DELETE FROM meterkit_buckets WHERE tenant = $1 AND spec = $2 AND start = $3 AND grp = $4",
+                        &[&key.tenant, &spec_id, &key.start, &grp],
+                    )
+                    .ctx("remove a bucket")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn specs(&self) -> Result<Vec<RollupSpec>> {
+        let rows = self.with_conn("read the specs", |c| {
+            let st = c.st.specs.clone();
+            c.client.query(&st, &[])
+        })?;
+        rows.iter()
+            .map(|r| {
+                let body: &str =
+                    r.try_get(0).map_err(|e| Error::new(ErrorKind::Store, format!("A spec could not be read: {e}.")))?;
+                serde_json::from_str(body).map_err(|e| json_err(&e))
+            })
+            .collect()
+    }
+
+    fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.with_conn("read records by id", |c| {
+            let st = c.st.get_records.clone();
+            c.client.query(&st, &[&tenant, &ids])
+        })?;
+        let mut found: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
+            found.insert(row.try_get(0).map_err(get)?, row.try_get(1).map_err(get)?);
+        }
+        ids.iter()
+            .map(|id| found.get(id).map(|b| serde_json::from_str(b).map_err(|e| json_err(&e))).transpose())
+            .collect()
+    }
+
+    fn records(
+        &self,
+        tenant: &str,
+        metric: &str,
+        subject: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageRecord>> {
+        let rows = self.with_conn("read records", |c| match subject {
+            Some(s) => {
+                let st = c.st.records_subject.clone();
+                c.client.query(&st, &[&tenant, &metric, &from, &to, &s])
+            }
+            None => {
+                let st = c.st.records.clone();
+                c.client.query(&st, &[&tenant, &metric, &from, &to])
+            }
+        })?;
+        parse_records(&rows, 0)
+    }
+
+    fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
+        let gen = self.with_conn_result(|c| {
+            let key = c.lock_key;
+            // Wait for in-flight writers (session lock), then take a snapshot that sees all of
+            // them, and note the record generation of that snapshot.
+            c.client
+                .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+                .ctx("lock the specs for a scan")?;
+            let scanned = (|| {
+                let mut tx = c
+                    .client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .ctx("begin a scan")?;
+                let gen = record_gen(&mut tx)?;
+                tx.execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key]).ctx("unlock the specs")?;
+                let params: [&(dyn postgres::types::ToSql + Sync); 1] = [&metric];
+                let mut rows = tx
+                    .query_raw("SELECT body FROM meterkit_records WHERE metric = $1", params)
+                    .ctx("scan records")?;
+                while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows).ctx("scan records")? {
+                    let body: &str = row.try_get(0).ctx("read a scanned record")?;
+                    let r: UsageRecord = serde_json::from_str(body).map_err(|e| json_err(&e))?;
+                    f(&r)?;
+                }
+                drop(rows);
+                tx.commit().ctx("end a scan")?;
+                Ok(gen)
+            })();
+            match scanned {
+                Ok(g) => Ok(g),
+                // The session lock may still be held: drop the connection rather than reuse it.
+                Err(PgFail::Pg(w, e)) => Err(PgFail::Broken(db_err(&w, &e))),
+                Err(other) => Err(PgFail::Broken(match other {
+                    PgFail::Meterkit(e) | PgFail::Broken(e) => e,
+                    PgFail::Pg(..) => Error::new(ErrorKind::Store, "scan failed"),
+                })),
+            }
+        })?;
+        self.scan_gen.set(Some(gen));
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
+        let scan_gen = self.scan_gen.take();
+        let mut hook = self.hook.take();
+        let result = self.with_conn_result(|c| {
+            let Conn { client, st, lock_key } = c;
+            let mut tx = client.transaction().ctx("begin a transaction")?;
+            let late = Self::apply_in(&mut tx, st, *lock_key, changes, scan_gen, &mut hook)?;
+            tx.commit().ctx("commit a transaction")?;
+            Ok(late)
+        });
+        if hook.is_some() {
+            self.hook = hook;
+        }
+        result
+    }
+
+    fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> Result<Vec<StoredBucket>> {
+        let spec = spec as i32;
+        self.query_buckets("read buckets", |s| &s.buckets, &[&tenant, &spec, &from, &to])
+    }
+
+    fn bucket(&self, key: &BucketKey) -> Result<Option<StoredBucket>> {
+        let grp = group_json(&key.group)?;
+        let spec = key.spec as i32;
+        Ok(self.query_buckets("read a bucket", |s| &s.bucket, &[&key.tenant, &spec, &key.start, &grp])?.pop())
+    }
+
+    fn open_buckets_until(&self, tenant: &str, cutoff: i64) -> Result<Vec<StoredBucket>> {
+        self.query_buckets("read open buckets", |s| &s.open_buckets, &[&tenant, &cutoff])
+    }
+
+    fn mark_closed(&mut self, keys: &[BucketKey]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut sorted: Vec<&BucketKey> = keys.iter().collect();
+        sorted.sort();
+        let mut ts = Vec::with_capacity(sorted.len());
+        let mut ss = Vec::with_capacity(sorted.len());
+        let mut sts = Vec::with_capacity(sorted.len());
+        let mut gs = Vec::with_capacity(sorted.len());
+        for k in sorted {
+            ts.push(k.tenant.as_str());
+            ss.push(k.spec as i32);
+            sts.push(k.start);
+            gs.push(group_json(&k.group)?);
+        }
+        self.with_conn("mark buckets closed", |c| {
+            c.client.execute(
+                "UPDATE meterkit_buckets AS b SET closed = true
+                 FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[]) AS u(t, s, st, g)
+                 WHERE b.tenant = u.t AND b.spec = u.s AND b.start = u.st AND b.grp = u.g AND NOT b.closed",
+                &[&ts, &ss, &sts, &gs],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn meta(&self, tenant: &str, key: &str) -> Result<Option<String>> {
+        let rows = self.with_conn("read metadata", |c| {
+            let st = c.st.meta.clone();
+            c.client.query(&st, &[&tenant, &key])
+        })?;
+        rows.first()
+            .map(|r| {
+                r.try_get(0).map_err(|e| Error::new(ErrorKind::Store, format!("Metadata could not be read: {e}.")))
+            })
+            .transpose()
+    }
+
+    fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        let rows = self.with_conn("read metadata", |c| {
+            let st = c.st.meta_prefix.clone();
+            c.client.query(&st, &[&tenant, &prefix])
+        })?;
+        rows.iter()
+            .map(|r| {
+                let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("Metadata could not be read: {e}."));
+                Ok((r.try_get(0).map_err(get)?, r.try_get(1).map_err(get)?))
+            })
+            .collect()
+    }
+}
