@@ -192,3 +192,35 @@ pub fn rec(tenant: &str, id: &str, subject: &str, metric: &str, quantity: &str, 
 pub fn buckets_json(buckets: &[Bucket]) -> String {
     serde_json::to_string(buckets).unwrap_or_default()
 }
+
+/// The PostgreSQL server for the tests: `METERKIT_PG_URL` (set by `scripts/pg-server`). `None`
+/// (after printing why the caller's test is skipped) when it is unset; panics instead when
+/// `METERKIT_REQUIRE_PG=1`, so that CI never skips these tests silently.
+pub fn pg_url(test: &str) -> Option<String> {
+    match std::env::var("METERKIT_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("METERKIT_REQUIRE_PG").as_deref() != Ok("1"),
+                "METERKIT_REQUIRE_PG=1 but METERKIT_PG_URL is unset: {test} needs a PostgreSQL server"
+            );
+            eprintln!("SKIPPED {test}: no PostgreSQL server (set METERKIT_PG_URL, or run scripts/test-postgres)");
+            None
+        }
+    }
+}
+
+/// A fresh schema name, unique across the processes and threads of a test run.
+pub fn fresh_schema() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("t_{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A PostgreSQL store in a fresh schema of the test server (see [`pg_url`]); panics when the
+/// server cannot be reached.
+pub fn pg_store(url: &str, schema: &str) -> meterkit_postgres::PgStore {
+    meterkit_postgres::PgStore::open_with(meterkit_postgres::PgOptions::new(url).schema(schema))
+        .unwrap_or_else(|e| panic!("cannot open the PostgreSQL store at {url} (schema {schema}): {e}"))
+}

@@ -328,3 +328,58 @@ impl Store for MemoryStore {
             .collect())
     }
 }
+
+/// A boxed store is a store: hosts and bindings that pick the store at run time (a file path or a
+/// `postgres://` URL) hand `Engine::new` a `Box<dyn Store>`.
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn specs(&self) -> Result<Vec<RollupSpec>> {
+        (**self).specs()
+    }
+
+    fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
+        (**self).get_records(tenant, ids)
+    }
+
+    fn records(
+        &self,
+        tenant: &str,
+        metric: &str,
+        subject: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageRecord>> {
+        (**self).records(tenant, metric, subject, from, to)
+    }
+
+    fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
+        (**self).scan_metric(metric, f)
+    }
+
+    fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
+        (**self).apply(changes)
+    }
+
+    fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> Result<Vec<StoredBucket>> {
+        (**self).buckets(tenant, spec, from, to)
+    }
+
+    fn bucket(&self, key: &BucketKey) -> Result<Option<StoredBucket>> {
+        (**self).bucket(key)
+    }
+
+    fn open_buckets_until(&self, tenant: &str, cutoff: i64) -> Result<Vec<StoredBucket>> {
+        (**self).open_buckets_until(tenant, cutoff)
+    }
+
+    fn mark_closed(&mut self, keys: &[BucketKey]) -> Result<()> {
+        (**self).mark_closed(keys)
+    }
+
+    fn meta(&self, tenant: &str, key: &str) -> Result<Option<String>> {
+        (**self).meta(tenant, key)
+    }
+
+    fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        (**self).meta_prefix(tenant, prefix)
+    }
+}

@@ -252,7 +252,8 @@ impl PgStore {
 
     fn client_config(&self) -> Result<postgres::Config> {
         self.options.url.parse::<postgres::Config>().map_err(|e| {
-            Error::new(ErrorKind::Store, format!("The PostgreSQL connection string is not valid: {e}.")).with_field("url")
+            Error::new(ErrorKind::Store, format!("The PostgreSQL connection string is not valid: {e}."))
+                .with_field("url")
         })
     }
 
@@ -492,9 +493,8 @@ fn parse_records(rows: &[postgres::Row], col: usize) -> Result<Vec<UsageRecord>>
 
 /// The record generation: `meterkit_record_gen`'s last value (0 before the first write).
 fn record_gen(tx: &mut postgres::Transaction<'_>) -> std::result::Result<i64, PgFail> {
-    let row = tx
-        .query_one("SELECT last_value, is_called FROM meterkit_record_gen", &[])
-        .ctx("read the record generation")?;
+    let row =
+        tx.query_one("SELECT last_value, is_called FROM meterkit_record_gen", &[]).ctx("read the record generation")?;
     let last: i64 = row.try_get(0).ctx("read the record generation")?;
     let called: bool = row.try_get(1).ctx("read the record generation")?;
     Ok(if called { last } else { 0 })
@@ -657,8 +657,13 @@ impl PgStore {
             }
         }
         let n = combined.len();
-        let (mut ts, mut ss, mut sts, mut gs, mut es) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut ts, mut ss, mut sts, mut gs, mut es) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         for ((t, s, start, g), (end, _)) in &combined {
             ts.push(*t);
             ss.push(*s as i32);
@@ -692,7 +697,10 @@ impl PgStore {
             closed_of.insert((t, *s, *start, g.as_str()), closed);
         }
         tx.execute(&st.set_states, &[&ts, &ss, &sts, &gs, &states]).ctx("write the bucket states")?;
-        Ok(entry_keys.iter().map(|(t, s, start, g)| closed_of.get(&(*t, *s, *start, g.as_str())).copied().unwrap_or(false)).collect())
+        Ok(entry_keys
+            .iter()
+            .map(|(t, s, start, g)| closed_of.get(&(*t, *s, *start, g.as_str())).copied().unwrap_or(false))
+            .collect())
     }
 
     /// Replace bucket states (a retraction). Each bucket is locked, then its state is recomputed
@@ -716,8 +724,9 @@ impl PgStore {
             .ctx("lock a bucket")?;
             let wanted = state.clone().filter(|s| s.count > 0);
             if let Some(spec) = specs.get(key.spec as usize) {
-                let rows =
-                    tx.query(&st.records, &[&key.tenant, &spec.metric, &key.start, end]).ctx("read a bucket's records")?;
+                let rows = tx
+                    .query(&st.records, &[&key.tenant, &spec.metric, &key.start, end])
+                    .ctx("read a bucket's records")?;
                 let unique: Vec<&str> = spec.unique_dims().collect();
                 let mut fresh = BucketState::default();
                 for r in parse_records(&rows, 0)? {
@@ -765,8 +774,9 @@ impl Store for PgStore {
         })?;
         rows.iter()
             .map(|r| {
-                let body: &str =
-                    r.try_get(0).map_err(|e| Error::new(ErrorKind::Store, format!("A spec could not be read: {e}.")))?;
+                let body: &str = r
+                    .try_get(0)
+                    .map_err(|e| Error::new(ErrorKind::Store, format!("A spec could not be read: {e}.")))?;
                 serde_json::from_str(body).map_err(|e| json_err(&e))
             })
             .collect()
@@ -782,7 +792,8 @@ impl Store for PgStore {
         })?;
         let mut found: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
+            let get =
+                |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
             found.insert(row.try_get(0).map_err(get)?, row.try_get(1).map_err(get)?);
         }
         ids.iter()
@@ -830,10 +841,11 @@ impl Store for PgStore {
                 let gen = record_gen(&mut tx)?;
                 tx.execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key]).ctx("unlock the specs")?;
                 let params: [&(dyn postgres::types::ToSql + Sync); 1] = [&metric];
-                let mut rows = tx
-                    .query_raw("SELECT body FROM meterkit_records WHERE metric = $1", params)
-                    .ctx("scan records")?;
-                while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows).ctx("scan records")? {
+                let mut rows =
+                    tx.query_raw("SELECT body FROM meterkit_records WHERE metric = $1", params).ctx("scan records")?;
+                while let Some(row) =
+                    postgres::fallible_iterator::FallibleIterator::next(&mut rows).ctx("scan records")?
+                {
                     let body: &str = row.try_get(0).ctx("read a scanned record")?;
                     let r: UsageRecord = serde_json::from_str(body).map_err(|e| json_err(&e))?;
                     f(&r)?;
@@ -933,7 +945,8 @@ impl Store for PgStore {
         })?;
         rows.iter()
             .map(|r| {
-                let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("Metadata could not be read: {e}."));
+                let get =
+                    |e: postgres::Error| Error::new(ErrorKind::Store, format!("Metadata could not be read: {e}."));
                 Ok((r.try_get(0).map_err(get)?, r.try_get(1).map_err(get)?))
             })
             .collect()

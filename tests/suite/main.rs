@@ -4,5 +4,6 @@ mod engine;
 mod findings;
 mod properties;
 mod shared;
+mod store;
 mod vectors;
 mod windows;

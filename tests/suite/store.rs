@@ -1,0 +1,358 @@
+//! The shared store suite: the `Store` trait's contract, checked the same way against every
+//! implementation — `MemoryStore`, `SqliteStore` (a temporary file) and `PgStore` (a fresh schema
+//! per test on the server of `METERKIT_PG_URL`; skipped with a message when it is unset, failed when
+//! `METERKIT_REQUIRE_PG=1`).
+//!
+//! Each check is a function of a store factory; the `stores!` macro instantiates every check for
+//! every store as its own `#[test]`.
+
+use meterkit::{BucketKey, BucketState, ChangeSet, Engine, ErrorKind, RollupSpec, Store, UsageRecord, Window};
+use meterkit_tests::{
+    canonical_output, expected_json, load_case, rec, rollup_vectors_dir, run_case_on, ts, vector_files,
+};
+use proptest::prelude::*;
+
+/// Makes a fresh, empty store.
+pub type Factory = dyn Fn() -> Box<dyn Store>;
+
+fn spec(metric: &str) -> RollupSpec {
+    RollupSpec::new(metric, Window::Day, "UTC").unwrap()
+}
+
+fn key(tenant: &str, spec: u32, start: i64, group: &[&str]) -> BucketKey {
+    BucketKey { tenant: tenant.into(), spec, start, group: group.iter().map(|g| Some((*g).to_string())).collect() }
+}
+
+fn state(quantities: &[(&str, &str)]) -> BucketState {
+    let mut s = BucketState::default();
+    for (id, q) in quantities {
+        let r = rec("t", id, "s", "m", q, "2024-01-01T00:00:00Z").with_dimension("sim", format!("sim-{id}"));
+        s.add(&r, ["sim"].into_iter()).unwrap();
+    }
+    s
+}
+
+fn insert(store: &mut dyn Store, records: &[UsageRecord]) {
+    store.apply(&ChangeSet { insert: records.iter().collect(), ..ChangeSet::default() }).unwrap();
+}
+
+fn ids(records: &[UsageRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+pub fn specs_are_appended_in_id_order(make: &Factory) {
+    let mut s = make();
+    assert!(s.specs().unwrap().is_empty());
+    s.apply(&ChangeSet { new_specs: vec![spec("a")], known_specs: Some(0), ..ChangeSet::default() }).unwrap();
+    s.apply(&ChangeSet { new_specs: vec![spec("b"), spec("c")], known_specs: Some(1), ..ChangeSet::default() })
+        .unwrap();
+    let metrics: Vec<String> = s.specs().unwrap().into_iter().map(|x| x.metric).collect();
+    assert_eq!(metrics, ["a", "b", "c"]);
+}
+
+pub fn get_records_keeps_the_order_of_ids_and_none_for_unknown(make: &Factory) {
+    let mut s = make();
+    let a = rec("t", "a", "s", "m", "1.50", "2024-01-01T00:00:00Z").with_dimension("k", "v\t\"x\"\\");
+    let b = rec("t", "b", "s", "m", "2", "2024-01-01T01:00:00Z");
+    let other = rec("u", "c", "s", "m", "3", "2024-01-01T01:00:00Z");
+    insert(&mut *s, &[a.clone(), b.clone(), other]);
+    let got = s.get_records("t", &["b", "zz", "a", "c"]).unwrap();
+    assert_eq!(got, vec![Some(b), None, Some(a), None], "order of ids, None for unknown and other tenants");
+    assert!(s.get_records("t", &[]).unwrap().is_empty());
+}
+
+pub fn records_are_a_half_open_range_ordered_by_time_then_id(make: &Factory) {
+    let mut s = make();
+    let rs = [
+        rec("t", "c", "s1", "m", "1", "2024-01-01T10:00:00Z"),
+        rec("t", "b", "s2", "m", "1", "2024-01-01T10:00:00Z"),
+        rec("t", "a", "s1", "m", "1", "2024-01-01T10:00:00.5Z"),
+        rec("t", "d", "s1", "m", "1", "2024-01-01T09:00:00Z"),
+        rec("t", "e", "s1", "m", "1", "2024-01-01T11:00:00Z"),
+        rec("t", "f", "s1", "other", "1", "2024-01-01T10:00:00Z"),
+        rec("u", "g", "s1", "m", "1", "2024-01-01T10:00:00Z"),
+    ];
+    insert(&mut *s, &rs);
+    let from = ts("2024-01-01T09:00:00Z").timestamp();
+    let to = ts("2024-01-01T11:00:00Z").timestamp();
+    assert_eq!(ids(&s.records("t", "m", None, from, to).unwrap()), ["d", "b", "c", "a"]);
+    assert_eq!(ids(&s.records("t", "m", Some("s1"), from, to).unwrap()), ["d", "c", "a"]);
+    assert_eq!(ids(&s.records("t", "m", None, from + 1, to + 1).unwrap()), ["b", "c", "a", "e"]);
+    assert!(s.records("t", "m", None, to + 1, to + 10).unwrap().is_empty());
+    assert_eq!(s.records("t", "m", None, from, to).unwrap()[0], rs[3], "records round-trip whole");
+}
+
+pub fn scan_metric_visits_every_tenant_of_one_metric(make: &Factory) {
+    let mut s = make();
+    insert(
+        &mut *s,
+        &[
+            rec("t", "a", "s", "m", "1", "2024-01-01T00:00:00Z"),
+            rec("u", "b", "s", "m", "2", "2024-01-02T00:00:00Z"),
+            rec("u", "c", "s", "n", "3", "2024-01-02T00:00:00Z"),
+        ],
+    );
+    let mut seen = Vec::new();
+    s.scan_metric("m", &mut |r| {
+        seen.push((r.tenant.clone(), r.id.clone()));
+        Ok(())
+    })
+    .unwrap();
+    seen.sort();
+    assert_eq!(seen, [("t".to_string(), "a".to_string()), ("u".to_string(), "b".to_string())]);
+}
+
+pub fn a_change_set_that_fails_applies_nothing(make: &Factory) {
+    let mut s = make();
+    let a = rec("t", "a", "s", "m", "1", "2024-01-01T00:00:00Z");
+    insert(&mut *s, std::slice::from_ref(&a));
+    let b = rec("t", "b", "s", "m", "1", "2024-01-01T00:00:00Z");
+    let changes = ChangeSet {
+        insert: vec![&b, &a],
+        merge: vec![(key("t", 0, 0, &["g"]), 86_400, state(&[("b", "1")]))],
+        meta: vec![("t".into(), "k".into(), Some("v".into()))],
+        ..ChangeSet::default()
+    };
+    let err = s.apply(&changes).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    assert!(s.get_records("t", &["b"]).unwrap()[0].is_none(), "no record of the failed change");
+    assert!(s.bucket(&key("t", 0, 0, &["g"])).unwrap().is_none(), "no bucket of the failed change");
+    assert!(s.meta("t", "k").unwrap().is_none(), "no metadata of the failed change");
+    assert_eq!(s.get_records("t", &["a"]).unwrap()[0].as_ref(), Some(&a));
+}
+
+pub fn merge_creates_and_merges_and_reports_late_buckets(make: &Factory) {
+    let mut s = make();
+    let k = key("t", 0, 0, &["g"]);
+    let late = s
+        .apply(&ChangeSet { merge: vec![(k.clone(), 86_400, state(&[("a", "1.5")]))], ..ChangeSet::default() })
+        .unwrap();
+    assert_eq!(late, [false]);
+    let late = s
+        .apply(&ChangeSet {
+            merge: vec![(k.clone(), 86_400, state(&[("b", "2")])), (k.clone(), 86_400, state(&[("c", "-1")]))],
+            ..ChangeSet::default()
+        })
+        .unwrap();
+    assert_eq!(late, [false, false]);
+    let stored = s.bucket(&k).unwrap().unwrap();
+    assert_eq!(stored.state, state(&[("a", "1.5"), ("b", "2"), ("c", "-1")]));
+    assert_eq!((stored.end, stored.closed), (86_400, false));
+    s.mark_closed(std::slice::from_ref(&k)).unwrap();
+    let fresh = key("t", 0, 86_400, &["g"]);
+    let late = s
+        .apply(&ChangeSet {
+            merge: vec![(fresh.clone(), 172_800, state(&[("d", "1")])), (k.clone(), 86_400, state(&[("e", "1")]))],
+            ..ChangeSet::default()
+        })
+        .unwrap();
+    assert_eq!(late, [false, true], "a merge into a closed bucket is late");
+    let stored = s.bucket(&k).unwrap().unwrap();
+    assert!(stored.closed, "merging keeps the closed flag");
+    assert_eq!(stored.state.count, 4);
+}
+
+pub fn replace_sets_or_removes_buckets(make: &Factory) {
+    let mut s = make();
+    let (k1, k2, k3) = (key("t", 0, 0, &["a"]), key("t", 0, 0, &["b"]), key("t", 0, 0, &["c"]));
+    s.apply(&ChangeSet {
+        merge: vec![
+            (k1.clone(), 10, state(&[("x", "1")])),
+            (k2.clone(), 10, state(&[("y", "1")])),
+            (k3.clone(), 10, state(&[("z", "1")])),
+        ],
+        ..ChangeSet::default()
+    })
+    .unwrap();
+    s.apply(&ChangeSet {
+        replace: vec![
+            (k1.clone(), 10, Some(state(&[("q", "7")]))),
+            (k2.clone(), 10, None),
+            (k3.clone(), 10, Some(BucketState::default())),
+        ],
+        ..ChangeSet::default()
+    })
+    .unwrap();
+    assert_eq!(s.bucket(&k1).unwrap().unwrap().state, state(&[("q", "7")]));
+    assert!(s.bucket(&k2).unwrap().is_none(), "None removes");
+    assert!(s.bucket(&k3).unwrap().is_none(), "an empty state removes");
+}
+
+pub fn buckets_are_a_range_ordered_by_start_then_group(make: &Factory) {
+    let mut s = make();
+    let merge: Vec<(BucketKey, i64, BucketState)> = [
+        (key("t", 0, 200, &["b"]), 300),
+        (key("t", 0, 100, &["b"]), 200),
+        (key("t", 0, 100, &["a"]), 200),
+        (key("t", 0, 0, &["z"]), 100),
+        (key("t", 1, 100, &["a"]), 200),
+        (key("u", 0, 100, &["a"]), 200),
+    ]
+    .into_iter()
+    .map(|(k, e)| (k, e, state(&[("x", "1")])))
+    .collect();
+    s.apply(&ChangeSet { merge, ..ChangeSet::default() }).unwrap();
+    let got: Vec<(i64, String)> = s
+        .buckets("t", 0, 100, 300)
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.key.start, b.key.group[0].clone().unwrap()))
+        .collect();
+    assert_eq!(got, [(100, "a".into()), (100, "b".into()), (200, "b".into())]);
+    assert_eq!(s.buckets("t", 0, 0, 100).unwrap().len(), 1, "half-open");
+    assert_eq!(s.buckets("t", 1, 0, 1000).unwrap().len(), 1);
+    assert!(s.buckets("t", 2, 0, 1000).unwrap().is_empty());
+}
+
+pub fn open_buckets_until_and_mark_closed(make: &Factory) {
+    let mut s = make();
+    let merge: Vec<(BucketKey, i64, BucketState)> = [
+        (key("t", 0, 200, &["a"]), 300),
+        (key("t", 0, 0, &["a"]), 100),
+        (key("t", 1, 0, &["a"]), 100),
+        (key("t", 0, 100, &["a"]), 200),
+        (key("u", 0, 0, &["a"]), 100),
+    ]
+    .into_iter()
+    .map(|(k, e)| (k, e, state(&[("x", "1")])))
+    .collect();
+    s.apply(&ChangeSet { merge, ..ChangeSet::default() }).unwrap();
+    let open: Vec<(u32, i64)> =
+        s.open_buckets_until("t", 200).unwrap().into_iter().map(|b| (b.key.spec, b.end)).collect();
+    assert_eq!(open, [(0, 100), (1, 100), (0, 200)], "ordered by end, then key");
+    s.mark_closed(&[key("t", 0, 0, &["a"]), key("t", 0, 100, &["a"]), key("t", 9, 0, &["missing"])]).unwrap();
+    let open: Vec<(u32, i64)> =
+        s.open_buckets_until("t", 1000).unwrap().into_iter().map(|b| (b.key.spec, b.end)).collect();
+    assert_eq!(open, [(1, 100), (0, 300)]);
+    assert!(s.bucket(&key("t", 0, 0, &["a"])).unwrap().unwrap().closed);
+    assert_eq!(s.open_buckets_until("u", 1000).unwrap().len(), 1, "other tenants untouched");
+}
+
+pub fn meta_is_set_removed_and_listed_by_prefix(make: &Factory) {
+    let mut s = make();
+    let set = |t: &str, k: &str, v: Option<&str>| (t.to_string(), k.to_string(), v.map(str::to_string));
+    s.apply(&ChangeSet {
+        meta: vec![
+            set("t", "quota/b", Some("2")),
+            set("t", "quota/a", Some("1")),
+            set("t", "quotb", Some("x")),
+            set("t", "invoice/1", Some("{}")),
+            set("u", "quota/c", Some("3")),
+        ],
+        ..ChangeSet::default()
+    })
+    .unwrap();
+    assert_eq!(s.meta("t", "quota/a").unwrap().as_deref(), Some("1"));
+    assert_eq!(s.meta("u", "quota/a").unwrap(), None);
+    assert_eq!(
+        s.meta_prefix("t", "quota/").unwrap(),
+        [("quota/a".to_string(), "1".to_string()), ("quota/b".to_string(), "2".to_string())]
+    );
+    s.apply(&ChangeSet {
+        meta: vec![set("t", "quota/a", None), set("t", "quota/b", Some("5"))],
+        ..ChangeSet::default()
+    })
+    .unwrap();
+    assert_eq!(s.meta_prefix("t", "quota/").unwrap(), [("quota/b".to_string(), "5".to_string())]);
+    assert_eq!(s.meta_prefix("t", "").unwrap().len(), 3);
+}
+
+/// Every shared rollup vector, run through an engine on this store, gives the expected output.
+pub fn the_rollup_vectors_pass(make: &Factory) {
+    for path in vector_files(&rollup_vectors_dir()).unwrap() {
+        let case = load_case(&path).unwrap();
+        let engine = Engine::new(make()).unwrap();
+        let out = run_case_on(&engine, &case).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(canonical_output(&out), expected_json(&case), "{}", path.display());
+    }
+}
+
+/// Tenant isolation: with records, buckets and metadata of random tenants in one store, every
+/// read for a tenant returns exactly what was written for it.
+pub fn tenants_are_isolated(make: &Factory, cases: u32) {
+    let tenant = prop::sample::select(vec!["a", "b", "a'b", "A", "a b", "ä", "a%", "a_"]);
+    let item = (tenant, 0u8..12, 0u8..4, 1u32..100);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases, ..ProptestConfig::default() });
+    runner
+        .run(&prop::collection::vec(item, 1..30), |items| {
+            let mut s = make();
+            let mut records = Vec::new();
+            let mut merge = Vec::new();
+            let mut meta = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            for (t, id, hour, q) in &items {
+                if !seen.insert((*t, *id)) {
+                    continue;
+                }
+                let at = format!("2024-01-01T{hour:02}:00:00Z");
+                records.push(rec(t, &format!("r{id}"), "s", "m", &q.to_string(), &at));
+                merge.push((key(t, 0, i64::from(*hour) * 3600, &["g"]), 0, state(&[("x", &q.to_string())])));
+                meta.push(((*t).to_string(), format!("k/{id}"), Some(format!("{t}:{id}"))));
+            }
+            s.apply(&ChangeSet { insert: records.iter().collect(), merge, meta, ..ChangeSet::default() }).unwrap();
+            let tenants: std::collections::BTreeSet<&str> = items.iter().map(|i| i.0).collect();
+            for t in ["a", "b", "a'b", "A", "a b", "ä", "a%", "a_", "a%b"] {
+                let mine: Vec<&UsageRecord> = records.iter().filter(|r| r.tenant == t).collect();
+                let got = s.records(t, "m", None, 0, i64::MAX / 4).unwrap();
+                prop_assert_eq!(got.len(), mine.len());
+                prop_assert!(got.iter().all(|r| r.tenant == t));
+                let all_ids: std::collections::BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
+                let refs: Vec<&str> = all_ids.iter().map(String::as_str).collect();
+                let found = s.get_records(t, &refs).unwrap();
+                prop_assert_eq!(found.iter().flatten().count(), mine.len());
+                prop_assert!(found.iter().flatten().all(|r| r.tenant == t));
+                let buckets = s.buckets(t, 0, i64::MIN / 4, i64::MAX / 4).unwrap();
+                prop_assert!(buckets.iter().all(|b| b.key.tenant == t));
+                prop_assert_eq!(buckets.is_empty(), !tenants.contains(t));
+                prop_assert!(s.open_buckets_until(t, i64::MAX / 4).unwrap().iter().all(|b| b.key.tenant == t));
+                let m = s.meta_prefix(t, "").unwrap();
+                prop_assert_eq!(m.len(), mine.len());
+                let own = format!("{t}:");
+                prop_assert!(m.iter().all(|(_, v)| v.starts_with(&own)));
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+macro_rules! stores {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $check() { super::$check(&|| Box::new(meterkit::MemoryStore::new())); })*
+            #[test] fn tenants_are_isolated() { super::tenants_are_isolated(&|| Box::new(meterkit::MemoryStore::new()), 64); }
+        }
+        mod sqlite {
+            fn make() -> Box<dyn meterkit::Store> {
+                let dir = tempfile::tempdir().unwrap();
+                let store = meterkit_sqlite::SqliteStore::open(dir.path().join("s.db")).unwrap();
+                // The file stays open; the directory is removed when the process ends.
+                std::mem::forget(dir);
+                Box::new(store)
+            }
+            $(#[test] fn $check() { super::$check(&make); })*
+            #[test] fn tenants_are_isolated() { super::tenants_are_isolated(&make, 32); }
+        }
+        mod postgres {
+            fn with_pg(test: &str, f: impl FnOnce(&super::Factory)) {
+                let Some(url) = meterkit_tests::pg_url(test) else { return };
+                f(&move || Box::new(meterkit_tests::pg_store(&url, &meterkit_tests::fresh_schema())));
+            }
+            $(#[test] fn $check() { with_pg(stringify!($check), |make| super::$check(make)); })*
+            #[test] fn tenants_are_isolated() { with_pg("tenants_are_isolated", |make| super::tenants_are_isolated(make, 24)); }
+        }
+    };
+}
+
+stores!(
+    specs_are_appended_in_id_order,
+    get_records_keeps_the_order_of_ids_and_none_for_unknown,
+    records_are_a_half_open_range_ordered_by_time_then_id,
+    scan_metric_visits_every_tenant_of_one_metric,
+    a_change_set_that_fails_applies_nothing,
+    merge_creates_and_merges_and_reports_late_buckets,
+    replace_sets_or_removes_buckets,
+    buckets_are_a_range_ordered_by_start_then_group,
+    open_buckets_until_and_mark_closed,
+    meta_is_set_removed_and_listed_by_prefix,
+    the_rollup_vectors_pass,
+);
