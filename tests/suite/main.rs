@@ -2,6 +2,7 @@
 
 mod engine;
 mod findings;
+mod postgres;
 mod properties;
 mod shared;
 mod store;
