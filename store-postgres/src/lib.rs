@@ -179,7 +179,7 @@ fn is_connection_loss(e: &postgres::Error) -> bool {
                 || c.code().starts_with("08")
         }
         // Not a server error: an I/O failure of the socket.
-        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+        None => std::error::Error::source(e).is_some_and(<dyn std::error::Error + 'static>::is::<std::io::Error>),
     }
 }
 
@@ -500,6 +500,9 @@ fn record_gen(tx: &mut postgres::Transaction<'_>) -> std::result::Result<i64, Pg
     Ok(if called { last } else { 0 })
 }
 
+/// A bucket key as `(tenant, spec, start, group JSON)`.
+type OwnedKey = (String, u32, i64, String);
+
 fn retryable(message: impl Into<String>) -> PgFail {
     PgFail::Meterkit(Error::new(ErrorKind::Store, message).with_retryable())
 }
@@ -672,7 +675,7 @@ impl PgStore {
             es.push(*end);
         }
         let rows = tx.query(&st.lock_upsert, &[&ts, &ss, &sts, &gs, &es]).ctx("lock the buckets")?;
-        let mut current: HashMap<(String, u32, i64, String), (Option<String>, bool)> = HashMap::with_capacity(n);
+        let mut current: HashMap<OwnedKey, (Option<String>, bool)> = HashMap::with_capacity(n);
         for row in &rows {
             let t: String = row.try_get(0).ctx("read a bucket")?;
             let s: i32 = row.try_get(1).ctx("read a bucket")?;

@@ -28,6 +28,9 @@ impl Rng {
     }
 }
 
+/// Concurrent writers, each an engine with its own connection.
+const WRITERS: usize = 8;
+
 const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 const CARRIERS: [&str; 4] = ["ee", "o2", "three", "vodafone"];
 
@@ -78,7 +81,6 @@ fn eight_writers_with_overlapping_batches_count_every_record_once() {
     let Some(url) = pg_url("eight_writers_with_overlapping_batches_count_every_record_once") else { return };
     let n: usize =
         std::env::var("METERKIT_PG_CONCURRENCY_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    const WRITERS: usize = 8;
     let records = data_set(n);
     // Each record goes to one writer; 20 % of them also to a second writer (duplicates across
     // processes, arriving in different batches at different times).
