@@ -287,7 +287,10 @@ export interface SharedMeter {
 
 /** Options of `new Engine(options)`. */
 export interface EngineOptions {
-  /** A SQLite database file (created if missing); in memory when absent. */
+  /**
+   * A SQLite database file (created if missing), or a `postgres://` / `postgresql://` URL of a
+   * PostgreSQL database that several engines and processes share; in memory when absent.
+   */
   path?: string | null
   /** Receives every event, on the JS thread, in order. A callback that throws raises an uncaught exception, like any event listener. */
   onEvent?: ((event: MeterkitEvent) => void) | null
@@ -392,11 +395,15 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * one atomic change), roll them up into time-zone-exact windows, query, retract, close windows.
  *
  * `new Engine()` keeps everything in memory; `new Engine({ path: "usage.db" })` stores it in a
- * SQLite file. `onEvent` receives every event (`record_rejected`, `late_record`,
- * `window_closed`) on the JS thread, after the change is stored.
+ * SQLite file; `new Engine({ path: "postgres://user@host/db" })` in a PostgreSQL database that
+ * several engines and processes share. `onEvent` receives every event (`record_rejected`,
+ * `late_record`, `window_closed`) on the JS thread, after the change is stored.
  */
 export declare class Engine {
-  /** Open an engine: in memory, or over the SQLite database at `options.path`. */
+  /**
+   * Open an engine: in memory, over the SQLite database at `options.path`, or over the
+   * PostgreSQL database when `options.path` is a `postgres://` / `postgresql://` URL.
+   */
   constructor(options?: EngineOptions | null)
   /** Maintain a rollup spec from now on (backfilled from stored records); returns its id. */
   addSpec(spec: RollupSpec): number

@@ -287,7 +287,10 @@ export interface SharedMeter {
 
 /** Options of `new Engine(options)`. */
 export interface EngineOptions {
-  /** A SQLite database file (created if missing); in memory when absent. */
+  /**
+   * A SQLite database file (created if missing), or a `postgres://` / `postgresql://` URL of a
+   * PostgreSQL database that several engines and processes share; in memory when absent.
+   */
   path?: string | null
   /** Receives every event, on the JS thread, in order. A callback that throws raises an uncaught exception, like any event listener. */
   onEvent?: ((event: MeterkitEvent) => void) | null

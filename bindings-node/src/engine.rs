@@ -35,8 +35,9 @@ impl Notifier for JsNotifier {
 /// one atomic change), roll them up into time-zone-exact windows, query, retract, close windows.
 ///
 /// `new Engine()` keeps everything in memory; `new Engine({ path: "usage.db" })` stores it in a
-/// SQLite file. `onEvent` receives every event (`record_rejected`, `late_record`,
-/// `window_closed`) on the JS thread, after the change is stored.
+/// SQLite file; `new Engine({ path: "postgres://user@host/db" })` in a PostgreSQL database that
+/// several engines and processes share. `onEvent` receives every event (`record_rejected`,
+/// `late_record`, `window_closed`) on the JS thread, after the change is stored.
 #[napi]
 pub struct Engine {
     inner: Arc<meterkit::Engine>,
@@ -44,7 +45,8 @@ pub struct Engine {
 
 #[napi]
 impl Engine {
-    /// Open an engine: in memory, or over the SQLite database at `options.path`.
+    /// Open an engine: in memory, over the SQLite database at `options.path`, or over the
+    /// PostgreSQL database when `options.path` is a `postgres://` / `postgresql://` URL.
     #[napi(constructor, catch_unwind, ts_args_type = "options?: EngineOptions | null")]
     pub fn new(env: Env, options: Option<Object>) -> napi::Result<Self> {
         guard(env, || {
@@ -72,6 +74,9 @@ impl Engine {
                 None => None,
             };
             let mut engine = match path {
+                Some(Either::A(p)) if meterkit_postgres::is_postgres_url(&p) => {
+                    core(env, meterkit_postgres::PgStore::open(&p).and_then(meterkit::Engine::new))?
+                }
                 Some(Either::A(p)) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
                 _ => meterkit::Engine::in_memory(),
             };

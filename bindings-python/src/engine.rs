@@ -92,11 +92,22 @@ impl PyEngine {
         })
     }
 
-    /// An engine over the SQLite database at `path` (created if missing; `":memory:"` works).
+    /// An engine over the SQLite database at `path` (created if missing; `":memory:"` works), or
+    /// over the PostgreSQL database of a `postgres://` / `postgresql://` URL (shared by every
+    /// engine and process that opens it).
     #[staticmethod]
     #[pyo3(signature = (path, *, notifier=None))]
     fn open(py: Python<'_>, path: std::path::PathBuf, notifier: Option<Py<PyAny>>) -> PyResult<Self> {
         check_callable(py, notifier.as_ref())?;
+        let text = path.to_string_lossy().into_owned();
+        if meterkit_postgres::is_postgres_url(&text) {
+            let url = text.clone();
+            let engine = detached(py, move || meterkit::Engine::new(meterkit_postgres::PgStore::open(&url)?))?;
+            return Ok(PyEngine {
+                inner: Arc::new(with_notifier(engine, notifier)),
+                description: "Engine(postgres)".to_string(),
+            });
+        }
         let p = path.clone();
         let engine = detached(py, move || meterkit::Engine::new(meterkit_sqlite::SqliteStore::open(&p)?))?;
         Ok(PyEngine {

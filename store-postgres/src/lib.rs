@@ -69,6 +69,13 @@ const LOCK_CLASS: i32 = 0x6d6b_7370; // "mksp"
 
 const BUCKET_COLS: &str = "tenant, spec, start, grp, end_ts, state, closed";
 
+/// True when `location` names a PostgreSQL database (`postgres://…` or `postgresql://…`) rather
+/// than a file: what the bindings use to choose between this store and SQLite.
+pub fn is_postgres_url(location: &str) -> bool {
+    let lower = location.get(..13).unwrap_or(location).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
 /// How to reach the database: a connection string and, optionally, the schema holding meterkit's
 /// tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +92,29 @@ impl PgOptions {
     /// Options for `url` with the default schema.
     pub fn new(url: impl Into<String>) -> Self {
         PgOptions { url: url.into(), schema: None }
+    }
+
+    /// Options for `url`, taking the schema from a `schema=NAME` query parameter of a URL
+    /// (`postgres://host/db?schema=metering`), which is removed before connecting; other
+    /// parameters (`sslmode`, `application_name`, …) are passed on.
+    pub fn from_url(url: &str) -> Self {
+        let Some((base, query)) = url.split_once('?') else { return Self::new(url) };
+        if !is_postgres_url(url) {
+            return Self::new(url);
+        }
+        let mut schema = None;
+        let rest: Vec<&str> = query
+            .split('&')
+            .filter(|kv| match kv.strip_prefix("schema=") {
+                Some(v) => {
+                    schema = Some(v.to_string());
+                    false
+                }
+                None => !kv.is_empty(),
+            })
+            .collect();
+        let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+        PgOptions { url, schema }
     }
 
     /// Keep meterkit's tables in `schema` (builder style).
@@ -212,14 +242,15 @@ fn quote_ident(schema: &str) -> Result<String> {
 }
 
 impl PgStore {
-    /// Connect to the database at `url` (see [`PgOptions::url`]) and apply the schema migrations
-    /// that are missing (concurrent openers wait for each other; applying is idempotent).
+    /// Connect to the database at `url` (see [`PgOptions::url`]; a `schema=NAME` query parameter
+    /// picks the schema, see [`PgOptions::from_url`]) and apply the schema migrations that are
+    /// missing (concurrent openers wait for each other; applying is idempotent).
     ///
     /// # Errors
     /// [`ErrorKind::Store`] when the server cannot be reached, refuses the login, or holds a
     /// schema newer than this version knows.
     pub fn open(url: &str) -> Result<Self> {
-        Self::open_with(PgOptions::new(url))
+        Self::open_with(PgOptions::from_url(url))
     }
 
     /// [`PgStore::open`] with options (a schema for the tables).
@@ -953,5 +984,37 @@ impl Store for PgStore {
                 Ok((r.try_get(0).map_err(get)?, r.try_get(1).map_err(get)?))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_recognised_and_the_schema_parameter_is_taken_out() {
+        assert!(is_postgres_url("postgres://h/db") && is_postgres_url("PostgreSQL://h/db"));
+        assert!(!is_postgres_url("usage.db") && !is_postgres_url(":memory:") && !is_postgres_url("postgres"));
+        let o = PgOptions::from_url("postgres://u@h:5/db?schema=m_1&sslmode=disable");
+        assert_eq!((o.url.as_str(), o.schema.as_deref()), ("postgres://u@h:5/db?sslmode=disable", Some("m_1")));
+        let o = PgOptions::from_url("postgresql://h/db?schema=x");
+        assert_eq!((o.url.as_str(), o.schema.as_deref()), ("postgresql://h/db", Some("x")));
+        assert_eq!(PgOptions::from_url("host=h dbname=d"), PgOptions::new("host=h dbname=d"));
+    }
+
+    #[test]
+    fn copy_text_escapes_what_the_format_reserves() {
+        let mut out = String::new();
+        copy_text(&mut out, "a\\b\tc\nd\re");
+        assert_eq!(out, "a\\\\b\\tc\\nd\\re");
+    }
+
+    #[test]
+    fn bad_schema_names_and_unreachable_servers_are_store_errors() {
+        let e = PgStore::open_with(PgOptions::new("postgres://127.0.0.1:1/x").schema("a;b")).unwrap_err();
+        assert_eq!((e.kind(), e.field()), (ErrorKind::Store, Some("schema")));
+        let e = PgStore::open("postgres://127.0.0.1:1/x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Store);
+        assert!(e.message().contains("Cannot connect"), "{e}");
     }
 }

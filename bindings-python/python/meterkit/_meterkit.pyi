@@ -328,7 +328,8 @@ class BucketTable:
 
 @final
 class Engine:
-    """The metering engine, in memory (``Engine()``) or over SQLite (``Engine.open(path)``)."""
+    """The metering engine, in memory (``Engine()``), over SQLite (``Engine.open(path)``) or over
+    PostgreSQL, shared by many engines and processes (``Engine.open("postgres://user@host/db")``)."""
 
     def __new__(cls, *, notifier: Optional[Callable[[Event], object]] = None) -> Engine: ...
     @staticmethod
