@@ -892,10 +892,7 @@ impl Store for PgStore {
                 Ok(g) => Ok(g),
                 // The session lock may still be held: drop the connection rather than reuse it.
                 Err(PgFail::Pg(w, e)) => Err(PgFail::Broken(db_err(&w, &e))),
-                Err(other) => Err(PgFail::Broken(match other {
-                    PgFail::Meterkit(e) | PgFail::Broken(e) => e,
-                    PgFail::Pg(..) => Error::new(ErrorKind::Store, "scan failed"),
-                })),
+                Err(PgFail::Meterkit(e) | PgFail::Broken(e)) => Err(PgFail::Broken(e)),
             }
         })?;
         self.scan_gen.set(Some(gen));
