@@ -83,7 +83,8 @@ impl ValidationConfig {
         Arc::new(ValidationConfig { inner: meterkit::ValidationConfig::default() })
     }
 
-    /// Record checks only (no statistics): the core's `ValidationConfig::naive()`.
+    /// The core's naive baseline (`ValidationConfig::naive()`): the last-N robust z-score alone
+    /// (no confirmation, no seasonal baseline, no scale floor), other rules as default.
     #[uniffi::constructor]
     pub fn naive() -> Arc<Self> {
         Arc::new(ValidationConfig { inner: meterkit::ValidationConfig::naive() })

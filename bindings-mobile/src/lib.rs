@@ -103,3 +103,12 @@ pub fn json_at(json: String, pointer: String) -> Result<Option<String>, Meterkit
 pub fn panic_for_tests() -> Result<(), MeterkitError> {
     panic!("deliberate panic for the test suite")
 }
+
+/// The string at `pointer` inside `json` (`None` when absent or not a string). A helper for hosts
+/// without a JSON library. Errors: `Parse` when `json` is not JSON.
+#[uniffi::export]
+pub fn json_str_at(json: String, pointer: String) -> Result<Option<String>, MeterkitError> {
+    let v: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Not JSON: {e}")))?;
+    Ok(v.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string))
+}

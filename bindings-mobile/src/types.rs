@@ -204,7 +204,6 @@ pub struct UsageRecord {
     #[uniffi(default = None)]
     pub end: Option<SystemTime>,
     /// Attributes to group and filter by.
-    #[uniffi(default = [])]
     pub dimensions: HashMap<String, String>,
     /// Data quality (`actual` unless set by validation or estimation).
     pub quality: Quality,
@@ -508,7 +507,6 @@ pub struct Query {
     #[uniffi(default = None)]
     pub subject: Option<String>,
     /// Only records whose dimensions have these values.
-    #[uniffi(default = [])]
     pub filters: HashMap<String, String>,
     /// Split by these dimensions (`subject` allowed).
     #[uniffi(default = [])]
