@@ -84,4 +84,3 @@ pub fn rust_bench_convert(n: u32) -> Result<u64, MeterkitError> {
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
-

@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use meterkit::{BucketKey, ChangeSet, Decimal, RollupSpec, StoredBucket, Store};
+use meterkit::{BucketKey, ChangeSet, Decimal, RollupSpec, Store, StoredBucket};
 
 use crate::error::MeterkitError;
 use crate::field::{Tariff, ValidationConfig};
 use crate::types::{
-    buckets_from_core, from_system, records_to_core, to_system, Bill, BillRequest, Bucket,
-    Finding, IngestReport, Query, Totals, UsageRecord,
+    buckets_from_core, from_system, records_to_core, to_system, Bill, BillRequest, Bucket, Finding, IngestReport,
+    Query, Totals, UsageRecord,
 };
 
 const PENDING: &str = "mobile/upload/pending/";
@@ -63,7 +63,14 @@ pub enum MobileEvent {
         limit: Decimal,
     },
     /// An invoice was issued.
-    BillIssued { tenant: String, invoice: String, subject: String, currency: String, total: Decimal, due_at: SystemTime },
+    BillIssued {
+        tenant: String,
+        invoice: String,
+        subject: String,
+        currency: String,
+        total: Decimal,
+        due_at: SystemTime,
+    },
     /// An invoice passed its due date unpaid.
     InvoiceOverdue { tenant: String, invoice: String, subject: String, total: Decimal, due_at: SystemTime },
     /// An event kind newer than this binding, as the core's JSON.
@@ -76,12 +83,16 @@ fn event_from_core(e: &meterkit::Event) -> MobileEvent {
         E::RecordRejected { tenant, id, kind, reason } => {
             MobileEvent::RecordRejected { tenant, id, kind: crate::types::kind_name(kind), reason }
         }
-        E::LateRecord { tenant, id, window, bucket } => MobileEvent::LateRecord { tenant, id, window, bucket: bucket.into() },
+        E::LateRecord { tenant, id, window, bucket } => {
+            MobileEvent::LateRecord { tenant, id, window, bucket: bucket.into() }
+        }
         E::AnomalyDetected { finding } => match Finding::from_core(finding) {
             Ok(finding) => MobileEvent::AnomalyDetected { finding },
             Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
         },
-        E::WindowClosed { tenant, window, bucket } => MobileEvent::WindowClosed { tenant, window, bucket: bucket.into() },
+        E::WindowClosed { tenant, window, bucket } => {
+            MobileEvent::WindowClosed { tenant, window, bucket: bucket.into() }
+        }
         E::ThresholdCrossed { tenant, quota, subject, metric, period_start, period_end, level, used, limit } => {
             MobileEvent::ThresholdCrossed {
                 tenant,
@@ -223,8 +234,10 @@ impl RecordColumns {
         let mut out = Vec::with_capacity(n);
         let columns = self.ids.into_iter().zip(self.subject_codes).zip(self.mantissas).zip(self.timestamps);
         for (((id, code), mantissa), ts) in columns {
-            let subject = self.subject_values.get(code as usize).ok_or_else(|| bad("A subject code is out of range."))?;
-            let timestamp = chrono::DateTime::from_timestamp(ts, 0).ok_or_else(|| bad("A timestamp is out of range."))?;
+            let subject =
+                self.subject_values.get(code as usize).ok_or_else(|| bad("A subject code is out of range."))?;
+            let timestamp =
+                chrono::DateTime::from_timestamp(ts, 0).ok_or_else(|| bad("A timestamp is out of range."))?;
             out.push(meterkit::UsageRecord::new(
                 self.tenant.clone(),
                 id,
@@ -360,7 +373,8 @@ impl Engine {
         let by = match by.strip_prefix("unique_count:") {
             Some(dim) => meterkit::Aggregation::UniqueCount(dim.to_string()),
             None => serde_json::from_value(serde_json::Value::String(by.clone())).map_err(|_| {
-                meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Unknown aggregation '{by}'.")).with_field("by")
+                meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Unknown aggregation '{by}'."))
+                    .with_field("by")
             })?,
         };
         Ok(buckets_from_core(self.inner.top_n(&query.to_core()?, &by, n as usize)?))
@@ -384,7 +398,12 @@ impl Engine {
     /// (emits `WindowClosed` once per bucket); returns how many were closed. Errors:
     /// `InvalidQuery` for a lateness out of range, `Store`.
     #[uniffi::method(default(allowed_lateness_secs = 0))]
-    pub fn close_windows(&self, tenant: String, now: SystemTime, allowed_lateness_secs: i64) -> Result<u64, MeterkitError> {
+    pub fn close_windows(
+        &self,
+        tenant: String,
+        now: SystemTime,
+        allowed_lateness_secs: i64,
+    ) -> Result<u64, MeterkitError> {
         let lateness = chrono::Duration::try_seconds(allowed_lateness_secs).ok_or_else(|| {
             meterkit::Error::new(meterkit::ErrorKind::InvalidQuery, "allowed_lateness_secs is out of range.")
                 .with_field("allowed_lateness_secs")

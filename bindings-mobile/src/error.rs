@@ -8,7 +8,7 @@ use meterkit::ErrorKind;
 ///
 /// * `code` — the stable code (`E_CONFLICT`, …; `E_INTERNAL` for [`MeterkitError::Internal`]);
 /// * `reason` — the core's sentence (named `reason`, not `message`, which Kotlin's `Throwable`
-///   already has; the exception's `message` is `"{code}: {reason}"`);
+///   already has; Kotlin's `message` lists every field, Swift's `localizedDescription` too);
 /// * `record_id`, `field`, `line` — where, when known;
 /// * `retryable` — true when repeating the call may succeed (a store busy with another writer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -16,44 +16,135 @@ use meterkit::ErrorKind;
 pub enum MeterkitError {
     /// `E_INVALID_RECORD`: a usage record is malformed.
     #[error("{code}: {reason}")]
-    InvalidRecord { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    InvalidRecord {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_CONFLICT`: an idempotency key already stored with different content.
     #[error("{code}: {reason}")]
-    Conflict { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    Conflict {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_PARSE`: text (a decimal, a timestamp, JSON, TOML) could not be read.
     #[error("{code}: {reason}")]
-    Parse { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    Parse {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_INVALID_WINDOW`: a window spec is not valid.
     #[error("{code}: {reason}")]
-    InvalidWindow { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    InvalidWindow {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_INVALID_TIME_ZONE`: not an IANA time zone.
     #[error("{code}: {reason}")]
-    InvalidTimeZone { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    InvalidTimeZone {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_INVALID_QUERY`: a query (or request) is not valid.
     #[error("{code}: {reason}")]
-    InvalidQuery { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    InvalidQuery {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_OVERFLOW`: a decimal left the 96-bit range.
     #[error("{code}: {reason}")]
-    Overflow { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    Overflow {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_TARIFF`: a tariff is invalid or cannot bill the request.
     #[error("{code}: {reason}")]
-    Tariff { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    Tariff {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_VALIDATION`: a validation configuration is invalid.
     #[error("{code}: {reason}")]
-    Validation { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    Validation {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_INVALID_TRANSITION`: an invoice state change that is not allowed.
     #[error("{code}: {reason}")]
-    InvalidTransition { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    InvalidTransition {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_NOT_FOUND`: no such record or invoice.
     #[error("{code}: {reason}")]
-    NotFound { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    NotFound {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_STORE`: the store failed (disk, SQLite).
     #[error("{code}: {reason}")]
-    Store { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    Store {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
     /// `E_INTERNAL`: a failure of host code called by the library (a `Notifier` that threw an
     /// unexpected exception) or a bug.
     #[error("{code}: {reason}")]
-    Internal { code: String, reason: String, record_id: Option<String>, field: Option<String>, line: Option<u64>, retryable: bool },
+    Internal {
+        code: String,
+        reason: String,
+        record_id: Option<String>,
+        field: Option<String>,
+        line: Option<u64>,
+        retryable: bool,
+    },
 }
 
 impl From<meterkit::Error> for MeterkitError {

@@ -193,7 +193,11 @@ pub fn consumption(
 /// readings kept on the device): the core's bill of those records under `tariff` — the bill to
 /// date, standing charges for the whole period. Errors: as `Tariff.bill`.
 #[uniffi::export]
-pub fn estimate_bill(tariff: Arc<Tariff>, request: BillRequest, records: Vec<UsageRecord>) -> Result<Bill, MeterkitError> {
+pub fn estimate_bill(
+    tariff: Arc<Tariff>,
+    request: BillRequest,
+    records: Vec<UsageRecord>,
+) -> Result<Bill, MeterkitError> {
     tariff.bill(request, records)
 }
 
@@ -201,6 +205,7 @@ pub fn estimate_bill(tariff: Arc<Tariff>, request: BillRequest, records: Vec<Usa
 /// for other metrics (without it, other metrics get an `unknown_metric` finding), the clock at
 /// `now` (default: the wall clock). Errors: `Validation` for an invalid config.
 #[uniffi::export(default(default = None, now = None))]
+#[allow(clippy::implicit_hasher)] // uniffi lifts maps as `HashMap` with the default hasher
 pub fn validate_records(
     configs: HashMap<String, Arc<ValidationConfig>>,
     records: Vec<UsageRecord>,

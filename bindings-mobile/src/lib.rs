@@ -26,7 +26,9 @@ mod error;
 mod field;
 mod types;
 
-pub use crate::bench::{count_columns, count_records, rust_bench_convert, rust_bench_ingest, rust_bench_validate_reading};
+pub use crate::bench::{
+    count_columns, count_records, rust_bench_convert, rust_bench_ingest, rust_bench_validate_reading,
+};
 pub use crate::engine::{Engine, MobileEvent, Notifier, RecordColumns};
 pub use crate::error::MeterkitError;
 pub use crate::field::{
