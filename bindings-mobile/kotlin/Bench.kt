@@ -1,0 +1,81 @@
+// The mobile binding's benchmark (scripts/bench-mobile; not part of the tests): from Kotlin on
+// the JVM through JNA,
+//   (a) the per-call cost of one reading validation (validateReading with ten readings of
+//       history, the field app's on-the-spot check);
+//   (b) the per-record cost of a 100k-record batch: the boundary alone (countRecords /
+//       countColumns: lower the list in Kotlin, lift and convert it in Rust, no ingest) and the
+//       full ingest (Engine.ingest / Engine.ingestColumns into a fresh in-memory engine);
+// each next to the Rust-side cost of the same work measured in the same process (rustBench*).
+// Prints a Markdown table.
+package meterkit.bench
+
+import meterkit.*
+import java.math.BigDecimal
+import java.time.Instant
+
+const val N = 100_000
+
+fun records(n: Int): List<UsageRecord> {
+    val base = 1_717_200_000L
+    return (0 until n).map { i ->
+        UsageRecord(
+            id = "r$i", tenant = "t", subject = "m${i % 100}", metric = "kwh",
+            quantity = BigDecimal.valueOf((i % 1000 + 1).toLong(), 3),
+            timestamp = Instant.ofEpochSecond(base + i * 60L), end = null, dimensions = mapOf(), quality = Quality.ACTUAL,
+        )
+    }
+}
+
+fun columns(n: Int): RecordColumns {
+    val base = 1_717_200_000L
+    return RecordColumns(
+        tenant = "t", metric = "kwh", ids = (0 until n).map { "r$it" },
+        subjectValues = (0 until 100).map { "m$it" }, subjectCodes = (0 until n).map { (it % 100).toUInt() },
+        mantissas = (0 until n).map { (it % 1000 + 1).toLong() }, scale = 3U, timestamps = (0 until n).map { base + it * 60L },
+    )
+}
+
+/** Median of `reps` timings of `block`, in nanoseconds. */
+fun median(reps: Int, block: () -> Unit): Long {
+    val times = (0 until reps).map { val s = System.nanoTime(); block(); System.nanoTime() - s }.sorted()
+    return times[times.size / 2]
+}
+
+fun main() {
+    val history = (0..10).map { i ->
+        MeterReading(meter = "m1", timestamp = Instant.parse("2024-05-01T00:00:00Z").plusSeconds(86_400L * i),
+            register = BigDecimal(1000 + i * 10), registerDigits = 8u, multiplier = null, kind = ReadingKind.ACTUAL)
+    }
+    val next = history.last().copy(timestamp = history.last().timestamp.plusSeconds(86_400), register = BigDecimal(1111))
+    val now = Instant.parse("2030-03-17T17:46:40Z") // 1_900_000_000, as rust_bench_validate_reading
+    val cfg: ValidationConfig? = null
+
+    // (a) one reading validation per call
+    repeat(2_000) { validateReading("t", "kwh", history, next, cfg, now) } // JIT warm-up
+    val calls = 20_000
+    val perCall = median(5) { repeat(calls) { validateReading("t", "kwh", history, next, cfg, now) } } / calls
+    val rustPerCall = (0 until 5).map { rustBenchValidateReading(history, next, calls.toUInt()).toLong() }.sorted()[2] / calls
+    val noop = median(5) { repeat(calls) { version() } } / calls
+
+    // (b) 100k batch
+    val recs = records(N)
+    val cols = columns(N)
+    repeat(3) { countRecords(recs); countColumns(cols) } // warm-up
+    val boundaryRecords = median(7) { countRecords(recs) }
+    val boundaryColumns = median(7) { countColumns(cols) }
+    val rustConvert = (0 until 7).map { rustBenchConvert(N.toUInt()).toLong() }.sorted()[3]
+    val ingestRecords = median(3) { Engine.inMemory().use { it.ingest(recs) } }
+    val ingestColumns = median(3) { Engine.inMemory().use { it.ingestColumns(cols) } }
+    val rustIngest = (0 until 3).map { rustBenchIngest(N.toUInt()).toLong() }.sorted()[1]
+
+    fun per(ns: Long) = "%.0f".format(ns.toDouble() / N)
+    fun ratio(a: Long, b: Long) = "%.2f".format(a.toDouble() / b)
+    println("| measurement (Kotlin/JVM → Rust via JNA) | Kotlin | Rust side, same run | ratio |")
+    println("|---|---:|---:|---:|")
+    println("| empty call (`version()`), ns/call | $noop | – | – |")
+    println("| one reading validation (`validateReading`, 10 readings of history), ns/call | $perCall | $rustPerCall | ${ratio(perCall, rustPerCall)} |")
+    println("| 100k batch, boundary only, list of records (`countRecords`), ns/record | ${per(boundaryRecords)} | ${per(rustConvert)} (convert only) | ${ratio(boundaryRecords, rustConvert)} |")
+    println("| 100k batch, boundary only, columns (`countColumns`), ns/record | ${per(boundaryColumns)} | – | – |")
+    println("| 100k batch, full ingest, list of records (`Engine.ingest`), ns/record | ${per(ingestRecords)} | ${per(rustIngest)} | ${ratio(ingestRecords, rustIngest)} |")
+    println("| 100k batch, full ingest, columns (`Engine.ingestColumns`), ns/record | ${per(ingestColumns)} | ${per(rustIngest)} | ${ratio(ingestColumns, rustIngest)} |")
+}

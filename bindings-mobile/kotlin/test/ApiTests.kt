@@ -1,0 +1,403 @@
+// Every exported function and method of the mobile binding, called from Kotlin, with the values
+// and error fields it must give.
+package meterkit.tests
+
+import meterkit.*
+import java.io.File
+import java.math.BigDecimal
+import java.time.Instant
+import java.util.concurrent.CopyOnWriteArrayList
+
+/** A Kotlin notifier that keeps every event. */
+class Collecting : Notifier {
+    val events = CopyOnWriteArrayList<MobileEvent>()
+    override fun notify(event: MobileEvent) { events.add(event) }
+}
+
+/** A Kotlin notifier that always throws: the engine must carry on. */
+class Throwing : Notifier {
+    var calls = 0
+    override fun notify(event: MobileEvent) { calls++; throw IllegalStateException("host bug") }
+}
+
+fun hourly(day: String = "2024-03-10", n: Int = 24, q: String = "0.5", subject: String = "meter-1", prefix: String = "m1") =
+    (0 until n).map { h -> rec("$prefix-$h", subject, q, "${day}T%02d:00:00Z".format(h)) }
+
+fun reading(register: String, at: String, digits: Int? = null, multiplier: String? = null, meter: String = "m1") =
+    MeterReading(meter = meter, timestamp = ts(at), register = dec(register), registerDigits = digits?.toUByte(),
+        multiplier = multiplier?.let { dec(it) }, kind = ReadingKind.ACTUAL)
+
+fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
+    val t = suite::test
+
+    // ---- module functions ------------------------------------------------------------------
+    t("version and error codes") {
+        eq(version(), "0.1.0", "version")
+        val codes = errorCodes()
+        eq(codes.size, 12, "number of codes")
+        eq(codes.first { it.code == "E_CONFLICT" }.kind, "conflict", "kind of E_CONFLICT")
+        eq(codes.map { it.code }.toSet().size, 12, "codes are distinct")
+    }
+    t("parseDecimal keeps the exact value and scale") {
+        eqDec(parseDecimal("12.50"), "12.50", "plain")
+        eqDec(parseDecimal("1e-3"), "0.001", "scientific")
+        val e = throws<MeterkitException.Parse>("not a number") { parseDecimal("twelve") }
+        eq(e.info.code, "E_PARSE", "code")
+    }
+    t("decimals cross as java.math.BigDecimal, exactly") {
+        val big = "79228162514264337593543950335" // the largest 96-bit decimal
+        val r = rec("d1", "m", big, "2024-01-01T00:00:00Z")
+        eq(recordsFromJson(recordsToJson(listOf(r)))[0].quantity, BigDecimal(big), "round trip")
+        val tiny = rec("d2", "m", "0.0000000000000000000000000001", "2024-01-01T00:00:00Z")
+        eqDec(recordsFromJson(recordsToJson(listOf(tiny)))[0].quantity, "0.0000000000000000000000000001", "28 places")
+    }
+    t("a BigDecimal out of the 96-bit range is a Parse error with its field") {
+        val e = throws<MeterkitException.Parse>("1e40") {
+            countRecords(listOf(rec("x", "m", "1", "2024-01-01T00:00:00Z").copy(quantity = BigDecimal("1e40"))))
+        }
+        eq(e.info.field, "decimal", "field")
+        eq(e.info.code, "E_PARSE", "code")
+    }
+    t("timestamps cross as java.time.Instant with nanoseconds") {
+        val at = Instant.parse("2024-03-01T09:00:00.123456789Z")
+        val r = rec("n1", "m", "1", "2024-03-01T09:00:00Z").copy(timestamp = at, end = at.plusSeconds(900))
+        val json = recordsToJson(listOf(r))
+        check(json.contains("\"timestamp\":\"2024-03-01T09:00:00.123456789Z\"")) { json }
+        check(json.contains("\"end\":\"2024-03-01T09:15:00.123456789Z\"")) { json }
+        val back = recordsFromJson(json)[0]
+        eq(back.timestamp, at, "timestamp")
+        eq(back.end, at.plusSeconds(900), "end")
+        // Before 1970 too (not within the last second before the epoch: uniffi's timestamp
+        // encoding loses the sign of -0 seconds there; see the README).
+        val before1970 = r.copy(timestamp = Instant.parse("1969-07-20T20:17:40.5Z"), end = null)
+        eq(recordsFromJson(recordsToJson(listOf(before1970)))[0].timestamp, Instant.parse("1969-07-20T20:17:40.5Z"), "pre-1970")
+        check(recordsToJson(listOf(before1970)).contains("\"1969-07-20T20:17:40.500Z\"")) { "pre-1970 JSON" }
+    }
+    t("records JSON: one object or an array, offsets to UTC, dimensions") {
+        val one = recordsFromJson("""{"id":"r1","tenant":"t","subject":"sim-1","metric":"bytes","quantity":1024,"timestamp":"2024-03-01T10:00:00+01:00","dimensions":{"carrier":"acme"}}""")
+        eq(one.size, 1, "count")
+        eq(one[0].timestamp, ts("2024-03-01T09:00:00Z"), "UTC")
+        eq(one[0].dimensions, mapOf("carrier" to "acme"), "dimensions")
+        eqDec(one[0].quantity, "1024", "quantity")
+        val e = throws<MeterkitException.Parse>("bad JSON") { recordsFromJson("[{\"id\":1}]") }
+        check(e.info.reason.contains("usage record batch")) { e.info.reason }
+    }
+    t("canonicalJson, jsonAt and jsonStrAt") {
+        eq(canonicalJson("{\"b\": 1, \"a\": [true, null, \"\u00e9\"]}"), "{\"a\":[true,null,\"\u00e9\"],\"b\":1}", "canonical")
+        eq(jsonAt("{\"a\":{\"b\":[1,2]}}", "/a/b/1"), "2", "pointer")
+        eq(jsonAt("{\"a\":1}", "/x"), null, "absent")
+        eq(jsonStrAt("{\"a\":\"x\"}", "/a"), "x", "string")
+        eq(jsonStrAt("{\"a\":3}", "/a"), null, "not a string")
+        throws<MeterkitException.Parse>("not JSON") { canonicalJson("{") }
+    }
+    t("a Rust panic reaches Kotlin as InternalException and the library keeps working") {
+        val e = throws<InternalException>("panic") { panicForTests() }
+        check(e.message!!.contains("deliberate panic")) { "message: ${e.message}" }
+        eq(version(), "0.1.0", "still usable")
+        throws<InternalException>("panic twice") { panicForTests() }
+    }
+
+    // ---- engine ----------------------------------------------------------------------------
+    t("engine: ingest, duplicates, conflicts, ingestOne") {
+        val engine = Engine.inMemory()
+        val batch = hourly(n = 3)
+        val first = engine.ingest(batch + batch[0])
+        eq(first.accepted, 3UL, "accepted")
+        eq(first.duplicates, 1UL, "duplicates")
+        val conflict = engine.ingestOne(batch[1].copy(quantity = dec("9")))
+        eq(conflict.accepted, 0UL, "conflict accepted")
+        eq(conflict.rejected.size, 1, "rejected")
+        eq(conflict.rejected[0].kind, "conflict", "kind")
+        eq(conflict.rejected[0].code, "E_CONFLICT", "code")
+        eq(conflict.rejected[0].id, "m1-1", "id")
+        val invalid = engine.ingestOne(rec("", "m", "1", "2024-01-01T00:00:00Z"))
+        eq(invalid.rejected[0].kind, "invalid_record", "empty id")
+        engine.close()
+    }
+    t("engine: query by local days in New York (23-hour day), fill zero") {
+        val engine = Engine.inMemory()
+        engine.ingest(hourly())
+        val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "America/New_York", subject = null,
+            filters = mapOf(), groupBy = listOf(), unique = listOf(), from = ts("2024-03-10T00:00:00Z"),
+            to = ts("2024-03-10T23:00:00Z"), fill = Fill.ZERO)
+        val days = engine.query(q)
+        eq(days.size, 2, "days")
+        eqDec(days[0].sum, "2.5", "9 March (00:00-04:59 UTC)")
+        eqDec(days[1].sum, "9.5", "10 March")
+        eq(days[1].windowStart, ts("2024-03-10T05:00:00Z"), "window start")
+        eq(days[1].windowEnd, ts("2024-03-11T04:00:00Z"), "window end (23 hours later)")
+        eq(days[1].count, 19UL, "count")
+        eq(bucketsToJson(days).contains("\"sum\":\"9.5\""), true, "buckets JSON")
+        val bad = throws<MeterkitException.InvalidWindow>("window") { engine.query(q.copy(window = "fortnight")) }
+        eq(bad.info.code, "E_INVALID_WINDOW", "code")
+        throws<MeterkitException.InvalidTimeZone>("zone") { engine.query(q.copy(timeZone = "Mars/Olympus")) }
+        engine.close()
+    }
+    t("engine: addSpec, topN, totals, records, retract") {
+        val engine = Engine.inMemory()
+        eq(engine.addSpec("kwh", "day", "UTC", listOf("subject")), 0U, "first spec id")
+        eq(engine.addSpec("kwh", "hour", "UTC"), 1U, "second spec id")
+        throws<MeterkitException.InvalidTimeZone>("spec zone") { engine.addSpec("kwh", "day", "Nowhere/Else") }
+        engine.ingest(hourly(n = 4, q = "1", subject = "a", prefix = "a") + hourly(n = 4, q = "2", subject = "b", prefix = "b") +
+            hourly(day = "2024-03-09", n = 2, q = "3", subject = "a", prefix = "y"))
+        val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = null, filters = mapOf(),
+            groupBy = listOf("subject"), unique = listOf(), from = ts("2024-03-10T00:00:00Z"), to = ts("2024-03-11T00:00:00Z"), fill = Fill.NONE)
+        val top = engine.topN(q, "sum", 1U)
+        eq(top.size, 1, "n")
+        eq(top[0].subject, "b", "largest")
+        eqDec(top[0].sum, "8", "its sum")
+        val e = throws<MeterkitException.Parse>("by") { engine.topN(q, "median", 1U) }
+        eq(e.info.field, "by", "field")
+        val totals = engine.totals("t", "kwh", "day", "UTC", ts("2024-03-10T12:00:00Z"))
+        eqDec(totals.current.sum, "12", "today")
+        eqDec(totals.previous.sum, "6", "yesterday")
+        eqDec(totals.changePercent, "100", "change (12 vs 6)")
+        val recs = engine.records("t", "kwh", ts("2024-03-10T00:00:00Z"), ts("2024-03-10T02:00:00Z"), "a")
+        eq(recs.map { it.id }, listOf("a-0", "a-1"), "records of a")
+        val gone = engine.retract("t", "b-3")
+        eqDec(gone.quantity, "2", "retracted")
+        eqDec(engine.topN(q, "sum", 1U)[0].sum, "6", "after retract")
+        val nf = throws<MeterkitException.NotFound>("again") { engine.retract("t", "b-3") }
+        eq(nf.info.code, "E_NOT_FOUND", "code")
+        engine.close()
+    }
+    t("engine: Kotlin notifier gets RecordRejected and WindowClosed; closeWindows counts") {
+        val events = Collecting()
+        val engine = Engine.inMemory(events)
+        engine.addSpec("kwh", "day", "UTC")
+        engine.ingest(hourly(n = 2))
+        engine.ingest(listOf(hourly(n = 1)[0].copy(quantity = dec("7"))))
+        val rejected = events.events.filterIsInstance<MobileEvent.RecordRejected>()
+        eq(rejected.size, 1, "rejections")
+        eq(rejected[0].kind, "conflict", "kind")
+        eq(rejected[0].id, "m1-0", "id")
+        val closed = engine.closeWindows("t", ts("2024-03-12T00:00:00Z"), 3600L)
+        eq(closed, 1UL, "closed")
+        val windows = events.events.filterIsInstance<MobileEvent.WindowClosed>()
+        eq(windows.size, 1, "events")
+        eqDec(windows[0].bucket.sum, "1", "final bucket (0.5 + 0.5, normalised by the core)")
+        eq(windows[0].window, "day", "window")
+        eq(engine.notifierFailures(), 0UL, "no failures")
+        throws<MeterkitException.InvalidQuery>("lateness") { engine.closeWindows("t", Instant.now(), Long.MAX_VALUE) }
+        engine.close()
+    }
+    t("engine: an exception thrown by a Kotlin notifier is counted, never fatal") {
+        val bad = Throwing()
+        val engine = Engine.inMemory(bad)
+        engine.ingest(hourly(n = 1))
+        val report = engine.ingest(listOf(hourly(n = 1)[0].copy(quantity = dec("2"))))
+        eq(report.rejected.size, 1, "the ingest still reports")
+        eq(bad.calls, 1, "notifier called")
+        eq(engine.notifierFailures(), 1UL, "failure counted")
+        eq(engine.ingest(hourly(n = 3)).accepted, 2UL, "engine still works")
+        engine.close()
+    }
+    t("engine: validation on ingest (setValidation, setValidationNow), AnomalyDetected") {
+        val events = Collecting()
+        val engine = Engine.inMemory(events)
+        engine.setValidation("kwh", ValidationConfig())
+        engine.setValidationNow(ts("2024-03-11T00:00:00Z"))
+        val report = engine.ingest(listOf(rec("neg", "m1", "-1", "2024-03-10T00:00:00Z"), rec("ok", "m1", "1", "2024-03-10T01:00:00Z")))
+        eq(report.accepted, 1UL, "accepted")
+        eq(report.rejected.map { it.kind }, listOf("validation"), "rejected by validation")
+        eq(report.findings[0].rule, Rule.NEGATIVE_QUANTITY, "rule")
+        eq(report.findings[0].action, Action.REJECT, "action")
+        eq(report.findings[0].id, "neg", "id")
+        val json = ingestReportToJson(report)
+        check(json.contains("\"rule\":\"negative_quantity\"")) { json }
+        check(events.events.any { it is MobileEvent.AnomalyDetected && it.finding.rule == Rule.NEGATIVE_QUANTITY }) { "no anomaly event: ${events.events}" }
+        engine.setValidationNow(null)
+        val future = engine.ingestOne(rec("future", "m1", "1", "2099-01-01T00:00:00Z"))
+        eq(future.findings.map { it.rule }, listOf(Rule.FUTURE_TIMESTAMP), "wall clock")
+        engine.close()
+    }
+    t("ValidationConfig: defaults, naive, JSON, errors") {
+        check(ValidationConfig().toJson().contains("\"window\":10")) { ValidationConfig().toJson() }
+        check(ValidationConfig.naive().toJson().contains("\"confirm\":false")) { ValidationConfig.naive().toJson() }
+        check(ValidationConfig.fromJson("{\"high_limit\":\"50\"}").toJson().contains("\"high_limit\":\"50\"")) { "high_limit" }
+        throws<MeterkitException.Parse>("unknown key") { ValidationConfig.fromJson("{\"bogus\":1}") }
+        val e = throws<MeterkitException.Validation>("bad window") { ValidationConfig.fromJson("{\"window\":1000}") }
+        eq(e.info.code, "E_VALIDATION", "code")
+    }
+    t("validateRecords: per-metric configs, default, unknown metric") {
+        val now = ts("2024-06-01T00:00:00Z")
+        val findings = validateRecords(mapOf("kwh" to ValidationConfig()), listOf(rec("a", "m", "-2", "2024-05-01T00:00:00Z"),
+            rec("b", "m", "1", "2024-05-01T00:00:00Z", metric = "gas")), null, now)
+        eq(findings.map { it.rule }, listOf(Rule.NEGATIVE_QUANTITY, Rule.UNKNOWN_METRIC), "rules")
+        eq(findings[0].isAlert, true, "alert")
+        eqDec(findings[0].value, "-2", "value")
+        check(findingsToJson(findings).startsWith("[{\"rule\":\"negative_quantity\"")) { findingsToJson(findings) }
+        eq(validateRecords(mapOf(), listOf(rec("c", "m", "1", "2024-05-01T00:00:00Z", metric = "gas")), ValidationConfig(), now).size, 0, "default")
+    }
+
+    // ---- field checks ----------------------------------------------------------------------
+    t("validateReading: a plausible reading against the last ten") {
+        val history = (0..10).map { i -> reading((1000 + i * 10).toString(), "2024-05-%02dT00:00:00Z".format(i + 1)) }
+        val check = validateReading("t", "kwh", history, reading("1110", "2024-05-12T00:00:00Z"), null, ts("2024-06-01T00:00:00Z"))
+        eq(check.findings, listOf(), "no findings")
+        eqDec(check.consumption!!.quantity, "10", "consumption")
+        eq(check.consumption!!.timestamp, ts("2024-05-11T00:00:00Z"), "from the previous reading")
+        eq(check.consumption!!.end, ts("2024-05-12T00:00:00Z"), "to this one")
+        eq(check.rejected, false, "kept")
+    }
+    t("validateReading: a spike against the last ten is flagged") {
+        val steps = listOf(10, 12, 9, 11, 10, 13, 8, 11, 10, 12)
+        var register = 1000
+        val history = mutableListOf(reading("1000", "2024-05-01T00:00:00Z"))
+        steps.forEachIndexed { i, s -> register += s; history.add(reading(register.toString(), "2024-05-%02dT00:00:00Z".format(i + 2))) }
+        val check = validateReading("t", "kwh", history, reading((register + 110).toString(), "2024-05-12T00:00:00Z"), ValidationConfig(), ts("2024-06-01T00:00:00Z"))
+        eqDec(check.consumption!!.quantity, "110", "consumption")
+        eq(check.findings.map { it.rule }, listOf(Rule.SPIKE), "spike")
+        eq(check.findings[0].severity, Severity.WARNING, "severity")
+        eq(check.flagged, true, "flagged")
+        check(check.findings[0].expectedHigh!! < dec("20")) { "expected range ${check.findings[0].expectedLow}..${check.findings[0].expectedHigh}" }
+    }
+    t("validateReading: register roll-over on 8 digits") {
+        val check = validateReading("t", "kwh", listOf(reading("99999678", "2024-01-01T00:00:00Z", digits = 8)),
+            reading("123", "2024-02-01T00:00:00Z", digits = 8), null, ts("2024-03-01T00:00:00Z"))
+        eqDec(check.consumption!!.quantity, "445", "rolled over")
+        eq(check.findings[0].rule, Rule.ROLLOVER, "rule")
+        eq(check.findings[0].action, Action.ACCEPT, "accepted")
+        eq(check.rejected, false, "not rejected")
+    }
+    t("validateReading: an out-of-order reading is rejected") {
+        val check = validateReading("t", "kwh", listOf(reading("100", "2024-02-01T00:00:00Z")), reading("90", "2024-01-01T00:00:00Z"))
+        eq(check.consumption, null, "no consumption")
+        eq(check.findings.map { it.rule }, listOf(Rule.OUT_OF_ORDER_READING), "rule")
+        eq(check.rejected, true, "rejected")
+    }
+    t("consumption: multiplier, meter exchange, invalid reading") {
+        val c = consumption("t", "kwh", reading("100.5", "2024-01-01T00:00:00Z", multiplier = "40"), reading("150.25", "2024-02-01T00:00:00Z", multiplier = "40"))
+        eqDec(c.consumption!!.quantity, "1990", "(150.25 - 100.5) x 40")
+        eq(c.consumption!!.id, "m1@2024-02-01T00:00:00Z", "id")
+        eq(c.findings, listOf(), "no findings")
+        val exchange = consumption("t", "kwh", reading("5000", "2024-01-01T00:00:00Z"), reading("12", "2024-02-01T00:00:00Z"))
+        eq(exchange.consumption, null, "nothing across an exchange")
+        eq(exchange.findings.map { it.rule }, listOf(Rule.METER_EXCHANGE), "exchange")
+        eq(exchange.flagged, true, "flagged")
+        val invalid = consumption("t", "kwh", reading("1", "2024-01-01T00:00:00Z"), reading("-5", "2024-02-01T00:00:00Z"))
+        eq(invalid.findings.map { it.rule }, listOf(Rule.INVALID_READING), "negative register")
+        eq(invalid.rejected, true, "rejected")
+    }
+
+    // ---- tariffs and bills -----------------------------------------------------------------
+    val flatToml = File(examples, "tariffs/flat.toml").readText()
+    val january = BillRequest(tenant = "t", subject = "home", metric = "kwh", periodStart = ts("2024-01-01T00:00:00Z"),
+        periodEnd = ts("2024-02-01T00:00:00Z"), timeZone = "Europe/London")
+    val usage = listOf(rec("u1", "home", "60", "2024-01-10T12:00:00Z"), rec("u2", "home", "40", "2024-01-20T12:00:00Z"),
+        rec("u3", "other", "999", "2024-01-20T12:00:00Z"))
+    // Standing 31 x 0.5335 = 16.5385 -> 16.54; energy 100 x 0.2862 = 28.62; subtotal 45.16;
+    // VAT 5 % of 45.16 = 2.258 -> 2.26 (half up); total 47.42.
+    t("Tariff: TOML, bill with exact money, estimateBill") {
+        val tariff = Tariff.fromToml(flatToml)
+        eq(tariff.currency(), "GBP", "currency")
+        eq(tariff.minorUnits(), 2U, "minor units")
+        val bill = tariff.bill(january, usage)
+        eq(bill.lines.map { it.charge }, listOf("standing", "energy", "vat"), "lines")
+        eqDec(bill.lines[0].amount, "16.54", "standing")
+        eqDec(bill.lines[1].amount, "28.62", "energy")
+        eqDec(bill.subtotal, "45.16", "subtotal")
+        eqDec(bill.taxes, "2.26", "VAT")
+        eqDec(bill.total, "47.42", "total")
+        eq(estimateBill(tariff, january, usage), bill, "estimateBill is the bill to date")
+        check(billToJson(bill).contains("\"total\":\"47.42\"")) { billToJson(bill) }
+    }
+    t("Tariff: JSON, URDB, any; errors with line and kind") {
+        val fromToml = Tariff.fromToml(flatToml)
+        val again = Tariff.fromJson(fromToml.toJson())
+        eq(again.bill(january, usage), fromToml.bill(january, usage), "JSON round trip")
+        eq(Tariff.fromAny(flatToml).currency(), "GBP", "any: TOML")
+        val urdb = jsonAt(File(vectors, "bill/urdb_tiers_fixed.json").readText(), "/input/tariff")!!
+        eq(Tariff.fromUrdb(urdb).currency(), "USD", "URDB")
+        eq(Tariff.fromAny(urdb).currency(), "USD", "any: URDB")
+        val e = throws<MeterkitException.Parse>("bad TOML") { Tariff.fromToml("currency = \"GBP\"\n[[charges]\n") }
+        check(e.info.line != null) { "line: ${e.info}" }
+        throws<MeterkitException>("bad JSON") { Tariff.fromJson("{\"currency\":\"GBP\",\"charges\":[{\"id\":\"x\",\"type\":\"nope\"}]}") }
+        val empty = throws<MeterkitException.InvalidQuery>("empty period") { fromToml.bill(january.copy(periodEnd = january.periodStart), usage) }
+        eq(empty.info.code, "E_INVALID_QUERY", "code")
+    }
+    t("engine.bill from stored records equals the tariff's bill; billRequestFromJson") {
+        val engine = Engine.inMemory()
+        engine.ingest(usage)
+        val tariff = Tariff.fromToml(flatToml)
+        eq(engine.bill(tariff, january), tariff.bill(january, usage), "same bill")
+        val req = billRequestFromJson("{\"tenant\":\"t\",\"subject\":\"home\",\"metric\":\"kwh\",\"period_start\":\"2024-01-01T00:00:00Z\",\"period_end\":\"2024-02-01T00:00:00Z\",\"time_zone\":\"Europe/London\"}")
+        eq(req, january, "request from JSON")
+        val q = queryFromJson("{\"tenant\":\"t\",\"metric\":\"kwh\",\"window\":\"minutes:15\",\"time_zone\":\"UTC\",\"fill\":\"zero\"}")
+        eq(q.window, "minutes:15", "window")
+        eq(q.fill, Fill.ZERO, "fill")
+        engine.close()
+    }
+
+    // ---- queue, export/import, SQLite --------------------------------------------------------
+    t("queue: pending, export, idempotent import, markUploaded, never twice") {
+        val device = Engine.inMemory()
+        val readings = hourly(n = 3)
+        eq(device.queue(readings).accepted, 3UL, "stored")
+        eq(device.pendingCount("t"), 3UL, "pending")
+        eq(device.pendingUploads("t", 2U).map { it.id }, listOf("m1-0", "m1-1"), "first page")
+        val body = device.exportPendingJson("t", 100U)
+        val server = Engine.inMemory()
+        eq(server.importJson(body).accepted, 3UL, "server stores once")
+        val again = server.importJson(body)
+        eq(again.accepted to again.duplicates, 0UL to 3UL, "a retried upload counts nothing twice")
+        eq(device.markUploaded("t", listOf("m1-0", "m1-1", "m1-2", "nope")), 3UL, "marked")
+        eq(device.pendingCount("t"), 0UL, "queue empty")
+        eq(device.queue(readings).duplicates, 3UL, "queued again: duplicates")
+        eq(device.pendingCount("t"), 0UL, "not uploaded twice")
+        val conflict = device.queue(listOf(readings[0].copy(quantity = dec("5")), rec("m1-9", "meter-1", "1", "2024-03-10T09:00:00Z")))
+        eq(conflict.rejected.map { it.id }, listOf("m1-0"), "conflict rejected")
+        eq(device.pendingUploads("t", 10U).map { it.id }, listOf("m1-9"), "only the new record")
+        eq(device.markUploaded("t", listOf("m1-0")), 0UL, "already uploaded")
+        throws<MeterkitException.Parse>("bad import") { server.importJson("[{]") }
+        device.close(); server.close()
+    }
+    t("SQLite on the device: the queue and the records survive a restart") {
+        val path = File(scratch, "device-${System.nanoTime()}.db").path
+        Engine.open(path).use { e ->
+            e.queue(hourly(n = 5))
+            e.markUploaded("t", listOf("m1-0"))
+        }
+        Engine.open(path).use { e ->
+            eq(e.pendingCount("t"), 4UL, "pending after restart")
+            val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = null, filters = mapOf(),
+                groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
+            eqDec(e.query(q)[0].sum, "2.5", "stored sum")
+        }
+        val bad = throws<MeterkitException.Store>("unopenable") { Engine.open("/proc/definitely/not/here.db") }
+        eq(bad.info.code, "E_STORE", "code")
+    }
+
+    // ---- batches, columns, threads, bench helpers ------------------------------------------
+    t("ingestColumns and countColumns: rows from parallel columns") {
+        val n = 1000
+        val cols = RecordColumns(tenant = "t", metric = "kwh", ids = (0 until n).map { "c$it" },
+            subjectValues = listOf("a", "b"), subjectCodes = (0 until n).map { (it % 2).toUInt() },
+            mantissas = (0 until n).map { 1500L }, scale = 3U, timestamps = (0 until n).map { 1_709_251_200L + it * 60L })
+        eq(countColumns(cols), 1000UL, "count")
+        val engine = Engine.inMemory()
+        eq(engine.ingestColumns(cols).accepted, 1000UL, "accepted")
+        val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = "a", filters = mapOf(),
+            groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
+        eqDec(engine.query(q)[0].sum, "750", "500 rows x 1.500")
+        val e = throws<MeterkitException.InvalidRecord>("short column") { engine.ingestColumns(cols.copy(mantissas = listOf(1L))) }
+        eq(e.info.code, "E_INVALID_RECORD", "code")
+        throws<MeterkitException.InvalidRecord>("code out of range") { countColumns(cols.copy(subjectCodes = cols.subjectCodes.map { 7U })) }
+        engine.close()
+    }
+    t("countRecords and the Rust-side bench helpers") {
+        eq(countRecords(hourly(n = 10)), 10UL, "count")
+        check(rustBenchIngest(1000U) > 0UL) { "ingest timing" }
+        check(rustBenchConvert(1000U) > 0UL) { "convert timing" }
+        check(rustBenchValidateReading(listOf(reading("1", "2024-01-01T00:00:00Z")), reading("2", "2024-01-02T00:00:00Z"), 10U) > 0UL) { "validate timing" }
+    }
+    t("one engine, four Kotlin threads") {
+        val engine = Engine.inMemory()
+        val threads = (0 until 4).map { k -> Thread { engine.ingest(hourly(n = 24, prefix = "th$k", subject = "s$k")) } }
+        threads.forEach { it.start() }; threads.forEach { it.join() }
+        val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = null, filters = mapOf(),
+            groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
+        eq(engine.query(q)[0].count, 96UL, "every record once")
+        engine.close()
+    }
+}

@@ -1,0 +1,74 @@
+// Every case in tests/vectors/ run through the typed Kotlin API and compared with the canonical
+// JSON of its "expected" part (tests/vectors/README.md), as the Rust, Python and Node runners do.
+// The canonicalisation is the Rust runner's own (`canonicalJson` calls meterkit_tests).
+package meterkit.tests
+
+import meterkit.*
+import java.io.File
+
+private fun at(json: String, pointer: String): String? = jsonAt(json, pointer)
+private fun str(json: String, pointer: String): String = jsonStrAt(json, pointer) ?: throw Failure("no string at $pointer")
+
+fun runRollup(case: String): String {
+    val engine = Engine.inMemory()
+    val reports = mutableListOf<String>()
+    var i = 0
+    while (true) {
+        val batch = at(case, "/input/batches/$i") ?: break
+        reports.add(ingestReportToJson(engine.ingest(recordsFromJson(batch))))
+        i++
+    }
+    var r = 0
+    while (at(case, "/input/retract/$r") != null) {
+        engine.retract(str(case, "/input/retract/$r/0"), str(case, "/input/retract/$r/1"))
+        r++
+    }
+    val buckets = engine.query(queryFromJson(at(case, "/input/query")!!))
+    engine.close()
+    return "{\"report\":[" + reports.joinToString(",") + "],\"buckets\":" + bucketsToJson(buckets) + "}"
+}
+
+fun runBill(case: String): String = try {
+    val tariff = Tariff.fromAny(at(case, "/input/tariff")!!)
+    val request = billRequestFromJson(at(case, "/input")!!)
+    val records = recordsFromJson(at(case, "/input/records")!!)
+    billToJson(tariff.bill(request, records))
+} catch (e: MeterkitException) {
+    "{\"error\":{\"kind\":${jsonString(e.info.kind)},\"field\":${jsonString(e.info.field)}}}"
+}
+
+fun runValidate(case: String): String {
+    val config = ValidationConfig.fromJson(at(case, "/input/config")!!)
+    val now = ts(str(case, "/input/now"))
+    val records = recordsFromJson(at(case, "/input/records")!!)
+    val findings = if (at(case, "/input/metrics") != null) {
+        val configs = mutableMapOf<String, ValidationConfig>()
+        var i = 0
+        while (at(case, "/input/metrics/$i") != null) {
+            configs[str(case, "/input/metrics/$i")] = config
+            i++
+        }
+        validateRecords(configs, records, null, now)
+    } else {
+        validateRecords(mapOf(), records, config, now)
+    }
+    return findingsToJson(findings)
+}
+
+fun vectorTests(suite: Suite, dir: File) {
+    val files = dir.walkTopDown().filter { it.isFile && it.name.endsWith(".json") }.sortedBy { it.path }.toList()
+    suite.test("vectors: the directory has cases") { check(files.size >= 50) { "only ${files.size} vector files in $dir" } }
+    for (file in files) {
+        suite.test("vector ${file.parentFile.name}/${file.name}") {
+            val case = file.readText()
+            eq(jsonStrAt(case, "/name"), file.nameWithoutExtension, "name")
+            val actual = when (val kind = jsonStrAt(case, "/kind")) {
+                "rollup" -> runRollup(case)
+                "bill" -> runBill(case)
+                "validate" -> runValidate(case)
+                else -> throw Failure("no Kotlin runner for vector kind $kind")
+            }
+            eq(canonicalJson(actual), canonicalJson(at(case, "/expected")!!), "canonical JSON")
+        }
+    }
+}

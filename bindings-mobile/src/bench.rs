@@ -1,0 +1,86 @@
+//! Helpers for `scripts/bench-mobile`: the boundary cost alone (lift a batch, convert it to core
+//! records, return the count — no ingest) and the Rust-side cost of the same calls, measured in
+//! the same process, so the host's figures can be given as ratios.
+
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use meterkit::Decimal;
+
+use crate::engine::RecordColumns;
+use crate::error::MeterkitError;
+use crate::types::{records_to_core, MeterReading, UsageRecord};
+
+/// Lift `records` across the boundary and convert them to core records, without ingesting:
+/// returns how many. Errors: as `Engine.ingest`'s conversion.
+#[uniffi::export]
+pub fn count_records(records: Vec<UsageRecord>) -> Result<u64, MeterkitError> {
+    Ok(records_to_core(records)?.len() as u64)
+}
+
+/// Lift `columns` and convert them to core records, without ingesting: returns how many.
+/// Errors: as `Engine.ingest_columns`' conversion.
+#[uniffi::export]
+pub fn count_columns(columns: RecordColumns) -> Result<u64, MeterkitError> {
+    Ok(columns.into_core()?.len() as u64)
+}
+
+fn synthetic(n: u32) -> Vec<meterkit::UsageRecord> {
+    let base = chrono::DateTime::from_timestamp(1_717_200_000, 0).unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            meterkit::UsageRecord::new(
+                "t",
+                format!("r{i}"),
+                format!("m{}", i % 100),
+                "kwh",
+                Decimal::new(i64::from(i % 1000) + 1, 3),
+                base + chrono::Duration::seconds(i64::from(i) * 60),
+            )
+        })
+        .collect()
+}
+
+/// Rust-side cost, in nanoseconds, of ingesting `n` synthetic records (100 meters, one per
+/// minute) into a fresh in-memory engine in one batch — the same work as the host's batch
+/// ingest without the boundary. Errors: none in practice.
+#[uniffi::export]
+pub fn rust_bench_ingest(n: u32) -> Result<u64, MeterkitError> {
+    let batch = synthetic(n);
+    let engine = meterkit::Engine::in_memory();
+    let start = Instant::now();
+    engine.ingest(&batch)?;
+    Ok(nanos(start.elapsed()))
+}
+
+/// Rust-side cost, in nanoseconds, of `iterations` calls of `validate_reading` with `history`
+/// and `reading` (the same function the host calls, without the boundary). Errors: those of
+/// `validate_reading`.
+#[uniffi::export]
+pub fn rust_bench_validate_reading(
+    history: Vec<MeterReading>,
+    reading: MeterReading,
+    iterations: u32,
+) -> Result<u64, MeterkitError> {
+    let now = Some(UNIX_EPOCH + Duration::from_secs(1_900_000_000));
+    let start = Instant::now();
+    for _ in 0..iterations {
+        crate::field::validate_reading("t".into(), "kwh".into(), history.clone(), reading.clone(), None, now)?;
+    }
+    Ok(nanos(start.elapsed()))
+}
+
+/// Rust-side cost, in nanoseconds, of converting `n` mirror records (as the host's list lifts
+/// them) into core records — the Rust half of the boundary. Errors: none in practice.
+#[uniffi::export]
+pub fn rust_bench_convert(n: u32) -> Result<u64, MeterkitError> {
+    let records: Vec<UsageRecord> = synthetic(n).into_iter().map(UsageRecord::from).collect();
+    let start = Instant::now();
+    let core = records_to_core(records)?;
+    let elapsed = start.elapsed();
+    std::hint::black_box(core);
+    Ok(nanos(elapsed))
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

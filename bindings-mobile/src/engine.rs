@@ -1,0 +1,513 @@
+//! The `Engine` object (the core's engine over an in-memory store or a local SQLite file), the
+//! foreign-implemented `Notifier`, and the upload queue.
+//!
+//! The upload queue is the engine's stored records plus store metadata written through the
+//! public `Store` API: `queue` writes a marker `mobile/upload/pending/{id}` for each record of
+//! the batch, ingests the batch (idempotent by `(tenant, id)`), and drops the markers of the
+//! records the engine rejected; `mark_uploaded` swaps a pending marker for
+//! `mobile/upload/sent/{id}`, so a record queued again after its upload is not uploaded twice.
+//! A server receiving the same batch twice counts it once: ingest is idempotent by
+//! `(tenant, id)` (`import_json`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use meterkit::{BucketKey, ChangeSet, Decimal, RollupSpec, Store, StoredBucket};
+
+use crate::error::MeterkitError;
+use crate::field::{Tariff, ValidationConfig};
+use crate::types::{
+    buckets_from_core, from_system, records_to_core, to_system, Bill, BillRequest, Bucket, Finding, IngestReport,
+    Query, Totals, UsageRecord,
+};
+
+const PENDING: &str = "mobile/upload/pending/";
+const SENT: &str = "mobile/upload/sent/";
+
+// ---------------------------------------------------------------------------------------------
+// Notifier
+
+/// Receives the engine's events; implemented in Kotlin or Swift. Called after the change is
+/// stored, on the thread that made the call. An exception thrown by `notify` never reaches the
+/// engine: it is counted (`Engine.notifier_failures`) and the call that emitted the event
+/// succeeds.
+#[uniffi::export(with_foreign)]
+pub trait Notifier: Send + Sync {
+    /// Handle one event. Errors: any; they are counted and otherwise ignored.
+    fn notify(&self, event: MobileEvent) -> Result<(), MeterkitError>;
+}
+
+/// An engine event (the core's `Event`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[allow(missing_docs)] // one-to-one with the core's documented `Event`
+pub enum MobileEvent {
+    /// A record of an ingest batch was rejected (`kind`: `invalid_record`, `conflict`, …).
+    RecordRejected { tenant: String, id: String, kind: String, reason: String },
+    /// A record landed in a closed window; its bucket was updated.
+    LateRecord { tenant: String, id: String, window: String, bucket: Bucket },
+    /// Validation raised a warning or error about a new record.
+    AnomalyDetected { finding: Finding },
+    /// A window closed (once per bucket).
+    WindowClosed { tenant: String, window: String, bucket: Bucket },
+    /// A quota level was reached.
+    ThresholdCrossed {
+        tenant: String,
+        quota: String,
+        subject: String,
+        metric: String,
+        period_start: SystemTime,
+        period_end: SystemTime,
+        level: Decimal,
+        used: Decimal,
+        limit: Decimal,
+    },
+    /// An invoice was issued.
+    BillIssued {
+        tenant: String,
+        invoice: String,
+        subject: String,
+        currency: String,
+        total: Decimal,
+        due_at: SystemTime,
+    },
+    /// An invoice passed its due date unpaid.
+    InvoiceOverdue { tenant: String, invoice: String, subject: String, total: Decimal, due_at: SystemTime },
+    /// An event kind newer than this binding, as the core's JSON.
+    Other { json: String },
+}
+
+fn event_from_core(e: &meterkit::Event) -> MobileEvent {
+    use meterkit::Event as E;
+    match e.clone() {
+        E::RecordRejected { tenant, id, kind, reason } => {
+            MobileEvent::RecordRejected { tenant, id, kind: crate::types::kind_name(kind), reason }
+        }
+        E::LateRecord { tenant, id, window, bucket } => {
+            MobileEvent::LateRecord { tenant, id, window, bucket: bucket.into() }
+        }
+        E::AnomalyDetected { finding } => match Finding::from_core(finding) {
+            Ok(finding) => MobileEvent::AnomalyDetected { finding },
+            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
+        },
+        E::WindowClosed { tenant, window, bucket } => {
+            MobileEvent::WindowClosed { tenant, window, bucket: bucket.into() }
+        }
+        E::ThresholdCrossed { tenant, quota, subject, metric, period_start, period_end, level, used, limit } => {
+            MobileEvent::ThresholdCrossed {
+                tenant,
+                quota,
+                subject,
+                metric,
+                period_start: to_system(period_start),
+                period_end: to_system(period_end),
+                level,
+                used,
+                limit,
+            }
+        }
+        E::BillIssued { tenant, invoice, subject, currency, total, due_at } => {
+            MobileEvent::BillIssued { tenant, invoice, subject, currency, total, due_at: to_system(due_at) }
+        }
+        E::InvoiceOverdue { tenant, invoice, subject, total, due_at } => {
+            MobileEvent::InvoiceOverdue { tenant, invoice, subject, total, due_at: to_system(due_at) }
+        }
+        _ => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
+    }
+}
+
+/// Adapts a host `Notifier` to the core's: converts the event, calls the host, and counts (never
+/// propagates) a failure — an exception, or a panic while converting.
+struct HostNotifier {
+    host: Arc<dyn Notifier>,
+    failures: Arc<AtomicU64>,
+}
+
+impl meterkit::Notifier for HostNotifier {
+    fn notify(&self, event: &meterkit::Event) {
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.host.notify(event_from_core(event))));
+        if !matches!(call, Ok(Ok(()))) {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A store shared between the engine and the upload queue
+
+/// The engine's store behind a mutex the binding also holds, so that the upload queue can read
+/// and write metadata through the public `Store` API while the engine owns the store.
+#[derive(Clone)]
+struct SharedStore(Arc<Mutex<Box<dyn Store>>>);
+
+impl SharedStore {
+    fn lock(&self) -> MutexGuard<'_, Box<dyn Store>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Store for SharedStore {
+    fn specs(&self) -> meterkit::Result<Vec<RollupSpec>> {
+        self.lock().specs()
+    }
+    fn get_records(&self, tenant: &str, ids: &[&str]) -> meterkit::Result<Vec<Option<meterkit::UsageRecord>>> {
+        self.lock().get_records(tenant, ids)
+    }
+    fn records(
+        &self,
+        tenant: &str,
+        metric: &str,
+        subject: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> meterkit::Result<Vec<meterkit::UsageRecord>> {
+        self.lock().records(tenant, metric, subject, from, to)
+    }
+    fn scan_metric(
+        &self,
+        metric: &str,
+        f: &mut dyn FnMut(&meterkit::UsageRecord) -> meterkit::Result<()>,
+    ) -> meterkit::Result<()> {
+        self.lock().scan_metric(metric, f)
+    }
+    fn apply(&mut self, changes: &ChangeSet<'_>) -> meterkit::Result<Vec<bool>> {
+        self.lock().apply(changes)
+    }
+    fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> meterkit::Result<Vec<StoredBucket>> {
+        self.lock().buckets(tenant, spec, from, to)
+    }
+    fn bucket(&self, key: &BucketKey) -> meterkit::Result<Option<StoredBucket>> {
+        self.lock().bucket(key)
+    }
+    fn open_buckets_until(&self, tenant: &str, cutoff: i64) -> meterkit::Result<Vec<StoredBucket>> {
+        self.lock().open_buckets_until(tenant, cutoff)
+    }
+    fn mark_closed(&mut self, keys: &[BucketKey]) -> meterkit::Result<()> {
+        self.lock().mark_closed(keys)
+    }
+    fn meta(&self, tenant: &str, key: &str) -> meterkit::Result<Option<String>> {
+        self.lock().meta(tenant, key)
+    }
+    fn meta_prefix(&self, tenant: &str, prefix: &str) -> meterkit::Result<Vec<(String, String)>> {
+        self.lock().meta_prefix(tenant, prefix)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine
+
+/// Usage records in columns (the fast path for big batches): one tenant and metric, row `i` is
+/// record `ids[i]` of subject `subject_values[subject_codes[i]]` with quantity
+/// `mantissas[i] × 10^-scale` at `timestamps[i]` (Unix **seconds**, UTC).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RecordColumns {
+    /// Tenant of every row.
+    pub tenant: String,
+    /// Metric of every row.
+    pub metric: String,
+    /// Record ids, one per row.
+    pub ids: Vec<String>,
+    /// Distinct subjects.
+    pub subject_values: Vec<String>,
+    /// Per row: an index into `subject_values`.
+    pub subject_codes: Vec<u32>,
+    /// Per row: the quantity's integer mantissa.
+    pub mantissas: Vec<i64>,
+    /// Decimal places of every quantity (0–28): `1500` with scale 3 is `1.5`.
+    pub scale: u32,
+    /// Per row: the timestamp in Unix seconds.
+    pub timestamps: Vec<i64>,
+}
+
+impl RecordColumns {
+    /// The rows as core records. Errors: `InvalidRecord` for columns of different lengths, a
+    /// subject code out of range, a scale above 28 or a timestamp out of range.
+    pub(crate) fn into_core(self) -> Result<Vec<meterkit::UsageRecord>, MeterkitError> {
+        let n = self.ids.len();
+        let bad = |m: &str| -> MeterkitError { meterkit::Error::new(meterkit::ErrorKind::InvalidRecord, m).into() };
+        if self.subject_codes.len() != n || self.mantissas.len() != n || self.timestamps.len() != n {
+            return Err(bad("Every column must have one value per id."));
+        }
+        if self.scale > 28 {
+            return Err(bad("The scale must be 0–28."));
+        }
+        let mut out = Vec::with_capacity(n);
+        let columns = self.ids.into_iter().zip(self.subject_codes).zip(self.mantissas).zip(self.timestamps);
+        for (((id, code), mantissa), ts) in columns {
+            let subject =
+                self.subject_values.get(code as usize).ok_or_else(|| bad("A subject code is out of range."))?;
+            let timestamp =
+                chrono::DateTime::from_timestamp(ts, 0).ok_or_else(|| bad("A timestamp is out of range."))?;
+            out.push(meterkit::UsageRecord::new(
+                self.tenant.clone(),
+                id,
+                subject.clone(),
+                self.metric.clone(),
+                Decimal::new(mantissa, self.scale),
+                timestamp,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The metering engine (the core's `Engine`) over an in-memory store or a SQLite file on the
+/// device. Thread-safe; every method may be called from any thread.
+#[derive(uniffi::Object)]
+pub struct Engine {
+    inner: meterkit::Engine,
+    store: SharedStore,
+    notifier_failures: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    fn build(store: Box<dyn Store>, notifier: Option<Arc<dyn Notifier>>) -> Result<Arc<Self>, MeterkitError> {
+        let store = SharedStore(Arc::new(Mutex::new(store)));
+        let failures = Arc::new(AtomicU64::new(0));
+        let mut inner = meterkit::Engine::new(store.clone())?;
+        if let Some(host) = notifier {
+            inner = inner.with_notifier(Arc::new(HostNotifier { host, failures: failures.clone() }));
+        }
+        Ok(Arc::new(Engine { inner, store, notifier_failures: failures }))
+    }
+
+    fn set_meta(&self, meta: Vec<(String, String, Option<String>)>) -> Result<(), MeterkitError> {
+        if !meta.is_empty() {
+            let changes = ChangeSet { meta, ..ChangeSet::default() };
+            self.store.lock().apply(&changes)?;
+        }
+        Ok(())
+    }
+}
+
+#[uniffi::export]
+impl Engine {
+    /// An engine over a fresh in-memory store (nothing persisted), with an optional notifier.
+    /// Errors: none in practice (`Store` in theory).
+    #[uniffi::constructor(default(notifier = None))]
+    pub fn in_memory(notifier: Option<Arc<dyn Notifier>>) -> Result<Arc<Self>, MeterkitError> {
+        Engine::build(Box::new(meterkit::MemoryStore::new()), notifier)
+    }
+
+    /// An engine over the SQLite file at `path` (created if missing; the same store as
+    /// `meterkit-sqlite` everywhere). Errors: `Store` when the file cannot be opened.
+    #[uniffi::constructor(default(notifier = None))]
+    pub fn open(path: String, notifier: Option<Arc<dyn Notifier>>) -> Result<Arc<Self>, MeterkitError> {
+        Engine::build(Box::new(meterkit_sqlite::SqliteStore::open(path)?), notifier)
+    }
+
+    /// Add a rollup of `metric` by `window` (`day`, `minutes:15`, …) in `time_zone`, grouped by
+    /// `group_by` (backfilled from stored records); returns its id. Queries create the rollups
+    /// they need anyway. Errors: `InvalidWindow`, `InvalidTimeZone`, `Store`.
+    #[uniffi::method(default(group_by = []))]
+    pub fn add_spec(
+        &self,
+        metric: String,
+        window: String,
+        time_zone: String,
+        group_by: Vec<String>,
+    ) -> Result<u32, MeterkitError> {
+        let spec = RollupSpec::new(metric, window.parse()?, &time_zone)?.group_by(group_by);
+        Ok(self.inner.add_spec(spec)?)
+    }
+
+    /// Ingest a batch of records (idempotent by `(tenant, id)`): duplicates and conflicts are in
+    /// the report, not errors. Errors: `Parse` for an instant out of range (nothing stored),
+    /// `Store`.
+    pub fn ingest(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
+        let batch = records_to_core(records)?;
+        IngestReport::from_core(self.inner.ingest(&batch)?)
+    }
+
+    /// Ingest one record (the single-reading case of [`Engine::ingest`]).
+    pub fn ingest_one(&self, record: UsageRecord) -> Result<IngestReport, MeterkitError> {
+        let batch = [record.into_core()?];
+        IngestReport::from_core(self.inner.ingest(&batch)?)
+    }
+
+    /// Ingest columns (see [`RecordColumns`]): the fast path for big batches. Errors: as
+    /// `RecordColumns` (nothing stored) and as [`Engine::ingest`].
+    pub fn ingest_columns(&self, columns: RecordColumns) -> Result<IngestReport, MeterkitError> {
+        let batch = columns.into_core()?;
+        IngestReport::from_core(self.inner.ingest(&batch)?)
+    }
+
+    /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
+    /// Errors: `NotFound` when no such record is stored.
+    pub fn retract(&self, tenant: String, id: String) -> Result<UsageRecord, MeterkitError> {
+        Ok(self.inner.retract(&tenant, &id)?.into())
+    }
+
+    /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
+    /// subject, by timestamp then id. Errors: `Parse` for instants out of range, `Store`.
+    #[uniffi::method(default(subject = None))]
+    pub fn records(
+        &self,
+        tenant: String,
+        metric: String,
+        from: SystemTime,
+        to: SystemTime,
+        subject: Option<String>,
+    ) -> Result<Vec<UsageRecord>, MeterkitError> {
+        let (from, to) = (from_system(from, "from")?, from_system(to, "to")?);
+        let records = self.inner.records(&tenant, &metric, subject.as_deref(), from, to)?;
+        Ok(records.into_iter().map(UsageRecord::from).collect())
+    }
+
+    /// Answer a rollup query (rows by window start, then group values). Errors: `InvalidWindow`,
+    /// `InvalidTimeZone`, `InvalidQuery`, `Store`.
+    pub fn query(&self, query: Query) -> Result<Vec<Bucket>, MeterkitError> {
+        Ok(buckets_from_core(self.inner.query(&query.to_core()?)?))
+    }
+
+    /// The `n` groups with the largest `by` aggregation (`sum`, `count`, `min`, `max`, `mean`,
+    /// `latest`, or `unique_count:DIM`) over the query's range, largest first. Errors: `Parse`
+    /// for an unknown aggregation, and those of [`Engine::query`].
+    pub fn top_n(&self, query: Query, by: String, n: u32) -> Result<Vec<Bucket>, MeterkitError> {
+        let by = match by.strip_prefix("unique_count:") {
+            Some(dim) => meterkit::Aggregation::UniqueCount(dim.to_string()),
+            None => serde_json::from_value(serde_json::Value::String(by.clone())).map_err(|_| {
+                meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Unknown aggregation '{by}'."))
+                    .with_field("by")
+            })?,
+        };
+        Ok(buckets_from_core(self.inner.top_n(&query.to_core()?, &by, n as usize)?))
+    }
+
+    /// Totals of the `window` containing `at` and of the one before, with the change in percent.
+    /// Errors: `InvalidWindow`, `InvalidTimeZone`, `Store`.
+    pub fn totals(
+        &self,
+        tenant: String,
+        metric: String,
+        window: String,
+        time_zone: String,
+        at: SystemTime,
+    ) -> Result<Totals, MeterkitError> {
+        let t = self.inner.totals(&tenant, &metric, window.parse()?, &time_zone, from_system(at, "at")?)?;
+        Ok(Totals { current: t.current.into(), previous: t.previous.into(), change_percent: t.change_percent })
+    }
+
+    /// Close every window of `tenant` that ended at or before `now − allowed_lateness_secs`
+    /// (emits `WindowClosed` once per bucket); returns how many were closed. Errors:
+    /// `InvalidQuery` for a lateness out of range, `Store`.
+    #[uniffi::method(default(allowed_lateness_secs = 0))]
+    pub fn close_windows(
+        &self,
+        tenant: String,
+        now: SystemTime,
+        allowed_lateness_secs: i64,
+    ) -> Result<u64, MeterkitError> {
+        let lateness = chrono::Duration::try_seconds(allowed_lateness_secs).ok_or_else(|| {
+            meterkit::Error::new(meterkit::ErrorKind::InvalidQuery, "allowed_lateness_secs is out of range.")
+                .with_field("allowed_lateness_secs")
+        })?;
+        Ok(self.inner.close_windows(&tenant, from_system(now, "now")?, lateness)? as u64)
+    }
+
+    /// Bill `request.subject` with `tariff` from the stored records of the period — on a device,
+    /// the estimate of the current period so far. Errors: those of the core's `Engine::bill`.
+    pub fn bill(&self, tariff: Arc<Tariff>, request: BillRequest) -> Result<Bill, MeterkitError> {
+        Ok(self.inner.bill(&tariff.inner, &request.to_core()?)?.into())
+    }
+
+    /// Validate the new records of `metric` in every later ingest with `config` (the core's
+    /// `Engine::set_validation`). Errors: `Validation` for an invalid config.
+    pub fn set_validation(&self, metric: String, config: Arc<ValidationConfig>) -> Result<(), MeterkitError> {
+        Ok(self.inner.set_validation(&metric, config.inner.clone())?)
+    }
+
+    /// Validate with a fixed clock (`None`: the wall clock). Errors: `Parse` for an instant out
+    /// of range.
+    pub fn set_validation_now(&self, now: Option<SystemTime>) -> Result<(), MeterkitError> {
+        self.inner.set_validation_now(now.map(|t| from_system(t, "now")).transpose()?);
+        Ok(())
+    }
+
+    /// How many notifier calls failed (the host threw, or the event could not be converted).
+    pub fn notifier_failures(&self) -> u64 {
+        self.notifier_failures.load(Ordering::Relaxed)
+    }
+
+    // -- upload queue ---------------------------------------------------------------------------
+
+    /// Keep `records` on the device and queue them for upload: ingested like [`Engine::ingest`]
+    /// (idempotent), each non-rejected record not yet uploaded is marked pending. Errors: as
+    /// [`Engine::ingest`].
+    pub fn queue(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
+        let batch = records_to_core(records)?;
+        let mut marks = Vec::with_capacity(batch.len());
+        {
+            let store = self.store.lock();
+            for r in &batch {
+                if store.meta(&r.tenant, &format!("{SENT}{}", r.id))?.is_none() {
+                    marks.push((r.tenant.clone(), format!("{PENDING}{}", r.id), Some(String::new())));
+                }
+            }
+        }
+        // Markers first: after a crash between the two steps a marker may name a record that was
+        // never stored (skipped by `pending_uploads`), but no stored record misses its marker.
+        self.set_meta(marks)?;
+        let report = self.inner.ingest(&batch)?;
+        let unmark = report
+            .rejected
+            .iter()
+            .filter(|x| x.kind != meterkit::ErrorKind::Conflict)
+            .map(|x| (x.tenant.clone(), format!("{PENDING}{}", x.id), None))
+            .collect();
+        self.set_meta(unmark)?;
+        IngestReport::from_core(report)
+    }
+
+    /// Up to `limit` records of `tenant` queued and not yet uploaded, by id. Errors: `Store`.
+    pub fn pending_uploads(&self, tenant: String, limit: u32) -> Result<Vec<UsageRecord>, MeterkitError> {
+        let store = self.store.lock();
+        let keys = store.meta_prefix(&tenant, PENDING)?;
+        let ids: Vec<&str> = keys.iter().filter_map(|(k, _)| k.strip_prefix(PENDING)).take(limit as usize).collect();
+        let records = store.get_records(&tenant, &ids)?;
+        Ok(records.into_iter().flatten().map(UsageRecord::from).collect())
+    }
+
+    /// How many records of `tenant` wait for upload. Errors: `Store`.
+    pub fn pending_count(&self, tenant: String) -> Result<u64, MeterkitError> {
+        Ok(self.store.lock().meta_prefix(&tenant, PENDING)?.len() as u64)
+    }
+
+    /// Mark records of `tenant` uploaded (after the server confirmed them): they leave the queue
+    /// and are not queued again. Returns how many were pending. Errors: `Store`.
+    pub fn mark_uploaded(&self, tenant: String, ids: Vec<String>) -> Result<u64, MeterkitError> {
+        let mut meta = Vec::new();
+        {
+            let store = self.store.lock();
+            for id in &ids {
+                if store.meta(&tenant, &format!("{PENDING}{id}"))?.is_some() {
+                    meta.push((tenant.clone(), format!("{PENDING}{id}"), None));
+                    meta.push((tenant.clone(), format!("{SENT}{id}"), Some(String::new())));
+                }
+            }
+        }
+        let n = meta.len() as u64 / 2;
+        self.set_meta(meta)?;
+        Ok(n)
+    }
+
+    /// Up to `limit` pending records of `tenant` as the core's JSON array — the body a server
+    /// imports (with `import_json`, the CLI, or any binding's ingest). Errors: `Store`.
+    pub fn export_pending_json(&self, tenant: String, limit: u32) -> Result<String, MeterkitError> {
+        crate::types::records_to_json(self.pending_uploads(tenant, limit)?)
+    }
+
+    /// Ingest a batch exported as the core's JSON (an array of records or one record):
+    /// importing the same batch twice counts it once (the second time every record is a
+    /// duplicate). Errors: `Parse` for invalid JSON, and those of [`Engine::ingest`].
+    pub fn import_json(&self, json: String) -> Result<IngestReport, MeterkitError> {
+        let batch = records_to_core(crate::types::records_from_json(json)?)?;
+        IngestReport::from_core(self.inner.ingest(&batch)?)
+    }
+}

@@ -1,0 +1,223 @@
+//! What a field app checks on the spot, without an engine: a new register reading against its
+//! history (the core's VEE rules through `RegisterTracker` and `Validator`), consumption between
+//! two readings (roll-over, multiplier), a bill estimate from a tariff. All rules are the core's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::error::MeterkitError;
+use crate::types::{findings_from_core, records_to_core, Bill, BillRequest, Finding, MeterReading, UsageRecord};
+
+/// A tariff (the core's `Tariff`), read from meterkit TOML or JSON, or from an OpenEI URDB rate
+/// record (JSON). Immutable; share it freely between threads.
+#[derive(Debug, uniffi::Object)]
+pub struct Tariff {
+    pub(crate) inner: meterkit::Tariff,
+}
+
+#[uniffi::export]
+impl Tariff {
+    /// A tariff from meterkit TOML. Errors: `Parse` (with `line`) or `Tariff`.
+    #[uniffi::constructor]
+    pub fn from_toml(text: String) -> Result<Arc<Self>, MeterkitError> {
+        Ok(Arc::new(Tariff { inner: meterkit::Tariff::from_toml(&text)? }))
+    }
+
+    /// A tariff from meterkit JSON. Errors: `Parse` or `Tariff`.
+    #[uniffi::constructor]
+    pub fn from_json(text: String) -> Result<Arc<Self>, MeterkitError> {
+        Ok(Arc::new(Tariff { inner: meterkit::Tariff::from_json(&text)? }))
+    }
+
+    /// A tariff from an OpenEI URDB rate record (JSON). Errors: `Parse` or `Tariff`.
+    #[uniffi::constructor]
+    pub fn from_urdb(text: String) -> Result<Arc<Self>, MeterkitError> {
+        Ok(Arc::new(Tariff { inner: meterkit::Tariff::from_urdb_json(&text)? }))
+    }
+
+    /// A tariff from any of the three formats (detected by the core). Errors: `Parse` or `Tariff`.
+    #[uniffi::constructor]
+    pub fn from_any(text: String) -> Result<Arc<Self>, MeterkitError> {
+        Ok(Arc::new(Tariff { inner: meterkit::Tariff::from_any(&text)? }))
+    }
+
+    /// The currency (ISO 4217 code).
+    pub fn currency(&self) -> String {
+        self.inner.currency.clone()
+    }
+
+    /// Digits after the decimal point of the currency's money amounts. Errors: `Tariff` for an
+    /// unknown currency without `minor_units`.
+    pub fn minor_units(&self) -> Result<u32, MeterkitError> {
+        Ok(self.inner.minor_units()?)
+    }
+
+    /// The tariff as the core's JSON.
+    pub fn to_json(&self) -> Result<String, MeterkitError> {
+        serde_json::to_string(&self.inner).map_err(|e| MeterkitError::internal(e.to_string()))
+    }
+
+    /// Bill `request` from `records` (only the request's subject and the tariff's metrics in the
+    /// period count). Errors: those of the core's `Tariff::bill` (`Tariff`, `InvalidQuery` for an
+    /// empty period, `InvalidTimeZone`, `Overflow`), `Parse` for instants out of range.
+    pub fn bill(&self, request: BillRequest, records: Vec<UsageRecord>) -> Result<Bill, MeterkitError> {
+        let records = records_to_core(records)?;
+        Ok(self.inner.bill(&request.to_core()?, &records)?.into())
+    }
+}
+
+/// Validation settings for one metric (the core's `ValidationConfig`; its fields and defaults
+/// are documented in docs/validation.md). Built from the core's JSON, so every setting is
+/// available without a mirror of each field.
+#[derive(Debug, uniffi::Object)]
+pub struct ValidationConfig {
+    pub(crate) inner: meterkit::ValidationConfig,
+}
+
+#[uniffi::export]
+impl ValidationConfig {
+    /// The core's defaults (spikes against the last ten values, streaks, gaps, …).
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(ValidationConfig { inner: meterkit::ValidationConfig::default() })
+    }
+
+    /// The core's naive baseline (`ValidationConfig::naive()`): the last-N robust z-score alone
+    /// (no confirmation, no seasonal baseline, no scale floor), other rules as default.
+    #[uniffi::constructor]
+    pub fn naive() -> Arc<Self> {
+        Arc::new(ValidationConfig { inner: meterkit::ValidationConfig::naive() })
+    }
+
+    /// Settings from the core's JSON (`{"window": 10, "threshold": 3.5, …}`; missing keys take
+    /// the defaults). Errors: `Parse` for unknown keys or bad values, `Validation` for
+    /// inconsistent settings.
+    #[uniffi::constructor]
+    pub fn from_json(json: String) -> Result<Arc<Self>, MeterkitError> {
+        let inner: meterkit::ValidationConfig = serde_json::from_str(&json).map_err(|e| {
+            meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The validation config is invalid: {e}"))
+        })?;
+        inner.check()?;
+        Ok(Arc::new(ValidationConfig { inner }))
+    }
+
+    /// The settings as the core's JSON (every key).
+    pub fn to_json(&self) -> Result<String, MeterkitError> {
+        serde_json::to_string(&self.inner).map_err(|e| MeterkitError::internal(e.to_string()))
+    }
+}
+
+/// The outcome of checking a register reading: the consumption it implies (none for a first
+/// reading, a meter exchange or a rejected reading) and every finding (reading rules such as
+/// `rollover`, `meter_exchange`, `out_of_order_reading`, then the VEE rules on the consumption
+/// such as `spike` against the last ten).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReadingCheck {
+    /// The consumption record (quantity in metric units, `timestamp` = previous reading,
+    /// `end` = this reading, id `"{meter}@{end}"`).
+    pub consumption: Option<UsageRecord>,
+    /// The findings, reading rules first.
+    pub findings: Vec<Finding>,
+    /// True when a finding rejects the reading or its consumption (do not keep it as is).
+    pub rejected: bool,
+    /// True when a finding flags it (keep it, marked `flagged`).
+    pub flagged: bool,
+}
+
+fn reading_check(
+    consumption: Option<meterkit::UsageRecord>,
+    findings: Vec<meterkit::Finding>,
+) -> Result<ReadingCheck, MeterkitError> {
+    let rejected = findings.iter().any(|f| f.action == meterkit::Action::Reject);
+    let flagged = findings.iter().any(|f| f.action == meterkit::Action::Flag);
+    Ok(ReadingCheck {
+        consumption: consumption.map(UsageRecord::from),
+        findings: findings_from_core(findings)?,
+        rejected,
+        flagged,
+    })
+}
+
+/// Check a new register `reading` of `metric` against the meter's `history` (older readings,
+/// oldest first; the last ten or so are enough): the register rules of the core's
+/// `RegisterTracker` (roll-over with `register_digits`, meter exchange, duplicate, out of order,
+/// invalid), then the core's `Validator` with `config` (default: the core's defaults) on the
+/// implied consumption, after replaying the history's consumption through it. `now` fixes the
+/// clock for the future/age rules (default: the wall clock).
+/// Errors: `Validation` for an invalid config, `Parse` for instants out of range.
+#[uniffi::export(default(config = None, now = None))]
+pub fn validate_reading(
+    tenant: String,
+    metric: String,
+    history: Vec<MeterReading>,
+    reading: MeterReading,
+    config: Option<Arc<ValidationConfig>>,
+    now: Option<SystemTime>,
+) -> Result<ReadingCheck, MeterkitError> {
+    let mut tracker = meterkit::RegisterTracker::new(tenant, metric.clone());
+    let history = history.iter().map(MeterReading::to_core).collect::<Result<Vec<_>, _>>()?;
+    let (past, _) = tracker.push_all(&history);
+    let config = config.map_or_else(meterkit::ValidationConfig::default, |c| c.inner.clone());
+    let mut validator = meterkit::Validator::new([(metric, config)])?;
+    if let Some(now) = now {
+        validator = validator.with_now(crate::types::from_system(now, "now")?);
+    }
+    validator.check_all(&past);
+    let (record, mut findings) = tracker.push(&reading.to_core()?);
+    if let Some(r) = &record {
+        findings.extend(validator.check(r));
+    }
+    reading_check(record, findings)
+}
+
+/// Consumption between two readings of one meter: (current − previous) × multiplier, or the
+/// roll-over amount when the register wrapped (needs `register_digits`), with the register
+/// findings. No VEE statistics (see [`validate_reading`]). Errors: `Parse` for instants out of
+/// range.
+#[uniffi::export]
+pub fn consumption(
+    tenant: String,
+    metric: String,
+    previous: MeterReading,
+    current: MeterReading,
+) -> Result<ReadingCheck, MeterkitError> {
+    let mut tracker = meterkit::RegisterTracker::new(tenant, metric);
+    let (_, mut findings) = tracker.push(&previous.to_core()?);
+    let (record, more) = tracker.push(&current.to_core()?);
+    findings.extend(more);
+    reading_check(record, findings)
+}
+
+/// Estimate the bill of the period in `request` from the records so far (the consumption of the
+/// readings kept on the device): the core's bill of those records under `tariff` — the bill to
+/// date, standing charges for the whole period. Errors: as `Tariff.bill`.
+#[uniffi::export]
+pub fn estimate_bill(
+    tariff: Arc<Tariff>,
+    request: BillRequest,
+    records: Vec<UsageRecord>,
+) -> Result<Bill, MeterkitError> {
+    tariff.bill(request, records)
+}
+
+/// Validate `records` in order with a fresh core `Validator`: `configs` per metric, `default`
+/// for other metrics (without it, other metrics get an `unknown_metric` finding), the clock at
+/// `now` (default: the wall clock). Errors: `Validation` for an invalid config.
+#[uniffi::export(default(default = None, now = None))]
+#[allow(clippy::implicit_hasher)] // uniffi lifts maps as `HashMap` with the default hasher
+pub fn validate_records(
+    configs: HashMap<String, Arc<ValidationConfig>>,
+    records: Vec<UsageRecord>,
+    default: Option<Arc<ValidationConfig>>,
+    now: Option<SystemTime>,
+) -> Result<Vec<Finding>, MeterkitError> {
+    let mut validator = meterkit::Validator::new(configs.into_iter().map(|(m, c)| (m, c.inner.clone())))?;
+    if let Some(d) = default {
+        validator = validator.with_default(d.inner.clone())?;
+    }
+    if let Some(now) = now {
+        validator = validator.with_now(crate::types::from_system(now, "now")?);
+    }
+    findings_from_core(validator.check_all(&records_to_core(records)?))
+}

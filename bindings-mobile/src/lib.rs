@@ -1,0 +1,116 @@
+//! # meterkit for mobile (uniffi): Kotlin and Swift
+//!
+//! The library a field-reading app links (Android: JNA + the generated Kotlin; iOS: the generated
+//! Swift + the static/dynamic library). It holds **no business logic**: every function converts
+//! the host's values into the core's types ([`meterkit`]), calls the core, and converts back.
+//!
+//! * Decimals are a uniffi custom type over a string: `java.math.BigDecimal` in Kotlin,
+//!   `Foundation.Decimal` in Swift (see `uniffi.toml`). Rust lowers `Decimal::to_string()` (the
+//!   scale is kept: a bill's `12.50` stays `12.50`) and lifts with the core's `parse_decimal`
+//!   (plain or scientific text; anything else is a `MeterkitException.Parse`).
+//! * Timestamps are `SystemTime`: `java.time.Instant` in Kotlin, `Date` in Swift.
+//! * Errors are [`MeterkitError`]: one variant per core `ErrorKind` with the stable `code`, the
+//!   sentence (`reason`), `record_id`, `field`, `line` and `retryable`. A Rust panic reaches the
+//!   host as uniffi's internal error (`InternalException` in Kotlin), never as a crash.
+//! * Batch calls take lists (`Engine::ingest`) or columns (`Engine::ingest_columns`); single
+//!   calls exist for the one-reading case.
+//!
+//! What is where: the VEE rules, register roll-over, tariffs and bills, rollups and idempotent
+//! ingest are the core's; the local SQLite store is `meterkit-sqlite`; the upload queue is the
+//! engine's stored records plus store metadata markers written through the public `Store` API
+//! (see [`engine`]); JSON export/import is the core's serde format of `UsageRecord`.
+
+mod bench;
+mod engine;
+mod error;
+mod field;
+mod types;
+
+pub use crate::bench::{
+    count_columns, count_records, rust_bench_convert, rust_bench_ingest, rust_bench_validate_reading,
+};
+pub use crate::engine::{Engine, MobileEvent, Notifier, RecordColumns};
+pub use crate::error::MeterkitError;
+pub use crate::field::{
+    consumption, estimate_bill, validate_reading, validate_records, ReadingCheck, Tariff, ValidationConfig,
+};
+pub use crate::types::*;
+
+use meterkit::Decimal;
+
+uniffi::setup_scaffolding!();
+
+uniffi::custom_type!(Decimal, String, {
+    remote,
+    lower: |d| d.to_string(),
+    try_lift: |s| meterkit::parse_decimal(&s)
+        .map_err(|e| uniffi::deps::anyhow::Error::new(MeterkitError::from(e.with_field("decimal")))),
+});
+
+/// The version of the meterkit core this library was built from.
+#[uniffi::export]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Every error code the library reports, with its kind (`("E_CONFLICT", "conflict")`, …), in the
+/// core's order (`ErrorKind::ALL`).
+#[uniffi::export]
+pub fn error_codes() -> Vec<ErrorCode> {
+    meterkit::ErrorKind::ALL
+        .iter()
+        .map(|k| ErrorCode { code: k.code().to_string(), kind: crate::types::kind_name(*k) })
+        .collect()
+}
+
+/// One error code and its snake_case kind.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ErrorCode {
+    /// The stable code, e.g. `E_CONFLICT`.
+    pub code: String,
+    /// The snake_case kind, e.g. `conflict`.
+    pub kind: String,
+}
+
+/// Parse decimal text (plain `12.50` or scientific `1e-3`) with the core's rules.
+/// Errors: `Parse` for anything that is not a finite 96-bit decimal.
+#[uniffi::export]
+pub fn parse_decimal(text: String) -> Result<Decimal, MeterkitError> {
+    Ok(meterkit::parse_decimal(&text)?)
+}
+
+/// Canonical JSON (tests/vectors/README.md: compact, keys sorted by UTF-8 bytes, serde_json's
+/// escaping) of JSON text, with the same code as the Rust vector runner (`meterkit_tests`).
+/// Errors: `Parse` when `json` is not JSON.
+#[uniffi::export]
+pub fn canonical_json(json: String) -> Result<String, MeterkitError> {
+    let v: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Not JSON: {e}")))?;
+    Ok(meterkit_tests::canonical_json(&v))
+}
+
+/// The JSON text at `pointer` (RFC 6901, e.g. `/input/batches/0`) inside `json`, or `None` when
+/// there is nothing there. A helper for hosts without a JSON library (the Kotlin vector tests).
+/// Errors: `Parse` when `json` is not JSON.
+#[uniffi::export]
+pub fn json_at(json: String, pointer: String) -> Result<Option<String>, MeterkitError> {
+    let v: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Not JSON: {e}")))?;
+    Ok(v.pointer(&pointer).map(ToString::to_string))
+}
+
+/// For the test suites only: panics inside the library, to prove a panic reaches the host as
+/// uniffi's internal error (`InternalException`) and does not abort the process.
+#[uniffi::export]
+pub fn panic_for_tests() -> Result<(), MeterkitError> {
+    panic!("deliberate panic for the test suite")
+}
+
+/// The string at `pointer` inside `json` (`None` when absent or not a string). A helper for hosts
+/// without a JSON library. Errors: `Parse` when `json` is not JSON.
+#[uniffi::export]
+pub fn json_str_at(json: String, pointer: String) -> Result<Option<String>, MeterkitError> {
+    let v: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Not JSON: {e}")))?;
+    Ok(v.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string))
+}

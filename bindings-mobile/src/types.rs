@@ -1,0 +1,798 @@
+//! Mirror types: uniffi records and enums with the fields of the core's types, and their
+//! conversions (exact, both ways; no rules here). Maps are `HashMap`s on the host side; the core
+//! orders them again (`BTreeMap`) on the way in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use meterkit::{Decimal, ErrorKind};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::MeterkitError;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// An instant as `SystemTime` (Kotlin `Instant`, Swift `Date`).
+pub(crate) fn to_system(t: DateTime<Utc>) -> SystemTime {
+    let secs = t.timestamp();
+    let nanos = t.timestamp_subsec_nanos();
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs.unsigned_abs(), nanos)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(u64::from(nanos))
+    }
+}
+
+/// A `SystemTime` as the core's instant. Errors: `Parse` (naming `field`) outside chrono's range.
+pub(crate) fn from_system(t: SystemTime, field: &str) -> Result<DateTime<Utc>, MeterkitError> {
+    let out = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok().and_then(|s| DateTime::from_timestamp(s, d.subsec_nanos())),
+        Err(e) => {
+            let d = e.duration();
+            let (mut secs, mut nanos) = (-i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos());
+            if nanos > 0 {
+                secs -= 1;
+                nanos = 1_000_000_000 - nanos;
+            }
+            DateTime::from_timestamp(secs, nanos)
+        }
+    };
+    out.ok_or_else(|| {
+        meterkit::Error::new(meterkit::ErrorKind::Parse, format!("{field} is outside the supported range."))
+            .with_field(field)
+            .into()
+    })
+}
+
+fn opt_from_system(t: Option<SystemTime>, field: &str) -> Result<Option<DateTime<Utc>>, MeterkitError> {
+    t.map(|t| from_system(t, field)).transpose()
+}
+
+/// Convert between a core enum and its mirror through their common snake_case serde names.
+pub(crate) fn via_serde<A: Serialize, B: DeserializeOwned>(a: &A) -> Result<B, MeterkitError> {
+    serde_json::to_value(a)
+        .and_then(serde_json::from_value)
+        .map_err(|e| MeterkitError::internal(format!("mirror type out of step with the core: {e}")))
+}
+
+/// The snake_case name of an error kind (`conflict`).
+pub(crate) fn kind_name(k: ErrorKind) -> String {
+    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn parse_json<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, MeterkitError> {
+    serde_json::from_str(json).map_err(|e| {
+        meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The {what} is not valid JSON: {e}")).into()
+    })
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, MeterkitError> {
+    serde_json::to_string(v).map_err(|e| MeterkitError::internal(format!("could not serialise: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enums
+
+/// Data quality of a record (`actual`, `flagged`, `estimated`); see the core's `Quality`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    /// Measured and accepted.
+    Actual,
+    /// Measured, flagged by a validation rule, still billed.
+    Flagged,
+    /// Estimated (never measured).
+    Estimated,
+}
+
+impl From<meterkit::Quality> for Quality {
+    fn from(q: meterkit::Quality) -> Self {
+        match q {
+            meterkit::Quality::Actual => Quality::Actual,
+            meterkit::Quality::Flagged => Quality::Flagged,
+            meterkit::Quality::Estimated => Quality::Estimated,
+        }
+    }
+}
+
+impl From<Quality> for meterkit::Quality {
+    fn from(q: Quality) -> Self {
+        match q {
+            Quality::Actual => meterkit::Quality::Actual,
+            Quality::Flagged => meterkit::Quality::Flagged,
+            Quality::Estimated => meterkit::Quality::Estimated,
+        }
+    }
+}
+
+/// Who produced a register reading; see the core's `ReadingKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadingKind {
+    /// Read from the meter.
+    Actual,
+    /// Estimated by the utility (consumption from it is `estimated`).
+    Estimated,
+    /// Read by the customer (treated as actual).
+    Customer,
+}
+
+/// Whether a query returns empty windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum Fill {
+    /// Only windows with records.
+    None,
+    /// Every window in `[from, to)` (needs both), empty ones with sum and count 0.
+    Zero,
+}
+
+/// How serious a validation finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For the record only.
+    Info,
+    /// Worth a look.
+    Warning,
+    /// Wrong data.
+    Error,
+}
+
+/// What a finding does to its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Stored as is.
+    Accept,
+    /// Stored with quality `flagged`.
+    Flag,
+    /// Not stored.
+    Reject,
+}
+
+/// The validation rule that raised a finding (the core's `Rule`, same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // one-to-one with the core's documented `Rule`
+pub enum Rule {
+    NegativeQuantity,
+    InvalidQuantity,
+    FutureTimestamp,
+    TooOld,
+    UnknownMetric,
+    UnknownUnit,
+    Spike,
+    Drop,
+    HighLimit,
+    LowLimit,
+    Stuck,
+    ZeroStreak,
+    Gap,
+    OutOfOrder,
+    Rollover,
+    MeterExchange,
+    DuplicateReading,
+    OutOfOrderReading,
+    InvalidReading,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/// One measured amount of usage (the core's `UsageRecord`): `(tenant, id)` is the idempotency
+/// key; `quantity` is exact, in the metric's unit; `timestamp` is when the usage starts, `end`
+/// (optional) when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UsageRecord {
+    /// Caller-chosen id, unique per tenant.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Meter, SIM, customer, …
+    pub subject: String,
+    /// Metric (`kwh`, `bytes`, …).
+    pub metric: String,
+    /// Exact quantity in the metric's unit.
+    pub quantity: Decimal,
+    /// When the usage starts.
+    pub timestamp: SystemTime,
+    /// When the usage ends, if known.
+    #[uniffi(default = None)]
+    pub end: Option<SystemTime>,
+    /// Attributes to group and filter by.
+    pub dimensions: HashMap<String, String>,
+    /// Data quality (`actual` unless set by validation or estimation).
+    pub quality: Quality,
+}
+
+impl UsageRecord {
+    /// The core record. Errors: `Parse` for a timestamp outside the supported range.
+    pub fn to_core(&self) -> Result<meterkit::UsageRecord, MeterkitError> {
+        Ok(meterkit::UsageRecord {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            subject: self.subject.clone(),
+            metric: self.metric.clone(),
+            quantity: self.quantity,
+            timestamp: from_system(self.timestamp, "timestamp").map_err(|e| with_record(e, &self.id))?,
+            end: opt_from_system(self.end, "end").map_err(|e| with_record(e, &self.id))?,
+            dimensions: self.dimensions.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            quality: self.quality.into(),
+        })
+    }
+
+    /// Consume into the core record (no string copies). Errors: as [`UsageRecord::to_core`].
+    pub fn into_core(self) -> Result<meterkit::UsageRecord, MeterkitError> {
+        let timestamp = from_system(self.timestamp, "timestamp").map_err(|e| with_record(e, &self.id))?;
+        let end = opt_from_system(self.end, "end").map_err(|e| with_record(e, &self.id))?;
+        Ok(meterkit::UsageRecord {
+            id: self.id,
+            tenant: self.tenant,
+            subject: self.subject,
+            metric: self.metric,
+            quantity: self.quantity,
+            timestamp,
+            end,
+            dimensions: self.dimensions.into_iter().collect(),
+            quality: self.quality.into(),
+        })
+    }
+}
+
+fn with_record(e: MeterkitError, id: &str) -> MeterkitError {
+    match e {
+        MeterkitError::Parse { code, reason, field, line, retryable, .. } => {
+            MeterkitError::Parse { code, reason, record_id: Some(id.to_string()), field, line, retryable }
+        }
+        other => other,
+    }
+}
+
+impl From<meterkit::UsageRecord> for UsageRecord {
+    fn from(r: meterkit::UsageRecord) -> Self {
+        UsageRecord {
+            id: r.id,
+            tenant: r.tenant,
+            subject: r.subject,
+            metric: r.metric,
+            quantity: r.quantity,
+            timestamp: to_system(r.timestamp),
+            end: r.end.map(to_system),
+            dimensions: r.dimensions.into_iter().collect(),
+            quality: r.quality.into(),
+        }
+    }
+}
+
+/// Convert a list of mirror records into core records. Errors: as [`UsageRecord::to_core`].
+pub(crate) fn records_to_core(records: Vec<UsageRecord>) -> Result<Vec<meterkit::UsageRecord>, MeterkitError> {
+    records.into_iter().map(UsageRecord::into_core).collect()
+}
+
+/// A record an ingest did not apply.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Rejection {
+    /// Tenant of the record.
+    pub tenant: String,
+    /// Id of the record.
+    pub id: String,
+    /// Why, as a snake_case kind (`invalid_record`, `conflict`, `validation`).
+    pub kind: String,
+    /// The kind's stable code (`E_CONFLICT`, …).
+    pub code: String,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// A validation finding (the core's `Finding`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Finding {
+    /// The rule that raised it.
+    pub rule: Rule,
+    /// How serious it is.
+    pub severity: Severity,
+    /// What happens to the record.
+    pub action: Action,
+    /// Tenant of the record.
+    pub tenant: String,
+    /// Subject of the record.
+    pub subject: String,
+    /// Metric of the record.
+    pub metric: String,
+    /// Record id, when about one record.
+    pub id: Option<String>,
+    /// The record's timestamp (a gap: the first missing interval).
+    pub timestamp: SystemTime,
+    /// The checked value, in the metric's unit.
+    pub value: Option<Decimal>,
+    /// Lower end of the expected range, when the rule has one.
+    pub expected_low: Option<Decimal>,
+    /// Upper end of the expected range, when the rule has one.
+    pub expected_high: Option<Decimal>,
+    /// The rule's score (robust z for spike/drop, a count for streaks and gaps).
+    pub score: Option<Decimal>,
+    /// What was found and what to do, in a sentence.
+    pub message: String,
+    /// True for warnings and errors (what a device should show).
+    pub is_alert: bool,
+}
+
+impl Finding {
+    pub(crate) fn from_core(f: meterkit::Finding) -> Result<Self, MeterkitError> {
+        Ok(Finding {
+            rule: via_serde(&f.rule)?,
+            severity: via_serde(&f.severity)?,
+            action: via_serde(&f.action)?,
+            is_alert: f.is_alert(),
+            tenant: f.tenant,
+            subject: f.subject,
+            metric: f.metric,
+            id: f.id,
+            timestamp: to_system(f.timestamp),
+            value: f.value,
+            expected_low: f.expected.map(|r| r.0),
+            expected_high: f.expected.map(|r| r.1),
+            score: f.score,
+            message: f.message,
+        })
+    }
+
+    pub(crate) fn to_core(&self) -> Result<meterkit::Finding, MeterkitError> {
+        Ok(meterkit::Finding {
+            rule: via_serde(&self.rule)?,
+            severity: via_serde(&self.severity)?,
+            action: via_serde(&self.action)?,
+            tenant: self.tenant.clone(),
+            subject: self.subject.clone(),
+            metric: self.metric.clone(),
+            id: self.id.clone(),
+            timestamp: from_system(self.timestamp, "timestamp")?,
+            value: self.value,
+            expected: self.expected_low.zip(self.expected_high),
+            score: self.score,
+            message: self.message.clone(),
+        })
+    }
+}
+
+pub(crate) fn findings_from_core(v: Vec<meterkit::Finding>) -> Result<Vec<Finding>, MeterkitError> {
+    v.into_iter().map(Finding::from_core).collect()
+}
+
+/// Outcome of one ingest (the core's `IngestReport`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct IngestReport {
+    /// Records stored and rolled up.
+    pub accepted: u64,
+    /// Records already stored with the same content (nothing changed).
+    pub duplicates: u64,
+    /// Records not applied, with the reason.
+    pub rejected: Vec<Rejection>,
+    /// Validation findings about the new records, in batch order.
+    pub findings: Vec<Finding>,
+}
+
+impl IngestReport {
+    pub(crate) fn from_core(r: meterkit::IngestReport) -> Result<Self, MeterkitError> {
+        Ok(IngestReport {
+            accepted: r.accepted,
+            duplicates: r.duplicates,
+            rejected: r
+                .rejected
+                .into_iter()
+                .map(|x| Rejection {
+                    tenant: x.tenant,
+                    id: x.id,
+                    kind: kind_name(x.kind),
+                    code: x.kind.code().to_string(),
+                    reason: x.reason,
+                })
+                .collect(),
+            findings: findings_from_core(r.findings)?,
+        })
+    }
+
+    fn to_core(&self) -> Result<meterkit::IngestReport, MeterkitError> {
+        Ok(meterkit::IngestReport {
+            accepted: self.accepted,
+            duplicates: self.duplicates,
+            rejected: self
+                .rejected
+                .iter()
+                .map(|x| {
+                    Ok(meterkit::Rejection {
+                        tenant: x.tenant.clone(),
+                        id: x.id.clone(),
+                        kind: parse_json(&format!("\"{}\"", x.kind), "error kind")?,
+                        reason: x.reason.clone(),
+                    })
+                })
+                .collect::<Result<_, MeterkitError>>()?,
+            findings: self.findings.iter().map(Finding::to_core).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// One window of a rollup (the core's `Bucket`). `min`, `max`, `mean`, `latest` are `None` for
+/// an empty (zero-filled) window; `group` maps each group-by dimension to its value (`None`:
+/// records without it).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[allow(missing_docs)] // one-to-one with the core's documented `Bucket`
+pub struct Bucket {
+    pub window_start: SystemTime,
+    pub window_end: SystemTime,
+    pub subject: Option<String>,
+    pub metric: String,
+    pub group: HashMap<String, Option<String>>,
+    pub sum: Decimal,
+    pub count: u64,
+    pub min: Option<Decimal>,
+    pub max: Option<Decimal>,
+    pub mean: Option<Decimal>,
+    pub latest: Option<Decimal>,
+    pub unique: HashMap<String, u64>,
+    pub flagged_count: u64,
+    pub flagged_sum: Decimal,
+    pub estimated_count: u64,
+    pub estimated_sum: Decimal,
+}
+
+impl From<meterkit::Bucket> for Bucket {
+    fn from(b: meterkit::Bucket) -> Self {
+        Bucket {
+            window_start: to_system(b.window_start),
+            window_end: to_system(b.window_end),
+            subject: b.subject,
+            metric: b.metric,
+            group: b.group.into_iter().collect(),
+            sum: b.sum,
+            count: b.count,
+            min: b.min,
+            max: b.max,
+            mean: b.mean,
+            latest: b.latest,
+            unique: b.unique.into_iter().collect(),
+            flagged_count: b.flagged_count,
+            flagged_sum: b.flagged_sum,
+            estimated_count: b.estimated_count,
+            estimated_sum: b.estimated_sum,
+        }
+    }
+}
+
+impl Bucket {
+    fn to_core(&self) -> Result<meterkit::Bucket, MeterkitError> {
+        Ok(meterkit::Bucket {
+            window_start: from_system(self.window_start, "window_start")?,
+            window_end: from_system(self.window_end, "window_end")?,
+            subject: self.subject.clone(),
+            metric: self.metric.clone(),
+            group: self.group.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
+            sum: self.sum,
+            count: self.count,
+            min: self.min,
+            max: self.max,
+            mean: self.mean,
+            latest: self.latest,
+            unique: self.unique.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            flagged_count: self.flagged_count,
+            flagged_sum: self.flagged_sum,
+            estimated_count: self.estimated_count,
+            estimated_sum: self.estimated_sum,
+        })
+    }
+}
+
+pub(crate) fn buckets_from_core(v: Vec<meterkit::Bucket>) -> Vec<Bucket> {
+    v.into_iter().map(Bucket::from).collect()
+}
+
+/// A rollup query (the core's `Query`): one tenant, one metric, one window kind (`minutes:N`,
+/// `hour`, `day`, `week`, `month`, `quarter`, `year`, `cycle:DAY`) in one IANA zone.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Query {
+    /// The tenant.
+    pub tenant: String,
+    /// The metric.
+    pub metric: String,
+    /// The window kind, e.g. `day` or `minutes:15`.
+    pub window: String,
+    /// IANA zone of the windows.
+    pub time_zone: String,
+    /// Only this subject.
+    #[uniffi(default = None)]
+    pub subject: Option<String>,
+    /// Only records whose dimensions have these values.
+    pub filters: HashMap<String, String>,
+    /// Split by these dimensions (`subject` allowed).
+    #[uniffi(default = [])]
+    pub group_by: Vec<String>,
+    /// Dimensions whose distinct values are counted.
+    #[uniffi(default = [])]
+    pub unique: Vec<String>,
+    /// Start of the range (inclusive, widened to its window's start).
+    #[uniffi(default = None)]
+    pub from: Option<SystemTime>,
+    /// End of the range (exclusive).
+    #[uniffi(default = None)]
+    pub to: Option<SystemTime>,
+    /// Whether to return empty windows.
+    pub fill: Fill,
+}
+
+impl Query {
+    /// The core query. Errors: `InvalidWindow` for a bad window text, `Parse` for bad instants.
+    pub fn to_core(&self) -> Result<meterkit::Query, MeterkitError> {
+        let mut q = meterkit::Query::new(
+            self.tenant.clone(),
+            self.metric.clone(),
+            self.window.parse::<meterkit::Window>()?,
+            self.time_zone.clone(),
+        );
+        q.subject.clone_from(&self.subject);
+        q.filters = self.filters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        q.group_by.clone_from(&self.group_by);
+        q.unique.clone_from(&self.unique);
+        q.from = opt_from_system(self.from, "from")?;
+        q.to = opt_from_system(self.to, "to")?;
+        q.fill = via_serde(&self.fill)?;
+        Ok(q)
+    }
+
+    pub(crate) fn from_core(q: meterkit::Query) -> Result<Self, MeterkitError> {
+        Ok(Query {
+            tenant: q.tenant,
+            metric: q.metric,
+            window: q.window.to_string(),
+            time_zone: q.time_zone,
+            subject: q.subject,
+            filters: q.filters.into_iter().collect(),
+            group_by: q.group_by,
+            unique: q.unique,
+            from: q.from.map(to_system),
+            to: q.to.map(to_system),
+            fill: via_serde(&q.fill)?,
+        })
+    }
+}
+
+/// Totals of the window containing an instant and of the one before, with the change in percent
+/// (2 places, half-even; `None` when the previous sum is 0).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Totals {
+    /// The window containing the instant.
+    pub current: Bucket,
+    /// The window before it.
+    pub previous: Bucket,
+    /// Change of the sum in percent.
+    pub change_percent: Option<Decimal>,
+}
+
+/// What to bill (the core's `BillRequest`): `subject`'s usage of `metric` in
+/// `[period_start, period_end)`, days and time-of-use periods in `time_zone`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[allow(missing_docs)] // one-to-one with the core's documented `BillRequest`
+pub struct BillRequest {
+    pub tenant: String,
+    pub subject: String,
+    pub metric: String,
+    pub period_start: SystemTime,
+    pub period_end: SystemTime,
+    pub time_zone: String,
+}
+
+impl BillRequest {
+    /// The core request. Errors: `Parse` for instants out of range.
+    pub fn to_core(&self) -> Result<meterkit::BillRequest, MeterkitError> {
+        let mut req = meterkit::BillRequest::new(
+            self.tenant.clone(),
+            self.subject.clone(),
+            self.metric.clone(),
+            from_system(self.period_start, "period_start")?,
+            from_system(self.period_end, "period_end")?,
+            self.time_zone.clone(),
+        );
+        req.tenant.clone_from(&self.tenant);
+        Ok(req)
+    }
+}
+
+/// One line of a bill (the core's `BillLine`); `amount` is money with the currency's minor-unit
+/// digits (`12.50`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[allow(missing_docs)] // one-to-one with the core's documented `BillLine`
+pub struct BillLine {
+    pub charge: String,
+    pub description: String,
+    pub quantity: Decimal,
+    pub unit: String,
+    pub rate: Decimal,
+    pub amount: Decimal,
+    pub tier: Option<u32>,
+    pub tou_period: Option<String>,
+}
+
+/// A bill (the core's `Bill`): lines, subtotal, taxes and total in `currency`, money with the
+/// currency's minor-unit digits.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[allow(missing_docs)] // one-to-one with the core's documented `Bill`
+pub struct Bill {
+    pub tenant: String,
+    pub subject: String,
+    pub period_start: SystemTime,
+    pub period_end: SystemTime,
+    pub time_zone: String,
+    pub currency: String,
+    pub lines: Vec<BillLine>,
+    pub subtotal: Decimal,
+    pub taxes: Decimal,
+    pub total: Decimal,
+}
+
+impl From<meterkit::Bill> for Bill {
+    fn from(b: meterkit::Bill) -> Self {
+        Bill {
+            tenant: b.tenant,
+            subject: b.subject,
+            period_start: to_system(b.period_start),
+            period_end: to_system(b.period_end),
+            time_zone: b.time_zone,
+            currency: b.currency,
+            lines: b
+                .lines
+                .into_iter()
+                .map(|l| BillLine {
+                    charge: l.charge,
+                    description: l.description,
+                    quantity: l.quantity,
+                    unit: l.unit,
+                    rate: l.rate,
+                    amount: l.amount,
+                    tier: l.tier,
+                    tou_period: l.tou_period,
+                })
+                .collect(),
+            subtotal: b.subtotal,
+            taxes: b.taxes,
+            total: b.total,
+        }
+    }
+}
+
+impl Bill {
+    fn to_core(&self) -> Result<meterkit::Bill, MeterkitError> {
+        Ok(meterkit::Bill {
+            tenant: self.tenant.clone(),
+            subject: self.subject.clone(),
+            period_start: from_system(self.period_start, "period_start")?,
+            period_end: from_system(self.period_end, "period_end")?,
+            time_zone: self.time_zone.clone(),
+            currency: self.currency.clone(),
+            lines: self
+                .lines
+                .iter()
+                .map(|l| meterkit::BillLine {
+                    charge: l.charge.clone(),
+                    description: l.description.clone(),
+                    quantity: l.quantity,
+                    unit: l.unit.clone(),
+                    rate: l.rate,
+                    amount: l.amount,
+                    tier: l.tier,
+                    tou_period: l.tou_period.clone(),
+                })
+                .collect(),
+            subtotal: self.subtotal,
+            taxes: self.taxes,
+            total: self.total,
+        })
+    }
+}
+
+/// One reading of a cumulative register (the core's `MeterReading`): the meter showed
+/// `register` at `timestamp`; `register_digits` (1–28) lets a roll-over be recognised;
+/// `multiplier` converts register units to metric units (default 1).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MeterReading {
+    /// The meter (the consumption record's subject).
+    pub meter: String,
+    /// When the register was read.
+    pub timestamp: SystemTime,
+    /// The register value (≥ 0).
+    pub register: Decimal,
+    /// Integer digits of the register, if known.
+    #[uniffi(default = None)]
+    pub register_digits: Option<u8>,
+    /// Register units → metric units.
+    #[uniffi(default = None)]
+    pub multiplier: Option<Decimal>,
+    /// Who produced the reading.
+    pub kind: ReadingKind,
+}
+
+impl MeterReading {
+    /// The core reading. Errors: `Parse` for an instant out of range.
+    pub fn to_core(&self) -> Result<meterkit::MeterReading, MeterkitError> {
+        Ok(meterkit::MeterReading {
+            meter: self.meter.clone(),
+            timestamp: from_system(self.timestamp, "timestamp")?,
+            register: self.register,
+            register_digits: self.register_digits,
+            multiplier: self.multiplier.unwrap_or(Decimal::ONE),
+            kind: via_serde(&self.kind)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON: the core's serde format, for upload, export/import and the shared test vectors.
+
+/// Records as the core's JSON array (`[{"id","tenant",…,"quantity":"1.5",…}]`).
+/// Errors: `Parse` for an instant out of range.
+#[uniffi::export]
+pub fn records_to_json(records: Vec<UsageRecord>) -> Result<String, MeterkitError> {
+    to_json(&records_to_core(records)?)
+}
+
+/// Records from the core's JSON (an array of records, or one record object).
+/// Errors: `Parse` for text that is not valid record JSON.
+#[uniffi::export]
+pub fn records_from_json(json: String) -> Result<Vec<UsageRecord>, MeterkitError> {
+    let records: Vec<meterkit::UsageRecord> = if json.trim_start().starts_with('{') {
+        vec![parse_json(&json, "usage record")?]
+    } else {
+        parse_json(&json, "usage record batch")?
+    };
+    Ok(records.into_iter().map(UsageRecord::from).collect())
+}
+
+/// An ingest report as the core's JSON. Errors: `Parse` for an unknown rejection kind.
+#[uniffi::export]
+pub fn ingest_report_to_json(report: IngestReport) -> Result<String, MeterkitError> {
+    to_json(&report.to_core()?)
+}
+
+/// Buckets as the core's JSON array. Errors: `Parse` for instants out of range.
+#[uniffi::export]
+pub fn buckets_to_json(buckets: Vec<Bucket>) -> Result<String, MeterkitError> {
+    to_json(&buckets.iter().map(Bucket::to_core).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A bill as the core's JSON (money with its minor-unit digits). Errors: `Parse` for instants
+/// out of range.
+#[uniffi::export]
+pub fn bill_to_json(bill: Bill) -> Result<String, MeterkitError> {
+    to_json(&bill.to_core()?)
+}
+
+/// Findings as the core's JSON array. Errors: `Parse` for instants out of range.
+#[uniffi::export]
+pub fn findings_to_json(findings: Vec<Finding>) -> Result<String, MeterkitError> {
+    to_json(&findings.iter().map(Finding::to_core).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A query from the core's JSON (`{"tenant","metric","window","time_zone",…}`).
+/// Errors: `Parse` for invalid JSON or fields.
+#[uniffi::export]
+pub fn query_from_json(json: String) -> Result<Query, MeterkitError> {
+    Query::from_core(parse_json(&json, "query")?)
+}
+
+/// A bill request from the core's JSON (`{"tenant","subject","metric","period_start",
+/// "period_end","time_zone"}`; other keys are ignored). Errors: `Parse`.
+#[uniffi::export]
+pub fn bill_request_from_json(json: String) -> Result<BillRequest, MeterkitError> {
+    let r: meterkit::BillRequest = parse_json(&json, "bill request")?;
+    Ok(BillRequest {
+        tenant: r.tenant,
+        subject: r.subject,
+        metric: r.metric,
+        period_start: to_system(r.period_start),
+        period_end: to_system(r.period_end),
+        time_zone: r.time_zone,
+    })
+}
