@@ -54,8 +54,7 @@ fn run(writers: usize, batches: u64, open: &(dyn Fn() -> Box<dyn Store> + Sync))
     for spec in specs() {
         engines[0].add_spec(spec).unwrap();
     }
-    let data: Vec<Vec<Vec<UsageRecord>>> =
-        (0..writers).map(|w| (0..=batches).map(|s| batch(w, s)).collect()).collect();
+    let data: Vec<Vec<Vec<UsageRecord>>> = (0..writers).map(|w| (0..=batches).map(|s| batch(w, s)).collect()).collect();
     let barrier = Arc::new(Barrier::new(writers + 1));
     let elapsed = std::thread::scope(|scope| {
         for (engine, batches) in engines.iter().zip(&data) {
@@ -79,7 +78,9 @@ fn run(writers: usize, batches: u64, open: &(dyn Fn() -> Box<dyn Store> + Sync))
 
 fn main() {
     let batches: u64 = std::env::var("METERKIT_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    println!("ingest, batches of {BATCH} records, {batches} timed batches per writer, 2 rollups (day by carrier, hour)");
+    println!(
+        "ingest, batches of {BATCH} records, {batches} timed batches per writer, 2 rollups (day by carrier, hour)"
+    );
     let memory = run(1, batches, &|| Box::new(MemoryStore::new()));
     println!("memory    1 writer : {memory:>9.0} records/s");
     let dir = tempfile::tempdir().unwrap();
