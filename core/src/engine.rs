@@ -354,7 +354,7 @@ impl Engine {
     fn add_spec_retrying(inner: &mut Inner, spec: &RollupSpec) -> Result<u32> {
         let mut attempt = 1;
         loop {
-            match Self::add_spec_locked(inner, spec) {
+            match Self::attempt(inner, attempt, |inner| Self::add_spec_locked(inner, spec)) {
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                     attempt += 1;
                     Self::reload_specs(inner)?;
@@ -411,7 +411,7 @@ impl Engine {
             let mut inner = self.lock();
             let mut attempt = 1;
             loop {
-                match Self::ingest_once(&mut inner, batch) {
+                match Self::attempt(&mut inner, attempt, |inner| Self::ingest_once(inner, batch)) {
                     Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                         // Another engine changed the store under us: reload the specs and redo the
                         // whole batch against the store's new state.
@@ -425,6 +425,19 @@ impl Engine {
         events.extend(self.quota_events(batch));
         self.emit(&events);
         Ok(report)
+    }
+
+    /// Run attempt number `attempt` of a call; a retry (attempt > 1) runs inside
+    /// [`Store::exclusive`], so that concurrent writers cannot refuse it again and again.
+    fn attempt<T>(inner: &mut Inner, attempt: u32, f: impl FnOnce(&mut Inner) -> Result<T>) -> Result<T> {
+        if attempt == 1 {
+            return f(inner);
+        }
+        inner.store.exclusive(true)?;
+        let result = f(inner);
+        // The attempt's outcome stands either way; a store that cannot release ends its connection.
+        let _ = inner.store.exclusive(false);
+        result
     }
 
     /// Reload the rollup specs from the store (another engine sharing it may have added some).
@@ -597,7 +610,7 @@ impl Engine {
         let mut inner = self.lock();
         let mut attempt = 1;
         loop {
-            match Self::retract_once(&mut inner, tenant, id) {
+            match Self::attempt(&mut inner, attempt, |inner| Self::retract_once(inner, tenant, id)) {
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                     attempt += 1;
                     Self::reload_specs(&mut inner)?;

@@ -111,6 +111,18 @@ pub trait Store: Send {
 
     /// Metadata of `tenant` whose key starts with `prefix`, ordered by key.
     fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>>;
+
+    /// Called by the engine around each *retry* of a call the store refused as
+    /// [retryable](crate::Error::is_retryable): `true` before the attempt's first read, `false`
+    /// after the attempt, whatever its outcome (errors of the `false` call are ignored). A store
+    /// shared by several processes may hold off other writers' changes in between, so that a
+    /// retried batch cannot be refused again and again by a stream of concurrent writers (no
+    /// starvation); it must release on `false`, or when its connection ends. The default does
+    /// nothing.
+    fn exclusive(&mut self, on: bool) -> Result<()> {
+        let _ = on;
+        Ok(())
+    }
 }
 
 /// The in-memory store: everything in ordered maps, nothing persisted. `apply` validates the
@@ -381,5 +393,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>> {
         (**self).meta_prefix(tenant, prefix)
+    }
+
+    fn exclusive(&mut self, on: bool) -> Result<()> {
+        (**self).exclusive(on)
     }
 }

@@ -67,6 +67,10 @@ CREATE SEQUENCE meterkit_record_gen;
 /// against ingests; `(LOCK_CLASS + 1, hashtext(schema))` serialises migrations.
 const LOCK_CLASS: i32 = 0x6d6b_7370; // "mksp"
 
+/// First key of the writers' lock: every change of records, buckets or specs takes it shared; a
+/// retried call ([`Store::exclusive`]) holds it exclusively, so that it cannot be refused again.
+const WRITE_CLASS: i32 = LOCK_CLASS + 2;
+
 const BUCKET_COLS: &str = "tenant, spec, start, grp, end_ts, state, closed";
 
 /// True when `location` names a PostgreSQL database (`postgres://…` or `postgresql://…`) rather
@@ -165,6 +169,8 @@ pub struct PgStore {
     /// The record generation seen by the last `scan_metric` (see `docs/postgres.md`).
     scan_gen: Cell<Option<i64>>,
     hook: Option<ApplyHook>,
+    /// True while [`Store::exclusive`] holds the writers' lock.
+    exclusive_held: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -261,7 +267,8 @@ impl PgStore {
         if let Some(s) = &options.schema {
             quote_ident(s)?;
         }
-        let store = PgStore { options, conn: RefCell::new(None), scan_gen: Cell::new(None), hook: None };
+        let store =
+            PgStore { options, conn: RefCell::new(None), scan_gen: Cell::new(None), hook: None, exclusive_held: false };
         store.connect()?;
         Ok(store)
     }
@@ -553,9 +560,20 @@ impl PgStore {
             || !changes.merge.is_empty()
             || !changes.replace.is_empty();
         // Spec additions exclude every other writer; writers of records and buckets share the lock.
+        // The writers' lock first (a retrying engine may hold it exclusively), then the specs'.
         if !changes.new_specs.is_empty() {
-            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &lock_key]).ctx("lock the specs")?;
-        } else if writes_data || changes.known_specs.is_some() {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock_shared($1, $3), pg_advisory_xact_lock($2, $3)",
+                &[&WRITE_CLASS, &LOCK_CLASS, &lock_key],
+            )
+            .ctx("lock the specs")?;
+        } else if writes_data {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock_shared($1, $3), pg_advisory_xact_lock_shared($2, $3)",
+                &[&WRITE_CLASS, &LOCK_CLASS, &lock_key],
+            )
+            .ctx("lock the specs (shared)")?;
+        } else if changes.known_specs.is_some() {
             tx.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", &[&LOCK_CLASS, &lock_key])
                 .ctx("lock the specs (shared)")?;
         }
@@ -967,6 +985,29 @@ impl Store for PgStore {
                 r.try_get(0).map_err(|e| Error::new(ErrorKind::Store, format!("Metadata could not be read: {e}.")))
             })
             .transpose()
+    }
+
+    /// `true`: wait until no other writer is inside a change, then hold off every other writer's
+    /// change (a session advisory lock) until `false`; so a retried batch cannot be refused again.
+    fn exclusive(&mut self, on: bool) -> Result<()> {
+        if on {
+            self.with_conn("hold off other writers", |c| {
+                c.client.execute("SELECT pg_advisory_lock($1, $2)", &[&WRITE_CLASS, &c.lock_key])
+            })?;
+            self.exclusive_held = true;
+            return Ok(());
+        }
+        if !std::mem::take(&mut self.exclusive_held) {
+            return Ok(());
+        }
+        let Some(conn) = self.conn.get_mut().as_mut() else { return Ok(()) };
+        let released = conn.client.execute("SELECT pg_advisory_unlock($1, $2)", &[&WRITE_CLASS, &conn.lock_key]);
+        if let Err(e) = released {
+            // Ending the session is the other way to release its lock.
+            *self.conn.get_mut() = None;
+            return Err(db_err("release the other writers", &e));
+        }
+        Ok(())
     }
 
     fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>> {
