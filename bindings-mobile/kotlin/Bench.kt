@@ -29,7 +29,7 @@ fun records(n: Int): List<UsageRecord> {
 fun columns(n: Int): RecordColumns {
     val base = 1_717_200_000L
     return RecordColumns(
-        tenant = "t", metric = "kwh", ids = (0 until n).map { "r$it" },
+        tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "r$it" },
         subjectValues = (0 until 100).map { "m$it" }, subjectCodes = (0 until n).map { (it % 100).toUInt() },
         mantissas = (0 until n).map { (it % 1000 + 1).toLong() }, scale = 3U, timestamps = (0 until n).map { base + it * 60L },
     )
@@ -64,6 +64,7 @@ fun main() {
     val boundaryRecords = median(7) { countRecords(recs) }
     val boundaryColumns = median(7) { countColumns(cols) }
     val rustConvert = (0 until 7).map { rustBenchConvert(N.toUInt()).toLong() }.sorted()[3]
+    val rustConvertColumns = (0 until 7).map { rustBenchConvertColumns(N.toUInt()).toLong() }.sorted()[3]
     val ingestRecords = median(3) { Engine.inMemory().use { it.ingest(recs) } }
     val ingestColumns = median(3) { Engine.inMemory().use { it.ingestColumns(cols) } }
     val rustIngest = (0 until 3).map { rustBenchIngest(N.toUInt()).toLong() }.sorted()[1]
@@ -75,7 +76,7 @@ fun main() {
     println("| empty call (`version()`), ns/call | $noop | – | – |")
     println("| one reading validation (`validateReading`, 10 readings of history), ns/call | $perCall | $rustPerCall | ${ratio(perCall, rustPerCall)} |")
     println("| 100k batch, boundary only, list of records (`countRecords`), ns/record | ${per(boundaryRecords)} | ${per(rustConvert)} (convert only) | ${ratio(boundaryRecords, rustConvert)} |")
-    println("| 100k batch, boundary only, columns (`countColumns`), ns/record | ${per(boundaryColumns)} | – | – |")
+    println("| 100k batch, boundary only, columns (`countColumns`), ns/record | ${per(boundaryColumns)} | ${per(rustConvertColumns)} (convert only) | ${ratio(boundaryColumns, rustConvertColumns)} |")
     println("| 100k batch, full ingest, list of records (`Engine.ingest`), ns/record | ${per(ingestRecords)} | ${per(rustIngest)} | ${ratio(ingestRecords, rustIngest)} |")
     println("| 100k batch, full ingest, columns (`Engine.ingestColumns`), ns/record | ${per(ingestColumns)} | ${per(rustIngest)} | ${ratio(ingestColumns, rustIngest)} |")
 }

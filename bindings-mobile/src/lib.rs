@@ -27,7 +27,8 @@ mod field;
 mod types;
 
 pub use crate::bench::{
-    count_columns, count_records, rust_bench_convert, rust_bench_ingest, rust_bench_validate_reading,
+    count_columns, count_records, rust_bench_convert, rust_bench_convert_columns, rust_bench_ingest,
+    rust_bench_validate_reading,
 };
 pub use crate::engine::{Engine, MobileEvent, Notifier, RecordColumns};
 pub use crate::error::MeterkitError;

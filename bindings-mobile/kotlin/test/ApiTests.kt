@@ -371,7 +371,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
     // ---- batches, columns, threads, bench helpers ------------------------------------------
     t("ingestColumns and countColumns: rows from parallel columns") {
         val n = 1000
-        val cols = RecordColumns(tenant = "t", metric = "kwh", ids = (0 until n).map { "c$it" },
+        val cols = RecordColumns(tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "c$it" },
             subjectValues = listOf("a", "b"), subjectCodes = (0 until n).map { (it % 2).toUInt() },
             mantissas = (0 until n).map { 1500L }, scale = 3U, timestamps = (0 until n).map { 1_709_251_200L + it * 60L })
         eq(countColumns(cols), 1000UL, "count")
@@ -382,6 +382,9 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eqDec(engine.query(q)[0].sum, "750", "500 rows x 1.500")
         val e = throws<MeterkitException.InvalidRecord>("short column") { engine.ingestColumns(cols.copy(mantissas = listOf(1L))) }
         eq(e.info.code, "E_INVALID_RECORD", "code")
+        throws<MeterkitException.InvalidRecord>("ids short of a line") { countColumns(cols.copy(ids = "a\nb")) }
+        eq(countColumns(cols.copy(ids = "", subjectCodes = listOf(), mantissas = listOf(), timestamps = listOf())), 0UL, "empty batch")
+        eq(engine.records("t", "kwh", Instant.ofEpochSecond(1_709_251_200L), Instant.ofEpochSecond(1_709_251_201L)).map { it.id }, listOf("c0"), "first row's id")
         throws<MeterkitException.InvalidRecord>("code out of range") { countColumns(cols.copy(subjectCodes = cols.subjectCodes.map { 7U })) }
         engine.close()
     }
@@ -389,6 +392,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(countRecords(hourly(n = 10)), 10UL, "count")
         check(rustBenchIngest(1000U) > 0UL) { "ingest timing" }
         check(rustBenchConvert(1000U) > 0UL) { "convert timing" }
+        check(rustBenchConvertColumns(1000U) > 0UL) { "columns convert timing" }
         check(rustBenchValidateReading(listOf(reading("1", "2024-01-01T00:00:00Z")), reading("2", "2024-01-02T00:00:00Z"), 10U) > 0UL) { "validate timing" }
     }
     t("one engine, four Kotlin threads") {
