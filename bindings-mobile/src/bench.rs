@@ -6,22 +6,42 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use meterkit::Decimal;
 
-use crate::engine::RecordColumns;
+use crate::engine::{PackedColumns, RecordColumns};
 use crate::error::MeterkitError;
 use crate::types::{records_to_core, MeterReading, UsageRecord};
 
-/// Lift `records` across the boundary and convert them to core records, without ingesting:
-/// returns how many. Errors: as `Engine.ingest`'s conversion.
+/// The boundary alone: `records` are lowered by the host and lifted here (every string, decimal
+/// and instant read into Rust values), then counted — no core records are built and nothing is
+/// ingested (`rust_bench_convert` measures that next step). Errors: none in practice (a decimal
+/// out of range fails the lift with `Parse`).
 #[uniffi::export]
 pub fn count_records(records: Vec<UsageRecord>) -> Result<u64, MeterkitError> {
-    Ok(records_to_core(records)?.len() as u64)
+    Ok(records.len() as u64)
 }
 
-/// Lift `columns` and convert them to core records, without ingesting: returns how many.
-/// Errors: as `Engine.ingest_columns`' conversion.
+/// The boundary alone for columns: lifted, the lengths checked, counted; no core records are
+/// built (`rust_bench_convert_columns` measures that). Errors: `InvalidRecord` for columns of
+/// different lengths.
 #[uniffi::export]
 pub fn count_columns(columns: RecordColumns) -> Result<u64, MeterkitError> {
-    Ok(columns.into_core()?.len() as u64)
+    let n = columns.mantissas.len();
+    let rows = if columns.ids.is_empty() { 0 } else { columns.ids.bytes().filter(|b| *b == b'\n').count() + 1 };
+    if columns.subject_codes.len() != n || columns.timestamps.len() != n || rows != n {
+        return Err(meterkit::Error::new(
+            meterkit::ErrorKind::InvalidRecord,
+            "Every column must have one value per row.",
+        )
+        .into());
+    }
+    Ok(n as u64)
+}
+
+/// The boundary alone for packed columns: lifted (one copy per byte column), unpacked into
+/// typed columns, the lengths checked, counted; no core records are built. Errors:
+/// `InvalidRecord` for ragged or mismatched columns.
+#[uniffi::export]
+pub fn count_packed(columns: PackedColumns) -> Result<u64, MeterkitError> {
+    count_columns(columns.unpack()?)
 }
 
 fn synthetic(n: u32) -> Vec<meterkit::UsageRecord> {
