@@ -583,3 +583,75 @@ impl Engine {
         IngestReport::from_core(self.inner.ingest(&batch)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(n: usize) -> RecordColumns {
+        RecordColumns {
+            tenant: "t".into(),
+            metric: "kwh".into(),
+            ids: (0..n).map(|i| format!("r{i}")).collect::<Vec<_>>().join("\n"),
+            subject_values: vec!["a".into(), "b".into()],
+            subject_codes: (0..n).map(|i| (i % 2) as u32).collect(),
+            mantissas: (0..n).map(|i| i as i64 - 1).collect(),
+            scale: 2,
+            timestamps: (0..n).map(|i| 1_700_000_000 + i as i64).collect(),
+        }
+    }
+
+    #[test]
+    fn columns_become_the_records_they_describe() {
+        let records = cols(3).into_core().unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!((records[1].id.as_str(), records[1].subject.as_str()), ("r1", "b"));
+        assert_eq!(records[0].quantity.to_string(), "-0.01");
+        assert_eq!(records[2].timestamp.timestamp(), 1_700_000_002);
+        assert!(cols(0).into_core().unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_columns_are_invalid_records() {
+        let mut short = cols(3);
+        short.ids = "r0\nr1".into();
+        assert!(matches!(short.into_core(), Err(MeterkitError::InvalidRecord { .. })));
+        let mut code = cols(3);
+        code.subject_codes[2] = 9;
+        assert!(matches!(code.into_core(), Err(MeterkitError::InvalidRecord { .. })));
+        let mut scale = cols(1);
+        scale.scale = 29;
+        assert!(matches!(scale.into_core(), Err(MeterkitError::InvalidRecord { .. })));
+    }
+
+    #[test]
+    fn packed_columns_unpack_little_endian() {
+        let c = cols(2);
+        let packed = PackedColumns {
+            tenant: c.tenant.clone(),
+            metric: c.metric.clone(),
+            ids: c.ids.clone(),
+            subject_values: c.subject_values.clone(),
+            subject_codes: c.subject_codes.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            mantissas: c.mantissas.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            scale: c.scale,
+            timestamps: c.timestamps.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        assert_eq!(packed.clone().unpack().unwrap(), c);
+        let mut ragged = packed;
+        ragged.mantissas.pop();
+        assert!(matches!(ragged.unpack(), Err(MeterkitError::InvalidRecord { .. })));
+    }
+
+    #[test]
+    fn the_queue_marks_pending_and_uploaded_records() {
+        let engine = Engine::in_memory(None).unwrap();
+        let batch = cols(3).into_core().unwrap().into_iter().map(UsageRecord::from).collect::<Vec<_>>();
+        assert_eq!(engine.queue(batch.clone()).unwrap().accepted, 3);
+        assert_eq!(engine.pending_count("t".into()).unwrap(), 3);
+        assert_eq!(engine.mark_uploaded("t".into(), vec!["r0".into(), "r1".into()]).unwrap(), 2);
+        assert_eq!(engine.pending_uploads("t".into(), 10).unwrap().len(), 1);
+        assert_eq!(engine.queue(batch).unwrap().duplicates, 3);
+        assert_eq!(engine.pending_count("t".into()).unwrap(), 1, "uploaded records are not queued again");
+    }
+}
