@@ -3,7 +3,8 @@
 //   (a) the per-call cost of one reading validation (validateReading with ten readings of
 //       history, the field app's on-the-spot check);
 //   (b) the per-record cost of a 100k-record batch: the boundary alone (countRecords /
-//       countColumns: lower the list in Kotlin, lift and convert it in Rust, no ingest) and the
+//       countColumns / countPacked: lower in Kotlin, lift in Rust, count; no core records), the
+//       Rust-side conversion of the lifted values into core records (rustBenchConvert*), and the
 //       full ingest (Engine.ingest / Engine.ingestColumns into a fresh in-memory engine);
 // each next to the Rust-side cost of the same work measured in the same process (rustBench*).
 // Prints a Markdown table.
@@ -29,10 +30,22 @@ fun records(n: Int): List<UsageRecord> {
 fun columns(n: Int): RecordColumns {
     val base = 1_717_200_000L
     return RecordColumns(
-        tenant = "t", metric = "kwh", ids = (0 until n).map { "r$it" },
+        tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "r$it" },
         subjectValues = (0 until 100).map { "m$it" }, subjectCodes = (0 until n).map { (it % 100).toUInt() },
         mantissas = (0 until n).map { (it % 1000 + 1).toLong() }, scale = 3U, timestamps = (0 until n).map { base + it * 60L },
     )
+}
+
+fun packed(n: Int): PackedColumns {
+    val base = 1_717_200_000L
+    val le = java.nio.ByteOrder.LITTLE_ENDIAN
+    val codes = java.nio.ByteBuffer.allocate(n * 4).order(le)
+    val mantissas = java.nio.ByteBuffer.allocate(n * 8).order(le)
+    val timestamps = java.nio.ByteBuffer.allocate(n * 8).order(le)
+    for (i in 0 until n) { codes.putInt(i % 100); mantissas.putLong((i % 1000 + 1).toLong()); timestamps.putLong(base + i * 60L) }
+    return PackedColumns(tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "r$it" },
+        subjectValues = (0 until 100).map { "m$it" }, subjectCodes = codes.array(), mantissas = mantissas.array(), scale = 3U,
+        timestamps = timestamps.array())
 }
 
 /** Median of `reps` timings of `block`, in nanoseconds. */
@@ -60,12 +73,16 @@ fun main() {
     // (b) 100k batch
     val recs = records(N)
     val cols = columns(N)
-    repeat(3) { countRecords(recs); countColumns(cols) } // warm-up
+    val pack = packed(N)
+    repeat(3) { countRecords(recs); countColumns(cols); countPacked(pack) } // warm-up
     val boundaryRecords = median(7) { countRecords(recs) }
     val boundaryColumns = median(7) { countColumns(cols) }
+    val boundaryPacked = median(7) { countPacked(pack) }
     val rustConvert = (0 until 7).map { rustBenchConvert(N.toUInt()).toLong() }.sorted()[3]
+    val rustConvertColumns = (0 until 7).map { rustBenchConvertColumns(N.toUInt()).toLong() }.sorted()[3]
     val ingestRecords = median(3) { Engine.inMemory().use { it.ingest(recs) } }
     val ingestColumns = median(3) { Engine.inMemory().use { it.ingestColumns(cols) } }
+    val ingestPacked = median(3) { Engine.inMemory().use { it.ingestPacked(pack) } }
     val rustIngest = (0 until 3).map { rustBenchIngest(N.toUInt()).toLong() }.sorted()[1]
 
     fun per(ns: Long) = "%.0f".format(ns.toDouble() / N)
@@ -74,8 +91,12 @@ fun main() {
     println("|---|---:|---:|---:|")
     println("| empty call (`version()`), ns/call | $noop | – | – |")
     println("| one reading validation (`validateReading`, 10 readings of history), ns/call | $perCall | $rustPerCall | ${ratio(perCall, rustPerCall)} |")
-    println("| 100k batch, boundary only, list of records (`countRecords`), ns/record | ${per(boundaryRecords)} | ${per(rustConvert)} (convert only) | ${ratio(boundaryRecords, rustConvert)} |")
+    println("| 100k batch, boundary only, list of records (`countRecords`), ns/record | ${per(boundaryRecords)} | – | – |")
+    println("| 100k batch, Rust only: lifted records → core records (`rustBenchConvert`), ns/record | – | ${per(rustConvert)} | – |")
     println("| 100k batch, boundary only, columns (`countColumns`), ns/record | ${per(boundaryColumns)} | – | – |")
+    println("| 100k batch, boundary only, packed byte columns (`countPacked`), ns/record | ${per(boundaryPacked)} | – | – |")
+    println("| 100k batch, Rust only: lifted columns → core records (`rustBenchConvertColumns`), ns/record | – | ${per(rustConvertColumns)} | – |")
     println("| 100k batch, full ingest, list of records (`Engine.ingest`), ns/record | ${per(ingestRecords)} | ${per(rustIngest)} | ${ratio(ingestRecords, rustIngest)} |")
     println("| 100k batch, full ingest, columns (`Engine.ingestColumns`), ns/record | ${per(ingestColumns)} | ${per(rustIngest)} | ${ratio(ingestColumns, rustIngest)} |")
+    println("| 100k batch, full ingest, packed byte columns (`Engine.ingestPacked`), ns/record | ${per(ingestPacked)} | ${per(rustIngest)} | ${ratio(ingestPacked, rustIngest)} |")
 }

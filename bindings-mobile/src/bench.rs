@@ -6,22 +6,42 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use meterkit::Decimal;
 
-use crate::engine::RecordColumns;
+use crate::engine::{PackedColumns, RecordColumns};
 use crate::error::MeterkitError;
 use crate::types::{records_to_core, MeterReading, UsageRecord};
 
-/// Lift `records` across the boundary and convert them to core records, without ingesting:
-/// returns how many. Errors: as `Engine.ingest`'s conversion.
+/// The boundary alone: `records` are lowered by the host and lifted here (every string, decimal
+/// and instant read into Rust values), then counted — no core records are built and nothing is
+/// ingested (`rust_bench_convert` measures that next step). Errors: none in practice (a decimal
+/// out of range fails the lift with `Parse`).
 #[uniffi::export]
 pub fn count_records(records: Vec<UsageRecord>) -> Result<u64, MeterkitError> {
-    Ok(records_to_core(records)?.len() as u64)
+    Ok(records.len() as u64)
 }
 
-/// Lift `columns` and convert them to core records, without ingesting: returns how many.
-/// Errors: as `Engine.ingest_columns`' conversion.
+/// The boundary alone for columns: lifted, the lengths checked, counted; no core records are
+/// built (`rust_bench_convert_columns` measures that). Errors: `InvalidRecord` for columns of
+/// different lengths.
 #[uniffi::export]
 pub fn count_columns(columns: RecordColumns) -> Result<u64, MeterkitError> {
-    Ok(columns.into_core()?.len() as u64)
+    let n = columns.mantissas.len();
+    let rows = if columns.ids.is_empty() { 0 } else { columns.ids.bytes().filter(|b| *b == b'\n').count() + 1 };
+    if columns.subject_codes.len() != n || columns.timestamps.len() != n || rows != n {
+        return Err(meterkit::Error::new(
+            meterkit::ErrorKind::InvalidRecord,
+            "Every column must have one value per row.",
+        )
+        .into());
+    }
+    Ok(n as u64)
+}
+
+/// The boundary alone for packed columns: lifted (one copy per byte column), unpacked into
+/// typed columns, the lengths checked, counted; no core records are built. Errors:
+/// `InvalidRecord` for ragged or mismatched columns.
+#[uniffi::export]
+pub fn count_packed(columns: PackedColumns) -> Result<u64, MeterkitError> {
+    count_columns(columns.unpack()?)
 }
 
 fn synthetic(n: u32) -> Vec<meterkit::UsageRecord> {
@@ -76,6 +96,27 @@ pub fn rust_bench_convert(n: u32) -> Result<u64, MeterkitError> {
     let records: Vec<UsageRecord> = synthetic(n).into_iter().map(UsageRecord::from).collect();
     let start = Instant::now();
     let core = records_to_core(records)?;
+    let elapsed = start.elapsed();
+    std::hint::black_box(core);
+    Ok(nanos(elapsed))
+}
+
+/// Rust-side cost, in nanoseconds, of converting `n` rows of columns (as `count_columns` gets
+/// them: 100 subjects, ids joined by line breaks) into core records. Errors: none in practice.
+#[uniffi::export]
+pub fn rust_bench_convert_columns(n: u32) -> Result<u64, MeterkitError> {
+    let columns = RecordColumns {
+        tenant: "t".into(),
+        metric: "kwh".into(),
+        ids: (0..n).map(|i| format!("r{i}")).collect::<Vec<_>>().join("\n"),
+        subject_values: (0..100).map(|i| format!("m{i}")).collect(),
+        subject_codes: (0..n).map(|i| i % 100).collect(),
+        mantissas: (0..n).map(|i| i64::from(i % 1000) + 1).collect(),
+        scale: 3,
+        timestamps: (0..n).map(|i| 1_717_200_000 + i64::from(i) * 60).collect(),
+    };
+    let start = Instant::now();
+    let core = columns.into_core()?;
     let elapsed = start.elapsed();
     std::hint::black_box(core);
     Ok(nanos(elapsed))

@@ -27,9 +27,10 @@ mod field;
 mod types;
 
 pub use crate::bench::{
-    count_columns, count_records, rust_bench_convert, rust_bench_ingest, rust_bench_validate_reading,
+    count_columns, count_records, rust_bench_convert, rust_bench_convert_columns, rust_bench_ingest,
+    rust_bench_validate_reading,
 };
-pub use crate::engine::{Engine, MobileEvent, Notifier, RecordColumns};
+pub use crate::engine::{Engine, MobileEvent, Notifier, PackedColumns, RecordColumns};
 pub use crate::error::MeterkitError;
 pub use crate::field::{
     consumption, estimate_bill, validate_reading, validate_records, ReadingCheck, Tariff, ValidationConfig,

@@ -371,7 +371,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
     // ---- batches, columns, threads, bench helpers ------------------------------------------
     t("ingestColumns and countColumns: rows from parallel columns") {
         val n = 1000
-        val cols = RecordColumns(tenant = "t", metric = "kwh", ids = (0 until n).map { "c$it" },
+        val cols = RecordColumns(tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "c$it" },
             subjectValues = listOf("a", "b"), subjectCodes = (0 until n).map { (it % 2).toUInt() },
             mantissas = (0 until n).map { 1500L }, scale = 3U, timestamps = (0 until n).map { 1_709_251_200L + it * 60L })
         eq(countColumns(cols), 1000UL, "count")
@@ -382,13 +382,35 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eqDec(engine.query(q)[0].sum, "750", "500 rows x 1.500")
         val e = throws<MeterkitException.InvalidRecord>("short column") { engine.ingestColumns(cols.copy(mantissas = listOf(1L))) }
         eq(e.info.code, "E_INVALID_RECORD", "code")
-        throws<MeterkitException.InvalidRecord>("code out of range") { countColumns(cols.copy(subjectCodes = cols.subjectCodes.map { 7U })) }
+        throws<MeterkitException.InvalidRecord>("ids short of a line") { countColumns(cols.copy(ids = "a\nb")) }
+        eq(countColumns(cols.copy(ids = "", subjectCodes = listOf(), mantissas = listOf(), timestamps = listOf())), 0UL, "empty batch")
+        eq(engine.records("t", "kwh", Instant.ofEpochSecond(1_709_251_200L), Instant.ofEpochSecond(1_709_251_201L)).map { it.id }, listOf("c0"), "first row's id")
+        throws<MeterkitException.InvalidRecord>("code out of range") { engine.ingestColumns(cols.copy(subjectCodes = cols.subjectCodes.map { 7U })) }
+        engine.close()
+    }
+    t("ingestPacked and countPacked: little-endian byte columns") {
+        val n = 300
+        fun longs(f: (Int) -> Long) = java.nio.ByteBuffer.allocate(n * 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).also { b -> (0 until n).forEach { b.putLong(f(it)) } }.array()
+        val codes = java.nio.ByteBuffer.allocate(n * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN).also { b -> (0 until n).forEach { b.putInt(it % 3) } }.array()
+        val packed = PackedColumns(tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "p$it" },
+            subjectValues = listOf("a", "b", "c"), subjectCodes = codes, mantissas = longs { -25L }, scale = 1U,
+            timestamps = longs { 1_709_251_200L + it * 3600L })
+        eq(countPacked(packed), 300UL, "count")
+        val engine = Engine.inMemory()
+        eq(engine.ingestPacked(packed).accepted, 300UL, "accepted")
+        val q = Query(tenant = "t", metric = "kwh", window = "year", timeZone = "UTC", subject = "c", filters = mapOf(),
+            groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
+        eqDec(engine.query(q)[0].sum, "-250", "100 rows x -2.5")
+        eq(engine.records("t", "kwh", Instant.ofEpochSecond(1_709_254_800L), Instant.ofEpochSecond(1_709_254_801L)).map { it.subject }, listOf("b"), "row 1")
+        val e = throws<MeterkitException.InvalidRecord>("ragged bytes") { engine.ingestPacked(packed.copy(mantissas = ByteArray(7))) }
+        eq(e.info.code, "E_INVALID_RECORD", "code")
         engine.close()
     }
     t("countRecords and the Rust-side bench helpers") {
         eq(countRecords(hourly(n = 10)), 10UL, "count")
         check(rustBenchIngest(1000U) > 0UL) { "ingest timing" }
         check(rustBenchConvert(1000U) > 0UL) { "convert timing" }
+        check(rustBenchConvertColumns(1000U) > 0UL) { "columns convert timing" }
         check(rustBenchValidateReading(listOf(reading("1", "2024-01-01T00:00:00Z")), reading("2", "2024-01-02T00:00:00Z"), 10U) > 0UL) { "validate timing" }
     }
     t("one engine, four Kotlin threads") {
