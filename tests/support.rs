@@ -14,7 +14,6 @@
 //! retracts the listed records, then runs the query, and compares the [canonical](canonical_json)
 //! JSON of `{"report": [...], "buckets": [...]}` with the canonical JSON of `expected`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -119,6 +118,8 @@ pub fn run_case(case: &VectorCase) -> meterkit::Result<String> {
     Ok(canonical_output(&out))
 }
 
+pub use meterkit::canonical_json;
+
 /// The canonical JSON of an output (see [`canonical_json`]).
 pub fn canonical_output(out: &VectorOutput) -> String {
     // Serializing plain structs of strings, integers and maps cannot fail.
@@ -128,49 +129,6 @@ pub fn canonical_output(out: &VectorOutput) -> String {
 /// The canonical JSON of a case's `expected` value.
 pub fn expected_json(case: &VectorCase) -> String {
     canonical_json(&case.expected)
-}
-
-/// Canonical JSON text: compact (no whitespace), object keys sorted by their UTF-8 bytes (= by
-/// Unicode code point), arrays in order, strings escaped as `serde_json` does (`\"`, `\\`,
-/// `\n`, `\r`, `\t`, `\b`, `\f`, other control characters as `\u00xx`, everything else raw
-/// UTF-8), numbers as `serde_json` prints them. The key order is imposed here rather than taken
-/// from serde_json's `Map`, whose order depends on the `preserve_order` feature.
-pub fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => {
-            let _ = write!(out, "{scalar}");
-        }
-    }
 }
 
 /// An instant from RFC 3339 text; panics on bad text (test helper only, for literals).

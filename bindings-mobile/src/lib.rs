@@ -81,13 +81,13 @@ pub fn parse_decimal(text: String) -> Result<Decimal, MeterkitError> {
 }
 
 /// Canonical JSON (tests/vectors/README.md: compact, keys sorted by UTF-8 bytes, serde_json's
-/// escaping) of JSON text, with the same code as the Rust vector runner (`meterkit_tests`).
+/// escaping) of JSON text, with the same code as the Rust vector runner (`meterkit::canonical_json`).
 /// Errors: `Parse` when `json` is not JSON.
 #[uniffi::export]
 pub fn canonical_json(json: String) -> Result<String, MeterkitError> {
     let v: serde_json::Value = serde_json::from_str(&json)
         .map_err(|e| meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Not JSON: {e}")))?;
-    Ok(meterkit_tests::canonical_json(&v))
+    Ok(meterkit::canonical_json(&v))
 }
 
 /// The JSON text at `pointer` (RFC 6901, e.g. `/input/batches/0`) inside `json`, or `None` when

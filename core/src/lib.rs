@@ -60,6 +60,7 @@ mod engine;
 mod error;
 mod estimate;
 mod invoice;
+mod json;
 mod notify;
 mod quota;
 mod reading;
@@ -81,6 +82,7 @@ pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MA
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::estimate::{estimate_gaps, EstimateConfig};
 pub use crate::invoice::{reminders_due, Invoice, InvoiceStatus};
+pub use crate::json::canonical_json;
 pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
 pub use crate::quota::Quota;
 pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};

@@ -1,6 +1,6 @@
 // Every case in tests/vectors/ run through the typed Kotlin API and compared with the canonical
 // JSON of its "expected" part (tests/vectors/README.md), as the Rust, Python and Node runners do.
-// The canonicalisation is the Rust runner's own (`canonicalJson` calls meterkit_tests).
+// The canonicalisation is the Rust runner's own (`canonicalJson` calls `meterkit::canonical_json`).
 package meterkit.tests
 
 import meterkit.*
