@@ -203,6 +203,10 @@ pub(crate) fn add(a: Decimal, b: Decimal) -> Result<Decimal> {
     a.checked_add(b).ok_or_else(|| Error::overflow("A bill sum"))
 }
 
+pub(crate) fn sub(a: Decimal, b: Decimal, what: &str) -> Result<Decimal> {
+    a.checked_sub(b).ok_or_else(|| Error::overflow(what))
+}
+
 pub(crate) fn mul(a: Decimal, b: Decimal) -> Result<Decimal> {
     a.checked_mul(b).ok_or_else(|| Error::overflow("A quantity times a rate"))
 }
@@ -1056,7 +1060,7 @@ impl Rater<'_> {
             if subtotal < minimum {
                 let base = c.description.clone().unwrap_or_else(|| default_description(&c));
                 let desc = format!("{base} (minimum {minimum}, subtotal {subtotal})");
-                let top_up = self.rounding.round(minimum - subtotal, self.dp)?;
+                let top_up = self.rounding.round(sub(minimum, subtotal, "A minimum charge's top-up")?, self.dp)?;
                 self.push(pi, &c, desc, Decimal::ONE, "bill", minimum, top_up, None, None);
             }
         }
@@ -1274,7 +1278,7 @@ impl QuantityRater {
             if let Fast::Minimum(m) = c {
                 if subtotal < *m {
                     if self.keeps_amounts {
-                        amounts[i] = *m - subtotal;
+                        amounts[i] = sub(*m, subtotal, "A minimum charge's top-up")?;
                     }
                     subtotal = *m;
                 }

@@ -78,7 +78,7 @@ pub use rust_decimal::Decimal;
 pub use crate::allocate::{allocate, SharedMeter};
 pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
 pub use crate::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn, MAX_COLUMNAR_GROUPS};
-pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_WINDOWS};
+pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_ROWS, MAX_FILLED_WINDOWS};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::estimate::{estimate_gaps, EstimateConfig};
 pub use crate::invoice::{reminders_due, Invoice, InvoiceStatus};
