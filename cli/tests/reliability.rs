@@ -64,8 +64,10 @@ fn an_overflowing_record_is_rejected_at_its_line_and_the_rest_stored() {
         "second.jsonl",
         &[("a", "2", "2024-01-02T00:00:00Z"), ("one", "1", "2024-01-01T05:00:00Z"), ("b", "3", "2024-01-03T00:00:00Z")],
     );
-    let out = bin().args(["--db", db, "--tenant", "evil", "ingest", &second, "--output", "json"]);
-    let out = out.args(["--batch-size", "2"]).output().unwrap();
+    let out = bin()
+        .args(["--db", db, "--tenant", "evil", "ingest", &second, "--output", "json", "--batch-size", "2"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(json(&out), serde_json::json!({"accepted": 2, "duplicates": 0, "rejected": 1}));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -171,6 +173,7 @@ fn a_rollup_with_a_new_window_during_an_ingest_counts_every_record() {
     run(&[&cycle[..], &["--window", "day"]].concat());
     let mut child = bin()
         .args(["--db", db, "--tenant", "t", "ingest", file.to_str().unwrap(), "--batch-size", "200"])
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let windows = ["cycle:5", "cycle:6", "cycle:7", "minutes:30", "hour", "week", "month", "cycle:9"];
