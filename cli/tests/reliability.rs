@@ -25,7 +25,9 @@ fn jsonl(dir: &Path, name: &str, lines: &[(&str, &str, &str)]) -> String {
     let text: String = lines
         .iter()
         .map(|(id, q, t)| {
-            format!("{{\"id\":\"{id}\",\"subject\":\"m\",\"metric\":\"kwh\",\"quantity\":\"{q}\",\"timestamp\":\"{t}\"}}\n")
+            format!(
+                "{{\"id\":\"{id}\",\"subject\":\"m\",\"metric\":\"kwh\",\"quantity\":\"{q}\",\"timestamp\":\"{t}\"}}\n"
+            )
         })
         .collect();
     let path = dir.join(name);
@@ -83,7 +85,8 @@ fn one_tenants_overflow_never_breaks_another_tenants_rollup() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
-    let evil = jsonl(dir.path(), "evil.jsonl", &[("big", MAX, "2024-01-01T00:00:00Z"), ("one", "1", "2024-01-01T01:00:00Z")]);
+    let evil =
+        jsonl(dir.path(), "evil.jsonl", &[("big", MAX, "2024-01-01T00:00:00Z"), ("one", "1", "2024-01-01T01:00:00Z")]);
     let good = jsonl(dir.path(), "good.jsonl", &[("g", "2.5", "2024-01-01T00:00:00Z")]);
     assert_eq!(json(&ingest(db, "evil", &evil))["accepted"], 2);
     assert_eq!(json(&ingest(db, "good", &good))["accepted"], 1);
@@ -132,11 +135,9 @@ fn report_flags_are_checked_before_anything_is_ingested() {
     let file = jsonl(dir.path(), "in.jsonl", &[("a", "1", "2024-01-01T00:00:00Z")]);
     let tariff = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tariffs/flat.toml");
     let db = dir.path().join("m.db");
-    for (flag, code) in [
-        ("kwh=90.5/4000000000", "E_INVALID_QUERY"),
-        ("kwh=abc/4", "E_PARSE"),
-        ("kwh=90.5/0", "E_PARSE"),
-    ] {
+    for (flag, code) in
+        [("kwh=90.5/4000000000", "E_INVALID_QUERY"), ("kwh=abc/4", "E_PARSE"), ("kwh=90.5/0", "E_PARSE")]
+    {
         let out = bin()
             .args(["--db", db.to_str().unwrap(), "report", &file, "--tariff", tariff.to_str().unwrap()])
             .args(["--shared-meter", flag])

@@ -836,7 +836,10 @@ impl Engine {
     ) -> Result<Totals> {
         let tz = parse_time_zone(time_zone)?;
         let (start, end) = window.span(at, tz)?;
-        let (prev_start, _) = window.span(start - Duration::seconds(1), tz)?;
+        let before = start
+            .checked_sub_signed(Duration::seconds(1))
+            .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "The period before is out of range."))?;
+        let (prev_start, _) = window.span(before, tz)?;
         let q = Query::new(tenant, metric, window, time_zone).range(prev_start, end).fill(Fill::Zero);
         let rows = self.query(&q)?;
         let [previous, current] = <[Bucket; 2]>::try_from(rows)
@@ -862,7 +865,8 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::Store`].
     pub fn close_windows(&self, tenant: &str, now: DateTime<Utc>, allowed_lateness: Duration) -> Result<usize> {
-        let events = Self::write_call(&mut self.lock(), |inner| Self::close_windows_once(inner, tenant, now, allowed_lateness))?;
+        let events =
+            Self::write_call(&mut self.lock(), |inner| Self::close_windows_once(inner, tenant, now, allowed_lateness))?;
         self.emit(&events);
         Ok(events.len())
     }

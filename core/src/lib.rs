@@ -40,6 +40,11 @@
 //!
 //! Design notes and conventions: the [`guide`] module (the same text as `docs/` in the repository).
 #![deny(missing_docs)]
+// Every Decimal, date and duration operation is checked: overflow is an `E_OVERFLOW` error naming
+// what overflowed, never a panic or a wrong number. Primitive integers (bounded counters and Unix
+// seconds of the supported range, years 1678–2261) are exempt in `core/clippy.toml`.
+#![warn(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 /// Long-form documentation, rendered from `docs/*.md`.
 pub mod guide {

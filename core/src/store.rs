@@ -278,8 +278,11 @@ impl Data {
         }
         if changes.known_specs.is_some_and(|k| (k as usize) < self.specs.len()) {
             // Another engine sharing the store added a spec: it must reload and recompute.
-            return Err(Error::new(ErrorKind::Store, "Another writer added a rollup spec; the change was not applied.")
-                .with_retryable());
+            return Err(Error::new(
+                ErrorKind::Store,
+                "Another writer added a rollup spec; the change was not applied.",
+            )
+            .with_retryable());
         }
         // Commit.
         self.specs.extend(changes.new_specs.iter().cloned());

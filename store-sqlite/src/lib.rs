@@ -243,10 +243,8 @@ impl SqliteStore {
             sp.commit().map_err(|e| db_err(&e))?;
             return Ok(value);
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| db_err(&e))?;
+        let tx =
+            self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(&e))?;
         let value = f(&tx)?; // dropping `tx` on error rolls back
         tx.commit().map_err(|e| db_err(&e))?;
         Ok(value)
