@@ -21,17 +21,22 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
-fn jsonl(dir: &Path, name: &str, lines: &[(&str, &str, &str)]) -> String {
-    let text: String = lines
-        .iter()
-        .map(|(id, q, t)| {
-            format!(
-                "{{\"id\":\"{id}\",\"subject\":\"m\",\"metric\":\"kwh\",\"quantity\":\"{q}\",\"timestamp\":\"{t}\"}}\n"
-            )
-        })
-        .collect();
+/// JSON lines of records `(id, subject, quantity, timestamp)` of metric kwh.
+fn lines<'a>(records: impl Iterator<Item = (String, &'a str, &'a str, &'a str)>) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for (id, subject, q, t) in records {
+        let _ = writeln!(
+            text,
+            "{{\"id\":\"{id}\",\"subject\":\"{subject}\",\"metric\":\"kwh\",\"quantity\":\"{q}\",\"timestamp\":\"{t}\"}}"
+        );
+    }
+    text
+}
+
+fn jsonl(dir: &Path, name: &str, records: &[(&str, &str, &str)]) -> String {
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, lines(records.iter().map(|(id, q, t)| ((*id).to_string(), "m", *q, *t)))).unwrap();
     path.to_str().unwrap().to_string()
 }
 
@@ -108,13 +113,10 @@ fn fill_zero_over_many_groups_is_refused_not_allocated() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
-    let lines: String = (0..200)
-        .map(|i| {
-            format!("{{\"id\":\"r{i}\",\"subject\":\"s{i}\",\"metric\":\"kwh\",\"quantity\":\"1\",\"timestamp\":\"2024-01-01T00:00:00Z\"}}\n")
-        })
-        .collect();
+    let subjects: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
+    let text = lines(subjects.iter().map(|s| (format!("r-{s}"), s.as_str(), "1", "2024-01-01T00:00:00Z")));
     let file = dir.path().join("many.jsonl");
-    std::fs::write(&file, lines).unwrap();
+    std::fs::write(&file, text).unwrap();
     assert!(ingest(db, "t", file.to_str().unwrap()).status.success());
     let out = bin()
         .args(["--db", db, "--tenant", "t", "rollup", "--metric", "kwh", "--window", "minutes:1", "--tz", "UTC"])
@@ -159,15 +161,9 @@ fn a_rollup_with_a_new_window_during_an_ingest_counts_every_record() {
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
     let n = 20_000u32;
-    let lines: String = (0..n)
-        .map(|i| {
-            format!(
-                "{{\"id\":\"r{i}\",\"subject\":\"m\",\"metric\":\"kwh\",\"quantity\":\"1\",\"timestamp\":\"2024-01-01T00:00:00Z\"}}\n"
-            )
-        })
-        .collect();
+    let text = lines((0..n).map(|i| (format!("r{i}"), "m", "1", "2024-01-01T00:00:00Z")));
     let file = dir.path().join("big.jsonl");
-    std::fs::write(&file, lines).unwrap();
+    std::fs::write(&file, text).unwrap();
     // A spec from the start, so the ingest merges into buckets as it goes.
     assert!(ingest(db, "t", jsonl(dir.path(), "seed.jsonl", &[]).as_str()).status.success());
     let cycle = ["--db", db, "--tenant", "t", "rollup", "--metric", "kwh", "--tz", "UTC", "--output", "json"];
