@@ -61,14 +61,17 @@ test('E_INVALID_WINDOW, E_INVALID_TIME_ZONE, E_INVALID_QUERY from queries', () =
     'E_INVALID_QUERY', { field: 'to' })
 })
 
-test('E_OVERFLOW: a sum past the 96-bit range throws and stores nothing', () => {
+test('E_OVERFLOW: a record past the 96-bit range is rejected alone; an overflowing query throws', () => {
   const engine = new Engine()
   engine.addSpec({ metric: 'bytes', window: 'day', time_zone: 'UTC' })
   const max = '79228162514264337593543950335'
-  const e = thrown(() => engine.ingest([rec('a', max, '2024-05-01T00:00:00Z'), rec('b', max, '2024-05-01T01:00:00Z')]))
-  assertMeterkitError(e, 'E_OVERFLOW')
-  assert.deepEqual(engine.records('t1', 'bytes', '2024-01-01T00:00:00Z', '2025-01-01T00:00:00Z'), [])
-  assert.deepEqual(engine.query(q()), [])
+  const report = engine.ingest([rec('a', max, '2024-05-01T00:00:00Z'), rec('b', max, '2024-05-01T01:00:00Z')])
+  assert.equal(report.accepted, 1)
+  assert.deepEqual(report.rejected.map((r) => [r.id, r.kind]), [['b', 'overflow']])
+  assert.equal(engine.query(q()).length, 1)
+  // b on another day fits; a month of both days overflows that tenant's query (issue 12).
+  assert.equal(engine.ingest([rec('b', max, '2024-05-02T01:00:00Z')]).accepted, 1)
+  assertMeterkitError(thrown(() => engine.query(q({ window: 'month' }))), 'E_OVERFLOW', { recordId: 'b' })
 })
 
 test('E_NOT_FOUND names the record', () => {

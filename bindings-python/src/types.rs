@@ -444,7 +444,7 @@ impl PyBucket {
     }
     /// The measured part of `sum` (`sum - estimated_sum`).
     fn actual_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        from_decimal(py, self.inner.actual_sum())
+        from_decimal(py, self.inner.actual_sum().py()?)
     }
     /// The estimated share of `sum` in percent (2 places), `None` when `sum` is 0.
     fn estimated_percent<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -77,8 +77,15 @@ def test_overflow_is_its_own_error() -> None:
     engine.add_spec(mk.RollupSpec("n", "day", "UTC"))
     big = Decimal("79228162514264337593543950335")
     engine.ingest([mk.UsageRecord("t", "a", "s", "n", big, utc(2024, 1, 1))])
+    # A record that would overflow its bucket is rejected alone; the rest of its batch is stored.
+    report = engine.ingest(
+        [mk.UsageRecord("t", "b", "s", "n", big, utc(2024, 1, 1, 1)), mk.UsageRecord("t", "c", "s", "n", big, utc(2024, 1, 2))]
+    )
+    assert report.accepted == 1
+    assert [(r.id, r.kind, r.code) for r in report.rejected] == [("b", "overflow", "E_OVERFLOW")]
+    assert [b.count for b in engine.query(mk.Query("t", "n", "day", "UTC"))] == [1, 1]
+    # A month of both days overflows: that tenant's query raises, naming the record.
     with pytest.raises(mk.DecimalOverflowError) as e:
-        engine.ingest([mk.UsageRecord("t", "b", "s", "n", big, utc(2024, 1, 1, 1))])
+        engine.query(mk.Query("t", "n", "month", "UTC"))
     assert e.value.code == "E_OVERFLOW"
-    # all or nothing: the failed batch stored nothing
-    assert [b.count for b in engine.query(mk.Query("t", "n", "day", "UTC"))] == [1]
+    assert e.value.record_id == "c"

@@ -43,6 +43,9 @@ pub struct BillArgs {
     output: Output,
 }
 
+/// The most flats `--shared-meter` splits across (one share each is allocated).
+const MAX_FLATS: u32 = 100_000;
+
 /// Flags of `meterkit report` that add bills.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportBills {
@@ -152,8 +155,13 @@ fn bill_table(bill: &Bill, tariff: &Tariff) -> String {
 }
 
 impl ReportBills {
-    /// Read every tariff up front, so a bad file fails before anything is ingested.
-    pub fn load(&self) -> Result<Vec<Tariff>> {
+    /// Read every tariff and check `--shared-meter` and `--bill-period` (in zone `tz`) up front, so a bad file or flag fails before
+    /// anything is ingested.
+    pub fn load(&self, tz: &str) -> Result<Vec<Tariff>> {
+        self.shared()?;
+        if let Some(p) = &self.bill_period {
+            month_period(p, parse_time_zone(tz)?).map_err(|e| e.with_field("bill-period"))?;
+        }
         self.tariffs.iter().map(read_tariff).collect()
     }
 
@@ -169,7 +177,18 @@ impl ReportBills {
         if flats == 0 || metric.is_empty() {
             return Err(bad());
         }
-        Ok(Some((metric.to_string(), parse_decimal(total)?, flats)))
+        if flats > MAX_FLATS {
+            // One share per flat is allocated: bound it before allocating.
+            return Err(Error::new(
+                ErrorKind::InvalidQuery,
+                format!("--shared-meter '{spec}' splits across {flats} flats; at most {MAX_FLATS} are supported."),
+            )
+            .with_field("shared-meter"));
+        }
+        let total = parse_decimal(total).map_err(|e| {
+            Error::new(e.kind(), format!("--shared-meter '{spec}': {}", e.message())).with_field("shared-meter")
+        })?;
+        Ok(Some((metric.to_string(), total, flats)))
     }
 }
 

@@ -151,7 +151,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Rollup(args) => rollup(cli, args),
         Command::Report { input, tz, batch_size, bills } => {
             meterkit::parse_time_zone(tz)?;
-            let tariffs = bills.load()?;
+            let tariffs = bills.load(tz)?;
             let engine = open_engine(&cli.db)?;
             let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize)?;
             let mut text = report::render(&engine, &cli.tenant, input, tz, &outcome)?;

@@ -203,6 +203,10 @@ pub(crate) fn add(a: Decimal, b: Decimal) -> Result<Decimal> {
     a.checked_add(b).ok_or_else(|| Error::overflow("A bill sum"))
 }
 
+pub(crate) fn sub(a: Decimal, b: Decimal, what: &str) -> Result<Decimal> {
+    a.checked_sub(b).ok_or_else(|| Error::overflow(what))
+}
+
 pub(crate) fn mul(a: Decimal, b: Decimal) -> Result<Decimal> {
     a.checked_mul(b).ok_or_else(|| Error::overflow("A quantity times a rate"))
 }
@@ -255,7 +259,7 @@ pub(crate) fn ladder(
             }
         } else {
             let top = hi.map_or(end, |h| h.min(end));
-            let part = top - lo.max(before);
+            let part = sub(top, lo.max(before), "A tier's quantity")?;
             if part > Decimal::ZERO {
                 f(Slice { tier: i, qty: part, flat_due: t.flat.is_some() && before <= lo && end > lo })?;
             }
@@ -290,7 +294,7 @@ pub(crate) fn packages(x: Decimal, free: Decimal, size: Decimal) -> Result<Decim
     if x <= free {
         return Ok(Decimal::ZERO);
     }
-    Ok(div(x - free, size)?.ceil())
+    Ok(div(sub(x, free, "The units above the free units")?, size)?.ceil())
 }
 
 /// Local wall-clock seconds (`t + offset`) with a cache of the UTC day or hour the offset holds in.
@@ -357,7 +361,7 @@ fn days_between(tz: Tz, a: i64, b: i64) -> Result<i64> {
     }
     let first = first_date_at_or_after(tz, a)?;
     let last = first_date_at_or_after(tz, b)?;
-    Ok((last - first).num_days().max(0))
+    Ok(last.signed_duration_since(first).num_days().max(0))
 }
 
 fn first_date_at_or_after(tz: Tz, t: i64) -> Result<NaiveDate> {
@@ -740,7 +744,7 @@ impl Rater<'_> {
         let included = mul(mul(c.included.unwrap_or_default(), self.scale(c))?, div_by)?;
         let key = (c.id.clone(), None);
         let used_before = self.carry.get(&key).copied().unwrap_or_default();
-        let mut left = (included - used_before).max(Decimal::ZERO);
+        let mut left = sub(included, used_before, "An allowance's remaining units")?.max(Decimal::ZERO);
         let mut taken = Decimal::ZERO;
         for u in uses.iter_mut() {
             if left.is_zero() {
@@ -750,8 +754,8 @@ impl Rater<'_> {
                 continue;
             }
             let d = u.q.min(left);
-            u.q -= d;
-            left -= d;
+            u.q = sub(u.q, d, "A quantity after an allowance")?;
+            left = sub(left, d, "An allowance's remaining units")?;
             taken = add(taken, d)?;
         }
         *self.carry.entry(key).or_default() = add(used_before, taken)?;
@@ -837,7 +841,7 @@ impl Rater<'_> {
                 }
                 let after = add(before, q)?;
                 let (free, size) = (c.free_units.unwrap_or_default(), c.package_size.unwrap_or(Decimal::ONE));
-                let n = packages(after, free, size)? - packages(before, free, size)?;
+                let n = sub(packages(after, free, size)?, packages(before, free, size)?, "A number of packages")?;
                 let rate = c.rate.unwrap_or_default();
                 let m = self.money(n, rate)?;
                 let desc = format!(
@@ -1020,7 +1024,7 @@ impl Rater<'_> {
                         let ys = NaiveDate::from_ymd_opt(year, 1, 1);
                         let ye = NaiveDate::from_ymd_opt(year + 1, 1, 1);
                         let (Some(ys), Some(ye)) = (ys, ye) else { continue };
-                        let year_days = Decimal::from((ye - ys).num_days());
+                        let year_days = Decimal::from(ye.signed_duration_since(ys).num_days());
                         div(mul(amount, Decimal::from(days_between(self.tz, a, b)?))?, year_days)?
                     }
                     Per::Period | Per::Month => {
@@ -1056,7 +1060,7 @@ impl Rater<'_> {
             if subtotal < minimum {
                 let base = c.description.clone().unwrap_or_else(|| default_description(&c));
                 let desc = format!("{base} (minimum {minimum}, subtotal {subtotal})");
-                let top_up = self.rounding.round(minimum - subtotal, self.dp)?;
+                let top_up = self.rounding.round(sub(minimum, subtotal, "A minimum charge's top-up")?, self.dp)?;
                 self.push(pi, &c, desc, Decimal::ONE, "bill", minimum, top_up, None, None);
             }
         }
@@ -1165,7 +1169,8 @@ impl Tariff {
                         flats.push(flat);
                         prefix.push(acc);
                         if let Some(top) = top {
-                            acc = add(add(acc, round(mul(top - below, t.rate)?)?)?, flat)?;
+                            let width = sub(top, below, "A tier's width")?;
+                            acc = add(add(acc, round(mul(width, t.rate)?)?)?, flat)?;
                             below = top;
                         }
                     }
@@ -1206,7 +1211,7 @@ impl QuantityRater {
         for c in &self.charges {
             if let Fast::Allowance(inc) = c {
                 if q > Decimal::ZERO {
-                    q -= q.min(*inc);
+                    q = sub(q, q.min(*inc), "A quantity after an allowance")?;
                 }
             }
         }
@@ -1225,7 +1230,7 @@ impl QuantityRater {
                         Decimal::ZERO
                     } else {
                         let j = hi.iter().position(|h| h.is_none_or(|h| q <= h)).unwrap_or(hi.len() - 1);
-                        let part = round(mul(q - lo[j], charge.tiers[j].rate)?)?;
+                        let part = round(mul(sub(q, lo[j], "A tier's quantity")?, charge.tiers[j].rate)?)?;
                         add(add(prefix[j], part)?, flats[j])?
                     }
                 }
@@ -1274,7 +1279,7 @@ impl QuantityRater {
             if let Fast::Minimum(m) = c {
                 if subtotal < *m {
                     if self.keeps_amounts {
-                        amounts[i] = *m - subtotal;
+                        amounts[i] = sub(*m, subtotal, "A minimum charge's top-up")?;
                     }
                     subtotal = *m;
                 }

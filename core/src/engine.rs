@@ -29,6 +29,14 @@ const MAX_ATTEMPTS: u32 = 16;
 /// The most windows one `fill: zero` query may produce.
 pub const MAX_FILLED_WINDOWS: usize = 1_000_000;
 
+/// The most rows (windows × groups) one `fill: zero` query may produce: the rows are counted
+/// before any is allocated, and a larger query is refused with [`ErrorKind::InvalidQuery`].
+pub const MAX_FILLED_ROWS: usize = 1_000_000;
+
+/// Metadata key prefix marking a tenant whose backfill of a new spec overflowed (see
+/// [`Engine::add_spec`]); the spec id follows.
+const OVERFLOWED: &str = "engine/overflowed/";
+
 /// Outcome of one [`Engine::ingest`] call.
 ///
 /// JSON: `{"accepted":N,"duplicates":N,"rejected":[{"tenant","id","kind","reason"}],
@@ -342,8 +350,15 @@ impl Engine {
     /// Maintain `spec` from now on, backfilled from every stored record of its metric, and return
     /// its id. Adding a spec equal to an existing one returns the existing id.
     ///
+    /// The spec is added and backfilled in one write span of the store
+    /// ([`Store::begin_write`]), so records another engine ingests meanwhile are either in the
+    /// backfill or merged by their ingest — never lost. The backfill is per tenant: a tenant
+    /// whose records overflow a bucket of the new spec (records stored while no spec covered
+    /// them) does not stop the others; that tenant's queries on the spec fail with
+    /// [`ErrorKind::Overflow`], naming the record, until the record is retracted.
+    ///
     /// # Errors
-    /// The errors of [`RollupSpec::check`]; [`ErrorKind::Store`]; [`ErrorKind::Overflow`].
+    /// The errors of [`RollupSpec::check`]; [`ErrorKind::Store`].
     #[allow(clippy::needless_pass_by_value)] // by value: the public signature callers already use
     pub fn add_spec(&self, spec: RollupSpec) -> Result<u32> {
         Self::add_spec_retrying(&mut self.lock(), &spec)
@@ -352,16 +367,7 @@ impl Engine {
     /// [`Engine::add_spec_locked`], again after reloading the specs when another engine sharing
     /// the store added one meanwhile.
     fn add_spec_retrying(inner: &mut Inner, spec: &RollupSpec) -> Result<u32> {
-        let mut attempt = 1;
-        loop {
-            match Self::attempt(inner, attempt, |inner| Self::add_spec_locked(inner, spec)) {
-                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    Self::reload_specs(inner)?;
-                }
-                other => return other,
-            }
-        }
+        Self::write_call(inner, |inner| Self::add_spec_locked(inner, spec))
     }
 
     fn add_spec_locked(inner: &mut Inner, spec: &RollupSpec) -> Result<u32> {
@@ -372,24 +378,66 @@ impl Engine {
         if let Some(i) = inner.specs.iter().position(|s| s.spec == spec) {
             return Ok(i as u32);
         }
-        let id = inner.specs.len() as u32;
-        let mut per_tenant: HashMap<String, Accumulator> = HashMap::new();
+        let id = u32::try_from(inner.specs.len()).map_err(|_| Error::overflow("The number of rollup specs"))?;
+        // One accumulator per tenant; a tenant whose records overflow a bucket is set aside.
+        let mut per_tenant: HashMap<String, std::result::Result<Accumulator, Error>> = HashMap::new();
         inner.store.scan_metric(&spec.metric, &mut |r| {
             let acc = match per_tenant.get_mut(&r.tenant) {
                 Some(a) => a,
                 None => per_tenant
                     .entry(r.tenant.clone())
-                    .or_insert(Accumulator::with_ids(&r.tenant, std::iter::once((id, &spec)))?),
+                    .or_insert(Ok(Accumulator::with_ids(&r.tenant, std::iter::once((id, &spec)))?)),
             };
-            acc.add(r)
+            if let Ok(a) = acc {
+                match a.add(r) {
+                    Err(e) if e.kind() == ErrorKind::Overflow => *acc = Err(backfill_overflow(&spec, r)),
+                    other => other?,
+                }
+            }
+            Ok(())
         })?;
         let mut changes = ChangeSet { new_specs: vec![spec.clone()], known_specs: Some(id), ..ChangeSet::default() };
-        for acc in per_tenant.into_values() {
-            changes.merge.extend(acc.into_buckets());
+        for (tenant, acc) in per_tenant {
+            match acc {
+                Ok(acc) => changes.merge.extend(acc.into_buckets()),
+                Err(e) => changes.meta.push((tenant, format!("{OVERFLOWED}{id}"), Some(overflow_mark(&e)))),
+            }
         }
         inner.store.apply(&changes)?;
         inner.specs.push(SpecEntry { spec, tz });
         Ok(id)
+    }
+
+    /// Fail when `tenant`'s backfill of spec `id` overflowed, unless it now fits (the record
+    /// that overflowed was retracted): then rebuild the tenant's buckets of the spec from its
+    /// records and clear the mark.
+    fn check_overflowed(inner: &mut Inner, tenant: &str, id: u32) -> Result<()> {
+        let key = format!("{OVERFLOWED}{id}");
+        if inner.store.meta(tenant, &key)?.is_none() {
+            return Ok(());
+        }
+        Self::write_call(inner, |inner| {
+            let Some(mark) = inner.store.meta(tenant, &key)? else { return Ok(()) };
+            let spec = spec_entry(&inner.specs, id)?.spec.clone();
+            let mut acc = Accumulator::with_ids(tenant, std::iter::once((id, &spec)))?;
+            for r in inner.store.records(tenant, &spec.metric, None, i64::MIN, i64::MAX)? {
+                if let Err(e) = acc.add(&r) {
+                    return Err(if e.kind() == ErrorKind::Overflow { from_overflow_mark(&mark) } else { e });
+                }
+            }
+            let mut changes = ChangeSet { known_specs: Some(inner.specs.len() as u32), ..ChangeSet::default() };
+            let fresh = acc.into_buckets();
+            let keep: std::collections::HashSet<&BucketKey> = fresh.iter().map(|(k, _, _)| k).collect();
+            for old in inner.store.buckets(tenant, id, i64::MIN, i64::MAX)? {
+                if !keep.contains(&old.key) {
+                    changes.replace.push((old.key, old.end, None));
+                }
+            }
+            changes.replace.extend(fresh.iter().map(|(k, end, state)| (k.clone(), *end, Some(state.clone()))));
+            changes.meta.push((tenant.to_string(), key.clone(), None));
+            inner.store.apply(&changes)?;
+            Ok(())
+        })
     }
 
     /// Ingest a batch of usage records.
@@ -403,41 +451,74 @@ impl Engine {
     /// ([`Engine::set_validation`]), new records are validated before they reach a rollup: see
     /// `IngestReport.findings`.
     ///
+    /// A record that would make a rollup sum of its tenant overflow the decimal range (with the
+    /// buckets already stored) is rejected with kind `overflow`, naming its id; the rest of the
+    /// batch is stored. Another tenant's records are never affected.
+    ///
     /// # Errors
-    /// [`ErrorKind::Store`] when the store fails and [`ErrorKind::Overflow`] when a rollup sum
-    /// would overflow; in both cases nothing of the batch is stored.
+    /// [`ErrorKind::Store`] when the store fails; nothing of the batch is stored then.
     pub fn ingest(&self, batch: &[UsageRecord]) -> Result<IngestReport> {
         let (report, mut events) = {
             let mut inner = self.lock();
-            let mut attempt = 1;
-            loop {
-                match Self::attempt(&mut inner, attempt, |inner| Self::ingest_once(inner, batch)) {
-                    Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
-                        // Another engine changed the store under us: reload the specs and redo the
-                        // whole batch against the store's new state.
-                        attempt += 1;
-                        Self::reload_specs(&mut inner)?;
-                    }
-                    other => break other?,
+            // Another engine may change the store under us (a retryable refusal): the whole batch
+            // is redone against the store's new state. A batch that overflows a bucket is redone
+            // once, checking each record against the stored buckets.
+            let result = Self::write_call(&mut inner, |inner| match Self::ingest_once(inner, batch, false) {
+                Err(e) if e.kind() == ErrorKind::Overflow => Self::ingest_once(inner, batch, true),
+                other => other,
+            });
+            if let Some(v) = inner.validator.as_mut() {
+                if result.is_ok() {
+                    v.commit();
+                } else {
+                    v.rollback();
                 }
             }
+            result?
         };
         events.extend(self.quota_events(batch));
         self.emit(&events);
         Ok(report)
     }
 
-    /// Run attempt number `attempt` of a call; a retry (attempt > 1) runs inside
-    /// [`Store::exclusive`], so that concurrent writers cannot refuse it again and again.
+    /// Run attempt number `attempt` of a call in one write span of the store
+    /// ([`Store::begin_write`]); a retry (attempt > 1) runs inside [`Store::exclusive`], so that
+    /// concurrent writers cannot refuse it again and again.
     fn attempt<T>(inner: &mut Inner, attempt: u32, f: impl FnOnce(&mut Inner) -> Result<T>) -> Result<T> {
         if attempt == 1 {
-            return f(inner);
+            return Self::in_write(inner, f);
         }
         inner.store.exclusive(true)?;
-        let result = f(inner);
+        let result = Self::in_write(inner, f);
         // The attempt's outcome stands either way; a store that cannot release ends its connection.
         let _ = inner.store.exclusive(false);
         result
+    }
+
+    /// Run `f` between [`Store::begin_write`] and [`Store::end_write`]; a failed end (the commit)
+    /// fails the call, as nothing of it is stored then.
+    fn in_write<T>(inner: &mut Inner, f: impl FnOnce(&mut Inner) -> Result<T>) -> Result<T> {
+        inner.store.begin_write()?;
+        let result = f(inner);
+        let ended = inner.store.end_write();
+        let value = result?;
+        ended?;
+        Ok(value)
+    }
+
+    /// Run a writing call, retried (with reloaded specs) while the store refuses it as
+    /// [retryable](Error::is_retryable), at most [`MAX_ATTEMPTS`] times.
+    fn write_call<T>(inner: &mut Inner, mut f: impl FnMut(&mut Inner) -> Result<T>) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            match Self::attempt(inner, attempt, &mut f) {
+                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    Self::reload_specs(inner)?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Reload the rollup specs from the store (another engine sharing it may have added some).
@@ -449,8 +530,11 @@ impl Engine {
         Ok(())
     }
 
-    /// One attempt of [`Engine::ingest`]: the report and the events to emit.
-    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord]) -> Result<(IngestReport, Vec<Event>)> {
+    /// One attempt of [`Engine::ingest`]: the report and the events to emit. With `careful`, each
+    /// new record is first checked against the stored buckets it adds to, and one that would
+    /// overflow a sum is rejected instead of failing the batch.
+    #[allow(clippy::too_many_lines)]
+    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord], careful: bool) -> Result<(IngestReport, Vec<Event>)> {
         let mut report = IngestReport::default();
         let mut events = Vec::new();
         {
@@ -500,6 +584,7 @@ impl Engine {
             if let Some(v) = validator.as_mut() {
                 v.begin();
             }
+            let mut guard = careful.then(|| OverflowGuard::new(specs));
             for (tenant, idx) in &by_tenant {
                 let ids: Vec<&str> = idx.iter().map(|&i| batch[i].id.as_str()).collect();
                 let stored = store.get_records(tenant, &ids)?;
@@ -525,12 +610,14 @@ impl Engine {
                                     Ok(r) => r,
                                 },
                             };
-                            if let Err(e) = acc.add(&r) {
-                                if let Some(v) = validator.as_mut() {
-                                    v.rollback();
+                            if let Some(g) = guard.as_mut() {
+                                if let Some(e) = g.admit(store.as_ref(), &r)? {
+                                    rejected_first.insert(i, e.clone());
+                                    reject(&r, e, &mut events);
+                                    continue;
                                 }
-                                return Err(e);
                             }
+                            acc.add(&r)?;
                             accepted.push(r);
                         }
                     }
@@ -552,15 +639,7 @@ impl Engine {
                     closed_until.insert(tenant, v.parse().unwrap_or(i64::MIN));
                 }
             }
-            let applied = inner.store.apply(&changes);
-            if let Some(v) = inner.validator.as_mut() {
-                if applied.is_ok() {
-                    v.commit();
-                } else {
-                    v.rollback();
-                }
-            }
-            let late = applied?;
+            let late = inner.store.apply(&changes)?;
             // Late records: their buckets were closed already, or their window ended before the
             // last close (a new bucket there is closed at once; it never gets `WindowClosed`).
             let mut newly_closed = Vec::new();
@@ -607,17 +686,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::NotFound`] when no such record is stored; [`ErrorKind::Store`].
     pub fn retract(&self, tenant: &str, id: &str) -> Result<UsageRecord> {
-        let mut inner = self.lock();
-        let mut attempt = 1;
-        loop {
-            match Self::attempt(&mut inner, attempt, |inner| Self::retract_once(inner, tenant, id)) {
-                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    Self::reload_specs(&mut inner)?;
-                }
-                other => return other,
-            }
-        }
+        Self::write_call(&mut self.lock(), |inner| Self::retract_once(inner, tenant, id))
     }
 
     fn retract_once(inner: &mut Inner, tenant: &str, id: &str) -> Result<UsageRecord> {
@@ -639,10 +708,23 @@ impl Engine {
             let group = entry.spec.group_of(&record);
             let mut state = BucketState::default();
             let unique: Vec<&str> = entry.spec.unique_dims().collect();
+            let mut overflowed = None;
             for r in inner.store.records(tenant, &record.metric, subject, start, end)? {
                 if r.id != record.id && entry.spec.group_of(&r) == group {
-                    state.add(&r, unique.iter().copied())?;
+                    match state.add(&r, unique.iter().copied()) {
+                        Err(e) if e.kind() == ErrorKind::Overflow => {
+                            overflowed = Some(backfill_overflow(&entry.spec, &r));
+                            break;
+                        }
+                        other => other?,
+                    }
                 }
+            }
+            if let Some(e) = overflowed {
+                // The bucket's other records overflow on their own: the tenant's queries on this
+                // spec fail (naming the record) until they fit again, as after a backfill.
+                changes.meta.push((tenant.to_string(), format!("{OVERFLOWED}{spec_id}"), Some(overflow_mark(&e))));
+                continue;
             }
             let key = BucketKey {
                 tenant: tenant.to_string(),
@@ -680,41 +762,15 @@ impl Engine {
     /// [`ErrorKind::Store`].
     pub fn query(&self, q: &Query) -> Result<Vec<Bucket>> {
         let mut inner = self.lock();
+        if q.fill == Fill::Zero && (q.from.is_none() || q.to.is_none()) {
+            return Err(Error::new(ErrorKind::InvalidQuery, "fill: zero needs both from and to.").with_field("fill"));
+        }
         let (spec_id, tz) = Self::spec_for(&mut inner, q)?;
-        let merged = Self::collect(&inner, spec_id, q, tz)?;
+        Self::check_overflowed(&mut inner, &q.tenant, spec_id)?;
+        let mut merged = Self::collect(&inner, spec_id, q, tz)?;
         let spec = &inner.specs[spec_id as usize].spec;
-        let mut merged = merged;
-        if q.fill == Fill::Zero {
-            let (Some(from), Some(to)) = (q.from, q.to) else {
-                return Err(
-                    Error::new(ErrorKind::InvalidQuery, "fill: zero needs both from and to.").with_field("fill")
-                );
-            };
-            let groups: Vec<Vec<Option<String>>> = if q.group_by.is_empty() {
-                vec![Vec::new()]
-            } else {
-                let mut g: Vec<_> = merged.keys().map(|(_, g)| g.clone()).collect();
-                g.sort();
-                g.dedup();
-                g
-            };
-            let mut start = q.window.span_secs(from.timestamp(), tz)?.0;
-            let to = ceil_secs(to);
-            let mut n = 0usize;
-            while start < to {
-                let end = q.window.span_secs(start, tz)?.1;
-                for g in &groups {
-                    merged.entry((start, g.clone())).or_insert_with(|| (end, BucketState::default()));
-                }
-                n += 1;
-                if n > MAX_FILLED_WINDOWS {
-                    return Err(Error::new(
-                        ErrorKind::InvalidQuery,
-                        format!("fill: zero would produce more than {MAX_FILLED_WINDOWS} windows."),
-                    ));
-                }
-                start = end;
-            }
+        if let (Fill::Zero, Some(from), Some(to)) = (q.fill, q.from, q.to) {
+            fill_zero(&mut merged, q, tz, from, to)?;
         }
         merged
             .into_iter()
@@ -731,6 +787,7 @@ impl Engine {
     pub fn top_n(&self, q: &Query, by: &Aggregation, n: usize) -> Result<Vec<Bucket>> {
         let mut inner = self.lock();
         let (spec_id, tz) = Self::spec_for(&mut inner, q)?;
+        Self::check_overflowed(&mut inner, &q.tenant, spec_id)?;
         let merged = Self::collect(&inner, spec_id, q, tz)?;
         let spec = &inner.specs[spec_id as usize].spec;
         let mut groups: BTreeMap<Vec<Option<String>>, (i64, i64, BucketState)> = BTreeMap::new();
@@ -779,7 +836,10 @@ impl Engine {
     ) -> Result<Totals> {
         let tz = parse_time_zone(time_zone)?;
         let (start, end) = window.span(at, tz)?;
-        let (prev_start, _) = window.span(start - Duration::seconds(1), tz)?;
+        let before = start
+            .checked_sub_signed(Duration::seconds(1))
+            .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "The period before is out of range."))?;
+        let (prev_start, _) = window.span(before, tz)?;
         let q = Query::new(tenant, metric, window, time_zone).range(prev_start, end).fill(Fill::Zero);
         let rows = self.query(&q)?;
         let [previous, current] = <[Bucket; 2]>::try_from(rows)
@@ -787,10 +847,13 @@ impl Engine {
         let change_percent = if previous.sum.is_zero() {
             None
         } else {
-            (current.sum - previous.sum)
-                .checked_mul(Decimal::ONE_HUNDRED)
+            let change = current
+                .sum
+                .checked_sub(previous.sum)
+                .and_then(|d| d.checked_mul(Decimal::ONE_HUNDRED))
                 .and_then(|d| d.checked_div(previous.sum))
-                .map(|d| d.round_dp(2).normalize())
+                .ok_or_else(|| Error::overflow("The change between the two periods"))?;
+            Some(change.round_dp(2).normalize())
         };
         Ok(Totals { current, previous, change_percent })
     }
@@ -802,10 +865,24 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::Store`].
     pub fn close_windows(&self, tenant: &str, now: DateTime<Utc>, allowed_lateness: Duration) -> Result<usize> {
+        let events =
+            Self::write_call(&mut self.lock(), |inner| Self::close_windows_once(inner, tenant, now, allowed_lateness))?;
+        self.emit(&events);
+        Ok(events.len())
+    }
+
+    fn close_windows_once(
+        inner: &mut Inner,
+        tenant: &str,
+        now: DateTime<Utc>,
+        allowed_lateness: Duration,
+    ) -> Result<Vec<Event>> {
         let mut events = Vec::new();
         {
-            let mut inner = self.lock();
-            let cutoff = (now - allowed_lateness).timestamp();
+            let cutoff = now
+                .checked_sub_signed(allowed_lateness)
+                .ok_or_else(|| Error::new(ErrorKind::InvalidQuery, "now - allowed_lateness is out of range."))?
+                .timestamp();
             let open = inner.store.open_buckets_until(tenant, cutoff)?;
             let keys: Vec<BucketKey> = open.iter().map(|b| b.key.clone()).collect();
             for StoredBucket { key, end, state, .. } in &open {
@@ -823,8 +900,7 @@ impl Engine {
                 inner.store.apply(&ChangeSet { meta, ..ChangeSet::default() })?;
             }
         }
-        self.emit(&events);
-        Ok(events.len())
+        Ok(events)
     }
 
     /// The spec answering `q`, created (and backfilled) if none covers it.
@@ -1099,4 +1175,146 @@ fn to_bucket(spec: &RollupSpec, key: &BucketKey, end: i64, state: &BucketState) 
         b.unique.entry(d.to_string()).or_insert(0);
     }
     Ok(b)
+}
+
+/// Add the empty windows of `[from, to)` to `merged`, one per window and group of the result.
+/// The rows are counted first: more than [`MAX_FILLED_WINDOWS`] windows or [`MAX_FILLED_ROWS`]
+/// rows (windows × groups) are refused before anything is allocated.
+#[allow(clippy::type_complexity)]
+fn fill_zero(
+    merged: &mut BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)>,
+    q: &Query,
+    tz: Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<()> {
+    let first = q.window.span_secs(from.timestamp(), tz)?.0;
+    let to = ceil_secs(to);
+    let mut windows = 0usize;
+    let mut start = first;
+    while start < to {
+        windows = windows.saturating_add(1);
+        if windows > MAX_FILLED_WINDOWS {
+            return Err(Error::new(
+                ErrorKind::InvalidQuery,
+                format!("fill: zero would produce more than {MAX_FILLED_WINDOWS} windows."),
+            )
+            .with_field("fill"));
+        }
+        start = q.window.span_secs(start, tz)?.1;
+    }
+    let groups: Vec<Vec<Option<String>>> = if q.group_by.is_empty() {
+        vec![Vec::new()]
+    } else {
+        let set: std::collections::BTreeSet<&Vec<Option<String>>> = merged.keys().map(|(_, g)| g).collect();
+        set.into_iter().cloned().collect()
+    };
+    let rows = windows.saturating_mul(groups.len());
+    if rows > MAX_FILLED_ROWS {
+        return Err(Error::new(
+            ErrorKind::InvalidQuery,
+            format!(
+                "fill: zero would produce {rows} rows ({windows} windows × {} groups), more than {MAX_FILLED_ROWS}; \
+                 narrow the range, the window or the grouping.",
+                groups.len()
+            ),
+        )
+        .with_field("fill"));
+    }
+    let mut start = first;
+    while start < to {
+        let end = q.window.span_secs(start, tz)?.1;
+        for g in &groups {
+            merged.entry((start, g.clone())).or_insert_with(|| (end, BucketState::default()));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The stored form of a backfill overflow error: `record id` TAB `message`.
+fn overflow_mark(e: &Error) -> String {
+    format!("{}\t{}", e.record_id().unwrap_or_default(), e.message())
+}
+
+/// The error a stored overflow mark stands for.
+fn from_overflow_mark(mark: &str) -> Error {
+    let (id, message) = mark.split_once('\t').unwrap_or(("", mark));
+    let e = Error::new(ErrorKind::Overflow, message);
+    if id.is_empty() {
+        e
+    } else {
+        e.with_record_id(id)
+    }
+}
+
+/// The error marking a tenant whose records overflow a bucket of `spec`, at record `r`.
+fn backfill_overflow(spec: &RollupSpec, r: &UsageRecord) -> Error {
+    Error::new(
+        ErrorKind::Overflow,
+        format!(
+            "The rollup of '{}' by {} in {} overflows the 96-bit decimal range for tenant '{}' at record '{}' \
+             (stored before any rollup covered it); retract that record to repair the rollup.",
+            spec.metric, spec.window, spec.time_zone, r.tenant, r.id
+        ),
+    )
+    .with_record_id(r.id.clone())
+}
+
+/// The careful pass of an ingest whose batch overflowed a bucket: each new record is checked
+/// against the stored state of every bucket it adds to (plus the records admitted before it),
+/// and one that would overflow a sum is turned away alone.
+struct OverflowGuard<'s> {
+    specs: Vec<(u32, &'s RollupSpec)>,
+    /// `[sum, flagged_sum, estimated_sum]` per bucket: stored plus admitted so far.
+    sums: HashMap<BucketKey, [Decimal; 3]>,
+}
+
+impl<'s> OverflowGuard<'s> {
+    fn new(specs: &'s [SpecEntry]) -> Self {
+        OverflowGuard {
+            specs: specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)).collect(),
+            sums: HashMap::new(),
+        }
+    }
+
+    /// `None` when `r` fits (and is counted), else the error rejecting it.
+    fn admit(&mut self, store: &dyn Store, r: &UsageRecord) -> Result<Option<Error>> {
+        let mut one = Accumulator::with_ids(&r.tenant, self.specs.iter().copied())?;
+        one.add(r)?;
+        let mut next = Vec::new();
+        for (key, _, delta) in one.into_buckets() {
+            let base = match self.sums.get(&key) {
+                Some(s) => *s,
+                None => store
+                    .bucket(&key)?
+                    .map_or([Decimal::ZERO; 3], |b| [b.state.sum, b.state.flagged_sum, b.state.estimated_sum]),
+            };
+            let sums = [
+                crate::usage::exact_add(base[0], delta.sum),
+                crate::usage::exact_add(base[1], delta.flagged_sum),
+                crate::usage::exact_add(base[2], delta.estimated_sum),
+            ];
+            let [Some(a), Some(b), Some(c)] = sums else {
+                let spec = self.specs.iter().find(|(id, _)| *id == key.spec).map(|(_, s)| *s);
+                let what = spec.map_or_else(String::new, |s| format!(" by {} in {}", s.window, s.time_zone));
+                let start = DateTime::from_timestamp(key.start, 0).map_or_else(|| key.start.to_string(), fmt_ts);
+                return Ok(Some(
+                    Error::new(
+                        ErrorKind::Overflow,
+                        format!(
+                            "Record '{}' would make the rollup sum of '{}'{what} (window from {start}) of tenant '{}' \
+                             overflow the 96-bit decimal range; it was not stored.",
+                            r.id, r.metric, r.tenant
+                        ),
+                    )
+                    .with_record_id(r.id.clone())
+                    .with_field("quantity"),
+                ));
+            };
+            next.push((key, [a, b, c]));
+        }
+        self.sums.extend(next);
+        Ok(None)
+    }
 }

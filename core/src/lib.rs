@@ -40,6 +40,11 @@
 //!
 //! Design notes and conventions: the [`guide`] module (the same text as `docs/` in the repository).
 #![deny(missing_docs)]
+// Every Decimal, date and duration operation is checked: overflow is an `E_OVERFLOW` error naming
+// what overflowed, never a panic or a wrong number. Primitive integers (bounded counters and Unix
+// seconds of the supported range, years 1678–2261) are exempt in `core/clippy.toml`.
+#![warn(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 /// Long-form documentation, rendered from `docs/*.md`.
 pub mod guide {
@@ -78,7 +83,7 @@ pub use rust_decimal::Decimal;
 pub use crate::allocate::{allocate, SharedMeter};
 pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
 pub use crate::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn, MAX_COLUMNAR_GROUPS};
-pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_WINDOWS};
+pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_ROWS, MAX_FILLED_WINDOWS};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::estimate::{estimate_gaps, EstimateConfig};
 pub use crate::invoice::{reminders_due, Invoice, InvoiceStatus};

@@ -202,9 +202,13 @@ impl RegisterTracker {
             return (None, findings);
         }
         let prev = prev.clone();
-        let mut units = reading.register - prev.register;
+        let Some(mut units) = reading.register.checked_sub(prev.register) else {
+            let msg = format!("The register difference {} − {} overflows.", reading.register, prev.register);
+            findings.push(self.finding(reading, Rule::InvalidReading, Severity::Error, Action::Reject, msg));
+            return (None, findings);
+        };
         if units.is_sign_negative() && !units.is_zero() {
-            let decrease = -units;
+            let decrease = units.abs();
             let modulus = reading.register_digits.and_then(modulus);
             let wrapped =
                 modulus.and_then(|m| m.checked_sub(prev.register)).and_then(|d| d.checked_add(reading.register));

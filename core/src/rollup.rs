@@ -380,8 +380,12 @@ pub struct Bucket {
 impl Bucket {
     /// The measured part of `sum`: `sum - estimated_sum` (flagged records were measured, so they
     /// count as actual).
-    pub fn actual_sum(&self) -> Decimal {
-        self.sum - self.estimated_sum
+    ///
+    /// # Errors
+    /// [`ErrorKind::Overflow`] when the difference leaves the decimal range (a bucket whose
+    /// estimated and measured parts have opposite signs near the range's ends).
+    pub fn actual_sum(&self) -> Result<Decimal> {
+        self.sum.checked_sub(self.estimated_sum).ok_or_else(|| Error::overflow("A bucket's actual (measured) sum"))
     }
 
     /// The estimated share of `sum` in percent, rounded to 2 decimal places (half-even), e.g.

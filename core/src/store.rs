@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rollup::{BucketState, RollupSpec};
@@ -123,12 +124,56 @@ pub trait Store: Send {
         let _ = on;
         Ok(())
     }
+
+    /// Called by the engine before each attempt of a call that writes (an ingest, a new rollup
+    /// spec and its backfill, a retraction, closing windows), before the attempt's first read;
+    /// [`end_write`](Store::end_write) follows after its last write, whatever its outcome. A store
+    /// shared by several writers makes the span one write transaction that excludes every other
+    /// writer (SQLite: `BEGIN IMMEDIATE` … `COMMIT`), so that what the attempt read — the records
+    /// a new spec is backfilled from, the stored keys of a batch — cannot change before it
+    /// writes. Each [`apply`](Store::apply) inside stays atomic on its own. Waiting too long for
+    /// another writer is a [retryable](crate::Error::is_retryable) [`ErrorKind::Store`] error.
+    /// The default does nothing (each `apply` is its own transaction, and the store refuses a
+    /// stale change as retryable instead, as the PostgreSQL store does).
+    fn begin_write(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Ends the span [`begin_write`](Store::begin_write) started: makes every `apply` in it
+    /// durable and lets other writers in. An error means none of those applies is stored (a
+    /// failed commit is rolled back) and the writers' lock is released all the same.
+    fn end_write(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The in-memory store: everything in ordered maps, nothing persisted. `apply` validates the
 /// whole change set before touching anything, so it is all or nothing.
+///
+/// Several engines in one process may share one store: [`MemoryStore::handle`] gives another
+/// handle on the same data (as several processes open one SQLite file). Writers exclude each
+/// other the way SQLite's do: between [`Store::begin_write`] and [`Store::end_write`] a handle
+/// holds the writers' lock, and an `apply` or `mark_closed` outside such a span takes it for its
+/// own duration. So what an engine call read (the records a new spec is backfilled from, the
+/// stored keys of a batch) cannot change before it writes.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    shared: Arc<Shared>,
+    /// True while this handle holds the writers' lock (between `begin_write` and `end_write`).
+    writing: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    data: Mutex<Data>,
+    /// True while some handle holds the writers' lock.
+    writer: Mutex<bool>,
+    /// Signalled when the writers' lock is released.
+    released: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Data {
     specs: Vec<RollupSpec>,
     records: HashMap<(String, String), UsageRecord>,
     /// (tenant, metric, timestamp secs, timestamp nanos, id) → present.
@@ -139,20 +184,57 @@ pub struct MemoryStore {
     meta: BTreeMap<(String, String), String>,
 }
 
+impl Shared {
+    fn lock_writer(&self) {
+        let mut held = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        while *held {
+            held = self.released.wait(held).unwrap_or_else(PoisonError::into_inner);
+        }
+        *held = true;
+    }
+
+    fn unlock_writer(&self) {
+        *self.writer.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.released.notify_one();
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Another handle on this store's data, for a second engine in the same process (each engine
+    /// owns its store). Writes through either handle are seen by both.
+    #[must_use]
+    pub fn handle(&self) -> MemoryStore {
+        MemoryStore { shared: Arc::clone(&self.shared), writing: false }
+    }
+
     /// Number of stored buckets (all tenants and specs).
     pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+        self.data().buckets.len()
     }
 
     /// Number of stored records (all tenants).
     pub fn record_count(&self) -> usize {
-        self.records.len()
+        self.data().records.len()
+    }
+
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.shared.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run a change under the writers' lock: this handle's if it holds it, else taken for `f`.
+    fn write<T>(&mut self, f: impl FnOnce(&mut Data) -> Result<T>) -> Result<T> {
+        if self.writing {
+            return f(&mut self.data());
+        }
+        self.shared.lock_writer();
+        let result = f(&mut self.data());
+        self.shared.unlock_writer();
+        result
     }
 
     fn time_key(r: &UsageRecord) -> (String, String, i64, u32, String) {
@@ -166,45 +248,15 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
-    fn specs(&self) -> Result<Vec<RollupSpec>> {
-        Ok(self.specs.clone())
-    }
-
-    fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
-        Ok(ids.iter().map(|id| self.records.get(&(tenant.to_string(), (*id).to_string())).cloned()).collect())
-    }
-
-    fn records(
-        &self,
-        tenant: &str,
-        metric: &str,
-        subject: Option<&str>,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<UsageRecord>> {
-        let lo = (tenant.to_string(), metric.to_string(), from, 0, String::new());
-        let hi = (tenant.to_string(), metric.to_string(), to, 0, String::new());
-        Ok(self
-            .by_time
-            .range((Bound::Included(lo), Bound::Excluded(hi)))
-            .filter_map(|(t, _, _, _, id)| self.records.get(&(t.clone(), id.clone())))
-            .filter(|r| subject.is_none_or(|s| r.subject == s))
-            .cloned()
-            .collect())
-    }
-
-    fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
-        for (t, m, _, _, id) in &self.by_time {
-            if m == metric {
-                if let Some(r) = self.records.get(&(t.clone(), id.clone())) {
-                    f(r)?;
-                }
-            }
+impl Drop for MemoryStore {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.writing) {
+            self.shared.unlock_writer();
         }
-        Ok(())
     }
+}
 
+impl Data {
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
         // Validate first so that a failure leaves everything untouched.
         let mut merged: HashMap<&BucketKey, (i64, BucketState)> = HashMap::new();
@@ -224,6 +276,14 @@ impl Store for MemoryStore {
                     .with_record_id(r.id.clone()));
             }
         }
+        if changes.known_specs.is_some_and(|k| (k as usize) < self.specs.len()) {
+            // Another engine sharing the store added a spec: it must reload and recompute.
+            return Err(Error::new(
+                ErrorKind::Store,
+                "Another writer added a rollup spec; the change was not applied.",
+            )
+            .with_retryable());
+        }
         // Commit.
         self.specs.extend(changes.new_specs.iter().cloned());
         for (tenant, key, value) in &changes.meta {
@@ -238,11 +298,11 @@ impl Store for MemoryStore {
         }
         for (tenant, id) in &changes.delete {
             if let Some(r) = self.records.remove(&(tenant.clone(), id.clone())) {
-                self.by_time.remove(&Self::time_key(&r));
+                self.by_time.remove(&MemoryStore::time_key(&r));
             }
         }
         for r in &changes.insert {
-            self.by_time.insert(Self::time_key(r));
+            self.by_time.insert(MemoryStore::time_key(r));
             self.records.insert((r.tenant.clone(), r.id.clone()), (*r).clone());
         }
         let mut late = Vec::with_capacity(changes.merge.len());
@@ -277,10 +337,67 @@ impl Store for MemoryStore {
         Ok(late)
     }
 
+    fn bucket(&self, key: &BucketKey) -> Option<StoredBucket> {
+        self.buckets.get(key).map(|(end, state, closed)| StoredBucket {
+            key: key.clone(),
+            end: *end,
+            state: state.clone(),
+            closed: *closed,
+        })
+    }
+}
+
+impl Store for MemoryStore {
+    fn specs(&self) -> Result<Vec<RollupSpec>> {
+        Ok(self.data().specs.clone())
+    }
+
+    fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
+        let data = self.data();
+        Ok(ids.iter().map(|id| data.records.get(&(tenant.to_string(), (*id).to_string())).cloned()).collect())
+    }
+
+    fn records(
+        &self,
+        tenant: &str,
+        metric: &str,
+        subject: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageRecord>> {
+        let lo = (tenant.to_string(), metric.to_string(), from, 0, String::new());
+        let hi = (tenant.to_string(), metric.to_string(), to, 0, String::new());
+        let data = self.data();
+        Ok(data
+            .by_time
+            .range((Bound::Included(lo), Bound::Excluded(hi)))
+            .filter_map(|(t, _, _, _, id)| data.records.get(&(t.clone(), id.clone())))
+            .filter(|r| subject.is_none_or(|s| r.subject == s))
+            .cloned()
+            .collect())
+    }
+
+    fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
+        let data = self.data();
+        for (t, m, _, _, id) in &data.by_time {
+            if m == metric {
+                if let Some(r) = data.records.get(&(t.clone(), id.clone())) {
+                    f(r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
+        self.write(|data| data.apply(changes))
+    }
+
     fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> Result<Vec<StoredBucket>> {
         let lo = BucketKey { tenant: tenant.to_string(), spec, start: from, group: Vec::new() };
         let hi = BucketKey { tenant: tenant.to_string(), spec, start: to, group: Vec::new() };
         Ok(self
+            .data()
             .buckets
             .range(lo..hi)
             .map(|(k, (end, state, closed))| StoredBucket {
@@ -293,12 +410,7 @@ impl Store for MemoryStore {
     }
 
     fn bucket(&self, key: &BucketKey) -> Result<Option<StoredBucket>> {
-        Ok(self.buckets.get(key).map(|(end, state, closed)| StoredBucket {
-            key: key.clone(),
-            end: *end,
-            state: state.clone(),
-            closed: *closed,
-        }))
+        Ok(self.data().bucket(key))
     }
 
     fn open_buckets_until(&self, tenant: &str, cutoff: i64) -> Result<Vec<StoredBucket>> {
@@ -307,37 +419,57 @@ impl Store for MemoryStore {
             i64::MIN,
             BucketKey { tenant: String::new(), spec: 0, start: i64::MIN, group: Vec::new() },
         );
-        Ok(self
+        let data = self.data();
+        Ok(data
             .open
             .range(lo..)
             .take_while(|(t, end, _)| t == tenant && *end <= cutoff)
-            .filter_map(|(_, _, key)| self.bucket(key).ok().flatten())
+            .filter_map(|(_, _, key)| data.bucket(key))
             .collect())
     }
 
     fn mark_closed(&mut self, keys: &[BucketKey]) -> Result<()> {
-        for key in keys {
-            if let Some(b) = self.buckets.get_mut(key) {
-                if !b.2 {
-                    b.2 = true;
-                    self.open.remove(&(key.tenant.clone(), b.0, key.clone()));
+        self.write(|data| {
+            for key in keys {
+                if let Some(b) = data.buckets.get_mut(key) {
+                    if !b.2 {
+                        b.2 = true;
+                        data.open.remove(&(key.tenant.clone(), b.0, key.clone()));
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn meta(&self, tenant: &str, key: &str) -> Result<Option<String>> {
-        Ok(self.meta.get(&(tenant.to_string(), key.to_string())).cloned())
+        Ok(self.data().meta.get(&(tenant.to_string(), key.to_string())).cloned())
     }
 
     fn meta_prefix(&self, tenant: &str, prefix: &str) -> Result<Vec<(String, String)>> {
         Ok(self
+            .data()
             .meta
             .range((tenant.to_string(), prefix.to_string())..)
             .take_while(|((t, k), _)| t == tenant && k.starts_with(prefix))
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn begin_write(&mut self) -> Result<()> {
+        if self.writing {
+            return Err(Error::new(ErrorKind::Store, "A write is already in progress on this store handle."));
+        }
+        self.shared.lock_writer();
+        self.writing = true;
+        Ok(())
+    }
+
+    fn end_write(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.writing) {
+            self.shared.unlock_writer();
+        }
+        Ok(())
     }
 }
 
@@ -397,5 +529,12 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn exclusive(&mut self, on: bool) -> Result<()> {
         (**self).exclusive(on)
+    }
+    fn begin_write(&mut self) -> Result<()> {
+        (**self).begin_write()
+    }
+
+    fn end_write(&mut self) -> Result<()> {
+        (**self).end_write()
     }
 }

@@ -141,8 +141,9 @@ impl Window {
         match self {
             Window::Day => Some((date, date.succ_opt()?)),
             Window::Week => {
-                let first = date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
-                Some((first, first + Duration::days(7)))
+                let first =
+                    date.checked_sub_signed(Duration::days(i64::from(date.weekday().num_days_from_monday())))?;
+                Some((first, first.checked_add_signed(Duration::days(7))?))
             }
             Window::Month => {
                 let first = month_start(date.year(), date.month())?;

@@ -435,7 +435,7 @@ fn engine_rejects_flags_and_counts_estimated_share() {
     assert_eq!((day.sum, day.count), (d("22.09"), 12));
     assert_eq!((day.flagged_count, day.flagged_sum), (1, d("11")));
     assert_eq!((day.estimated_count, day.estimated_sum), (1, d("0.49")));
-    assert_eq!(day.actual_sum(), d("21.6"));
+    assert_eq!(day.actual_sum().unwrap(), d("21.6"));
     assert_eq!(day.estimated_percent(), Some(d("2.22"))); // 0.49 / 22.09 = 2.218… %
     let json = serde_json::to_string(day).unwrap();
     assert!(

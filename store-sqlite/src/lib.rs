@@ -32,8 +32,18 @@ use meterkit::{
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// A [`Store`] in one SQLite database file (or `:memory:`).
+///
+/// Several processes (or engines) may open one file. Every write is an `IMMEDIATE` transaction,
+/// which waits for the file's write lock up front (up to the busy timeout, 10 s) instead of
+/// failing on its first write; an engine call (an ingest, a new rollup spec with its backfill)
+/// is one such transaction from its first read to its last write ([`Store::begin_write`]), so
+/// what it read cannot change before it writes. A writer still waiting after the timeout gets a
+/// [retryable](meterkit::Error::is_retryable) [`ErrorKind::Store`] error, which the engine
+/// retries.
 pub struct SqliteStore {
     conn: Connection,
+    /// True between `begin_write` and `end_write` (a transaction is open).
+    writing: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -60,8 +70,14 @@ CREATE TABLE IF NOT EXISTS meta (
 PRAGMA user_version = 1;
 ";
 
+/// A SQLite error as a store error; lock contention (`SQLITE_BUSY`, `SQLITE_LOCKED`: another
+/// writer held the file beyond the busy timeout) is retryable, as nothing was applied.
 fn db_err(e: &rusqlite::Error) -> Error {
-    Error::new(ErrorKind::Store, format!("SQLite failed: {e}."))
+    let err = Error::new(ErrorKind::Store, format!("SQLite failed: {e}."));
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => err.with_retryable(),
+        _ => err,
+    }
 }
 
 fn json_err(e: &serde_json::Error) -> Error {
@@ -86,7 +102,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")
             .map_err(|e| db_err(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| db_err(&e))?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore { conn, writing: false })
     }
 
     fn group_json(group: &[Option<String>]) -> Result<String> {
@@ -115,7 +131,7 @@ impl SqliteStore {
         })
     }
 
-    fn apply_in(tx: &rusqlite::Transaction<'_>, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
+    fn apply_in(tx: &Connection, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
         let base: i64 = tx.query_row("SELECT COUNT(*) FROM specs", [], |r| r.get(0)).map_err(|e| db_err(&e))?;
         if changes.known_specs.is_some_and(|k| i64::from(k) < base) {
             // Another process sharing the file added a spec: the engine must reload and recompute.
@@ -218,6 +234,22 @@ impl SqliteStore {
         Ok(late)
     }
 
+    /// Run `f` in a transaction of its own (`IMMEDIATE`: it waits for the write lock before its
+    /// first read), or in a savepoint of the write span `begin_write` opened; all or nothing.
+    fn write<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.writing {
+            let sp = self.conn.savepoint().map_err(|e| db_err(&e))?;
+            let value = f(&sp)?; // dropping `sp` on error rolls back to it
+            sp.commit().map_err(|e| db_err(&e))?;
+            return Ok(value);
+        }
+        let tx =
+            self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(&e))?;
+        let value = f(&tx)?; // dropping `tx` on error rolls back
+        tx.commit().map_err(|e| db_err(&e))?;
+        Ok(value)
+    }
+
     fn query_records(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<UsageRecord>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| db_err(&e))?;
         let rows = stmt.query_map(params, |r| r.get::<_, String>(0)).map_err(|e| db_err(&e))?;
@@ -318,10 +350,7 @@ impl Store for SqliteStore {
     }
 
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
-        let tx = self.conn.transaction().map_err(|e| db_err(&e))?;
-        let late = Self::apply_in(&tx, changes)?; // dropping `tx` on error rolls back
-        tx.commit().map_err(|e| db_err(&e))?;
-        Ok(late)
+        self.write(|tx| Self::apply_in(tx, changes))
     }
 
     fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> Result<Vec<StoredBucket>> {
@@ -353,8 +382,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_closed(&mut self, keys: &[BucketKey]) -> Result<()> {
-        let tx = self.conn.transaction().map_err(|e| db_err(&e))?;
-        {
+        self.write(|tx| {
             let mut stmt = tx
                 .prepare_cached("UPDATE buckets SET closed=1 WHERE tenant=?1 AND spec=?2 AND start=?3 AND grp=?4")
                 .map_err(|e| db_err(&e))?;
@@ -362,8 +390,29 @@ impl Store for SqliteStore {
                 stmt.execute(params![key.tenant, key.spec, key.start, Self::group_json(&key.group)?])
                     .map_err(|e| db_err(&e))?;
             }
+            Ok(())
+        })
+    }
+
+    fn begin_write(&mut self) -> Result<()> {
+        if self.writing {
+            return Err(Error::new(ErrorKind::Store, "A write is already in progress on this connection."));
         }
-        tx.commit().map_err(|e| db_err(&e))
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(&e))?;
+        self.writing = true;
+        Ok(())
+    }
+
+    fn end_write(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.writing) {
+            return Ok(());
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            // Nothing of the span is kept; a connection left inside the transaction would block others.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(db_err(&e));
+        }
+        Ok(())
     }
 
     fn meta(&self, tenant: &str, key: &str) -> Result<Option<String>> {

@@ -384,32 +384,37 @@ fn extreme_timestamps_are_accepted_at_the_bounds_and_windowed_without_panic() {
     }
 }
 
+/// Issue 12: a record that would overflow its bucket is rejected alone (kind overflow, with its
+/// id) and the rest of its batch is stored; a merge across buckets that overflows is an error of
+/// that tenant's query, not a panic.
 #[test]
-fn a_sum_that_would_overflow_is_an_error_and_nothing_is_applied() {
+fn a_sum_that_would_overflow_rejects_the_record_and_keeps_the_rest() {
     let engine = Engine::in_memory();
     let q = Query::new("t", "kwh", Window::Day, "UTC");
     assert!(engine.query(&q).unwrap().is_empty()); // creates the day spec
     let big = |id: &str, at: &str| UsageRecord::new("t", id, "m1", "kwh", Decimal::MAX, ts(at));
-    let e = engine.ingest(&[big("a", "2024-01-01T00:00:00Z"), big("b", "2024-01-01T01:00:00Z")]).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Overflow);
-    assert!(engine.query(&q).unwrap().is_empty());
-    assert!(engine
-        .records("t", "kwh", None, ts("2024-01-01T00:00:00Z"), ts("2024-01-02T00:00:00Z"))
-        .unwrap()
-        .is_empty());
-    // a alone is fine (it was never stored: accepted, not a duplicate) ...
-    assert_eq!(engine.ingest(&[big("a", "2024-01-01T00:00:00Z")]).unwrap().accepted, 1);
-    // ... and b on top of it overflows the stored bucket: error, b not stored.
-    assert_eq!(engine.ingest(&[big("b", "2024-01-01T01:00:00Z")]).unwrap_err().kind(), ErrorKind::Overflow);
+    let report = engine.ingest(&[big("a", "2024-01-01T00:00:00Z"), big("b", "2024-01-01T01:00:00Z")]).unwrap();
+    assert_eq!(report.accepted, 1);
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!((report.rejected[0].id.as_str(), report.rejected[0].kind), ("b", ErrorKind::Overflow));
     let rows = engine.query(&q).unwrap();
     assert_eq!((rows[0].sum, rows[0].count), (Decimal::MAX, 1));
+    // b on top of the stored bucket again: rejected, not stored.
+    let report = engine.ingest(&[big("b", "2024-01-01T01:00:00Z")]).unwrap();
+    assert_eq!((report.accepted, report.rejected.len()), (0, 1));
+    let stored = engine.records("t", "kwh", None, ts("2024-01-01T00:00:00Z"), ts("2024-01-02T00:00:00Z")).unwrap();
+    assert_eq!(stored.len(), 1);
     // b in another day is fine.
     assert_eq!(engine.ingest(&[big("b", "2024-01-02T01:00:00Z")]).unwrap().accepted, 1);
-    // Merging the two days into one month overflows at query time: an error, not a panic.
-    assert_eq!(engine.query(&Query::new("t", "kwh", Window::Month, "UTC")).unwrap_err().kind(), ErrorKind::Overflow);
-    // The failed backfill did not leave a half-made spec behind.
-    assert_eq!(engine.specs().len(), 1);
-    assert_eq!(engine.query(&Query::new("t", "kwh", Window::Month, "UTC")).unwrap_err().kind(), ErrorKind::Overflow);
+    // Merging the two days into one month overflows: the tenant's month queries fail with
+    // E_OVERFLOW naming the record, and keep failing (the spec is kept for other tenants).
+    for _ in 0..2 {
+        let e = engine.query(&Query::new("t", "kwh", Window::Month, "UTC")).unwrap_err();
+        assert_eq!((e.kind(), e.record_id()), (ErrorKind::Overflow, Some("b")));
+    }
+    assert_eq!(engine.specs().len(), 2);
+    engine.ingest(&[UsageRecord::new("u", "x", "m1", "kwh", Decimal::ONE, ts("2024-01-01T00:00:00Z"))]).unwrap();
+    assert_eq!(engine.query(&Query::new("u", "kwh", Window::Month, "UTC")).unwrap()[0].sum, Decimal::ONE);
 }
 
 #[test]

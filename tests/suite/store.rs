@@ -315,11 +315,115 @@ pub fn tenants_are_isolated(make: &Factory, cases: u32) {
         .unwrap();
 }
 
+/// Opens a fresh, empty store and returns how to open another handle (connection) on it: what
+/// several engines — or processes — sharing one store each hold.
+pub type Opener = dyn Fn() -> Box<dyn Fn() -> Box<dyn Store> + Send + Sync>;
+
+/// Records of `tenant` with ids `{prefix}{i}` for `i` in `range`, one a minute from 2024-01-01,
+/// each of quantity 1 (so a sum is a count).
+fn minute_records(tenant: &str, prefix: &str, range: std::ops::Range<u32>) -> Vec<UsageRecord> {
+    range
+        .map(|i| {
+            let at = meterkit_tests::ts("2024-01-01T00:00:00Z") + chrono::Duration::minutes(i64::from(i));
+            UsageRecord::new(tenant, format!("{prefix}{i}"), format!("m{}", i % 3), "kwh", 1.into(), at)
+        })
+        .collect()
+}
+
+/// Every spec of the store, asked through a fresh engine, counts exactly `expected` records of
+/// quantity 1 for each tenant.
+fn every_spec_counts(connect: &(dyn Fn() -> Box<dyn Store> + Send + Sync), expected: &[(&str, u64)]) -> usize {
+    let engine = Engine::new(connect()).unwrap();
+    let specs = engine.specs();
+    for spec in &specs {
+        for &(tenant, n) in expected {
+            let q = meterkit::Query::new(tenant, "kwh", spec.window, &spec.time_zone).group_by(spec.group_by.clone());
+            let rows = engine.query(&q).unwrap();
+            let count: u64 = rows.iter().map(|b| b.count).sum();
+            let sum: meterkit::Decimal = rows.iter().map(|b| b.sum).sum();
+            assert_eq!((count, sum), (n, n.into()), "spec {} of tenant {tenant} misses records", spec.window);
+        }
+    }
+    specs.len()
+}
+
+/// The windows of the specs a test creates one after the other (all different).
+fn windows() -> impl Iterator<Item = Window> {
+    [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 16, 18, 20, 24, 30, 36, 40, 45, 48, 60]
+        .into_iter()
+        .map(Window::Minutes)
+        .chain((1..=28).map(|d| Window::BillingCycle { anchor_day: d }))
+}
+
+/// Issue 12: a spec created (and backfilled) by one engine while another engine ingests counts
+/// every record — none committed between the backfill's scan and the spec's write is lost.
+pub fn specs_created_while_another_engine_ingests(open: &Opener) {
+    let connect = open();
+    let ingester = Engine::new(connect()).unwrap();
+    ingester.add_spec(RollupSpec::new("kwh", Window::Day, "UTC").unwrap()).unwrap();
+    let creator = Engine::new(connect()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let batches = std::thread::scope(|scope| {
+        let ingest = scope.spawn(|| {
+            let mut n = 0u32;
+            // Keep ingesting until every spec is created (and at least 20 batches).
+            while n < 20 || !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut batch = minute_records("a", "a", n * 50..n * 50 + 50);
+                batch.extend(minute_records("b", "b", n * 50..n * 50 + 25));
+                let report = ingester.ingest(&batch).unwrap();
+                assert_eq!((report.accepted, report.rejected.len()), (75, 0));
+                n += 1;
+            }
+            n
+        });
+        for w in windows().take(12) {
+            creator.add_spec(RollupSpec::new("kwh", w, "UTC").unwrap()).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        ingest.join().unwrap()
+    });
+    let n = u64::from(batches);
+    assert_eq!(every_spec_counts(&*connect, &[("a", n * 50), ("b", n * 25)]), 13);
+}
+
+/// Issue 12: two engines ingesting at once (overlapping batches, each also creating specs with
+/// its queries) never fail on the other's lock, and every spec counts every record once.
+pub fn two_writers_at_once(open: &Opener) {
+    let connect = open();
+    let engines = [Engine::new(connect()).unwrap(), Engine::new(connect()).unwrap()];
+    let windows: Vec<Window> = windows().take(10).collect();
+    std::thread::scope(|scope| {
+        for (k, engine) in engines.iter().enumerate() {
+            let windows = &windows;
+            scope.spawn(move || {
+                for n in 0..30u32 {
+                    // Own records, plus a stretch both writers send (duplicates for one of them).
+                    let mut batch = minute_records("a", &format!("w{k}-"), n * 40..n * 40 + 40);
+                    batch.extend(minute_records("b", "both-", n * 20..n * 20 + 20));
+                    let report = engine.ingest(&batch).unwrap();
+                    assert_eq!(report.accepted + report.duplicates, 60);
+                    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+                    if n % 3 == k as u32 {
+                        let w = windows[(n / 3) as usize];
+                        engine.query(&meterkit::Query::new("a", "kwh", w, "UTC")).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(every_spec_counts(&*connect, &[("a", 2 * 30 * 40), ("b", 30 * 20)]), 10);
+}
+
 macro_rules! stores {
-    ($($check:ident),* $(,)?) => {
+    ($($check:ident),* $(,)?; shared: $($shared:ident),* $(,)?) => {
         mod memory {
             $(#[test] fn $check() { super::$check(&|| Box::new(meterkit::MemoryStore::new())); })*
             #[test] fn tenants_are_isolated() { super::tenants_are_isolated(&|| Box::new(meterkit::MemoryStore::new()), 64); }
+            fn open() -> Box<dyn Fn() -> Box<dyn meterkit::Store> + Send + Sync> {
+                let store = meterkit::MemoryStore::new();
+                Box::new(move || Box::new(store.handle()))
+            }
+            $(#[test] fn $shared() { super::$shared(&open); })*
         }
         mod sqlite {
             fn make() -> Box<dyn meterkit::Store> {
@@ -331,6 +435,13 @@ macro_rules! stores {
             }
             $(#[test] fn $check() { super::$check(&make); })*
             #[test] fn tenants_are_isolated() { super::tenants_are_isolated(&make, 32); }
+            fn open() -> Box<dyn Fn() -> Box<dyn meterkit::Store> + Send + Sync> {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("s.db");
+                std::mem::forget(dir);
+                Box::new(move || Box::new(meterkit_sqlite::SqliteStore::open(&path).unwrap()))
+            }
+            $(#[test] fn $shared() { super::$shared(&open); })*
         }
         mod postgres {
             fn with_pg(test: &str, f: impl FnOnce(&super::Factory)) {
@@ -339,6 +450,13 @@ macro_rules! stores {
             }
             $(#[test] fn $check() { with_pg(stringify!($check), |make| super::$check(make)); })*
             #[test] fn tenants_are_isolated() { with_pg("tenants_are_isolated", |make| super::tenants_are_isolated(make, 24)); }
+            $(#[test] fn $shared() {
+                let Some(url) = meterkit_tests::pg_url(stringify!($shared)) else { return };
+                super::$shared(&move || {
+                    let (url, schema) = (url.clone(), meterkit_tests::fresh_schema());
+                    Box::new(move || Box::new(meterkit_tests::pg_store(&url, &schema)))
+                });
+            })*
         }
     };
 }
@@ -354,5 +472,7 @@ stores!(
     buckets_are_a_range_ordered_by_start_then_group,
     open_buckets_until_and_mark_closed,
     meta_is_set_removed_and_listed_by_prefix,
-    the_rollup_vectors_pass,
+    the_rollup_vectors_pass;
+    shared: specs_created_while_another_engine_ingests,
+    two_writers_at_once,
 );
