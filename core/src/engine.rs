@@ -500,6 +500,8 @@ impl Engine {
             if let Some(v) = validator.as_mut() {
                 v.begin();
             }
+            // (batch index, its findings) of every validated record, for the alert grouping.
+            let mut validated: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
             for (tenant, idx) in &by_tenant {
                 let ids: Vec<&str> = idx.iter().map(|&i| batch[i].id.as_str()).collect();
                 let stored = store.get_records(tenant, &ids)?;
@@ -516,7 +518,7 @@ impl Engine {
                         None => {
                             let r = match validator.as_mut().filter(|v| v.covers(&r.metric)) {
                                 None => std::borrow::Cow::Borrowed(r),
-                                Some(v) => match validate_one(v, r, &mut report.findings, &mut events) {
+                                Some(v) => match validate_one(v, r, &mut report.findings, &mut events, i, &mut validated) {
                                     Err(e) => {
                                         rejected_first.insert(i, e.clone());
                                         reject(r, e, &mut events);
@@ -556,6 +558,9 @@ impl Engine {
             if let Some(v) = inner.validator.as_mut() {
                 if applied.is_ok() {
                     v.commit();
+                    for (i, found) in validated {
+                        events.extend(v.alerts_mut().observe(&batch[i], &report.findings[found]).into_iter().map(alert_event));
+                    }
                 } else {
                     v.rollback();
                 }
@@ -1014,6 +1019,14 @@ fn spec_entry(specs: &[SpecEntry], id: u32) -> Result<&SpecEntry> {
     })
 }
 
+/// The notifier event of an alert change.
+fn alert_event(e: crate::alert::AlertEvent) -> Event {
+    match e {
+        crate::alert::AlertEvent::Raised(alert) => Event::AlertRaised { alert },
+        crate::alert::AlertEvent::Resolved(alert) => Event::AlertResolved { alert },
+    }
+}
+
 /// Run the validator on one new record: its findings go to `findings` (and warnings and errors to
 /// `events`); a `reject` finding becomes the error; a `flag` finding marks a copy `flagged`.
 fn validate_one<'r>(
@@ -1021,8 +1034,11 @@ fn validate_one<'r>(
     r: &'r UsageRecord,
     findings: &mut Vec<Finding>,
     events: &mut Vec<Event>,
+    index: usize,
+    validated: &mut Vec<(usize, std::ops::Range<usize>)>,
 ) -> Result<std::borrow::Cow<'r, UsageRecord>> {
     let found = v.check(r);
+    validated.push((index, findings.len()..findings.len() + found.len()));
     let reject = found.iter().find(|f| f.action == Action::Reject).map(|f| f.message.clone());
     let flag = found.iter().any(|f| f.action == Action::Flag);
     for f in &found {
