@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use meterkit::{Alert, AlertConfig, EstimateConfig, Finding, MeterReading, UsageRecord, ValidationConfig, ValidationSummary};
+use meterkit::{
+    Alert, AlertConfig, EstimateConfig, Finding, MeterReading, UsageRecord, ValidationConfig, ValidationSummary,
+};
 use napi::Env;
 use napi_derive::napi;
 
@@ -180,7 +182,12 @@ pub fn estimate_gaps(env: Env, records: JsonText, config: JsonText) -> napi::Res
     ts_args_type = "records: UsageRecordInput[], findings: Finding[], config?: AlertConfig | null",
     ts_return_type = "Alert[]"
 )]
-pub fn alerts_of(env: Env, records: JsonText, findings: JsonText, config: Option<JsonText>) -> napi::Result<Json<Vec<Alert>>> {
+pub fn alerts_of(
+    env: Env,
+    records: JsonText,
+    findings: JsonText,
+    config: Option<JsonText>,
+) -> napi::Result<Json<Vec<Alert>>> {
     guard(env, || {
         let records = core(env, records_from_json(&records.0))?;
         let findings: Vec<Finding> = core(env, from_json(&findings.0, "findings"))?;

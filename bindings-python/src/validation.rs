@@ -624,5 +624,8 @@ pub fn alerts_of(
         found.push(f?.cast::<PyFinding>().map_err(PyErr::from)?.get().inner.clone());
     }
     let cfg = meterkit::AlertConfig { gap, warmup };
-    Ok(detached(py, move || meterkit::alerts_of(&recs, &found, cfg))?.into_iter().map(|a| PyAlert { inner: a }).collect())
+    Ok(detached(py, move || meterkit::alerts_of(&recs, &found, cfg))?
+        .into_iter()
+        .map(|a| PyAlert { inner: a })
+        .collect())
 }

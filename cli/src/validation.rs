@@ -109,7 +109,8 @@ fn resolved(e: AlertEvent) -> Option<Alert> {
 }
 
 /// The CSV header of `validate --alerts --output csv`.
-const ALERT_CSV_HEADER: &str = "start,end,tenant,subject,metric,rules,severity,peak,expected_low,expected_high,findings";
+const ALERT_CSV_HEADER: &str =
+    "start,end,tenant,subject,metric,rules,severity,peak,expected_low,expected_high,findings";
 
 fn print_alerts(alerts: &[Alert], output: Output, malformed: u64) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -121,7 +122,13 @@ fn print_alerts(alerts: &[Alert], output: Output, malformed: u64) -> Result<()> 
         }
         Output::Csv => {
             writeln!(out, "{ALERT_CSV_HEADER}").map_err(io_err)?;
-            let cell = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+            let cell = |s: &str| {
+                if s.contains([',', '"', '\n']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s.to_string()
+                }
+            };
             let d = |x: Option<meterkit::Decimal>| x.map(fmt_decimal).unwrap_or_default();
             for a in alerts {
                 writeln!(

@@ -384,7 +384,13 @@ fn validate_alerts_merge_a_day_of_zeros_into_one_alert() {
     let t0 = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap();
     // 400 hours alternating 1.0 / 1.2 (past the 288-value warm-up), 24 zeros, 50 more hours.
     for h in 0..474i64 {
-        let v = if (400..424).contains(&h) { "0" } else if h % 2 == 0 { "1.0" } else { "1.2" };
+        let v = if (400..424).contains(&h) {
+            "0"
+        } else if h % 2 == 0 {
+            "1.0"
+        } else {
+            "1.2"
+        };
         let t = (t0 + chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let _ = writeln!(text, "{t},{v}");
     }

@@ -8,6 +8,13 @@ mod eval;
 use meterkit::{fmt_ts, ValidationConfig};
 
 fn main() {
+    println!(
+        "State per tracked series: {} bytes (N = 10, no seasonal slots), {} bytes with the seasonal slots and \
+         score histogram; an open alert {} bytes.\n",
+        meterkit::Validator::bytes_per_series(10, false),
+        meterkit::Validator::bytes_per_series(10, true),
+        std::mem::size_of::<meterkit::Alert>()
+    );
     let series = eval::load_all();
     let scores = eval::score_all(&series, &ValidationConfig::default());
     println!("## Default rules, all series (NAB convention: an alert counts where it starts)\n");
@@ -16,7 +23,14 @@ fn main() {
     for (s, sc) in series.iter().zip(&scores) {
         println!(
             "| {} | {} | {} | {} / {} | {} | {} | {:.2} |",
-            s.file, s.family, sc.points, sc.caught, sc.windows, sc.alerts, sc.false_alerts, sc.rate()
+            s.file,
+            s.family,
+            sc.points,
+            sc.caught,
+            sc.windows,
+            sc.alerts,
+            sc.false_alerts,
+            sc.rate()
         );
     }
     if let Some(file) = std::env::var_os("VEE_SERIES") {
@@ -24,7 +38,13 @@ fn main() {
             for a in eval::alerts(&s.records, &ValidationConfig::default()) {
                 let inside = s.windows.iter().any(|(x, y)| *x <= a.start && a.start <= *y);
                 let rules: Vec<&str> = a.rules.iter().map(|r| r.as_str()).collect();
-                println!("  {} {} {} peak {:?}", fmt_ts(a.start), if inside { "in " } else { "OUT" }, rules.join(","), a.peak);
+                println!(
+                    "  {} {} {} peak {:?}",
+                    fmt_ts(a.start),
+                    if inside { "in " } else { "OUT" },
+                    rules.join(","),
+                    a.peak
+                );
             }
         }
     }
@@ -57,7 +77,8 @@ fn main() {
     }
     for n in [10, 50] {
         let (t, b) = eval::baseline_at_recall(&series, n, tot.caught);
-        let at = if b.caught >= tot.caught { "at equal recall" } else { "at its best recall, still below the defaults'" };
+        let at =
+            if b.caught >= tot.caught { "at equal recall" } else { "at its best recall, still below the defaults'" };
         println!(
             "\nBaseline rolling robust z-score over the last {n} points, threshold {t} ({at}): {} / {} windows, \
              {} false alerts ({:.2} / 1000 points) — {:.1}× the default rules' {} false alerts.",

@@ -518,14 +518,16 @@ impl Engine {
                         None => {
                             let r = match validator.as_mut().filter(|v| v.covers(&r.metric)) {
                                 None => std::borrow::Cow::Borrowed(r),
-                                Some(v) => match validate_one(v, r, &mut report.findings, &mut events, i, &mut validated) {
-                                    Err(e) => {
-                                        rejected_first.insert(i, e.clone());
-                                        reject(r, e, &mut events);
-                                        continue;
+                                Some(v) => {
+                                    match validate_one(v, r, &mut report.findings, &mut events, i, &mut validated) {
+                                        Err(e) => {
+                                            rejected_first.insert(i, e.clone());
+                                            reject(r, e, &mut events);
+                                            continue;
+                                        }
+                                        Ok(r) => r,
                                     }
-                                    Ok(r) => r,
-                                },
+                                }
                             };
                             if let Err(e) = acc.add(&r) {
                                 if let Some(v) = validator.as_mut() {
@@ -559,7 +561,9 @@ impl Engine {
                 if applied.is_ok() {
                     v.commit();
                     for (i, found) in validated {
-                        events.extend(v.alerts_mut().observe(&batch[i], &report.findings[found]).into_iter().map(alert_event));
+                        events.extend(
+                            v.alerts_mut().observe(&batch[i], &report.findings[found]).into_iter().map(alert_event),
+                        );
                     }
                 } else {
                     v.rollback();

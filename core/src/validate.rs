@@ -1332,11 +1332,15 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
     // The seasonal threshold adapts to the series' own tail of seasonal scores.
     let seasonal_band = seasonal_band.map(|(level, scale)| {
         let t = match &ser.scores {
-            Some(h) if cfg.adaptive_quantile > 0.0 && h.n >= 200 => cfg.threshold.max(h.quantile(cfg.adaptive_quantile)),
+            Some(h) if cfg.adaptive_quantile > 0.0 && h.n >= 200 => {
+                cfg.threshold.max(h.quantile(cfg.adaptive_quantile))
+            }
             _ => cfg.threshold,
         };
         if cfg.spikes && ser.len as usize == ser.ring.len() {
-            ser.scores.get_or_insert_with(|| Box::new(ScoreHistogram { bins: [0; SCORE_BINS], n: 0 })).add((val - level) / scale);
+            ser.scores
+                .get_or_insert_with(|| Box::new(ScoreHistogram { bins: [0; SCORE_BINS], n: 0 }))
+                .add((val - level) / scale);
         }
         (level - t * scale, level + t * scale)
     });

@@ -569,7 +569,18 @@ proptest! {
 /// 400 hours alternating 1.0 / 1.2 (past the 288-value warm-up), 24 zeros, then `after` normal hours.
 fn fault_series(after: i64) -> Vec<UsageRecord> {
     (0..424 + after)
-        .map(|h| rec(h, if (400..424).contains(&h) { "0" } else if h % 2 == 0 { "1.0" } else { "1.2" }))
+        .map(|h| {
+            rec(
+                h,
+                if (400..424).contains(&h) {
+                    "0"
+                } else if h % 2 == 0 {
+                    "1.0"
+                } else {
+                    "1.2"
+                },
+            )
+        })
         .collect()
 }
 
