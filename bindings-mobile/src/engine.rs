@@ -18,8 +18,8 @@ use meterkit::{BucketKey, ChangeSet, Decimal, RollupSpec, Store, StoredBucket};
 use crate::error::MeterkitError;
 use crate::field::{Tariff, ValidationConfig};
 use crate::types::{
-    buckets_from_core, from_system, records_to_core, to_system, Bill, BillRequest, Bucket, Finding, IngestReport,
-    Query, Totals, UsageRecord,
+    buckets_from_core, from_system, records_to_core, to_system, Alert, Bill, BillRequest, Bucket, Finding,
+    IngestReport, Query, Totals, UsageRecord,
 };
 
 const PENDING: &str = "mobile/upload/pending/";

@@ -472,7 +472,7 @@ impl ValidationConfig {
         if !(self.cusum_k.is_finite() && self.cusum_k >= 0.0 && self.cusum_h.is_finite() && self.cusum_h >= 0.0) {
             return bad("cusum_h", "cusum_k and cusum_h must be numbers ≥ 0.".to_string());
         }
-        if !(self.cusum_clip > 0.0) {
+        if self.cusum_clip.is_nan() || self.cusum_clip <= 0.0 {
             return bad("cusum_clip", "cusum_clip must be a positive number.".to_string());
         }
         if !(0.0..1.0).contains(&self.streak_rarity) {
