@@ -196,6 +196,7 @@ def test_alerts_merge_findings_of_one_fault() -> None:
     alerts = mk.alerts_of(records, findings)
     assert len(alerts) == 1
     a = alerts[0]
+    assert isinstance(a, mk.Alert)
     assert a.subject == "m1" and a.tenant == "t" and a.metric == "kwh"
     assert a.start == utc(2024, 5, 1) + timedelta(hours=400)
     assert a.end >= a.start
