@@ -173,6 +173,8 @@ export type MeterkitEvent =
   | { type: 'late_record'; tenant: string; id: string; window: string; bucket: Bucket }
   | { type: 'window_closed'; tenant: string; window: string; bucket: Bucket }
   | { type: 'anomaly_detected'; finding: Finding }
+  | { type: 'alert_raised'; alert: Alert }
+  | { type: 'alert_resolved'; alert: Alert }
   | {
       type: 'threshold_crossed'
       tenant: string
@@ -302,6 +304,7 @@ export type Rule =
   | 'negative_quantity' | 'invalid_quantity' | 'future_timestamp' | 'too_old' | 'unknown_metric' | 'unknown_unit'
   | 'spike' | 'drop' | 'high_limit' | 'low_limit' | 'stuck' | 'zero_streak' | 'gap' | 'out_of_order'
   | 'rollover' | 'meter_exchange' | 'duplicate_reading' | 'out_of_order_reading' | 'invalid_reading'
+  | 'level_shift'
 
 /** A validation finding: which rule, how bad, what was done, about which record. */
 export interface Finding {
@@ -343,6 +346,41 @@ export interface ValidationConfig {
   gaps?: boolean
   interval_secs?: number | null
   max_interpolation_intervals?: number
+  warmup?: number
+  adaptive_quantile?: number
+  range_margin?: number
+  cusum_k?: number
+  cusum_h?: number
+  cusum_clip?: number
+  streak_rarity?: number
+}
+
+/** How findings merge into alerts (every field optional). */
+export interface AlertConfig {
+  /** Values without a finding after which an alert is resolved (default 72). */
+  gap?: number
+  /** Values of a series during which no alert is raised (default 288). */
+  warmup?: number
+}
+
+/** Consecutive warning and error findings on one series merged: the unit an operator reads. */
+export interface Alert {
+  tenant: string
+  subject: string
+  metric: string
+  /** First finding. */
+  start: Timestamp
+  /** Last finding. */
+  end: Timestamp
+  /** Rules in the order they first fired. */
+  rules: Rule[]
+  severity: Severity
+  /** Value of the strongest finding. */
+  peak: DecimalString | null
+  /** Expected range of the strongest finding, `[low, high]`. */
+  expected: [DecimalString, DecimalString] | null
+  /** Findings merged. */
+  findings: number
 }
 
 export interface SeverityCounts {
@@ -673,6 +711,13 @@ export interface UsageColumns {
 
 /** Counts of findings by severity, action and rule. */
 export declare function validationSummary(findings: Finding[]): ValidationSummary
+
+/**
+ * The alerts of a batch: `findings` (from `Validator.check(records)`) merged per series —
+ * findings within `gap` values of each other are one alert, none in a series' first `warmup`
+ * values (`config`: `{ gap?: 72, warmup?: 288 }`). Ordered by start.
+ */
+export declare function alertsOf(records: UsageRecordInput[], findings: Finding[], config?: AlertConfig | null): Alert[]
 
 /** The version of the meterkit core this package was built from. */
 export declare function version(): string

@@ -851,5 +851,6 @@ module.exports.parseDecimal = nativeBinding.parseDecimal
 module.exports.parseTs = nativeBinding.parseTs
 module.exports.splitSharedMeter = nativeBinding.splitSharedMeter
 module.exports.validationSummary = nativeBinding.validationSummary
+module.exports.alertsOf = nativeBinding.alertsOf
 module.exports.version = nativeBinding.version
 module.exports.windowSpan = nativeBinding.windowSpan

@@ -18,8 +18,8 @@ use meterkit::{BucketKey, ChangeSet, Decimal, RollupSpec, Store, StoredBucket};
 use crate::error::MeterkitError;
 use crate::field::{Tariff, ValidationConfig};
 use crate::types::{
-    buckets_from_core, from_system, records_to_core, to_system, Bill, BillRequest, Bucket, Finding, IngestReport,
-    Query, Totals, UsageRecord,
+    buckets_from_core, from_system, records_to_core, to_system, Alert, Bill, BillRequest, Bucket, Finding,
+    IngestReport, Query, Totals, UsageRecord,
 };
 
 const PENDING: &str = "mobile/upload/pending/";
@@ -48,6 +48,10 @@ pub enum MobileEvent {
     LateRecord { tenant: String, id: String, window: String, bucket: Bucket },
     /// Validation raised a warning or error about a new record.
     AnomalyDetected { finding: Finding },
+    /// Findings on one series opened an alert.
+    AlertRaised { alert: Alert },
+    /// An alert ended (the whole alert).
+    AlertResolved { alert: Alert },
     /// A window closed (once per bucket).
     WindowClosed { tenant: String, window: String, bucket: Bucket },
     /// A quota level was reached.
@@ -88,6 +92,14 @@ fn event_from_core(e: &meterkit::Event) -> MobileEvent {
         }
         E::AnomalyDetected { finding } => match Finding::from_core(finding) {
             Ok(finding) => MobileEvent::AnomalyDetected { finding },
+            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
+        },
+        E::AlertRaised { alert } => match Alert::from_core(alert) {
+            Ok(alert) => MobileEvent::AlertRaised { alert },
+            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
+        },
+        E::AlertResolved { alert } => match Alert::from_core(alert) {
+            Ok(alert) => MobileEvent::AlertResolved { alert },
             Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
         },
         E::WindowClosed { tenant, window, bucket } => {

@@ -221,3 +221,19 @@ pub fn validate_records(
     }
     findings_from_core(validator.check_all(&records_to_core(records)?))
 }
+
+/// The alerts of a batch: `findings` (from [`validate_records`] over `records`) merged per series —
+/// findings within `gap` values of each other are one alert (default 72), none in a series' first
+/// `warmup` values (default 288). Ordered by start. Errors: `Validation` for a `gap` of 0, `Parse`
+/// for a timestamp outside the supported range.
+#[uniffi::export(default(gap = 72, warmup = 288))]
+pub fn alerts_of(
+    records: Vec<UsageRecord>,
+    findings: Vec<Finding>,
+    gap: u32,
+    warmup: u32,
+) -> Result<Vec<crate::types::Alert>, MeterkitError> {
+    let findings = findings.iter().map(Finding::to_core).collect::<Result<Vec<_>, _>>()?;
+    let alerts = meterkit::alerts_of(&records_to_core(records)?, &findings, meterkit::AlertConfig { gap, warmup })?;
+    alerts.into_iter().map(crate::types::Alert::from_core).collect()
+}

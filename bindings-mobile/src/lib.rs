@@ -33,7 +33,7 @@ pub use crate::bench::{
 pub use crate::engine::{Engine, MobileEvent, Notifier, PackedColumns, RecordColumns};
 pub use crate::error::MeterkitError;
 pub use crate::field::{
-    consumption, estimate_bill, validate_reading, validate_records, ReadingCheck, Tariff, ValidationConfig,
+    alerts_of, consumption, estimate_bill, validate_reading, validate_records, ReadingCheck, Tariff, ValidationConfig,
 };
 pub use crate::types::*;
 

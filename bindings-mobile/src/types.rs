@@ -178,6 +178,7 @@ pub enum Rule {
     DuplicateReading,
     OutOfOrderReading,
     InvalidReading,
+    LevelShift,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,6 +362,51 @@ impl Finding {
 
 pub(crate) fn findings_from_core(v: Vec<meterkit::Finding>) -> Result<Vec<Finding>, MeterkitError> {
     v.into_iter().map(Finding::from_core).collect()
+}
+
+/// Consecutive warning and error findings on one series merged (the core's `Alert`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Alert {
+    /// Tenant of the series.
+    pub tenant: String,
+    /// Subject of the series.
+    pub subject: String,
+    /// Metric of the series.
+    pub metric: String,
+    /// First finding.
+    pub start: SystemTime,
+    /// Last finding.
+    pub end: SystemTime,
+    /// Rules, in the order they first fired.
+    pub rules: Vec<Rule>,
+    /// Highest severity.
+    pub severity: Severity,
+    /// Value of the strongest finding, in the metric's unit.
+    pub peak: Option<Decimal>,
+    /// Low end of the strongest finding's expected range.
+    pub expected_low: Option<Decimal>,
+    /// High end of the strongest finding's expected range.
+    pub expected_high: Option<Decimal>,
+    /// Findings merged.
+    pub findings: u32,
+}
+
+impl Alert {
+    pub(crate) fn from_core(a: meterkit::Alert) -> Result<Self, MeterkitError> {
+        Ok(Alert {
+            rules: a.rules.iter().map(via_serde).collect::<Result<_, _>>()?,
+            severity: via_serde(&a.severity)?,
+            tenant: a.tenant,
+            subject: a.subject,
+            metric: a.metric,
+            start: to_system(a.start),
+            end: to_system(a.end),
+            peak: a.peak,
+            expected_low: a.expected.map(|r| r.0),
+            expected_high: a.expected.map(|r| r.1),
+            findings: a.findings,
+        })
+    }
 }
 
 /// Outcome of one ingest (the core's `IngestReport`).

@@ -26,7 +26,7 @@ pub use crate::billing::{allocate, create_invoice, month_period, split_shared_me
 pub use crate::columns::{DictColumn, UsageColumns};
 use crate::convert::{core, guard, ts_from_json, Json, JsonText};
 pub use crate::engine::Engine;
-pub use crate::validate::{estimate_gaps, validation_summary, RegisterTracker, Validator};
+pub use crate::validate::{alerts_of, estimate_gaps, validation_summary, RegisterTracker, Validator};
 
 /// Parse a decimal (plain `12.50` or scientific `1e-3`) and return its canonical text (`12.5`).
 /// Throws `E_PARSE` for anything that is not a finite 96-bit decimal.

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use meterkit::{EstimateConfig, Finding, MeterReading, UsageRecord, ValidationConfig, ValidationSummary};
+use meterkit::{
+    Alert, AlertConfig, EstimateConfig, Finding, MeterReading, UsageRecord, ValidationConfig, ValidationSummary,
+};
 use napi::Env;
 use napi_derive::napi;
 
@@ -169,5 +171,30 @@ pub fn estimate_gaps(env: Env, records: JsonText, config: JsonText) -> napi::Res
         let records = core(env, records_from_json(&records.0))?;
         let config: EstimateConfig = core(env, from_json(&config.0, "estimate config"))?;
         core(env, meterkit::estimate_gaps(&records, &config)).map(Json)
+    })
+}
+
+/// The alerts of a batch: `findings` (from `Validator.check(records)`) merged per series —
+/// findings within `gap` values of each other are one alert, none in a series' first `warmup`
+/// values (`config`: `{ gap?: 72, warmup?: 288 }`). Ordered by start.
+#[napi(
+    catch_unwind,
+    ts_args_type = "records: UsageRecordInput[], findings: Finding[], config?: AlertConfig | null",
+    ts_return_type = "Alert[]"
+)]
+pub fn alerts_of(
+    env: Env,
+    records: JsonText,
+    findings: JsonText,
+    config: Option<JsonText>,
+) -> napi::Result<Json<Vec<Alert>>> {
+    guard(env, || {
+        let records = core(env, records_from_json(&records.0))?;
+        let findings: Vec<Finding> = core(env, from_json(&findings.0, "findings"))?;
+        let cfg: AlertConfig = match config {
+            Some(c) if c.0 != "null" => core(env, from_json(&c.0, "alert config"))?,
+            _ => AlertConfig::default(),
+        };
+        Ok(Json(core(env, meterkit::alerts_of(&records, &findings, cfg))?))
     })
 }

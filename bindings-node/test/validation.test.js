@@ -3,7 +3,7 @@
 // estimation, summaries.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { Engine, Validator, RegisterTracker, estimateGaps, validationSummary } = require('meterkit')
+const { Engine, Validator, RegisterTracker, alertsOf, estimateGaps, validationSummary } = require('meterkit')
 const { thrown } = require('./helpers.js')
 
 const kwh = (id, quantity, timestamp, extra = {}) => ({ id, tenant: 't', subject: 'm1', metric: 'kwh', quantity, timestamp, ...extra })
@@ -92,4 +92,43 @@ test('estimateGaps fills a short gap by interpolation, marked estimated', () => 
   assert.deepEqual([est[0].timestamp, est[0].quality], ['2024-05-01T01:00:00Z', 'estimated'])
   assert.equal(est[0].quantity, '2')
   assert.equal(thrown(() => estimateGaps(recs, { interval: 3600 })).code, 'E_PARSE')
+})
+
+// 400 hours alternating 1.0 / 1.2 (past the 288-value warm-up), a day of zeros, then normal again.
+const faultSeries = (n) => Array.from({ length: n }, (_, h) => kwh(`h${h}`, h >= 400 && h < 424 ? '0' : h % 2 ? '1.2' : '1.0',
+  new Date(Date.UTC(2024, 4, 1) + h * 3600e3)))
+
+test('alertsOf merges the findings of one fault into one alert', () => {
+  const records = faultSeries(474)
+  const v = new Validator(null, {})
+  v.setNow('2024-07-01T00:00:00Z')
+  const findings = v.check(records)
+  assert.ok(findings.filter((f) => f.severity !== 'info').length > 1)
+  const alerts = alertsOf(records, findings)
+  assert.equal(alerts.length, 1)
+  const [a] = alerts
+  assert.deepEqual(Object.keys(a), ['tenant', 'subject', 'metric', 'start', 'end', 'rules', 'severity', 'peak', 'expected', 'findings'])
+  assert.equal(a.start, '2024-05-17T16:00:00Z')
+  assert.ok(a.rules.includes('zero_streak'))
+  assert.equal(a.severity, 'warning')
+  assert.equal(a.peak, '0')
+  assert.deepEqual(alertsOf(records, findings, { warmup: 500 }), [])
+  assert.equal(thrown(() => alertsOf(records, findings, { gap: 0 })).code, 'E_VALIDATION')
+})
+
+test('engine validation: alert_raised and alert_resolved events', async () => {
+  const events = []
+  const engine = new Engine({ onEvent: (e) => events.push(e) })
+  engine.setValidation('kwh', {})
+  engine.setValidationNow('2024-07-01T00:00:00Z')
+  engine.ingest(faultSeries(600))
+  const deadline = Date.now() + 5000
+  while (!events.some((e) => e.type === 'alert_resolved') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  const raised = events.filter((e) => e.type === 'alert_raised')
+  const resolved = events.filter((e) => e.type === 'alert_resolved')
+  assert.equal(raised.length, 1)
+  assert.equal(resolved.length, 1)
+  assert.equal(raised[0].alert.start, '2024-05-17T16:00:00Z')
+  assert.equal(resolved[0].alert.start, raised[0].alert.start)
+  assert.ok(resolved[0].alert.rules.includes('zero_streak'))
 })

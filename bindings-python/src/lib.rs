@@ -141,6 +141,8 @@ fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<validation::PyRegisterTracker>()?;
     m.add_class::<validation::PyEstimateConfig>()?;
     m.add_function(wrap_pyfunction!(validation::estimate_gaps, m)?)?;
+    m.add_class::<validation::PyAlert>()?;
+    m.add_function(wrap_pyfunction!(validation::alerts_of, m)?)?;
     m.add_function(wrap_pyfunction!(billing::allocate, m)?)?;
     m.add_function(wrap_pyfunction!(billing::month_period, m)?)?;
     m.add_function(wrap_pyfunction!(billing::reminders_due, m)?)?;

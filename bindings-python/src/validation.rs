@@ -531,3 +531,101 @@ pub fn estimate_gaps(
         .map(|r| PyUsageRecord { inner: r })
         .collect())
 }
+
+/// An alert: consecutive warning and error findings on one series merged (the core's `Alert`).
+#[pyclass(module = "meterkit", frozen, name = "Alert")]
+#[derive(Clone)]
+pub struct PyAlert {
+    pub inner: meterkit::Alert,
+}
+
+#[pymethods]
+impl PyAlert {
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_plain(py, &self.inner)
+    }
+    fn to_json(&self) -> PyResult<String> {
+        to_json(&self.inner)
+    }
+    #[getter]
+    fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+    #[getter]
+    fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+    #[getter]
+    fn metric(&self) -> &str {
+        &self.inner.metric
+    }
+    #[getter]
+    fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_utc(py, self.inner.start)
+    }
+    #[getter]
+    fn end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_utc(py, self.inner.end)
+    }
+    /// Rule names, in the order they first fired.
+    #[getter]
+    fn rules(&self) -> Vec<String> {
+        self.inner.rules.iter().map(|r| r.as_str().to_string()).collect()
+    }
+    #[getter]
+    fn severity(&self) -> String {
+        name_of(&self.inner.severity)
+    }
+    /// Value of the strongest finding (`Decimal`), in the metric's unit.
+    #[getter]
+    fn peak<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_opt_decimal(py, self.inner.peak)
+    }
+    /// Expected range `(low, high)` of the strongest finding.
+    #[getter]
+    fn expected<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        self.inner.expected.map(|(a, b)| Ok((from_decimal(py, a)?, from_decimal(py, b)?))).transpose()
+    }
+    /// Number of findings merged.
+    #[getter]
+    fn findings(&self) -> u32 {
+        self.inner.findings
+    }
+    fn __eq__(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Alert(subject={:?}, start='{}', end='{}', rules={:?}, severity={:?})",
+            self.inner.subject,
+            meterkit::fmt_ts(self.inner.start),
+            meterkit::fmt_ts(self.inner.end),
+            self.rules(),
+            self.severity()
+        )
+    }
+}
+
+/// The alerts of a batch: `findings` (from `Validator.check_all(records)`) merged per series —
+/// findings within `gap` values of each other are one alert, none in a series' first `warmup`
+/// values. Ordered by start.
+#[pyfunction]
+#[pyo3(signature = (records, findings, *, gap=72, warmup=288))]
+pub fn alerts_of(
+    py: Python<'_>,
+    records: &Bound<'_, PyAny>,
+    findings: &Bound<'_, PyAny>,
+    gap: u32,
+    warmup: u32,
+) -> PyResult<Vec<PyAlert>> {
+    let recs = records_of(records)?;
+    let mut found = Vec::new();
+    for f in findings.try_iter()? {
+        found.push(f?.cast::<PyFinding>().map_err(PyErr::from)?.get().inner.clone());
+    }
+    let cfg = meterkit::AlertConfig { gap, warmup };
+    Ok(detached(py, move || meterkit::alerts_of(&recs, &found, cfg))?
+        .into_iter()
+        .map(|a| PyAlert { inner: a })
+        .collect())
+}

@@ -185,3 +185,29 @@ def test_validator_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert counts == [100, 100, 100, 100] and v.series_count() == 4
+
+
+def test_alerts_merge_findings_of_one_fault() -> None:
+    # 400 hours alternating 1.0 / 1.2 (past the 288-value warm-up), a day of zeros, 50 more hours.
+    records = [kwh(h, "0" if 400 <= h < 424 else ("1.0" if h % 2 == 0 else "1.2")) for h in range(474)]
+    v = mk.Validator(default=mk.ValidationConfig(), now=NOW + timedelta(days=30))
+    findings = v.check_all(records)
+    assert sum(1 for f in findings if f.is_alert()) > 1
+    alerts = mk.alerts_of(records, findings)
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert isinstance(a, mk.Alert)
+    assert a.subject == "m1" and a.tenant == "t" and a.metric == "kwh"
+    assert a.start == utc(2024, 5, 1) + timedelta(hours=400)
+    assert a.end >= a.start
+    assert "zero_streak" in a.rules and a.severity == "warning"
+    assert a.peak == Decimal("0") and a.findings >= 2
+    assert a.expected is not None and a.expected[0] < a.expected[1]
+    d = a.to_dict()
+    assert d["start"] == "2024-05-17T16:00:00Z" and d["peak"] == "0"
+    assert json.loads(a.to_json()) == d
+    assert alerts == mk.alerts_of(records, findings)
+    # Inside the warm-up the same fault raises no alert.
+    assert mk.alerts_of(records, findings, warmup=500) == []
+    assert len(mk.alerts_of(records, findings, gap=1)) >= 1
+    assert "Alert(" in repr(a)

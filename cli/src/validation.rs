@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use meterkit::{
-    fmt_decimal, Error, ErrorKind, Finding, Result, UsageRecord, ValidationConfig, ValidationSummary, Validator,
+    fmt_decimal, fmt_ts, Alert, AlertBuilder, AlertConfig, AlertEvent, Error, ErrorKind, Finding, Result, UsageRecord,
+    ValidationConfig, ValidationSummary, Validator,
 };
 
 use crate::input::{located, InputArgs};
@@ -23,6 +24,10 @@ pub struct ValidateArgs {
     /// How to print the findings.
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
+    /// Print alerts (consecutive findings on one series merged: start, end, rules, severity, peak
+    /// value and its expected range) instead of the raw findings.
+    #[arg(long)]
+    pub alerts: bool,
 }
 
 /// A validator with `config` (or the defaults) for every metric.
@@ -45,12 +50,19 @@ pub fn validator(config: Option<&PathBuf>) -> Result<Validator> {
 pub fn validate(tenant: &str, args: &ValidateArgs) -> Result<()> {
     let mut v = validator(args.config.as_ref())?;
     let mut findings: Vec<Finding> = Vec::new();
+    let mut builder = AlertBuilder::new(AlertConfig::default())?;
+    let mut alerts: Vec<Alert> = Vec::new();
     let mut malformed = 0u64;
     args.input.read(tenant, &mut |line, parsed| {
         match parsed {
             Ok(records) => {
                 for r in &records {
-                    findings.extend(v.check(r));
+                    let found = v.check(r);
+                    if args.alerts {
+                        alerts.extend(builder.observe(r, &found).into_iter().filter_map(resolved));
+                    } else {
+                        findings.extend(found);
+                    }
                 }
             }
             Err(e) => {
@@ -60,6 +72,11 @@ pub fn validate(tenant: &str, args: &ValidateArgs) -> Result<()> {
         }
         Ok(())
     })?;
+    if args.alerts {
+        alerts.extend(builder.finish().into_iter().filter_map(resolved));
+        alerts.sort_by(|a, b| (a.start, &a.subject, &a.metric).cmp(&(b.start, &b.subject, &b.metric)));
+        return print_alerts(&alerts, args.output, malformed);
+    }
     let mut out = std::io::stdout().lock();
     match args.output {
         Output::Json => {
@@ -82,6 +99,90 @@ pub fn validate(tenant: &str, args: &ValidateArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn resolved(e: AlertEvent) -> Option<Alert> {
+    match e {
+        AlertEvent::Resolved(a) => Some(a),
+        AlertEvent::Raised(_) => None,
+    }
+}
+
+/// The CSV header of `validate --alerts --output csv`.
+const ALERT_CSV_HEADER: &str =
+    "start,end,tenant,subject,metric,rules,severity,peak,expected_low,expected_high,findings";
+
+fn print_alerts(alerts: &[Alert], output: Output, malformed: u64) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match output {
+        Output::Json => {
+            let json = serde_json::to_string_pretty(alerts)
+                .map_err(|e| Error::new(ErrorKind::Validation, format!("Cannot write JSON: {e}.")))?;
+            writeln!(out, "{json}").map_err(io_err)?;
+        }
+        Output::Csv => {
+            writeln!(out, "{ALERT_CSV_HEADER}").map_err(io_err)?;
+            let cell = |s: &str| {
+                if s.contains([',', '"', '\n']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s.to_string()
+                }
+            };
+            let d = |x: Option<meterkit::Decimal>| x.map(fmt_decimal).unwrap_or_default();
+            for a in alerts {
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    fmt_ts(a.start),
+                    fmt_ts(a.end),
+                    cell(&a.tenant),
+                    cell(&a.subject),
+                    cell(&a.metric),
+                    cell(&rule_list(a)),
+                    a.severity.as_str(),
+                    d(a.peak),
+                    d(a.expected.map(|e| e.0)),
+                    d(a.expected.map(|e| e.1)),
+                    a.findings
+                )
+                .map_err(io_err)?;
+            }
+        }
+        Output::Table => {
+            writeln!(out, "{}", alerts_table(alerts, usize::MAX)).map_err(io_err)?;
+            writeln!(out, "{} alerts", alerts.len()).map_err(io_err)?;
+            if malformed > 0 {
+                writeln!(out, "{malformed} malformed lines (see stderr)").map_err(io_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rule_list(a: &Alert) -> String {
+    a.rules.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn alerts_table(alerts: &[Alert], max: usize) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_header(["start", "end", "subject", "rules", "severity", "peak", "expected", "findings"]);
+    for a in alerts.iter().take(max) {
+        let expected =
+            a.expected.map(|(lo, hi)| format!("{} – {}", fmt_decimal(lo), fmt_decimal(hi))).unwrap_or_default();
+        t.add_row([
+            fmt_ts(a.start),
+            fmt_ts(a.end),
+            a.subject.clone(),
+            rule_list(a),
+            a.severity.as_str().to_string(),
+            a.peak.map(fmt_decimal).unwrap_or_default(),
+            expected,
+            a.findings.to_string(),
+        ]);
+    }
+    t
 }
 
 fn findings_table(findings: &[Finding], max: usize) -> Table {
@@ -113,17 +214,32 @@ fn findings_table(findings: &[Finding], max: usize) -> Table {
     t
 }
 
-/// The report's validation section: the default rules over `records` (in time order).
+/// The report's validation section: the default rules over `records` (in time order), shown as
+/// alerts (consecutive findings on one series merged), not raw findings.
 pub fn render_summary(records: &[UsageRecord]) -> Result<String> {
+    /// Alerts listed in full; the rest are counted.
+    const SHOWN: usize = 20;
     let mut v = validator(None)?;
     let findings = v.check_all(records);
+    let alerts = meterkit::alerts_of(records, &findings, AlertConfig::default())?;
+    let summary = ValidationSummary::of(&findings);
     let mut s = String::new();
-    let _ = write!(s, "\nValidation (default rules)\n{}", ValidationSummary::of(&findings));
-    let mut worst: Vec<&Finding> = findings.iter().filter(|f| f.is_alert()).collect();
-    worst.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.timestamp.cmp(&b.timestamp)));
-    if !worst.is_empty() {
-        let shown: Vec<Finding> = worst.iter().take(5).map(|f| (*f).clone()).collect();
-        let _ = writeln!(s, "First {} alerts (errors first)\n{}", shown.len(), findings_table(&shown, 5));
+    let _ = writeln!(
+        s,
+        "\nValidation (default rules)\n{} alerts from {} findings ({} errors, {} warnings, {} info; {} records rejected, {} flagged)",
+        alerts.len(),
+        summary.total,
+        summary.error,
+        summary.warning,
+        summary.info,
+        summary.rejected,
+        summary.flagged
+    );
+    if !alerts.is_empty() {
+        let _ = writeln!(s, "{}", alerts_table(&alerts, SHOWN));
+        if alerts.len() > SHOWN {
+            let _ = writeln!(s, "… {} more alerts (meterkit validate --alerts lists them all)", alerts.len() - SHOWN);
+        }
     }
     Ok(s)
 }

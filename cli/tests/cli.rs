@@ -373,3 +373,55 @@ fn validate_reports_findings_as_json() {
     assert_eq!(negative["action"], "reject");
     assert!(!db.exists(), "validate must not create a database");
 }
+
+/// `meterkit validate --alerts --output json` merges the findings of one fault into one alert.
+#[test]
+fn validate_alerts_merge_a_day_of_zeros_into_one_alert() {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.csv");
+    let mut text = String::from("t,v\n");
+    let t0 = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap();
+    // 400 hours alternating 1.0 / 1.2 (past the 288-value warm-up), 24 zeros, 50 more hours.
+    for h in 0..474i64 {
+        let v = if (400..424).contains(&h) {
+            "0"
+        } else if h % 2 == 0 {
+            "1.0"
+        } else {
+            "1.2"
+        };
+        let t = (t0 + chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let _ = writeln!(text, "{t},{v}");
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = json(&run(&[
+        "--db",
+        ":memory:",
+        "validate",
+        file.to_str().unwrap(),
+        "--timestamp-column",
+        "t",
+        "--quantity-column",
+        "v",
+        "--subject",
+        "m",
+        "--metric",
+        "kwh",
+        "--alerts",
+        "--output",
+        "json",
+    ]));
+    let alerts = out.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{out:#}");
+    let a = &alerts[0];
+    for key in ["subject", "start", "end", "rules", "severity", "peak", "expected"] {
+        assert!(a.get(key).is_some(), "{key} missing: {a}");
+    }
+    assert_eq!(a["subject"], "m");
+    assert_eq!(a["start"], "2024-01-17T16:00:00Z"); // hour 400, the first zero
+    assert_eq!(a["severity"], "warning");
+    let rules: Vec<&str> = a["rules"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert!(rules.contains(&"zero_streak"), "{rules:?}");
+    assert_eq!(a["peak"], "0");
+}

@@ -467,14 +467,26 @@ impl Engine {
                 Err(e) if e.kind() == ErrorKind::Overflow => Self::ingest_once(inner, batch, true),
                 other => other,
             });
-            if let Some(v) = inner.validator.as_mut() {
-                if result.is_ok() {
+            let Inner { validator, .. } = &mut *inner;
+            match (validator.as_mut(), result) {
+                (Some(v), Ok((report, mut events, validated))) => {
                     v.commit();
-                } else {
+                    // Alerts group findings that are stored: observed only after the commit.
+                    for (i, found) in validated {
+                        let raised = v.alerts_mut().observe(&batch[i], &report.findings[found]);
+                        events.extend(raised.into_iter().map(alert_event));
+                    }
+                    (report, events)
+                }
+                (Some(v), Err(e)) => {
                     v.rollback();
+                    return Err(e);
+                }
+                (None, result) => {
+                    let (report, events, _) = result?;
+                    (report, events)
                 }
             }
-            result?
         };
         events.extend(self.quota_events(batch));
         self.emit(&events);
@@ -530,13 +542,15 @@ impl Engine {
         Ok(())
     }
 
-    /// One attempt of [`Engine::ingest`]: the report and the events to emit. With `careful`, each
+    /// One attempt of [`Engine::ingest`]: the report, the events to emit and the validated records
+    /// (batch index, range of their findings in the report). With `careful`, each
     /// new record is first checked against the stored buckets it adds to, and one that would
     /// overflow a sum is rejected instead of failing the batch.
     #[allow(clippy::too_many_lines)]
-    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord], careful: bool) -> Result<(IngestReport, Vec<Event>)> {
+    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord], careful: bool) -> Result<IngestOutcome> {
         let mut report = IngestReport::default();
         let mut events = Vec::new();
+        let report_validated;
         {
             let mut reject = |r: &UsageRecord, e: Error, events: &mut Vec<Event>| {
                 events.push(Event::RecordRejected {
@@ -585,6 +599,8 @@ impl Engine {
                 v.begin();
             }
             let mut guard = careful.then(|| OverflowGuard::new(specs));
+            // (batch index, its findings) of every validated record, for the alert grouping.
+            let mut validated: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
             for (tenant, idx) in &by_tenant {
                 let ids: Vec<&str> = idx.iter().map(|&i| batch[i].id.as_str()).collect();
                 let stored = store.get_records(tenant, &ids)?;
@@ -601,14 +617,16 @@ impl Engine {
                         None => {
                             let r = match validator.as_mut().filter(|v| v.covers(&r.metric)) {
                                 None => std::borrow::Cow::Borrowed(r),
-                                Some(v) => match validate_one(v, r, &mut report.findings, &mut events) {
-                                    Err(e) => {
-                                        rejected_first.insert(i, e.clone());
-                                        reject(r, e, &mut events);
-                                        continue;
+                                Some(v) => {
+                                    match validate_one(v, r, &mut report.findings, &mut events, i, &mut validated) {
+                                        Err(e) => {
+                                            rejected_first.insert(i, e.clone());
+                                            reject(r, e, &mut events);
+                                            continue;
+                                        }
+                                        Ok(r) => r,
                                     }
-                                    Ok(r) => r,
-                                },
+                                }
                             };
                             if let Some(g) = guard.as_mut() {
                                 if let Some(e) = g.admit(store.as_ref(), &r)? {
@@ -640,6 +658,7 @@ impl Engine {
                 }
             }
             let late = inner.store.apply(&changes)?;
+            report_validated = validated;
             // Late records: their buckets were closed already, or their window ended before the
             // last close (a new bucket there is closed at once; it never gets `WindowClosed`).
             let mut newly_closed = Vec::new();
@@ -676,7 +695,7 @@ impl Engine {
                 inner.store.mark_closed(&newly_closed)?;
             }
         }
-        Ok((report, events))
+        Ok((report, events, report_validated))
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; min, max and latest
@@ -1090,6 +1109,18 @@ fn spec_entry(specs: &[SpecEntry], id: u32) -> Result<&SpecEntry> {
     })
 }
 
+/// The notifier event of an alert change.
+/// What one ingest attempt gives: the report, its events, and (batch index, findings range) of
+/// every validated record.
+type IngestOutcome = (IngestReport, Vec<Event>, Vec<(usize, std::ops::Range<usize>)>);
+
+fn alert_event(e: crate::alert::AlertEvent) -> Event {
+    match e {
+        crate::alert::AlertEvent::Raised(alert) => Event::AlertRaised { alert },
+        crate::alert::AlertEvent::Resolved(alert) => Event::AlertResolved { alert },
+    }
+}
+
 /// Run the validator on one new record: its findings go to `findings` (and warnings and errors to
 /// `events`); a `reject` finding becomes the error; a `flag` finding marks a copy `flagged`.
 fn validate_one<'r>(
@@ -1097,8 +1128,11 @@ fn validate_one<'r>(
     r: &'r UsageRecord,
     findings: &mut Vec<Finding>,
     events: &mut Vec<Event>,
+    index: usize,
+    validated: &mut Vec<(usize, std::ops::Range<usize>)>,
 ) -> Result<std::borrow::Cow<'r, UsageRecord>> {
     let found = v.check(r);
+    validated.push((index, findings.len()..findings.len() + found.len()));
     let reject = found.iter().find(|f| f.action == Action::Reject).map(|f| f.message.clone());
     let flag = found.iter().any(|f| f.action == Action::Flag);
     for f in &found {

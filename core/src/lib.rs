@@ -58,6 +58,7 @@ pub mod guide {
     pub mod validation {}
 }
 
+mod alert;
 mod allocate;
 mod bill;
 mod columnar;
@@ -80,6 +81,7 @@ mod window;
 pub use chrono_tz::Tz;
 pub use rust_decimal::Decimal;
 
+pub use crate::alert::{alerts_of, Alert, AlertBuilder, AlertConfig, AlertEvent};
 pub use crate::allocate::{allocate, SharedMeter};
 pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
 pub use crate::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn, MAX_COLUMNAR_GROUPS};

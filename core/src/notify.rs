@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::alert::Alert;
 use crate::error::ErrorKind;
 use crate::rollup::Bucket;
 use crate::validate::Finding;
@@ -45,6 +46,19 @@ pub enum Event {
     AnomalyDetected {
         /// The finding.
         finding: Finding,
+    },
+    /// Validation findings on one series opened an alert (its first warning or error after the
+    /// series' warm-up); see [`AlertBuilder`](crate::AlertBuilder). Emitted after the batch is
+    /// stored.
+    AlertRaised {
+        /// The alert as known at its first finding.
+        alert: Alert,
+    },
+    /// An open alert ended: `gap` values of its series passed without a finding. Carries the
+    /// whole alert (end, rules, peak, expected range, severity).
+    AlertResolved {
+        /// The complete alert.
+        alert: Alert,
     },
     /// A window passed `now - allowed_lateness`; emitted once per bucket.
     WindowClosed {

@@ -118,6 +118,9 @@ pub enum Rule {
     OutOfOrderReading,
     /// A register value that is negative or does not fit the register's digits (error, reject).
     InvalidReading,
+    /// A sustained shift of the level away from the series' long-run mean: a two-sided CUSUM of
+    /// standardised deviations crossed its decision limit (warning, flag).
+    LevelShift,
 }
 
 impl Rule {
@@ -143,6 +146,7 @@ impl Rule {
             Rule::DuplicateReading => "duplicate_reading",
             Rule::OutOfOrderReading => "out_of_order_reading",
             Rule::InvalidReading => "invalid_reading",
+            Rule::LevelShift => "level_shift",
         }
     }
 }
@@ -270,7 +274,7 @@ impl Finding {
     }
 }
 
-mod opt_range {
+pub(crate) mod opt_range {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -352,6 +356,34 @@ pub struct ValidationConfig {
     /// Longest gap, in intervals, that estimation fills by linear interpolation; a gap up to this
     /// is an `info` finding, a longer one a `warning`. Default 4.
     pub max_interpolation_intervals: u32,
+    /// Values a series needs before its own statistics are trusted: the level-shift rule and the
+    /// streak rarity test start after them (and [`AlertConfig::warmup`] raises no alert before
+    /// them). Default 288 (one day of 5-minute values, twelve days of hourly ones).
+    ///
+    /// [`AlertConfig::warmup`]: crate::AlertConfig::warmup
+    pub warmup: u32,
+    /// Seasonal threshold that adapts to the series' own tail: with at least 200 seasonal scores
+    /// seen, the seasonal band uses the larger of `threshold` and the score exceeded by only this
+    /// share of the series' past seasonal scores (a 128-bin histogram, 0.25 wide). 0 = off.
+    /// Default 0.003.
+    pub adaptive_quantile: f64,
+    /// Margin of the long-run range as a share of its width (the range is widened by the larger
+    /// of one scale and this share). Default 0.1.
+    pub range_margin: f64,
+    /// Reference value k of the level-shift CUSUM, in units of the reference's mean absolute
+    /// deviation × 1.2533 (≈ one standard deviation for normal data). Default 1.5.
+    pub cusum_k: f64,
+    /// Decision limit h of the level-shift CUSUM (0 = rule off). Default 15.
+    pub cusum_h: f64,
+    /// Each standardised deviation enters the CUSUM clipped to ±`cusum_clip` (Huber's robust
+    /// CUSUM), so one burst cannot cross the limit alone: with the defaults a shift needs at least
+    /// six values in a row. Default 4.
+    pub cusum_clip: f64,
+    /// After warm-up, a stuck or zero run is reported only when it is rarer than this given the
+    /// series' own share of repeats (resp. zeros): share^run < `streak_rarity`. A series that is
+    /// often zero (night-time solar, idle disks) then raises no zero streaks, one that never is
+    /// raises one after `zero_streak_intervals`. 0 = off. Default 1e-6.
+    pub streak_rarity: f64,
 }
 
 impl Default for ValidationConfig {
@@ -378,6 +410,13 @@ impl Default for ValidationConfig {
             gaps: true,
             interval_secs: None,
             max_interpolation_intervals: 4,
+            warmup: 288,
+            adaptive_quantile: 0.003,
+            range_margin: 0.1,
+            cusum_k: 1.5,
+            cusum_h: 15.0,
+            cusum_clip: 4.0,
+            streak_rarity: 1e-6,
         }
     }
 }
@@ -389,7 +428,16 @@ impl ValidationConfig {
     /// The naive baseline: the last-N robust z-score alone (no confirmation, no seasonal
     /// baseline, no scale floor), other rules as default.
     pub fn naive() -> Self {
-        ValidationConfig { confirm: false, seasonal: false, min_scale_ratio: 0.0, ..ValidationConfig::default() }
+        ValidationConfig {
+            confirm: false,
+            seasonal: false,
+            min_scale_ratio: 0.0,
+            adaptive_quantile: 0.0,
+            range_margin: 0.0,
+            cusum_h: 0.0,
+            streak_rarity: 0.0,
+            ..ValidationConfig::default()
+        }
     }
 
     /// Check the parameters and return the seasonal time zone.
@@ -414,6 +462,21 @@ impl ValidationConfig {
         }
         if !(self.seasonal_alpha > 0.0 && self.seasonal_alpha <= 1.0) {
             return bad("seasonal_alpha", "seasonal_alpha must be in (0, 1].".to_string());
+        }
+        if !(0.0..0.5).contains(&self.adaptive_quantile) {
+            return bad("adaptive_quantile", "adaptive_quantile must be in [0, 0.5).".to_string());
+        }
+        if !(self.range_margin.is_finite() && self.range_margin >= 0.0) {
+            return bad("range_margin", "range_margin must be a number ≥ 0.".to_string());
+        }
+        if !(self.cusum_k.is_finite() && self.cusum_k >= 0.0 && self.cusum_h.is_finite() && self.cusum_h >= 0.0) {
+            return bad("cusum_h", "cusum_k and cusum_h must be numbers ≥ 0.".to_string());
+        }
+        if self.cusum_clip.is_nan() || self.cusum_clip <= 0.0 {
+            return bad("cusum_clip", "cusum_clip must be a positive number.".to_string());
+        }
+        if !(0.0..1.0).contains(&self.streak_rarity) {
+            return bad("streak_rarity", "streak_rarity must be in [0, 1).".to_string());
         }
         if self.future_skew_secs < 0 {
             return bad("future_skew_secs", "future_skew_secs must not be negative.".to_string());
@@ -554,6 +617,52 @@ struct Series {
     run: u32,
     zeros: u32,
     seasonal: Option<Box<[Slot; SLOTS]>>,
+    /// Histogram of the seasonal scores (allocated with the seasonal slots).
+    scores: Option<Box<ScoreHistogram>>,
+    /// Level-shift CUSUM: long-run mean, mean absolute deviation, upper and lower sums.
+    mean: f64,
+    mad: f64,
+    /// Gaps seen.
+    gaps: u32,
+    /// Mean absolute deviation from the seasonal level (0 until the seasonal baseline is ready).
+    seasonal_mad: f64,
+    cusum_hi: f64,
+    cusum_lo: f64,
+    /// Values equal to the previous non-zero value, zeros, and whether the current run was reported.
+    repeats: u64,
+    zero_count: u64,
+    stuck_done: bool,
+    zeros_done: bool,
+}
+
+/// Histogram of |seasonal score| in bins 0.25 wide (the last bin holds everything from 31.75).
+#[derive(Debug, Clone)]
+struct ScoreHistogram {
+    bins: [u32; SCORE_BINS],
+    n: u32,
+}
+
+const SCORE_BINS: usize = 128;
+
+impl ScoreHistogram {
+    fn add(&mut self, z: f64) {
+        let b = ((z.abs() * 4.0) as usize).min(SCORE_BINS - 1);
+        self.bins[b] = self.bins[b].saturating_add(1);
+        self.n = self.n.saturating_add(1);
+    }
+
+    /// The upper edge of the first bin (from the top) above which more than `q` of the scores lie.
+    fn quantile(&self, q: f64) -> f64 {
+        let allowed = (q * f64::from(self.n)) as u32;
+        let mut above = 0u32;
+        for b in (0..SCORE_BINS).rev() {
+            above = above.saturating_add(self.bins[b]);
+            if above > allowed {
+                return (b + 1) as f64 / 4.0;
+            }
+        }
+        0.0
+    }
 }
 
 impl Series {
@@ -573,6 +682,17 @@ impl Series {
             run: 0,
             zeros: 0,
             seasonal: None,
+            scores: None,
+            mean: 0.0,
+            mad: 0.0,
+            gaps: 0,
+            seasonal_mad: 0.0,
+            cusum_hi: 0.0,
+            cusum_lo: 0.0,
+            repeats: 0,
+            zero_count: 0,
+            stuck_done: false,
+            zeros_done: false,
         }
     }
 
@@ -687,6 +807,7 @@ pub struct Validator {
     series: Vec<(String, String, String, Series)>,
     last: Option<u32>,
     journal: Option<Vec<(u32, Option<Series>)>>,
+    alerts: crate::alert::AlertBuilder,
 }
 
 impl Validator {
@@ -714,7 +835,15 @@ impl Validator {
             series: Vec::new(),
             last: None,
             journal: None,
+            alerts: crate::alert::AlertBuilder::default(),
         })
+    }
+
+    /// The alert grouping the engine feeds after each stored batch (default [`AlertConfig`]).
+    ///
+    /// [`AlertConfig`]: crate::AlertConfig
+    pub fn alerts_mut(&mut self) -> &mut crate::alert::AlertBuilder {
+        &mut self.alerts
     }
 
     /// Use `config` for every metric without its own configuration (builder style).
@@ -944,6 +1073,13 @@ impl MetricRules {
             gaps: c.gaps,
             interval_secs: c.interval_secs,
             max_interpolation_intervals: c.max_interpolation_intervals,
+            warmup: u64::from(c.warmup),
+            adaptive_quantile: c.adaptive_quantile,
+            range_margin: c.range_margin,
+            cusum_k: c.cusum_k,
+            cusum_h: c.cusum_h,
+            cusum_clip: c.cusum_clip,
+            streak_rarity: c.streak_rarity,
         };
         Ok(MetricRules { utc: tz == Tz::UTC, tz, params, cfg })
     }
@@ -970,6 +1106,13 @@ struct RuleParams {
     gaps: bool,
     interval_secs: Option<i64>,
     max_interpolation_intervals: u32,
+    warmup: u64,
+    adaptive_quantile: f64,
+    range_margin: f64,
+    cusum_k: f64,
+    cusum_h: f64,
+    cusum_clip: f64,
+    streak_rarity: f64,
 }
 
 fn record_rules(r: &UsageRecord, cfg: &RuleParams, now: DateTime<Utc>, out: &mut Vec<Finding>) {
@@ -1066,6 +1209,10 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
             let missing = (step + interval / 2) / interval - 1;
             if missing >= 1 {
                 let short = missing <= i64::from(cfg.max_interpolation_intervals);
+                // After warm-up, a series that often has gaps (more than one step in 1000) gets
+                // them as info: they are how it reports, not news.
+                let usual = ser.seen >= cfg.warmup && u64::from(ser.gaps) * 1000 > ser.seen;
+                ser.gaps = ser.gaps.saturating_add(1);
                 let first = DateTime::from_timestamp(ser.last_ts.saturating_add(interval), 0).unwrap_or_default();
                 let message = if short {
                     format!(
@@ -1081,9 +1228,14 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
                         cfg.max_interpolation_intervals
                     )
                 };
+                let message = if usual && !short {
+                    format!("{message} Gaps are usual for this series (more than one step in 1000), so this is info.")
+                } else {
+                    message
+                };
                 out.push(Finding {
                     rule: Rule::Gap,
-                    severity: if short { Severity::Info } else { Severity::Warning },
+                    severity: if short || usual { Severity::Info } else { Severity::Warning },
                     action: Action::Accept,
                     tenant: rec.tenant.clone(),
                     subject: rec.subject.clone(),
@@ -1170,12 +1322,28 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
             (sl.values > 0 && previous >= cfg.seasonal_min_weeks).then(|| {
                 let (level, spread) = (f64::from(sl.level), f64::from(sl.spread));
                 let scale = (spread * MAD_SCALE).max(cfg.min_scale_ratio * level.abs()).max(MIN_SCALE);
-                (level - cfg.threshold * scale, level + cfg.threshold * scale)
+                (level, scale)
             })
         })
     } else {
         None
     };
+    let seasonal_level = seasonal_band.map(|(level, _)| level);
+    // The seasonal threshold adapts to the series' own tail of seasonal scores.
+    let seasonal_band = seasonal_band.map(|(level, scale)| {
+        let t = match &ser.scores {
+            Some(h) if cfg.adaptive_quantile > 0.0 && h.n >= 200 => {
+                cfg.threshold.max(h.quantile(cfg.adaptive_quantile))
+            }
+            _ => cfg.threshold,
+        };
+        if cfg.spikes && ser.len as usize == ser.ring.len() {
+            ser.scores
+                .get_or_insert_with(|| Box::new(ScoreHistogram { bins: [0; SCORE_BINS], n: 0 }))
+                .add((val - level) / scale);
+        }
+        (level - t * scale, level + t * scale)
+    });
 
     // Spike / drop: robust z against the last N, confirmed by the seasonal band or the range.
     if cfg.spikes && ser.len as usize == ser.ring.len() {
@@ -1190,15 +1358,19 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
             let (m, mad) = ser.median_mad();
             let scale = mad.max(cfg.min_scale_ratio * m.abs()).max(MIN_SCALE);
             let z = (val - m) / scale;
-            // The long-run range is widened by one scale unit, so that a value equal to a recent
-            // extreme (whose end has decayed a little since) is still inside it.
-            let outside_range = seasonal_band.is_some() || !cfg.confirm || val < ser.lo - scale || val > ser.hi + scale;
+            // The long-run range is widened by one scale unit (or `range_margin` of its width when
+            // larger), so that a value equal to a recent extreme (whose end has decayed a little
+            // since) is still inside it.
+            // Outside the seasonal band is not enough on its own: the value must also leave the
+            // long-run range, so that the bursts a series has always had stay quiet.
+            let margin = scale.max(cfg.range_margin * (ser.hi - ser.lo));
+            let outside_range = !cfg.confirm || val < ser.lo - margin || val > ser.hi + margin;
             if outside_range && z.abs() > cfg.threshold {
                 let (mut lo, mut hi) = (m - cfg.threshold * scale, m + cfg.threshold * scale);
                 if cfg.confirm {
-                    let (clo, chi) = seasonal_band.unwrap_or((ser.lo - scale, ser.hi + scale));
-                    lo = lo.min(clo);
-                    hi = hi.max(chi);
+                    let (clo, chi) = seasonal_band.unwrap_or((ser.lo - margin, ser.hi + margin));
+                    lo = lo.min(clo).min(ser.lo - margin);
+                    hi = hi.max(chi).max(ser.hi + margin);
                 }
                 let spike = z > 0.0;
                 let against = if !cfg.confirm {
@@ -1230,18 +1402,45 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
         }
     }
 
-    // Stuck and zero streaks (one finding when the run reaches K).
+    level_shift_rule(ser, rec, val, seasonal_level, cfg, out);
+
+    // Stuck and zero streaks (one finding per run, when it reaches K and, after warm-up, is rare
+    // for this series).
     if ser.seen > 0 && same_value(qty, ser.last_value) {
         ser.run += 1;
+        if !qty.is_zero() {
+            ser.repeats += 1;
+        }
     } else {
         ser.run = 1;
+        ser.stuck_done = false;
     }
     if qty.is_zero() {
         ser.zeros += 1;
+        ser.zero_count += 1;
     } else {
         ser.zeros = 0;
+        ser.zeros_done = false;
     }
-    if cfg.stuck_intervals > 0 && !qty.is_zero() && ser.run == cfg.stuck_intervals {
+    let steps = ser.seen as f64 + 2.0;
+    let rare = |count: u64, run: u32| {
+        let share = (count as f64 + 1.0) / steps;
+        ser.seen < cfg.warmup
+            || cfg.streak_rarity <= 0.0
+            || (share < 0.5 && f64::from(run) * share.ln() < cfg.streak_rarity.ln())
+    };
+    let stuck = cfg.stuck_intervals > 0
+        && !qty.is_zero()
+        && !ser.stuck_done
+        && ser.run >= cfg.stuck_intervals
+        && rare(ser.repeats, ser.run - 1);
+    let zero_streak = cfg.zero_streak_intervals > 0
+        && !ser.zeros_done
+        && ser.zeros >= cfg.zero_streak_intervals
+        && rare(ser.zero_count, ser.zeros);
+    ser.stuck_done |= stuck;
+    ser.zeros_done |= zero_streak;
+    if stuck {
         let mut f = Finding::about(
             rec,
             Rule::Stuck,
@@ -1256,7 +1455,7 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
         f.score = Some(Decimal::from(ser.run));
         out.push(f);
     }
-    if cfg.zero_streak_intervals > 0 && ser.zeros == cfg.zero_streak_intervals {
+    if zero_streak {
         let mut f = Finding::about(
             rec,
             Rule::ZeroStreak,
@@ -1307,12 +1506,76 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
     ser.last_value = qty;
 }
 
+/// Level shift: a two-sided CUSUM (Page 1954) of standardised deviations from a reference, each
+/// clipped to ±`cusum_clip` (Huber's robust CUSUM). The reference is the series' long-run mean
+/// (exponentially weighted, weight 0.01) with its mean absolute deviation × 1.2533 (≈ σ for normal
+/// data) as the unit; once the seasonal baseline is ready for the value's hour of the week and fits
+/// the series better (its own mean absolute deviation is smaller), the seasonal level is the
+/// reference instead. A finding when either sum exceeds `cusum_h` after warm-up; the sums then
+/// restart.
+fn level_shift_rule(
+    ser: &mut Series,
+    rec: &UsageRecord,
+    val: f64,
+    seasonal_level: Option<f64>,
+    cfg: &RuleParams,
+    out: &mut Vec<Finding>,
+) {
+    const WEIGHT: f64 = 0.01;
+    const SD_PER_MAD: f64 = 1.2533;
+    if ser.seen == 0 {
+        ser.mean = val;
+        ser.mad = 0.0;
+        return;
+    }
+    if cfg.cusum_h > 0.0 {
+        if let Some(level) = seasonal_level {
+            if ser.seasonal_mad > 0.0 {
+                ser.seasonal_mad += WEIGHT * ((val - level).abs() - ser.seasonal_mad);
+            } else {
+                ser.seasonal_mad = ser.mad.max(MIN_SCALE);
+            }
+        }
+        let (reference, sd) = match seasonal_level {
+            Some(level) if ser.seasonal_mad < ser.mad => (level, (ser.seasonal_mad * SD_PER_MAD).max(MIN_SCALE)),
+            _ => (ser.mean, (ser.mad * SD_PER_MAD).max(MIN_SCALE)),
+        };
+        let z = ((val - reference) / sd).clamp(-cfg.cusum_clip, cfg.cusum_clip);
+        ser.cusum_hi = (ser.cusum_hi + z - cfg.cusum_k).max(0.0);
+        ser.cusum_lo = (ser.cusum_lo - z - cfg.cusum_k).max(0.0);
+        if ser.seen >= cfg.warmup && (ser.cusum_hi > cfg.cusum_h || ser.cusum_lo > cfg.cusum_h) {
+            let up = ser.cusum_hi > cfg.cusum_h;
+            let mut f = Finding::about(
+                rec,
+                Rule::LevelShift,
+                Severity::Warning,
+                Action::Flag,
+                format!(
+                    "The level has shifted {} its usual value {} (CUSUM {:.1} over the limit {}); \
+                     check for a changed meter, a new load or a fault.",
+                    if up { "above" } else { "below" },
+                    dec(reference, 4).map_or_else(|| format!("{reference:e}"), fmt_decimal),
+                    ser.cusum_hi.max(ser.cusum_lo),
+                    cfg.cusum_h
+                ),
+            );
+            f.expected = dec(reference - cfg.cusum_k * sd, 4).zip(dec(reference + cfg.cusum_k * sd, 4));
+            f.score = dec(ser.cusum_hi.max(ser.cusum_lo), 2);
+            out.push(f);
+            ser.cusum_hi = 0.0;
+            ser.cusum_lo = 0.0;
+        }
+    }
+    ser.mad += WEIGHT * ((val - ser.mean).abs() - ser.mad);
+    ser.mean += WEIGHT * (val - ser.mean);
+}
+
 impl Validator {
     /// Approximate bytes of state per tracked series for window `n`: the fixed part, the ring of
     /// `n` values, and with the seasonal baseline in use its 168 slots (see `docs/validation.md`).
     pub fn bytes_per_series(n: usize, seasonal: bool) -> usize {
         std::mem::size_of::<(String, String, String, Series)>()
             + n * std::mem::size_of::<f64>()
-            + if seasonal { std::mem::size_of::<[Slot; SLOTS]>() } else { 0 }
+            + if seasonal { std::mem::size_of::<[Slot; SLOTS]>() + std::mem::size_of::<ScoreHistogram>() } else { 0 }
     }
 }

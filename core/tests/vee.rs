@@ -154,30 +154,29 @@ fn daily_profile(h: i64) -> &'static str {
 }
 
 #[test]
-fn seasonal_baseline_catches_a_usual_value_at_an_unusual_hour() {
-    // Three weeks of 0.2 kWh except 3.0 kWh from 18:00 to 21:59. Then 3.0 at 03:00: inside the
-    // long-run range [0.2, 3.0], but the 03:00 slot of the week has level 0.2 and no spread, so
-    // its band is 0.2 ± 3.5 × (0.1 × 0.2) = [0.13, 0.27]. Last ten (17:00-02:00): six 0.2 and
-    // four 3.0, median 0.2, MAD 0, scale floor 0.02, z = 2.8 / 0.02 = 140.
+fn seasonal_baseline_catches_a_usual_load_at_an_unusual_hour() {
+    // Three weeks of 0.2 kWh except 3.0 kWh from 18:00 to 21:59. Then 3.0 kWh all night (00:00 to
+    // 07:59: a heater left on). Each value is inside the long-run range [0.2, 3.0], so no spike
+    // (a single usual value at an odd hour is not worth an alert); but against the hour-of-week
+    // level (0.2) the night is far off, and the level-shift CUSUM — clipped deviations of 4 units
+    // minus k = 1.5 each — crosses h = 15 at the seventh hour.
     let cfg = ValidationConfig { stuck_intervals: 0, ..ValidationConfig::default() };
     let hours = 21 * 24;
     let mut recs: Vec<UsageRecord> = (0..hours).map(|h| rec(h, daily_profile(h))).collect();
-    recs.push(rec(hours + 3, "3.0"));
-    recs.insert(recs.len() - 1, rec(hours, "0.2"));
-    recs.insert(recs.len() - 1, rec(hours + 1, "0.2"));
-    recs.insert(recs.len() - 1, rec(hours + 2, "0.2"));
+    recs.extend((hours..hours + 8).map(|h| rec(h, "3.0")));
+    recs.extend((hours + 8..hours + 18).map(|h| rec(h, "0.2")));
+    let night = |f: &&meterkit::Finding| f.timestamp >= t0() + Duration::hours(hours);
     let mut v = validator(cfg.clone());
     let all = v.check_all(&recs);
-    let last: Vec<_> = all.iter().filter(|f| f.id.as_deref() == Some(&*format!("r{}", hours + 3))).collect();
-    assert_eq!(last.len(), 1, "{all:#?}");
-    assert_eq!(last[0].rule, Rule::Spike);
-    assert_eq!(last[0].expected, Some((d("0.13"), d("0.27"))));
-    assert_eq!(last[0].score, Some(d("140")));
-    assert!(last[0].message.contains("usual range for this hour of the week"));
-    // Without the seasonal baseline the same value is inside the long-run range: no finding.
+    let found: Vec<_> = all.iter().filter(night).collect();
+    assert_eq!(rules(&found.iter().map(|f| (*f).clone()).collect::<Vec<_>>()), [Rule::LevelShift], "{found:#?}");
+    assert_eq!(found[0].timestamp, t0() + Duration::hours(hours + 6));
+    assert!(found[0].message.contains("shifted above"), "{}", found[0].message);
+    // Without the seasonal baseline the reference is the long-run mean, which the evenings have
+    // raised: the night stays below the limit.
     let mut v = validator(ValidationConfig { seasonal: false, ..cfg });
     let all = v.check_all(&recs);
-    assert!(all.iter().all(|f| f.id.as_deref() != Some(&*format!("r{}", hours + 3))), "{all:#?}");
+    assert!(all.iter().filter(night).count() == 0, "{all:#?}");
 }
 
 #[test]
@@ -563,4 +562,84 @@ proptest! {
         let singles: Vec<_> = recs.iter().flat_map(|r| one.check(r)).collect();
         prop_assert_eq!(singles, batch);
     }
+}
+
+// ---- alerts ----
+
+/// 400 hours alternating 1.0 / 1.2 (past the 288-value warm-up), 24 zeros, then `after` normal hours.
+fn fault_series(after: i64) -> Vec<UsageRecord> {
+    (0..424 + after)
+        .map(|h| {
+            rec(
+                h,
+                if (400..424).contains(&h) {
+                    "0"
+                } else if h % 2 == 0 {
+                    "1.0"
+                } else {
+                    "1.2"
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_day_of_zeros_is_one_alert_however_the_batch_is_split() {
+    let records = fault_series(50);
+    let findings = validator(ValidationConfig::default()).check_all(&records);
+    assert!(findings.iter().filter(|f| f.is_alert()).count() > 1, "{findings:?}");
+    let alerts = meterkit::alerts_of(&records, &findings, meterkit::AlertConfig::default()).unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a.start, t0() + Duration::hours(400));
+    assert!(a.rules.contains(&Rule::ZeroStreak), "{a:?}");
+    assert_eq!(a.peak, Some(Decimal::ZERO));
+    assert_eq!(a.findings as usize, findings.iter().filter(|f| f.is_alert()).count());
+    let json = serde_json::to_value(a).unwrap();
+    for key in ["subject", "start", "end", "rules", "severity", "peak", "expected"] {
+        assert!(json.get(key).is_some(), "{key}: {json}");
+    }
+    assert_eq!(json["start"], "2024-05-22T16:00:00Z");
+    // Streaming record by record gives the same alert.
+    let mut v = validator(ValidationConfig::default());
+    let mut b = meterkit::AlertBuilder::new(meterkit::AlertConfig::default()).unwrap();
+    let mut events = Vec::new();
+    for r in &records {
+        let f = v.check(r);
+        events.extend(b.observe(r, &f));
+    }
+    events.extend(b.finish());
+    assert!(matches!(&events[0], meterkit::AlertEvent::Raised(r) if r.start == a.start));
+    assert_eq!(events.last(), Some(&meterkit::AlertEvent::Resolved(a.clone())));
+    // No alert during the warm-up.
+    let warm = meterkit::AlertConfig { warmup: 500, ..meterkit::AlertConfig::default() };
+    assert!(meterkit::alerts_of(&records, &findings, warm).unwrap().is_empty());
+    assert!(meterkit::AlertConfig { gap: 0, warmup: 0 }.check().is_err());
+}
+
+#[test]
+fn engine_sends_alert_raised_and_resolved() {
+    let notifier = Arc::new(CollectingNotifier::new());
+    let engine = Engine::in_memory().with_notifier(notifier.clone());
+    engine.set_validation("kwh", ValidationConfig::default()).unwrap();
+    engine.set_validation_now(Some(t0() + Duration::days(60)));
+    let records = fault_series(176);
+    for chunk in records.chunks(50) {
+        engine.ingest(chunk).unwrap();
+    }
+    let alerts: Vec<(bool, meterkit::Alert)> = notifier
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AlertRaised { alert } => Some((true, alert)),
+            Event::AlertResolved { alert } => Some((false, alert)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(alerts[0].0 && !alerts[1].0);
+    assert_eq!(alerts[0].1.start, t0() + Duration::hours(400));
+    assert_eq!(alerts[1].1.start, alerts[0].1.start);
+    assert!(alerts[1].1.rules.contains(&Rule::ZeroStreak));
 }

@@ -219,6 +219,32 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         val e = throws<MeterkitException.Validation>("bad window") { ValidationConfig.fromJson("{\"window\":1000}") }
         eq(e.info.code, "E_VALIDATION", "code")
     }
+    t("alertsOf and AlertRaised/AlertResolved: one alert for a day of zeros") {
+        // 400 hours alternating 1.0 / 1.2 (past the 288-value warm-up), a day of zeros, then normal.
+        val start = java.time.Instant.parse("2024-05-01T00:00:00Z")
+        val records = (0 until 600).map { h ->
+            rec("h$h", "m1", if (h in 400 until 424) "0" else if (h % 2 == 0) "1.0" else "1.2", start.plusSeconds(3600L * h).toString())
+        }
+        val now = ts("2024-07-01T00:00:00Z")
+        val alerts = alertsOf(records, validateRecords(mapOf("kwh" to ValidationConfig()), records, null, now))
+        eq(alerts.size, 1, "one alert")
+        eq(alerts[0].start, ts("2024-05-17T16:00:00Z"), "starts at the first zero")
+        check(alerts[0].rules.contains(Rule.ZERO_STREAK)) { "rules ${alerts[0].rules}" }
+        eq(alerts[0].severity, Severity.WARNING, "severity")
+        eqDec(alerts[0].peak, "0", "peak")
+        eq(alertsOf(records, validateRecords(mapOf("kwh" to ValidationConfig()), records, null, now), warmup = 500u).size, 0, "warm-up")
+        val events = Collecting()
+        val engine = Engine.inMemory(events)
+        engine.setValidation("kwh", ValidationConfig())
+        engine.setValidationNow(now)
+        engine.ingest(records)
+        val raised = events.events.filterIsInstance<MobileEvent.AlertRaised>()
+        val resolved = events.events.filterIsInstance<MobileEvent.AlertResolved>()
+        eq(raised.size, 1, "raised")
+        eq(resolved.size, 1, "resolved")
+        eq(resolved[0].alert.start, raised[0].alert.start, "same alert")
+        engine.close()
+    }
     t("validateRecords: per-metric configs, default, unknown metric") {
         val now = ts("2024-06-01T00:00:00Z")
         val findings = validateRecords(mapOf("kwh" to ValidationConfig()), listOf(rec("a", "m", "-2", "2024-05-01T00:00:00Z"),
