@@ -257,14 +257,14 @@ fn derived_csv_id(subject: &str, metric: &str, timestamp: DateTime<Utc>, dimensi
     id
 }
 
+/// One line's text, or why it cannot be read as text.
+type LineText<'a> = std::result::Result<&'a str, Error>;
+
 /// Call `f(line, text)` for every non-blank line (1-based numbers; `\n` or `\r\n` endings; a
 /// UTF-8 byte-order mark at the start of the file is skipped). A line that is not valid UTF-8
 /// is passed as an error naming the byte — never decoded lossily, which would merge different
 /// names (`Müller` and `Mýller` in Latin-1 both become `M�ller`).
-fn read_lines(
-    mut reader: impl BufRead,
-    f: &mut dyn FnMut(u64, std::result::Result<&str, Error>) -> Result<()>,
-) -> Result<()> {
+fn read_lines(mut reader: impl BufRead, f: &mut dyn FnMut(u64, LineText<'_>) -> Result<()>) -> Result<()> {
     let mut buf = Vec::new();
     let mut line = 0u64;
     loop {
@@ -358,8 +358,11 @@ fn parse_jsonl(text: &str, tenant: &str, all_tenants: bool) -> LineResult {
                 .with_field("tenant"))
             }
             Some(other) => {
-                return Err(Error::new(ErrorKind::InvalidRecord, format!("the record's tenant {other} is not a string"))
-                    .with_field("tenant"))
+                return Err(Error::new(
+                    ErrorKind::InvalidRecord,
+                    format!("the record's tenant {other} is not a string"),
+                )
+                .with_field("tenant"))
             }
         }
     }
@@ -564,12 +567,31 @@ mod fuzz {
     }
 
     fn jsonl_line() -> impl Strategy<Value = Vec<u8>> {
-        const KEYS: &[&str] = &["id", "tenant", "subject", "metric", "quantity", "timestamp", "end", "dimensions", "quality", "x"];
+        const KEYS: &[&str] =
+            &["id", "tenant", "subject", "metric", "quantity", "timestamp", "end", "dimensions", "quality", "x"];
         const VALUES: &[&str] = &[
-            "\"r1\"", "\"r2\"", "\"t\"", "\"acme\"", "\"\"", "null", "\"kwh\"", "\"1.5\"", "\"1_000\"", "\"-0\"",
-            "12345678901234567890.5", "5e-324", "1e28", "\"2024-03-01T10:00:00+01:00\"", "\"2024-03-01T10:00:00.5Z\"",
-            "\"1600-01-01T00:00:00Z\"", "\"2024-03-01T09:00:00Z\"", "{\"carrier\":\"a\"}", "{\"carrier\":1}",
-            "\"flagged\"", "\"M\u{fc}ller\"", "[]",
+            "\"r1\"",
+            "\"r2\"",
+            "\"t\"",
+            "\"acme\"",
+            "\"\"",
+            "null",
+            "\"kwh\"",
+            "\"1.5\"",
+            "\"1_000\"",
+            "\"-0\"",
+            "12345678901234567890.5",
+            "5e-324",
+            "1e28",
+            "\"2024-03-01T10:00:00+01:00\"",
+            "\"2024-03-01T10:00:00.5Z\"",
+            "\"1600-01-01T00:00:00Z\"",
+            "\"2024-03-01T09:00:00Z\"",
+            "{\"carrier\":\"a\"}",
+            "{\"carrier\":1}",
+            "\"flagged\"",
+            "\"M\u{fc}ller\"",
+            "[]",
         ];
         let value = prop_oneof![
             4 => proptest::sample::select(VALUES).prop_map(str::to_string),
@@ -580,8 +602,10 @@ mod fuzz {
             format!("{{{}}}", body.join(",")).into_bytes()
         });
         let good = (0u32..4, number_text()).prop_map(|(i, q)| {
-            format!(r#"{{"id":"r{i}","subject":"s","metric":"kwh","quantity":"{q}","timestamp":"2024-03-01T0{i}:00:00Z"}}"#)
-                .into_bytes()
+            format!(
+                r#"{{"id":"r{i}","subject":"s","metric":"kwh","quantity":"{q}","timestamp":"2024-03-01T0{i}:00:00Z"}}"#
+            )
+            .into_bytes()
         });
         prop_oneof![4 => record, 3 => good, 1 => mangled(VALUES), 1 => Just(b"{\"id\":\"M\xfcller\"}".to_vec())]
     }
@@ -602,8 +626,12 @@ mod fuzz {
     fn clf_line() -> impl Strategy<Value = Vec<u8>> {
         const HOST: &[&str] = &["1.2.3.4", "::1", "-", "h\u{e9}", ""];
         const TIME: &[&str] = &[
-            "17/May/2015:10:05:03 +0000", "17/May/2015:10:05:03 +0200", "31/Feb/2015:10:05:03 +0000",
-            "17/May/1600:10:05:03 +0000", "17/May/2015:10:05:03", "x",
+            "17/May/2015:10:05:03 +0000",
+            "17/May/2015:10:05:03 +0200",
+            "31/Feb/2015:10:05:03 +0000",
+            "17/May/1600:10:05:03 +0000",
+            "17/May/2015:10:05:03",
+            "x",
         ];
         const REQ: &[&str] = &["GET / HTTP/1.1", "POST /a?b=\\\"c\\\" HTTP/1.0", "", "\\", "get lower", "-"];
         const STATUS: &[&str] = &["200", "304", "999", "20", "abc", ""];
@@ -645,11 +673,26 @@ mod fuzz {
     }
 
     fn csv_file() -> impl Strategy<Value = Vec<u8>> {
-        const HEADERS: &[&str] = &["ts,q,s,carrier", "ts,q,s", "q,ts,s,carrier,extra", "\u{feff}ts,q,s,carrier", "x,y", ""];
+        const HEADERS: &[&str] =
+            &["ts,q,s,carrier", "ts,q,s", "q,ts,s,carrier,extra", "\u{feff}ts,q,s,carrier", "x,y", ""];
         const CELLS: &[&str] = &[
-            "2024-03-01 10:00:00", "2024-03-31 01:30:00", "2024-10-27 01:30:00", "2024-03-01T10:00:00Z", "1600-01-01",
-            "1.5", "-0.5", "1_000", "12345678901234567890.5", "0.00000000000000000000000000001", "", "\"a,b\"",
-            "\"multi\nline\"", "acme", "beta", "M\u{fc}ller", "\"\"\"\"",
+            "2024-03-01 10:00:00",
+            "2024-03-31 01:30:00",
+            "2024-10-27 01:30:00",
+            "2024-03-01T10:00:00Z",
+            "1600-01-01",
+            "1.5",
+            "-0.5",
+            "1_000",
+            "12345678901234567890.5",
+            "0.00000000000000000000000000001",
+            "",
+            "\"a,b\"",
+            "\"multi\nline\"",
+            "acme",
+            "beta",
+            "M\u{fc}ller",
+            "\"\"\"\"",
         ];
         let cell = prop_oneof![
             6 => proptest::sample::select(CELLS).prop_map(|c| c.as_bytes().to_vec()),
@@ -657,14 +700,15 @@ mod fuzz {
             1 => Just(b"M\xfcller".to_vec()),
         ];
         let row = proptest::collection::vec(cell, 0..6).prop_map(|cells| cells.join(&b","[..]));
-        let structured = (proptest::sample::select(HEADERS), proptest::collection::vec(row, 0..10)).prop_map(|(h, rows)| {
-            let mut out = h.as_bytes().to_vec();
-            for r in rows {
-                out.push(b'\n');
-                out.extend(r);
-            }
-            out
-        });
+        let structured =
+            (proptest::sample::select(HEADERS), proptest::collection::vec(row, 0..10)).prop_map(|(h, rows)| {
+                let mut out = h.as_bytes().to_vec();
+                for r in rows {
+                    out.push(b'\n');
+                    out.extend(r);
+                }
+                out
+            });
         prop_oneof![5 => structured, 1 => mangled(CELLS)]
     }
 

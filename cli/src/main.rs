@@ -214,14 +214,7 @@ fn hash_of(value: &impl std::hash::Hash) -> u64 {
 /// A record's idempotency key `(tenant, id)` and its content (what
 /// [`UsageRecord::same_content`] compares: quantities by value, quality ignored), hashed.
 fn key_and_content(r: &UsageRecord) -> (u64, u64) {
-    let content = (
-        &r.subject,
-        &r.metric,
-        meterkit::fmt_decimal(r.quantity),
-        r.timestamp,
-        r.end,
-        &r.dimensions,
-    );
+    let content = (&r.subject, &r.metric, meterkit::fmt_decimal(r.quantity), r.timestamp, r.end, &r.dimensions);
     (hash_of(&(&r.tenant, &r.id)), hash_of(&content))
 }
 
@@ -284,7 +277,8 @@ fn rejection_lines(
                     first.get(&k).is_some_and(|&(first_content, _)| first_content != c)
                 })
                 .collect();
-            let candidates = if rej.kind == ErrorKind::Conflict && !differing.is_empty() { &differing[..] } else { all };
+            let candidates =
+                if rej.kind == ErrorKind::Conflict && !differing.is_empty() { &differing[..] } else { all };
             let n = used.entry(key).or_insert(0);
             let line = candidates.get((*n).min(candidates.len().saturating_sub(1))).map_or(0, |&i| lines[i]);
             *n += 1;

@@ -35,7 +35,8 @@ pub fn validator(config: Option<&PathBuf>) -> Result<Validator> {
             })?;
             meterkit::check_json(&text).map_err(|e| {
                 let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-                Error::new(ErrorKind::Validation, format!("{}{at}: {}", path.display(), e.message())).with_field("config")
+                Error::new(ErrorKind::Validation, format!("{}{at}: {}", path.display(), e.message()))
+                    .with_field("config")
             })?;
             serde_json::from_str(&text).map_err(|e| {
                 Error::new(ErrorKind::Validation, format!("{}:{}: {e}", path.display(), e.line())).with_field("config")

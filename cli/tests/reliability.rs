@@ -36,8 +36,21 @@ fn counts(out: &Output) -> (u64, u64, u64) {
 /// The sums of a rollup, as `subject → sum`.
 fn sums(db: &str, tenant: &str, metric: &str, group: &str) -> Vec<(String, String)> {
     let out = run(&[
-        "--db", db, "--tenant", tenant, "rollup", "--metric", metric, "--window", "year", "--tz", "UTC", "--group-by",
-        group, "--output", "json",
+        "--db",
+        db,
+        "--tenant",
+        tenant,
+        "rollup",
+        "--metric",
+        metric,
+        "--window",
+        "year",
+        "--tz",
+        "UTC",
+        "--group-by",
+        group,
+        "--output",
+        "json",
     ]);
     let rows = json(&out);
     let mut v: Vec<(String, String)> = rows
@@ -116,7 +129,13 @@ fn jsonl_numbers_are_exact_and_ambiguous_text_is_refused() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(counts(&out), (1, 0, 5));
     let err = stderr(&out);
-    for (line, what) in [(2, "28 decimal places"), (3, "28 decimal places"), (4, "1_000"), (5, "'quantity' appears twice"), (6, "'c' appears twice")] {
+    for (line, what) in [
+        (2, "28 decimal places"),
+        (3, "28 decimal places"),
+        (4, "1_000"),
+        (5, "'quantity' appears twice"),
+        (6, "'c' appears twice"),
+    ] {
         let at = format!("n.jsonl:{line}: ");
         let l = err.lines().find(|l| l.contains(&at));
         assert!(l.is_some_and(|l| l.contains(what)), "line {line} should say {what}: {err}");
@@ -155,8 +174,16 @@ fn csv_derived_ids_include_the_dimensions() {
         b"ts,bytes,sim,carrier\n2024-01-01T00:00:00Z,100,sim-1,acme\n2024-01-01T00:00:00Z,7,sim-1,beta\n",
     );
     let flags = [
-        "--timestamp-column", "ts", "--quantity-column", "bytes", "--subject-column", "sim", "--metric", "bytes",
-        "--dimension-columns", "carrier",
+        "--timestamp-column",
+        "ts",
+        "--quantity-column",
+        "bytes",
+        "--subject-column",
+        "sim",
+        "--metric",
+        "bytes",
+        "--dimension-columns",
+        "carrier",
     ];
     let out = ingest(db, &file, &flags);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -218,10 +245,13 @@ fn other_tenants_say_how_and_all_tenants_keeps_them() {
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
     let rec = |t: &str, q: &str| {
-        format!(r#"{{"id":"r","tenant":"{t}","subject":"s","metric":"kwh","quantity":"{q}","timestamp":"2024-01-01T00:00:00Z"}}"#)
+        format!(
+            r#"{{"id":"r","tenant":"{t}","subject":"s","metric":"kwh","quantity":"{q}","timestamp":"2024-01-01T00:00:00Z"}}"#
+        )
     };
     let no_tenant = r#"{"id":"n","subject":"s","metric":"kwh","quantity":"5","timestamp":"2024-01-01T00:00:00Z"}"#;
-    let file = write(dir.path(), "t.jsonl", format!("{}\n{}\n{no_tenant}\n", rec("acme", "1"), rec("beta", "2")).as_bytes());
+    let file =
+        write(dir.path(), "t.jsonl", format!("{}\n{}\n{no_tenant}\n", rec("acme", "1"), rec("beta", "2")).as_bytes());
     let out = ingest(db, &file, &[]);
     assert_eq!(counts(&out), (1, 0, 2));
     let err = stderr(&out);
@@ -241,9 +271,25 @@ fn read_commands_refuse_a_missing_database() {
     let m = missing.to_str().unwrap();
     let err = fails(&["--db", m, "rollup", "--metric", "kwh", "--window", "day", "--tz", "UTC"]);
     assert!(err.contains("does not exist") && err.contains("--db"), "{err}");
-    let tariff = write(dir.path(), "t.toml", b"currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"1\"\n");
+    let tariff = write(
+        dir.path(),
+        "t.toml",
+        b"currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"1\"\n",
+    );
     let err = fails(&[
-        "--db", m, "bill", "--tariff", &tariff, "--metric", "kwh", "--subject", "s", "--period", "2024-01", "--tz", "UTC",
+        "--db",
+        m,
+        "bill",
+        "--tariff",
+        &tariff,
+        "--metric",
+        "kwh",
+        "--subject",
+        "s",
+        "--period",
+        "2024-01",
+        "--tz",
+        "UTC",
     ]);
     assert!(err.contains("does not exist"), "{err}");
     assert!(!missing.exists(), "no empty database was created");
@@ -263,15 +309,46 @@ fn bill_bounds_sub_second_and_impossible_periods() {
         [rec("in", "2", "2024-03-01T00:00:00.5Z"), rec("early", "10", "2024-03-01T00:00:00.1Z")].join("\n").as_bytes(),
     );
     run(&["--db", db, "ingest", &file]);
-    let tariff = write(dir.path(), "t.toml", b"currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"1\"\n");
+    let tariff = write(
+        dir.path(),
+        "t.toml",
+        b"currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"1\"\n",
+    );
     let out = run(&[
-        "--db", db, "bill", "--tariff", &tariff, "--metric", "kwh", "--subject", "s", "--from", "2024-03-01T00:00:00.250Z",
-        "--to", "2024-03-01T00:00:00.750Z", "--tz", "UTC", "--output", "json",
+        "--db",
+        db,
+        "bill",
+        "--tariff",
+        &tariff,
+        "--metric",
+        "kwh",
+        "--subject",
+        "s",
+        "--from",
+        "2024-03-01T00:00:00.250Z",
+        "--to",
+        "2024-03-01T00:00:00.750Z",
+        "--tz",
+        "UTC",
+        "--output",
+        "json",
     ]);
     assert_eq!(json(&out)["total"], "2.00");
     for p in ["99999-01", "1600-01", "2024-13"] {
         let err = fails(&[
-            "--db", db, "bill", "--tariff", &tariff, "--metric", "kwh", "--subject", "s", "--period", p, "--tz", "UTC",
+            "--db",
+            db,
+            "bill",
+            "--tariff",
+            &tariff,
+            "--metric",
+            "kwh",
+            "--subject",
+            "s",
+            "--period",
+            p,
+            "--tz",
+            "UTC",
         ]);
         assert!(err.contains(p), "{p}: {err}");
     }
@@ -282,7 +359,11 @@ fn percentage_cycles_and_repeated_keys_in_tariffs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
     let db = db.to_str().unwrap();
-    let file = write(dir.path(), "r.jsonl", br#"{"id":"r","subject":"s","metric":"kwh","quantity":"10","timestamp":"2024-03-02T00:00:00Z"}"#);
+    let file = write(
+        dir.path(),
+        "r.jsonl",
+        br#"{"id":"r","subject":"s","metric":"kwh","quantity":"10","timestamp":"2024-03-02T00:00:00Z"}"#,
+    );
     run(&["--db", db, "ingest", &file]);
     let cyclic = write(
         dir.path(),
@@ -291,10 +372,15 @@ fn percentage_cycles_and_repeated_keys_in_tariffs_are_refused() {
           [[charges]]\nid = \"a\"\ntype = \"percentage\"\npercent = \"10\"\napplies_to = [\"e\", \"b\"]\n\
           [[charges]]\nid = \"b\"\ntype = \"percentage\"\npercent = \"10\"\napplies_to = [\"a\"]\n",
     );
-    let bill = |t: &str| fails(&["--db", db, "bill", "--tariff", t, "--metric", "kwh", "--period", "2024-03", "--tz", "UTC"]);
+    let bill =
+        |t: &str| fails(&["--db", db, "bill", "--tariff", t, "--metric", "kwh", "--period", "2024-03", "--tz", "UTC"]);
     let err = bill(&cyclic);
     assert!(err.contains("a → b → a") && err.contains("cycle"), "{err}");
-    let dup = write(dir.path(), "dup.json", b"{\"currency\":\"USD\",\n\"charges\":[{\"id\":\"e\",\"type\":\"per_unit\",\"rate\":\"1\",\"rate\":\"2\"}]}");
+    let dup = write(
+        dir.path(),
+        "dup.json",
+        b"{\"currency\":\"USD\",\n\"charges\":[{\"id\":\"e\",\"type\":\"per_unit\",\"rate\":\"1\",\"rate\":\"2\"}]}",
+    );
     let err = bill(&dup);
     assert!(err.contains("dup.json:2") && err.contains("'rate' appears twice"), "{err}");
 }

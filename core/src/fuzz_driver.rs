@@ -42,9 +42,13 @@ where
     loop {
         let seed = match deadline {
             // Fixed per target: the same inputs on every CI run.
-            None => name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)),
+            None => {
+                name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+            }
             Some(_) => {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(round, |d| d.as_nanos() as u64)
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(round, |d| d.as_nanos() as u64)
                     ^ round
             }
         };

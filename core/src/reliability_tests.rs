@@ -20,7 +20,7 @@ fn parse_decimal_refuses_what_it_would_round_or_misread() {
         "1.00000000000000000000000000001",
         "5e-324",
         "1e-29",
-        "79228162514264337593543950336", // 2^96
+        "79228162514264337593543950336",  // 2^96
         "7922816251426433759354395033.6", // 2^96 / 10, one digit too many
         "1e99999",
         "1e99999999999",
@@ -169,10 +169,9 @@ fn an_allowance_nets_corrections_first() {
 
 #[test]
 fn sub_second_billing_bounds_are_exact() {
-    let t = Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"1\"\n")
-        .unwrap();
-    let req =
-        BillRequest::new("t", "m", "kwh", ts("2024-03-01T00:00:00.250Z"), ts("2024-03-01T00:00:00.750Z"), "UTC");
+    let t =
+        Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"1\"\n").unwrap();
+    let req = BillRequest::new("t", "m", "kwh", ts("2024-03-01T00:00:00.250Z"), ts("2024-03-01T00:00:00.750Z"), "UTC");
     let recs = [
         UsageRecord::new("t", "in", "m", "kwh", Decimal::TWO, ts("2024-03-01T00:00:00.500Z")),
         UsageRecord::new("t", "before", "m", "kwh", Decimal::TEN, ts("2024-03-01T00:00:00.100Z")),
