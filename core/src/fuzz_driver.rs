@@ -55,7 +55,7 @@ where
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&seed.to_le_bytes());
         let config = Config {
-            cases: if deadline.is_some() { 2000 } else { cases },
+            cases: if deadline.is_some() { 250 } else { cases },
             failure_persistence: None,
             max_shrink_iters: 2000,
             ..Config::default()
