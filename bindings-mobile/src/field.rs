@@ -95,6 +95,7 @@ impl ValidationConfig {
     /// inconsistent settings.
     #[uniffi::constructor]
     pub fn from_json(json: String) -> Result<Arc<Self>, MeterkitError> {
+        meterkit::check_json(&json)?;
         let inner: meterkit::ValidationConfig = serde_json::from_str(&json).map_err(|e| {
             meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The validation config is invalid: {e}"))
         })?;

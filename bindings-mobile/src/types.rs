@@ -63,7 +63,9 @@ pub(crate) fn kind_name(k: ErrorKind) -> String {
     serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
+/// A core type from JSON text (a repeated key is refused: `meterkit::check_json`).
 fn parse_json<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, MeterkitError> {
+    meterkit::check_json(json)?;
     serde_json::from_str(json).map_err(|e| {
         meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The {what} is not valid JSON: {e}")).into()
     })

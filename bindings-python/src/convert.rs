@@ -207,8 +207,9 @@ pub fn to_json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| new_err(ErrorKind::Parse, e.to_string(), None))
 }
 
-/// A core type from JSON text.
+/// A core type from JSON text (a repeated key is refused: `meterkit::check_json`).
 pub fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> PyResult<T> {
+    meterkit::check_json(text).map_err(|e| crate::errors::to_py(&e))?;
     serde_json::from_str(text).map_err(|e| {
         let mut err = meterkit::Error::new(ErrorKind::Parse, format!("Not a valid {what}: {e}."));
         if e.line() > 0 {

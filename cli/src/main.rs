@@ -5,6 +5,10 @@ mod input;
 mod report;
 mod validation;
 
+#[cfg(test)]
+#[path = "../../core/src/fuzz_driver.rs"]
+mod fuzz_driver;
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::process::ExitCode;
@@ -42,6 +46,10 @@ enum Command {
         /// Records per transaction.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
         batch_size: u32,
+        /// JSONL: store each record under its own `tenant` (records without one get --tenant)
+        /// instead of refusing records of another tenant.
+        #[arg(long)]
+        all_tenants: bool,
     },
     /// Print a rollup: one row per window (and group).
     Rollup(RollupArgs),
@@ -124,12 +132,26 @@ fn open_engine(db: &str) -> Result<Engine> {
     Engine::new(SqliteStore::open(db)?)
 }
 
+/// Open an existing database for a read command (`rollup`, `bill`): a missing file is refused
+/// rather than created empty, so a mistyped `--db` is not read as "no usage".
+fn open_existing(db: &str) -> Result<Engine> {
+    if db != ":memory:" && !std::path::Path::new(db).exists() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("The database {db} does not exist; check --db (ingest and report create it)."),
+        )
+        .with_field("db"));
+    }
+    open_engine(db)
+}
+
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
-        Command::Ingest { input, output, batch_size } => {
+        Command::Ingest { input, output, batch_size, all_tenants } => {
             if *output == Output::Csv {
                 return Err(Error::new(ErrorKind::Parse, "ingest prints table or json.").with_field("output"));
             }
+            let input = &InputArgs { all_tenants: *all_tenants, ..input.clone() };
             let engine = open_engine(&cli.db)?;
             let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize)?;
             let mut out = std::io::stdout().lock();
@@ -158,7 +180,7 @@ fn run(cli: &Cli) -> Result<()> {
             text.push_str(&billing::render_report_bills(&engine, &cli.tenant, tz, &outcome, bills, &tariffs)?);
             std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
         }
-        Command::Bill(args) => billing::bill(&open_engine(&cli.db)?, &cli.tenant, args),
+        Command::Bill(args) => billing::bill(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
     }
 }
@@ -183,20 +205,105 @@ pub struct IngestOutcome {
     pub subjects: BTreeSet<String>,
 }
 
+/// A 64-bit hash (std's SipHash with fixed keys: stable within a run).
+fn hash_of(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
+}
+
+/// A record's idempotency key `(tenant, id)` and its content (what
+/// [`UsageRecord::same_content`] compares: quantities by value, quality ignored), hashed.
+fn key_and_content(r: &UsageRecord) -> (u64, u64) {
+    let content = (&r.subject, &r.metric, meterkit::fmt_decimal(r.quantity), r.timestamp, r.end, &r.dimensions);
+    (hash_of(&(&r.tenant, &r.id)), hash_of(&content))
+}
+
+/// The first occurrence in the file of each idempotency key: content hash and line.
+type FirstSeen = HashMap<u64, (u64, u64)>;
+
+/// `--strict`: read the whole file and check every line and record — parsed, the record's own
+/// checks ([`UsageRecord::check`]), no key repeated with other content in the file — before
+/// anything is stored. The first failure is an error `file:line: reason`.
+fn strict_check(input: &InputArgs, tenant: &str) -> Result<()> {
+    let mut first: FirstSeen = HashMap::new();
+    let fail = |line: u64, e: &Error| Error::new(e.kind(), located(&input.file, line, e.message())).with_line(line);
+    input.read(tenant, &mut |line, parsed| {
+        for r in parsed.map_err(|e| fail(line, &e))? {
+            r.check().map_err(|e| fail(line, &e))?;
+            let (key, content) = key_and_content(&r);
+            match first.get(&key) {
+                Some(&(c, at)) if c != content => {
+                    let e = Error::new(
+                        ErrorKind::Conflict,
+                        format!("record '{}' conflicts with line {at}: same id, other content", r.id),
+                    )
+                    .with_record_id(r.id.clone());
+                    return Err(fail(line, &e));
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(key, (content, line));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The line of each rejection of a batch. A rejection of kind `conflict` is placed at an
+/// occurrence of its key whose content differs from the key's first occurrence in the file (the
+/// conflicting line, not a later repeat of the first), any other at its key's next occurrence.
+fn rejection_lines(
+    batch: &[UsageRecord],
+    lines: &[u64],
+    rejected: &[meterkit::Rejection],
+    first: &FirstSeen,
+) -> Vec<u64> {
+    let mut occurrences: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, r) in batch.iter().enumerate() {
+        occurrences.entry((r.tenant.as_str(), r.id.as_str())).or_default().push(i);
+    }
+    let mut used: HashMap<(&str, &str), usize> = HashMap::new();
+    rejected
+        .iter()
+        .map(|rej| {
+            let key = (rej.tenant.as_str(), rej.id.as_str());
+            let all = occurrences.get(&key).map_or(&[][..], Vec::as_slice);
+            let differing: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let (k, c) = key_and_content(&batch[i]);
+                    first.get(&k).is_some_and(|&(first_content, _)| first_content != c)
+                })
+                .collect();
+            let candidates =
+                if rej.kind == ErrorKind::Conflict && !differing.is_empty() { &differing[..] } else { all };
+            let n = used.entry(key).or_insert(0);
+            let line = candidates.get((*n).min(candidates.len().saturating_sub(1))).map_or(0, |&i| lines[i]);
+            *n += 1;
+            line
+        })
+        .collect()
+}
+
 /// Read `input` and ingest it in batches of `batch_size` records, one transaction each.
-/// Malformed lines are reported on stderr as `file:line: reason` and skipped; with `--strict` the
-/// file is checked first and nothing is stored if any line is malformed.
+/// Malformed lines are reported on stderr as `file:line: reason` and skipped, and so are the
+/// records the engine rejects (a conflict at the conflicting line); with `--strict` the whole
+/// file is checked first ([`strict_check`]) and nothing is stored if any check fails.
 fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usize) -> Result<IngestOutcome> {
     if input.strict {
-        input.read(tenant, &mut |line, parsed| match parsed {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Error::new(e.kind(), located(&input.file, line, e.message())).with_line(line)),
-        })?;
+        strict_check(input, tenant)?;
     }
     let mut outcome = IngestOutcome::default();
     let mut batch: Vec<UsageRecord> = Vec::with_capacity(batch_size);
     let mut lines: Vec<u64> = Vec::with_capacity(batch_size);
-    let flush = |batch: &mut Vec<UsageRecord>, lines: &mut Vec<u64>, outcome: &mut IngestOutcome| -> Result<()> {
+    let mut first: FirstSeen = HashMap::new();
+    let flush = |batch: &mut Vec<UsageRecord>,
+                 lines: &mut Vec<u64>,
+                 outcome: &mut IngestOutcome,
+                 first: &FirstSeen|
+     -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -204,13 +311,9 @@ fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usi
         outcome.accepted += report.accepted;
         outcome.duplicates += report.duplicates;
         outcome.rejected += report.rejected.len() as u64;
-        if !report.rejected.is_empty() {
-            let line_of: HashMap<&str, u64> =
-                batch.iter().zip(lines.iter()).map(|(r, l)| (r.id.as_str(), *l)).collect();
-            for r in &report.rejected {
-                let line = line_of.get(r.id.as_str()).copied().unwrap_or(0);
-                eprintln!("{}", located(&input.file, line, &format!("record '{}': {}", r.id, r.reason)));
-            }
+        let at = rejection_lines(batch, lines, &report.rejected, first);
+        for (r, line) in report.rejected.iter().zip(at) {
+            eprintln!("{}", located(&input.file, line, &format!("record '{}': {}", r.id, r.reason)));
         }
         batch.clear();
         lines.clear();
@@ -226,6 +329,8 @@ fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usi
                     if !outcome.subjects.contains(&r.subject) {
                         outcome.subjects.insert(r.subject.clone());
                     }
+                    let (key, content) = key_and_content(&r);
+                    first.entry(key).or_insert((content, line));
                     batch.push(r);
                     lines.push(line);
                 }
@@ -236,11 +341,11 @@ fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usi
             }
         }
         if batch.len() >= batch_size {
-            flush(&mut batch, &mut lines, &mut outcome)?;
+            flush(&mut batch, &mut lines, &mut outcome, &first)?;
         }
         Ok(())
     })?;
-    flush(&mut batch, &mut lines, &mut outcome)?;
+    flush(&mut batch, &mut lines, &mut outcome, &first)?;
     Ok(outcome)
 }
 
@@ -257,7 +362,7 @@ fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
     if let Some(FillArg::Zero) = args.fill {
         q.fill = Fill::Zero;
     }
-    let engine = open_engine(&cli.db)?;
+    let engine = open_existing(&cli.db)?;
     let rows = engine.query(&q)?;
     let mut out = std::io::stdout().lock();
     match args.output {

@@ -38,6 +38,11 @@ pub fn validator(config: Option<&PathBuf>) -> Result<Validator> {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::new(ErrorKind::Validation, format!("Cannot read {}: {e}.", path.display())).with_field("config")
             })?;
+            meterkit::check_json(&text).map_err(|e| {
+                let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+                Error::new(ErrorKind::Validation, format!("{}{at}: {}", path.display(), e.message()))
+                    .with_field("config")
+            })?;
             serde_json::from_str(&text).map_err(|e| {
                 Error::new(ErrorKind::Validation, format!("{}:{}: {e}", path.display(), e.line())).with_field("config")
             })?

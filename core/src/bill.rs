@@ -170,12 +170,20 @@ impl Bill {
 /// `(start, end)` of the calendar month `YYYY-MM` in `tz` (local midnight to local midnight).
 ///
 /// # Errors
-/// [`ErrorKind::Parse`] when the text is not `YYYY-MM`.
+/// [`ErrorKind::Parse`] when the text is not `YYYY-MM` (four-digit year, month 1-12) or the year
+/// is outside 1678-2261 (the years a usage record may carry).
 pub fn month_period(yyyy_mm: &str, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let bad = || Error::new(ErrorKind::Parse, format!("'{yyyy_mm}' is not a month (YYYY-MM).")).with_field("period");
     let (y, m) = yyyy_mm.trim().split_once('-').ok_or_else(bad)?;
-    let first =
-        NaiveDate::from_ymd_opt(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, 1).ok_or_else(bad)?;
+    if y.len() != 4 || !(1..=2).contains(&m.len()) || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let year: i32 = y.parse().map_err(|_| bad())?;
+    if !(1678..=2261).contains(&year) {
+        return Err(Error::new(ErrorKind::Parse, format!("The month '{yyyy_mm}' is outside years 1678-2261."))
+            .with_field("period"));
+    }
+    let first = NaiveDate::from_ymd_opt(year, m.parse().map_err(|_| bad())?, 1).ok_or_else(bad)?;
     let next = first.checked_add_months(chrono::Months::new(1)).ok_or_else(bad)?;
     Ok((secs(local_midnight(tz, first)?)?, secs(local_midnight(tz, next)?)?))
 }
@@ -569,8 +577,11 @@ impl Tariff {
             Some(z) => parse_time_zone(z)?,
             None => tz,
         };
-        let (start, end) = (req.period_start.timestamp(), req.period_end.timestamp());
-        if end <= start {
+        // Calendar work is in whole seconds: the period's seconds are those it touches, and
+        // records are picked by their exact instant (sub-second bounds are exact).
+        let start = req.period_start.timestamp();
+        let end = req.period_end.timestamp() + i64::from(req.period_end.timestamp_subsec_nanos() > 0);
+        if req.period_end <= req.period_start {
             return Err(Error::new(
                 ErrorKind::InvalidQuery,
                 format!(
@@ -616,7 +627,7 @@ impl Tariff {
         let mut last_day: Option<(i64, NaiveDate)> = None;
         for r in records {
             let t = r.timestamp.timestamp();
-            if r.subject != req.subject || t < start || t >= end {
+            if r.subject != req.subject || r.timestamp < req.period_start || r.timestamp >= req.period_end {
                 continue;
             }
             let local = clock.local(t);
@@ -745,6 +756,9 @@ impl Rater<'_> {
         let key = (c.id.clone(), None);
         let used_before = self.carry.get(&key).copied().unwrap_or_default();
         let mut left = sub(included, used_before, "An allowance's remaining units")?.max(Decimal::ZERO);
+        if !left.is_zero() {
+            net_corrections(uses, |u| Self::matches(c, u))?;
+        }
         let mut taken = Decimal::ZERO;
         for u in uses.iter_mut() {
             if left.is_zero() {
@@ -1066,6 +1080,42 @@ impl Rater<'_> {
         }
         Ok(())
     }
+}
+
+/// Net negative corrections against positive usage before an allowance consumes it: the
+/// negative quantities of the uses `matching` cancel as many positive units, earliest first on
+/// both sides, so the allowance covers net usage (a −0.5 kWh correction inside a 10 kWh
+/// allowance leaves 0.5 kWh more of it, not a −0.50 credit at the per-unit rate) — the same
+/// net quantity [`QuantityRater::total`] prices. The sum of the quantities is unchanged.
+fn net_corrections(uses: &mut [Use<'_>], matching: impl Fn(&Use<'_>) -> bool) -> Result<()> {
+    let (mut neg, mut pos) = (Decimal::ZERO, Decimal::ZERO);
+    for u in uses.iter().filter(|u| matching(u)) {
+        if u.q < Decimal::ZERO {
+            neg = add(neg, -u.q)?;
+        } else {
+            pos = add(pos, u.q)?;
+        }
+    }
+    let netted = neg.min(pos);
+    let (mut from_neg, mut from_pos) = (netted, netted);
+    for u in uses.iter_mut() {
+        if from_neg.is_zero() && from_pos.is_zero() {
+            break;
+        }
+        if !matching(u) {
+            continue;
+        }
+        if u.q < Decimal::ZERO && !from_neg.is_zero() {
+            let d = (-u.q).min(from_neg);
+            u.q = add(u.q, d)?;
+            from_neg = add(from_neg, -d)?;
+        } else if u.q > Decimal::ZERO && !from_pos.is_zero() {
+            let d = u.q.min(from_pos);
+            u.q = add(u.q, -d)?;
+            from_pos = add(from_pos, -d)?;
+        }
+    }
+    Ok(())
 }
 
 /// A tariff compiled for rating plain quantities fast: one billing period, one subject, every

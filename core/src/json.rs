@@ -52,3 +52,100 @@ fn write_canonical(v: &Value, out: &mut String) {
         }
     }
 }
+
+/// Check that `text` is one well-formed JSON document in which no object repeats a key, at any
+/// depth. serde_json keeps the last of repeated keys silently (`{"quantity":"1","quantity":"9"}`
+/// reads as 9); meterkit refuses such a document instead, because which value was meant is a
+/// guess. Every JSON document meterkit reads (usage records, tariffs, URDB rates, validation
+/// configs) goes through this check first.
+///
+/// ```
+/// assert!(meterkit::check_json(r#"{"a":{"b":1,"c":[{"b":2}]}}"#).is_ok());
+/// let e = meterkit::check_json("{\"a\":1,\n\"a\":2}").unwrap_err();
+/// assert_eq!(e.line(), Some(2));
+/// assert!(e.message().contains("'a'"));
+/// ```
+///
+/// # Errors
+/// [`ErrorKind::Parse`](crate::ErrorKind::Parse) with the line (1-based) and column of the
+/// syntax error or of the repeated key, naming the key.
+pub fn check_json(text: &str) -> crate::Result<()> {
+    use serde::Deserialize as _;
+    let mut de = serde_json::Deserializer::from_str(text);
+    NoDuplicateKeys::deserialize(&mut de).and_then(|_| de.end()).map_err(|e| {
+        crate::Error::new(crate::ErrorKind::Parse, format!("invalid JSON: {e}")).with_line(e.line() as u64)
+    })
+}
+
+/// A JSON value checked for repeated object keys (and otherwise ignored).
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_none<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self, D::Error> {
+        <NoDuplicateKeys as serde::Deserialize>::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("the key '{key}' appears twice in one object")));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_json;
+
+    #[test]
+    fn repeated_keys_are_refused_at_any_depth() {
+        assert!(check_json(r#"{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}]}"#).is_ok());
+        for bad in [r#"{"a":1,"a":1}"#, r#"{"x":{"k":"1","k":"2"}}"#, r#"[{"q":1,"q":2}]"#, r#"{"a":1} x"#] {
+            assert_eq!(check_json(bad).unwrap_err().kind(), crate::ErrorKind::Parse, "{bad}");
+        }
+        let e = check_json("{\n\"id\":\"r1\",\n\"quantity\":\"1\",\n\"quantity\":\"9\"}").unwrap_err();
+        assert_eq!(e.line(), Some(4));
+        assert!(e.message().contains("'quantity' appears twice"), "{}", e.message());
+        // Numbers of any length are fine (they are kept as text).
+        assert!(check_json(r#"{"q":12345678901234567890123456789012345.5e-3}"#).is_ok());
+    }
+}

@@ -89,7 +89,7 @@ pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MA
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::estimate::{estimate_gaps, EstimateConfig};
 pub use crate::invoice::{reminders_due, Invoice, InvoiceStatus};
-pub use crate::json::canonical_json;
+pub use crate::json::{canonical_json, check_json};
 pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
 pub use crate::quota::Quota;
 pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
@@ -107,3 +107,12 @@ pub use crate::validate::{
     Action, Finding, Rule, Severity, SeverityCounts, ValidationConfig, ValidationSummary, Validator, MAX_WINDOW,
 };
 pub use crate::window::{parse_time_zone, Window};
+
+#[cfg(test)]
+mod reliability_tests;
+
+#[cfg(test)]
+mod fuzz_driver;
+
+#[cfg(test)]
+mod fuzz_tests;

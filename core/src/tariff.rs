@@ -434,6 +434,7 @@ impl Tariff {
     /// # Errors
     /// As [`Tariff::from_toml`].
     pub fn from_json(text: &str) -> Result<Tariff> {
+        check_tariff_json(text)?;
         let t: Tariff = serde_json::from_str(text).map_err(|e| {
             Error::new(ErrorKind::Parse, format!("The tariff JSON is invalid: {e}")).with_line(e.line() as u64)
         })?;
@@ -449,6 +450,7 @@ impl Tariff {
     /// Those of the chosen reader.
     pub fn from_any(text: &str) -> Result<Tariff> {
         if text.trim_start().starts_with('{') {
+            check_tariff_json(text)?;
             let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
                 Error::new(ErrorKind::Parse, format!("The tariff JSON is invalid: {e}")).with_line(e.line() as u64)
             })?;
@@ -512,7 +514,8 @@ impl Tariff {
     /// Check the whole document: the currency, the zone, the cycle, versions in increasing
     /// `effective_from` order, and each charge (required keys present, keys of other types
     /// absent, tiers increasing with an open last tier, prices with at most 12 decimals, every
-    /// schedule period priced, `applies_to` naming charges of the version).
+    /// schedule period priced, `applies_to` naming charges of the version; no cycle of percentages,
+    /// none naming a later non-tax percentage or a tax).
     ///
     /// # Errors
     /// [`ErrorKind::Tariff`] naming the field (`versions[1].charges[0].tiers[2].up_to`).
@@ -577,6 +580,7 @@ impl Tariff {
                     }
                 }
             }
+            check_percentage_order(&field, &v.charges)?;
         }
         Ok(())
     }
@@ -621,6 +625,91 @@ pub(crate) fn check_tiers(field: &str, tiers: &[Tier], flat_allowed: bool) -> Re
         }
     }
     Ok(())
+}
+
+/// Percentages are computed in charge order (non-tax ones, then taxes after the minimum), so a
+/// percentage can only apply to a percentage computed before it: refuse a cycle of percentages
+/// (`a → b → a`, named in the error), a non-tax percentage naming one listed after it, and a
+/// percentage naming a tax (taxes are never part of a percentage's base) — each of those would
+/// silently count as 0.
+fn check_percentage_order(field: &str, charges: &[Charge]) -> Result<()> {
+    let pct = |id: &str| charges.iter().position(|c| c.id == id && c.kind == ChargeKind::Percentage);
+    let mut state = vec![0u8; charges.len()];
+    for (ci, c) in charges.iter().enumerate() {
+        if c.kind == ChargeKind::Percentage && state[ci] == 0 {
+            if let Some(cycle) = percentage_cycle(charges, &pct, ci, &mut state, &mut Vec::new()) {
+                let names: Vec<&str> = cycle.iter().map(|&i| charges[i].id.as_str()).collect();
+                return Err(tariff_err(
+                    format!("{field}.charges[{}].applies_to", cycle[0]),
+                    format!("The percentages {} depend on each other in a cycle.", names.join(" → ")),
+                ));
+            }
+        }
+    }
+    for (ci, c) in charges.iter().enumerate().filter(|(_, c)| c.kind == ChargeKind::Percentage) {
+        for a in &c.applies_to {
+            let Some(ai) = pct(a) else { continue };
+            let target = &charges[ai];
+            if target.tax {
+                return Err(tariff_err(
+                    format!("{field}.charges[{ci}].applies_to"),
+                    format!("'{}' applies to the tax '{a}': a percentage applies to charges before tax only.", c.id),
+                ));
+            }
+            if ai > ci && !c.tax {
+                return Err(tariff_err(
+                    format!("{field}.charges[{ci}].applies_to"),
+                    format!("'{}' applies to the percentage '{a}', which is listed after it: list '{a}' first.", c.id),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cycle of percentages (charge indexes, the first repeated at the end) reachable from charge
+/// `i` along `applies_to` edges between percentages: a depth-first search that visits each charge
+/// once (`state`: 0 new, 1 on the current path, 2 done).
+fn percentage_cycle(
+    charges: &[Charge],
+    pct: &dyn Fn(&str) -> Option<usize>,
+    i: usize,
+    state: &mut [u8],
+    path: &mut Vec<usize>,
+) -> Option<Vec<usize>> {
+    state[i] = 1;
+    path.push(i);
+    for a in &charges[i].applies_to {
+        let Some(next) = pct(a) else { continue };
+        match state[next] {
+            1 => {
+                let from = path.iter().position(|&p| p == next).unwrap_or(0);
+                let mut cycle = path[from..].to_vec();
+                cycle.push(next);
+                return Some(cycle);
+            }
+            0 => {
+                if let Some(c) = percentage_cycle(charges, pct, next, state, path) {
+                    return Some(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    path.pop();
+    state[i] = 2;
+    None
+}
+
+/// [`crate::check_json`] with the tariff's wording.
+pub(crate) fn check_tariff_json(text: &str) -> Result<()> {
+    crate::json::check_json(text).map_err(|e| {
+        let err = Error::new(e.kind(), format!("The tariff JSON is invalid: {}", e.message()));
+        match e.line() {
+            Some(l) => err.with_line(l),
+            None => err,
+        }
+    })
 }
 
 impl Charge {

@@ -435,10 +435,11 @@ impl Tariff {
     /// each field is in `docs/tariffs.md`.
     ///
     /// # Errors
-    /// [`ErrorKind::Parse`] for malformed JSON; [`ErrorKind::Tariff`] naming the field for a field
+    /// [`ErrorKind::Parse`] for malformed JSON or a repeated key; [`ErrorKind::Tariff`] naming the field for a field
     /// or unit the importer does not support (`kWh/kW` tiers, sell rates, ratchets, net-metering
     /// rules, unknown keys) or an inconsistent record.
     pub fn from_urdb_json(text: &str) -> Result<Tariff> {
+        crate::tariff::check_tariff_json(text)?;
         let v: Value = serde_json::from_str(text).map_err(|e| {
             Error::new(ErrorKind::Parse, format!("The URDB JSON is invalid: {e}")).with_line(e.line() as u64)
         })?;
