@@ -446,12 +446,37 @@ impl Rater<'_> {
         c.unit.as_deref().or(c.metric.as_deref()).unwrap_or(&self.req.metric)
     }
 
-    fn scale(&self, c: &Charge) -> Decimal {
-        if c.tier_basis == Some(Basis::Day) {
-            self.total_days
-        } else {
-            Decimal::ONE
+    /// What tier limits are multiplied by: 1, the bill's days, its peak kW (the largest sum of
+    /// the charge's records in one local clock hour, `uses` in time order), or both.
+    fn scale(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        match c.tier_basis {
+            None | Some(Basis::Period) => Ok(Decimal::ONE),
+            Some(Basis::Day) => Ok(self.total_days),
+            Some(Basis::PerKw) => Self::hourly_peak(c, uses),
+            Some(Basis::PerKwDay) => mul(Self::hourly_peak(c, uses)?, self.total_days),
         }
+    }
+
+    /// The largest kWh of the charge's records in one local clock hour (= average kW).
+    fn hourly_peak(c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        let mut peak = Decimal::ZERO;
+        let mut run: Option<(i64, Decimal)> = None;
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+            let key = u.t - u.local.rem_euclid(3600);
+            match &mut run {
+                Some((k, sum)) if *k == key => *sum = add(*sum, u.q)?,
+                _ => {
+                    if let Some((_, sum)) = run {
+                        peak = larger(peak, sum);
+                    }
+                    run = Some((key, u.q));
+                }
+            }
+        }
+        if let Some((_, sum)) = run {
+            peak = larger(peak, sum);
+        }
+        c.convert(peak)
     }
 
     /// Lines of a graduated ladder over `(before, before + q]`.
@@ -691,6 +716,18 @@ impl Tariff {
             }
         }
         let dp = self.minor_units()?;
+        for note in &self.notes {
+            lines.push(BillLine {
+                charge: "note".into(),
+                description: format!("not priced: {note}"),
+                quantity: Decimal::ZERO,
+                unit: "note".into(),
+                rate: Decimal::ZERO,
+                amount: self.rounding.round(Decimal::ZERO, dp)?,
+                tier: None,
+                tou_period: None,
+            });
+        }
         Ok(Bill {
             tenant: req.tenant.clone(),
             subject: req.subject.clone(),
@@ -737,7 +774,7 @@ fn year_months_in_capped(tz: Tz, a: i64, b: i64, cap: usize) -> Result<Vec<(i32,
 impl Rater<'_> {
     fn allowance(&mut self, pi: usize, c: &Charge, uses: &mut [Use<'_>]) -> Result<()> {
         let div_by = c.divide_by.unwrap_or(Decimal::ONE);
-        let included = mul(mul(c.included.unwrap_or_default(), self.scale(c))?, div_by)?;
+        let included = mul(mul(c.included.unwrap_or_default(), self.scale(c, uses)?)?, div_by)?;
         let key = (c.id.clone(), None);
         let used_before = self.carry.get(&key).copied().unwrap_or_default();
         let mut left = (included - used_before).max(Decimal::ZERO);
@@ -801,6 +838,7 @@ impl Rater<'_> {
                 let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
                 sums[p] = add(sums[p], u.q)?;
             }
+            let scale = self.scale(c, uses)?;
             for (p, name) in s.periods.iter().enumerate() {
                 let q = c.convert(sums[p])?;
                 let Some(price) = c.periods.get(name) else { continue };
@@ -808,7 +846,6 @@ impl Rater<'_> {
                     let m = self.money(q, rate)?;
                     self.push(pi, c, format!("{base}, {name}"), q, &unit, rate, m, None, Some(name));
                 } else {
-                    let scale = self.scale(c);
                     self.graduated(pi, c, &base, &price.tiers, scale, Some(name), q)?;
                 }
             }
@@ -826,7 +863,7 @@ impl Rater<'_> {
                 self.push(pi, c, base, q, &unit, rate, m, None, None);
             }
             ChargeKind::Graduated => {
-                let scale = self.scale(c);
+                let scale = self.scale(c, uses)?;
                 self.graduated(pi, c, &base, &c.tiers, scale, None, q)?;
             }
             ChargeKind::Package => {
@@ -869,7 +906,7 @@ impl Rater<'_> {
         if qty < Decimal::ZERO || total < Decimal::ZERO {
             return Err(Error::new(ErrorKind::Tariff, "A volume charge cannot price a negative quantity."));
         }
-        let i = volume_tier(&c.tiers, self.scale(c), total)?;
+        let i = volume_tier(&c.tiers, self.scale(c, all)?, total)?;
         let t = &c.tiers[i];
         let m = self.money(qty, t.rate)?;
         let desc = format!("{base}, tier {} (period total {} {unit})", i + 1, fmt_decimal(total));
@@ -1136,7 +1173,7 @@ impl Tariff {
         for (i, c) in v.charges.iter().enumerate() {
             let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
                 || c.per.is_some_and(|p| p != Per::Period)
-                || c.tier_basis == Some(Basis::Day)
+                || c.tier_basis.is_some_and(|b| b != Basis::Period)
                 || c.metric.is_some()
                 || !c.filter.is_empty()
                 || !c.months.is_empty();

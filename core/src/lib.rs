@@ -55,6 +55,7 @@ pub mod guide {
 
 mod allocate;
 mod bill;
+mod compare;
 mod columnar;
 mod engine;
 mod error;
@@ -68,6 +69,7 @@ mod rollup;
 mod store;
 mod tariff;
 mod urdb;
+pub use crate::urdb::{DayCount, UrdbOptions};
 mod usage;
 mod validate;
 mod window;
@@ -77,6 +79,7 @@ pub use rust_decimal::Decimal;
 
 pub use crate::allocate::{allocate, SharedMeter};
 pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
+pub use crate::compare::{Comparison, PeriodTotal};
 pub use crate::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn, MAX_COLUMNAR_GROUPS};
 pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_WINDOWS};
 pub use crate::error::{Error, ErrorKind, Result};

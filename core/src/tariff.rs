@@ -157,6 +157,13 @@ pub enum Basis {
     /// Limits are per day and multiplied by the days in the billing period (utilities'
     /// "kWh daily" baseline tiers).
     Day,
+    /// Limits are per kW of the billing period's peak demand (URDB `kWh/kW`): multiplied by the
+    /// largest hourly sum (kWh in a local clock hour = average kW) of the charge's records in
+    /// the bill.
+    PerKw,
+    /// Limits are per kW of peak demand per day (URDB `kWh/kW daily`): multiplied by the peak
+    /// (as [`Basis::PerKw`]) and by the days in the billing period.
+    PerKwDay,
 }
 
 /// One tier of a graduated, volume or demand price.
@@ -400,6 +407,11 @@ pub struct Tariff {
     /// Versions by `effective_from`, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<TariffVersion>,
+    /// Conditions of the published tariff that are not priced (an imported URDB record's
+    /// `energyattrs`, comments, eligibility ranges, metering rule…): each becomes a zero line
+    /// `not priced: …` (charge `note`) at the end of every bill.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 fn default_cycle() -> Window {
