@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::tariff::{tariff_err, Basis, Charge, ChargeKind, Per, Rounding, Schedule, Tariff, Tier};
+use crate::tariff::{tariff_err, Basis, Charge, ChargeKind, Per, Rounding, Schedule, SharedLadder, Tariff, Tier};
 use crate::usage::{fmt_decimal, fmt_ts, UsageRecord};
 use crate::window::{local_midnight, offset_at, parse_time_zone, Window};
 
@@ -831,6 +831,9 @@ impl Rater<'_> {
     fn usage(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>]) -> Result<()> {
         let base = c.description.clone().unwrap_or_else(|| default_description(c));
         let unit = self.unit(c).to_string();
+        if c.kind == ChargeKind::TimeOfUse && c.shared_ladder.is_some() {
+            return self.shared_ladder(pi, c, &base, &unit, uses);
+        }
         if c.kind == ChargeKind::TimeOfUse {
             let Some(s) = &c.schedule else { return Ok(()) };
             let mut sums = vec![Decimal::ZERO; s.periods.len()];
@@ -887,6 +890,72 @@ impl Rater<'_> {
                 self.carry.insert(key, after);
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// A `time_of_use` charge with `shared_ladder`: one ladder over the bill's records in time
+    /// order, each slice at its record's period's rate; one line per period and tier.
+    fn shared_ladder(&mut self, pi: usize, c: &Charge, base: &str, unit: &str, uses: &[Use<'_>]) -> Result<()> {
+        let Some(s) = &c.schedule else { return Ok(()) };
+        let prices: Vec<&[Tier]> =
+            s.periods.iter().map(|n| c.periods.get(n).map_or(&[][..], |p| p.tiers.as_slice())).collect();
+        let width = prices.iter().map(|t| t.len()).max().unwrap_or(0);
+        let mut sums = vec![Decimal::ZERO; s.periods.len() * width];
+        let mut used = vec![false; s.periods.len()];
+        let scale = self.scale(c, uses)?;
+        let key = (c.id.clone(), None);
+        let mut before = self.carry.get(&key).copied().unwrap_or_default();
+        if c.shared_ladder == Some(SharedLadder::TimeOrder) {
+            for u in uses.iter().filter(|u| Self::matches(c, u)) {
+                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
+                let q = c.convert(u.q)?;
+                used[p] = true;
+                ladder(prices[p], scale, before, q, &mut |sl| {
+                    sums[p * width + sl.tier] = add(sums[p * width + sl.tier], sl.qty)?;
+                    Ok(())
+                })?;
+                before = add(before, q)?;
+            }
+        } else {
+            // Pro rata: each period's share of every tier slice of the total.
+            let mut per = vec![Decimal::ZERO; s.periods.len()];
+            for u in uses.iter().filter(|u| Self::matches(c, u)) {
+                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
+                per[p] = add(per[p], u.q)?;
+                used[p] = true;
+            }
+            let mut total = Decimal::ZERO;
+            for q in &mut per {
+                *q = c.convert(*q)?;
+                total = add(total, *q)?;
+            }
+            let mut slices = Vec::new();
+            if let Some(first) = prices.iter().find(|t| !t.is_empty()) {
+                ladder(first, scale, before, total, &mut |sl| {
+                    slices.push(sl);
+                    Ok(())
+                })?;
+            }
+            for (p, &e) in per.iter().enumerate() {
+                for sl in slices.iter().filter(|_| !e.is_zero()) {
+                    let share = div(mul(sl.qty, e)?, total)?;
+                    sums[p * width + sl.tier] = add(sums[p * width + sl.tier], share)?;
+                }
+            }
+            before = add(before, total)?;
+        }
+        self.carry.insert(key, before);
+        for (p, name) in s.periods.iter().enumerate() {
+            for (t, tier) in prices[p].iter().enumerate() {
+                let q = sums[p * width + t];
+                if q.is_zero() && (t > 0 || !used[p]) {
+                    continue;
+                }
+                let amount = self.money(q, tier.rate)?;
+                let desc = format!("{base}, {name}, tier {}", t + 1);
+                self.push(pi, c, desc, q, unit, tier.rate, amount, Some(t), Some(name));
+            }
         }
         Ok(())
     }

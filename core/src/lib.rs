@@ -92,7 +92,8 @@ pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 pub use crate::tariff::{
-    Basis, Charge, ChargeKind, Per, PeriodPrice, QuantityRounding, Rounding, Schedule, Tariff, TariffVersion, Tier,
+    Basis, Charge, ChargeKind, Per, PeriodPrice, QuantityRounding, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
+    Tier,
     MAX_PRICE_DECIMALS,
 };
 pub use crate::usage::{

@@ -343,6 +343,24 @@ pub struct Charge {
     /// A `percentage` that is a tax: counted in `taxes`, computed after the minimum top-up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tax: bool,
+    /// `time_of_use` only: the periods' tiers form one ladder over the billing period's total
+    /// (every period has tiers with the same `up_to` limits), each unit priced at its own
+    /// period's rate for the tier it falls in — NREL PySAM/SAM's rule for tiered TOU energy.
+    /// Without it each period has its own ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_ladder: Option<SharedLadder>,
+}
+
+/// How the units of a `time_of_use` charge with a shared ladder ([`Charge::shared_ladder`])
+/// are split between its periods and tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedLadder {
+    /// The records fill the ladder in time order (PySAM's hourly net billing and buy-all-sell-all).
+    TimeOrder,
+    /// Each period takes its share (its units ÷ all units) of every tier's slice of the total
+    /// (PySAM's monthly net metering: SSC `ur_calc`, "prorate based on total net per period").
+    ProRata,
 }
 
 /// The prices in effect from a local date on.
@@ -642,7 +660,7 @@ impl Charge {
         if self.id.is_empty() {
             return Err(tariff_err(format!("{field}.id"), "A charge needs a non-empty id."));
         }
-        let set: [(&str, bool); 20] = [
+        let set: [(&str, bool); 21] = [
             ("metric", self.metric.is_some()),
             ("filter", !self.filter.is_empty()),
             ("months", !self.months.is_empty()),
@@ -663,6 +681,7 @@ impl Charge {
             ("percent", self.percent.is_some()),
             ("applies_to", !self.applies_to.is_empty()),
             ("tax", self.tax),
+            ("shared_ladder", self.shared_ladder.is_some()),
         ];
         let allowed: Vec<&str> = match self.kind {
             K::Fixed => vec!["amount", "per", "unit"],
@@ -670,7 +689,7 @@ impl Charge {
             K::Graduated | K::Volume => [&USAGE[..], &["tiers", "tier_basis"]].concat(),
             K::Package => [&USAGE[..], &["rate", "package_size", "free_units"]].concat(),
             K::Allowance => [&USAGE[..], &["included", "tier_basis"]].concat(),
-            K::TimeOfUse => [&USAGE[..], &["schedule", "periods", "tier_basis"]].concat(),
+            K::TimeOfUse => [&USAGE[..], &["schedule", "periods", "tier_basis", "shared_ladder"]].concat(),
             K::Demand => {
                 vec![
                     "metric",
@@ -753,6 +772,9 @@ impl Charge {
             K::TimeOfUse => {
                 need("schedule", self.schedule.is_some())?;
                 self.check_periods(field)?;
+                if self.shared_ladder.is_some() {
+                    self.check_shared_ladder(field)?;
+                }
             }
             K::Demand => {
                 if matches!(self.per, Some(Per::Day | Per::Year)) {
@@ -788,6 +810,31 @@ impl Charge {
                 }
             }
             K::Percentage => need("percent", self.percent.is_some())?,
+        }
+        Ok(())
+    }
+
+    /// With `shared_ladder`, every period has tiers with the same `up_to` limits.
+    fn check_shared_ladder(&self, field: &str) -> Result<()> {
+        let limits = |p: &PeriodPrice| p.tiers.iter().map(|t| t.up_to).collect::<Vec<_>>();
+        let mut first: Option<(&String, Vec<Option<Decimal>>)> = None;
+        for (name, p) in &self.periods {
+            if p.tiers.is_empty() {
+                return Err(tariff_err(
+                    format!("{field}.periods.{name}"),
+                    "With shared_ladder every period needs `tiers`.",
+                ));
+            }
+            match &first {
+                None => first = Some((name, limits(p))),
+                Some((n0, l0)) if *l0 != limits(p) => {
+                    return Err(tariff_err(
+                        format!("{field}.periods.{name}.tiers"),
+                        format!("With shared_ladder every period has the tier limits of '{n0}'."),
+                    ))
+                }
+                Some(_) => {}
+            }
         }
         Ok(())
     }

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::tariff::{
-    tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, Tariff, TariffVersion, Tier,
+    tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
+    Tier,
 };
 use crate::usage::parse_decimal;
 use crate::window::Window;
@@ -282,6 +283,7 @@ fn blank(id: &str, kind: ChargeKind, description: &str) -> Charge {
         percent: None,
         applies_to: Vec::new(),
         tax: false,
+        shared_ladder: None,
     }
 }
 
@@ -291,6 +293,7 @@ fn tou_charge(
     kind: ChargeKind,
     keys: [&str; 3],
     description: &str,
+    ladder: SharedLadder,
 ) -> Result<(Option<Charge>, bool)> {
     let [structure_key, weekday_key, weekend_key] = keys;
     let Some(sv) = o.get(structure_key) else { return Ok((None, false)) };
@@ -312,6 +315,15 @@ fn tou_charge(
     c.periods = names.into_iter().zip(prices).collect();
     if energy && basis != Basis::Period {
         c.tier_basis = Some(basis);
+    }
+    // Tiers with the same limits in every period are one monthly ladder, as in PySAM (which
+    // refuses periods with other limits; those keep a ladder per period here).
+    let limits = |p: &PeriodPrice| p.tiers.iter().map(|t| t.up_to).collect::<Vec<_>>();
+    let mut prices = c.periods.values();
+    if let Some(p0) = prices.next().filter(|p| !p.tiers.is_empty()) {
+        if energy && c.periods.len() > 1 && prices.all(|p| limits(p) == limits(p0)) {
+            c.shared_ladder = Some(ladder);
+        }
     }
     Ok((Some(c), sells))
 }
@@ -344,6 +356,16 @@ fn note_of(key: &str, v: &Value) -> String {
     match v {
         Value::String(s) => format!("{key}: {s}"),
         other => format!("{key}: {other}"),
+    }
+}
+
+/// How PySAM splits a month's energy between TOU periods and tiers under the record's metering
+/// rule: pro rata under net metering (the default rule, SSC's monthly `ur_calc`), in time order
+/// under net billing and buy-all-sell-all (SSC's per-timestep `ur_calc_timestep`).
+fn shared_ladder_of(o: &serde_json::Map<String, Value>) -> SharedLadder {
+    match (o.get("dgrules").and_then(Value::as_str), o.get("usenetmetering")) {
+        (Some("Net Metering"), _) | (None, None | Some(Value::Bool(true))) => SharedLadder::ProRata,
+        _ => SharedLadder::TimeOrder,
     }
 }
 
@@ -503,6 +525,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         ChargeKind::TimeOfUse,
         ["energyratestructure", "energyweekdayschedule", "energyweekendschedule"],
         "Energy",
+        shared_ladder_of(o),
     )?;
     if sells {
         notes.push("sell rates of energyratestructure (exported energy is not credited)".into());
@@ -518,6 +541,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         ChargeKind::Demand,
         ["demandratestructure", "demandweekdayschedule", "demandweekendschedule"],
         "TOU demand",
+        SharedLadder::ProRata,
     )?;
     if let Some(mut c) = tou {
         c.interval_minutes = window;
