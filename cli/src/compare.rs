@@ -49,6 +49,10 @@ pub struct CompareArgs {
     /// `$/day` amounts of URDB records over actual days (default) or PySAM's 365/12.
     #[arg(long, value_enum, default_value = "actual")]
     day_count: DayCountArg,
+    /// Decimal places of each bill line of URDB records (default: cents; PySAM does not round,
+    /// 6 comes closest); totals are always rounded to cents.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=12))]
+    line_decimals: Option<u32>,
     /// table or json (`[{"tariff","total","periods":[{"period","total"}],"error"}]`).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
@@ -61,6 +65,7 @@ fn load(args: &CompareArgs) -> Result<Vec<(String, Result<Tariff>)>> {
             DayCountArg::Actual => DayCount::Actual,
             DayCountArg::Pysam => DayCount::PySam,
         },
+        line_decimals: args.line_decimals,
     };
     let mut out = Vec::new();
     for path in &args.tariffs {

@@ -659,7 +659,7 @@ impl Tariff {
             req,
             tz,
             tou_tz,
-            dp: self.minor_units()?,
+            dp: self.line_decimals.unwrap_or(self.minor_units()?),
             rounding: self.rounding,
             total_days: Decimal::from(days_between(tz, start, end)?),
             pieces: pieces.iter().map(|_| Vec::new()).collect(),
@@ -1194,7 +1194,10 @@ pub struct QuantityRater {
     charges: Vec<Fast>,
     /// Whether some percentage names charges in `applies_to` (then per-charge amounts are kept).
     keeps_amounts: bool,
+    /// Decimal places of a line (the tariff's `line_decimals`, else its minor units).
     dp: u32,
+    /// Minor-unit digits of the total.
+    total_dp: u32,
     rounding: Rounding,
 }
 
@@ -1236,7 +1239,8 @@ impl Tariff {
         }
         self.check()?;
         let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
-        let (dp, rounding) = (self.minor_units()?, self.rounding);
+        let (dp, rounding) = (self.line_decimals.unwrap_or(self.minor_units()?), self.rounding);
+        let total_dp = self.minor_units()?;
         let round = |d: Decimal| rounding.round(d, dp);
         let mut charges = Vec::with_capacity(v.charges.len());
         for (i, c) in v.charges.iter().enumerate() {
@@ -1294,7 +1298,7 @@ impl Tariff {
             });
         }
         let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
-        Ok(QuantityRater { charges, keeps_amounts, dp, rounding })
+        Ok(QuantityRater { charges, keeps_amounts, dp, total_dp, rounding })
     }
 }
 
@@ -1392,7 +1396,7 @@ impl QuantityRater {
                 taxes = add(taxes, pct(*rate, applies, &amounts, subtotal)?)?;
             }
         }
-        round(add(subtotal, taxes)?)
+        self.rounding.round(add(subtotal, taxes)?, self.total_dp)
     }
 }
 

@@ -410,6 +410,11 @@ pub struct Tariff {
     /// Rounding of every bill line to the minor unit (default `half_up`).
     #[serde(default)]
     pub rounding: Rounding,
+    /// Decimal places of each bill line's amount (default: the currency's minor units). More
+    /// places (up to 12) keep lines nearly exact — as NREL PySAM, which does not round — and only
+    /// the bill's subtotal, taxes and total are rounded to the minor unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_decimals: Option<u32>,
     /// IANA zone of time-of-use schedules and months (default: the bill's zone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
@@ -552,6 +557,14 @@ impl Tariff {
         }
         if self.minor_units()? > 6 {
             return Err(tariff_err("minor_units", "A currency has at most 6 minor-unit digits."));
+        }
+        if let Some(d) = self.line_decimals {
+            if d < self.minor_units()? || d > MAX_PRICE_DECIMALS {
+                return Err(tariff_err(
+                    "line_decimals",
+                    format!("line_decimals is between the minor units and {MAX_PRICE_DECIMALS}, not {d}."),
+                ));
+            }
         }
         if let Some(tz) = &self.time_zone {
             parse_time_zone(tz).map_err(|e| tariff_err("time_zone", e.message()))?;

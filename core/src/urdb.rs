@@ -111,6 +111,17 @@ pub enum DayCount {
 pub struct UrdbOptions {
     /// How `$/day` amounts are counted (default [`DayCount::Actual`]).
     pub day_count: DayCount,
+    /// The tariff's [`Tariff::line_decimals`]: `None` rounds every line to the cent (a
+    /// utility's bill); `Some(6)` keeps lines to 6 places and rounds only the totals, as close
+    /// to PySAM (which does not round) as a bill in cents can be.
+    pub line_decimals: Option<u32>,
+}
+
+impl UrdbOptions {
+    /// NREL PySAM's conventions: `$/day` over 365/12 days, lines to 6 decimal places.
+    pub fn pysam() -> Self {
+        UrdbOptions { day_count: DayCount::PySam, line_decimals: Some(6) }
+    }
 }
 
 pub(crate) fn looks_like_urdb(v: &Value) -> bool {
@@ -568,6 +579,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         currency: "USD".into(),
         minor_units: None,
         rounding: Rounding::HalfUp,
+        line_decimals: opts.line_decimals,
         time_zone: None,
         billing_cycle: Window::Month,
         valid_until,
