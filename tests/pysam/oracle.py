@@ -176,6 +176,8 @@ def main():
     records = [real] + generated
     ours = meterkit_bills(db, records, "pysam", ["--line-decimals", "6"])
     ours_actual = meterkit_bills(db, records, "actual", ["--line-decimals", "6"])
+    # The real record with meterkit's defaults too (every line rounded to the cent).
+    real_default = meterkit_bills(db, [real], "actual")[real["name"]]
     worst, worst_at, compared, failures = Decimal(0), None, 0, []
     real_rows = []
     for r in records:
@@ -190,7 +192,11 @@ def main():
             if d > TOLERANCE:
                 failures.append((r["name"], m + 1, str(mine[m]), str(t)))
             if r is real:
-                real_rows.append({"month": f"2018-{m + 1:02d}", "meterkit": str(mine[m]), "pysam": str(t)})
+                real_rows.append({"month": f"2018-{m + 1:02d}", "meterkit": str(mine[m]),
+                                  "meterkit_default": str(real_default[m]), "pysam": str(t)})
+                d_default = abs(real_default[m] - t)
+                if d_default > TOLERANCE:
+                    failures.append((r["name"] + " (defaults)", m + 1, str(real_default[m]), str(t)))
         # The default day count: only a $/day fixed charge may differ, by rate x (days - 365/12)
         # (records with a minimum are left out here: a minimum that binds hides the difference).
         actual = ours_actual[r["name"]]
