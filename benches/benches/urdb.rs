@@ -69,7 +69,8 @@ fn urdb(c: &mut Criterion) {
     assert_eq!(records.len(), 8760);
     let req = request();
     let real = Tariff::from_urdb_json(REAL).unwrap();
-    let many: Vec<(String, Tariff)> = (0..1000).map(|i| (format!("t{i}"), scaled(0.5 + f64::from(i) / 1000.0))).collect();
+    let many: Vec<(String, Tariff)> =
+        (0..1000).map(|i| (format!("t{i}"), scaled(0.5 + f64::from(i) / 1000.0))).collect();
     let mut g = c.benchmark_group("urdb");
     g.sample_size(10);
     g.bench_function("one_tariff_year_12_bills", |b| {

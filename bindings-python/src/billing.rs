@@ -87,9 +87,8 @@ serde_class!(PyTariff, "tariff", {
             recs.push(r.cast::<PyUsageRecord>().map_err(PyErr::from)?.get().inner.clone());
         }
         let req = request.inner.clone();
-        let ranked = detached(py, move || {
-            meterkit::Tariff::compare(named.iter().map(|(n, t)| (n.as_str(), t)), &req, &recs)
-        })?;
+        let ranked =
+            detached(py, move || meterkit::Tariff::compare(named.iter().map(|(n, t)| (n.as_str(), t)), &req, &recs))?;
         ranked.into_iter().map(|c| comparison(py, c)).collect()
     }
     /// What the published tariff says but does not price (shown on bills as `not priced: …`).

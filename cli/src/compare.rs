@@ -124,7 +124,12 @@ pub fn compare(engine: &Engine, tenant: &str, args: &CompareArgs) -> Result<()> 
     let mut ranked = Tariff::compare(good, &req, &records)?;
     for (n, t) in &loaded {
         if let Err(e) = t {
-            ranked.push(Comparison { tariff: n.clone(), total: None, periods: Vec::new(), error: Some(e.message().into()) });
+            ranked.push(Comparison {
+                tariff: n.clone(),
+                total: None,
+                periods: Vec::new(),
+                error: Some(e.message().into()),
+            });
         }
     }
     print(&ranked, args.output)

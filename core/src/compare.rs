@@ -139,7 +139,12 @@ fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageReco
     };
     match priced() {
         Ok((total, periods)) => Comparison { tariff: name.to_string(), total: Some(total), periods, error: None },
-        Err(e) => Comparison { tariff: name.to_string(), total: None, periods: Vec::new(), error: Some(e.message().to_string()) },
+        Err(e) => Comparison {
+            tariff: name.to_string(),
+            total: None,
+            periods: Vec::new(),
+            error: Some(e.message().to_string()),
+        },
     }
 }
 

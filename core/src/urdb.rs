@@ -197,7 +197,9 @@ fn energy_basis(val: &Value, field: &str) -> Result<Basis> {
         Some("kwh daily") => Ok(Basis::Day),
         Some("kwh/kw") => Ok(Basis::PerKw),
         Some("kwh/kw daily") => Ok(Basis::PerKwDay),
-        Some(_) => Err(unsupported(field, format!("the tier unit {val} is not kWh, kWh daily, kWh/kW or kWh/kW daily"))),
+        Some(_) => {
+            Err(unsupported(field, format!("the tier unit {val} is not kWh, kWh daily, kWh/kW or kWh/kW daily")))
+        }
         None => Err(tariff_err(field, "The unit must be a string.")),
     }
 }
@@ -388,12 +390,12 @@ fn metering_note(o: &serde_json::Map<String, Value>) -> Result<Option<String>> {
         (Some(r), _) => return Err(unsupported("dgrules", format!("the rule {r} is not one of {}", RULES.join(", ")))),
         (None, Some(Value::Bool(true))) => "Net Metering".to_string(),
         (None, Some(Value::Bool(false))) => "Net Billing Instantaneous".to_string(),
-        (None, Some(u)) => return Err(tariff_err("usenetmetering", format!("`usenetmetering` must be a boolean, not {u}."))),
+        (None, Some(u)) => {
+            return Err(tariff_err("usenetmetering", format!("`usenetmetering` must be a boolean, not {u}.")))
+        }
         (None, None) => return Ok(None),
     };
-    Ok(Some(format!(
-        "dgrules: {rule} (meterkit bills imported energy; exported energy is not credited)"
-    )))
+    Ok(Some(format!("dgrules: {rule} (meterkit bills imported energy; exported energy is not credited)")))
 }
 
 /// `amount` per `$/day`, `$/month` or `$/year` as `(amount, per)` of a fixed or minimum charge
@@ -428,22 +430,23 @@ fn demand_window(o: &serde_json::Map<String, Value>) -> Result<Option<u32>> {
 fn flat_demand(o: &serde_json::Map<String, Value>, window: Option<u32>, charges: &mut Vec<Charge>) -> Result<()> {
     let Some(sv) = o.get("flatdemandstructure") else { return Ok(()) };
     let (prices, _, _) = structure(sv, "flatdemandstructure", false)?;
-    let months: Vec<usize> = match o.get("flatdemandmonths") {
-        Some(m) => {
-            let arr = m.as_array().filter(|a| a.len() == 12).ok_or_else(|| {
-                tariff_err("flatdemandmonths", "`flatdemandmonths` must hold 12 structure indexes.")
-            })?;
-            arr.iter()
-                .map(|x| {
-                    x.as_u64().map(|x| x as usize).filter(|&x| x < prices.len()).ok_or_else(|| {
-                        tariff_err("flatdemandmonths", format!("{x} is not an index of the structure."))
+    let months: Vec<usize> =
+        match o.get("flatdemandmonths") {
+            Some(m) => {
+                let arr = m.as_array().filter(|a| a.len() == 12).ok_or_else(|| {
+                    tariff_err("flatdemandmonths", "`flatdemandmonths` must hold 12 structure indexes.")
+                })?;
+                arr.iter()
+                    .map(|x| {
+                        x.as_u64().map(|x| x as usize).filter(|&x| x < prices.len()).ok_or_else(|| {
+                            tariff_err("flatdemandmonths", format!("{x} is not an index of the structure."))
+                        })
                     })
-                })
-                .collect::<Result<_>>()?
-        }
-        None if prices.len() <= 1 => vec![0; 12],
-        None => return Err(tariff_err("flatdemandmonths", "`flatdemandmonths` is missing.")),
-    };
+                    .collect::<Result<_>>()?
+            }
+            None if prices.len() <= 1 => vec![0; 12],
+            None => return Err(tariff_err("flatdemandmonths", "`flatdemandmonths` is missing.")),
+        };
     for (k, price) in prices.into_iter().enumerate() {
         let ms: Vec<u32> = (0..12).filter(|&m| months[m] == k).map(|m| m as u32 + 1).collect();
         if ms.is_empty() {
