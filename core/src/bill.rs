@@ -585,6 +585,11 @@ impl Tariff {
             return self.clone().normalized()?.bill(req, records);
         }
         self.check()?;
+        self.rate(req, records)
+    }
+
+    /// [`Tariff::bill`] of a tariff already checked (and normalized).
+    pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,

@@ -98,13 +98,21 @@ impl Tariff {
         records: &[UsageRecord],
     ) -> Result<Vec<Comparison>> {
         let periods = months(req)?;
-        // The subject's records in the period, in time order, cut once per month.
-        let mut mine: Vec<UsageRecord> = records
-            .iter()
-            .filter(|r| r.subject == req.subject && r.timestamp >= req.period_start && r.timestamp < req.period_end)
-            .cloned()
-            .collect();
-        mine.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+        // The records in time order (as given when they already are, else the subject's records
+        // sorted), cut once per month; each bill keeps only the subject's records itself.
+        let owned: Vec<UsageRecord>;
+        let mine: &[UsageRecord] = if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) {
+            records
+        } else {
+            let mut v: Vec<UsageRecord> = records
+                .iter()
+                .filter(|r| r.subject == req.subject && r.timestamp >= req.period_start && r.timestamp < req.period_end)
+                .cloned()
+                .collect();
+            v.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+            owned = v;
+            &owned
+        };
         let slices: Vec<(&str, BillRequest, &[UsageRecord])> = periods
             .iter()
             .map(|(label, a, b)| {
@@ -128,10 +136,19 @@ impl Tariff {
 
 fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageRecord])]) -> Comparison {
     let priced = || -> Result<(Decimal, Vec<PeriodTotal>)> {
+        // Checked once, not once per month.
+        let normalized;
+        let t = if t.charges.is_empty() {
+            t.check()?;
+            t
+        } else {
+            normalized = t.clone().normalized()?;
+            &normalized
+        };
         let mut total = Decimal::ZERO;
         let mut periods = Vec::with_capacity(slices.len());
         for (label, req, records) in slices {
-            let bill = t.bill(req, records)?;
+            let bill = t.rate(req, records)?;
             total = add(total, bill.total)?;
             periods.push(PeriodTotal { period: (*label).to_string(), total: bill.total });
         }
