@@ -41,25 +41,27 @@ fn request() -> BillRequest {
     BillRequest::new("t", "house", "kwh", a, b, "UTC")
 }
 
+/// Scale every `rate` under `v` by `f` (6 decimals).
+fn walk(v: &mut serde_json::Value, f: f64) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "rate" {
+                    let r = (x.as_f64().unwrap() * f * 1e6).round() / 1e6;
+                    *x = serde_json::json!(r);
+                } else {
+                    walk(x, f);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
+        _ => {}
+    }
+}
+
 /// The real record with every `rate` scaled by `f`.
 fn scaled(f: f64) -> Tariff {
     let mut v: serde_json::Value = serde_json::from_str(REAL).unwrap();
-    fn walk(v: &mut serde_json::Value, f: f64) {
-        match v {
-            serde_json::Value::Object(o) => {
-                for (k, x) in o.iter_mut() {
-                    if k == "rate" {
-                        let r = (x.as_f64().unwrap() * f * 1e6).round() / 1e6;
-                        *x = serde_json::json!(r);
-                    } else {
-                        walk(x, f);
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
-            _ => {}
-        }
-    }
     walk(&mut v, f);
     Tariff::from_urdb_json(&v.to_string()).unwrap()
 }

@@ -39,8 +39,11 @@ pub struct Comparison {
     pub error: Option<String>,
 }
 
-/// `(label YYYY-MM, start, end)` of every local calendar month cut to `[start, end)` in `tz`.
-fn months(req: &BillRequest) -> Result<Vec<(String, DateTime<Utc>, DateTime<Utc>)>> {
+/// A local calendar month of a comparison: `(label YYYY-MM, start, end)`.
+type Month = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// Every local calendar month of the request cut to `[start, end)` in its zone.
+fn months(req: &BillRequest) -> Result<Vec<Month>> {
     let tz = parse_time_zone(&req.time_zone)?;
     let (start, end) = (req.period_start, req.period_end);
     if end <= start {

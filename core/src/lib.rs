@@ -69,7 +69,7 @@ mod rollup;
 mod store;
 mod tariff;
 mod urdb;
-pub use crate::urdb::{DayCount, UrdbOptions};
+pub use crate::urdb::{DayCount, NamedTariff, UrdbOptions};
 mod usage;
 mod validate;
 mod window;

@@ -106,6 +106,10 @@ pub enum DayCount {
     PySam,
 }
 
+/// One tariff of a document read by [`Tariff::many_from_any`]: its name (if it has one) and the
+/// tariff, or why it could not be read.
+pub type NamedTariff = (Option<String>, Result<Tariff>);
+
 /// Options of [`Tariff::from_urdb_json_with`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct UrdbOptions {
@@ -649,14 +653,14 @@ impl Tariff {
     ///
     /// # Errors
     /// [`ErrorKind::Parse`] when the text is not valid JSON/TOML at all.
-    pub fn many_from_any(text: &str, opts: UrdbOptions) -> Result<Vec<(Option<String>, Result<Tariff>)>> {
+    pub fn many_from_any(text: &str, opts: UrdbOptions) -> Result<Vec<NamedTariff>> {
         let trimmed = text.trim_start();
         if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
             let t = Tariff::from_toml(text);
             return Ok(vec![(t.as_ref().ok().and_then(|t| t.name.clone()), t)]);
         }
         let v = parse(text)?;
-        let one = |v: &Value| -> Vec<(Option<String>, Result<Tariff>)> {
+        let one = |v: &Value| -> Vec<NamedTariff> {
             if looks_like_urdb(v) {
                 urdb_items(v, opts).into_iter().map(|(n, t)| (Some(n), t)).collect()
             } else {
