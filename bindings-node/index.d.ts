@@ -575,6 +575,13 @@ export declare class Tariff {
   /** Rate `records` (any subjects and metrics: the request selects) into a bill. */
   bill(request: BillRequest, records: UsageRecordInput[]): Bill
   /**
+   * Import a URDB rate record with options: `dayCount` `"actual"` (default) or `"pysam"`
+   * (365/12 days for `$/day` amounts), `lineDecimals` (places of each bill line; default cents).
+   */
+  static fromUrdbJsonWith(json: string | Record<string, unknown>, options: { dayCount?: 'actual' | 'pysam'; lineDecimals?: number }): Tariff
+  /** What the published tariff says but does not price (bills show each as `not priced: …`). */
+  get notes(): Array<string>
+  /**
    * The total of a period's charges for a quantity alone (no time of use, no demand): what a
    * budget or a price calculator needs, fast.
    */
@@ -629,6 +636,13 @@ export declare function allocate(total: string, weights: Array<string>, scale: n
  * canonical form. A service calls it first to answer bad input with nothing stored.
  */
 export declare function checkRecords(records: UsageRecordInput | UsageRecordInput[]): UsageRecord[]
+
+/**
+ * Price one load under many tariffs (the core's `Tariff::compare`): `[name, tariff]` pairs, the
+ * request's period split into local calendar months. Cheapest first; money as strings:
+ * `[{ tariff, total: string | null, periods: [{ period, total }], error: string | null }]`.
+ */
+export declare function compareTariffs(tariffs: Array<[string, Tariff]>, request: BillRequest, records: UsageRecordInput[]): Array<{ tariff: string; total: string | null; periods: Array<{ period: string; total: string }>; error: string | null }>
 
 /** A draft invoice for a bill, due `paymentTermsDays` after it is issued. */
 export declare function createInvoice(id: string, bill: Bill, paymentTermsDays: number): Invoice

@@ -842,6 +842,7 @@ module.exports.Validator = nativeBinding.Validator
 module.exports.__panicForTests = nativeBinding.__panicForTests
 module.exports.allocate = nativeBinding.allocate
 module.exports.checkRecords = nativeBinding.checkRecords
+module.exports.compareTariffs = nativeBinding.compareTariffs
 module.exports.createInvoice = nativeBinding.createInvoice
 module.exports.decimalFromNumber = nativeBinding.decimalFromNumber
 module.exports.errorCodes = nativeBinding.errorCodes

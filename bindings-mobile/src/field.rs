@@ -58,6 +58,25 @@ impl Tariff {
         serde_json::to_string(&self.inner).map_err(|e| MeterkitError::internal(e.to_string()))
     }
 
+    /// A tariff from an OpenEI URDB rate record with PySAM's conventions when `pysam_day_count`
+    /// (`$/day` amounts over 365/12 days every month) and lines to `line_decimals` places (default
+    /// the cent). Errors: `Parse` or `Tariff`.
+    #[uniffi::constructor]
+    pub fn from_urdb_with(
+        text: String,
+        pysam_day_count: bool,
+        line_decimals: Option<u32>,
+    ) -> Result<Arc<Self>, MeterkitError> {
+        let day_count = if pysam_day_count { meterkit::DayCount::PySam } else { meterkit::DayCount::Actual };
+        let opts = meterkit::UrdbOptions { day_count, line_decimals };
+        Ok(Arc::new(Tariff { inner: meterkit::Tariff::from_urdb_json_with(&text, opts)? }))
+    }
+
+    /// What the published tariff says but does not price (bills show each as `not priced: …`).
+    pub fn notes(&self) -> Vec<String> {
+        self.inner.notes.clone()
+    }
+
     /// Bill `request` from `records` (only the request's subject and the tariff's metrics in the
     /// period count). Errors: those of the core's `Tariff::bill` (`Tariff`, `InvalidQuery` for an
     /// empty period, `InvalidTimeZone`, `Overflow`), `Parse` for instants out of range.
@@ -237,4 +256,53 @@ pub fn alerts_of(
     let findings = findings.iter().map(Finding::to_core).collect::<Result<Vec<_>, _>>()?;
     let alerts = meterkit::alerts_of(&records_to_core(records)?, &findings, meterkit::AlertConfig { gap, warmup })?;
     alerts.into_iter().map(crate::types::Alert::from_core).collect()
+}
+
+/// A tariff with the name it is compared under.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct NamedTariff {
+    pub name: String,
+    pub tariff: Arc<Tariff>,
+}
+
+/// One month's bill total in a [`TariffComparison`].
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PeriodTotal {
+    /// The local calendar month, `YYYY-MM`.
+    pub period: String,
+    pub total: meterkit::Decimal,
+}
+
+/// One tariff's result of [`compare_tariffs`]: the sum of its monthly bills, or why it cannot
+/// price the load.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TariffComparison {
+    pub tariff: String,
+    pub total: Option<meterkit::Decimal>,
+    pub periods: Vec<PeriodTotal>,
+    pub error: Option<String>,
+}
+
+/// Price one load under many tariffs (the core's `Tariff::compare`): the bill of every local
+/// calendar month of `request`'s period, cheapest first; tariffs that cannot price the load last
+/// with `error`. Errors: `InvalidQuery` for an empty period, `InvalidTimeZone`, `Parse` for
+/// instants out of range.
+#[uniffi::export]
+pub fn compare_tariffs(
+    tariffs: Vec<NamedTariff>,
+    request: BillRequest,
+    records: Vec<UsageRecord>,
+) -> Result<Vec<TariffComparison>, MeterkitError> {
+    let records = records_to_core(records)?;
+    let named = tariffs.iter().map(|t| (t.name.as_str(), &t.tariff.inner));
+    let ranked = meterkit::Tariff::compare(named, &request.to_core()?, &records)?;
+    Ok(ranked
+        .into_iter()
+        .map(|c| TariffComparison {
+            tariff: c.tariff,
+            total: c.total,
+            periods: c.periods.into_iter().map(|p| PeriodTotal { period: p.period, total: p.total }).collect(),
+            error: c.error,
+        })
+        .collect())
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use meterkit::{Bill, BillRequest, Decimal, Invoice, SharedMeter, UsageRecord};
+use napi::bindgen_prelude::ClassInstance;
 use napi::Env;
 use napi_derive::napi;
 
@@ -93,6 +94,40 @@ impl Tariff {
         })
     }
 
+    /// Import a URDB rate record with options: `dayCount` `"actual"` (default) or `"pysam"`
+    /// (365/12 days for `$/day` amounts), `lineDecimals` (places of each bill line; default cents).
+    #[napi(
+        factory,
+        catch_unwind,
+        ts_args_type = "json: string | Record<string, unknown>, options: { dayCount?: 'actual' | 'pysam'; lineDecimals?: number }"
+    )]
+    pub fn from_urdb_json_with(env: Env, json: JsonText, options: JsonText) -> napi::Result<Self> {
+        guard(env, || {
+            let text = core(env, document_text(&json, "URDB tariff"))?;
+            let opts: UrdbOptionsJs = core(env, from_json(&options.0, "URDB options"))?;
+            let day_count = match opts.day_count.as_deref() {
+                None | Some("actual") => meterkit::DayCount::Actual,
+                Some("pysam") => meterkit::DayCount::PySam,
+                Some(other) => {
+                    let e = meterkit::Error::new(
+                        meterkit::ErrorKind::InvalidQuery,
+                        format!("dayCount is 'actual' or 'pysam', not '{other}'."),
+                    )
+                    .with_field("dayCount");
+                    return core(env, Err(e));
+                }
+            };
+            let opts = meterkit::UrdbOptions { day_count, line_decimals: opts.line_decimals };
+            core(env, meterkit::Tariff::from_urdb_json_with(&text, opts)).map(|t| Tariff { inner: Arc::new(t) })
+        })
+    }
+
+    /// What the published tariff says but does not price (bills show each as `not priced: …`).
+    #[napi(getter, catch_unwind)]
+    pub fn notes(&self) -> Vec<String> {
+        self.inner.notes.clone()
+    }
+
     /// The total of a period's charges for a quantity alone (no time of use, no demand): what a
     /// budget or a price calculator needs, fast.
     #[napi(catch_unwind)]
@@ -103,6 +138,35 @@ impl Tariff {
             core(env, rater.total(q)).map(meterkit::fmt_decimal)
         })
     }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UrdbOptionsJs {
+    day_count: Option<String>,
+    line_decimals: Option<u32>,
+}
+
+/// Price one load under many tariffs (the core's `Tariff::compare`): `[name, tariff]` pairs, the
+/// request's period split into local calendar months. Cheapest first; money as strings:
+/// `[{ tariff, total: string | null, periods: [{ period, total }], error: string | null }]`.
+#[napi(
+    catch_unwind,
+    ts_args_type = "tariffs: Array<[string, Tariff]>, request: BillRequest, records: UsageRecordInput[]",
+    ts_return_type = "Array<{ tariff: string; total: string | null; periods: Array<{ period: string; total: string }>; error: string | null }>"
+)]
+pub fn compare_tariffs(
+    env: Env,
+    tariffs: Vec<(String, ClassInstance<'_, Tariff>)>,
+    request: JsonText,
+    records: JsonText,
+) -> napi::Result<Json<Vec<meterkit::Comparison>>> {
+    guard(env, || {
+        let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
+        let records = core(env, records_from_json(&records.0))?;
+        let named: Vec<(&str, &meterkit::Tariff)> = tariffs.iter().map(|(n, t)| (n.as_str(), &*t.inner)).collect();
+        core(env, meterkit::Tariff::compare(named, &req, &records)).map(Json)
+    })
 }
 
 /// A draft invoice for a bill, due `paymentTermsDays` after it is issued.

@@ -22,7 +22,7 @@ use meterkit::{ErrorKind, Window};
 use napi::Env;
 use napi_derive::napi;
 
-pub use crate::billing::{allocate, create_invoice, month_period, split_shared_meter, Tariff};
+pub use crate::billing::{allocate, compare_tariffs, create_invoice, month_period, split_shared_meter, Tariff};
 pub use crate::columns::{DictColumn, UsageColumns};
 use crate::convert::{core, guard, ts_from_json, Json, JsonText};
 pub use crate::engine::Engine;

@@ -2,7 +2,7 @@
 // Tariffs, bills, invoices, quotas and shared meters through the JS API.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { Engine, Tariff, createInvoice, monthPeriod, allocate, splitSharedMeter } = require('meterkit')
+const { Engine, Tariff, compareTariffs, createInvoice, monthPeriod, allocate, splitSharedMeter } = require('meterkit')
 const { rec, thrown } = require('./helpers.js')
 
 const TOML = `
@@ -128,4 +128,31 @@ test('monthPeriod, allocate, splitSharedMeter', () => {
   assert.equal(thrown(() => allocate('1', [], 2)).code, 'E_INVALID_QUERY')
   const parts = splitSharedMeter({ meter: 'hall', metric: 'kwh', shares: [['flat-1', '2'], ['flat-2', '1']], scale: 3 }, 't1', '10', '2024-04-01T00:00:00Z')
   assert.deepEqual(parts.map((r) => [r.subject, r.quantity]), [['flat-1', '6.667'], ['flat-2', '3.333']])
+})
+
+test('URDB options, notes and compareTariffs (the core\'s Tariff.compare)', () => {
+  const daily = {
+    sector: 'Residential',
+    energyratestructure: [[{ rate: 0.12, unit: 'kWh' }]],
+    energyweekdayschedule: Array(12).fill(Array(24).fill(0)),
+    energyweekendschedule: Array(12).fill(Array(24).fill(0)),
+    fixedchargefirstmeter: 0.5,
+    fixedchargeunits: '$/day',
+  }
+  const actual = Tariff.fromUrdbJson(daily)
+  const pysam = Tariff.fromUrdbJsonWith(daily, { dayCount: 'pysam', lineDecimals: 6 })
+  assert.deepEqual(actual.notes, ['sector: Residential'])
+  assert.equal(thrown(() => Tariff.fromUrdbJsonWith(daily, { dayCount: 'weekly' })).field, 'dayCount')
+  const records = Array.from({ length: 29 }, (_, d) => kwh(`h${d}`, '10', `2024-02-${String(d + 1).padStart(2, '0')}T12:00:00Z`))
+  const req = { tenant: 't1', subject: 'home', metric: 'kwh', period_start: '2024-01-01T00:00:00Z', period_end: '2024-03-01T00:00:00Z', time_zone: 'UTC' }
+  const ranked = compareTariffs([['actual', actual], ['pysam', pysam]], req, records)
+  // January 31 x 0.50 = 15.50 vs 0.5 x 365 / 12 = 15.21; February 290 x 0.12 + 29 x 0.50 = 49.30 vs 50.01.
+  assert.deepEqual(ranked.map((c) => c.tariff), ['pysam', 'actual'])
+  assert.deepEqual(ranked[1], {
+    tariff: 'actual',
+    total: '64.80',
+    periods: [{ period: '2024-01', total: '15.50' }, { period: '2024-02', total: '49.30' }],
+    error: null,
+  })
+  assert.equal(ranked[0].total, '65.22')
 })

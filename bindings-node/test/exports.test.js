@@ -9,7 +9,7 @@ const { rec, thrown } = require('./helpers.js')
 test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
-    'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'createInvoice', 'decimalFromNumber',
+    'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
     'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])

@@ -56,10 +56,45 @@ serde_class!(PyTariff, "tariff", {
     fn from_toml(text: &str) -> PyResult<Self> {
         Ok(PyTariff { inner: meterkit::Tariff::from_toml(text).py()? })
     }
-    /// Import an OpenEI URDB rate (one rate object or `{"items":[rate]}`).
+    /// Import an OpenEI URDB rate (one rate object or `{"items":[rate]}`). `day_count`:
+    /// `"actual"` (default) or `"pysam"` (365/12 days for `$/day` amounts); `line_decimals`:
+    /// places of each bill line (default: cents).
     #[staticmethod]
-    fn from_urdb_json(text: &str) -> PyResult<Self> {
-        Ok(PyTariff { inner: meterkit::Tariff::from_urdb_json(text).py()? })
+    #[pyo3(signature = (text, *, day_count = "actual", line_decimals = None))]
+    fn from_urdb_json(text: &str, day_count: &str, line_decimals: Option<u32>) -> PyResult<Self> {
+        let opts = urdb_options(day_count, line_decimals)?;
+        Ok(PyTariff { inner: meterkit::Tariff::from_urdb_json_with(text, opts).py()? })
+    }
+    /// Price one load under many tariffs (the core's `Tariff::compare`): `tariffs` as
+    /// `(name, Tariff)` pairs, the request's period split into local calendar months. Returns
+    /// `[{"tariff", "total": Decimal | None, "periods": [{"period", "total": Decimal}],
+    /// "error": str | None}]`, cheapest first.
+    #[staticmethod]
+    fn compare<'py>(
+        py: Python<'py>,
+        tariffs: &Bound<'py, PyAny>,
+        request: &PyBillRequest,
+        records: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+        let mut named: Vec<(String, meterkit::Tariff)> = Vec::new();
+        for item in tariffs.try_iter()? {
+            let (name, t): (String, Bound<'py, PyAny>) = item?.extract()?;
+            named.push((name, t.cast::<PyTariff>().map_err(PyErr::from)?.get().inner.clone()));
+        }
+        let mut recs = Vec::new();
+        for r in records.try_iter()? {
+            let r = r?;
+            recs.push(r.cast::<PyUsageRecord>().map_err(PyErr::from)?.get().inner.clone());
+        }
+        let req = request.inner.clone();
+        let ranked =
+            detached(py, move || meterkit::Tariff::compare(named.iter().map(|(n, t)| (n.as_str(), t)), &req, &recs))?;
+        ranked.into_iter().map(|c| comparison(py, c)).collect()
+    }
+    /// What the published tariff says but does not price (shown on bills as `not priced: …`).
+    #[getter]
+    fn notes(&self) -> Vec<String> {
+        self.inner.notes.clone()
     }
     /// A meterkit tariff in TOML or JSON, or a URDB rate, detected from the content.
     #[staticmethod]
@@ -239,6 +274,39 @@ serde_class!(PyBillLine, "bill line", {
 });
 
 /// Money keeps its minor-unit digits (the core's `money_str`): `12.50`, not `12.5`.
+fn urdb_options(day_count: &str, line_decimals: Option<u32>) -> PyResult<meterkit::UrdbOptions> {
+    let day_count = match day_count {
+        "actual" => meterkit::DayCount::Actual,
+        "pysam" => meterkit::DayCount::PySam,
+        other => {
+            let msg = format!("day_count is 'actual' or 'pysam', not '{other}'.");
+            return Err(new_err(ErrorKind::InvalidQuery, msg, Some("day_count")));
+        }
+    };
+    Ok(meterkit::UrdbOptions { day_count, line_decimals })
+}
+
+/// One `Comparison` as a dict with `Decimal` money.
+fn comparison<'py>(py: Python<'py>, c: meterkit::Comparison) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    use pyo3::types::PyDict;
+    let d = PyDict::new(py);
+    d.set_item("tariff", c.tariff)?;
+    d.set_item("total", c.total.map(|t| money(py, t)).transpose()?)?;
+    let periods = c
+        .periods
+        .into_iter()
+        .map(|p| {
+            let pd = PyDict::new(py);
+            pd.set_item("period", p.period)?;
+            pd.set_item("total", money(py, p.total)?)?;
+            Ok(pd)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    d.set_item("periods", periods)?;
+    d.set_item("error", c.error)?;
+    Ok(d)
+}
+
 fn money<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
     let text = serde_json::to_value(meterkit::BillLine {
         charge: String::new(),

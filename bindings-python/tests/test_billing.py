@@ -56,6 +56,31 @@ def test_tariff_constructors_and_properties() -> None:
     assert mk.Tariff.from_any(json.dumps(URDB)) == urdb
 
 
+def test_urdb_options_notes_and_compare() -> None:
+    daily = {**URDB, "fixedchargefirstmeter": 0.5, "fixedchargeunits": "$/day"}
+    actual = mk.Tariff.from_urdb_json(json.dumps(daily))
+    pysam = mk.Tariff.from_urdb_json(json.dumps(daily), day_count="pysam", line_decimals=6)
+    assert actual.notes == ["sector: Residential"]
+    records = [mk.UsageRecord("acme", f"h{d}", "home", "kwh", Decimal("10"), utc(2024, 2, 1 + d, 12)) for d in range(29)]
+    request = mk.BillRequest("acme", "home", "kwh", utc(2024, 1, 1), utc(2024, 3, 1), "UTC")
+    ranked = mk.Tariff.compare([("actual", actual), ("pysam", pysam)], request, records)
+    # January: no usage; 31 x 0.50 = 15.50 vs 0.5 x 365 / 12 = 15.21. February: 290 kWh x 0.12 =
+    # 34.80 + 29 x 0.50 = 14.50 → 49.30, vs 34.80 + 15.21 = 50.01.
+    assert [c["tariff"] for c in ranked] == ["pysam", "actual"]
+    assert ranked[1] == {
+        "tariff": "actual",
+        "total": Decimal("64.80"),
+        "periods": [{"period": "2024-01", "total": Decimal("15.50")}, {"period": "2024-02", "total": Decimal("49.30")}],
+        "error": None,
+    }
+    assert ranked[0]["total"] == Decimal("65.22")
+    with pytest.raises(mk.InvalidQuery) as e:
+        mk.Tariff.from_urdb_json(json.dumps(daily), day_count="weekly")
+    assert e.value.field == "day_count"
+    bad = mk.Tariff.from_toml(FLAT)  # GBP flat tariff, no version issue: priced too
+    assert mk.Tariff.compare([("flat", bad)], request, records)[0]["error"] is None
+
+
 def test_tariff_errors_name_the_field_or_line() -> None:
     with pytest.raises(mk.TariffError) as e:
         mk.Tariff.from_toml('currency = "GBP"\n[[charges]]\nid = "x"\ntype = "graduated"\nunit = "kWh"\ntiers = []\n')

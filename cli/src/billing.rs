@@ -79,6 +79,30 @@ fn period(args: &BillArgs, tz: chrono_tz::Tz) -> Result<(DateTime<Utc>, DateTime
     }
 }
 
+/// The one subject with usage of `metric` in `[start, end)`, or an error asking for --subject.
+pub(crate) fn only_subject(
+    engine: &Engine,
+    tenant: &str,
+    metric: &str,
+    tz: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<String> {
+    let q = Query::new(tenant, metric, Window::Year, tz).group_by(["subject"]).range(start, end);
+    let mut subjects: Vec<String> = engine.query(&q)?.into_iter().filter_map(|b| b.subject).collect();
+    subjects.sort();
+    subjects.dedup();
+    match subjects.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::new(ErrorKind::NotFound, "No usage in the period; pass --subject.").with_field("subject")),
+        many => Err(Error::new(
+            ErrorKind::InvalidQuery,
+            format!("{} subjects have usage in the period ({}…); pass --subject.", many.len(), many[0]),
+        )
+        .with_field("subject")),
+    }
+}
+
 /// `meterkit bill`.
 pub fn bill(engine: &Engine, tenant: &str, args: &BillArgs) -> Result<()> {
     let tz = parse_time_zone(&args.tz)?;
@@ -86,26 +110,7 @@ pub fn bill(engine: &Engine, tenant: &str, args: &BillArgs) -> Result<()> {
     let (start, end) = period(args, tz)?;
     let subject = match &args.subject {
         Some(s) => s.clone(),
-        None => {
-            let q = Query::new(tenant, &args.metric, Window::Year, &args.tz).group_by(["subject"]).range(start, end);
-            let mut subjects: Vec<String> = engine.query(&q)?.into_iter().filter_map(|b| b.subject).collect();
-            subjects.sort();
-            subjects.dedup();
-            match subjects.as_slice() {
-                [one] => one.clone(),
-                [] => {
-                    return Err(Error::new(ErrorKind::NotFound, "No usage in the period; pass --subject.")
-                        .with_field("subject"))
-                }
-                many => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidQuery,
-                        format!("{} subjects have usage in the period ({}…); pass --subject.", many.len(), many[0]),
-                    )
-                    .with_field("subject"))
-                }
-            }
-        }
+        None => only_subject(engine, tenant, &args.metric, &args.tz, start, end)?,
     };
     let req = BillRequest::new(tenant, subject, &args.metric, start, end, &args.tz);
     let bill = engine.bill(&tariff, &req)?;

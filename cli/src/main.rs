@@ -1,6 +1,7 @@
 //! `meterkit`: ingest usage files into a meterkit database, query rollups, and print reports.
 
 mod billing;
+mod compare;
 mod input;
 mod report;
 mod validation;
@@ -69,6 +70,9 @@ enum Command {
     },
     /// Bill a subject's usage for a period under a tariff (TOML, JSON or URDB JSON).
     Bill(billing::BillArgs),
+    /// Price one subject's load under many tariffs (files of one or many, URDB `items` too),
+    /// month by month, cheapest first.
+    Compare(compare::CompareArgs),
     /// Check a file with the validation rules and print the findings; nothing is stored.
     Validate(validation::ValidateArgs),
 }
@@ -181,6 +185,7 @@ fn run(cli: &Cli) -> Result<()> {
             std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
         }
         Command::Bill(args) => billing::bill(&open_existing(&cli.db)?, &cli.tenant, args),
+        Command::Compare(args) => compare::compare(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
     }
 }

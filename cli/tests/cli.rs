@@ -429,3 +429,55 @@ fn validate_alerts_merge_a_day_of_zeros_into_one_alert() {
     assert!(rules.contains(&"zero_streak"), "{rules:?}");
     assert_eq!(a["peak"], "0");
 }
+
+/// `meterkit compare`: the example tariffs and URDB records (one file holding two `items`, one of
+/// which cannot be imported) against the real household's 2021; cheapest first, twelve months
+/// each equal to `meterkit bill` for that month, the refused rate last with its reason.
+#[test]
+fn compare_ranks_tariffs_and_each_month_is_the_bill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("uk.db");
+    let db = db.to_str().unwrap();
+    ingest_uk(db);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let real = root.join("tests/data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json");
+    let mut items: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    let mut bad = items["items"][0].clone();
+    bad["name"] = "With a ratchet".into();
+    bad["lookbackpercent"] = serde_json::json!(0.8);
+    items["items"].as_array_mut().unwrap().push(bad);
+    let many = dir.path().join("many.json");
+    std::fs::write(&many, items.to_string()).unwrap();
+    let flat = root.join("examples/tariffs/flat.toml");
+    let tou = root.join("examples/tariffs/tou.toml");
+    let (flat, tou, many) = (flat.to_str().unwrap(), tou.to_str().unwrap(), many.to_str().unwrap());
+    let tz = ["--metric", "kwh", "--tz", "Europe/London"];
+    let mut args = vec!["--db", db, "compare", "--tariff", flat, "--tariff", tou, "--tariff", many, "--year", "2021"];
+    args.extend(tz);
+    args.extend(["--output", "json"]);
+    let ranked = json(&run(&args));
+    let ranked = ranked.as_array().unwrap();
+    assert_eq!(ranked.len(), 4);
+    let dec = |v: &serde_json::Value| Decimal::from_str(v.as_str().unwrap()).unwrap();
+    let totals: Vec<Decimal> = ranked[..3].iter().map(|c| dec(&c["total"])).collect();
+    assert!(totals.windows(2).all(|w| w[0] <= w[1]), "cheapest first: {totals:?}");
+    let last = &ranked[3];
+    assert_eq!(last["tariff"], "With a ratchet");
+    assert!(last["total"].is_null() && last["periods"].as_array().unwrap().is_empty());
+    assert!(last["error"].as_str().unwrap().contains("lookbackpercent"), "{last}");
+    for c in &ranked[..3] {
+        assert!(c["error"].is_null());
+        let periods = c["periods"].as_array().unwrap();
+        assert_eq!(periods.len(), 12);
+        assert_eq!(periods.iter().map(|p| dec(&p["total"])).sum::<Decimal>(), dec(&c["total"]));
+    }
+    // Each month is the bill of that month (checked on two months of the flat tariff).
+    let flat_row = ranked.iter().find(|c| c["tariff"].as_str().unwrap().contains("Flat")).unwrap();
+    for (i, month) in [(0, "2021-01"), (6, "2021-07")] {
+        let mut args = vec!["--db", db, "bill", "--tariff", flat, "--period", month, "--output", "json"];
+        args.extend(tz);
+        let bill = json(&run(&args));
+        assert_eq!(flat_row["periods"][i]["period"], month);
+        assert_eq!(flat_row["periods"][i]["total"], bill["total"]);
+    }
+}

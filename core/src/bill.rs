@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::tariff::{tariff_err, Basis, Charge, ChargeKind, Per, Rounding, Schedule, Tariff, Tier};
+use crate::tariff::{tariff_err, Basis, Charge, ChargeKind, Per, Rounding, Schedule, SharedLadder, Tariff, Tier};
 use crate::usage::{fmt_decimal, fmt_ts, UsageRecord};
 use crate::window::{local_midnight, offset_at, parse_time_zone, Window};
 
@@ -458,12 +458,37 @@ impl Rater<'_> {
         c.unit.as_deref().or(c.metric.as_deref()).unwrap_or(&self.req.metric)
     }
 
-    fn scale(&self, c: &Charge) -> Decimal {
-        if c.tier_basis == Some(Basis::Day) {
-            self.total_days
-        } else {
-            Decimal::ONE
+    /// What tier limits are multiplied by: 1, the bill's days, its peak kW (the largest sum of
+    /// the charge's records in one local clock hour, `uses` in time order), or both.
+    fn scale(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        match c.tier_basis {
+            None | Some(Basis::Period) => Ok(Decimal::ONE),
+            Some(Basis::Day) => Ok(self.total_days),
+            Some(Basis::PerKw) => Self::hourly_peak(c, uses),
+            Some(Basis::PerKwDay) => mul(Self::hourly_peak(c, uses)?, self.total_days),
         }
+    }
+
+    /// The largest kWh of the charge's records in one local clock hour (= average kW).
+    fn hourly_peak(c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        let mut peak = Decimal::ZERO;
+        let mut run: Option<(i64, Decimal)> = None;
+        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+            let key = u.t - u.local.rem_euclid(3600);
+            match &mut run {
+                Some((k, sum)) if *k == key => *sum = add(*sum, u.q)?,
+                _ => {
+                    if let Some((_, sum)) = run {
+                        peak = larger(peak, sum);
+                    }
+                    run = Some((key, u.q));
+                }
+            }
+        }
+        if let Some((_, sum)) = run {
+            peak = larger(peak, sum);
+        }
+        c.convert(peak)
     }
 
     /// Lines of a graduated ladder over `(before, before + q]`.
@@ -572,6 +597,11 @@ impl Tariff {
             return self.clone().normalized()?.bill(req, records);
         }
         self.check()?;
+        self.rate(req, records)
+    }
+
+    /// [`Tariff::bill`] of a tariff already checked (and normalized).
+    pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -649,7 +679,7 @@ impl Tariff {
             req,
             tz,
             tou_tz,
-            dp: self.minor_units()?,
+            dp: self.line_decimals.unwrap_or(self.minor_units()?),
             rounding: self.rounding,
             total_days: Decimal::from(days_between(tz, start, end)?),
             pieces: pieces.iter().map(|_| Vec::new()).collect(),
@@ -706,6 +736,18 @@ impl Tariff {
             }
         }
         let dp = self.minor_units()?;
+        for note in &self.notes {
+            lines.push(BillLine {
+                charge: "note".into(),
+                description: format!("not priced: {note}"),
+                quantity: Decimal::ZERO,
+                unit: "note".into(),
+                rate: Decimal::ZERO,
+                amount: self.rounding.round(Decimal::ZERO, dp)?,
+                tier: None,
+                tou_period: None,
+            });
+        }
         Ok(Bill {
             tenant: req.tenant.clone(),
             subject: req.subject.clone(),
@@ -752,7 +794,7 @@ fn year_months_in_capped(tz: Tz, a: i64, b: i64, cap: usize) -> Result<Vec<(i32,
 impl Rater<'_> {
     fn allowance(&mut self, pi: usize, c: &Charge, uses: &mut [Use<'_>]) -> Result<()> {
         let div_by = c.divide_by.unwrap_or(Decimal::ONE);
-        let included = mul(mul(c.included.unwrap_or_default(), self.scale(c))?, div_by)?;
+        let included = mul(mul(c.included.unwrap_or_default(), self.scale(c, uses)?)?, div_by)?;
         let key = (c.id.clone(), None);
         let used_before = self.carry.get(&key).copied().unwrap_or_default();
         let mut left = sub(included, used_before, "An allowance's remaining units")?.max(Decimal::ZERO);
@@ -812,6 +854,9 @@ impl Rater<'_> {
     fn usage(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>]) -> Result<()> {
         let base = c.description.clone().unwrap_or_else(|| default_description(c));
         let unit = self.unit(c).to_string();
+        if c.kind == ChargeKind::TimeOfUse && c.shared_ladder.is_some() {
+            return self.shared_ladder(pi, c, &base, &unit, uses);
+        }
         if c.kind == ChargeKind::TimeOfUse {
             let Some(s) = &c.schedule else { return Ok(()) };
             let mut sums = vec![Decimal::ZERO; s.periods.len()];
@@ -819,6 +864,7 @@ impl Rater<'_> {
                 let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
                 sums[p] = add(sums[p], u.q)?;
             }
+            let scale = self.scale(c, uses)?;
             for (p, name) in s.periods.iter().enumerate() {
                 let q = c.convert(sums[p])?;
                 let Some(price) = c.periods.get(name) else { continue };
@@ -826,7 +872,6 @@ impl Rater<'_> {
                     let m = self.money(q, rate)?;
                     self.push(pi, c, format!("{base}, {name}"), q, &unit, rate, m, None, Some(name));
                 } else {
-                    let scale = self.scale(c);
                     self.graduated(pi, c, &base, &price.tiers, scale, Some(name), q)?;
                 }
             }
@@ -844,7 +889,7 @@ impl Rater<'_> {
                 self.push(pi, c, base, q, &unit, rate, m, None, None);
             }
             ChargeKind::Graduated => {
-                let scale = self.scale(c);
+                let scale = self.scale(c, uses)?;
                 self.graduated(pi, c, &base, &c.tiers, scale, None, q)?;
             }
             ChargeKind::Package => {
@@ -872,6 +917,72 @@ impl Rater<'_> {
         Ok(())
     }
 
+    /// A `time_of_use` charge with `shared_ladder`: one ladder over the bill's records in time
+    /// order, each slice at its record's period's rate; one line per period and tier.
+    fn shared_ladder(&mut self, pi: usize, c: &Charge, base: &str, unit: &str, uses: &[Use<'_>]) -> Result<()> {
+        let Some(s) = &c.schedule else { return Ok(()) };
+        let prices: Vec<&[Tier]> =
+            s.periods.iter().map(|n| c.periods.get(n).map_or(&[][..], |p| p.tiers.as_slice())).collect();
+        let width = prices.iter().map(|t| t.len()).max().unwrap_or(0);
+        let mut sums = vec![Decimal::ZERO; s.periods.len() * width];
+        let mut used = vec![false; s.periods.len()];
+        let scale = self.scale(c, uses)?;
+        let key = (c.id.clone(), None);
+        let mut before = self.carry.get(&key).copied().unwrap_or_default();
+        if c.shared_ladder == Some(SharedLadder::TimeOrder) {
+            for u in uses.iter().filter(|u| Self::matches(c, u)) {
+                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
+                let q = c.convert(u.q)?;
+                used[p] = true;
+                ladder(prices[p], scale, before, q, &mut |sl| {
+                    sums[p * width + sl.tier] = add(sums[p * width + sl.tier], sl.qty)?;
+                    Ok(())
+                })?;
+                before = add(before, q)?;
+            }
+        } else {
+            // Pro rata: each period's share of every tier slice of the total.
+            let mut per = vec![Decimal::ZERO; s.periods.len()];
+            for u in uses.iter().filter(|u| Self::matches(c, u)) {
+                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
+                per[p] = add(per[p], u.q)?;
+                used[p] = true;
+            }
+            let mut total = Decimal::ZERO;
+            for q in &mut per {
+                *q = c.convert(*q)?;
+                total = add(total, *q)?;
+            }
+            let mut slices = Vec::new();
+            if let Some(first) = prices.iter().find(|t| !t.is_empty()) {
+                ladder(first, scale, before, total, &mut |sl| {
+                    slices.push(sl);
+                    Ok(())
+                })?;
+            }
+            for (p, &e) in per.iter().enumerate() {
+                for sl in slices.iter().filter(|_| !e.is_zero()) {
+                    let share = div(mul(sl.qty, e)?, total)?;
+                    sums[p * width + sl.tier] = add(sums[p * width + sl.tier], share)?;
+                }
+            }
+            before = add(before, total)?;
+        }
+        self.carry.insert(key, before);
+        for (p, name) in s.periods.iter().enumerate() {
+            for (t, tier) in prices[p].iter().enumerate() {
+                let q = sums[p * width + t];
+                if q.is_zero() && (t > 0 || !used[p]) {
+                    continue;
+                }
+                let amount = self.money(q, tier.rate)?;
+                let desc = format!("{base}, {name}, tier {}", t + 1);
+                self.push(pi, c, desc, q, unit, tier.rate, amount, Some(t), Some(name));
+            }
+        }
+        Ok(())
+    }
+
     fn volume(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>], all: &[Use<'_>]) -> Result<()> {
         let base = c.description.clone().unwrap_or_else(|| default_description(c));
         let unit = self.unit(c).to_string();
@@ -887,7 +998,7 @@ impl Rater<'_> {
         if qty < Decimal::ZERO || total < Decimal::ZERO {
             return Err(Error::new(ErrorKind::Tariff, "A volume charge cannot price a negative quantity."));
         }
-        let i = volume_tier(&c.tiers, self.scale(c), total)?;
+        let i = volume_tier(&c.tiers, self.scale(c, all)?, total)?;
         let t = &c.tiers[i];
         let m = self.money(qty, t.rate)?;
         let desc = format!("{base}, tier {} (period total {} {unit})", i + 1, fmt_decimal(total));
@@ -1142,7 +1253,10 @@ pub struct QuantityRater {
     charges: Vec<Fast>,
     /// Whether some percentage names charges in `applies_to` (then per-charge amounts are kept).
     keeps_amounts: bool,
+    /// Decimal places of a line (the tariff's `line_decimals`, else its minor units).
     dp: u32,
+    /// Minor-unit digits of the total.
+    total_dp: u32,
     rounding: Rounding,
 }
 
@@ -1184,13 +1298,14 @@ impl Tariff {
         }
         self.check()?;
         let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
-        let (dp, rounding) = (self.minor_units()?, self.rounding);
+        let (dp, rounding) = (self.line_decimals.unwrap_or(self.minor_units()?), self.rounding);
+        let total_dp = self.minor_units()?;
         let round = |d: Decimal| rounding.round(d, dp);
         let mut charges = Vec::with_capacity(v.charges.len());
         for (i, c) in v.charges.iter().enumerate() {
             let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
                 || c.per.is_some_and(|p| p != Per::Period)
-                || c.tier_basis == Some(Basis::Day)
+                || c.tier_basis.is_some_and(|b| b != Basis::Period)
                 || c.metric.is_some()
                 || !c.filter.is_empty()
                 || !c.months.is_empty();
@@ -1243,7 +1358,7 @@ impl Tariff {
             });
         }
         let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
-        Ok(QuantityRater { charges, keeps_amounts, dp, rounding })
+        Ok(QuantityRater { charges, keeps_amounts, dp, total_dp, rounding })
     }
 }
 
@@ -1341,7 +1456,7 @@ impl QuantityRater {
                 taxes = add(taxes, pct(*rate, applies, &amounts, subtotal)?)?;
             }
         }
-        round(add(subtotal, taxes)?)
+        self.rounding.round(add(subtotal, taxes)?, self.total_dp)
     }
 }
 

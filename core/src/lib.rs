@@ -62,6 +62,7 @@ mod alert;
 mod allocate;
 mod bill;
 mod columnar;
+mod compare;
 mod engine;
 mod error;
 mod estimate;
@@ -74,6 +75,7 @@ mod rollup;
 mod store;
 mod tariff;
 mod urdb;
+pub use crate::urdb::{DayCount, NamedTariff, UrdbOptions};
 mod usage;
 mod validate;
 mod window;
@@ -85,6 +87,7 @@ pub use crate::alert::{alerts_of, Alert, AlertBuilder, AlertConfig, AlertEvent};
 pub use crate::allocate::{allocate, SharedMeter};
 pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
 pub use crate::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn, MAX_COLUMNAR_GROUPS};
+pub use crate::compare::{Comparison, PeriodTotal};
 pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_ROWS, MAX_FILLED_WINDOWS};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::estimate::{estimate_gaps, EstimateConfig};
@@ -96,8 +99,8 @@ pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 pub use crate::tariff::{
-    Basis, Charge, ChargeKind, Per, PeriodPrice, QuantityRounding, Rounding, Schedule, Tariff, TariffVersion, Tier,
-    MAX_PRICE_DECIMALS,
+    Basis, Charge, ChargeKind, Per, PeriodPrice, QuantityRounding, Rounding, Schedule, SharedLadder, Tariff,
+    TariffVersion, Tier, MAX_PRICE_DECIMALS,
 };
 pub use crate::usage::{
     decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, Quality, UsageRecord,

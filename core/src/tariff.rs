@@ -157,6 +157,13 @@ pub enum Basis {
     /// Limits are per day and multiplied by the days in the billing period (utilities'
     /// "kWh daily" baseline tiers).
     Day,
+    /// Limits are per kW of the billing period's peak demand (URDB `kWh/kW`): multiplied by the
+    /// largest hourly sum (kWh in a local clock hour = average kW) of the charge's records in
+    /// the bill.
+    PerKw,
+    /// Limits are per kW of peak demand per day (URDB `kWh/kW daily`): multiplied by the peak
+    /// (as [`Basis::PerKw`]) and by the days in the billing period.
+    PerKwDay,
 }
 
 /// One tier of a graduated, volume or demand price.
@@ -336,6 +343,24 @@ pub struct Charge {
     /// A `percentage` that is a tax: counted in `taxes`, computed after the minimum top-up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tax: bool,
+    /// `time_of_use` only: the periods' tiers form one ladder over the billing period's total
+    /// (every period has tiers with the same `up_to` limits), each unit priced at its own
+    /// period's rate for the tier it falls in — NREL PySAM/SAM's rule for tiered TOU energy.
+    /// Without it each period has its own ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_ladder: Option<SharedLadder>,
+}
+
+/// How the units of a `time_of_use` charge with a shared ladder ([`Charge::shared_ladder`])
+/// are split between its periods and tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedLadder {
+    /// The records fill the ladder in time order (PySAM's hourly net billing and buy-all-sell-all).
+    TimeOrder,
+    /// Each period takes its share (its units ÷ all units) of every tier's slice of the total
+    /// (PySAM's monthly net metering: SSC `ur_calc`, "prorate based on total net per period").
+    ProRata,
 }
 
 /// The prices in effect from a local date on.
@@ -385,6 +410,11 @@ pub struct Tariff {
     /// Rounding of every bill line to the minor unit (default `half_up`).
     #[serde(default)]
     pub rounding: Rounding,
+    /// Decimal places of each bill line's amount (default: the currency's minor units). More
+    /// places (up to 12) keep lines nearly exact — as NREL PySAM, which does not round — and only
+    /// the bill's subtotal, taxes and total are rounded to the minor unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_decimals: Option<u32>,
     /// IANA zone of time-of-use schedules and months (default: the bill's zone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
@@ -400,6 +430,11 @@ pub struct Tariff {
     /// Versions by `effective_from`, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<TariffVersion>,
+    /// Conditions of the published tariff that are not priced (an imported URDB record's
+    /// `energyattrs`, comments, eligibility ranges, metering rule…): each becomes a zero line
+    /// `not priced: …` (charge `note`) at the end of every bill.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 fn default_cycle() -> Window {
@@ -525,6 +560,14 @@ impl Tariff {
         }
         if self.minor_units()? > 6 {
             return Err(tariff_err("minor_units", "A currency has at most 6 minor-unit digits."));
+        }
+        if let Some(d) = self.line_decimals {
+            if d < self.minor_units()? || d > MAX_PRICE_DECIMALS {
+                return Err(tariff_err(
+                    "line_decimals",
+                    format!("line_decimals is between the minor units and {MAX_PRICE_DECIMALS}, not {d}."),
+                ));
+            }
         }
         if let Some(tz) = &self.time_zone {
             parse_time_zone(tz).map_err(|e| tariff_err("time_zone", e.message()))?;
@@ -719,7 +762,7 @@ impl Charge {
         if self.id.is_empty() {
             return Err(tariff_err(format!("{field}.id"), "A charge needs a non-empty id."));
         }
-        let set: [(&str, bool); 20] = [
+        let set: [(&str, bool); 21] = [
             ("metric", self.metric.is_some()),
             ("filter", !self.filter.is_empty()),
             ("months", !self.months.is_empty()),
@@ -740,6 +783,7 @@ impl Charge {
             ("percent", self.percent.is_some()),
             ("applies_to", !self.applies_to.is_empty()),
             ("tax", self.tax),
+            ("shared_ladder", self.shared_ladder.is_some()),
         ];
         let allowed: Vec<&str> = match self.kind {
             K::Fixed => vec!["amount", "per", "unit"],
@@ -747,7 +791,7 @@ impl Charge {
             K::Graduated | K::Volume => [&USAGE[..], &["tiers", "tier_basis"]].concat(),
             K::Package => [&USAGE[..], &["rate", "package_size", "free_units"]].concat(),
             K::Allowance => [&USAGE[..], &["included", "tier_basis"]].concat(),
-            K::TimeOfUse => [&USAGE[..], &["schedule", "periods", "tier_basis"]].concat(),
+            K::TimeOfUse => [&USAGE[..], &["schedule", "periods", "tier_basis", "shared_ladder"]].concat(),
             K::Demand => {
                 vec![
                     "metric",
@@ -830,6 +874,9 @@ impl Charge {
             K::TimeOfUse => {
                 need("schedule", self.schedule.is_some())?;
                 self.check_periods(field)?;
+                if self.shared_ladder.is_some() {
+                    self.check_shared_ladder(field)?;
+                }
             }
             K::Demand => {
                 if matches!(self.per, Some(Per::Day | Per::Year)) {
@@ -865,6 +912,31 @@ impl Charge {
                 }
             }
             K::Percentage => need("percent", self.percent.is_some())?,
+        }
+        Ok(())
+    }
+
+    /// With `shared_ladder`, every period has tiers with the same `up_to` limits.
+    fn check_shared_ladder(&self, field: &str) -> Result<()> {
+        let limits = |p: &PeriodPrice| p.tiers.iter().map(|t| t.up_to).collect::<Vec<_>>();
+        let mut first: Option<(&String, Vec<Option<Decimal>>)> = None;
+        for (name, p) in &self.periods {
+            if p.tiers.is_empty() {
+                return Err(tariff_err(
+                    format!("{field}.periods.{name}"),
+                    "With shared_ladder every period needs `tiers`.",
+                ));
+            }
+            match &first {
+                None => first = Some((name, limits(p))),
+                Some((n0, l0)) if *l0 != limits(p) => {
+                    return Err(tariff_err(
+                        format!("{field}.periods.{name}.tiers"),
+                        format!("With shared_ladder every period has the tier limits of '{n0}'."),
+                    ))
+                }
+                Some(_) => {}
+            }
         }
         Ok(())
     }

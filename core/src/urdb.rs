@@ -12,33 +12,42 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::tariff::{
-    tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, Tariff, TariffVersion, Tier,
+    tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
+    Tier,
 };
 use crate::usage::parse_decimal;
 use crate::window::Window;
 
-/// Keys that carry no price (names, comments, eligibility ranges, provenance).
-const INFORMATIONAL: &[&str] = &[
+/// Keys that identify the record (mapped to the tariff's `name` and `source`, or provenance).
+const IDENTITY: &[&str] = &[
     "label",
     "uri",
     "utility",
     "eiaid",
     "name",
-    "sector",
-    "description",
     "source",
     "sourceparent",
     "country",
     "approved",
     "revisions",
+    "is_default",
+    "supersedes",
+];
+
+/// Keys that carry no price but describe the rate (eligibility, conditions, comments): kept on
+/// the tariff as notes and shown on every bill as `not priced: …`.
+const INFORMATIONAL: &[&str] = &[
+    "sector",
+    "description",
     "servicetype",
     "voltagecategory",
     "phasewiring",
-    "is_default",
-    "supersedes",
     "basicinformationcomments",
     "energycomments",
     "demandcomments",
+    "energyattrs",
+    "demandattrs",
+    "fixedattrs",
     "peakkwcapacitymin",
     "peakkwcapacitymax",
     "peakkwcapacityhistory",
@@ -72,12 +81,52 @@ const MAPPED: &[&str] = &[
     "demandunits",
     "demandrateunit",
     "flatdemandunit",
+    "dgrules",
+    "usenetmetering",
 ];
 
 /// Keys whose feature is not supported but which have no effect when zero or empty (ratchets,
 /// additional-meter charges).
 const ZERO_ONLY: &[&str] =
     &["demandratchetpercentage", "lookbackpercent", "lookbackmonths", "lookbackrange", "fixedchargeeaaddl"];
+
+/// URDB's "no limit" for a tier `max`: records carry 1e38 or its float32 rounding
+/// 9.999999680285692e37; any `max` at or above 1e28 (beyond the decimal range) is unbounded.
+const UNBOUNDED: f64 = 1e28;
+
+/// How `$/day` fixed and minimum charges of an imported URDB record are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DayCount {
+    /// The billing period's actual local days (`per = "day"`): 31 × the rate in January, 28 in
+    /// a February. The default: what a utility bills.
+    #[default]
+    Actual,
+    /// 365/12 days in every month, as NREL PySAM's `URDBv8_to_ElectricityRates` does (the rate
+    /// × 365 ÷ 12 becomes a per-period amount, rounded to 12 decimals).
+    PySam,
+}
+
+/// One tariff of a document read by [`Tariff::many_from_any`]: its name (if it has one) and the
+/// tariff, or why it could not be read.
+pub type NamedTariff = (Option<String>, Result<Tariff>);
+
+/// Options of [`Tariff::from_urdb_json_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct UrdbOptions {
+    /// How `$/day` amounts are counted (default [`DayCount::Actual`]).
+    pub day_count: DayCount,
+    /// The tariff's [`Tariff::line_decimals`]: `None` rounds every line to the cent (a
+    /// utility's bill); `Some(6)` keeps lines to 6 places and rounds only the totals, as close
+    /// to PySAM (which does not round) as a bill in cents can be.
+    pub line_decimals: Option<u32>,
+}
+
+impl UrdbOptions {
+    /// NREL PySAM's conventions: `$/day` over 365/12 days, lines to 6 decimal places.
+    pub fn pysam() -> Self {
+        UrdbOptions { day_count: DayCount::PySam, line_decimals: Some(6) }
+    }
+}
 
 pub(crate) fn looks_like_urdb(v: &Value) -> bool {
     let Some(o) = v.as_object() else { return false };
@@ -137,14 +186,38 @@ fn grid(v: Option<&Value>, field: &str) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// One period's tiers: `(tiers, basis)`.
-fn tiers(v: &Value, field: &str, energy: bool) -> Result<(Vec<Tier>, Basis)> {
+/// A tier `max`: `None` when absent or at least [`UNBOUNDED`].
+fn tier_max(v: &Value, field: &str) -> Result<Option<Decimal>> {
+    if v.as_f64().is_some_and(|f| f >= UNBOUNDED) {
+        return Ok(None);
+    }
+    dec(v, field).map(Some)
+}
+
+/// The tier basis of an energy tier `unit`.
+fn energy_basis(val: &Value, field: &str) -> Result<Basis> {
+    match val.as_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("kwh") => Ok(Basis::Period),
+        Some("kwh daily") => Ok(Basis::Day),
+        Some("kwh/kw") => Ok(Basis::PerKw),
+        Some("kwh/kw daily") => Ok(Basis::PerKwDay),
+        Some(_) => {
+            Err(unsupported(field, format!("the tier unit {val} is not kWh, kWh daily, kWh/kW or kWh/kW daily")))
+        }
+        None => Err(tariff_err(field, "The unit must be a string.")),
+    }
+}
+
+/// One period's tiers: `(tiers, basis, has a sell rate)`. A tier whose `max` is absent or
+/// unbounded ends the ladder (tiers after it could never be reached).
+fn tiers(v: &Value, field: &str, energy: bool) -> Result<(Vec<Tier>, Basis, bool)> {
     let arr = v.as_array().ok_or_else(|| tariff_err(field, "A period must be an array of tiers."))?;
     if arr.is_empty() {
         return Err(tariff_err(field, "A period needs at least one tier."));
     }
     let mut out = Vec::new();
     let mut basis: Option<Basis> = None;
+    let mut sells = false;
     for (i, t) in arr.iter().enumerate() {
         let tf = format!("{field}[{i}]");
         let o = t.as_object().ok_or_else(|| tariff_err(&tf, "A tier must be an object."))?;
@@ -155,17 +228,11 @@ fn tiers(v: &Value, field: &str, energy: bool) -> Result<(Vec<Tier>, Basis)> {
             let kf = format!("{tf}.{k}");
             match k.as_str() {
                 "rate" | "adj" => rate = crate::bill::add(rate, dec(val, &kf)?)?,
-                "max" => max = Some(dec(val, &kf)?),
-                "sell" if is_zero(val) => {}
-                "sell" => return Err(unsupported(kf, "sell rates (net metering) are not modelled")),
-                "unit" if energy => match val.as_str() {
-                    Some("kWh") => tier_basis = Basis::Period,
-                    Some("kWh daily") => tier_basis = Basis::Day,
-                    Some(u) => return Err(unsupported(kf, format!("the tier unit '{u}' is not supported"))),
-                    None => return Err(tariff_err(kf, "The unit must be a string.")),
-                },
+                "max" => max = tier_max(val, &kf)?,
+                "sell" if energy => sells |= !is_zero(val) && dec(val, &kf).is_ok(),
+                "unit" if energy => tier_basis = energy_basis(val, &kf)?,
                 "unit" => match val.as_str() {
-                    Some("kW") => {}
+                    Some(u) if u.eq_ignore_ascii_case("kW") => {}
                     Some(u) => return Err(unsupported(kf, format!("the demand unit '{u}' is not supported"))),
                     None => return Err(tariff_err(kf, "The unit must be a string.")),
                 },
@@ -173,28 +240,30 @@ fn tiers(v: &Value, field: &str, energy: bool) -> Result<(Vec<Tier>, Basis)> {
             }
         }
         if basis.is_some_and(|b| b != tier_basis) {
-            return Err(unsupported(format!("{tf}.unit"), "tiers of one period mix `kWh` and `kWh daily`"));
+            return Err(unsupported(format!("{tf}.unit"), "tiers of one period mix units"));
         }
         basis = Some(tier_basis);
-        let last = i + 1 == arr.len();
-        if !last && max.is_none() {
-            return Err(tariff_err(format!("{tf}.max"), "Every tier but the last needs `max`."));
-        }
+        let last = i + 1 == arr.len() || max.is_none();
         // The last tier is open-ended: units above its `max` are priced at its rate.
         out.push(Tier { up_to: if last { None } else { max }, rate: rate.normalize(), flat: None });
+        if last {
+            break;
+        }
     }
-    Ok((out, basis.unwrap_or_default()))
+    Ok((out, basis.unwrap_or_default(), sells))
 }
 
-fn structure(v: &Value, field: &str, energy: bool) -> Result<(Vec<PeriodPrice>, Basis)> {
+fn structure(v: &Value, field: &str, energy: bool) -> Result<(Vec<PeriodPrice>, Basis, bool)> {
     let periods = v.as_array().ok_or_else(|| tariff_err(field, format!("`{field}` must be an array of periods.")))?;
     let mut out = Vec::new();
     let mut basis = None;
+    let mut sells = false;
     for (p, tv) in periods.iter().enumerate() {
         let pf = format!("{field}[{p}]");
-        let (ts, b) = tiers(tv, &pf, energy)?;
+        let (ts, b, sell) = tiers(tv, &pf, energy)?;
+        sells |= sell;
         if basis.is_some_and(|x| x != b) {
-            return Err(unsupported(pf, "periods mix `kWh` and `kWh daily` tiers"));
+            return Err(unsupported(format!("{pf}[0].unit"), "periods mix tier units"));
         }
         basis = Some(b);
         out.push(if ts.len() == 1 {
@@ -203,7 +272,7 @@ fn structure(v: &Value, field: &str, energy: bool) -> Result<(Vec<PeriodPrice>, 
             PeriodPrice { rate: None, tiers: ts }
         });
     }
-    Ok((out, basis.unwrap_or_default()))
+    Ok((out, basis.unwrap_or_default(), sells))
 }
 
 fn blank(id: &str, kind: ChargeKind, description: &str) -> Charge {
@@ -231,6 +300,7 @@ fn blank(id: &str, kind: ChargeKind, description: &str) -> Charge {
         percent: None,
         applies_to: Vec::new(),
         tax: false,
+        shared_ladder: None,
     }
 }
 
@@ -240,13 +310,14 @@ fn tou_charge(
     kind: ChargeKind,
     keys: [&str; 3],
     description: &str,
-) -> Result<Option<Charge>> {
+    ladder: SharedLadder,
+) -> Result<(Option<Charge>, bool)> {
     let [structure_key, weekday_key, weekend_key] = keys;
-    let Some(sv) = o.get(structure_key) else { return Ok(None) };
+    let Some(sv) = o.get(structure_key) else { return Ok((None, false)) };
     let energy = kind == ChargeKind::TimeOfUse;
-    let (prices, basis) = structure(sv, structure_key, energy)?;
+    let (prices, basis, sells) = structure(sv, structure_key, energy)?;
     if prices.is_empty() {
-        return Ok(None);
+        return Ok((None, false));
     }
     let names: Vec<String> = (0..prices.len()).map(|p| format!("p{p}")).collect();
     let schedule = Schedule {
@@ -259,10 +330,19 @@ fn tou_charge(
     c.unit = Some(if energy { "kWh" } else { "kW" }.to_string());
     c.schedule = Some(schedule);
     c.periods = names.into_iter().zip(prices).collect();
-    if energy && basis == Basis::Day {
-        c.tier_basis = Some(Basis::Day);
+    if energy && basis != Basis::Period {
+        c.tier_basis = Some(basis);
     }
-    Ok(Some(c))
+    // Tiers with the same limits in every period are one monthly ladder, as in PySAM (which
+    // refuses periods with other limits; those keep a ladder per period here).
+    let limits = |p: &PeriodPrice| p.tiers.iter().map(|t| t.up_to).collect::<Vec<_>>();
+    let mut prices = c.periods.values();
+    if let Some(p0) = prices.next().filter(|p| !p.tiers.is_empty()) {
+        if energy && c.periods.len() > 1 && prices.all(|p| limits(p) == limits(p0)) {
+            c.shared_ladder = Some(ladder);
+        }
+    }
+    Ok((Some(c), sells))
 }
 
 fn date_of(v: &Value, field: &str) -> Result<chrono::NaiveDate> {
@@ -272,7 +352,8 @@ fn date_of(v: &Value, field: &str) -> Result<chrono::NaiveDate> {
         .ok_or_else(|| tariff_err(field, format!("`{field}` is out of range.")))
 }
 
-pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
+/// The record of a URDB document: the object itself, or the one item of an API response.
+fn record_of(v: &Value) -> Result<&serde_json::Map<String, Value>> {
     let record = match v.get("items") {
         Some(Value::Array(items)) if items.len() == 1 => &items[0],
         Some(Value::Array(items)) => {
@@ -284,70 +365,77 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
         Some(_) => return Err(tariff_err("items", "`items` must be an array.")),
         None => v,
     };
-    let o = record.as_object().ok_or_else(|| tariff_err("items[0]", "A URDB rate must be a JSON object."))?;
-    for (k, val) in o {
-        if INFORMATIONAL.contains(&k.as_str()) || MAPPED.contains(&k.as_str()) {
-            continue;
+    record.as_object().ok_or_else(|| tariff_err("items[0]", "A URDB rate must be a JSON object."))
+}
+
+/// An informational value as note text (strings as they are, anything else as JSON).
+fn note_of(key: &str, v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{key}: {s}"),
+        other => format!("{key}: {other}"),
+    }
+}
+
+/// How PySAM splits a month's energy between TOU periods and tiers under the record's metering
+/// rule: pro rata under net metering (the default rule, SSC's monthly `ur_calc`), in time order
+/// under net billing and buy-all-sell-all (SSC's per-timestep `ur_calc_timestep`).
+fn shared_ladder_of(o: &serde_json::Map<String, Value>) -> SharedLadder {
+    match (o.get("dgrules").and_then(Value::as_str), o.get("usenetmetering")) {
+        (Some("Net Metering"), _) | (None, None | Some(Value::Bool(true))) => SharedLadder::ProRata,
+        _ => SharedLadder::TimeOrder,
+    }
+}
+
+/// The metering rule (`dgrules`, or v7 `usenetmetering`) as a note; refuses unknown rules.
+fn metering_note(o: &serde_json::Map<String, Value>) -> Result<Option<String>> {
+    const RULES: [&str; 4] = ["Net Metering", "Net Billing Instantaneous", "Net Billing Hourly", "Buy All Sell All"];
+    let rule = match (o.get("dgrules"), o.get("usenetmetering")) {
+        (Some(Value::String(r)), _) if RULES.contains(&r.as_str()) => r.clone(),
+        (Some(r), _) => return Err(unsupported("dgrules", format!("the rule {r} is not one of {}", RULES.join(", ")))),
+        (None, Some(Value::Bool(true))) => "Net Metering".to_string(),
+        (None, Some(Value::Bool(false))) => "Net Billing Instantaneous".to_string(),
+        (None, Some(u)) => {
+            return Err(tariff_err("usenetmetering", format!("`usenetmetering` must be a boolean, not {u}.")))
         }
-        if ZERO_ONLY.contains(&k.as_str()) && is_zero(val) {
-            continue;
-        }
-        return Err(unsupported(k.clone(), "the importer does not model it"));
-    }
-    for k in ["demandunits", "demandrateunit", "flatdemandunit"] {
-        if let Some(u) = o.get(k) {
-            if u.as_str() != Some("kW") {
-                return Err(unsupported(k, format!("the unit {u} is not kW")));
-            }
-        }
-    }
-    let mut charges = Vec::new();
-    let money = |k: &str| o.get(k).map(|v| dec(v, k)).transpose();
-    if let Some(amount) = money("fixedchargefirstmeter")? {
-        let mut c = blank("fixed", ChargeKind::Fixed, "Fixed charge");
-        c.amount = Some(amount);
-        c.per = Some(match o.get("fixedchargeunits").and_then(Value::as_str).unwrap_or("$/month") {
-            "$/month" => Per::Period,
-            "$/day" => Per::Day,
-            u => return Err(unsupported("fixedchargeunits", format!("the unit '{u}' is not $/month or $/day"))),
-        });
-        charges.push(c);
-    }
-    if let Some(amount) = money("fixedmonthlycharge")? {
-        let mut c = blank("fixed_monthly", ChargeKind::Fixed, "Fixed monthly charge");
-        c.amount = Some(amount);
-        c.per = Some(Per::Period);
-        charges.push(c);
-    }
-    if let Some(c) = tou_charge(
-        o,
-        "energy",
-        ChargeKind::TimeOfUse,
-        ["energyratestructure", "energyweekdayschedule", "energyweekendschedule"],
-        "Energy",
-    )? {
-        charges.push(c);
-    }
-    let window = match o.get("demandwindow") {
-        None => None,
-        Some(w) => match w.as_u64() {
-            Some(m @ (5 | 10 | 15 | 30 | 60)) => Some(m as u32),
-            _ => return Err(unsupported("demandwindow", format!("the window {w} is not 5, 10, 15, 30 or 60 minutes"))),
-        },
+        (None, None) => return Ok(None),
     };
-    if let Some(mut c) = tou_charge(
-        o,
-        "demand",
-        ChargeKind::Demand,
-        ["demandratestructure", "demandweekdayschedule", "demandweekendschedule"],
-        "TOU demand",
-    )? {
-        c.interval_minutes = window;
-        charges.push(c);
+    Ok(Some(format!("dgrules: {rule} (meterkit bills imported energy; exported energy is not credited)")))
+}
+
+/// `amount` per `$/day`, `$/month` or `$/year` as `(amount, per)` of a fixed or minimum charge
+/// with a monthly cycle: `$/year` is a twelfth per period; `$/day` per local day, or × 365/12
+/// per period with [`DayCount::PySam`].
+fn per_unit_amount(amount: Decimal, units: &str, field: &str, opts: UrdbOptions) -> Result<(Decimal, Per)> {
+    let twelfth = |x: Decimal| -> Result<Decimal> {
+        x.checked_div(Decimal::from(12)).map(|d| d.round_dp(12)).ok_or_else(|| Error::overflow(field))
+    };
+    match units {
+        "$/month" => Ok((amount, Per::Period)),
+        "$/year" => Ok((twelfth(amount)?, Per::Period)),
+        "$/day" if opts.day_count == DayCount::PySam => {
+            let year = amount.checked_mul(Decimal::from(365)).ok_or_else(|| Error::overflow(field))?;
+            Ok((twelfth(year)?, Per::Period))
+        }
+        "$/day" => Ok((amount, Per::Day)),
+        u => Err(unsupported(field, format!("the unit '{u}' is not $/month, $/day or $/year"))),
     }
-    if let Some(sv) = o.get("flatdemandstructure") {
-        let (prices, _) = structure(sv, "flatdemandstructure", false)?;
-        let months: Vec<usize> = match o.get("flatdemandmonths") {
+}
+
+fn demand_window(o: &serde_json::Map<String, Value>) -> Result<Option<u32>> {
+    match o.get("demandwindow") {
+        None => Ok(None),
+        Some(w) => match w.as_u64() {
+            Some(m @ (5 | 10 | 15 | 30 | 60)) => Ok(Some(m as u32)),
+            _ => Err(unsupported("demandwindow", format!("the window {w} is not 5, 10, 15, 30 or 60 minutes"))),
+        },
+    }
+}
+
+fn flat_demand(o: &serde_json::Map<String, Value>, window: Option<u32>, charges: &mut Vec<Charge>) -> Result<()> {
+    let Some(sv) = o.get("flatdemandstructure") else { return Ok(()) };
+    let (prices, _, _) = structure(sv, "flatdemandstructure", false)?;
+    let months: Vec<usize> =
+        match o.get("flatdemandmonths") {
             Some(m) => {
                 let arr = m.as_array().filter(|a| a.len() == 12).ok_or_else(|| {
                     tariff_err("flatdemandmonths", "`flatdemandmonths` must hold 12 structure indexes.")
@@ -363,21 +451,39 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
             None if prices.len() <= 1 => vec![0; 12],
             None => return Err(tariff_err("flatdemandmonths", "`flatdemandmonths` is missing.")),
         };
-        for (k, price) in prices.into_iter().enumerate() {
-            let ms: Vec<u32> = (0..12).filter(|&m| months[m] == k).map(|m| m as u32 + 1).collect();
-            if ms.is_empty() {
-                continue;
-            }
-            let mut c = blank(&format!("flat_demand_{k}"), ChargeKind::Demand, "Demand");
-            c.unit = Some("kW".into());
-            c.rate = price.rate;
-            c.tiers = price.tiers;
-            c.interval_minutes = window;
-            if ms.len() < 12 {
-                c.months = ms;
-            }
-            charges.push(c);
+    for (k, price) in prices.into_iter().enumerate() {
+        let ms: Vec<u32> = (0..12).filter(|&m| months[m] == k).map(|m| m as u32 + 1).collect();
+        if ms.is_empty() {
+            continue;
         }
+        let mut c = blank(&format!("flat_demand_{k}"), ChargeKind::Demand, "Demand");
+        c.unit = Some("kW".into());
+        c.rate = price.rate;
+        c.tiers = price.tiers;
+        c.interval_minutes = window;
+        if ms.len() < 12 {
+            c.months = ms;
+        }
+        charges.push(c);
+    }
+    Ok(())
+}
+
+fn fixed_and_minimum(o: &serde_json::Map<String, Value>, opts: UrdbOptions, charges: &mut Vec<Charge>) -> Result<()> {
+    let money = |k: &str| o.get(k).map(|v| dec(v, k)).transpose();
+    let units = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("$/month");
+    if let Some(amount) = money("fixedchargefirstmeter")? {
+        let (amount, per) = per_unit_amount(amount, units("fixedchargeunits"), "fixedchargeunits", opts)?;
+        let mut c = blank("fixed", ChargeKind::Fixed, "Fixed charge");
+        c.amount = Some(amount);
+        c.per = Some(per);
+        charges.push(c);
+    }
+    if let Some(amount) = money("fixedmonthlycharge")? {
+        let mut c = blank("fixed_monthly", ChargeKind::Fixed, "Fixed monthly charge");
+        c.amount = Some(amount);
+        c.per = Some(Per::Period);
+        charges.push(c);
     }
     let mut minimum = |id: &str, desc: &str, amount: Decimal, per: Per| {
         let mut c = blank(id, ChargeKind::Minimum, desc);
@@ -386,11 +492,9 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
         charges.push(c);
     };
     if let Some(amount) = money("mincharge")? {
-        let per = match o.get("minchargeunits").and_then(Value::as_str).unwrap_or("$/month") {
-            "$/month" => Per::Period,
-            "$/day" => Per::Day,
-            "$/year" => Per::Year,
-            u => return Err(unsupported("minchargeunits", format!("the unit '{u}' is not $/month, $/day or $/year"))),
+        let (amount, per) = match units("minchargeunits") {
+            "$/year" => (amount, Per::Year),
+            u => per_unit_amount(amount, u, "minchargeunits", opts)?,
         };
         minimum("minimum", "Minimum charge top-up", amount, per);
     }
@@ -400,6 +504,70 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
     if let Some(amount) = money("annualmincharge")? {
         minimum("minimum_annual", "Annual minimum charge top-up (pro rata)", amount, Per::Year);
     }
+    Ok(())
+}
+
+pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
+    from_urdb_value_with(v, UrdbOptions::default())
+}
+
+pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tariff> {
+    let o = record_of(v)?;
+    let mut notes = Vec::new();
+    for (k, val) in o {
+        let k = k.as_str();
+        if INFORMATIONAL.contains(&k) {
+            if !is_zero(val) {
+                notes.push(note_of(k, val));
+            }
+            continue;
+        }
+        if IDENTITY.contains(&k) || MAPPED.contains(&k) || (ZERO_ONLY.contains(&k) && is_zero(val)) {
+            continue;
+        }
+        return Err(unsupported(k, "the importer does not model it"));
+    }
+    for k in ["demandunits", "demandrateunit", "flatdemandunit"] {
+        if let Some(u) = o.get(k) {
+            if !u.as_str().is_some_and(|u| u.eq_ignore_ascii_case("kW")) {
+                return Err(unsupported(k, format!("the unit {u} is not kW")));
+            }
+        }
+    }
+    notes.extend(metering_note(o)?);
+    let mut charges = Vec::new();
+    fixed_and_minimum(o, opts, &mut charges)?;
+    let (energy, sells) = tou_charge(
+        o,
+        "energy",
+        ChargeKind::TimeOfUse,
+        ["energyratestructure", "energyweekdayschedule", "energyweekendschedule"],
+        "Energy",
+        shared_ladder_of(o),
+    )?;
+    if sells {
+        notes.push("sell rates of energyratestructure (exported energy is not credited)".into());
+    }
+    // Minimums are rated last whatever their position; energy after the fixed charges.
+    let at = charges.iter().position(|c| c.kind == ChargeKind::Minimum).unwrap_or(charges.len());
+    charges.splice(at..at, energy);
+    let window = demand_window(o)?;
+    let mut demand = Vec::new();
+    let (tou, _) = tou_charge(
+        o,
+        "demand",
+        ChargeKind::Demand,
+        ["demandratestructure", "demandweekdayschedule", "demandweekendschedule"],
+        "TOU demand",
+        SharedLadder::ProRata,
+    )?;
+    if let Some(mut c) = tou {
+        c.interval_minutes = window;
+        demand.push(c);
+    }
+    flat_demand(o, window, &mut demand)?;
+    let at = charges.iter().position(|c| c.kind == ChargeKind::Minimum).unwrap_or(charges.len());
+    charges.splice(at..at, demand);
     if charges.is_empty() {
         return Err(tariff_err("energyratestructure", "The URDB rate has no charge the importer can map."));
     }
@@ -418,33 +586,101 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
         currency: "USD".into(),
         minor_units: None,
         rounding: Rounding::HalfUp,
+        line_decimals: opts.line_decimals,
         time_zone: None,
         billing_cycle: Window::Month,
         valid_until,
         charges: Vec::new(),
         versions: vec![TariffVersion { effective_from, charges }],
+        notes,
     };
     t.check()?;
     Ok(t)
 }
 
+/// Every rate of a URDB document: the `items` of an API response (any number), or the one
+/// record. Each entry is the rate's name (or label, or `items[i]`) and its import result.
+pub(crate) fn urdb_items(v: &Value, opts: UrdbOptions) -> Vec<(String, Result<Tariff>)> {
+    let items: Vec<&Value> = match v.get("items") {
+        Some(Value::Array(items)) => items.iter().collect(),
+        _ => vec![v],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let name = ["name", "label"]
+                .iter()
+                .find_map(|k| item.get(*k).and_then(Value::as_str))
+                .map_or_else(|| format!("items[{i}]"), str::to_string);
+            (name, from_urdb_value_with(item, opts))
+        })
+        .collect()
+}
+
 impl Tariff {
-    /// Import an OpenEI URDB rate: one rate object, or an API response `{"items":[rate]}` with
-    /// exactly one item. Prices are in USD, rounded half-up to cents; `startdate` becomes the
-    /// version's `effective_from` and `enddate` the `valid_until` (UTC dates). The mapping of
-    /// each field is in `docs/tariffs.md`.
+    /// Import an OpenEI URDB rate (v7 or v8 field names): one rate object, or an API response
+    /// `{"items":[rate]}` with exactly one item. Prices are in USD, rounded half-up to cents;
+    /// `startdate` becomes the version's `effective_from` and `enddate` the `valid_until` (UTC
+    /// dates); descriptive fields (`energyattrs`, comments, capacity ranges, `dgrules`…) become
+    /// [`Tariff::notes`]. `$/day` amounts count the billing period's actual days
+    /// ([`DayCount::Actual`]; see [`Tariff::from_urdb_json_with`]). The mapping of each field is
+    /// in `docs/tariffs.md`.
     ///
     /// # Errors
     /// [`ErrorKind::Parse`] for malformed JSON or a repeated key; [`ErrorKind::Tariff`] naming the field for a field
-    /// or unit the importer does not support (`kWh/kW` tiers, sell rates, ratchets, net-metering
-    /// rules, unknown keys) or an inconsistent record.
+    /// or unit that would change the price and that the importer does not model (ratchets
+    /// `lookbackpercent`/`lookbackrange`, coincident demand, unknown keys and units) or an
+    /// inconsistent record.
     pub fn from_urdb_json(text: &str) -> Result<Tariff> {
-        crate::tariff::check_tariff_json(text)?;
-        let v: Value = serde_json::from_str(text).map_err(|e| {
-            Error::new(ErrorKind::Parse, format!("The URDB JSON is invalid: {e}")).with_line(e.line() as u64)
-        })?;
-        from_urdb_value(&v)
+        Tariff::from_urdb_json_with(text, UrdbOptions::default())
     }
+
+    /// [`Tariff::from_urdb_json`] with options: `UrdbOptions { day_count: DayCount::PySam }`
+    /// counts `$/day` amounts over 365/12 days every month, as NREL PySAM does.
+    ///
+    /// # Errors
+    /// As [`Tariff::from_urdb_json`].
+    pub fn from_urdb_json_with(text: &str, opts: UrdbOptions) -> Result<Tariff> {
+        from_urdb_value_with(&parse(text)?, opts)
+    }
+
+    /// Every tariff of a document: a JSON array of meterkit or URDB tariffs, a URDB response
+    /// with any number of `items`, or one tariff (TOML, meterkit JSON or URDB, as
+    /// [`Tariff::from_any`]). Each entry is `(name, result)`: the tariff's `name` (URDB `name`
+    /// or `label`), else `"[i]"`; a rate that cannot be imported keeps its error, so one bad
+    /// rate does not hide the others.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Parse`] when the text is not valid JSON/TOML at all.
+    pub fn many_from_any(text: &str, opts: UrdbOptions) -> Result<Vec<NamedTariff>> {
+        let trimmed = text.trim_start();
+        if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
+            let t = Tariff::from_toml(text);
+            return Ok(vec![(t.as_ref().ok().and_then(|t| t.name.clone()), t)]);
+        }
+        let v = parse(text)?;
+        let one = |v: &Value| -> Vec<NamedTariff> {
+            if looks_like_urdb(v) {
+                urdb_items(v, opts).into_iter().map(|(n, t)| (Some(n), t)).collect()
+            } else {
+                let t = serde_json::from_value::<Tariff>(v.clone())
+                    .map_err(|e| Error::new(ErrorKind::Parse, format!("The tariff JSON is invalid: {e}")))
+                    .and_then(Tariff::normalized);
+                vec![(t.as_ref().ok().and_then(|t| t.name.clone()), t)]
+            }
+        };
+        Ok(match &v {
+            Value::Array(items) => items.iter().flat_map(one).collect(),
+            other => one(other),
+        })
+    }
+}
+
+fn parse(text: &str) -> Result<Value> {
+    crate::tariff::check_tariff_json(text)?;
+    serde_json::from_str(text)
+        .map_err(|e| Error::new(ErrorKind::Parse, format!("The URDB JSON is invalid: {e}")).with_line(e.line() as u64))
 }
 
 #[cfg(test)]

@@ -1,22 +1,135 @@
 use super::*;
-use crate::ErrorKind;
 
 const REAL: &str = include_str!("../../tests/data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json");
 
 #[test]
-fn real_record_is_refused_naming_the_kwh_per_kw_tiers() {
-    // The record's energyratestructure tiers are in kWh/kW (limits per kW of demand).
-    let e = Tariff::from_urdb_json(REAL).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Tariff);
-    assert_eq!(e.field(), Some("energyratestructure[0][0].unit"));
-    assert!(e.message().contains("kWh/kW"), "{}", e.message());
-    // from_any detects it as URDB (an `items` response) and gives the same refusal.
-    assert_eq!(Tariff::from_any(REAL).unwrap_err(), e);
+fn real_record_imports_kwh_per_kw_tiers_and_keeps_its_description_as_a_note() {
+    // The record's energy tiers are in kWh/kW: limits per kW of the month's peak demand.
+    let t = Tariff::from_urdb_json(REAL).unwrap();
+    let energy = t.versions()[0].charges.iter().find(|c| c.id == "energy").unwrap();
+    assert_eq!(energy.tier_basis, Some(Basis::PerKw));
+    assert_eq!(energy.periods["p0"].tiers[0].up_to, Some(Decimal::from(300)));
+    // Two periods with the same limits: one ladder, pro rata (no dgrules = net metering).
+    assert_eq!(energy.shared_ladder, Some(SharedLadder::ProRata));
+    assert_eq!(t.notes, ["description: Minimum charge of $1000.00.", "sector: Industrial"]);
+    assert_eq!(Tariff::from_any(REAL).unwrap(), t);
+}
+
+#[test]
+fn kwh_per_kw_limits_follow_the_peak_and_notes_become_lines() {
+    // 2 hours: 3 kWh then 1 kWh → peak 3 kW; limit 2 kWh/kW × 3 kW = 6 kWh → all 4 kWh in tier 1.
+    // With a peak of 1 kW (4 hours of 1 kWh), the limit is 2 kWh: 2 in tier 1, 2 in tier 2.
+    let mut v = minimal();
+    v["energyratestructure"] =
+        serde_json::json!([[{"rate": 0.1, "max": 2, "unit": "kWh/kW"}, {"rate": 0.5, "unit": "kWh/kW"}]]);
+    v["energyattrs"] = serde_json::json!([{"Fuel adjustment": "monthly"}]);
+    let t = from_urdb_value(&v).unwrap();
+    let bill = |qs: &[i64]| {
+        let recs: Vec<_> = qs
+            .iter()
+            .enumerate()
+            .map(|(h, q)| {
+                let at = chrono::DateTime::from_timestamp(1_704_067_200 + 3600 * h as i64, 0).unwrap();
+                crate::UsageRecord::new("t", format!("r{h}"), "m", "kwh", Decimal::from(*q), at)
+            })
+            .collect();
+        let req = crate::BillRequest::new(
+            "t",
+            "m",
+            "kwh",
+            "2024-01-01T00:00:00Z".parse().unwrap(),
+            "2024-02-01T00:00:00Z".parse().unwrap(),
+            "UTC",
+        );
+        t.bill(&req, &recs).unwrap()
+    };
+    assert_eq!(bill(&[3, 1]).total.to_string(), "0.40");
+    let b = bill(&[1, 1, 1, 1]);
+    assert_eq!(b.total.to_string(), "1.20");
+    let last = b.lines.last().unwrap();
+    assert_eq!((last.charge.as_str(), last.amount.to_string()), ("note", "0.00".to_string()));
+    assert_eq!(last.description, r#"not priced: energyattrs: [{"Fuel adjustment":"monthly"}]"#);
+}
+
+#[test]
+fn unbounded_maxima_end_the_ladder() {
+    for big in [serde_json::json!(1e38), serde_json::json!(9.999_999_680_285_692e37)] {
+        let mut v = minimal();
+        v["energyratestructure"] = serde_json::json!([[
+            {"rate": 0.1, "max": 100, "unit": "kWh"},
+            {"rate": 0.2, "max": big, "unit": "kWh"},
+            {"rate": 0.3, "unit": "kWh"}
+        ]]);
+        let t = from_urdb_value(&v).unwrap();
+        let tiers = &t.versions()[0].charges[0].periods["p0"].tiers;
+        assert_eq!(tiers.len(), 2, "the tier after an unbounded one can never be reached");
+        assert_eq!(tiers[1].up_to, None);
+    }
+}
+
+#[test]
+fn day_counts_and_yearly_fixed_charges() {
+    let mut v = minimal();
+    v["fixedchargefirstmeter"] = serde_json::json!(0.5);
+    v["fixedchargeunits"] = serde_json::json!("$/day");
+    let fixed = |v: &Value, opts: UrdbOptions| from_urdb_value_with(v, opts).unwrap().versions()[0].charges[0].clone();
+    let actual = fixed(&v, UrdbOptions::default());
+    assert_eq!((actual.amount, actual.per), (Some("0.5".parse().unwrap()), Some(Per::Day)));
+    // PySAM: 0.5 × 365 / 12 = 15.208333… per month.
+    let pysam = fixed(&v, UrdbOptions::pysam());
+    assert_eq!((pysam.amount, pysam.per), (Some("15.208333333333".parse().unwrap()), Some(Per::Period)));
+    v["fixedchargefirstmeter"] = serde_json::json!(120);
+    v["fixedchargeunits"] = serde_json::json!("$/year");
+    assert_eq!(fixed(&v, UrdbOptions::default()).amount, Some(Decimal::from(10)));
+}
+
+#[test]
+fn metering_rules_choose_the_ladder_and_are_noted() {
+    let mut v = minimal();
+    v["energyratestructure"] = serde_json::json!([
+        [{"rate": 0.1, "max": 10, "unit": "kWh", "sell": 0.03}, {"rate": 0.2, "unit": "kWh"}],
+        [{"rate": 0.15, "max": 10, "unit": "kWh"}, {"rate": 0.25, "unit": "kWh"}]
+    ]);
+    v["energyweekdayschedule"][0][5] = serde_json::json!(1);
+    for (rule, ladder) in [
+        ("Net Metering", SharedLadder::ProRata),
+        ("Net Billing Instantaneous", SharedLadder::TimeOrder),
+        ("Net Billing Hourly", SharedLadder::TimeOrder),
+        ("Buy All Sell All", SharedLadder::TimeOrder),
+    ] {
+        v["dgrules"] = rule.into();
+        let t = from_urdb_value(&v).unwrap();
+        assert_eq!(t.versions()[0].charges[0].shared_ladder, Some(ladder), "{rule}");
+        assert!(t.notes.iter().any(|n| n.starts_with(&format!("dgrules: {rule}"))), "{:?}", t.notes);
+        assert!(t.notes.iter().any(|n| n.starts_with("sell rates")), "{:?}", t.notes);
+    }
+    v["dgrules"] = "Something Else".into();
+    assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("dgrules"));
+    let o = v.as_object_mut().unwrap();
+    o.remove("dgrules");
+    o.insert("usenetmetering".into(), false.into());
+    let t = from_urdb_value(&v).unwrap();
+    assert_eq!(t.versions()[0].charges[0].shared_ladder, Some(SharedLadder::TimeOrder));
+}
+
+#[test]
+fn many_tariffs_from_one_document() {
+    let mut bad = minimal();
+    bad["coincidentratestructure"] = serde_json::json!([[{"rate": 1}]]);
+    let mut named = minimal();
+    named["name"] = "Named".into();
+    let doc = serde_json::json!({"items": [named, bad]}).to_string();
+    let many = Tariff::many_from_any(&doc, UrdbOptions::default()).unwrap();
+    assert_eq!(many.len(), 2);
+    assert_eq!(many[0].0.as_deref(), Some("Named"));
+    assert!(many[0].1.is_ok());
+    assert_eq!(many[1].0.as_deref(), Some("items[1]"));
+    assert_eq!(many[1].1.as_ref().unwrap_err().field(), Some("coincidentratestructure"));
 }
 
 #[test]
 fn real_record_without_energy_tiers_maps_demand_and_dates() {
-    // Dropping the unsupported energy structure leaves the flat demand tiers, which import:
+    // Without the energy structure the flat demand tiers remain:
     // structure 0 in Jan-May and Oct-Dec, structure 1 in Jun-Sep.
     let mut v: Value = serde_json::from_str(REAL).unwrap();
     let item = v["items"][0].as_object_mut().unwrap();
@@ -52,24 +165,24 @@ fn unsupported_fields_are_named() {
         v.as_object_mut().unwrap().insert(k.to_string(), val);
         from_urdb_value(&v).unwrap_err()
     };
-    assert_eq!(refuse("dgrules", "Net Metering".into()).field(), Some("dgrules"));
+    assert_eq!(refuse("lookbackpercent", serde_json::json!(0.8)).field(), Some("lookbackpercent"));
     assert_eq!(
         refuse("demandratchetpercentage", serde_json::json!(vec![0.8; 12])).field(),
         Some("demandratchetpercentage")
     );
     let mut v = minimal();
     v["fixedchargefirstmeter"] = serde_json::json!(12);
-    v["fixedchargeunits"] = serde_json::json!("$/year");
+    v["fixedchargeunits"] = serde_json::json!("$/week");
     assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("fixedchargeunits"));
     assert_eq!(refuse("fixedchargeeaaddl", serde_json::json!(5)).field(), Some("fixedchargeeaaddl"));
     // Zero-valued ratchets have no effect and import.
     let mut v = minimal();
     v.as_object_mut().unwrap().insert("demandratchetpercentage".into(), serde_json::json!(vec![0; 12]));
     assert!(from_urdb_value(&v).is_ok());
-    // A sell rate (net metering) on a tier is refused.
+    // A tier key that is not rate, adj, max, sell or unit.
     let mut v = minimal();
-    v["energyratestructure"][0][0]["sell"] = serde_json::json!(0.05);
-    assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("energyratestructure[0][0].sell"));
+    v["energyratestructure"][0][0]["floor"] = serde_json::json!(0.05);
+    assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("energyratestructure[0][0].floor"));
     // A schedule pointing at a period that does not exist.
     let mut v = minimal();
     v["energyweekdayschedule"][3][5] = serde_json::json!(2);

@@ -342,6 +342,25 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         val empty = throws<MeterkitException.InvalidQuery>("empty period") { fromToml.bill(january.copy(periodEnd = january.periodStart), usage) }
         eq(empty.info.code, "E_INVALID_QUERY", "code")
     }
+    t("URDB options, notes and compareTariffs (the core's Tariff::compare)") {
+        val zeros = "[" + List(12) { "[" + List(24) { "0" }.joinToString(",") + "]" }.joinToString(",") + "]"
+        val daily = "{\"sector\":\"Residential\",\"energyratestructure\":[[{\"rate\":0.12,\"unit\":\"kWh\"}]]," +
+            "\"energyweekdayschedule\":" + zeros + ",\"energyweekendschedule\":" + zeros + "," +
+            "\"fixedchargefirstmeter\":0.5,\"fixedchargeunits\":\"$/day\"}"
+        val actual = Tariff.fromUrdb(daily)
+        val pysam = Tariff.fromUrdbWith(daily, true, 6U)
+        eq(actual.notes(), listOf("sector: Residential"), "notes")
+        val twoMonths = january.copy(periodEnd = ts("2024-03-01T00:00:00Z"), timeZone = "UTC")
+        val records = (1..29).map { d -> rec("h$d", "home", "10", "2024-02-%02dT12:00:00Z".format(d)) }
+        val ranked = compareTariffs(listOf(NamedTariff("actual", actual), NamedTariff("pysam", pysam)), twoMonths, records)
+        // January 31 x 0.50 = 15.50 vs 0.5 x 365 / 12 = 15.21; February 290 x 0.12 + 29 x 0.50 = 49.30 vs 50.01.
+        eq(ranked.map { it.tariff }, listOf("pysam", "actual"), "cheapest first")
+        eqDec(ranked[1].total, "64.80", "actual total")
+        eq(ranked[1].periods.map { it.period }, listOf("2024-01", "2024-02"), "months")
+        eqDec(ranked[1].periods[0].total, "15.50", "January")
+        eqDec(ranked[0].total, "65.22", "PySAM's day count")
+        eq(ranked[0].error, null, "no error")
+    }
     t("engine.bill from stored records equals the tariff's bill; billRequestFromJson") {
         val engine = Engine.inMemory()
         engine.ingest(usage)

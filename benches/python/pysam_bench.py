@@ -1,0 +1,97 @@
+"""meterkit against NREL PySAM on URDB tariffs, in the same run (issue 15's speed targets).
+
+* one year of hourly load (8,760 hours) under one URDB tariff, 12 monthly bills:
+  `Utilityrate5.execute()` vs `meterkit.Tariff.compare` with one tariff (target: >= 50x faster);
+* 1,000 URDB tariffs against the same load: PySAM (timed on the first 50 and scaled) vs one
+  `meterkit.Tariff.compare` call (target: < 0.5 s).
+
+The load is the real household of examples/data (2021's hours laid on 2018, UTC) and the tariff
+the real record in tests/data/urdb/; the 1,000 tariffs are it with its rates scaled by 0.5-1.5.
+Both sides get their inputs ready before the clock starts (PySAM: a model with the rates and
+load assigned; meterkit: parsed tariffs and UsageRecord objects). Run with scripts/bench-pysam.
+"""
+import copy
+import csv
+import datetime as dt
+import json
+import statistics
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import meterkit as mk
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests/pysam"))
+from pysam_bills import model_for  # noqa: E402
+
+REAL = json.loads((ROOT / "tests/data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json").read_text())
+LOAD = ROOT / "examples/data/uk-smart-meter-hourly.csv"
+
+
+def scaled(record, f):
+    r = copy.deepcopy(record)
+
+    def walk(v):
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k == "rate":
+                    v[k] = round(x * f, 6)
+                else:
+                    walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(r)
+    return r
+
+
+def timed(f, n):
+    runs = []
+    for _ in range(n):
+        t = time.perf_counter()
+        f()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def main():
+    vals = [r["value"] for r in csv.DictReader(open(LOAD)) if r["start"].startswith("2021")]
+    start = dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc)
+    records = [
+        mk.UsageRecord("t", f"h{h}", "house", "kwh", Decimal(v), start + dt.timedelta(hours=h))
+        for h, v in enumerate(vals)
+    ]
+    request = mk.BillRequest("t", "house", "kwh", start, dt.datetime(2019, 1, 1, tzinfo=dt.timezone.utc), "UTC")
+    record = REAL["items"][0]
+    load_kw = [float(v) for v in vals]
+    zeros = [0.0] * 8760
+
+    model = model_for(record, load_kw, zeros)
+    pysam_one = timed(lambda: model.execute(0), 30)
+    real = mk.Tariff.from_urdb_json(json.dumps(record))
+    ours_one = timed(lambda: mk.Tariff.compare([("real", real)], request, records), 30)
+
+    variants = [scaled(record, 0.5 + i / 1000) for i in range(1000)]
+    models = [model_for(v, load_kw, zeros) for v in variants[:50]]
+    t = time.perf_counter()
+    for m in models:
+        m.execute(0)
+    pysam_1000 = (time.perf_counter() - t) * 1000 / 50
+    tariffs = [(f"t{i}", mk.Tariff.from_urdb_json(json.dumps(v))) for i, v in enumerate(variants)]
+    ours_1000 = timed(lambda: mk.Tariff.compare(tariffs, request, records), 3)
+
+    rows = [
+        ("one tariff-year (8,760 h, 12 bills)", pysam_one, ours_one),
+        ("1,000 tariffs vs one load", pysam_1000, ours_1000),
+    ]
+    print("| case | PySAM Utilityrate5 | meterkit (Python) | meterkit faster by |")
+    print("|---|---|---|---|")
+    for name, p, m in rows:
+        print(f"| {name} | {p * 1000:.2f} ms | {m * 1000:.3f} ms | {p / m:.0f}x |")
+
+
+if __name__ == "__main__":
+    main()

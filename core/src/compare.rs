@@ -1,0 +1,189 @@
+//! Tariff comparison: one load priced under many tariffs, month by month, cheapest first.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::bill::{add, BillRequest};
+use crate::error::{Error, ErrorKind, Result};
+use crate::tariff::Tariff;
+use crate::usage::UsageRecord;
+use crate::window::{local_midnight, parse_time_zone};
+
+/// The bill total of one billing period of a [`Comparison`].
+///
+/// JSON: `{"period": "2018-01", "total": "123.45"}` (money as a string with the minor-unit digits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodTotal {
+    /// The local calendar month `YYYY-MM` of the bill.
+    pub period: String,
+    /// The bill's total, in the tariff's currency (major unit, minor-unit digits).
+    #[serde(with = "crate::bill::money_str")]
+    pub total: Decimal,
+}
+
+/// One tariff's result in [`Tariff::compare`]: the sum of its monthly bills, or why it cannot
+/// price the load.
+///
+/// JSON: `{"tariff": NAME, "total": "…" | null, "periods": [PeriodTotal…], "error": null | "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The tariff's name as given to [`Tariff::compare`].
+    pub tariff: String,
+    /// Sum of the period totals; `None` when the tariff cannot price the load.
+    #[serde(with = "opt_money")]
+    pub total: Option<Decimal>,
+    /// One total per local calendar month of the request, in order (empty on error).
+    pub periods: Vec<PeriodTotal>,
+    /// Why the tariff cannot price the load (the first bill's error), else `None`.
+    pub error: Option<String>,
+}
+
+/// A local calendar month of a comparison: `(label YYYY-MM, start, end)`.
+type Month = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// Every local calendar month of the request cut to `[start, end)` in its zone.
+fn months(req: &BillRequest) -> Result<Vec<Month>> {
+    let tz = parse_time_zone(&req.time_zone)?;
+    let (start, end) = (req.period_start, req.period_end);
+    if end <= start {
+        return Err(Error::new(ErrorKind::InvalidQuery, "The comparison period is empty.").with_field("period_end"));
+    }
+    let bad = || Error::new(ErrorKind::InvalidQuery, "The comparison period is out of range.");
+    let mut out = Vec::new();
+    let local = start.with_timezone(&tz).date_naive();
+    let mut first = NaiveDate::from_ymd_opt(local.year(), local.month(), 1).ok_or_else(bad)?;
+    while out.len() <= 1200 {
+        let next = first.checked_add_months(chrono::Months::new(1)).ok_or_else(bad)?;
+        let (a, b) = (local_midnight(tz, first)?, local_midnight(tz, next)?);
+        let a = DateTime::from_timestamp(a, 0).ok_or_else(bad)?.max(start);
+        let b = DateTime::from_timestamp(b, 0).ok_or_else(bad)?.min(end);
+        if a < b {
+            out.push((format!("{:04}-{:02}", first.year(), first.month()), a, b));
+        }
+        if b >= end {
+            return Ok(out);
+        }
+        first = next;
+    }
+    Err(Error::new(ErrorKind::InvalidQuery, "A comparison spans at most 1,200 months.").with_field("period_end"))
+}
+
+impl Tariff {
+    /// Price one load under many tariffs: for each `(name, tariff)`, the bill of every local
+    /// calendar month of `[req.period_start, req.period_end)` (cut at both ends) for
+    /// `req.subject`'s `req.metric`, and their sum. The result is ordered cheapest first (ties
+    /// by name); tariffs that cannot price the load (a tariff error, a version not in effect,
+    /// an exported quantity on a tiered charge…) come last with `error` set and no total.
+    /// Bills are those of [`Tariff::bill`], line rounding included.
+    ///
+    /// ```
+    /// use meterkit::{BillRequest, Tariff, UsageRecord};
+    /// use chrono::{TimeZone, Utc};
+    /// let flat = Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"0.20\"")?;
+    /// let cheap = Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"0.10\"")?;
+    /// let r = UsageRecord::new("t", "r1", "home", "kwh", "100".parse()?, Utc.with_ymd_and_hms(2024, 1, 5, 0, 0, 0).unwrap());
+    /// let req = BillRequest::new("t", "home", "kwh", Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+    ///     Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(), "UTC");
+    /// let ranked = Tariff::compare([("flat", &flat), ("cheap", &cheap)], &req, &[r])?;
+    /// assert_eq!(ranked[0].tariff, "cheap");
+    /// assert_eq!(ranked[0].total.unwrap().to_string(), "10.00");
+    /// assert_eq!(ranked[0].periods.len(), 2); // 2024-01 and 2024-02
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidTimeZone`]; [`ErrorKind::InvalidQuery`] for an empty period or one
+    /// of more than 1,200 months. A tariff's own errors are in its [`Comparison::error`].
+    pub fn compare<'t>(
+        tariffs: impl IntoIterator<Item = (&'t str, &'t Tariff)>,
+        req: &BillRequest,
+        records: &[UsageRecord],
+    ) -> Result<Vec<Comparison>> {
+        let periods = months(req)?;
+        // The records in time order (as given when they already are, else the subject's records
+        // sorted), cut once per month; each bill keeps only the subject's records itself.
+        let owned: Vec<UsageRecord>;
+        let mine: &[UsageRecord] = if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) {
+            records
+        } else {
+            let mut v: Vec<UsageRecord> = records
+                .iter()
+                .filter(|r| r.subject == req.subject && r.timestamp >= req.period_start && r.timestamp < req.period_end)
+                .cloned()
+                .collect();
+            v.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+            owned = v;
+            &owned
+        };
+        let slices: Vec<(&str, BillRequest, &[UsageRecord])> = periods
+            .iter()
+            .map(|(label, a, b)| {
+                let lo = mine.partition_point(|r| r.timestamp < *a);
+                let hi = mine.partition_point(|r| r.timestamp < *b);
+                let mut r = req.clone();
+                (r.period_start, r.period_end) = (*a, *b);
+                (label.as_str(), r, &mine[lo..hi])
+            })
+            .collect();
+        let mut out: Vec<Comparison> = tariffs.into_iter().map(|(name, t)| compare_one(name, t, &slices)).collect();
+        out.sort_by(|a, b| match (a.total, b.total) {
+            (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.tariff.cmp(&b.tariff)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.tariff.cmp(&b.tariff),
+        });
+        Ok(out)
+    }
+}
+
+fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageRecord])]) -> Comparison {
+    let priced = || -> Result<(Decimal, Vec<PeriodTotal>)> {
+        // Checked once, not once per month.
+        let normalized;
+        let t = if t.charges.is_empty() {
+            t.check()?;
+            t
+        } else {
+            normalized = t.clone().normalized()?;
+            &normalized
+        };
+        let mut total = Decimal::ZERO;
+        let mut periods = Vec::with_capacity(slices.len());
+        for (label, req, records) in slices {
+            let bill = t.rate(req, records)?;
+            total = add(total, bill.total)?;
+            periods.push(PeriodTotal { period: (*label).to_string(), total: bill.total });
+        }
+        Ok((total, periods))
+    };
+    match priced() {
+        Ok((total, periods)) => Comparison { tariff: name.to_string(), total: Some(total), periods, error: None },
+        Err(e) => Comparison {
+            tariff: name.to_string(),
+            total: None,
+            periods: Vec::new(),
+            error: Some(e.message().to_string()),
+        },
+    }
+}
+
+/// An optional money amount as a string with its minor-unit digits (`"10.00"`), or `null`.
+mod opt_money {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)]
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(d),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "crate::bill::money_str")] Decimal);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}
