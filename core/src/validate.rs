@@ -118,6 +118,19 @@ pub enum Rule {
     OutOfOrderReading,
     /// A register value that is negative or does not fit the register's digits (error, reject).
     InvalidReading,
+    /// A register reading lower than the meter's previous one that is neither a plausible
+    /// roll-over nor a declared meter exchange (error, reject; see [`crate::Engine::record_reading`]).
+    BackwardsReading,
+    /// A reading that looks like a dropped or an extra digit of a plausible reading (error,
+    /// reject; the message names the reading that was probably meant).
+    LikelyTypo,
+    /// A roll-over whose consumption is not plausible against the meter's history (warning, flag:
+    /// the consumption is stored as `flagged` and held for review).
+    ImplausibleRollover,
+    /// Consumption far above the meter's history (warning, flag).
+    ImplausibleConsumption,
+    /// A meter's first reading outside the site's typical register range (warning, flag).
+    FirstReadingOutOfRange,
 }
 
 impl Rule {
@@ -143,6 +156,11 @@ impl Rule {
             Rule::DuplicateReading => "duplicate_reading",
             Rule::OutOfOrderReading => "out_of_order_reading",
             Rule::InvalidReading => "invalid_reading",
+            Rule::BackwardsReading => "backwards_reading",
+            Rule::LikelyTypo => "likely_typo",
+            Rule::ImplausibleRollover => "implausible_rollover",
+            Rule::ImplausibleConsumption => "implausible_consumption",
+            Rule::FirstReadingOutOfRange => "first_reading_out_of_range",
         }
     }
 }
