@@ -2,6 +2,7 @@
 
 mod billing;
 mod input;
+mod readings;
 mod report;
 mod validation;
 
@@ -63,6 +64,9 @@ enum Command {
     Bill(billing::BillArgs),
     /// Check a file with the validation rules and print the findings; nothing is stored.
     Validate(validation::ValidateArgs),
+    /// Store register readings (and their consumption and findings, atomically) and print one
+    /// outcome per reading: accepted, rejected or flagged.
+    Readings(readings::ReadingsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +164,7 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Bill(args) => billing::bill(&open_engine(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
+        Command::Readings(args) => readings::readings(&open_engine(&cli.db)?, &cli.tenant, args),
     }
 }
 
