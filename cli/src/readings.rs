@@ -81,8 +81,9 @@ fn options(path: Option<&PathBuf>) -> Result<ReadingOptions> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::new(ErrorKind::Parse, format!("Cannot read {}: {e}.", path.display())).with_field("options")
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::new(ErrorKind::Parse, format!("{}:{}: {e}", path.display(), e.line())).with_field("options"))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::new(ErrorKind::Parse, format!("{}:{}: {e}", path.display(), e.line())).with_field("options")
+    })
 }
 
 /// Call `f(line, row)` for every data row, as column name → cell text.

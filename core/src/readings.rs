@@ -306,7 +306,14 @@ pub(crate) fn decide(
                     fmt_ts(p.timestamp),
                     fmt_decimal(cap.round_dp(3))
                 );
-                out.findings.push(finding(cx, reading, Rule::ImplausibleConsumption, Severity::Warning, Action::Flag, msg));
+                out.findings.push(finding(
+                    cx,
+                    reading,
+                    Rule::ImplausibleConsumption,
+                    Severity::Warning,
+                    Action::Flag,
+                    msg,
+                ));
             }
         }
         raw
@@ -503,7 +510,8 @@ fn modulus(digits: u8) -> Option<Decimal> {
 }
 
 fn invalid(r: &MeterReading, exchange: Option<Decimal>) -> Option<String> {
-    let values = std::iter::once(("register value", r.register)).chain(exchange.map(|e| ("old meter's final reading", e)));
+    let values =
+        std::iter::once(("register value", r.register)).chain(exchange.map(|e| ("old meter's final reading", e)));
     for (what, v) in values {
         if v.is_sign_negative() && !v.is_zero() {
             return Some(format!("The {what} {} of meter '{}' is negative.", fmt_decimal(v), r.meter));
@@ -527,7 +535,14 @@ fn invalid(r: &MeterReading, exchange: Option<Decimal>) -> Option<String> {
     None
 }
 
-fn finding(cx: &Context<'_>, r: &MeterReading, rule: Rule, severity: Severity, action: Action, message: String) -> Finding {
+fn finding(
+    cx: &Context<'_>,
+    r: &MeterReading,
+    rule: Rule,
+    severity: Severity,
+    action: Action,
+    message: String,
+) -> Finding {
     Finding {
         rule,
         severity,
@@ -596,7 +611,11 @@ pub fn attribute(
     let n = days.len();
     for (i, (s, e, w)) in days.into_iter().enumerate() {
         let share = if i + 1 == n || sum.is_zero() {
-            if i + 1 == n { left } else { Decimal::ZERO }
+            if i + 1 == n {
+                left
+            } else {
+                Decimal::ZERO
+            }
         } else {
             total.checked_mul(w).and_then(|x| x.checked_div(sum)).ok_or_else(overflow_err)?.round_dp(dp)
         };
@@ -651,11 +670,7 @@ fn weight(s: DateTime<Utc>, e: DateTime<Utc>, tz: Tz, profile: Option<&[Decimal]
 }
 
 /// The consumption records of a stored reading: one per day, ids `"{meter}@{reading time}/{day start}"`.
-pub(crate) fn records(
-    cx: &Context<'_>,
-    s: &StoredReading,
-    prev_kind: Option<ReadingKind>,
-) -> Result<Vec<UsageRecord>> {
+pub(crate) fn records(cx: &Context<'_>, s: &StoredReading, prev_kind: Option<ReadingKind>) -> Result<Vec<UsageRecord>> {
     let (Some(total), Some(from)) = (s.consumption, s.from) else { return Ok(Vec::new()) };
     if s.status == ReadingStatus::Rejected {
         return Ok(Vec::new());

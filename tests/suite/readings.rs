@@ -50,7 +50,8 @@ fn the_reading_history_survives_a_restart_on_sqlite() {
     assert_eq!(back.status, ReadingStatus::Rejected);
     let next = engine.record_reading("t", "kwh", &reading("m", "2026-01-03T00:00:00Z", "170"), None, &opts).unwrap();
     assert_eq!(next.consumption, Some(dec("20")));
-    let records = engine.records("t", "kwh", Some("m"), ts("2026-01-01T00:00:00Z"), ts("2026-02-01T00:00:00Z")).unwrap();
+    let records =
+        engine.records("t", "kwh", Some("m"), ts("2026-01-01T00:00:00Z"), ts("2026-02-01T00:00:00Z")).unwrap();
     let total: meterkit::Decimal = records.iter().map(|r| r.quantity).sum();
     assert_eq!((records.len(), total), (2, dec("70")), "50 + 20, each stored once");
 }

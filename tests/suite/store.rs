@@ -273,7 +273,8 @@ pub fn the_reading_vectors_pass(make: &Factory) {
     for path in vector_files(&meterkit_tests::reading_vectors_dir()).unwrap() {
         let case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let engine = Engine::new(make()).unwrap();
-        let out = meterkit_tests::run_reading_case(&engine, &case).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let out =
+            meterkit_tests::run_reading_case(&engine, &case).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(out, meterkit_tests::canonical_json(&case["expected"]), "{}", path.display());
     }
 }

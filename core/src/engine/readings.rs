@@ -91,7 +91,9 @@ fn record_once(
 ) -> Result<ReadingOutcome> {
     for (what, v) in [("tenant", cx.tenant), ("metric", cx.metric), ("meter", reading.meter.as_str())] {
         if v.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidRecord, format!("The reading's {what} is empty.")).with_field(what));
+            return Err(
+                Error::new(ErrorKind::InvalidRecord, format!("The reading's {what} is empty.")).with_field(what)
+            );
         }
     }
     let stored = history(inner, cx.tenant, &reading.meter)?;
