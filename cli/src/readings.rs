@@ -53,6 +53,9 @@ pub struct ReadingsArgs {
     pub output: Output,
 }
 
+/// One input row: column name → cell text.
+type Cells = HashMap<String, String>;
+
 /// One row: the reading and the declared exchange.
 type Row = (MeterReading, Option<rust_decimal::Decimal>);
 
@@ -87,7 +90,7 @@ fn options(path: Option<&PathBuf>) -> Result<ReadingOptions> {
 }
 
 /// Call `f(line, row)` for every data row, as column name → cell text.
-fn for_each_row(args: &ReadingsArgs, f: &mut dyn FnMut(u64, &HashMap<String, String>) -> Result<()>) -> Result<()> {
+fn for_each_row(args: &ReadingsArgs, f: &mut dyn FnMut(u64, &Cells) -> Result<()>) -> Result<()> {
     let open_err = |e: std::io::Error| {
         Error::new(ErrorKind::Parse, format!("Cannot read {}: {e}.", args.file.display())).with_field("file")
     };

@@ -88,7 +88,8 @@ pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
 pub use crate::quota::Quota;
 pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
 pub use crate::readings::{
-    attribute as attribute_consumption, ReadingOptions, ReadingOutcome, ReadingStatus, StoredReading, MAX_INTERVAL_DAYS,
+    attribute as attribute_consumption, DayShare, ReadingOptions, ReadingOutcome, ReadingStatus, StoredReading,
+    MAX_INTERVAL_DAYS,
 };
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};

@@ -571,6 +571,9 @@ pub(crate) fn quality(s: &StoredReading, prev_kind: Option<ReadingKind>) -> Qual
     }
 }
 
+/// One day's share of a reading interval: `(start, end, consumption)`.
+pub type DayShare = (DateTime<Utc>, DateTime<Utc>, Decimal);
+
 /// Split `total` consumed over `[from, to)` into one record per local day of `tz` the interval
 /// touches: pro rata by time, or by `profile` (24 hour-of-day weights, local time) when given.
 ///
@@ -590,7 +593,7 @@ pub fn attribute(
     to: DateTime<Utc>,
     tz: Tz,
     profile: Option<&[Decimal]>,
-) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>, Decimal)>> {
+) -> Result<Vec<DayShare>> {
     if (to - from).num_days() > MAX_INTERVAL_DAYS {
         return Err(Error::new(
             ErrorKind::InvalidRecord,
@@ -653,20 +656,21 @@ fn next_midnight(t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
 }
 
 /// The weight of `[s, e)`: seconds (pro rata) or profile-weighted seconds.
-fn weight(s: DateTime<Utc>, e: DateTime<Utc>, tz: Tz, profile: Option<&[Decimal]>) -> Result<Decimal> {
-    let Some(p) = profile else { return Ok(Decimal::from((e - s).num_seconds())) };
-    let mut w = Decimal::ZERO;
-    let mut t = s;
-    while t < e {
-        let local = t.with_timezone(&tz);
+fn weight(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz, profile: Option<&[Decimal]>) -> Result<Decimal> {
+    let Some(weights) = profile else { return Ok(Decimal::from((to - from).num_seconds())) };
+    let mut total = Decimal::ZERO;
+    let mut at = from;
+    while at < to {
+        let local = at.with_timezone(&tz);
         let into_hour = i64::from(local.minute() * 60 + local.second());
-        let end = (t + Duration::seconds(3600 - into_hour)).min(e);
-        let hour = local.hour() as usize;
-        let part = p[hour].checked_mul(Decimal::from((end - t).num_seconds())).ok_or_else(overflow_err)?;
-        w = w.checked_add(part).ok_or_else(overflow_err)?;
-        t = end;
+        let end = (at + Duration::seconds(3600 - into_hour)).min(to);
+        let part = weights[local.hour() as usize]
+            .checked_mul(Decimal::from((end - at).num_seconds()))
+            .ok_or_else(overflow_err)?;
+        total = total.checked_add(part).ok_or_else(overflow_err)?;
+        at = end;
     }
-    Ok(w)
+    Ok(total)
 }
 
 /// The consumption records of a stored reading: one per day, ids `"{meter}@{reading time}/{day start}"`.
@@ -699,6 +703,7 @@ mod opt_decimals {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    #[allow(clippy::ref_option)] // serde's `with` passes `&Option<T>`
     pub fn serialize<S: Serializer>(v: &Option<Vec<Decimal>>, s: S) -> Result<S::Ok, S::Error> {
         v.as_ref().map(|v| v.iter().map(|d| crate::usage::fmt_decimal(*d)).collect::<Vec<_>>()).serialize(s)
     }
@@ -714,6 +719,7 @@ mod opt_pair {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    #[allow(clippy::ref_option)] // serde's `with` passes `&Option<T>`
     pub fn serialize<S: Serializer>(v: &Option<(Decimal, Decimal)>, s: S) -> Result<S::Ok, S::Error> {
         v.map(|(a, b)| [crate::usage::fmt_decimal(a), crate::usage::fmt_decimal(b)]).serialize(s)
     }
