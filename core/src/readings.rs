@@ -730,3 +730,65 @@ mod opt_pair {
         Ok(Option::<(W, W)>::deserialize(d)?.map(|(a, b)| (a.0, b.0)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// A load profile that weighs only the afternoon puts a whole day's use in the day whose
+    /// afternoon the interval covers; the shares still sum to the total.
+    #[test]
+    fn a_load_profile_weights_the_hours_covered() {
+        let profile: Vec<Decimal> = (0..24).map(|h| if h >= 12 { Decimal::ONE } else { Decimal::ZERO }).collect();
+        let utc: Tz = "UTC".parse().unwrap();
+        let parts = attribute(d("10"), t("2026-01-01T06:00:00Z"), t("2026-01-02T06:00:00Z"), utc, Some(&profile)).unwrap();
+        let q: Vec<String> = parts.iter().map(|p| p.2.to_string()).collect();
+        assert_eq!(q, ["10", "0"]);
+        let even = attribute(d("10"), t("2026-01-01T00:00:00Z"), t("2026-01-03T00:00:00Z"), utc, Some(&profile)).unwrap();
+        assert_eq!(even.iter().map(|p| p.2.to_string()).collect::<Vec<_>>(), ["5", "5"]);
+    }
+
+    /// Days are local days of the zone: in Kolkata (UTC+5:30) a day starts at 18:30 UTC.
+    #[test]
+    fn days_are_local_days_of_the_time_zone() {
+        let tz: Tz = "Asia/Kolkata".parse().unwrap();
+        let parts = attribute(d("48"), t("2026-11-30T12:30:00Z"), t("2026-12-01T12:30:00Z"), tz, None).unwrap();
+        let got: Vec<(String, String)> = parts.iter().map(|p| (fmt_ts(p.1), p.2.to_string())).collect();
+        assert_eq!(
+            got,
+            [("2026-11-30T18:30:00Z".to_string(), "12".to_string()), ("2026-12-01T12:30:00Z".to_string(), "36".to_string())]
+        );
+    }
+
+    #[test]
+    fn an_interval_over_ten_years_is_refused_before_allocating() {
+        let utc: Tz = "UTC".parse().unwrap();
+        let e = attribute(d("1"), t("2000-01-01T00:00:00Z"), t("2020-01-01T00:00:00Z"), utc, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRecord);
+    }
+
+    #[test]
+    fn invalid_options_are_named() {
+        let bad = [
+            r#"{"history":0}"#,
+            r#"{"profile":["1"]}"#,
+            r#"{"typical_register":["5","1"]}"#,
+            r#"{"max_daily":"0"}"#,
+            r#"{"time_zone":"Mars/Base"}"#,
+        ];
+        for json in bad {
+            let o: ReadingOptions = serde_json::from_str(json).unwrap();
+            assert!(o.check().is_err(), "{json}");
+        }
+        assert!(serde_json::from_str::<ReadingOptions>(r#"{"histroy":3}"#).is_err(), "unknown keys are refused");
+        assert_eq!(ReadingOptions::default().check().unwrap(), chrono_tz::UTC);
+    }
+}
