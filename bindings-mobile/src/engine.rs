@@ -25,6 +25,15 @@ use crate::types::{
 const PENDING: &str = "mobile/upload/pending/";
 const SENT: &str = "mobile/upload/sent/";
 
+/// Pending records exported for upload ([`Engine::export_pending`]).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PendingExport {
+    /// The ids of the records in `json`, in the same order.
+    pub ids: Vec<String>,
+    /// The records as the core's JSON array (the upload body).
+    pub json: String,
+}
+
 /// The outcome of [`Engine::record_reading`] (the core's `ReadingOutcome`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ReadingOutcome {
@@ -642,6 +651,15 @@ impl Engine {
     /// imports (with `import_json`, the CLI, or any binding's ingest). Errors: `Store`.
     pub fn export_pending_json(&self, tenant: String, limit: u32) -> Result<String, MeterkitError> {
         crate::types::records_to_json(self.pending_uploads(tenant, limit)?)
+    }
+
+    /// Up to `limit` pending records of `tenant` for upload: the JSON body (as
+    /// [`Engine::export_pending_json`]) and the ids it holds, to pass to `mark_uploaded` once the
+    /// server confirmed the upload (no re-parsing of the body). Errors: `Store`.
+    pub fn export_pending(&self, tenant: String, limit: u32) -> Result<PendingExport, MeterkitError> {
+        let records = self.pending_uploads(tenant, limit)?;
+        let ids = records.iter().map(|r| r.id.clone()).collect();
+        Ok(PendingExport { ids, json: crate::types::records_to_json(records)? })
     }
 
     /// Ingest a batch exported as the core's JSON (an array of records or one record):
