@@ -749,10 +749,12 @@ mod tests {
     fn a_load_profile_weights_the_hours_covered() {
         let profile: Vec<Decimal> = (0..24).map(|h| if h >= 12 { Decimal::ONE } else { Decimal::ZERO }).collect();
         let utc: Tz = "UTC".parse().unwrap();
-        let parts = attribute(d("10"), t("2026-01-01T06:00:00Z"), t("2026-01-02T06:00:00Z"), utc, Some(&profile)).unwrap();
+        let parts =
+            attribute(d("10"), t("2026-01-01T06:00:00Z"), t("2026-01-02T06:00:00Z"), utc, Some(&profile)).unwrap();
         let q: Vec<String> = parts.iter().map(|p| p.2.to_string()).collect();
         assert_eq!(q, ["10", "0"]);
-        let even = attribute(d("10"), t("2026-01-01T00:00:00Z"), t("2026-01-03T00:00:00Z"), utc, Some(&profile)).unwrap();
+        let even =
+            attribute(d("10"), t("2026-01-01T00:00:00Z"), t("2026-01-03T00:00:00Z"), utc, Some(&profile)).unwrap();
         assert_eq!(even.iter().map(|p| p.2.to_string()).collect::<Vec<_>>(), ["5", "5"]);
     }
 
@@ -764,7 +766,10 @@ mod tests {
         let got: Vec<(String, String)> = parts.iter().map(|p| (fmt_ts(p.1), p.2.to_string())).collect();
         assert_eq!(
             got,
-            [("2026-11-30T18:30:00Z".to_string(), "12".to_string()), ("2026-12-01T12:30:00Z".to_string(), "36".to_string())]
+            [
+                ("2026-11-30T18:30:00Z".to_string(), "12".to_string()),
+                ("2026-12-01T12:30:00Z".to_string(), "36".to_string())
+            ]
         );
     }
 

@@ -43,16 +43,16 @@ fun fieldAppTests(suite: Suite, scratch: File) {
         val typo = start.getValue("flat-07") + november.getValue("flat-07")
         val refused = device.recordReading("site", "kwh", read("flat-07", "2026-12-01T00:00:00Z", typo / 10))
         eq(refused.status, "rejected", "a dropped digit is refused")
-        check(refused.findings.any { it.rule == "likely_typo" || it.rule == "backwards_reading" }) { refused.json }
+        check(refused.findings.any { it.rule == Rule.LIKELY_TYPO || it.rule == Rule.BACKWARDS_READING }) { refused.json }
         // flat-13's meter is exchanged on 20 Nov: old final = start + 50, new meter starts at 7.
         val ex = device.recordReading("site", "kwh", read("flat-13", "2026-11-20T00:00:00Z", 7),
             exchange = BigDecimal(start.getValue("flat-13") + 50))
         eq(ex.status to ex.consumption, "accepted" to BigDecimal(50), "declared exchange")
-        // flat-21 is read on 20 Nov (40 kWh) and then 10 Dec (100 kWh over 20 days, 10 of them
-        // in November: 50 kWh pro rata).
+        // flat-21 is read on 20 Nov (40 kWh) and then 10 Dec (100 kWh over 20 days, 11 of them
+        // in November — 20 Nov to 1 Dec — so 100 x 11/20 = 55 kWh pro rata).
         val mid = device.recordReading("site", "kwh", read("flat-21", "2026-11-20T00:00:00Z", start.getValue("flat-21") + 40))
         eq(mid.consumption, BigDecimal(40), "flat-21 mid-month")
-        expectedKwh["flat-21"] = BigDecimal(40) + BigDecimal(50)
+        expectedKwh["flat-21"] = BigDecimal(40) + BigDecimal(55)
         var queued = 0
         for (f in flats) {
             val outcome = when (f) {
