@@ -453,6 +453,16 @@ export declare class Engine {
    */
   ingest(records: UsageRecordInput | UsageRecordInput[]): IngestReport
   /**
+   * Check a register reading against the meter's stored history and store the reading, its
+   * consumption (one record per day of the interval) and its findings atomically (the core's
+   * `Engine::record_reading`). `exchange` (a decimal string) declares a meter exchange: the old
+   * meter's final reading, with `reading` the new meter's start. `options` is the core's
+   * `ReadingOptions` (`history`, `time_zone`, `profile`, `typical_register`, `max_daily`,
+   * `plausible_factor`). Throws `E_PARSE` for unreadable input, `E_INVALID_QUERY` /
+   * `E_INVALID_TIME_ZONE` for invalid options, `E_CONFLICT`, `E_STORE`, `E_OVERFLOW`.
+   */
+  recordReading(tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null): { meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }
+  /**
    * `ingest` off the JS thread: only `JSON.stringify` runs on it; parsing, rollups and storage
    * run on libuv's thread pool.
    */

@@ -182,3 +182,56 @@ pub fn pg_store(url: &str, schema: &str) -> meterkit_postgres::PgStore {
     meterkit_postgres::PgStore::open_with(meterkit_postgres::PgOptions::new(url).schema(schema))
         .unwrap_or_else(|e| panic!("cannot open the PostgreSQL store at {url} (schema {schema}): {e}"))
 }
+
+/// The directory of the reading vectors (`tests/vectors/reading`).
+pub fn reading_vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors").join("reading")
+}
+
+/// The projection of a reading outcome the vectors compare (tests/vectors/README.md):
+/// `{"meter","timestamp","reading","status","consumption","findings":[{"rule","severity","action"}],
+/// "records":[{"id","timestamp","end","quantity","quality"}]}`.
+pub fn reading_projection(outcome: &Value) -> Value {
+    let pick = |v: &Value, keys: &[&str]| -> Value {
+        Value::Object(keys.iter().map(|k| ((*k).to_string(), v.get(*k).cloned().unwrap_or(Value::Null))).collect())
+    };
+    let mut out = pick(outcome, &["meter", "timestamp", "reading", "status", "consumption"]);
+    let list = |key: &str| outcome.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    out["findings"] = list("findings").iter().map(|f| pick(f, &["rule", "severity", "action"])).collect();
+    out["records"] = list("records")
+        .iter()
+        .map(|r| {
+            let mut p = pick(r, &["id", "timestamp", "end", "quantity"]);
+            p["quality"] = r.get("quality").cloned().unwrap_or_else(|| Value::from("actual"));
+            p
+        })
+        .collect();
+    out
+}
+
+/// Run a reading vector (`kind: "reading"`) on `engine`: every reading in order through
+/// [`Engine::record_reading`]; the canonical JSON of `{"outcomes": [projection, ...]}`.
+///
+/// # Errors
+/// A message naming the reading when the case is malformed or the engine fails.
+pub fn run_reading_case(engine: &Engine, case: &Value) -> Result<String, String> {
+    let input = &case["input"];
+    let tenant = input["tenant"].as_str().ok_or("input.tenant")?;
+    let metric = input["metric"].as_str().ok_or("input.metric")?;
+    let opts: meterkit::ReadingOptions =
+        serde_json::from_value(input["options"].clone()).map_err(|e| format!("input.options: {e}"))?;
+    let mut outcomes = Vec::new();
+    for (i, item) in input["readings"].as_array().ok_or("input.readings")?.iter().enumerate() {
+        let reading: meterkit::MeterReading =
+            serde_json::from_value(item["reading"].clone()).map_err(|e| format!("readings[{i}]: {e}"))?;
+        let exchange = match item.get("exchange").and_then(Value::as_str) {
+            Some(s) => Some(s.parse::<Decimal>().map_err(|e| format!("readings[{i}].exchange: {e}"))?),
+            None => None,
+        };
+        let outcome = engine
+            .record_reading(tenant, metric, &reading, exchange, &opts)
+            .map_err(|e| format!("readings[{i}]: {e}"))?;
+        outcomes.push(reading_projection(&serde_json::to_value(&outcome).map_err(|e| e.to_string())?));
+    }
+    Ok(canonical_json(&serde_json::json!({ "outcomes": outcomes })))
+}

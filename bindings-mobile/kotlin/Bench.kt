@@ -85,6 +85,34 @@ fun main() {
     val ingestPacked = median(3) { Engine.inMemory().use { it.ingestPacked(pack) } }
     val rustIngest = (0 until 3).map { rustBenchIngest(N.toUInt()).toLong() }.sorted()[1]
 
+    // (c) the reading store: Engine.recordReading per call (a month's interval, so each call
+    // stores the reading and ~30 daily consumption records atomically), in memory and on a SQLite
+    // file; then the queue and the bill of the field app.
+    fun readingCalls(engine: Engine, meters: Int, history: Int): Pair<Long, Long> {
+        val t0 = Instant.parse("2024-01-01T00:00:00Z")
+        fun r(m: Int, k: Int) = MeterReading(meter = "m$m", timestamp = t0.plusSeconds(30L * 86_400 * k),
+            register = BigDecimal(1000 + 150 * k), registerDigits = 6u, multiplier = null, kind = ReadingKind.ACTUAL)
+        for (m in 0 until meters) for (k in 0 until history) engine.recordReading("t", "kwh", r(m, k))
+        val s = System.nanoTime()
+        for (m in 0 until meters) engine.recordReading("t", "kwh", r(m, history))
+        val first = (System.nanoTime() - s) / meters
+        val s2 = System.nanoTime()
+        for (m in 0 until meters) engine.recordReading("t", "kwh", r(m, history)) // resent: nothing stored
+        return first to (System.nanoTime() - s2) / meters
+    }
+    Engine.inMemory().use { readingCalls(it, 50, 3) } // warm-up
+    val (memReading, memResent) = Engine.inMemory().use { readingCalls(it, 500, 10) }
+    val dbFile = java.io.File.createTempFile("meterkit-bench", ".db")
+    dbFile.delete()
+    val (dbReading, dbResent) = Engine.open(dbFile.path).use { readingCalls(it, 200, 10) }
+    val device = Engine.open(dbFile.path)
+    val toQueue = device.records("t", "kwh", Instant.parse("2023-01-01T00:00:00Z"), Instant.parse("2026-01-01T00:00:00Z"), null)
+    val queueNs = median(1) { device.queue(toQueue) }
+    val countNs = median(5) { device.pendingCount("t") }
+    val exportNs = median(3) { device.exportPending("t", 10_000u) }
+    device.close()
+    dbFile.delete()
+
     fun per(ns: Long) = "%.0f".format(ns.toDouble() / N)
     fun ratio(a: Long, b: Long) = "%.2f".format(a.toDouble() / b)
     println("| measurement (Kotlin/JVM → Rust via JNA) | Kotlin | Rust side, same run | ratio |")
@@ -99,4 +127,11 @@ fun main() {
     println("| 100k batch, full ingest, list of records (`Engine.ingest`), ns/record | ${per(ingestRecords)} | ${per(rustIngest)} | ${ratio(ingestRecords, rustIngest)} |")
     println("| 100k batch, full ingest, columns (`Engine.ingestColumns`), ns/record | ${per(ingestColumns)} | ${per(rustIngest)} | ${ratio(ingestColumns, rustIngest)} |")
     println("| 100k batch, full ingest, packed byte columns (`Engine.ingestPacked`), ns/record | ${per(ingestPacked)} | ${per(rustIngest)} | ${ratio(ingestPacked, rustIngest)} |")
+    println("| `Engine.recordReading`, in memory, 10 stored readings, a month's interval (≈30 records), µs/call | ${memReading / 1000} | – | – |")
+    println("| `Engine.recordReading` resent (nothing stored), in memory, µs/call | ${memResent / 1000} | – | – |")
+    println("| `Engine.recordReading`, SQLite file, 10 stored readings, a month's interval, µs/call | ${dbReading / 1000} | – | – |")
+    println("| `Engine.recordReading` resent, SQLite file, µs/call | ${dbResent / 1000} | – | – |")
+    println("| `Engine.queue` of ${toQueue.size} stored records, SQLite, ms | ${queueNs / 1_000_000} | – | – |")
+    println("| `Engine.pendingCount` with ${toQueue.size} pending, SQLite, µs | ${countNs / 1000} | – | – |")
+    println("| `Engine.exportPending` of ${toQueue.size} records, SQLite, ms | ${exportNs / 1_000_000} | – | – |")
 }

@@ -25,6 +25,53 @@ use crate::types::{
 const PENDING: &str = "mobile/upload/pending/";
 const SENT: &str = "mobile/upload/sent/";
 
+/// Pending records exported for upload ([`Engine::export_pending`]).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PendingExport {
+    /// The ids of the records in `json`, in the same order.
+    pub ids: Vec<String>,
+    /// The records as the core's JSON array (the upload body).
+    pub json: String,
+}
+
+/// The outcome of [`Engine::record_reading`] (the core's `ReadingOutcome`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReadingOutcome {
+    /// The meter.
+    pub meter: String,
+    /// When it was read.
+    pub timestamp: SystemTime,
+    /// The register value read.
+    pub reading: Decimal,
+    /// `accepted`, `flagged` or `rejected`.
+    pub status: String,
+    /// Consumption since the previous reading (metric units), if any.
+    pub consumption: Option<Decimal>,
+    /// Findings, most decisive first.
+    pub findings: Vec<Finding>,
+    /// The consumption records stored (one per day; empty for a resent reading).
+    pub records: Vec<UsageRecord>,
+    /// The same outcome as the core's JSON (`{"meter","timestamp","reading","status",
+    /// "consumption","findings","records"}`), e.g. for an upload body or a log.
+    pub json: String,
+}
+
+impl ReadingOutcome {
+    fn from_core(o: meterkit::ReadingOutcome) -> Result<Self, MeterkitError> {
+        let json = serde_json::to_string(&o).map_err(|e| MeterkitError::internal(e.to_string()))?;
+        Ok(ReadingOutcome {
+            meter: o.meter,
+            timestamp: to_system(o.timestamp),
+            reading: o.reading,
+            status: o.status.as_str().to_string(),
+            consumption: o.consumption,
+            findings: crate::types::findings_from_core(o.findings)?,
+            records: o.records.into_iter().map(UsageRecord::from).collect(),
+            json,
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Notifier
 
@@ -519,6 +566,37 @@ impl Engine {
         self.notifier_failures.load(Ordering::Relaxed)
     }
 
+    // -- readings -------------------------------------------------------------------------------
+
+    /// Check a register `reading` of `metric` against the meter's stored history and store the
+    /// reading, its consumption (one record per day the interval covers) and its findings in one
+    /// atomic change (the core's `Engine::record_reading`): `status` is `accepted`, `flagged`
+    /// (kept, consumption marked `flagged`, held for review) or `rejected` (not used: a backwards
+    /// reading, a likely typo, an invalid value…). `exchange` declares a meter exchange: the old
+    /// meter's final reading, with `reading` the new meter's start. `optionsJson` is the core's
+    /// `ReadingOptions` JSON (`{"history":10,"time_zone":"UTC","typical_register":["1000","60000"],
+    /// "max_daily":"40",…}`; default: the core's defaults). Errors: `Parse` for bad options,
+    /// `InvalidQuery`/`InvalidTimeZone` for invalid ones, `Conflict`, `Store`, `Overflow`.
+    #[uniffi::method(default(exchange = None, options_json = None))]
+    pub fn record_reading(
+        &self,
+        tenant: String,
+        metric: String,
+        reading: crate::types::MeterReading,
+        exchange: Option<Decimal>,
+        options_json: Option<String>,
+    ) -> Result<ReadingOutcome, MeterkitError> {
+        let opts: meterkit::ReadingOptions = match options_json {
+            None => meterkit::ReadingOptions::default(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The reading options are invalid: {e}"))
+                    .with_field("options_json")
+            })?,
+        };
+        let outcome = self.inner.record_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
+        ReadingOutcome::from_core(outcome)
+    }
+
     // -- upload queue ---------------------------------------------------------------------------
 
     /// Keep `records` on the device and queue them for upload: ingested like [`Engine::ingest`]
@@ -585,6 +663,15 @@ impl Engine {
     /// imports (with `import_json`, the CLI, or any binding's ingest). Errors: `Store`.
     pub fn export_pending_json(&self, tenant: String, limit: u32) -> Result<String, MeterkitError> {
         crate::types::records_to_json(self.pending_uploads(tenant, limit)?)
+    }
+
+    /// Up to `limit` pending records of `tenant` for upload: the JSON body (as
+    /// [`Engine::export_pending_json`]) and the ids it holds, to pass to `mark_uploaded` once the
+    /// server confirmed the upload (no re-parsing of the body). Errors: `Store`.
+    pub fn export_pending(&self, tenant: String, limit: u32) -> Result<PendingExport, MeterkitError> {
+        let records = self.pending_uploads(tenant, limit)?;
+        let ids = records.iter().map(|r| r.id.clone()).collect();
+        Ok(PendingExport { ids, json: crate::types::records_to_json(records)? })
     }
 
     /// Ingest a batch exported as the core's JSON (an array of records or one record):

@@ -20,12 +20,16 @@
 //! engine's stored records plus store metadata markers written through the public `Store` API
 //! (see [`engine`]); JSON export/import is the core's serde format of `UsageRecord`.
 
+// Test and benchmark entry points: only in a library built with `--features test-support`
+// (scripts/test-mobile, scripts/bench-mobile), never in the one an app ships.
+#[cfg(feature = "test-support")]
 mod bench;
 mod engine;
 mod error;
 mod field;
 mod types;
 
+#[cfg(feature = "test-support")]
 pub use crate::bench::{
     count_columns, count_records, rust_bench_convert, rust_bench_convert_columns, rust_bench_ingest,
     rust_bench_validate_reading,
@@ -100,8 +104,10 @@ pub fn json_at(json: String, pointer: String) -> Result<Option<String>, Meterkit
     Ok(v.pointer(&pointer).map(ToString::to_string))
 }
 
-/// For the test suites only: panics inside the library, to prove a panic reaches the host as
-/// uniffi's internal error (`InternalException`) and does not abort the process.
+/// For the test suites only (feature `test-support`): panics inside the library, to prove a
+/// panic reaches the host as uniffi's internal error (`InternalException`) and does not abort the
+/// process.
+#[cfg(feature = "test-support")]
 #[uniffi::export]
 pub fn panic_for_tests() -> Result<(), MeterkitError> {
     panic!("deliberate panic for the test suite")

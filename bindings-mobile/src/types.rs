@@ -181,6 +181,16 @@ pub enum Rule {
     OutOfOrderReading,
     InvalidReading,
     LevelShift,
+    /// A register reading lower than the previous one, neither a roll-over nor a declared exchange.
+    BackwardsReading,
+    /// A dropped or extra digit of a plausible reading.
+    LikelyTypo,
+    /// A roll-over whose consumption is not plausible against the history (held for review).
+    ImplausibleRollover,
+    /// Consumption far above the meter's history.
+    ImplausibleConsumption,
+    /// A first reading outside the site's typical register range.
+    FirstReadingOutOfRange,
 }
 
 // ---------------------------------------------------------------------------------------------

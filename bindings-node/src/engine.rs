@@ -118,6 +118,41 @@ impl Engine {
         })
     }
 
+    /// Check a register reading against the meter's stored history and store the reading, its
+    /// consumption (one record per day of the interval) and its findings atomically (the core's
+    /// `Engine::record_reading`). `exchange` (a decimal string) declares a meter exchange: the old
+    /// meter's final reading, with `reading` the new meter's start. `options` is the core's
+    /// `ReadingOptions` (`history`, `time_zone`, `profile`, `typical_register`, `max_daily`,
+    /// `plausible_factor`). Throws `E_PARSE` for unreadable input, `E_INVALID_QUERY` /
+    /// `E_INVALID_TIME_ZONE` for invalid options, `E_CONFLICT`, `E_STORE`, `E_OVERFLOW`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null",
+        ts_return_type = "{ meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }"
+    )]
+    pub fn record_reading(
+        &self,
+        env: Env,
+        tenant: String,
+        metric: String,
+        reading: JsonText,
+        exchange: Option<String>,
+        options: Option<JsonText>,
+    ) -> napi::Result<Json<meterkit::ReadingOutcome>> {
+        guard(env, || {
+            let reading: meterkit::MeterReading = core(env, crate::convert::from_json(&reading.0, "meter reading"))?;
+            let exchange = match exchange {
+                Some(text) => Some(core(env, meterkit::parse_decimal(&text).map_err(|e| e.with_field("exchange")))?),
+                None => None,
+            };
+            let opts: meterkit::ReadingOptions = match options {
+                Some(o) => core(env, crate::convert::from_json(&o.0, "reading options"))?,
+                None => meterkit::ReadingOptions::default(),
+            };
+            core(env, self.inner.record_reading(&tenant, &metric, &reading, exchange, &opts)).map(Json)
+        })
+    }
+
     /// `ingest` off the JS thread: only `JSON.stringify` runs on it; parsing, rollups and storage
     /// run on libuv's thread pool.
     #[napi(

@@ -41,6 +41,21 @@ const runners = {
     v.setNow(input.now)
     return v.check(input.records)
   },
+  // Like tests/support.rs run_reading_case: every reading in order through engine.recordReading,
+  // each outcome projected to the fields the vectors compare.
+  reading(input) {
+    const engine = new Engine()
+    const pick = (o, keys) => Object.fromEntries(keys.map((k) => [k, o[k] === undefined ? null : o[k]]))
+    const outcomes = input.readings.map((item) => {
+      const o = engine.recordReading(input.tenant, input.metric, item.reading, item.exchange ?? null, input.options)
+      return {
+        ...pick(o, ['meter', 'timestamp', 'reading', 'status', 'consumption']),
+        findings: o.findings.map((f) => pick(f, ['rule', 'severity', 'action'])),
+        records: o.records.map((r) => ({ ...pick(r, ['id', 'timestamp', 'end', 'quantity']), quality: r.quality || 'actual' })),
+      }
+    })
+    return { outcomes }
+  },
 }
 
 for (const file of files) {

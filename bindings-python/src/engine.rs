@@ -150,6 +150,39 @@ impl PyEngine {
         Ok(PyIngestReport { inner: report })
     }
 
+    /// Check a register reading (a `MeterReading` or its dict) against the meter's stored
+    /// history and store the reading, its consumption (one record per day of the interval) and
+    /// its findings atomically (the core's `Engine::record_reading`); the outcome as a dict
+    /// `{"meter","timestamp","reading","status","consumption","findings","records"}`.
+    /// `exchange` declares a meter exchange (the old meter's final reading); `options` is a
+    /// `ReadingOptions` dict. Raises `MeterkitError` (`parse`, `invalid_query`, `conflict`, `store`).
+    #[pyo3(signature = (tenant, metric, reading, exchange=None, options=None))]
+    fn record_reading<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: String,
+        metric: String,
+        reading: &Bound<'py, PyAny>,
+        exchange: Option<&Bound<'py, PyAny>>,
+        options: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let reading: meterkit::MeterReading = match reading.cast::<crate::validation::PyMeterReading>() {
+            Ok(r) => r.get().inner.clone(),
+            Err(_) => crate::convert::from_plain(reading, "meter reading")?,
+        };
+        let exchange = match exchange.filter(|e| !e.is_none()) {
+            Some(e) => Some(crate::convert::to_decimal(e, "exchange")?),
+            None => None,
+        };
+        let opts: meterkit::ReadingOptions = match options.filter(|o| !o.is_none()) {
+            Some(o) => crate::convert::from_plain(o, "reading options")?,
+            None => meterkit::ReadingOptions::default(),
+        };
+        let e = self.inner.clone();
+        let outcome = detached(py, move || e.record_reading(&tenant, &metric, &reading, exchange, &opts))?;
+        crate::convert::to_plain(py, &outcome)
+    }
+
     /// Ingest a pandas or polars DataFrame, a pyarrow Table or any object with
     /// `__arrow_c_stream__` as one all-or-nothing batch (see the stubs for the column rules).
     #[pyo3(signature = (data, *, tenant=None, metric=None, subject=None, id_column="id", tenant_column="tenant", subject_column="subject", metric_column="metric", quantity_column="quantity", timestamp_column="timestamp", end_column=None, dimensions=None))]

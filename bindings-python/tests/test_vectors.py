@@ -61,7 +61,32 @@ def run_validate(case: dict[str, Any]) -> Any:
     return [f.to_dict() for f in findings]
 
 
-RUNNERS: dict[str, Callable[[dict[str, Any]], Any]] = {"rollup": run_rollup, "bill": run_bill, "validate": run_validate}
+def run_reading(case: dict[str, Any]) -> dict[str, Any]:
+    """Like tests/support.rs run_reading_case: each reading through Engine.record_reading, projected."""
+    engine = mk.Engine()
+    inp = case["input"]
+
+    def pick(d: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+        return {k: d.get(k) for k in keys}
+
+    outcomes = []
+    for item in inp["readings"]:
+        o = engine.record_reading(inp["tenant"], inp["metric"], item["reading"], item.get("exchange"), inp["options"])
+        p = pick(o, ["meter", "timestamp", "reading", "status", "consumption"])
+        p["findings"] = [pick(f, ["rule", "severity", "action"]) for f in o["findings"]]
+        p["records"] = [
+            {**pick(r, ["id", "timestamp", "end", "quantity"]), "quality": r.get("quality", "actual")} for r in o["records"]
+        ]
+        outcomes.append(p)
+    return {"outcomes": outcomes}
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "rollup": run_rollup,
+    "bill": run_bill,
+    "validate": run_validate,
+    "reading": run_reading,
+}
 
 CASES = sorted(VECTORS.glob("**/*.json"))
 

@@ -3,6 +3,7 @@
 mod billing;
 mod compare;
 mod input;
+mod readings;
 mod report;
 mod validation;
 
@@ -75,6 +76,9 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Check a file with the validation rules and print the findings; nothing is stored.
     Validate(validation::ValidateArgs),
+    /// Store register readings (and their consumption and findings, atomically) and print one
+    /// outcome per reading: accepted, rejected or flagged.
+    Readings(readings::ReadingsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,6 +191,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Bill(args) => billing::bill(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Compare(args) => compare::compare(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
+        Command::Readings(args) => readings::readings(&open_engine(&cli.db)?, &cli.tenant, args),
     }
 }
 

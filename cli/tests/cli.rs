@@ -481,3 +481,60 @@ fn compare_ranks_tariffs_and_each_month_is_the_bill() {
         assert_eq!(flat_row["periods"][i]["total"], bill["total"]);
     }
 }
+
+/// `meterkit readings`: a backwards reading is rejected, a declared exchange bills the old
+/// register's last units, and re-running the file (an upload retried) stores nothing twice.
+#[test]
+fn readings_decide_and_a_rerun_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("reads.csv");
+    std::fs::write(
+        &csv,
+        "flat,read_at,kwh,old_final\n\
+         A1,2026-11-01T00:00:00Z,11663,\n\
+         A1,2026-11-02T00:00:00Z,11662,\n\
+         A1,2026-11-03T00:00:00Z,11670,\n\
+         B2,2026-11-01T00:00:00Z,99000,\n\
+         B2,2026-11-02T00:00:00Z,5,99012\n",
+    )
+    .unwrap();
+    let db = dir.path().join("m.db");
+    let args = [
+        "--db",
+        db.to_str().unwrap(),
+        "readings",
+        csv.to_str().unwrap(),
+        "--meter-column",
+        "flat",
+        "--reading-column",
+        "kwh",
+        "--timestamp-column",
+        "read_at",
+        "--digits",
+        "5",
+        "--exchange-column",
+        "old_final",
+        "--metric",
+        "kwh",
+        "--output",
+        "json",
+    ];
+    let first = json(&run(&args));
+    let status: Vec<&str> = first.as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["accepted", "rejected", "accepted", "accepted", "accepted"]);
+    assert_eq!(first[1]["findings"][0]["rule"], "backwards_reading");
+    assert_eq!(first[2]["consumption"], "7");
+    assert_eq!(first[4]["consumption"], "12");
+    assert_eq!(first[4]["findings"][0]["rule"], "meter_exchange");
+    assert_eq!(first[0]["consumption"], serde_json::Value::Null);
+    let keys: Vec<&String> = first[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["consumption", "findings", "meter", "reading", "status", "timestamp"]);
+    let again = json(&run(&args));
+    for (a, b) in first.as_array().unwrap().iter().zip(again.as_array().unwrap()) {
+        assert_eq!((&a["status"], &a["consumption"]), (&b["status"], &b["consumption"]));
+        assert_eq!(b["findings"].as_array().unwrap().last().unwrap()["rule"], "duplicate_reading");
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 3, "7 kWh over two days (2 records) and the exchange's 12 kWh (1), stored once");
+}

@@ -20,6 +20,8 @@ use crate::usage::{fmt_ts, Quality, UsageRecord};
 use crate::validate::{Action, Finding, ValidationConfig, Validator};
 use crate::window::{parse_time_zone, Window};
 
+mod readings;
+
 /// Metadata key of the instant (Unix seconds) up to which `close_windows` closed a tenant's windows.
 const CLOSED_UNTIL: &str = "engine/closed_until";
 /// How many times a call is attempted when the store reports a concurrent writer (a

@@ -71,6 +71,7 @@ mod json;
 mod notify;
 mod quota;
 mod reading;
+mod readings;
 mod rollup;
 mod store;
 mod tariff;
@@ -96,6 +97,10 @@ pub use crate::json::{canonical_json, check_json};
 pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
 pub use crate::quota::Quota;
 pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
+pub use crate::readings::{
+    attribute as attribute_consumption, DayShare, ReadingOptions, ReadingOutcome, ReadingStatus, StoredReading,
+    MAX_INTERVAL_DAYS,
+};
 pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
 pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 pub use crate::tariff::{

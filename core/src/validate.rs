@@ -121,6 +121,19 @@ pub enum Rule {
     /// A sustained shift of the level away from the series' long-run mean: a two-sided CUSUM of
     /// standardised deviations crossed its decision limit (warning, flag).
     LevelShift,
+    /// A register reading lower than the meter's previous one that is neither a plausible
+    /// roll-over nor a declared meter exchange (error, reject; see [`crate::Engine::record_reading`]).
+    BackwardsReading,
+    /// A reading that looks like a dropped or an extra digit of a plausible reading (error,
+    /// reject; the message names the reading that was probably meant).
+    LikelyTypo,
+    /// A roll-over whose consumption is not plausible against the meter's history (warning, flag:
+    /// the consumption is stored as `flagged` and held for review).
+    ImplausibleRollover,
+    /// Consumption far above the meter's history (warning, flag).
+    ImplausibleConsumption,
+    /// A meter's first reading outside the site's typical register range (warning, flag).
+    FirstReadingOutOfRange,
 }
 
 impl Rule {
@@ -147,6 +160,11 @@ impl Rule {
             Rule::OutOfOrderReading => "out_of_order_reading",
             Rule::InvalidReading => "invalid_reading",
             Rule::LevelShift => "level_shift",
+            Rule::BackwardsReading => "backwards_reading",
+            Rule::LikelyTypo => "likely_typo",
+            Rule::ImplausibleRollover => "implausible_rollover",
+            Rule::ImplausibleConsumption => "implausible_consumption",
+            Rule::FirstReadingOutOfRange => "first_reading_out_of_range",
         }
     }
 }

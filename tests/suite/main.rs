@@ -4,6 +4,7 @@ mod engine;
 mod findings;
 mod postgres;
 mod properties;
+mod readings;
 mod shared;
 mod store;
 mod vectors;

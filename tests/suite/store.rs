@@ -267,6 +267,18 @@ pub fn the_rollup_vectors_pass(make: &Factory) {
     }
 }
 
+/// Every shared reading vector, run through an engine on this store, gives the expected output
+/// (the reading store is the store's metadata, so this checks that every store persists it).
+pub fn the_reading_vectors_pass(make: &Factory) {
+    for path in vector_files(&meterkit_tests::reading_vectors_dir()).unwrap() {
+        let case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let engine = Engine::new(make()).unwrap();
+        let out =
+            meterkit_tests::run_reading_case(&engine, &case).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(out, meterkit_tests::canonical_json(&case["expected"]), "{}", path.display());
+    }
+}
+
 /// Tenant isolation: with records, buckets and metadata of random tenants in one store, every
 /// read for a tenant returns exactly what was written for it.
 pub fn tenants_are_isolated(make: &Factory, cases: u32) {
@@ -472,7 +484,8 @@ stores!(
     buckets_are_a_range_ordered_by_start_then_group,
     open_buckets_until_and_mark_closed,
     meta_is_set_removed_and_listed_by_prefix,
-    the_rollup_vectors_pass;
+    the_rollup_vectors_pass,
+    the_reading_vectors_pass;
     shared: specs_created_while_another_engine_ingests,
     two_writers_at_once,
 );

@@ -83,6 +83,7 @@ fun main(args: Array<String>) {
     val suite = Suite()
     apiTests(suite, scratch, examples, vectors)
     vectorTests(suite, vectors)
+    fieldAppTests(suite, scratch)
     var failed = 0
     val started = System.nanoTime()
     for ((name, body) in suite.tests) {

@@ -55,6 +55,48 @@ fun runValidate(case: String): String {
     return findingsToJson(findings)
 }
 
+/** The projection the reading vectors compare (tests/vectors/README.md), from the outcome's JSON. */
+fun projectOutcome(json: String): String {
+    fun raw(j: String, p: String) = at(j, p) ?: "null"
+    fun list(p: String) = generateSequence(0) { it + 1 }.map { at(json, "$p/$it") }.takeWhile { it != null }.map { it!! }.toList()
+    val findings = list("/findings").map { f ->
+        "{\"rule\":${raw(f, "/rule")},\"severity\":${raw(f, "/severity")},\"action\":${raw(f, "/action")}}"
+    }
+    val records = list("/records").map { r ->
+        "{\"id\":${raw(r, "/id")},\"timestamp\":${raw(r, "/timestamp")},\"end\":${raw(r, "/end")}," +
+            "\"quantity\":${raw(r, "/quantity")},\"quality\":${at(r, "/quality") ?: "\"actual\""}}"
+    }
+    return "{" + listOf("meter", "timestamp", "reading", "status", "consumption").joinToString(",") { "\"$it\":${raw(json, "/$it")}" } +
+        ",\"findings\":[" + findings.joinToString(",") + "],\"records\":[" + records.joinToString(",") + "]}"
+}
+
+fun runReading(case: String): String {
+    val engine = Engine.inMemory()
+    val tenant = str(case, "/input/tenant")
+    val metric = str(case, "/input/metric")
+    val options = at(case, "/input/options") ?: "{}"
+    val outcomes = mutableListOf<String>()
+    var i = 0
+    while (true) {
+        val item = at(case, "/input/readings/$i") ?: break
+        val kind = when (jsonStrAt(item, "/reading/kind")) {
+            "estimated" -> ReadingKind.ESTIMATED
+            "customer" -> ReadingKind.CUSTOMER
+            else -> ReadingKind.ACTUAL
+        }
+        val reading = MeterReading(
+            meter = str(item, "/reading/meter"), timestamp = ts(str(item, "/reading/timestamp")),
+            register = dec(str(item, "/reading/register")),
+            registerDigits = at(item, "/reading/register_digits")?.toInt()?.toUByte(),
+            multiplier = jsonStrAt(item, "/reading/multiplier")?.let { dec(it) }, kind = kind)
+        val outcome = engine.recordReading(tenant, metric, reading, jsonStrAt(item, "/exchange")?.let { dec(it) }, options)
+        outcomes.add(projectOutcome(outcome.json))
+        i++
+    }
+    engine.close()
+    return "{\"outcomes\":[" + outcomes.joinToString(",") + "]}"
+}
+
 fun vectorTests(suite: Suite, dir: File) {
     val files = dir.walkTopDown().filter { it.isFile && it.name.endsWith(".json") }.sortedBy { it.path }.toList()
     suite.test("vectors: the directory has cases") { check(files.size >= 50) { "only ${files.size} vector files in $dir" } }
@@ -66,6 +108,7 @@ fun vectorTests(suite: Suite, dir: File) {
                 "rollup" -> runRollup(case)
                 "bill" -> runBill(case)
                 "validate" -> runValidate(case)
+                "reading" -> runReading(case)
                 else -> throw Failure("no Kotlin runner for vector kind $kind")
             }
             eq(canonicalJson(actual), canonicalJson(at(case, "/expected")!!), "canonical JSON")

@@ -339,6 +339,14 @@ class Engine:
     def add_spec(self, spec: RollupSpec) -> int: ...
     def specs(self) -> list[RollupSpec]: ...
     def ingest(self, records: Iterable[UsageRecord]) -> IngestReport: ...
+    def record_reading(
+        self,
+        tenant: str,
+        metric: str,
+        reading: Union[MeterReading, dict[str, Any]],
+        exchange: Optional[_Number] = None,
+        options: Optional[dict[str, Any]] = None,
+    ) -> dict[str, Any]: ...
     def ingest_arrow(
         self,
         data: object,
