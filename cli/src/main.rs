@@ -1,6 +1,7 @@
 //! `meterkit`: ingest usage files into a meterkit database, query rollups, and print reports.
 
 mod billing;
+mod consume;
 mod input;
 mod report;
 mod validation;
@@ -63,6 +64,9 @@ enum Command {
     Bill(billing::BillArgs),
     /// Check a file with the validation rules and print the findings; nothing is stored.
     Validate(validation::ValidateArgs),
+    /// Ingest from a broker: NATS JetStream (`nats://HOST:PORT`) or MQTT (`mqtt://HOST:PORT`);
+    /// each batch is one transaction, acknowledged after the commit.
+    Consume(consume::ConsumeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +164,7 @@ fn run(cli: &Cli) -> Result<()> {
         }
         Command::Bill(args) => billing::bill(&open_engine(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
+        Command::Consume(args) => consume::run(&cli.db, &cli.tenant, args),
     }
 }
 
