@@ -93,6 +93,11 @@ pub fn run(db: &str, tenant: &str, args: &ConsumeArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::new(ErrorKind::Store, format!("Cannot start the async runtime: {e}.")))?;
+    // The store is opened, and finally dropped, outside the async runtime: the PostgreSQL client
+    // runs its own runtime on the calling thread.
+    let engine = open_store_engine(db)?;
+    let mut engine = Some(engine);
+    let mut keep: Option<Arc<Engine>> = None;
     let report = runtime.block_on(async {
         let stop = Stop::new();
         stop.on_signals()?;
@@ -110,7 +115,8 @@ pub fn run(db: &str, tenant: &str, args: &ConsumeArgs) -> Result<()> {
                 tenant,
             };
             let notifier = NatsNotifier::connect(&opts.url).await?;
-            let engine = Arc::new(open_store_engine(db)?.with_notifier(Arc::new(notifier)));
+            let engine = Arc::new(engine.take().ok_or_else(no_engine)?.with_notifier(Arc::new(notifier)));
+            keep = Some(Arc::clone(&engine));
             meterkit_stream::nats::consume(engine, &opts, &stop).await
         } else if let Some(rest) = args.url.strip_prefix("mqtt://") {
             let (host, port) = host_port(rest, 1883)?;
@@ -126,24 +132,35 @@ pub fn run(db: &str, tenant: &str, args: &ConsumeArgs) -> Result<()> {
                 idle_exit: args.idle_exit,
                 tenant,
             };
-            let engine = Arc::new(open_store_engine(db)?);
+            let engine = Arc::new(engine.take().ok_or_else(no_engine)?);
+            keep = Some(Arc::clone(&engine));
             meterkit_stream::mqtt::consume(engine, &opts, &stop).await
         } else {
-            Err(Error::new(ErrorKind::Parse, format!("'{}': consume reads nats://HOST:PORT or mqtt://HOST:PORT.", args.url))
-                .with_field("url"))
+            Err(Error::new(
+                ErrorKind::Parse,
+                format!("'{}': consume reads nats://HOST:PORT or mqtt://HOST:PORT.", args.url),
+            )
+            .with_field("url"))
         }
-    })?;
+    });
+    drop(runtime);
+    drop(keep);
+    let report = report?;
     let json = serde_json::to_string(&report).map_err(|e| Error::new(ErrorKind::Parse, format!("{e}")))?;
     writeln!(std::io::stdout().lock(), "{json}").map_err(crate::io_err)
+}
+
+fn no_engine() -> Error {
+    Error::new(ErrorKind::Store, "The engine was already taken.")
 }
 
 fn host_port(rest: &str, default_port: u16) -> Result<(String, u16)> {
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
         Some((h, p)) => {
-            let port = p.parse().map_err(|_| {
-                Error::new(ErrorKind::Parse, format!("'{p}' is not a port number.")).with_field("url")
-            })?;
+            let port = p
+                .parse()
+                .map_err(|_| Error::new(ErrorKind::Parse, format!("'{p}' is not a port number.")).with_field("url"))?;
             Ok((h.to_string(), port))
         }
         None => Ok((rest.to_string(), default_port)),

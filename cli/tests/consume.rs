@@ -76,7 +76,8 @@ fn buckets(engine: &Engine) -> String {
 }
 
 fn stored_count(engine: &Engine) -> usize {
-    let (from, to) = (chrono::DateTime::from_timestamp(0, 0).unwrap(), chrono::DateTime::from_timestamp(4e9 as i64, 0).unwrap());
+    let (from, to) =
+        (chrono::DateTime::from_timestamp(0, 0).unwrap(), chrono::DateTime::from_timestamp(4e9 as i64, 0).unwrap());
     ["t0", "t1"].iter().map(|t| engine.records(t, "bytes", None, from, to).unwrap().len()).sum()
 }
 
@@ -106,17 +107,22 @@ async fn publish_nats(url: &str, prefix: &str, ids: &[usize]) {
 
 /// Create the stream `name` on `<prefix>.>` and its durable consumer `work` with a short
 /// `ack_wait` (so redeliveries come within the test).
-async fn create_stream(url: &str, name: &str, prefix: &str, ack_wait: Duration) {
+async fn create_stream(url: &str, name: &str, prefix: &str, ack_wait: Option<Duration>) {
     let js = jetstream::new(async_nats::connect(url).await.unwrap());
     let s = js
-        .get_or_create_stream(stream::Config { name: name.into(), subjects: vec![format!("{prefix}.>")], ..Default::default() })
+        .get_or_create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{prefix}.>")],
+            ..Default::default()
+        })
         .await
         .unwrap();
+    let Some(ack_wait) = ack_wait else { return };
     s.create_consumer(pull::Config {
         durable_name: Some("work".into()),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait,
-        max_ack_pending: 100_000,
+        max_ack_pending: 10_000,
         filter_subject: format!("{prefix}.>"),
         ..Default::default()
     })
@@ -150,15 +156,25 @@ fn many_consumers(db: &str, open: &dyn Fn() -> Engine) {
     // Every record once, then 10 % of them again (as a redelivery or a retrying producer would).
     let mut ids: Vec<usize> = (0..n).collect();
     ids.extend((0..n).filter(|i| i % 10 == 3));
+    rt.block_on(create_stream(&nats.url(), "USAGE", "usage", None));
     rt.block_on(publish_nats(&nats.url(), "usage", &ids));
     let children: Vec<Child> = (0..consumers)
         .map(|_| {
-            consume_nats(db, &nats.url(), "USAGE", "usage", &["--create-stream", "--batch", "5000", "--idle-exit", "3s"], None)
-                .spawn()
-                .unwrap()
+            consume_nats(
+                db,
+                &nats.url(),
+                "USAGE",
+                "usage",
+                &["--create-stream", "--batch", "2000", "--idle-exit", "3s"],
+                None,
+            )
+            .spawn()
+            .unwrap()
         })
         .collect();
+    let t = std::time::Instant::now();
     let reports: Vec<Value> = children.into_iter().map(|c| report(&c.wait_with_output().unwrap())).collect();
+    eprintln!("consumers done in {:?}: {reports:?}", t.elapsed());
     let sum = |k: &str| reports.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!(sum("messages"), ids.len() as u64, "{reports:?}");
     assert_eq!(sum("accepted"), n as u64, "{reports:?}");
@@ -168,7 +184,11 @@ fn many_consumers(db: &str, open: &dyn Fn() -> Engine) {
     }
     let stored = open();
     assert_eq!(stored_count(&stored), n);
-    assert_eq!(buckets(&stored), buckets(&reference(n)));
+    eprintln!("counted at {:?}", t.elapsed());
+    let got = buckets(&stored);
+    eprintln!("store buckets at {:?}", t.elapsed());
+    assert_eq!(got, buckets(&reference(n)));
+    eprintln!("reference at {:?}", t.elapsed());
 }
 
 #[test]
@@ -205,11 +225,17 @@ fn killed_and_restarted(point: &str) -> Option<Value> {
     let db = db.to_str().unwrap();
     let n = 3_000;
     let rt = rt();
-    rt.block_on(create_stream(&nats.url(), "KILL", "kill", Duration::from_secs(2)));
+    rt.block_on(create_stream(&nats.url(), "KILL", "kill", Some(Duration::from_secs(2))));
     rt.block_on(publish_nats(&nats.url(), "kill", &(0..n).collect::<Vec<_>>()));
     let args = ["--batch", "500", "--idle-exit", "5s"];
     let out = consume_nats(db, &nats.url(), "KILL", "kill", &args, Some(&format!("{point}:2"))).output().unwrap();
-    assert_eq!(out.status.code(), None, "killed by a signal: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        None,
+        "killed by a signal: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after_kill = stored_count(&Engine::new(meterkit_sqlite::SqliteStore::open(db).unwrap()).unwrap());
     assert_eq!(after_kill, if point == "after-commit" { 1000 } else { 500 });
     let second = report(&consume_nats(db, &nats.url(), "KILL", "kill", &args, None).output().unwrap());
@@ -246,7 +272,7 @@ fn invalid_messages_go_to_the_dead_letter_subject_with_their_reason() {
         let client = async_nats::connect(url.as_str()).await.unwrap();
         let mut dl = client.subscribe("dl.usage").await.unwrap();
         client.flush().await.unwrap();
-        create_stream(&url, "DL", "bad", Duration::from_secs(30)).await;
+        create_stream(&url, "DL", "bad", Some(Duration::from_secs(30))).await;
         let js = jetstream::new(client.clone());
         let (_, good) = record_json(1);
         let conflicting = good.replace("\"quantity\":\"", "\"quantity\":\"9");
@@ -261,11 +287,22 @@ fn invalid_messages_go_to_the_dead_letter_subject_with_their_reason() {
         for b in bodies {
             js.publish("bad.t1.x", b.into()).await.unwrap().await.unwrap();
         }
-        let out = consume_nats(db.to_str().unwrap(), &url, "DL", "bad", &["--dead-letter", "dl.usage", "--idle-exit", "2s"], None)
-            .output()
-            .unwrap();
+        let out = consume_nats(
+            db.to_str().unwrap(),
+            &url,
+            "DL",
+            "bad",
+            &["--dead-letter", "dl.usage", "--idle-exit", "2s"],
+            None,
+        )
+        .output()
+        .unwrap();
         let r = report(&out);
-        assert_eq!((r["messages"].as_u64(), r["accepted"].as_u64(), r["dead_lettered"].as_u64()), (Some(6), Some(1), Some(5)), "{r}");
+        assert_eq!(
+            (r["messages"].as_u64(), r["accepted"].as_u64(), r["dead_lettered"].as_u64()),
+            (Some(6), Some(1), Some(5)),
+            "{r}"
+        );
         let mut dead = Vec::new();
         for _ in 0..5 {
             let m = tokio::time::timeout(Duration::from_secs(5), dl.next()).await.unwrap().unwrap();
@@ -275,11 +312,18 @@ fn invalid_messages_go_to_the_dead_letter_subject_with_their_reason() {
             assert_eq!(body["subject"], "bad.t1.x");
             dead.push(reason);
         }
-        let mut consumer: jetstream::consumer::Consumer<pull::Config> = js.get_stream("DL").await.unwrap().get_consumer("work").await.unwrap();
+        let mut consumer: jetstream::consumer::Consumer<pull::Config> =
+            js.get_stream("DL").await.unwrap().get_consumer("work").await.unwrap();
         let info = consumer.info().await.unwrap().clone();
         (dead, info)
     });
-    let expect = ["invalid JSON", "missing field `quantity`", "tenant 't9' is not the tenant 't1'", "record 1 of the array", "E_CONFLICT"];
+    let expect = [
+        "invalid JSON",
+        "missing field `quantity`",
+        "tenant 't9' is not the tenant 't1'",
+        "record 1 of the array",
+        "E_CONFLICT",
+    ];
     for (reason, want) in dead.iter().zip(expect) {
         assert!(reason.contains(want), "{reason:?} should say {want:?}");
     }

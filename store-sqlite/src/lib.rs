@@ -34,6 +34,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// A [`Store`] in one SQLite database file (or `:memory:`).
 pub struct SqliteStore {
     conn: Connection,
+    /// Inside `exclusive(true)`: a `BEGIN IMMEDIATE` transaction holds the write lock.
+    exclusive: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -61,7 +63,14 @@ PRAGMA user_version = 1;
 ";
 
 fn db_err(e: &rusqlite::Error) -> Error {
-    Error::new(ErrorKind::Store, format!("SQLite failed: {e}."))
+    let err = Error::new(ErrorKind::Store, format!("SQLite failed: {e}."));
+    // Another process sharing the file stored the same record first (the engine checked before
+    // taking the write lock), or held the lock past the busy timeout: the engine redoes the
+    // batch against the file's new state, holding the write lock (`exclusive`).
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::DatabaseBusy) => err.with_retryable(),
+        _ => err,
+    }
 }
 
 fn json_err(e: &serde_json::Error) -> Error {
@@ -86,7 +95,7 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")
             .map_err(|e| db_err(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| db_err(&e))?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore { conn, exclusive: false })
     }
 
     fn group_json(group: &[Option<String>]) -> Result<String> {
@@ -115,7 +124,7 @@ impl SqliteStore {
         })
     }
 
-    fn apply_in(tx: &rusqlite::Transaction<'_>, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
+    fn apply_in(tx: &Connection, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
         let base: i64 = tx.query_row("SELECT COUNT(*) FROM specs", [], |r| r.get(0)).map_err(|e| db_err(&e))?;
         if changes.known_specs.is_some_and(|k| i64::from(k) < base) {
             // Another process sharing the file added a spec: the engine must reload and recompute.
@@ -318,10 +327,34 @@ impl Store for SqliteStore {
     }
 
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
-        let tx = self.conn.transaction().map_err(|e| db_err(&e))?;
+        if self.exclusive {
+            // Inside the retry's BEGIN IMMEDIATE: a savepoint, released into it.
+            let sp = self.conn.savepoint().map_err(|e| db_err(&e))?;
+            let late = Self::apply_in(&sp, changes)?; // dropping `sp` on error rolls back to it
+            sp.commit().map_err(|e| db_err(&e))?;
+            return Ok(late);
+        }
+        // IMMEDIATE: take the write lock at BEGIN (waiting up to the busy timeout) rather than on
+        // the first write, where SQLite refuses a reader's upgrade when another process committed
+        // in between ("database is locked") without waiting.
+        let tx =
+            self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(&e))?;
         let late = Self::apply_in(&tx, changes)?; // dropping `tx` on error rolls back
         tx.commit().map_err(|e| db_err(&e))?;
         Ok(late)
+    }
+
+    /// Around a retried batch: `BEGIN IMMEDIATE` (the write lock, so that the batch's reads and its
+    /// `apply` see one state no other process changes) and `COMMIT` after it.
+    fn exclusive(&mut self, on: bool) -> Result<()> {
+        if on && !self.exclusive {
+            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(&e))?;
+            self.exclusive = true;
+        } else if !on && self.exclusive {
+            self.exclusive = false;
+            self.conn.execute_batch("COMMIT").map_err(|e| db_err(&e))?;
+        }
+        Ok(())
     }
 
     fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> Result<Vec<StoredBucket>> {

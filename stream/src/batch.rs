@@ -202,9 +202,8 @@ impl Clock {
         if let Some(first) = self.first_message {
             report.busy_ms = first.elapsed().as_millis() as u64;
         }
-        report.last_ack_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        report.last_ack_unix_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     }
 }
 

@@ -85,7 +85,8 @@ fn record(mut value: Value, tenant: Option<&str>) -> Result<UsageRecord, String>
 mod tests {
     use super::*;
 
-    const REC: &str = r#"{"id":"r1","subject":"sim-1","metric":"bytes","quantity":"1024","timestamp":"2024-03-01T10:00:00Z"}"#;
+    const REC: &str =
+        r#"{"id":"r1","subject":"sim-1","metric":"bytes","quantity":"1024","timestamp":"2024-03-01T10:00:00Z"}"#;
 
     #[test]
     fn one_record_or_an_array() {

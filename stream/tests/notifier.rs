@@ -39,7 +39,10 @@ fn a_tenants_channel_gets_its_engine_events() {
         assert!(subjects.contains(&"meterkit.events.acme.threshold_crossed"), "{subjects:?}");
         assert!(subjects.contains(&"meterkit.events.acme.record_rejected"), "{subjects:?}");
         let crossed = &got.iter().find(|(s, _)| s.ends_with("threshold_crossed")).unwrap().1;
-        assert_eq!((crossed["quota"].as_str(), crossed["level"].as_str(), crossed["used"].as_str()), (Some("data-plan"), Some("80"), Some("850")));
+        assert_eq!(
+            (crossed["quota"].as_str(), crossed["level"].as_str(), crossed["used"].as_str()),
+            (Some("data-plan"), Some("80"), Some("850"))
+        );
         assert!(subjects.iter().all(|s| s.starts_with("meterkit.events.acme.")), "{subjects:?}");
         let mut everyone = Vec::new();
         while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), all.next()).await {

@@ -22,7 +22,11 @@ fn binary(name: &str, env: &str) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let path = std::env::var("PATH").unwrap_or_default();
-    let found = path.split(':').chain(["/usr/sbin", "/usr/bin", "/sbin"]).map(|d| PathBuf::from(d).join(name)).find(|p| p.is_file());
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"])
+        .map(|d| PathBuf::from(d).join(name))
+        .find(|p| p.is_file());
     found
 }
 
