@@ -33,8 +33,8 @@ pub struct MqttConsumeOptions {
     /// Client id: the persistent session's name (the broker keeps the subscription and queues
     /// QoS ≥ 1 messages for it while the consumer is away).
     pub client_id: String,
-    /// Most messages per batch (= per store transaction); also the bound of the queue between
-    /// the network task and the ingest (the in-flight limit on our side).
+    /// Most messages per batch (= per store transaction). The in-flight limit is the broker's
+    /// window of unacknowledged QoS ≥ 1 messages per client (mosquitto `max_inflight_messages`).
     pub batch: usize,
     /// Longest time a batch stays open after its first message.
     pub max_wait: Duration,
@@ -77,7 +77,10 @@ pub async fn consume(engine: Arc<Engine>, opts: &MqttConsumeOptions, stop: &Stop
         .set_max_packet_size(crate::payload::MAX_PAYLOAD_BYTES + 4096, crate::payload::MAX_PAYLOAD_BYTES + 4096);
     let (client, mut eventloop) = AsyncClient::new(mo, opts.batch.max(16) * 2 + 16);
     client.subscribe(opts.topic.clone(), qos).await.map_err(|e| broker_err("MQTT", "cannot subscribe", e))?;
-    let (tx, mut rx) = mpsc::channel::<Publish>(opts.batch.max(1));
+    // Unbounded on purpose: the network task must never wait for the ingest, or the
+    // acknowledgements it has to send would wait for it in turn (a deadlock). What it holds is
+    // bounded by the broker's in-flight window for QoS ≥ 1 (unacknowledged messages).
+    let (tx, mut rx) = mpsc::unbounded_channel::<Publish>();
     let connected = Arc::new(AtomicBool::new(false));
     let stopping = Arc::new(AtomicBool::new(false));
     let poller = {
@@ -88,7 +91,7 @@ pub async fn consume(engine: Arc<Engine>, opts: &MqttConsumeOptions, stop: &Stop
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx.send(p).await.is_err() {
+                        if tx.send(p).is_err() {
                             break;
                         }
                     }
@@ -149,14 +152,17 @@ pub async fn consume(engine: Arc<Engine>, opts: &MqttConsumeOptions, stop: &Stop
     }
     .await;
     stopping.store(true, Ordering::SeqCst);
-    let _ = client.disconnect().await;
-    let _ = timeout(Duration::from_secs(5), poller).await;
+    let _ = timeout(Duration::from_secs(5), client.disconnect()).await;
+    let abort = poller.abort_handle();
+    if timeout(Duration::from_secs(5), poller).await.is_err() {
+        abort.abort();
+    }
     result.map(|()| report)
 }
 
 /// Up to `batch` messages: wait up to 200 ms for a first one, then take more until the batch is
 /// full, `max_wait` has passed or none came for [`MQTT_GAP`].
-async fn next_batch(rx: &mut mpsc::Receiver<Publish>, opts: &MqttConsumeOptions) -> Vec<Publish> {
+async fn next_batch(rx: &mut mpsc::UnboundedReceiver<Publish>, opts: &MqttConsumeOptions) -> Vec<Publish> {
     let mut out = Vec::new();
     let Ok(Some(first)) = timeout(Duration::from_millis(200).min(opts.max_wait), rx.recv()).await else {
         return out;
