@@ -2,6 +2,7 @@
 
 mod billing;
 mod compare;
+mod consume;
 mod input;
 mod readings;
 mod report;
@@ -79,6 +80,9 @@ enum Command {
     /// Store register readings (and their consumption and findings, atomically) and print one
     /// outcome per reading: accepted, rejected or flagged.
     Readings(readings::ReadingsArgs),
+    /// Ingest from a broker: NATS JetStream (`nats://HOST:PORT`) or MQTT (`mqtt://HOST:PORT`);
+    /// each batch is one transaction, acknowledged after the commit.
+    Consume(consume::ConsumeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -192,6 +196,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Compare(args) => compare::compare(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
         Command::Readings(args) => readings::readings(&open_engine(&cli.db)?, &cli.tenant, args),
+        Command::Consume(args) => consume::run(&cli.db, &cli.tenant, args),
     }
 }
 
