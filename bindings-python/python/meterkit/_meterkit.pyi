@@ -17,6 +17,7 @@ __all__ = [
     "Engine",
     "EstimateConfig",
     "Event",
+    "Alert",
     "Finding",
     "IngestReport",
     "InternalError",
@@ -50,6 +51,7 @@ __all__ = [
     "allocate",
     "decimal_from_float",
     "error_codes",
+    "alerts_of",
     "estimate_gaps",
     "month_period",
     "parse_decimal",
@@ -788,6 +790,7 @@ class EstimateConfig:
 
 def estimate_gaps(records: Iterable[UsageRecord], config: EstimateConfig) -> list[UsageRecord]: ...
 
+@final
 class Alert:
     """Consecutive warning and error findings on one series merged: the unit an operator reads."""
 
