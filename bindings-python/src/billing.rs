@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use crate::convert::{from_decimal, from_json, from_plain, from_utc, to_decimal, to_json, to_plain, to_utc};
 use crate::errors::{detached, new_err, IntoPy};
-use crate::types::{window_of, PyUsageRecord};
+use crate::types::PyUsageRecord;
 
 /// The common methods of a class over a serde type: `from_dict`, `from_json`, `to_dict`,
 /// equality; plus the class's own methods.
@@ -467,7 +467,8 @@ serde_class!(PyQuota, "quota", {
     ) -> PyResult<Self> {
         let limit = to_decimal(limit, "limit")?;
         let levels = levels.try_iter()?.map(|l| to_decimal(&l?, "levels")).collect::<PyResult<Vec<_>>>()?;
-        let mut q = meterkit::Quota::new(id, tenant, metric, window_of(period)?, time_zone, limit, levels);
+        let period = period.parse::<meterkit::Window>().map_err(|e| e.with_field("period")).py()?;
+        let mut q = meterkit::Quota::new(id, tenant, metric, period, time_zone, limit, levels);
         q.subject = subject;
         q.tariff = tariff.map(|t| t.inner.clone());
         q.check().py()?;

@@ -42,7 +42,8 @@ pub struct ChangeSet<'a> {
     pub new_specs: Vec<RollupSpec>,
     /// New usage records (their idempotency keys are not stored yet).
     pub insert: Vec<&'a UsageRecord>,
-    /// Records to remove, by `(tenant, id)`.
+    /// Records to remove, by `(tenant, id)`; applied before `insert`, so that one change may
+    /// delete a record and insert its replacement under the same key.
     pub delete: Vec<(String, String)>,
     /// Bucket deltas to merge into the stored state (created if missing): `(key, end, delta)`.
     pub merge: Vec<(BucketKey, i64, BucketState)>,
@@ -219,7 +220,9 @@ impl Store for MemoryStore {
             state.merge(delta)?;
         }
         for r in &changes.insert {
-            if self.records.contains_key(&(r.tenant.clone(), r.id.clone())) {
+            let key = (r.tenant.clone(), r.id.clone());
+            // `delete` applies first: a replacement deletes and inserts one key in one change.
+            if self.records.contains_key(&key) && !changes.delete.contains(&key) {
                 return Err(Error::new(ErrorKind::Store, format!("Record '{}' is already stored.", r.id))
                     .with_record_id(r.id.clone()));
             }
