@@ -78,7 +78,7 @@ pub(crate) fn replace_once(inner: &mut Inner, batch: &[UsageRecord]) -> Result<I
     let mut revised: Vec<&str> = Vec::new();
     for o in &old {
         let version = inner.store.meta_prefix(&o.tenant, &history_prefix(&o.id))?.len();
-        let body = serde_json::to_string(o).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+        let body = serde_json::to_string(o).map_err(|e| Error::new(ErrorKind::Store, e.to_string()))?;
         changes.meta.push((o.tenant.clone(), format!("{}{version:010}", history_prefix(&o.id)), Some(body)));
         changes.delete.push((o.tenant.clone(), o.id.clone()));
         if !revised.contains(&o.tenant.as_str()) {
