@@ -14,17 +14,22 @@ use crate::types::PyUsageRecord;
 /// equality; plus the class's own methods.
 macro_rules! serde_class {
     ($py:ident, $what:literal, { $($body:tt)* }) => {
+        serde_class!($py, $what, |v| meterkit::Result::Ok(v), { $($body)* });
+    };
+    ($py:ident, $what:literal, |$v:ident| $check:expr, { $($body:tt)* }) => {
         #[pymethods]
         impl $py {
-            /// The value from its canonical JSON shape (as `to_dict()` returns).
+            /// The value from its canonical JSON shape (as `to_dict()` returns), checked.
             #[staticmethod]
             fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-                Ok(Self { inner: from_plain(data, $what)? })
+                let $v = from_plain(data, $what)?;
+                Ok(Self { inner: $check.py()? })
             }
-            /// The value from JSON text.
+            /// The value from JSON text, checked.
             #[staticmethod]
             fn from_json(text: &str) -> PyResult<Self> {
-                Ok(Self { inner: from_json(text, $what)? })
+                let $v = from_json(text, $what)?;
+                Ok(Self { inner: $check.py()? })
             }
             /// The canonical JSON shape as plain Python (decimals and instants as strings).
             fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -50,7 +55,7 @@ pub struct PyTariff {
     pub inner: meterkit::Tariff,
 }
 
-serde_class!(PyTariff, "tariff", {
+serde_class!(PyTariff, "tariff", |t| meterkit::Tariff::into_checked(t), {
     /// Parse and check a TOML tariff.
     #[staticmethod]
     fn from_toml(text: &str) -> PyResult<Self> {

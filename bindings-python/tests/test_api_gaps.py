@@ -3,6 +3,7 @@ ingest, repeated batches answered as duplicates, per-source watermarks."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -73,3 +74,15 @@ def test_replace_keeps_the_old_version_in_history() -> None:
     assert rows[0].sum == Decimal(13) and rows[0].count == 2
     with pytest.raises(mk.InvalidRecord):
         engine.replace([day(1), day(2)])
+
+
+def test_tariff_from_dict_and_from_json_check_at_parse_time() -> None:
+    doc = {"currency": "GBP", "charges": [{"id": "e", "type": "per_unit", "rate": "0.25"}]}
+    t = mk.Tariff.from_dict(doc)
+    t.check()  # a tariff given with top-level charges is valid
+    assert t == mk.Tariff.from_json(json.dumps(doc))
+    with pytest.raises(mk.TariffError) as e:
+        mk.Tariff.from_dict({**doc, "currency": "pounds"})
+    assert e.value.field == "currency"
+    with pytest.raises(mk.TariffError):
+        mk.Tariff.from_json(json.dumps({"currency": "GBP", "charges": []}))
