@@ -134,6 +134,9 @@ pub struct MemoryStore {
     records: HashMap<(String, String), UsageRecord>,
     /// (tenant, metric, timestamp secs, timestamp nanos, id) → present.
     by_time: BTreeSet<(String, String, i64, u32, String)>,
+    /// (tenant, metric, subject, timestamp secs, timestamp nanos, id) → present: one subject's
+    /// records read in O(its records), not O(the tenant's).
+    by_subject: BTreeSet<(String, String, String, i64, u32, String)>,
     buckets: BTreeMap<BucketKey, (i64, BucketState, bool)>,
     /// (tenant, end, key) of buckets not yet closed.
     open: BTreeSet<(String, i64, BucketKey)>,
@@ -167,6 +170,13 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn subject_key(r: &UsageRecord) -> (String, String, String, i64, u32, String) {
+        let (tenant, metric, secs, nanos, id) = Self::time_key(r);
+        (tenant, metric, r.subject.clone(), secs, nanos, id)
+    }
+}
+
 impl Store for MemoryStore {
     fn specs(&self) -> Result<Vec<RollupSpec>> {
         Ok(self.specs.clone())
@@ -184,6 +194,15 @@ impl Store for MemoryStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<UsageRecord>> {
+        if let Some(s) = subject {
+            let key = |t: i64| (tenant.to_string(), metric.to_string(), s.to_string(), t, 0, String::new());
+            return Ok(self
+                .by_subject
+                .range((Bound::Included(key(from)), Bound::Excluded(key(to))))
+                .filter_map(|(t, _, _, _, _, id)| self.records.get(&(t.clone(), id.clone())))
+                .cloned()
+                .collect());
+        }
         let lo = (tenant.to_string(), metric.to_string(), from, 0, String::new());
         let hi = (tenant.to_string(), metric.to_string(), to, 0, String::new());
         Ok(self
@@ -242,10 +261,12 @@ impl Store for MemoryStore {
         for (tenant, id) in &changes.delete {
             if let Some(r) = self.records.remove(&(tenant.clone(), id.clone())) {
                 self.by_time.remove(&Self::time_key(&r));
+                self.by_subject.remove(&Self::subject_key(&r));
             }
         }
         for r in &changes.insert {
             self.by_time.insert(Self::time_key(r));
+            self.by_subject.insert(Self::subject_key(r));
             self.records.insert((r.tenant.clone(), r.id.clone()), (*r).clone());
         }
         let mut late = Vec::with_capacity(changes.merge.len());

@@ -162,14 +162,14 @@ fn per_source_watermark_lets_a_cron_job_skip_what_it_sent() {
     assert_eq!(engine.last_ingested_at("api", "hourly").unwrap(), at("2024-06-01T10:59:00Z"));
     assert_eq!(engine.last_ingested_at("api", "backfill").unwrap(), at("2024-06-01T07:09:00Z"));
     assert_eq!(engine.last_ingested_at("other", "hourly").unwrap(), at("2024-06-01T11:02:00Z"));
-    // A repeat run (a probe hit) and a rejected record: the watermark covers only what is stored.
+    // A rejected record (timestamped 13:30) does not move the watermark; a repeat run keeps it.
     let mut next = day_of_requests("api", 100, 12);
     next[99].quantity = Decimal::from(-1);
     next[99].timestamp = "2024-06-01T13:30:00Z".parse().unwrap();
     next[99].metric = String::new(); // invalid: rejected
     let r = engine.ingest_from("hourly", &next).unwrap();
     assert_eq!((r.accepted, r.rejected.len()), (99, 1));
-    assert_eq!(engine.last_ingested_at("api", "hourly").unwrap(), at("2024-06-01T12:58:00Z"));
+    assert_eq!(engine.last_ingested_at("api", "hourly").unwrap(), at("2024-06-01T12:59:00Z"));
     assert_eq!(engine.ingest_from("hourly", &next[..99]).unwrap().duplicates, 99);
     let e = engine.ingest_from("", &next).unwrap_err();
     assert_eq!(e.field(), Some("source"));
