@@ -82,19 +82,19 @@ pub fn parse_aggregation(by: &str) -> PyResult<Aggregation> {
 /// The `UsageRecord`s of an iterable, as one batch.
 fn record_batch(records: &Bound<'_, PyAny>) -> PyResult<Vec<meterkit::UsageRecord>> {
     let mut batch = Vec::new();
-        if let Ok(n) = records.len() {
-            batch.reserve(n);
-        }
-        for r in records.try_iter()? {
-            let r = r?;
-            let rec = r.cast::<PyUsageRecord>().map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(format!(
-                    "ingest takes UsageRecord objects, not {}",
-                    r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                ))
-            })?;
-            batch.push(rec.get().inner.clone());
-        }
+    if let Ok(n) = records.len() {
+        batch.reserve(n);
+    }
+    for r in records.try_iter()? {
+        let r = r?;
+        let rec = r.cast::<PyUsageRecord>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "ingest takes UsageRecord objects, not {}",
+                r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        batch.push(rec.get().inner.clone());
+    }
     Ok(batch)
 }
 
@@ -187,7 +187,6 @@ impl PyEngine {
             None => Ok(py.None().into_bound(py)),
         }
     }
-
 
     /// Ingest a pandas or polars DataFrame, a pyarrow Table or any object with
     /// `__arrow_c_stream__` as one all-or-nothing batch (see the stubs for the column rules).

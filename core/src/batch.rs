@@ -144,8 +144,6 @@ pub(crate) fn watermark_changes<'r>(
 pub(crate) fn read_watermark(store: &dyn Store, tenant: &str, source: &str) -> Result<Option<DateTime<Utc>>> {
     store
         .meta(tenant, &watermark_key(source))?
-        .map(|v| {
-            parse_ts(&v).map_err(|e| Error::new(ErrorKind::Store, format!("A stored watermark is corrupt: {e}")))
-        })
+        .map(|v| parse_ts(&v).map_err(|e| Error::new(ErrorKind::Store, format!("A stored watermark is corrupt: {e}"))))
         .transpose()
 }

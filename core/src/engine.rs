@@ -1067,9 +1067,7 @@ impl Engine {
             None => Some(self.add_spec(quota.spec()?)?),
         };
         let mut quotas = self.quotas.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        quotas.retain(|e| {
-            (e.quota.tenant.as_str(), e.quota.id.as_str()) != (quota.tenant.as_str(), quota.id.as_str())
-        });
+        quotas.retain(|e| (e.quota.tenant.as_str(), e.quota.id.as_str()) != (quota.tenant.as_str(), quota.id.as_str()));
         quotas.push(QuotaEntry { quota, spec });
         Ok(())
     }

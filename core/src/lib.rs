@@ -54,10 +54,10 @@ pub mod guide {
 }
 
 mod allocate;
+mod batch;
 mod bill;
 mod columnar;
 mod engine;
-mod batch;
 mod error;
 mod estimate;
 mod invoice;

@@ -166,10 +166,11 @@ fn used(store: &dyn Store, entry: &QuotaEntry, subject: &str, start: i64, end: i
             let key = BucketKey { tenant: q.tenant.clone(), spec, start, group: vec![Some(subject.to_string())] };
             Ok(store.bucket(&key)?.map_or(Decimal::ZERO, |b| b.state.sum))
         }
-        (None, None) => store.records(&q.tenant, &q.metric, Some(subject), start, end)?.iter().try_fold(
-            Decimal::ZERO,
-            |a, r| crate::usage::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage")),
-        ),
+        (None, None) => {
+            store.records(&q.tenant, &q.metric, Some(subject), start, end)?.iter().try_fold(Decimal::ZERO, |a, r| {
+                crate::usage::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
+            })
+        }
     }
 }
 

@@ -90,8 +90,7 @@ pub(crate) fn replace_once(inner: &mut Inner, batch: &[UsageRecord]) -> Result<I
     }
     let recomputed = recompute_buckets(inner, &old, &new, &mut changes)?;
     for tenant in tenants.keys() {
-        let mut acc =
-            Accumulator::with_ids(tenant, inner.specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
+        let mut acc = Accumulator::with_ids(tenant, inner.specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
         for r in new.iter().filter(|r| r.tenant == *tenant) {
             acc.add(r)?;
         }

@@ -101,8 +101,15 @@ fn unknown_keys_are_refused_naming_them() {
 fn day_of_requests(tenant: &str, n: usize, hour: u32) -> Vec<UsageRecord> {
     (0..n)
         .map(|i| {
-            rec(tenant, &format!("{hour}-{i}"), "portal-1", "requests", "1", &format!("2024-06-01T{hour:02}:{:02}:00Z", i % 60))
-                .with_dimension("status", if i % 7 == 0 { "error" } else { "ok" })
+            rec(
+                tenant,
+                &format!("{hour}-{i}"),
+                "portal-1",
+                "requests",
+                "1",
+                &format!("2024-06-01T{hour:02}:{:02}:00Z", i % 60),
+            )
+            .with_dimension("status", if i % 7 == 0 { "error" } else { "ok" })
         })
         .collect()
 }
@@ -224,18 +231,32 @@ fn replace_revises_records_atomically_and_keeps_history() {
             engine.history("org", "b").unwrap().iter().map(|r| r.quantity.to_string()).collect();
         if store == "sqlite" {
             assert_eq!(versions, vec!["5", "4"]);
-            assert_eq!(engine.records(
-                "org", "msgs", None, "2024-07-01T00:00:00Z".parse().unwrap(), "2024-07-03T00:00:00Z".parse().unwrap(),
-            ).unwrap().len(), 4);
+            assert_eq!(
+                engine
+                    .records(
+                        "org",
+                        "msgs",
+                        None,
+                        "2024-07-01T00:00:00Z".parse().unwrap(),
+                        "2024-07-03T00:00:00Z".parse().unwrap(),
+                    )
+                    .unwrap()
+                    .len(),
+                4
+            );
         }
         // The original batch again: a and b now conflict (the probe was invalidated).
         let again = engine.ingest(&first).unwrap();
         assert_eq!(again.rejected.len(), usize::from(store == "sqlite") * 2, "{store}");
         // All or nothing: an invalid record refuses the whole batch.
         let before = json(&engine);
-        let bad = engine.replace(&[m("a", "99", "2024-07-01T10:00:00Z", "marketing", "wa-1"), m("", "1", "2024-07-01T10:00:00Z", "x", "y")]);
+        let bad = engine.replace(&[
+            m("a", "99", "2024-07-01T10:00:00Z", "marketing", "wa-1"),
+            m("", "1", "2024-07-01T10:00:00Z", "x", "y"),
+        ]);
         assert_eq!(bad.unwrap_err().kind(), meterkit::ErrorKind::InvalidRecord);
-        let twice = engine.replace(&[m("e", "1", "2024-07-01T10:00:00Z", "x", "y"), m("e", "2", "2024-07-01T10:00:00Z", "x", "y")]);
+        let twice = engine
+            .replace(&[m("e", "1", "2024-07-01T10:00:00Z", "x", "y"), m("e", "2", "2024-07-01T10:00:00Z", "x", "y")]);
         assert_eq!(twice.unwrap_err().record_id(), Some("e"));
         assert_eq!(json(&engine), before);
     }
