@@ -16,6 +16,8 @@
 //!   source's name; [`Engine::last_ingested_at`](crate::Engine::last_ingested_at) returns it, so
 //!   a job sends only what is newer.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -48,7 +50,10 @@ pub(crate) fn probe_key(store: &dyn Store, batch: &[UsageRecord]) -> Result<Opti
     for r in batch {
         feed(&mut h, r);
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
     Ok(Some((first.tenant.clone(), format!("batch/{revision}/{hex}"))))
 }
 
