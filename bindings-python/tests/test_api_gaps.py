@@ -42,8 +42,8 @@ def test_daily_cap_fires_per_subject_per_day() -> None:
     rec = lambda i, day, q: mk.UsageRecord("t", str(i), "s", "bytes", q, utc(2024, 5, day, 12))  # noqa: E731
     engine.ingest([rec(1, 1, 50), rec(2, 2, 90)])
     engine.ingest([rec(3, 1, 30)])
-    crossed = [(e.period_start.day, e.level, e.used) for e in events if e.type == "threshold_crossed"]
-    assert crossed == [(2, Decimal(80), Decimal(90)), (1, Decimal(80), Decimal(80))]
+    crossed = [(str(e.period_start), str(e.level), str(e.used)) for e in events if e.type == "threshold_crossed"]
+    assert crossed == [("2024-05-02T00:00:00Z", "80", "90"), ("2024-05-01T00:00:00Z", "80", "80")]
 
 
 def test_repeated_batch_and_source_watermark() -> None:
