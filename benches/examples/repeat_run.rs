@@ -15,7 +15,7 @@ fn record(n: u64) -> UsageRecord {
     let base = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap().timestamp();
     let at = Utc.timestamp_opt(base + (n as i64 * 2) % (30 * 86_400), 0).unwrap();
     UsageRecord::new("api", format!("req-{n}"), format!("portal-{}", n % 40), "requests", Decimal::ONE, at)
-        .with_dimension("status", if n % 17 == 0 { "error" } else { "ok" })
+        .with_dimension("status", if n.is_multiple_of(17) { "error" } else { "ok" })
 }
 
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux; 0 elsewhere):
