@@ -105,6 +105,8 @@ export interface Rejection {
 export interface IngestReport {
   accepted: number
   duplicates: number
+  /** Records of `replace` that replaced a stored record (present only when not 0). */
+  replaced?: number
   rejected: Rejection[]
   /** Validation findings about the batch's new records (present only when there are some). */
   findings?: Finding[]
@@ -266,12 +268,16 @@ export interface Invoice {
   voided_at?: Timestamp
 }
 
-/** A limit per subject per period with alert levels (percent); with a tariff, a money budget. */
+/**
+ * A limit per subject per period with alert levels (percent); with a tariff, a money budget.
+ * Unknown keys are refused (`E_PARSE` naming the key).
+ */
 export interface Quota {
   id: string
   tenant: string
   metric: string
   subject?: string
+  /** Any window: `'day'` (a daily cap), `'week'`, `'month'`, `'cycle:15'`, `'hour'`, … */
   period: WindowSpec
   time_zone: string
   limit: DecimalString
@@ -468,6 +474,20 @@ export declare class Engine {
    */
   ingestAsync(records: UsageRecordInput | UsageRecordInput[]): Promise<IngestReport>
   /**
+   * `ingest` for a named source (a cron job, a feed): also moves the source's watermark, per
+   * tenant, to the greatest timestamp stored or found stored, in the same atomic change (see
+   * `lastIngestedAt`). Throws `E_INVALID_QUERY` (field `source`) for an empty source name.
+   */
+  ingestFrom(source: string, records: UsageRecordInput | UsageRecordInput[]): IngestReport
+  /** `ingestFrom` off the JS thread. */
+  ingestFromAsync(source: string, records: UsageRecordInput | UsageRecordInput[]): Promise<IngestReport>
+  /**
+   * The watermark of `source` for `tenant` (RFC 3339, UTC): the greatest timestamp an
+   * `ingestFrom` of that source stored or found stored; `null` before its first ingest. A
+   * cron job sends only the records after it.
+   */
+  lastIngestedAt(tenant: string, source: string): Timestamp | null
+  /**
    * Ingest columns: one array per field (typed arrays for quantities and timestamps), the
    * fast path for big batches. See `UsageColumns`.
    */
@@ -477,6 +497,15 @@ export declare class Engine {
    * rolled up and stored on libuv's thread pool).
    */
   ingestColumnsAsync(columns: UsageColumns): Promise<IngestReport>
+  /**
+   * Store `records` as revisions in one atomic change: a stored record with other content is
+   * replaced (`replaced`; its old version kept in `history`), a new one stored, an equal one a
+   * duplicate. Throws `E_INVALID_RECORD` for an invalid record or a key given twice (nothing
+   * stored).
+   */
+  replace(records: UsageRecordInput | UsageRecordInput[]): IngestReport
+  /** The versions of `(tenant, id)` that `replace` replaced, oldest first. */
+  history(tenant: string, id: string): UsageRecord[]
   /**
    * Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
    * Throws `E_NOT_FOUND` when no such record is stored.

@@ -105,6 +105,8 @@ export interface Rejection {
 export interface IngestReport {
   accepted: number
   duplicates: number
+  /** Records of `replace` that replaced a stored record (present only when not 0). */
+  replaced?: number
   rejected: Rejection[]
   /** Validation findings about the batch's new records (present only when there are some). */
   findings?: Finding[]
@@ -266,12 +268,16 @@ export interface Invoice {
   voided_at?: Timestamp
 }
 
-/** A limit per subject per period with alert levels (percent); with a tariff, a money budget. */
+/**
+ * A limit per subject per period with alert levels (percent); with a tariff, a money budget.
+ * Unknown keys are refused (`E_PARSE` naming the key).
+ */
 export interface Quota {
   id: string
   tenant: string
   metric: string
   subject?: string
+  /** Any window: `'day'` (a daily cap), `'week'`, `'month'`, `'cycle:15'`, `'hour'`, … */
   period: WindowSpec
   time_zone: string
   limit: DecimalString

@@ -19,7 +19,7 @@ use crate::error::MeterkitError;
 use crate::field::{Tariff, ValidationConfig};
 use crate::types::{
     buckets_from_core, from_system, records_to_core, to_system, Alert, Bill, BillRequest, Bucket, Finding,
-    IngestReport, Query, Totals, UsageRecord,
+    IngestReport, Query, Quota, Totals, UsageRecord,
 };
 
 const PENDING: &str = "mobile/upload/pending/";
@@ -448,6 +448,42 @@ impl Engine {
     pub fn ingest(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
         IngestReport::from_core(self.inner.ingest(&batch)?)
+    }
+
+    /// [`Engine::ingest`] for a named `source` (a sync job): also moves the source's watermark,
+    /// per tenant, to the greatest timestamp stored or found stored, in the same atomic change.
+    /// Errors: `InvalidQuery` (field `source`) for an empty source name; as [`Engine::ingest`].
+    pub fn ingest_from(&self, source: String, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
+        let batch = records_to_core(records)?;
+        IngestReport::from_core(self.inner.ingest_from(&source, &batch)?)
+    }
+
+    /// The watermark of `source` for `tenant`: the greatest timestamp an
+    /// [`Engine::ingest_from`] of that source stored or found stored; `None` before its first
+    /// ingest. Errors: `InvalidQuery` for an empty source name, `Store`.
+    pub fn last_ingested_at(&self, tenant: String, source: String) -> Result<Option<SystemTime>, MeterkitError> {
+        Ok(self.inner.last_ingested_at(&tenant, &source)?.map(to_system))
+    }
+
+    /// Check `quota` after every ingest: a `ThresholdCrossed` event once per level per subject
+    /// per period (any window). Replaces a quota of the same tenant and id. Errors:
+    /// `InvalidQuery`, `InvalidWindow` (field `period`), `InvalidTimeZone`, `Store`.
+    pub fn add_quota(&self, quota: Quota) -> Result<(), MeterkitError> {
+        Ok(self.inner.add_quota(quota.into_core()?)?)
+    }
+
+    /// Store `records` as revisions in one atomic change: a stored record with other content is
+    /// replaced (`replaced`; its old version kept in [`Engine::history`]), a new one stored, an
+    /// equal one a duplicate. Errors: `InvalidRecord` for an invalid record or a key given twice
+    /// (nothing stored), `Store`.
+    pub fn replace(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
+        let batch = records_to_core(records)?;
+        IngestReport::from_core(self.inner.replace(&batch)?)
+    }
+
+    /// The versions of `(tenant, id)` that [`Engine::replace`] replaced, oldest first.
+    pub fn history(&self, tenant: String, id: String) -> Result<Vec<UsageRecord>, MeterkitError> {
+        Ok(self.inner.history(&tenant, &id)?.into_iter().map(UsageRecord::from).collect())
     }
 
     /// Ingest one record (the single-reading case of [`Engine::ingest`]).

@@ -428,6 +428,8 @@ pub struct IngestReport {
     pub accepted: u64,
     /// Records already stored with the same content (nothing changed).
     pub duplicates: u64,
+    /// Records of `Engine::replace` that replaced a stored record with other content.
+    pub replaced: u64,
     /// Records not applied, with the reason.
     pub rejected: Vec<Rejection>,
     /// Validation findings about the new records, in batch order.
@@ -439,6 +441,7 @@ impl IngestReport {
         Ok(IngestReport {
             accepted: r.accepted,
             duplicates: r.duplicates,
+            replaced: r.replaced,
             rejected: r
                 .rejected
                 .into_iter()
@@ -458,6 +461,7 @@ impl IngestReport {
         Ok(meterkit::IngestReport {
             accepted: self.accepted,
             duplicates: self.duplicates,
+            replaced: self.replaced,
             rejected: self
                 .rejected
                 .iter()
@@ -547,6 +551,47 @@ impl Bucket {
 
 pub(crate) fn buckets_from_core(v: Vec<meterkit::Bucket>) -> Vec<Bucket> {
     v.into_iter().map(Bucket::from).collect()
+}
+
+/// A quota (units) or a budget (money, with `tariff`) per subject per period, with alert levels
+/// in percent of `limit` (the core's `Quota`). `period` is any window: `day` (a daily cap),
+/// `week`, `month`, `cycle:DAY`, `hour`, `minutes:N`, …
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Quota {
+    /// Identifier, unique per tenant.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Metric counted (`bytes`, `kwh`).
+    pub metric: String,
+    /// Only this subject; `None`: every subject separately.
+    #[uniffi(default = None)]
+    pub subject: Option<String>,
+    /// The period, a window text (`day`, `month`, `cycle:15`).
+    pub period: String,
+    /// IANA zone of the periods.
+    pub time_zone: String,
+    /// The limit: units of the metric, or money in the tariff's currency for a budget.
+    pub limit: Decimal,
+    /// Alert levels in percent of `limit`.
+    pub levels: Vec<Decimal>,
+    /// For a budget: the tariff whose bill total is compared with `limit`.
+    #[uniffi(default = None)]
+    pub tariff: Option<std::sync::Arc<crate::field::Tariff>>,
+}
+
+impl Quota {
+    /// The core quota, checked. Errors: `InvalidWindow` (field `period`), as the core's
+    /// `Quota::check`.
+    pub fn into_core(self) -> Result<meterkit::Quota, MeterkitError> {
+        let period = self.period.parse::<meterkit::Window>().map_err(|e| e.with_field("period"))?;
+        let mut q =
+            meterkit::Quota::new(self.id, self.tenant, self.metric, period, self.time_zone, self.limit, self.levels);
+        q.subject = self.subject;
+        q.tariff = self.tariff.map(|t| t.inner.clone());
+        q.check()?;
+        Ok(q)
+    }
 }
 
 /// A rollup query (the core's `Query`): one tenant, one metric, one window kind (`minutes:N`,

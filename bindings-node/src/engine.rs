@@ -166,6 +166,41 @@ impl Engine {
         AsyncTask::new(CoreTask::new(move || engine.ingest(&records_from_json(&text)?)))
     }
 
+    /// `ingest` for a named source (a cron job, a feed): also moves the source's watermark, per
+    /// tenant, to the greatest timestamp stored or found stored, in the same atomic change (see
+    /// `lastIngestedAt`). Throws `E_INVALID_QUERY` (field `source`) for an empty source name.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "source: string, records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "IngestReport"
+    )]
+    pub fn ingest_from(&self, env: Env, source: String, records: JsonText) -> napi::Result<Json<IngestReport>> {
+        guard(env, || {
+            let batch = core(env, records_from_json(&records.0))?;
+            core(env, self.inner.ingest_from(&source, &batch)).map(Json)
+        })
+    }
+
+    /// `ingestFrom` off the JS thread.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "source: string, records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "Promise<IngestReport>"
+    )]
+    pub fn ingest_from_async(&self, source: String, records: JsonText) -> AsyncTask<CoreTask<IngestReport>> {
+        let engine = self.inner.clone();
+        let text = records.0;
+        AsyncTask::new(CoreTask::new(move || engine.ingest_from(&source, &records_from_json(&text)?)))
+    }
+
+    /// The watermark of `source` for `tenant` (RFC 3339, UTC): the greatest timestamp an
+    /// `ingestFrom` of that source stored or found stored; `null` before its first ingest. A
+    /// cron job sends only the records after it.
+    #[napi(catch_unwind, ts_return_type = "Timestamp | null")]
+    pub fn last_ingested_at(&self, env: Env, tenant: String, source: String) -> napi::Result<Option<String>> {
+        guard(env, || core(env, self.inner.last_ingested_at(&tenant, &source)).map(|t| t.map(meterkit::fmt_ts)))
+    }
+
     /// Ingest columns: one array per field (typed arrays for quantities and timestamps), the
     /// fast path for big batches. See `UsageColumns`.
     #[napi(catch_unwind, ts_return_type = "IngestReport")]
@@ -190,6 +225,28 @@ impl Engine {
             let engine = self.inner.clone();
             Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&cols.into_records()?))))
         })
+    }
+
+    /// Store `records` as revisions in one atomic change: a stored record with other content is
+    /// replaced (`replaced`; its old version kept in `history`), a new one stored, an equal one a
+    /// duplicate. Throws `E_INVALID_RECORD` for an invalid record or a key given twice (nothing
+    /// stored).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "IngestReport"
+    )]
+    pub fn replace(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
+        guard(env, || {
+            let batch = core(env, records_from_json(&records.0))?;
+            core(env, self.inner.replace(&batch)).map(Json)
+        })
+    }
+
+    /// The versions of `(tenant, id)` that `replace` replaced, oldest first.
+    #[napi(catch_unwind, ts_return_type = "UsageRecord[]")]
+    pub fn history(&self, env: Env, tenant: String, id: String) -> napi::Result<Json<Vec<UsageRecord>>> {
+        guard(env, || core(env, self.inner.history(&tenant, &id)).map(Json))
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.

@@ -17,8 +17,9 @@ test('the package exports exactly the documented names', () => {
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
     'addQuota', 'addSpec', 'bill', 'billAsync', 'closeWindows', 'ingest', 'ingestAsync', 'ingestColumns',
-    'ingestColumnsAsync', 'invoices', 'issueInvoice', 'markOverdue', 'payInvoice', 'query', 'queryAsync', 'records',
-    'remindersDue', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals', 'voidInvoice',
+    'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'history', 'invoices', 'issueInvoice', 'lastIngestedAt', 'markOverdue',
+    'payInvoice', 'query', 'queryAsync', 'records',
+    'remindersDue', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals', 'voidInvoice',
   ])
 })
 

@@ -8,23 +8,28 @@ use pyo3::prelude::*;
 
 use crate::convert::{from_decimal, from_json, from_plain, from_utc, to_decimal, to_json, to_plain, to_utc};
 use crate::errors::{detached, new_err, IntoPy};
-use crate::types::{window_of, PyUsageRecord};
+use crate::types::PyUsageRecord;
 
 /// The common methods of a class over a serde type: `from_dict`, `from_json`, `to_dict`,
 /// equality; plus the class's own methods.
 macro_rules! serde_class {
     ($py:ident, $what:literal, { $($body:tt)* }) => {
+        serde_class!($py, $what, |v| meterkit::Result::Ok(v), { $($body)* });
+    };
+    ($py:ident, $what:literal, |$v:ident| $check:expr, { $($body:tt)* }) => {
         #[pymethods]
         impl $py {
-            /// The value from its canonical JSON shape (as `to_dict()` returns).
+            /// The value from its canonical JSON shape (as `to_dict()` returns), checked.
             #[staticmethod]
             fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-                Ok(Self { inner: from_plain(data, $what)? })
+                let $v = from_plain(data, $what)?;
+                Ok(Self { inner: $check.py()? })
             }
-            /// The value from JSON text.
+            /// The value from JSON text, checked.
             #[staticmethod]
             fn from_json(text: &str) -> PyResult<Self> {
-                Ok(Self { inner: from_json(text, $what)? })
+                let $v = from_json(text, $what)?;
+                Ok(Self { inner: $check.py()? })
             }
             /// The canonical JSON shape as plain Python (decimals and instants as strings).
             fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -50,7 +55,7 @@ pub struct PyTariff {
     pub inner: meterkit::Tariff,
 }
 
-serde_class!(PyTariff, "tariff", {
+serde_class!(PyTariff, "tariff", |t| meterkit::Tariff::into_checked(t), {
     /// Parse and check a TOML tariff.
     #[staticmethod]
     fn from_toml(text: &str) -> PyResult<Self> {
@@ -535,7 +540,8 @@ serde_class!(PyQuota, "quota", {
     ) -> PyResult<Self> {
         let limit = to_decimal(limit, "limit")?;
         let levels = levels.try_iter()?.map(|l| to_decimal(&l?, "levels")).collect::<PyResult<Vec<_>>>()?;
-        let mut q = meterkit::Quota::new(id, tenant, metric, window_of(period)?, time_zone, limit, levels);
+        let period = period.parse::<meterkit::Window>().map_err(|e| e.with_field("period")).py()?;
+        let mut q = meterkit::Quota::new(id, tenant, metric, period, time_zone, limit, levels);
         q.subject = subject;
         q.tariff = tariff.map(|t| t.inner.clone());
         q.check().py()?;

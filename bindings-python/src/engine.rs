@@ -79,6 +79,25 @@ pub fn parse_aggregation(by: &str) -> PyResult<Aggregation> {
     })
 }
 
+/// The `UsageRecord`s of an iterable, as one batch.
+fn record_batch(records: &Bound<'_, PyAny>) -> PyResult<Vec<meterkit::UsageRecord>> {
+    let mut batch = Vec::new();
+    if let Ok(n) = records.len() {
+        batch.reserve(n);
+    }
+    for r in records.try_iter()? {
+        let r = r?;
+        let rec = r.cast::<PyUsageRecord>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "ingest takes UsageRecord objects, not {}",
+                r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        batch.push(rec.get().inner.clone());
+    }
+    Ok(batch)
+}
+
 #[pymethods]
 impl PyEngine {
     /// An engine over a new in-memory store.
@@ -131,20 +150,7 @@ impl PyEngine {
 
     /// Ingest an iterable of `UsageRecord`s as one all-or-nothing batch.
     fn ingest(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<PyIngestReport> {
-        let mut batch = Vec::new();
-        if let Ok(n) = records.len() {
-            batch.reserve(n);
-        }
-        for r in records.try_iter()? {
-            let r = r?;
-            let rec = r.cast::<PyUsageRecord>().map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(format!(
-                    "ingest takes UsageRecord objects, not {}",
-                    r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                ))
-            })?;
-            batch.push(rec.get().inner.clone());
-        }
+        let batch = record_batch(records)?;
         let e = self.inner.clone();
         let report = detached(py, move || e.ingest(&batch))?;
         Ok(PyIngestReport { inner: report })
@@ -181,6 +187,38 @@ impl PyEngine {
         let e = self.inner.clone();
         let outcome = detached(py, move || e.record_reading(&tenant, &metric, &reading, exchange, &opts))?;
         crate::convert::to_plain(py, &outcome)
+    }
+
+    /// `ingest` for a named source (a cron job): also moves the source's watermark per tenant to
+    /// the greatest timestamp stored or found stored, in the same atomic change.
+    fn ingest_from(&self, py: Python<'_>, source: String, records: &Bound<'_, PyAny>) -> PyResult<PyIngestReport> {
+        let batch = record_batch(records)?;
+        let e = self.inner.clone();
+        let report = detached(py, move || e.ingest_from(&source, &batch))?;
+        Ok(PyIngestReport { inner: report })
+    }
+
+    /// Store `records` as revisions in one atomic change: a stored record with other content is
+    /// replaced (its old version kept in `history`), a new one stored, an equal one a duplicate.
+    fn replace(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<PyIngestReport> {
+        let batch = record_batch(records)?;
+        let e = self.inner.clone();
+        Ok(PyIngestReport { inner: detached(py, move || e.replace(&batch))? })
+    }
+
+    /// The versions of `(tenant, id)` that `replace` replaced, oldest first.
+    fn history(&self, py: Python<'_>, tenant: String, id: String) -> PyResult<Vec<PyUsageRecord>> {
+        let e = self.inner.clone();
+        Ok(detached(py, move || e.history(&tenant, &id))?.into_iter().map(|r| PyUsageRecord { inner: r }).collect())
+    }
+
+    /// The watermark of `source` for `tenant` (a tz-aware UTC `datetime`), or `None`.
+    fn last_ingested_at<'py>(&self, py: Python<'py>, tenant: String, source: String) -> PyResult<Bound<'py, PyAny>> {
+        let e = self.inner.clone();
+        match detached(py, move || e.last_ingested_at(&tenant, &source))? {
+            Some(t) => crate::convert::from_utc(py, t),
+            None => Ok(py.None().into_bound(py)),
+        }
     }
 
     /// Ingest a pandas or polars DataFrame, a pyarrow Table or any object with

@@ -540,6 +540,11 @@ impl PyIngestReport {
     fn accepted(&self) -> u64 {
         self.inner.accepted
     }
+    /// Records of `Engine.replace` that replaced a stored record with other content.
+    #[getter]
+    fn replaced(&self) -> u64 {
+        self.inner.replaced
+    }
     #[getter]
     fn duplicates(&self) -> u64 {
         self.inner.duplicates

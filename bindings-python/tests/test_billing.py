@@ -245,8 +245,9 @@ def test_quota_threshold_events() -> None:
     assert len([e for e in events if e.type == "threshold_crossed"]) == 1
     budget = mk.Quota("budget", "acme", "kwh", "month", "UTC", 50, [100], subject="home", tariff=mk.Tariff.from_toml(FLAT))
     assert budget.subject == "home" and budget.tariff is not None and budget.tariff.currency == "GBP"
-    with pytest.raises(mk.InvalidQuery) as e:
-        mk.Quota("q", "acme", "kwh", "day", "UTC", 10, [80])
+    assert mk.Quota("daily", "acme", "kwh", "day", "UTC", 10, [80]).period == "day"  # any window
+    with pytest.raises(mk.InvalidWindow) as e:
+        mk.Quota("q", "acme", "kwh", "minutes:7", "UTC", 10, [80])
     assert e.value.field == "period"
 
 

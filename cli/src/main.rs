@@ -53,6 +53,14 @@ enum Command {
         /// instead of refusing records of another tenant.
         #[arg(long)]
         all_tenants: bool,
+        /// Name of the feed (a cron job): its watermark (the greatest timestamp stored) is moved
+        /// with each batch, and printed.
+        #[arg(long)]
+        source: Option<String>,
+        /// With `--source`: skip the records timestamped before the source's watermark (what an
+        /// earlier run sent); records at the watermark itself are checked as usual.
+        #[arg(long, requires = "source")]
+        skip_seen: bool,
     },
     /// Print a rollup: one row per window (and group).
     Rollup(RollupArgs),
@@ -159,35 +167,32 @@ fn open_existing(db: &str) -> Result<Engine> {
 
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
-        Command::Ingest { input, output, batch_size, all_tenants } => {
+        Command::Ingest { input, output, batch_size, all_tenants, source, skip_seen } => {
             if *output == Output::Csv {
                 return Err(Error::new(ErrorKind::Parse, "ingest prints table or json.").with_field("output"));
             }
             let input = &InputArgs { all_tenants: *all_tenants, ..input.clone() };
             let engine = open_engine(&cli.db)?;
-            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize)?;
-            let mut out = std::io::stdout().lock();
-            if *output == Output::Json {
-                let json = serde_json::json!({
-                    "accepted": outcome.accepted,
-                    "duplicates": outcome.duplicates,
-                    "rejected": outcome.rejected,
-                });
-                writeln!(out, "{json}").map_err(io_err)?;
-            } else {
-                let mut t = Table::new();
-                t.load_style(UTF8_FULL_CONDENSED).set_header(["accepted", "duplicates", "rejected"]);
-                t.add_row([outcome.accepted, outcome.duplicates, outcome.rejected]);
-                writeln!(out, "{t}").map_err(io_err)?;
-            }
-            Ok(())
+            let feed = match source {
+                Some(name) => {
+                    let seen = engine.last_ingested_at(&cli.tenant, name)?;
+                    Some(Feed { name, skip_before: if *skip_seen { seen } else { None } })
+                }
+                None => None,
+            };
+            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize, feed.as_ref())?;
+            let watermark = match source {
+                Some(name) => engine.last_ingested_at(&cli.tenant, name)?.map(meterkit::fmt_ts),
+                None => None,
+            };
+            print_ingest(*output, &outcome, source.is_some(), watermark.as_deref())
         }
         Command::Rollup(args) => rollup(cli, args),
         Command::Report { input, tz, batch_size, bills } => {
             meterkit::parse_time_zone(tz)?;
             let tariffs = bills.load(tz)?;
             let engine = open_engine(&cli.db)?;
-            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize)?;
+            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize, None)?;
             let mut text = report::render(&engine, &cli.tenant, input, tz, &outcome)?;
             text.push_str(&billing::render_report_bills(&engine, &cli.tenant, tz, &outcome, bills, &tariffs)?);
             std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
@@ -198,6 +203,49 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Readings(args) => readings::readings(&open_engine(&cli.db)?, &cli.tenant, args),
         Command::Consume(args) => consume::run(&cli.db, &cli.tenant, args),
     }
+}
+
+/// Print what `ingest` did; with a source, also the records skipped and the watermark.
+fn print_ingest(output: Output, outcome: &IngestOutcome, with_source: bool, watermark: Option<&str>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if output == Output::Json {
+        let mut json = serde_json::json!({
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "rejected": outcome.rejected,
+        });
+        if with_source {
+            json["skipped"] = outcome.skipped.into();
+            json["watermark"] = watermark.into();
+        }
+        writeln!(out, "{json}").map_err(io_err)?;
+    } else {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED);
+        if with_source {
+            t.set_header(["accepted", "duplicates", "rejected", "skipped", "watermark"]);
+            let n = |v: u64| v.to_string();
+            t.add_row([
+                n(outcome.accepted),
+                n(outcome.duplicates),
+                n(outcome.rejected),
+                n(outcome.skipped),
+                watermark.unwrap_or("-").to_string(),
+            ]);
+        } else {
+            t.set_header(["accepted", "duplicates", "rejected"]);
+            t.add_row([outcome.accepted, outcome.duplicates, outcome.rejected]);
+        }
+        writeln!(out, "{t}").map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// A named feed for `ingest --source`: its name, and with `--skip-seen` the watermark before
+/// which records are skipped.
+struct Feed<'a> {
+    name: &'a str,
+    skip_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(io_err)`
@@ -218,6 +266,8 @@ pub struct IngestOutcome {
     pub metrics: BTreeSet<String>,
     /// Subjects seen.
     pub subjects: BTreeSet<String>,
+    /// Records skipped as older than the source's watermark (`--skip-seen`).
+    pub skipped: u64,
 }
 
 /// A 64-bit hash (std's SipHash with fixed keys: stable within a run).
@@ -306,7 +356,13 @@ fn rejection_lines(
 /// Malformed lines are reported on stderr as `file:line: reason` and skipped, and so are the
 /// records the engine rejects (a conflict at the conflicting line); with `--strict` the whole
 /// file is checked first ([`strict_check`]) and nothing is stored if any check fails.
-fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usize) -> Result<IngestOutcome> {
+fn ingest_file(
+    engine: &Engine,
+    input: &InputArgs,
+    tenant: &str,
+    batch_size: usize,
+    feed: Option<&Feed<'_>>,
+) -> Result<IngestOutcome> {
     if input.strict {
         strict_check(input, tenant)?;
     }
@@ -322,7 +378,10 @@ fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usi
         if batch.is_empty() {
             return Ok(());
         }
-        let report = engine.ingest(batch)?;
+        let report = match feed {
+            Some(f) => engine.ingest_from(f.name, batch)?,
+            None => engine.ingest(batch)?,
+        };
         outcome.accepted += report.accepted;
         outcome.duplicates += report.duplicates;
         outcome.rejected += report.rejected.len() as u64;
@@ -338,6 +397,10 @@ fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, batch_size: usi
         match parsed {
             Ok(records) => {
                 for r in records {
+                    if feed.and_then(|f| f.skip_before).is_some_and(|w| r.timestamp < w) {
+                        outcome.skipped += 1;
+                        continue;
+                    }
                     if !outcome.metrics.contains(&r.metric) {
                         outcome.metrics.insert(r.metric.clone());
                     }

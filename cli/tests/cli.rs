@@ -538,3 +538,46 @@ fn readings_decide_and_a_rerun_changes_nothing() {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 3, "7 kWh over two days (2 records) and the exchange's 12 kWh (1), stored once");
 }
+
+/// Issue 14: a JSONL record with a misspelt key is refused naming it (not stored without its
+/// dimensions), and a cron job's repeat run with `--source --skip-seen` skips what it sent.
+#[test]
+fn jsonl_unknown_keys_are_refused_and_a_source_skips_what_it_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("requests.jsonl");
+    let line = |i: u32, hour: u32| {
+        format!(
+            r#"{{"id":"r{i}","subject":"portal-1","metric":"requests","quantity":"1","timestamp":"2024-06-01T{hour:02}:{:02}:00Z","dimensions":{{"status":"ok"}}}}"#,
+            i % 60
+        )
+    };
+    let mut text: Vec<String> = (0..100).map(|i| line(i, 9)).collect();
+    text.push(r#"{"id":"bad","subject":"s","metric":"requests","quantity":"1","timestamp":"2024-06-01T09:00:00Z","dimension":{"status":"ok"}}"#.into());
+    std::fs::write(&file, text.join("\n")).unwrap();
+    let f = file.to_str().unwrap();
+    let args = ["--db", db, "ingest", f, "--source", "hourly", "--skip-seen", "--output", "json"];
+    let out = run(&args);
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"accepted": 100, "duplicates": 0, "rejected": 1, "skipped": 0, "watermark": "2024-06-01T09:59:00Z"})
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("requests.jsonl:101:") && err.contains("unknown field `dimension`"), "{err}");
+    // The next hour's run re-reads the file with 20 new lines: 99 are skipped, the one at the
+    // watermark is a duplicate, the 20 new ones are stored.
+    text.pop();
+    text.extend((100..120).map(|i| line(i, 10)));
+    std::fs::write(&file, text.join("\n")).unwrap();
+    assert_eq!(
+        json(&run(&args)),
+        serde_json::json!({"accepted": 20, "duplicates": 1, "rejected": 0, "skipped": 99, "watermark": "2024-06-01T10:59:00Z"})
+    );
+    // Without --skip-seen every line is looked at: all duplicates.
+    let all = ["--db", db, "ingest", f, "--source", "hourly", "--output", "json"];
+    assert_eq!(
+        json(&run(&all)),
+        serde_json::json!({"accepted": 0, "duplicates": 120, "rejected": 0, "skipped": 0, "watermark": "2024-06-01T10:59:00Z"})
+    );
+}

@@ -84,6 +84,7 @@ pub fn allocate(total: Decimal, weights: &[Decimal], scale: u32) -> Result<Vec<D
 /// subject, of `metric` (e.g. `motor_kwh`), with the dimension `allocated_from` = the meter, so a
 /// tariff charge with `metric = "motor_kwh"` prices each flat's share on its own bill line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SharedMeter {
     /// Subject of the common meter.
     pub meter: String,

@@ -18,6 +18,7 @@ use crate::window::{local_midnight, offset_at, parse_time_zone, Window};
 ///
 /// JSON: `{"tenant","subject","metric","period_start","period_end","time_zone"}` (RFC 3339).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BillRequest {
     /// Tenant, copied to the bill.
     #[serde(default)]

@@ -12,7 +12,7 @@ use crate::bill::{Bill, BillRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::invoice::Invoice;
 use crate::notify::{Event, NoopNotifier, Notifier};
-use crate::quota::Quota;
+use crate::quota::{Quota, QuotaEntry};
 use crate::rollup::{dim_value, Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 use crate::tariff::Tariff;
@@ -52,11 +52,20 @@ pub struct IngestReport {
     pub duplicates: u64,
     /// Records not applied, with the reason.
     pub rejected: Vec<Rejection>,
+    /// Records of a [`Engine::replace`] that replaced a stored record with other content (the
+    /// old version kept in [`Engine::history`]); omitted from JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replaced: u64,
     /// Validation findings about the batch's new records, in batch order (see
     /// [`Engine::set_validation`]). A record with a `reject` finding is also in `rejected`
     /// (kind `validation`); one with a `flag` finding is stored with quality `flagged`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A record an ingest did not apply.
@@ -91,6 +100,7 @@ pub enum Fill {
 /// query, creating (and backfilling) one the first time a query needs it; later queries then cost
 /// O(buckets), never a scan of raw records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Query {
     /// The tenant; no other tenant's data is read.
     pub tenant: String,
@@ -222,14 +232,14 @@ pub struct Totals {
     pub change_percent: Option<Decimal>,
 }
 
-struct SpecEntry {
-    spec: RollupSpec,
-    tz: Tz,
+pub(crate) struct SpecEntry {
+    pub(crate) spec: RollupSpec,
+    pub(crate) tz: Tz,
 }
 
-struct Inner {
-    store: Box<dyn Store>,
-    specs: Vec<SpecEntry>,
+pub(crate) struct Inner {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) specs: Vec<SpecEntry>,
     /// Validation of new records (in memory; see [`Engine::set_validation`]).
     validator: Option<Validator>,
 }
@@ -256,7 +266,7 @@ struct Inner {
 pub struct Engine {
     inner: Mutex<Inner>,
     notifier: Arc<dyn Notifier>,
-    quotas: Mutex<Vec<Quota>>,
+    quotas: Mutex<Vec<QuotaEntry>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -460,13 +470,41 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::Store`] when the store fails; nothing of the batch is stored then.
     pub fn ingest(&self, batch: &[UsageRecord]) -> Result<IngestReport> {
+        self.ingest_tracked(None, batch)
+    }
+
+    /// [`Engine::ingest`] for a named `source` (a cron job, a feed): also records, in the same
+    /// atomic change, per tenant, the greatest timestamp of the batch's stored or duplicate
+    /// records as the source's watermark ([`Engine::last_ingested_at`]), so that the next run
+    /// sends only what is newer. The watermark never moves back.
+    ///
+    /// # Errors
+    /// As [`Engine::ingest`]; [`ErrorKind::InvalidQuery`] (field `source`) for an empty source
+    /// name or one longer than 200 bytes.
+    pub fn ingest_from(&self, source: &str, batch: &[UsageRecord]) -> Result<IngestReport> {
+        crate::batch::check_source(source)?;
+        self.ingest_tracked(Some(source), batch)
+    }
+
+    /// The watermark of `source` for `tenant`: the greatest timestamp of the records an
+    /// [`Engine::ingest_from`] of that source stored (or found already stored); `None` before
+    /// its first ingest.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidQuery`] for an invalid source name; [`ErrorKind::Store`].
+    pub fn last_ingested_at(&self, tenant: &str, source: &str) -> Result<Option<DateTime<Utc>>> {
+        crate::batch::check_source(source)?;
+        crate::batch::read_watermark(self.lock().store.as_ref(), tenant, source)
+    }
+
+    fn ingest_tracked(&self, source: Option<&str>, batch: &[UsageRecord]) -> Result<IngestReport> {
         let (report, mut events) = {
             let mut inner = self.lock();
             // Another engine may change the store under us (a retryable refusal): the whole batch
             // is redone against the store's new state. A batch that overflows a bucket is redone
             // once, checking each record against the stored buckets.
-            let result = Self::write_call(&mut inner, |inner| match Self::ingest_once(inner, batch, false) {
-                Err(e) if e.kind() == ErrorKind::Overflow => Self::ingest_once(inner, batch, true),
+            let result = Self::write_call(&mut inner, |inner| match Self::ingest_once(inner, batch, false, source) {
+                Err(e) if e.kind() == ErrorKind::Overflow => Self::ingest_once(inner, batch, true, source),
                 other => other,
             });
             let Inner { validator, .. } = &mut *inner;
@@ -490,7 +528,10 @@ impl Engine {
                 }
             }
         };
-        events.extend(self.quota_events(batch));
+        if report.accepted > 0 {
+            // Only new records change a quota's usage.
+            events.extend(self.quota_events(batch));
+        }
         self.emit(&events);
         Ok(report)
     }
@@ -544,12 +585,38 @@ impl Engine {
         Ok(())
     }
 
+    /// A batch the probe remembers (see [`crate::batch`]): every record a duplicate, answered
+    /// from one metadata read; with a source, its watermark is still moved.
+    fn probe_hit(
+        inner: &mut Inner,
+        batch: &[UsageRecord],
+        probe: Option<&(String, String)>,
+        source: Option<&str>,
+    ) -> Result<Option<IngestReport>> {
+        let Some((tenant, key)) = probe else { return Ok(None) };
+        if inner.store.meta(tenant, key)?.is_none() {
+            return Ok(None);
+        }
+        if let Some(source) = source {
+            let meta = crate::batch::watermark_changes(inner.store.as_ref(), source, batch)?;
+            if !meta.is_empty() {
+                inner.store.apply(&ChangeSet { meta, ..ChangeSet::default() })?;
+            }
+        }
+        Ok(Some(IngestReport { duplicates: batch.len() as u64, ..IngestReport::default() }))
+    }
+
     /// One attempt of [`Engine::ingest`]: the report, the events to emit and the validated records
     /// (batch index, range of their findings in the report). With `careful`, each
     /// new record is first checked against the stored buckets it adds to, and one that would
-    /// overflow a sum is rejected instead of failing the batch.
+    /// overflow a sum is rejected instead of failing the batch. With `source`, the source's
+    /// watermark moves in the same change.
     #[allow(clippy::too_many_lines)]
-    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord], careful: bool) -> Result<IngestOutcome> {
+    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord], careful: bool, source: Option<&str>) -> Result<IngestOutcome> {
+        let probe = crate::batch::probe_key(inner.store.as_ref(), batch)?;
+        if let Some(report) = Self::probe_hit(inner, batch, probe.as_ref(), source)? {
+            return Ok((report, Vec::new(), Vec::new()));
+        }
         let mut report = IngestReport::default();
         let mut events = Vec::new();
         let report_validated;
@@ -652,6 +719,17 @@ impl Engine {
             }
             report.accepted = accepted.len() as u64;
             changes.insert = accepted.iter().map(AsRef::as_ref).collect();
+            if report.rejected.is_empty() {
+                if let Some((tenant, key)) = probe {
+                    changes.meta.push((tenant, key, Some(batch.len().to_string())));
+                }
+            }
+            if let Some(source) = source {
+                let rejected: std::collections::HashSet<(&str, &str)> =
+                    report.rejected.iter().map(|r| (r.tenant.as_str(), r.id.as_str())).collect();
+                let kept = batch.iter().filter(|r| !rejected.contains(&(r.tenant.as_str(), r.id.as_str())));
+                changes.meta.extend(crate::batch::watermark_changes(inner.store.as_ref(), source, kept)?);
+            }
             // Windows that `close_windows` passed before this batch: a new bucket there is late.
             let mut closed_until: HashMap<&str, i64> = HashMap::new();
             for tenant in by_tenant.keys() {
@@ -717,6 +795,7 @@ impl Engine {
         };
         let mut changes = ChangeSet {
             delete: vec![(tenant.to_string(), id.to_string())],
+            meta: vec![crate::batch::next_revision(inner.store.as_ref(), tenant)?],
             known_specs: Some(inner.specs.len() as u32),
             ..ChangeSet::default()
         };
@@ -757,6 +836,49 @@ impl Engine {
         }
         inner.store.apply(&changes)?;
         Ok(record)
+    }
+
+    /// Store `batch` as revisions, in one atomic change: a record whose idempotency key is not
+    /// stored is stored (`accepted`); one stored with the same content is a duplicate; one stored
+    /// with other content **replaces** it (`replaced`): the old version's contribution leaves
+    /// every rollup and the new one's enters it, and the old version is kept in
+    /// [`Engine::history`]. A provider's revised usage (a BSP's corrected analytics, a corrected
+    /// common-meter total) is one call, never a retract followed by an ingest that a crash could
+    /// separate. Replacement records are not validated ([`Engine::set_validation`]) and raise no
+    /// `LateRecord` events; quotas are checked as after an ingest.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRecord`] (with the record id) for an invalid record or a key given
+    /// twice in the batch; [`ErrorKind::Store`]; [`ErrorKind::Overflow`]. In every case nothing
+    /// of the batch is stored.
+    pub fn replace(&self, batch: &[UsageRecord]) -> Result<IngestReport> {
+        let report = {
+            let mut inner = self.lock();
+            let mut attempt = 1;
+            loop {
+                match Self::attempt(&mut inner, attempt, |inner| crate::revise::replace_once(inner, batch)) {
+                    Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                        attempt += 1;
+                        Self::reload_specs(&mut inner)?;
+                    }
+                    other => break other?,
+                }
+            }
+        };
+        if report.accepted + report.replaced > 0 {
+            let events = self.quota_events(batch);
+            self.emit(&events);
+        }
+        Ok(report)
+    }
+
+    /// The earlier versions of the record `(tenant, id)` that [`Engine::replace`] replaced,
+    /// oldest first (empty when it was never replaced).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`], also for a stored version that no longer reads.
+    pub fn history(&self, tenant: &str, id: &str) -> Result<Vec<UsageRecord>> {
+        crate::revise::history(self.lock().store.as_ref(), tenant, id)
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -1026,15 +1148,21 @@ impl Engine {
     }
 
     /// Check `quota` after every ingest (see [`Quota`]); replaces a registered quota of the same
-    /// tenant and id.
+    /// tenant and id. A units quota adds its rollup spec ([`Quota::spec`], backfilled once from
+    /// the stored records of its metric; an equal spec is reused), from which each check reads
+    /// the period's usage in one bucket read.
     ///
     /// # Errors
-    /// The errors of [`Quota::check`].
+    /// The errors of [`Quota::check`]; as [`Engine::add_spec`] for the quota's spec.
     pub fn add_quota(&self, quota: Quota) -> Result<()> {
         quota.check()?;
+        let spec = match quota.tariff {
+            Some(_) => None,
+            None => Some(self.add_spec(quota.spec()?)?),
+        };
         let mut quotas = self.quotas.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        quotas.retain(|q| (q.tenant.as_str(), q.id.as_str()) != (quota.tenant.as_str(), quota.id.as_str()));
-        quotas.push(quota);
+        quotas.retain(|e| (e.quota.tenant.as_str(), e.quota.id.as_str()) != (quota.tenant.as_str(), quota.id.as_str()));
+        quotas.push(QuotaEntry { quota, spec });
         Ok(())
     }
 

@@ -60,6 +60,7 @@ pub mod guide {
 
 mod alert;
 mod allocate;
+mod batch;
 mod bill;
 mod columnar;
 mod compare;
@@ -72,6 +73,7 @@ mod notify;
 mod quota;
 mod reading;
 mod readings;
+mod revise;
 mod rollup;
 mod store;
 mod tariff;
@@ -86,6 +88,7 @@ pub use rust_decimal::Decimal;
 
 pub use crate::alert::{alerts_of, Alert, AlertBuilder, AlertConfig, AlertEvent};
 pub use crate::allocate::{allocate, SharedMeter};
+pub use crate::batch::{MAX_SOURCE_LEN, MIN_PROBED_BATCH};
 pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
 pub use crate::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn, MAX_COLUMNAR_GROUPS};
 pub use crate::compare::{Comparison, PeriodTotal};

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use crate::bill::BillRequest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notify::Event;
-use crate::store::{ChangeSet, Store};
+use crate::rollup::{RollupSpec, SUBJECT};
+use crate::store::{BucketKey, ChangeSet, Store};
 use crate::tariff::Tariff;
 use crate::usage::UsageRecord;
 use crate::window::{parse_time_zone, Window};
@@ -19,13 +20,25 @@ use crate::window::{parse_time_zone, Window};
 /// is set) on one metric, per subject and per period, with alert levels in percent of `limit`.
 ///
 /// Registered with [`Engine::add_quota`](crate::Engine::add_quota), it is checked after every
-/// ingest: for each subject and period the batch touches, the usage so far (the sum of the
-/// period's records, or the total of their [`Bill`](crate::Bill) under `tariff`) is compared
-/// with each level, and the notifier gets `ThresholdCrossed` **once per level per period** —
-/// the levels already notified are stored with the data, so replayed records never re-fire.
+/// ingest: for each subject and period the batch touches, the usage so far is compared with each
+/// level, and the notifier gets `ThresholdCrossed` **once per level per period** — the levels
+/// already notified are stored with the data, so replayed records never re-fire.
+///
+/// The usage of a units quota is maintained **incrementally at ingest**: registering the quota
+/// adds (once, backfilled) the rollup spec [`Quota::spec`] — the metric per `period` per subject
+/// — and each check reads one bucket of it, so an ingest costs the same with 10 or 10 million
+/// records already in the period; retracted records leave the bucket as rollups always do. A
+/// budget (`tariff` set) bills the period's records with the tariff at each check (time of use
+/// and demand need the records), which costs O(records of the subject's period).
+///
+/// The period is any window: `hour`, `day` (a hotspot plan's daily cap), `week` (ISO, Monday),
+/// `month`, `quarter`, `year`, a billing cycle `cycle:DAY` or `minutes:N`, in `time_zone`.
+///
+/// Unknown keys are refused, naming them.
 ///
 /// JSON: `{"id","tenant","metric","subject"?,"period":"month","time_zone","limit","levels":["80","100"],"tariff"?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Identifier, unique per tenant.
     pub id: String,
@@ -36,7 +49,7 @@ pub struct Quota {
     /// Only this subject; `None` applies the quota to every subject separately.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// The period: `month` or a billing cycle `cycle:DAY`.
+    /// The period: any window (`day`, `week`, `month`, `cycle:DAY`, …).
     pub period: Window,
     /// IANA zone of the periods.
     pub time_zone: String,
@@ -77,16 +90,18 @@ impl Quota {
     /// Check the quota and return its zone.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidQuery`] for an empty id, a period other than `month` or `cycle:DAY`,
-    /// a limit ≤ 0, no levels, or a level ≤ 0; [`ErrorKind::InvalidTimeZone`].
+    /// [`ErrorKind::InvalidQuery`] for an empty id or metric, a limit ≤ 0, no levels, or a
+    /// level ≤ 0; [`ErrorKind::InvalidWindow`] for an invalid period (`minutes:0`, `cycle:29`);
+    /// [`ErrorKind::InvalidTimeZone`].
     pub fn check(&self) -> Result<Tz> {
         let bad = |field: &str, m: &str| Err(Error::new(ErrorKind::InvalidQuery, m).with_field(field));
         if self.id.is_empty() {
             return bad("id", "A quota needs an id.");
         }
-        if !matches!(self.period.check()?, Window::Month | Window::BillingCycle { .. }) {
-            return bad("period", "A quota period is `month` or `cycle:DAY`.");
+        if self.metric.is_empty() {
+            return bad("metric", "A quota needs a metric.");
         }
+        self.period.check().map_err(|e| e.with_field("period"))?;
         if self.limit <= Decimal::ZERO {
             return bad("limit", "A quota limit must be positive.");
         }
@@ -109,6 +124,16 @@ impl Quota {
             .collect()
     }
 
+    /// The rollup spec that maintains a units quota's usage: `metric` per `period` in `time_zone`,
+    /// grouped by subject. [`Engine::add_quota`](crate::Engine::add_quota) adds it.
+    ///
+    /// # Errors
+    /// As [`Quota::check`].
+    pub fn spec(&self) -> Result<RollupSpec> {
+        self.check()?;
+        Ok(RollupSpec::new(self.metric.clone(), self.period, &self.time_zone)?.group_by([SUBJECT]))
+    }
+
     /// The period `[start, end)` containing `at`.
     ///
     /// # Errors
@@ -119,18 +144,33 @@ impl Quota {
     }
 }
 
-/// Usage of `quota` by `subject` in `[start, end)` (Unix seconds): the sum of the records, or
-/// their bill total for a budget.
-fn used(store: &dyn Store, q: &Quota, subject: &str, start: i64, end: i64) -> Result<Decimal> {
-    let records = store.records(&q.tenant, &q.metric, Some(subject), start, end)?;
-    match &q.tariff {
-        Some(t) => {
+/// A registered quota and the id of the rollup spec that maintains its usage (`None` for a
+/// budget, which bills the period's records).
+#[derive(Debug, Clone)]
+pub(crate) struct QuotaEntry {
+    pub(crate) quota: Quota,
+    pub(crate) spec: Option<u32>,
+}
+
+/// Usage of `quota` by `subject` in `[start, end)` (Unix seconds): the sum of the period's
+/// bucket of the quota's spec (one read), or the bill total of the period's records for a budget.
+fn used(store: &dyn Store, entry: &QuotaEntry, subject: &str, start: i64, end: i64) -> Result<Decimal> {
+    let q = &entry.quota;
+    match (&q.tariff, entry.spec) {
+        (Some(t), _) => {
+            let records = store.records(&q.tenant, &q.metric, Some(subject), start, end)?;
             let (s, e) = (secs(start)?, secs(end)?);
             Ok(t.bill(&BillRequest::new(&q.tenant, subject, &q.metric, s, e, &q.time_zone), &records)?.total)
         }
-        None => records.iter().try_fold(Decimal::ZERO, |a, r| {
-            crate::usage::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
-        }),
+        (None, Some(spec)) => {
+            let key = BucketKey { tenant: q.tenant.clone(), spec, start, group: vec![Some(subject.to_string())] };
+            Ok(store.bucket(&key)?.map_or(Decimal::ZERO, |b| b.state.sum))
+        }
+        (None, None) => {
+            store.records(&q.tenant, &q.metric, Some(subject), start, end)?.iter().try_fold(Decimal::ZERO, |a, r| {
+                crate::usage::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
+            })
+        }
     }
 }
 
@@ -145,10 +185,10 @@ fn secs(t: i64) -> Result<DateTime<Utc>> {
 /// replayed. A quota whose usage cannot be computed (a store error, an overflow) is skipped: the
 /// ingest that called this is stored already, and the levels are checked again at the next
 /// ingest into the same period.
-pub(crate) fn threshold_events(store: &mut dyn Store, quotas: &[Quota], batch: &[UsageRecord]) -> Vec<Event> {
+pub(crate) fn threshold_events(store: &mut dyn Store, quotas: &[QuotaEntry], batch: &[UsageRecord]) -> Vec<Event> {
     let mut touched: BTreeMap<(usize, &str, i64), i64> = BTreeMap::new();
     for r in batch {
-        for (i, q) in quotas.iter().enumerate() {
+        for (i, q) in quotas.iter().map(|e| &e.quota).enumerate() {
             if q.tenant == r.tenant && q.metric == r.metric && q.subject.as_ref().is_none_or(|s| *s == r.subject) {
                 if let Ok((s, e)) = q.period_of(r.timestamp) {
                     touched.insert((i, r.subject.as_str(), s.timestamp()), e.timestamp());
@@ -158,8 +198,8 @@ pub(crate) fn threshold_events(store: &mut dyn Store, quotas: &[Quota], batch: &
     }
     let mut events = Vec::new();
     for ((i, subject, start), end) in touched {
-        let q = &quotas[i];
-        let Ok(used) = used(store, q, subject, start, end) else { continue };
+        let q = &quotas[i].quota;
+        let Ok(used) = used(store, &quotas[i], subject, start, end) else { continue };
         let mut changes = ChangeSet::default();
         let mut fired = Vec::new();
         for level in q.levels_reached(used) {
@@ -273,6 +313,31 @@ mod tests {
     }
 
     #[test]
+    fn usage_is_read_from_the_quota_spec_backfilled_and_kept_after_retraction() {
+        let n = Arc::new(CollectingNotifier::new());
+        let engine = Engine::in_memory().with_notifier(n.clone());
+        // Records stored before the quota is registered count: the spec is backfilled.
+        let other = UsageRecord { subject: "sim-2".into(), ..gb("x", 3, 3, "9000000000") };
+        engine.ingest(&[gb("a", 3, 3, "6000000000"), other]).unwrap();
+        let limit = "10000000000".parse().unwrap();
+        let plan = Quota::new("cap", "t", "bytes", Window::Day, "UTC", limit, vec![Decimal::from(100)]);
+        engine.add_quota(plan.clone()).unwrap();
+        assert!(engine.specs().contains(&plan.spec().unwrap()));
+        engine.add_quota(plan.clone()).unwrap(); // registering again adds no second spec
+        assert_eq!(engine.specs().len(), 1);
+        // A daily cap: 6 + 3 GB on 3 March is 90 %; sim-2's 9 GB are its own.
+        engine.ingest(&[gb("b", 3, 3, "3000000000")]).unwrap();
+        assert!(crossed(&n.take()).is_empty());
+        // 4 March is a new day: 9.5 GB there stay under the cap.
+        engine.ingest(&[gb("c", 4, 3, "9500000000")]).unwrap();
+        assert!(crossed(&n.take()).is_empty());
+        // Retracting b then ingesting 4 GB on 3 March: 10 GB, the cap.
+        engine.retract("t", "b").unwrap();
+        engine.ingest(&[gb("d", 3, 3, "4000000000")]).unwrap();
+        assert_eq!(crossed(&n.take()), vec![("cap".into(), "100".into(), "10000000000".into())]);
+    }
+
+    #[test]
     fn levels() {
         let q = Quota::new(
             "plan",
@@ -287,8 +352,11 @@ mod tests {
         assert!(q.levels_reached("7999999999".parse().unwrap()).is_empty());
         assert_eq!(q.levels_reached("8000000000".parse().unwrap()), vec![Decimal::from(80)]);
         assert_eq!(q.levels_reached("10000000000".parse().unwrap()).len(), 2);
+        let mut daily = q.clone();
+        daily.period = Window::Day;
+        assert!(daily.check().is_ok());
         let mut bad = q.clone();
-        bad.period = Window::Day;
+        bad.period = Window::Minutes(0);
         assert_eq!(bad.check().unwrap_err().field(), Some("period"));
     }
 }

@@ -34,6 +34,7 @@ pub enum ReadingKind {
 /// JSON: `{"meter","timestamp","register","register_digits"?,"multiplier"?,"kind"?}` with decimals
 /// as strings (numbers accepted) and RFC 3339 timestamps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MeterReading {
     /// The meter (becomes the consumption record's subject).
     pub meter: String,

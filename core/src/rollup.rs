@@ -46,6 +46,7 @@ pub enum Aggregation {
 /// JSON: `{"metric":"bytes","window":"day","time_zone":"Europe/London","group_by":["carrier"],
 /// "aggregations":["sum",{"unique_count":"subject"}]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RollupSpec {
     /// The metric rolled up (`kwh`, `bytes`, …).
     pub metric: String,

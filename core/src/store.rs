@@ -43,7 +43,8 @@ pub struct ChangeSet<'a> {
     pub new_specs: Vec<RollupSpec>,
     /// New usage records (their idempotency keys are not stored yet).
     pub insert: Vec<&'a UsageRecord>,
-    /// Records to remove, by `(tenant, id)`.
+    /// Records to remove, by `(tenant, id)`; applied before `insert`, so that one change may
+    /// delete a record and insert its replacement under the same key.
     pub delete: Vec<(String, String)>,
     /// Bucket deltas to merge into the stored state (created if missing): `(key, end, delta)`.
     pub merge: Vec<(BucketKey, i64, BucketState)>,
@@ -178,6 +179,9 @@ struct Data {
     records: HashMap<(String, String), UsageRecord>,
     /// (tenant, metric, timestamp secs, timestamp nanos, id) → present.
     by_time: BTreeSet<(String, String, i64, u32, String)>,
+    /// (tenant, metric, subject, timestamp secs, timestamp nanos, id) → present: one subject's
+    /// records read in O(its records), not O(the tenant's).
+    by_subject: BTreeSet<(String, String, String, i64, u32, String)>,
     buckets: BTreeMap<BucketKey, (i64, BucketState, bool)>,
     /// (tenant, end, key) of buckets not yet closed.
     open: BTreeSet<(String, i64, BucketKey)>,
@@ -256,6 +260,13 @@ impl Drop for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn subject_key(r: &UsageRecord) -> (String, String, String, i64, u32, String) {
+        let (tenant, metric, secs, nanos, id) = Self::time_key(r);
+        (tenant, metric, r.subject.clone(), secs, nanos, id)
+    }
+}
+
 impl Data {
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
         // Validate first so that a failure leaves everything untouched.
@@ -271,7 +282,9 @@ impl Data {
             state.merge(delta)?;
         }
         for r in &changes.insert {
-            if self.records.contains_key(&(r.tenant.clone(), r.id.clone())) {
+            let key = (r.tenant.clone(), r.id.clone());
+            // `delete` applies first: a replacement deletes and inserts one key in one change.
+            if self.records.contains_key(&key) && !changes.delete.contains(&key) {
                 return Err(Error::new(ErrorKind::Store, format!("Record '{}' is already stored.", r.id))
                     .with_record_id(r.id.clone()));
             }
@@ -299,10 +312,12 @@ impl Data {
         for (tenant, id) in &changes.delete {
             if let Some(r) = self.records.remove(&(tenant.clone(), id.clone())) {
                 self.by_time.remove(&MemoryStore::time_key(&r));
+                self.by_subject.remove(&MemoryStore::subject_key(&r));
             }
         }
         for r in &changes.insert {
             self.by_time.insert(MemoryStore::time_key(r));
+            self.by_subject.insert(MemoryStore::subject_key(r));
             self.records.insert((r.tenant.clone(), r.id.clone()), (*r).clone());
         }
         let mut late = Vec::with_capacity(changes.merge.len());
@@ -365,9 +380,18 @@ impl Store for MemoryStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<UsageRecord>> {
+        let data = self.data();
+        if let Some(s) = subject {
+            let key = |t: i64| (tenant.to_string(), metric.to_string(), s.to_string(), t, 0, String::new());
+            return Ok(data
+                .by_subject
+                .range((Bound::Included(key(from)), Bound::Excluded(key(to))))
+                .filter_map(|(t, _, _, _, _, id)| data.records.get(&(t.clone(), id.clone())))
+                .cloned()
+                .collect());
+        }
         let lo = (tenant.to_string(), metric.to_string(), from, 0, String::new());
         let hi = (tenant.to_string(), metric.to_string(), to, 0, String::new());
-        let data = self.data();
         Ok(data
             .by_time
             .range((Bound::Included(lo), Bound::Excluded(hi)))

@@ -497,6 +497,16 @@ impl Tariff {
         Tariff::from_toml(text)
     }
 
+    /// The tariff as the parsers return it: top-level `charges` moved into one undated version,
+    /// then [checked](Tariff::check). For a tariff built by deserialising it directly (a binding's
+    /// `from_dict`), so that it is checked when it is read, not when it first bills.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Tariff`] for `charges` and `versions` both given; as [`Tariff::check`].
+    pub fn into_checked(self) -> Result<Tariff> {
+        self.normalized()
+    }
+
     /// The tariff with `charges` moved into a first version, after [`Tariff::check`].
     pub(crate) fn normalized(mut self) -> Result<Tariff> {
         if !self.charges.is_empty() {

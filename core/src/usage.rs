@@ -39,6 +39,7 @@ pub type Dimensions = BTreeMap<String, String>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UsageRecord {
     /// Caller-chosen id, unique per tenant (the idempotency key with `tenant`).
     pub id: String,

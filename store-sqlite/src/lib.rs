@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS records (
     ts INTEGER NOT NULL, ts_nanos INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (tenant, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_by_time ON records (tenant, metric, ts);
+CREATE INDEX IF NOT EXISTS records_by_subject ON records (tenant, metric, subject, ts);
 CREATE TABLE IF NOT EXISTS buckets (
     tenant TEXT NOT NULL, spec INTEGER NOT NULL, start INTEGER NOT NULL, grp TEXT NOT NULL,
     end_ts INTEGER NOT NULL, state TEXT NOT NULL, closed INTEGER NOT NULL DEFAULT 0,

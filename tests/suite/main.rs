@@ -1,5 +1,6 @@
 //! meterkit's workspace integration suite: one test binary, one module per area.
 
+mod api_gaps;
 mod engine;
 mod findings;
 mod postgres;

@@ -114,6 +114,32 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(invalid.rejected[0].kind, "invalid_record", "empty id")
         engine.close()
     }
+    t("engine: a daily quota, ingestFrom and lastIngestedAt, a repeated batch") {
+        val events = Collecting()
+        val engine = Engine.inMemory(events)
+        engine.addQuota(Quota(id = "cap", tenant = "t", metric = "kwh", subject = null, period = "day", timeZone = "UTC",
+            limit = dec("10"), levels = listOf(dec("100")), tariff = null))
+        val bad = throws<MeterkitException.InvalidWindow>("minutes:7") {
+            engine.addQuota(Quota(id = "q", tenant = "t", metric = "kwh", subject = null, period = "minutes:7",
+                timeZone = "UTC", limit = dec("1"), levels = listOf(dec("100")), tariff = null))
+        }
+        eq(bad.info.field, "period", "field")
+        eq(engine.lastIngestedAt("t", "sync"), null, "no watermark yet")
+        val day = hourly(n = 24, q = "0.5") + hourly(day = "2024-03-11", n = 24, q = "0.5", prefix = "m2") +
+            hourly(day = "2024-03-12", n = 18, q = "0.5", prefix = "m3")
+        eq(engine.ingestFrom("sync", day).accepted, 66UL, "accepted")
+        eq(engine.ingestFrom("sync", day).duplicates, 66UL, "a repeated batch is all duplicates")
+        eq(engine.lastIngestedAt("t", "sync"), ts("2024-03-12T17:00:00Z"), "watermark")
+        val crossed = events.events.filterIsInstance<MobileEvent.ThresholdCrossed>()
+        eq(crossed.map { it.periodStart }, listOf(ts("2024-03-10T00:00:00Z"), ts("2024-03-11T00:00:00Z")), "12 kWh days crossed")
+        eqDec(crossed[0].used, "12", "used")
+        throws<MeterkitException.InvalidQuery>("empty source") { engine.ingestFrom("", day) }
+        val revised = engine.replace(listOf(day[0].copy(quantity = dec("2"))))
+        eq(revised.replaced, 1UL, "replaced")
+        eq(engine.history("t", day[0].id).map { it.quantity }, listOf(dec("0.5")), "history")
+        throws<MeterkitException.InvalidRecord>("a key twice") { engine.replace(listOf(day[1], day[1])) }
+        engine.close()
+    }
     t("engine: query by local days in New York (23-hour day), fill zero") {
         val engine = Engine.inMemory()
         engine.ingest(hourly())

@@ -1,0 +1,154 @@
+//! Cheap repeat runs: the batch-level idempotency probe and per-source watermarks.
+//!
+//! A cron job that re-sends what it already sent (an hourly API-usage aggregation re-reading the
+//! day's logs) must cost next to nothing. Two mechanisms, both kept in the store's metadata in
+//! the same atomic change as the batch itself:
+//!
+//! * **The batch probe.** A single-tenant batch of at least [`MIN_PROBED_BATCH`] records that was
+//!   stored without a rejection is remembered by the SHA-256 digest of its records' idempotent
+//!   content (`tenant`, `id`, `subject`, `metric`, quantity by value, `timestamp`, `end`,
+//!   `dimensions`; what [`UsageRecord::same_content`] compares, in batch order). The same batch
+//!   again is answered "all duplicates" from one metadata read, without looking up each key. A
+//!   retraction (or replacement) bumps the tenant's revision, which is part of the key, so a
+//!   batch remembered before it is looked up record by record again.
+//! * **Per-source watermarks.** [`Engine::ingest_from`](crate::Engine::ingest_from) records,
+//!   per tenant, the greatest timestamp of the batch's stored (or duplicate) records under the
+//!   source's name; [`Engine::last_ingested_at`](crate::Engine::last_ingested_at) returns it, so
+//!   a job sends only what is newer.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::Store;
+use crate::usage::{fmt_ts, parse_ts, UsageRecord};
+
+/// The smallest batch the probe remembers (smaller batches would add one metadata row for a
+/// handful of records).
+pub const MIN_PROBED_BATCH: usize = 64;
+
+/// Metadata key of a tenant's revision: bumped by every retraction or replacement.
+pub(crate) const REVISION: &str = "engine/revision";
+
+/// The longest source name, in bytes.
+pub const MAX_SOURCE_LEN: usize = 200;
+
+/// The metadata key remembering `batch`, or `None` when the batch is not probed (fewer than
+/// [`MIN_PROBED_BATCH`] records, or several tenants): `(tenant, "batch/{revision}/{sha256}")`.
+///
+/// # Errors
+/// [`ErrorKind::Store`] when the revision cannot be read.
+pub(crate) fn probe_key(store: &dyn Store, batch: &[UsageRecord]) -> Result<Option<(String, String)>> {
+    let Some(first) = batch.first() else { return Ok(None) };
+    if batch.len() < MIN_PROBED_BATCH || batch.iter().any(|r| r.tenant != first.tenant) {
+        return Ok(None);
+    }
+    let revision = store.meta(&first.tenant, REVISION)?.unwrap_or_else(|| "0".to_string());
+    let mut h = Sha256::new();
+    for r in batch {
+        feed(&mut h, r);
+    }
+    let hex = h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    Ok(Some((first.tenant.clone(), format!("batch/{revision}/{hex}"))))
+}
+
+/// Feed one record's idempotent content, each field length-prefixed so no two records feed the
+/// same bytes.
+fn feed(h: &mut Sha256, r: &UsageRecord) {
+    let mut text = |s: &str| {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    text(&r.tenant);
+    text(&r.id);
+    text(&r.subject);
+    text(&r.metric);
+    text(&r.quantity.normalize().to_string());
+    let mut at = |t: Option<DateTime<Utc>>| match t {
+        Some(t) => {
+            h.update([1]);
+            h.update(t.timestamp().to_le_bytes());
+            h.update(t.timestamp_subsec_nanos().to_le_bytes());
+        }
+        None => h.update([0]),
+    };
+    at(Some(r.timestamp));
+    at(r.end);
+    h.update((r.dimensions.len() as u64).to_le_bytes());
+    for (k, v) in &r.dimensions {
+        for s in [k, v] {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+    }
+}
+
+/// The next revision of `tenant` (after a retraction or replacement): `(tenant, key, value)`.
+///
+/// # Errors
+/// [`ErrorKind::Store`].
+pub(crate) fn next_revision(store: &dyn Store, tenant: &str) -> Result<(String, String, Option<String>)> {
+    let now = store.meta(tenant, REVISION)?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok((tenant.to_string(), REVISION.to_string(), Some(now.saturating_add(1).to_string())))
+}
+
+/// Check a source name: 1 to [`MAX_SOURCE_LEN`] bytes.
+///
+/// # Errors
+/// [`ErrorKind::InvalidQuery`] with field `source`.
+pub(crate) fn check_source(source: &str) -> Result<()> {
+    if source.is_empty() || source.len() > MAX_SOURCE_LEN {
+        return Err(Error::new(
+            ErrorKind::InvalidQuery,
+            format!("A source name has 1 to {MAX_SOURCE_LEN} bytes, not {}.", source.len()),
+        )
+        .with_field("source"));
+    }
+    Ok(())
+}
+
+/// Metadata key of a source's watermark.
+pub(crate) fn watermark_key(source: &str) -> String {
+    format!("source/{source}")
+}
+
+/// The watermark changes for `source` after `stored` (the records of a batch stored or found
+/// duplicate): per tenant, the greatest timestamp, if greater than the stored watermark.
+///
+/// # Errors
+/// [`ErrorKind::Store`].
+pub(crate) fn watermark_changes<'r>(
+    store: &dyn Store,
+    source: &str,
+    stored: impl IntoIterator<Item = &'r UsageRecord>,
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let mut latest: std::collections::BTreeMap<&str, DateTime<Utc>> = std::collections::BTreeMap::new();
+    for r in stored {
+        let e = latest.entry(r.tenant.as_str()).or_insert(r.timestamp);
+        *e = (*e).max(r.timestamp);
+    }
+    let key = watermark_key(source);
+    let mut out = Vec::new();
+    for (tenant, at) in latest {
+        if read_watermark(store, tenant, source)?.is_none_or(|w| w < at) {
+            out.push((tenant.to_string(), key.clone(), Some(fmt_ts(at))));
+        }
+    }
+    Ok(out)
+}
+
+/// The stored watermark of `source` for `tenant`.
+///
+/// # Errors
+/// [`ErrorKind::Store`], also for a stored value that does not read as an instant.
+pub(crate) fn read_watermark(store: &dyn Store, tenant: &str, source: &str) -> Result<Option<DateTime<Utc>>> {
+    store
+        .meta(tenant, &watermark_key(source))?
+        .map(|v| parse_ts(&v).map_err(|e| Error::new(ErrorKind::Store, format!("A stored watermark is corrupt: {e}"))))
+        .transpose()
+}

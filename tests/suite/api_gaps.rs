@@ -1,0 +1,263 @@
+//! Issue 14 (the API gaps found rebuilding five usage systems): quotas maintained at ingest on
+//! any window, unknown keys refused by name in every input type.
+
+use std::sync::Arc;
+
+use meterkit::{
+    BillRequest, CollectingNotifier, Decimal, Engine, Event, Query, Quota, RollupSpec, SharedMeter, UsageRecord, Window,
+};
+use meterkit_sqlite::SqliteStore;
+use meterkit_tests::rec;
+
+fn crossed(events: &[Event]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ThresholdCrossed { subject, level, used, .. } => {
+                Some((subject.clone(), level.to_string(), used.to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A hotspot plan with a daily 1 GB cap, on SQLite, across a restart: usage comes from the
+/// quota's rollup (kept at ingest), levels fire once per subject per local day.
+#[test]
+fn daily_cap_on_sqlite_fires_once_per_subject_per_local_day_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hotspot.db");
+    let cap = Quota::new(
+        "daily-1gb",
+        "isp",
+        "bytes",
+        Window::Day,
+        "Asia/Kolkata",
+        Decimal::from(1_000_000_000),
+        vec![Decimal::from(80), Decimal::from(100)],
+    );
+    let n = Arc::new(CollectingNotifier::new());
+    let engine = Engine::new(SqliteStore::open(&path).unwrap()).unwrap().with_notifier(n.clone());
+    engine.add_quota(cap.clone()).unwrap();
+    // 2024-05-01 in Kolkata is 2024-04-30T18:30Z .. 2024-05-01T18:30Z.
+    let pkt = |id: &str, who: &str, q: &str, at: &str| rec("isp", id, who, "bytes", q, at);
+    engine.ingest(&[pkt("1", "u1", "500000000", "2024-04-30T19:00:00Z")]).unwrap();
+    engine.ingest(&[pkt("2", "u2", "900000000", "2024-05-01T10:00:00Z")]).unwrap();
+    assert_eq!(crossed(&n.take()), vec![("u2".into(), "80".into(), "900000000".into())]);
+    engine.ingest(&[pkt("3", "u1", "300000000", "2024-05-01T18:00:00Z")]).unwrap();
+    assert_eq!(crossed(&n.take()), vec![("u1".into(), "80".into(), "800000000".into())]);
+    drop(engine);
+    // Restart: the quota is registered again; its spec is the stored one, its levels remembered.
+    let engine = Engine::new(SqliteStore::open(&path).unwrap()).unwrap().with_notifier(n.clone());
+    engine.add_quota(cap).unwrap();
+    assert_eq!(engine.specs().len(), 1);
+    // 18:30Z on 1 May is the next Kolkata day: a new period for u1.
+    engine.ingest(&[pkt("4", "u1", "850000000", "2024-05-01T18:30:00Z")]).unwrap();
+    assert_eq!(crossed(&n.take()), vec![("u1".into(), "80".into(), "850000000".into())]);
+    engine.ingest(&[pkt("5", "u1", "200000000", "2024-05-01T17:00:00Z")]).unwrap(); // back on 1 May: 1 GB
+    engine.ingest(&[pkt("5", "u1", "200000000", "2024-05-01T17:00:00Z")]).unwrap(); // a duplicate
+    assert_eq!(crossed(&n.take()), vec![("u1".into(), "100".into(), "1000000000".into())]);
+}
+
+/// Every window is a quota period; an invalid one names the field.
+#[test]
+fn quota_periods_are_any_window() {
+    for w in ["minutes:15", "hour", "day", "week", "month", "quarter", "year", "cycle:15"] {
+        let q = Quota::new("q", "t", "kwh", w.parse().unwrap(), "UTC", Decimal::ONE, vec![Decimal::ONE_HUNDRED]);
+        assert!(q.check().is_ok(), "{w}");
+        assert_eq!(q.spec().unwrap().window.to_string(), w);
+    }
+    let q = Quota::new("q", "t", "kwh", Window::Minutes(7), "UTC", Decimal::ONE, vec![Decimal::ONE_HUNDRED]);
+    let e = Engine::in_memory().add_quota(q).unwrap_err();
+    assert_eq!(e.field(), Some("period"));
+}
+
+fn refused<T: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str, key: &str) {
+    let e = serde_json::from_str::<T>(json).unwrap_err().to_string();
+    assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+}
+
+/// A misspelt or camelCase key is an error naming it, in every input type the core reads.
+#[test]
+fn unknown_keys_are_refused_naming_them() {
+    let r = r#"{"id":"1","tenant":"t","subject":"s","metric":"m","quantity":"1","timestamp":"2024-01-01T00:00:00Z""#;
+    refused::<UsageRecord>(&format!(r#"{r},"dimension":{{"carrier":"a"}}}}"#), "dimension");
+    let q = r#"{"tenant":"t","metric":"m","window":"day","time_zone":"UTC""#;
+    refused::<Query>(&format!(r#"{q},"groupBy":["carrier"]}}"#), "groupBy");
+    let spec = r#"{"metric":"m","window":"day","time_zone":"UTC""#;
+    refused::<RollupSpec>(&format!(r#"{spec},"grup_by":["carrier"]}}"#), "grup_by");
+    let quota = r#"{"id":"q","tenant":"t","metric":"m","period":"day","time_zone":"UTC","limit":"1","levels":["1"]"#;
+    refused::<Quota>(&format!(r#"{quota},"subjet":"s"}}"#), "subjet");
+    let bill = r#"{"tenant":"t","subject":"s","metric":"m","period_start":"2024-01-01T00:00:00Z","period_end":"2024-02-01T00:00:00Z","time_zone":"UTC""#;
+    refused::<BillRequest>(&format!(r#"{bill},"periodEnd":"x"}}"#), "periodEnd");
+    refused::<SharedMeter>(r#"{"meter":"m","metric":"k","shares":[],"scale":2,"weights":[]}"#, "weights");
+    refused::<meterkit::ValidationConfig>(r#"{"spikes":true,"windw":3}"#, "windw");
+    // The correct spellings read.
+    assert!(serde_json::from_str::<UsageRecord>(&format!(r#"{r},"dimensions":{{"carrier":"a"}}}}"#)).is_ok());
+    assert!(serde_json::from_str::<Query>(&format!(r#"{q},"group_by":["carrier"]}}"#)).is_ok());
+    assert!(serde_json::from_str::<Quota>(&format!(r#"{quota},"subject":"s"}}"#)).is_ok());
+}
+
+fn day_of_requests(tenant: &str, n: usize, hour: u32) -> Vec<UsageRecord> {
+    (0..n)
+        .map(|i| {
+            rec(
+                tenant,
+                &format!("{hour}-{i}"),
+                "portal-1",
+                "requests",
+                "1",
+                &format!("2024-06-01T{hour:02}:{:02}:00Z", i % 60),
+            )
+            .with_dimension("status", if i % 7 == 0 { "error" } else { "ok" })
+        })
+        .collect()
+}
+
+/// A repeated batch is answered "all duplicates" (the probe), and exactly as the record-by-record
+/// path would answer it: after a retraction the record comes back, a batch with a conflict is
+/// never remembered, and the rollups stay exact.
+#[test]
+fn repeated_batches_are_duplicates_and_retraction_or_conflict_defeats_the_probe() {
+    for store in ["memory", "sqlite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = match store {
+            "memory" => Engine::in_memory(),
+            _ => Engine::new(SqliteStore::open(dir.path().join("p.db")).unwrap()).unwrap(),
+        };
+        let batch = day_of_requests("api", 100, 9);
+        assert_eq!(engine.ingest(&batch).unwrap().accepted, 100);
+        let again = engine.ingest(&batch).unwrap();
+        assert_eq!((again.accepted, again.duplicates, again.rejected.len()), (0, 100, 0), "{store}");
+        engine.retract("api", "9-5").unwrap();
+        let after = engine.ingest(&batch).unwrap();
+        assert_eq!((after.accepted, after.duplicates), (1, 99), "{store}: the retracted record is stored again");
+        // A changed record in an otherwise equal batch: a conflict, reported on every run.
+        let mut changed = batch.clone();
+        changed[3].quantity = Decimal::from(2);
+        for _ in 0..2 {
+            let r = engine.ingest(&changed).unwrap();
+            assert_eq!((r.accepted, r.duplicates, r.rejected.len()), (0, 99, 1), "{store}");
+        }
+        // A quantity equal by value (1 = 1.0) is the same content: still duplicates.
+        let mut same = batch.clone();
+        same[0].quantity = "1.0".parse().unwrap();
+        assert_eq!(engine.ingest(&same).unwrap().duplicates, 100);
+        let q = Query::new("api", "requests", Window::Day, "UTC");
+        let days = engine.query(&q).unwrap();
+        assert_eq!((days[0].sum.to_string(), days[0].count), ("100".to_string(), 100));
+    }
+}
+
+/// A cron job's watermark: per tenant and source, the greatest timestamp stored or found stored,
+/// moved in the same change as the batch, never backwards.
+#[test]
+fn per_source_watermark_lets_a_cron_job_skip_what_it_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let engine = Engine::new(SqliteStore::open(&path).unwrap()).unwrap();
+    assert_eq!(engine.last_ingested_at("api", "hourly").unwrap(), None);
+    engine.ingest_from("hourly", &day_of_requests("api", 100, 10)).unwrap();
+    let at = |s: &str| Some(s.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+    assert_eq!(engine.last_ingested_at("api", "hourly").unwrap(), at("2024-06-01T10:59:00Z"));
+    // An older batch (a backfill) does not move it back; another source and tenant are separate.
+    engine.ingest_from("hourly", &day_of_requests("api", 10, 8)).unwrap();
+    engine.ingest_from("backfill", &day_of_requests("api", 10, 7)).unwrap();
+    engine.ingest_from("hourly", &day_of_requests("other", 3, 11)).unwrap();
+    drop(engine);
+    let engine = Engine::new(SqliteStore::open(&path).unwrap()).unwrap();
+    assert_eq!(engine.last_ingested_at("api", "hourly").unwrap(), at("2024-06-01T10:59:00Z"));
+    assert_eq!(engine.last_ingested_at("api", "backfill").unwrap(), at("2024-06-01T07:09:00Z"));
+    assert_eq!(engine.last_ingested_at("other", "hourly").unwrap(), at("2024-06-01T11:02:00Z"));
+    // A rejected record (timestamped 13:30) does not move the watermark; a repeat run keeps it.
+    let mut next = day_of_requests("api", 100, 12);
+    next[99].quantity = Decimal::from(-1);
+    next[99].timestamp = "2024-06-01T13:30:00Z".parse().unwrap();
+    next[99].metric = String::new(); // invalid: rejected
+    let r = engine.ingest_from("hourly", &next).unwrap();
+    assert_eq!((r.accepted, r.rejected.len()), (99, 1));
+    assert_eq!(engine.last_ingested_at("api", "hourly").unwrap(), at("2024-06-01T12:59:00Z"));
+    assert_eq!(engine.ingest_from("hourly", &next[..99]).unwrap().duplicates, 99);
+    let e = engine.ingest_from("", &next).unwrap_err();
+    assert_eq!(e.field(), Some("source"));
+    assert_eq!(engine.last_ingested_at("api", "").unwrap_err().field(), Some("source"));
+}
+
+/// `replace`: a revised record leaves its old buckets and enters its new ones in one change, the
+/// old version is kept in history, and every aggregation equals a fresh ingest of the final data.
+#[test]
+fn replace_revises_records_atomically_and_keeps_history() {
+    for store in ["memory", "sqlite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || match store {
+            "memory" => Engine::in_memory(),
+            _ => Engine::new(SqliteStore::open(dir.path().join("r.db")).unwrap()).unwrap(),
+        };
+        let engine = open();
+        let spec = RollupSpec::new("msgs", Window::Day, "UTC").unwrap().group_by(["category"]);
+        let spec = spec.with(meterkit::Aggregation::UniqueCount("channel".into()));
+        engine.add_spec(spec).unwrap();
+        let m = |id: &str, q: &str, at: &str, cat: &str, ch: &str| {
+            rec("org", id, "org-1", "msgs", q, at).with_dimension("category", cat).with_dimension("channel", ch)
+        };
+        let first = vec![
+            m("a", "10", "2024-07-01T10:00:00Z", "marketing", "wa-1"),
+            m("b", "5", "2024-07-01T11:00:00Z", "marketing", "wa-2"),
+            m("c", "7", "2024-07-02T09:00:00Z", "utility", "wa-1"),
+        ];
+        engine.ingest(&first).unwrap();
+        // The provider revises a (quantity), moves b to 2 July as utility, repeats c, adds d.
+        let revised = vec![
+            m("a", "12", "2024-07-01T10:00:00Z", "marketing", "wa-1"),
+            m("b", "4", "2024-07-02T08:00:00Z", "utility", "wa-3"),
+            m("c", "7", "2024-07-02T09:00:00Z", "utility", "wa-1"),
+            m("d", "1", "2024-07-01T12:00:00Z", "marketing", "wa-1"),
+        ];
+        let r = engine.replace(&revised).unwrap();
+        assert_eq!((r.accepted, r.duplicates, r.replaced, r.rejected.len()), (1, 1, 2, 0), "{store}");
+        let fresh = Engine::in_memory();
+        fresh.ingest(&revised).unwrap();
+        let q = Query::new("org", "msgs", Window::Day, "UTC").group_by(["category"]).unique("channel");
+        let json = |e: &Engine| serde_json::to_string(&e.query(&q).unwrap()).unwrap();
+        assert_eq!(json(&engine), json(&fresh), "{store}: buckets equal a fresh ingest of the final data");
+        let history = engine.history("org", "b").unwrap();
+        assert_eq!(history, vec![first[1].clone()], "{store}");
+        assert!(engine.history("org", "c").unwrap().is_empty());
+        // A second revision of b: two versions in history, oldest first, kept across a restart.
+        engine.replace(&[m("b", "3", "2024-07-02T08:00:00Z", "utility", "wa-3")]).unwrap();
+        drop(engine);
+        let engine = open();
+        let versions: Vec<String> =
+            engine.history("org", "b").unwrap().iter().map(|r| r.quantity.to_string()).collect();
+        if store == "sqlite" {
+            assert_eq!(versions, vec!["5", "4"]);
+            assert_eq!(
+                engine
+                    .records(
+                        "org",
+                        "msgs",
+                        None,
+                        "2024-07-01T00:00:00Z".parse().unwrap(),
+                        "2024-07-03T00:00:00Z".parse().unwrap(),
+                    )
+                    .unwrap()
+                    .len(),
+                4
+            );
+        }
+        // The original batch again: a and b now conflict (the probe was invalidated).
+        let again = engine.ingest(&first).unwrap();
+        assert_eq!(again.rejected.len(), usize::from(store == "sqlite") * 2, "{store}");
+        // All or nothing: an invalid record refuses the whole batch.
+        let before = json(&engine);
+        let bad = engine.replace(&[
+            m("a", "99", "2024-07-01T10:00:00Z", "marketing", "wa-1"),
+            m("", "1", "2024-07-01T10:00:00Z", "x", "y"),
+        ]);
+        assert_eq!(bad.unwrap_err().kind(), meterkit::ErrorKind::InvalidRecord);
+        let twice = engine
+            .replace(&[m("e", "1", "2024-07-01T10:00:00Z", "x", "y"), m("e", "2", "2024-07-01T10:00:00Z", "x", "y")]);
+        assert_eq!(twice.unwrap_err().record_id(), Some("e"));
+        assert_eq!(json(&engine), before);
+    }
+}
