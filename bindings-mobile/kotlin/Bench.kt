@@ -133,5 +133,5 @@ fun main() {
     println("| `Engine.recordReading` resent, SQLite file, µs/call | ${dbResent / 1000} | – | – |")
     println("| `Engine.queue` of ${toQueue.size} stored records, SQLite, ms | ${queueNs / 1_000_000} | – | – |")
     println("| `Engine.pendingCount` with ${toQueue.size} pending, SQLite, µs | ${countNs / 1000} | – | – |")
-    println("| `Engine.exportPending` of ${toQueue.size} records, SQLite, ms | ${exportNs / 1_000_000} | – | – |")
+    println("| `Engine.exportPending` of 10 000 of ${toQueue.size} pending records, SQLite, ms | ${exportNs / 1_000_000} | – | – |")
 }
