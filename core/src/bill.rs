@@ -1203,7 +1203,7 @@ fn net_corrections(uses: &mut [Use<'_>], matching: impl Fn(&Use<'_>) -> bool) ->
     let (mut neg, mut pos) = (Decimal::ZERO, Decimal::ZERO);
     for u in uses.iter().filter(|u| matching(u)) {
         if u.q < Decimal::ZERO {
-            neg = add(neg, -u.q)?;
+            neg = add(neg, u.q.abs())?;
         } else {
             pos = add(pos, u.q)?;
         }
@@ -1218,13 +1218,13 @@ fn net_corrections(uses: &mut [Use<'_>], matching: impl Fn(&Use<'_>) -> bool) ->
             continue;
         }
         if u.q < Decimal::ZERO && !from_neg.is_zero() {
-            let d = (-u.q).min(from_neg);
+            let d = u.q.abs().min(from_neg);
             u.q = add(u.q, d)?;
-            from_neg = add(from_neg, -d)?;
+            from_neg = sub(from_neg, d, "Netted corrections")?;
         } else if u.q > Decimal::ZERO && !from_pos.is_zero() {
             let d = u.q.min(from_pos);
-            u.q = add(u.q, -d)?;
-            from_pos = add(from_pos, -d)?;
+            u.q = sub(u.q, d, "A netted use")?;
+            from_pos = sub(from_pos, d, "Netted corrections")?;
         }
     }
     Ok(())

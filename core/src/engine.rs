@@ -612,7 +612,12 @@ impl Engine {
     /// overflow a sum is rejected instead of failing the batch. With `source`, the source's
     /// watermark moves in the same change.
     #[allow(clippy::too_many_lines)]
-    fn ingest_once(inner: &mut Inner, batch: &[UsageRecord], careful: bool, source: Option<&str>) -> Result<IngestOutcome> {
+    fn ingest_once(
+        inner: &mut Inner,
+        batch: &[UsageRecord],
+        careful: bool,
+        source: Option<&str>,
+    ) -> Result<IngestOutcome> {
         let probe = crate::batch::probe_key(inner.store.as_ref(), batch)?;
         if let Some(report) = Self::probe_hit(inner, batch, probe.as_ref(), source)? {
             return Ok((report, Vec::new(), Vec::new()));

@@ -375,7 +375,7 @@ fn backwards(
     exchange: bool,
     out: &mut StoredReading,
 ) -> Option<Decimal> {
-    let decrease = p.register - end;
+    let decrease = p.register.checked_sub(end)?;
     let wrapped = digits.and_then(modulus).and_then(|m| m.checked_sub(p.register)).and_then(|d| d.checked_add(end));
     let rollover = wrapped.filter(|w| *w < decrease);
     let plausible = |units: Decimal| match (cap, units.checked_mul(p.multiplier)) {
@@ -443,7 +443,9 @@ fn reject_into(cx: &Context<'_>, reading: &MeterReading, out: &mut StoredReading
 /// one); without such history, `max_daily` × days; else unknown.
 fn cap(opts: &ReadingOptions, history: &[StoredReading], from: DateTime<Utc>, to: DateTime<Utc>) -> Option<Decimal> {
     let days = |a: DateTime<Utc>, b: DateTime<Utc>| {
-        Decimal::from((b - a).num_seconds()).checked_div(Decimal::from(86_400)).map(|d| d.max(Decimal::ONE))
+        Decimal::from(b.signed_duration_since(a).num_seconds())
+            .checked_div(Decimal::from(86_400))
+            .map(|d| d.max(Decimal::ONE))
     };
     let rate = history
         .iter()
@@ -478,10 +480,10 @@ fn dropped_digit(p: &MeterReading, read: Decimal, digits: Option<u8>, cap: Optio
         }
     }
     let best = best?;
-    let diff = best - p.register;
+    let diff = best.checked_sub(p.register)?;
     let ok = match cap {
         Some(cap) => diff.checked_mul(p.multiplier).is_some_and(|c| c <= cap),
-        None => diff * Decimal::from(10) <= p.register,
+        None => diff.checked_mul(Decimal::from(10)).is_some_and(|d| d <= p.register),
     };
     ok.then_some(best)
 }
@@ -500,7 +502,7 @@ fn extra_digit(p: &MeterReading, r: &MeterReading, cap: Decimal) -> Option<Decim
     (0..s.len())
         .filter_map(|i| format!("{}{}", &s[..i], &s[i + 1..]).parse::<Decimal>().ok())
         .filter(|v| *v >= p.register)
-        .filter(|v| (*v - p.register).checked_mul(p.multiplier).is_some_and(|c| c <= cap))
+        .filter(|v| v.checked_sub(p.register).and_then(|d| d.checked_mul(p.multiplier)).is_some_and(|c| c <= cap))
         .min()
 }
 
@@ -594,7 +596,7 @@ pub fn attribute(
     tz: Tz,
     profile: Option<&[Decimal]>,
 ) -> Result<Vec<DayShare>> {
-    if (to - from).num_days() > MAX_INTERVAL_DAYS {
+    if to.signed_duration_since(from).num_days() > MAX_INTERVAL_DAYS {
         return Err(Error::new(
             ErrorKind::InvalidRecord,
             format!("A reading interval of more than {MAX_INTERVAL_DAYS} days ({} to {}).", fmt_ts(from), fmt_ts(to)),
@@ -657,15 +659,15 @@ fn next_midnight(t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
 
 /// The weight of `[s, e)`: seconds (pro rata) or profile-weighted seconds.
 fn weight(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz, profile: Option<&[Decimal]>) -> Result<Decimal> {
-    let Some(weights) = profile else { return Ok(Decimal::from((to - from).num_seconds())) };
+    let Some(weights) = profile else { return Ok(Decimal::from(to.signed_duration_since(from).num_seconds())) };
     let mut total = Decimal::ZERO;
     let mut at = from;
     while at < to {
         let local = at.with_timezone(&tz);
         let into_hour = i64::from(local.minute() * 60 + local.second());
-        let end = (at + Duration::seconds(3600 - into_hour)).min(to);
+        let end = at.checked_add_signed(Duration::seconds(3600 - into_hour)).ok_or_else(overflow_err)?.min(to);
         let part = weights[local.hour() as usize]
-            .checked_mul(Decimal::from((end - at).num_seconds()))
+            .checked_mul(Decimal::from(end.signed_duration_since(at).num_seconds()))
             .ok_or_else(overflow_err)?;
         total = total.checked_add(part).ok_or_else(overflow_err)?;
         at = end;
