@@ -3,7 +3,7 @@
 //! the commit loses and doubles nothing, invalid messages go to the dead-letter subject with their
 //! reason, MQTT QoS 1 survives a broker restart.
 //!
-//! Scale: `METERKIT_STREAM_MESSAGES` distinct records (default 40,000; `scripts/test-stream
+//! Scale: `METERKIT_STREAM_MESSAGES` distinct records (default 20,000; `scripts/test-stream
 //! --full` runs 1,000,000) over `METERKIT_STREAM_CONSUMERS` consumers (default 4), 10 % of them
 //! published twice.
 
@@ -150,7 +150,7 @@ fn report(out: &Output) -> Value {
 
 fn many_consumers(db: &str, open: &dyn Fn() -> Engine) {
     let Some(nats) = Nats::start() else { return };
-    let n = env_usize("METERKIT_STREAM_MESSAGES", 40_000);
+    let n = env_usize("METERKIT_STREAM_MESSAGES", 20_000);
     let consumers = env_usize("METERKIT_STREAM_CONSUMERS", 4);
     let rt = rt();
     // Every record once, then 10 % of them again (as a redelivery or a retrying producer would).
