@@ -319,7 +319,7 @@ fn invalid_messages_go_to_the_dead_letter_subject_with_their_reason() {
     });
     let expect = [
         "invalid JSON",
-        "missing field `quantity`",
+        "unknown field `qty`",
         "tenant 't9' is not the tenant 't1'",
         "record 1 of the array",
         "E_CONFLICT",
