@@ -66,14 +66,14 @@ def test_urdb_options_notes_and_compare() -> None:
     ranked = mk.Tariff.compare([("actual", actual), ("pysam", pysam)], request, records)
     # January: no usage; 31 x 0.50 = 15.50 vs 0.5 x 365 / 12 = 15.21. February: 290 kWh x 0.12 =
     # 34.80 + 29 x 0.50 = 14.50 → 49.30, vs 34.80 + 15.21 = 50.01.
-    assert [c["tariff"] for c in ranked] == ["pysam", "actual"]
-    assert ranked[1] == {
+    assert [c["tariff"] for c in ranked] == ["actual", "pysam"]  # cheapest first
+    assert ranked[0] == {
         "tariff": "actual",
         "total": Decimal("64.80"),
         "periods": [{"period": "2024-01", "total": Decimal("15.50")}, {"period": "2024-02", "total": Decimal("49.30")}],
         "error": None,
     }
-    assert ranked[0]["total"] == Decimal("65.22")
+    assert ranked[1]["total"] == Decimal("65.22")
     with pytest.raises(mk.InvalidQuery) as e:
         mk.Tariff.from_urdb_json(json.dumps(daily), day_count="weekly")
     assert e.value.field == "day_count"
