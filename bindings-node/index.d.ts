@@ -663,6 +663,13 @@ export declare class Validator {
 export declare function __panicForTests(): void
 
 /**
+ * The alerts of a batch: `findings` (from `Validator.check(records)`) merged per series —
+ * findings within `gap` values of each other are one alert, none in a series' first `warmup`
+ * values (`config`: `{ gap?: 72, warmup?: 288 }`). Ordered by start.
+ */
+export declare function alertsOf(records: UsageRecordInput[], findings: Finding[], config?: AlertConfig | null): Alert[]
+
+/**
  * Split `total` by `weights` exactly at `scale` decimals (largest remainders; the parts sum to
  * `total`).
  */
@@ -764,13 +771,6 @@ export interface UsageColumns {
 
 /** Counts of findings by severity, action and rule. */
 export declare function validationSummary(findings: Finding[]): ValidationSummary
-
-/**
- * The alerts of a batch: `findings` (from `Validator.check(records)`) merged per series —
- * findings within `gap` values of each other are one alert, none in a series' first `warmup`
- * values (`config`: `{ gap?: 72, warmup?: 288 }`). Ordered by start.
- */
-export declare function alertsOf(records: UsageRecordInput[], findings: Finding[], config?: AlertConfig | null): Alert[]
 
 /** The version of the meterkit core this package was built from. */
 export declare function version(): string

@@ -27,7 +27,8 @@ use crate::input::{located, parse_timestamp, InputArgs};
 #[derive(Debug, Parser)]
 #[command(name = "meterkit", version, about)]
 struct Cli {
-    /// The database file (`:memory:` for a throw-away one).
+    /// The store: a SQLite database file (`:memory:` for a throw-away one) or a PostgreSQL URL
+    /// (`postgres://…`, shared by many processes).
     #[arg(long, global = true, default_value = "./meterkit.db")]
     db: String,
     /// The tenant every read and write is for.
@@ -149,13 +150,16 @@ fn main() -> ExitCode {
 }
 
 fn open_engine(db: &str) -> Result<Engine> {
+    if meterkit_postgres::is_postgres_url(db) {
+        return Engine::new(meterkit_postgres::PgStore::open(db)?);
+    }
     Engine::new(SqliteStore::open(db)?)
 }
 
 /// Open an existing database for a read command (`rollup`, `bill`): a missing file is refused
 /// rather than created empty, so a mistyped `--db` is not read as "no usage".
 fn open_existing(db: &str) -> Result<Engine> {
-    if db != ":memory:" && !std::path::Path::new(db).exists() {
+    if db != ":memory:" && !meterkit_postgres::is_postgres_url(db) && !std::path::Path::new(db).exists() {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!("The database {db} does not exist; check --db (ingest and report create it)."),
