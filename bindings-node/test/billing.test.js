@@ -147,12 +147,12 @@ test('URDB options, notes and compareTariffs (the core\'s Tariff.compare)', () =
   const req = { tenant: 't1', subject: 'home', metric: 'kwh', period_start: '2024-01-01T00:00:00Z', period_end: '2024-03-01T00:00:00Z', time_zone: 'UTC' }
   const ranked = compareTariffs([['actual', actual], ['pysam', pysam]], req, records)
   // January 31 x 0.50 = 15.50 vs 0.5 x 365 / 12 = 15.21; February 290 x 0.12 + 29 x 0.50 = 49.30 vs 50.01.
-  assert.deepEqual(ranked.map((c) => c.tariff), ['pysam', 'actual'])
-  assert.deepEqual(ranked[1], {
+  assert.deepEqual(ranked.map((c) => c.tariff), ['actual', 'pysam']) // cheapest first
+  assert.deepEqual(ranked[0], {
     tariff: 'actual',
     total: '64.80',
     periods: [{ period: '2024-01', total: '15.50' }, { period: '2024-02', total: '49.30' }],
     error: null,
   })
-  assert.equal(ranked[0].total, '65.22')
+  assert.equal(ranked[1].total, '65.22')
 })

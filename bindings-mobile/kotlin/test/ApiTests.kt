@@ -132,7 +132,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(engine.lastIngestedAt("t", "sync"), ts("2024-03-12T17:00:00Z"), "watermark")
         val crossed = events.events.filterIsInstance<MobileEvent.ThresholdCrossed>()
         eq(crossed.map { it.periodStart }, listOf(ts("2024-03-10T00:00:00Z"), ts("2024-03-11T00:00:00Z")), "12 kWh days crossed")
-        eqDec(crossed[0].used, "12", "used")
+        eqDec(crossed[0].used, "12.0", "used (24 × 0.5 kWh, scale kept)")
         throws<MeterkitException.InvalidQuery>("empty source") { engine.ingestFrom("", day) }
         val revised = engine.replace(listOf(day[0].copy(quantity = dec("2"))))
         eq(revised.replaced, 1UL, "replaced")
@@ -380,12 +380,12 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         val records = (1..29).map { d -> rec("h$d", "home", "10", "2024-02-%02dT12:00:00Z".format(d)) }
         val ranked = compareTariffs(listOf(NamedTariff("actual", actual), NamedTariff("pysam", pysam)), twoMonths, records)
         // January 31 x 0.50 = 15.50 vs 0.5 x 365 / 12 = 15.21; February 290 x 0.12 + 29 x 0.50 = 49.30 vs 50.01.
-        eq(ranked.map { it.tariff }, listOf("pysam", "actual"), "cheapest first")
-        eqDec(ranked[1].total, "64.80", "actual total")
-        eq(ranked[1].periods.map { it.period }, listOf("2024-01", "2024-02"), "months")
-        eqDec(ranked[1].periods[0].total, "15.50", "January")
-        eqDec(ranked[0].total, "65.22", "PySAM's day count")
-        eq(ranked[0].error, null, "no error")
+        eq(ranked.map { it.tariff }, listOf("actual", "pysam"), "cheapest first")
+        eqDec(ranked[0].total, "64.80", "actual total")
+        eq(ranked[0].periods.map { it.period }, listOf("2024-01", "2024-02"), "months")
+        eqDec(ranked[0].periods[0].total, "15.50", "January")
+        eqDec(ranked[1].total, "65.22", "PySAM's day count")
+        eq(ranked[1].error, null, "no error")
     }
     t("engine.bill from stored records equals the tariff's bill; billRequestFromJson") {
         val engine = Engine.inMemory()
