@@ -16,10 +16,11 @@ test('the package exports exactly the documented names', () => {
   assert.equal(typeof Engine, 'function')
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
-    'addQuota', 'addSpec', 'bill', 'billAsync', 'closeWindows', 'ingest', 'ingestAsync', 'ingestColumns',
-    'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'history', 'invoices', 'issueInvoice', 'lastIngestedAt', 'markOverdue',
-    'payInvoice', 'query', 'queryAsync', 'records',
-    'remindersDue', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals', 'voidInvoice',
+    'addQuota', 'addSpec', 'bill', 'billAsync', 'closeWindows', 'history', 'ingest', 'ingestAsync',
+    'ingestColumns', 'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'invoices', 'issueInvoice',
+    'lastIngestedAt', 'markOverdue', 'payInvoice', 'query', 'queryAsync', 'recordReading', 'records',
+    'remindersDue', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals',
+    'voidInvoice',
   ])
 })
 
