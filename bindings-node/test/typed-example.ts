@@ -129,4 +129,4 @@ engine.bill({ currency: 'GBP' }, { subject: 's', metric: 'kwh', period_start: ne
 // @ts-expect-error: parseDecimal returns a string
 const n: number = parseDecimal('1.5')
 
-void [rules, estimated, findingsOfReport, total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]
+void [fromCron, watermark, rules, estimated, findingsOfReport, total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]
