@@ -18,7 +18,7 @@
 //! What is where: the VEE rules, register roll-over, tariffs and bills, rollups and idempotent
 //! ingest are the core's; the local SQLite store is `meterkit-sqlite`; the upload queue is the
 //! engine's stored records plus store metadata markers written through the public `Store` API
-//! (see [`engine`]); JSON export/import is the core's serde format of `UsageRecord`.
+//! (see the `engine` module); JSON export/import is the core's serde format of `UsageRecord`.
 
 // Test and benchmark entry points: only in a library built with `--features test-support`
 // (scripts/test-mobile, scripts/bench-mobile), never in the one an app ships.

@@ -14,7 +14,7 @@ use crate::usage::UsageRecord;
 pub struct BucketKey {
     /// Tenant.
     pub tenant: String,
-    /// Spec id, as returned by [`Store::add_spec`].
+    /// Spec id: the spec's position in the store's list (added through [`ChangeSet::new_specs`]).
     pub spec: u32,
     /// Window start, Unix seconds.
     pub start: i64,
