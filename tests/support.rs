@@ -10,14 +10,14 @@
 //!  "expected": {"report": [IngestReport, ...], "buckets": [Bucket, ...]}}
 //! ```
 //!
-//! The runner ingests the batches in order (one [`meterkit::IngestReport`] per batch), then
+//! The runner ingests the batches in order (one [`meterkit::engine::IngestReport`] per batch), then
 //! retracts the listed records, then runs the query, and compares the [canonical](canonical_json)
 //! JSON of `{"report": [...], "buckets": [...]}` with the canonical JSON of `expected`.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use meterkit::{Bucket, Decimal, Engine, IngestReport, Query, UsageRecord};
+use meterkit::{engine::IngestReport, Bucket, Decimal, Engine, Query, UsageRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -118,7 +118,7 @@ pub fn run_case(case: &VectorCase) -> meterkit::Result<String> {
     Ok(canonical_output(&out))
 }
 
-pub use meterkit::canonical_json;
+pub use meterkit::json::canonical_json;
 
 /// The canonical JSON of an output (see [`canonical_json`]).
 pub fn canonical_output(out: &VectorOutput) -> String {
@@ -133,12 +133,12 @@ pub fn expected_json(case: &VectorCase) -> String {
 
 /// An instant from RFC 3339 text; panics on bad text (test helper only, for literals).
 pub fn ts(text: &str) -> DateTime<Utc> {
-    meterkit::parse_ts(text).unwrap_or_else(|e| panic!("bad test timestamp {text}: {e}"))
+    meterkit::time::parse_ts(text).unwrap_or_else(|e| panic!("bad test timestamp {text}: {e}"))
 }
 
 /// A decimal from text; panics on bad text (test helper only, for literals).
 pub fn dec(text: &str) -> Decimal {
-    meterkit::parse_decimal(text).unwrap_or_else(|e| panic!("bad test decimal {text}: {e}"))
+    meterkit::decimal::parse_decimal(text).unwrap_or_else(|e| panic!("bad test decimal {text}: {e}"))
 }
 
 /// A usage record with no dimensions.
@@ -218,7 +218,7 @@ pub fn run_reading_case(engine: &Engine, case: &Value) -> Result<String, String>
     let input = &case["input"];
     let tenant = input["tenant"].as_str().ok_or("input.tenant")?;
     let metric = input["metric"].as_str().ok_or("input.metric")?;
-    let opts: meterkit::ReadingOptions =
+    let opts: meterkit::reading::check::ReadingOptions =
         serde_json::from_value(input["options"].clone()).map_err(|e| format!("input.options: {e}"))?;
     let mut outcomes = Vec::new();
     for (i, item) in input["readings"].as_array().ok_or("input.readings")?.iter().enumerate() {

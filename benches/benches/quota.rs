@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use meterkit::{Decimal, Engine, Quota, UsageRecord, Window};
+use meterkit::{quota::Quota, Decimal, Engine, UsageRecord, Window};
 use meterkit_sqlite::SqliteStore;
 
 fn record(n: u64) -> UsageRecord {

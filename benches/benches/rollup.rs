@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use meterkit::{
-    Accumulator, BucketKey, BucketState, ColumnBatch, ColumnarRollup, Engine, Latest, Quantities, RollupSpec,
-    StrColumn, UsageRecord, Window,
+    rollup::columnar::ColumnBatch, rollup::columnar::ColumnarRollup, rollup::columnar::Quantities,
+    rollup::columnar::StrColumn, rollup::Accumulator, rollup::BucketState, rollup::Latest, store::BucketKey, Engine,
+    RollupSpec, UsageRecord, Window,
 };
 use meterkit_benches::{synth, Synth};
 

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use meterkit::{Decimal, UsageRecord, ValidationConfig, Validator};
+use meterkit::{vee::ValidationConfig, Decimal, UsageRecord, Validator};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()

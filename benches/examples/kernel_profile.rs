@@ -4,7 +4,7 @@
 //! prints the bucket count; compare the profile of `kernel`/`ingest` with the whole run to see
 //! where the per-record time goes.
 
-use meterkit::{Accumulator, Engine, RollupSpec, UsageRecord, Window};
+use meterkit::{rollup::Accumulator, Engine, RollupSpec, UsageRecord, Window};
 use meterkit_benches::{synth, Synth};
 
 fn main() {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use meterkit::{BucketKey, ChangeSet, Decimal, RollupSpec, Store, StoredBucket};
+use meterkit::{store::BucketKey, store::ChangeSet, store::StoredBucket, Decimal, RollupSpec, Store};
 
 use crate::error::MeterkitError;
 use crate::field::{Tariff, ValidationConfig};
@@ -57,7 +57,7 @@ pub struct ReadingOutcome {
 }
 
 impl ReadingOutcome {
-    fn from_core(o: meterkit::ReadingOutcome) -> Result<Self, MeterkitError> {
+    fn from_core(o: meterkit::reading::check::ReadingOutcome) -> Result<Self, MeterkitError> {
         let json = serde_json::to_string(&o).map_err(|e| MeterkitError::internal(e.to_string()))?;
         Ok(ReadingOutcome {
             meter: o.meter,
@@ -622,8 +622,8 @@ impl Engine {
         exchange: Option<Decimal>,
         options_json: Option<String>,
     ) -> Result<ReadingOutcome, MeterkitError> {
-        let opts: meterkit::ReadingOptions = match options_json {
-            None => meterkit::ReadingOptions::default(),
+        let opts: meterkit::reading::check::ReadingOptions = match options_json {
+            None => meterkit::reading::check::ReadingOptions::default(),
             Some(text) => serde_json::from_str(&text).map_err(|e| {
                 meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The reading options are invalid: {e}"))
                     .with_field("options_json")

@@ -67,8 +67,12 @@ impl Tariff {
         pysam_day_count: bool,
         line_decimals: Option<u32>,
     ) -> Result<Arc<Self>, MeterkitError> {
-        let day_count = if pysam_day_count { meterkit::DayCount::PySam } else { meterkit::DayCount::Actual };
-        let opts = meterkit::UrdbOptions { day_count, line_decimals };
+        let day_count = if pysam_day_count {
+            meterkit::tariff::urdb::DayCount::PySam
+        } else {
+            meterkit::tariff::urdb::DayCount::Actual
+        };
+        let opts = meterkit::tariff::urdb::UrdbOptions { day_count, line_decimals };
         Ok(Arc::new(Tariff { inner: meterkit::Tariff::from_urdb_json_with(&text, opts)? }))
     }
 
@@ -91,7 +95,7 @@ impl Tariff {
 /// available without a mirror of each field.
 #[derive(Debug, uniffi::Object)]
 pub struct ValidationConfig {
-    pub(crate) inner: meterkit::ValidationConfig,
+    pub(crate) inner: meterkit::vee::ValidationConfig,
 }
 
 #[uniffi::export]
@@ -99,14 +103,14 @@ impl ValidationConfig {
     /// The core's defaults (spikes against the last ten values, streaks, gaps, …).
     #[uniffi::constructor]
     pub fn new() -> Arc<Self> {
-        Arc::new(ValidationConfig { inner: meterkit::ValidationConfig::default() })
+        Arc::new(ValidationConfig { inner: meterkit::vee::ValidationConfig::default() })
     }
 
     /// The core's naive baseline (`ValidationConfig::naive()`): the last-N robust z-score alone
     /// (no confirmation, no seasonal baseline, no scale floor), other rules as default.
     #[uniffi::constructor]
     pub fn naive() -> Arc<Self> {
-        Arc::new(ValidationConfig { inner: meterkit::ValidationConfig::naive() })
+        Arc::new(ValidationConfig { inner: meterkit::vee::ValidationConfig::naive() })
     }
 
     /// Settings from the core's JSON (`{"window": 10, "threshold": 3.5, …}`; missing keys take
@@ -114,8 +118,8 @@ impl ValidationConfig {
     /// inconsistent settings.
     #[uniffi::constructor]
     pub fn from_json(json: String) -> Result<Arc<Self>, MeterkitError> {
-        meterkit::check_json(&json)?;
-        let inner: meterkit::ValidationConfig = serde_json::from_str(&json).map_err(|e| {
+        meterkit::json::check_json(&json)?;
+        let inner: meterkit::vee::ValidationConfig = serde_json::from_str(&json).map_err(|e| {
             meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The validation config is invalid: {e}"))
         })?;
         inner.check()?;
@@ -149,8 +153,8 @@ fn reading_check(
     consumption: Option<meterkit::UsageRecord>,
     findings: Vec<meterkit::Finding>,
 ) -> Result<ReadingCheck, MeterkitError> {
-    let rejected = findings.iter().any(|f| f.action == meterkit::Action::Reject);
-    let flagged = findings.iter().any(|f| f.action == meterkit::Action::Flag);
+    let rejected = findings.iter().any(|f| f.action == meterkit::vee::Action::Reject);
+    let flagged = findings.iter().any(|f| f.action == meterkit::vee::Action::Flag);
     Ok(ReadingCheck {
         consumption: consumption.map(UsageRecord::from),
         findings: findings_from_core(findings)?,
@@ -175,10 +179,10 @@ pub fn validate_reading(
     config: Option<Arc<ValidationConfig>>,
     now: Option<SystemTime>,
 ) -> Result<ReadingCheck, MeterkitError> {
-    let mut tracker = meterkit::RegisterTracker::new(tenant, metric.clone());
+    let mut tracker = meterkit::reading::RegisterTracker::new(tenant, metric.clone());
     let history = history.iter().map(MeterReading::to_core).collect::<Result<Vec<_>, _>>()?;
     let (past, _) = tracker.push_all(&history);
-    let config = config.map_or_else(meterkit::ValidationConfig::default, |c| c.inner.clone());
+    let config = config.map_or_else(meterkit::vee::ValidationConfig::default, |c| c.inner.clone());
     let mut validator = meterkit::Validator::new([(metric, config)])?;
     if let Some(now) = now {
         validator = validator.with_now(crate::types::from_system(now, "now")?);
@@ -202,7 +206,7 @@ pub fn consumption(
     previous: MeterReading,
     current: MeterReading,
 ) -> Result<ReadingCheck, MeterkitError> {
-    let mut tracker = meterkit::RegisterTracker::new(tenant, metric);
+    let mut tracker = meterkit::reading::RegisterTracker::new(tenant, metric);
     let (_, mut findings) = tracker.push(&previous.to_core()?);
     let (record, more) = tracker.push(&current.to_core()?);
     findings.extend(more);
@@ -254,7 +258,11 @@ pub fn alerts_of(
     warmup: u32,
 ) -> Result<Vec<crate::types::Alert>, MeterkitError> {
     let findings = findings.iter().map(Finding::to_core).collect::<Result<Vec<_>, _>>()?;
-    let alerts = meterkit::alerts_of(&records_to_core(records)?, &findings, meterkit::AlertConfig { gap, warmup })?;
+    let alerts = meterkit::vee::alert::alerts_of(
+        &records_to_core(records)?,
+        &findings,
+        meterkit::vee::alert::AlertConfig { gap, warmup },
+    )?;
     alerts.into_iter().map(crate::types::Alert::from_core).collect()
 }
 

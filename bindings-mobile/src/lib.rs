@@ -48,7 +48,7 @@ uniffi::setup_scaffolding!();
 uniffi::custom_type!(Decimal, String, {
     remote,
     lower: |d| d.to_string(),
-    try_lift: |s| meterkit::parse_decimal(&s)
+    try_lift: |s| meterkit::decimal::parse_decimal(&s)
         .map_err(|e| uniffi::deps::anyhow::Error::new(MeterkitError::from(e.with_field("decimal")))),
 });
 
@@ -81,17 +81,17 @@ pub struct ErrorCode {
 /// Errors: `Parse` for anything that is not a finite 96-bit decimal.
 #[uniffi::export]
 pub fn parse_decimal(text: String) -> Result<Decimal, MeterkitError> {
-    Ok(meterkit::parse_decimal(&text)?)
+    Ok(meterkit::decimal::parse_decimal(&text)?)
 }
 
 /// Canonical JSON (tests/vectors/README.md: compact, keys sorted by UTF-8 bytes, serde_json's
-/// escaping) of JSON text, with the same code as the Rust vector runner (`meterkit::canonical_json`).
+/// escaping) of JSON text, with the same code as the Rust vector runner (`meterkit::json::canonical_json`).
 /// Errors: `Parse` when `json` is not JSON.
 #[uniffi::export]
 pub fn canonical_json(json: String) -> Result<String, MeterkitError> {
     let v: serde_json::Value = serde_json::from_str(&json)
         .map_err(|e| meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Not JSON: {e}")))?;
-    Ok(meterkit::canonical_json(&v))
+    Ok(meterkit::json::canonical_json(&v))
 }
 
 /// The JSON text at `pointer` (RFC 6901, e.g. `/input/batches/0`) inside `json`, or `None` when

@@ -63,9 +63,9 @@ pub(crate) fn kind_name(k: ErrorKind) -> String {
     serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
-/// A core type from JSON text (a repeated key is refused: `meterkit::check_json`).
+/// A core type from JSON text (a repeated key is refused: `meterkit::json::check_json`).
 fn parse_json<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, MeterkitError> {
-    meterkit::check_json(json)?;
+    meterkit::json::check_json(json)?;
     serde_json::from_str(json).map_err(|e| {
         meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The {what} is not valid JSON: {e}")).into()
     })
@@ -90,22 +90,22 @@ pub enum Quality {
     Estimated,
 }
 
-impl From<meterkit::Quality> for Quality {
-    fn from(q: meterkit::Quality) -> Self {
+impl From<meterkit::record::Quality> for Quality {
+    fn from(q: meterkit::record::Quality) -> Self {
         match q {
-            meterkit::Quality::Actual => Quality::Actual,
-            meterkit::Quality::Flagged => Quality::Flagged,
-            meterkit::Quality::Estimated => Quality::Estimated,
+            meterkit::record::Quality::Actual => Quality::Actual,
+            meterkit::record::Quality::Flagged => Quality::Flagged,
+            meterkit::record::Quality::Estimated => Quality::Estimated,
         }
     }
 }
 
-impl From<Quality> for meterkit::Quality {
+impl From<Quality> for meterkit::record::Quality {
     fn from(q: Quality) -> Self {
         match q {
-            Quality::Actual => meterkit::Quality::Actual,
-            Quality::Flagged => meterkit::Quality::Flagged,
-            Quality::Estimated => meterkit::Quality::Estimated,
+            Quality::Actual => meterkit::record::Quality::Actual,
+            Quality::Flagged => meterkit::record::Quality::Flagged,
+            Quality::Estimated => meterkit::record::Quality::Estimated,
         }
     }
 }
@@ -404,7 +404,7 @@ pub struct Alert {
 }
 
 impl Alert {
-    pub(crate) fn from_core(a: meterkit::Alert) -> Result<Self, MeterkitError> {
+    pub(crate) fn from_core(a: meterkit::vee::alert::Alert) -> Result<Self, MeterkitError> {
         Ok(Alert {
             rules: a.rules.iter().map(via_serde).collect::<Result<_, _>>()?,
             severity: via_serde(&a.severity)?,
@@ -437,7 +437,7 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    pub(crate) fn from_core(r: meterkit::IngestReport) -> Result<Self, MeterkitError> {
+    pub(crate) fn from_core(r: meterkit::engine::IngestReport) -> Result<Self, MeterkitError> {
         Ok(IngestReport {
             accepted: r.accepted,
             duplicates: r.duplicates,
@@ -457,8 +457,8 @@ impl IngestReport {
         })
     }
 
-    fn to_core(&self) -> Result<meterkit::IngestReport, MeterkitError> {
-        Ok(meterkit::IngestReport {
+    fn to_core(&self) -> Result<meterkit::engine::IngestReport, MeterkitError> {
+        Ok(meterkit::engine::IngestReport {
             accepted: self.accepted,
             duplicates: self.duplicates,
             replaced: self.replaced,
@@ -466,7 +466,7 @@ impl IngestReport {
                 .rejected
                 .iter()
                 .map(|x| {
-                    Ok(meterkit::Rejection {
+                    Ok(meterkit::engine::Rejection {
                         tenant: x.tenant.clone(),
                         id: x.id.clone(),
                         kind: parse_json(&format!("\"{}\"", x.kind), "error kind")?,
@@ -583,10 +583,17 @@ pub struct Quota {
 impl Quota {
     /// The core quota, checked. Errors: `InvalidWindow` (field `period`), as the core's
     /// `Quota::check`.
-    pub fn into_core(self) -> Result<meterkit::Quota, MeterkitError> {
+    pub fn into_core(self) -> Result<meterkit::quota::Quota, MeterkitError> {
         let period = self.period.parse::<meterkit::Window>().map_err(|e| e.with_field("period"))?;
-        let mut q =
-            meterkit::Quota::new(self.id, self.tenant, self.metric, period, self.time_zone, self.limit, self.levels);
+        let mut q = meterkit::quota::Quota::new(
+            self.id,
+            self.tenant,
+            self.metric,
+            period,
+            self.time_zone,
+            self.limit,
+            self.levels,
+        );
         q.subject = self.subject;
         q.tariff = self.tariff.map(|t| t.inner.clone());
         q.check()?;
@@ -778,7 +785,7 @@ impl Bill {
             lines: self
                 .lines
                 .iter()
-                .map(|l| meterkit::BillLine {
+                .map(|l| meterkit::billing::BillLine {
                     charge: l.charge.clone(),
                     description: l.description.clone(),
                     quantity: l.quantity,
@@ -909,7 +916,7 @@ mod tests {
         for text in
             ["2024-03-01T09:00:00.123456789Z", "1970-01-01T00:00:00Z", "1969-07-20T20:17:40.5Z", "1600-01-01T00:00:00Z"]
         {
-            let t = meterkit::parse_ts(text).unwrap();
+            let t = meterkit::time::parse_ts(text).unwrap();
             assert_eq!(from_system(to_system(t), "t").unwrap(), t, "{text}");
         }
     }

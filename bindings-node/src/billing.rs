@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use meterkit::{Bill, BillRequest, Decimal, Invoice, SharedMeter, UsageRecord};
+use meterkit::{allocate::SharedMeter, invoice::Invoice, Bill, BillRequest, Decimal, UsageRecord};
 use napi::bindgen_prelude::ClassInstance;
 use napi::Env;
 use napi_derive::napi;
@@ -106,8 +106,8 @@ impl Tariff {
             let text = core(env, document_text(&json, "URDB tariff"))?;
             let opts: UrdbOptionsJs = core(env, from_json(&options.0, "URDB options"))?;
             let day_count = match opts.day_count.as_deref() {
-                None | Some("actual") => meterkit::DayCount::Actual,
-                Some("pysam") => meterkit::DayCount::PySam,
+                None | Some("actual") => meterkit::tariff::urdb::DayCount::Actual,
+                Some("pysam") => meterkit::tariff::urdb::DayCount::PySam,
                 Some(other) => {
                     let e = meterkit::Error::new(
                         meterkit::ErrorKind::InvalidQuery,
@@ -117,7 +117,7 @@ impl Tariff {
                     return core(env, Err(e));
                 }
             };
-            let opts = meterkit::UrdbOptions { day_count, line_decimals: opts.line_decimals };
+            let opts = meterkit::tariff::urdb::UrdbOptions { day_count, line_decimals: opts.line_decimals };
             core(env, meterkit::Tariff::from_urdb_json_with(&text, opts)).map(|t| Tariff { inner: Arc::new(t) })
         })
     }
@@ -133,9 +133,9 @@ impl Tariff {
     #[napi(catch_unwind)]
     pub fn quantity_total(&self, env: Env, quantity: String) -> napi::Result<String> {
         guard(env, || {
-            let q = core(env, meterkit::parse_decimal(&quantity).map_err(|e| e.with_field("quantity")))?;
+            let q = core(env, meterkit::decimal::parse_decimal(&quantity).map_err(|e| e.with_field("quantity")))?;
             let rater = core(env, self.inner.quantity_rater())?;
-            core(env, rater.total(q)).map(meterkit::fmt_decimal)
+            core(env, rater.total(q)).map(meterkit::decimal::fmt_decimal)
         })
     }
 }
@@ -160,7 +160,7 @@ pub fn compare_tariffs(
     tariffs: Vec<(String, ClassInstance<'_, Tariff>)>,
     request: JsonText,
     records: JsonText,
-) -> napi::Result<Json<Vec<meterkit::Comparison>>> {
+) -> napi::Result<Json<Vec<meterkit::billing::compare::Comparison>>> {
     guard(env, || {
         let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
         let records = core(env, records_from_json(&records.0))?;
@@ -182,9 +182,9 @@ pub fn create_invoice(env: Env, id: String, bill: JsonText, payment_terms_days: 
 #[napi(catch_unwind, ts_return_type = "{ start: string; end: string }")]
 pub fn month_period(env: Env, yyyy_mm: String, time_zone: String) -> napi::Result<Json<crate::WindowSpan>> {
     guard(env, || {
-        let tz = core(env, meterkit::parse_time_zone(&time_zone))?;
-        let (start, end) = core(env, meterkit::month_period(&yyyy_mm, tz))?;
-        Ok(Json(crate::WindowSpan { start: meterkit::fmt_ts(start), end: meterkit::fmt_ts(end) }))
+        let tz = core(env, meterkit::time::parse_time_zone(&time_zone))?;
+        let (start, end) = core(env, meterkit::billing::month_period(&yyyy_mm, tz))?;
+        Ok(Json(crate::WindowSpan { start: meterkit::time::fmt_ts(start), end: meterkit::time::fmt_ts(end) }))
     })
 }
 
@@ -193,16 +193,16 @@ pub fn month_period(env: Env, yyyy_mm: String, time_zone: String) -> napi::Resul
 #[napi(catch_unwind)]
 pub fn allocate(env: Env, total: String, weights: Vec<String>, scale: u32) -> napi::Result<Vec<String>> {
     guard(env, || {
-        let total = core(env, meterkit::parse_decimal(&total).map_err(|e| e.with_field("total")))?;
+        let total = core(env, meterkit::decimal::parse_decimal(&total).map_err(|e| e.with_field("total")))?;
         let weights = core(
             env,
             weights
                 .iter()
-                .map(|w| meterkit::parse_decimal(w).map_err(|e| e.with_field("weights")))
+                .map(|w| meterkit::decimal::parse_decimal(w).map_err(|e| e.with_field("weights")))
                 .collect::<meterkit::Result<Vec<Decimal>>>(),
         )?;
-        core(env, meterkit::allocate(total, &weights, scale))
-            .map(|parts| parts.into_iter().map(meterkit::fmt_decimal).collect())
+        core(env, meterkit::allocate::allocate(total, &weights, scale))
+            .map(|parts| parts.into_iter().map(meterkit::decimal::fmt_decimal).collect())
     })
 }
 
@@ -221,7 +221,7 @@ pub fn split_shared_meter(
 ) -> napi::Result<Json<Vec<UsageRecord>>> {
     guard(env, || {
         let meter: SharedMeter = core(env, from_json(&meter.0, "shared meter"))?;
-        let total = core(env, meterkit::parse_decimal(&total).map_err(|e| e.with_field("total")))?;
+        let total = core(env, meterkit::decimal::parse_decimal(&total).map_err(|e| e.with_field("total")))?;
         let at = core(env, ts_from_json(&at.0, "at"))?;
         core(env, meter.split(&tenant, total, at)).map(Json)
     })

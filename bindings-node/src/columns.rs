@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use meterkit::{Decimal, Dimensions, Error as CoreError, ErrorKind, Quality, UsageRecord};
+use meterkit::{record::Dimensions, record::Quality, Decimal, Error as CoreError, ErrorKind, UsageRecord};
 use napi::bindgen_prelude::{BigInt64Array, Either, Either3, Float64Array, Uint32Array};
 use napi_derive::napi;
 
@@ -242,8 +242,8 @@ fn string<'a>(s: &'a Strings, i: usize, field: &str) -> meterkit::Result<&'a str
 fn quantity(q: &Quantities, i: usize) -> meterkit::Result<Decimal> {
     let r = match q {
         Quantities::Scaled(v, scale) => Ok(Decimal::new(v[i], *scale)),
-        Quantities::Floats(v) => meterkit::decimal_from_f64(v[i]),
-        Quantities::Text(v) => meterkit::parse_decimal(&v[i]),
+        Quantities::Floats(v) => meterkit::decimal::decimal_from_f64(v[i]),
+        Quantities::Text(v) => meterkit::decimal::parse_decimal(&v[i]),
     };
     r.map_err(|e| e.with_field("quantity"))
 }
@@ -251,7 +251,7 @@ fn quantity(q: &Quantities, i: usize) -> meterkit::Result<Decimal> {
 fn instant(t: &Instants, i: usize, field: &str) -> meterkit::Result<DateTime<Utc>> {
     match t {
         Instants::Millis(v) => from_millis(v[i], field),
-        Instants::Text(v) => meterkit::parse_ts(&v[i]).map_err(|e| e.with_field(field)),
+        Instants::Text(v) => meterkit::time::parse_ts(&v[i]).map_err(|e| e.with_field(field)),
     }
 }
 

@@ -150,9 +150,9 @@ pub fn core<T>(env: Env, r: meterkit::Result<T>) -> napi::Result<T> {
 /// Read JSON text into a core type; a type error names the path (`[3].quantity`) in the
 /// message and its field in `field`.
 ///
-/// A repeated key is refused (`meterkit::check_json`).
+/// A repeated key is refused (`meterkit::json::check_json`).
 pub fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> meterkit::Result<T> {
-    meterkit::check_json(text)?;
+    meterkit::json::check_json(text)?;
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().iter().find_map(|s| match s {
@@ -218,5 +218,5 @@ pub fn ts_from_json(text: &str, field: &str) -> meterkit::Result<DateTime<Utc>> 
         CoreError::new(ErrorKind::Parse, format!("{field} must be a valid Date or an RFC 3339 string."))
             .with_field(field)
     })?;
-    meterkit::parse_ts(&s).map_err(|e| e.with_field(field))
+    meterkit::time::parse_ts(&s).map_err(|e| e.with_field(field))
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use meterkit::{
-    Aggregation, Bill, BillRequest, Event, IngestReport, Invoice, Notifier, Query, Quota, RollupSpec, UsageRecord,
-    Window,
+    engine::IngestReport, invoice::Invoice, quota::Quota, Aggregation, Bill, BillRequest, Event, Notifier, Query,
+    RollupSpec, UsageRecord, Window,
 };
 use meterkit_sqlite::SqliteStore;
 use napi::bindgen_prelude::{AsyncTask, Either, Function, Null, Object};
@@ -138,16 +138,18 @@ impl Engine {
         reading: JsonText,
         exchange: Option<String>,
         options: Option<JsonText>,
-    ) -> napi::Result<Json<meterkit::ReadingOutcome>> {
+    ) -> napi::Result<Json<meterkit::reading::check::ReadingOutcome>> {
         guard(env, || {
             let reading: meterkit::MeterReading = core(env, crate::convert::from_json(&reading.0, "meter reading"))?;
             let exchange = match exchange {
-                Some(text) => Some(core(env, meterkit::parse_decimal(&text).map_err(|e| e.with_field("exchange")))?),
+                Some(text) => {
+                    Some(core(env, meterkit::decimal::parse_decimal(&text).map_err(|e| e.with_field("exchange")))?)
+                }
                 None => None,
             };
-            let opts: meterkit::ReadingOptions = match options {
+            let opts: meterkit::reading::check::ReadingOptions = match options {
                 Some(o) => core(env, crate::convert::from_json(&o.0, "reading options"))?,
-                None => meterkit::ReadingOptions::default(),
+                None => meterkit::reading::check::ReadingOptions::default(),
             };
             core(env, self.inner.record_reading(&tenant, &metric, &reading, exchange, &opts)).map(Json)
         })
@@ -198,7 +200,7 @@ impl Engine {
     /// cron job sends only the records after it.
     #[napi(catch_unwind, ts_return_type = "Timestamp | null")]
     pub fn last_ingested_at(&self, env: Env, tenant: String, source: String) -> napi::Result<Option<String>> {
-        guard(env, || core(env, self.inner.last_ingested_at(&tenant, &source)).map(|t| t.map(meterkit::fmt_ts)))
+        guard(env, || core(env, self.inner.last_ingested_at(&tenant, &source)).map(|t| t.map(meterkit::time::fmt_ts)))
     }
 
     /// Ingest columns: one array per field (typed arrays for quantities and timestamps), the
@@ -321,7 +323,7 @@ impl Engine {
         window: String,
         time_zone: String,
         at: JsonText,
-    ) -> napi::Result<Json<meterkit::Totals>> {
+    ) -> napi::Result<Json<meterkit::engine::Totals>> {
         guard(env, || {
             let window: Window = core(env, window.parse())?;
             let at = core(env, ts_from_json(&at.0, "at"))?;
@@ -362,7 +364,7 @@ impl Engine {
     #[napi(catch_unwind, ts_args_type = "metric: string, config: ValidationConfig")]
     pub fn set_validation(&self, env: Env, metric: String, config: JsonText) -> napi::Result<()> {
         guard(env, || {
-            let config: meterkit::ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
+            let config: meterkit::vee::ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
             core(env, self.inner.set_validation(&metric, config))
         })
     }

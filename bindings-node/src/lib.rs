@@ -32,14 +32,14 @@ pub use crate::validate::{alerts_of, estimate_gaps, validation_summary, Register
 /// Throws `E_PARSE` for anything that is not a finite 96-bit decimal.
 #[napi(catch_unwind)]
 pub fn parse_decimal(env: Env, text: String) -> napi::Result<String> {
-    guard(env, || core(env, meterkit::parse_decimal(&text)).map(meterkit::fmt_decimal))
+    guard(env, || core(env, meterkit::decimal::parse_decimal(&text)).map(meterkit::decimal::fmt_decimal))
 }
 
 /// Parse a timestamp (a `Date` or an RFC 3339 string with any offset) and return it in the one
 /// output format: RFC 3339 in UTC with `Z` and only the fractional digits needed.
 #[napi(catch_unwind, ts_args_type = "value: Date | string")]
 pub fn parse_ts(env: Env, value: JsonText) -> napi::Result<String> {
-    guard(env, || core(env, ts_from_json(&value.0, "timestamp")).map(meterkit::fmt_ts))
+    guard(env, || core(env, ts_from_json(&value.0, "timestamp")).map(meterkit::time::fmt_ts))
 }
 
 /// Read and check usage records without storing them: every record is parsed (`E_PARSE` names the
@@ -68,9 +68,9 @@ pub fn window_span(env: Env, window: String, at: JsonText, time_zone: String) ->
     guard(env, || {
         let window: Window = core(env, window.parse())?;
         let at = core(env, ts_from_json(&at.0, "at"))?;
-        let tz = core(env, meterkit::parse_time_zone(&time_zone))?;
+        let tz = core(env, meterkit::time::parse_time_zone(&time_zone))?;
         let (start, end) = core(env, window.span(at, tz))?;
-        Ok(Json(WindowSpan { start: meterkit::fmt_ts(start), end: meterkit::fmt_ts(end) }))
+        Ok(Json(WindowSpan { start: meterkit::time::fmt_ts(start), end: meterkit::time::fmt_ts(end) }))
     })
 }
 
@@ -98,7 +98,7 @@ pub struct ErrorCodeInfo {
 /// not `0.1000000000000000055…`). Throws `E_PARSE` for NaN, infinities and out-of-range values.
 #[napi(catch_unwind)]
 pub fn decimal_from_number(env: Env, value: f64) -> napi::Result<String> {
-    guard(env, || core(env, meterkit::decimal_from_f64(value)).map(meterkit::fmt_decimal))
+    guard(env, || core(env, meterkit::decimal::decimal_from_f64(value)).map(meterkit::decimal::fmt_decimal))
 }
 
 /// For the test suite only: panics inside the binding, to prove a panic reaches JS as an

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use meterkit::{
-    Alert, AlertConfig, EstimateConfig, Finding, MeterReading, UsageRecord, ValidationConfig, ValidationSummary,
+    vee::alert::Alert, vee::alert::AlertConfig, vee::estimate::EstimateConfig, vee::ValidationConfig,
+    vee::ValidationSummary, Finding, MeterReading, UsageRecord,
 };
 use napi::Env;
 use napi_derive::napi;
@@ -115,7 +116,7 @@ pub fn validation_summary(env: Env, findings: JsonText) -> napi::Result<Json<Val
 /// go backwards or are invalid.
 #[napi]
 pub struct RegisterTracker {
-    inner: meterkit::RegisterTracker,
+    inner: meterkit::reading::RegisterTracker,
 }
 
 /// What `RegisterTracker.push` returns.
@@ -130,7 +131,7 @@ impl RegisterTracker {
     /// A tracker making records of `tenant` and `metric`.
     #[napi(constructor, catch_unwind)]
     pub fn new(tenant: String, metric: String) -> Self {
-        RegisterTracker { inner: meterkit::RegisterTracker::new(tenant, metric) }
+        RegisterTracker { inner: meterkit::reading::RegisterTracker::new(tenant, metric) }
     }
 
     /// Push readings (one or an array, in time order per meter): the usage records between
@@ -170,7 +171,7 @@ pub fn estimate_gaps(env: Env, records: JsonText, config: JsonText) -> napi::Res
     guard(env, || {
         let records = core(env, records_from_json(&records.0))?;
         let config: EstimateConfig = core(env, from_json(&config.0, "estimate config"))?;
-        core(env, meterkit::estimate_gaps(&records, &config)).map(Json)
+        core(env, meterkit::vee::estimate::estimate_gaps(&records, &config)).map(Json)
     })
 }
 
@@ -195,6 +196,6 @@ pub fn alerts_of(
             Some(c) if c.0 != "null" => core(env, from_json(&c.0, "alert config"))?,
             _ => AlertConfig::default(),
         };
-        Ok(Json(core(env, meterkit::alerts_of(&records, &findings, cfg))?))
+        Ok(Json(core(env, meterkit::vee::alert::alerts_of(&records, &findings, cfg))?))
     })
 }

@@ -414,10 +414,9 @@ impl<'a> Col<'a> {
                 IntData::U32(v) => Decimal::from(v[j]),
                 IntData::U64(v) => Decimal::from(v[j]),
             },
-            ColData::F64(v) => {
-                meterkit::decimal_from_f64(v[j]).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?
-            }
-            ColData::F32(v) => meterkit::decimal_from_f64(f64::from(v[j]))
+            ColData::F64(v) => meterkit::decimal::decimal_from_f64(v[j])
+                .map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?,
+            ColData::F32(v) => meterkit::decimal::decimal_from_f64(f64::from(v[j]))
                 .map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?,
             ColData::Dec128 { values, scale } => {
                 let m = i128::from_le_bytes(values[j]);
@@ -426,7 +425,7 @@ impl<'a> Col<'a> {
             }
             ColData::Utf8 { .. } | ColData::LargeUtf8 { .. } | ColData::View { .. } => {
                 let s = self.required_str(i, row)?;
-                meterkit::parse_decimal(s).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?
+                meterkit::decimal::parse_decimal(s).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?
             }
             ColData::Ts { .. } => {
                 return Err(self.err(row, format!("Column '{}' is a timestamp, not a number.", self.name)))
@@ -707,7 +706,7 @@ pub fn rollup(
     let tenant_column = m.dimensions.iter().find(|(k, _)| k == TENANT_DIM).map(|(_, c)| c.clone());
     let n = if tenant_column.is_some() { threads.max(1) } else { 1 };
     let run = |k: usize| -> meterkit::Result<Vec<Row>> {
-        let mut acc = meterkit::Accumulator::new(&acc_tenant, std::slice::from_ref(&run_spec))?;
+        let mut acc = meterkit::rollup::Accumulator::new(&acc_tenant, std::slice::from_ref(&run_spec))?;
         let part = tenant_column.as_deref().filter(|_| n > 1).map(|c| (c, k, n));
         for_each_record(&data, &m, part, |r| acc.add(r))?;
         Ok(to_rows(acc, tenant_col.as_deref(), spec))
@@ -741,8 +740,8 @@ fn kernel_rollup(
     m: &Mapping,
     spec: &meterkit::RollupSpec,
     part: Option<(&str, usize, usize)>,
-) -> meterkit::Result<Option<Vec<(meterkit::BucketKey, i64, meterkit::BucketState)>>> {
-    use meterkit::{ColumnBatch, Quantities, StrColumn};
+) -> meterkit::Result<Option<Vec<(meterkit::store::BucketKey, i64, meterkit::rollup::BucketState)>>> {
+    use meterkit::{rollup::columnar::ColumnBatch, rollup::columnar::Quantities, rollup::columnar::StrColumn};
     let fields = &data.fields;
     let index = |name: &str| {
         fields.iter().position(|f| f.name == name).ok_or_else(|| {
@@ -765,7 +764,7 @@ fn kernel_rollup(
     let (qty_i, ts_i) = (index(&m.quantity)?, index(&m.timestamp)?);
     let dim_i = m.dimensions.iter().map(|(_, c)| index(c)).collect::<meterkit::Result<Vec<_>>>()?;
     let part_i = part.map(|(c, k, n)| Ok::<_, Error>((index(c)?, k as u64, n.max(1) as u64))).transpose()?;
-    let mut kernel = meterkit::ColumnarRollup::new(std::slice::from_ref(spec))?;
+    let mut kernel = meterkit::rollup::columnar::ColumnarRollup::new(std::slice::from_ref(spec))?;
     let mut row_base = 0usize;
     for batch in &data.batches {
         let a = &batch.0;
@@ -907,7 +906,7 @@ fn kernel_path(
 
 /// The kernel's buckets (keys carry the tenant) as result rows.
 fn bucket_rows(
-    buckets: Vec<(meterkit::BucketKey, i64, meterkit::BucketState)>,
+    buckets: Vec<(meterkit::store::BucketKey, i64, meterkit::rollup::BucketState)>,
     spec: &meterkit::RollupSpec,
 ) -> Vec<Row> {
     buckets
@@ -930,16 +929,16 @@ fn bucket_rows(
         .collect()
 }
 
-fn str_col<'a>(konst: Option<&'a String>, plain: &'a [Option<&'a str>]) -> meterkit::StrColumn<'a> {
+fn str_col<'a>(konst: Option<&'a String>, plain: &'a [Option<&'a str>]) -> meterkit::rollup::columnar::StrColumn<'a> {
     match konst {
-        Some(k) => meterkit::StrColumn::Const(Some(k.as_str())),
-        None => meterkit::StrColumn::Plain(plain),
+        Some(k) => meterkit::rollup::columnar::StrColumn::Const(Some(k.as_str())),
+        None => meterkit::rollup::columnar::StrColumn::Plain(plain),
     }
 }
 
 /// An accumulator's buckets as result rows (the tenant taken from the leading group when it
 /// was read from a column).
-fn to_rows(acc: meterkit::Accumulator, tenant_const: Option<&str>, spec: &meterkit::RollupSpec) -> Vec<Row> {
+fn to_rows(acc: meterkit::rollup::Accumulator, tenant_const: Option<&str>, spec: &meterkit::RollupSpec) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::with_capacity(acc.len());
     for (key, end, state) in acc.into_buckets() {
         let mut group = key.group;
@@ -1009,7 +1008,7 @@ impl Table {
     }
 
     fn from_buckets(buckets: Vec<meterkit::Bucket>, group_by: Vec<String>, unique: Vec<String>) -> Self {
-        let dims: Vec<String> = group_by.into_iter().filter(|d| d != meterkit::SUBJECT).collect();
+        let dims: Vec<String> = group_by.into_iter().filter(|d| d != meterkit::rollup::SUBJECT).collect();
         let metric = buckets.first().map(|b| b.metric.clone()).unwrap_or_default();
         let rows = buckets
             .into_iter()
@@ -1167,7 +1166,10 @@ impl OutCol {
                     match fits {
                         Some(m) => m,
                         None => {
-                            return OutCol::strs(name, vals.iter().map(|v| v.map(meterkit::fmt_decimal)).collect());
+                            return OutCol::strs(
+                                name,
+                                vals.iter().map(|v| v.map(meterkit::decimal::fmt_decimal)).collect(),
+                            );
                         }
                     }
                 }

@@ -176,8 +176,8 @@ impl PyBillRequest {
     /// The request for calendar month `yyyy_mm` (e.g. `"2024-02"`) in `time_zone`.
     #[staticmethod]
     fn for_month(tenant: String, subject: String, metric: String, yyyy_mm: &str, time_zone: String) -> PyResult<Self> {
-        let tz = meterkit::parse_time_zone(&time_zone).py()?;
-        let (s, e) = meterkit::month_period(yyyy_mm, tz).py()?;
+        let tz = meterkit::time::parse_time_zone(&time_zone).py()?;
+        let (s, e) = meterkit::billing::month_period(yyyy_mm, tz).py()?;
         Ok(PyBillRequest { inner: meterkit::BillRequest::new(tenant, subject, metric, s, e, time_zone) })
     }
     #[staticmethod]
@@ -226,7 +226,7 @@ impl PyBillRequest {
 #[pyclass(module = "meterkit", frozen, name = "BillLine")]
 #[derive(Clone)]
 pub struct PyBillLine {
-    pub inner: meterkit::BillLine,
+    pub inner: meterkit::billing::BillLine,
 }
 
 serde_class!(PyBillLine, "bill line", {
@@ -271,7 +271,7 @@ serde_class!(PyBillLine, "bill line", {
             "BillLine(charge={:?}, description={:?}, quantity=Decimal('{}'), unit={:?}, amount=Decimal('{}'))",
             self.inner.charge,
             self.inner.description,
-            meterkit::fmt_decimal(self.inner.quantity),
+            meterkit::decimal::fmt_decimal(self.inner.quantity),
             self.inner.unit,
             self.inner.amount
         )
@@ -279,20 +279,23 @@ serde_class!(PyBillLine, "bill line", {
 });
 
 /// Money keeps its minor-unit digits (the core's `money_str`): `12.50`, not `12.5`.
-fn urdb_options(day_count: &str, line_decimals: Option<u32>) -> PyResult<meterkit::UrdbOptions> {
+fn urdb_options(day_count: &str, line_decimals: Option<u32>) -> PyResult<meterkit::tariff::urdb::UrdbOptions> {
     let day_count = match day_count {
-        "actual" => meterkit::DayCount::Actual,
-        "pysam" => meterkit::DayCount::PySam,
+        "actual" => meterkit::tariff::urdb::DayCount::Actual,
+        "pysam" => meterkit::tariff::urdb::DayCount::PySam,
         other => {
             let msg = format!("day_count is 'actual' or 'pysam', not '{other}'.");
             return Err(new_err(ErrorKind::InvalidQuery, msg, Some("day_count")));
         }
     };
-    Ok(meterkit::UrdbOptions { day_count, line_decimals })
+    Ok(meterkit::tariff::urdb::UrdbOptions { day_count, line_decimals })
 }
 
 /// One `Comparison` as a dict with `Decimal` money.
-fn comparison<'py>(py: Python<'py>, c: meterkit::Comparison) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+fn comparison<'py>(
+    py: Python<'py>,
+    c: meterkit::billing::compare::Comparison,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     use pyo3::types::PyDict;
     let d = PyDict::new(py);
     d.set_item("tariff", c.tariff)?;
@@ -313,7 +316,7 @@ fn comparison<'py>(py: Python<'py>, c: meterkit::Comparison) -> PyResult<Bound<'
 }
 
 fn money<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
-    let text = serde_json::to_value(meterkit::BillLine {
+    let text = serde_json::to_value(meterkit::billing::BillLine {
         charge: String::new(),
         description: String::new(),
         quantity: Decimal::ZERO,
@@ -396,8 +399,8 @@ serde_class!(PyBill, "bill", {
         format!(
             "Bill(subject={:?}, period_start='{}', period_end='{}', currency={:?}, lines={}, total=Decimal('{}'))",
             self.inner.subject,
-            meterkit::fmt_ts(self.inner.period_start),
-            meterkit::fmt_ts(self.inner.period_end),
+            meterkit::time::fmt_ts(self.inner.period_start),
+            meterkit::time::fmt_ts(self.inner.period_end),
             self.inner.currency,
             self.inner.lines.len(),
             self.inner.total
@@ -410,18 +413,18 @@ serde_class!(PyBill, "bill", {
 #[pyclass(module = "meterkit", frozen, name = "Invoice")]
 #[derive(Clone)]
 pub struct PyInvoice {
-    pub inner: meterkit::Invoice,
+    pub inner: meterkit::invoice::Invoice,
 }
 
 impl PyInvoice {
-    fn step(&self, f: impl FnOnce(&mut meterkit::Invoice) -> meterkit::Result<()>) -> PyResult<Self> {
+    fn step(&self, f: impl FnOnce(&mut meterkit::invoice::Invoice) -> meterkit::Result<()>) -> PyResult<Self> {
         let mut inv = self.inner.clone();
         f(&mut inv).py()?;
         Ok(PyInvoice { inner: inv })
     }
 }
 
-fn status_name(s: meterkit::InvoiceStatus) -> String {
+fn status_name(s: meterkit::invoice::InvoiceStatus) -> String {
     serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
@@ -430,7 +433,7 @@ impl PyInvoice {
     /// A draft invoice for `bill`, due `payment_terms_days` after it is issued.
     #[new]
     fn new(id: String, bill: &PyBill, payment_terms_days: u32) -> Self {
-        PyInvoice { inner: meterkit::Invoice::new(id, bill.inner.clone(), payment_terms_days) }
+        PyInvoice { inner: meterkit::invoice::Invoice::new(id, bill.inner.clone(), payment_terms_days) }
     }
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
@@ -521,7 +524,7 @@ impl PyInvoice {
 #[pyclass(module = "meterkit", frozen, name = "Quota")]
 #[derive(Clone)]
 pub struct PyQuota {
-    pub inner: meterkit::Quota,
+    pub inner: meterkit::quota::Quota,
 }
 
 serde_class!(PyQuota, "quota", {
@@ -541,7 +544,7 @@ serde_class!(PyQuota, "quota", {
         let limit = to_decimal(limit, "limit")?;
         let levels = levels.try_iter()?.map(|l| to_decimal(&l?, "levels")).collect::<PyResult<Vec<_>>>()?;
         let period = period.parse::<meterkit::Window>().map_err(|e| e.with_field("period")).py()?;
-        let mut q = meterkit::Quota::new(id, tenant, metric, period, time_zone, limit, levels);
+        let mut q = meterkit::quota::Quota::new(id, tenant, metric, period, time_zone, limit, levels);
         q.subject = subject;
         q.tariff = tariff.map(|t| t.inner.clone());
         q.check().py()?;
@@ -607,7 +610,7 @@ serde_class!(PyQuota, "quota", {
             self.inner.tenant,
             self.inner.metric,
             self.inner.period.to_string(),
-            meterkit::fmt_decimal(self.inner.limit)
+            meterkit::decimal::fmt_decimal(self.inner.limit)
         )
     }
 });
@@ -616,7 +619,7 @@ serde_class!(PyQuota, "quota", {
 #[pyclass(module = "meterkit", frozen, name = "SharedMeter")]
 #[derive(Clone)]
 pub struct PySharedMeter {
-    pub inner: meterkit::SharedMeter,
+    pub inner: meterkit::allocate::SharedMeter,
 }
 
 serde_class!(PySharedMeter, "shared meter", {
@@ -627,7 +630,7 @@ serde_class!(PySharedMeter, "shared meter", {
             let (subject, weight): (String, Bound<'_, PyAny>) = s?.extract()?;
             out.push((subject, to_decimal(&weight, "shares")?));
         }
-        Ok(PySharedMeter { inner: meterkit::SharedMeter { meter, metric, shares: out, scale } })
+        Ok(PySharedMeter { inner: meterkit::allocate::SharedMeter { meter, metric, shares: out, scale } })
     }
     fn to_json(&self) -> PyResult<String> {
         to_json(&self.inner)
@@ -675,7 +678,7 @@ pub fn allocate<'py>(
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let total = to_decimal(total, "total")?;
     let weights = weights.try_iter()?.map(|w| to_decimal(&w?, "weights")).collect::<PyResult<Vec<_>>>()?;
-    meterkit::allocate(total, &weights, scale).py()?.into_iter().map(|d| from_decimal(py, d)).collect()
+    meterkit::allocate::allocate(total, &weights, scale).py()?.into_iter().map(|d| from_decimal(py, d)).collect()
 }
 
 /// `(start, end)` of calendar month `yyyy_mm` in `time_zone`.
@@ -685,8 +688,8 @@ pub fn month_period<'py>(
     yyyy_mm: &str,
     time_zone: &str,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let tz = meterkit::parse_time_zone(time_zone).py()?;
-    let (s, e) = meterkit::month_period(yyyy_mm, tz).py()?;
+    let tz = meterkit::time::parse_time_zone(time_zone).py()?;
+    let (s, e) = meterkit::billing::month_period(yyyy_mm, tz).py()?;
     Ok((from_utc(py, s)?, from_utc(py, e)?))
 }
 
@@ -698,6 +701,9 @@ pub fn reminders_due(
     days_before: u32,
 ) -> PyResult<Vec<PyInvoice>> {
     let now = utc(now, "now")?;
-    let inner: Vec<meterkit::Invoice> = invoices.iter().map(|i| i.get().inner.clone()).collect();
-    Ok(meterkit::reminders_due(&inner, now, days_before).into_iter().map(|i| PyInvoice { inner: i.clone() }).collect())
+    let inner: Vec<meterkit::invoice::Invoice> = invoices.iter().map(|i| i.get().inner.clone()).collect();
+    Ok(meterkit::invoice::reminders_due(&inner, now, days_before)
+        .into_iter()
+        .map(|i| PyInvoice { inner: i.clone() })
+        .collect())
 }

@@ -77,18 +77,18 @@ pub fn to_decimal(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Decimal> {
     }
     if obj.is_instance_of::<PyFloat>() {
         let f: f64 = obj.extract()?;
-        return meterkit::decimal_from_f64(f).map_err(|e| e.with_field(field)).py();
+        return meterkit::decimal::decimal_from_f64(f).map_err(|e| e.with_field(field)).py();
     }
     if obj.is_instance_of::<PyInt>() || obj.is_instance(decimal_class(py)?)? || obj.is_instance_of::<PyString>() {
         let text: String = obj.str()?.extract()?;
-        return meterkit::parse_decimal(&text).map_err(|e| e.with_field(field)).py();
+        return meterkit::decimal::parse_decimal(&text).map_err(|e| e.with_field(field)).py();
     }
     Err(bad(format!("{field} must be a Decimal, int or float, not {}.", obj.get_type().name()?)))
 }
 
 /// A `Decimal` as `decimal.Decimal`, in its shortest exact form.
 pub fn from_decimal<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
-    decimal_class(py)?.call1((meterkit::fmt_decimal(d),))
+    decimal_class(py)?.call1((meterkit::decimal::fmt_decimal(d),))
 }
 
 /// An optional `Decimal`.
@@ -161,10 +161,10 @@ pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
     }
     if obj.is_instance(decimal_class(py)?)? {
         let d = to_decimal(obj, "value")?;
-        return Ok(Value::String(meterkit::fmt_decimal(d)));
+        return Ok(Value::String(meterkit::decimal::fmt_decimal(d)));
     }
     if obj.is_instance(datetime_class(py)?)? {
-        return Ok(Value::String(meterkit::fmt_ts(to_utc(obj, "timestamp", ErrorKind::Parse)?)));
+        return Ok(Value::String(meterkit::time::fmt_ts(to_utc(obj, "timestamp", ErrorKind::Parse)?)));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut m = serde_json::Map::new();
@@ -207,9 +207,9 @@ pub fn to_json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| new_err(ErrorKind::Parse, e.to_string(), None))
 }
 
-/// A core type from JSON text (a repeated key is refused: `meterkit::check_json`).
+/// A core type from JSON text (a repeated key is refused: `meterkit::json::check_json`).
 pub fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> PyResult<T> {
-    meterkit::check_json(text).map_err(|e| crate::errors::to_py(&e))?;
+    meterkit::json::check_json(text).map_err(|e| crate::errors::to_py(&e))?;
     serde_json::from_str(text).map_err(|e| {
         let mut err = meterkit::Error::new(ErrorKind::Parse, format!("Not a valid {what}: {e}."));
         if e.line() > 0 {

@@ -180,9 +180,9 @@ impl PyEngine {
             Some(e) => Some(crate::convert::to_decimal(e, "exchange")?),
             None => None,
         };
-        let opts: meterkit::ReadingOptions = match options.filter(|o| !o.is_none()) {
+        let opts: meterkit::reading::check::ReadingOptions = match options.filter(|o| !o.is_none()) {
             Some(o) => crate::convert::from_plain(o, "reading options")?,
-            None => meterkit::ReadingOptions::default(),
+            None => meterkit::reading::check::ReadingOptions::default(),
         };
         let e = self.inner.clone();
         let outcome = detached(py, move || e.record_reading(&tenant, &metric, &reading, exchange, &opts))?;

@@ -46,12 +46,12 @@ fn rollup_arrow(
         if threads == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { threads };
     let mut dims: Vec<String> = dimensions.unwrap_or_default();
     for d in &spec.group_by {
-        if d != meterkit::SUBJECT && !dims.contains(d) {
+        if d != meterkit::rollup::SUBJECT && !dims.contains(d) {
             dims.push(d.clone());
         }
     }
     for d in spec.unique_dims() {
-        if d != meterkit::SUBJECT && !dims.iter().any(|x| x == d) {
+        if d != meterkit::rollup::SUBJECT && !dims.iter().any(|x| x == d) {
             dims.push(d.to_string());
         }
     }
@@ -82,8 +82,8 @@ fn subject_override(spec: &meterkit::RollupSpec, subject: Option<String>) -> Opt
     if let Some(s) = subject {
         return Some(arrow::Source::Const(s));
     }
-    let needs =
-        spec.group_by.iter().any(|d| d == meterkit::SUBJECT) || spec.unique_dims().any(|d| d == meterkit::SUBJECT);
+    let needs = spec.group_by.iter().any(|d| d == meterkit::rollup::SUBJECT)
+        || spec.unique_dims().any(|d| d == meterkit::rollup::SUBJECT);
     (!needs).then(|| arrow::Source::Const("-".to_string()))
 }
 
@@ -91,14 +91,14 @@ fn subject_override(spec: &meterkit::RollupSpec, subject: Option<String>) -> Opt
 #[pyfunction]
 fn parse_decimal<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     use crate::errors::IntoPy;
-    convert::from_decimal(py, meterkit::parse_decimal(text).py()?)
+    convert::from_decimal(py, meterkit::decimal::parse_decimal(text).py()?)
 }
 
 /// A float as a Decimal through its shortest repr (`0.1` → `Decimal('0.1')`).
 #[pyfunction]
 fn decimal_from_float<'py>(py: Python<'py>, value: f64) -> PyResult<Bound<'py, PyAny>> {
     use crate::errors::IntoPy;
-    convert::from_decimal(py, meterkit::decimal_from_f64(value).py()?)
+    convert::from_decimal(py, meterkit::decimal::decimal_from_f64(value).py()?)
 }
 
 /// Every stable error code, in the core's order.

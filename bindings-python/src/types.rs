@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
-use meterkit::{Aggregation, ErrorKind, Fill, Window};
+use meterkit::{engine::Fill, Aggregation, ErrorKind, Window};
 use pyo3::prelude::*;
 
 use crate::convert::{
@@ -150,11 +150,11 @@ impl PyUsageRecord {
             r.id,
             r.subject,
             r.metric,
-            meterkit::fmt_decimal(r.quantity),
-            meterkit::fmt_ts(r.timestamp)
+            meterkit::decimal::fmt_decimal(r.quantity),
+            meterkit::time::fmt_ts(r.timestamp)
         );
         if let Some(e) = r.end {
-            s.push_str(&format!(", end='{}'", meterkit::fmt_ts(e)));
+            s.push_str(&format!(", end='{}'", meterkit::time::fmt_ts(e)));
         }
         if !r.dimensions.is_empty() {
             s.push_str(&format!(", dimensions={:?}", r.dimensions));
@@ -464,8 +464,8 @@ impl PyBucket {
         let b = &self.inner;
         let mut s = format!(
             "Bucket(window_start='{}', window_end='{}', metric={:?}",
-            meterkit::fmt_ts(b.window_start),
-            meterkit::fmt_ts(b.window_end),
+            meterkit::time::fmt_ts(b.window_start),
+            meterkit::time::fmt_ts(b.window_end),
             b.metric
         );
         if let Some(subj) = &b.subject {
@@ -474,7 +474,7 @@ impl PyBucket {
         if !b.group.is_empty() {
             s.push_str(&format!(", group={:?}", b.group));
         }
-        s.push_str(&format!(", sum=Decimal('{}'), count={})", meterkit::fmt_decimal(b.sum), b.count));
+        s.push_str(&format!(", sum=Decimal('{}'), count={})", meterkit::decimal::fmt_decimal(b.sum), b.count));
         s
     }
 }
@@ -483,7 +483,7 @@ impl PyBucket {
 #[pyclass(module = "meterkit", frozen, eq, name = "Rejection")]
 #[derive(Clone, PartialEq)]
 pub struct PyRejection {
-    pub inner: meterkit::Rejection,
+    pub inner: meterkit::engine::Rejection,
 }
 
 #[pymethods]
@@ -531,7 +531,7 @@ impl PyRejection {
 #[pyclass(module = "meterkit", frozen, eq, name = "IngestReport")]
 #[derive(Clone, PartialEq)]
 pub struct PyIngestReport {
-    pub inner: meterkit::IngestReport,
+    pub inner: meterkit::engine::IngestReport,
 }
 
 #[pymethods]
@@ -579,7 +579,7 @@ impl PyIngestReport {
 #[pyclass(module = "meterkit", frozen, eq, name = "Totals")]
 #[derive(Clone, PartialEq)]
 pub struct PyTotals {
-    pub inner: meterkit::Totals,
+    pub inner: meterkit::engine::Totals,
 }
 
 #[pymethods]
@@ -605,11 +605,11 @@ impl PyTotals {
     fn __repr__(&self) -> String {
         format!(
             "Totals(current=Decimal('{}'), previous=Decimal('{}'), change_percent={})",
-            meterkit::fmt_decimal(self.inner.current.sum),
-            meterkit::fmt_decimal(self.inner.previous.sum),
+            meterkit::decimal::fmt_decimal(self.inner.current.sum),
+            meterkit::decimal::fmt_decimal(self.inner.previous.sum),
             self.inner
                 .change_percent
-                .map_or("None".to_string(), |d| format!("Decimal('{}')", meterkit::fmt_decimal(d)))
+                .map_or("None".to_string(), |d| format!("Decimal('{}')", meterkit::decimal::fmt_decimal(d)))
         )
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use meterkit::{ErrorKind, Quality};
+use meterkit::{record::Quality, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -38,10 +38,10 @@ pub fn quality_of(name: &str) -> PyResult<Quality> {
 #[pyclass(module = "meterkit", frozen, name = "ValidationConfig")]
 #[derive(Clone)]
 pub struct PyValidationConfig {
-    pub inner: meterkit::ValidationConfig,
+    pub inner: meterkit::vee::ValidationConfig,
 }
 
-fn checked(c: meterkit::ValidationConfig) -> PyResult<PyValidationConfig> {
+fn checked(c: meterkit::vee::ValidationConfig) -> PyResult<PyValidationConfig> {
     c.check().py()?;
     Ok(PyValidationConfig { inner: c })
 }
@@ -52,7 +52,7 @@ impl PyValidationConfig {
     #[pyo3(signature = (**fields))]
     fn new(fields: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         match fields {
-            None => checked(meterkit::ValidationConfig::default()),
+            None => checked(meterkit::vee::ValidationConfig::default()),
             Some(f) => {
                 let v = py_to_json(f.as_any())?;
                 let c = serde_json::from_value(v).map_err(|e| {
@@ -65,7 +65,7 @@ impl PyValidationConfig {
     /// The naive baseline: the last-N robust z-score alone.
     #[staticmethod]
     fn naive() -> Self {
-        PyValidationConfig { inner: meterkit::ValidationConfig::naive() }
+        PyValidationConfig { inner: meterkit::vee::ValidationConfig::naive() }
     }
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
@@ -188,7 +188,7 @@ impl PyFinding {
             self.action(),
             self.inner.subject,
             self.inner.id.as_deref().unwrap_or(""),
-            meterkit::fmt_ts(self.inner.timestamp)
+            meterkit::time::fmt_ts(self.inner.timestamp)
         )
     }
 }
@@ -200,7 +200,7 @@ pub fn findings(v: Vec<meterkit::Finding>) -> Vec<PyFinding> {
 /// Findings counted per severity and per rule (for KPI cards and reports).
 #[pyclass(module = "meterkit", frozen, name = "ValidationSummary")]
 pub struct PyValidationSummary {
-    inner: meterkit::ValidationSummary,
+    inner: meterkit::vee::ValidationSummary,
 }
 
 #[pymethods]
@@ -209,7 +209,7 @@ impl PyValidationSummary {
     #[staticmethod]
     fn of(findings: Vec<Bound<'_, PyFinding>>) -> Self {
         let f: Vec<meterkit::Finding> = findings.iter().map(|x| x.get().inner.clone()).collect();
-        PyValidationSummary { inner: meterkit::ValidationSummary::of(&f) }
+        PyValidationSummary { inner: meterkit::vee::ValidationSummary::of(&f) }
     }
     #[getter]
     fn total(&self) -> u64 {
@@ -285,7 +285,7 @@ impl PyValidator {
         default: Option<&PyValidationConfig>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut list: Vec<(String, meterkit::ValidationConfig)> = Vec::new();
+        let mut list: Vec<(String, meterkit::vee::ValidationConfig)> = Vec::new();
         if let Some(c) = configs {
             for (k, v) in c.iter() {
                 list.push((k.extract()?, v.cast::<PyValidationConfig>().map_err(PyErr::from)?.get().inner.clone()));
@@ -359,8 +359,8 @@ impl PyMeterReading {
         if let Some(m) = multiplier {
             r = r.multiplier(to_decimal(m, "multiplier")?);
         }
-        let k: meterkit::ReadingKind =
-            serde_json::from_value(serde_json::Value::String(kind.to_string())).map_err(|_| {
+        let k: meterkit::reading::ReadingKind = serde_json::from_value(serde_json::Value::String(kind.to_string()))
+            .map_err(|_| {
                 new_err(
                     ErrorKind::Validation,
                     format!("kind must be 'actual', 'estimated' or 'customer', not {kind:?}."),
@@ -410,8 +410,8 @@ impl PyMeterReading {
         format!(
             "MeterReading(meter={:?}, timestamp='{}', register=Decimal('{}'), kind={:?})",
             self.inner.meter,
-            meterkit::fmt_ts(self.inner.timestamp),
-            meterkit::fmt_decimal(self.inner.register),
+            meterkit::time::fmt_ts(self.inner.timestamp),
+            meterkit::decimal::fmt_decimal(self.inner.register),
             self.kind()
         )
     }
@@ -421,14 +421,14 @@ impl PyMeterReading {
 /// rollover and multiplier) and findings (register went back, implausible rollover, …).
 #[pyclass(module = "meterkit", frozen, name = "RegisterTracker")]
 pub struct PyRegisterTracker {
-    inner: Mutex<meterkit::RegisterTracker>,
+    inner: Mutex<meterkit::reading::RegisterTracker>,
 }
 
 #[pymethods]
 impl PyRegisterTracker {
     #[new]
     fn new(tenant: String, metric: String) -> Self {
-        PyRegisterTracker { inner: Mutex::new(meterkit::RegisterTracker::new(tenant, metric)) }
+        PyRegisterTracker { inner: Mutex::new(meterkit::reading::RegisterTracker::new(tenant, metric)) }
     }
     /// One reading: the usage record since the meter's previous reading (if any) and findings.
     fn push(&self, reading: &PyMeterReading) -> (Option<PyUsageRecord>, Vec<PyFinding>) {
@@ -456,7 +456,7 @@ impl PyRegisterTracker {
 #[pyclass(module = "meterkit", frozen, name = "EstimateConfig")]
 #[derive(Clone)]
 pub struct PyEstimateConfig {
-    pub inner: meterkit::EstimateConfig,
+    pub inner: meterkit::vee::estimate::EstimateConfig,
 }
 
 #[pymethods]
@@ -470,7 +470,7 @@ impl PyEstimateConfig {
         history_weeks: Option<u32>,
         decimals: Option<u32>,
     ) -> Self {
-        let mut c = meterkit::EstimateConfig::new(interval_secs);
+        let mut c = meterkit::vee::estimate::EstimateConfig::new(interval_secs);
         if let Some(x) = max_interpolation_intervals {
             c.max_interpolation_intervals = x;
         }
@@ -526,7 +526,7 @@ pub fn estimate_gaps(
 ) -> PyResult<Vec<PyUsageRecord>> {
     let recs = records_of(records)?;
     let cfg = config.inner.clone();
-    Ok(detached(py, move || meterkit::estimate_gaps(&recs, &cfg))?
+    Ok(detached(py, move || meterkit::vee::estimate::estimate_gaps(&recs, &cfg))?
         .into_iter()
         .map(|r| PyUsageRecord { inner: r })
         .collect())
@@ -536,7 +536,7 @@ pub fn estimate_gaps(
 #[pyclass(module = "meterkit", frozen, name = "Alert")]
 #[derive(Clone)]
 pub struct PyAlert {
-    pub inner: meterkit::Alert,
+    pub inner: meterkit::vee::alert::Alert,
 }
 
 #[pymethods]
@@ -598,8 +598,8 @@ impl PyAlert {
         format!(
             "Alert(subject={:?}, start='{}', end='{}', rules={:?}, severity={:?})",
             self.inner.subject,
-            meterkit::fmt_ts(self.inner.start),
-            meterkit::fmt_ts(self.inner.end),
+            meterkit::time::fmt_ts(self.inner.start),
+            meterkit::time::fmt_ts(self.inner.end),
             self.rules(),
             self.severity()
         )
@@ -623,8 +623,8 @@ pub fn alerts_of(
     for f in findings.try_iter()? {
         found.push(f?.cast::<PyFinding>().map_err(PyErr::from)?.get().inner.clone());
     }
-    let cfg = meterkit::AlertConfig { gap, warmup };
-    Ok(detached(py, move || meterkit::alerts_of(&recs, &found, cfg))?
+    let cfg = meterkit::vee::alert::AlertConfig { gap, warmup };
+    Ok(detached(py, move || meterkit::vee::alert::alerts_of(&recs, &found, cfg))?
         .into_iter()
         .map(|a| PyAlert { inner: a })
         .collect())

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 use meterkit::{
-    month_period, parse_decimal, parse_time_zone, Bill, BillRequest, Decimal, Engine, Error, ErrorKind, Query, Result,
-    SharedMeter, Tariff, Window,
+    allocate::SharedMeter, billing::month_period, decimal::parse_decimal, time::parse_time_zone, Bill, BillRequest,
+    Decimal, Engine, Error, ErrorKind, Query, Result, Tariff, Window,
 };
 
 use crate::input::parse_timestamp;
@@ -147,7 +147,7 @@ fn bill_table(bill: &Bill, tariff: &Tariff) -> String {
     }
     let tz: Option<chrono_tz::Tz> = bill.time_zone.parse().ok();
     let day = |d: DateTime<Utc>| {
-        tz.map_or_else(|| meterkit::fmt_ts(d), |tz| d.with_timezone(&tz).format("%Y-%m-%d").to_string())
+        tz.map_or_else(|| meterkit::time::fmt_ts(d), |tz| d.with_timezone(&tz).format("%Y-%m-%d").to_string())
     };
     format!(
         "{} — {} {} to {} (end exclusive), {}\n{t}",

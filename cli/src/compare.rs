@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use meterkit::{
-    parse_time_zone, BillRequest, Comparison, DayCount, Engine, Error, ErrorKind, Result, Tariff, UrdbOptions,
+    billing::compare::Comparison, tariff::urdb::DayCount, tariff::urdb::UrdbOptions, time::parse_time_zone,
+    BillRequest, Engine, Error, ErrorKind, Result, Tariff,
 };
 
 use crate::input::parse_timestamp;

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use meterkit::{parse_decimal, Dimensions, Error, ErrorKind, Result, UsageRecord};
+use meterkit::{decimal::parse_decimal, record::Dimensions, Error, ErrorKind, Result, UsageRecord};
 
 /// Input file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,7 +119,7 @@ impl InputArgs {
         tenant: &str,
         f: &mut dyn FnMut(u64, LineResult) -> Result<()>,
     ) -> Result<()> {
-        let assume_tz = self.assume_tz.as_deref().map(meterkit::parse_time_zone).transpose()?;
+        let assume_tz = self.assume_tz.as_deref().map(meterkit::time::parse_time_zone).transpose()?;
         match self.format()? {
             Format::Csv => self.read_csv(reader, tenant, assume_tz, f),
             Format::Jsonl => read_lines(reader, &mut |line, text| {
@@ -236,7 +236,7 @@ impl InputArgs {
                     quantity,
                     timestamp,
                     end: None,
-                    quality: meterkit::Quality::Actual,
+                    quality: meterkit::record::Quality::Actual,
                     dimensions,
                 }])
             })();
@@ -250,7 +250,7 @@ impl InputArgs {
 /// each dimension (sorted by name), so rows that differ only in a dimension (two carriers at the
 /// same instant) are different records.
 fn derived_csv_id(subject: &str, metric: &str, timestamp: DateTime<Utc>, dimensions: &Dimensions) -> String {
-    let mut id = format!("{subject}/{metric}/{}", meterkit::fmt_ts(timestamp));
+    let mut id = format!("{subject}/{metric}/{}", meterkit::time::fmt_ts(timestamp));
     for (k, v) in dimensions {
         let _ = write!(id, ";{k}={v}");
     }
@@ -334,11 +334,11 @@ pub fn parse_timestamp(text: &str, assume_tz: Option<Tz>) -> Result<DateTime<Utc
     }
 }
 
-/// One JSON usage record. Repeated keys are refused (see [`meterkit::check_json`]); a number
+/// One JSON usage record. Repeated keys are refused (see [`meterkit::json::check_json`]); a number
 /// quantity is read exactly from its text. A record without `tenant` gets `tenant`; one with
 /// another tenant is refused unless `all_tenants`.
 fn parse_jsonl(text: &str, tenant: &str, all_tenants: bool) -> LineResult {
-    meterkit::check_json(text).map_err(|e| Error::new(ErrorKind::Parse, e.message().to_string()))?;
+    meterkit::json::check_json(text).map_err(|e| Error::new(ErrorKind::Parse, e.message().to_string()))?;
     let mut value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| Error::new(ErrorKind::Parse, format!("invalid JSON: {e}")))?;
     if let Some(obj) = value.as_object_mut() {
@@ -420,7 +420,7 @@ fn parse_clf(text: &str, occurrence: u64, tenant: &str) -> LineResult {
         quantity,
         timestamp,
         end: None,
-        quality: meterkit::Quality::Actual,
+        quality: meterkit::record::Quality::Actual,
         dimensions: dims.clone(),
     };
     Ok(vec![make("requests", meterkit::Decimal::ONE), make("bytes", bytes)])
@@ -458,23 +458,26 @@ mod tests {
         assert_eq!(recs[1].quantity.to_string(), "203023");
         assert_eq!(recs[1].dimensions["status_class"], "2xx");
         assert_eq!(recs[1].dimensions["method"], "GET");
-        assert_eq!(meterkit::fmt_ts(recs[0].timestamp), "2015-05-17T10:05:03Z");
+        assert_eq!(meterkit::time::fmt_ts(recs[0].timestamp), "2015-05-17T10:05:03Z");
         let dash = r#"1.2.3.4 - - [17/May/2015:10:05:03 +0200] "HEAD / HTTP/1.0" 304 -"#;
         let recs = parse_clf(dash, 8, "t").unwrap();
         assert!(recs[1].quantity.is_zero());
-        assert_eq!(meterkit::fmt_ts(recs[0].timestamp), "2015-05-17T08:05:03Z");
+        assert_eq!(meterkit::time::fmt_ts(recs[0].timestamp), "2015-05-17T08:05:03Z");
         assert!(parse_clf("garbage", 9, "t").is_err());
     }
 
     #[test]
     fn timestamps_need_an_offset_or_a_zone() {
         assert_eq!(
-            meterkit::fmt_ts(parse_timestamp("2020-04-01 01:00:00+00:00", None).unwrap()),
+            meterkit::time::fmt_ts(parse_timestamp("2020-04-01 01:00:00+00:00", None).unwrap()),
             "2020-04-01T01:00:00Z"
         );
         assert!(parse_timestamp("2014-04-10 00:04:00", None).unwrap_err().message().contains("--assume-tz"));
         let ny: Tz = "America/New_York".parse().unwrap();
-        assert_eq!(meterkit::fmt_ts(parse_timestamp("2014-04-10 00:04:00", Some(ny)).unwrap()), "2014-04-10T04:04:00Z");
+        assert_eq!(
+            meterkit::time::fmt_ts(parse_timestamp("2014-04-10 00:04:00", Some(ny)).unwrap()),
+            "2014-04-10T04:04:00Z"
+        );
         assert!(parse_timestamp("2024-11-03 01:30:00", Some(ny)).unwrap_err().message().contains("twice"));
         assert!(parse_timestamp("2024-03-10 02:30:00", Some(ny)).unwrap_err().message().contains("does not exist"));
     }

@@ -9,7 +9,7 @@ mod report;
 mod validation;
 
 #[cfg(test)]
-#[path = "../../core/src/fuzz_driver.rs"]
+#[path = "../../core/src/tests/fuzz_driver.rs"]
 mod fuzz_driver;
 
 use std::collections::{BTreeSet, HashMap};
@@ -18,7 +18,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use meterkit::{fmt_decimal, Bucket, Engine, Error, ErrorKind, Fill, Query, Result, UsageRecord, Window};
+use meterkit::{
+    decimal::fmt_decimal, engine::Fill, Bucket, Engine, Error, ErrorKind, Query, Result, UsageRecord, Window,
+};
 use meterkit_sqlite::SqliteStore;
 
 use crate::input::{located, parse_timestamp, InputArgs};
@@ -186,14 +188,14 @@ fn run(cli: &Cli) -> Result<()> {
             };
             let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize, feed.as_ref())?;
             let watermark = match source {
-                Some(name) => engine.last_ingested_at(&cli.tenant, name)?.map(meterkit::fmt_ts),
+                Some(name) => engine.last_ingested_at(&cli.tenant, name)?.map(meterkit::time::fmt_ts),
                 None => None,
             };
             print_ingest(*output, &outcome, source.is_some(), watermark.as_deref())
         }
         Command::Rollup(args) => rollup(cli, args),
         Command::Report { input, tz, batch_size, bills } => {
-            meterkit::parse_time_zone(tz)?;
+            meterkit::time::parse_time_zone(tz)?;
             let tariffs = bills.load(tz)?;
             let engine = open_engine(&cli.db)?;
             let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize, None)?;
@@ -283,7 +285,8 @@ fn hash_of(value: &impl std::hash::Hash) -> u64 {
 /// A record's idempotency key `(tenant, id)` and its content (what
 /// [`UsageRecord::same_content`] compares: quantities by value, quality ignored), hashed.
 fn key_and_content(r: &UsageRecord) -> (u64, u64) {
-    let content = (&r.subject, &r.metric, meterkit::fmt_decimal(r.quantity), r.timestamp, r.end, &r.dimensions);
+    let content =
+        (&r.subject, &r.metric, meterkit::decimal::fmt_decimal(r.quantity), r.timestamp, r.end, &r.dimensions);
     (hash_of(&(&r.tenant, &r.id)), hash_of(&content))
 }
 
@@ -325,7 +328,7 @@ fn strict_check(input: &InputArgs, tenant: &str) -> Result<()> {
 fn rejection_lines(
     batch: &[UsageRecord],
     lines: &[u64],
-    rejected: &[meterkit::Rejection],
+    rejected: &[meterkit::engine::Rejection],
     first: &FirstSeen,
 ) -> Vec<u64> {
     let mut occurrences: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
@@ -433,7 +436,7 @@ fn ingest_file(
 
 fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
     let window: Window = args.window.parse()?;
-    let tz = meterkit::parse_time_zone(&args.tz)?;
+    let tz = meterkit::time::parse_time_zone(&args.tz)?;
     let mut q = Query::new(&cli.tenant, &args.metric, window, &args.tz).group_by(args.group_by.iter().cloned());
     q.subject.clone_from(&args.subject);
     let when = |flag: &str, v: &Option<String>| {
@@ -479,7 +482,7 @@ fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
 /// Header and cells of rollup rows for CSV and tables: window bounds in RFC 3339 UTC, group
 /// values, aggregations.
 fn bucket_rows(rows: &[Bucket], q: &Query) -> (Vec<String>, Vec<Vec<String>>) {
-    let dims: Vec<&String> = q.group_by.iter().filter(|d| d.as_str() != meterkit::SUBJECT).collect();
+    let dims: Vec<&String> = q.group_by.iter().filter(|d| d.as_str() != meterkit::rollup::SUBJECT).collect();
     let mut header: Vec<String> = vec!["window_start".into(), "window_end".into(), "subject".into(), "metric".into()];
     header.extend(dims.iter().map(|d| (*d).clone()));
     header.extend(["sum", "count", "min", "max", "mean", "latest"].map(String::from));
@@ -488,8 +491,8 @@ fn bucket_rows(rows: &[Bucket], q: &Query) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .map(|b| {
             let mut row = vec![
-                meterkit::fmt_ts(b.window_start),
-                meterkit::fmt_ts(b.window_end),
+                meterkit::time::fmt_ts(b.window_start),
+                meterkit::time::fmt_ts(b.window_end),
                 b.subject.clone().unwrap_or_default(),
                 b.metric.clone(),
             ];

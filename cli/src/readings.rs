@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use meterkit::{
-    fmt_decimal, parse_decimal, Engine, Error, ErrorKind, MeterReading, ReadingOptions, ReadingOutcome, Result,
+    decimal::fmt_decimal, decimal::parse_decimal, reading::check::ReadingOptions, reading::check::ReadingOutcome,
+    Engine, Error, ErrorKind, MeterReading, Result,
 };
 use serde_json::Value;
 
@@ -180,7 +181,7 @@ fn parse_row(args: &ReadingsArgs, multiplier: rust_decimal::Decimal, row: &HashM
 fn outcome_json(o: &ReadingOutcome) -> Value {
     serde_json::json!({
         "meter": o.meter,
-        "timestamp": meterkit::fmt_ts(o.timestamp),
+        "timestamp": meterkit::time::fmt_ts(o.timestamp),
         "reading": fmt_decimal(o.reading),
         "status": o.status.as_str(),
         "consumption": o.consumption.map(fmt_decimal),
@@ -207,7 +208,7 @@ fn print(outcomes: &[ReadingOutcome], output: Output) -> Result<()> {
         let findings: Vec<String> = o.findings.iter().map(|f| format!("{}: {}", f.rule, f.message)).collect();
         table.add_row([
             o.meter.clone(),
-            meterkit::fmt_ts(o.timestamp),
+            meterkit::time::fmt_ts(o.timestamp),
             fmt_decimal(o.reading),
             o.status.as_str().to_string(),
             o.consumption.map_or_else(String::new, fmt_decimal),

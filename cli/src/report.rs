@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
-use meterkit::{fmt_decimal, Bucket, Decimal, Engine, Query, Result, Window};
+use meterkit::{decimal::fmt_decimal, Bucket, Decimal, Engine, Query, Result, Window};
 
 use crate::input::InputArgs;
 use crate::IngestOutcome;
@@ -27,7 +27,7 @@ pub fn render(
     tz_name: &str,
     outcome: &IngestOutcome,
 ) -> Result<String> {
-    let tz = meterkit::parse_time_zone(tz_name)?;
+    let tz = meterkit::time::parse_time_zone(tz_name)?;
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(w, "meterkit report: {} (tenant {tenant})", input.file.display());

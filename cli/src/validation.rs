@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use meterkit::{
-    fmt_decimal, fmt_ts, Alert, AlertBuilder, AlertConfig, AlertEvent, Error, ErrorKind, Finding, Result, UsageRecord,
-    ValidationConfig, ValidationSummary, Validator,
+    decimal::fmt_decimal, time::fmt_ts, vee::alert::Alert, vee::alert::AlertBuilder, vee::alert::AlertConfig,
+    vee::alert::AlertEvent, vee::ValidationConfig, vee::ValidationSummary, Error, ErrorKind, Finding, Result,
+    UsageRecord, Validator,
 };
 
 use crate::input::{located, InputArgs};
@@ -38,7 +39,7 @@ pub fn validator(config: Option<&PathBuf>) -> Result<Validator> {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::new(ErrorKind::Validation, format!("Cannot read {}: {e}.", path.display())).with_field("config")
             })?;
-            meterkit::check_json(&text).map_err(|e| {
+            meterkit::json::check_json(&text).map_err(|e| {
                 let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
                 Error::new(ErrorKind::Validation, format!("{}{at}: {}", path.display(), e.message()))
                     .with_field("config")
@@ -206,7 +207,7 @@ fn findings_table(findings: &[Finding], max: usize) -> Table {
         let expected =
             f.expected.map(|(lo, hi)| format!("{} – {}", fmt_decimal(lo), fmt_decimal(hi))).unwrap_or_default();
         t.add_row([
-            meterkit::fmt_ts(f.timestamp),
+            meterkit::time::fmt_ts(f.timestamp),
             f.subject.clone(),
             f.rule.as_str().to_string(),
             f.severity.as_str().to_string(),
@@ -226,7 +227,7 @@ pub fn render_summary(records: &[UsageRecord]) -> Result<String> {
     const SHOWN: usize = 20;
     let mut v = validator(None)?;
     let findings = v.check_all(records);
-    let alerts = meterkit::alerts_of(records, &findings, AlertConfig::default())?;
+    let alerts = meterkit::vee::alert::alerts_of(records, &findings, AlertConfig::default())?;
     let summary = ValidationSummary::of(&findings);
     let mut s = String::new();
     let _ = writeln!(

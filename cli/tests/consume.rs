@@ -47,7 +47,7 @@ fn record_json(i: usize) -> (String, String) {
         i % 50,
         (i * 7919) % 100_000,
         i % 1000,
-        meterkit::fmt_ts(chrono::DateTime::from_timestamp(1_711_756_800 + (i as i64) * 37, 0).unwrap()),
+        meterkit::time::fmt_ts(chrono::DateTime::from_timestamp(1_711_756_800 + (i as i64) * 37, 0).unwrap()),
         ["vodafone", "ee", "o2"][i % 3],
     );
     (tenant, body)

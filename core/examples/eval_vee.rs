@@ -5,7 +5,7 @@
 #[path = "../tests/support/eval.rs"]
 mod eval;
 
-use meterkit::{fmt_ts, ValidationConfig};
+use meterkit::{time::fmt_ts, vee::ValidationConfig};
 
 fn main() {
     println!(
@@ -13,7 +13,7 @@ fn main() {
          score histogram; an open alert {} bytes.\n",
         meterkit::Validator::bytes_per_series(10, false),
         meterkit::Validator::bytes_per_series(10, true),
-        std::mem::size_of::<meterkit::Alert>()
+        std::mem::size_of::<meterkit::vee::alert::Alert>()
     );
     let series = eval::load_all();
     let scores = eval::score_all(&series, &ValidationConfig::default());

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
-use meterkit::{Decimal, UsageRecord, ValidationConfig, Validator};
+use meterkit::{vee::ValidationConfig, Decimal, UsageRecord, Validator};
 
 fn cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()

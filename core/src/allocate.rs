@@ -5,7 +5,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::usage::{fmt_ts, UsageRecord};
+use crate::record::UsageRecord;
+use crate::time::fmt_ts;
 
 /// Split `total` across `weights` (≥ 0, not all zero) at `scale` decimal places (the meter's
 /// resolution: 2 for 0.01 kWh) by the largest-remainder method: each share is first rounded
@@ -13,7 +14,7 @@ use crate::usage::{fmt_ts, UsageRecord};
 /// remainders (ties to the earlier share). The shares always sum exactly to `total`.
 ///
 /// ```
-/// use meterkit::allocate;
+/// use meterkit::allocate::allocate;
 /// let shares = allocate("100".parse()?, &["1".parse()?, "1".parse()?, "1".parse()?], 2)?;
 /// assert_eq!(shares.iter().map(|d| d.to_string()).collect::<Vec<_>>(), ["33.34", "33.33", "33.33"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

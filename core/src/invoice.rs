@@ -3,11 +3,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::bill::Bill;
+use crate::billing::Bill;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notify::Event;
 use crate::store::{ChangeSet, Store};
-use crate::usage::fmt_ts;
+use crate::time::fmt_ts;
 
 /// Where an invoice is in its lifecycle.
 ///
@@ -47,7 +47,7 @@ impl InvoiceStatus {
 /// "voided_at"?}` with RFC 3339 instants.
 ///
 /// ```
-/// use meterkit::{Invoice, InvoiceStatus};
+/// use meterkit::{invoice::Invoice, invoice::InvoiceStatus};
 /// # let bill: meterkit::Bill = serde_json::from_str(r#"{"tenant":"t","subject":"s","period_start":"2024-01-01T00:00:00Z","period_end":"2024-02-01T00:00:00Z","time_zone":"UTC","currency":"GBP","lines":[],"subtotal":"0.00","taxes":"0.00","total":"0.00"}"#)?;
 /// use chrono::{TimeZone, Utc};
 /// let mut inv = Invoice::new("inv-1", bill, 14);
@@ -68,16 +68,16 @@ pub struct Invoice {
     /// Days from issue to due date.
     pub payment_terms_days: u32,
     /// When it was issued.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
     pub issued_at: Option<DateTime<Utc>>,
     /// Issue instant + payment terms.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
     pub due_at: Option<DateTime<Utc>>,
     /// When it was paid.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
     pub paid_at: Option<DateTime<Utc>>,
     /// When it was voided.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_ts_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
     pub voided_at: Option<DateTime<Utc>>,
 }
 
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn engine_stores_invoices_and_emits_events_once() {
-        use crate::{CollectingNotifier, Engine, Event};
+        use crate::{notify::CollectingNotifier, Engine, Event};
         let n = std::sync::Arc::new(CollectingNotifier::new());
         let engine = Engine::in_memory().with_notifier(n.clone());
         let mut inv = Invoice::new("i1", bill(), 14);

@@ -13,7 +13,7 @@ use serde_json::Value;
 ///
 /// ```
 /// let v: serde_json::Value = serde_json::from_str(r#"{ "b": [1, "x"], "a": {"d": null, "c": "1.50"} }"#).unwrap();
-/// assert_eq!(meterkit::canonical_json(&v), r#"{"a":{"c":"1.50","d":null},"b":[1,"x"]}"#);
+/// assert_eq!(meterkit::json::canonical_json(&v), r#"{"a":{"c":"1.50","d":null},"b":[1,"x"]}"#);
 /// ```
 pub fn canonical_json(v: &Value) -> String {
     let mut out = String::new();
@@ -60,20 +60,21 @@ fn write_canonical(v: &Value, out: &mut String) {
 /// configs) goes through this check first.
 ///
 /// ```
-/// assert!(meterkit::check_json(r#"{"a":{"b":1,"c":[{"b":2}]}}"#).is_ok());
-/// let e = meterkit::check_json("{\"a\":1,\n\"a\":2}").unwrap_err();
+/// assert!(meterkit::json::check_json(r#"{"a":{"b":1,"c":[{"b":2}]}}"#).is_ok());
+/// let e = meterkit::json::check_json("{\"a\":1,\n\"a\":2}").unwrap_err();
 /// assert_eq!(e.line(), Some(2));
 /// assert!(e.message().contains("'a'"));
 /// ```
 ///
 /// # Errors
-/// [`ErrorKind::Parse`](crate::ErrorKind::Parse) with the line (1-based) and column of the
+/// [`ErrorKind::Parse`](crate::error::ErrorKind::Parse) with the line (1-based) and column of the
 /// syntax error or of the repeated key, naming the key.
-pub fn check_json(text: &str) -> crate::Result<()> {
+pub fn check_json(text: &str) -> crate::error::Result<()> {
     use serde::Deserialize as _;
     let mut de = serde_json::Deserializer::from_str(text);
     NoDuplicateKeys::deserialize(&mut de).and_then(|_| de.end()).map_err(|e| {
-        crate::Error::new(crate::ErrorKind::Parse, format!("invalid JSON: {e}")).with_line(e.line() as u64)
+        crate::error::Error::new(crate::error::ErrorKind::Parse, format!("invalid JSON: {e}"))
+            .with_line(e.line() as u64)
     })
 }
 
@@ -140,7 +141,7 @@ mod tests {
     fn repeated_keys_are_refused_at_any_depth() {
         assert!(check_json(r#"{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}]}"#).is_ok());
         for bad in [r#"{"a":1,"a":1}"#, r#"{"x":{"k":"1","k":"2"}}"#, r#"[{"q":1,"q":2}]"#, r#"{"a":1} x"#] {
-            assert_eq!(check_json(bad).unwrap_err().kind(), crate::ErrorKind::Parse, "{bad}");
+            assert_eq!(check_json(bad).unwrap_err().kind(), crate::error::ErrorKind::Parse, "{bad}");
         }
         let e = check_json("{\n\"id\":\"r1\",\n\"quantity\":\"1\",\n\"quantity\":\"9\"}").unwrap_err();
         assert_eq!(e.line(), Some(4));

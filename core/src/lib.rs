@@ -10,7 +10,7 @@
 //! [`Notifier`] trait. Quantities and money are exact [`Decimal`]s.
 //!
 //! ```
-//! use meterkit::{Engine, Fill, Query, UsageRecord, Window};
+//! use meterkit::{Engine, engine::Fill, Query, UsageRecord, Window};
 //! use chrono::{TimeZone, Utc};
 //!
 //! let engine = Engine::in_memory();
@@ -58,72 +58,46 @@ pub mod guide {
     pub mod validation {}
 }
 
-mod alert;
-mod allocate;
-mod batch;
-mod bill;
-mod columnar;
-mod compare;
-mod engine;
-mod error;
-mod estimate;
-mod invoice;
-mod json;
-mod notify;
-mod quota;
-mod reading;
-mod readings;
-mod revise;
-mod rollup;
-mod store;
-mod tariff;
-mod urdb;
-pub use crate::urdb::{DayCount, NamedTariff, UrdbOptions};
-mod usage;
-mod validate;
-mod window;
+pub mod allocate;
+pub mod billing;
+pub mod decimal;
+pub mod engine;
+pub mod error;
+pub mod invoice;
+pub mod json;
+pub mod notify;
+pub mod quota;
+pub mod reading;
+pub mod record;
+pub mod rollup;
+pub mod store;
+pub mod tariff;
+pub mod time;
+pub mod vee;
 
 pub use chrono_tz::Tz;
 pub use rust_decimal::Decimal;
 
-pub use crate::alert::{alerts_of, Alert, AlertBuilder, AlertConfig, AlertEvent};
-pub use crate::allocate::{allocate, SharedMeter};
-pub use crate::batch::{MAX_SOURCE_LEN, MIN_PROBED_BATCH};
-pub use crate::bill::{month_period, Bill, BillLine, BillRequest, QuantityRater};
-pub use crate::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn, MAX_COLUMNAR_GROUPS};
-pub use crate::compare::{Comparison, PeriodTotal};
-pub use crate::engine::{Engine, Fill, IngestReport, Query, Rejection, Totals, MAX_FILLED_ROWS, MAX_FILLED_WINDOWS};
-pub use crate::error::{Error, ErrorKind, Result};
-pub use crate::estimate::{estimate_gaps, EstimateConfig};
-pub use crate::invoice::{reminders_due, Invoice, InvoiceStatus};
-pub use crate::json::{canonical_json, check_json};
-pub use crate::notify::{CollectingNotifier, Event, NoopNotifier, Notifier};
-pub use crate::quota::Quota;
-pub use crate::reading::{MeterReading, ReadingKind, RegisterTracker};
-pub use crate::readings::{
-    attribute as attribute_consumption, DayShare, ReadingOptions, ReadingOutcome, ReadingStatus, StoredReading,
-    MAX_INTERVAL_DAYS,
-};
-pub use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, Latest, RollupSpec, SUBJECT};
-pub use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
-pub use crate::tariff::{
-    Basis, Charge, ChargeKind, Per, PeriodPrice, QuantityRounding, Rounding, Schedule, SharedLadder, Tariff,
-    TariffVersion, Tier, MAX_PRICE_DECIMALS,
-};
-pub use crate::usage::{
-    decimal_from_f64, fmt_decimal, fmt_ts, parse_decimal, parse_ts, Dimensions, Quality, UsageRecord,
-    MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS,
-};
-pub use crate::validate::{
-    Action, Finding, Rule, Severity, SeverityCounts, ValidationConfig, ValidationSummary, Validator, MAX_WINDOW,
-};
-pub use crate::window::{parse_time_zone, Window};
+pub use crate::billing::Bill;
+pub use crate::billing::BillRequest;
+pub use crate::engine::Engine;
+pub use crate::engine::Query;
+pub use crate::error::Error;
+pub use crate::error::ErrorKind;
+pub use crate::error::Result;
+pub use crate::notify::Event;
+pub use crate::notify::Notifier;
+pub use crate::reading::MeterReading;
+pub use crate::record::UsageRecord;
+pub use crate::rollup::Aggregation;
+pub use crate::rollup::Bucket;
+pub use crate::rollup::RollupSpec;
+pub use crate::store::MemoryStore;
+pub use crate::store::Store;
+pub use crate::tariff::Tariff;
+pub use crate::time::Window;
+pub use crate::vee::Finding;
+pub use crate::vee::Validator;
 
 #[cfg(test)]
-mod reliability_tests;
-
-#[cfg(test)]
-mod fuzz_driver;
-
-#[cfg(test)]
-mod fuzz_tests;
+mod tests;

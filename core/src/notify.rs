@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::alert::Alert;
 use crate::error::ErrorKind;
 use crate::rollup::Bucket;
-use crate::validate::Finding;
+use crate::vee::alert::Alert;
+use crate::vee::Finding;
 
 /// Something the engine tells the outside world about, after the change it describes is stored.
 ///
@@ -48,7 +48,7 @@ pub enum Event {
         finding: Finding,
     },
     /// Validation findings on one series opened an alert (its first warning or error after the
-    /// series' warm-up); see [`AlertBuilder`](crate::AlertBuilder). Emitted after the batch is
+    /// series' warm-up); see [`AlertBuilder`](crate::vee::alert::AlertBuilder). Emitted after the batch is
     /// stored.
     AlertRaised {
         /// The alert as known at its first finding.
@@ -81,19 +81,19 @@ pub enum Event {
         /// The metric.
         metric: String,
         /// Start of the period.
-        #[serde(with = "crate::usage::ts_str")]
+        #[serde(with = "crate::time::ts_str")]
         period_start: DateTime<Utc>,
         /// End of the period.
-        #[serde(with = "crate::usage::ts_str")]
+        #[serde(with = "crate::time::ts_str")]
         period_end: DateTime<Utc>,
         /// The level reached, in percent.
-        #[serde(with = "crate::usage::decimal_str")]
+        #[serde(with = "crate::decimal::decimal_str")]
         level: Decimal,
         /// Usage (or money) so far in the period.
-        #[serde(with = "crate::usage::decimal_str")]
+        #[serde(with = "crate::decimal::decimal_str")]
         used: Decimal,
         /// The quota's limit.
-        #[serde(with = "crate::usage::decimal_str")]
+        #[serde(with = "crate::decimal::decimal_str")]
         limit: Decimal,
     },
     /// An invoice was issued.
@@ -107,10 +107,10 @@ pub enum Event {
         /// Currency.
         currency: String,
         /// Bill total (money string with the minor-unit digits).
-        #[serde(with = "crate::bill::money_str")]
+        #[serde(with = "crate::decimal::money_str")]
         total: Decimal,
         /// Due date.
-        #[serde(with = "crate::usage::ts_str")]
+        #[serde(with = "crate::time::ts_str")]
         due_at: DateTime<Utc>,
     },
     /// An issued invoice passed its due date unpaid; emitted once per invoice.
@@ -122,10 +122,10 @@ pub enum Event {
         /// The subject billed.
         subject: String,
         /// Bill total.
-        #[serde(with = "crate::bill::money_str")]
+        #[serde(with = "crate::decimal::money_str")]
         total: Decimal,
         /// Due date that passed.
-        #[serde(with = "crate::usage::ts_str")]
+        #[serde(with = "crate::time::ts_str")]
         due_at: DateTime<Utc>,
     },
 }

@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::bill::BillRequest;
+use crate::billing::BillRequest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notify::Event;
+use crate::record::UsageRecord;
 use crate::rollup::{RollupSpec, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, Store};
 use crate::tariff::Tariff;
-use crate::usage::UsageRecord;
-use crate::window::{parse_time_zone, Window};
+use crate::time::{parse_time_zone, Window};
 
 /// A quota (units: a 10 GB data plan) or a budget (money: a £50 monthly budget, when `tariff`
 /// is set) on one metric, per subject and per period, with alert levels in percent of `limit`.
@@ -54,7 +54,7 @@ pub struct Quota {
     /// IANA zone of the periods.
     pub time_zone: String,
     /// The limit: units of the metric, or money in the tariff's currency for a budget.
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub limit: Decimal,
     /// Alert levels in percent of `limit` (e.g. 80 and 100).
     pub levels: Vec<Decimal>,
@@ -168,7 +168,7 @@ fn used(store: &dyn Store, entry: &QuotaEntry, subject: &str, start: i64, end: i
         }
         (None, None) => {
             store.records(&q.tenant, &q.metric, Some(subject), start, end)?.iter().try_fold(Decimal::ZERO, |a, r| {
-                crate::usage::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
+                crate::decimal::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
             })
         }
     }
@@ -233,7 +233,7 @@ pub(crate) fn threshold_events(store: &mut dyn Store, quotas: &[QuotaEntry], bat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CollectingNotifier, Engine, Event, UsageRecord};
+    use crate::{notify::CollectingNotifier, Engine, Event, UsageRecord};
     use std::sync::Arc;
 
     fn gb(id: &str, day: u32, month: u32, q: &str) -> UsageRecord {
@@ -288,8 +288,8 @@ mod tests {
         assert_eq!(crossed(&events), vec![("10gb".into(), "80".into(), "9000000000".into())]);
         let Event::ThresholdCrossed { period_start, period_end, .. } = &events[0] else { panic!() };
         // April in London starts at 23:00 UTC on 31 March (BST).
-        assert_eq!(crate::fmt_ts(*period_start), "2024-03-31T23:00:00Z");
-        assert_eq!(crate::fmt_ts(*period_end), "2024-04-30T23:00:00Z");
+        assert_eq!(crate::time::fmt_ts(*period_start), "2024-03-31T23:00:00Z");
+        assert_eq!(crate::time::fmt_ts(*period_end), "2024-04-30T23:00:00Z");
     }
 
     #[test]

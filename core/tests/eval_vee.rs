@@ -10,7 +10,7 @@
 #[path = "support/eval.rs"]
 mod eval;
 
-use meterkit::ValidationConfig;
+use meterkit::vee::ValidationConfig;
 
 #[test]
 fn default_rules_on_the_thirteen_labelled_series() {
@@ -56,6 +56,6 @@ fn household_alerts_are_few_and_keep_the_three_zero_streaks() {
     let rate = alerts.len() as f64 * 1000.0 / points as f64;
     assert!(rate <= 2.0, "{} alerts, {rate:.2} per 1000 points", alerts.len());
     let starts: Vec<String> =
-        eval::zero_streak_alerts(&alerts).iter().map(|a| meterkit::fmt_ts(a.start)[..10].to_string()).collect();
+        eval::zero_streak_alerts(&alerts).iter().map(|a| meterkit::time::fmt_ts(a.start)[..10].to_string()).collect();
     assert_eq!(starts, ["2020-10-30", "2021-02-15", "2022-07-04"], "{alerts:?}");
 }

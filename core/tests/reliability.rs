@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use meterkit::{
-    BillRequest, ChangeSet, Decimal, Engine, ErrorKind, Fill, MemoryStore, Quality, Query, RollupSpec, Store, Tariff,
-    UsageRecord, Window,
+    engine::Fill, record::Quality, store::ChangeSet, BillRequest, Decimal, Engine, ErrorKind, MemoryStore, Query,
+    RollupSpec, Store, Tariff, UsageRecord, Window,
 };
 
 const MAX: &str = "79228162514264337593543950335";

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use meterkit::{parse_ts, Finding, UsageRecord, ValidationConfig, Validator};
+use meterkit::{time::parse_ts, vee::ValidationConfig, Finding, UsageRecord, Validator};
 
 #[derive(serde::Deserialize)]
 struct Vector {

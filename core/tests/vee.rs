@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use meterkit::{
-    estimate_gaps, Action, CollectingNotifier, Decimal, Engine, ErrorKind, EstimateConfig, Event, Fill, MeterReading,
-    Quality, Query, ReadingKind, RegisterTracker, Rule, Severity, Tz, UsageRecord, ValidationConfig, ValidationSummary,
-    Validator, Window,
+    engine::Fill, notify::CollectingNotifier, reading::ReadingKind, reading::RegisterTracker, record::Quality,
+    vee::estimate::estimate_gaps, vee::estimate::EstimateConfig, vee::Action, vee::Rule, vee::Severity,
+    vee::ValidationConfig, vee::ValidationSummary, Decimal, Engine, ErrorKind, Event, MeterReading, Query, Tz,
+    UsageRecord, Validator, Window,
 };
 use proptest::prelude::*;
 
@@ -473,7 +474,7 @@ fn engine_ingest_record_by_record_equals_one_batch() {
 
 #[test]
 fn old_bucket_state_json_deserializes_and_clean_buckets_print_as_before() {
-    let state: meterkit::BucketState =
+    let state: meterkit::rollup::BucketState =
         serde_json::from_str(r#"{"sum":"2.5","count":2,"min":"1","max":"1.5"}"#).unwrap();
     assert_eq!((state.flagged_count, state.estimated_sum), (0, Decimal::ZERO));
     assert!(!serde_json::to_string(&state).unwrap().contains("flagged"));
@@ -589,7 +590,8 @@ fn a_day_of_zeros_is_one_alert_however_the_batch_is_split() {
     let records = fault_series(50);
     let findings = validator(ValidationConfig::default()).check_all(&records);
     assert!(findings.iter().filter(|f| f.is_alert()).count() > 1, "{findings:?}");
-    let alerts = meterkit::alerts_of(&records, &findings, meterkit::AlertConfig::default()).unwrap();
+    let alerts =
+        meterkit::vee::alert::alerts_of(&records, &findings, meterkit::vee::alert::AlertConfig::default()).unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
     assert_eq!(a.start, t0() + Duration::hours(400));
@@ -603,19 +605,19 @@ fn a_day_of_zeros_is_one_alert_however_the_batch_is_split() {
     assert_eq!(json["start"], "2024-05-22T16:00:00Z");
     // Streaming record by record gives the same alert.
     let mut v = validator(ValidationConfig::default());
-    let mut b = meterkit::AlertBuilder::new(meterkit::AlertConfig::default()).unwrap();
+    let mut b = meterkit::vee::alert::AlertBuilder::new(meterkit::vee::alert::AlertConfig::default()).unwrap();
     let mut events = Vec::new();
     for r in &records {
         let f = v.check(r);
         events.extend(b.observe(r, &f));
     }
     events.extend(b.finish());
-    assert!(matches!(&events[0], meterkit::AlertEvent::Raised(r) if r.start == a.start));
-    assert_eq!(events.last(), Some(&meterkit::AlertEvent::Resolved(a.clone())));
+    assert!(matches!(&events[0], meterkit::vee::alert::AlertEvent::Raised(r) if r.start == a.start));
+    assert_eq!(events.last(), Some(&meterkit::vee::alert::AlertEvent::Resolved(a.clone())));
     // No alert during the warm-up.
-    let warm = meterkit::AlertConfig { warmup: 500, ..meterkit::AlertConfig::default() };
-    assert!(meterkit::alerts_of(&records, &findings, warm).unwrap().is_empty());
-    assert!(meterkit::AlertConfig { gap: 0, warmup: 0 }.check().is_err());
+    let warm = meterkit::vee::alert::AlertConfig { warmup: 500, ..meterkit::vee::alert::AlertConfig::default() };
+    assert!(meterkit::vee::alert::alerts_of(&records, &findings, warm).unwrap().is_empty());
+    assert!(meterkit::vee::alert::AlertConfig { gap: 0, warmup: 0 }.check().is_err());
 }
 
 #[test]
@@ -628,7 +630,7 @@ fn engine_sends_alert_raised_and_resolved() {
     for chunk in records.chunks(50) {
         engine.ingest(chunk).unwrap();
     }
-    let alerts: Vec<(bool, meterkit::Alert)> = notifier
+    let alerts: Vec<(bool, meterkit::vee::alert::Alert)> = notifier
         .take()
         .into_iter()
         .filter_map(|e| match e {

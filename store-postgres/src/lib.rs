@@ -35,7 +35,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use meterkit::{
-    BucketKey, BucketState, ChangeSet, Error, ErrorKind, Result, RollupSpec, Store, StoredBucket, UsageRecord,
+    rollup::BucketState, store::BucketKey, store::ChangeSet, store::StoredBucket, Error, ErrorKind, Result, RollupSpec,
+    Store, UsageRecord,
 };
 use postgres::error::SqlState;
 use postgres::{Client, Statement};

@@ -27,7 +27,8 @@
 use std::path::Path;
 
 use meterkit::{
-    BucketKey, BucketState, ChangeSet, Error, ErrorKind, Result, RollupSpec, Store, StoredBucket, UsageRecord,
+    rollup::BucketState, store::BucketKey, store::ChangeSet, store::StoredBucket, Error, ErrorKind, Result, RollupSpec,
+    Store, UsageRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use futures::StreamExt;
-use meterkit::{Engine, Quota, UsageRecord, Window};
+use meterkit::{quota::Quota, Engine, UsageRecord, Window};
 use meterkit_stream::NatsNotifier;
 
 #[test]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use meterkit::{
-    BillRequest, CollectingNotifier, Decimal, Engine, Event, Query, Quota, RollupSpec, SharedMeter, UsageRecord, Window,
+    allocate::SharedMeter, notify::CollectingNotifier, quota::Quota, BillRequest, Decimal, Engine, Event, Query,
+    RollupSpec, UsageRecord, Window,
 };
 use meterkit_sqlite::SqliteStore;
 use meterkit_tests::rec;
@@ -91,7 +92,7 @@ fn unknown_keys_are_refused_naming_them() {
     let bill = r#"{"tenant":"t","subject":"s","metric":"m","period_start":"2024-01-01T00:00:00Z","period_end":"2024-02-01T00:00:00Z","time_zone":"UTC""#;
     refused::<BillRequest>(&format!(r#"{bill},"periodEnd":"x"}}"#), "periodEnd");
     refused::<SharedMeter>(r#"{"meter":"m","metric":"k","shares":[],"scale":2,"weights":[]}"#, "weights");
-    refused::<meterkit::ValidationConfig>(r#"{"spikes":true,"windw":3}"#, "windw");
+    refused::<meterkit::vee::ValidationConfig>(r#"{"spikes":true,"windw":3}"#, "windw");
     // The correct spellings read.
     assert!(serde_json::from_str::<UsageRecord>(&format!(r#"{r},"dimensions":{{"carrier":"a"}}}}"#)).is_ok());
     assert!(serde_json::from_str::<Query>(&format!(r#"{q},"group_by":["carrier"]}}"#)).is_ok());

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use meterkit::{
-    Aggregation, CollectingNotifier, Decimal, Engine, ErrorKind, Event, Fill, Query, RollupSpec, UsageRecord, Window,
-    MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS,
+    engine::Fill, notify::CollectingNotifier, time::MAX_TIMESTAMP_SECS, time::MIN_TIMESTAMP_SECS, Aggregation, Decimal,
+    Engine, ErrorKind, Event, Query, RollupSpec, UsageRecord, Window,
 };
 use meterkit_tests::{buckets_json, dec, rec, ts};
 
@@ -207,7 +207,7 @@ fn closed_starts(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::WindowClosed { bucket, .. } => Some(meterkit::fmt_ts(bucket.window_start)),
+            Event::WindowClosed { bucket, .. } => Some(meterkit::time::fmt_ts(bucket.window_start)),
             _ => None,
         })
         .collect()

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use meterkit::{CollectingNotifier, Engine, ErrorKind, Event, RollupSpec, Window};
+use meterkit::{notify::CollectingNotifier, Engine, ErrorKind, Event, RollupSpec, Window};
 use meterkit_tests::{rec, ts};
 
 /// A record for a window that `close_windows` already passed, but which had no bucket yet

@@ -403,7 +403,7 @@ proptest! {
             Window::Week, Window::Month, Window::Quarter, Window::BillingCycle { anchor_day: 31 },
         ]),
     ) {
-        let tz = meterkit::parse_time_zone(zone).unwrap();
+        let tz = meterkit::time::parse_time_zone(zone).unwrap();
         let (s, e) = w.span(t, tz).unwrap();
         prop_assert!(s <= t && t < e, "{w} in {zone}: {t} not in [{s}, {e})");
         prop_assert_eq!(w.span(s, tz).unwrap(), (s, e));

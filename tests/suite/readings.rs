@@ -1,7 +1,7 @@
 //! The shared reading vectors (`tests/vectors/reading/*.json`) on the in-memory engine, and the
 //! reading store's atomicity and persistence across an engine restart (SQLite).
 
-use meterkit::{Engine, MeterReading, ReadingOptions, ReadingStatus};
+use meterkit::{reading::check::ReadingOptions, reading::check::ReadingStatus, Engine, MeterReading};
 use meterkit_tests::{canonical_json, dec, reading_vectors_dir, run_reading_case, ts, vector_files};
 
 #[test]

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use meterkit::{
-    BucketKey, ChangeSet, Engine, Error, ErrorKind, MemoryStore, Query, RollupSpec, Store, StoredBucket, UsageRecord,
-    Window,
+    store::BucketKey, store::ChangeSet, store::StoredBucket, Engine, Error, ErrorKind, MemoryStore, Query, RollupSpec,
+    Store, UsageRecord, Window,
 };
 use meterkit_tests::{buckets_json, rec};
 

@@ -6,7 +6,9 @@
 //! Each check is a function of a store factory; the `stores!` macro instantiates every check for
 //! every store as its own `#[test]`.
 
-use meterkit::{BucketKey, BucketState, ChangeSet, Engine, ErrorKind, RollupSpec, Store, UsageRecord, Window};
+use meterkit::{
+    rollup::BucketState, store::BucketKey, store::ChangeSet, Engine, ErrorKind, RollupSpec, Store, UsageRecord, Window,
+};
 use meterkit_tests::{
     canonical_output, expected_json, load_case, rec, rollup_vectors_dir, run_case_on, ts, vector_files,
 };

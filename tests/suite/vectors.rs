@@ -33,7 +33,7 @@ fn every_rollup_vector_gives_the_same_answer_with_the_spec_created_first() {
         let case = load_case(&path).unwrap();
         let engine = Engine::in_memory();
         let before = engine.query(&case.input.query).unwrap();
-        assert!(case.input.query.fill == meterkit::Fill::Zero || before.is_empty(), "{}", case.name);
+        assert!(case.input.query.fill == meterkit::engine::Fill::Zero || before.is_empty(), "{}", case.name);
         let out = run_case_on(&engine, &case).unwrap();
         assert_eq!(canonical_output(&out), expected_json(&case), "{}", case.name);
     }

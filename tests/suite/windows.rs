@@ -5,7 +5,7 @@
 //! shows up as a failing premise rather than a confusing window mismatch).
 
 use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Timelike, Utc};
-use meterkit::{fmt_ts, parse_time_zone, ErrorKind, Tz, Window};
+use meterkit::{time::fmt_ts, time::parse_time_zone, ErrorKind, Tz, Window};
 use meterkit_tests::ts;
 
 fn tz(name: &str) -> Tz {

@@ -1,19 +1,20 @@
 //! [`Engine::record_reading`] and [`Engine::readings`]: the engine side of the reading store
-//! (the rules are in `crate::readings`).
+//! (the rules are in `crate::reading::check`).
 
 use rust_decimal::Decimal;
 
 use super::{conflict, Engine, Inner, MAX_ATTEMPTS};
+use crate::decimal::fmt_decimal;
 use crate::error::{Error, ErrorKind, Result};
-use crate::reading::MeterReading;
-use crate::readings::{
+use crate::reading::check::{
     decide, history_prefix, key, parse_stored, records, Context, ReadingOptions, ReadingOutcome, ReadingStatus,
     StoredReading,
 };
+use crate::reading::MeterReading;
 use crate::rollup::Accumulator;
 use crate::store::ChangeSet;
-use crate::usage::{fmt_decimal, fmt_ts};
-use crate::validate::{Action, Rule, Severity};
+use crate::time::fmt_ts;
+use crate::vee::{Action, Rule, Severity};
 
 impl Engine {
     /// Check a register `reading` of `metric` against the meter's stored history and store the
@@ -37,7 +38,7 @@ impl Engine {
     ///   `flagged` (`implausible_consumption`).
     ///
     /// Consumption is split into one record per day of `opts.time_zone` the interval covers
-    /// (pro rata by time, or by `opts.profile`; see [`crate::attribute_consumption`]), with ids
+    /// (pro rata by time, or by `opts.profile`; see [`crate::reading::check::attribute`]), with ids
     /// `"{meter}@{reading time}/{day start}"`, quality `flagged` for a flagged reading and
     /// `estimated` when either reading is estimated. The records go to every rollup like
     /// ingested ones (the engine's record validation does not run on them).
@@ -152,7 +153,7 @@ fn resent(cx: &Context<'_>, same: &StoredReading) -> ReadingOutcome {
         r.meter,
         fmt_ts(r.timestamp)
     );
-    outcome.findings.push(crate::validate::Finding {
+    outcome.findings.push(crate::vee::Finding {
         rule: Rule::DuplicateReading,
         severity: Severity::Info,
         action: Action::Accept,
@@ -179,7 +180,7 @@ fn differs(cx: &Context<'_>, first: &StoredReading, mut decision: StoredReading)
         fmt_decimal(r.register),
         fmt_decimal(first.reading.register)
     );
-    let f = crate::validate::Finding {
+    let f = crate::vee::Finding {
         rule: Rule::DuplicateReading,
         severity: Severity::Warning,
         action: Action::Reject,

@@ -1,6 +1,6 @@
 //! The VEE evaluation shared by `tests/eval_vee.rs` and `examples/eval_vee.rs` (run by
 //! `scripts/eval-vee`): the 13 labelled NAB series and the UK household, alerts from
-//! [`meterkit::alerts_of`], the NAB convention (an alert is a catch when it starts inside a
+//! [`meterkit::vee::alert::alerts_of`], the NAB convention (an alert is a catch when it starts inside a
 //! labelled window, false when it starts outside every window), per-series and
 //! leave-one-family-out figures, and the rolling robust z-score baseline.
 #![allow(dead_code)]
@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use meterkit::{alerts_of, parse_decimal, Alert, AlertConfig, Rule, UsageRecord, ValidationConfig, Validator};
+use meterkit::{
+    decimal::parse_decimal, vee::alert::alerts_of, vee::alert::Alert, vee::alert::AlertConfig, vee::Rule,
+    vee::ValidationConfig, UsageRecord, Validator,
+};
 
 /// The series: file, family (NAB's folder, grouped as the issue names them).
 pub const SERIES: [(&str, &str); 13] = [

@@ -14,11 +14,13 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::decimal::fmt_decimal;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reading::{MeterReading, ReadingKind};
-use crate::usage::{fmt_decimal, fmt_ts, Quality, UsageRecord};
-use crate::validate::{Action, Finding, Rule, Severity};
-use crate::window::parse_time_zone;
+use crate::record::{Quality, UsageRecord};
+use crate::time::fmt_ts;
+use crate::time::parse_time_zone;
+use crate::vee::{Action, Finding, Rule, Severity};
 
 /// The most days one reading interval may span (ten years): bounds the consumption records an
 /// interval is split into.
@@ -53,10 +55,10 @@ pub struct ReadingOptions {
     #[serde(with = "opt_pair")]
     pub typical_register: Option<(Decimal, Decimal)>,
     /// The most plausible consumption per day without history (metric units).
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub max_daily: Option<Decimal>,
     /// Multiple of the highest historic daily rate still plausible.
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub plausible_factor: Decimal,
 }
 
@@ -133,15 +135,15 @@ pub struct StoredReading {
     /// The reading as given (for an exchange: the new meter's start reading).
     pub reading: MeterReading,
     /// For a declared exchange: the old meter's final reading.
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub exchange: Option<Decimal>,
     /// The decision.
     pub status: ReadingStatus,
     /// Start of the consumption interval (the baseline reading's time).
-    #[serde(default, with = "crate::usage::opt_ts_str")]
+    #[serde(default, with = "crate::time::opt_ts_str")]
     pub from: Option<DateTime<Utc>>,
     /// Consumption since the baseline, metric units.
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub consumption: Option<Decimal>,
     /// The findings about the reading.
     pub findings: Vec<Finding>,
@@ -158,15 +160,15 @@ pub struct ReadingOutcome {
     /// The meter.
     pub meter: String,
     /// When it was read.
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub timestamp: DateTime<Utc>,
     /// The register value read.
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub reading: Decimal,
     /// The decision.
     pub status: ReadingStatus,
     /// Consumption since the previous reading, metric units.
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub consumption: Option<Decimal>,
     /// Findings, most decisive first.
     pub findings: Vec<Finding>,
@@ -707,12 +709,12 @@ mod opt_decimals {
 
     #[allow(clippy::ref_option)] // serde's `with` passes `&Option<T>`
     pub fn serialize<S: Serializer>(v: &Option<Vec<Decimal>>, s: S) -> Result<S::Ok, S::Error> {
-        v.as_ref().map(|v| v.iter().map(|d| crate::usage::fmt_decimal(*d)).collect::<Vec<_>>()).serialize(s)
+        v.as_ref().map(|v| v.iter().map(|d| crate::decimal::fmt_decimal(*d)).collect::<Vec<_>>()).serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Decimal>>, D::Error> {
         #[derive(Deserialize)]
-        struct W(#[serde(with = "crate::usage::decimal_str")] Decimal);
+        struct W(#[serde(with = "crate::decimal::decimal_str")] Decimal);
         Ok(Option::<Vec<W>>::deserialize(d)?.map(|v| v.into_iter().map(|w| w.0).collect()))
     }
 }
@@ -723,12 +725,12 @@ mod opt_pair {
 
     #[allow(clippy::ref_option)] // serde's `with` passes `&Option<T>`
     pub fn serialize<S: Serializer>(v: &Option<(Decimal, Decimal)>, s: S) -> Result<S::Ok, S::Error> {
-        v.map(|(a, b)| [crate::usage::fmt_decimal(a), crate::usage::fmt_decimal(b)]).serialize(s)
+        v.map(|(a, b)| [crate::decimal::fmt_decimal(a), crate::decimal::fmt_decimal(b)]).serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(Decimal, Decimal)>, D::Error> {
         #[derive(Deserialize)]
-        struct W(#[serde(with = "crate::usage::decimal_str")] Decimal);
+        struct W(#[serde(with = "crate::decimal::decimal_str")] Decimal);
         Ok(Option::<(W, W)>::deserialize(d)?.map(|(a, b)| (a.0, b.0)))
     }
 }

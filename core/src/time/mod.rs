@@ -8,6 +8,10 @@ use chrono_tz::Tz;
 
 use crate::error::{Error, ErrorKind, Result};
 
+mod instant;
+pub use instant::{fmt_ts, parse_ts, MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS};
+pub(crate) use instant::{opt_ts_str, ts_str};
+
 /// A window kind: how time is cut into consecutive, non-overlapping intervals.
 ///
 /// Every window is computed in an IANA time zone (see [`Window::span`]) and the intervals of one
@@ -31,7 +35,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// `cycle:15`.
 ///
 /// ```
-/// use meterkit::{Window, parse_time_zone};
+/// use meterkit::{Window, time::parse_time_zone};
 /// use chrono::{TimeZone, Utc};
 /// let ny = parse_time_zone("America/New_York")?;
 /// // 2024-03-10 is the spring-forward day in New York: 23 hours.
@@ -447,8 +451,8 @@ impl WindowClock {
 }
 
 /// Instants the segment fast path handles (years 1678-2261 with room for probing).
-const MIN_FAST: i64 = crate::usage::MIN_TIMESTAMP_SECS + 500 * 86_400;
-const MAX_FAST: i64 = crate::usage::MAX_TIMESTAMP_SECS - 500 * 86_400;
+const MIN_FAST: i64 = MIN_TIMESTAMP_SECS + 500 * 86_400;
+const MAX_FAST: i64 = MAX_TIMESTAMP_SECS - 500 * 86_400;
 
 #[cfg(test)]
 mod clock_tests {

@@ -1,11 +1,11 @@
 //! The example tariffs in `examples/tariffs/` parse and bill as hand-worked.
 
 use super::*;
-use crate::{BillRequest, Engine, SharedMeter, UsageRecord};
+use crate::{allocate::SharedMeter, BillRequest, Engine, UsageRecord};
 
-const FLAT: &str = include_str!("../../examples/tariffs/flat.toml");
-const TOU: &str = include_str!("../../examples/tariffs/tou.toml");
-const SLAB: &str = include_str!("../../examples/tariffs/slab.toml");
+const FLAT: &str = include_str!("../../../examples/tariffs/flat.toml");
+const TOU: &str = include_str!("../../../examples/tariffs/tou.toml");
+const SLAB: &str = include_str!("../../../examples/tariffs/slab.toml");
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -58,8 +58,8 @@ fn slab_example_with_shared_motor_meter_through_the_engine() {
     // 0.1 kWh: 905 tenths / 4 = 226 r 1 each, the one tenth left goes to the first flat:
     // 22.7, 22.6, 22.6, 22.6 (sum 90.5).
     let t = Tariff::from_any(SLAB).unwrap();
-    let tz = crate::parse_time_zone("Asia/Kolkata").unwrap();
-    let (start, end) = crate::month_period("2024-03", tz).unwrap();
+    let tz = crate::time::parse_time_zone("Asia/Kolkata").unwrap();
+    let (start, end) = crate::billing::month_period("2024-03", tz).unwrap();
     let motor = SharedMeter {
         meter: "motor".into(),
         metric: "motor_kwh".into(),

@@ -10,13 +10,13 @@ use chrono::DateTime;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::decimal::parse_decimal;
 use crate::error::{Error, ErrorKind, Result};
 use crate::tariff::{
     tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
     Tier,
 };
-use crate::usage::parse_decimal;
-use crate::window::Window;
+use crate::time::Window;
 
 /// Keys that identify the record (mapped to the tariff's `name` and `source`, or provenance).
 const IDENTITY: &[&str] = &[
@@ -227,7 +227,7 @@ fn tiers(v: &Value, field: &str, energy: bool) -> Result<(Vec<Tier>, Basis, bool
         for (k, val) in o {
             let kf = format!("{tf}.{k}");
             match k.as_str() {
-                "rate" | "adj" => rate = crate::bill::add(rate, dec(val, &kf)?)?,
+                "rate" | "adj" => rate = crate::decimal::add(rate, dec(val, &kf)?)?,
                 "max" => max = tier_max(val, &kf)?,
                 "sell" if energy => sells |= !is_zero(val) && dec(val, &kf).is_ok(),
                 "unit" if energy => tier_basis = energy_basis(val, &kf)?,

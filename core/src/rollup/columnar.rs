@@ -6,9 +6,8 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::rollup::{BucketState, Latest, RollupSpec, SUBJECT};
-use crate::store::BucketKey;
-use crate::window::WindowClock;
+use crate::rollup::{BucketKey, BucketState, Latest, RollupSpec, SUBJECT};
+use crate::time::WindowClock;
 
 /// A column of optional strings, one value per row (`None` = null: the row lacks it).
 #[derive(Debug, Clone, Copy)]
@@ -68,12 +67,12 @@ pub const MAX_COLUMNAR_GROUPS: usize = 8;
 const NULL: u32 = u32::MAX;
 
 /// Rolls up [`ColumnBatch`]es under a set of specs, giving exactly the buckets the record path
-/// ([`Accumulator`](crate::Accumulator)) gives for the same rows: strings are interned to `u32`
+/// ([`Accumulator`](crate::rollup::Accumulator)) gives for the same rows: strings are interned to `u32`
 /// codes once per batch, bucket keys are `(tenant, window start, codes)`, and each bucket keeps
 /// its sum, count and the rows of its min, max and latest until [`finish`](Self::finish).
 ///
 /// ```
-/// use meterkit::{ColumnBatch, ColumnarRollup, Quantities, RollupSpec, StrColumn, Window};
+/// use meterkit::{rollup::columnar::ColumnBatch, rollup::columnar::ColumnarRollup, rollup::columnar::Quantities, RollupSpec, rollup::columnar::StrColumn, Window};
 /// let spec = RollupSpec::new("kwh", Window::Day, "UTC")?.group_by(["subject"]);
 /// let mut rollup = ColumnarRollup::new(&[spec])?;
 /// let subjects = [Some("m1"), Some("m2"), Some("m1")];
@@ -305,7 +304,7 @@ impl ColumnarRollup {
                         &mut self.slots[n]
                     }
                 };
-                slot.sum = crate::usage::exact_add(slot.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                slot.sum = crate::decimal::exact_add(slot.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 slot.count += 1;
                 if q < slot.min {
                     slot.min = q;
@@ -341,7 +340,7 @@ impl ColumnarRollup {
     }
 
     /// The buckets as `(key, window end, state)`, in first-touched order — the same shape as
-    /// [`Accumulator::into_buckets`](crate::Accumulator::into_buckets), ready for a store.
+    /// [`Accumulator::into_buckets`](crate::rollup::Accumulator::into_buckets), ready for a store.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidWindow`] for a timestamp out of range (not reachable after `add`).
@@ -395,7 +394,7 @@ fn check_len(len: usize, rows: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Accumulator, UsageRecord, Window};
+    use crate::{rollup::Accumulator, UsageRecord, Window};
     use proptest::prelude::*;
 
     fn specs() -> Vec<RollupSpec> {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use crate::{month_period, parse_decimal, BillRequest, ErrorKind, Tariff, UsageRecord};
+use crate::{billing::month_period, decimal::parse_decimal, BillRequest, ErrorKind, Tariff, UsageRecord};
 
 fn ts(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -54,7 +54,7 @@ fn parse_decimal_refuses_what_it_would_round_or_misread() {
         ("0e99999999999", "0"),
         ("1e+0003", "1000"),
     ] {
-        assert_eq!(crate::fmt_decimal(parse_decimal(ok).expect(ok)), want, "{ok}");
+        assert_eq!(crate::decimal::fmt_decimal(parse_decimal(ok).expect(ok)), want, "{ok}");
     }
     assert_eq!(parse_decimal("1.50").unwrap().to_string(), "1.50", "the scale is kept");
 }
@@ -74,7 +74,7 @@ fn json_number_quantities_are_read_exactly() {
         ("79228162514264337593543950335", "79228162514264337593543950335"),
         ("18446744073709551616", "18446744073709551616"),
     ] {
-        assert_eq!(crate::fmt_decimal(rec(q).unwrap().quantity), want, "{q}");
+        assert_eq!(crate::decimal::fmt_decimal(rec(q).unwrap().quantity), want, "{q}");
     }
     for q in ["5e-324", "1e400", "0.00000000000000000000000000001", "79228162514264337593543950336"] {
         assert!(rec(q).is_err(), "{q} must be refused, not rounded");

@@ -7,8 +7,12 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::usage::{fmt_decimal, fmt_ts, Quality, UsageRecord};
-use crate::validate::{Action, Finding, Rule, Severity};
+use crate::decimal::fmt_decimal;
+use crate::record::{Quality, UsageRecord};
+use crate::time::fmt_ts;
+use crate::vee::{Action, Finding, Rule, Severity};
+
+pub mod check;
 
 /// Who produced a register reading.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,16 +43,16 @@ pub struct MeterReading {
     /// The meter (becomes the consumption record's subject).
     pub meter: String,
     /// When the register was read.
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub timestamp: DateTime<Utc>,
     /// The register value.
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub register: Decimal,
     /// Integer digits of the register, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register_digits: Option<u8>,
     /// Register units → metric units.
-    #[serde(default = "one", with = "crate::usage::decimal_str")]
+    #[serde(default = "one", with = "crate::decimal::decimal_str")]
     pub multiplier: Decimal,
     /// Who produced the reading.
     #[serde(default)]
@@ -114,7 +118,7 @@ impl MeterReading {
 /// Consumption record ids are `"{meter}@{end RFC 3339}"`, unique per meter and reading time.
 ///
 /// ```
-/// use meterkit::{MeterReading, RegisterTracker, Rule};
+/// use meterkit::{MeterReading, reading::RegisterTracker, vee::Rule};
 /// use chrono::{TimeZone, Utc};
 /// let mut t = RegisterTracker::new("acme", "kwh");
 /// let jan = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();

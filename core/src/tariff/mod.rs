@@ -12,7 +12,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::window::{parse_time_zone, Window};
+use crate::time::{parse_time_zone, Window};
+
+pub mod urdb;
 
 /// The most decimal places a price (rate, tier price, fixed amount, percentage) may carry.
 pub const MAX_PRICE_DECIMALS: u32 = 12;
@@ -174,13 +176,13 @@ pub enum Basis {
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Upper bound of the tier (inclusive), in the charge's unit; absent on the last tier.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub up_to: Option<Decimal>,
     /// Price per unit in the tier, in the currency's major unit (up to 12 decimals).
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub rate: Decimal,
     /// Flat fee charged once when usage reaches the tier (graduated and volume only).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub flat: Option<Decimal>,
 }
 
@@ -189,7 +191,7 @@ pub struct Tier {
 #[serde(deny_unknown_fields)]
 pub struct PeriodPrice {
     /// Price per unit (exclusive with `tiers`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub rate: Option<Decimal>,
     /// Graduated tiers (exclusive with `rate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -296,19 +298,19 @@ pub struct Charge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// Divide the quantity by this before pricing (bytes → GB: 1000000000).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub divide_by: Option<Decimal>,
     /// How the divided quantity is rounded to whole units (default `up`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub divide_rounding: Option<QuantityRounding>,
     /// Amount of a `fixed` or `minimum` charge, in the major unit.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub amount: Option<Decimal>,
     /// What `amount` is for: `period` (default), `day`, or `year` (minimum only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per: Option<Per>,
     /// Price per unit (`per_unit`), per package (`package`) or per kW (`demand`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub rate: Option<Decimal>,
     /// Tiers of a `graduated`, `volume` or `demand` charge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -317,13 +319,13 @@ pub struct Charge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier_basis: Option<Basis>,
     /// Block size of a `package` charge.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub package_size: Option<Decimal>,
     /// Units free before the first package (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub free_units: Option<Decimal>,
     /// Units included by an `allowance` (in the charge's unit, after `divide_by`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub included: Option<Decimal>,
     /// Schedule of a `time_of_use` charge or a TOU `demand` charge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,7 +337,7 @@ pub struct Charge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_minutes: Option<u32>,
     /// Percent of a `percentage` charge (20 = 20 %; negative for a discount).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::usage::opt_decimal_str")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
     pub percent: Option<Decimal>,
     /// Charge ids a `percentage` applies to (default: the subtotal).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -391,7 +393,7 @@ pub struct TariffVersion {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-#[doc = include_str!("../../docs/tariffs.md")]
+#[doc = include_str!("../../../docs/tariffs.md")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tariff {
@@ -489,8 +491,8 @@ impl Tariff {
             let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
                 Error::new(ErrorKind::Parse, format!("The tariff JSON is invalid: {e}")).with_line(e.line() as u64)
             })?;
-            if crate::urdb::looks_like_urdb(&v) {
-                return crate::urdb::from_urdb_value(&v);
+            if crate::tariff::urdb::looks_like_urdb(&v) {
+                return crate::tariff::urdb::from_urdb_value(&v);
             }
             return Tariff::from_json(text);
         }
@@ -754,7 +756,7 @@ fn percentage_cycle(
     None
 }
 
-/// [`crate::check_json`] with the tariff's wording.
+/// [`crate::json::check_json`] with the tariff's wording.
 pub(crate) fn check_tariff_json(text: &str) -> Result<()> {
     crate::json::check_json(text).map_err(|e| {
         let err = Error::new(e.kind(), format!("The tariff JSON is invalid: {}", e.message()));
@@ -987,7 +989,7 @@ impl Charge {
 }
 
 #[cfg(test)]
-#[path = "tariff_examples_tests.rs"]
+#[path = "examples_tests.rs"]
 mod examples_tests;
 
 #[cfg(test)]

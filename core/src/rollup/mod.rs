@@ -9,8 +9,24 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::usage::{Quality, UsageRecord};
-use crate::window::{parse_time_zone, Window};
+use crate::record::{Quality, UsageRecord};
+use crate::time::{parse_time_zone, Window};
+
+pub mod columnar;
+
+/// Identifies one rollup bucket: tenant, spec (index in the store's spec list), window start
+/// (Unix seconds) and group values in the spec's `group_by` order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketKey {
+    /// Tenant.
+    pub tenant: String,
+    /// Spec id: the spec's position in the store's list (added through `ChangeSet::new_specs` in the store module).
+    pub spec: u32,
+    /// Window start, Unix seconds.
+    pub start: i64,
+    /// Group values in `group_by` order (`None` where a record lacks the dimension).
+    pub group: Vec<Option<String>>,
+}
 
 /// The pseudo-dimension that groups rollups by the record's subject.
 pub const SUBJECT: &str = "subject";
@@ -140,12 +156,12 @@ pub(crate) fn dim_value<'r>(record: &'r UsageRecord, d: &str) -> Option<&'r str>
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latest {
     /// Its timestamp.
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub timestamp: DateTime<Utc>,
     /// Its id.
     pub id: String,
     /// Its quantity.
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub quantity: Decimal,
 }
 
@@ -161,15 +177,15 @@ impl Latest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketState {
     /// Sum of quantities.
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub sum: Decimal,
     /// Number of records.
     pub count: u64,
     /// Smallest quantity, if any record.
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub min: Option<Decimal>,
     /// Largest quantity, if any record.
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub max: Option<Decimal>,
     /// The latest record.
     #[serde(default)]
@@ -181,13 +197,13 @@ pub struct BucketState {
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub flagged_count: u64,
     /// Sum of the quantities of `flagged` records (included in `sum`).
-    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
     pub flagged_sum: Decimal,
     /// Number of records with quality `estimated` (included in `count`).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub estimated_count: u64,
     /// Sum of the quantities of `estimated` records (included in `sum`).
-    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
     pub estimated_sum: Decimal,
 }
 
@@ -204,17 +220,17 @@ impl BucketState {
     #[inline]
     pub fn add<'a>(&mut self, record: &UsageRecord, unique_dims: impl Iterator<Item = &'a str>) -> Result<()> {
         let q = record.quantity;
-        let sum = crate::usage::exact_add(self.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+        let sum = crate::decimal::exact_add(self.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
         match record.quality {
             Quality::Actual => {}
             Quality::Flagged => {
                 self.flagged_sum =
-                    crate::usage::exact_add(self.flagged_sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                    crate::decimal::exact_add(self.flagged_sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 self.flagged_count += 1;
             }
             Quality::Estimated => {
                 self.estimated_sum =
-                    crate::usage::exact_add(self.estimated_sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                    crate::decimal::exact_add(self.estimated_sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 self.estimated_count += 1;
             }
         }
@@ -262,9 +278,9 @@ impl BucketState {
             return Ok(());
         }
         let overflow = || Error::overflow("A rollup sum");
-        let sum = crate::usage::exact_add(self.sum, other.sum).ok_or_else(overflow)?;
-        let flagged_sum = crate::usage::exact_add(self.flagged_sum, other.flagged_sum).ok_or_else(overflow)?;
-        let estimated_sum = crate::usage::exact_add(self.estimated_sum, other.estimated_sum).ok_or_else(overflow)?;
+        let sum = crate::decimal::exact_add(self.sum, other.sum).ok_or_else(overflow)?;
+        let flagged_sum = crate::decimal::exact_add(self.flagged_sum, other.flagged_sum).ok_or_else(overflow)?;
+        let estimated_sum = crate::decimal::exact_add(self.estimated_sum, other.estimated_sum).ok_or_else(overflow)?;
         self.sum = sum;
         self.flagged_sum = flagged_sum;
         self.estimated_sum = estimated_sum;
@@ -333,10 +349,10 @@ fn cmp_decimal(a: Decimal, b: Decimal) -> std::cmp::Ordering {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Window start (inclusive).
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub window_start: DateTime<Utc>,
     /// Window end (exclusive).
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub window_end: DateTime<Utc>,
     /// The subject, when the query was for one subject or grouped by subject; otherwise `null`.
     pub subject: Option<String>,
@@ -345,21 +361,21 @@ pub struct Bucket {
     /// Group values by dimension name (`null` for records without the dimension).
     pub group: BTreeMap<String, Option<String>>,
     /// Sum of quantities (`"0"` for an empty, zero-filled bucket).
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub sum: Decimal,
     /// Number of records.
     pub count: u64,
     /// Smallest quantity.
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub min: Option<Decimal>,
     /// Largest quantity.
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub max: Option<Decimal>,
     /// Mean quantity (12 decimal places).
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub mean: Option<Decimal>,
     /// Quantity of the latest record.
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub latest: Option<Decimal>,
     /// Distinct-value counts per dimension, for `unique_count` aggregations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -368,13 +384,13 @@ pub struct Bucket {
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub flagged_count: u64,
     /// Quantity of flagged records (part of `sum`); omitted from JSON when 0.
-    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
     pub flagged_sum: Decimal,
     /// Estimated records (part of `count`); omitted from JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub estimated_count: u64,
     /// Quantity of estimated records (part of `sum`); omitted from JSON when 0.
-    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::usage::decimal_str")]
+    #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
     pub estimated_sum: Decimal,
 }
 
@@ -443,7 +459,7 @@ impl Bucket {
 /// Output keys carry the spec's index in the slice given to [`Accumulator::new`].
 ///
 /// ```
-/// use meterkit::{Accumulator, RollupSpec, UsageRecord, Window};
+/// use meterkit::{rollup::Accumulator, RollupSpec, UsageRecord, Window};
 /// use chrono::{TimeZone, Utc};
 /// let spec = RollupSpec::new("kwh", Window::Day, "Europe/London")?;
 /// let mut acc = Accumulator::new("t", &[spec])?;
@@ -464,7 +480,7 @@ pub struct Accumulator {
     index: rustc_hash::FxHashMap<u64, u32>,
     /// For each entry, the previous entry with the same hash, or `NO_ENTRY`.
     next: Vec<u32>,
-    entries: Vec<(crate::store::BucketKey, i64, BucketState)>,
+    entries: Vec<(BucketKey, i64, BucketState)>,
 }
 
 /// End of a hash chain in [`Accumulator`].
@@ -479,7 +495,7 @@ struct AccSpec {
     metric: String,
     group_by: Vec<String>,
     unique: Vec<String>,
-    clock: crate::window::WindowClock,
+    clock: crate::time::WindowClock,
 }
 
 impl Accumulator {
@@ -500,7 +516,7 @@ impl Accumulator {
                     metric: s.metric.clone(),
                     group_by: s.group_by.clone(),
                     unique: s.unique_dims().map(str::to_string).collect(),
-                    clock: crate::window::WindowClock::new(s.window, tz)?,
+                    clock: crate::time::WindowClock::new(s.window, tz)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -568,7 +584,7 @@ impl Accumulator {
                     .ok()
                     .filter(|&i| i != NO_ENTRY)
                     .ok_or_else(|| Error::new(ErrorKind::Overflow, "An accumulator holds at most 2^32-1 buckets."))?;
-                let key = crate::store::BucketKey {
+                let key = BucketKey {
                     tenant: self.tenant.clone(),
                     spec: spec.id,
                     start,
@@ -597,7 +613,7 @@ impl Accumulator {
     }
 
     /// The accumulated `(key, window end, state)` triples, in first-touched order.
-    pub fn into_buckets(self) -> Vec<(crate::store::BucketKey, i64, BucketState)> {
+    pub fn into_buckets(self) -> Vec<(BucketKey, i64, BucketState)> {
         self.entries
     }
 }

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::engine::{IngestReport, Inner};
 use crate::error::{Error, ErrorKind, Result};
+use crate::record::UsageRecord;
 use crate::rollup::{Accumulator, BucketState, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, Store};
-use crate::usage::UsageRecord;
 
 fn history_prefix(id: &str) -> String {
     format!("history/{}:{id}/", id.len())
@@ -86,7 +86,7 @@ pub(crate) fn replace_once(inner: &mut Inner, batch: &[UsageRecord]) -> Result<I
         }
     }
     for t in revised {
-        changes.meta.push(crate::batch::next_revision(inner.store.as_ref(), t)?);
+        changes.meta.push(crate::engine::batch::next_revision(inner.store.as_ref(), t)?);
     }
     let recomputed = recompute_buckets(inner, &old, &new, &mut changes)?;
     for tenant in tenants.keys() {

@@ -4,11 +4,12 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::bill::{add, BillRequest};
+use crate::billing::BillRequest;
+use crate::decimal::add;
 use crate::error::{Error, ErrorKind, Result};
+use crate::record::UsageRecord;
 use crate::tariff::Tariff;
-use crate::usage::UsageRecord;
-use crate::window::{local_midnight, parse_time_zone};
+use crate::time::{local_midnight, parse_time_zone};
 
 /// The bill total of one billing period of a [`Comparison`].
 ///
@@ -18,7 +19,7 @@ pub struct PeriodTotal {
     /// The local calendar month `YYYY-MM` of the bill.
     pub period: String,
     /// The bill's total, in the tariff's currency (major unit, minor-unit digits).
-    #[serde(with = "crate::bill::money_str")]
+    #[serde(with = "crate::decimal::money_str")]
     pub total: Decimal,
 }
 
@@ -183,7 +184,7 @@ mod opt_money {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
         #[derive(Deserialize)]
-        struct W(#[serde(with = "crate::bill::money_str")] Decimal);
+        struct W(#[serde(with = "crate::decimal::money_str")] Decimal);
         Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
     }
 }

@@ -9,10 +9,10 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::fuzz_driver::{fuzz, mangled, number_text};
+use crate::tests::fuzz_driver::{fuzz, mangled, number_text};
 use crate::{
-    check_json, parse_decimal, BillRequest, ErrorKind, Query, RollupSpec, Tariff, UsageRecord, ValidationConfig,
-    Validator,
+    decimal::parse_decimal, json::check_json, vee::ValidationConfig, BillRequest, ErrorKind, Query, RollupSpec, Tariff,
+    UsageRecord, Validator,
 };
 
 /// The value of decimal text, normalized textually (an oracle independent of rust_decimal):
@@ -187,14 +187,14 @@ fn fuzz_binding_json_entry_points() {
         json_round_trip::<BillRequest>(text)?;
         json_round_trip::<RollupSpec>(text)?;
         json_round_trip::<crate::MeterReading>(text)?;
-        json_round_trip::<crate::Quota>(text)?;
-        json_round_trip::<crate::EstimateConfig>(text)?;
-        json_round_trip::<crate::SharedMeter>(text)?;
+        json_round_trip::<crate::quota::Quota>(text)?;
+        json_round_trip::<crate::vee::estimate::EstimateConfig>(text)?;
+        json_round_trip::<crate::allocate::SharedMeter>(text)?;
         // Canonical JSON is a fixed point.
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
-            let c = crate::canonical_json(&v);
+            let c = crate::json::canonical_json(&v);
             let again = serde_json::from_str::<serde_json::Value>(&c).map_err(|e| format!("{c}: {e}"))?;
-            if crate::canonical_json(&again) != c {
+            if crate::json::canonical_json(&again) != c {
                 return Err(format!("canonical JSON {c} is not stable"));
             }
         }

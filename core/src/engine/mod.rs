@@ -8,19 +8,22 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::bill::{Bill, BillRequest};
+use crate::billing::{Bill, BillRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::invoice::Invoice;
 use crate::notify::{Event, NoopNotifier, Notifier};
 use crate::quota::{Quota, QuotaEntry};
+use crate::record::{Quality, UsageRecord};
 use crate::rollup::{dim_value, Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 use crate::tariff::Tariff;
-use crate::usage::{fmt_ts, Quality, UsageRecord};
-use crate::validate::{Action, Finding, ValidationConfig, Validator};
-use crate::window::{parse_time_zone, Window};
+use crate::time::fmt_ts;
+use crate::time::{parse_time_zone, Window};
+use crate::vee::{Action, Finding, ValidationConfig, Validator};
 
+pub(crate) mod batch;
 mod readings;
+pub(crate) mod revise;
 
 /// Metadata key of the instant (Unix seconds) up to which `close_windows` closed a tenant's windows.
 const CLOSED_UNTIL: &str = "engine/closed_until";
@@ -123,10 +126,10 @@ pub struct Query {
     #[serde(default)]
     pub unique: Vec<String>,
     /// Start of the range (inclusive, widened to its window's start).
-    #[serde(default, with = "crate::usage::opt_ts_str")]
+    #[serde(default, with = "crate::time::opt_ts_str")]
     pub from: Option<DateTime<Utc>>,
     /// End of the range (exclusive, on window start).
-    #[serde(default, with = "crate::usage::opt_ts_str")]
+    #[serde(default, with = "crate::time::opt_ts_str")]
     pub to: Option<DateTime<Utc>>,
     /// Whether to return empty windows.
     #[serde(default)]
@@ -228,7 +231,7 @@ pub struct Totals {
     /// The period before it.
     pub previous: Bucket,
     /// Change of the sum in percent (2 decimal places, half-even); `null` when the previous sum is 0.
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub change_percent: Option<Decimal>,
 }
 
@@ -482,7 +485,7 @@ impl Engine {
     /// As [`Engine::ingest`]; [`ErrorKind::InvalidQuery`] (field `source`) for an empty source
     /// name or one longer than 200 bytes.
     pub fn ingest_from(&self, source: &str, batch: &[UsageRecord]) -> Result<IngestReport> {
-        crate::batch::check_source(source)?;
+        crate::engine::batch::check_source(source)?;
         self.ingest_tracked(Some(source), batch)
     }
 
@@ -493,8 +496,8 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::InvalidQuery`] for an invalid source name; [`ErrorKind::Store`].
     pub fn last_ingested_at(&self, tenant: &str, source: &str) -> Result<Option<DateTime<Utc>>> {
-        crate::batch::check_source(source)?;
-        crate::batch::read_watermark(self.lock().store.as_ref(), tenant, source)
+        crate::engine::batch::check_source(source)?;
+        crate::engine::batch::read_watermark(self.lock().store.as_ref(), tenant, source)
     }
 
     fn ingest_tracked(&self, source: Option<&str>, batch: &[UsageRecord]) -> Result<IngestReport> {
@@ -585,7 +588,7 @@ impl Engine {
         Ok(())
     }
 
-    /// A batch the probe remembers (see [`crate::batch`]): every record a duplicate, answered
+    /// A batch the probe remembers (see [`crate::engine::batch`]): every record a duplicate, answered
     /// from one metadata read; with a source, its watermark is still moved.
     fn probe_hit(
         inner: &mut Inner,
@@ -598,7 +601,7 @@ impl Engine {
             return Ok(None);
         }
         if let Some(source) = source {
-            let meta = crate::batch::watermark_changes(inner.store.as_ref(), source, batch)?;
+            let meta = crate::engine::batch::watermark_changes(inner.store.as_ref(), source, batch)?;
             if !meta.is_empty() {
                 inner.store.apply(&ChangeSet { meta, ..ChangeSet::default() })?;
             }
@@ -618,7 +621,7 @@ impl Engine {
         careful: bool,
         source: Option<&str>,
     ) -> Result<IngestOutcome> {
-        let probe = crate::batch::probe_key(inner.store.as_ref(), batch)?;
+        let probe = crate::engine::batch::probe_key(inner.store.as_ref(), batch)?;
         if let Some(report) = Self::probe_hit(inner, batch, probe.as_ref(), source)? {
             return Ok((report, Vec::new(), Vec::new()));
         }
@@ -733,7 +736,7 @@ impl Engine {
                 let rejected: std::collections::HashSet<(&str, &str)> =
                     report.rejected.iter().map(|r| (r.tenant.as_str(), r.id.as_str())).collect();
                 let kept = batch.iter().filter(|r| !rejected.contains(&(r.tenant.as_str(), r.id.as_str())));
-                changes.meta.extend(crate::batch::watermark_changes(inner.store.as_ref(), source, kept)?);
+                changes.meta.extend(crate::engine::batch::watermark_changes(inner.store.as_ref(), source, kept)?);
             }
             // Windows that `close_windows` passed before this batch: a new bucket there is late.
             let mut closed_until: HashMap<&str, i64> = HashMap::new();
@@ -800,7 +803,7 @@ impl Engine {
         };
         let mut changes = ChangeSet {
             delete: vec![(tenant.to_string(), id.to_string())],
-            meta: vec![crate::batch::next_revision(inner.store.as_ref(), tenant)?],
+            meta: vec![crate::engine::batch::next_revision(inner.store.as_ref(), tenant)?],
             known_specs: Some(inner.specs.len() as u32),
             ..ChangeSet::default()
         };
@@ -861,7 +864,7 @@ impl Engine {
             let mut inner = self.lock();
             let mut attempt = 1;
             loop {
-                match Self::attempt(&mut inner, attempt, |inner| crate::revise::replace_once(inner, batch)) {
+                match Self::attempt(&mut inner, attempt, |inner| crate::engine::revise::replace_once(inner, batch)) {
                     Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                         attempt += 1;
                         Self::reload_specs(&mut inner)?;
@@ -883,7 +886,7 @@ impl Engine {
     /// # Errors
     /// [`ErrorKind::Store`], also for a stored version that no longer reads.
     pub fn history(&self, tenant: &str, id: &str) -> Result<Vec<UsageRecord>> {
-        crate::revise::history(self.lock().store.as_ref(), tenant, id)
+        crate::engine::revise::history(self.lock().store.as_ref(), tenant, id)
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -1249,10 +1252,10 @@ fn spec_entry(specs: &[SpecEntry], id: u32) -> Result<&SpecEntry> {
 /// every validated record.
 type IngestOutcome = (IngestReport, Vec<Event>, Vec<(usize, std::ops::Range<usize>)>);
 
-fn alert_event(e: crate::alert::AlertEvent) -> Event {
+fn alert_event(e: crate::vee::alert::AlertEvent) -> Event {
     match e {
-        crate::alert::AlertEvent::Raised(alert) => Event::AlertRaised { alert },
-        crate::alert::AlertEvent::Resolved(alert) => Event::AlertResolved { alert },
+        crate::vee::alert::AlertEvent::Raised(alert) => Event::AlertRaised { alert },
+        crate::vee::alert::AlertEvent::Resolved(alert) => Event::AlertResolved { alert },
     }
 }
 
@@ -1460,9 +1463,9 @@ impl<'s> OverflowGuard<'s> {
                     .map_or([Decimal::ZERO; 3], |b| [b.state.sum, b.state.flagged_sum, b.state.estimated_sum]),
             };
             let sums = [
-                crate::usage::exact_add(base[0], delta.sum),
-                crate::usage::exact_add(base[1], delta.flagged_sum),
-                crate::usage::exact_add(base[2], delta.estimated_sum),
+                crate::decimal::exact_add(base[0], delta.sum),
+                crate::decimal::exact_add(base[1], delta.flagged_sum),
+                crate::decimal::exact_add(base[2], delta.estimated_sum),
             ];
             let [Some(a), Some(b), Some(c)] = sums else {
                 let spec = self.specs.iter().find(|(id, _)| *id == key.spec).map(|(_, s)| *s);

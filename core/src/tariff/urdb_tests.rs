@@ -1,6 +1,6 @@
 use super::*;
 
-const REAL: &str = include_str!("../../tests/data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json");
+const REAL: &str = include_str!("../../../tests/data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json");
 
 #[test]
 fn real_record_imports_kwh_per_kw_tiers_and_keeps_its_description_as_a_note() {

@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::usage::UsageRecord;
-use crate::validate::{Finding, Rule, Severity};
+use crate::record::UsageRecord;
+use crate::vee::{Finding, Rule, Severity};
 
 /// How findings become alerts. JSON: `{"gap":72,"warmup":288}`, every field optional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,20 +63,20 @@ pub struct Alert {
     /// Metric of the series.
     pub metric: String,
     /// Timestamp of the first finding.
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub start: DateTime<Utc>,
     /// Timestamp of the last finding.
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub end: DateTime<Utc>,
     /// Rules involved, in the order they first fired.
     pub rules: Vec<Rule>,
     /// The highest severity of the findings.
     pub severity: Severity,
     /// Value of the strongest finding, in the metric's unit.
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub peak: Option<Decimal>,
     /// Expected range of the strongest finding, `(low, high)`.
-    #[serde(default, with = "crate::validate::opt_range")]
+    #[serde(default, with = "crate::vee::opt_range")]
     pub expected: Option<(Decimal, Decimal)>,
     /// Number of findings merged into the alert.
     pub findings: u32,
@@ -145,7 +145,7 @@ struct SeriesAlerts {
 /// are split into batches.
 ///
 /// ```
-/// use meterkit::{AlertBuilder, AlertConfig, AlertEvent, UsageRecord, ValidationConfig, Validator};
+/// use meterkit::{vee::alert::AlertBuilder, vee::alert::AlertConfig, vee::alert::AlertEvent, UsageRecord, vee::ValidationConfig, Validator};
 /// use chrono::{Duration, TimeZone, Utc};
 /// let t0 = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
 /// let mut v = Validator::new([("kwh", ValidationConfig::default())])?.with_now(t0 + Duration::days(30));

@@ -11,9 +11,14 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::decimal::{fmt_decimal, parse_decimal};
 use crate::error::{Error, ErrorKind, Result};
-use crate::usage::{fmt_decimal, fmt_ts, parse_decimal, Quality, UsageRecord};
-use crate::window::parse_time_zone;
+use crate::record::{Quality, UsageRecord};
+use crate::time::fmt_ts;
+use crate::time::parse_time_zone;
+
+pub mod alert;
+pub mod estimate;
 
 /// How serious a [`Finding`] is.
 ///
@@ -208,16 +213,16 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// When: the record's timestamp (for a gap: the start of the first missing interval).
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub timestamp: DateTime<Utc>,
     /// The checked value, in the metric's unit.
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub value: Option<Decimal>,
     /// The range the value was expected in, `(low, high)`.
     #[serde(default, with = "opt_range")]
     pub expected: Option<(Decimal, Decimal)>,
     /// The rule's score (robust z for spike/drop, a count for streaks and gaps).
-    #[serde(default, with = "crate::usage::opt_decimal_str")]
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
     pub score: Option<Decimal>,
     /// What was found and what to do, in a sentence.
     pub message: String,
@@ -257,7 +262,7 @@ impl Finding {
     /// [`CSV_HEADER`]: Finding::CSV_HEADER
     ///
     /// ```
-    /// use meterkit::{Action, Finding, Rule, Severity, UsageRecord};
+    /// use meterkit::{vee::Action, Finding, vee::Rule, vee::Severity, UsageRecord};
     /// use chrono::{TimeZone, Utc};
     /// let r = UsageRecord::new("t", "r1", "m1", "kwh", "-2".parse()?, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
     /// let f = Finding::about(&r, Rule::NegativeQuantity, Severity::Error, Action::Reject, "Negative, \"really\".".into());
@@ -298,8 +303,8 @@ pub(crate) mod opt_range {
 
     #[derive(Serialize, Deserialize)]
     struct R(
-        #[serde(with = "crate::usage::decimal_str")] Decimal,
-        #[serde(with = "crate::usage::decimal_str")] Decimal,
+        #[serde(with = "crate::decimal::decimal_str")] Decimal,
+        #[serde(with = "crate::decimal::decimal_str")] Decimal,
     );
 
     #[allow(clippy::ref_option)]
@@ -333,10 +338,10 @@ pub struct ValidationConfig {
     /// Horizon, seconds: a timestamp earlier than now − horizon is rejected. Default: none.
     pub max_age_secs: Option<i64>,
     /// Absolute high limit in the metric's unit (inclusive bound of what is normal). Default: none.
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub high_limit: Option<Decimal>,
     /// Absolute low limit in the metric's unit. Default: none.
-    #[serde(with = "crate::usage::opt_decimal_str")]
+    #[serde(with = "crate::decimal::opt_decimal_str")]
     pub low_limit: Option<Decimal>,
     /// Run the spike/drop rule. Default `true`.
     pub spikes: bool,
@@ -378,7 +383,7 @@ pub struct ValidationConfig {
     /// streak rarity test start after them (and [`AlertConfig::warmup`] raises no alert before
     /// them). Default 288 (one day of 5-minute values, twelve days of hourly ones).
     ///
-    /// [`AlertConfig::warmup`]: crate::AlertConfig::warmup
+    /// [`AlertConfig::warmup`]: crate::vee::alert::AlertConfig::warmup
     pub warmup: u32,
     /// Seasonal threshold that adapts to the series' own tail: with at least 200 seasonal scores
     /// seen, the seasonal band uses the larger of `threshold` and the score exceeded by only this
@@ -800,7 +805,7 @@ struct MetricRules {
 /// [`with_now`](Validator::with_now) (tests, replays, the CLI's `--now`).
 ///
 /// ```
-/// use meterkit::{Rule, UsageRecord, ValidationConfig, Validator};
+/// use meterkit::{vee::Rule, UsageRecord, vee::ValidationConfig, Validator};
 /// use chrono::{Duration, TimeZone, Utc};
 /// let t0 = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
 /// let mut v = Validator::new([("kwh", ValidationConfig::default())])?.with_now(t0 + Duration::days(1));
@@ -825,7 +830,7 @@ pub struct Validator {
     series: Vec<(String, String, String, Series)>,
     last: Option<u32>,
     journal: Option<Vec<(u32, Option<Series>)>>,
-    alerts: crate::alert::AlertBuilder,
+    alerts: crate::vee::alert::AlertBuilder,
 }
 
 impl Validator {
@@ -853,14 +858,14 @@ impl Validator {
             series: Vec::new(),
             last: None,
             journal: None,
-            alerts: crate::alert::AlertBuilder::default(),
+            alerts: crate::vee::alert::AlertBuilder::default(),
         })
     }
 
     /// The alert grouping the engine feeds after each stored batch (default [`AlertConfig`]).
     ///
-    /// [`AlertConfig`]: crate::AlertConfig
-    pub fn alerts_mut(&mut self) -> &mut crate::alert::AlertBuilder {
+    /// [`AlertConfig`]: crate::vee::alert::AlertConfig
+    pub fn alerts_mut(&mut self) -> &mut crate::vee::alert::AlertBuilder {
         &mut self.alerts
     }
 
@@ -1327,7 +1332,7 @@ fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, u
 
     // Seasonal slot of this record.
     let (how, week) = if cfg.seasonal {
-        let local = if utc { ts } else { ts + crate::window::offset_at(tz, ts) };
+        let local = if utc { ts } else { ts + crate::time::offset_at(tz, ts) };
         let k = local - FIRST_MONDAY;
         ((k.rem_euclid(WEEK) / 3600) as usize, k.div_euclid(WEEK))
     } else {

@@ -5,22 +5,9 @@ use std::ops::Bound;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::record::UsageRecord;
+pub use crate::rollup::BucketKey;
 use crate::rollup::{BucketState, RollupSpec};
-use crate::usage::UsageRecord;
-
-/// Identifies one rollup bucket: tenant, spec (index in the store's spec list), window start
-/// (Unix seconds) and group values in the spec's `group_by` order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BucketKey {
-    /// Tenant.
-    pub tenant: String,
-    /// Spec id: the spec's position in the store's list (added through [`ChangeSet::new_specs`]).
-    pub spec: u32,
-    /// Window start, Unix seconds.
-    pub start: i64,
-    /// Group values in `group_by` order (`None` where a record lacks the dimension).
-    pub group: Vec<Option<String>>,
-}
 
 /// A bucket as persisted: key, window end (Unix seconds), state and whether `WindowClosed` was
 /// emitted for it.

@@ -8,10 +8,15 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::decimal::fmt_decimal;
+use crate::decimal::{add, div, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
+use crate::record::UsageRecord;
 use crate::tariff::{tariff_err, Basis, Charge, ChargeKind, Per, Rounding, Schedule, SharedLadder, Tariff, Tier};
-use crate::usage::{fmt_decimal, fmt_ts, UsageRecord};
-use crate::window::{local_midnight, offset_at, parse_time_zone, Window};
+use crate::time::fmt_ts;
+use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
+
+pub mod compare;
 
 /// What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
 /// months and schedules in `time_zone`.
@@ -28,10 +33,10 @@ pub struct BillRequest {
     /// The metric charges without their own `metric` apply to (`kwh`, `bytes`).
     pub metric: String,
     /// Start of the billing period (inclusive).
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub period_start: DateTime<Utc>,
     /// End of the billing period (exclusive).
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub period_end: DateTime<Utc>,
     /// IANA zone of the bill's days and months.
     pub time_zone: String,
@@ -70,15 +75,15 @@ pub struct BillLine {
     /// What the line is, in words.
     pub description: String,
     /// Quantity priced: units, kW, days, periods, packages, or the base amount of a percentage.
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub quantity: Decimal,
     /// Unit of `quantity` (`kWh`, `GB`, `kW`, `day`, `period`, `package`, or the currency).
     pub unit: String,
     /// Price per unit (a percentage as a fraction: 5 % is `0.05`).
-    #[serde(with = "crate::usage::decimal_str")]
+    #[serde(with = "crate::decimal::decimal_str")]
     pub rate: Decimal,
     /// Money, rounded to the minor unit.
-    #[serde(with = "money_str")]
+    #[serde(with = "crate::decimal::money_str")]
     pub amount: Decimal,
     /// Tier number (1-based) of a tiered line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,10 +107,10 @@ pub struct Bill {
     /// The subject billed.
     pub subject: String,
     /// Start of the period (inclusive).
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub period_start: DateTime<Utc>,
     /// End of the period (exclusive).
-    #[serde(with = "crate::usage::ts_str")]
+    #[serde(with = "crate::time::ts_str")]
     pub period_end: DateTime<Utc>,
     /// IANA zone of the bill's days.
     pub time_zone: String,
@@ -114,13 +119,13 @@ pub struct Bill {
     /// The lines.
     pub lines: Vec<BillLine>,
     /// Sum of the non-tax lines.
-    #[serde(with = "money_str")]
+    #[serde(with = "crate::decimal::money_str")]
     pub subtotal: Decimal,
     /// Sum of the tax lines.
-    #[serde(with = "money_str")]
+    #[serde(with = "crate::decimal::money_str")]
     pub taxes: Decimal,
     /// `subtotal + taxes`.
-    #[serde(with = "money_str")]
+    #[serde(with = "crate::decimal::money_str")]
     pub total: Decimal,
 }
 
@@ -189,39 +194,9 @@ pub fn month_period(yyyy_mm: &str, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Ut
     Ok((secs(local_midnight(tz, first)?)?, secs(local_midnight(tz, next)?)?))
 }
 
-pub(crate) mod money_str {
-    use rust_decimal::Decimal;
-    use serde::{de, Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(d)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        let s = std::borrow::Cow::<str>::deserialize(d)?;
-        crate::usage::parse_decimal(&s).map_err(|e| de::Error::custom(e.message()))
-    }
-}
-
 fn secs(t: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp(t, 0)
         .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
-}
-
-pub(crate) fn add(a: Decimal, b: Decimal) -> Result<Decimal> {
-    a.checked_add(b).ok_or_else(|| Error::overflow("A bill sum"))
-}
-
-pub(crate) fn sub(a: Decimal, b: Decimal, what: &str) -> Result<Decimal> {
-    a.checked_sub(b).ok_or_else(|| Error::overflow(what))
-}
-
-pub(crate) fn mul(a: Decimal, b: Decimal) -> Result<Decimal> {
-    a.checked_mul(b).ok_or_else(|| Error::overflow("A quantity times a rate"))
-}
-
-fn div(a: Decimal, b: Decimal) -> Result<Decimal> {
-    a.checked_div(b).ok_or_else(|| Error::overflow("A division"))
 }
 
 /// The larger of two decimals, comparing mantissas directly when the scales agree (the common
@@ -1462,5 +1437,4 @@ impl QuantityRater {
 }
 
 #[cfg(test)]
-#[path = "bill_tests.rs"]
 mod tests;

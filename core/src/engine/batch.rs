@@ -22,8 +22,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::record::UsageRecord;
 use crate::store::Store;
-use crate::usage::{fmt_ts, parse_ts, UsageRecord};
+use crate::time::{fmt_ts, parse_ts};
 
 /// The smallest batch the probe remembers (smaller batches would add one metadata row for a
 /// handful of records).

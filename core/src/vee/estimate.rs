@@ -8,7 +8,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::usage::{fmt_ts, Quality, UsageRecord};
+use crate::record::{Quality, UsageRecord};
+use crate::time::fmt_ts;
 
 /// How [`estimate_gaps`] fills gaps.
 ///
@@ -72,7 +73,7 @@ impl EstimateConfig {
 /// an `end`.
 ///
 /// ```
-/// use meterkit::{estimate_gaps, EstimateConfig, Quality, UsageRecord};
+/// use meterkit::{vee::estimate::estimate_gaps, vee::estimate::EstimateConfig, record::Quality, UsageRecord};
 /// use chrono::{Duration, TimeZone, Utc};
 /// let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
 /// let rec = |h: i64, q: &str| UsageRecord::new("t", format!("r{h}"), "m1", "kwh", q.parse().unwrap(), t0 + Duration::hours(h));
@@ -134,7 +135,7 @@ pub fn estimate_gaps(records: &[UsageRecord], cfg: &EstimateConfig) -> Result<Ve
                 let mut n = 0i64;
                 for w in 1..=i64::from(cfg.history_weeks) {
                     if let Some(q) = history.get(&(t - w * 604_800)) {
-                        sum = crate::usage::exact_add(sum, *q).ok_or_else(overflow)?;
+                        sum = crate::decimal::exact_add(sum, *q).ok_or_else(overflow)?;
                         n += 1;
                     }
                 }
