@@ -197,34 +197,41 @@ impl ReportBills {
     }
 }
 
-/// The bills section of the report: one bill per tariff for the chosen month.
-pub fn render_report_bills(
+/// The report's bills: one per tariff for the chosen month, or why there are none.
+pub enum ReportBillsOutcome {
+    /// `(tariff, bill)` in the order of the `--tariff` flags, and the shared-meter split used.
+    Bills(Vec<(Tariff, Bill)>, Option<(String, Decimal, u32)>),
+    /// Why no bill was made (several subjects, no complete month); empty when no tariff was given.
+    Skipped(String),
+}
+
+/// The bills of the report: one bill per tariff for `--bill-period` (default: the last complete
+/// month), for the input's only subject (and its share of `--shared-meter`).
+///
+/// # Errors
+/// The engine's errors reading records, and a tariff's bill errors.
+pub fn report_bills(
     engine: &Engine,
     tenant: &str,
     tz_name: &str,
     outcome: &IngestOutcome,
     flags: &ReportBills,
     tariffs: &[Tariff],
-) -> Result<String> {
-    let mut s = String::new();
+) -> Result<ReportBillsOutcome> {
     if tariffs.is_empty() {
-        return Ok(s);
+        return Ok(ReportBillsOutcome::Skipped(String::new()));
     }
     let (Some(subject), 1) = (outcome.subjects.iter().next(), outcome.subjects.len()) else {
-        let _ =
-            writeln!(s, "\nBills: skipped, the input has {} subjects (bills are per subject).", outcome.subjects.len());
-        return Ok(s);
+        let why = format!("the input has {} subjects (bills are per subject)", outcome.subjects.len());
+        return Ok(ReportBillsOutcome::Skipped(why));
     };
-    let Some(metric) = outcome.metrics.iter().next() else { return Ok(s) };
+    let Some(metric) = outcome.metrics.iter().next() else { return Ok(ReportBillsOutcome::Skipped(String::new())) };
     let tz = parse_time_zone(tz_name)?;
     let (start, end) = match &flags.bill_period {
         Some(p) => month_period(p, tz)?,
         None => match last_complete_month(engine, tenant, subject, metric, tz_name)? {
             Some(p) => p,
-            None => {
-                let _ = writeln!(s, "\nBills: skipped, the data holds no complete month.");
-                return Ok(s);
-            }
+            None => return Ok(ReportBillsOutcome::Skipped("the data holds no complete month".into())),
         },
     };
     let req = BillRequest::new(tenant, subject.as_str(), metric.as_str(), start, end, tz_name);
@@ -237,18 +244,32 @@ pub fn render_report_bills(
         let meter = SharedMeter { meter: "shared-meter".into(), metric: shared_metric.clone(), shares, scale };
         records.extend(meter.split(tenant, *total, start)?.into_iter().filter(|r| &r.subject == subject));
     }
+    let bills = tariffs.iter().map(|t| Ok((t.clone(), t.bill(&req, &records)?))).collect::<Result<Vec<_>>>()?;
+    Ok(ReportBillsOutcome::Bills(bills, shared))
+}
+
+/// The bills section of the report: one bill per tariff for the chosen month.
+pub fn render_report_bills(bills: &ReportBillsOutcome, subject: Option<&String>) -> String {
+    let mut s = String::new();
+    let (bills, shared) = match bills {
+        ReportBillsOutcome::Skipped(why) if why.is_empty() => return s,
+        ReportBillsOutcome::Skipped(why) => {
+            let _ = writeln!(s, "\nBills: skipped, {why}.");
+            return s;
+        }
+        ReportBillsOutcome::Bills(bills, shared) => (bills, shared),
+    };
     let _ = writeln!(s, "\nMonthly bills");
-    for tariff in tariffs {
-        let bill = tariff.bill(&req, &records)?;
-        let _ = writeln!(s, "{}", bill_table(&bill, tariff));
+    for (tariff, bill) in bills {
+        let _ = writeln!(s, "{}", bill_table(bill, tariff));
         if let Some(source) = &tariff.source {
             let _ = writeln!(s, "  source: {source}");
         }
     }
-    if let Some((m, total, flats)) = shared {
+    if let (Some((m, total, flats)), Some(subject)) = (shared, subject) {
         let _ = writeln!(s, "  shared meter: {total} {m} split equally across {flats} flats (largest remainder); {subject} is one of them");
     }
-    Ok(s)
+    s
 }
 
 /// The last calendar month (in the zone) with usage on every one of its days.

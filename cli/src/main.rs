@@ -5,6 +5,7 @@ mod compare;
 mod consume;
 mod input;
 mod readings;
+mod html;
 mod report;
 mod validation;
 
@@ -80,6 +81,13 @@ enum Command {
         batch_size: u32,
         #[command(flatten)]
         bills: billing::ReportBills,
+        /// Also write the report as one self-contained HTML page (inline SVG charts, the bills
+        /// with their lines, alerts marked on the daily chart) to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// How to print the report: `table` (readable text) or `json` (every figure, exact).
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
     },
     /// Bill a subject's usage for a period under a tariff (TOML, JSON or URDB JSON).
     Bill(billing::BillArgs),
@@ -194,13 +202,35 @@ fn run(cli: &Cli) -> Result<()> {
             print_ingest(*output, &outcome, source.is_some(), watermark.as_deref())
         }
         Command::Rollup(args) => rollup(cli, args),
-        Command::Report { input, tz, batch_size, bills } => {
+        Command::Report { input, tz, batch_size, bills, html, output } => {
             meterkit::time::parse_time_zone(tz)?;
+            if *output == Output::Csv {
+                return Err(Error::new(ErrorKind::InvalidQuery, "report prints --output table or json.").with_field("output"));
+            }
             let tariffs = bills.load(tz)?;
             let engine = open_engine(&cli.db)?;
             let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize, None)?;
-            let mut text = report::render(&engine, &cli.tenant, input, tz, &outcome)?;
-            text.push_str(&billing::render_report_bills(&engine, &cli.tenant, tz, &outcome, bills, &tariffs)?);
+            let made = billing::report_bills(&engine, &cli.tenant, tz, &outcome, bills, &tariffs)?;
+            let data = match (html, output) {
+                (None, Output::Table) => None,
+                _ => Some(html::gather(&engine, &cli.tenant, input, tz, &outcome, &made)?),
+            };
+            if let (Some(path), Some(data)) = (html, &data) {
+                html::write(path, data)?;
+            }
+            let text = match &data {
+                Some(data) if *output == Output::Json => {
+                    let mut t = serde_json::to_string_pretty(data).map_err(|e| Error::new(ErrorKind::Store, e.to_string()))?;
+                    t.push('\n');
+                    t
+                }
+                _ => {
+                    let mut t = report::render(&engine, &cli.tenant, input, tz, &outcome)?;
+                    let single = (outcome.subjects.len() == 1).then(|| outcome.subjects.iter().next()).flatten();
+                    t.push_str(&billing::render_report_bills(&made, single));
+                    t
+                }
+            };
             std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_err)
         }
         Command::Bill(args) => billing::bill(&open_existing(&cli.db)?, &cli.tenant, args),

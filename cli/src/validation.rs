@@ -220,15 +220,23 @@ fn findings_table(findings: &[Finding], max: usize) -> Table {
     t
 }
 
+/// The report's alerts and findings summary: `records` checked with the default rules.
+///
+/// # Errors
+/// A rule configuration error (none with the defaults).
+pub fn report_alerts(records: &[UsageRecord]) -> Result<(Vec<Alert>, ValidationSummary)> {
+    let mut v = validator(None)?;
+    let findings = v.check_all(records);
+    let alerts = meterkit::vee::alert::alerts_of(records, &findings, AlertConfig::default())?;
+    Ok((alerts, ValidationSummary::of(&findings)))
+}
+
 /// The report's validation section: the default rules over `records` (in time order), shown as
 /// alerts (consecutive findings on one series merged), not raw findings.
 pub fn render_summary(records: &[UsageRecord]) -> Result<String> {
     /// Alerts listed in full; the rest are counted.
     const SHOWN: usize = 20;
-    let mut v = validator(None)?;
-    let findings = v.check_all(records);
-    let alerts = meterkit::vee::alert::alerts_of(records, &findings, AlertConfig::default())?;
-    let summary = ValidationSummary::of(&findings);
+    let (alerts, summary) = report_alerts(records)?;
     let mut s = String::new();
     let _ = writeln!(
         s,
