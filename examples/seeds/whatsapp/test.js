@@ -37,7 +37,7 @@ test('whatsapp: months per organisation and category, costs per channel', () => 
         checks += 2
       })
     }
-    channels.forEach((ch, i) => assert.equal(m.totalByChannel[i], cents(sum(data.categories.map((c) => m.costByChannel[c][i]))))))
+    channels.forEach((ch, i) => assert.equal(m.totalByChannel[i], cents(sum(data.categories.map((c) => m.costByChannel[c][i])))))
   }
   assert.ok(checks > 100)
 })
