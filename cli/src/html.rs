@@ -120,7 +120,8 @@ pub fn gather(
         let months = query(Window::Month)?;
         let days = query(Window::Day)?;
         let total = days.iter().try_fold(meterkit::Decimal::ZERO, |a, d| a.checked_add(d.sum)).ok_or_else(|| {
-            Error::new(ErrorKind::Overflow, format!("The total of {metric} overflows a decimal.")).with_field("quantity")
+            Error::new(ErrorKind::Overflow, format!("The total of {metric} overflows a decimal."))
+                .with_field("quantity")
         })?;
         let alerts = match (days.first(), days.last()) {
             (Some(first), Some(last)) => {
@@ -278,8 +279,11 @@ fn metric_section(m: &MetricFigures, tz: &str) -> Result<String> {
         .alerts
         .iter()
         .map(|a| {
-            let rules: Vec<String> =
-                a.rules.iter().map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()).collect();
+            let rules: Vec<String> = a
+                .rules
+                .iter()
+                .map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+                .collect();
             format!(
                 "<tr class=\"alert\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&a.subject),

@@ -3,9 +3,9 @@
 mod billing;
 mod compare;
 mod consume;
+mod html;
 mod input;
 mod readings;
-mod html;
 mod report;
 mod validation;
 
@@ -84,7 +84,7 @@ enum Command {
         /// Also write the report as one self-contained HTML page (inline SVG charts, the bills
         /// with their lines, alerts marked on the daily chart) to this file.
         #[arg(long)]
-        html: Option<PathBuf>,
+        html: Option<std::path::PathBuf>,
         /// How to print the report: `table` (readable text) or `json` (every figure, exact).
         #[arg(long, value_enum, default_value = "table")]
         output: Output,
@@ -205,7 +205,9 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Report { input, tz, batch_size, bills, html, output } => {
             meterkit::time::parse_time_zone(tz)?;
             if *output == Output::Csv {
-                return Err(Error::new(ErrorKind::InvalidQuery, "report prints --output table or json.").with_field("output"));
+                return Err(
+                    Error::new(ErrorKind::InvalidQuery, "report prints --output table or json.").with_field("output")
+                );
             }
             let tariffs = bills.load(tz)?;
             let engine = open_engine(&cli.db)?;
@@ -220,7 +222,8 @@ fn run(cli: &Cli) -> Result<()> {
             }
             let text = match &data {
                 Some(data) if *output == Output::Json => {
-                    let mut t = serde_json::to_string_pretty(data).map_err(|e| Error::new(ErrorKind::Store, e.to_string()))?;
+                    let mut t =
+                        serde_json::to_string_pretty(data).map_err(|e| Error::new(ErrorKind::Store, e.to_string()))?;
                     t.push('\n');
                     t
                 }
