@@ -7,6 +7,7 @@
 //! The charts are pictures (plotted from `f64` copies of the sums); every number on the page is
 //! printed from the exact decimals, the same text as the JSON.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -260,40 +261,39 @@ fn day_chart(m: &MetricFigures) -> Result<String> {
 }
 
 fn rows(points: &[Point], class: &str) -> String {
-    points
-        .iter()
-        .map(|p| {
-            format!(
-                "<tr data-{class}=\"{l}\"><td>{l}</td><td class=\"num sum\">{s}</td><td class=\"num\">{c}</td></tr>",
-                l = esc(&p.label),
-                s = p.sum,
-                c = p.count
-            )
-        })
-        .collect()
+    let mut out = String::new();
+    for p in points {
+        let _ = write!(
+            out,
+            "<tr data-{class}=\"{l}\"><td>{l}</td><td class=\"num sum\">{s}</td><td class=\"num\">{c}</td></tr>",
+            l = esc(&p.label),
+            s = p.sum,
+            c = p.count
+        );
+    }
+    out
+}
+
+/// A serde enum's name (`"spike"`, `"warning"`).
+fn name_of(v: &impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 fn metric_section(m: &MetricFigures, tz: &str) -> Result<String> {
     let scope = m.subject.as_deref().map_or_else(|| "all subjects".to_string(), |s| format!("subject {s}"));
-    let alerts: String = m
-        .alerts
-        .iter()
-        .map(|a| {
-            let rules: Vec<String> = a
-                .rules
-                .iter()
-                .map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
-                .collect();
-            format!(
-                "<tr class=\"alert\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&a.subject),
-                fmt_ts(a.start),
-                fmt_ts(a.end),
-                esc(&rules.join(", ")),
-                serde_json::to_value(a.severity).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-            )
-        })
-        .collect();
+    let mut alerts = String::new();
+    for a in &m.alerts {
+        let rules: Vec<String> = a.rules.iter().map(name_of).collect();
+        let _ = write!(
+            alerts,
+            "<tr class=\"alert\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.subject),
+            fmt_ts(a.start),
+            fmt_ts(a.end),
+            esc(&rules.join(", ")),
+            name_of(&a.severity)
+        );
+    }
     let metric = esc(&m.metric);
     Ok(format!(
         "<section class=\"metric\" data-metric=\"{metric}\"><h2>{metric} · {scope}</h2>\
@@ -318,24 +318,19 @@ fn metric_section(m: &MetricFigures, tz: &str) -> Result<String> {
 
 fn bill_section(b: &BillFigures) -> String {
     let text = |k: &str| b.bill.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-    let lines: String = b.bill["lines"]
-        .as_array()
-        .map(|ls| {
-            ls.iter()
-                .map(|l| {
-                    let f = |k: &str| esc(l.get(k).and_then(serde_json::Value::as_str).unwrap_or_default()).to_string();
-                    format!(
-                        "<tr class=\"line\"><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num amount\">{}</td></tr>",
-                        f("description"),
-                        f("quantity"),
-                        f("unit"),
-                        f("rate"),
-                        f("amount")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut lines = String::new();
+    for l in b.bill["lines"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let f = |k: &str| esc(l.get(k).and_then(serde_json::Value::as_str).unwrap_or_default()).to_string();
+        let _ = write!(
+            lines,
+            "<tr class=\"line\"><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num amount\">{}</td></tr>",
+            f("description"),
+            f("quantity"),
+            f("unit"),
+            f("rate"),
+            f("amount")
+        );
+    }
     format!(
         "<table class=\"bill\" data-tariff=\"{name}\"><caption>{name} · {subject} · {start} to {end} ({cur})</caption>\
 <tr><th>line</th><th class=\"num\">quantity</th><th>unit</th><th class=\"num\">rate</th><th class=\"num\">amount</th></tr>{lines}\
@@ -364,7 +359,7 @@ pub fn page(data: &ReportData) -> Result<String> {
     }
     body.push_str("<section class=\"bills\"><h2>Bills</h2>");
     if let Some(why) = &data.bills_skipped {
-        body.push_str(&format!("<p>Bills skipped: {}.</p>", esc(why)));
+        let _ = write!(body, "<p>Bills skipped: {}.</p>", esc(why));
     }
     for b in &data.bills {
         body.push_str(&bill_section(b));

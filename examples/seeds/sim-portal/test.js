@@ -98,6 +98,14 @@ test('sim-portal: the page shows the API numbers; a POST updates its KPIs live',
   }
 })
 
+/** A free loopback port (bound, read, released). */
+const freePort = () => new Promise((resolve) => {
+  const s = require('node:net').createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address()
+    s.close(() => resolve(port))
+  })
+})
+
 const MOSQUITTO = process.env.METERKIT_MOSQUITTO || '/usr/sbin/mosquitto'
 const CLI = process.env.METERKIT_CLI || path.join(__dirname, '..', '..', '..', 'target', 'debug', 'meterkit')
 const mqttOption = () => {
@@ -109,7 +117,7 @@ const mqttOption = () => {
 
 test('sim-portal: the MQTT bridge (meterkit consume mqtt://) feeds the portal and its page', { ...mqttOption(), ...browserOption() }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sim-portal-'))
-  const port = 20000 + Math.floor(Math.random() * 20000)
+  const port = await freePort()
   fs.writeFileSync(path.join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n`)
   const broker = spawn(MOSQUITTO, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' })
   const { data, app } = start({ db: path.join(dir, 'portal.db'), pushEvery: 200 })
