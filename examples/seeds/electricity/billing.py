@@ -39,10 +39,10 @@ def run(data: dict, engine: Engine | None = None) -> dict:
             outcome = engine.record_reading(x.tenant, "kwh", reading, None, opts)
             duplicate = any(f["rule"] == "duplicate_reading" for f in outcome["findings"])
             status["duplicate" if duplicate else outcome["status"]] += 1
-    pump = [s for s in data["societies"] if s.pump]
-    for s in pump:
+    replaced = 0
+    for s in (s for s in data["societies"] if s.pump):
         engine.ingest([r for m, total in data["pump"].items() for r in pump_records(s, m, total)])
-        replaced = engine.replace([r for m, total in data["pump_revised"].items() for r in pump_records(s, m, total)]).replaced
+        replaced += engine.replace([r for m, total in data["pump_revised"].items() for r in pump_records(s, m, total)]).replaced
     usage = []
     for s in data["societies"]:
         rows = engine.query(meterkit.Query(s.tenant, "kwh", "month", s.time_zone, group_by=["subject"]))

@@ -1,7 +1,7 @@
 """Generated electricity data for the example: two housing societies (tenants, each in its
 zone), their flats' register readings taken by field engineers at local midnight on the 1st of
 each month, January to June 2024 (London's DST change on 31 March), plus a mid-month visit on
-the 15th in some months; one 5-digit register rolls over. Green Park's water pump is a shared
+the 15th in some months; one 5-digit register rolls over; one reading has a dropped digit. Green Park's water pump is a shared
 meter whose monthly total is split across its flats; March's total is revised later. The March
 readings are sent twice (a field app's retry)."""
 
@@ -60,6 +60,10 @@ def generate(seed: int = 5) -> dict:
                     mid = register + use * 14 // 30
                     readings.append(Reading(s.tenant, flat, local_midnight(month + "-15", s.time_zone), Decimal(mid % 100_000), 5))
                 register += use
+    # A field engineer drops a digit on 20 April (VEE rejects it; the month's consumption is unchanged).
+    last = max((x for x in readings if x.meter == "tc-2" and x.at < local_midnight("2024-04-20", "Europe/London")), key=lambda x: x.at)
+    typo = Decimal(int(last.register) // 10 + 3)
+    readings.append(Reading("thames-court", "tc-2", local_midnight("2024-04-20", "Europe/London"), typo, 5))
     readings.sort(key=lambda x: (x.at, x.tenant, x.meter))
     pump = {m: Decimal(r.randint(150, 300)) * Decimal("0.4") for m in MONTHS[:-1]}  # kWh, divisible by 4 flats at 0.1
     return {
