@@ -42,7 +42,16 @@ function expected(data, cdrs) {
     const byCarrier = new Map()
     for (const c of inMonth(thisMonth)) byCarrier.set(c.carrier, (byCarrier.get(c.carrier) ?? 0n) + bytes(c))
     const top = [...byCarrier].sort((a, b) => (b[1] > a[1] ? 1 : b[1] < a[1] ? -1 : 0))[0]
+    const carriers = new Map()
+    for (const c of mine) {
+      const k = `${day(c).slice(0, 7)}|${c.carrier}`
+      const e = carriers.get(k) ?? { bytes: 0n, sims: new Set() }
+      e.bytes += bytes(c)
+      e.sims.add(c.iccid)
+      carriers.set(k, e)
+    }
     out[t.tenant] = {
+      carriers: [...carriers].map(([k, e]) => ({ month: k.split('|')[0], carrier: k.split('|')[1], gb: gb9(e.bytes), sims: e.sims.size })),
       daily: [...perDay].sort().map(([d, v]) => ({ day: d, bytes: String(v), value: gb9(v) })),
       kpis: { monthGB: gb9(cur), previousMonthGB: gb9(before), changePercent: before === 0n ? null : percent(cur - before, before), activeSims: new Set(inMonth(thisMonth).map((c) => c.iccid)).size, topCarrier: top ? top[0] : null },
     }
@@ -71,6 +80,8 @@ test('sim-portal: API numbers', () => {
   for (const t of data.tenants) {
     assert.deepEqual(app.daily(t.tenant), e[t.tenant].daily)
     assert.deepEqual(app.kpis(t.tenant), e[t.tenant].kpis)
+    const order = (list) => [...list].sort((a, b) => `${a.month}|${a.carrier}`.localeCompare(`${b.month}|${b.carrier}`))
+    assert.deepEqual(order(app.carriers(t.tenant)), order(e[t.tenant].carriers))
   }
   app.server.close()
 })
