@@ -104,9 +104,6 @@ pub(crate) fn json_err(e: &serde_json::Error) -> Error {
     Error::new(ErrorKind::Store, format!("Stored JSON could not be read or written: {e}."))
 }
 
-/// Records per multi-row INSERT statement (7 parameters each, well under SQLite's limit).
-const INSERT_ROWS: usize = 64;
-
 /// The columns a record is read from, in [`record_of`]'s order (after the tenant).
 const RECORD_COLS: &str = "r.metric, r.ts, r.ts_nanos, r.id, r.subject, r.body";
 
@@ -132,56 +129,43 @@ fn record_of(tenant: &str, row: &rusqlite::Row<'_>, at: usize, names: &mut Names
     })
 }
 
-/// Insert `records` (their keys must be new), interning their strings.
+/// Insert `records` (their keys must be new), interning their strings. One single-row
+/// statement per record: a multi-row INSERT (or an upsert) may abort half-way and so makes
+/// SQLite copy every page it touches to a statement journal first, which costs more than the
+/// per-statement overhead it saves.
 pub(crate) fn insert_records(tx: &Connection, dict: &mut Dict, records: &[&UsageRecord]) -> Result<()> {
-    let sql = |n: usize| {
-        format!(
-            "INSERT INTO records (tenant, metric, ts, ts_nanos, id, subject, body) VALUES {}",
-            vec!["(?,?,?,?,?,?,?)"; n].join(",")
-        )
-    };
-    let mut rows: Vec<[i64; 5]> = Vec::with_capacity(INSERT_ROWS);
-    let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(INSERT_ROWS);
-    for chunk in records.chunks(INSERT_ROWS) {
-        rows.clear();
-        bodies.clear();
-        for r in chunk {
-            let (tenant, metric, subject) =
-                (dict.intern(tx, &r.tenant)?, dict.intern(tx, &r.metric)?, dict.intern(tx, &r.subject)?);
-            rows.push([
-                tenant,
-                metric,
-                r.timestamp.timestamp(),
-                i64::from(r.timestamp.timestamp_subsec_nanos()),
-                subject,
-            ]);
-            bodies.push(codec::record_body(r.quantity, r.end, r.quality, &r.dimensions, |s| dict.intern(tx, s))?);
-        }
-        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 7);
-        for ((r, [t, m, ts, ns, s]), body) in chunk.iter().zip(&rows).zip(&bodies) {
-            values.extend([t as &dyn rusqlite::ToSql, m, ts, ns, &r.id, s, body]);
-        }
-        let mut ins = tx.prepare_cached(&sql(chunk.len())).map_err(|e| db_err(&e))?;
-        ins.execute(rusqlite::params_from_iter(values)).map_err(|e| db_err(&e))?;
+    let mut ins = tx
+        .prepare_cached("INSERT INTO records (tenant, metric, ts, ts_nanos, id, subject, body) VALUES (?,?,?,?,?,?,?)")
+        .map_err(|e| db_err(&e))?;
+    for r in records {
+        let (tenant, metric, subject) =
+            (dict.intern(tx, &r.tenant)?, dict.intern(tx, &r.metric)?, dict.intern(tx, &r.subject)?);
+        let body = codec::record_body(r.quantity, r.end, r.quality, &r.dimensions, |s| dict.intern(tx, s))?;
+        let (ts, nanos) = (r.timestamp.timestamp(), r.timestamp.timestamp_subsec_nanos());
+        ins.execute(params![tenant, metric, ts, nanos, r.id, subject, body]).map_err(|e| db_err(&e))?;
     }
     Ok(())
 }
 
-/// Set a bucket's end, state and closed flag (created if missing).
+/// Set a bucket's end, state and closed flag: an UPDATE when it is `stored`, else an INSERT
+/// (single-row statements, no statement journal; see [`insert_records`]).
 pub(crate) fn put_bucket(
     tx: &Connection,
     key: (i64, u32, i64, &[u8]),
     end: i64,
     state: &BucketState,
     closed: bool,
+    stored: bool,
 ) -> Result<()> {
     let (tenant, spec, start, grp) = key;
-    tx.prepare_cached(
-        "INSERT INTO buckets (tenant, spec, start, grp, end_ts, state, closed) VALUES (?1,?2,?3,?4,?5,?6,?7)
-         ON CONFLICT (tenant, spec, start, grp) DO UPDATE SET end_ts = excluded.end_ts, state = excluded.state",
-    )
-    .and_then(|mut st| st.execute(params![tenant, spec, start, grp, end, codec::state_blob(state), closed]))
-    .map_err(|e| db_err(&e))?;
+    let sql = if stored {
+        "UPDATE buckets SET end_ts = ?5, state = ?6, closed = ?7 WHERE tenant=?1 AND spec=?2 AND start=?3 AND grp=?4"
+    } else {
+        "INSERT INTO buckets (tenant, spec, start, grp, end_ts, state, closed) VALUES (?1,?2,?3,?4,?5,?6,?7)"
+    };
+    tx.prepare_cached(sql)
+        .and_then(|mut st| st.execute(params![tenant, spec, start, grp, end, codec::state_blob(state), closed]))
+        .map_err(|e| db_err(&e))?;
     Ok(())
 }
 
@@ -218,6 +202,9 @@ impl SqliteStore {
         let conn = Connection::open(path)
             .map_err(|e| Error::new(ErrorKind::Store, format!("Cannot open the database {}: {e}.", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(&e))?;
+        // Every statement of an ingest stays prepared (rusqlite keeps 16 by default, fewer than
+        // the ingest path uses: a smaller cache re-prepares statements for every bucket).
+        conn.set_prepared_statement_cache_capacity(64);
         // `journal_mode` returns a row; in-memory databases answer "memory".
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| db_err(&e))?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")
@@ -264,7 +251,25 @@ impl SqliteStore {
         for (key, end, state) in &changes.replace {
             let (tenant, grp) = intern_key(tx, dict, key)?;
             match state {
-                Some(s) if s.count > 0 => put_bucket(tx, (tenant, key.spec, key.start, &grp), *end, s, false)?,
+                Some(s) if s.count > 0 => {
+                    let stored: Option<bool> = tx
+                        .prepare_cached(
+                            "SELECT closed FROM buckets WHERE tenant=?1 AND spec=?2 AND start=?3 AND grp=?4",
+                        )
+                        .and_then(|mut st| {
+                            st.query_row(params![tenant, key.spec, key.start, grp], |r| r.get(0)).optional()
+                        })
+                        .map_err(|e| db_err(&e))?;
+                    // A replaced bucket keeps its closed flag.
+                    put_bucket(
+                        tx,
+                        (tenant, key.spec, key.start, &grp),
+                        *end,
+                        s,
+                        stored == Some(true),
+                        stored.is_some(),
+                    )?;
+                }
                 _ => {
                     tx.prepare_cached("DELETE FROM buckets WHERE tenant=?1 AND spec=?2 AND start=?3 AND grp=?4")
                         .and_then(|mut st| st.execute(params![tenant, key.spec, key.start, grp]))
@@ -308,12 +313,13 @@ impl SqliteStore {
                 .query_row(params![tenant, spec, start, grp], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
                 .map_err(|e| db_err(&e))?;
+            let stored = existing.is_some();
             let (mut state, closed) = match existing {
                 Some((s, c)) => (codec::read_state(&s)?, c),
                 None => (BucketState::default(), false),
             };
             state.merge(delta)?;
-            put_bucket(tx, (*tenant, *spec, *start, grp), *end, &state, closed)?;
+            put_bucket(tx, (*tenant, *spec, *start, grp), *end, &state, closed, stored)?;
             late[*i] = closed;
         }
         Ok(late)

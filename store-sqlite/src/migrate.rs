@@ -72,7 +72,7 @@ fn from_v1(tx: &Connection, dict: &mut Dict) -> Result<()> {
             let t = dict.intern(tx, &tenant)?;
             let grp = codec::group_blob(&group, |s| dict.intern(tx, s).map(Some))?.unwrap_or_default();
             let key = (t, r.get(1).map_err(get)?, r.get(2).map_err(get)?, grp.as_slice());
-            put_bucket(tx, key, r.get(4).map_err(get)?, &state, r.get(6).map_err(get)?)?;
+            put_bucket(tx, key, r.get(4).map_err(get)?, &state, r.get(6).map_err(get)?, false)?;
         }
     }
     tx.execute_batch("DROP TABLE records_v1; DROP TABLE buckets_v1;").map_err(|e| db_err(&e))
