@@ -46,20 +46,20 @@ struct Timed<S> {
 static METHODS: std::sync::Mutex<Vec<(&'static str, u64, u64)>> = std::sync::Mutex::new(Vec::new());
 
 impl<S> Timed<S> {
-    fn time<T>(spent: &AtomicU64, name: &'static str, f: impl FnOnce() -> T) -> T {
-        let t = Instant::now();
-        let v = f();
-        let ns = t.elapsed().as_nanos() as u64;
+    fn time<T>(spent: &AtomicU64, name: &'static str, call: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let value = call();
+        let ns = started.elapsed().as_nanos() as u64;
         spent.fetch_add(ns, Relaxed);
-        let mut m = METHODS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match m.iter_mut().find(|e| e.0 == name) {
+        let mut methods = METHODS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match methods.iter_mut().find(|e| e.0 == name) {
             Some(e) => {
                 e.1 += 1;
                 e.2 += ns;
             }
-            None => m.push((name, 1, ns)),
+            None => methods.push((name, 1, ns)),
         }
-        v
+        value
     }
 }
 

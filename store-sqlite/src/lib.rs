@@ -211,7 +211,7 @@ impl SqliteStore {
             .map_err(|e| db_err(&e))?;
         let mut store = SqliteStore { conn, writing: false, dict: Dict::default() };
         if store.version()? != SCHEMA_VERSION {
-            store.write(|tx, dict| migrate::to_current(tx, dict)).map_err(|e| {
+            store.write(migrate::to_current).map_err(|e| {
                 Error::new(ErrorKind::Store, format!("Cannot open the database {}: {}", path.display(), e.message()))
             })?;
         }
