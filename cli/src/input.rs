@@ -70,6 +70,12 @@ pub struct InputArgs {
 /// One input line's outcome: its records, or why it is malformed.
 pub type LineResult = std::result::Result<Vec<UsageRecord>, Error>;
 
+/// Lines per chunk handed from the reader thread to the consumer ([`InputArgs::read_pipelined`]).
+pub const PIPE_CHUNK: usize = 4096;
+
+/// Chunks the reader thread may be ahead of the consumer.
+pub const PIPE_DEPTH: usize = 4;
+
 impl InputArgs {
     /// The format given or inferred from the extension.
     pub fn format(&self) -> Result<Format> {
@@ -110,6 +116,39 @@ impl InputArgs {
         let result = self.read_from(reader, tenant, f);
         bar.finish_and_clear();
         result
+    }
+
+    /// [`InputArgs::read`] with the reading and parsing in a thread of its own, so that it
+    /// overlaps with what `f` does (the ingest of the previous batch): lines are handed over in
+    /// chunks of [`PIPE_CHUNK`], at most [`PIPE_DEPTH`] chunks ahead (memory stays bounded).
+    /// `f` sees the same calls in the same order as with [`InputArgs::read`]; when `f` fails the
+    /// reader stops at its next chunk and `f`'s error is returned.
+    pub fn read_pipelined(&self, tenant: &str, f: &mut dyn FnMut(u64, LineResult) -> Result<()>) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, LineResult)>>(PIPE_DEPTH);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut chunk = Vec::with_capacity(PIPE_CHUNK);
+                let stopped = || Error::new(ErrorKind::Parse, "the consumer stopped");
+                self.read(tenant, &mut |line, parsed| {
+                    chunk.push((line, parsed));
+                    if chunk.len() == PIPE_CHUNK {
+                        tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(PIPE_CHUNK)))
+                            .map_err(|_| stopped())?;
+                    }
+                    Ok(())
+                })?;
+                if !chunk.is_empty() {
+                    tx.send(chunk).map_err(|_| stopped())?;
+                }
+                Ok(())
+            });
+            let consumed = rx.iter().flatten().try_for_each(|(line, parsed)| f(line, parsed));
+            drop(rx); // a reader still sending stops at its next chunk
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err(Error::new(ErrorKind::Parse, "The input reader failed unexpectedly.")));
+            consumed.and(read)
+        })
     }
 
     /// [`InputArgs::read`] from any reader (the file's bytes).

@@ -433,7 +433,7 @@ fn ingest_file(
         lines.clear();
         Ok(())
     };
-    input.read(tenant, &mut |line, parsed| {
+    input.read_pipelined(tenant, &mut |line, parsed| {
         match parsed {
             Ok(records) => {
                 for r in records {

@@ -215,14 +215,10 @@ fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
         let conn = rusqlite::Connection::open(db).unwrap();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).unwrap_or(0);
         let n = n as u64;
-        let states: Vec<String> = conn
-            .prepare("SELECT state FROM buckets")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .unwrap_or_default();
-        let in_buckets = states
-            .iter()
-            .map(|s| serde_json::from_str::<serde_json::Value>(s).unwrap()["count"].as_u64().unwrap())
-            .sum();
+        // Bucket states are binary (schema version 2): read them through the store.
+        let store = meterkit_sqlite::SqliteStore::open(db).unwrap();
+        let buckets = meterkit::Store::buckets(&store, "default", 0, i64::MIN, i64::MAX).unwrap_or_default();
+        let in_buckets = buckets.iter().map(|b| b.state.count).sum();
         (n, in_buckets)
     };
     // Wait until some batches are committed, then kill the process mid-ingest.
