@@ -7,7 +7,7 @@
 //! path (pyo3-arrow) once the binding's Arrow layer does.
 
 use chrono::DateTime;
-use meterkit::rollup::partial::{self, Partial, PartialColumns};
+use meterkit::rollup::partial::{self, PartialColumns};
 use meterkit::{ErrorKind, UsageRecord};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -218,9 +218,10 @@ fn to_dict(py: Python<'_>, c: PartialColumns) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-fn col<'py, T: FromPyObject<'py>>(d: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
+fn col<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, name: &str) -> PyResult<T> {
     match d.get_item(name)? {
-        Some(v) => v.extract().map_err(|e| {
+        Some(v) => v.extract::<T>().map_err(|e| {
+            let e: PyErr = e.into();
             new_err(ErrorKind::Parse, format!("Partial-state column '{name}': {e}"), Some(name))
         }),
         None => Err(new_err(
