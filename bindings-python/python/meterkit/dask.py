@@ -37,7 +37,11 @@ def _merge(spec_json: str, *tables: "pa.Table") -> "pa.Table":
 
 
 def _to_pandas(table: "pa.Table") -> "pd.DataFrame":
-    return table.to_pandas()
+    # Arrow-backed columns: the `unique_<dim>` lists stay lists (dask would turn an object column
+    # into strings), and every column converts back to the schema exactly.
+    import pandas as pd
+
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def rollup(
@@ -52,7 +56,9 @@ def rollup(
     "Duplicates"), :func:`meterkit.partial_rollup` per partition (``columns`` are the column
     arguments of ``rollup_arrow``), then a tree reduction of :func:`meterkit.merge_partials`
     ``split_every`` tables at a time. Returns a one-partition Dask DataFrame of the
-    partial-state schema, one row per bucket (``unique_<dim>`` cells are lists).
+    partial-state schema, one row per bucket, with Arrow-backed (``pd.ArrowDtype``) columns:
+    ``pyarrow.Table.from_pandas(df.compute(), schema=meterkit.partial_schema(spec))`` gives the
+    partial-state table back.
     """
     import dask
     import dask.dataframe as dd
@@ -68,5 +74,5 @@ def rollup(
     level = [dask.delayed(_partial)(p, spec_json, columns) for p in ddf.to_delayed()]
     while len(level) > 1:
         level = [dask.delayed(_merge)(spec_json, *level[i : i + split_every]) for i in range(0, len(level), split_every)]
-    meta = partial_schema(spec).empty_table().to_pandas()
+    meta = _to_pandas(partial_schema(spec).empty_table())
     return dd.from_delayed([dask.delayed(_to_pandas)(level[0])], meta=meta, verify_meta=False)
