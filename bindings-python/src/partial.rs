@@ -108,7 +108,11 @@ pub fn _merge_partials<'py>(
     to_dict(py, merged)
 }
 
-fn finalized(py: Python<'_>, spec: &PyRollupSpec, columns: &Bound<'_, PyDict>) -> PyResult<Vec<(String, meterkit::Bucket)>> {
+fn finalized(
+    py: Python<'_>,
+    spec: &PyRollupSpec,
+    columns: &Bound<'_, PyDict>,
+) -> PyResult<Vec<(String, meterkit::Bucket)>> {
     let cols = from_dict(columns, &spec.inner)?;
     let spec = spec.inner.clone();
     detached(py, move || partial::finalize(&partial::from_columns(&cols)?, &spec))
@@ -176,7 +180,8 @@ pub fn _bill_partials(
     let rows = finalized(py, spec, columns)?;
     let (t, r) = (tariff.inner.clone(), request.inner.clone());
     let inner = detached(py, move || {
-        let buckets: Vec<meterkit::Bucket> = rows.into_iter().filter(|(tn, _)| *tn == r.tenant).map(|(_, b)| b).collect();
+        let buckets: Vec<meterkit::Bucket> =
+            rows.into_iter().filter(|(tn, _)| *tn == r.tenant).map(|(_, b)| b).collect();
         meterkit::engine::bill_from_buckets(&t, &r, &buckets)
     })?;
     Ok(PyBill { inner })

@@ -15,7 +15,8 @@ fn bill_via_partials(tariff: &Tariff, req: &BillRequest, records: &[UsageRecord]
     for metric in tariff.metrics(&req.metric) {
         let spec = RollupSpec::new(metric.as_str(), Window::Minutes(15), &req.time_zone)?
             .group_by(std::iter::once("subject".to_string()).chain(dims.iter().cloned()));
-        let mut parts: Vec<PartialRollup> = (0..3).map(|_| PartialRollup::new(&spec)).collect::<meterkit::Result<_>>()?;
+        let mut parts: Vec<PartialRollup> =
+            (0..3).map(|_| PartialRollup::new(&spec)).collect::<meterkit::Result<_>>()?;
         for (i, r) in records.iter().enumerate() {
             parts[i % 3].add(r)?;
         }

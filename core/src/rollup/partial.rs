@@ -76,7 +76,10 @@ impl Partial {
         if self.end != other.end {
             return Err(Error::new(
                 ErrorKind::Parse,
-                format!("Two partials of window {} end at {} and {}: were they made with the same spec?", self.key.start, self.end, other.end),
+                format!(
+                    "Two partials of window {} end at {} and {}: were they made with the same spec?",
+                    self.key.start, self.end, other.end
+                ),
             )
             .with_field("window_end"));
         }
@@ -226,7 +229,11 @@ pub fn finalize(parts: &[Partial], spec: &RollupSpec) -> Result<Vec<(String, Buc
             if p.key.group.len() != spec.group_by.len() {
                 return Err(Error::new(
                     ErrorKind::Parse,
-                    format!("A partial has {} group values; the spec groups by {:?}.", p.key.group.len(), spec.group_by),
+                    format!(
+                        "A partial has {} group values; the spec groups by {:?}.",
+                        p.key.group.len(),
+                        spec.group_by
+                    ),
                 ));
             }
             Ok((p.key.tenant.clone(), to_bucket(spec, p)?))
@@ -381,8 +388,11 @@ pub fn from_columns(c: &PartialColumns) -> Result<Vec<Partial>> {
     (0..n)
         .map(|i| {
             if c.count[i] == 0 {
-                return Err(Error::new(ErrorKind::Parse, format!("Column 'count', row {i}: a partial has no records."))
-                    .with_field("count"));
+                return Err(Error::new(
+                    ErrorKind::Parse,
+                    format!("Column 'count', row {i}: a partial has no records."),
+                )
+                .with_field("count"));
             }
             let latest_ts = DateTime::from_timestamp_nanos(c.latest_ts[i]);
             let state = BucketState {
@@ -441,7 +451,11 @@ fn check_lengths(c: &PartialColumns, n: usize) -> Result<()> {
         ("estimated_count", c.estimated_count.len()),
         ("estimated_sum", c.estimated_sum.len()),
     ];
-    let dims = c.groups.iter().map(|(d, col)| (d.as_str(), col.len())).chain(c.uniques.iter().map(|(d, col)| (d.as_str(), col.len())));
+    let dims = c
+        .groups
+        .iter()
+        .map(|(d, col)| (d.as_str(), col.len()))
+        .chain(c.uniques.iter().map(|(d, col)| (d.as_str(), col.len())));
     for (name, len) in lens.into_iter().chain(dims) {
         if len != n {
             return Err(Error::new(ErrorKind::Parse, format!("Column '{name}' has {len} values for {n} rows."))
@@ -470,12 +484,23 @@ mod tests {
             .enumerate()
             .map(|(i, &(dt, m, s, c, q))| {
                 let t = DateTime::from_timestamp(base + dt, (dt as u32 % 3) * 250_000_000).unwrap();
-                let mut r = UsageRecord::new(["t1", "t2"][i % 2], format!("id{:03}", i % 37), format!("s{s}"), "kwh", Decimal::new(m, 3), t)
-                    .with_dimension("region", ["north", "south", "east"][(i / 3) % 3]);
+                let mut r = UsageRecord::new(
+                    ["t1", "t2"][i % 2],
+                    format!("id{:03}", i % 37),
+                    format!("s{s}"),
+                    "kwh",
+                    Decimal::new(m, 3),
+                    t,
+                )
+                .with_dimension("region", ["north", "south", "east"][(i / 3) % 3]);
                 if c < 2 {
                     r = r.with_dimension("carrier", ["a", "b"][c]);
                 }
-                r.quality = [crate::record::Quality::Actual, crate::record::Quality::Flagged, crate::record::Quality::Estimated][q as usize % 3];
+                r.quality = [
+                    crate::record::Quality::Actual,
+                    crate::record::Quality::Flagged,
+                    crate::record::Quality::Estimated,
+                ][q as usize % 3];
                 r
             })
             .collect()
