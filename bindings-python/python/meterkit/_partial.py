@@ -15,7 +15,7 @@ from . import _meterkit
 from ._meterkit import Bill, BillRequest, BucketTable, Engine, InvalidQuery, InvalidRecord, RollupSpec, Tariff
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 PARTIAL_SCHEMA_VERSION = 1
 """The version of the partial-state schema this package writes and reads."""
@@ -25,7 +25,7 @@ _STR_COLUMNS = ("sum", "min", "min_id", "max", "max_id", "latest", "latest_id", 
 
 def partial_schema(spec: RollupSpec) -> "pa.Schema":
     """The Arrow schema of ``spec``'s partial states (column order as the core writes them)."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     ints = {"window_start", "window_end", "count", "latest_ts", "flagged_count", "estimated_count"}
     fields = []
@@ -48,7 +48,7 @@ def key_columns(spec: RollupSpec) -> list[str]:
 
 
 def _table(data: object) -> "pa.Table":
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     if isinstance(data, pa.Table):
         return data
@@ -64,8 +64,8 @@ def _column(table: "pa.Table", name: str) -> Any:
 
 
 def _strings(col: Any) -> list[Optional[str]]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     if pa.types.is_floating(col.type):
         # Shortest round-trip repr, as the engine reads floats (decimal_from_float).
@@ -78,8 +78,8 @@ def _strings(col: Any) -> list[Optional[str]]:
 
 
 def _nanos(col: Any, name: str) -> list[int]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         col = pc.cast(col, pa.timestamp("ns", tz="UTC"))
@@ -126,8 +126,8 @@ def partial_rollup(
     ``InvalidRecord`` for a missing column, ``ParseError`` for a bad quantity.
     """
     del threads
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     if id_column is None:
         raise InvalidQuery("partial_rollup needs id_column: ids make a re-sent record count once.")
@@ -162,7 +162,7 @@ def partial_rollup(
 
 
 def _concat(tables: Iterable[object], spec: RollupSpec) -> dict[str, list[Any]]:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     schema = partial_schema(spec)
     parts = [_table(t) for t in tables]
@@ -178,7 +178,7 @@ def merge_partials(tables: Iterable[object], spec: RollupSpec) -> "pa.Table":
 
     Raises ``ParseError`` naming the column for a table that is not of this schema version.
     """
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     out = _meterkit._merge_partials(spec, _concat(tables, spec))
     return pa.table(out, schema=partial_schema(spec))

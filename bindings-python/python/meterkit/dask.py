@@ -20,13 +20,13 @@ from ._meterkit import RollupSpec
 from ._partial import merge_partials, partial_rollup, partial_schema
 
 if TYPE_CHECKING:
-    import dask.dataframe as dd
-    import pandas as pd
-    import pyarrow as pa
+    import dask.dataframe as dd  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pandas as pd  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 
 def _partial(pdf: "pd.DataFrame", spec_json: str, columns: dict[str, Any]) -> "pa.Table":
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     spec = RollupSpec.from_dict(json.loads(spec_json))
     return partial_rollup(pa.Table.from_pandas(pdf, preserve_index=False), spec, **columns)
@@ -39,7 +39,7 @@ def _merge(spec_json: str, *tables: "pa.Table") -> "pa.Table":
 def _to_pandas(table: "pa.Table") -> "pd.DataFrame":
     # Arrow-backed columns: the `unique_<dim>` lists stay lists (dask would turn an object column
     # into strings), and every column converts back to the schema exactly.
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
@@ -60,8 +60,8 @@ def rollup(
     ``pyarrow.Table.from_pandas(df.compute(), schema=meterkit.partial_schema(spec))`` gives the
     partial-state table back.
     """
-    import dask
-    import dask.dataframe as dd
+    import dask  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import dask.dataframe as dd  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     if split_every < 2:
         raise ValueError("split_every must be at least 2.")

@@ -26,13 +26,13 @@ from ._meterkit import RollupSpec
 from ._partial import key_columns, merge_partials, partial_rollup, partial_schema
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-    from pyspark.sql import DataFrame
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    from pyspark.sql import DataFrame  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 
 def spark_schema(spec: RollupSpec) -> str:
     """The partial-state schema of ``spec`` as a Spark DDL string."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     def ddl(t: "pa.DataType") -> str:
         if pa.types.is_int32(t):
@@ -71,7 +71,7 @@ def rollup(
         df = df.repartition(n, *keys)
 
     def per_partition(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
-        import pyarrow as pa
+        import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         s = RollupSpec.from_dict(json.loads(spec_json))
         parts = list(batches)
