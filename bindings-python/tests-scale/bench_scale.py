@@ -27,7 +27,9 @@ N = int(os.environ.get("METERKIT_SCALE_RECORDS", "2000000"))
 def timed(f):  # type: ignore[no-untyped-def]
     t = time.perf_counter()
     out = f()
-    return out, time.perf_counter() - t
+    secs = time.perf_counter() - t
+    print(f"  step done in {secs:.1f} s", file=sys.stderr, flush=True)
+    return out, secs
 
 
 def ipc_bytes(t: pa.Table) -> int:
