@@ -9,6 +9,7 @@ mod billing;
 mod convert;
 mod engine;
 mod errors;
+mod partial;
 mod types;
 mod validation;
 
@@ -147,6 +148,7 @@ fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(billing::month_period, m)?)?;
     m.add_function(wrap_pyfunction!(billing::reminders_due, m)?)?;
     m.add_function(wrap_pyfunction!(rollup_arrow, m)?)?;
+    partial::register(m)?;
     m.add_function(wrap_pyfunction!(parse_decimal, m)?)?;
     m.add_function(wrap_pyfunction!(decimal_from_float, m)?)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;

@@ -56,6 +56,16 @@ from ._meterkit import (
     reminders_due,
     rollup_arrow,
 )
+from ._partial import (
+    PARTIAL_SCHEMA_VERSION,
+    bill_partials,
+    finalize_partials,
+    import_partials,
+    key_columns,
+    merge_partials,
+    partial_rollup,
+    partial_schema,
+)
 
 __all__ = [
     "Bill",
@@ -107,4 +117,12 @@ __all__ = [
     "parse_decimal",
     "reminders_due",
     "rollup_arrow",
+    "PARTIAL_SCHEMA_VERSION",
+    "bill_partials",
+    "finalize_partials",
+    "import_partials",
+    "key_columns",
+    "merge_partials",
+    "partial_rollup",
+    "partial_schema",
 ]

@@ -22,7 +22,9 @@ use crate::time::{parse_time_zone, Window};
 use crate::vee::{Action, Finding, ValidationConfig, Validator};
 
 pub(crate) mod batch;
+mod import;
 mod readings;
+pub use import::bill_from_buckets;
 pub(crate) mod revise;
 
 /// Metadata key of the instant (Unix seconds) up to which `close_windows` closed a tenant's windows.

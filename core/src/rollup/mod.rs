@@ -13,6 +13,7 @@ use crate::record::{Quality, UsageRecord};
 use crate::time::{parse_time_zone, Window};
 
 pub mod columnar;
+pub mod partial;
 
 /// Identifies one rollup bucket: tenant, spec (index in the store's spec list), window start
 /// (Unix seconds) and group values in the spec's `group_by` order.

@@ -1,0 +1,214 @@
+"""Partial rollup states: roll up a partition where it lives, merge the partial states in any order
+and grouping, and finalize them into exactly the buckets one engine would answer.
+
+The partial-state schema (version ``PARTIAL_SCHEMA_VERSION``) is documented in ``docs/scale-out.md``
+and in the core (``meterkit::rollup::partial``). Tables are ``pyarrow.Table``s; the columns cross
+into the core as Python lists for now (they move onto the binding's Arrow path once it uses
+pyo3-arrow).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+
+from . import _meterkit
+from ._meterkit import Bill, BillRequest, BucketTable, Engine, InvalidQuery, InvalidRecord, RollupSpec, Tariff
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+PARTIAL_SCHEMA_VERSION = 1
+"""The version of the partial-state schema this package writes and reads."""
+
+_STR_COLUMNS = ("sum", "min", "min_id", "max", "max_id", "latest", "latest_id", "flagged_sum", "estimated_sum")
+
+
+def partial_schema(spec: RollupSpec) -> "pa.Schema":
+    """The Arrow schema of ``spec``'s partial states (column order as the core writes them)."""
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    ints = {"window_start", "window_end", "count", "latest_ts", "flagged_count", "estimated_count"}
+    fields = []
+    for name in _meterkit._partial_columns(spec):
+        if name in ("schema_version", "spec"):
+            t = pa.int32()
+        elif name in ints:
+            t = pa.int64()
+        elif name.startswith("unique_"):
+            t = pa.list_(pa.string())
+        else:
+            t = pa.string()
+        fields.append(pa.field(name, t, nullable=name.startswith("group_")))
+    return pa.schema(fields, metadata={"meterkit.partial_schema_version": str(PARTIAL_SCHEMA_VERSION)})
+
+
+def key_columns(spec: RollupSpec) -> list[str]:
+    """The key columns of ``spec``'s partial states: merge groups rows by these."""
+    return ["tenant", "spec", "window_start", "window_end"] + [f"group_{d}" for d in spec.group_by]
+
+
+def _table(data: object) -> "pa.Table":
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    return pa.table(data)  # pandas, polars and anything with __arrow_c_stream__
+
+
+def _column(table: "pa.Table", name: str) -> Any:
+    if name not in table.column_names:
+        raise InvalidRecord(f"The data has no column '{name}' (columns: {table.column_names}).")
+    return table[name]
+
+
+def _strings(col: Any) -> list[Optional[str]]:
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    if pa.types.is_floating(col.type):
+        # Shortest round-trip repr, as the engine reads floats (decimal_from_float).
+        return [None if v is None else repr(v) for v in col.to_pylist()]
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if not pa.types.is_string(col.type):
+        col = pc.cast(col, pa.string())
+    return col.to_pylist()  # type: ignore[no-any-return]
+
+
+def _nanos(col: Any, name: str) -> list[int]:
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = pc.cast(col, pa.timestamp("ns", tz="UTC"))
+    if not pa.types.is_timestamp(col.type):
+        raise InvalidRecord(f"Column '{name}' must hold timestamps or RFC 3339 strings, not {col.type}.")
+    col = col.cast(pa.timestamp("ns", tz=col.type.tz)).cast(pa.int64())
+    values: list[Optional[int]] = col.to_pylist()
+    if any(v is None for v in values):
+        raise InvalidRecord(f"Column '{name}' has nulls.")
+    return values  # type: ignore[return-value]
+
+
+def _needs_subject(spec: RollupSpec) -> bool:
+    return "subject" in spec.group_by or "subject" in spec.unique
+
+
+def partial_rollup(
+    data: object,
+    spec: RollupSpec,
+    *,
+    tenant: Optional[str] = None,
+    subject: Optional[str] = None,
+    id_column: Optional[str] = "id",
+    tenant_column: str = "tenant",
+    subject_column: str = "subject",
+    metric_column: Optional[str] = None,
+    quantity_column: str = "quantity",
+    timestamp_column: str = "timestamp",
+    dimensions: Optional[Sequence[str]] = None,
+    quality_column: Optional[str] = None,
+    threads: int = 1,
+) -> "pa.Table":
+    """Partial states of one partition's rows under ``spec``, as a ``pyarrow.Table`` of
+    :func:`partial_schema` (one row per tenant, window and group).
+
+    The column arguments are those of :func:`rollup_arrow` (``threads`` is accepted for symmetry
+    and ignored: one partition is one task), plus ``quality_column`` (``actual``/``flagged``/
+    ``estimated``). An idempotency key ``(tenant, id)`` repeated in the partition counts once
+    (identical content) or raises ``ConflictError`` (other content): put every copy of a key in
+    the same partition (the Spark and Dask helpers hash-partition by it). Rows whose
+    ``metric_column`` is not ``spec.metric`` are skipped.
+
+    Raises ``InvalidQuery`` without ``id_column`` (ids are what makes duplicates count once),
+    ``InvalidRecord`` for a missing column, ``ParseError`` for a bad quantity.
+    """
+    del threads
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    if id_column is None:
+        raise InvalidQuery("partial_rollup needs id_column: ids make a re-sent record count once.")
+    table = _table(data)
+    if metric_column is not None:
+        table = table.filter(pc.equal(_column(table, metric_column), spec.metric))
+    n = table.num_rows
+    dims = list(dimensions or [])
+    for d in list(spec.group_by) + list(spec.unique):
+        if d != "subject" and d not in dims:
+            dims.append(d)
+    if subject is not None:
+        subjects: list[Any] = [subject] * n
+    elif subject_column in table.column_names or _needs_subject(spec):
+        subjects = _strings(_column(table, subject_column))
+    else:
+        subjects = ["-"] * n
+    columns = {
+        "id": _strings(_column(table, id_column)),
+        "tenant": [tenant] * n if tenant is not None else _strings(_column(table, tenant_column)),
+        "subject": subjects,
+        "timestamp_ns": _nanos(_column(table, timestamp_column), timestamp_column),
+        "quantity": _strings(_column(table, quantity_column)),
+        "quality": None if quality_column is None else _strings(_column(table, quality_column)),
+        "dimensions": [(d, _strings(table[d]) if d in table.column_names else [None] * n) for d in dims],
+    }
+    for name in ("id", "tenant", "subject", "quantity"):
+        if any(v is None for v in columns[name]):  # type: ignore[union-attr]
+            raise InvalidRecord(f"The {name} column has nulls.")
+    out = _meterkit._partial_rollup(spec, columns)
+    return pa.table(out, schema=partial_schema(spec))
+
+
+def _concat(tables: Iterable[object], spec: RollupSpec) -> dict[str, list[Any]]:
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    schema = partial_schema(spec)
+    parts = [_table(t) for t in tables]
+    parts = [t.select(schema.names).cast(schema) for t in parts if t.num_rows]
+    if not parts:
+        return {name: [] for name in schema.names}
+    return pa.concat_tables(parts).to_pydict()  # type: ignore[no-any-return]
+
+
+def merge_partials(tables: Iterable[object], spec: RollupSpec) -> "pa.Table":
+    """Merge partial-state tables of ``spec`` (from any partitions, in any order and grouping)
+    into one row per key, ordered by key. Associative and commutative.
+
+    Raises ``ParseError`` naming the column for a table that is not of this schema version.
+    """
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    out = _meterkit._merge_partials(spec, _concat(tables, spec))
+    return pa.table(out, schema=partial_schema(spec))
+
+
+def finalize_partials(table: object, spec: RollupSpec, *, tenant: Optional[str] = None) -> BucketTable:
+    """The buckets of ``tenant`` (default: the only tenant in the table) from partial states,
+    merged first: the rows ``Engine.query`` gives for the same records grouped as ``spec``, as a
+    ``BucketTable`` (the type ``rollup_arrow`` returns, without its ``tenant`` column).
+
+    Raises ``InvalidQuery`` when the table holds several tenants and ``tenant`` is not given.
+    """
+    return _meterkit._finalize_partials(spec, _concat([table], spec), tenant)
+
+
+def import_partials(engine: Engine, table: object, spec: RollupSpec) -> int:
+    """Merge partial states into ``engine``'s store under ``spec`` (added when missing) in one
+    atomic change, so that its queries read them as if the records had been ingested; returns
+    the engine's spec id. Not idempotent: import each merged result once. See
+    ``Engine::import_buckets`` in the core for what imported states do not support (retraction,
+    backfill of later specs, ``Engine.bill``: use :func:`bill_partials`).
+    """
+    return _meterkit._import_partials(engine, spec, _concat([table], spec))
+
+
+def bill_partials(tariff: Tariff, request: BillRequest, table: object, spec: RollupSpec) -> Bill:
+    """``request``'s bill rated from partial states of ``spec`` (grouped by ``subject``): each
+    bucket counts as one usage of its sum at its window start. Exact when the windows are fine
+    enough for the tariff's charges — daily for per-unit, tiers, packages and fixed charges;
+    hourly (or 15-minute) for time-of-use, allowances and demand (see ``docs/scale-out.md``).
+    """
+    return _meterkit._bill_partials(tariff, request, spec, _concat([table], spec))
+

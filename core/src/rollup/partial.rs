@@ -1,0 +1,630 @@
+//! Partial rollup states for scale-out: roll up a partition of the records where it lives
+//! (a Spark or Dask partition, a shard), ship the partial states, [`merge`] them in any order and
+//! grouping, and [`finalize`] them into exactly the buckets one engine would answer (ADR 0001:
+//! bucket states are mergeable).
+//!
+//! # The partial-state schema (version [`SCHEMA_VERSION`])
+//!
+//! One row per `(tenant, spec, window, group)` seen in the partition. As columns
+//! ([`PartialColumns`]; the Python binding gives them as a `pyarrow.Table` with these Arrow types):
+//!
+//! | column | Arrow type | meaning |
+//! |---|---|---|
+//! | `schema_version` | int32 | [`SCHEMA_VERSION`] on every row |
+//! | `tenant` | utf8 | key: the tenant |
+//! | `spec` | int32 | key: the spec's index in the spec list the partials were made with |
+//! | `window_start`, `window_end` | int64 | key: window bounds, Unix seconds (end exclusive) |
+//! | `group_<dim>` | utf8, nullable | key: one column per `group_by` dimension, in spec order (`null`: records without it) |
+//! | `sum` | utf8 | exact sum of quantities, a decimal string (`"12.500"`) |
+//! | `count` | int64 | number of records |
+//! | `min`, `max` | utf8 | smallest and largest quantity (decimal strings) |
+//! | `min_id`, `max_id` | utf8 | id of the record with the smallest quantity (ties: smallest id) and the largest (ties: greatest id) |
+//! | `latest`, `latest_id`, `latest_ts` | utf8, utf8, int64 | quantity, id and timestamp (Unix **nanoseconds**) of the record with the greatest timestamp (ties: greatest id) |
+//! | `flagged_count`, `flagged_sum`, `estimated_count`, `estimated_sum` | int64, utf8, int64, utf8 | the VEE shares (part of `count` and `sum`) |
+//! | `unique_<dim>` | list&lt;utf8&gt; | one column per `unique_count` dimension: the distinct values, sorted |
+//!
+//! Key columns come first; a partial has at least one record, so only the `group_<dim>` columns
+//! are nullable. The version changes when a column is added, removed or changes meaning; a reader
+//! refuses any version but its own ([`ErrorKind::Parse`]).
+//!
+//! # Duplicates
+//!
+//! A partial carries no record ids beyond its min/max/latest, so a record re-sent into two
+//! partitions would count twice. The rule: **every copy of an idempotency key `(tenant, id)` must
+//! land in the same partition** — the Spark and Dask helpers repartition by a hash of
+//! `(tenant, id)` before [`PartialRollup`] — and [`PartialRollup::add`] counts a repeated key once
+//! within its partition (an identical repeat is a duplicate; a repeat with other content is a
+//! [`ErrorKind::Conflict`], since a partition has no "first" to keep).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::DateTime;
+use rust_decimal::Decimal;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::record::UsageRecord;
+use crate::rollup::{dim_value, Bucket, BucketKey, BucketState, Latest, RollupSpec, SUBJECT};
+use crate::time::WindowClock;
+
+/// The version of the partial-state schema written by [`to_columns`] and read by [`from_columns`].
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The partial state of one bucket: its key, window end (Unix seconds) and mergeable state, plus
+/// the ids of its smallest and largest records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    /// Tenant, spec index, window start and group values.
+    pub key: BucketKey,
+    /// Window end, Unix seconds (exclusive).
+    pub end: i64,
+    /// Sum, count, min, max, latest, VEE shares and distinct values.
+    pub state: BucketState,
+    /// Id of the record with the smallest quantity (ties: the smallest id).
+    pub min_id: String,
+    /// Id of the record with the largest quantity (ties: the greatest id).
+    pub max_id: String,
+}
+
+impl Partial {
+    /// Combine `other` (same key) into `self`. Associative and commutative: merging partials in
+    /// any grouping and order gives the same state.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Overflow`] when a sum leaves the decimal range; [`ErrorKind::Parse`] when the
+    /// two partials disagree on the window end (made with different specs).
+    pub fn merge(&mut self, other: &Partial) -> Result<()> {
+        if self.end != other.end {
+            return Err(Error::new(
+                ErrorKind::Parse,
+                format!(
+                    "Two partials of window {} end at {} and {}: were they made with the same spec?",
+                    self.key.start, self.end, other.end
+                ),
+            )
+            .with_field("window_end"));
+        }
+        let (a_min, b_min) = (self.state.min, other.state.min);
+        let (a_max, b_max) = (self.state.max, other.state.max);
+        self.state.merge(&other.state)?;
+        if let (Some(a), Some(b)) = (a_min, b_min) {
+            if (b, &other.min_id) < (a, &self.min_id) {
+                self.min_id.clone_from(&other.min_id);
+            }
+        }
+        if let (Some(a), Some(b)) = (a_max, b_max) {
+            if (b, &other.max_id) > (a, &self.max_id) {
+                self.max_id.clone_from(&other.max_id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rolls up records of one partition under one spec into [`Partial`]s, counting each idempotency
+/// key once (see the module's "Duplicates").
+///
+/// ```
+/// use meterkit::{rollup::partial, RollupSpec, UsageRecord, Window};
+/// use chrono::{TimeZone, Utc};
+/// let spec = RollupSpec::new("kwh", Window::Day, "UTC")?.group_by(["subject"]);
+/// let at = Utc.with_ymd_and_hms(2024, 7, 1, 8, 0, 0).unwrap();
+/// let r = |id: &str, q: &str| UsageRecord::new("t", id, "m1", "kwh", q.parse().unwrap(), at);
+/// let mut a = partial::PartialRollup::new(&spec)?;
+/// a.add(&r("r1", "1.5"))?;
+/// let mut b = partial::PartialRollup::new(&spec)?;
+/// b.add(&r("r2", "2"))?;
+/// b.add(&r("r2", "2"))?; // a duplicate: counted once
+/// let merged = partial::merge(a.finish().into_iter().chain(b.finish()))?;
+/// let buckets = partial::finalize(&merged, &spec)?;
+/// assert_eq!((buckets[0].1.sum.to_string(), buckets[0].1.count), ("3.5".to_string(), 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct PartialRollup {
+    spec: RollupSpec,
+    unique: Vec<String>,
+    clock: WindowClock,
+    seen: HashMap<(String, String), UsageRecord>,
+    buckets: HashMap<BucketKey, Partial>,
+}
+
+impl PartialRollup {
+    /// A partial rollup under `spec` (spec index 0).
+    ///
+    /// # Errors
+    /// As [`RollupSpec::check`].
+    pub fn new(spec: &RollupSpec) -> Result<Self> {
+        let tz = spec.check()?;
+        Ok(PartialRollup {
+            spec: spec.clone(),
+            unique: spec.unique_dims().map(str::to_string).collect(),
+            clock: WindowClock::new(spec.window, tz)?,
+            seen: HashMap::new(),
+            buckets: HashMap::new(),
+        })
+    }
+
+    /// Add one record (records of other metrics are ignored). A repeat of an idempotency key
+    /// already added with the same content changes nothing.
+    ///
+    /// # Errors
+    /// The errors of [`UsageRecord::check`]; [`ErrorKind::Conflict`] for a repeat of a key with
+    /// other content; [`ErrorKind::Overflow`] when a sum leaves the decimal range;
+    /// [`ErrorKind::InvalidWindow`] for an instant out of range.
+    pub fn add(&mut self, record: &UsageRecord) -> Result<()> {
+        if record.metric != self.spec.metric {
+            return Ok(());
+        }
+        record.check()?;
+        let id_key = (record.tenant.clone(), record.id.clone());
+        if let Some(first) = self.seen.get(&id_key) {
+            if first.same_content(record) {
+                return Ok(());
+            }
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("Record '{}' of tenant '{}' was sent twice with different content.", record.id, record.tenant),
+            )
+            .with_record_id(&record.id));
+        }
+        let (start, end) = self.clock.span(record.timestamp.timestamp())?;
+        let key = BucketKey {
+            tenant: record.tenant.clone(),
+            spec: 0,
+            start,
+            group: self.spec.group_by.iter().map(|d| dim_value(record, d).map(str::to_string)).collect(),
+        };
+        let mut one = BucketState::default();
+        one.add(record, self.unique.iter().map(String::as_str))?;
+        let p = Partial { key, end, state: one, min_id: record.id.clone(), max_id: record.id.clone() };
+        match self.buckets.get_mut(&p.key) {
+            Some(existing) => existing.merge(&p)?,
+            None => {
+                self.buckets.insert(p.key.clone(), p);
+            }
+        }
+        self.seen.insert(id_key, record.clone());
+        Ok(())
+    }
+
+    /// The partials, ordered by key.
+    pub fn finish(self) -> Vec<Partial> {
+        let mut out: Vec<Partial> = self.buckets.into_values().collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+/// Merge partials of the same spec list: one partial per key, ordered by key. Associative and
+/// commutative — `merge(merge(a) ++ merge(b)) = merge(a ++ b)` for any split and order.
+///
+/// # Errors
+/// As [`Partial::merge`].
+pub fn merge(parts: impl IntoIterator<Item = Partial>) -> Result<Vec<Partial>> {
+    let mut by_key: BTreeMap<BucketKey, Partial> = BTreeMap::new();
+    for p in parts {
+        match by_key.get_mut(&p.key) {
+            Some(existing) => existing.merge(&p)?,
+            None => {
+                by_key.insert(p.key.clone(), p);
+            }
+        }
+    }
+    Ok(by_key.into_values().collect())
+}
+
+/// Finalize merged partials of `spec` into `(tenant, bucket)` rows, ordered by tenant, window
+/// start and group values — for each tenant exactly the rows of
+/// [`Engine::query`](crate::Engine::query) grouped as the spec (`group_by` and `unique` of the
+/// spec) over the same records. Partials with the same key are merged first.
+///
+/// # Errors
+/// As [`merge`]; [`ErrorKind::Parse`] for a partial whose group has another length than the
+/// spec's `group_by`; [`ErrorKind::InvalidWindow`] for a window out of range.
+pub fn finalize(parts: &[Partial], spec: &RollupSpec) -> Result<Vec<(String, Bucket)>> {
+    let merged = merge(parts.iter().cloned())?;
+    merged
+        .iter()
+        .map(|p| {
+            if p.key.group.len() != spec.group_by.len() {
+                return Err(Error::new(
+                    ErrorKind::Parse,
+                    format!(
+                        "A partial has {} group values; the spec groups by {:?}.",
+                        p.key.group.len(),
+                        spec.group_by
+                    ),
+                ));
+            }
+            Ok((p.key.tenant.clone(), to_bucket(spec, p)?))
+        })
+        .collect()
+}
+
+/// A partial as a result row grouped as its spec.
+fn to_bucket(spec: &RollupSpec, p: &Partial) -> Result<Bucket> {
+    let mut subject = None;
+    let mut map = BTreeMap::new();
+    for (d, v) in spec.group_by.iter().zip(&p.key.group) {
+        if d == SUBJECT {
+            subject.clone_from(v);
+        } else {
+            map.insert(d.clone(), v.clone());
+        }
+    }
+    let secs = |t: i64| {
+        DateTime::from_timestamp(t, 0)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
+    };
+    let mut b = Bucket::from_state((secs(p.key.start)?, secs(p.end)?), subject, &spec.metric, map, &p.state);
+    for d in spec.unique_dims() {
+        b.unique.entry(d.to_string()).or_insert(0);
+    }
+    Ok(b)
+}
+
+/// Partials as columns of the partial-state schema (see the module documentation): one entry per
+/// partial in every column; `groups` and `uniques` hold one column per dimension, named by the
+/// dimension (the Arrow columns are `group_<dim>` and `unique_<dim>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // the fields are the schema's columns, documented in the module table
+pub struct PartialColumns {
+    pub schema_version: i32,
+    pub tenant: Vec<String>,
+    pub spec: Vec<u32>,
+    pub window_start: Vec<i64>,
+    pub window_end: Vec<i64>,
+    pub groups: Vec<(String, Vec<Option<String>>)>,
+    pub sum: Vec<String>,
+    pub count: Vec<u64>,
+    pub min: Vec<String>,
+    pub min_id: Vec<String>,
+    pub max: Vec<String>,
+    pub max_id: Vec<String>,
+    pub latest: Vec<String>,
+    pub latest_id: Vec<String>,
+    pub latest_ts: Vec<i64>,
+    pub flagged_count: Vec<u64>,
+    pub flagged_sum: Vec<String>,
+    pub estimated_count: Vec<u64>,
+    pub estimated_sum: Vec<String>,
+    pub uniques: Vec<(String, Vec<Vec<String>>)>,
+}
+
+/// The column names of the schema for `spec`, in order.
+pub fn column_names(spec: &RollupSpec) -> Vec<String> {
+    let mut names: Vec<String> =
+        ["schema_version", "tenant", "spec", "window_start", "window_end"].iter().map(|s| (*s).to_string()).collect();
+    names.extend(spec.group_by.iter().map(|d| format!("group_{d}")));
+    names.extend(
+        [
+            "sum",
+            "count",
+            "min",
+            "min_id",
+            "max",
+            "max_id",
+            "latest",
+            "latest_id",
+            "latest_ts",
+            "flagged_count",
+            "flagged_sum",
+            "estimated_count",
+            "estimated_sum",
+        ]
+        .iter()
+        .map(|s| (*s).to_string()),
+    );
+    names.extend(spec.unique_dims().map(|d| format!("unique_{d}")));
+    names
+}
+
+/// Partials of `spec` as columns.
+///
+/// # Errors
+/// [`ErrorKind::InvalidWindow`] for a latest timestamp outside 1677–2262 (not representable in
+/// nanoseconds; records are limited to 1678–2261).
+pub fn to_columns(parts: &[Partial], spec: &RollupSpec) -> Result<PartialColumns> {
+    let n = parts.len();
+    let mut c = PartialColumns {
+        schema_version: SCHEMA_VERSION,
+        groups: spec.group_by.iter().map(|d| (d.clone(), Vec::with_capacity(n))).collect(),
+        uniques: spec.unique_dims().map(|d| (d.to_string(), Vec::with_capacity(n))).collect(),
+        ..PartialColumns::default()
+    };
+    let dec = |d: Option<Decimal>| d.unwrap_or_default().to_string();
+    for p in parts {
+        let s = &p.state;
+        c.tenant.push(p.key.tenant.clone());
+        c.spec.push(p.key.spec);
+        c.window_start.push(p.key.start);
+        c.window_end.push(p.end);
+        for ((_, col), v) in c.groups.iter_mut().zip(p.key.group.iter().chain(std::iter::repeat(&None))) {
+            col.push(v.clone());
+        }
+        c.sum.push(s.sum.to_string());
+        c.count.push(s.count);
+        c.min.push(dec(s.min));
+        c.min_id.push(p.min_id.clone());
+        c.max.push(dec(s.max));
+        c.max_id.push(p.max_id.clone());
+        let latest = s.latest.as_ref().ok_or_else(|| Error::new(ErrorKind::Parse, "A partial without records."))?;
+        c.latest.push(latest.quantity.to_string());
+        c.latest_id.push(latest.id.clone());
+        c.latest_ts.push(latest.timestamp.timestamp_nanos_opt().ok_or_else(|| {
+            Error::new(ErrorKind::InvalidWindow, "A latest timestamp is outside the nanosecond range (1677-2262).")
+        })?);
+        c.flagged_count.push(s.flagged_count);
+        c.flagged_sum.push(s.flagged_sum.to_string());
+        c.estimated_count.push(s.estimated_count);
+        c.estimated_sum.push(s.estimated_sum.to_string());
+        for (d, col) in &mut c.uniques {
+            col.push(s.uniques.get(d.as_str()).map(|set| set.iter().cloned().collect()).unwrap_or_default());
+        }
+    }
+    Ok(c)
+}
+
+/// Read partials back from columns (the inverse of [`to_columns`]).
+///
+/// # Errors
+/// [`ErrorKind::Parse`] naming the column (and row) for another schema version, columns of
+/// different lengths, a bad decimal, or a count of 0.
+pub fn from_columns(c: &PartialColumns) -> Result<Vec<Partial>> {
+    if c.schema_version != SCHEMA_VERSION {
+        return Err(Error::new(
+            ErrorKind::Parse,
+            format!("Partial states of schema version {} (this is version {SCHEMA_VERSION}).", c.schema_version),
+        )
+        .with_field("schema_version"));
+    }
+    let n = c.tenant.len();
+    check_lengths(c, n)?;
+    let dec = |col: &str, v: &str, row: usize| {
+        crate::decimal::parse_decimal(v).map_err(|e| {
+            Error::new(ErrorKind::Parse, format!("Column '{col}', row {row}: {}", e.message())).with_field(col)
+        })
+    };
+    (0..n)
+        .map(|i| {
+            if c.count[i] == 0 {
+                return Err(Error::new(
+                    ErrorKind::Parse,
+                    format!("Column 'count', row {i}: a partial has no records."),
+                )
+                .with_field("count"));
+            }
+            let latest_ts = DateTime::from_timestamp_nanos(c.latest_ts[i]);
+            let state = BucketState {
+                sum: dec("sum", &c.sum[i], i)?,
+                count: c.count[i],
+                min: Some(dec("min", &c.min[i], i)?),
+                max: Some(dec("max", &c.max[i], i)?),
+                latest: Some(Latest {
+                    timestamp: latest_ts,
+                    id: c.latest_id[i].clone(),
+                    quantity: dec("latest", &c.latest[i], i)?,
+                }),
+                uniques: c
+                    .uniques
+                    .iter()
+                    .filter(|(_, col)| !col[i].is_empty())
+                    .map(|(d, col)| (d.clone(), col[i].iter().cloned().collect::<BTreeSet<String>>()))
+                    .collect(),
+                flagged_count: c.flagged_count[i],
+                flagged_sum: dec("flagged_sum", &c.flagged_sum[i], i)?,
+                estimated_count: c.estimated_count[i],
+                estimated_sum: dec("estimated_sum", &c.estimated_sum[i], i)?,
+            };
+            Ok(Partial {
+                key: BucketKey {
+                    tenant: c.tenant[i].clone(),
+                    spec: c.spec[i],
+                    start: c.window_start[i],
+                    group: c.groups.iter().map(|(_, col)| col[i].clone()).collect(),
+                },
+                end: c.window_end[i],
+                state,
+                min_id: c.min_id[i].clone(),
+                max_id: c.max_id[i].clone(),
+            })
+        })
+        .collect()
+}
+
+fn check_lengths(c: &PartialColumns, n: usize) -> Result<()> {
+    let lens = [
+        ("spec", c.spec.len()),
+        ("window_start", c.window_start.len()),
+        ("window_end", c.window_end.len()),
+        ("sum", c.sum.len()),
+        ("count", c.count.len()),
+        ("min", c.min.len()),
+        ("min_id", c.min_id.len()),
+        ("max", c.max.len()),
+        ("max_id", c.max_id.len()),
+        ("latest", c.latest.len()),
+        ("latest_id", c.latest_id.len()),
+        ("latest_ts", c.latest_ts.len()),
+        ("flagged_count", c.flagged_count.len()),
+        ("flagged_sum", c.flagged_sum.len()),
+        ("estimated_count", c.estimated_count.len()),
+        ("estimated_sum", c.estimated_sum.len()),
+    ];
+    let dims = c
+        .groups
+        .iter()
+        .map(|(d, col)| (d.as_str(), col.len()))
+        .chain(c.uniques.iter().map(|(d, col)| (d.as_str(), col.len())));
+    for (name, len) in lens.into_iter().chain(dims) {
+        if len != n {
+            return Err(Error::new(ErrorKind::Parse, format!("Column '{name}' has {len} values for {n} rows."))
+                .with_field(name));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Aggregation, Engine, Query, Window};
+    use proptest::prelude::*;
+
+    fn spec() -> RollupSpec {
+        RollupSpec::new("kwh", Window::Hour, "America/New_York")
+            .unwrap()
+            .group_by(["subject", "carrier"])
+            .with(Aggregation::UniqueCount("region".into()))
+    }
+
+    fn records(rows: &[(i64, i64, usize, usize, u8)]) -> Vec<UsageRecord> {
+        let base = 1_710_040_000i64; // around the March 2024 New York DST change
+        rows.iter()
+            .enumerate()
+            .map(|(i, &(dt, m, s, c, q))| {
+                let t = DateTime::from_timestamp(base + dt, (dt as u32 % 3) * 250_000_000).unwrap();
+                let mut r = UsageRecord::new(
+                    ["t1", "t2"][i % 2],
+                    format!("id{:03}", i % 37),
+                    format!("s{s}"),
+                    "kwh",
+                    Decimal::new(m, 3),
+                    t,
+                )
+                .with_dimension("region", ["north", "south", "east"][(i / 3) % 3]);
+                if c < 2 {
+                    r = r.with_dimension("carrier", ["a", "b"][c]);
+                }
+                r.quality = [
+                    crate::record::Quality::Actual,
+                    crate::record::Quality::Flagged,
+                    crate::record::Quality::Estimated,
+                ][q as usize % 3];
+                r
+            })
+            .collect()
+    }
+
+    fn engine_json(records: &[UsageRecord], spec: &RollupSpec) -> String {
+        let engine = Engine::in_memory();
+        engine.add_spec(spec.clone()).unwrap();
+        // The engine keeps the first copy of a key; the generated repeats are identical copies.
+        engine.ingest(records).unwrap();
+        let mut out = Vec::new();
+        for tenant in ["t1", "t2"] {
+            let mut q = Query::new(tenant, &spec.metric, spec.window, &spec.time_zone).group_by(spec.group_by.clone());
+            for d in spec.unique_dims() {
+                q = q.unique(d);
+            }
+            out.push(serde_json::to_string(&engine.query(&q).unwrap()).unwrap());
+        }
+        out.join("\n")
+    }
+
+    fn partial_json(parts: &[Partial], spec: &RollupSpec) -> String {
+        let rows = finalize(parts, spec).unwrap();
+        ["t1", "t2"]
+            .iter()
+            .map(|t| {
+                let b: Vec<&Bucket> = rows.iter().filter(|(rt, _)| rt == t).map(|(_, b)| b).collect();
+                serde_json::to_string(&b).unwrap()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    proptest! {
+        /// Any split of the records into partitions (every copy of a key in one partition), any
+        /// order, any merge grouping and a round trip through the columns → one engine's query.
+        #[test]
+        fn partials_merged_equal_one_engine(
+            rows in proptest::collection::vec((0i64..20_000, -5000i64..50_000, 0usize..3, 0usize..3, 0u8..3), 1..120),
+            parts in 1usize..6,
+            seed in any::<u64>(),
+        ) {
+            let spec = spec();
+            let recs = records(&rows);
+            // Unique ids per tenant (repeats of an id are identical copies of its first record).
+            let mut firsts: HashMap<(String, String), UsageRecord> = HashMap::new();
+            let recs: Vec<UsageRecord> = recs.into_iter().map(|r| firsts.entry((r.tenant.clone(), r.id.clone())).or_insert(r).clone()).collect();
+            let expected = engine_json(&recs, &spec);
+            // Split by a seeded hash of the key, in a seeded permutation.
+            let h = |r: &UsageRecord| {
+                use std::hash::{Hash, Hasher};
+                let mut s = std::collections::hash_map::DefaultHasher::new();
+                (seed, &r.tenant, &r.id).hash(&mut s);
+                s.finish()
+            };
+            let mut order: Vec<&UsageRecord> = recs.iter().collect();
+            order.sort_by_key(|r| (h(r).rotate_left(7), r.timestamp));
+            let mut rollups: Vec<PartialRollup> = (0..parts).map(|_| PartialRollup::new(&spec).unwrap()).collect();
+            for r in order {
+                rollups[(h(r) % parts as u64) as usize].add(r).unwrap();
+            }
+            let finished: Vec<Vec<Partial>> = rollups.into_iter().map(PartialRollup::finish).collect();
+            // Merge as a tree in a seeded grouping, each level through the columns.
+            let mut level: Vec<Vec<Partial>> = finished;
+            let turn = (seed % level.len() as u64) as usize;
+            level.rotate_left(turn);
+            while level.len() > 1 {
+                let a = level.remove(0);
+                let b = level.remove((seed as usize) % level.len());
+                let m = merge(b.into_iter().chain(a)).unwrap();
+                let round = from_columns(&to_columns(&m, &spec).unwrap()).unwrap();
+                prop_assert_eq!(&round, &m);
+                level.push(round);
+            }
+            prop_assert_eq!(partial_json(&level[0], &spec), expected);
+        }
+    }
+
+    #[test]
+    fn a_key_resent_with_other_content_is_a_conflict() {
+        let spec = spec();
+        let at = DateTime::from_timestamp(1_710_040_000, 0).unwrap();
+        let mut p = PartialRollup::new(&spec).unwrap();
+        p.add(&UsageRecord::new("t", "r1", "s", "kwh", Decimal::ONE, at)).unwrap();
+        p.add(&UsageRecord::new("t", "r1", "s", "kwh", Decimal::ONE, at)).unwrap();
+        let err = p.add(&UsageRecord::new("t", "r1", "s", "kwh", Decimal::TWO, at)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert_eq!(p.finish()[0].state.count, 1);
+    }
+
+    #[test]
+    fn bad_columns_are_errors_naming_the_column() {
+        let spec = spec();
+        let at = DateTime::from_timestamp(1_710_040_000, 0).unwrap();
+        let mut p = PartialRollup::new(&spec).unwrap();
+        p.add(&UsageRecord::new("t", "r1", "s", "kwh", Decimal::ONE, at)).unwrap();
+        let good = to_columns(&p.finish(), &spec).unwrap();
+        let mut c = good.clone();
+        c.schema_version = 2;
+        assert_eq!(from_columns(&c).unwrap_err().field(), Some("schema_version"));
+        let mut c = good.clone();
+        c.sum[0] = "1.2.3".into();
+        assert_eq!(from_columns(&c).unwrap_err().field(), Some("sum"));
+        let mut c = good.clone();
+        c.max_id.clear();
+        assert_eq!(from_columns(&c).unwrap_err().field(), Some("max_id"));
+        let mut c = good;
+        c.count[0] = 0;
+        assert_eq!(from_columns(&c).unwrap_err().kind(), ErrorKind::Parse);
+    }
+
+    #[test]
+    fn min_and_max_ids_break_ties_the_same_way_in_any_order() {
+        let spec = RollupSpec::new("kwh", Window::Day, "UTC").unwrap();
+        let at = DateTime::from_timestamp(0, 0).unwrap();
+        let one = |id: &str, q: i64| {
+            let mut p = PartialRollup::new(&spec).unwrap();
+            p.add(&UsageRecord::new("t", id, "s", "kwh", Decimal::new(q, 0), at)).unwrap();
+            p.finish()
+        };
+        let parts = [one("b", 1), one("a", 1), one("c", 5), one("d", 5)];
+        for perm in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]] {
+            let m = merge(perm.iter().flat_map(|&i| parts[i].clone())).unwrap();
+            assert_eq!((m[0].min_id.as_str(), m[0].max_id.as_str()), ("a", "d"));
+        }
+    }
+}
