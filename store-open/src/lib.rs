@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn postgres_url_opens_the_shared_database() {
         let Ok(url) = std::env::var("METERKIT_PG_URL") else {
-            assert!(std::env::var_os("METERKIT_REQUIRE_PG").is_none(), "METERKIT_REQUIRE_PG is set but METERKIT_PG_URL is not");
+            assert!(
+                std::env::var_os("METERKIT_REQUIRE_PG").is_none(),
+                "METERKIT_REQUIRE_PG is set but METERKIT_PG_URL is not"
+            );
             return;
         };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
