@@ -576,6 +576,81 @@ impl Tariff {
         self.rate(req, records)
     }
 
+    /// Compile the latest version for [`QuantityRater::total`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Tariff`] naming the first charge that needs calendar or record detail
+    /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`);
+    /// [`ErrorKind::Overflow`] when a full tier's amount overflows.
+    pub fn quantity_rater(&self) -> Result<QuantityRater> {
+        if !self.charges.is_empty() {
+            return self.clone().normalized()?.quantity_rater();
+        }
+        self.check()?;
+        let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
+        let (dp, rounding) = (self.line_decimals.unwrap_or(self.minor_units()?), self.rounding);
+        let total_dp = self.minor_units()?;
+        let round = |d: Decimal| rounding.round(d, dp);
+        let mut charges = Vec::with_capacity(v.charges.len());
+        for (i, c) in v.charges.iter().enumerate() {
+            let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
+                || c.per.is_some_and(|p| p != Per::Period)
+                || c.tier_basis.is_some_and(|b| b != Basis::Period)
+                || c.metric.is_some()
+                || !c.filter.is_empty()
+                || !c.months.is_empty();
+            if unsupported {
+                return Err(tariff_err(
+                    format!("charges[{i}]"),
+                    format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id),
+                ));
+            }
+            charges.push(match c.kind {
+                ChargeKind::Fixed => Fast::Fixed(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Allowance => {
+                    Fast::Allowance(mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?)
+                }
+                ChargeKind::PerUnit => Fast::PerUnit(c.clone()),
+                ChargeKind::Graduated => {
+                    let n = c.tiers.len();
+                    let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                    let mut below = Decimal::ZERO;
+                    let mut acc = Decimal::ZERO;
+                    for (j, t) in c.tiers.iter().enumerate() {
+                        let top = if j + 1 < n { t.up_to } else { None };
+                        let flat = round(t.flat.unwrap_or_default())?;
+                        lo.push(below);
+                        hi.push(top);
+                        flats.push(flat);
+                        prefix.push(acc);
+                        if let Some(top) = top {
+                            let width = sub(top, below, "A tier's width")?;
+                            acc = add(add(acc, round(mul(width, t.rate)?)?)?, flat)?;
+                            below = top;
+                        }
+                    }
+                    Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix }
+                }
+                ChargeKind::Volume => Fast::Volume(c.clone()),
+                ChargeKind::Package => Fast::Package(c.clone()),
+                ChargeKind::Minimum => Fast::Minimum(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Percentage => Fast::Percentage {
+                    rate: div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?,
+                    applies: c.applies_to.iter().filter_map(|a| v.charges.iter().position(|x| &x.id == a)).collect(),
+                    tax: c.tax,
+                },
+                ChargeKind::TimeOfUse | ChargeKind::Demand => {
+                    return Err(tariff_err(
+                        format!("charges[{i}]"),
+                        "Time-of-use and demand charges need Tariff::bill.",
+                    ))
+                }
+            });
+        }
+        let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
+        Ok(QuantityRater { charges, keeps_amounts, dp, total_dp, rounding })
+    }
+
     /// [`Tariff::bill`] of a tariff already checked (and normalized), in stages: the period
     /// ([`Tariff::period_secs`]), the version pieces ([`Tariff::pieces`]), the records in use
     /// ([`uses_of`]), the rating passes ([`Rater::rate_pieces`]), then the bill ([`Tariff::assemble`]).
@@ -1304,83 +1379,6 @@ enum Fast {
         applies: Vec<usize>,
         tax: bool,
     },
-}
-
-impl Tariff {
-    /// Compile the latest version for [`QuantityRater::total`].
-    ///
-    /// # Errors
-    /// [`ErrorKind::Tariff`] naming the first charge that needs calendar or record detail
-    /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`);
-    /// [`ErrorKind::Overflow`] when a full tier's amount overflows.
-    pub fn quantity_rater(&self) -> Result<QuantityRater> {
-        if !self.charges.is_empty() {
-            return self.clone().normalized()?.quantity_rater();
-        }
-        self.check()?;
-        let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
-        let (dp, rounding) = (self.line_decimals.unwrap_or(self.minor_units()?), self.rounding);
-        let total_dp = self.minor_units()?;
-        let round = |d: Decimal| rounding.round(d, dp);
-        let mut charges = Vec::with_capacity(v.charges.len());
-        for (i, c) in v.charges.iter().enumerate() {
-            let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
-                || c.per.is_some_and(|p| p != Per::Period)
-                || c.tier_basis.is_some_and(|b| b != Basis::Period)
-                || c.metric.is_some()
-                || !c.filter.is_empty()
-                || !c.months.is_empty();
-            if unsupported {
-                return Err(tariff_err(
-                    format!("charges[{i}]"),
-                    format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id),
-                ));
-            }
-            charges.push(match c.kind {
-                ChargeKind::Fixed => Fast::Fixed(round(c.amount.unwrap_or_default())?),
-                ChargeKind::Allowance => {
-                    Fast::Allowance(mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?)
-                }
-                ChargeKind::PerUnit => Fast::PerUnit(c.clone()),
-                ChargeKind::Graduated => {
-                    let n = c.tiers.len();
-                    let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                    let mut below = Decimal::ZERO;
-                    let mut acc = Decimal::ZERO;
-                    for (j, t) in c.tiers.iter().enumerate() {
-                        let top = if j + 1 < n { t.up_to } else { None };
-                        let flat = round(t.flat.unwrap_or_default())?;
-                        lo.push(below);
-                        hi.push(top);
-                        flats.push(flat);
-                        prefix.push(acc);
-                        if let Some(top) = top {
-                            let width = sub(top, below, "A tier's width")?;
-                            acc = add(add(acc, round(mul(width, t.rate)?)?)?, flat)?;
-                            below = top;
-                        }
-                    }
-                    Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix }
-                }
-                ChargeKind::Volume => Fast::Volume(c.clone()),
-                ChargeKind::Package => Fast::Package(c.clone()),
-                ChargeKind::Minimum => Fast::Minimum(round(c.amount.unwrap_or_default())?),
-                ChargeKind::Percentage => Fast::Percentage {
-                    rate: div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?,
-                    applies: c.applies_to.iter().filter_map(|a| v.charges.iter().position(|x| &x.id == a)).collect(),
-                    tax: c.tax,
-                },
-                ChargeKind::TimeOfUse | ChargeKind::Demand => {
-                    return Err(tariff_err(
-                        format!("charges[{i}]"),
-                        "Time-of-use and demand charges need Tariff::bill.",
-                    ))
-                }
-            });
-        }
-        let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
-        Ok(QuantityRater { charges, keeps_amounts, dp, total_dp, rounding })
-    }
 }
 
 impl QuantityRater {

@@ -4,6 +4,20 @@
 //! ([`TariffVersion`]) of [`Charge`]s. [`Tariff::bill`](crate::Tariff::bill) turns usage records
 //! into a [`Bill`](crate::Bill). The long-form rules (`docs/tariffs.md`) are rendered on
 //! [`Tariff`].
+//!
+//! Where the `impl Tariff` blocks live (the document's own methods here; rating in `billing`,
+//! which imports `tariff`, so that the tariff module never depends on bills):
+//!
+//! | file | methods |
+//! |---|---|
+//! | `tariff/mod.rs` | reading (`from_toml`, `from_json`, `from_any`), `check`, `into_checked`, `minor_units`, `versions`, `metrics` |
+//! | `tariff/urdb.rs` | the OpenEI URDB importer (`from_urdb_json`, `from_urdb_json_with`, `many_from_any`) |
+//! | `billing/mod.rs` | rating: `bill` (and its stages), `quantity_rater` |
+//! | `billing/compare.rs` | `compare` (one load under many tariffs) |
+//!
+//! A [`Charge`] is checked by `Charge::check` in stages: the id, the fields that apply to its
+//! [`ChargeKind`] (`ChargeKind::allowed_fields`), the fields common to usage charges, then the
+//! shape of the kind; every error names the field path (`versions[0].charges[2].rate`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
