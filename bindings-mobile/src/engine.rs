@@ -421,10 +421,12 @@ impl Engine {
     }
 
     /// An engine over the SQLite file at `path` (created if missing; the same store as
-    /// `meterkit-sqlite` everywhere). Errors: `Store` when the file cannot be opened.
+    /// `meterkit-sqlite` everywhere; `:memory:` is a fresh in-memory store), opened by
+    /// `meterkit_open::open_store`. Errors: `Store` when the file cannot be opened; `Parse` for a
+    /// URL (this build has no PostgreSQL client).
     #[uniffi::constructor(default(notifier = None))]
     pub fn open(path: String, notifier: Option<Arc<dyn Notifier>>) -> Result<Arc<Self>, MeterkitError> {
-        Engine::build(Box::new(meterkit_sqlite::SqliteStore::open(path)?), notifier)
+        Engine::build(meterkit_open::open_store(&path)?, notifier)
     }
 
     /// Add a rollup of `metric` by `window` (`day`, `minutes:15`, …) in `time_zone`, grouped by
@@ -537,13 +539,7 @@ impl Engine {
     /// `latest`, or `unique_count:DIM`) over the query's range, largest first. Errors: `Parse`
     /// for an unknown aggregation, and those of [`Engine::query`].
     pub fn top_n(&self, query: Query, by: String, n: u32) -> Result<Vec<Bucket>, MeterkitError> {
-        let by = match by.strip_prefix("unique_count:") {
-            Some(dim) => meterkit::Aggregation::UniqueCount(dim.to_string()),
-            None => serde_json::from_value(serde_json::Value::String(by.clone())).map_err(|_| {
-                meterkit::Error::new(meterkit::ErrorKind::Parse, format!("Unknown aggregation '{by}'."))
-                    .with_field("by")
-            })?,
-        };
+        let by: meterkit::Aggregation = by.parse()?;
         Ok(buckets_from_core(self.inner.top_n(&query.to_core()?, &by, n as usize)?))
     }
 

@@ -98,7 +98,7 @@ impl MeterkitError {
     /// An `E_INTERNAL` error with `reason`.
     pub fn internal(reason: String) -> Self {
         MeterkitError::Internal {
-            code: "E_INTERNAL".to_string(),
+            code: ErrorKind::Internal.code().to_string(),
             reason,
             record_id: None,
             field: None,

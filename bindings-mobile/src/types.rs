@@ -60,7 +60,7 @@ pub(crate) fn via_serde<A: Serialize, B: DeserializeOwned>(a: &A) -> Result<B, M
 
 /// The snake_case name of an error kind (`conflict`).
 pub(crate) fn kind_name(k: ErrorKind) -> String {
-    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    k.name().to_string()
 }
 
 /// A core type from JSON text (a repeated key is refused: `meterkit::json::check_json`).

@@ -103,8 +103,7 @@ pub fn js_error(env: Env, e: &CoreError) -> napi::Error {
 fn build_js_error(env: Env, e: &CoreError) -> napi::Result<napi::Error> {
     let base = JsError::from(napi::Error::new(e.kind().code(), e.message())).into_unknown(env);
     let mut obj: Object = base.coerce_to_object()?;
-    let kind = serde_json::to_value(e.kind()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    obj.set("kind", kind)?;
+    obj.set("kind", e.kind().name())?;
     obj.set("recordId", e.record_id())?;
     obj.set("field", e.field())?;
     obj.set("line", e.line().map(|l| l as f64))?;
@@ -131,9 +130,9 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 pub fn internal_error(env: Env, message: &str) -> napi::Error {
     let build = || -> napi::Result<napi::Error> {
         let text = format!("meterkit failed internally (a bug; please report it): {message}");
-        let base = JsError::from(napi::Error::new("E_INTERNAL", text)).into_unknown(env);
+        let base = JsError::from(napi::Error::new(ErrorKind::Internal.code(), text)).into_unknown(env);
         let mut obj: Object = base.coerce_to_object()?;
-        obj.set("kind", "internal")?;
+        obj.set("kind", ErrorKind::Internal.name())?;
         obj.set("recordId", Null)?;
         obj.set("field", Null)?;
         obj.set("line", Null)?;

@@ -6,7 +6,6 @@ use meterkit::{
     engine::IngestReport, invoice::Invoice, quota::Quota, Aggregation, Bill, BillRequest, Event, Notifier, Query,
     RollupSpec, UsageRecord, Window,
 };
-use meterkit_sqlite::SqliteStore;
 use napi::bindgen_prelude::{AsyncTask, Either, Function, Null, Object};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::{Env, Status, Task};
@@ -74,10 +73,7 @@ impl Engine {
                 None => None,
             };
             let mut engine = match path {
-                Some(Either::A(p)) if meterkit_postgres::is_postgres_url(&p) => {
-                    core(env, meterkit_postgres::PgStore::open(&p).and_then(meterkit::Engine::new))?
-                }
-                Some(Either::A(p)) => core(env, SqliteStore::open(&p).and_then(meterkit::Engine::new))?,
+                Some(Either::A(p)) => core(env, meterkit_open::open_engine(&p))?,
                 _ => meterkit::Engine::in_memory(),
             };
             if let Some(Either::A(f)) = callback {

@@ -316,19 +316,7 @@ fn comparison<'py>(
 }
 
 fn money<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
-    let text = serde_json::to_value(meterkit::billing::BillLine {
-        charge: String::new(),
-        description: String::new(),
-        quantity: Decimal::ZERO,
-        unit: String::new(),
-        rate: Decimal::ZERO,
-        amount: d,
-        tier: None,
-        tou_period: None,
-    })
-    .ok()
-    .and_then(|v| v.get("amount").and_then(|a| a.as_str().map(str::to_string)))
-    .unwrap_or_else(|| d.to_string());
+    let text = meterkit::decimal::fmt_money(d);
     py.import("decimal")?.getattr("Decimal")?.call1((text,))
 }
 
@@ -425,7 +413,7 @@ impl PyInvoice {
 }
 
 fn status_name(s: meterkit::invoice::InvoiceStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    s.to_string()
 }
 
 #[pymethods]

@@ -58,25 +58,10 @@ fn check_callable(py: Python<'_>, notifier: Option<&Py<PyAny>>) -> PyResult<()> 
     Ok(())
 }
 
+/// `by` through the core's `Aggregation::from_str`; an unknown name stays `InvalidQuery` here
+/// (the Python API's documented kind; the core and mobile say `Parse`).
 pub fn parse_aggregation(by: &str) -> PyResult<Aggregation> {
-    Ok(match by {
-        "sum" => Aggregation::Sum,
-        "count" => Aggregation::Count,
-        "min" => Aggregation::Min,
-        "max" => Aggregation::Max,
-        "mean" => Aggregation::Mean,
-        "latest" => Aggregation::Latest,
-        other => match other.strip_prefix("unique_count:") {
-            Some(d) => Aggregation::UniqueCount(d.to_string()),
-            None => {
-                return Err(new_err(
-                    ErrorKind::InvalidQuery,
-                    format!("by must be sum, count, min, max, mean, latest or unique_count:DIM, not {other:?}."),
-                    Some("by"),
-                ))
-            }
-        },
-    })
+    by.parse().map_err(|e: meterkit::Error| new_err(ErrorKind::InvalidQuery, e.message().to_string(), Some("by")))
 }
 
 /// The `UsageRecord`s of an iterable, as one batch.
@@ -119,20 +104,13 @@ impl PyEngine {
     fn open(py: Python<'_>, path: std::path::PathBuf, notifier: Option<Py<PyAny>>) -> PyResult<Self> {
         check_callable(py, notifier.as_ref())?;
         let text = path.to_string_lossy().into_owned();
-        if meterkit_postgres::is_postgres_url(&text) {
-            let url = text.clone();
-            let engine = detached(py, move || meterkit::Engine::new(meterkit_postgres::PgStore::open(&url)?))?;
-            return Ok(PyEngine {
-                inner: Arc::new(with_notifier(engine, notifier)),
-                description: "Engine(postgres)".to_string(),
-            });
-        }
-        let p = path.clone();
-        let engine = detached(py, move || meterkit::Engine::new(meterkit_sqlite::SqliteStore::open(&p)?))?;
-        Ok(PyEngine {
-            inner: Arc::new(with_notifier(engine, notifier)),
-            description: format!("Engine(sqlite={:?})", path.display().to_string()),
-        })
+        let description = match crate::errors::IntoPy::py(meterkit_open::Location::parse(&text))? {
+            meterkit_open::Location::Memory => "Engine(in_memory)".to_string(),
+            meterkit_open::Location::Sqlite(p) => format!("Engine(sqlite={p:?})"),
+            meterkit_open::Location::Postgres(_) => "Engine(postgres)".to_string(),
+        };
+        let engine = detached(py, move || meterkit_open::open_engine(&text))?;
+        Ok(PyEngine { inner: Arc::new(with_notifier(engine, notifier)), description })
     }
 
     /// Maintain `spec` from now on (backfilled from stored records); returns its id.

@@ -87,7 +87,7 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
 
 /// The snake_case name of a kind, as in JSON (`invalid_record`).
 pub fn kind_name(kind: ErrorKind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    kind.name().to_string()
 }
 
 fn build(
@@ -148,8 +148,8 @@ pub fn internal(message: &str) -> PyErr {
     Python::attach(|py| {
         build(
             &py.get_type::<InternalError>(),
-            "E_INTERNAL",
-            "internal",
+            ErrorKind::Internal.code(),
+            ErrorKind::Internal.name(),
             &format!("meterkit hit an internal error (a bug; please report it): {message}"),
             None,
             None,
@@ -202,7 +202,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(cls.name()?, cls)?;
     }
     let internal = py.get_type::<InternalError>();
-    internal.setattr("code", "E_INTERNAL")?;
+    internal.setattr("code", ErrorKind::Internal.code())?;
     m.add("InternalError", internal)?;
     Ok(())
 }

@@ -104,8 +104,8 @@ pub struct PyFinding {
     pub inner: meterkit::Finding,
 }
 
-fn name_of<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+fn name_of<T: std::fmt::Display>(v: &T) -> String {
+    v.to_string()
 }
 
 #[pymethods]

@@ -72,13 +72,10 @@ fn missing(flag: &str, scheme: &str) -> Error {
     Error::new(ErrorKind::Parse, format!("consume {scheme}://… needs --{flag}.")).with_field(flag.to_string())
 }
 
-/// Open the engine on `db`: a PostgreSQL URL or an SQLite file.
+/// Open the engine on `db`: a PostgreSQL URL, an SQLite file or `:memory:`
+/// ([`meterkit_open::open_engine`]).
 fn open_store_engine(db: &str) -> Result<Engine> {
-    if meterkit_postgres::is_postgres_url(db) {
-        Engine::new(meterkit_postgres::PgStore::open(db)?)
-    } else {
-        Engine::new(meterkit_sqlite::SqliteStore::open(db)?)
-    }
+    meterkit_open::open_engine(db)
 }
 
 /// Run `consume`: print the run's report as JSON on stdout when it ends.

@@ -22,7 +22,6 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use meterkit::{
     decimal::fmt_decimal, engine::Fill, Bucket, Engine, Error, ErrorKind, Query, Result, UsageRecord, Window,
 };
-use meterkit_sqlite::SqliteStore;
 
 use crate::input::{located, parse_timestamp, InputArgs};
 
@@ -160,16 +159,14 @@ fn main() -> ExitCode {
 }
 
 fn open_engine(db: &str) -> Result<Engine> {
-    if meterkit_postgres::is_postgres_url(db) {
-        return Engine::new(meterkit_postgres::PgStore::open(db)?);
-    }
-    Engine::new(SqliteStore::open(db)?)
+    meterkit_open::open_engine(db)
 }
 
 /// Open an existing database for a read command (`rollup`, `bill`): a missing file is refused
 /// rather than created empty, so a mistyped `--db` is not read as "no usage".
 fn open_existing(db: &str) -> Result<Engine> {
-    if db != ":memory:" && !meterkit_postgres::is_postgres_url(db) && !std::path::Path::new(db).exists() {
+    let file = matches!(meterkit_open::Location::parse(db)?, meterkit_open::Location::Sqlite(_));
+    if file && !std::path::Path::new(db).exists() {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!("The database {db} does not exist; check --db (ingest and report create it)."),

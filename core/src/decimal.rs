@@ -11,6 +11,19 @@ pub fn fmt_decimal(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
+/// Format an amount of money as every JSON output prints it: exact, with its scale kept (a bill
+/// amount rounded to the currency's minor unit prints `12.30`, not `12.3`). Hosts use this instead
+/// of serialising a bill line to get the text of an amount.
+///
+/// ```
+/// use rust_decimal::Decimal;
+/// assert_eq!(meterkit::decimal::fmt_money(Decimal::new(1230, 2)), "12.30");
+/// assert_eq!(meterkit::decimal::fmt_money(Decimal::new(-5, 0)), "-5");
+/// ```
+pub fn fmt_money(d: Decimal) -> String {
+    d.to_string()
+}
+
 /// `a + b`, exactly, or `None`: rust_decimal's `checked_add` rounds a sum that needs more than 28
 /// significant digits (reducing its scale) instead of failing; meterkit refuses that, because a
 /// rounded sum is a wrong number.
@@ -214,7 +227,7 @@ pub(crate) mod money_str {
     use serde::{de, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(d)
+        s.serialize_str(&super::fmt_money(*d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {

@@ -35,6 +35,10 @@ pub enum ErrorKind {
     NotFound,
     /// The store failed (I/O, corruption, a lock); the batch in progress was not applied.
     Store,
+    /// A failure outside the core's own checks: host code called by the library threw (a
+    /// `Notifier`), or a bug (a Rust panic) was caught at an FFI boundary. The core never returns
+    /// it itself; it is here so that every binding uses the one code `E_INTERNAL`.
+    Internal,
 }
 
 impl ErrorKind {
@@ -53,10 +57,31 @@ impl ErrorKind {
             ErrorKind::InvalidTransition => "E_INVALID_TRANSITION",
             ErrorKind::NotFound => "E_NOT_FOUND",
             ErrorKind::Store => "E_STORE",
+            ErrorKind::Internal => "E_INTERNAL",
         }
     }
 
-    /// Every kind, for bindings that build one exception class per kind.
+    /// The snake_case name of this kind, as in JSON (`"conflict"`, `"invalid_record"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRecord => "invalid_record",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Parse => "parse",
+            ErrorKind::InvalidWindow => "invalid_window",
+            ErrorKind::InvalidTimeZone => "invalid_time_zone",
+            ErrorKind::InvalidQuery => "invalid_query",
+            ErrorKind::Overflow => "overflow",
+            ErrorKind::Tariff => "tariff",
+            ErrorKind::Validation => "validation",
+            ErrorKind::InvalidTransition => "invalid_transition",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Store => "store",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// Every kind the core returns, for bindings that build one exception class per kind
+    /// ([`ErrorKind::Internal`], which only hosts raise, is not in it).
     pub const ALL: [ErrorKind; 12] = [
         ErrorKind::InvalidRecord,
         ErrorKind::Conflict,
@@ -73,11 +98,68 @@ impl ErrorKind {
     ];
 }
 
+/// The stable code (`E_CONFLICT`); [`ErrorKind::name`] gives the JSON name.
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
     }
 }
+
+/// A kind from its code (`E_CONFLICT`) or its JSON name (`conflict`); anything else is an
+/// [`ErrorKind::Parse`] error.
+impl std::str::FromStr for ErrorKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ErrorKind::ALL.into_iter().chain([ErrorKind::Internal]).find(|k| k.code() == s || k.name() == s).ok_or_else(
+            || Error::new(ErrorKind::Parse, format!("'{s}' is not an error kind or code (E_CONFLICT, conflict, ...).")),
+        )
+    }
+}
+
+/// The [`ErrorKind::Parse`] error for an unknown enum name: `what` it should have been and the
+/// names it may be.
+pub(crate) fn unknown_name(s: &str, what: &str, names: &[&str]) -> Error {
+    Error::new(ErrorKind::Parse, format!("'{s}' is not a {what}; expected one of: {}.", names.join(", ")))
+}
+
+/// Implements, for a fieldless enum, `as_str` (the snake_case name, as in JSON), `NAMES` (every
+/// variant with its name), `Display` (the name) and `FromStr` (the name back; an unknown name is an
+/// [`ErrorKind::Parse`] error listing the names). One list per enum, checked against the serde
+/// names by the tests.
+macro_rules! enum_names {
+    ($ty:ident, $what:literal, [$($variant:ident = $name:literal),+ $(,)?]) => {
+        impl $ty {
+            /// Every variant with its snake_case name, in declaration order.
+            pub const NAMES: &'static [($ty, &'static str)] = &[$(($ty::$variant, $name)),+];
+
+            /// The snake_case name, as in JSON.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::error::Error;
+
+            fn from_str(s: &str) -> ::std::result::Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err($crate::error::unknown_name(s, $what, &[$($name),+])),
+                }
+            }
+        }
+    };
+}
+pub(crate) use enum_names;
 
 /// meterkit's error: a [`kind`](Error::kind), a full-sentence message, and where known the
 /// record id, field and input line it concerns.
@@ -179,3 +261,71 @@ impl Error {
 
 /// `Result` with meterkit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod names_tests {
+    use super::ErrorKind;
+
+    /// Each enum's `NAMES`: `Display` is the serde name, `FromStr` reads it back, and an unknown
+    /// name is a `Parse` error naming what was expected.
+    fn check<T>(names: &[(T, &str)])
+    where
+        T: Copy
+            + PartialEq
+            + std::fmt::Debug
+            + std::fmt::Display
+            + std::str::FromStr<Err = super::Error>
+            + serde::Serialize,
+    {
+        for &(v, name) in names {
+            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::Value::String(name.to_string()));
+            assert_eq!(v.to_string(), name);
+            assert_eq!(name.parse::<T>().unwrap(), v);
+        }
+        let e = "no_such_name".parse::<T>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(e.message().contains(names[0].1), "{}", e.message());
+    }
+
+    #[test]
+    fn every_public_enum_has_display_and_from_str_matching_serde() {
+        check(crate::vee::Severity::NAMES);
+        check(crate::vee::Action::NAMES);
+        check(crate::vee::Rule::NAMES);
+        check(crate::record::Quality::NAMES);
+        check(crate::reading::check::ReadingStatus::NAMES);
+        check(crate::reading::ReadingKind::NAMES);
+        check(crate::invoice::InvoiceStatus::NAMES);
+        check(crate::engine::Fill::NAMES);
+        check(crate::tariff::Rounding::NAMES);
+        check(crate::tariff::QuantityRounding::NAMES);
+        check(crate::tariff::ChargeKind::NAMES);
+        check(crate::tariff::Per::NAMES);
+        check(crate::tariff::Basis::NAMES);
+        check(crate::tariff::SharedLadder::NAMES);
+        assert_eq!(crate::vee::Rule::NAMES.len(), 25);
+    }
+
+    #[test]
+    fn error_kinds_parse_from_code_or_name() {
+        for k in ErrorKind::ALL.into_iter().chain([ErrorKind::Internal]) {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::String(k.name().to_string()));
+            assert_eq!(k.to_string(), k.code());
+            assert_eq!(k.code().parse::<ErrorKind>().unwrap(), k);
+            assert_eq!(k.name().parse::<ErrorKind>().unwrap(), k);
+        }
+        assert_eq!(ErrorKind::Internal.code(), "E_INTERNAL");
+        assert_eq!("E_NOPE".parse::<ErrorKind>().unwrap_err().kind(), ErrorKind::Parse);
+    }
+
+    #[test]
+    fn aggregations_round_trip_through_their_names() {
+        use crate::rollup::Aggregation as A;
+        for a in [A::Sum, A::Count, A::Min, A::Max, A::Mean, A::Latest, A::UniqueCount("subject".into())] {
+            assert_eq!(a.to_string().parse::<A>().unwrap(), a);
+        }
+        assert_eq!("unique_count:sim".parse::<A>().unwrap(), A::UniqueCount("sim".into()));
+        let e = "median".parse::<A>().unwrap_err();
+        assert_eq!((e.kind(), e.field()), (ErrorKind::Parse, Some("by")));
+    }
+}

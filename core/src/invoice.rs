@@ -29,17 +29,11 @@ pub enum InvoiceStatus {
     Void,
 }
 
-impl InvoiceStatus {
-    fn name(self) -> &'static str {
-        match self {
-            InvoiceStatus::Draft => "draft",
-            InvoiceStatus::Issued => "issued",
-            InvoiceStatus::Paid => "paid",
-            InvoiceStatus::Overdue => "overdue",
-            InvoiceStatus::Void => "void",
-        }
-    }
-}
+crate::error::enum_names!(
+    InvoiceStatus,
+    "invoice status",
+    [Draft = "draft", Issued = "issued", Paid = "paid", Overdue = "overdue", Void = "void",]
+);
 
 /// An invoice for one [`Bill`].
 ///
@@ -99,7 +93,7 @@ impl Invoice {
     fn illegal(&self, to: InvoiceStatus) -> Error {
         Error::new(
             ErrorKind::InvalidTransition,
-            format!("Invoice '{}' cannot go from {} to {}.", self.id, self.status.name(), to.name()),
+            format!("Invoice '{}' cannot go from {} to {}.", self.id, self.status, to),
         )
         .with_field("status")
     }

@@ -576,15 +576,112 @@ impl Tariff {
         self.rate(req, records)
     }
 
-    /// [`Tariff::bill`] of a tariff already checked (and normalized).
+    /// Compile the latest version for [`QuantityRater::total`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Tariff`] naming the first charge that needs calendar or record detail
+    /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`);
+    /// [`ErrorKind::Overflow`] when a full tier's amount overflows.
+    pub fn quantity_rater(&self) -> Result<QuantityRater> {
+        if !self.charges.is_empty() {
+            return self.clone().normalized()?.quantity_rater();
+        }
+        self.check()?;
+        let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
+        let (dp, rounding) = (self.line_decimals.unwrap_or(self.minor_units()?), self.rounding);
+        let total_dp = self.minor_units()?;
+        let round = |d: Decimal| rounding.round(d, dp);
+        let mut charges = Vec::with_capacity(v.charges.len());
+        for (i, c) in v.charges.iter().enumerate() {
+            let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
+                || c.per.is_some_and(|p| p != Per::Period)
+                || c.tier_basis.is_some_and(|b| b != Basis::Period)
+                || c.metric.is_some()
+                || !c.filter.is_empty()
+                || !c.months.is_empty();
+            if unsupported {
+                return Err(tariff_err(
+                    format!("charges[{i}]"),
+                    format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id),
+                ));
+            }
+            charges.push(match c.kind {
+                ChargeKind::Fixed => Fast::Fixed(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Allowance => {
+                    Fast::Allowance(mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?)
+                }
+                ChargeKind::PerUnit => Fast::PerUnit(c.clone()),
+                ChargeKind::Graduated => {
+                    let n = c.tiers.len();
+                    let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                    let mut below = Decimal::ZERO;
+                    let mut acc = Decimal::ZERO;
+                    for (j, t) in c.tiers.iter().enumerate() {
+                        let top = if j + 1 < n { t.up_to } else { None };
+                        let flat = round(t.flat.unwrap_or_default())?;
+                        lo.push(below);
+                        hi.push(top);
+                        flats.push(flat);
+                        prefix.push(acc);
+                        if let Some(top) = top {
+                            let width = sub(top, below, "A tier's width")?;
+                            acc = add(add(acc, round(mul(width, t.rate)?)?)?, flat)?;
+                            below = top;
+                        }
+                    }
+                    Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix }
+                }
+                ChargeKind::Volume => Fast::Volume(c.clone()),
+                ChargeKind::Package => Fast::Package(c.clone()),
+                ChargeKind::Minimum => Fast::Minimum(round(c.amount.unwrap_or_default())?),
+                ChargeKind::Percentage => Fast::Percentage {
+                    rate: div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?,
+                    applies: c.applies_to.iter().filter_map(|a| v.charges.iter().position(|x| &x.id == a)).collect(),
+                    tax: c.tax,
+                },
+                ChargeKind::TimeOfUse | ChargeKind::Demand => {
+                    return Err(tariff_err(
+                        format!("charges[{i}]"),
+                        "Time-of-use and demand charges need Tariff::bill.",
+                    ))
+                }
+            });
+        }
+        let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
+        Ok(QuantityRater { charges, keeps_amounts, dp, total_dp, rounding })
+    }
+
+    /// [`Tariff::bill`] of a tariff already checked (and normalized), in stages: the period
+    /// ([`Tariff::period_secs`]), the version pieces ([`Tariff::pieces`]), the records in use
+    /// ([`uses_of`]), the rating passes ([`Rater::rate_pieces`]), then the bill ([`Tariff::assemble`]).
     pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
             None => tz,
         };
-        // Calendar work is in whole seconds: the period's seconds are those it touches, and
-        // records are picked by their exact instant (sub-second bounds are exact).
+        let (start, end) = self.period_secs(req, tz)?;
+        let pieces = self.pieces(req, tz, start, end)?;
+        let mut uses = uses_of(records, req, tou_tz)?;
+        let mut rater = Rater {
+            tariff: self,
+            req,
+            tz,
+            tou_tz,
+            dp: self.line_decimals.unwrap_or(self.minor_units()?),
+            rounding: self.rounding,
+            total_days: Decimal::from(days_between(tz, start, end)?),
+            pieces: pieces.iter().map(|_| Vec::new()).collect(),
+            carry: FxHashMap::default(),
+            flats: HashSet::new(),
+        };
+        rater.rate_pieces(&pieces, &mut uses)?;
+        self.assemble(req, rater.pieces)
+    }
+
+    /// The period of `req` in whole seconds `[start, end)` (the seconds it touches: records are
+    /// picked by their exact instant); an error when it is empty or ends after `valid_until`.
+    fn period_secs(&self, req: &BillRequest, tz: Tz) -> Result<(i64, i64)> {
         let start = req.period_start.timestamp();
         let end = req.period_end.timestamp() + i64::from(req.period_end.timestamp_subsec_nanos() > 0);
         if req.period_end <= req.period_start {
@@ -607,8 +704,12 @@ impl Tariff {
                 ));
             }
         }
-        // Version pieces.
-        let mut pieces: Vec<(usize, i64, i64)> = Vec::new();
+        Ok((start, end))
+    }
+
+    /// The version pieces of `[start, end)`: `(version index, start, end)` of each version in
+    /// effect for part of it; an error when no version is in effect at the start.
+    fn pieces(&self, req: &BillRequest, tz: Tz, start: i64, end: i64) -> Result<Vec<(usize, i64, i64)>> {
         let starts: Vec<i64> = self
             .versions
             .iter()
@@ -620,6 +721,7 @@ impl Tariff {
                 format!("No version of the tariff is in effect at {}.", fmt_ts(req.period_start)),
             ));
         }
+        let mut pieces = Vec::new();
         for (i, &vs) in starts.iter().enumerate() {
             let ve = starts.get(i + 1).copied().unwrap_or(i64::MAX);
             let (a, b) = (start.max(vs), end.min(ve));
@@ -627,89 +729,21 @@ impl Tariff {
                 pieces.push((i, a, b));
             }
         }
-        // Records of the subject in the period, in time order, with local times.
-        let mut clock = LocalClock::new(tou_tz);
-        let mut uses: Vec<Use<'_>> = Vec::with_capacity(records.len());
-        let mut last_day: Option<(i64, NaiveDate)> = None;
-        for r in records {
-            let t = r.timestamp.timestamp();
-            if r.subject != req.subject || r.timestamp < req.period_start || r.timestamp >= req.period_end {
-                continue;
-            }
-            let local = clock.local(t);
-            let day = local.div_euclid(86_400);
-            let date = match last_day {
-                Some((d, date)) if d == day => date,
-                _ => {
-                    let date = NaiveDate::from_num_days_from_ce_opt((day + UNIX_EPOCH_DAYS_CE) as i32)
-                        .ok_or_else(|| Error::new(ErrorKind::InvalidRecord, "A record's date is out of range."))?;
-                    last_day = Some((day, date));
-                    date
-                }
-            };
-            uses.push(Use { t, local, date, q: r.quantity, r, bill_metric: r.metric == req.metric });
-        }
-        uses.sort_by(|a, b| (a.t, &a.r.id).cmp(&(b.t, &b.r.id)));
-        let mut rater = Rater {
-            tariff: self,
-            req,
-            tz,
-            tou_tz,
-            dp: self.line_decimals.unwrap_or(self.minor_units()?),
-            rounding: self.rounding,
-            total_days: Decimal::from(days_between(tz, start, end)?),
-            pieces: pieces.iter().map(|_| Vec::new()).collect(),
-            carry: FxHashMap::default(),
-            flats: HashSet::new(),
-        };
-        let ranges: Vec<(usize, usize)> = pieces
-            .iter()
-            .map(|&(_, a, b)| (uses.partition_point(|u| u.t < a), uses.partition_point(|u| u.t < b)))
-            .collect();
-        // Pass 1: allowances consume the earliest units.
-        for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
-            for c in self.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Allowance) {
-                rater.allowance(pi, c, &mut uses[ranges[pi].0..ranges[pi].1])?;
-            }
-        }
-        // Pass 2: every other charge, then non-tax percentages, per piece.
-        for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
-            let piece_uses = &uses[ranges[pi].0..ranges[pi].1];
-            let months = months_in(tou_tz, a, b)?;
-            for c in &self.versions[vi].charges {
-                if !c.months.is_empty() && !c.months.iter().any(|m| months.contains(m)) {
-                    continue;
-                }
-                match c.kind {
-                    ChargeKind::Allowance | ChargeKind::Minimum | ChargeKind::Percentage => {}
-                    ChargeKind::Fixed => rater.fixed(pi, c, a, b)?,
-                    ChargeKind::Demand => rater.demand(pi, c, piece_uses, a, b)?,
-                    ChargeKind::Volume => rater.volume(pi, c, piece_uses, &uses)?,
-                    _ => rater.usage(pi, c, piece_uses)?,
-                }
-            }
-            for c in self.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && !c.tax) {
-                rater.percentage(pi, c)?;
-            }
-        }
-        // Minimums over the whole bill, then taxes per piece.
-        rater.minimums(&pieces)?;
-        for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
-            for c in self.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
-                rater.percentage(pi, c)?;
-            }
-        }
+        Ok(pieces)
+    }
+
+    /// The bill from the rated lines of each piece: subtotal, taxes and total rounded to the
+    /// currency's minor unit, and a zero line per note of what the tariff does not price.
+    fn assemble(&self, req: &BillRequest, pieces: Vec<Vec<Pending>>) -> Result<Bill> {
         let (mut subtotal, mut taxes) = (Decimal::ZERO, Decimal::ZERO);
         let mut lines = Vec::new();
-        for p in rater.pieces {
-            for l in p {
-                if l.tax {
-                    taxes = add(taxes, l.line.amount)?;
-                } else {
-                    subtotal = add(subtotal, l.line.amount)?;
-                }
-                lines.push(l.line);
+        for l in pieces.into_iter().flatten() {
+            if l.tax {
+                taxes = add(taxes, l.line.amount)?;
+            } else {
+                subtotal = add(subtotal, l.line.amount)?;
             }
+            lines.push(l.line);
         }
         let dp = self.minor_units()?;
         for note in &self.notes {
@@ -736,6 +770,92 @@ impl Tariff {
             taxes: self.rounding.round(taxes, dp)?,
             total: self.rounding.round(add(subtotal, taxes)?, dp)?,
         })
+    }
+}
+
+/// The records of `req`'s subject in its period, in time order (then by id), with their local
+/// times in `tou_tz`.
+fn uses_of<'r>(records: &'r [UsageRecord], req: &BillRequest, tou_tz: Tz) -> Result<Vec<Use<'r>>> {
+    let mut clock = LocalClock::new(tou_tz);
+    let mut uses: Vec<Use<'_>> = Vec::with_capacity(records.len());
+    let mut last_day: Option<(i64, NaiveDate)> = None;
+    for r in records {
+        let t = r.timestamp.timestamp();
+        if r.subject != req.subject || r.timestamp < req.period_start || r.timestamp >= req.period_end {
+            continue;
+        }
+        let local = clock.local(t);
+        let day = local.div_euclid(86_400);
+        let date = match last_day {
+            Some((d, date)) if d == day => date,
+            _ => {
+                let date = NaiveDate::from_num_days_from_ce_opt((day + UNIX_EPOCH_DAYS_CE) as i32)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidRecord, "A record's date is out of range."))?;
+                last_day = Some((day, date));
+                date
+            }
+        };
+        uses.push(Use { t, local, date, q: r.quantity, r, bill_metric: r.metric == req.metric });
+    }
+    uses.sort_by(|a, b| (a.t, &a.r.id).cmp(&(b.t, &b.r.id)));
+    Ok(uses)
+}
+
+impl Rater<'_> {
+    /// The rating passes over the version pieces: (1) allowances consume the earliest units;
+    /// (2) per piece, every other charge in its months, then the non-tax percentages;
+    /// (3) minimums over the whole bill, then taxes per piece.
+    fn rate_pieces(&mut self, pieces: &[(usize, i64, i64)], uses: &mut [Use<'_>]) -> Result<()> {
+        let versions = &self.tariff.versions;
+        let ranges: Vec<(usize, usize)> = pieces
+            .iter()
+            .map(|&(_, a, b)| (uses.partition_point(|u| u.t < a), uses.partition_point(|u| u.t < b)))
+            .collect();
+        for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
+            for c in versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Allowance) {
+                self.allowance(pi, c, &mut uses[ranges[pi].0..ranges[pi].1])?;
+            }
+        }
+        for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
+            self.rate_piece(pi, &versions[vi].charges, &uses[ranges[pi].0..ranges[pi].1], uses, a, b)?;
+        }
+        self.minimums(pieces)?;
+        for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
+            for c in versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
+                self.percentage(pi, c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pass 2 for piece `pi` (`[a, b)`): each charge that applies in its months, by kind, then the
+    /// non-tax percentages.
+    fn rate_piece(
+        &mut self,
+        pi: usize,
+        charges: &[Charge],
+        piece_uses: &[Use<'_>],
+        all: &[Use<'_>],
+        a: i64,
+        b: i64,
+    ) -> Result<()> {
+        let months = months_in(self.tou_tz, a, b)?;
+        for c in charges {
+            if !c.months.is_empty() && !c.months.iter().any(|m| months.contains(m)) {
+                continue;
+            }
+            match c.kind {
+                ChargeKind::Allowance | ChargeKind::Minimum | ChargeKind::Percentage => {}
+                ChargeKind::Fixed => self.fixed(pi, c, a, b)?,
+                ChargeKind::Demand => self.demand(pi, c, piece_uses, a, b)?,
+                ChargeKind::Volume => self.volume(pi, c, piece_uses, all)?,
+                _ => self.usage(pi, c, piece_uses)?,
+            }
+        }
+        for c in charges.iter().filter(|c| c.kind == ChargeKind::Percentage && !c.tax) {
+            self.percentage(pi, c)?;
+        }
+        Ok(())
     }
 }
 
@@ -1259,83 +1379,6 @@ enum Fast {
         applies: Vec<usize>,
         tax: bool,
     },
-}
-
-impl Tariff {
-    /// Compile the latest version for [`QuantityRater::total`].
-    ///
-    /// # Errors
-    /// [`ErrorKind::Tariff`] naming the first charge that needs calendar or record detail
-    /// (`time_of_use`, `demand`, per-day amounts or tiers, `metric`/`filter`/`months`);
-    /// [`ErrorKind::Overflow`] when a full tier's amount overflows.
-    pub fn quantity_rater(&self) -> Result<QuantityRater> {
-        if !self.charges.is_empty() {
-            return self.clone().normalized()?.quantity_rater();
-        }
-        self.check()?;
-        let v = self.versions.last().ok_or_else(|| tariff_err("versions", "The tariff has no version."))?;
-        let (dp, rounding) = (self.line_decimals.unwrap_or(self.minor_units()?), self.rounding);
-        let total_dp = self.minor_units()?;
-        let round = |d: Decimal| rounding.round(d, dp);
-        let mut charges = Vec::with_capacity(v.charges.len());
-        for (i, c) in v.charges.iter().enumerate() {
-            let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
-                || c.per.is_some_and(|p| p != Per::Period)
-                || c.tier_basis.is_some_and(|b| b != Basis::Period)
-                || c.metric.is_some()
-                || !c.filter.is_empty()
-                || !c.months.is_empty();
-            if unsupported {
-                return Err(tariff_err(
-                    format!("charges[{i}]"),
-                    format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id),
-                ));
-            }
-            charges.push(match c.kind {
-                ChargeKind::Fixed => Fast::Fixed(round(c.amount.unwrap_or_default())?),
-                ChargeKind::Allowance => {
-                    Fast::Allowance(mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?)
-                }
-                ChargeKind::PerUnit => Fast::PerUnit(c.clone()),
-                ChargeKind::Graduated => {
-                    let n = c.tiers.len();
-                    let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                    let mut below = Decimal::ZERO;
-                    let mut acc = Decimal::ZERO;
-                    for (j, t) in c.tiers.iter().enumerate() {
-                        let top = if j + 1 < n { t.up_to } else { None };
-                        let flat = round(t.flat.unwrap_or_default())?;
-                        lo.push(below);
-                        hi.push(top);
-                        flats.push(flat);
-                        prefix.push(acc);
-                        if let Some(top) = top {
-                            let width = sub(top, below, "A tier's width")?;
-                            acc = add(add(acc, round(mul(width, t.rate)?)?)?, flat)?;
-                            below = top;
-                        }
-                    }
-                    Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix }
-                }
-                ChargeKind::Volume => Fast::Volume(c.clone()),
-                ChargeKind::Package => Fast::Package(c.clone()),
-                ChargeKind::Minimum => Fast::Minimum(round(c.amount.unwrap_or_default())?),
-                ChargeKind::Percentage => Fast::Percentage {
-                    rate: div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?,
-                    applies: c.applies_to.iter().filter_map(|a| v.charges.iter().position(|x| &x.id == a)).collect(),
-                    tax: c.tax,
-                },
-                ChargeKind::TimeOfUse | ChargeKind::Demand => {
-                    return Err(tariff_err(
-                        format!("charges[{i}]"),
-                        "Time-of-use and demand charges need Tariff::bill.",
-                    ))
-                }
-            });
-        }
-        let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
-        Ok(QuantityRater { charges, keeps_amounts, dp, total_dp, rounding })
-    }
 }
 
 impl QuantityRater {

@@ -14,7 +14,7 @@ use crate::invoice::Invoice;
 use crate::notify::{Event, NoopNotifier, Notifier};
 use crate::quota::{Quota, QuotaEntry};
 use crate::record::{Quality, UsageRecord};
-use crate::rollup::{dim_value, Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
+use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, RollupSpec, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 use crate::tariff::Tariff;
 use crate::time::fmt_ts;
@@ -23,6 +23,7 @@ use crate::vee::{Action, Finding, ValidationConfig, Validator};
 
 pub(crate) mod batch;
 mod import;
+mod ingest;
 mod readings;
 pub use import::bill_from_buckets;
 pub(crate) mod revise;
@@ -96,6 +97,8 @@ pub enum Fill {
     /// Every window in `[from, to)`, empty ones with sum and count 0 (needs `from` and `to`).
     Zero,
 }
+
+crate::error::enum_names!(Fill, "fill", [None = "none", Zero = "zero",]);
 
 /// A rollup query: one tenant, one metric, one window kind in one zone.
 ///
@@ -612,180 +615,15 @@ impl Engine {
     }
 
     /// One attempt of [`Engine::ingest`]: the report, the events to emit and the validated records
-    /// (batch index, range of their findings in the report). With `careful`, each
-    /// new record is first checked against the stored buckets it adds to, and one that would
-    /// overflow a sum is rejected instead of failing the batch. With `source`, the source's
-    /// watermark moves in the same change.
-    #[allow(clippy::too_many_lines)]
+    /// (batch index, range of their findings in the report); the stages are in
+    /// [`crate::engine::ingest`].
     fn ingest_once(
         inner: &mut Inner,
         batch: &[UsageRecord],
         careful: bool,
         source: Option<&str>,
     ) -> Result<IngestOutcome> {
-        let probe = crate::engine::batch::probe_key(inner.store.as_ref(), batch)?;
-        if let Some(report) = Self::probe_hit(inner, batch, probe.as_ref(), source)? {
-            return Ok((report, Vec::new(), Vec::new()));
-        }
-        let mut report = IngestReport::default();
-        let mut events = Vec::new();
-        let report_validated;
-        {
-            let mut reject = |r: &UsageRecord, e: Error, events: &mut Vec<Event>| {
-                events.push(Event::RecordRejected {
-                    tenant: r.tenant.clone(),
-                    id: r.id.clone(),
-                    kind: e.kind(),
-                    reason: e.message().to_string(),
-                });
-                report.rejected.push(Rejection {
-                    tenant: r.tenant.clone(),
-                    id: r.id.clone(),
-                    kind: e.kind(),
-                    reason: e.message().to_string(),
-                });
-            };
-            // In-batch idempotency. An identical repeat shares the outcome of its first copy,
-            // which is known only after the store is consulted.
-            let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
-            let mut repeats: Vec<(usize, usize)> = Vec::new();
-            let mut rejected_first: HashMap<usize, Error> = HashMap::new();
-            let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-            for (i, r) in batch.iter().enumerate() {
-                if let Err(e) = r.check() {
-                    reject(r, e, &mut events);
-                    continue;
-                }
-                match first.entry((r.tenant.as_str(), r.id.as_str())) {
-                    std::collections::hash_map::Entry::Occupied(o) => {
-                        if batch[*o.get()].same_content(r) {
-                            repeats.push((i, *o.get()));
-                        } else {
-                            reject(r, conflict(r), &mut events);
-                        }
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(i);
-                        by_tenant.entry(r.tenant.as_str()).or_default().push(i);
-                    }
-                }
-            }
-            // Against the store.
-            let mut accepted: Vec<std::borrow::Cow<'_, UsageRecord>> = Vec::new();
-            let mut changes = ChangeSet { known_specs: Some(inner.specs.len() as u32), ..ChangeSet::default() };
-            let Inner { store, specs, validator } = &mut *inner;
-            if let Some(v) = validator.as_mut() {
-                v.begin();
-            }
-            let mut guard = careful.then(|| OverflowGuard::new(specs));
-            // (batch index, its findings) of every validated record, for the alert grouping.
-            let mut validated: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-            for (tenant, idx) in &by_tenant {
-                let ids: Vec<&str> = idx.iter().map(|&i| batch[i].id.as_str()).collect();
-                let stored = store.get_records(tenant, &ids)?;
-                let mut acc =
-                    Accumulator::with_ids(tenant, specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
-                for (&i, existing) in idx.iter().zip(stored) {
-                    let r = &batch[i];
-                    match existing {
-                        Some(e) if e.same_content(r) => report.duplicates += 1,
-                        Some(_) => {
-                            rejected_first.insert(i, conflict(r));
-                            reject(r, conflict(r), &mut events);
-                        }
-                        None => {
-                            let r = match validator.as_mut().filter(|v| v.covers(&r.metric)) {
-                                None => std::borrow::Cow::Borrowed(r),
-                                Some(v) => {
-                                    match validate_one(v, r, &mut report.findings, &mut events, i, &mut validated) {
-                                        Err(e) => {
-                                            rejected_first.insert(i, e.clone());
-                                            reject(r, e, &mut events);
-                                            continue;
-                                        }
-                                        Ok(r) => r,
-                                    }
-                                }
-                            };
-                            if let Some(g) = guard.as_mut() {
-                                if let Some(e) = g.admit(store.as_ref(), &r)? {
-                                    rejected_first.insert(i, e.clone());
-                                    reject(&r, e, &mut events);
-                                    continue;
-                                }
-                            }
-                            acc.add(&r)?;
-                            accepted.push(r);
-                        }
-                    }
-                }
-                changes.merge.extend(acc.into_buckets());
-            }
-            for (repeat, first) in repeats {
-                match rejected_first.get(&first) {
-                    Some(e) => reject(&batch[repeat], e.clone(), &mut events),
-                    None => report.duplicates += 1,
-                }
-            }
-            report.accepted = accepted.len() as u64;
-            changes.insert = accepted.iter().map(AsRef::as_ref).collect();
-            if report.rejected.is_empty() {
-                if let Some((tenant, key)) = probe {
-                    changes.meta.push((tenant, key, Some(batch.len().to_string())));
-                }
-            }
-            if let Some(source) = source {
-                let rejected: std::collections::HashSet<(&str, &str)> =
-                    report.rejected.iter().map(|r| (r.tenant.as_str(), r.id.as_str())).collect();
-                let kept = batch.iter().filter(|r| !rejected.contains(&(r.tenant.as_str(), r.id.as_str())));
-                changes.meta.extend(crate::engine::batch::watermark_changes(inner.store.as_ref(), source, kept)?);
-            }
-            // Windows that `close_windows` passed before this batch: a new bucket there is late.
-            let mut closed_until: HashMap<&str, i64> = HashMap::new();
-            for tenant in by_tenant.keys() {
-                if let Some(v) = inner.store.meta(tenant, CLOSED_UNTIL)? {
-                    closed_until.insert(tenant, v.parse().unwrap_or(i64::MIN));
-                }
-            }
-            let late = inner.store.apply(&changes)?;
-            report_validated = validated;
-            // Late records: their buckets were closed already, or their window ended before the
-            // last close (a new bucket there is closed at once; it never gets `WindowClosed`).
-            let mut newly_closed = Vec::new();
-            for ((key, end, _), was_closed) in changes.merge.iter().zip(late) {
-                let window_passed = closed_until.get(key.tenant.as_str()).is_some_and(|c| *end <= *c);
-                if !was_closed && !window_passed {
-                    continue;
-                }
-                if !was_closed {
-                    newly_closed.push(key.clone());
-                }
-                let entry = spec_entry(&inner.specs, key.spec)?;
-                let stored = inner.store.bucket(key)?;
-                let Some(stored) = stored else { continue };
-                let bucket = to_bucket(&entry.spec, &stored.key, *end, &stored.state)?;
-                let (s, e) = (key.start, *end);
-                for r in &changes.insert {
-                    let t = r.timestamp.timestamp();
-                    if r.tenant == key.tenant
-                        && r.metric == entry.spec.metric
-                        && (s..e).contains(&t)
-                        && entry.spec.group_by.iter().zip(&key.group).all(|(d, v)| dim_value(r, d) == v.as_deref())
-                    {
-                        events.push(Event::LateRecord {
-                            tenant: r.tenant.clone(),
-                            id: r.id.clone(),
-                            window: entry.spec.window.to_string(),
-                            bucket: bucket.clone(),
-                        });
-                    }
-                }
-            }
-            if !newly_closed.is_empty() {
-                inner.store.mark_closed(&newly_closed)?;
-            }
-        }
-        Ok((report, events, report_validated))
+        crate::engine::ingest::ingest_once(inner, batch, careful, source)
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; min, max and latest

@@ -114,16 +114,11 @@ pub enum ReadingStatus {
     Rejected,
 }
 
-impl ReadingStatus {
-    /// `accepted`, `flagged` or `rejected`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ReadingStatus::Accepted => "accepted",
-            ReadingStatus::Flagged => "flagged",
-            ReadingStatus::Rejected => "rejected",
-        }
-    }
-}
+crate::error::enum_names!(
+    ReadingStatus,
+    "reading status",
+    [Accepted = "accepted", Flagged = "flagged", Rejected = "rejected",]
+);
 
 /// One stored reading with its decision.
 ///

@@ -27,6 +27,12 @@ pub enum ReadingKind {
     Customer,
 }
 
+crate::error::enum_names!(
+    ReadingKind,
+    "reading kind",
+    [Actual = "actual", Estimated = "estimated", Customer = "customer",]
+);
+
 /// One reading of a cumulative register: the meter shows `register` at `timestamp`.
 ///
 /// * `register` — the register value in register units (exact decimal, ≥ 0).

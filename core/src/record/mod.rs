@@ -89,20 +89,17 @@ pub enum Quality {
     Estimated,
 }
 
+crate::error::enum_names!(
+    Quality,
+    "record quality",
+    [Actual = "actual", Flagged = "flagged", Estimated = "estimated",]
+);
+
 impl Quality {
     /// True for [`Quality::Actual`] (used to omit the field from JSON).
     #[allow(clippy::trivially_copy_pass_by_ref)]
     pub fn is_actual(&self) -> bool {
         *self == Quality::Actual
-    }
-
-    /// The snake_case name (`actual`, `flagged`, `estimated`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Quality::Actual => "actual",
-            Quality::Flagged => "flagged",
-            Quality::Estimated => "estimated",
-        }
     }
 }
 

@@ -53,6 +53,49 @@ pub enum Aggregation {
     UniqueCount(String),
 }
 
+/// The name of an aggregation as a query's `by` takes it: `sum`, `count`, `min`, `max`, `mean`,
+/// `latest`, or `unique_count:DIM`.
+impl std::fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Aggregation::Sum => f.write_str("sum"),
+            Aggregation::Count => f.write_str("count"),
+            Aggregation::Min => f.write_str("min"),
+            Aggregation::Max => f.write_str("max"),
+            Aggregation::Mean => f.write_str("mean"),
+            Aggregation::Latest => f.write_str("latest"),
+            Aggregation::UniqueCount(dim) => write!(f, "unique_count:{dim}"),
+        }
+    }
+}
+
+/// An aggregation from its [`Display`](std::fmt::Display) name; anything else is an
+/// [`ErrorKind::Parse`] error with field `by`.
+impl std::str::FromStr for Aggregation {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "sum" => Aggregation::Sum,
+            "count" => Aggregation::Count,
+            "min" => Aggregation::Min,
+            "max" => Aggregation::Max,
+            "mean" => Aggregation::Mean,
+            "latest" => Aggregation::Latest,
+            other => match other.strip_prefix("unique_count:") {
+                Some(dim) => Aggregation::UniqueCount(dim.to_string()),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Parse,
+                        format!("Unknown aggregation '{other}': expected sum, count, min, max, mean, latest or unique_count:DIM."),
+                    )
+                    .with_field("by"))
+                }
+            },
+        })
+    }
+}
+
 /// What to roll up: one metric, cut by one window in one time zone, grouped by dimensions.
 ///
 /// `group_by` names dimensions; the pseudo-dimension `"subject"` groups by the record's subject.

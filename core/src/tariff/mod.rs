@@ -4,6 +4,20 @@
 //! ([`TariffVersion`]) of [`Charge`]s. [`Tariff::bill`](crate::Tariff::bill) turns usage records
 //! into a [`Bill`](crate::Bill). The long-form rules (`docs/tariffs.md`) are rendered on
 //! [`Tariff`].
+//!
+//! Where the `impl Tariff` blocks live (the document's own methods here; rating in `billing`,
+//! which imports `tariff`, so that the tariff module never depends on bills):
+//!
+//! | file | methods |
+//! |---|---|
+//! | `tariff/mod.rs` | reading (`from_toml`, `from_json`, `from_any`), `check`, `into_checked`, `minor_units`, `versions`, `metrics` |
+//! | `tariff/urdb.rs` | the OpenEI URDB importer (`from_urdb_json`, `from_urdb_json_with`, `many_from_any`) |
+//! | `billing/mod.rs` | rating: `bill` (and its stages), `quantity_rater` |
+//! | `billing/compare.rs` | `compare` (one load under many tariffs) |
+//!
+//! A [`Charge`] is checked by `Charge::check` in stages: the id, the fields that apply to its
+//! [`ChargeKind`] (`ChargeKind::allowed_fields`), the fields common to usage charges, then the
+//! shape of the kind; every error names the field path (`versions[0].charges[2].rate`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +46,8 @@ pub enum Rounding {
     /// Halves to the even neighbour (0.125 → 0.12, 0.135 → 0.14).
     HalfEven,
 }
+
+crate::error::enum_names!(Rounding, "rounding", [HalfUp = "half_up", HalfEven = "half_even",]);
 
 impl Rounding {
     pub(crate) fn strategy(self) -> RoundingStrategy {
@@ -95,6 +111,12 @@ pub enum QuantityRounding {
     HalfEven,
 }
 
+crate::error::enum_names!(
+    QuantityRounding,
+    "quantity rounding",
+    [Up = "up", Down = "down", HalfUp = "half_up", HalfEven = "half_even",]
+);
+
 impl QuantityRounding {
     fn strategy(self) -> RoundingStrategy {
         match self {
@@ -135,6 +157,23 @@ pub enum ChargeKind {
     Percentage,
 }
 
+crate::error::enum_names!(
+    ChargeKind,
+    "charge type",
+    [
+        Fixed = "fixed",
+        PerUnit = "per_unit",
+        Graduated = "graduated",
+        Volume = "volume",
+        Package = "package",
+        Allowance = "allowance",
+        TimeOfUse = "time_of_use",
+        Demand = "demand",
+        Minimum = "minimum",
+        Percentage = "percentage",
+    ]
+);
+
 /// What a fixed or minimum amount is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -148,6 +187,8 @@ pub enum Per {
     /// One local calendar month (demand only): a separate peak for each month of the bill.
     Month,
 }
+
+crate::error::enum_names!(Per, "per", [Period = "period", Day = "day", Year = "year", Month = "month",]);
 
 /// Whether tier limits (and allowances) hold per billing period or per day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -167,6 +208,12 @@ pub enum Basis {
     /// (as [`Basis::PerKw`]) and by the days in the billing period.
     PerKwDay,
 }
+
+crate::error::enum_names!(
+    Basis,
+    "tier basis",
+    [Period = "period", Day = "day", PerKw = "per_kw", PerKwDay = "per_kw_day",]
+);
 
 /// One tier of a graduated, volume or demand price.
 ///
@@ -364,6 +411,8 @@ pub enum SharedLadder {
     /// (PySAM's monthly net metering: SSC `ur_calc`, "prorate based on total net per period").
     ProRata,
 }
+
+crate::error::enum_names!(SharedLadder, "shared ladder", [TimeOrder = "time_order", ProRata = "pro_rata",]);
 
 /// The prices in effect from a local date on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -756,6 +805,14 @@ fn percentage_cycle(
     None
 }
 
+/// The error for a quantity field that is negative.
+fn nonneg(field: &str, name: &str, d: Option<Decimal>) -> Result<()> {
+    match d {
+        Some(d) if d < Decimal::ZERO => Err(tariff_err(format!("{field}.{name}"), format!("{name} is negative."))),
+        _ => Ok(()),
+    }
+}
+
 /// [`crate::json::check_json`] with the tariff's wording.
 pub(crate) fn check_tariff_json(text: &str) -> Result<()> {
     crate::json::check_json(text).map_err(|e| {
@@ -767,37 +824,12 @@ pub(crate) fn check_tariff_json(text: &str) -> Result<()> {
     })
 }
 
-impl Charge {
-    fn check(&self, field: &str) -> Result<()> {
+impl ChargeKind {
+    /// The charge fields a charge of this kind may set (the others must be absent).
+    fn allowed_fields(self) -> Vec<&'static str> {
         use ChargeKind as K;
         const USAGE: [&str; 6] = ["metric", "filter", "months", "unit", "divide_by", "divide_rounding"];
-        if self.id.is_empty() {
-            return Err(tariff_err(format!("{field}.id"), "A charge needs a non-empty id."));
-        }
-        let set: [(&str, bool); 21] = [
-            ("metric", self.metric.is_some()),
-            ("filter", !self.filter.is_empty()),
-            ("months", !self.months.is_empty()),
-            ("unit", self.unit.is_some()),
-            ("divide_by", self.divide_by.is_some()),
-            ("divide_rounding", self.divide_rounding.is_some()),
-            ("amount", self.amount.is_some()),
-            ("per", self.per.is_some()),
-            ("rate", self.rate.is_some()),
-            ("tiers", !self.tiers.is_empty()),
-            ("tier_basis", self.tier_basis.is_some()),
-            ("package_size", self.package_size.is_some()),
-            ("free_units", self.free_units.is_some()),
-            ("included", self.included.is_some()),
-            ("schedule", self.schedule.is_some()),
-            ("periods", !self.periods.is_empty()),
-            ("interval_minutes", self.interval_minutes.is_some()),
-            ("percent", self.percent.is_some()),
-            ("applies_to", !self.applies_to.is_empty()),
-            ("tax", self.tax),
-            ("shared_ladder", self.shared_ladder.is_some()),
-        ];
-        let allowed: Vec<&str> = match self.kind {
+        match self {
             K::Fixed => vec!["amount", "per", "unit"],
             K::PerUnit => [&USAGE[..], &["rate"]].concat(),
             K::Graduated | K::Volume => [&USAGE[..], &["tiers", "tier_basis"]].concat(),
@@ -820,112 +852,163 @@ impl Charge {
             }
             K::Minimum => vec!["amount", "per"],
             K::Percentage => vec!["percent", "applies_to", "tax"],
-        };
-        let kind_name = serde_json::to_value(self.kind).ok().and_then(|v| v.as_str().map(str::to_string));
-        let kind_name = kind_name.unwrap_or_default();
-        for (name, present) in set {
-            if present && !allowed.contains(&name) {
-                return Err(tariff_err(
-                    format!("{field}.{name}"),
-                    format!("`{name}` does not apply to a `{kind_name}` charge."),
-                ));
+        }
+    }
+}
+
+impl Charge {
+    /// Checks the charge at `field` (e.g. `versions[0].charges[2]`), in this order: a non-empty
+    /// id, every field set applies to the kind, the fields common to usage charges (`divide_by`,
+    /// `months`, prices), then the shape of the kind. The error names the offending field's path.
+    fn check(&self, field: &str) -> Result<()> {
+        if self.id.is_empty() {
+            return Err(tariff_err(format!("{field}.id"), "A charge needs a non-empty id."));
+        }
+        self.check_fields_apply(field)?;
+        self.check_common(field)?;
+        self.check_kind(field)
+    }
+
+    /// Each charge field and whether it is set.
+    fn fields_set(&self) -> [(&'static str, bool); 21] {
+        [
+            ("metric", self.metric.is_some()),
+            ("filter", !self.filter.is_empty()),
+            ("months", !self.months.is_empty()),
+            ("unit", self.unit.is_some()),
+            ("divide_by", self.divide_by.is_some()),
+            ("divide_rounding", self.divide_rounding.is_some()),
+            ("amount", self.amount.is_some()),
+            ("per", self.per.is_some()),
+            ("rate", self.rate.is_some()),
+            ("tiers", !self.tiers.is_empty()),
+            ("tier_basis", self.tier_basis.is_some()),
+            ("package_size", self.package_size.is_some()),
+            ("free_units", self.free_units.is_some()),
+            ("included", self.included.is_some()),
+            ("schedule", self.schedule.is_some()),
+            ("periods", !self.periods.is_empty()),
+            ("interval_minutes", self.interval_minutes.is_some()),
+            ("percent", self.percent.is_some()),
+            ("applies_to", !self.applies_to.is_empty()),
+            ("tax", self.tax),
+            ("shared_ladder", self.shared_ladder.is_some()),
+        ]
+    }
+
+    /// Every field set applies to the charge's kind.
+    fn check_fields_apply(&self, field: &str) -> Result<()> {
+        let allowed = self.kind.allowed_fields();
+        match self.fields_set().into_iter().find(|(name, present)| *present && !allowed.contains(name)) {
+            Some((name, _)) => Err(tariff_err(
+                format!("{field}.{name}"),
+                format!("`{name}` does not apply to a `{}` charge.", self.kind),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `divide_by` positive, `months` in 1–12, and `rate`, `amount` and `percent` valid prices.
+    fn check_common(&self, field: &str) -> Result<()> {
+        if self.divide_by.is_some_and(|d| d <= Decimal::ZERO) {
+            return Err(tariff_err(format!("{field}.divide_by"), "divide_by must be positive."));
+        }
+        if let Some(m) = self.months.iter().find(|m| !(1..=12).contains(*m)) {
+            return Err(tariff_err(format!("{field}.months"), format!("{m} is not a month (1-12).")));
+        }
+        for (name, d) in [("rate", self.rate), ("amount", self.amount), ("percent", self.percent)] {
+            if let Some(d) = d {
+                check_price(&format!("{field}.{name}"), d)?;
             }
         }
-        let need = |name: &str, present: bool| {
-            if present {
-                Ok(())
-            } else {
-                Err(tariff_err(format!("{field}.{name}"), format!("A `{kind_name}` charge needs `{name}`.")))
-            }
-        };
-        if let Some(d) = self.divide_by {
-            if d <= Decimal::ZERO {
-                return Err(tariff_err(format!("{field}.divide_by"), "divide_by must be positive."));
-            }
+        Ok(())
+    }
+
+    /// The error for a field the charge's kind needs, when it is absent.
+    fn need(&self, field: &str, name: &str, present: bool) -> Result<()> {
+        if present {
+            Ok(())
+        } else {
+            Err(tariff_err(format!("{field}.{name}"), format!("A `{}` charge needs `{name}`.", self.kind)))
         }
-        for m in &self.months {
-            if !(1..=12).contains(m) {
-                return Err(tariff_err(format!("{field}.months"), format!("{m} is not a month (1-12).")));
-            }
-        }
-        let nonneg = |name: &str, d: Option<Decimal>| match d {
-            Some(d) if d < Decimal::ZERO => Err(tariff_err(format!("{field}.{name}"), format!("{name} is negative."))),
-            _ => Ok(()),
-        };
-        let price = |name: &str, d: Option<Decimal>| d.map_or(Ok(()), |d| check_price(&format!("{field}.{name}"), d));
-        price("rate", self.rate)?;
-        price("amount", self.amount)?;
-        price("percent", self.percent)?;
+    }
+
+    /// The shape of the charge's kind: the fields it needs and their values.
+    fn check_kind(&self, field: &str) -> Result<()> {
+        use ChargeKind as K;
         match self.kind {
-            K::Fixed | K::Minimum => {
-                need("amount", self.amount.is_some())?;
-                if self.kind == K::Fixed && matches!(self.per, Some(Per::Year | Per::Month)) {
-                    return Err(tariff_err(format!("{field}.per"), "A fixed charge is per `period` or per `day`."));
-                }
-                if self.kind == K::Minimum && self.per == Some(Per::Month) {
-                    return Err(tariff_err(
-                        format!("{field}.per"),
-                        "A minimum is per `period`, `day` or `year` (`period` for a monthly cycle).",
-                    ));
-                }
-            }
-            K::PerUnit => need("rate", self.rate.is_some())?,
-            K::Graduated | K::Volume => check_tiers(&format!("{field}.tiers"), &self.tiers, true)?,
+            K::Fixed | K::Minimum => self.check_flat(field),
+            K::PerUnit => self.need(field, "rate", self.rate.is_some()),
+            K::Graduated | K::Volume => check_tiers(&format!("{field}.tiers"), &self.tiers, true),
             K::Package => {
-                need("rate", self.rate.is_some())?;
-                need("package_size", self.package_size.is_some())?;
+                self.need(field, "rate", self.rate.is_some())?;
+                self.need(field, "package_size", self.package_size.is_some())?;
                 if self.package_size.is_some_and(|s| s <= Decimal::ZERO) {
                     return Err(tariff_err(format!("{field}.package_size"), "package_size must be positive."));
                 }
-                nonneg("free_units", self.free_units)?;
+                nonneg(field, "free_units", self.free_units)
             }
             K::Allowance => {
-                need("included", self.included.is_some())?;
-                nonneg("included", self.included)?;
+                self.need(field, "included", self.included.is_some())?;
+                nonneg(field, "included", self.included)
             }
             K::TimeOfUse => {
-                need("schedule", self.schedule.is_some())?;
+                self.need(field, "schedule", self.schedule.is_some())?;
                 self.check_periods(field)?;
                 if self.shared_ladder.is_some() {
                     self.check_shared_ladder(field)?;
                 }
+                Ok(())
             }
-            K::Demand => {
-                if matches!(self.per, Some(Per::Day | Per::Year)) {
-                    return Err(tariff_err(format!("{field}.per"), "A demand peak is per `period` or per `month`."));
-                }
-                if let Some(m) = self.interval_minutes {
-                    if ![5, 10, 15, 30, 60].contains(&m) {
-                        return Err(tariff_err(
-                            format!("{field}.interval_minutes"),
-                            format!("The demand interval is 5, 10, 15, 30 or 60 minutes, not {m}."),
-                        ));
-                    }
-                }
-                if self.schedule.is_some() {
-                    if self.rate.is_some() || !self.tiers.is_empty() {
-                        return Err(tariff_err(
-                            format!("{field}.rate"),
-                            "A TOU demand charge prices each period in `periods`, not with `rate` or `tiers`.",
-                        ));
-                    }
-                    self.check_periods(field)?;
-                } else {
-                    match (self.rate.is_some(), self.tiers.is_empty()) {
-                        (true, true) => {}
-                        (false, false) => check_tiers(&format!("{field}.tiers"), &self.tiers, false)?,
-                        _ => {
-                            return Err(tariff_err(
-                                format!("{field}.rate"),
-                                "A demand charge has either `rate` or `tiers` (or a `schedule` with `periods`).",
-                            ))
-                        }
-                    }
-                }
-            }
-            K::Percentage => need("percent", self.percent.is_some())?,
+            K::Demand => self.check_demand(field),
+            K::Percentage => self.need(field, "percent", self.percent.is_some()),
+        }
+    }
+
+    /// A fixed charge or a minimum: an amount, per an allowed length.
+    fn check_flat(&self, field: &str) -> Result<()> {
+        self.need(field, "amount", self.amount.is_some())?;
+        if self.kind == ChargeKind::Fixed && matches!(self.per, Some(Per::Year | Per::Month)) {
+            return Err(tariff_err(format!("{field}.per"), "A fixed charge is per `period` or per `day`."));
+        }
+        if self.kind == ChargeKind::Minimum && self.per == Some(Per::Month) {
+            return Err(tariff_err(
+                format!("{field}.per"),
+                "A minimum is per `period`, `day` or `year` (`period` for a monthly cycle).",
+            ));
         }
         Ok(())
+    }
+
+    /// A demand charge: per period or month, a standard interval, and either `rate`, `tiers`, or
+    /// a `schedule` with priced `periods`.
+    fn check_demand(&self, field: &str) -> Result<()> {
+        if matches!(self.per, Some(Per::Day | Per::Year)) {
+            return Err(tariff_err(format!("{field}.per"), "A demand peak is per `period` or per `month`."));
+        }
+        if let Some(m) = self.interval_minutes.filter(|m| ![5, 10, 15, 30, 60].contains(m)) {
+            return Err(tariff_err(
+                format!("{field}.interval_minutes"),
+                format!("The demand interval is 5, 10, 15, 30 or 60 minutes, not {m}."),
+            ));
+        }
+        if self.schedule.is_some() {
+            if self.rate.is_some() || !self.tiers.is_empty() {
+                return Err(tariff_err(
+                    format!("{field}.rate"),
+                    "A TOU demand charge prices each period in `periods`, not with `rate` or `tiers`.",
+                ));
+            }
+            return self.check_periods(field);
+        }
+        match (self.rate.is_some(), self.tiers.is_empty()) {
+            (true, true) => Ok(()),
+            (false, false) => check_tiers(&format!("{field}.tiers"), &self.tiers, false),
+            _ => Err(tariff_err(
+                format!("{field}.rate"),
+                "A demand charge has either `rate` or `tiers` (or a `schedule` with `periods`).",
+            )),
+        }
     }
 
     /// With `shared_ladder`, every period has tiers with the same `up_to` limits.

@@ -511,8 +511,36 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
     from_urdb_value_with(v, UrdbOptions::default())
 }
 
+/// A URDB record as a checked [`Tariff`], in stages: the keys ([`urdb_keys`]), the charges
+/// ([`urdb_charges`]), then the tariff around them (dates, source, USD, monthly cycle).
 pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tariff> {
     let o = record_of(v)?;
+    let mut notes = urdb_keys(o)?;
+    let charges = urdb_charges(o, opts, &mut notes)?;
+    let effective_from = o.get("startdate").map(|v| date_of(v, "startdate")).transpose()?;
+    let valid_until = o.get("enddate").map(|v| date_of(v, "enddate")).transpose()?;
+    let t = Tariff {
+        name: o.get("name").and_then(Value::as_str).map(str::to_string),
+        source: Some(source_of(o)),
+        currency: "USD".into(),
+        minor_units: None,
+        rounding: Rounding::HalfUp,
+        line_decimals: opts.line_decimals,
+        time_zone: None,
+        billing_cycle: Window::Month,
+        valid_until,
+        charges: Vec::new(),
+        versions: vec![TariffVersion { effective_from, charges }],
+        notes,
+    };
+    t.check()?;
+    Ok(t)
+}
+
+/// Every key of the record is known: informational keys become notes (when not zero), identity
+/// and mapped keys pass, zero-only keys must be zero, and the demand units must be kW; anything
+/// else is an unsupported-feature error naming the key. Returns the notes, with the metering note.
+fn urdb_keys(o: &serde_json::Map<String, Value>) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     for (k, val) in o {
         let k = k.as_str();
@@ -535,6 +563,12 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         }
     }
     notes.extend(metering_note(o)?);
+    Ok(notes)
+}
+
+/// The charges of a URDB record in rating order: fixed charges, energy (TOU), TOU demand, flat
+/// demand, then the minimums (rated last whatever their position). A record with none is an error.
+fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions, notes: &mut Vec<String>) -> Result<Vec<Charge>> {
     let mut charges = Vec::new();
     fixed_and_minimum(o, opts, &mut charges)?;
     let (energy, sells) = tou_charge(
@@ -548,9 +582,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
     if sells {
         notes.push("sell rates of energyratestructure (exported energy is not credited)".into());
     }
-    // Minimums are rated last whatever their position; energy after the fixed charges.
-    let at = charges.iter().position(|c| c.kind == ChargeKind::Minimum).unwrap_or(charges.len());
-    charges.splice(at..at, energy);
+    before_minimums(&mut charges, energy);
     let window = demand_window(o)?;
     let mut demand = Vec::new();
     let (tou, _) = tou_charge(
@@ -566,36 +598,28 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         demand.push(c);
     }
     flat_demand(o, window, &mut demand)?;
-    let at = charges.iter().position(|c| c.kind == ChargeKind::Minimum).unwrap_or(charges.len());
-    charges.splice(at..at, demand);
+    before_minimums(&mut charges, demand);
     if charges.is_empty() {
         return Err(tariff_err("energyratestructure", "The URDB rate has no charge the importer can map."));
     }
-    let effective_from = o.get("startdate").map(|v| date_of(v, "startdate")).transpose()?;
-    let valid_until = o.get("enddate").map(|v| date_of(v, "enddate")).transpose()?;
+    Ok(charges)
+}
+
+/// Insert `more` before the first minimum charge (minimums are rated last).
+fn before_minimums(charges: &mut Vec<Charge>, more: impl IntoIterator<Item = Charge>) {
+    let at = charges.iter().position(|c| c.kind == ChargeKind::Minimum).unwrap_or(charges.len());
+    charges.splice(at..at, more);
+}
+
+/// The tariff's `source`: the rate's label and URI where the record has them.
+fn source_of(o: &serde_json::Map<String, Value>) -> String {
     let str_of = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-    let source = match (str_of("label"), str_of("uri")) {
-        (Some(l), Some(u)) => Some(format!("OpenEI URDB rate {l} ({u})")),
-        (Some(l), None) => Some(format!("OpenEI URDB rate {l}")),
-        (None, Some(u)) => Some(format!("OpenEI URDB ({u})")),
-        (None, None) => Some("OpenEI URDB".to_string()),
-    };
-    let t = Tariff {
-        name: str_of("name"),
-        source,
-        currency: "USD".into(),
-        minor_units: None,
-        rounding: Rounding::HalfUp,
-        line_decimals: opts.line_decimals,
-        time_zone: None,
-        billing_cycle: Window::Month,
-        valid_until,
-        charges: Vec::new(),
-        versions: vec![TariffVersion { effective_from, charges }],
-        notes,
-    };
-    t.check()?;
-    Ok(t)
+    match (str_of("label"), str_of("uri")) {
+        (Some(l), Some(u)) => format!("OpenEI URDB rate {l} ({u})"),
+        (Some(l), None) => format!("OpenEI URDB rate {l}"),
+        (None, Some(u)) => format!("OpenEI URDB ({u})"),
+        (None, None) => "OpenEI URDB".to_string(),
+    }
 }
 
 /// Every rate of a URDB document: the `items` of an API response (any number), or the one

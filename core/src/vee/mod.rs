@@ -19,6 +19,9 @@ use crate::time::parse_time_zone;
 
 pub mod alert;
 pub mod estimate;
+mod rules;
+
+use rules::{record_rules, stream_rules, unit_rule, RuleParams, Series};
 
 /// How serious a [`Finding`] is.
 ///
@@ -37,16 +40,7 @@ pub enum Severity {
     Error,
 }
 
-impl Severity {
-    /// The snake_case name (`info`, `warning`, `error`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
+crate::error::enum_names!(Severity, "severity", [Info = "info", Warning = "warning", Error = "error",]);
 
 /// What happens to the record a [`Finding`] is about.
 ///
@@ -65,16 +59,7 @@ pub enum Action {
     Reject,
 }
 
-impl Action {
-    /// The snake_case name (`accept`, `flag`, `reject`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Action::Accept => "accept",
-            Action::Flag => "flag",
-            Action::Reject => "reject",
-        }
-    }
-}
+crate::error::enum_names!(Action, "finding action", [Accept = "accept", Flag = "flag", Reject = "reject",]);
 
 /// The rule that raised a [`Finding`]. JSON: the snake_case name (`spike`, `rollover`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -141,44 +126,37 @@ pub enum Rule {
     FirstReadingOutOfRange,
 }
 
-impl Rule {
-    /// The snake_case name, as in JSON.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Rule::NegativeQuantity => "negative_quantity",
-            Rule::InvalidQuantity => "invalid_quantity",
-            Rule::FutureTimestamp => "future_timestamp",
-            Rule::TooOld => "too_old",
-            Rule::UnknownMetric => "unknown_metric",
-            Rule::UnknownUnit => "unknown_unit",
-            Rule::Spike => "spike",
-            Rule::Drop => "drop",
-            Rule::HighLimit => "high_limit",
-            Rule::LowLimit => "low_limit",
-            Rule::Stuck => "stuck",
-            Rule::ZeroStreak => "zero_streak",
-            Rule::Gap => "gap",
-            Rule::OutOfOrder => "out_of_order",
-            Rule::Rollover => "rollover",
-            Rule::MeterExchange => "meter_exchange",
-            Rule::DuplicateReading => "duplicate_reading",
-            Rule::OutOfOrderReading => "out_of_order_reading",
-            Rule::InvalidReading => "invalid_reading",
-            Rule::LevelShift => "level_shift",
-            Rule::BackwardsReading => "backwards_reading",
-            Rule::LikelyTypo => "likely_typo",
-            Rule::ImplausibleRollover => "implausible_rollover",
-            Rule::ImplausibleConsumption => "implausible_consumption",
-            Rule::FirstReadingOutOfRange => "first_reading_out_of_range",
-        }
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::error::enum_names!(
+    Rule,
+    "validation rule",
+    [
+        NegativeQuantity = "negative_quantity",
+        InvalidQuantity = "invalid_quantity",
+        FutureTimestamp = "future_timestamp",
+        TooOld = "too_old",
+        UnknownMetric = "unknown_metric",
+        UnknownUnit = "unknown_unit",
+        Spike = "spike",
+        Drop = "drop",
+        HighLimit = "high_limit",
+        LowLimit = "low_limit",
+        Stuck = "stuck",
+        ZeroStreak = "zero_streak",
+        Gap = "gap",
+        OutOfOrder = "out_of_order",
+        Rollover = "rollover",
+        MeterExchange = "meter_exchange",
+        DuplicateReading = "duplicate_reading",
+        OutOfOrderReading = "out_of_order_reading",
+        InvalidReading = "invalid_reading",
+        LevelShift = "level_shift",
+        BackwardsReading = "backwards_reading",
+        LikelyTypo = "likely_typo",
+        ImplausibleRollover = "implausible_rollover",
+        ImplausibleConsumption = "implausible_consumption",
+        FirstReadingOutOfRange = "first_reading_out_of_range",
+    ]
+);
 
 /// One thing validation found about one record or reading, explained in a sentence.
 ///
@@ -598,193 +576,6 @@ impl fmt::Display for ValidationSummary {
     }
 }
 
-/// Seconds of a week, and of the Monday 1970-01-05 (the epoch was a Thursday).
-const WEEK: i64 = 604_800;
-const FIRST_MONDAY: i64 = 345_600;
-/// Slots of the seasonal baseline: the hours of a week.
-const SLOTS: usize = 168;
-/// 1.4826 × MAD estimates the standard deviation of normal data.
-const MAD_SCALE: f64 = 1.4826;
-/// A scale below this is treated as this (a zero MAD over zero values).
-const MIN_SCALE: f64 = 1e-9;
-
-/// One hour-of-week slot of the seasonal baseline.
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    level: f32,
-    spread: f32,
-    values: u16,
-    weeks: u16,
-    last_week: i32,
-}
-
-/// The streaming state of one series (tenant, subject, metric).
-#[derive(Debug, Clone)]
-struct Series {
-    /// The last N values (ring).
-    ring: Box<[f64]>,
-    head: u16,
-    len: u16,
-    /// Long-run range.
-    lo: f64,
-    hi: f64,
-    seen: u64,
-    /// Last timestamp (seconds) and value.
-    last_ts: i64,
-    last_value: Decimal,
-    /// Cadence: established interval, candidate and its confirmations.
-    interval: i64,
-    candidate: i64,
-    confirmations: u32,
-    /// Repeats of the last value, zeros in a row.
-    run: u32,
-    zeros: u32,
-    seasonal: Option<Box<[Slot; SLOTS]>>,
-    /// Histogram of the seasonal scores (allocated with the seasonal slots).
-    scores: Option<Box<ScoreHistogram>>,
-    /// Level-shift CUSUM: long-run mean, mean absolute deviation, upper and lower sums.
-    mean: f64,
-    mad: f64,
-    /// Gaps seen.
-    gaps: u32,
-    /// Mean absolute deviation from the seasonal level (0 until the seasonal baseline is ready).
-    seasonal_mad: f64,
-    cusum_hi: f64,
-    cusum_lo: f64,
-    /// Values equal to the previous non-zero value, zeros, and whether the current run was reported.
-    repeats: u64,
-    zero_count: u64,
-    stuck_done: bool,
-    zeros_done: bool,
-}
-
-/// Histogram of |seasonal score| in bins 0.25 wide (the last bin holds everything from 31.75).
-#[derive(Debug, Clone)]
-struct ScoreHistogram {
-    bins: [u32; SCORE_BINS],
-    n: u32,
-}
-
-const SCORE_BINS: usize = 128;
-
-impl ScoreHistogram {
-    fn add(&mut self, z: f64) {
-        let b = ((z.abs() * 4.0) as usize).min(SCORE_BINS - 1);
-        self.bins[b] = self.bins[b].saturating_add(1);
-        self.n = self.n.saturating_add(1);
-    }
-
-    /// The upper edge of the first bin (from the top) above which more than `q` of the scores lie.
-    fn quantile(&self, q: f64) -> f64 {
-        let allowed = (q * f64::from(self.n)) as u32;
-        let mut above = 0u32;
-        for b in (0..SCORE_BINS).rev() {
-            above = above.saturating_add(self.bins[b]);
-            if above > allowed {
-                return (b + 1) as f64 / 4.0;
-            }
-        }
-        0.0
-    }
-}
-
-impl Series {
-    fn new(n: usize) -> Self {
-        Series {
-            ring: vec![0.0; n].into_boxed_slice(),
-            head: 0,
-            len: 0,
-            lo: 0.0,
-            hi: 0.0,
-            seen: 0,
-            last_ts: i64::MIN,
-            last_value: Decimal::ZERO,
-            interval: 0,
-            candidate: 0,
-            confirmations: 0,
-            run: 0,
-            zeros: 0,
-            seasonal: None,
-            scores: None,
-            mean: 0.0,
-            mad: 0.0,
-            gaps: 0,
-            seasonal_mad: 0.0,
-            cusum_hi: 0.0,
-            cusum_lo: 0.0,
-            repeats: 0,
-            zero_count: 0,
-            stuck_done: false,
-            zeros_done: false,
-        }
-    }
-
-    fn push(&mut self, x: f64) {
-        let n = self.ring.len();
-        self.ring[self.head as usize] = x;
-        self.head += 1;
-        if self.head as usize >= n {
-            self.head = 0;
-        }
-        if (self.len as usize) < n {
-            self.len += 1;
-        }
-    }
-
-    /// Median and 1.4826 × MAD of the ring.
-    fn median_mad(&self) -> (f64, f64) {
-        let mut buf = [0.0f64; MAX_WINDOW];
-        let n = self.len as usize;
-        buf[..n].copy_from_slice(&self.ring[..n]);
-        let m = median(&mut buf[..n]);
-        for v in &mut buf[..n] {
-            *v = (*v - m).abs();
-        }
-        (m, median(&mut buf[..n]) * MAD_SCALE)
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    let (left, mid, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
-    let mid = *mid;
-    if n % 2 == 1 {
-        mid
-    } else {
-        let lower = left.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        f64::midpoint(lower, mid)
-    }
-}
-
-/// Decimal → f64 for the statistics: the mantissa divided by an exact power of ten (correctly
-/// rounded for mantissas below 2^53 and scales up to 22; within a few ulps otherwise).
-#[inline]
-fn to_f64(d: Decimal) -> f64 {
-    const POW10: [f64; 29] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-        1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
-    ];
-    let m = d.mantissa();
-    let mf = i64::try_from(m).map_or_else(|_| m as f64, |m| m as f64);
-    mf / POW10[(d.scale() as usize).min(28)]
-}
-
-/// Exact equality of two decimals, fast when they have the same scale (the usual case).
-#[inline]
-fn same_value(a: Decimal, b: Decimal) -> bool {
-    if a.scale() == b.scale() {
-        a.mantissa() == b.mantissa()
-    } else {
-        a == b
-    }
-}
-
-/// f64 → Decimal rounded to `dp` places (bounds and scores only; never a billed amount);
-/// `None` outside the decimal range.
-fn dec(x: f64, dp: u32) -> Option<Decimal> {
-    Decimal::from_f64_retain(x).map(|d| d.round_dp(dp).normalize())
-}
-
 #[derive(Debug, Clone)]
 struct MetricRules {
     cfg: ValidationConfig,
@@ -1108,497 +899,10 @@ impl MetricRules {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct RuleParams {
-    allow_negative: bool,
-    future_skew_secs: i64,
-    max_age_secs: Option<i64>,
-    high_limit: Option<Decimal>,
-    low_limit: Option<Decimal>,
-    spikes: bool,
-    window: usize,
-    threshold: f64,
-    min_scale_ratio: f64,
-    confirm: bool,
-    range_decay: f64,
-    seasonal: bool,
-    seasonal_min_weeks: u32,
-    seasonal_alpha: f64,
-    stuck_intervals: u32,
-    zero_streak_intervals: u32,
-    gaps: bool,
-    interval_secs: Option<i64>,
-    max_interpolation_intervals: u32,
-    warmup: u64,
-    adaptive_quantile: f64,
-    range_margin: f64,
-    cusum_k: f64,
-    cusum_h: f64,
-    cusum_clip: f64,
-    streak_rarity: f64,
-}
-
-fn record_rules(r: &UsageRecord, cfg: &RuleParams, now: DateTime<Utc>, out: &mut Vec<Finding>) {
-    if !cfg.allow_negative && r.quantity.is_sign_negative() && !r.quantity.is_zero() {
-        out.push(Finding::about(
-            r,
-            Rule::NegativeQuantity,
-            Severity::Error,
-            Action::Reject,
-            format!(
-                "The quantity {} is negative but metric '{}' does not allow negative values; \
-                 check the sign or set allow_negative for this metric.",
-                fmt_decimal(r.quantity),
-                r.metric
-            ),
-        ));
-    }
-    let t = r.timestamp.timestamp();
-    let now_s = now.timestamp();
-    if t > now_s.saturating_add(cfg.future_skew_secs) {
-        out.push(Finding::about(
-            r,
-            Rule::FutureTimestamp,
-            Severity::Error,
-            Action::Reject,
-            format!(
-                "The timestamp {} is {} s after now ({}), more than the allowed skew of {} s; check the sender's clock.",
-                fmt_ts(r.timestamp),
-                t - now_s,
-                fmt_ts(now),
-                cfg.future_skew_secs
-            ),
-        ));
-    }
-    if let Some(age) = cfg.max_age_secs {
-        if t < now_s.saturating_sub(age) {
-            out.push(Finding::about(
-                r,
-                Rule::TooOld,
-                Severity::Error,
-                Action::Reject,
-                format!(
-                    "The timestamp {} is older than the horizon of {age} s before now ({}); it can no longer be billed.",
-                    fmt_ts(r.timestamp),
-                    fmt_ts(now)
-                ),
-            ));
-        }
-    }
-}
-
-fn unit_rule(r: &UsageRecord, unit: Option<&str>, out: &mut Vec<Finding>) {
-    let (Some(unit), Some(got)) = (unit, r.dimensions.get("unit")) else { return };
-    if got != unit {
-        out.push(Finding::about(
-            r,
-            Rule::UnknownUnit,
-            Severity::Error,
-            Action::Reject,
-            format!(
-                "The unit '{got}' is not the unit of metric '{}' ({unit}); convert the value or fix the unit.",
-                r.metric
-            ),
-        ));
-    }
-}
-
-#[allow(clippy::too_many_lines)]
-fn stream_rules(ser: &mut Series, rec: &UsageRecord, cfg: &RuleParams, tz: Tz, utc: bool, out: &mut Vec<Finding>) {
-    let ts = rec.timestamp.timestamp();
-    if ser.seen > 0 && ts < ser.last_ts {
-        let mut f = Finding::about(
-            rec,
-            Rule::OutOfOrder,
-            Severity::Info,
-            Action::Accept,
-            format!(
-                "The record is older than the latest record of its series ({}); it is billed but not used by the statistical rules.",
-                fmt_ts(DateTime::from_timestamp(ser.last_ts, 0).unwrap_or_default())
-            ),
-        );
-        f.value = Some(rec.quantity.normalize());
-        out.push(f);
-        return;
-    }
-    let qty = rec.quantity;
-    let val = to_f64(qty);
-
-    // Gap, against the cadence.
-    if ser.seen > 0 {
-        let step = ts - ser.last_ts;
-        let interval = cfg.interval_secs.unwrap_or(ser.interval);
-        if cfg.gaps && interval > 0 && step.saturating_mul(2) > interval.saturating_mul(3) {
-            let missing = (step + interval / 2) / interval - 1;
-            if missing >= 1 {
-                let short = missing <= i64::from(cfg.max_interpolation_intervals);
-                // After warm-up, a series that often has gaps (more than one step in 1000) gets
-                // them as info: they are how it reports, not news.
-                let usual = ser.seen >= cfg.warmup && u64::from(ser.gaps) * 1000 > ser.seen;
-                ser.gaps = ser.gaps.saturating_add(1);
-                let first = DateTime::from_timestamp(ser.last_ts.saturating_add(interval), 0).unwrap_or_default();
-                let message = if short {
-                    format!(
-                        "{missing} interval(s) of {interval} s missing from {} to {}; short enough to estimate by linear interpolation.",
-                        fmt_ts(first),
-                        fmt_ts(rec.timestamp)
-                    )
-                } else {
-                    format!(
-                        "{missing} intervals of {interval} s missing from {} to {}; longer than {} intervals, so estimate from the same hour of previous weeks or ask the meter for the data.",
-                        fmt_ts(first),
-                        fmt_ts(rec.timestamp),
-                        cfg.max_interpolation_intervals
-                    )
-                };
-                let message = if usual && !short {
-                    format!("{message} Gaps are usual for this series (more than one step in 1000), so this is info.")
-                } else {
-                    message
-                };
-                out.push(Finding {
-                    rule: Rule::Gap,
-                    severity: if short || usual { Severity::Info } else { Severity::Warning },
-                    action: Action::Accept,
-                    tenant: rec.tenant.clone(),
-                    subject: rec.subject.clone(),
-                    metric: rec.metric.clone(),
-                    id: None,
-                    timestamp: first,
-                    value: None,
-                    expected: None,
-                    score: Some(Decimal::from(missing)),
-                    message,
-                });
-            }
-        }
-        // Cadence: a step seen three times in a row becomes the interval; once established,
-        // only a much finer step (under half of it) starts the inference again.
-        if step > 0 && cfg.interval_secs.is_none() {
-            if ser.interval > 0 {
-                if step.saturating_mul(2) < ser.interval {
-                    ser.interval = 0;
-                    ser.candidate = step;
-                    ser.confirmations = 1;
-                }
-            } else if step == ser.candidate {
-                ser.confirmations += 1;
-                if ser.confirmations >= 3 {
-                    ser.interval = step;
-                }
-            } else {
-                ser.candidate = step;
-                ser.confirmations = 1;
-            }
-        }
-    }
-
-    // Absolute limits.
-    if let Some(hi) = cfg.high_limit {
-        if qty > hi {
-            let mut f = Finding::about(
-                rec,
-                Rule::HighLimit,
-                Severity::Warning,
-                Action::Flag,
-                format!(
-                    "The value {} is above the high limit {}; check the meter or the limit.",
-                    fmt_decimal(qty),
-                    fmt_decimal(hi)
-                ),
-            );
-            let low = cfg.low_limit.or((!cfg.allow_negative).then_some(Decimal::ZERO));
-            f.expected = low.map(|lo| (lo.min(hi).normalize(), hi.normalize()));
-            out.push(f);
-        }
-    }
-    if let Some(lo) = cfg.low_limit {
-        if qty < lo {
-            let mut f = Finding::about(
-                rec,
-                Rule::LowLimit,
-                Severity::Warning,
-                Action::Flag,
-                format!(
-                    "The value {} is below the low limit {}; check the meter or the limit.",
-                    fmt_decimal(qty),
-                    fmt_decimal(lo)
-                ),
-            );
-            f.expected = cfg.high_limit.map(|hi| (lo.normalize(), hi.normalize()));
-            out.push(f);
-        }
-    }
-
-    // Seasonal slot of this record.
-    let (how, week) = if cfg.seasonal {
-        let local = if utc { ts } else { ts + crate::time::offset_at(tz, ts) };
-        let k = local - FIRST_MONDAY;
-        ((k.rem_euclid(WEEK) / 3600) as usize, k.div_euclid(WEEK))
-    } else {
-        (0, 0)
-    };
-    let seasonal_band = if cfg.seasonal {
-        ser.seasonal.as_ref().and_then(|slots| {
-            let sl = &slots[how];
-            let previous = u32::from(sl.weeks) - u32::from(i64::from(sl.last_week) == week && sl.weeks > 0);
-            (sl.values > 0 && previous >= cfg.seasonal_min_weeks).then(|| {
-                let (level, spread) = (f64::from(sl.level), f64::from(sl.spread));
-                let scale = (spread * MAD_SCALE).max(cfg.min_scale_ratio * level.abs()).max(MIN_SCALE);
-                (level, scale)
-            })
-        })
-    } else {
-        None
-    };
-    let seasonal_level = seasonal_band.map(|(level, _)| level);
-    // The seasonal threshold adapts to the series' own tail of seasonal scores.
-    let seasonal_band = seasonal_band.map(|(level, scale)| {
-        let t = match &ser.scores {
-            Some(h) if cfg.adaptive_quantile > 0.0 && h.n >= 200 => {
-                cfg.threshold.max(h.quantile(cfg.adaptive_quantile))
-            }
-            _ => cfg.threshold,
-        };
-        if cfg.spikes && ser.len as usize == ser.ring.len() {
-            ser.scores
-                .get_or_insert_with(|| Box::new(ScoreHistogram { bins: [0; SCORE_BINS], n: 0 }))
-                .add((val - level) / scale);
-        }
-        (level - t * scale, level + t * scale)
-    });
-
-    // Spike / drop: robust z against the last N, confirmed by the seasonal band or the range.
-    if cfg.spikes && ser.len as usize == ser.ring.len() {
-        let outside_confirm = if !cfg.confirm {
-            true
-        } else if let Some((lo, hi)) = seasonal_band {
-            val < lo || val > hi
-        } else {
-            val < ser.lo || val > ser.hi
-        };
-        if outside_confirm {
-            let (m, mad) = ser.median_mad();
-            let scale = mad.max(cfg.min_scale_ratio * m.abs()).max(MIN_SCALE);
-            let z = (val - m) / scale;
-            // The long-run range is widened by one scale unit (or `range_margin` of its width when
-            // larger), so that a value equal to a recent extreme (whose end has decayed a little
-            // since) is still inside it.
-            // Outside the seasonal band is not enough on its own: the value must also leave the
-            // long-run range, so that the bursts a series has always had stay quiet.
-            let margin = scale.max(cfg.range_margin * (ser.hi - ser.lo));
-            let outside_range = !cfg.confirm || val < ser.lo - margin || val > ser.hi + margin;
-            if outside_range && z.abs() > cfg.threshold {
-                let (mut lo, mut hi) = (m - cfg.threshold * scale, m + cfg.threshold * scale);
-                if cfg.confirm {
-                    let (clo, chi) = seasonal_band.unwrap_or((ser.lo - margin, ser.hi + margin));
-                    lo = lo.min(clo).min(ser.lo - margin);
-                    hi = hi.max(chi).max(ser.hi + margin);
-                }
-                let spike = z > 0.0;
-                let against = if !cfg.confirm {
-                    String::new()
-                } else if seasonal_band.is_some() {
-                    " and outside the usual range for this hour of the week".to_string()
-                } else {
-                    " and outside the series' long-run range".to_string()
-                };
-                let mut f = Finding::about(
-                    rec,
-                    if spike { Rule::Spike } else { Rule::Drop },
-                    Severity::Warning,
-                    Action::Flag,
-                    format!(
-                        "The value {} is {} the median {} of the last {} values (robust z = {:.1}){against}; \
-                         check the meter and the reading.",
-                        fmt_decimal(qty),
-                        if spike { "far above" } else { "far below" },
-                        dec(m, 4).map_or_else(|| format!("{m:e}"), fmt_decimal),
-                        ser.ring.len(),
-                        z
-                    ),
-                );
-                f.expected = dec(lo, 4).zip(dec(hi, 4));
-                f.score = dec(z, 2);
-                out.push(f);
-            }
-        }
-    }
-
-    level_shift_rule(ser, rec, val, seasonal_level, cfg, out);
-
-    // Stuck and zero streaks (one finding per run, when it reaches K and, after warm-up, is rare
-    // for this series).
-    if ser.seen > 0 && same_value(qty, ser.last_value) {
-        ser.run += 1;
-        if !qty.is_zero() {
-            ser.repeats += 1;
-        }
-    } else {
-        ser.run = 1;
-        ser.stuck_done = false;
-    }
-    if qty.is_zero() {
-        ser.zeros += 1;
-        ser.zero_count += 1;
-    } else {
-        ser.zeros = 0;
-        ser.zeros_done = false;
-    }
-    let steps = ser.seen as f64 + 2.0;
-    let rare = |count: u64, run: u32| {
-        let share = (count as f64 + 1.0) / steps;
-        ser.seen < cfg.warmup
-            || cfg.streak_rarity <= 0.0
-            || (share < 0.5 && f64::from(run) * share.ln() < cfg.streak_rarity.ln())
-    };
-    let stuck = cfg.stuck_intervals > 0
-        && !qty.is_zero()
-        && !ser.stuck_done
-        && ser.run >= cfg.stuck_intervals
-        && rare(ser.repeats, ser.run - 1);
-    let zero_streak = cfg.zero_streak_intervals > 0
-        && !ser.zeros_done
-        && ser.zeros >= cfg.zero_streak_intervals
-        && rare(ser.zero_count, ser.zeros);
-    ser.stuck_done |= stuck;
-    ser.zeros_done |= zero_streak;
-    if stuck {
-        let mut f = Finding::about(
-            rec,
-            Rule::Stuck,
-            Severity::Warning,
-            Action::Flag,
-            format!(
-                "The value {} has repeated {} times in a row; the meter or its register may be stuck.",
-                fmt_decimal(qty),
-                ser.run
-            ),
-        );
-        f.score = Some(Decimal::from(ser.run));
-        out.push(f);
-    }
-    if zero_streak {
-        let mut f = Finding::about(
-            rec,
-            Rule::ZeroStreak,
-            Severity::Warning,
-            Action::Flag,
-            format!(
-                "Zero usage for {} values in a row; check for an outage, a disconnected meter or a vacant site.",
-                ser.zeros
-            ),
-        );
-        f.score = Some(Decimal::from(ser.zeros));
-        out.push(f);
-    }
-
-    // Update the history.
-    if ser.seen == 0 {
-        ser.lo = val;
-        ser.hi = val;
-    } else {
-        let w = (ser.hi - ser.lo) * cfg.range_decay;
-        ser.hi = val.max(ser.hi - w);
-        ser.lo = val.min(ser.lo + w);
-    }
-    ser.push(val);
-    if cfg.seasonal {
-        let slots = ser.seasonal.get_or_insert_with(|| Box::new([Slot::default(); SLOTS]));
-        let sl = &mut slots[how];
-        // Kept in f32 (16 bytes a slot): a baseline, not an amount.
-        if sl.values == 0 {
-            sl.level = val as f32;
-            sl.spread = 0.0;
-        } else {
-            let (level, spread) = (f64::from(sl.level), f64::from(sl.spread));
-            let dev = (val - level).abs();
-            let spread = if sl.values == 1 { dev } else { spread + cfg.seasonal_alpha * (dev - spread) };
-            sl.spread = spread as f32;
-            sl.level = (level + cfg.seasonal_alpha * (val - level)) as f32;
-        }
-        sl.values = sl.values.saturating_add(1);
-        let week = week as i32;
-        if sl.weeks == 0 || sl.last_week != week {
-            sl.weeks = sl.weeks.saturating_add(1);
-            sl.last_week = week;
-        }
-    }
-    ser.seen += 1;
-    ser.last_ts = ts;
-    ser.last_value = qty;
-}
-
-/// Level shift: a two-sided CUSUM (Page 1954) of standardised deviations from a reference, each
-/// clipped to ±`cusum_clip` (Huber's robust CUSUM). The reference is the series' long-run mean
-/// (exponentially weighted, weight 0.01) with its mean absolute deviation × 1.2533 (≈ σ for normal
-/// data) as the unit; once the seasonal baseline is ready for the value's hour of the week and fits
-/// the series better (its own mean absolute deviation is smaller), the seasonal level is the
-/// reference instead. A finding when either sum exceeds `cusum_h` after warm-up; the sums then
-/// restart.
-fn level_shift_rule(
-    ser: &mut Series,
-    rec: &UsageRecord,
-    val: f64,
-    seasonal_level: Option<f64>,
-    cfg: &RuleParams,
-    out: &mut Vec<Finding>,
-) {
-    const WEIGHT: f64 = 0.01;
-    const SD_PER_MAD: f64 = 1.2533;
-    if ser.seen == 0 {
-        ser.mean = val;
-        ser.mad = 0.0;
-        return;
-    }
-    if cfg.cusum_h > 0.0 {
-        if let Some(level) = seasonal_level {
-            if ser.seasonal_mad > 0.0 {
-                ser.seasonal_mad += WEIGHT * ((val - level).abs() - ser.seasonal_mad);
-            } else {
-                ser.seasonal_mad = ser.mad.max(MIN_SCALE);
-            }
-        }
-        let (reference, sd) = match seasonal_level {
-            Some(level) if ser.seasonal_mad < ser.mad => (level, (ser.seasonal_mad * SD_PER_MAD).max(MIN_SCALE)),
-            _ => (ser.mean, (ser.mad * SD_PER_MAD).max(MIN_SCALE)),
-        };
-        let z = ((val - reference) / sd).clamp(-cfg.cusum_clip, cfg.cusum_clip);
-        ser.cusum_hi = (ser.cusum_hi + z - cfg.cusum_k).max(0.0);
-        ser.cusum_lo = (ser.cusum_lo - z - cfg.cusum_k).max(0.0);
-        if ser.seen >= cfg.warmup && (ser.cusum_hi > cfg.cusum_h || ser.cusum_lo > cfg.cusum_h) {
-            let up = ser.cusum_hi > cfg.cusum_h;
-            let mut f = Finding::about(
-                rec,
-                Rule::LevelShift,
-                Severity::Warning,
-                Action::Flag,
-                format!(
-                    "The level has shifted {} its usual value {} (CUSUM {:.1} over the limit {}); \
-                     check for a changed meter, a new load or a fault.",
-                    if up { "above" } else { "below" },
-                    dec(reference, 4).map_or_else(|| format!("{reference:e}"), fmt_decimal),
-                    ser.cusum_hi.max(ser.cusum_lo),
-                    cfg.cusum_h
-                ),
-            );
-            f.expected = dec(reference - cfg.cusum_k * sd, 4).zip(dec(reference + cfg.cusum_k * sd, 4));
-            f.score = dec(ser.cusum_hi.max(ser.cusum_lo), 2);
-            out.push(f);
-            ser.cusum_hi = 0.0;
-            ser.cusum_lo = 0.0;
-        }
-    }
-    ser.mad += WEIGHT * ((val - ser.mean).abs() - ser.mad);
-    ser.mean += WEIGHT * (val - ser.mean);
-}
-
 impl Validator {
     /// Approximate bytes of state per tracked series for window `n`: the fixed part, the ring of
     /// `n` values, and with the seasonal baseline in use its 168 slots (see `docs/validation.md`).
     pub fn bytes_per_series(n: usize, seasonal: bool) -> usize {
-        std::mem::size_of::<(String, String, String, Series)>()
-            + n * std::mem::size_of::<f64>()
-            + if seasonal { std::mem::size_of::<[Slot; SLOTS]>() + std::mem::size_of::<ScoreHistogram>() } else { 0 }
+        rules::series::bytes_per_series(n, seasonal)
     }
 }
