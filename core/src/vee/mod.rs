@@ -38,6 +38,9 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, in declaration order (hosts check their type lists against it).
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Error];
+
     /// The snake_case name (`info`, `warning`, `error`).
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +69,9 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in declaration order (hosts check their type lists against it).
+    pub const ALL: [Action; 3] = [Action::Accept, Action::Flag, Action::Reject];
+
     /// The snake_case name (`accept`, `flag`, `reject`).
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -142,6 +148,35 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, in declaration order (hosts check their type lists against it).
+    pub const ALL: [Rule; 25] = [
+        Rule::NegativeQuantity,
+        Rule::InvalidQuantity,
+        Rule::FutureTimestamp,
+        Rule::TooOld,
+        Rule::UnknownMetric,
+        Rule::UnknownUnit,
+        Rule::Spike,
+        Rule::Drop,
+        Rule::HighLimit,
+        Rule::LowLimit,
+        Rule::Stuck,
+        Rule::ZeroStreak,
+        Rule::Gap,
+        Rule::OutOfOrder,
+        Rule::Rollover,
+        Rule::MeterExchange,
+        Rule::DuplicateReading,
+        Rule::OutOfOrderReading,
+        Rule::InvalidReading,
+        Rule::LevelShift,
+        Rule::BackwardsReading,
+        Rule::LikelyTypo,
+        Rule::ImplausibleRollover,
+        Rule::ImplausibleConsumption,
+        Rule::FirstReadingOutOfRange,
+    ];
+
     /// The snake_case name, as in JSON.
     pub const fn as_str(self) -> &'static str {
         match self {
