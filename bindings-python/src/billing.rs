@@ -292,10 +292,10 @@ fn urdb_options(day_count: &str, line_decimals: Option<u32>) -> PyResult<meterki
 }
 
 /// One `Comparison` as a dict with `Decimal` money.
-fn comparison<'py>(
-    py: Python<'py>,
+fn comparison(
+    py: Python<'_>,
     c: meterkit::billing::compare::Comparison,
-) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     use pyo3::types::PyDict;
     let d = PyDict::new(py);
     d.set_item("tariff", c.tariff)?;
@@ -315,7 +315,7 @@ fn comparison<'py>(
     Ok(d)
 }
 
-fn money<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
+fn money(py: Python<'_>, d: Decimal) -> PyResult<Bound<'_, PyAny>> {
     let text = serde_json::to_value(meterkit::billing::BillLine {
         charge: String::new(),
         description: String::new(),
@@ -425,7 +425,7 @@ impl PyInvoice {
 }
 
 fn status_name(s: meterkit::invoice::InvoiceStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    crate::convert::enum_name(&s)
 }
 
 #[pymethods]
