@@ -29,7 +29,7 @@ def literal_aliases() -> dict[str, list[str]]:
             value = node.value
             if isinstance(target, ast.Name) and isinstance(value.value, ast.Name) and value.value.id == "Literal":
                 elts = value.slice.elts if isinstance(value.slice, ast.Tuple) else [value.slice]
-                out[target.id] = [e.value for e in elts if isinstance(e, ast.Constant)]
+                out[target.id] = [str(e.value) for e in elts if isinstance(e, ast.Constant)]
     return out
 
 
