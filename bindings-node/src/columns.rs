@@ -202,7 +202,9 @@ impl Columns {
             nanos.push(t.timestamp_subsec_nanos());
         }
         let ends = match &self.end {
-            Some(e) => Some((0..n).map(|i| instant_opt(e, i, "end").map_err(at(i))).collect::<meterkit::Result<Vec<_>>>()?),
+            Some(e) => {
+                Some((0..n).map(|i| instant_opt(e, i, "end").map_err(at(i))).collect::<meterkit::Result<Vec<_>>>()?)
+            }
             None => None,
         };
         let decimals = match &self.quantity {
@@ -229,7 +231,9 @@ impl Columns {
             nanos: Some(&nanos),
             ends: ends.as_deref(),
             quantities: match &self.quantity {
-                Quantities::Scaled(v, scale) => meterkit::rollup::columnar::Quantities::Scaled { mantissas: v, scale: *scale },
+                Quantities::Scaled(v, scale) => {
+                    meterkit::rollup::columnar::Quantities::Scaled { mantissas: v, scale: *scale }
+                }
                 _ => meterkit::rollup::columnar::Quantities::Decimal(&decimals),
             },
             ids: Some(&ids),

@@ -185,7 +185,8 @@ impl<'a> Column<'a> {
     }
 
     fn bad(&self, why: &str) -> Error {
-        parse_err(format!("Column '{}' has Arrow type {}, {why}.", self.name, self.array.data_type())).with_field(self.name)
+        parse_err(format!("Column '{}' has Arrow type {}, {why}.", self.name, self.array.data_type()))
+            .with_field(self.name)
     }
 
     /// An error at row `i` of this batch.
@@ -251,11 +252,15 @@ impl<'a> Column<'a> {
                 } else {
                     a.as_primitive::<arrow_array::types::Float32Type>().values().iter().map(|&x| f64::from(x)).collect()
                 };
-                let decimals = floats.iter().enumerate().map(|(i, &x)| meterkit::decimal::decimal_from_f64(x).map_err(at(i)));
+                let decimals =
+                    floats.iter().enumerate().map(|(i, &x)| meterkit::decimal::decimal_from_f64(x).map_err(at(i)));
                 Qty::Decimal(decimals.collect::<meterkit::Result<_>>()?)
             }
             DataType::Decimal128(_, scale) => {
-                let scale = u32::try_from(*scale).ok().filter(|s| *s <= 28).ok_or_else(|| self.bad("a decimal scale outside 0-28"))?;
+                let scale = u32::try_from(*scale)
+                    .ok()
+                    .filter(|s| *s <= 28)
+                    .ok_or_else(|| self.bad("a decimal scale outside 0-28"))?;
                 let v = a.as_primitive::<arrow_array::types::Decimal128Type>().values();
                 match v.iter().map(|&m| i64::try_from(m)).collect::<Result<Vec<_>, _>>() {
                     Ok(small) => Qty::Scaled(small, scale),
@@ -354,7 +359,12 @@ pub fn ingest(
 }
 
 /// Roll the stream up under `spec` without a store (`ColumnarRollup::run`, `threads` threads).
-pub fn rollup(batches: &[RecordBatch], m: &Mapping, spec: &meterkit::RollupSpec, threads: usize) -> meterkit::Result<Table> {
+pub fn rollup(
+    batches: &[RecordBatch],
+    m: &Mapping,
+    spec: &meterkit::RollupSpec,
+    threads: usize,
+) -> meterkit::Result<Table> {
     let mut first_row = 0;
     let mut cols = Vec::with_capacity(batches.len());
     for b in batches {
@@ -364,7 +374,14 @@ pub fn rollup(batches: &[RecordBatch], m: &Mapping, spec: &meterkit::RollupSpec,
     let column_batches: Vec<ColumnBatch<'_>> = cols.iter().map(Cols::batch).collect();
     let buckets = ColumnarRollup::run(std::slice::from_ref(spec), &column_batches, threads)?;
     let unique = spec.unique_dims().map(str::to_string).collect();
-    Ok(Table { rows: bucket_rows(buckets, spec), with_tenant: true, with_subject_metric: false, metric: String::new(), group_by: spec.group_by.clone(), unique })
+    Ok(Table {
+        rows: bucket_rows(buckets, spec),
+        with_tenant: true,
+        with_subject_metric: false,
+        metric: String::new(),
+        group_by: spec.group_by.clone(),
+        unique,
+    })
 }
 
 /// The kernel's buckets (keys carry the tenant) as result rows.
@@ -480,11 +497,8 @@ impl Table {
 
     /// The table as one Arrow record batch (every column nullable).
     fn record_batch(&self) -> Result<RecordBatch, ArrowError> {
-        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = self
-            .columns()?
-            .into_iter()
-            .map(|(name, a)| (Field::new(name, a.data_type().clone(), true), a))
-            .unzip();
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) =
+            self.columns()?.into_iter().map(|(name, a)| (Field::new(name, a.data_type().clone(), true), a)).unzip();
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
     }
 }
@@ -494,7 +508,8 @@ fn strs(values: impl Iterator<Item = Option<String>>) -> ArrayRef {
 }
 
 fn ts(secs: impl Iterator<Item = i64>) -> Result<ArrayRef, ArrowError> {
-    let micros = secs.map(|s| s.checked_mul(1_000_000).ok_or_else(|| ArrowError::ComputeError("timestamp out of range".into())));
+    let micros =
+        secs.map(|s| s.checked_mul(1_000_000).ok_or_else(|| ArrowError::ComputeError("timestamp out of range".into())));
     Ok(Arc::new(TimestampMicrosecondArray::from(micros.collect::<Result<Vec<_>, _>>()?).with_timezone("UTC")))
 }
 

@@ -227,7 +227,12 @@ pub fn enum_name<T: serde::Serialize>(v: &T) -> String {
 
 /// A core enum value from its snake_case name, or the error `kind` naming `field` and listing
 /// the `expected` names.
-pub fn enum_from_name<T: serde::de::DeserializeOwned>(name: &str, kind: ErrorKind, field: &str, expected: &str) -> PyResult<T> {
+pub fn enum_from_name<T: serde::de::DeserializeOwned>(
+    name: &str,
+    kind: ErrorKind,
+    field: &str,
+    expected: &str,
+) -> PyResult<T> {
     serde_json::from_value(serde_json::Value::String(name.to_string()))
         .map_err(|_| new_err(kind, format!("{field} must be {expected}, not {name:?}."), Some(field)))
 }

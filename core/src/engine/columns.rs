@@ -125,7 +125,10 @@ mod tests {
             dimensions: vec![],
         };
         let null_subject = e.ingest_columns(&base).unwrap_err();
-        assert_eq!((null_subject.kind(), null_subject.field(), null_subject.line()), (ErrorKind::Parse, Some("subject"), Some(2)));
+        assert_eq!(
+            (null_subject.kind(), null_subject.field(), null_subject.line()),
+            (ErrorKind::Parse, Some("subject"), Some(2))
+        );
         assert_eq!(null_subject.record_id(), Some("b"));
         let no_ids = e.ingest_columns(&ColumnBatch { ids: None, ..base.clone() }).unwrap_err();
         assert_eq!((no_ids.kind(), no_ids.field()), (ErrorKind::InvalidRecord, Some("id")));

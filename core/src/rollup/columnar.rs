@@ -84,7 +84,10 @@ impl<'a> StrColumn<'a> {
                     return Ok(None);
                 }
                 values.get(c as usize).copied().map(Some).ok_or_else(|| {
-                    Error::new(ErrorKind::Parse, format!("Dictionary code {c} is out of range ({} values).", values.len()))
+                    Error::new(
+                        ErrorKind::Parse,
+                        format!("Dictionary code {c} is out of range ({} values).", values.len()),
+                    )
                 })
             }
         }
@@ -383,8 +386,10 @@ impl ColumnarRollup {
         let spec_metrics: Vec<u32> = (0..self.specs.len()).map(|i| self.code(&self.specs[i].metric.clone())).collect();
         let position = |d: &String| if d == SUBJECT { Some(usize::MAX) } else { dims.iter().position(|(n, _)| n == d) };
         // Column of each spec's group and unique dimensions (None: absent, every row null).
-        let wanted: Vec<Vec<Option<usize>>> = self.specs.iter().map(|s| s.group_by.iter().map(position).collect()).collect();
-        let uniques: Vec<Vec<Option<usize>>> = self.specs.iter().map(|s| s.unique.iter().map(position).collect()).collect();
+        let wanted: Vec<Vec<Option<usize>>> =
+            self.specs.iter().map(|s| s.group_by.iter().map(position).collect()).collect();
+        let uniques: Vec<Vec<Option<usize>>> =
+            self.specs.iter().map(|s| s.unique.iter().map(position).collect()).collect();
         let col = |c: Option<usize>, j: usize| match c {
             None => NULL,
             Some(usize::MAX) => subjects[j],
@@ -434,7 +439,15 @@ impl ColumnarRollup {
     }
 
     /// The slot of `(spec, tenant, start, group)`, new (empty, `q` as min and max) if needed.
-    fn slot(&mut self, si: usize, tenant: u32, start: i64, end: i64, group: [u32; MAX_COLUMNAR_GROUPS], q: Decimal) -> &mut Slot {
+    fn slot(
+        &mut self,
+        si: usize,
+        tenant: u32,
+        start: i64,
+        end: i64,
+        group: [u32; MAX_COLUMNAR_GROUPS],
+        q: Decimal,
+    ) -> &mut Slot {
         let key = (si as u32, tenant, start, group);
         let n = match self.index.get(&key) {
             Some(&s) => s as usize,
@@ -470,11 +483,16 @@ impl ColumnarRollup {
     ///
     /// # Errors
     /// As [`ColumnarRollup::new`] and [`ColumnarRollup::add`].
-    pub fn run(specs: &[RollupSpec], batches: &[ColumnBatch<'_>], threads: usize) -> Result<Vec<(BucketKey, i64, BucketState)>> {
+    pub fn run(
+        specs: &[RollupSpec],
+        batches: &[ColumnBatch<'_>],
+        threads: usize,
+    ) -> Result<Vec<(BucketKey, i64, BucketState)>> {
         for b in batches {
             b.check_lengths()?;
         }
-        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { threads };
+        let threads =
+            if threads == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { threads };
         let split = threads > 1 && batches.iter().any(|b| !matches!(b.tenant, StrColumn::Const(_)));
         let mut buckets = if split {
             let parts: Vec<Vec<Vec<u32>>> = batches.iter().map(|b| partition(&b.tenant, b.len(), threads)).collect();
