@@ -183,10 +183,12 @@ fn columnar_kernel(cols: &Columns, range: std::ops::Range<usize>) -> ColumnarRol
     let mut rollup = ColumnarRollup::new(&specs()).unwrap();
     rollup
         .add(&ColumnBatch {
-            metric: "bytes",
+            metric: StrColumn::Const(Some("bytes")),
             tenant: StrColumn::Const(Some("t")),
             subject: StrColumn::Dict { values: &subjects, codes: &cols.subject_codes[range.clone()] },
             timestamps: &cols.ts[range.clone()],
+            nanos: None,
+            ends: None,
             quantities: Quantities::Scaled { mantissas: &cols.mantissas[range.clone()], scale: 3 },
             ids: None,
             dimensions: vec![

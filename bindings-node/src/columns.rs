@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use meterkit::{record::Dimensions, record::Quality, Decimal, Error as CoreError, ErrorKind, UsageRecord};
+use meterkit::engine::IngestReport;
+use meterkit::rollup::columnar::{ColumnBatch, StrColumn};
+use meterkit::{Decimal, Error as CoreError, ErrorKind};
 use napi::bindgen_prelude::{BigInt64Array, Either, Either3, Float64Array, Uint32Array};
 use napi_derive::napi;
 
@@ -186,56 +188,82 @@ impl Columns {
         Ok(())
     }
 
-    /// Build the records (row `i` of every column).
-    pub fn into_records(self) -> meterkit::Result<Vec<UsageRecord>> {
-        let n = self.id.len();
-        let mut out = Vec::with_capacity(n);
-        for (i, id) in self.id.into_iter().enumerate() {
-            let at = |e: CoreError| e.with_record_id(id.clone());
-            let timestamp = instant(&self.timestamp, i, "timestamp").map_err(at)?;
-            let end = match &self.end {
-                Some(e) => instant_opt(e, i, "end").map_err(at)?,
-                None => None,
-            };
-            let quantity = quantity(&self.quantity, i).map_err(at)?;
-            let mut dimensions = Dimensions::new();
-            for (k, col) in &self.dimensions {
-                let v = match col {
-                    OptStrings::Many(v) => v[i].clone(),
-                    OptStrings::Dict(values, codes) => Some(dict(values, codes, i, k).map_err(at)?.to_string()),
-                };
-                if let Some(v) = v {
-                    dimensions.insert(k.clone(), v);
-                }
-            }
-            out.push(UsageRecord {
-                tenant: string(&self.tenant, i, "tenant").map_err(at)?.to_string(),
-                subject: string(&self.subject, i, "subject").map_err(at)?.to_string(),
-                metric: string(&self.metric, i, "metric").map_err(at)?.to_string(),
-                id,
-                quantity,
-                timestamp,
-                end,
-                dimensions,
-                quality: Quality::default(),
-            });
+    /// Ingest the columns as one batch: the numbers and instants converted here (errors name
+    /// the field and record id), the rest is the core's `Engine::ingest_columns`.
+    pub fn ingest(self, engine: &meterkit::Engine) -> meterkit::Result<IngestReport> {
+        let ids: Vec<&str> = self.id.iter().map(String::as_str).collect();
+        let id_of = ids.as_slice();
+        let at = |i: usize| move |e: CoreError| e.with_record_id(id_of[i]);
+        let n = ids.len();
+        let (mut secs, mut nanos) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n {
+            let t = instant(&self.timestamp, i, "timestamp").map_err(at(i))?;
+            secs.push(t.timestamp());
+            nanos.push(t.timestamp_subsec_nanos());
         }
-        Ok(out)
+        let ends = match &self.end {
+            Some(e) => {
+                Some((0..n).map(|i| instant_opt(e, i, "end").map_err(at(i))).collect::<meterkit::Result<Vec<_>>>()?)
+            }
+            None => None,
+        };
+        let decimals = match &self.quantity {
+            Quantities::Scaled(..) => Vec::new(),
+            q => (0..n).map(|i| quantity(q, i).map_err(at(i))).collect::<meterkit::Result<Vec<_>>>()?,
+        };
+        let (tenant, subject, metric) = (StrCol::of(&self.tenant), StrCol::of(&self.subject), StrCol::of(&self.metric));
+        let dims: Vec<(&str, StrCol<'_>)> = self
+            .dimensions
+            .iter()
+            .map(|(k, col)| {
+                let col = match col {
+                    OptStrings::Many(v) => StrCol::Plain(v.iter().map(Option::as_deref).collect()),
+                    OptStrings::Dict(values, codes) => StrCol::Dict(values.iter().map(String::as_str).collect(), codes),
+                };
+                (k.as_str(), col)
+            })
+            .collect();
+        engine.ingest_columns(&ColumnBatch {
+            metric: metric.column(),
+            tenant: tenant.column(),
+            subject: subject.column(),
+            timestamps: &secs,
+            nanos: Some(&nanos),
+            ends: ends.as_deref(),
+            quantities: match &self.quantity {
+                Quantities::Scaled(v, scale) => {
+                    meterkit::rollup::columnar::Quantities::Scaled { mantissas: v, scale: *scale }
+                }
+                _ => meterkit::rollup::columnar::Quantities::Decimal(&decimals),
+            },
+            ids: Some(&ids),
+            dimensions: dims.iter().map(|(k, c)| (*k, c.column())).collect(),
+        })
     }
 }
 
-fn dict<'a>(values: &'a [String], codes: &[u32], i: usize, field: &str) -> meterkit::Result<&'a str> {
-    let code = codes[i];
-    values.get(code as usize).map(String::as_str).ok_or_else(|| {
-        bad(field, format!("Row {i} of {field} has code {code}, but the dictionary has {} values.", values.len()))
-    })
+/// A string column borrowed as the core's `StrColumn` needs it.
+enum StrCol<'a> {
+    One(&'a str),
+    Plain(Vec<Option<&'a str>>),
+    Dict(Vec<&'a str>, &'a [u32]),
 }
 
-fn string<'a>(s: &'a Strings, i: usize, field: &str) -> meterkit::Result<&'a str> {
-    match s {
-        Strings::One(v) => Ok(v),
-        Strings::Many(v) => Ok(&v[i]),
-        Strings::Dict(values, codes) => dict(values, codes, i, field),
+impl<'a> StrCol<'a> {
+    fn of(s: &'a Strings) -> Self {
+        match s {
+            Strings::One(v) => StrCol::One(v),
+            Strings::Many(v) => StrCol::Plain(v.iter().map(|s| Some(s.as_str())).collect()),
+            Strings::Dict(values, codes) => StrCol::Dict(values.iter().map(String::as_str).collect(), codes),
+        }
+    }
+
+    fn column(&self) -> StrColumn<'_> {
+        match self {
+            StrCol::One(v) => StrColumn::Const(Some(v)),
+            StrCol::Plain(v) => StrColumn::Plain(v),
+            StrCol::Dict(values, codes) => StrColumn::Dict { values, codes },
+        }
     }
 }
 

@@ -205,8 +205,7 @@ impl Engine {
     pub fn ingest_columns(&self, env: Env, columns: UsageColumns) -> napi::Result<Json<IngestReport>> {
         guard(env, || {
             let cols = core(env, columns::read(columns))?;
-            let batch = core(env, cols.into_records())?;
-            core(env, self.inner.ingest(&batch)).map(Json)
+            core(env, cols.ingest(&self.inner)).map(Json)
         })
     }
 
@@ -221,7 +220,7 @@ impl Engine {
         guard(env, || {
             let cols = core(env, columns::read(columns))?;
             let engine = self.inner.clone();
-            Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&cols.into_records()?))))
+            Ok(AsyncTask::new(CoreTask::new(move || cols.ingest(&engine))))
         })
     }
 

@@ -1,102 +1,30 @@
-//! The columnar path: a minimal Arrow C Data Interface (PyCapsule protocol) consumer and
-//! producer, with no Arrow crate. `__arrow_c_stream__` objects (pyarrow tables, polars and
-//! pandas ≥ 2.2 DataFrames) are read column by column into usage records; query results are
-//! exported as an Arrow stream (`BucketTable`) that pyarrow, polars and pandas can read.
-//!
-//! Only conversion lives here: records go to `Engine::ingest` or the core's `Accumulator`.
-#![allow(unsafe_code)]
+//! The columnar path, conversion only: objects with `__arrow_c_stream__` (pyarrow tables, polars
+//! and pandas ≥ 2.2 DataFrames) are read through arrow-rs (pyo3-arrow's PyCapsule import) into
+//! the core's `ColumnBatch`; query results go out as an Arrow stream (`BucketTable`) that
+//! pyarrow, polars and pandas read. Ingest is `Engine::ingest_columns`, the store-less rollup
+//! `ColumnarRollup::run`: no business logic here, and no `unsafe` (the FFI is arrow-rs's).
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::{
+    Array, ArrayRef, ArrowPrimitiveType, Decimal128Array, Int64Array, RecordBatch, StringArray, StructArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
-use meterkit::{Decimal, Error, ErrorKind, UsageRecord};
+use meterkit::rollup::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn};
+use meterkit::rollup::BucketState;
+use meterkit::store::BucketKey;
+use meterkit::{Decimal, Error, ErrorKind};
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyCapsuleMethods, PyDict, PyList};
-
-// ---------------------------------------------------------------------------------------------
-// The C structs of the Arrow C Data Interface and C Stream Interface.
-
-#[repr(C)]
-pub struct FfiSchema {
-    format: *const c_char,
-    name: *const c_char,
-    metadata: *const c_char,
-    flags: i64,
-    n_children: i64,
-    children: *mut *mut FfiSchema,
-    dictionary: *mut FfiSchema,
-    release: Option<unsafe extern "C" fn(*mut FfiSchema)>,
-    private_data: *mut c_void,
-}
-
-#[repr(C)]
-pub struct FfiArray {
-    length: i64,
-    null_count: i64,
-    offset: i64,
-    n_buffers: i64,
-    n_children: i64,
-    buffers: *mut *const c_void,
-    children: *mut *mut FfiArray,
-    dictionary: *mut FfiArray,
-    release: Option<unsafe extern "C" fn(*mut FfiArray)>,
-    private_data: *mut c_void,
-}
-
-#[repr(C)]
-pub struct FfiStream {
-    get_schema: Option<unsafe extern "C" fn(*mut FfiStream, *mut FfiSchema) -> c_int>,
-    get_next: Option<unsafe extern "C" fn(*mut FfiStream, *mut FfiArray) -> c_int>,
-    get_last_error: Option<unsafe extern "C" fn(*mut FfiStream) -> *const c_char>,
-    release: Option<unsafe extern "C" fn(*mut FfiStream)>,
-    private_data: *mut c_void,
-}
-
-impl FfiSchema {
-    fn empty() -> Self {
-        FfiSchema {
-            format: std::ptr::null(),
-            name: std::ptr::null(),
-            metadata: std::ptr::null(),
-            flags: 0,
-            n_children: 0,
-            children: std::ptr::null_mut(),
-            dictionary: std::ptr::null_mut(),
-            release: None,
-            private_data: std::ptr::null_mut(),
-        }
-    }
-}
-
-impl FfiArray {
-    fn empty() -> Self {
-        FfiArray {
-            length: 0,
-            null_count: 0,
-            offset: 0,
-            n_buffers: 0,
-            n_children: 0,
-            buffers: std::ptr::null_mut(),
-            children: std::ptr::null_mut(),
-            dictionary: std::ptr::null_mut(),
-            release: None,
-            private_data: std::ptr::null_mut(),
-        }
-    }
-}
-
-impl FfiStream {
-    fn empty() -> Self {
-        FfiStream {
-            get_schema: None,
-            get_next: None,
-            get_last_error: None,
-            release: None,
-            private_data: std::ptr::null_mut(),
-        }
-    }
-}
+use pyo3::types::{PyCapsule, PyDict, PyList};
+use pyo3_arrow::ffi::ArrayIterator;
+use pyo3_arrow::PyRecordBatchReader;
 
 fn parse_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Parse, msg)
@@ -105,388 +33,37 @@ fn parse_err(msg: impl Into<String>) -> Error {
 // ---------------------------------------------------------------------------------------------
 // Import.
 
-/// An Arrow stream moved out of a producer's PyCapsule; released on drop.
-pub struct ImportedStream {
-    raw: FfiStream,
-}
-
-// SAFETY: the C stream interface allows a stream to be consumed from any one thread at a time;
-// we own it exclusively.
-unsafe impl Send for ImportedStream {}
-
-impl Drop for ImportedStream {
-    fn drop(&mut self) {
-        if let Some(release) = self.raw.release {
-            unsafe { release(&raw mut self.raw) };
-        }
+/// The batches of any object with `__arrow_c_stream__`, read through arrow-rs.
+///
+/// # Errors
+/// `TypeError` for an object without `__arrow_c_stream__`; `ValueError` for a stream already
+/// consumed; `ParseError` when the stream fails.
+pub fn read(data: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
+    if !data.hasattr("__arrow_c_stream__")? {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "expected an object with __arrow_c_stream__ (a pyarrow Table, a polars DataFrame, a pandas >= 2.2 \
+             DataFrame with pyarrow installed), not {}",
+            data.get_type().name()?
+        )));
     }
-}
-
-struct OwnedSchema(FfiSchema);
-impl Drop for OwnedSchema {
-    fn drop(&mut self) {
-        if let Some(release) = self.0.release {
-            unsafe { release(&raw mut self.0) };
-        }
-    }
-}
-
-struct OwnedArray(FfiArray);
-impl Drop for OwnedArray {
-    fn drop(&mut self) {
-        if let Some(release) = self.0.release {
-            unsafe { release(&raw mut self.0) };
-        }
-    }
-}
-
-impl ImportedStream {
-    /// Take the stream of any object with `__arrow_c_stream__`.
-    pub fn from_py(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if !data.hasattr("__arrow_c_stream__")? {
-            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "expected an object with __arrow_c_stream__ (a pyarrow Table, a polars DataFrame, a pandas >= 2.2 \
-                 DataFrame with pyarrow installed), not {}",
-                data.get_type().name()?
-            )));
-        }
-        let capsule = data.call_method1("__arrow_c_stream__", (data.py().None(),))?;
-        let capsule = capsule.cast::<PyCapsule>()?;
-        let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
-        // SAFETY: the capsule holds an ArrowArrayStream; moving it out and leaving a released
-        // (release = NULL) struct behind is how the PyCapsule protocol hands over ownership.
-        let raw = unsafe { std::ptr::replace(ptr.as_ptr().cast::<FfiStream>(), FfiStream::empty()) };
-        if raw.release.is_none() {
-            return Err(pyo3::exceptions::PyValueError::new_err("the Arrow stream was already consumed"));
-        }
-        Ok(ImportedStream { raw })
-    }
-
-    fn last_error(&mut self, what: &str, code: c_int) -> Error {
-        let msg = self
-            .raw
-            .get_last_error
-            .map(|f| unsafe { f(&raw mut self.raw) })
-            .filter(|p| !p.is_null())
-            .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        parse_err(format!("The Arrow stream failed in {what} (error {code}): {msg}"))
-    }
-
-    fn schema(&mut self) -> meterkit::Result<OwnedSchema> {
-        let mut out = OwnedSchema(FfiSchema::empty());
-        let f = self.raw.get_schema.ok_or_else(|| parse_err("The Arrow stream has no get_schema."))?;
-        let code = unsafe { f(&raw mut self.raw, &raw mut out.0) };
-        if code != 0 {
-            return Err(self.last_error("get_schema", code));
-        }
-        Ok(out)
-    }
-
-    fn next(&mut self) -> meterkit::Result<Option<OwnedArray>> {
-        let mut out = OwnedArray(FfiArray::empty());
-        let f = self.raw.get_next.ok_or_else(|| parse_err("The Arrow stream has no get_next."))?;
-        let code = unsafe { f(&raw mut self.raw, &raw mut out.0) };
-        if code != 0 {
-            return Err(self.last_error("get_next", code));
-        }
-        Ok(if out.0.release.is_none() { None } else { Some(out) })
-    }
-}
-
-struct Field {
-    name: String,
-    format: String,
-    dictionary: bool,
-}
-
-fn fields(schema: &OwnedSchema) -> meterkit::Result<Vec<Field>> {
-    let s = &schema.0;
-    let fmt = unsafe { cstr(s.format) };
-    if fmt != "+s" {
-        return Err(parse_err(format!("The Arrow data must be a table (struct), not format '{fmt}'.")));
-    }
-    (0..s.n_children.max(0) as usize)
-        .map(|i| {
-            let c = unsafe { &**s.children.add(i) };
-            Ok(Field {
-                name: unsafe { cstr(c.name) },
-                format: unsafe { cstr(c.format) },
-                dictionary: !c.dictionary.is_null(),
-            })
-        })
-        .collect()
-}
-
-unsafe fn cstr(p: *const c_char) -> String {
-    if p.is_null() {
-        String::new()
-    } else {
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
-}
-
-/// One column of one batch, borrowed from the Arrow buffers.
-struct Col<'a> {
-    name: &'a str,
-    len: usize,
-    offset: usize,
-    validity: Option<&'a [u8]>,
-    data: ColData<'a>,
-}
-
-enum ColData<'a> {
-    Utf8 { offsets: &'a [i32], bytes: &'a [u8] },
-    LargeUtf8 { offsets: &'a [i64], bytes: &'a [u8] },
-    View { views: &'a [[u8; 16]], bufs: Vec<&'a [u8]> },
-    Int(IntData<'a>),
-    F64(&'a [f64]),
-    F32(&'a [f32]),
-    Dec128 { values: &'a [[u8; 16]], scale: u32 },
-    Ts { values: &'a [i64], nanos_per: i64, per_sec: i64 },
-}
-
-enum IntData<'a> {
-    I8(&'a [i8]),
-    I16(&'a [i16]),
-    I32(&'a [i32]),
-    I64(&'a [i64]),
-    U8(&'a [u8]),
-    U16(&'a [u16]),
-    U32(&'a [u32]),
-    U64(&'a [u64]),
-}
-
-unsafe fn slice<'a, T>(p: *const c_void, n: usize) -> &'a [T] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(p.cast::<T>(), n) }
-    }
-}
-
-impl<'a> Col<'a> {
-    /// Borrow column `a` (of a batch) with format `field.format`.
-    unsafe fn new(field: &'a Field, a: &'a FfiArray, parent_offset: usize, rows: usize) -> meterkit::Result<Self> {
-        let bad = |why: &str| {
-            parse_err(format!("Column '{}' has Arrow format '{}', {why}.", field.name, field.format))
-                .with_field(&field.name)
-        };
-        if field.dictionary {
-            return Err(bad("dictionary-encoded (categorical) columns are not supported; cast it to string first"));
-        }
-        let offset = a.offset as usize + parent_offset;
-        let end = offset + rows;
-        if (a.length as usize) < rows {
-            return Err(bad("shorter than its batch"));
-        }
-        let buf = |i: usize| -> *const c_void {
-            if (i as i64) < a.n_buffers {
-                unsafe { *a.buffers.add(i) }
-            } else {
-                std::ptr::null()
-            }
-        };
-        let validity = if a.null_count == 0 || buf(0).is_null() {
-            None
-        } else {
-            Some(unsafe { slice::<u8>(buf(0), end.div_ceil(8)) })
-        };
-        let f = field.format.as_str();
-        let data = match f {
-            "u" => {
-                let offsets = unsafe { slice::<i32>(buf(1), end + 1) };
-                let n = offsets.last().copied().unwrap_or(0).max(0) as usize;
-                ColData::Utf8 { offsets, bytes: unsafe { slice::<u8>(buf(2), n) } }
-            }
-            "U" => {
-                let offsets = unsafe { slice::<i64>(buf(1), end + 1) };
-                let n = offsets.last().copied().unwrap_or(0).max(0) as usize;
-                ColData::LargeUtf8 { offsets, bytes: unsafe { slice::<u8>(buf(2), n) } }
-            }
-            "vu" => {
-                let n_var = (a.n_buffers - 3).max(0) as usize;
-                let sizes = unsafe { slice::<i64>(buf(2 + n_var), n_var) };
-                let bufs = (0..n_var).map(|i| unsafe { slice::<u8>(buf(2 + i), sizes[i].max(0) as usize) }).collect();
-                ColData::View { views: unsafe { slice::<[u8; 16]>(buf(1), end) }, bufs }
-            }
-            "c" => ColData::Int(IntData::I8(unsafe { slice(buf(1), end) })),
-            "s" => ColData::Int(IntData::I16(unsafe { slice(buf(1), end) })),
-            "i" => ColData::Int(IntData::I32(unsafe { slice(buf(1), end) })),
-            "l" => ColData::Int(IntData::I64(unsafe { slice(buf(1), end) })),
-            "C" => ColData::Int(IntData::U8(unsafe { slice(buf(1), end) })),
-            "S" => ColData::Int(IntData::U16(unsafe { slice(buf(1), end) })),
-            "I" => ColData::Int(IntData::U32(unsafe { slice(buf(1), end) })),
-            "L" => ColData::Int(IntData::U64(unsafe { slice(buf(1), end) })),
-            "g" => ColData::F64(unsafe { slice(buf(1), end) }),
-            "f" => ColData::F32(unsafe { slice(buf(1), end) }),
-            _ if f.starts_with("d:") => {
-                let parts: Vec<&str> = f[2..].split(',').collect();
-                if parts.len() == 3 && parts[2] != "128" {
-                    return Err(bad("only 128-bit decimals are supported"));
-                }
-                let scale: i64 =
-                    parts.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("a bad decimal format"))?;
-                if !(0..=28).contains(&scale) {
-                    return Err(bad("a decimal scale outside 0-28"));
-                }
-                ColData::Dec128 { values: unsafe { slice(buf(1), end) }, scale: scale as u32 }
-            }
-            _ if f.starts_with("ts") && f.len() >= 4 => {
-                let tz = &f[4..];
-                if tz.is_empty() {
-                    return Err(bad("a timestamp without a time zone (naive); localize it first, e.g. \
-                         pandas .dt.tz_localize(\"Europe/London\") or polars .dt.replace_time_zone(...)"));
-                }
-                let (nanos_per, per_sec) = match &f[2..3] {
-                    "s" => (1_000_000_000, 1),
-                    "m" => (1_000_000, 1_000),
-                    "u" => (1_000, 1_000_000),
-                    "n" => (1, 1_000_000_000),
-                    _ => return Err(bad("an unknown timestamp unit")),
-                };
-                ColData::Ts { values: unsafe { slice(buf(1), end) }, nanos_per, per_sec }
-            }
-            _ => return Err(bad("which is not supported here")),
-        };
-        Ok(Col { name: &field.name, len: end, offset, validity, data })
-    }
-
-    #[inline]
-    fn valid(&self, i: usize) -> bool {
-        let j = self.offset + i;
-        self.validity.is_none_or(|v| v[j / 8] & (1 << (j % 8)) != 0)
-    }
-
-    fn err(&self, row: usize, msg: String) -> Error {
-        parse_err(msg).with_field(self.name).with_line(row as u64 + 1)
-    }
-
-    #[inline]
-    fn str(&self, i: usize, row: usize) -> meterkit::Result<Option<&'a str>> {
-        if !self.valid(i) {
-            return Ok(None);
-        }
-        let j = self.offset + i;
-        let bytes: &[u8] = match &self.data {
-            ColData::Utf8 { offsets, bytes } => bytes
-                .get(offsets[j] as usize..offsets[j + 1] as usize)
-                .ok_or_else(|| self.err(row, "bad offsets".into()))?,
-            ColData::LargeUtf8 { offsets, bytes } => bytes
-                .get(offsets[j] as usize..offsets[j + 1] as usize)
-                .ok_or_else(|| self.err(row, "bad offsets".into()))?,
-            ColData::View { views, bufs } => {
-                let v = &views[j];
-                let n = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize;
-                if n <= 12 {
-                    &v[4..4 + n]
-                } else {
-                    let b = u32::from_le_bytes([v[8], v[9], v[10], v[11]]) as usize;
-                    let o = u32::from_le_bytes([v[12], v[13], v[14], v[15]]) as usize;
-                    bufs.get(b)
-                        .and_then(|buf| buf.get(o..o + n))
-                        .ok_or_else(|| self.err(row, "bad string view".into()))?
-                }
-            }
-            _ => return Err(self.err(row, format!("Column '{}' is not a string column.", self.name))),
-        };
-        std::str::from_utf8(bytes).map(Some).map_err(|_| self.err(row, format!("Column '{}' is not UTF-8.", self.name)))
-    }
-
-    fn required_str(&self, i: usize, row: usize) -> meterkit::Result<&'a str> {
-        self.str(i, row)?.ok_or_else(|| self.err(row, format!("Column '{}' is null in row {}.", self.name, row + 1)))
-    }
-
-    #[inline]
-    fn decimal(&self, i: usize, row: usize) -> meterkit::Result<Decimal> {
-        if !self.valid(i) {
-            return Err(self.err(row, format!("Column '{}' is null in row {}.", self.name, row + 1)));
-        }
-        let j = self.offset + i;
-        Ok(match &self.data {
-            ColData::Int(d) => match d {
-                IntData::I8(v) => Decimal::from(v[j]),
-                IntData::I16(v) => Decimal::from(v[j]),
-                IntData::I32(v) => Decimal::from(v[j]),
-                IntData::I64(v) => Decimal::from(v[j]),
-                IntData::U8(v) => Decimal::from(v[j]),
-                IntData::U16(v) => Decimal::from(v[j]),
-                IntData::U32(v) => Decimal::from(v[j]),
-                IntData::U64(v) => Decimal::from(v[j]),
-            },
-            ColData::F64(v) => meterkit::decimal::decimal_from_f64(v[j])
-                .map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?,
-            ColData::F32(v) => meterkit::decimal::decimal_from_f64(f64::from(v[j]))
-                .map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?,
-            ColData::Dec128 { values, scale } => {
-                let m = i128::from_le_bytes(values[j]);
-                Decimal::try_from_i128_with_scale(m, *scale)
-                    .map_err(|e| self.err(row, format!("Column '{}': {e}.", self.name)))?
-            }
-            ColData::Utf8 { .. } | ColData::LargeUtf8 { .. } | ColData::View { .. } => {
-                let s = self.required_str(i, row)?;
-                meterkit::decimal::parse_decimal(s).map_err(|e| e.with_field(self.name).with_line(row as u64 + 1))?
-            }
-            ColData::Ts { .. } => {
-                return Err(self.err(row, format!("Column '{}' is a timestamp, not a number.", self.name)))
-            }
-        })
-    }
-
-    /// The value as `(mantissa, scale)` when the column holds integers or decimal128 values that
-    /// fit an `i64` (the columnar kernel's exact fast path); `None` otherwise.
-    #[inline]
-    fn scaled(&self, i: usize) -> Option<(i64, u32)> {
-        if !self.valid(i) {
-            return None;
-        }
-        let j = self.offset + i;
-        match &self.data {
-            ColData::Int(d) => Some((
-                match d {
-                    IntData::I8(v) => i64::from(v[j]),
-                    IntData::I16(v) => i64::from(v[j]),
-                    IntData::I32(v) => i64::from(v[j]),
-                    IntData::I64(v) => v[j],
-                    IntData::U8(v) => i64::from(v[j]),
-                    IntData::U16(v) => i64::from(v[j]),
-                    IntData::U32(v) => i64::from(v[j]),
-                    IntData::U64(v) => i64::try_from(v[j]).ok()?,
-                },
-                0,
-            )),
-            ColData::Dec128 { values, scale } => Some((i64::try_from(i128::from_le_bytes(values[j])).ok()?, *scale)),
-            _ => None,
-        }
-    }
-
-    #[inline]
-    fn ts(&self, i: usize, row: usize) -> meterkit::Result<Option<DateTime<Utc>>> {
-        if !self.valid(i) {
-            return Ok(None);
-        }
-        let j = self.offset + i;
-        match &self.data {
-            ColData::Ts { values, nanos_per, per_sec } => {
-                let v = values[j];
-                let secs = v.div_euclid(*per_sec);
-                let nanos = (v.rem_euclid(*per_sec) * nanos_per) as u32;
-                DateTime::from_timestamp(secs, nanos)
-                    .map(Some)
-                    .ok_or_else(|| self.err(row, format!("Column '{}': timestamp out of range.", self.name)))
-            }
-            _ => Err(self.err(row, format!("Column '{}' is not a timestamp with a time zone.", self.name))),
-        }
-    }
+    let reader = data.extract::<PyRecordBatchReader>()?.into_reader()?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<Result<Vec<_>, ArrowError>>()
+        .map_err(|e| crate::errors::to_py(&parse_err(format!("The Arrow stream failed: {e}."))))?;
+    Ok((schema, batches))
 }
 
 /// Where a record field comes from: a constant or a column.
 pub enum Source {
+    /// The same value on every row.
     Const(String),
+    /// The column of this name.
     Column(String),
 }
 
 impl Source {
+    /// `constant` when given, else the column.
     pub fn pick(constant: Option<String>, column: &str) -> Self {
         match constant {
             Some(c) => Source::Const(c),
@@ -497,418 +74,318 @@ impl Source {
 
 /// How columns map to record fields.
 pub struct Mapping {
-    /// The id column; `None` numbers rows from 1 (only for store-less rollups).
+    /// The id column; `None` only for store-less rollups (the later row wins a tie of `latest`).
     pub id: Option<String>,
+    /// Tenant.
     pub tenant: Source,
+    /// Subject.
     pub subject: Source,
+    /// Metric.
     pub metric: Source,
+    /// The quantity column.
     pub quantity: String,
+    /// The timestamp column (tz-aware).
     pub timestamp: String,
+    /// The end column (tz-aware), if any.
     pub end: Option<String>,
-    /// `(dimension key, column)` pairs.
-    pub dimensions: Vec<(String, String)>,
+    /// Dimension columns, named as the dimensions.
+    pub dimensions: Vec<String>,
 }
 
-/// A stream read into memory: its fields and batches. Arrow buffers are immutable once exported,
-/// so several threads may read them; they are released when this is dropped.
-pub struct Loaded {
-    fields: Vec<Field>,
-    batches: Vec<OwnedArray>,
+/// A string column: a constant or one value per row.
+enum Strs<'a> {
+    Const(&'a str),
+    Plain(Vec<Option<&'a str>>),
 }
 
-// SAFETY: the batches are only read (never written) after `load`, and released once, on drop,
-// by the thread that owns the `Loaded`; the C Data Interface allows reading exported arrays from
-// any thread.
-unsafe impl Send for Loaded {}
-unsafe impl Sync for Loaded {}
-
-/// Read every batch of the stream (the producer's data is already in memory for pyarrow, polars
-/// and pandas; this keeps the batches alive, it does not copy them).
-pub fn load(mut stream: ImportedStream) -> meterkit::Result<Loaded> {
-    let schema = stream.schema()?;
-    let fields = fields(&schema)?;
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.next()? {
-        if batch.0.n_children as usize != fields.len() {
-            return Err(parse_err("An Arrow batch does not match its schema."));
+impl<'a> Strs<'a> {
+    fn column(&'a self) -> StrColumn<'a> {
+        match self {
+            Strs::Const(c) => StrColumn::Const(Some(c)),
+            Strs::Plain(v) => StrColumn::Plain(v),
         }
-        batches.push(batch);
     }
-    Ok(Loaded { fields, batches })
 }
 
-/// A cheap, stable hash of a partition key (FNV-1a).
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+enum Qty {
+    Scaled(Vec<i64>, u32),
+    Decimal(Vec<Decimal>),
 }
 
-/// Read the rows into one reused `UsageRecord`, calling `f` for each. With `part = (column, k,
-/// n)`, only rows whose `column` value hashes to `k` modulo `n` are read (one thread's share).
-pub fn for_each_record(
-    data: &Loaded,
-    m: &Mapping,
-    part: Option<(&str, usize, usize)>,
-    mut f: impl FnMut(&UsageRecord) -> meterkit::Result<()>,
-) -> meterkit::Result<()> {
-    let fields = &data.fields;
-    let index = |name: &str| {
-        fields.iter().position(|f| f.name == name).ok_or_else(|| {
-            let have: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+/// One Arrow batch as the core's columns, borrowing the Arrow strings.
+struct Cols<'a> {
+    metric: Strs<'a>,
+    tenant: Strs<'a>,
+    subject: Strs<'a>,
+    ids: Option<Vec<&'a str>>,
+    secs: Vec<i64>,
+    nanos: Option<Vec<u32>>,
+    ends: Option<Vec<Option<DateTime<Utc>>>>,
+    qty: Qty,
+    dims: Vec<(&'a str, Vec<Option<&'a str>>)>,
+}
+
+impl<'a> Cols<'a> {
+    /// Read `batch` under `m`; `first_row` (0-based, of the whole stream) numbers error lines.
+    fn new(batch: &'a RecordBatch, m: &'a Mapping, first_row: usize) -> meterkit::Result<Self> {
+        let col = |name: &'a str| Column::of(batch, name, first_row);
+        let strs = |s: &'a Source| -> meterkit::Result<Strs<'a>> {
+            Ok(match s {
+                Source::Const(c) => Strs::Const(c),
+                Source::Column(c) => Strs::Plain(col(c)?.required_strings()?.into_iter().map(Some).collect()),
+            })
+        };
+        let (secs, nanos) = col(&m.timestamp)?.instants()?;
+        Ok(Cols {
+            metric: strs(&m.metric)?,
+            tenant: strs(&m.tenant)?,
+            subject: strs(&m.subject)?,
+            ids: m.id.as_deref().map(|c| col(c)?.required_strings()).transpose()?,
+            secs,
+            nanos: nanos.iter().any(|n| *n != 0).then_some(nanos),
+            ends: m.end.as_deref().map(|c| col(c)?.optional_instants()).transpose()?,
+            qty: col(&m.quantity)?.quantities()?,
+            dims: m.dimensions.iter().map(|d| Ok((d.as_str(), col(d)?.strings()?))).collect::<meterkit::Result<_>>()?,
+        })
+    }
+
+    fn batch(&self) -> ColumnBatch<'_> {
+        ColumnBatch {
+            metric: self.metric.column(),
+            tenant: self.tenant.column(),
+            subject: self.subject.column(),
+            timestamps: &self.secs,
+            nanos: self.nanos.as_deref(),
+            ends: self.ends.as_deref(),
+            quantities: match &self.qty {
+                Qty::Scaled(m, scale) => Quantities::Scaled { mantissas: m, scale: *scale },
+                Qty::Decimal(d) => Quantities::Decimal(d),
+            },
+            ids: self.ids.as_deref(),
+            dimensions: self.dims.iter().map(|(n, v)| (*n, StrColumn::Plain(v))).collect(),
+        }
+    }
+}
+
+/// One named column of one batch.
+struct Column<'a> {
+    name: &'a str,
+    array: &'a ArrayRef,
+    first_row: usize,
+}
+
+impl<'a> Column<'a> {
+    fn of(batch: &'a RecordBatch, name: &'a str, first_row: usize) -> meterkit::Result<Self> {
+        let array = batch.column_by_name(name).ok_or_else(|| {
+            let have: Vec<&str> = batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
             Error::new(ErrorKind::InvalidRecord, format!("The data has no column '{name}' (columns: {have:?})."))
                 .with_field(name)
+        })?;
+        Ok(Column { name, array, first_row })
+    }
+
+    fn bad(&self, why: &str) -> Error {
+        parse_err(format!("Column '{}' has Arrow type {}, {why}.", self.name, self.array.data_type()))
+            .with_field(self.name)
+    }
+
+    /// An error at row `i` of this batch.
+    fn err(&self, i: usize, msg: String) -> Error {
+        parse_err(msg).with_field(self.name).with_line((self.first_row + i) as u64 + 1)
+    }
+
+    fn null_at(&self, i: usize) -> Error {
+        self.err(i, format!("Column '{}' is null in row {}.", self.name, self.first_row + i + 1))
+    }
+
+    fn no_nulls(&self) -> meterkit::Result<()> {
+        match (0..self.array.len()).find(|&i| self.array.is_null(i)) {
+            Some(i) => Err(self.null_at(i)),
+            None => Ok(()),
+        }
+    }
+
+    /// A string column (`None` for nulls).
+    fn strings(&self) -> meterkit::Result<Vec<Option<&'a str>>> {
+        let a = self.array;
+        match a.data_type() {
+            DataType::Utf8 => Ok(a.as_string::<i32>().iter().collect()),
+            DataType::LargeUtf8 => Ok(a.as_string::<i64>().iter().collect()),
+            DataType::Utf8View => Ok(a.as_string_view().iter().collect()),
+            DataType::Dictionary(..) => {
+                Err(self.bad("dictionary-encoded (categorical) columns are not supported; cast it to string first"))
+            }
+            _ => Err(self.bad("not a string column")),
+        }
+    }
+
+    /// A string column without nulls.
+    fn required_strings(&self) -> meterkit::Result<Vec<&'a str>> {
+        let values = self.strings()?;
+        values.iter().enumerate().map(|(i, v)| v.ok_or_else(|| self.null_at(i))).collect()
+    }
+
+    /// Quantities, exact: integers (and decimal128 values that fit an `i64`) at one scale,
+    /// anything else as decimals (floats through their shortest repr, text parsed).
+    fn quantities(&self) -> meterkit::Result<Qty> {
+        self.no_nulls()?;
+        let a = self.array;
+        let at = |i: usize| move |e: Error| e.with_field(self.name).with_line((self.first_row + i) as u64 + 1);
+        Ok(match a.data_type() {
+            DataType::Int8 => Qty::Scaled(ints::<Int8Type>(a), 0),
+            DataType::Int16 => Qty::Scaled(ints::<Int16Type>(a), 0),
+            DataType::Int32 => Qty::Scaled(ints::<Int32Type>(a), 0),
+            DataType::Int64 => Qty::Scaled(a.as_primitive::<Int64Type>().values().to_vec(), 0),
+            DataType::UInt8 => Qty::Scaled(ints::<UInt8Type>(a), 0),
+            DataType::UInt16 => Qty::Scaled(ints::<UInt16Type>(a), 0),
+            DataType::UInt32 => Qty::Scaled(ints::<UInt32Type>(a), 0),
+            DataType::UInt64 => {
+                let v = a.as_primitive::<UInt64Type>().values();
+                match v.iter().map(|&x| i64::try_from(x)).collect::<Result<Vec<_>, _>>() {
+                    Ok(small) => Qty::Scaled(small, 0),
+                    Err(_) => Qty::Decimal(v.iter().map(|&x| Decimal::from(x)).collect()),
+                }
+            }
+            DataType::Float64 | DataType::Float32 => {
+                let floats: Vec<f64> = if let DataType::Float64 = a.data_type() {
+                    a.as_primitive::<arrow_array::types::Float64Type>().values().to_vec()
+                } else {
+                    a.as_primitive::<arrow_array::types::Float32Type>().values().iter().map(|&x| f64::from(x)).collect()
+                };
+                let decimals =
+                    floats.iter().enumerate().map(|(i, &x)| meterkit::decimal::decimal_from_f64(x).map_err(at(i)));
+                Qty::Decimal(decimals.collect::<meterkit::Result<_>>()?)
+            }
+            DataType::Decimal128(_, scale) => {
+                let scale = u32::try_from(*scale)
+                    .ok()
+                    .filter(|s| *s <= 28)
+                    .ok_or_else(|| self.bad("a decimal scale outside 0-28"))?;
+                let v = a.as_primitive::<arrow_array::types::Decimal128Type>().values();
+                match v.iter().map(|&m| i64::try_from(m)).collect::<Result<Vec<_>, _>>() {
+                    Ok(small) => Qty::Scaled(small, scale),
+                    Err(_) => Qty::Decimal(
+                        v.iter()
+                            .enumerate()
+                            .map(|(i, &m)| {
+                                Decimal::try_from_i128_with_scale(m, scale)
+                                    .map_err(|e| self.err(i, format!("Column '{}': {e}.", self.name)))
+                            })
+                            .collect::<meterkit::Result<_>>()?,
+                    ),
+                }
+            }
+            DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal256(..) => {
+                return Err(self.bad("only 128-bit decimals are supported"))
+            }
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
+                let text = self.required_strings()?;
+                let decimals = text.iter().enumerate().map(|(i, s)| meterkit::decimal::parse_decimal(s).map_err(at(i)));
+                Qty::Decimal(decimals.collect::<meterkit::Result<_>>()?)
+            }
+            DataType::Timestamp(..) => return Err(self.bad("a timestamp, not a number")),
+            _ => return Err(self.bad("which is not supported here")),
         })
-    };
-    let src = |s: &Source| -> meterkit::Result<Result<usize, String>> {
-        match s {
-            Source::Const(c) => Ok(Err(c.clone())),
-            Source::Column(c) => Ok(Ok(index(c)?)),
-        }
-    };
-    let id_i = m.id.as_deref().map(index).transpose()?;
-    let tenant_i = src(&m.tenant)?;
-    let subject_i = src(&m.subject)?;
-    let metric_i = src(&m.metric)?;
-    let qty_i = index(&m.quantity)?;
-    let ts_i = index(&m.timestamp)?;
-    let end_i = m.end.as_deref().map(index).transpose()?;
-    let dim_i = m.dimensions.iter().map(|(_, col)| index(col)).collect::<meterkit::Result<Vec<_>>>()?;
-    let part_i = part.map(|(col, k, n)| Ok::<_, Error>((index(col)?, k as u64, n.max(1) as u64))).transpose()?;
-
-    let mut rec = UsageRecord::new("", "", "", "", Decimal::ZERO, DateTime::<Utc>::UNIX_EPOCH);
-    for (s, target) in [(&tenant_i, &mut rec.tenant), (&subject_i, &mut rec.subject), (&metric_i, &mut rec.metric)] {
-        if let Err(c) = s {
-            target.clone_from(c);
-        }
     }
-    let mut row_base = 0usize;
-    for batch in &data.batches {
-        let a = &batch.0;
-        let rows = a.length.max(0) as usize;
-        let parent_offset = a.offset.max(0) as usize;
-        let child = |i: usize| -> meterkit::Result<Col<'_>> {
-            unsafe { Col::new(&fields[i], &**a.children.add(i), parent_offset, rows) }
+
+    /// A tz-aware timestamp column as `(seconds, nanoseconds)` per row (`None` for nulls).
+    fn optional_instants(&self) -> meterkit::Result<Vec<Option<DateTime<Utc>>>> {
+        let DataType::Timestamp(unit, tz) = self.array.data_type() else {
+            return Err(self.bad("not a timestamp with a time zone"));
         };
-        let opt_child = |s: &Result<usize, String>| s.as_ref().ok().map(|&i| child(i)).transpose();
-        let id_c = id_i.map(child).transpose()?;
-        let tenant_c = opt_child(&tenant_i)?;
-        let subject_c = opt_child(&subject_i)?;
-        let metric_c = opt_child(&metric_i)?;
-        let qty_c = child(qty_i)?;
-        let ts_c = child(ts_i)?;
-        let end_c = end_i.map(child).transpose()?;
-        let dim_c = dim_i.iter().map(|&i| child(i)).collect::<meterkit::Result<Vec<_>>>()?;
-        let part_c = part_i.map(|(i, k, n)| Ok::<_, Error>((child(i)?, k, n))).transpose()?;
-        let _ = qty_c.len;
-        for i in 0..rows {
-            let row = row_base + i;
-            if let Some((c, k, n)) = &part_c {
-                if fnv(c.required_str(i, row)?) % n != *k {
-                    continue;
-                }
-            }
-            rec.id.clear();
-            match &id_c {
-                Some(c) => rec.id.push_str(c.required_str(i, row)?),
-                None => {
-                    use std::fmt::Write;
-                    let _ = write!(rec.id, "{}", row + 1);
-                }
-            }
-            for (c, target) in
-                [(&tenant_c, &mut rec.tenant), (&subject_c, &mut rec.subject), (&metric_c, &mut rec.metric)]
-            {
-                if let Some(c) = c {
-                    let v = c.required_str(i, row)?;
-                    if target != v {
-                        target.clear();
-                        target.push_str(v);
-                    }
-                }
-            }
-            rec.quantity = qty_c.decimal(i, row)?;
-            rec.timestamp = ts_c
-                .ts(i, row)?
-                .ok_or_else(|| ts_c.err(row, format!("Column '{}' is null in row {}.", ts_c.name, row + 1)))?;
-            rec.end = match &end_c {
-                Some(c) => c.ts(i, row)?,
-                None => None,
-            };
-            for ((d, _), c) in m.dimensions.iter().zip(&dim_c) {
-                match c.str(i, row)? {
-                    Some(v) => match rec.dimensions.get_mut(d) {
-                        Some(old) => {
-                            if old != v {
-                                old.clear();
-                                old.push_str(v);
-                            }
-                        }
-                        None => {
-                            rec.dimensions.insert(d.clone(), v.to_string());
-                        }
-                    },
-                    None => {
-                        rec.dimensions.remove(d);
-                    }
-                }
-            }
-            f(&rec)?;
+        if tz.is_none() {
+            return Err(self.bad(
+                "a timestamp without a time zone (naive); localize it first, e.g. pandas \
+                 .dt.tz_localize(\"Europe/London\") or polars .dt.replace_time_zone(...)",
+            ));
         }
-        row_base += rows;
+        let a = self.array;
+        let (values, per_sec) = match unit {
+            TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().values(), 1),
+            TimeUnit::Millisecond => (a.as_primitive::<TimestampMillisecondType>().values(), 1_000),
+            TimeUnit::Microsecond => (a.as_primitive::<TimestampMicrosecondType>().values(), 1_000_000),
+            TimeUnit::Nanosecond => (a.as_primitive::<TimestampNanosecondType>().values(), 1_000_000_000),
+        };
+        let nanos_per = 1_000_000_000 / per_sec;
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if a.is_null(i) {
+                    return Ok(None);
+                }
+                let nanos = (v.rem_euclid(per_sec) * nanos_per) as u32;
+                DateTime::from_timestamp(v.div_euclid(per_sec), nanos)
+                    .map(Some)
+                    .ok_or_else(|| self.err(i, format!("Column '{}': timestamp out of range.", self.name)))
+            })
+            .collect()
     }
-    Ok(())
+
+    /// A tz-aware timestamp column without nulls, as Unix seconds and their nanoseconds.
+    fn instants(&self) -> meterkit::Result<(Vec<i64>, Vec<u32>)> {
+        let all = self.optional_instants()?;
+        let mut secs = Vec::with_capacity(all.len());
+        let mut nanos = Vec::with_capacity(all.len());
+        for (i, t) in all.into_iter().enumerate() {
+            let t = t.ok_or_else(|| self.null_at(i))?;
+            secs.push(t.timestamp());
+            nanos.push(t.timestamp_subsec_nanos());
+        }
+        Ok((secs, nanos))
+    }
 }
 
-/// Every row as a `UsageRecord`.
-pub fn records(stream: ImportedStream, m: &Mapping) -> meterkit::Result<Vec<UsageRecord>> {
-    let data = load(stream)?;
-    let mut out = Vec::new();
-    for_each_record(&data, m, None, |r| {
-        out.push(r.clone());
-        Ok(())
-    })?;
-    Ok(out)
+/// An integer column widened to `i64`.
+fn ints<T: ArrowPrimitiveType>(a: &ArrayRef) -> Vec<i64>
+where
+    T::Native: Into<i64>,
+{
+    a.as_primitive::<T>().values().iter().map(|&v| v.into()).collect()
 }
 
-/// The pseudo-dimension the tenant column is read into by [`rollup`].
-const TENANT_DIM: &str = "\u{0}tenant";
+/// Ingest the stream's rows as one batch (`Engine::ingest_columns`): all-or-nothing for the
+/// conversion, the engine's usual report for the rows.
+pub fn ingest(
+    engine: &meterkit::Engine,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    m: &Mapping,
+) -> meterkit::Result<meterkit::engine::IngestReport> {
+    let one = arrow_select::concat::concat_batches(&schema, batches)
+        .map_err(|e| parse_err(format!("The Arrow batches do not concatenate: {e}.")))?;
+    let cols = Cols::new(&one, m, 0)?;
+    engine.ingest_columns(&cols.batch())
+}
 
-/// Roll the rows up under `spec` with the core's `Accumulator`, without a store.
-///
-/// A tenant column is read as a leading group dimension of one accumulator (the same partition
-/// as one accumulator per tenant, with one shared window cache instead of a thousand cold ones).
-/// With `threads > 1` and a tenant column, the tenants are split between threads by a hash of the
-/// tenant, each thread with its own accumulator: tenants never share a bucket, so the parts are
-/// simply concatenated (and sorted, so the result does not depend on the thread count).
+/// Roll the stream up under `spec` without a store (`ColumnarRollup::run`, `threads` threads).
 pub fn rollup(
-    stream: ImportedStream,
-    m: Mapping,
+    batches: &[RecordBatch],
+    m: &Mapping,
     spec: &meterkit::RollupSpec,
     threads: usize,
 ) -> meterkit::Result<Table> {
-    let (m, tenant_col, run_spec) = match m.tenant {
-        Source::Const(t) => (Mapping { tenant: Source::Const(t.clone()), ..m }, Some(t), spec.clone()),
-        Source::Column(col) => {
-            let mut dims = m.dimensions;
-            dims.push((TENANT_DIM.to_string(), col));
-            let mut s = spec.clone();
-            s.group_by.insert(0, TENANT_DIM.to_string());
-            (Mapping { tenant: Source::Const(String::new()), dimensions: dims, ..m }, None, s)
-        }
-    };
-    let acc_tenant = match &m.tenant {
-        Source::Const(t) => t.clone(),
-        Source::Column(_) => String::new(),
-    };
-    let data = load(stream)?;
-    if let Some(rows) = kernel_path(&data, &m, tenant_col.as_deref(), spec, threads)? {
-        return Ok(finish_table(rows, spec));
+    let mut first_row = 0;
+    let mut cols = Vec::with_capacity(batches.len());
+    for b in batches {
+        cols.push(Cols::new(b, m, first_row)?);
+        first_row += b.num_rows();
     }
-    let tenant_column = m.dimensions.iter().find(|(k, _)| k == TENANT_DIM).map(|(_, c)| c.clone());
-    let n = if tenant_column.is_some() { threads.max(1) } else { 1 };
-    let run = |k: usize| -> meterkit::Result<Vec<Row>> {
-        let mut acc = meterkit::rollup::Accumulator::new(&acc_tenant, std::slice::from_ref(&run_spec))?;
-        let part = tenant_column.as_deref().filter(|_| n > 1).map(|c| (c, k, n));
-        for_each_record(&data, &m, part, |r| acc.add(r))?;
-        Ok(to_rows(acc, tenant_col.as_deref(), spec))
-    };
-    let rows: Vec<Row> = if n == 1 {
-        run(0)?
-    } else {
-        let parts: Vec<meterkit::Result<Vec<Row>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n).map(|k| s.spawn(move || run(k))).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        });
-        let mut all = Vec::new();
-        for p in parts {
-            all.extend(p?);
-        }
-        all
-    };
-    Ok(finish_table(rows, spec))
-}
-
-fn finish_table(mut rows: Vec<Row>, spec: &meterkit::RollupSpec) -> Table {
-    rows.sort_by(|a, b| (&a.tenant, a.start, &a.group).cmp(&(&b.tenant, b.start, &b.group)));
-    Table::new(rows, true, false, spec.group_by.clone(), spec.unique_dims().map(str::to_string).collect())
-}
-
-/// The rollup through the core's columnar kernel (`ColumnarRollup`): no `UsageRecord` per row.
-/// Used when the metric is a constant; `Ok(None)` when a timestamp has a fraction of a second (the
-/// kernel works in whole seconds), so that the caller takes the record path and stays exact.
-fn kernel_rollup(
-    data: &Loaded,
-    m: &Mapping,
-    spec: &meterkit::RollupSpec,
-    part: Option<(&str, usize, usize)>,
-) -> meterkit::Result<Option<Vec<(meterkit::store::BucketKey, i64, meterkit::rollup::BucketState)>>> {
-    use meterkit::{rollup::columnar::ColumnBatch, rollup::columnar::Quantities, rollup::columnar::StrColumn};
-    let fields = &data.fields;
-    let index = |name: &str| {
-        fields.iter().position(|f| f.name == name).ok_or_else(|| {
-            let have: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-            Error::new(ErrorKind::InvalidRecord, format!("The data has no column '{name}' (columns: {have:?})."))
-                .with_field(name)
-        })
-    };
-    let col_of = |s: &Source| match s {
-        Source::Column(c) => index(c).map(Some),
-        Source::Const(_) => Ok(None),
-    };
-    let const_of = |s: &Source| match s {
-        Source::Const(c) => Some(c.clone()),
-        Source::Column(_) => None,
-    };
-    let (tenant_i, subject_i) = (col_of(&m.tenant)?, col_of(&m.subject)?);
-    let (tenant_k, subject_k) = (const_of(&m.tenant), const_of(&m.subject));
-    let id_i = m.id.as_deref().map(index).transpose()?;
-    let (qty_i, ts_i) = (index(&m.quantity)?, index(&m.timestamp)?);
-    let dim_i = m.dimensions.iter().map(|(_, c)| index(c)).collect::<meterkit::Result<Vec<_>>>()?;
-    let part_i = part.map(|(c, k, n)| Ok::<_, Error>((index(c)?, k as u64, n.max(1) as u64))).transpose()?;
-    let mut kernel = meterkit::rollup::columnar::ColumnarRollup::new(std::slice::from_ref(spec))?;
-    let mut row_base = 0usize;
-    for batch in &data.batches {
-        let a = &batch.0;
-        let rows = a.length.max(0) as usize;
-        let parent_offset = a.offset.max(0) as usize;
-        let child = |i: usize| -> meterkit::Result<Col<'_>> {
-            unsafe { Col::new(&fields[i], &**a.children.add(i), parent_offset, rows) }
-        };
-        let tenant_c = tenant_i.map(child).transpose()?;
-        let subject_c = subject_i.map(child).transpose()?;
-        let id_c = id_i.map(child).transpose()?;
-        let (qty_c, ts_c) = (child(qty_i)?, child(ts_i)?);
-        let dim_c = dim_i.iter().map(|&i| child(i)).collect::<meterkit::Result<Vec<_>>>()?;
-        let part_c = part_i.map(|(i, k, n)| Ok::<_, Error>((child(i)?, k, n))).transpose()?;
-        let mut tenants: Vec<Option<&str>> = Vec::new();
-        let mut subjects: Vec<Option<&str>> = Vec::new();
-        let mut ids: Vec<&str> = Vec::new();
-        let mut stamps: Vec<i64> = Vec::with_capacity(rows);
-        let mut mantissas: Vec<i64> = Vec::with_capacity(rows);
-        let mut scale: Option<u32> = None;
-        let mut decimals: Vec<meterkit::Decimal> = Vec::new();
-        let mut dims: Vec<Vec<Option<&str>>> = vec![Vec::new(); dim_c.len()];
-        for i in 0..rows {
-            let row = row_base + i;
-            if let Some((c, k, n)) = &part_c {
-                if fnv(c.required_str(i, row)?) % n != *k {
-                    continue;
-                }
-            }
-            if let Some(c) = &tenant_c {
-                tenants.push(Some(c.required_str(i, row)?));
-            }
-            if let Some(c) = &subject_c {
-                subjects.push(Some(c.required_str(i, row)?));
-            }
-            if let Some(c) = &id_c {
-                ids.push(c.required_str(i, row)?);
-            }
-            let t = ts_c
-                .ts(i, row)?
-                .ok_or_else(|| ts_c.err(row, format!("Column '{}' is null in row {}.", ts_c.name, row + 1)))?;
-            if t.timestamp_subsec_nanos() != 0 {
-                return Ok(None);
-            }
-            stamps.push(t.timestamp());
-            // Integers (and decimal128 of one scale) stay exact integers; anything else becomes a
-            // Decimal exactly as on the record path.
-            match (qty_c.scaled(i), decimals.is_empty()) {
-                (Some((v, sc)), true) if scale.is_none_or(|s| s == sc) => {
-                    scale = Some(sc);
-                    mantissas.push(v);
-                }
-                _ => {
-                    if decimals.is_empty() {
-                        let sc = scale.unwrap_or(0);
-                        decimals = mantissas.drain(..).map(|v| meterkit::Decimal::new(v, sc)).collect();
-                    }
-                    decimals.push(qty_c.decimal(i, row)?);
-                }
-            }
-            for (out, c) in dims.iter_mut().zip(&dim_c) {
-                out.push(c.str(i, row)?);
-            }
-        }
-        let names: Vec<&str> = m.dimensions.iter().map(|(k, _)| k.as_str()).collect();
-        let quantities = if decimals.is_empty() {
-            Quantities::Scaled { mantissas: &mantissas, scale: scale.unwrap_or(0) }
-        } else {
-            Quantities::Decimal(&decimals)
-        };
-        kernel.add(&ColumnBatch {
-            metric: &spec.metric,
-            tenant: str_col(tenant_k.as_ref(), &tenants),
-            subject: str_col(subject_k.as_ref(), &subjects),
-            timestamps: &stamps,
-            quantities,
-            ids: id_c.as_ref().map(|_| ids.as_slice()),
-            dimensions: names.iter().zip(&dims).map(|(n, d)| (*n, StrColumn::Plain(d))).collect(),
-        })?;
-        row_base += rows;
-    }
-    kernel.finish().map(Some)
-}
-
-/// [`kernel_rollup`] for a mapping prepared by [`rollup`] (tenant column moved to the leading
-/// group): the kernel reads the tenant column itself, so it gets the original columns back.
-/// `Ok(None)` when the record path must be used (a metric column, or sub-second timestamps).
-fn kernel_path(
-    data: &Loaded,
-    m: &Mapping,
-    tenant_col: Option<&str>,
-    spec: &meterkit::RollupSpec,
-    threads: usize,
-) -> meterkit::Result<Option<Vec<Row>>> {
-    let Source::Const(metric) = &m.metric else { return Ok(None) };
-    if metric != &spec.metric {
-        return Ok(None);
-    }
-    let tenant_column = m.dimensions.iter().find(|(k, _)| k == TENANT_DIM).map(|(_, c)| c.clone());
-    let mapping = Mapping {
-        id: m.id.clone(),
-        tenant: match (&tenant_column, tenant_col) {
-            (Some(c), _) => Source::Column(c.clone()),
-            (None, Some(t)) => Source::Const(t.to_string()),
-            (None, None) => Source::Const(String::new()),
-        },
-        subject: match &m.subject {
-            Source::Const(c) => Source::Const(c.clone()),
-            Source::Column(c) => Source::Column(c.clone()),
-        },
-        metric: Source::Const(metric.clone()),
-        quantity: m.quantity.clone(),
-        timestamp: m.timestamp.clone(),
-        end: None,
-        dimensions: m.dimensions.iter().filter(|(k, _)| k != TENANT_DIM).cloned().collect(),
-    };
-    let n = if tenant_column.is_some() { threads.max(1) } else { 1 };
-    let run = |k: usize| -> meterkit::Result<Option<Vec<Row>>> {
-        let part = tenant_column.as_deref().filter(|_| n > 1).map(|c| (c, k, n));
-        Ok(kernel_rollup(data, &mapping, spec, part)?.map(|b| bucket_rows(b, spec)))
-    };
-    let parts: Vec<meterkit::Result<Option<Vec<Row>>>> = if n == 1 {
-        vec![run(0)]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n).map(|k| s.spawn(move || run(k))).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        })
-    };
-    let mut all = Vec::new();
-    for p in parts {
-        match p? {
-            Some(rows) => all.extend(rows),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(all))
+    let column_batches: Vec<ColumnBatch<'_>> = cols.iter().map(Cols::batch).collect();
+    let buckets = ColumnarRollup::run(std::slice::from_ref(spec), &column_batches, threads)?;
+    let unique = spec.unique_dims().map(str::to_string).collect();
+    Ok(Table {
+        rows: bucket_rows(buckets, spec),
+        with_tenant: true,
+        with_subject_metric: false,
+        metric: String::new(),
+        group_by: spec.group_by.clone(),
+        unique,
+    })
 }
 
 /// The kernel's buckets (keys carry the tenant) as result rows.
-fn bucket_rows(
-    buckets: Vec<(meterkit::store::BucketKey, i64, meterkit::rollup::BucketState)>,
-    spec: &meterkit::RollupSpec,
-) -> Vec<Row> {
+fn bucket_rows(buckets: Vec<(BucketKey, i64, BucketState)>, spec: &meterkit::RollupSpec) -> Vec<Row> {
     buckets
         .into_iter()
         .map(|(key, end, state)| Row {
@@ -927,42 +404,6 @@ fn bucket_rows(
             quality: (state.flagged_count, state.flagged_sum, state.estimated_count, state.estimated_sum),
         })
         .collect()
-}
-
-fn str_col<'a>(konst: Option<&'a String>, plain: &'a [Option<&'a str>]) -> meterkit::rollup::columnar::StrColumn<'a> {
-    match konst {
-        Some(k) => meterkit::rollup::columnar::StrColumn::Const(Some(k.as_str())),
-        None => meterkit::rollup::columnar::StrColumn::Plain(plain),
-    }
-}
-
-/// An accumulator's buckets as result rows (the tenant taken from the leading group when it
-/// was read from a column).
-fn to_rows(acc: meterkit::rollup::Accumulator, tenant_const: Option<&str>, spec: &meterkit::RollupSpec) -> Vec<Row> {
-    let mut rows: Vec<Row> = Vec::with_capacity(acc.len());
-    for (key, end, state) in acc.into_buckets() {
-        let mut group = key.group;
-        let tenant = match tenant_const {
-            Some(t) => Some(t.to_string()),
-            None => group.remove(0),
-        };
-        rows.push(Row {
-            tenant,
-            start: key.start,
-            end,
-            subject: None,
-            group,
-            sum: state.sum,
-            count: state.count,
-            min: state.min,
-            max: state.max,
-            mean: state.mean(),
-            latest: state.latest.map(|l| l.quantity),
-            unique: spec.unique_dims().map(|d| state.uniques.get(d).map_or(0, |s| s.len() as u64)).collect(),
-            quality: (state.flagged_count, state.flagged_sum, state.estimated_count, state.estimated_sum),
-        });
-    }
-    rows
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -997,16 +438,6 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(
-        rows: Vec<Row>,
-        with_tenant: bool,
-        with_subject_metric: bool,
-        group_by: Vec<String>,
-        unique: Vec<String>,
-    ) -> Self {
-        Table { rows, with_tenant, with_subject_metric, metric: String::new(), group_by, unique }
-    }
-
     fn from_buckets(buckets: Vec<meterkit::Bucket>, group_by: Vec<String>, unique: Vec<String>) -> Self {
         let dims: Vec<String> = group_by.into_iter().filter(|d| d != meterkit::rollup::SUBJECT).collect();
         let metric = buckets.first().map(|b| b.metric.clone()).unwrap_or_default();
@@ -1031,325 +462,98 @@ impl Table {
         Table { rows, with_tenant: false, with_subject_metric: true, metric, group_by: dims, unique }
     }
 
-    fn columns(&self) -> Vec<OutCol> {
+    /// The columns, in order: `(name, array)`.
+    fn columns(&self) -> Result<Vec<(String, ArrayRef)>, ArrowError> {
         let r = &self.rows;
-        let mut cols = Vec::new();
+        let mut cols: Vec<(String, ArrayRef)> = Vec::new();
+        let mut push = |name: &str, a: ArrayRef| cols.push((name.to_string(), a));
         if self.with_tenant {
-            cols.push(OutCol::strs("tenant", r.iter().map(|x| x.tenant.clone()).collect()));
+            push("tenant", strs(r.iter().map(|x| x.tenant.clone())));
         }
-        cols.push(OutCol::ts("window_start", r.iter().map(|x| x.start).collect()));
-        cols.push(OutCol::ts("window_end", r.iter().map(|x| x.end).collect()));
+        push("window_start", ts(r.iter().map(|x| x.start))?);
+        push("window_end", ts(r.iter().map(|x| x.end))?);
         if self.with_subject_metric {
-            cols.push(OutCol::strs("subject", r.iter().map(|x| x.subject.clone()).collect()));
-            cols.push(OutCol::strs("metric", r.iter().map(|_| Some(self.metric.clone())).collect()));
+            push("subject", strs(r.iter().map(|x| x.subject.clone())));
+            push("metric", strs(r.iter().map(|_| Some(self.metric.clone()))));
         }
         for (k, d) in self.group_by.iter().enumerate() {
-            cols.push(OutCol::strs(d, r.iter().map(|x| x.group.get(k).cloned().flatten()).collect()));
+            push(d, strs(r.iter().map(|x| x.group.get(k).cloned().flatten())));
         }
-        cols.push(OutCol::decimals("sum", r.iter().map(|x| Some(x.sum)).collect()));
-        cols.push(OutCol::ints("count", r.iter().map(|x| x.count as i64).collect()));
-        cols.push(OutCol::decimals("min", r.iter().map(|x| x.min).collect()));
-        cols.push(OutCol::decimals("max", r.iter().map(|x| x.max).collect()));
-        cols.push(OutCol::decimals("mean", r.iter().map(|x| x.mean).collect()));
-        cols.push(OutCol::decimals("latest", r.iter().map(|x| x.latest).collect()));
+        push("sum", decimals(r.iter().map(|x| Some(x.sum)).collect())?);
+        push("count", ints_out(r.iter().map(|x| x.count)));
+        push("min", decimals(r.iter().map(|x| x.min).collect())?);
+        push("max", decimals(r.iter().map(|x| x.max).collect())?);
+        push("mean", decimals(r.iter().map(|x| x.mean).collect())?);
+        push("latest", decimals(r.iter().map(|x| x.latest).collect())?);
         for (k, d) in self.unique.iter().enumerate() {
-            cols.push(OutCol::ints(
-                &format!("unique_{d}"),
-                r.iter().map(|x| x.unique.get(k).copied().unwrap_or(0) as i64).collect(),
-            ));
+            push(&format!("unique_{d}"), ints_out(r.iter().map(|x| x.unique.get(k).copied().unwrap_or(0))));
         }
-        cols.push(OutCol::ints("flagged_count", r.iter().map(|x| x.quality.0 as i64).collect()));
-        cols.push(OutCol::decimals("flagged_sum", r.iter().map(|x| Some(x.quality.1)).collect()));
-        cols.push(OutCol::ints("estimated_count", r.iter().map(|x| x.quality.2 as i64).collect()));
-        cols.push(OutCol::decimals("estimated_sum", r.iter().map(|x| Some(x.quality.3)).collect()));
-        cols
+        push("flagged_count", ints_out(r.iter().map(|x| x.quality.0)));
+        push("flagged_sum", decimals(r.iter().map(|x| Some(x.quality.1)).collect())?);
+        push("estimated_count", ints_out(r.iter().map(|x| x.quality.2)));
+        push("estimated_sum", decimals(r.iter().map(|x| Some(x.quality.3)).collect())?);
+        Ok(cols)
+    }
+
+    /// The table as one Arrow record batch (every column nullable).
+    fn record_batch(&self) -> Result<RecordBatch, ArrowError> {
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) =
+            self.columns()?.into_iter().map(|(name, a)| (Field::new(name, a.data_type().clone(), true), a)).unzip();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
     }
 }
 
-/// One exported column: format, validity and buffers, 8-byte aligned.
-struct OutCol {
-    name: CString,
-    format: CString,
-    len: usize,
-    null_count: usize,
-    /// validity (or empty), then the data buffers.
-    buffers: Vec<Option<Vec<u64>>>,
+fn strs(values: impl Iterator<Item = Option<String>>) -> ArrayRef {
+    Arc::new(values.collect::<StringArray>())
 }
 
-fn aligned(bytes: &[u8]) -> Vec<u64> {
-    let mut v = vec![0u64; bytes.len().div_ceil(8).max(1)];
-    for (i, chunk) in bytes.chunks(8).enumerate() {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        v[i] = u64::from_le_bytes(w);
-    }
-    v
+fn ts(secs: impl Iterator<Item = i64>) -> Result<ArrayRef, ArrowError> {
+    let micros =
+        secs.map(|s| s.checked_mul(1_000_000).ok_or_else(|| ArrowError::ComputeError("timestamp out of range".into())));
+    Ok(Arc::new(TimestampMicrosecondArray::from(micros.collect::<Result<Vec<_>, _>>()?).with_timezone("UTC")))
 }
 
-fn cname(s: &str) -> CString {
-    CString::new(s.replace('\0', "")).unwrap_or_default()
+fn ints_out(values: impl Iterator<Item = u64>) -> ArrayRef {
+    Arc::new(values.map(|v| i64::try_from(v).unwrap_or(i64::MAX)).collect::<Int64Array>())
 }
 
-fn validity(valid: impl Iterator<Item = bool>, len: usize) -> (Option<Vec<u64>>, usize) {
-    let mut bits = vec![0u8; len.div_ceil(8)];
-    let mut nulls = 0;
-    for (i, v) in valid.enumerate() {
-        if v {
-            bits[i / 8] |= 1 << (i % 8);
-        } else {
-            nulls += 1;
-        }
-    }
-    if nulls == 0 {
-        (None, 0)
-    } else {
-        (Some(aligned(&bits)), nulls)
-    }
+/// Decimal128(38, s) with s the largest scale in the column; exact strings if a value does not fit.
+fn decimals(vals: Vec<Option<Decimal>>) -> Result<ArrayRef, ArrowError> {
+    let vals: Vec<Option<Decimal>> = vals.into_iter().map(|v| v.map(|d| d.normalize())).collect();
+    let scale = vals.iter().flatten().map(Decimal::scale).max().unwrap_or(0);
+    let fit = |d: &Decimal| {
+        10i128
+            .checked_pow(scale - d.scale())
+            .and_then(|p| d.mantissa().checked_mul(p))
+            .filter(|m| m.unsigned_abs() < 10u128.pow(38))
+    };
+    let mantissas: Option<Vec<Option<i128>>> =
+        vals.iter().map(|v| v.as_ref().map_or(Some(None), |d| fit(d).map(Some))).collect();
+    Ok(match mantissas {
+        Some(m) => Arc::new(Decimal128Array::from(m).with_precision_and_scale(38, scale as i8)?),
+        None => strs(vals.iter().map(|v| v.map(meterkit::decimal::fmt_decimal))),
+    })
 }
-
-impl OutCol {
-    fn ts(name: &str, secs: Vec<i64>) -> Self {
-        let bytes: Vec<u8> = secs.iter().flat_map(|s| (s * 1_000_000).to_le_bytes()).collect();
-        OutCol {
-            name: cname(name),
-            format: cname("tsu:UTC"),
-            len: secs.len(),
-            null_count: 0,
-            buffers: vec![None, Some(aligned(&bytes))],
-        }
-    }
-
-    fn ints(name: &str, vals: Vec<i64>) -> Self {
-        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-        OutCol {
-            name: cname(name),
-            format: cname("l"),
-            len: vals.len(),
-            null_count: 0,
-            buffers: vec![None, Some(aligned(&bytes))],
-        }
-    }
-
-    fn strs(name: &str, vals: Vec<Option<String>>) -> Self {
-        let (valid, nulls) = validity(vals.iter().map(Option::is_some), vals.len());
-        let mut offsets: Vec<u8> = Vec::with_capacity((vals.len() + 1) * 4);
-        let mut data: Vec<u8> = Vec::new();
-        offsets.extend_from_slice(&0i32.to_le_bytes());
-        for v in &vals {
-            if let Some(s) = v {
-                data.extend_from_slice(s.as_bytes());
-            }
-            offsets.extend_from_slice(&(data.len() as i32).to_le_bytes());
-        }
-        OutCol {
-            name: cname(name),
-            format: cname("u"),
-            len: vals.len(),
-            null_count: nulls,
-            buffers: vec![valid, Some(aligned(&offsets)), Some(aligned(&data))],
-        }
-    }
-
-    /// Decimal128(38, s) with s the largest scale in the column; as strings if a value does not fit.
-    fn decimals(name: &str, vals: Vec<Option<Decimal>>) -> Self {
-        let vals: Vec<Option<Decimal>> = vals.into_iter().map(|v| v.map(|d| d.normalize())).collect();
-        let scale = vals.iter().flatten().map(Decimal::scale).max().unwrap_or(0);
-        let mut bytes: Vec<u8> = Vec::with_capacity(vals.len() * 16);
-        for v in &vals {
-            let m = match v {
-                None => 0i128,
-                Some(d) => {
-                    let fits = 10i128
-                        .checked_pow(scale - d.scale())
-                        .and_then(|p| d.mantissa().checked_mul(p))
-                        .filter(|m| m.unsigned_abs() < 10u128.pow(38));
-                    match fits {
-                        Some(m) => m,
-                        None => {
-                            return OutCol::strs(
-                                name,
-                                vals.iter().map(|v| v.map(meterkit::decimal::fmt_decimal)).collect(),
-                            );
-                        }
-                    }
-                }
-            };
-            bytes.extend_from_slice(&m.to_le_bytes());
-        }
-        let (valid, nulls) = validity(vals.iter().map(Option::is_some), vals.len());
-        OutCol {
-            name: cname(name),
-            format: cname(&format!("d:38,{scale}")),
-            len: vals.len(),
-            null_count: nulls,
-            buffers: vec![valid, Some(aligned(&bytes))],
-        }
-    }
-}
-
-struct SchemaPrivate {
-    _format: CString,
-    _name: CString,
-    children: Vec<*mut FfiSchema>,
-}
-
-unsafe extern "C" fn release_schema(s: *mut FfiSchema) {
-    if s.is_null() {
-        return;
-    }
-    let s = unsafe { &mut *s };
-    if s.release.is_none() {
-        return;
-    }
-    let private = unsafe { Box::from_raw(s.private_data.cast::<SchemaPrivate>()) };
-    for &c in &private.children {
-        unsafe {
-            if let Some(r) = (*c).release {
-                r(c);
-            }
-            drop(Box::from_raw(c));
-        }
-    }
-    drop(private);
-    s.release = None;
-}
-
-fn export_schema(format: &str, name: &str, nullable: bool, children: Vec<FfiSchema>) -> FfiSchema {
-    let format = cname(format);
-    let name = cname(name);
-    let mut private = Box::new(SchemaPrivate {
-        children: children.into_iter().map(|c| Box::into_raw(Box::new(c))).collect(),
-        _format: format,
-        _name: name,
-    });
-    FfiSchema {
-        format: private._format.as_ptr(),
-        name: private._name.as_ptr(),
-        metadata: std::ptr::null(),
-        flags: if nullable { 2 } else { 0 },
-        n_children: private.children.len() as i64,
-        children: private.children.as_mut_ptr(),
-        dictionary: std::ptr::null_mut(),
-        release: Some(release_schema),
-        private_data: Box::into_raw(private).cast(),
-    }
-}
-
-struct ArrayPrivate {
-    _buffers: Vec<Option<Vec<u64>>>,
-    ptrs: Vec<*const c_void>,
-    children: Vec<*mut FfiArray>,
-}
-
-unsafe extern "C" fn release_array(a: *mut FfiArray) {
-    if a.is_null() {
-        return;
-    }
-    let a = unsafe { &mut *a };
-    if a.release.is_none() {
-        return;
-    }
-    let private = unsafe { Box::from_raw(a.private_data.cast::<ArrayPrivate>()) };
-    for &c in &private.children {
-        unsafe {
-            if let Some(r) = (*c).release {
-                r(c);
-            }
-            drop(Box::from_raw(c));
-        }
-    }
-    drop(private);
-    a.release = None;
-}
-
-fn export_array(len: usize, null_count: usize, buffers: Vec<Option<Vec<u64>>>, children: Vec<FfiArray>) -> FfiArray {
-    let ptrs: Vec<*const c_void> =
-        buffers.iter().map(|b| b.as_ref().map_or(std::ptr::null(), |v| v.as_ptr().cast::<c_void>())).collect();
-    let mut private = Box::new(ArrayPrivate {
-        _buffers: buffers,
-        ptrs,
-        children: children.into_iter().map(|c| Box::into_raw(Box::new(c))).collect(),
-    });
-    FfiArray {
-        length: len as i64,
-        null_count: null_count as i64,
-        offset: 0,
-        n_buffers: private.ptrs.len() as i64,
-        n_children: private.children.len() as i64,
-        buffers: private.ptrs.as_mut_ptr(),
-        children: private.children.as_mut_ptr(),
-        dictionary: std::ptr::null_mut(),
-        release: Some(release_array),
-        private_data: Box::into_raw(private).cast(),
-    }
-}
-
-struct StreamPrivate {
-    table: Arc<Table>,
-    done: bool,
-}
-
-fn table_schema(cols: &[OutCol]) -> FfiSchema {
-    let children = cols
-        .iter()
-        .map(|c| export_schema(c.format.to_str().unwrap_or(""), c.name.to_str().unwrap_or(""), true, Vec::new()))
-        .collect();
-    export_schema("+s", "", false, children)
-}
-
-unsafe extern "C" fn stream_get_schema(s: *mut FfiStream, out: *mut FfiSchema) -> c_int {
-    let private = unsafe { &*(*s).private_data.cast::<StreamPrivate>() };
-    let cols = private.table.columns();
-    unsafe { out.write(table_schema(&cols)) };
-    0
-}
-
-unsafe extern "C" fn stream_get_next(s: *mut FfiStream, out: *mut FfiArray) -> c_int {
-    let private = unsafe { &mut *(*s).private_data.cast::<StreamPrivate>() };
-    if private.done {
-        unsafe { out.write(FfiArray::empty()) };
-        return 0;
-    }
-    private.done = true;
-    let cols = private.table.columns();
-    let len = private.table.rows.len();
-    let children = cols.into_iter().map(|c| export_array(c.len, c.null_count, c.buffers, Vec::new())).collect();
-    unsafe { out.write(export_array(len, 0, vec![None], children)) };
-    0
-}
-
-unsafe extern "C" fn stream_get_last_error(_s: *mut FfiStream) -> *const c_char {
-    std::ptr::null()
-}
-
-unsafe extern "C" fn stream_release(s: *mut FfiStream) {
-    if s.is_null() {
-        return;
-    }
-    let s = unsafe { &mut *s };
-    if s.release.is_none() {
-        return;
-    }
-    drop(unsafe { Box::from_raw(s.private_data.cast::<StreamPrivate>()) });
-    s.release = None;
-}
-
-struct SendStream(FfiStream);
-// SAFETY: the stream's private data (an Arc of plain Rust data) may move between threads.
-unsafe impl Send for SendStream {}
 
 /// Query results as an Arrow table: `pyarrow.table(t)`, `polars.DataFrame(t)`, `t.to_pandas()`.
 #[pyclass(module = "meterkit", frozen, name = "BucketTable")]
 pub struct PyBucketTable {
-    table: Arc<Table>,
+    table: Table,
+    batch: RecordBatch,
 }
 
 impl PyBucketTable {
-    pub fn new(buckets: Vec<meterkit::Bucket>, group_by: Vec<String>, unique: Vec<String>) -> Self {
-        PyBucketTable { table: Arc::new(Table::from_buckets(buckets, group_by, unique)) }
+    /// A store query's buckets.
+    pub fn new(buckets: Vec<meterkit::Bucket>, group_by: Vec<String>, unique: Vec<String>) -> PyResult<Self> {
+        Self::from_table(Table::from_buckets(buckets, group_by, unique))
     }
-    pub fn from_table(table: Table) -> Self {
-        PyBucketTable { table: Arc::new(table) }
+
+    /// A store-less rollup's table.
+    pub fn from_table(table: Table) -> PyResult<Self> {
+        let batch = table
+            .record_batch()
+            .map_err(|e| crate::errors::to_py(&Error::new(ErrorKind::Overflow, format!("The result table: {e}."))))?;
+        Ok(PyBucketTable { table, batch })
     }
 }
 
@@ -1360,38 +564,28 @@ impl PyBucketTable {
     fn __arrow_c_stream__<'py>(
         &self,
         py: Python<'py>,
-        requested_schema: Option<&Bound<'py, PyAny>>,
+        requested_schema: Option<Bound<'py, PyCapsule>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
-        let _ = requested_schema;
-        let private = Box::new(StreamPrivate { table: self.table.clone(), done: false });
-        let stream = FfiStream {
-            get_schema: Some(stream_get_schema),
-            get_next: Some(stream_get_next),
-            get_last_error: Some(stream_get_last_error),
-            release: Some(stream_release),
-            private_data: Box::into_raw(private).cast(),
-        };
-        PyCapsule::new_with_value_and_destructor(py, SendStream(stream), c"arrow_array_stream", |mut s, _| {
-            if let Some(r) = s.0.release {
-                unsafe { r(&raw mut s.0) };
-            }
-        })
+        let field = Field::new_struct("", self.batch.schema_ref().fields().clone(), false);
+        let array: ArrayRef = Arc::new(StructArray::from(self.batch.clone()));
+        let reader = ArrayIterator::new(std::iter::once(Ok(array)), Arc::new(field));
+        Ok(pyo3_arrow::ffi::to_stream_pycapsule(py, Box::new(reader), requested_schema)?)
     }
 
     /// Column names, in order.
     #[getter]
     fn column_names(&self) -> Vec<String> {
-        self.table.columns().iter().map(|c| c.name.to_string_lossy().into_owned()).collect()
+        self.batch.schema_ref().fields().iter().map(|f| f.name().clone()).collect()
     }
 
     /// Number of rows.
     #[getter]
     fn num_rows(&self) -> usize {
-        self.table.rows.len()
+        self.batch.num_rows()
     }
 
     fn __len__(&self) -> usize {
-        self.table.rows.len()
+        self.batch.num_rows()
     }
 
     /// The rows as dicts of native values (`datetime`, `Decimal`, `int`, `str`, `None`).
@@ -1448,6 +642,6 @@ impl PyBucketTable {
     }
 
     fn __repr__(&self) -> String {
-        format!("BucketTable(rows={}, columns={:?})", self.table.rows.len(), self.column_names())
+        format!("BucketTable(rows={}, columns={:?})", self.batch.num_rows(), self.column_names())
     }
 }

@@ -292,10 +292,7 @@ fn urdb_options(day_count: &str, line_decimals: Option<u32>) -> PyResult<meterki
 }
 
 /// One `Comparison` as a dict with `Decimal` money.
-fn comparison<'py>(
-    py: Python<'py>,
-    c: meterkit::billing::compare::Comparison,
-) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+fn comparison(py: Python<'_>, c: meterkit::billing::compare::Comparison) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     use pyo3::types::PyDict;
     let d = PyDict::new(py);
     d.set_item("tariff", c.tariff)?;

@@ -63,7 +63,7 @@ pub fn opt_utc(obj: Option<&Bound<'_, PyAny>>, field: &str, kind: ErrorKind) -> 
 }
 
 /// A UTC instant as a `datetime` with `tzinfo=timezone.utc`.
-pub fn from_utc<'py>(py: Python<'py>, t: DateTime<Utc>) -> PyResult<Bound<'py, PyAny>> {
+pub fn from_utc(py: Python<'_>, t: DateTime<Utc>) -> PyResult<Bound<'_, PyAny>> {
     t.into_pyobject(py).map(Bound::into_any)
 }
 
@@ -87,12 +87,12 @@ pub fn to_decimal(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Decimal> {
 }
 
 /// A `Decimal` as `decimal.Decimal`, in its shortest exact form.
-pub fn from_decimal<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
+pub fn from_decimal(py: Python<'_>, d: Decimal) -> PyResult<Bound<'_, PyAny>> {
     decimal_class(py)?.call1((meterkit::decimal::fmt_decimal(d),))
 }
 
 /// An optional `Decimal`.
-pub fn from_opt_decimal<'py>(py: Python<'py>, d: Option<Decimal>) -> PyResult<Bound<'py, PyAny>> {
+pub fn from_opt_decimal(py: Python<'_>, d: Option<Decimal>) -> PyResult<Bound<'_, PyAny>> {
     match d {
         Some(d) => from_decimal(py, d),
         None => Ok(py.None().into_bound(py)),
@@ -217,4 +217,16 @@ pub fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> PyRe
         }
         crate::errors::to_py(&err)
     })
+}
+
+/// The snake_case name of a core enum value, as in JSON (`Quality::Flagged` → `flagged`): the
+/// core's `Display`.
+pub fn enum_name<T: std::fmt::Display>(v: &T) -> String {
+    v.to_string()
+}
+
+/// A core enum value from its snake_case name (the core's `FromStr`), or the error `kind` naming
+/// `field` and listing the `expected` names.
+pub fn enum_from_name<T: std::str::FromStr>(name: &str, kind: ErrorKind, field: &str, expected: &str) -> PyResult<T> {
+    name.parse().map_err(|_| new_err(kind, format!("{field} must be {expected}, not {name:?}."), Some(field)))
 }

@@ -226,14 +226,11 @@ impl PyEngine {
             quantity: quantity_column.to_string(),
             timestamp: timestamp_column.to_string(),
             end: end_column,
-            dimensions: dimensions.unwrap_or_default().into_iter().map(|d| (d.clone(), d)).collect(),
+            dimensions: dimensions.unwrap_or_default(),
         };
-        let stream = crate::arrow::ImportedStream::from_py(data)?;
+        let (schema, batches) = crate::arrow::read(data)?;
         let e = self.inner.clone();
-        let report = detached(py, move || {
-            let records = crate::arrow::records(stream, &mapping)?;
-            e.ingest(&records)
-        })?;
+        let report = detached(py, move || crate::arrow::ingest(&e, schema, &batches, &mapping))?;
         Ok(PyIngestReport { inner: report })
     }
 
@@ -273,7 +270,7 @@ impl PyEngine {
         let q = query.inner.clone();
         let e = self.inner.clone();
         let rows = detached(py, move || e.query(&q))?;
-        Ok(crate::arrow::PyBucketTable::new(rows, query.inner.group_by.clone(), query.inner.unique.clone()))
+        crate::arrow::PyBucketTable::new(rows, query.inner.group_by.clone(), query.inner.unique.clone())
     }
 
     /// The `n` groups with the largest `by` aggregation over the query's whole range.

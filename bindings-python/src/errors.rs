@@ -1,5 +1,6 @@
 //! The exception tree: `MeterkitError` and one subclass per core `ErrorKind`, with structured
-//! attributes (`code`, `kind`, `message`, `record_id`, `field`, `line`).
+//! attributes: the core's whole error envelope (`code`, `kind`, `message`, `record_id`, `field`,
+//! `line`, `retryable`).
 
 use meterkit::{Error, ErrorKind};
 use pyo3::exceptions::PyException;
@@ -90,24 +91,28 @@ pub fn kind_name(kind: ErrorKind) -> String {
     kind.name().to_string()
 }
 
-fn build(
-    class: &Bound<'_, PyType>,
-    code: &str,
-    kind: &str,
-    message: &str,
-    record_id: Option<&str>,
-    field: Option<&str>,
+/// The envelope of one error, as the exception's attributes.
+struct Envelope<'a> {
+    code: &'a str,
+    kind: &'a str,
+    message: &'a str,
+    record_id: Option<&'a str>,
+    field: Option<&'a str>,
     line: Option<u64>,
-) -> PyErr {
-    match class.call1((message,)) {
+    retryable: bool,
+}
+
+fn build(class: &Bound<'_, PyType>, e: &Envelope<'_>) -> PyErr {
+    match class.call1((e.message,)) {
         Ok(exc) => {
             let set = || -> PyResult<()> {
-                exc.setattr("code", code)?;
-                exc.setattr("kind", kind)?;
-                exc.setattr("message", message)?;
-                exc.setattr("record_id", record_id)?;
-                exc.setattr("field", field)?;
-                exc.setattr("line", line)?;
+                exc.setattr("code", e.code)?;
+                exc.setattr("kind", e.kind)?;
+                exc.setattr("message", e.message)?;
+                exc.setattr("record_id", e.record_id)?;
+                exc.setattr("field", e.field)?;
+                exc.setattr("line", e.line)?;
+                exc.setattr("retryable", e.retryable)?;
                 Ok(())
             };
             match set() {
@@ -124,12 +129,15 @@ pub fn to_py(e: &Error) -> PyErr {
     Python::attach(|py| {
         build(
             &class_of(py, e.kind()),
-            e.kind().code(),
-            &kind_name(e.kind()),
-            e.message(),
-            e.record_id(),
-            e.field(),
-            e.line(),
+            &Envelope {
+                code: e.kind().code(),
+                kind: &kind_name(e.kind()),
+                message: e.message(),
+                record_id: e.record_id(),
+                field: e.field(),
+                line: e.line(),
+                retryable: e.is_retryable(),
+            },
         )
     })
 }
@@ -148,12 +156,15 @@ pub fn internal(message: &str) -> PyErr {
     Python::attach(|py| {
         build(
             &py.get_type::<InternalError>(),
-            ErrorKind::Internal.code(),
-            ErrorKind::Internal.name(),
-            &format!("meterkit hit an internal error (a bug; please report it): {message}"),
-            None,
-            None,
-            None,
+            &Envelope {
+                code: ErrorKind::Internal.code(),
+                kind: ErrorKind::Internal.name(),
+                message: &format!("meterkit hit an internal error (a bug; please report it): {message}"),
+                record_id: None,
+                field: None,
+                line: None,
+                retryable: false,
+            },
         )
     })
 }

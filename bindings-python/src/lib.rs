@@ -4,6 +4,12 @@
 //! `meterkit.MeterkitError` subclass with a stable `code`, and no Rust panic crosses into Python
 //! (see `errors::detached`).
 
+// Python signatures, not Rust ones: keyword arguments are the Python API (`rollup_arrow` has 13),
+// and pyo3 extracts arguments as owned values.
+#![allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+// The `__repr__`s build their text with `push_str(&format!(..))` (left as they were).
+#![allow(clippy::format_push_string)]
+
 mod arrow;
 mod billing;
 mod convert;
@@ -19,7 +25,7 @@ use pyo3::prelude::*;
 use crate::errors::detached;
 
 /// Roll up a DataFrame/Arrow table under `spec` without a store (no idempotency checks, no
-/// persistence): the core's `Accumulator`, one per tenant. Returns a `BucketTable` with a
+/// persistence): the core's `ColumnarRollup::run`. Returns a `BucketTable` with a
 /// `tenant` column, ordered by tenant, window start and group. `threads > 1` splits the tenants
 /// between that many threads (`0` means one per CPU).
 #[pyfunction]
@@ -43,8 +49,6 @@ fn rollup_arrow(
     threads: usize,
 ) -> PyResult<arrow::PyBucketTable> {
     let spec = spec.inner.clone();
-    let threads =
-        if threads == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { threads };
     let mut dims: Vec<String> = dimensions.unwrap_or_default();
     for d in &spec.group_by {
         if d != meterkit::rollup::SUBJECT && !dims.contains(d) {
@@ -70,11 +74,11 @@ fn rollup_arrow(
         quantity: quantity_column.to_string(),
         timestamp: timestamp_column.to_string(),
         end: None,
-        dimensions: dims.into_iter().map(|d| (d.clone(), d)).collect(),
+        dimensions: dims,
     };
-    let stream = arrow::ImportedStream::from_py(data)?;
-    let table = detached(py, move || arrow::rollup(stream, mapping, &spec, threads))?;
-    Ok(arrow::PyBucketTable::from_table(table))
+    let (_, batches) = arrow::read(data)?;
+    let table = detached(py, move || arrow::rollup(&batches, &mapping, &spec, threads))?;
+    arrow::PyBucketTable::from_table(table)
 }
 
 /// A constant subject when given; store-less rollups read no subject column unless the spec
@@ -97,7 +101,7 @@ fn parse_decimal<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>
 
 /// A float as a Decimal through its shortest repr (`0.1` → `Decimal('0.1')`).
 #[pyfunction]
-fn decimal_from_float<'py>(py: Python<'py>, value: f64) -> PyResult<Bound<'py, PyAny>> {
+fn decimal_from_float(py: Python<'_>, value: f64) -> PyResult<Bound<'_, PyAny>> {
     use crate::errors::IntoPy;
     convert::from_decimal(py, meterkit::decimal::decimal_from_f64(value).py()?)
 }
@@ -106,6 +110,22 @@ fn decimal_from_float<'py>(py: Python<'py>, value: f64) -> PyResult<Bound<'py, P
 #[pyfunction]
 fn error_codes() -> Vec<&'static str> {
     ErrorKind::ALL.iter().map(|k| k.code()).collect()
+}
+
+/// The core's enumerations by name (`error_code`, `error_kind`, `quality`, `severity`, `action`,
+/// `rule`): every value, in the core's order — what the stubs' `Literal` types must list.
+#[pyfunction]
+fn enum_values() -> std::collections::BTreeMap<&'static str, Vec<String>> {
+    use meterkit::vee::{Action, Rule, Severity};
+    let names = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
+    std::collections::BTreeMap::from([
+        ("error_code", names(ErrorKind::ALL.iter().map(|k| k.code()).collect())),
+        ("error_kind", ErrorKind::ALL.iter().map(|k| errors::kind_name(*k)).collect()),
+        ("quality", names(meterkit::record::Quality::NAMES.iter().map(|(_, n)| *n).collect())),
+        ("severity", names(Severity::NAMES.iter().map(|(_, n)| *n).collect())),
+        ("action", names(Action::NAMES.iter().map(|(_, n)| *n).collect())),
+        ("rule", names(Rule::NAMES.iter().map(|(_, n)| *n).collect())),
+    ])
 }
 
 #[pyfunction]
@@ -152,6 +172,7 @@ fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_decimal, m)?)?;
     m.add_function(wrap_pyfunction!(decimal_from_float, m)?)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(enum_values, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

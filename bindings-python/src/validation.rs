@@ -24,13 +24,7 @@ fn records_of(records: &Bound<'_, PyAny>) -> PyResult<Vec<meterkit::UsageRecord>
 
 /// A record quality from its name.
 pub fn quality_of(name: &str) -> PyResult<Quality> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
-        new_err(
-            ErrorKind::InvalidRecord,
-            format!("quality must be 'actual', 'flagged' or 'estimated', not {name:?}."),
-            Some("quality"),
-        )
-    })
+    crate::convert::enum_from_name(name, ErrorKind::InvalidRecord, "quality", "'actual', 'flagged' or 'estimated'")
 }
 
 /// The rules' parameters for one metric; every field is optional (see `docs/validation.md`):
@@ -104,9 +98,7 @@ pub struct PyFinding {
     pub inner: meterkit::Finding,
 }
 
-fn name_of<T: std::fmt::Display>(v: &T) -> String {
-    v.to_string()
-}
+use crate::convert::enum_name as name_of;
 
 #[pymethods]
 impl PyFinding {
@@ -359,14 +351,8 @@ impl PyMeterReading {
         if let Some(m) = multiplier {
             r = r.multiplier(to_decimal(m, "multiplier")?);
         }
-        let k: meterkit::reading::ReadingKind = serde_json::from_value(serde_json::Value::String(kind.to_string()))
-            .map_err(|_| {
-                new_err(
-                    ErrorKind::Validation,
-                    format!("kind must be 'actual', 'estimated' or 'customer', not {kind:?}."),
-                    Some("kind"),
-                )
-            })?;
+        let k: meterkit::reading::ReadingKind =
+            crate::convert::enum_from_name(kind, ErrorKind::Validation, "kind", "'actual', 'estimated' or 'customer'")?;
         Ok(PyMeterReading { inner: r.kind(k) })
     }
     #[staticmethod]

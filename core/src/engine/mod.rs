@@ -24,6 +24,7 @@ use crate::vee::{Action, Finding, ValidationConfig, Validator};
 pub(crate) mod batch;
 mod import;
 mod ingest;
+mod columns;
 mod readings;
 pub use import::bill_from_buckets;
 pub(crate) mod revise;

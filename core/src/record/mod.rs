@@ -96,6 +96,9 @@ crate::error::enum_names!(
 );
 
 impl Quality {
+    /// Every quality, in declaration order (hosts check their type lists against it).
+    pub const ALL: [Quality; 3] = [Quality::Actual, Quality::Flagged, Quality::Estimated];
+
     /// True for [`Quality::Actual`] (used to omit the field from JSON).
     #[allow(clippy::trivially_copy_pass_by_ref)]
     pub fn is_actual(&self) -> bool {

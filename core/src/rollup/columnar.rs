@@ -1,11 +1,14 @@
-//! The columnar rollup kernel: rolls up column batches (Arrow-style: one array per field, strings
-//! dictionary-encoded or plain) without building a `UsageRecord` per row.
+//! The columnar path: usage in column batches (Arrow-style: one array per field, strings
+//! dictionary-encoded or plain). [`ColumnarRollup`] rolls them up without building a
+//! `UsageRecord` per row (also store-less and on several threads, [`ColumnarRollup::run`]);
+//! [`ColumnBatch::records`] gives the records for `Engine::ingest_columns`.
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::record::{Dimensions, Quality, UsageRecord};
 use crate::rollup::{BucketKey, BucketState, Latest, RollupSpec, SUBJECT};
 use crate::time::WindowClock;
 
@@ -40,25 +43,170 @@ pub enum Quantities<'a> {
     },
 }
 
-/// A batch of usage in columns, all of one metric. Every column has one entry per row
-/// (`timestamps.len()` rows); `ids`, when given, break ties of `latest` exactly as the record
-/// path does (greatest id wins); without ids the later row wins a tie.
+/// A batch of usage in columns. Every column has one entry per row (`timestamps.len()` rows);
+/// row `i` is the usage record made of entry `i` of every column ([`ColumnBatch::records`]).
+/// `ids`, when given, break ties of `latest` exactly as the record path does (greatest id
+/// wins); without ids the later row wins a tie. Ingesting needs ids (the idempotency key).
 #[derive(Debug, Clone)]
 pub struct ColumnBatch<'a> {
-    /// The metric of every row.
-    pub metric: &'a str,
+    /// The metric of each row (a non-null value on every row).
+    pub metric: StrColumn<'a>,
     /// Tenant of each row (a non-null value on every row).
     pub tenant: StrColumn<'a>,
     /// Subject of each row (a non-null value on every row).
     pub subject: StrColumn<'a>,
-    /// Timestamps, Unix seconds (UTC).
+    /// Timestamps, whole Unix seconds (UTC), rounded down.
     pub timestamps: &'a [i64],
+    /// The sub-second part of each timestamp, nanoseconds 0–999,999,999 (`None`: all 0).
+    pub nanos: Option<&'a [u32]>,
+    /// End instants (`None` for a row without one); only records carry them, rollups ignore them.
+    pub ends: Option<&'a [Option<DateTime<Utc>>]>,
     /// Quantities in the metric's unit.
     pub quantities: Quantities<'a>,
-    /// Record ids, for `latest`'s tie-break.
+    /// Record ids (the idempotency key with the tenant), also `latest`'s tie-break.
     pub ids: Option<&'a [&'a str]>,
-    /// Dimension columns by name.
+    /// Dimension columns by name (a null value: the row lacks the dimension).
     pub dimensions: Vec<(&'a str, StrColumn<'a>)>,
+}
+
+impl<'a> StrColumn<'a> {
+    /// The value of row `row` (`None` for a null).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Parse`] for a dictionary code out of range.
+    pub fn get(&self, row: usize) -> Result<Option<&'a str>> {
+        match *self {
+            StrColumn::Const(v) => Ok(v),
+            StrColumn::Plain(values) => Ok(values[row]),
+            StrColumn::Dict { values, codes } => {
+                let c = codes[row];
+                if c == NULL {
+                    return Ok(None);
+                }
+                values.get(c as usize).copied().map(Some).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Parse,
+                        format!("Dictionary code {c} is out of range ({} values).", values.len()),
+                    )
+                })
+            }
+        }
+    }
+
+    /// Number of values (`None` for a constant).
+    fn len(&self) -> Option<usize> {
+        match *self {
+            StrColumn::Const(_) => None,
+            StrColumn::Plain(values) => Some(values.len()),
+            StrColumn::Dict { codes, .. } => Some(codes.len()),
+        }
+    }
+}
+
+impl ColumnBatch<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// True for a batch of no rows.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// Every column has one value per row.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Parse`] naming the first column (`field`) whose length differs.
+    pub fn check_lengths(&self) -> Result<()> {
+        let rows = self.len();
+        let quantities = match self.quantities {
+            Quantities::Decimal(q) => q.len(),
+            Quantities::Scaled { mantissas, .. } => mantissas.len(),
+        };
+        let mut lens: Vec<(&str, Option<usize>)> = vec![
+            ("metric", self.metric.len()),
+            ("tenant", self.tenant.len()),
+            ("subject", self.subject.len()),
+            ("quantity", Some(quantities)),
+            ("nanos", self.nanos.map(<[u32]>::len)),
+            ("end", self.ends.map(<[Option<DateTime<Utc>>]>::len)),
+            ("id", self.ids.map(<[&str]>::len)),
+        ];
+        lens.extend(self.dimensions.iter().map(|(name, col)| (*name, col.len())));
+        for (field, len) in lens {
+            if let Some(len) = len.filter(|&l| l != rows) {
+                return Err(Error::new(
+                    ErrorKind::Parse,
+                    format!("The {field} column has {len} values for {rows} rows (timestamps)."),
+                )
+                .with_field(field));
+            }
+        }
+        Ok(())
+    }
+
+    /// The quantity of row `row`.
+    fn quantity(&self, row: usize) -> Result<Decimal> {
+        Ok(match self.quantities {
+            Quantities::Decimal(q) => q[row],
+            Quantities::Scaled { mantissas, scale } => Decimal::try_new(mantissas[row], scale)
+                .map_err(|e| Error::new(ErrorKind::Parse, format!("Bad quantity scale {scale}: {e}.")))?,
+        })
+    }
+
+    /// Row `row` as a usage record (quality `actual`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRecord`] (field `id`) for a batch without ids; [`ErrorKind::Parse`]
+    /// for a null tenant, subject or metric, a dictionary code out of range, a bad scale or a
+    /// timestamp out of range — each naming the field and the line (row + 1).
+    pub fn record(&self, row: usize) -> Result<UsageRecord> {
+        let line = row as u64 + 1;
+        let Some(ids) = self.ids else {
+            return Err(Error::invalid_record("Ingesting columns needs an id column.").with_field("id"));
+        };
+        let id = ids[row];
+        let at = |e: Error, field: &str| e.with_field(field).with_line(line).with_record_id(id);
+        let required = |col: &StrColumn<'_>, field: &str| -> Result<String> {
+            match col.get(row).map_err(|e| at(e, field))? {
+                Some(v) => Ok(v.to_string()),
+                None => Err(at(Error::new(ErrorKind::Parse, format!("The {field} of row {line} is null.")), field)),
+            }
+        };
+        let nanos = self.nanos.map_or(0, |n| n[row]);
+        let t = self.timestamps[row];
+        let timestamp = DateTime::from_timestamp(t, nanos).ok_or_else(|| {
+            at(Error::new(ErrorKind::Parse, format!("The timestamp {t}.{nanos:09} is out of range.")), "timestamp")
+        })?;
+        let mut dimensions = Dimensions::new();
+        for (name, col) in &self.dimensions {
+            if let Some(v) = col.get(row).map_err(|e| at(e, name))? {
+                dimensions.insert((*name).to_string(), v.to_string());
+            }
+        }
+        Ok(UsageRecord {
+            id: id.to_string(),
+            tenant: required(&self.tenant, "tenant")?,
+            subject: required(&self.subject, "subject")?,
+            metric: required(&self.metric, "metric")?,
+            quantity: self.quantity(row).map_err(|e| at(e, "quantity"))?,
+            timestamp,
+            end: self.ends.and_then(|e| e[row]),
+            dimensions,
+            quality: Quality::default(),
+        })
+    }
+
+    /// Every row as a usage record ([`ColumnBatch::record`]), in row order: what
+    /// `Engine::ingest_columns` ingests.
+    ///
+    /// # Errors
+    /// As [`ColumnBatch::check_lengths`] and [`ColumnBatch::record`] (the first failing row).
+    pub fn records(&self) -> Result<Vec<UsageRecord>> {
+        self.check_lengths()?;
+        (0..self.len()).map(|row| self.record(row)).collect()
+    }
 }
 
 /// The most `group_by` dimensions a spec may have on the columnar path.
@@ -77,10 +225,12 @@ const NULL: u32 = u32::MAX;
 /// let mut rollup = ColumnarRollup::new(&[spec])?;
 /// let subjects = [Some("m1"), Some("m2"), Some("m1")];
 /// rollup.add(&ColumnBatch {
-///     metric: "kwh",
+///     metric: StrColumn::Const(Some("kwh")),
 ///     tenant: StrColumn::Const(Some("t")),
 ///     subject: StrColumn::Plain(&subjects),
 ///     timestamps: &[0, 3600, 7200],
+///     nanos: None,
+///     ends: None,
 ///     quantities: Quantities::Scaled { mantissas: &[1500, 250, 500], scale: 3 },
 ///     ids: None,
 ///     dimensions: vec![],
@@ -119,7 +269,8 @@ struct Slot {
     count: u64,
     min: Decimal,
     max: Decimal,
-    latest: (i64, Option<String>, Decimal),
+    /// Seconds, nanoseconds, id and quantity of the latest row.
+    latest: (i64, u32, Option<String>, Decimal),
     uniques: Vec<rustc_hash::FxHashSet<u32>>,
 }
 
@@ -168,19 +319,17 @@ impl ColumnarRollup {
         c
     }
 
-    /// Codes of a string column, one per row (`NULL` for nulls).
-    fn codes(&mut self, col: &StrColumn<'_>, rows: usize) -> Result<Vec<u32>> {
+    /// Codes of a string column for the selected rows (`NULL` for nulls).
+    fn codes(&mut self, col: &StrColumn<'_>, rows: &Rows<'_>) -> Result<Vec<u32>> {
         Ok(match *col {
-            StrColumn::Const(v) => vec![v.map_or(NULL, |s| self.code(s)); rows],
+            StrColumn::Const(v) => vec![v.map_or(NULL, |s| self.code(s)); rows.count()],
             StrColumn::Plain(values) => {
-                check_len(values.len(), rows)?;
                 let mut last: Option<(&str, u32)> = None;
-                values
-                    .iter()
-                    .map(|v| match v {
+                rows.iter()
+                    .map(|row| match values[row] {
                         None => NULL,
                         Some(s) => match last {
-                            Some((l, c)) if std::ptr::eq(l, *s) || l == *s => c,
+                            Some((l, c)) if std::ptr::eq(l, s) || l == s => c,
                             _ => {
                                 let c = self.code(s);
                                 last = Some((s, c));
@@ -191,11 +340,10 @@ impl ColumnarRollup {
                     .collect()
             }
             StrColumn::Dict { values, codes } => {
-                check_len(codes.len(), rows)?;
                 let map: Vec<u32> = values.iter().map(|s| self.code(s)).collect();
-                codes
-                    .iter()
-                    .map(|&c| {
+                rows.iter()
+                    .map(|row| {
+                        let c = codes[row];
                         if c == NULL {
                             Ok(NULL)
                         } else {
@@ -212,98 +360,59 @@ impl ColumnarRollup {
     /// Add a batch.
     ///
     /// # Errors
-    /// [`ErrorKind::Parse`] for columns of different lengths, a null tenant or subject, a
+    /// [`ErrorKind::Parse`] for columns of different lengths, a null tenant, subject or metric, a
     /// dictionary code out of range or a scale above 28; [`ErrorKind::Overflow`] when a sum
     /// leaves the decimal range; [`ErrorKind::InvalidWindow`] for a timestamp out of range.
     /// After an error the rollup may hold part of the batch and should be dropped.
     pub fn add(&mut self, batch: &ColumnBatch<'_>) -> Result<()> {
-        let rows = batch.timestamps.len();
-        let quantity = |i: usize| -> Result<Decimal> {
-            Ok(match batch.quantities {
-                Quantities::Decimal(q) => q[i],
-                Quantities::Scaled { mantissas, scale } => Decimal::try_new(mantissas[i], scale)
-                    .map_err(|e| Error::new(ErrorKind::Parse, format!("Bad quantity scale {scale}: {e}.")))?,
-            })
-        };
-        match batch.quantities {
-            Quantities::Decimal(q) => check_len(q.len(), rows)?,
-            Quantities::Scaled { mantissas, .. } => check_len(mantissas.len(), rows)?,
-        }
-        if let Some(ids) = batch.ids {
-            check_len(ids.len(), rows)?;
-        }
+        batch.check_lengths()?;
+        self.add_rows(batch, &Rows::All(batch.len()))
+    }
+
+    /// [`add`](Self::add) for some rows of a batch whose lengths were checked.
+    fn add_rows(&mut self, batch: &ColumnBatch<'_>, rows: &Rows<'_>) -> Result<()> {
+        let metrics = self.codes(&batch.metric, rows)?;
         let tenants = self.codes(&batch.tenant, rows)?;
         let subjects = self.codes(&batch.subject, rows)?;
-        if tenants.contains(&NULL) || subjects.contains(&NULL) {
-            return Err(Error::new(ErrorKind::Parse, "Every row needs a tenant and a subject."));
+        for (codes, field) in [(&metrics, "metric"), (&tenants, "tenant"), (&subjects, "subject")] {
+            if codes.contains(&NULL) {
+                return Err(Error::new(ErrorKind::Parse, format!("Every row needs a {field}.")).with_field(field));
+            }
         }
         let mut dims: Vec<(&str, Vec<u32>)> = Vec::with_capacity(batch.dimensions.len());
         for (name, col) in &batch.dimensions {
             dims.push((name, self.codes(col, rows)?));
         }
-        // Column of each spec's group dimensions (None: absent, every row null).
-        let wanted: Vec<Option<Vec<Option<usize>>>> = self
-            .specs
-            .iter()
-            .map(|s| {
-                (s.metric == batch.metric).then(|| {
-                    s.group_by
-                        .iter()
-                        .map(|d| if d == SUBJECT { Some(usize::MAX) } else { dims.iter().position(|(n, _)| n == d) })
-                        .collect()
-                })
-            })
-            .collect();
-        let uniques: Vec<Vec<Option<usize>>> = self
-            .specs
-            .iter()
-            .map(|s| {
-                s.unique
-                    .iter()
-                    .map(|d| if d == SUBJECT { Some(usize::MAX) } else { dims.iter().position(|(n, _)| n == d) })
-                    .collect()
-            })
-            .collect();
-        let col = |c: Option<usize>, row: usize| match c {
+        let spec_metrics: Vec<u32> = (0..self.specs.len()).map(|i| self.code(&self.specs[i].metric.clone())).collect();
+        let position = |d: &String| if d == SUBJECT { Some(usize::MAX) } else { dims.iter().position(|(n, _)| n == d) };
+        // Column of each spec's group and unique dimensions (None: absent, every row null).
+        let wanted: Vec<Vec<Option<usize>>> =
+            self.specs.iter().map(|s| s.group_by.iter().map(position).collect()).collect();
+        let uniques: Vec<Vec<Option<usize>>> =
+            self.specs.iter().map(|s| s.unique.iter().map(position).collect()).collect();
+        let col = |c: Option<usize>, j: usize| match c {
             None => NULL,
-            Some(usize::MAX) => subjects[row],
-            Some(i) => dims[i].1[row],
+            Some(usize::MAX) => subjects[j],
+            Some(i) => dims[i].1[j],
         };
-        for row in 0..rows {
+        for (j, row) in rows.iter().enumerate() {
             let t = batch.timestamps[row];
-            if DateTime::from_timestamp(t, 0).is_none() {
+            let nanos = batch.nanos.map_or(0, |n| n[row]);
+            if DateTime::from_timestamp(t, nanos).is_none() {
                 return Err(Error::new(ErrorKind::InvalidWindow, format!("The timestamp {t} is out of range.")));
             }
-            let q = quantity(row)?;
+            let q = batch.quantity(row)?;
+            let id = batch.ids.map(|ids| ids[row]);
             for (si, group_cols) in wanted.iter().enumerate() {
-                let Some(group_cols) = group_cols else { continue };
+                if metrics[j] != spec_metrics[si] {
+                    continue;
+                }
                 let (start, end) = self.specs[si].clock.span(t)?;
                 let mut group = [NULL; MAX_COLUMNAR_GROUPS];
                 for (g, c) in group.iter_mut().zip(group_cols) {
-                    *g = col(*c, row);
+                    *g = col(*c, j);
                 }
-                let key = (si as u32, tenants[row], start, group);
-                let slot = match self.index.get(&key) {
-                    Some(&s) => &mut self.slots[s as usize],
-                    None => {
-                        self.index.insert(key, self.slots.len() as u32);
-                        self.slots.push(Slot {
-                            spec: si as u32,
-                            tenant: tenants[row],
-                            start,
-                            end,
-                            group,
-                            sum: Decimal::ZERO,
-                            count: 0,
-                            min: q,
-                            max: q,
-                            latest: (i64::MIN, None, q),
-                            uniques: vec![rustc_hash::FxHashSet::default(); uniques[si].len()],
-                        });
-                        let n = self.slots.len() - 1;
-                        &mut self.slots[n]
-                    }
-                };
+                let slot = self.slot(si, tenants[j], start, end, group, q);
                 slot.sum = crate::decimal::exact_add(slot.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 slot.count += 1;
                 if q < slot.min {
@@ -312,14 +421,14 @@ impl ColumnarRollup {
                 if q > slot.max {
                     slot.max = q;
                 }
-                let id = batch.ids.map(|ids| ids[row]);
-                let newer = t > slot.latest.0
-                    || (t == slot.latest.0 && id.is_none_or(|id| slot.latest.1.as_deref().is_none_or(|l| id >= l)));
+                let (lt, ln) = (slot.latest.0, slot.latest.1);
+                let newer = (t, nanos) > (lt, ln)
+                    || ((t, nanos) == (lt, ln) && id.is_none_or(|id| slot.latest.2.as_deref().is_none_or(|l| id >= l)));
                 if newer {
-                    slot.latest = (t, id.map(str::to_string), q);
+                    slot.latest = (t, nanos, id.map(str::to_string), q);
                 }
                 for (set, c) in slot.uniques.iter_mut().zip(&uniques[si]) {
-                    let v = col(*c, row);
+                    let v = col(*c, j);
                     if v != NULL {
                         set.insert(v);
                     }
@@ -327,6 +436,91 @@ impl ColumnarRollup {
             }
         }
         Ok(())
+    }
+
+    /// The slot of `(spec, tenant, start, group)`, new (empty, `q` as min and max) if needed.
+    fn slot(
+        &mut self,
+        si: usize,
+        tenant: u32,
+        start: i64,
+        end: i64,
+        group: [u32; MAX_COLUMNAR_GROUPS],
+        q: Decimal,
+    ) -> &mut Slot {
+        let key = (si as u32, tenant, start, group);
+        let n = match self.index.get(&key) {
+            Some(&s) => s as usize,
+            None => {
+                self.index.insert(key, self.slots.len() as u32);
+                self.slots.push(Slot {
+                    spec: si as u32,
+                    tenant,
+                    start,
+                    end,
+                    group,
+                    sum: Decimal::ZERO,
+                    count: 0,
+                    min: q,
+                    max: q,
+                    latest: (i64::MIN, 0, None, q),
+                    uniques: vec![rustc_hash::FxHashSet::default(); self.specs[si].unique.len()],
+                });
+                self.slots.len() - 1
+            }
+        };
+        &mut self.slots[n]
+    }
+
+    /// Roll `batches` up under `specs` without a store, on `threads` threads (`0`: one per CPU;
+    /// one thread when the tenant is a constant), and return the buckets sorted by key (tenant,
+    /// spec, window start, group) — the same whatever the thread count.
+    ///
+    /// With several threads the tenants are split between them by a hash of the tenant, each
+    /// thread rolling its share of every batch into its own [`ColumnarRollup`]: tenants never
+    /// share a bucket, so the parts are simply concatenated. The threads are scoped: they end
+    /// before this returns.
+    ///
+    /// # Errors
+    /// As [`ColumnarRollup::new`] and [`ColumnarRollup::add`].
+    pub fn run(
+        specs: &[RollupSpec],
+        batches: &[ColumnBatch<'_>],
+        threads: usize,
+    ) -> Result<Vec<(BucketKey, i64, BucketState)>> {
+        for b in batches {
+            b.check_lengths()?;
+        }
+        let threads =
+            if threads == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { threads };
+        let split = threads > 1 && batches.iter().any(|b| !matches!(b.tenant, StrColumn::Const(_)));
+        let mut buckets = if split {
+            let parts: Vec<Vec<Vec<u32>>> = batches.iter().map(|b| partition(&b.tenant, b.len(), threads)).collect();
+            let run_part = |k: usize| -> Result<Vec<(BucketKey, i64, BucketState)>> {
+                let mut kernel = ColumnarRollup::new(specs)?;
+                for (b, p) in batches.iter().zip(&parts) {
+                    kernel.add_rows(b, &Rows::Some(&p[k]))?;
+                }
+                kernel.finish()
+            };
+            let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|k| s.spawn(move || run_part(k))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            });
+            let mut all = Vec::new();
+            for r in results {
+                all.extend(r?);
+            }
+            all
+        } else {
+            let mut kernel = ColumnarRollup::new(specs)?;
+            for b in batches {
+                kernel.add_rows(b, &Rows::All(b.len()))?;
+            }
+            kernel.finish()?
+        };
+        buckets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(buckets)
     }
 
     /// Number of buckets so far.
@@ -350,7 +544,7 @@ impl ColumnarRollup {
             .iter()
             .map(|s| {
                 let spec = &self.specs[s.spec as usize];
-                let latest_ts = DateTime::from_timestamp(s.latest.0, 0)
+                let latest_ts = DateTime::from_timestamp(s.latest.0, s.latest.1)
                     .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "A timestamp is out of range."))?;
                 let state = BucketState {
                     sum: s.sum,
@@ -359,8 +553,8 @@ impl ColumnarRollup {
                     max: Some(s.max),
                     latest: Some(Latest {
                         timestamp: latest_ts,
-                        id: s.latest.1.clone().unwrap_or_default(),
-                        quantity: s.latest.2,
+                        id: s.latest.2.clone().unwrap_or_default(),
+                        quantity: s.latest.3,
                     }),
                     uniques: spec
                         .unique
@@ -383,12 +577,66 @@ impl ColumnarRollup {
     }
 }
 
-fn check_len(len: usize, rows: usize) -> Result<()> {
-    if len == rows {
-        Ok(())
-    } else {
-        Err(Error::new(ErrorKind::Parse, format!("A column has {len} values for {rows} rows.")))
+/// The rows of a batch a kernel reads: all of them, or one thread's share.
+enum Rows<'a> {
+    /// Rows `0..n`.
+    All(usize),
+    /// These rows, ascending.
+    Some(&'a [u32]),
+}
+
+impl Rows<'_> {
+    fn count(&self) -> usize {
+        match self {
+            Rows::All(n) => *n,
+            Rows::Some(r) => r.len(),
+        }
     }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let (all, some) = match self {
+            Rows::All(n) => (*n, None),
+            Rows::Some(r) => (0, Some(r.iter().map(|&r| r as usize))),
+        };
+        (0..all).chain(some.into_iter().flatten())
+    }
+}
+
+/// A cheap, stable hash of a tenant (FNV-1a).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The rows of each of `n` parts, a row in part `hash(tenant) % n`.
+fn partition(tenant: &StrColumn<'_>, rows: usize, n: usize) -> Vec<Vec<u32>> {
+    let mut parts = vec![Vec::new(); n];
+    let part = |s: Option<&str>| s.map_or(0, |s| (fnv(s) % n as u64) as usize);
+    match *tenant {
+        StrColumn::Const(v) => parts[part(v)].extend(0..rows as u32),
+        StrColumn::Plain(values) => {
+            let mut last: Option<(&str, usize)> = None;
+            for (row, v) in values.iter().enumerate() {
+                let k = match (last, v) {
+                    (Some((l, k)), Some(s)) if std::ptr::eq(l, *s) || l == *s => k,
+                    (_, Some(s)) => {
+                        let k = part(Some(s));
+                        last = Some((s, k));
+                        k
+                    }
+                    (_, None) => 0,
+                };
+                parts[k].push(row as u32);
+            }
+        }
+        StrColumn::Dict { values, codes } => {
+            let of_value: Vec<usize> = values.iter().map(|s| part(Some(s))).collect();
+            for (row, &c) in codes.iter().enumerate() {
+                // A null or out-of-range code goes to part 0, whose kernel reports it.
+                parts[of_value.get(c as usize).copied().unwrap_or(0)].push(row as u32);
+            }
+        }
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -441,10 +689,12 @@ mod tests {
             let use_decimal = rows[0].5;
             let mut col = ColumnarRollup::new(&specs()).unwrap();
             col.add(&ColumnBatch {
-                metric: "kwh",
+                metric: StrColumn::Const(Some("kwh")),
                 tenant: StrColumn::Const(Some("t")),
                 subject: StrColumn::Plain(&subj),
                 timestamps: &ts,
+                nanos: None,
+                ends: None,
                 quantities: if use_decimal { Quantities::Decimal(&decimals) } else { Quantities::Scaled { mantissas: &mant, scale: 2 } },
                 ids: Some(&ids),
                 dimensions: vec![("carrier", StrColumn::Plain(&car)), ("region", StrColumn::Dict { values: &region_values, codes: &region_codes })],
@@ -464,14 +714,75 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// `run` (store-less, tenants split between threads) gives the record path's buckets of
+        /// every tenant, sorted, whatever the thread count — with a metric column (rows of other
+        /// metrics skipped) and sub-second timestamps (`latest` by the exact instant).
+        #[test]
+        fn run_equals_one_accumulator_per_tenant(rows in proptest::collection::vec(
+            (0i64..300_000, 0u32..3, -500i64..5000, 0usize..5, 0usize..2, 0usize..3), 1..150), threads in 0usize..4) {
+            let base = 1_710_000_000i64;
+            let tenants = ["t0", "t1", "t2", "t3", "t4"];
+            let metrics = ["kwh", "other"];
+            let carriers = [Some("a"), Some("b"), None];
+            let mut records = Vec::new();
+            for (i, (dt, ns, m, t, me, c)) in rows.iter().enumerate() {
+                let at = DateTime::from_timestamp(base + dt, ns * 250_000_000).unwrap();
+                let mut rec = UsageRecord::new(tenants[*t], format!("id{:04}", (i * 7919) % 10_000), "s", metrics[*me], Decimal::new(*m, 1), at);
+                if let Some(c) = carriers[*c] { rec = rec.with_dimension("carrier", c); }
+                records.push(rec);
+            }
+            let specs = specs();
+            let mut expected = Vec::new();
+            for t in tenants {
+                let mut acc = Accumulator::new(t, &specs).unwrap();
+                for r in records.iter().filter(|r| r.tenant == t) { acc.add(r).unwrap(); }
+                expected.extend(acc.into_buckets());
+            }
+            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            let ts: Vec<i64> = records.iter().map(|r| r.timestamp.timestamp()).collect();
+            let nanos: Vec<u32> = records.iter().map(|r| r.timestamp.timestamp_subsec_nanos()).collect();
+            let q: Vec<Decimal> = records.iter().map(|r| r.quantity).collect();
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            let tenant: Vec<Option<&str>> = records.iter().map(|r| Some(r.tenant.as_str())).collect();
+            let metric: Vec<Option<&str>> = records.iter().map(|r| Some(r.metric.as_str())).collect();
+            let car: Vec<Option<&str>> = records.iter().map(|r| r.dimensions.get("carrier").map(String::as_str)).collect();
+            // Two batches, so that every thread reads its share of each.
+            let half = records.len() / 2;
+            let batch = |r: std::ops::Range<usize>| ColumnBatch {
+                metric: StrColumn::Plain(&metric[r.clone()]),
+                tenant: StrColumn::Plain(&tenant[r.clone()]),
+                subject: StrColumn::Const(Some("s")),
+                timestamps: &ts[r.clone()],
+                nanos: Some(&nanos[r.clone()]),
+                ends: None,
+                quantities: Quantities::Decimal(&q[r.clone()]),
+                ids: Some(&ids[r.clone()]),
+                dimensions: vec![("carrier", StrColumn::Plain(&car[r]))],
+            };
+            let got = ColumnarRollup::run(&specs, &[batch(0..half), batch(half..records.len())], threads).unwrap();
+            prop_assert_eq!(got.len(), expected.len());
+            for (g, e) in got.iter().zip(&expected) {
+                prop_assert_eq!(&g.0, &e.0);
+                prop_assert_eq!(g.1, e.1);
+                let (gs, es) = (&g.2, &e.2);
+                prop_assert_eq!((gs.sum, gs.count, gs.min, gs.max), (es.sum, es.count, es.min, es.max));
+                prop_assert_eq!(&gs.latest, &es.latest);
+                prop_assert_eq!(&gs.uniques, &es.uniques);
+            }
+        }
+    }
+
     #[test]
     fn bad_columns_are_errors_not_panics() {
         let mut col = ColumnarRollup::new(&specs()).unwrap();
         let batch = |codes: &'static [u32]| ColumnBatch {
-            metric: "kwh",
+            metric: StrColumn::Const(Some("kwh")),
             tenant: StrColumn::Const(Some("t")),
             subject: StrColumn::Const(Some("s")),
             timestamps: &[0, 1],
+            nanos: None,
+            ends: None,
             quantities: Quantities::Scaled { mantissas: &[1, 2], scale: 0 },
             ids: None,
             dimensions: vec![("region", StrColumn::Dict { values: &["x"], codes })],
