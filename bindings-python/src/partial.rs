@@ -148,7 +148,7 @@ pub fn _finalize_partials(
     };
     let buckets = rows.into_iter().filter(|(t, _)| *t == tenant).map(|(_, b)| b).collect();
     let s = &spec.inner;
-    Ok(PyBucketTable::new(buckets, s.group_by.clone(), s.unique_dims().map(str::to_string).collect()))
+    PyBucketTable::new(buckets, s.group_by.clone(), s.unique_dims().map(str::to_string).collect())
 }
 
 /// Merge partial states into `engine`'s store under `spec` (see `Engine::import_buckets`).
