@@ -22,6 +22,7 @@ use crate::time::{parse_time_zone, Window};
 use crate::vee::{Action, Finding, ValidationConfig, Validator};
 
 pub(crate) mod batch;
+mod outbox;
 mod readings;
 pub(crate) mod revise;
 
