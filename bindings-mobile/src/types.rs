@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use meterkit::{Decimal, ErrorKind};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::MeterkitError;
 
@@ -51,13 +51,6 @@ fn opt_from_system(t: Option<SystemTime>, field: &str) -> Result<Option<DateTime
     t.map(|t| from_system(t, field)).transpose()
 }
 
-/// Convert between a core enum and its mirror through their common snake_case serde names.
-pub(crate) fn via_serde<A: Serialize, B: DeserializeOwned>(a: &A) -> Result<B, MeterkitError> {
-    serde_json::to_value(a)
-        .and_then(serde_json::from_value)
-        .map_err(|e| MeterkitError::internal(format!("mirror type out of step with the core: {e}")))
-}
-
 /// The snake_case name of an error kind (`conflict`).
 pub(crate) fn kind_name(k: ErrorKind) -> String {
     serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
@@ -78,9 +71,17 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, MeterkitError> {
 // ---------------------------------------------------------------------------------------------
 // Enums
 
+// The core's enums, derived with `#[uniffi::remote]`: the variant lists below are checked against
+// the core's at compile time (a variant the core adds and this list lacks does not compile; for
+// the `#[non_exhaustive]` `Rule` it is caught by `every_core_rule_crosses_the_boundary` below), and
+// no conversion code is needed.
+pub use meterkit::engine::Fill;
+pub use meterkit::reading::ReadingKind;
+pub use meterkit::record::Quality;
+pub use meterkit::vee::{Action, Rule, Severity};
+
 /// Data quality of a record (`actual`, `flagged`, `estimated`); see the core's `Quality`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Quality {
     /// Measured and accepted.
     Actual,
@@ -90,29 +91,8 @@ pub enum Quality {
     Estimated,
 }
 
-impl From<meterkit::record::Quality> for Quality {
-    fn from(q: meterkit::record::Quality) -> Self {
-        match q {
-            meterkit::record::Quality::Actual => Quality::Actual,
-            meterkit::record::Quality::Flagged => Quality::Flagged,
-            meterkit::record::Quality::Estimated => Quality::Estimated,
-        }
-    }
-}
-
-impl From<Quality> for meterkit::record::Quality {
-    fn from(q: Quality) -> Self {
-        match q {
-            Quality::Actual => meterkit::record::Quality::Actual,
-            Quality::Flagged => meterkit::record::Quality::Flagged,
-            Quality::Estimated => meterkit::record::Quality::Estimated,
-        }
-    }
-}
-
 /// Who produced a register reading; see the core's `ReadingKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum ReadingKind {
     /// Read from the meter.
     Actual,
@@ -123,8 +103,7 @@ pub enum ReadingKind {
 }
 
 /// Whether a query returns empty windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Fill {
     /// Only windows with records.
     None,
@@ -133,8 +112,7 @@ pub enum Fill {
 }
 
 /// How serious a validation finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Severity {
     /// For the record only.
     Info,
@@ -145,8 +123,7 @@ pub enum Severity {
 }
 
 /// What a finding does to its record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Action {
     /// Stored as is.
     Accept,
@@ -156,10 +133,9 @@ pub enum Action {
     Reject,
 }
 
-/// The validation rule that raised a finding (the core's `Rule`, same names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)] // one-to-one with the core's documented `Rule`
+/// The validation rule that raised a finding (the core's `Rule`).
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
 pub enum Rule {
     NegativeQuantity,
     InvalidQuantity,
@@ -234,7 +210,7 @@ impl UsageRecord {
             timestamp: from_system(self.timestamp, "timestamp").map_err(|e| with_record(e, &self.id))?,
             end: opt_from_system(self.end, "end").map_err(|e| with_record(e, &self.id))?,
             dimensions: self.dimensions.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            quality: self.quality.into(),
+            quality: self.quality,
         })
     }
 
@@ -251,7 +227,7 @@ impl UsageRecord {
             timestamp,
             end,
             dimensions: self.dimensions.into_iter().collect(),
-            quality: self.quality.into(),
+            quality: self.quality,
         })
     }
 }
@@ -276,7 +252,7 @@ impl From<meterkit::UsageRecord> for UsageRecord {
             timestamp: to_system(r.timestamp),
             end: r.end.map(to_system),
             dimensions: r.dimensions.into_iter().collect(),
-            quality: r.quality.into(),
+            quality: r.quality,
         }
     }
 }
@@ -337,9 +313,9 @@ pub struct Finding {
 impl Finding {
     pub(crate) fn from_core(f: meterkit::Finding) -> Result<Self, MeterkitError> {
         Ok(Finding {
-            rule: via_serde(&f.rule)?,
-            severity: via_serde(&f.severity)?,
-            action: via_serde(&f.action)?,
+            rule: f.rule,
+            severity: f.severity,
+            action: f.action,
             is_alert: f.is_alert(),
             tenant: f.tenant,
             subject: f.subject,
@@ -356,9 +332,9 @@ impl Finding {
 
     pub(crate) fn to_core(&self) -> Result<meterkit::Finding, MeterkitError> {
         Ok(meterkit::Finding {
-            rule: via_serde(&self.rule)?,
-            severity: via_serde(&self.severity)?,
-            action: via_serde(&self.action)?,
+            rule: self.rule,
+            severity: self.severity,
+            action: self.action,
             tenant: self.tenant.clone(),
             subject: self.subject.clone(),
             metric: self.metric.clone(),
@@ -406,8 +382,8 @@ pub struct Alert {
 impl Alert {
     pub(crate) fn from_core(a: meterkit::vee::alert::Alert) -> Result<Self, MeterkitError> {
         Ok(Alert {
-            rules: a.rules.iter().map(via_serde).collect::<Result<_, _>>()?,
-            severity: via_serde(&a.severity)?,
+            rules: a.rules,
+            severity: a.severity,
             tenant: a.tenant,
             subject: a.subject,
             metric: a.metric,
@@ -649,7 +625,7 @@ impl Query {
         q.unique.clone_from(&self.unique);
         q.from = opt_from_system(self.from, "from")?;
         q.to = opt_from_system(self.to, "to")?;
-        q.fill = via_serde(&self.fill)?;
+        q.fill = self.fill;
         Ok(q)
     }
 
@@ -665,7 +641,7 @@ impl Query {
             unique: q.unique,
             from: q.from.map(to_system),
             to: q.to.map(to_system),
-            fill: via_serde(&q.fill)?,
+            fill: q.fill,
         })
     }
 }
@@ -774,7 +750,8 @@ impl From<meterkit::Bill> for Bill {
 }
 
 impl Bill {
-    fn to_core(&self) -> Result<meterkit::Bill, MeterkitError> {
+    /// The core bill. Errors: `Parse` for instants out of range.
+    pub(crate) fn to_core(&self) -> Result<meterkit::Bill, MeterkitError> {
         Ok(meterkit::Bill {
             tenant: self.tenant.clone(),
             subject: self.subject.clone(),
@@ -833,7 +810,7 @@ impl MeterReading {
             register: self.register,
             register_digits: self.register_digits,
             multiplier: self.multiplier.unwrap_or(Decimal::ONE),
-            kind: via_serde(&self.kind)?,
+            kind: self.kind,
         })
     }
 }
@@ -938,6 +915,32 @@ mod tests {
             let text = m.to_string();
             assert_eq!(text, format!("{}: why", kind.code()));
             assert!(!matches!(m, MeterkitError::Internal { .. }), "{kind:?} has its own variant");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rule;
+
+    /// `Rule` is `#[non_exhaustive]` in the core, so a variant missing from the remote
+    /// declaration above would compile and panic when lowered: every rule the core names (its
+    /// `Rule::as_str` arms) must lower.
+    #[test]
+    fn every_core_rule_crosses_the_boundary() {
+        let src = include_str!("../../core/src/vee/mod.rs");
+        let names: Vec<&str> = src
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Rule::"))
+            .filter_map(|l| l.split(" => \"").nth(1))
+            .map(|n| n.trim_end_matches("\","))
+            .collect();
+        assert!(names.len() >= 25, "{names:?}");
+        for name in names {
+            let rule: Rule = serde_json::from_value(serde_json::Value::String(name.into())).unwrap();
+            let mut buf = Vec::new();
+            <Rule as uniffi::Lower<crate::UniFfiTag>>::write(rule, &mut buf);
+            assert!(!buf.is_empty(), "{name}");
         }
     }
 }
