@@ -42,7 +42,7 @@ impl Invoice {
     fn from_core(i: meterkit::invoice::Invoice) -> Self {
         Invoice {
             id: i.id,
-            bill: i.bill.into(),
+            bill: i.bill,
             status: i.status,
             payment_terms_days: i.payment_terms_days,
             issued_at: i.issued_at.map(to_system),
@@ -56,7 +56,7 @@ impl Invoice {
         let at = |t: Option<SystemTime>, f: &str| t.map(|t| from_system(t, f)).transpose();
         Ok(meterkit::invoice::Invoice {
             id: self.id.clone(),
-            bill: self.bill.to_core()?,
+            bill: self.bill.clone(),
             status: self.status,
             payment_terms_days: self.payment_terms_days,
             issued_at: at(self.issued_at, "issued_at")?,
@@ -75,7 +75,7 @@ fn invoices(v: Vec<meterkit::invoice::Invoice>) -> Vec<Invoice> {
 /// `Invoice::new`). Errors: `Parse` for instants out of range.
 #[uniffi::export]
 pub fn create_invoice(id: String, bill: Bill, payment_terms_days: u32) -> Result<Invoice, MeterkitError> {
-    Ok(Invoice::from_core(meterkit::invoice::Invoice::new(id, bill.to_core()?, payment_terms_days)))
+    Ok(Invoice::from_core(meterkit::invoice::Invoice::new(id, bill, payment_terms_days)))
 }
 
 #[uniffi::export]

@@ -410,7 +410,7 @@ impl Engine {
 
     /// Ingest one record (the single-reading case of [`Engine::ingest`]).
     pub fn ingest_one(&self, record: UsageRecord) -> Result<IngestReport, MeterkitError> {
-        let batch = [record.into_core()?];
+        let batch = [record];
         IngestReport::from_core(self.inner.ingest(&batch)?)
     }
 

@@ -172,10 +172,29 @@ pub enum Rule {
 // ---------------------------------------------------------------------------------------------
 // Records
 
-/// One measured amount of usage (the core's `UsageRecord`): `(tenant, id)` is the idempotency
-/// key; `quantity` is exact, in the metric's unit; `timestamp` is when the usage starts, `end`
-/// (optional) when it ends.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// An instant of the core (`chrono::DateTime<Utc>`) as a uniffi custom type over `SystemTime`
+/// (Kotlin `Instant`, Swift `Date`): what the core records carry, derived with `uniffi::remote`.
+pub type Timestamp = DateTime<Utc>;
+
+uniffi::custom_type!(Timestamp, SystemTime, {
+    remote,
+    lower: |t| to_system(t),
+    try_lift: |t| from_system(t, "timestamp").map_err(uniffi::deps::anyhow::Error::new),
+});
+
+/// A record's dimensions (the core's ordered map) as a uniffi custom type over a map.
+pub type Dimensions = BTreeMap<String, String>;
+
+uniffi::custom_type!(Dimensions, HashMap<String, String>, {
+    remote,
+    lower: |m| m.into_iter().collect(),
+    try_lift: |m| Ok(m.into_iter().collect()),
+});
+
+/// One measured amount of usage (the core's `UsageRecord`, derived with `uniffi::remote`: no
+/// mirror, no conversion): `(tenant, id)` is the idempotency key; `quantity` is exact, in the
+/// metric's unit; `timestamp` is when the usage starts, `end` (optional) when it ends.
+#[uniffi::remote(Record)]
 pub struct UsageRecord {
     /// Caller-chosen id, unique per tenant.
     pub id: String,
@@ -188,78 +207,22 @@ pub struct UsageRecord {
     /// Exact quantity in the metric's unit.
     pub quantity: Decimal,
     /// When the usage starts.
-    pub timestamp: SystemTime,
+    pub timestamp: Timestamp,
     /// When the usage ends, if known.
     #[uniffi(default = None)]
-    pub end: Option<SystemTime>,
+    pub end: Option<Timestamp>,
     /// Attributes to group and filter by.
-    pub dimensions: HashMap<String, String>,
+    pub dimensions: Dimensions,
     /// Data quality (`actual` unless set by validation or estimation).
     pub quality: Quality,
 }
 
-impl UsageRecord {
-    /// The core record. Errors: `Parse` for a timestamp outside the supported range.
-    pub fn to_core(&self) -> Result<meterkit::UsageRecord, MeterkitError> {
-        Ok(meterkit::UsageRecord {
-            id: self.id.clone(),
-            tenant: self.tenant.clone(),
-            subject: self.subject.clone(),
-            metric: self.metric.clone(),
-            quantity: self.quantity,
-            timestamp: from_system(self.timestamp, "timestamp").map_err(|e| with_record(e, &self.id))?,
-            end: opt_from_system(self.end, "end").map_err(|e| with_record(e, &self.id))?,
-            dimensions: self.dimensions.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            quality: self.quality,
-        })
-    }
+pub use meterkit::UsageRecord;
 
-    /// Consume into the core record (no string copies). Errors: as [`UsageRecord::to_core`].
-    pub fn into_core(self) -> Result<meterkit::UsageRecord, MeterkitError> {
-        let timestamp = from_system(self.timestamp, "timestamp").map_err(|e| with_record(e, &self.id))?;
-        let end = opt_from_system(self.end, "end").map_err(|e| with_record(e, &self.id))?;
-        Ok(meterkit::UsageRecord {
-            id: self.id,
-            tenant: self.tenant,
-            subject: self.subject,
-            metric: self.metric,
-            quantity: self.quantity,
-            timestamp,
-            end,
-            dimensions: self.dimensions.into_iter().collect(),
-            quality: self.quality,
-        })
-    }
-}
-
-fn with_record(e: MeterkitError, id: &str) -> MeterkitError {
-    match e {
-        MeterkitError::Parse { code, reason, field, line, retryable, .. } => {
-            MeterkitError::Parse { code, reason, record_id: Some(id.to_string()), field, line, retryable }
-        }
-        other => other,
-    }
-}
-
-impl From<meterkit::UsageRecord> for UsageRecord {
-    fn from(r: meterkit::UsageRecord) -> Self {
-        UsageRecord {
-            id: r.id,
-            tenant: r.tenant,
-            subject: r.subject,
-            metric: r.metric,
-            quantity: r.quantity,
-            timestamp: to_system(r.timestamp),
-            end: r.end.map(to_system),
-            dimensions: r.dimensions.into_iter().collect(),
-            quality: r.quality,
-        }
-    }
-}
-
-/// Convert a list of mirror records into core records. Errors: as [`UsageRecord::to_core`].
-pub(crate) fn records_to_core(records: Vec<UsageRecord>) -> Result<Vec<meterkit::UsageRecord>, MeterkitError> {
-    records.into_iter().map(UsageRecord::into_core).collect()
+/// The core records of a host batch (the same values: `UsageRecord` is the core's).
+#[allow(clippy::unnecessary_wraps)] // one signature for every batch conversion
+pub(crate) fn records_to_core(records: Vec<UsageRecord>) -> Result<Vec<UsageRecord>, MeterkitError> {
+    Ok(records)
 }
 
 /// A record an ingest did not apply.
@@ -687,97 +650,55 @@ impl BillRequest {
     }
 }
 
-/// One line of a bill (the core's `BillLine`); `amount` is money with the currency's minor-unit
-/// digits (`12.50`).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-#[allow(missing_docs)] // one-to-one with the core's documented `BillLine`
+pub use meterkit::billing::BillLine;
+pub use meterkit::Bill;
+
+/// One line of a bill (the core's `BillLine`, derived with `uniffi::remote`); `amount` is money
+/// with the currency's minor-unit digits (`12.50`).
+#[uniffi::remote(Record)]
 pub struct BillLine {
+    /// The charge's name in the tariff.
     pub charge: String,
+    /// What the line is for, in words.
     pub description: String,
+    /// Units billed.
     pub quantity: Decimal,
+    /// The unit (`kWh`, `day`, `kW`).
     pub unit: String,
+    /// Price per unit.
     pub rate: Decimal,
+    /// Money.
     pub amount: Decimal,
+    /// The tier (1-based) of a tiered charge.
     pub tier: Option<u32>,
+    /// The time-of-use period of a TOU charge.
     pub tou_period: Option<String>,
 }
 
-/// A bill (the core's `Bill`): lines, subtotal, taxes and total in `currency`, money with the
-/// currency's minor-unit digits.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-#[allow(missing_docs)] // one-to-one with the core's documented `Bill`
+/// A bill (the core's `Bill`, derived with `uniffi::remote`): lines, subtotal, taxes and total in
+/// `currency`, money with the currency's minor-unit digits.
+#[uniffi::remote(Record)]
 pub struct Bill {
+    /// Tenant.
     pub tenant: String,
+    /// The subject billed.
     pub subject: String,
-    pub period_start: SystemTime,
-    pub period_end: SystemTime,
+    /// Start of the billing period.
+    pub period_start: Timestamp,
+    /// End of the billing period (exclusive).
+    pub period_end: Timestamp,
+    /// IANA zone of the period.
     pub time_zone: String,
+    /// ISO 4217 code.
     pub currency: String,
+    /// The lines.
     pub lines: Vec<BillLine>,
+    /// Sum of the lines.
     pub subtotal: Decimal,
+    /// Taxes.
     pub taxes: Decimal,
+    /// Subtotal + taxes.
     pub total: Decimal,
-}
-
-impl From<meterkit::Bill> for Bill {
-    fn from(b: meterkit::Bill) -> Self {
-        Bill {
-            tenant: b.tenant,
-            subject: b.subject,
-            period_start: to_system(b.period_start),
-            period_end: to_system(b.period_end),
-            time_zone: b.time_zone,
-            currency: b.currency,
-            lines: b
-                .lines
-                .into_iter()
-                .map(|l| BillLine {
-                    charge: l.charge,
-                    description: l.description,
-                    quantity: l.quantity,
-                    unit: l.unit,
-                    rate: l.rate,
-                    amount: l.amount,
-                    tier: l.tier,
-                    tou_period: l.tou_period,
-                })
-                .collect(),
-            subtotal: b.subtotal,
-            taxes: b.taxes,
-            total: b.total,
-        }
-    }
-}
-
-impl Bill {
-    /// The core bill. Errors: `Parse` for instants out of range.
-    pub(crate) fn to_core(&self) -> Result<meterkit::Bill, MeterkitError> {
-        Ok(meterkit::Bill {
-            tenant: self.tenant.clone(),
-            subject: self.subject.clone(),
-            period_start: from_system(self.period_start, "period_start")?,
-            period_end: from_system(self.period_end, "period_end")?,
-            time_zone: self.time_zone.clone(),
-            currency: self.currency.clone(),
-            lines: self
-                .lines
-                .iter()
-                .map(|l| meterkit::billing::BillLine {
-                    charge: l.charge.clone(),
-                    description: l.description.clone(),
-                    quantity: l.quantity,
-                    unit: l.unit.clone(),
-                    rate: l.rate,
-                    amount: l.amount,
-                    tier: l.tier,
-                    tou_period: l.tou_period.clone(),
-                })
-                .collect(),
-            subtotal: self.subtotal,
-            taxes: self.taxes,
-            total: self.total,
-        })
-    }
 }
 
 /// One reading of a cumulative register (the core's `MeterReading`): the meter showed
@@ -853,7 +774,7 @@ pub fn buckets_to_json(buckets: Vec<Bucket>) -> Result<String, MeterkitError> {
 /// out of range.
 #[uniffi::export]
 pub fn bill_to_json(bill: Bill) -> Result<String, MeterkitError> {
-    to_json(&bill.to_core()?)
+    to_json(&bill)
 }
 
 /// Findings as the core's JSON array. Errors: `Parse` for instants out of range.

@@ -36,6 +36,9 @@ pub const DEFAULT_RETENTION_SECS: i64 = 30 * 86_400;
 /// One metadata change: `(tenant, key, Some(value))` sets, `None` removes.
 pub type MetaChange = (String, String, Option<String>);
 
+/// A record's idempotency key, `(tenant, id)`.
+pub type RecordKey = (String, String);
+
 const PENDING: &str = "outbox/pending/";
 const SENT: &str = "outbox/sent/";
 const COUNT: &str = "outbox/count";
@@ -113,7 +116,7 @@ pub fn pending(store: &dyn Store, tenant: &str, limit: usize) -> Result<PendingE
 ///
 /// # Errors
 /// [`ErrorKind::Store`].
-pub fn mark_pending(store: &dyn Store, batch: &[UsageRecord]) -> Result<(Vec<MetaChange>, Vec<(String, String)>)> {
+pub fn mark_pending(store: &dyn Store, batch: &[UsageRecord]) -> Result<(Vec<MetaChange>, Vec<RecordKey>)> {
     let mut by_tenant: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for r in batch {
         by_tenant.entry(r.tenant.as_str()).or_default().insert(r.id.as_str());
@@ -143,7 +146,7 @@ pub fn mark_pending(store: &dyn Store, batch: &[UsageRecord]) -> Result<(Vec<Met
 ///
 /// # Errors
 /// [`ErrorKind::Store`].
-pub fn unmark(store: &dyn Store, keys: &[(String, String)]) -> Result<Vec<MetaChange>> {
+pub fn unmark(store: &dyn Store, keys: &[RecordKey]) -> Result<Vec<MetaChange>> {
     let mut by_tenant: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (tenant, id) in keys {
         by_tenant.entry(tenant.as_str()).or_default().insert(id.as_str());

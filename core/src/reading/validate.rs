@@ -102,7 +102,7 @@ mod tests {
         assert_eq!(check.consumption.unwrap().quantity.to_string(), "13");
         assert_eq!((check.findings[0].rule, check.rejected, check.flagged), (Rule::Rollover, false, false));
         let down = MeterReading::new("m1", at(2), "500".parse().unwrap());
-        let check = validate_reading("t", "kwh", &[prev.clone()], &down, None, Some(at(3))).unwrap();
+        let check = validate_reading("t", "kwh", std::slice::from_ref(&prev), &down, None, Some(at(3))).unwrap();
         assert!(check.consumption.is_none() && check.flagged);
         assert_eq!(check.findings[0].rule, Rule::MeterExchange);
     }
