@@ -172,7 +172,7 @@ pub fn split_shared_meter(
         scale: meter.scale,
     };
     let records = core.split(&tenant, total, from_system(at, "at")?)?;
-    Ok(records.into_iter().map(UsageRecord::from).collect())
+    Ok(records)
 }
 
 /// Gap estimation settings (the core's `vee::estimate::EstimateConfig`).
@@ -207,5 +207,5 @@ pub fn estimate_gaps(records: Vec<UsageRecord>, config: EstimateConfig) -> Resul
         decimals: config.decimals,
     };
     let filled = meterkit::vee::estimate::estimate_gaps(&records_to_core(records)?, &cfg)?;
-    Ok(filled.into_iter().map(UsageRecord::from).collect())
+    Ok(filled)
 }

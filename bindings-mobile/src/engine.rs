@@ -58,8 +58,8 @@ impl ReadingOutcome {
             reading: o.reading,
             status: o.status.as_str().to_string(),
             consumption: o.consumption,
-            findings: crate::types::findings_from_core(o.findings)?,
-            records: o.records.into_iter().map(UsageRecord::from).collect(),
+            findings: crate::types::findings_from_core(o.findings),
+            records: o.records,
             json,
         })
     }
@@ -130,18 +130,9 @@ fn event_from_core(e: &meterkit::Event) -> MobileEvent {
         E::LateRecord { tenant, id, window, bucket } => {
             MobileEvent::LateRecord { tenant, id, window, bucket: bucket.into() }
         }
-        E::AnomalyDetected { finding } => match Finding::from_core(finding) {
-            Ok(finding) => MobileEvent::AnomalyDetected { finding },
-            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
-        },
-        E::AlertRaised { alert } => match Alert::from_core(alert) {
-            Ok(alert) => MobileEvent::AlertRaised { alert },
-            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
-        },
-        E::AlertResolved { alert } => match Alert::from_core(alert) {
-            Ok(alert) => MobileEvent::AlertResolved { alert },
-            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
-        },
+        E::AnomalyDetected { finding } => MobileEvent::AnomalyDetected { finding: Finding::from_core(finding) },
+        E::AlertRaised { alert } => MobileEvent::AlertRaised { alert: Alert::from_core(alert) },
+        E::AlertResolved { alert } => MobileEvent::AlertResolved { alert: Alert::from_core(alert) },
         E::WindowClosed { tenant, window, bucket } => {
             MobileEvent::WindowClosed { tenant, window, bucket: bucket.into() }
         }
@@ -369,7 +360,7 @@ impl Engine {
     /// `Store`.
     pub fn ingest(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// [`Engine::ingest`] for a named `source` (a sync job): also moves the source's watermark,
@@ -377,7 +368,7 @@ impl Engine {
     /// Errors: `InvalidQuery` (field `source`) for an empty source name; as [`Engine::ingest`].
     pub fn ingest_from(&self, source: String, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        IngestReport::from_core(self.inner.ingest_from(&source, &batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest_from(&source, &batch)?))
     }
 
     /// The watermark of `source` for `tenant`: the greatest timestamp an
@@ -400,37 +391,37 @@ impl Engine {
     /// (nothing stored), `Store`.
     pub fn replace(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        IngestReport::from_core(self.inner.replace(&batch)?)
+        Ok(IngestReport::from_core(self.inner.replace(&batch)?))
     }
 
     /// The versions of `(tenant, id)` that [`Engine::replace`] replaced, oldest first.
     pub fn history(&self, tenant: String, id: String) -> Result<Vec<UsageRecord>, MeterkitError> {
-        Ok(self.inner.history(&tenant, &id)?.into_iter().map(UsageRecord::from).collect())
+        Ok(self.inner.history(&tenant, &id)?.into_iter().collect())
     }
 
     /// Ingest one record (the single-reading case of [`Engine::ingest`]).
     pub fn ingest_one(&self, record: UsageRecord) -> Result<IngestReport, MeterkitError> {
         let batch = [record];
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// Ingest columns (see [`RecordColumns`]): the fast path for big batches. Errors: as
     /// `RecordColumns` (nothing stored) and as [`Engine::ingest`].
     pub fn ingest_columns(&self, columns: RecordColumns) -> Result<IngestReport, MeterkitError> {
         let batch = columns.into_core()?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// Ingest packed columns (see [`PackedColumns`]). Errors: as [`Engine::ingest_columns`].
     pub fn ingest_packed(&self, columns: PackedColumns) -> Result<IngestReport, MeterkitError> {
         let batch = columns.unpack()?.into_core()?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
     /// Errors: `NotFound` when no such record is stored.
     pub fn retract(&self, tenant: String, id: String) -> Result<UsageRecord, MeterkitError> {
-        Ok(self.inner.retract(&tenant, &id)?.into())
+        Ok(self.inner.retract(&tenant, &id)?)
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -446,7 +437,7 @@ impl Engine {
     ) -> Result<Vec<UsageRecord>, MeterkitError> {
         let (from, to) = (from_system(from, "from")?, from_system(to, "to")?);
         let records = self.inner.records(&tenant, &metric, subject.as_deref(), from, to)?;
-        Ok(records.into_iter().map(UsageRecord::from).collect())
+        Ok(records.into_iter().collect())
     }
 
     /// Answer a rollup query (rows by window start, then group values). Errors: `InvalidWindow`,
@@ -503,7 +494,7 @@ impl Engine {
     /// Bill `request.subject` with `tariff` from the stored records of the period — on a device,
     /// the estimate of the current period so far. Errors: those of the core's `Engine::bill`.
     pub fn bill(&self, tariff: Arc<Tariff>, request: BillRequest) -> Result<Bill, MeterkitError> {
-        Ok(self.inner.bill(&tariff.inner, &request.to_core()?)?.into())
+        Ok(self.inner.bill(&tariff.inner, &request.to_core()?)?)
     }
 
     /// Validate the new records of `metric` in every later ingest with `config` (the core's
@@ -572,13 +563,13 @@ impl Engine {
     /// ingested like [`Engine::ingest`] (idempotent), each non-rejected record not yet uploaded is
     /// marked pending. Errors: as [`Engine::ingest`].
     pub fn queue(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
-        IngestReport::from_core(self.inner.outbox_queue(&records_to_core(records)?)?)
+        Ok(IngestReport::from_core(self.inner.outbox_queue(&records_to_core(records)?)?))
     }
 
     /// Up to `limit` records of `tenant` queued and not yet uploaded, by id. Errors: `Store`.
     pub fn pending_uploads(&self, tenant: String, limit: u32) -> Result<Vec<UsageRecord>, MeterkitError> {
         let export = self.inner.outbox_pending(&tenant, limit as usize)?;
-        Ok(export.records.into_iter().map(UsageRecord::from).collect())
+        Ok(export.records.into_iter().collect())
     }
 
     /// How many records of `tenant` wait for upload: one metadata read (O(1)). Errors: `Store`.
@@ -622,7 +613,7 @@ impl Engine {
     /// duplicate). Errors: `Parse` for invalid JSON, and those of [`Engine::ingest`].
     pub fn import_json(&self, json: String) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(crate::types::records_from_json(json)?)?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 }
 
@@ -698,7 +689,7 @@ mod tests {
     #[test]
     fn the_queue_marks_pending_and_uploaded_records() {
         let engine = Engine::in_memory(None).unwrap();
-        let batch = cols(3).into_core().unwrap().into_iter().map(UsageRecord::from).collect::<Vec<_>>();
+        let batch = cols(3).into_core().unwrap().into_iter().collect::<Vec<_>>();
         assert_eq!(engine.queue(batch.clone()).unwrap().accepted, 3);
         assert_eq!(engine.pending_count("t".into()).unwrap(), 3);
         assert_eq!(engine.mark_uploaded("t".into(), vec!["r0".into(), "r1".into()]).unwrap(), 2);

@@ -86,7 +86,7 @@ impl Tariff {
     /// empty period, `InvalidTimeZone`, `Overflow`), `Parse` for instants out of range.
     pub fn bill(&self, request: BillRequest, records: Vec<UsageRecord>) -> Result<Bill, MeterkitError> {
         let records = records_to_core(records)?;
-        Ok(self.inner.bill(&request.to_core()?, &records)?.into())
+        Ok(self.inner.bill(&request.to_core()?, &records)?)
     }
 }
 
@@ -150,13 +150,13 @@ pub struct ReadingCheck {
 }
 
 impl ReadingCheck {
-    fn from_core(c: meterkit::reading::ReadingCheck) -> Result<Self, MeterkitError> {
-        Ok(ReadingCheck {
-            consumption: c.consumption.map(UsageRecord::from),
-            findings: findings_from_core(c.findings)?,
+    fn from_core(c: meterkit::reading::ReadingCheck) -> Self {
+        ReadingCheck {
+            consumption: c.consumption,
+            findings: findings_from_core(c.findings),
             rejected: c.rejected,
             flagged: c.flagged,
-        })
+        }
     }
 }
 
@@ -180,7 +180,7 @@ pub fn validate_reading(
     let config = config.map(|c| c.inner.clone());
     let now = now.map(|t| crate::types::from_system(t, "now")).transpose()?;
     let check = meterkit::reading::validate_reading(&tenant, &metric, &history, &reading.to_core()?, config, now)?;
-    ReadingCheck::from_core(check)
+    Ok(ReadingCheck::from_core(check))
 }
 
 /// Consumption between two readings of one meter (the core's `reading::consumption`):
@@ -194,7 +194,12 @@ pub fn consumption(
     previous: MeterReading,
     current: MeterReading,
 ) -> Result<ReadingCheck, MeterkitError> {
-    ReadingCheck::from_core(meterkit::reading::consumption(&tenant, &metric, &previous.to_core()?, &current.to_core()?))
+    Ok(ReadingCheck::from_core(meterkit::reading::consumption(
+        &tenant,
+        &metric,
+        &previous.to_core()?,
+        &current.to_core()?,
+    )))
 }
 
 /// Estimate the bill of the period in `request` from the records so far (the consumption of the
@@ -227,7 +232,7 @@ pub fn validate_records(
     if let Some(now) = now {
         validator = validator.with_now(crate::types::from_system(now, "now")?);
     }
-    findings_from_core(validator.check_all(&records_to_core(records)?))
+    Ok(findings_from_core(validator.check_all(&records_to_core(records)?)))
 }
 
 /// The alerts of a batch: `findings` (from [`validate_records`] over `records`) merged per series —
@@ -247,7 +252,7 @@ pub fn alerts_of(
         &findings,
         meterkit::vee::alert::AlertConfig { gap, warmup },
     )?;
-    alerts.into_iter().map(crate::types::Alert::from_core).collect()
+    Ok(alerts.into_iter().map(crate::types::Alert::from_core).collect())
 }
 
 /// A tariff with the name it is compared under.

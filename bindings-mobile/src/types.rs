@@ -274,8 +274,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub(crate) fn from_core(f: meterkit::Finding) -> Result<Self, MeterkitError> {
-        Ok(Finding {
+    pub(crate) fn from_core(f: meterkit::Finding) -> Self {
+        Finding {
             rule: f.rule,
             severity: f.severity,
             action: f.action,
@@ -290,7 +290,7 @@ impl Finding {
             expected_high: f.expected.map(|r| r.1),
             score: f.score,
             message: f.message,
-        })
+        }
     }
 
     pub(crate) fn to_core(&self) -> Result<meterkit::Finding, MeterkitError> {
@@ -311,7 +311,7 @@ impl Finding {
     }
 }
 
-pub(crate) fn findings_from_core(v: Vec<meterkit::Finding>) -> Result<Vec<Finding>, MeterkitError> {
+pub(crate) fn findings_from_core(v: Vec<meterkit::Finding>) -> Vec<Finding> {
     v.into_iter().map(Finding::from_core).collect()
 }
 
@@ -343,8 +343,8 @@ pub struct Alert {
 }
 
 impl Alert {
-    pub(crate) fn from_core(a: meterkit::vee::alert::Alert) -> Result<Self, MeterkitError> {
-        Ok(Alert {
+    pub(crate) fn from_core(a: meterkit::vee::alert::Alert) -> Self {
+        Alert {
             rules: a.rules,
             severity: a.severity,
             tenant: a.tenant,
@@ -356,7 +356,7 @@ impl Alert {
             expected_low: a.expected.map(|r| r.0),
             expected_high: a.expected.map(|r| r.1),
             findings: a.findings,
-        })
+        }
     }
 }
 
@@ -376,8 +376,8 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    pub(crate) fn from_core(r: meterkit::engine::IngestReport) -> Result<Self, MeterkitError> {
-        Ok(IngestReport {
+    pub(crate) fn from_core(r: meterkit::engine::IngestReport) -> Self {
+        IngestReport {
             accepted: r.accepted,
             duplicates: r.duplicates,
             replaced: r.replaced,
@@ -392,8 +392,8 @@ impl IngestReport {
                     reason: x.reason,
                 })
                 .collect(),
-            findings: findings_from_core(r.findings)?,
-        })
+            findings: findings_from_core(r.findings),
+        }
     }
 
     fn to_core(&self) -> Result<meterkit::engine::IngestReport, MeterkitError> {
@@ -592,8 +592,8 @@ impl Query {
         Ok(q)
     }
 
-    pub(crate) fn from_core(q: meterkit::Query) -> Result<Self, MeterkitError> {
-        Ok(Query {
+    pub(crate) fn from_core(q: meterkit::Query) -> Self {
+        Query {
             tenant: q.tenant,
             metric: q.metric,
             window: q.window.to_string(),
@@ -605,7 +605,7 @@ impl Query {
             from: q.from.map(to_system),
             to: q.to.map(to_system),
             fill: q.fill,
-        })
+        }
     }
 }
 
@@ -755,7 +755,7 @@ pub fn records_from_json(json: String) -> Result<Vec<UsageRecord>, MeterkitError
     } else {
         parse_json(&json, "usage record batch")?
     };
-    Ok(records.into_iter().map(UsageRecord::from).collect())
+    Ok(records.into_iter().collect())
 }
 
 /// An ingest report as the core's JSON. Errors: `Parse` for an unknown rejection kind.
@@ -787,7 +787,7 @@ pub fn findings_to_json(findings: Vec<Finding>) -> Result<String, MeterkitError>
 /// Errors: `Parse` for invalid JSON or fields.
 #[uniffi::export]
 pub fn query_from_json(json: String) -> Result<Query, MeterkitError> {
-    Query::from_core(parse_json(&json, "query")?)
+    Ok(Query::from_core(parse_json(&json, "query")?))
 }
 
 /// A bill request from the core's JSON (`{"tenant","subject","metric","period_start",
@@ -820,12 +820,13 @@ mod tests {
     }
 
     #[test]
-    fn records_convert_both_ways_unchanged() {
-        let json = r#"{"id":"r1","tenant":"t","subject":"s","metric":"kwh","quantity":"1.50","timestamp":"2024-03-01T09:00:00Z","end":"2024-03-01T09:15:00Z","dimensions":{"a":"b"},"quality":"flagged"}"#;
+    fn records_cross_the_boundary_unchanged() {
+        let json = r#"{"id":"r1","tenant":"t","subject":"s","metric":"kwh","quantity":"1.50","timestamp":"2024-03-01T09:00:00.5Z","end":"2024-03-01T09:15:00Z","dimensions":{"b":"2","a":"1"},"quality":"flagged"}"#;
         let core: meterkit::UsageRecord = serde_json::from_str(json).unwrap();
-        let mirror = UsageRecord::from(core.clone());
-        assert_eq!(mirror.to_core().unwrap(), core);
-        assert_eq!(mirror.into_core().unwrap(), core);
+        let buf = <UsageRecord as uniffi::Lower<crate::UniFfiTag>>::lower(core.clone());
+        let back = <UsageRecord as uniffi::Lift<crate::UniFfiTag>>::try_lift(buf).unwrap();
+        assert_eq!(back, core);
+        assert_eq!(back.quantity.to_string(), "1.50", "the scale is kept");
     }
 
     #[test]
@@ -838,11 +839,6 @@ mod tests {
             assert!(!matches!(m, MeterkitError::Internal { .. }), "{kind:?} has its own variant");
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Rule;
 
     /// `Rule` is `#[non_exhaustive]` in the core, so a variant missing from the remote
     /// declaration above would compile and panic when lowered: every rule the core names (its
