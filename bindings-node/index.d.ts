@@ -468,6 +468,12 @@ export declare class Engine {
    * `E_INVALID_TIME_ZONE` for invalid options, `E_CONFLICT`, `E_STORE`, `E_OVERFLOW`.
    */
   recordReading(tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null): { meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }
+  checkReading(tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null): { meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }
+  outboxQueue(records: UsageRecordInput | UsageRecordInput[]): IngestReport
+  outboxPending(tenant: string, limit: number): UsageRecord[]
+  outboxCount(tenant: string): number
+  outboxAck(tenant: string, ids: string[], now?: Date | string | null): number
+  outboxPurge(tenant: string, before: Date | string): number
   /**
    * `ingest` off the JS thread: only `JSON.stringify` runs on it; parsing, rollups and storage
    * run on libuv's thread pool.

@@ -93,7 +93,7 @@ pub fn rust_bench_validate_reading(
 /// them) into core records — the Rust half of the boundary. Errors: none in practice.
 #[uniffi::export]
 pub fn rust_bench_convert(n: u32) -> Result<u64, MeterkitError> {
-    let records: Vec<UsageRecord> = synthetic(n).into_iter().map(UsageRecord::from).collect();
+    let records: Vec<UsageRecord> = synthetic(n);
     let start = Instant::now();
     let core = records_to_core(records)?;
     let elapsed = start.elapsed();

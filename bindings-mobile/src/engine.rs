@@ -1,19 +1,15 @@
 //! The `Engine` object (the core's engine over an in-memory store or a local SQLite file), the
-//! foreign-implemented `Notifier`, and the upload queue.
+//! foreign-implemented `Notifier`, and the upload queue (the core's outbox: `Engine::outbox_*`,
+//! see `meterkit::outbox` for its markers, retention and count).
 //!
-//! The upload queue is the engine's stored records plus store metadata written through the
-//! public `Store` API: `queue` writes a marker `mobile/upload/pending/{id}` for each record of
-//! the batch, ingests the batch (idempotent by `(tenant, id)`), and drops the markers of the
-//! records the engine rejected; `mark_uploaded` swaps a pending marker for
-//! `mobile/upload/sent/{id}`, so a record queued again after its upload is not uploaded twice.
 //! A server receiving the same batch twice counts it once: ingest is idempotent by
 //! `(tenant, id)` (`import_json`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use meterkit::{store::BucketKey, store::ChangeSet, store::StoredBucket, Decimal, RollupSpec, Store};
+use meterkit::{Decimal, RollupSpec, Store};
 
 use crate::error::MeterkitError;
 use crate::field::{Tariff, ValidationConfig};
@@ -21,9 +17,6 @@ use crate::types::{
     buckets_from_core, from_system, records_to_core, to_system, Alert, Bill, BillRequest, Bucket, Finding,
     IngestReport, Query, Quota, Totals, UsageRecord,
 };
-
-const PENDING: &str = "mobile/upload/pending/";
-const SENT: &str = "mobile/upload/sent/";
 
 /// Pending records exported for upload ([`Engine::export_pending`]).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -65,8 +58,8 @@ impl ReadingOutcome {
             reading: o.reading,
             status: o.status.as_str().to_string(),
             consumption: o.consumption,
-            findings: crate::types::findings_from_core(o.findings)?,
-            records: o.records.into_iter().map(UsageRecord::from).collect(),
+            findings: crate::types::findings_from_core(o.findings),
+            records: o.records,
             json,
         })
     }
@@ -137,18 +130,9 @@ fn event_from_core(e: &meterkit::Event) -> MobileEvent {
         E::LateRecord { tenant, id, window, bucket } => {
             MobileEvent::LateRecord { tenant, id, window, bucket: bucket.into() }
         }
-        E::AnomalyDetected { finding } => match Finding::from_core(finding) {
-            Ok(finding) => MobileEvent::AnomalyDetected { finding },
-            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
-        },
-        E::AlertRaised { alert } => match Alert::from_core(alert) {
-            Ok(alert) => MobileEvent::AlertRaised { alert },
-            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
-        },
-        E::AlertResolved { alert } => match Alert::from_core(alert) {
-            Ok(alert) => MobileEvent::AlertResolved { alert },
-            Err(_) => MobileEvent::Other { json: serde_json::to_string(e).unwrap_or_default() },
-        },
+        E::AnomalyDetected { finding } => MobileEvent::AnomalyDetected { finding: Finding::from_core(finding) },
+        E::AlertRaised { alert } => MobileEvent::AlertRaised { alert: Alert::from_core(alert) },
+        E::AlertResolved { alert } => MobileEvent::AlertResolved { alert: Alert::from_core(alert) },
         E::WindowClosed { tenant, window, bucket } => {
             MobileEvent::WindowClosed { tenant, window, bucket: bucket.into() }
         }
@@ -188,67 +172,6 @@ impl meterkit::Notifier for HostNotifier {
         if !matches!(call, Ok(Ok(()))) {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A store shared between the engine and the upload queue
-
-/// The engine's store behind a mutex the binding also holds, so that the upload queue can read
-/// and write metadata through the public `Store` API while the engine owns the store.
-#[derive(Clone)]
-struct SharedStore(Arc<Mutex<Box<dyn Store>>>);
-
-impl SharedStore {
-    fn lock(&self) -> MutexGuard<'_, Box<dyn Store>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Store for SharedStore {
-    fn specs(&self) -> meterkit::Result<Vec<RollupSpec>> {
-        self.lock().specs()
-    }
-    fn get_records(&self, tenant: &str, ids: &[&str]) -> meterkit::Result<Vec<Option<meterkit::UsageRecord>>> {
-        self.lock().get_records(tenant, ids)
-    }
-    fn records(
-        &self,
-        tenant: &str,
-        metric: &str,
-        subject: Option<&str>,
-        from: i64,
-        to: i64,
-    ) -> meterkit::Result<Vec<meterkit::UsageRecord>> {
-        self.lock().records(tenant, metric, subject, from, to)
-    }
-    fn scan_metric(
-        &self,
-        metric: &str,
-        f: &mut dyn FnMut(&meterkit::UsageRecord) -> meterkit::Result<()>,
-    ) -> meterkit::Result<()> {
-        self.lock().scan_metric(metric, f)
-    }
-    fn apply(&mut self, changes: &ChangeSet<'_>) -> meterkit::Result<Vec<bool>> {
-        self.lock().apply(changes)
-    }
-    fn buckets(&self, tenant: &str, spec: u32, from: i64, to: i64) -> meterkit::Result<Vec<StoredBucket>> {
-        self.lock().buckets(tenant, spec, from, to)
-    }
-    fn bucket(&self, key: &BucketKey) -> meterkit::Result<Option<StoredBucket>> {
-        self.lock().bucket(key)
-    }
-    fn open_buckets_until(&self, tenant: &str, cutoff: i64) -> meterkit::Result<Vec<StoredBucket>> {
-        self.lock().open_buckets_until(tenant, cutoff)
-    }
-    fn mark_closed(&mut self, keys: &[BucketKey]) -> meterkit::Result<()> {
-        self.lock().mark_closed(keys)
-    }
-    fn meta(&self, tenant: &str, key: &str) -> meterkit::Result<Option<String>> {
-        self.lock().meta(tenant, key)
-    }
-    fn meta_prefix(&self, tenant: &str, prefix: &str) -> meterkit::Result<Vec<(String, String)>> {
-        self.lock().meta_prefix(tenant, prefix)
     }
 }
 
@@ -380,8 +303,7 @@ impl PackedColumns {
 /// device. Thread-safe; every method may be called from any thread.
 #[derive(uniffi::Object)]
 pub struct Engine {
-    inner: meterkit::Engine,
-    store: SharedStore,
+    pub(crate) inner: meterkit::Engine,
     notifier_failures: Arc<AtomicU64>,
 }
 
@@ -393,21 +315,12 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     fn build(store: Box<dyn Store>, notifier: Option<Arc<dyn Notifier>>) -> Result<Arc<Self>, MeterkitError> {
-        let store = SharedStore(Arc::new(Mutex::new(store)));
         let failures = Arc::new(AtomicU64::new(0));
-        let mut inner = meterkit::Engine::new(store.clone())?;
+        let mut inner = meterkit::Engine::new(store)?;
         if let Some(host) = notifier {
             inner = inner.with_notifier(Arc::new(HostNotifier { host, failures: failures.clone() }));
         }
-        Ok(Arc::new(Engine { inner, store, notifier_failures: failures }))
-    }
-
-    fn set_meta(&self, meta: Vec<(String, String, Option<String>)>) -> Result<(), MeterkitError> {
-        if !meta.is_empty() {
-            let changes = ChangeSet { meta, ..ChangeSet::default() };
-            self.store.lock().apply(&changes)?;
-        }
-        Ok(())
+        Ok(Arc::new(Engine { inner, notifier_failures: failures }))
     }
 }
 
@@ -449,7 +362,7 @@ impl Engine {
     /// `Store`.
     pub fn ingest(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// [`Engine::ingest`] for a named `source` (a sync job): also moves the source's watermark,
@@ -457,7 +370,7 @@ impl Engine {
     /// Errors: `InvalidQuery` (field `source`) for an empty source name; as [`Engine::ingest`].
     pub fn ingest_from(&self, source: String, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        IngestReport::from_core(self.inner.ingest_from(&source, &batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest_from(&source, &batch)?))
     }
 
     /// The watermark of `source` for `tenant`: the greatest timestamp an
@@ -480,37 +393,37 @@ impl Engine {
     /// (nothing stored), `Store`.
     pub fn replace(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        IngestReport::from_core(self.inner.replace(&batch)?)
+        Ok(IngestReport::from_core(self.inner.replace(&batch)?))
     }
 
     /// The versions of `(tenant, id)` that [`Engine::replace`] replaced, oldest first.
     pub fn history(&self, tenant: String, id: String) -> Result<Vec<UsageRecord>, MeterkitError> {
-        Ok(self.inner.history(&tenant, &id)?.into_iter().map(UsageRecord::from).collect())
+        Ok(self.inner.history(&tenant, &id)?.into_iter().collect())
     }
 
     /// Ingest one record (the single-reading case of [`Engine::ingest`]).
     pub fn ingest_one(&self, record: UsageRecord) -> Result<IngestReport, MeterkitError> {
-        let batch = [record.into_core()?];
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        let batch = [record];
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// Ingest columns (see [`RecordColumns`]): the fast path for big batches. Errors: as
     /// `RecordColumns` (nothing stored) and as [`Engine::ingest`].
     pub fn ingest_columns(&self, columns: RecordColumns) -> Result<IngestReport, MeterkitError> {
         let batch = columns.into_core()?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// Ingest packed columns (see [`PackedColumns`]). Errors: as [`Engine::ingest_columns`].
     pub fn ingest_packed(&self, columns: PackedColumns) -> Result<IngestReport, MeterkitError> {
         let batch = columns.unpack()?.into_core()?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
     /// Errors: `NotFound` when no such record is stored.
     pub fn retract(&self, tenant: String, id: String) -> Result<UsageRecord, MeterkitError> {
-        Ok(self.inner.retract(&tenant, &id)?.into())
+        Ok(self.inner.retract(&tenant, &id)?)
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -526,7 +439,7 @@ impl Engine {
     ) -> Result<Vec<UsageRecord>, MeterkitError> {
         let (from, to) = (from_system(from, "from")?, from_system(to, "to")?);
         let records = self.inner.records(&tenant, &metric, subject.as_deref(), from, to)?;
-        Ok(records.into_iter().map(UsageRecord::from).collect())
+        Ok(records.into_iter().collect())
     }
 
     /// Answer a rollup query (rows by window start, then group values). Errors: `InvalidWindow`,
@@ -577,7 +490,7 @@ impl Engine {
     /// Bill `request.subject` with `tariff` from the stored records of the period — on a device,
     /// the estimate of the current period so far. Errors: those of the core's `Engine::bill`.
     pub fn bill(&self, tariff: Arc<Tariff>, request: BillRequest) -> Result<Bill, MeterkitError> {
-        Ok(self.inner.bill(&tariff.inner, &request.to_core()?)?.into())
+        Ok(self.inner.bill(&tariff.inner, &request.to_core()?)?)
     }
 
     /// Validate the new records of `metric` in every later ingest with `config` (the core's
@@ -618,92 +531,77 @@ impl Engine {
         exchange: Option<Decimal>,
         options_json: Option<String>,
     ) -> Result<ReadingOutcome, MeterkitError> {
-        let opts: meterkit::reading::check::ReadingOptions = match options_json {
-            None => meterkit::reading::check::ReadingOptions::default(),
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The reading options are invalid: {e}"))
-                    .with_field("options_json")
-            })?,
-        };
+        let opts = reading_options(options_json)?;
         let outcome = self.inner.record_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
         ReadingOutcome::from_core(outcome)
     }
 
-    // -- upload queue ---------------------------------------------------------------------------
+    /// Check a register `reading` exactly as [`Engine::record_reading`] does (same decisions,
+    /// findings and consumption) but store nothing (the core's `Engine::check_reading`): what the
+    /// app shows before the engineer confirms. Errors: as [`Engine::record_reading`].
+    #[uniffi::method(default(exchange = None, options_json = None))]
+    pub fn check_reading(
+        &self,
+        tenant: String,
+        metric: String,
+        reading: crate::types::MeterReading,
+        exchange: Option<Decimal>,
+        options_json: Option<String>,
+    ) -> Result<ReadingOutcome, MeterkitError> {
+        let opts = reading_options(options_json)?;
+        let outcome = self.inner.check_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
+        ReadingOutcome::from_core(outcome)
+    }
 
-    /// Keep `records` on the device and queue them for upload: ingested like [`Engine::ingest`]
-    /// (idempotent), each non-rejected record not yet uploaded is marked pending. Errors: as
-    /// [`Engine::ingest`].
+    // -- upload queue (the core's outbox) --------------------------------------------------------
+
+    /// Keep `records` on the device and queue them for upload (the core's `Engine::outbox_queue`):
+    /// ingested like [`Engine::ingest`] (idempotent), each non-rejected record not yet uploaded is
+    /// marked pending. Errors: as [`Engine::ingest`].
     pub fn queue(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
-        let batch = records_to_core(records)?;
-        let mut marks = Vec::with_capacity(batch.len());
-        {
-            let store = self.store.lock();
-            for r in &batch {
-                if store.meta(&r.tenant, &format!("{SENT}{}", r.id))?.is_none() {
-                    marks.push((r.tenant.clone(), format!("{PENDING}{}", r.id), Some(String::new())));
-                }
-            }
-        }
-        // Markers first: after a crash between the two steps a marker may name a record that was
-        // never stored (skipped by `pending_uploads`), but no stored record misses its marker.
-        self.set_meta(marks)?;
-        let report = self.inner.ingest(&batch)?;
-        let unmark = report
-            .rejected
-            .iter()
-            .filter(|x| x.kind != meterkit::ErrorKind::Conflict)
-            .map(|x| (x.tenant.clone(), format!("{PENDING}{}", x.id), None))
-            .collect();
-        self.set_meta(unmark)?;
-        IngestReport::from_core(report)
+        Ok(IngestReport::from_core(self.inner.outbox_queue(&records_to_core(records)?)?))
     }
 
     /// Up to `limit` records of `tenant` queued and not yet uploaded, by id. Errors: `Store`.
     pub fn pending_uploads(&self, tenant: String, limit: u32) -> Result<Vec<UsageRecord>, MeterkitError> {
-        let store = self.store.lock();
-        let keys = store.meta_prefix(&tenant, PENDING)?;
-        let ids: Vec<&str> = keys.iter().filter_map(|(k, _)| k.strip_prefix(PENDING)).take(limit as usize).collect();
-        let records = store.get_records(&tenant, &ids)?;
-        Ok(records.into_iter().flatten().map(UsageRecord::from).collect())
+        let export = self.inner.outbox_pending(&tenant, limit as usize)?;
+        Ok(export.records.into_iter().collect())
     }
 
-    /// How many records of `tenant` wait for upload. Errors: `Store`.
+    /// How many records of `tenant` wait for upload: one metadata read (O(1)). Errors: `Store`.
     pub fn pending_count(&self, tenant: String) -> Result<u64, MeterkitError> {
-        Ok(self.store.lock().meta_prefix(&tenant, PENDING)?.len() as u64)
+        Ok(self.inner.outbox_count(&tenant)?)
     }
 
     /// Mark records of `tenant` uploaded (after the server confirmed them): they leave the queue
-    /// and are not queued again. Returns how many were pending. Errors: `Store`.
+    /// and are not queued again within the retention window (30 days; older sent markers are
+    /// removed now). Returns how many were pending. Errors: `Store`.
     pub fn mark_uploaded(&self, tenant: String, ids: Vec<String>) -> Result<u64, MeterkitError> {
-        let mut meta = Vec::new();
-        {
-            let store = self.store.lock();
-            for id in &ids {
-                if store.meta(&tenant, &format!("{PENDING}{id}"))?.is_some() {
-                    meta.push((tenant.clone(), format!("{PENDING}{id}"), None));
-                    meta.push((tenant.clone(), format!("{SENT}{id}"), Some(String::new())));
-                }
-            }
-        }
-        let n = meta.len() as u64 / 2;
-        self.set_meta(meta)?;
-        Ok(n)
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        Ok(self.inner.outbox_ack(&tenant, &ids, chrono::Utc::now())?)
+    }
+
+    /// Tidy the upload queue of `tenant` (the core's `Engine::outbox_purge`): remove the sent
+    /// markers of uploads confirmed before `before`, the pending markers naming no stored record
+    /// (left by a crash), and recount. Returns how many markers were removed. Errors: `Parse` for
+    /// an instant out of range, `Store`.
+    pub fn purge_uploads(&self, tenant: String, before: SystemTime) -> Result<u64, MeterkitError> {
+        Ok(self.inner.outbox_purge(&tenant, from_system(before, "before")?)?)
     }
 
     /// Up to `limit` pending records of `tenant` as the core's JSON array — the body a server
     /// imports (with `import_json`, the CLI, or any binding's ingest). Errors: `Store`.
     pub fn export_pending_json(&self, tenant: String, limit: u32) -> Result<String, MeterkitError> {
-        crate::types::records_to_json(self.pending_uploads(tenant, limit)?)
+        Ok(self.export_pending(tenant, limit)?.json)
     }
 
     /// Up to `limit` pending records of `tenant` for upload: the JSON body (as
     /// [`Engine::export_pending_json`]) and the ids it holds, to pass to `mark_uploaded` once the
     /// server confirmed the upload (no re-parsing of the body). Errors: `Store`.
     pub fn export_pending(&self, tenant: String, limit: u32) -> Result<PendingExport, MeterkitError> {
-        let records = self.pending_uploads(tenant, limit)?;
-        let ids = records.iter().map(|r| r.id.clone()).collect();
-        Ok(PendingExport { ids, json: crate::types::records_to_json(records)? })
+        let export = self.inner.outbox_pending(&tenant, limit as usize)?;
+        let json = serde_json::to_string(&export.records).map_err(|e| MeterkitError::internal(e.to_string()))?;
+        Ok(PendingExport { ids: export.ids, json })
     }
 
     /// Ingest a batch exported as the core's JSON (an array of records or one record):
@@ -711,8 +609,18 @@ impl Engine {
     /// duplicate). Errors: `Parse` for invalid JSON, and those of [`Engine::ingest`].
     pub fn import_json(&self, json: String) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(crate::types::records_from_json(json)?)?;
-        IngestReport::from_core(self.inner.ingest(&batch)?)
+        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
     }
+}
+
+/// The core's `ReadingOptions` from its JSON (`None`: the defaults). Errors: `Parse`.
+fn reading_options(json: Option<String>) -> Result<meterkit::reading::check::ReadingOptions, MeterkitError> {
+    let Some(text) = json else { return Ok(meterkit::reading::check::ReadingOptions::default()) };
+    serde_json::from_str(&text).map_err(|e| {
+        meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The reading options are invalid: {e}"))
+            .with_field("options_json")
+            .into()
+    })
 }
 
 #[cfg(test)]
@@ -777,7 +685,7 @@ mod tests {
     #[test]
     fn the_queue_marks_pending_and_uploaded_records() {
         let engine = Engine::in_memory(None).unwrap();
-        let batch = cols(3).into_core().unwrap().into_iter().map(UsageRecord::from).collect::<Vec<_>>();
+        let batch = cols(3).into_core().unwrap().into_iter().collect::<Vec<_>>();
         assert_eq!(engine.queue(batch.clone()).unwrap().accepted, 3);
         assert_eq!(engine.pending_count("t".into()).unwrap(), 3);
         assert_eq!(engine.mark_uploaded("t".into(), vec!["r0".into(), "r1".into()]).unwrap(), 2);

@@ -86,7 +86,7 @@ impl Tariff {
     /// empty period, `InvalidTimeZone`, `Overflow`), `Parse` for instants out of range.
     pub fn bill(&self, request: BillRequest, records: Vec<UsageRecord>) -> Result<Bill, MeterkitError> {
         let records = records_to_core(records)?;
-        Ok(self.inner.bill(&request.to_core()?, &records)?.into())
+        Ok(self.inner.bill(&request.to_core()?, &records)?)
     }
 }
 
@@ -132,10 +132,10 @@ impl ValidationConfig {
     }
 }
 
-/// The outcome of checking a register reading: the consumption it implies (none for a first
-/// reading, a meter exchange or a rejected reading) and every finding (reading rules such as
-/// `rollover`, `meter_exchange`, `out_of_order_reading`, then the VEE rules on the consumption
-/// such as `spike` against the last ten).
+/// The outcome of checking a register reading (the core's `reading::ReadingCheck`): the
+/// consumption it implies (none for a first reading, a meter exchange or a rejected reading) and
+/// every finding (reading rules such as `rollover`, `meter_exchange`, `out_of_order_reading`,
+/// then the VEE rules on the consumption such as `spike` against the last ten).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ReadingCheck {
     /// The consumption record (quantity in metric units, `timestamp` = previous reading,
@@ -149,26 +149,23 @@ pub struct ReadingCheck {
     pub flagged: bool,
 }
 
-fn reading_check(
-    consumption: Option<meterkit::UsageRecord>,
-    findings: Vec<meterkit::Finding>,
-) -> Result<ReadingCheck, MeterkitError> {
-    let rejected = findings.iter().any(|f| f.action == meterkit::vee::Action::Reject);
-    let flagged = findings.iter().any(|f| f.action == meterkit::vee::Action::Flag);
-    Ok(ReadingCheck {
-        consumption: consumption.map(UsageRecord::from),
-        findings: findings_from_core(findings)?,
-        rejected,
-        flagged,
-    })
+impl ReadingCheck {
+    fn from_core(c: meterkit::reading::ReadingCheck) -> Self {
+        ReadingCheck {
+            consumption: c.consumption,
+            findings: findings_from_core(c.findings),
+            rejected: c.rejected,
+            flagged: c.flagged,
+        }
+    }
 }
 
 /// Check a new register `reading` of `metric` against the meter's `history` (older readings,
-/// oldest first; the last ten or so are enough): the register rules of the core's
-/// `RegisterTracker` (roll-over with `register_digits`, meter exchange, duplicate, out of order,
-/// invalid), then the core's `Validator` with `config` (default: the core's defaults) on the
-/// implied consumption, after replaying the history's consumption through it. `now` fixes the
-/// clock for the future/age rules (default: the wall clock).
+/// oldest first; the last ten or so are enough), storing nothing (the core's
+/// `reading::validate_reading`): the register rules (roll-over with `register_digits`, meter
+/// exchange, duplicate, out of order, invalid), then the VEE rules with `config` (default: the
+/// core's defaults) on the implied consumption. `now` fixes the clock for the future/age rules
+/// (default: the wall clock). For the engine's stored history use `Engine.checkReading`.
 /// Errors: `Validation` for an invalid config, `Parse` for instants out of range.
 #[uniffi::export(default(config = None, now = None))]
 pub fn validate_reading(
@@ -179,26 +176,17 @@ pub fn validate_reading(
     config: Option<Arc<ValidationConfig>>,
     now: Option<SystemTime>,
 ) -> Result<ReadingCheck, MeterkitError> {
-    let mut tracker = meterkit::reading::RegisterTracker::new(tenant, metric.clone());
     let history = history.iter().map(MeterReading::to_core).collect::<Result<Vec<_>, _>>()?;
-    let (past, _) = tracker.push_all(&history);
-    let config = config.map_or_else(meterkit::vee::ValidationConfig::default, |c| c.inner.clone());
-    let mut validator = meterkit::Validator::new([(metric, config)])?;
-    if let Some(now) = now {
-        validator = validator.with_now(crate::types::from_system(now, "now")?);
-    }
-    validator.check_all(&past);
-    let (record, mut findings) = tracker.push(&reading.to_core()?);
-    if let Some(r) = &record {
-        findings.extend(validator.check(r));
-    }
-    reading_check(record, findings)
+    let config = config.map(|c| c.inner.clone());
+    let now = now.map(|t| crate::types::from_system(t, "now")).transpose()?;
+    let check = meterkit::reading::validate_reading(&tenant, &metric, &history, &reading.to_core()?, config, now)?;
+    Ok(ReadingCheck::from_core(check))
 }
 
-/// Consumption between two readings of one meter: (current − previous) × multiplier, or the
-/// roll-over amount when the register wrapped (needs `register_digits`), with the register
-/// findings. No VEE statistics (see [`validate_reading`]). Errors: `Parse` for instants out of
-/// range.
+/// Consumption between two readings of one meter (the core's `reading::consumption`):
+/// (current − previous) × multiplier, or the roll-over amount when the register wrapped (needs
+/// `register_digits`), with the register findings. No VEE statistics (see [`validate_reading`]).
+/// Errors: `Parse` for instants out of range.
 #[uniffi::export]
 pub fn consumption(
     tenant: String,
@@ -206,11 +194,12 @@ pub fn consumption(
     previous: MeterReading,
     current: MeterReading,
 ) -> Result<ReadingCheck, MeterkitError> {
-    let mut tracker = meterkit::reading::RegisterTracker::new(tenant, metric);
-    let (_, mut findings) = tracker.push(&previous.to_core()?);
-    let (record, more) = tracker.push(&current.to_core()?);
-    findings.extend(more);
-    reading_check(record, findings)
+    Ok(ReadingCheck::from_core(meterkit::reading::consumption(
+        &tenant,
+        &metric,
+        &previous.to_core()?,
+        &current.to_core()?,
+    )))
 }
 
 /// Estimate the bill of the period in `request` from the records so far (the consumption of the
@@ -243,7 +232,7 @@ pub fn validate_records(
     if let Some(now) = now {
         validator = validator.with_now(crate::types::from_system(now, "now")?);
     }
-    findings_from_core(validator.check_all(&records_to_core(records)?))
+    Ok(findings_from_core(validator.check_all(&records_to_core(records)?)))
 }
 
 /// The alerts of a batch: `findings` (from [`validate_records`] over `records`) merged per series —
@@ -263,7 +252,7 @@ pub fn alerts_of(
         &findings,
         meterkit::vee::alert::AlertConfig { gap, warmup },
     )?;
-    alerts.into_iter().map(crate::types::Alert::from_core).collect()
+    Ok(alerts.into_iter().map(crate::types::Alert::from_core).collect())
 }
 
 /// A tariff with the name it is compared under.

@@ -17,13 +17,13 @@
 //!
 //! What is where: the VEE rules, register roll-over, tariffs and bills, rollups and idempotent
 //! ingest are the core's; the local SQLite store is `meterkit-sqlite`; the upload queue is the
-//! engine's stored records plus store metadata markers written through the public `Store` API
-//! (see the `engine` module); JSON export/import is the core's serde format of `UsageRecord`.
+//! core's outbox (`meterkit::outbox`, `Engine::outbox_*`); JSON export/import is the core's serde format of `UsageRecord`.
 
 // Test and benchmark entry points: only in a library built with `--features test-support`
 // (scripts/test-mobile, scripts/bench-mobile), never in the one an app ships.
 #[cfg(feature = "test-support")]
 mod bench;
+mod billing;
 mod engine;
 mod error;
 mod field;
@@ -33,6 +33,9 @@ mod types;
 pub use crate::bench::{
     count_columns, count_records, rust_bench_convert, rust_bench_convert_columns, rust_bench_ingest,
     rust_bench_validate_reading,
+};
+pub use crate::billing::{
+    allocate, create_invoice, estimate_gaps, split_shared_meter, EstimateConfig, Invoice, Share, SharedMeter,
 };
 pub use crate::engine::{Engine, MobileEvent, Notifier, PackedColumns, RecordColumns};
 pub use crate::error::MeterkitError;

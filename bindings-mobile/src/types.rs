@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 use meterkit::{Decimal, ErrorKind};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::MeterkitError;
 
@@ -51,13 +51,6 @@ fn opt_from_system(t: Option<SystemTime>, field: &str) -> Result<Option<DateTime
     t.map(|t| from_system(t, field)).transpose()
 }
 
-/// Convert between a core enum and its mirror through their common snake_case serde names.
-pub(crate) fn via_serde<A: Serialize, B: DeserializeOwned>(a: &A) -> Result<B, MeterkitError> {
-    serde_json::to_value(a)
-        .and_then(serde_json::from_value)
-        .map_err(|e| MeterkitError::internal(format!("mirror type out of step with the core: {e}")))
-}
-
 /// The snake_case name of an error kind (`conflict`).
 pub(crate) fn kind_name(k: ErrorKind) -> String {
     k.name().to_string()
@@ -78,9 +71,17 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, MeterkitError> {
 // ---------------------------------------------------------------------------------------------
 // Enums
 
+// The core's enums, derived with `#[uniffi::remote]`: the variant lists below are checked against
+// the core's at compile time (a variant the core adds and this list lacks does not compile; for
+// the `#[non_exhaustive]` `Rule` it is caught by `every_core_rule_crosses_the_boundary` below), and
+// no conversion code is needed.
+pub use meterkit::engine::Fill;
+pub use meterkit::reading::ReadingKind;
+pub use meterkit::record::Quality;
+pub use meterkit::vee::{Action, Rule, Severity};
+
 /// Data quality of a record (`actual`, `flagged`, `estimated`); see the core's `Quality`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Quality {
     /// Measured and accepted.
     Actual,
@@ -90,29 +91,8 @@ pub enum Quality {
     Estimated,
 }
 
-impl From<meterkit::record::Quality> for Quality {
-    fn from(q: meterkit::record::Quality) -> Self {
-        match q {
-            meterkit::record::Quality::Actual => Quality::Actual,
-            meterkit::record::Quality::Flagged => Quality::Flagged,
-            meterkit::record::Quality::Estimated => Quality::Estimated,
-        }
-    }
-}
-
-impl From<Quality> for meterkit::record::Quality {
-    fn from(q: Quality) -> Self {
-        match q {
-            Quality::Actual => meterkit::record::Quality::Actual,
-            Quality::Flagged => meterkit::record::Quality::Flagged,
-            Quality::Estimated => meterkit::record::Quality::Estimated,
-        }
-    }
-}
-
 /// Who produced a register reading; see the core's `ReadingKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum ReadingKind {
     /// Read from the meter.
     Actual,
@@ -123,8 +103,7 @@ pub enum ReadingKind {
 }
 
 /// Whether a query returns empty windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Fill {
     /// Only windows with records.
     None,
@@ -133,8 +112,7 @@ pub enum Fill {
 }
 
 /// How serious a validation finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Severity {
     /// For the record only.
     Info,
@@ -145,8 +123,7 @@ pub enum Severity {
 }
 
 /// What a finding does to its record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Action {
     /// Stored as is.
     Accept,
@@ -156,10 +133,9 @@ pub enum Action {
     Reject,
 }
 
-/// The validation rule that raised a finding (the core's `Rule`, same names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)] // one-to-one with the core's documented `Rule`
+/// The validation rule that raised a finding (the core's `Rule`).
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
 pub enum Rule {
     NegativeQuantity,
     InvalidQuantity,
@@ -196,10 +172,29 @@ pub enum Rule {
 // ---------------------------------------------------------------------------------------------
 // Records
 
-/// One measured amount of usage (the core's `UsageRecord`): `(tenant, id)` is the idempotency
-/// key; `quantity` is exact, in the metric's unit; `timestamp` is when the usage starts, `end`
-/// (optional) when it ends.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// An instant of the core (`chrono::DateTime<Utc>`) as a uniffi custom type over `SystemTime`
+/// (Kotlin `Instant`, Swift `Date`): what the core records carry, derived with `uniffi::remote`.
+pub type Timestamp = DateTime<Utc>;
+
+uniffi::custom_type!(Timestamp, SystemTime, {
+    remote,
+    lower: |t| to_system(t),
+    try_lift: |t| from_system(t, "timestamp").map_err(uniffi::deps::anyhow::Error::new),
+});
+
+/// A record's dimensions (the core's ordered map) as a uniffi custom type over a map.
+pub type Dimensions = BTreeMap<String, String>;
+
+uniffi::custom_type!(Dimensions, HashMap<String, String>, {
+    remote,
+    lower: |m| m.into_iter().collect(),
+    try_lift: |m| Ok(m.into_iter().collect()),
+});
+
+/// One measured amount of usage (the core's `UsageRecord`, derived with `uniffi::remote`: no
+/// mirror, no conversion): `(tenant, id)` is the idempotency key; `quantity` is exact, in the
+/// metric's unit; `timestamp` is when the usage starts, `end` (optional) when it ends.
+#[uniffi::remote(Record)]
 pub struct UsageRecord {
     /// Caller-chosen id, unique per tenant.
     pub id: String,
@@ -212,78 +207,22 @@ pub struct UsageRecord {
     /// Exact quantity in the metric's unit.
     pub quantity: Decimal,
     /// When the usage starts.
-    pub timestamp: SystemTime,
+    pub timestamp: Timestamp,
     /// When the usage ends, if known.
     #[uniffi(default = None)]
-    pub end: Option<SystemTime>,
+    pub end: Option<Timestamp>,
     /// Attributes to group and filter by.
-    pub dimensions: HashMap<String, String>,
+    pub dimensions: Dimensions,
     /// Data quality (`actual` unless set by validation or estimation).
     pub quality: Quality,
 }
 
-impl UsageRecord {
-    /// The core record. Errors: `Parse` for a timestamp outside the supported range.
-    pub fn to_core(&self) -> Result<meterkit::UsageRecord, MeterkitError> {
-        Ok(meterkit::UsageRecord {
-            id: self.id.clone(),
-            tenant: self.tenant.clone(),
-            subject: self.subject.clone(),
-            metric: self.metric.clone(),
-            quantity: self.quantity,
-            timestamp: from_system(self.timestamp, "timestamp").map_err(|e| with_record(e, &self.id))?,
-            end: opt_from_system(self.end, "end").map_err(|e| with_record(e, &self.id))?,
-            dimensions: self.dimensions.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            quality: self.quality.into(),
-        })
-    }
+pub use meterkit::UsageRecord;
 
-    /// Consume into the core record (no string copies). Errors: as [`UsageRecord::to_core`].
-    pub fn into_core(self) -> Result<meterkit::UsageRecord, MeterkitError> {
-        let timestamp = from_system(self.timestamp, "timestamp").map_err(|e| with_record(e, &self.id))?;
-        let end = opt_from_system(self.end, "end").map_err(|e| with_record(e, &self.id))?;
-        Ok(meterkit::UsageRecord {
-            id: self.id,
-            tenant: self.tenant,
-            subject: self.subject,
-            metric: self.metric,
-            quantity: self.quantity,
-            timestamp,
-            end,
-            dimensions: self.dimensions.into_iter().collect(),
-            quality: self.quality.into(),
-        })
-    }
-}
-
-fn with_record(e: MeterkitError, id: &str) -> MeterkitError {
-    match e {
-        MeterkitError::Parse { code, reason, field, line, retryable, .. } => {
-            MeterkitError::Parse { code, reason, record_id: Some(id.to_string()), field, line, retryable }
-        }
-        other => other,
-    }
-}
-
-impl From<meterkit::UsageRecord> for UsageRecord {
-    fn from(r: meterkit::UsageRecord) -> Self {
-        UsageRecord {
-            id: r.id,
-            tenant: r.tenant,
-            subject: r.subject,
-            metric: r.metric,
-            quantity: r.quantity,
-            timestamp: to_system(r.timestamp),
-            end: r.end.map(to_system),
-            dimensions: r.dimensions.into_iter().collect(),
-            quality: r.quality.into(),
-        }
-    }
-}
-
-/// Convert a list of mirror records into core records. Errors: as [`UsageRecord::to_core`].
-pub(crate) fn records_to_core(records: Vec<UsageRecord>) -> Result<Vec<meterkit::UsageRecord>, MeterkitError> {
-    records.into_iter().map(UsageRecord::into_core).collect()
+/// The core records of a host batch (the same values: `UsageRecord` is the core's).
+#[allow(clippy::unnecessary_wraps)] // one signature for every batch conversion
+pub(crate) fn records_to_core(records: Vec<UsageRecord>) -> Result<Vec<UsageRecord>, MeterkitError> {
+    Ok(records)
 }
 
 /// A record an ingest did not apply.
@@ -335,11 +274,11 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub(crate) fn from_core(f: meterkit::Finding) -> Result<Self, MeterkitError> {
-        Ok(Finding {
-            rule: via_serde(&f.rule)?,
-            severity: via_serde(&f.severity)?,
-            action: via_serde(&f.action)?,
+    pub(crate) fn from_core(f: meterkit::Finding) -> Self {
+        Finding {
+            rule: f.rule,
+            severity: f.severity,
+            action: f.action,
             is_alert: f.is_alert(),
             tenant: f.tenant,
             subject: f.subject,
@@ -351,14 +290,14 @@ impl Finding {
             expected_high: f.expected.map(|r| r.1),
             score: f.score,
             message: f.message,
-        })
+        }
     }
 
     pub(crate) fn to_core(&self) -> Result<meterkit::Finding, MeterkitError> {
         Ok(meterkit::Finding {
-            rule: via_serde(&self.rule)?,
-            severity: via_serde(&self.severity)?,
-            action: via_serde(&self.action)?,
+            rule: self.rule,
+            severity: self.severity,
+            action: self.action,
             tenant: self.tenant.clone(),
             subject: self.subject.clone(),
             metric: self.metric.clone(),
@@ -372,7 +311,7 @@ impl Finding {
     }
 }
 
-pub(crate) fn findings_from_core(v: Vec<meterkit::Finding>) -> Result<Vec<Finding>, MeterkitError> {
+pub(crate) fn findings_from_core(v: Vec<meterkit::Finding>) -> Vec<Finding> {
     v.into_iter().map(Finding::from_core).collect()
 }
 
@@ -404,10 +343,10 @@ pub struct Alert {
 }
 
 impl Alert {
-    pub(crate) fn from_core(a: meterkit::vee::alert::Alert) -> Result<Self, MeterkitError> {
-        Ok(Alert {
-            rules: a.rules.iter().map(via_serde).collect::<Result<_, _>>()?,
-            severity: via_serde(&a.severity)?,
+    pub(crate) fn from_core(a: meterkit::vee::alert::Alert) -> Self {
+        Alert {
+            rules: a.rules,
+            severity: a.severity,
             tenant: a.tenant,
             subject: a.subject,
             metric: a.metric,
@@ -417,7 +356,7 @@ impl Alert {
             expected_low: a.expected.map(|r| r.0),
             expected_high: a.expected.map(|r| r.1),
             findings: a.findings,
-        })
+        }
     }
 }
 
@@ -437,8 +376,8 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    pub(crate) fn from_core(r: meterkit::engine::IngestReport) -> Result<Self, MeterkitError> {
-        Ok(IngestReport {
+    pub(crate) fn from_core(r: meterkit::engine::IngestReport) -> Self {
+        IngestReport {
             accepted: r.accepted,
             duplicates: r.duplicates,
             replaced: r.replaced,
@@ -453,8 +392,8 @@ impl IngestReport {
                     reason: x.reason,
                 })
                 .collect(),
-            findings: findings_from_core(r.findings)?,
-        })
+            findings: findings_from_core(r.findings),
+        }
     }
 
     fn to_core(&self) -> Result<meterkit::engine::IngestReport, MeterkitError> {
@@ -649,12 +588,12 @@ impl Query {
         q.unique.clone_from(&self.unique);
         q.from = opt_from_system(self.from, "from")?;
         q.to = opt_from_system(self.to, "to")?;
-        q.fill = via_serde(&self.fill)?;
+        q.fill = self.fill;
         Ok(q)
     }
 
-    pub(crate) fn from_core(q: meterkit::Query) -> Result<Self, MeterkitError> {
-        Ok(Query {
+    pub(crate) fn from_core(q: meterkit::Query) -> Self {
+        Query {
             tenant: q.tenant,
             metric: q.metric,
             window: q.window.to_string(),
@@ -665,8 +604,8 @@ impl Query {
             unique: q.unique,
             from: q.from.map(to_system),
             to: q.to.map(to_system),
-            fill: via_serde(&q.fill)?,
-        })
+            fill: q.fill,
+        }
     }
 }
 
@@ -711,96 +650,55 @@ impl BillRequest {
     }
 }
 
-/// One line of a bill (the core's `BillLine`); `amount` is money with the currency's minor-unit
-/// digits (`12.50`).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-#[allow(missing_docs)] // one-to-one with the core's documented `BillLine`
+pub use meterkit::billing::BillLine;
+pub use meterkit::Bill;
+
+/// One line of a bill (the core's `BillLine`, derived with `uniffi::remote`); `amount` is money
+/// with the currency's minor-unit digits (`12.50`).
+#[uniffi::remote(Record)]
 pub struct BillLine {
+    /// The charge's name in the tariff.
     pub charge: String,
+    /// What the line is for, in words.
     pub description: String,
+    /// Units billed.
     pub quantity: Decimal,
+    /// The unit (`kWh`, `day`, `kW`).
     pub unit: String,
+    /// Price per unit.
     pub rate: Decimal,
+    /// Money.
     pub amount: Decimal,
+    /// The tier (1-based) of a tiered charge.
     pub tier: Option<u32>,
+    /// The time-of-use period of a TOU charge.
     pub tou_period: Option<String>,
 }
 
-/// A bill (the core's `Bill`): lines, subtotal, taxes and total in `currency`, money with the
-/// currency's minor-unit digits.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-#[allow(missing_docs)] // one-to-one with the core's documented `Bill`
+/// A bill (the core's `Bill`, derived with `uniffi::remote`): lines, subtotal, taxes and total in
+/// `currency`, money with the currency's minor-unit digits.
+#[uniffi::remote(Record)]
 pub struct Bill {
+    /// Tenant.
     pub tenant: String,
+    /// The subject billed.
     pub subject: String,
-    pub period_start: SystemTime,
-    pub period_end: SystemTime,
+    /// Start of the billing period.
+    pub period_start: Timestamp,
+    /// End of the billing period (exclusive).
+    pub period_end: Timestamp,
+    /// IANA zone of the period.
     pub time_zone: String,
+    /// ISO 4217 code.
     pub currency: String,
+    /// The lines.
     pub lines: Vec<BillLine>,
+    /// Sum of the lines.
     pub subtotal: Decimal,
+    /// Taxes.
     pub taxes: Decimal,
+    /// Subtotal + taxes.
     pub total: Decimal,
-}
-
-impl From<meterkit::Bill> for Bill {
-    fn from(b: meterkit::Bill) -> Self {
-        Bill {
-            tenant: b.tenant,
-            subject: b.subject,
-            period_start: to_system(b.period_start),
-            period_end: to_system(b.period_end),
-            time_zone: b.time_zone,
-            currency: b.currency,
-            lines: b
-                .lines
-                .into_iter()
-                .map(|l| BillLine {
-                    charge: l.charge,
-                    description: l.description,
-                    quantity: l.quantity,
-                    unit: l.unit,
-                    rate: l.rate,
-                    amount: l.amount,
-                    tier: l.tier,
-                    tou_period: l.tou_period,
-                })
-                .collect(),
-            subtotal: b.subtotal,
-            taxes: b.taxes,
-            total: b.total,
-        }
-    }
-}
-
-impl Bill {
-    fn to_core(&self) -> Result<meterkit::Bill, MeterkitError> {
-        Ok(meterkit::Bill {
-            tenant: self.tenant.clone(),
-            subject: self.subject.clone(),
-            period_start: from_system(self.period_start, "period_start")?,
-            period_end: from_system(self.period_end, "period_end")?,
-            time_zone: self.time_zone.clone(),
-            currency: self.currency.clone(),
-            lines: self
-                .lines
-                .iter()
-                .map(|l| meterkit::billing::BillLine {
-                    charge: l.charge.clone(),
-                    description: l.description.clone(),
-                    quantity: l.quantity,
-                    unit: l.unit.clone(),
-                    rate: l.rate,
-                    amount: l.amount,
-                    tier: l.tier,
-                    tou_period: l.tou_period.clone(),
-                })
-                .collect(),
-            subtotal: self.subtotal,
-            taxes: self.taxes,
-            total: self.total,
-        })
-    }
 }
 
 /// One reading of a cumulative register (the core's `MeterReading`): the meter showed
@@ -833,7 +731,7 @@ impl MeterReading {
             register: self.register,
             register_digits: self.register_digits,
             multiplier: self.multiplier.unwrap_or(Decimal::ONE),
-            kind: via_serde(&self.kind)?,
+            kind: self.kind,
         })
     }
 }
@@ -857,7 +755,7 @@ pub fn records_from_json(json: String) -> Result<Vec<UsageRecord>, MeterkitError
     } else {
         parse_json(&json, "usage record batch")?
     };
-    Ok(records.into_iter().map(UsageRecord::from).collect())
+    Ok(records.into_iter().collect())
 }
 
 /// An ingest report as the core's JSON. Errors: `Parse` for an unknown rejection kind.
@@ -876,7 +774,7 @@ pub fn buckets_to_json(buckets: Vec<Bucket>) -> Result<String, MeterkitError> {
 /// out of range.
 #[uniffi::export]
 pub fn bill_to_json(bill: Bill) -> Result<String, MeterkitError> {
-    to_json(&bill.to_core()?)
+    to_json(&bill)
 }
 
 /// Findings as the core's JSON array. Errors: `Parse` for instants out of range.
@@ -889,7 +787,7 @@ pub fn findings_to_json(findings: Vec<Finding>) -> Result<String, MeterkitError>
 /// Errors: `Parse` for invalid JSON or fields.
 #[uniffi::export]
 pub fn query_from_json(json: String) -> Result<Query, MeterkitError> {
-    Query::from_core(parse_json(&json, "query")?)
+    Ok(Query::from_core(parse_json(&json, "query")?))
 }
 
 /// A bill request from the core's JSON (`{"tenant","subject","metric","period_start",
@@ -922,12 +820,13 @@ mod tests {
     }
 
     #[test]
-    fn records_convert_both_ways_unchanged() {
-        let json = r#"{"id":"r1","tenant":"t","subject":"s","metric":"kwh","quantity":"1.50","timestamp":"2024-03-01T09:00:00Z","end":"2024-03-01T09:15:00Z","dimensions":{"a":"b"},"quality":"flagged"}"#;
+    fn records_cross_the_boundary_unchanged() {
+        let json = r#"{"id":"r1","tenant":"t","subject":"s","metric":"kwh","quantity":"1.50","timestamp":"2024-03-01T09:00:00.5Z","end":"2024-03-01T09:15:00Z","dimensions":{"b":"2","a":"1"},"quality":"flagged"}"#;
         let core: meterkit::UsageRecord = serde_json::from_str(json).unwrap();
-        let mirror = UsageRecord::from(core.clone());
-        assert_eq!(mirror.to_core().unwrap(), core);
-        assert_eq!(mirror.into_core().unwrap(), core);
+        let buf = <UsageRecord as uniffi::Lower<crate::UniFfiTag>>::lower(core.clone());
+        let back = <UsageRecord as uniffi::Lift<crate::UniFfiTag>>::try_lift(buf).unwrap();
+        assert_eq!(back, core);
+        assert_eq!(back.quantity.to_string(), "1.50", "the scale is kept");
     }
 
     #[test]
@@ -938,6 +837,27 @@ mod tests {
             let text = m.to_string();
             assert_eq!(text, format!("{}: why", kind.code()));
             assert!(!matches!(m, MeterkitError::Internal { .. }), "{kind:?} has its own variant");
+        }
+    }
+
+    /// `Rule` is `#[non_exhaustive]` in the core, so a variant missing from the remote
+    /// declaration above would compile and panic when lowered: every rule the core names (its
+    /// `Rule::as_str` arms) must lower.
+    #[test]
+    fn every_core_rule_crosses_the_boundary() {
+        let src = include_str!("../../core/src/vee/mod.rs");
+        let names: Vec<&str> = src
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Rule::"))
+            .filter_map(|l| l.split(" => \"").nth(1))
+            .map(|n| n.trim_end_matches("\","))
+            .collect();
+        assert!(names.len() >= 25, "{names:?}");
+        for name in names {
+            let rule: Rule = serde_json::from_value(serde_json::Value::String(name.into())).unwrap();
+            let mut buf = Vec::new();
+            <Rule as uniffi::Lower<crate::UniFfiTag>>::write(rule, &mut buf);
+            assert!(!buf.is_empty(), "{name}");
         }
     }
 }

@@ -136,18 +136,83 @@ impl Engine {
         options: Option<JsonText>,
     ) -> napi::Result<Json<meterkit::reading::check::ReadingOutcome>> {
         guard(env, || {
-            let reading: meterkit::MeterReading = core(env, crate::convert::from_json(&reading.0, "meter reading"))?;
-            let exchange = match exchange {
-                Some(text) => {
-                    Some(core(env, meterkit::decimal::parse_decimal(&text).map_err(|e| e.with_field("exchange")))?)
-                }
-                None => None,
-            };
-            let opts: meterkit::reading::check::ReadingOptions = match options {
-                Some(o) => core(env, crate::convert::from_json(&o.0, "reading options"))?,
-                None => meterkit::reading::check::ReadingOptions::default(),
-            };
+            let (reading, exchange, opts) = reading_args(env, &reading, exchange, options)?;
             core(env, self.inner.record_reading(&tenant, &metric, &reading, exchange, &opts)).map(Json)
+        })
+    }
+
+    /// Check a register reading exactly as `recordReading` does (same decisions, findings and
+    /// consumption records, against the stored history) but store nothing (the core's
+    /// `Engine::check_reading`). Same arguments, outcome and errors as `recordReading`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null",
+        ts_return_type = "{ meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }"
+    )]
+    pub fn check_reading(
+        &self,
+        env: Env,
+        tenant: String,
+        metric: String,
+        reading: JsonText,
+        exchange: Option<String>,
+        options: Option<JsonText>,
+    ) -> napi::Result<Json<meterkit::reading::check::ReadingOutcome>> {
+        guard(env, || {
+            let (reading, exchange, opts) = reading_args(env, &reading, exchange, options)?;
+            core(env, self.inner.check_reading(&tenant, &metric, &reading, exchange, &opts)).map(Json)
+        })
+    }
+
+    /// Keep `records` and queue them for upload (the core's outbox, `Engine::outbox_queue`):
+    /// ingested like `ingest`; each record not rejected and not uploaded within the retention
+    /// window (30 days) is marked pending.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
+        ts_return_type = "IngestReport"
+    )]
+    pub fn outbox_queue(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
+        guard(env, || {
+            let batch = core(env, records_from_json(&records.0))?;
+            core(env, self.inner.outbox_queue(&batch)).map(Json)
+        })
+    }
+
+    /// Up to `limit` records of `tenant` waiting for upload, by id.
+    #[napi(catch_unwind, ts_return_type = "UsageRecord[]")]
+    pub fn outbox_pending(&self, env: Env, tenant: String, limit: u32) -> napi::Result<Json<Vec<UsageRecord>>> {
+        guard(env, || core(env, self.inner.outbox_pending(&tenant, limit as usize)).map(|e| Json(e.records)))
+    }
+
+    /// How many records of `tenant` wait for upload (one metadata read).
+    #[napi(catch_unwind)]
+    pub fn outbox_count(&self, env: Env, tenant: String) -> napi::Result<i64> {
+        guard(env, || core(env, self.inner.outbox_count(&tenant)).map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+    }
+
+    /// Acknowledge the upload of `ids` of `tenant` at `now` (default: the wall clock): they leave
+    /// the queue; sent markers older than the retention window are removed. Returns how many
+    /// were pending.
+    #[napi(catch_unwind, ts_args_type = "tenant: string, ids: string[], now?: Date | string | null")]
+    pub fn outbox_ack(&self, env: Env, tenant: String, ids: Vec<String>, now: Option<JsonText>) -> napi::Result<i64> {
+        guard(env, || {
+            let now = match now {
+                Some(t) => core(env, ts_from_json(&t.0, "now"))?,
+                None => chrono::Utc::now(),
+            };
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            core(env, self.inner.outbox_ack(&tenant, &ids, now)).map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// Tidy the outbox of `tenant`: remove sent markers acknowledged before `before`, pending
+    /// markers naming no stored record, and recount. Returns how many markers were removed.
+    #[napi(catch_unwind, ts_args_type = "tenant: string, before: Date | string")]
+    pub fn outbox_purge(&self, env: Env, tenant: String, before: JsonText) -> napi::Result<i64> {
+        guard(env, || {
+            let before = core(env, ts_from_json(&before.0, "before"))?;
+            core(env, self.inner.outbox_purge(&tenant, before)).map(|n| i64::try_from(n).unwrap_or(i64::MAX))
         })
     }
 
@@ -515,4 +580,23 @@ impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
             (None, None) => Err(err),
         }
     }
+}
+
+/// The reading, declared exchange and options of `recordReading`/`checkReading`.
+fn reading_args(
+    env: Env,
+    reading: &JsonText,
+    exchange: Option<String>,
+    options: Option<JsonText>,
+) -> napi::Result<(meterkit::MeterReading, Option<meterkit::Decimal>, meterkit::reading::check::ReadingOptions)> {
+    let reading: meterkit::MeterReading = core(env, crate::convert::from_json(&reading.0, "meter reading"))?;
+    let exchange = match exchange {
+        Some(text) => Some(core(env, meterkit::decimal::parse_decimal(&text).map_err(|e| e.with_field("exchange")))?),
+        None => None,
+    };
+    let opts = match options {
+        Some(o) => core(env, crate::convert::from_json(&o.0, "reading options"))?,
+        None => meterkit::reading::check::ReadingOptions::default(),
+    };
+    Ok((reading, exchange, opts))
 }

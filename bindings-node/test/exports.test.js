@@ -16,9 +16,10 @@ test('the package exports exactly the documented names', () => {
   assert.equal(typeof Engine, 'function')
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
-    'addQuota', 'addSpec', 'bill', 'billAsync', 'closeWindows', 'history', 'ingest', 'ingestAsync',
+    'addQuota', 'addSpec', 'bill', 'billAsync', 'checkReading', 'closeWindows', 'history', 'ingest', 'ingestAsync',
     'ingestColumns', 'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'invoices', 'issueInvoice',
-    'lastIngestedAt', 'markOverdue', 'payInvoice', 'query', 'queryAsync', 'recordReading', 'records',
+    'lastIngestedAt', 'markOverdue', 'outboxAck', 'outboxCount', 'outboxPending', 'outboxPurge', 'outboxQueue',
+    'payInvoice', 'query', 'queryAsync', 'recordReading', 'records',
     'remindersDue', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals',
     'voidInvoice',
   ])

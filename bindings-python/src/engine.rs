@@ -65,6 +65,27 @@ pub fn parse_aggregation(by: &str) -> PyResult<Aggregation> {
 }
 
 /// The `UsageRecord`s of an iterable, as one batch.
+/// The reading, declared exchange and options of `record_reading`/`check_reading`.
+fn reading_args(
+    reading: &Bound<'_, PyAny>,
+    exchange: Option<&Bound<'_, PyAny>>,
+    options: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(meterkit::MeterReading, Option<meterkit::Decimal>, meterkit::reading::check::ReadingOptions)> {
+    let reading: meterkit::MeterReading = match reading.cast::<crate::validation::PyMeterReading>() {
+        Ok(r) => r.get().inner.clone(),
+        Err(_) => crate::convert::from_plain(reading, "meter reading")?,
+    };
+    let exchange = match exchange.filter(|e| !e.is_none()) {
+        Some(e) => Some(crate::convert::to_decimal(e, "exchange")?),
+        None => None,
+    };
+    let opts = match options.filter(|o| !o.is_none()) {
+        Some(o) => crate::convert::from_plain(o, "reading options")?,
+        None => meterkit::reading::check::ReadingOptions::default(),
+    };
+    Ok((reading, exchange, opts))
+}
+
 fn record_batch(records: &Bound<'_, PyAny>) -> PyResult<Vec<meterkit::UsageRecord>> {
     let mut batch = Vec::new();
     if let Ok(n) = records.len() {
@@ -150,21 +171,75 @@ impl PyEngine {
         exchange: Option<&Bound<'py, PyAny>>,
         options: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let reading: meterkit::MeterReading = match reading.cast::<crate::validation::PyMeterReading>() {
-            Ok(r) => r.get().inner.clone(),
-            Err(_) => crate::convert::from_plain(reading, "meter reading")?,
-        };
-        let exchange = match exchange.filter(|e| !e.is_none()) {
-            Some(e) => Some(crate::convert::to_decimal(e, "exchange")?),
-            None => None,
-        };
-        let opts: meterkit::reading::check::ReadingOptions = match options.filter(|o| !o.is_none()) {
-            Some(o) => crate::convert::from_plain(o, "reading options")?,
-            None => meterkit::reading::check::ReadingOptions::default(),
-        };
+        let (reading, exchange, opts) = reading_args(reading, exchange, options)?;
         let e = self.inner.clone();
         let outcome = detached(py, move || e.record_reading(&tenant, &metric, &reading, exchange, &opts))?;
         crate::convert::to_plain(py, &outcome)
+    }
+
+    /// Check a register reading exactly as `record_reading` does (same decisions, findings and
+    /// consumption records, against the stored history) but store nothing (the core's
+    /// `Engine::check_reading`). Same arguments, outcome and errors as `record_reading`.
+    #[pyo3(signature = (tenant, metric, reading, exchange=None, options=None))]
+    fn check_reading<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: String,
+        metric: String,
+        reading: &Bound<'py, PyAny>,
+        exchange: Option<&Bound<'py, PyAny>>,
+        options: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (reading, exchange, opts) = reading_args(reading, exchange, options)?;
+        let e = self.inner.clone();
+        let outcome = detached(py, move || e.check_reading(&tenant, &metric, &reading, exchange, &opts))?;
+        crate::convert::to_plain(py, &outcome)
+    }
+
+    /// Keep `records` and queue them for upload (the core's outbox, `Engine::outbox_queue`):
+    /// ingested like `ingest`; each record not rejected and not uploaded within the retention
+    /// window (30 days) is marked pending.
+    fn outbox_queue(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<PyIngestReport> {
+        let batch = record_batch(records)?;
+        let e = self.inner.clone();
+        Ok(PyIngestReport { inner: detached(py, move || e.outbox_queue(&batch))? })
+    }
+
+    /// Up to `limit` records of `tenant` waiting for upload, by id.
+    fn outbox_pending(&self, py: Python<'_>, tenant: String, limit: usize) -> PyResult<Vec<PyUsageRecord>> {
+        let e = self.inner.clone();
+        let export = detached(py, move || e.outbox_pending(&tenant, limit))?;
+        Ok(export.records.into_iter().map(|r| PyUsageRecord { inner: r }).collect())
+    }
+
+    /// How many records of `tenant` wait for upload (one metadata read).
+    fn outbox_count(&self, py: Python<'_>, tenant: String) -> PyResult<u64> {
+        let e = self.inner.clone();
+        detached(py, move || e.outbox_count(&tenant))
+    }
+
+    /// Acknowledge the upload of `ids` of `tenant` at `now` (default: the wall clock): they leave
+    /// the queue; sent markers older than the retention window are removed. Returns how many
+    /// were pending.
+    #[pyo3(signature = (tenant, ids, now=None))]
+    fn outbox_ack(
+        &self,
+        py: Python<'_>,
+        tenant: String,
+        ids: Vec<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let now = crate::convert::opt_utc(now, "now", ErrorKind::Parse)?.unwrap_or_else(chrono::Utc::now);
+        let e = self.inner.clone();
+        detached(py, move || e.outbox_ack(&tenant, &ids.iter().map(String::as_str).collect::<Vec<_>>(), now))
+    }
+
+    /// Tidy the outbox of `tenant`: remove sent markers acknowledged before `before`, pending
+    /// markers naming no stored record, and recount. Returns how many markers were removed.
+    fn outbox_purge(&self, py: Python<'_>, tenant: String, before: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let before = to_utc(before, "before", ErrorKind::Parse)?;
+        let e = self.inner.clone();
+        detached(py, move || e.outbox_purge(&tenant, before))
     }
 
     /// `ingest` for a named source (a cron job): also moves the source's watermark per tenant to

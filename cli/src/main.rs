@@ -5,6 +5,7 @@ mod compare;
 mod consume;
 mod html;
 mod input;
+mod outbox;
 mod readings;
 mod report;
 mod validation;
@@ -98,6 +99,9 @@ enum Command {
     /// Store register readings (and their consumption and findings, atomically) and print one
     /// outcome per reading: accepted, rejected or flagged.
     Readings(readings::ReadingsArgs),
+    /// The pending-upload queue of an offline device database: queue, count, pending, ack, purge.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Ingest from a broker: NATS JetStream (`nats://HOST:PORT`) or MQTT (`mqtt://HOST:PORT`);
     /// each batch is one transaction, acknowledged after the commit.
     Consume(consume::ConsumeArgs),
@@ -237,6 +241,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Compare(args) => compare::compare(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
         Command::Readings(args) => readings::readings(&open_engine(&cli.db)?, &cli.tenant, args),
+        Command::Outbox(cmd) => outbox::run(&open_engine(&cli.db)?, &cli.tenant, cmd),
         Command::Consume(args) => consume::run(&cli.db, &cli.tenant, args),
     }
 }

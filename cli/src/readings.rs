@@ -52,6 +52,10 @@ pub struct ReadingsArgs {
     /// How to print the outcomes.
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
+    /// Check each reading against the stored history (the same decisions and outcome) but store
+    /// nothing (`Engine::check_reading`): the rows of the file do not see each other.
+    #[arg(long)]
+    pub check_only: bool,
 }
 
 /// One input row: column name → cell text.
@@ -73,7 +77,11 @@ pub fn readings(engine: &Engine, tenant: &str, args: &ReadingsArgs) -> Result<()
     for_each_row(args, &mut |line, row| {
         let (reading, exchange) = parse_row(args, multiplier, row)
             .map_err(|e| Error::new(e.kind(), located(&args.file, line, e.message())))?;
-        let outcome = engine.record_reading(tenant, &args.metric, &reading, exchange, &opts)?;
+        let outcome = if args.check_only {
+            engine.check_reading(tenant, &args.metric, &reading, exchange, &opts)?
+        } else {
+            engine.record_reading(tenant, &args.metric, &reading, exchange, &opts)?
+        };
         outcomes.push(outcome);
         Ok(())
     })?;

@@ -577,3 +577,62 @@ fn jsonl_unknown_keys_are_refused_and_a_source_skips_what_it_sent() {
         serde_json::json!({"accepted": 0, "duplicates": 120, "rejected": 0, "skipped": 0, "watermark": "2024-06-01T10:59:00Z"})
     );
 }
+
+/// `meterkit outbox`: queue a file, count, list the upload body, acknowledge, purge — the core's
+/// outbox over the SQLite file, surviving between runs. And `readings --check-only` stores
+/// nothing.
+#[test]
+fn the_outbox_queues_acknowledges_and_purges_between_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let db = db.to_str().unwrap();
+    let file = dir.path().join("up.jsonl");
+    let line = |i: u32| {
+        format!(
+            r#"{{"id":"r{i}","subject":"m1","metric":"kwh","quantity":"1.5","timestamp":"2024-06-01T0{i}:00:00Z"}}"#
+        )
+    };
+    std::fs::write(&file, (0..3).map(line).collect::<Vec<_>>().join("\n")).unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(json(&run(&["--db", db, "outbox", "queue", f]))["accepted"], 3);
+    assert_eq!(json(&run(&["--db", db, "outbox", "count"]))["pending"], 3);
+    let body = json(&run(&["--db", db, "outbox", "pending", "--limit", "2"]));
+    assert_eq!(body["ids"], serde_json::json!(["r0", "r1"]));
+    assert_eq!(body["records"][1]["quantity"], "1.5");
+    let acked = json(&run(&["--db", db, "outbox", "ack", "r0", "r1", "nope", "--at", "2024-06-02T00:00:00Z"]));
+    assert_eq!(acked["acknowledged"], 2);
+    assert_eq!(json(&run(&["--db", db, "outbox", "queue", f]))["duplicates"], 3);
+    assert_eq!(json(&run(&["--db", db, "outbox", "count"]))["pending"], 1, "acknowledged records stay sent");
+    assert_eq!(json(&run(&["--db", db, "outbox", "purge", "--before", "2024-08-01T00:00:00Z"]))["removed"], 2);
+
+    let csv = dir.path().join("reads.csv");
+    std::fs::write(&csv, "flat,read_at,kwh\nA1,2026-11-01T00:00:00Z,11663\n").unwrap();
+    let reads = [
+        "--db",
+        db,
+        "readings",
+        csv.to_str().unwrap(),
+        "--meter-column",
+        "flat",
+        "--reading-column",
+        "kwh",
+        "--timestamp-column",
+        "read_at",
+        "--digits",
+        "5",
+        "--metric",
+        "kwh",
+        "--output",
+        "json",
+    ];
+    let checked = json(&run(&[&reads[..], &["--check-only"]].concat()));
+    assert_eq!(checked[0]["status"], "accepted");
+    let stored = json(&run(&reads));
+    assert_eq!(stored[0]["findings"].as_array().unwrap().len(), checked[0]["findings"].as_array().unwrap().len());
+    let again = json(&run(&reads));
+    assert_eq!(
+        again[0]["findings"].as_array().unwrap().last().unwrap()["rule"],
+        "duplicate_reading",
+        "stored once, by the second run"
+    );
+}

@@ -423,6 +423,61 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         throws<MeterkitException.Parse>("bad import") { server.importJson("[{]") }
         device.close(); server.close()
     }
+    t("purgeUploads: sent markers expire, pending survive") {
+        val device = Engine.inMemory()
+        device.queue(hourly(n = 2))
+        eq(device.markUploaded("t", listOf("m1-0")), 1UL, "acknowledged now")
+        eq(device.purgeUploads("t", ts("2000-01-01T00:00:00Z")), 0UL, "nothing acknowledged that early")
+        eq(device.purgeUploads("t", Instant.now().plusSeconds(60)), 1UL, "the sent marker of m1-0")
+        eq(device.pendingCount("t"), 1UL, "m1-1 still pending")
+        eq(device.queue(hourly(n = 1)).duplicates, 1UL, "stored already")
+        eq(device.pendingCount("t"), 2UL, "after its retention, m1-0 queues again")
+        device.close()
+    }
+    t("checkReading: the engine's decision, nothing stored") {
+        val e = Engine.inMemory()
+        e.recordReading("t", "kwh", reading("11663", "2026-11-01T00:00:00Z", digits = 5))
+        val back = e.checkReading("t", "kwh", reading("11662", "2026-11-02T00:00:00Z", digits = 5))
+        eq(back.status, "rejected", "backwards")
+        eq(back.findings[0].rule, Rule.BACKWARDS_READING, "rule")
+        val up = e.checkReading("t", "kwh", reading("11670", "2026-11-02T00:00:00Z", digits = 5))
+        eqDec(up.consumption, "7", "consumption")
+        eq(e.records("t", "kwh", ts("2026-01-01T00:00:00Z"), ts("2027-01-01T00:00:00Z")).size, 0, "nothing stored")
+        eq(e.recordReading("t", "kwh", reading("11670", "2026-11-02T00:00:00Z", digits = 5)).records, up.records, "same records when stored")
+        e.close()
+    }
+    t("allocate, splitSharedMeter, estimateGaps") {
+        eq(allocate(dec("10.00"), listOf(dec("1"), dec("1"), dec("1")), 2U).map { it.toPlainString() }, listOf("3.34", "3.33", "3.33"), "largest remainder")
+        throws<MeterkitException.InvalidQuery>("no weights") { allocate(dec("1"), listOf(), 2U) }
+        val pump = SharedMeter(meter = "pump", metric = "pump_kwh", shares = listOf(Share("A1", dec("1")), Share("A2", dec("2"))), scale = 2U)
+        val parts = splitSharedMeter(pump, "t", dec("10"), ts("2024-01-01T00:00:00Z"))
+        eq(parts.map { it.subject }, listOf("A1", "A2"), "one record per share")
+        eq(parts.fold(BigDecimal.ZERO) { a, r -> a + r.quantity }.compareTo(dec("10")), 0, "sums to the total")
+        val hours = (0 until 6).filter { it != 2 && it != 3 }.map { h -> rec("h$h", "m", (h + 1).toString(), "2024-01-01T%02d:00:00Z".format(h)) }
+        val filled = estimateGaps(hours, EstimateConfig(intervalSecs = 3600L))
+        eq(filled.map { it.timestamp }, listOf(ts("2024-01-01T02:00:00Z"), ts("2024-01-01T03:00:00Z")), "the gap's hours")
+        eq(filled.map { it.quality }, listOf(Quality.ESTIMATED, Quality.ESTIMATED), "estimated")
+        throws<MeterkitException.Validation>("interval 0") { estimateGaps(hours, EstimateConfig(intervalSecs = 0L)) }
+    }
+    t("invoices: create, issue, pay, void, overdue, reminders") {
+        val e = Engine.inMemory()
+        val tariff = Tariff.fromToml(File(examples, "tariffs/flat.toml").readText())
+        val req = BillRequest(tenant = "t", subject = "home", metric = "kwh", periodStart = ts("2024-01-01T00:00:00Z"),
+            periodEnd = ts("2024-02-01T00:00:00Z"), timeZone = "Europe/London")
+        val bill = e.bill(tariff, req)
+        val draft = createInvoice("inv-1", bill, 14U)
+        eq(draft.status, InvoiceStatus.DRAFT, "draft")
+        val issued = e.issueInvoice(draft, ts("2024-02-01T09:00:00Z"))
+        eq(issued.dueAt, ts("2024-02-15T09:00:00Z"), "due in 14 days")
+        eq(e.invoices("t").map { it.id }, listOf("inv-1"), "stored")
+        eq(e.remindersDue("t", ts("2024-02-13T00:00:00Z"), 3U).map { it.id }, listOf("inv-1"), "reminder due")
+        eq(e.markOverdue("t", ts("2024-03-01T00:00:00Z")).map { it.status }, listOf(InvoiceStatus.OVERDUE), "overdue")
+        eq(e.payInvoice("t", "inv-1", ts("2024-03-02T00:00:00Z")).status, InvoiceStatus.PAID, "paid")
+        throws<MeterkitException.InvalidTransition>("void after paid") { e.voidInvoice("t", "inv-1", ts("2024-03-03T00:00:00Z")) }
+        e.issueInvoice(createInvoice("inv-2", bill, 7U), ts("2024-02-01T00:00:00Z"))
+        eq(e.voidInvoice("t", "inv-2", ts("2024-02-02T00:00:00Z")).status, InvoiceStatus.VOID, "void")
+        e.close()
+    }
     t("SQLite on the device: the queue and the records survive a restart") {
         val path = File(scratch, "device-${System.nanoTime()}.db").path
         Engine.open(path).use { e ->

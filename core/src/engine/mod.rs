@@ -25,6 +25,7 @@ pub(crate) mod batch;
 mod import;
 mod ingest;
 mod columns;
+mod outbox;
 mod readings;
 pub use import::bill_from_buckets;
 pub(crate) mod revise;

@@ -61,7 +61,7 @@ impl Engine {
         let mut inner = self.lock();
         let mut attempt = 1;
         loop {
-            match Self::attempt(&mut inner, attempt, |inner| record_once(inner, &cx, reading, exchange)) {
+            match Self::attempt(&mut inner, attempt, |inner| record_once(inner, &cx, reading, exchange, true)) {
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                     attempt += 1;
                     Self::reload_specs(&mut inner)?;
@@ -69,6 +69,27 @@ impl Engine {
                 other => return other,
             }
         }
+    }
+
+    /// Check a register `reading` exactly as [`Engine::record_reading`] does — against the
+    /// meter's stored history, with the same decisions, findings and consumption records — but
+    /// **store nothing**: what a field app shows before the engineer confirms the reading, or
+    /// `meterkit readings --check-only`.
+    ///
+    /// # Errors
+    /// As [`Engine::record_reading`] (a consumption record id stored with other content is still
+    /// a [`ErrorKind::Conflict`]).
+    pub fn check_reading(
+        &self,
+        tenant: &str,
+        metric: &str,
+        reading: &MeterReading,
+        exchange: Option<Decimal>,
+        opts: &ReadingOptions,
+    ) -> Result<ReadingOutcome> {
+        let tz = opts.check()?;
+        let cx = Context { tenant, metric, opts, tz };
+        record_once(&mut self.lock(), &cx, reading, exchange, false)
     }
 
     /// The stored history of `meter` of `tenant` (accepted and flagged readings, oldest first).
@@ -89,6 +110,7 @@ fn record_once(
     cx: &Context<'_>,
     reading: &MeterReading,
     exchange: Option<Decimal>,
+    write: bool,
 ) -> Result<ReadingOutcome> {
     for (what, v) in [("tenant", cx.tenant), ("metric", cx.metric), ("meter", reading.meter.as_str())] {
         if v.is_empty() {
@@ -137,7 +159,9 @@ fn record_once(
         known_specs: Some(inner.specs.len() as u32),
         ..ChangeSet::default()
     };
-    inner.store.apply(&changes)?;
+    if write {
+        inner.store.apply(&changes)?;
+    }
     let mut outcome = ReadingOutcome::from_stored(&decision);
     outcome.records = new;
     Ok(outcome)

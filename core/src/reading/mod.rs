@@ -13,6 +13,9 @@ use crate::time::fmt_ts;
 use crate::vee::{Action, Finding, Rule, Severity};
 
 pub mod check;
+mod validate;
+
+pub use self::validate::{consumption, validate_reading, ReadingCheck};
 
 /// Who produced a register reading.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
