@@ -10,7 +10,7 @@ test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
     'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
-    'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'splitSharedMeter', 'validationSummary',
+    'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])
   assert.equal(typeof Engine, 'function')
@@ -18,7 +18,7 @@ test('the package exports exactly the documented names', () => {
   assert.deepEqual(methods, [
     'addQuota', 'addSpec', 'bill', 'billAsync', 'closeWindows', 'history', 'ingest', 'ingestAsync',
     'ingestColumns', 'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'invoices', 'issueInvoice',
-    'lastIngestedAt', 'markOverdue', 'payInvoice', 'query', 'queryAsync', 'recordReading', 'records',
+    'lastIngestedAt', 'markOverdue', 'payInvoice', 'query', 'queryAsync', 'queryColumns', 'recordReading', 'records',
     'remindersDue', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals',
     'voidInvoice',
   ])

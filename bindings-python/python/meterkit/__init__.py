@@ -55,6 +55,7 @@ from ._meterkit import (
     parse_decimal,
     reminders_due,
     rollup_arrow,
+    window_span,
 )
 
 __all__ = [
@@ -107,4 +108,5 @@ __all__ = [
     "parse_decimal",
     "reminders_due",
     "rollup_arrow",
+    "window_span",
 ]
