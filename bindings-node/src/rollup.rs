@@ -64,11 +64,9 @@ fn rollup(records: &[UsageRecord], specs: &[RollupSpec]) -> meterkit::Result<Vec
             dimensions: dim_values.iter().map(|(d, v)| (*d, StrColumn::Plain(v))).collect(),
         })?;
     }
-    kernel
-        .finish()?
-        .iter()
-        .map(|(key, end, state)| Bucket::of_key(&specs[key.spec as usize], key, *end, state))
-        .collect()
+    let mut buckets = kernel.finish()?;
+    buckets.sort_by(|(a, ..), (b, ..)| (a.spec, a).cmp(&(b.spec, b)));
+    buckets.iter().map(|(key, end, state)| Bucket::of_key(&specs[key.spec as usize], key, *end, state)).collect()
 }
 
 /// Query results as columns: one array per `Bucket` field, row `i` of every array is bucket `i`

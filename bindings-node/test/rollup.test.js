@@ -60,5 +60,7 @@ test('queryColumns is query as one array per field', () => {
   assert.deepEqual(cols.count, [1, 1, 1])
   assert.deepEqual(cols.min, rows.map((b) => b.min))
   assert.deepEqual(engine.queryColumns({ ...q, tenant: 'nobody' }).sum, [])
-  assert.equal(thrown(() => engine.queryColumns({ ...q, window: 'fortnight' })).code, 'E_INVALID_WINDOW')
+  const e = thrown(() => engine.queryColumns({ ...q, window: 'fortnight' }))
+  assert.equal(e.code, 'E_PARSE')
+  assert.equal(e.field, 'window')
 })
