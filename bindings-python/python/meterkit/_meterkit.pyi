@@ -57,6 +57,7 @@ __all__ = [
     "parse_decimal",
     "reminders_due",
     "rollup_arrow",
+    "window_span",
 ]
 
 _Number = Union[Decimal, int, float, str]
