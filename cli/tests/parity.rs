@@ -30,7 +30,7 @@ fn exists(name: &str) -> bool {
     };
     let top = help(&[]);
     if let Some(sub) = sub {
-        let listed = top.lines().any(|l| l.trim_start().split_whitespace().next() == Some(sub));
+        let listed = top.lines().any(|l| l.split_whitespace().next() == Some(sub));
         if !listed {
             return false;
         }
