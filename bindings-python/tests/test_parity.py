@@ -73,7 +73,7 @@ def test_window_span_is_the_core_window() -> None:
 
 def test_quantity_total_prices_a_quantity_alone() -> None:
     tariff = mk.Tariff.from_toml(
-        'currency = "GBP"\n[[charges]]\nid = "energy"\ntype = "graduated"\nmetric = "kwh"\n'
+        'currency = "GBP"\n[[charges]]\nid = "energy"\ntype = "graduated"\nunit = "kWh"\n'
         'tiers = [{ up_to = "100", rate = "0.20" }, { rate = "0.30" }]\n'
     )
     # 150 kWh: 100 x 0.20 + 50 x 0.30 = 35.
