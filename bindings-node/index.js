@@ -851,6 +851,7 @@ module.exports.estimateGaps = nativeBinding.estimateGaps
 module.exports.monthPeriod = nativeBinding.monthPeriod
 module.exports.parseDecimal = nativeBinding.parseDecimal
 module.exports.parseTs = nativeBinding.parseTs
+module.exports.rollupColumns = nativeBinding.rollupColumns
 module.exports.splitSharedMeter = nativeBinding.splitSharedMeter
 module.exports.validationSummary = nativeBinding.validationSummary
 module.exports.version = nativeBinding.version

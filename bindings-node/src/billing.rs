@@ -153,7 +153,7 @@ struct UrdbOptionsJs {
 #[napi(
     catch_unwind,
     ts_args_type = "tariffs: Array<[string, Tariff]>, request: BillRequest, records: UsageRecordInput[]",
-    ts_return_type = "Array<{ tariff: string; total: string | null; periods: Array<{ period: string; total: string }>; error: string | null }>"
+    ts_return_type = "Comparison[]"
 )]
 pub fn compare_tariffs(
     env: Env,
@@ -179,7 +179,7 @@ pub fn create_invoice(env: Env, id: String, bill: JsonText, payment_terms_days: 
 }
 
 /// `[start, end)` of the calendar month `YYYY-MM` in `timeZone`.
-#[napi(catch_unwind, ts_return_type = "{ start: string; end: string }")]
+#[napi(catch_unwind, ts_return_type = "{ start: Timestamp; end: Timestamp }")]
 pub fn month_period(env: Env, yyyy_mm: String, time_zone: String) -> napi::Result<Json<crate::WindowSpan>> {
     guard(env, || {
         let tz = core(env, meterkit::time::parse_time_zone(&time_zone))?;
@@ -209,7 +209,7 @@ pub fn allocate(env: Env, total: String, weights: Vec<String>, scale: u32) -> na
 /// A shared meter's reading `total` at `at` split into one usage record per share.
 #[napi(
     catch_unwind,
-    ts_args_type = "meter: SharedMeter, tenant: string, total: string, at: Date | string",
+    ts_args_type = "meter: SharedMeter, tenant: string, total: DecimalString, at: Date | Timestamp",
     ts_return_type = "UsageRecord[]"
 )]
 pub fn split_shared_meter(

@@ -8,7 +8,7 @@
 //! * out of Rust: `serde_json::to_string` of the core type, then `JSON.parse` in V8.
 //!
 //! Core errors become JS `Error` objects with a stable `code` (`E_CONFLICT`, …) and the
-//! structured fields `kind`, `recordId`, `field`, `line`.
+//! structured fields `kind`, `recordId`, `field`, `line`, `retryable`.
 
 use chrono::{DateTime, Utc};
 use meterkit::{Error as CoreError, ErrorKind};
@@ -94,8 +94,10 @@ where
     json.get_named_property(name)
 }
 
-/// The JS error for a core error: an `Error` whose `code` is the stable kind code, with `kind`
-/// (snake_case), `recordId`, `field` and `line` (each `null` when unknown).
+/// The JS error for a core error: the full envelope — an `Error` whose `code` is the stable kind
+/// code and whose `message` is the core's, with `kind` (snake_case), `recordId`, `field` and
+/// `line` (each `null` when unknown) and `retryable` (a boolean: a PostgreSQL serialisation failure
+/// or lost connection may succeed when tried again).
 pub fn js_error(env: Env, e: &CoreError) -> napi::Error {
     build_js_error(env, e).unwrap_or_else(|failed| failed)
 }
@@ -107,6 +109,7 @@ fn build_js_error(env: Env, e: &CoreError) -> napi::Result<napi::Error> {
     obj.set("recordId", e.record_id())?;
     obj.set("field", e.field())?;
     obj.set("line", e.line().map(|l| l as f64))?;
+    obj.set("retryable", e.is_retryable())?;
     Ok(napi::Error::from(obj.to_unknown()))
 }
 
@@ -136,6 +139,7 @@ pub fn internal_error(env: Env, message: &str) -> napi::Error {
         obj.set("recordId", Null)?;
         obj.set("field", Null)?;
         obj.set("line", Null)?;
+        obj.set("retryable", false)?;
         Ok(napi::Error::from(obj.to_unknown()))
     };
     build().unwrap_or_else(|failed| failed)

@@ -123,8 +123,8 @@ impl Engine {
     /// `E_INVALID_TIME_ZONE` for invalid options, `E_CONFLICT`, `E_STORE`, `E_OVERFLOW`.
     #[napi(
         catch_unwind,
-        ts_args_type = "tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null",
-        ts_return_type = "{ meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }"
+        ts_args_type = "tenant: string, metric: string, reading: MeterReading, exchange?: DecimalString | null, options?: Partial<ReadingOptions> | null",
+        ts_return_type = "ReadingOutcome"
     )]
     pub fn record_reading(
         &self,
@@ -350,6 +350,21 @@ impl Engine {
         })
     }
 
+    /// `query` with the result as columns: one array per bucket field (`window_start`, `sum`, …),
+    /// `group` and `unique` one array per key — for charts and DataFrames (Python:
+    /// `Engine.query_arrow`). Same errors as `query`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "query: Query",
+        ts_return_type = "{ window_start: Timestamp[]; window_end: Timestamp[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flagged_count: number[]; flagged_sum: DecimalString[]; estimated_count: number[]; estimated_sum: DecimalString[] }"
+    )]
+    pub fn query_columns(&self, env: Env, query: JsonText) -> napi::Result<Json<crate::rollup::BucketColumns>> {
+        guard(env, || {
+            let q: Query = core(env, from_json(&query.0, "query"))?;
+            core(env, self.inner.query(&q)).map(|b| Json(crate::rollup::BucketColumns::of(&b)))
+        })
+    }
+
     /// `query` off the JS thread.
     #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "Promise<Bucket[]>")]
     pub fn query_async(&self, query: JsonText) -> AsyncTask<CoreTask<Vec<meterkit::Bucket>>> {
@@ -421,7 +436,7 @@ impl Engine {
     /// configuration): `reject` findings keep a record out (kind `validation` in `rejected`),
     /// `flag` findings store it flagged; every finding is in `IngestReport.findings`, warnings and
     /// errors go to `onEvent` as `anomaly_detected`. The streaming state is kept in memory.
-    #[napi(catch_unwind, ts_args_type = "metric: string, config: ValidationConfig")]
+    #[napi(catch_unwind, ts_args_type = "metric: string, config: Partial<ValidationConfig>")]
     pub fn set_validation(&self, env: Env, metric: String, config: JsonText) -> napi::Result<()> {
         guard(env, || {
             let config: meterkit::vee::ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
@@ -430,7 +445,7 @@ impl Engine {
     }
 
     /// Validate with a fixed "now" (tests, replays of old data); `null`: the wall clock.
-    #[napi(catch_unwind, ts_args_type = "now: Date | string | null")]
+    #[napi(catch_unwind, ts_args_type = "now: Date | Timestamp | null")]
     pub fn set_validation_now(&self, env: Env, now: JsonText) -> napi::Result<()> {
         guard(env, || {
             let now = if now.0 == "null" { None } else { Some(core(env, ts_from_json(&now.0, "now"))?) };

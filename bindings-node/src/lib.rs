@@ -7,7 +7,8 @@
 //! * Decimals cross as strings, timestamps are accepted as `Date` or RFC 3339 strings and
 //!   returned as RFC 3339 "Z" strings; records, buckets and reports are plain objects with the
 //!   core's snake_case JSON keys, so `JSON.stringify` of a result is the core's JSON.
-//! * Errors are `Error` objects with a stable `code` and `kind`, `recordId`, `field`, `line`.
+//! * Errors are `Error` objects with a stable `code` and `kind`, `recordId`, `field`, `line`,
+//!   `retryable`.
 //! * `*Async` methods run the core on libuv's thread pool; `onEvent` is a ThreadsafeFunction.
 //! * Every exported function catches panics (`catch_unwind`): none crosses into Node.
 #![deny(missing_docs)]
@@ -16,6 +17,7 @@ mod billing;
 mod columns;
 mod convert;
 mod engine;
+mod rollup;
 mod validate;
 
 use meterkit::{ErrorKind, Window};
@@ -26,6 +28,7 @@ pub use crate::billing::{allocate, compare_tariffs, create_invoice, month_period
 pub use crate::columns::{DictColumn, UsageColumns};
 use crate::convert::{core, guard, ts_from_json, Json, JsonText};
 pub use crate::engine::Engine;
+pub use crate::rollup::rollup_columns;
 pub use crate::validate::{alerts_of, estimate_gaps, validation_summary, RegisterTracker, Validator};
 
 /// Parse a decimal (plain `12.50` or scientific `1e-3`) and return its canonical text (`12.5`).
@@ -62,7 +65,7 @@ pub fn check_records(env: Env, records: JsonText) -> napi::Result<Json<Vec<meter
 #[napi(
     catch_unwind,
     ts_args_type = "window: WindowSpec, at: Date | string, timeZone: string",
-    ts_return_type = "{ start: string; end: string }"
+    ts_return_type = "{ start: Timestamp; end: Timestamp }"
 )]
 pub fn window_span(env: Env, window: String, at: JsonText, time_zone: String) -> napi::Result<Json<WindowSpan>> {
     guard(env, || {

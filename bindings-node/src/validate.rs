@@ -26,7 +26,7 @@ impl Validator {
     #[napi(
         constructor,
         catch_unwind,
-        ts_args_type = "configs?: Record<string, ValidationConfig> | null, defaultConfig?: ValidationConfig | null"
+        ts_args_type = "configs?: Record<string, Partial<ValidationConfig>> | null, defaultConfig?: Partial<ValidationConfig> | null"
     )]
     pub fn new(env: Env, configs: Option<JsonText>, default_config: Option<JsonText>) -> napi::Result<Self> {
         guard(env, || {
@@ -54,7 +54,7 @@ impl Validator {
     }
 
     /// Set (or replace) the configuration of one metric.
-    #[napi(catch_unwind, ts_args_type = "metric: string, config: ValidationConfig")]
+    #[napi(catch_unwind, ts_args_type = "metric: string, config: Partial<ValidationConfig>")]
     pub fn set_config(&mut self, env: Env, metric: String, config: JsonText) -> napi::Result<()> {
         guard(env, || {
             let config: ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
@@ -180,7 +180,7 @@ pub fn estimate_gaps(env: Env, records: JsonText, config: JsonText) -> napi::Res
 /// values (`config`: `{ gap?: 72, warmup?: 288 }`). Ordered by start.
 #[napi(
     catch_unwind,
-    ts_args_type = "records: UsageRecordInput[], findings: Finding[], config?: AlertConfig | null",
+    ts_args_type = "records: UsageRecordInput[], findings: Finding[], config?: Partial<AlertConfig> | null",
     ts_return_type = "Alert[]"
 )]
 pub fn alerts_of(

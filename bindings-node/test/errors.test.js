@@ -15,7 +15,9 @@ function assertMeterkitError(e, code, fields = {}) {
   assert.equal(typeof e.message, 'string')
   assert.ok(e.message.length > 0)
   assert.ok(typeof e.stack === 'string')
-  for (const [k, v] of Object.entries({ recordId: null, field: null, line: null, ...fields })) assert.equal(e[k], v, k)
+  // The full envelope: `retryable` is a boolean on every error (true only for a store's transient
+  // failure, which none of these is).
+  for (const [k, v] of Object.entries({ recordId: null, field: null, line: null, retryable: false, ...fields })) assert.equal(e[k], v, k)
 }
 
 test('E_PARSE: an unreadable quantity names the record and the field; nothing is stored', () => {

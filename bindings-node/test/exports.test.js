@@ -10,7 +10,7 @@ test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
     'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
-    'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'splitSharedMeter', 'validationSummary',
+    'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])
   assert.equal(typeof Engine, 'function')
@@ -19,7 +19,7 @@ test('the package exports exactly the documented names', () => {
     'addQuota', 'addSpec', 'bill', 'billAsync', 'checkReading', 'closeWindows', 'history', 'ingest', 'ingestAsync',
     'ingestColumns', 'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'invoices', 'issueInvoice',
     'lastIngestedAt', 'markOverdue', 'outboxAck', 'outboxCount', 'outboxPending', 'outboxPurge', 'outboxQueue',
-    'payInvoice', 'query', 'queryAsync', 'recordReading', 'records',
+    'payInvoice', 'query', 'queryAsync', 'queryColumns', 'recordReading', 'records',
     'remindersDue', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals',
     'voidInvoice',
   ])

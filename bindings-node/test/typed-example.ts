@@ -11,6 +11,10 @@ import {
   Validator,
   RegisterTracker,
   estimateGaps,
+  rollupColumns,
+  compareTariffs,
+  type ReadingOutcome,
+  type Comparison,
   type Bill,
   type Finding,
   type Invoice,
@@ -87,6 +91,13 @@ const rules: string[] = found.map((f) => f.rule)
 const pushed = new RegisterTracker('t', 'kwh').push({ meter: 'm', timestamp: new Date(), register: '12.5' })
 const estimated: UsageRecord[] = estimateGaps(pushed.records, { interval_secs: 1800 })
 const findingsOfReport: Finding[] | undefined = report.findings
+const storeless: Bucket[] = rollupColumns({ tenant: 't', id: ['a'], subject: 's', metric: 'kwh', quantity: ['1.5'], timestamp: ['2024-01-01T00:00:00Z'] }, spec)
+const asColumns = engine.queryColumns(q)
+const columnSums: DecimalString[] = asColumns.sum
+const groupColumn: Array<string | null> | undefined = asColumns.group.carrier
+const outcome: ReadingOutcome = engine.recordReading('t', 'kwh', { meter: 'm', timestamp: new Date(), register: '10' }, null, { time_zone: 'UTC' })
+const status: 'accepted' | 'flagged' | 'rejected' = outcome.status
+const ranked: Comparison[] = compareTariffs([['a', tariff]], { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' }, records)
 
 async function later(): Promise<void> {
   const billed: Bill = await engine.billAsync(tariff, { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' })
@@ -113,7 +124,8 @@ try {
   const code: 'E_NOT_FOUND' | string = e.code
   const field: string | null = e.field
   const line: number | null = e.line
-  void [code, field, line]
+  const retryable: boolean = e.retryable
+  void [code, field, line, retryable]
 }
 
 // @ts-expect-error: decimals are strings or numbers, never booleans
@@ -129,4 +141,4 @@ engine.bill({ currency: 'GBP' }, { subject: 's', metric: 'kwh', period_start: ne
 // @ts-expect-error: parseDecimal returns a string
 const n: number = parseDecimal('1.5')
 
-void [fromCron, watermark, rules, estimated, findingsOfReport, total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]
+void [storeless, columnSums, groupColumn, status, ranked, fromCron, watermark, rules, estimated, findingsOfReport, total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]

@@ -126,6 +126,15 @@ serde_class!(PyTariff, "tariff", |t| meterkit::Tariff::into_checked(t), {
     fn metrics(&self, bill_metric: &str) -> Vec<String> {
         self.inner.metrics(bill_metric)
     }
+    /// The total of a period's charges for `quantity` alone (no time of use, no demand): what a
+    /// budget or a price calculator needs (the core's `Tariff::quantity_rater`). Raises
+    /// `ParseError` for a quantity that is not a decimal, `TariffError` for a tariff whose
+    /// charges need more than a quantity, `DecimalOverflowError`.
+    fn quantity_total<'py>(&self, py: Python<'py>, quantity: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let q = to_decimal(quantity, "quantity")?;
+        let rater = self.inner.quantity_rater().py()?;
+        from_decimal(py, rater.total(q).py()?)
+    }
     /// Check the tariff (the constructors already do).
     fn check(&self) -> PyResult<()> {
         self.inner.check().py()
@@ -675,6 +684,23 @@ pub fn month_period<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let tz = meterkit::time::parse_time_zone(time_zone).py()?;
     let (s, e) = meterkit::billing::month_period(yyyy_mm, tz).py()?;
+    Ok((from_utc(py, s)?, from_utc(py, e)?))
+}
+
+/// `(start, end)` of the `window` (`"hour"`, `"day"`, `"minutes:15"`, `"cycle:15"`, …) in
+/// `time_zone` that contains `at` (a tz-aware `datetime`). Raises `InvalidWindow` for an unknown
+/// window, `InvalidTimeZone`, `ParseError` for a naive `datetime`.
+#[pyfunction]
+pub fn window_span<'py>(
+    py: Python<'py>,
+    window: &str,
+    at: &Bound<'py, PyAny>,
+    time_zone: &str,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let window: meterkit::Window = window.parse().py()?;
+    let at = to_utc(at, "at", ErrorKind::Parse)?;
+    let tz = meterkit::time::parse_time_zone(time_zone).py()?;
+    let (s, e) = window.span(at, tz).py()?;
     Ok((from_utc(py, s)?, from_utc(py, e)?))
 }
 

@@ -85,6 +85,7 @@ pub fn allocate(total: Decimal, weights: &[Decimal], scale: u32) -> Result<Vec<D
 /// subject, of `metric` (e.g. `motor_kwh`), with the dimension `allocated_from` = the meter, so a
 /// tariff charge with `metric = "motor_kwh"` prices each flat's share on its own bill line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SharedMeter {
     /// Subject of the common meter.
@@ -92,6 +93,7 @@ pub struct SharedMeter {
     /// Metric of the records `split` creates.
     pub metric: String,
     /// `(subject, weight)`: equal weights for equal shares.
+    #[cfg_attr(feature = "ts", ts(type = "Array<[string, DecimalString]>"))]
     pub shares: Vec<(String, Decimal)>,
     /// The meter's resolution in decimal places.
     pub scale: u32,

@@ -7,6 +7,7 @@ use std::fmt;
 /// Each kind has a stable string [`code`](ErrorKind::code) (`E_INVALID_RECORD`, `E_CONFLICT`, …)
 /// used by the CLI's JSON output, the Node binding's `err.code` and the Python exception classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {

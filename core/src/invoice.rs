@@ -15,6 +15,7 @@ use crate::time::fmt_ts;
 /// ([`Invoice::mark_overdue`], once `now > due`), `issued | overdue → paid` ([`Invoice::pay`]),
 /// `draft | issued | overdue → void` ([`Invoice::void`]). Paid and void are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     /// Being prepared; may still change.
@@ -52,6 +53,7 @@ crate::error::enum_names!(
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Invoice {
     /// Invoice number, unique per tenant.
     pub id: String,
@@ -63,15 +65,19 @@ pub struct Invoice {
     pub payment_terms_days: u32,
     /// When it was issued.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp | null"))]
     pub issued_at: Option<DateTime<Utc>>,
     /// Issue instant + payment terms.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp | null"))]
     pub due_at: Option<DateTime<Utc>>,
     /// When it was paid.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp | null"))]
     pub paid_at: Option<DateTime<Utc>>,
     /// When it was voided.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp | null"))]
     pub voided_at: Option<DateTime<Utc>>,
 }
 

@@ -15,6 +15,7 @@ use crate::vee::Finding;
 ///
 /// JSON (bindings): `{"type":"record_rejected",...}` with the fields below in snake_case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "MeterkitEvent"))]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
@@ -82,18 +83,23 @@ pub enum Event {
         metric: String,
         /// Start of the period.
         #[serde(with = "crate::time::ts_str")]
+        #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
         period_start: DateTime<Utc>,
         /// End of the period.
         #[serde(with = "crate::time::ts_str")]
+        #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
         period_end: DateTime<Utc>,
         /// The level reached, in percent.
         #[serde(with = "crate::decimal::decimal_str")]
+        #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
         level: Decimal,
         /// Usage (or money) so far in the period.
         #[serde(with = "crate::decimal::decimal_str")]
+        #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
         used: Decimal,
         /// The quota's limit.
         #[serde(with = "crate::decimal::decimal_str")]
+        #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
         limit: Decimal,
     },
     /// An invoice was issued.
@@ -108,9 +114,11 @@ pub enum Event {
         currency: String,
         /// Bill total (money string with the minor-unit digits).
         #[serde(with = "crate::decimal::money_str")]
+        #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
         total: Decimal,
         /// Due date.
         #[serde(with = "crate::time::ts_str")]
+        #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
         due_at: DateTime<Utc>,
     },
     /// An issued invoice passed its due date unpaid; emitted once per invoice.
@@ -123,9 +131,11 @@ pub enum Event {
         subject: String,
         /// Bill total.
         #[serde(with = "crate::decimal::money_str")]
+        #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
         total: Decimal,
         /// Due date that passed.
         #[serde(with = "crate::time::ts_str")]
+        #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
         due_at: DateTime<Utc>,
     },
 }

@@ -38,6 +38,7 @@ use crate::time::{parse_time_zone, Window};
 ///
 /// JSON: `{"id","tenant","metric","subject"?,"period":"month","time_zone","limit","levels":["80","100"],"tariff"?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Identifier, unique per tenant.
@@ -55,8 +56,10 @@ pub struct Quota {
     pub time_zone: String,
     /// The limit: units of the metric, or money in the tariff's currency for a budget.
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub limit: Decimal,
     /// Alert levels in percent of `limit` (e.g. 80 and 100).
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString[]"))]
     pub levels: Vec<Decimal>,
     /// For a budget: the tariff whose bill total is compared with `limit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,6 +56,7 @@ from ._meterkit import (
     parse_decimal,
     reminders_due,
     rollup_arrow,
+    window_span,
 )
 from ._partial import (
     PARTIAL_SCHEMA_VERSION,
@@ -127,4 +128,5 @@ __all__ = [
     "merge_partials",
     "partial_rollup",
     "partial_schema",
+    "window_span",
 ]

@@ -15,11 +15,13 @@ use crate::time::{local_midnight, parse_time_zone};
 ///
 /// JSON: `{"period": "2018-01", "total": "123.45"}` (money as a string with the minor-unit digits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PeriodTotal {
     /// The local calendar month `YYYY-MM` of the bill.
     pub period: String,
     /// The bill's total, in the tariff's currency (major unit, minor-unit digits).
     #[serde(with = "crate::decimal::money_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub total: Decimal,
 }
 
@@ -28,11 +30,13 @@ pub struct PeriodTotal {
 ///
 /// JSON: `{"tariff": NAME, "total": "…" | null, "periods": [PeriodTotal…], "error": null | "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Comparison {
     /// The tariff's name as given to [`Tariff::compare`].
     pub tariff: String,
     /// Sum of the period totals; `None` when the tariff cannot price the load.
     #[serde(with = "opt_money")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub total: Option<Decimal>,
     /// One total per local calendar month of the request, in order (empty on error).
     pub periods: Vec<PeriodTotal>,

@@ -23,10 +23,12 @@ pub mod compare;
 ///
 /// JSON: `{"tenant","subject","metric","period_start","period_end","time_zone"}` (RFC 3339).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct BillRequest {
     /// Tenant, copied to the bill.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub tenant: String,
     /// The subject billed (meter, SIM, customer); records of other subjects are ignored.
     pub subject: String,
@@ -34,9 +36,11 @@ pub struct BillRequest {
     pub metric: String,
     /// Start of the billing period (inclusive).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Date | Timestamp"))]
     pub period_start: DateTime<Utc>,
     /// End of the billing period (exclusive).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Date | Timestamp"))]
     pub period_end: DateTime<Utc>,
     /// IANA zone of the bill's days and months.
     pub time_zone: String,
@@ -69,6 +73,7 @@ impl BillRequest {
 /// JSON: `{"charge","description","quantity","unit","rate","amount","tier"?,"tou_period"?}` with
 /// decimals as strings; `amount` always carries the currency's minor-unit digits (`"12.50"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BillLine {
     /// The tariff charge id.
     pub charge: String,
@@ -76,14 +81,17 @@ pub struct BillLine {
     pub description: String,
     /// Quantity priced: units, kW, days, periods, packages, or the base amount of a percentage.
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub quantity: Decimal,
     /// Unit of `quantity` (`kWh`, `GB`, `kW`, `day`, `period`, `package`, or the currency).
     pub unit: String,
     /// Price per unit (a percentage as a fraction: 5 % is `0.05`).
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub rate: Decimal,
     /// Money, rounded to the minor unit.
     #[serde(with = "crate::decimal::money_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub amount: Decimal,
     /// Tier number (1-based) of a tiered line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +109,7 @@ pub struct BillLine {
 /// JSON: `{"tenant","subject","period_start","period_end","time_zone","currency","lines":[…],
 /// "subtotal","taxes","total"}`, money as strings with the minor-unit digits (`"total":"123.45"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Bill {
     /// Tenant.
     pub tenant: String,
@@ -108,9 +117,11 @@ pub struct Bill {
     pub subject: String,
     /// Start of the period (inclusive).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub period_start: DateTime<Utc>,
     /// End of the period (exclusive).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub period_end: DateTime<Utc>,
     /// IANA zone of the bill's days.
     pub time_zone: String,
@@ -120,12 +131,15 @@ pub struct Bill {
     pub lines: Vec<BillLine>,
     /// Sum of the non-tax lines.
     #[serde(with = "crate::decimal::money_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub subtotal: Decimal,
     /// Sum of the tax lines.
     #[serde(with = "crate::decimal::money_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub taxes: Decimal,
     /// `subtotal + taxes`.
     #[serde(with = "crate::decimal::money_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub total: Decimal,
 }
 

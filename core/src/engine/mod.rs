@@ -52,6 +52,7 @@ const OVERFLOWED: &str = "engine/overflowed/";
 /// JSON: `{"accepted":N,"duplicates":N,"rejected":[{"tenant","id","kind","reason"}],
 /// "findings":[...]?}` — `findings` (see [`Finding`]) is omitted when empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct IngestReport {
     /// Records stored and rolled up.
     pub accepted: u64,
@@ -78,6 +79,7 @@ fn is_zero(n: &u64) -> bool {
 
 /// A record an ingest did not apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Rejection {
     /// Tenant of the record.
     pub tenant: String,
@@ -91,6 +93,7 @@ pub struct Rejection {
 
 /// Whether a query returns empty windows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Fill {
     /// Only windows with records.
@@ -110,6 +113,7 @@ crate::error::enum_names!(Fill, "fill", [None = "none", Zero = "zero",]);
 /// query, creating (and backfilling) one the first time a query needs it; later queries then cost
 /// O(buckets), never a scan of raw records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Query {
     /// The tenant; no other tenant's data is read.
@@ -122,24 +126,31 @@ pub struct Query {
     pub time_zone: String,
     /// Only this subject.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub subject: Option<String>,
     /// Only records whose dimensions have these values.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub filters: BTreeMap<String, String>,
     /// Split by these dimensions (`"subject"` allowed).
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub group_by: Vec<String>,
     /// Dimensions whose distinct values are counted (`unique_count`).
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub unique: Vec<String>,
     /// Start of the range (inclusive, widened to its window's start).
     #[serde(default, with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable, type = "Date | Timestamp | null"))]
     pub from: Option<DateTime<Utc>>,
     /// End of the range (exclusive, on window start).
     #[serde(default, with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable, type = "Date | Timestamp | null"))]
     pub to: Option<DateTime<Utc>>,
     /// Whether to return empty windows.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub fill: Fill,
 }
 
@@ -232,6 +243,7 @@ impl Query {
 
 /// Totals of the period containing an instant and of the period before it, for KPI cards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Totals {
     /// The period containing the instant.
     pub current: Bucket,
@@ -239,6 +251,7 @@ pub struct Totals {
     pub previous: Bucket,
     /// Change of the sum in percent (2 decimal places, half-even); `null` when the previous sum is 0.
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub change_percent: Option<Decimal>,
 }
 

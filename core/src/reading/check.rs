@@ -42,6 +42,7 @@ pub const MAX_INTERVAL_DAYS: i64 = 3660;
 /// * `plausible_factor` — consumption is plausible up to this many times the meter's highest
 ///   daily rate in the history (default 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct ReadingOptions {
     /// Stored readings the checks look at (the latest N).
@@ -50,15 +51,19 @@ pub struct ReadingOptions {
     pub time_zone: String,
     /// Hour-of-day weights (24), or `None` for pro rata by time.
     #[serde(with = "opt_decimals")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString[] | null"))]
     pub profile: Option<Vec<Decimal>>,
     /// The site's typical register range `(low, high)`, for first readings.
     #[serde(with = "opt_pair")]
+    #[cfg_attr(feature = "ts", ts(type = "[DecimalString, DecimalString] | null"))]
     pub typical_register: Option<(Decimal, Decimal)>,
     /// The most plausible consumption per day without history (metric units).
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub max_daily: Option<Decimal>,
     /// Multiple of the highest historic daily rate still plausible.
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub plausible_factor: Decimal,
 }
 
@@ -104,6 +109,7 @@ impl ReadingOptions {
 
 /// What happened to a reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ReadingStatus {
     /// Stored; its consumption (if any) is billed as is (or as estimated).
@@ -151,19 +157,23 @@ pub struct StoredReading {
 /// "status","consumption","findings","records"}` — `reading` and `consumption` decimal strings
 /// (`consumption` `null` without one), `findings` as [`Finding`], `records` as [`UsageRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReadingOutcome {
     /// The meter.
     pub meter: String,
     /// When it was read.
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub timestamp: DateTime<Utc>,
     /// The register value read.
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub reading: Decimal,
     /// The decision.
     pub status: ReadingStatus,
     /// Consumption since the previous reading, metric units.
     #[serde(default, with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub consumption: Option<Decimal>,
     /// Findings, most decisive first.
     pub findings: Vec<Finding>,

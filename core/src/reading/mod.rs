@@ -19,6 +19,7 @@ pub use self::validate::{consumption, validate_reading, ReadingCheck};
 
 /// Who produced a register reading.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ReadingKind {
     /// Read from the meter (by a field engineer or remotely).
@@ -47,24 +48,29 @@ crate::error::enum_names!(
 /// JSON: `{"meter","timestamp","register","register_digits"?,"multiplier"?,"kind"?}` with decimals
 /// as strings (numbers accepted) and RFC 3339 timestamps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct MeterReading {
     /// The meter (becomes the consumption record's subject).
     pub meter: String,
     /// When the register was read.
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Date | Timestamp"))]
     pub timestamp: DateTime<Utc>,
     /// The register value.
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub register: Decimal,
     /// Integer digits of the register, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register_digits: Option<u8>,
     /// Register units → metric units.
     #[serde(default = "one", with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable, type = "DecimalString"))]
     pub multiplier: Decimal,
     /// Who produced the reading.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub kind: ReadingKind,
 }
 

@@ -40,6 +40,7 @@ pub type Dimensions = BTreeMap<String, String>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct UsageRecord {
     /// Caller-chosen id, unique per tenant (the idempotency key with `tenant`).
@@ -52,12 +53,15 @@ pub struct UsageRecord {
     pub metric: String,
     /// How much, exactly, in the metric's unit.
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub quantity: Decimal,
     /// When the usage starts (UTC instant; any offset is accepted on input).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub timestamp: DateTime<Utc>,
     /// When the usage ends, for sessions and intervals.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp | null"))]
     pub end: Option<DateTime<Utc>>,
     /// Attributes to group and filter by.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -78,6 +82,7 @@ pub struct UsageRecord {
 ///
 /// JSON: `"actual"`, `"flagged"`, `"estimated"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
     /// Measured and accepted.

@@ -34,6 +34,7 @@ pub const SUBJECT: &str = "subject";
 
 /// One aggregation a rollup maintains.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
     /// Sum of quantities.
@@ -106,6 +107,7 @@ impl std::str::FromStr for Aggregation {
 /// JSON: `{"metric":"bytes","window":"day","time_zone":"Europe/London","group_by":["carrier"],
 /// "aggregations":["sum",{"unique_count":"subject"}]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RollupSpec {
     /// The metric rolled up (`kwh`, `bytes`, …).
@@ -116,9 +118,11 @@ pub struct RollupSpec {
     pub time_zone: String,
     /// Dimensions (and optionally `"subject"`) to group by, in output order.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub group_by: Vec<String>,
     /// Aggregations; only `unique_count` changes what is stored.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub aggregations: Vec<Aggregation>,
 }
 
@@ -391,12 +395,15 @@ fn cmp_decimal(a: Decimal, b: Decimal) -> std::cmp::Ordering {
 /// zero** (an absent field means 0), so buckets of clean data print exactly as before; the output
 /// stays deterministic because a field is present if and only if it is non-zero.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Bucket {
     /// Window start (inclusive).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub window_start: DateTime<Utc>,
     /// Window end (exclusive).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub window_end: DateTime<Utc>,
     /// The subject, when the query was for one subject or grouped by subject; otherwise `null`.
     pub subject: Option<String>,
@@ -406,20 +413,25 @@ pub struct Bucket {
     pub group: BTreeMap<String, Option<String>>,
     /// Sum of quantities (`"0"` for an empty, zero-filled bucket).
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub sum: Decimal,
     /// Number of records.
     pub count: u64,
     /// Smallest quantity.
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub min: Option<Decimal>,
     /// Largest quantity.
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub max: Option<Decimal>,
     /// Mean quantity (12 decimal places).
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub mean: Option<Decimal>,
     /// Quantity of the latest record.
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub latest: Option<Decimal>,
     /// Distinct-value counts per dimension, for `unique_count` aggregations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -429,12 +441,14 @@ pub struct Bucket {
     pub flagged_count: u64,
     /// Quantity of flagged records (part of `sum`); omitted from JSON when 0.
     #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub flagged_sum: Decimal,
     /// Estimated records (part of `count`); omitted from JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub estimated_count: u64,
     /// Quantity of estimated records (part of `sum`); omitted from JSON when 0.
     #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub estimated_sum: Decimal,
 }
 
@@ -466,6 +480,36 @@ fn share_percent(part: Decimal, whole: Decimal) -> Option<Decimal> {
         return None;
     }
     part.checked_mul(Decimal::ONE_HUNDRED).and_then(|p| p.checked_div(whole)).map(|p| p.round_dp(2).normalize())
+}
+
+impl Bucket {
+    /// The result row of a bucket the store-less rollups give (`columnar::ColumnarRollup::finish`,
+    /// `Accumulator::into_buckets`): `key` of `spec`, window end `end` (Unix seconds), grouped as
+    /// the spec (`subject` in its own field, other dimensions in `group`; every `unique_count`
+    /// dimension present in `unique`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidWindow`] for a window bound outside the timestamp range.
+    pub fn of_key(spec: &RollupSpec, key: &BucketKey, end: i64, state: &BucketState) -> Result<Bucket> {
+        let instant = |t: i64| {
+            DateTime::from_timestamp(t, 0)
+                .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
+        };
+        let mut subject = None;
+        let mut group = BTreeMap::new();
+        for (d, v) in spec.group_by.iter().zip(&key.group) {
+            if d == SUBJECT {
+                subject.clone_from(v);
+            } else {
+                group.insert(d.clone(), v.clone());
+            }
+        }
+        let mut b = Bucket::from_state((instant(key.start)?, instant(end)?), subject, &spec.metric, group, state);
+        for d in spec.unique_dims() {
+            b.unique.entry(d.to_string()).or_insert(0);
+        }
+        Ok(b)
+    }
 }
 
 impl Bucket {

@@ -38,6 +38,7 @@ pub const MAX_PRICE_DECIMALS: u32 = 12;
 /// The default is [`Rounding::HalfUp`] (0.125 → 0.13), the rule of most utility and VAT
 /// regulations; [`Rounding::HalfEven`] (banker's rounding, 0.125 → 0.12) is available.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Rounding {
     /// Halves away from zero (0.125 → 0.13, -0.125 → -0.13).
@@ -130,6 +131,7 @@ impl QuantityRounding {
 
 /// The kind of a [`Charge`] (its `type` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeKind {
     /// `amount` per billing period (`per = "period"`, prorated by days for partial periods) or
@@ -322,6 +324,14 @@ impl Schedule {
 /// `divide_rounding` (convert the quantity before pricing, e.g. bytes → GB with
 /// `divide_by = 1000000000`; the result is rounded to whole units, up by default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(
+        rename = "TariffCharge",
+        type = "{ id: string; type: ChargeKind; description?: string; metric?: string; [key: string]: unknown }"
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct Charge {
     /// Identifier, unique within a version; becomes the `charge` of bill lines.
@@ -416,6 +426,7 @@ crate::error::enum_names!(SharedLadder, "shared ladder", [TimeOrder = "time_orde
 
 /// The prices in effect from a local date on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct TariffVersion {
     /// First local date (in the bill's zone) the version applies; `None` only on the first
@@ -444,6 +455,7 @@ pub struct TariffVersion {
 ///
 #[doc = include_str!("../../../docs/tariffs.md")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "TariffDocument"))]
 #[serde(deny_unknown_fields)]
 pub struct Tariff {
     /// Name of the tariff.
@@ -460,6 +472,7 @@ pub struct Tariff {
     pub minor_units: Option<u32>,
     /// Rounding of every bill line to the minor unit (default `half_up`).
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub rounding: Rounding,
     /// Decimal places of each bill line's amount (default: the currency's minor units). More
     /// places (up to 12) keep lines nearly exact — as NREL PySAM, which does not round — and only
@@ -471,6 +484,7 @@ pub struct Tariff {
     pub time_zone: Option<String>,
     /// Billing cycle that `per = "period"` amounts refer to: `month` (default) or `cycle:DAY`.
     #[serde(default = "default_cycle")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub billing_cycle: Window,
     /// Last local date the tariff is valid (bills ending later are refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -44,6 +44,14 @@ pub(crate) use instant::{opt_ts_str, ts_str};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(
+        rename = "WindowSpec",
+        type = "'hour' | 'day' | 'week' | 'month' | 'quarter' | 'year' | `minutes:${number}` | `cycle:${number}`"
+    )
+)]
 pub enum Window {
     /// `n` minutes by the local clock; `n` divides 1440.
     Minutes(u32),

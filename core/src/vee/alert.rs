@@ -14,6 +14,7 @@ use crate::vee::{Finding, Rule, Severity};
 
 /// How findings become alerts. JSON: `{"gap":72,"warmup":288}`, every field optional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertConfig {
     /// Values of the series without a finding after which an open alert is resolved; a finding
@@ -55,6 +56,7 @@ impl AlertConfig {
 /// strongest finding (largest |score|, the first on ties) and `expected` its expected range
 /// `["low","high"]` or `null`, `findings` the number of findings merged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Alert {
     /// Tenant of the series.
     pub tenant: String,
@@ -64,9 +66,11 @@ pub struct Alert {
     pub metric: String,
     /// Timestamp of the first finding.
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub start: DateTime<Utc>,
     /// Timestamp of the last finding.
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub end: DateTime<Utc>,
     /// Rules involved, in the order they first fired.
     pub rules: Vec<Rule>,
@@ -74,9 +78,11 @@ pub struct Alert {
     pub severity: Severity,
     /// Value of the strongest finding, in the metric's unit.
     #[serde(default, with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub peak: Option<Decimal>,
     /// Expected range of the strongest finding, `(low, high)`.
     #[serde(default, with = "crate::vee::opt_range")]
+    #[cfg_attr(feature = "ts", ts(type = "[DecimalString, DecimalString] | null"))]
     pub expected: Option<(Decimal, Decimal)>,
     /// Number of findings merged into the alert.
     pub findings: u32,

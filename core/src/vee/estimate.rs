@@ -16,6 +16,7 @@ use crate::time::fmt_ts;
 /// JSON: `{"interval_secs":3600,"max_interpolation_intervals":4,"max_estimated_intervals":336,
 /// "history_weeks":4,"decimals":6}` (every field but `interval_secs` optional).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct EstimateConfig {
     /// The series' cadence, seconds (e.g. 3600 for hourly data).
@@ -23,17 +24,21 @@ pub struct EstimateConfig {
     /// Gaps of up to this many missing intervals are filled by linear interpolation between the
     /// values on either side. Default 4.
     #[serde(default = "d_interp")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub max_interpolation_intervals: u32,
     /// Longer gaps of up to this many intervals are filled, interval by interval, with the mean of
     /// the values at the same instant 1, 2, … `history_weeks` weeks (7 × 24 h) earlier; intervals
     /// without any such history, and longer gaps, stay unfilled. Default 336 (two weeks of hours).
     #[serde(default = "d_max")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub max_estimated_intervals: u32,
     /// Weeks of history the same-hour-of-week mean looks back. Default 4.
     #[serde(default = "d_weeks")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub history_weeks: u32,
     /// Decimal places of estimated quantities (half-even). Default 6.
     #[serde(default = "d_decimals")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub decimals: u32,
 }
 

@@ -30,6 +30,7 @@ use rules::{record_rules, stream_rules, unit_rule, RuleParams, Series};
 /// * `error` — the value cannot be right (a negative quantity where the metric forbids it, a
 ///   timestamp in the future).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Recorded, nothing to do.
@@ -49,6 +50,7 @@ crate::error::enum_names!(Severity, "severity", [Info = "info", Warning = "warni
 /// * `reject` — never reaches a rollup (the engine reports it in `IngestReport.rejected` with kind
 ///   `validation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "FindingAction"))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Billed as is.
@@ -63,6 +65,7 @@ crate::error::enum_names!(Action, "finding action", [Accept = "accept", Flag = "
 
 /// The rule that raised a [`Finding`]. JSON: the snake_case name (`spike`, `rollover`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Rule {
@@ -174,6 +177,7 @@ crate::error::enum_names!(
 ///   decimal places; the run length for stuck and zero streaks; the number of missing intervals
 ///   for gaps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Finding {
     /// The rule that raised it.
     pub rule: Rule,
@@ -192,15 +196,19 @@ pub struct Finding {
     pub id: Option<String>,
     /// When: the record's timestamp (for a gap: the start of the first missing interval).
     #[serde(with = "crate::time::ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub timestamp: DateTime<Utc>,
     /// The checked value, in the metric's unit.
     #[serde(default, with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub value: Option<Decimal>,
     /// The range the value was expected in, `(low, high)`.
     #[serde(default, with = "opt_range")]
+    #[cfg_attr(feature = "ts", ts(type = "[DecimalString, DecimalString] | null"))]
     pub expected: Option<(Decimal, Decimal)>,
     /// The rule's score (robust z for spike/drop, a count for streaks and gaps).
     #[serde(default, with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub score: Option<Decimal>,
     /// What was found and what to do, in a sentence.
     pub message: String,
@@ -303,6 +311,7 @@ pub(crate) mod opt_range {
 /// 10 % of the median, a long-run range that decays by 0.0002 of its width per value, and the
 /// hour-of-week seasonal baseline once a slot has two previous weeks of history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidationConfig {
     /// Allow negative quantities (export, credits). Default `false`: a negative quantity is an
@@ -317,9 +326,11 @@ pub struct ValidationConfig {
     pub max_age_secs: Option<i64>,
     /// Absolute high limit in the metric's unit (inclusive bound of what is normal). Default: none.
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub high_limit: Option<Decimal>,
     /// Absolute low limit in the metric's unit. Default: none.
     #[serde(with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString | null"))]
     pub low_limit: Option<Decimal>,
     /// Run the spike/drop rule. Default `true`.
     pub spikes: bool,
@@ -502,6 +513,7 @@ impl ValidationConfig {
 /// JSON: `{"total":N,"info":N,"warning":N,"error":N,"rejected":N,"flagged":N,
 /// "by_rule":{"spike":{"info":0,"warning":2,"error":0},...}}` with rules in name order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ValidationSummary {
     /// Number of findings.
     pub total: u64,
@@ -521,6 +533,7 @@ pub struct ValidationSummary {
 
 /// Counts of findings by severity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SeverityCounts {
     /// Info findings.
     pub info: u64,

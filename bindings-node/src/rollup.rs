@@ -1,0 +1,132 @@
+//! Store-less rollups: `rollupColumns` (the core's columnar kernel over a column batch, no engine,
+//! no store) and the columnar form of query results (`Engine.queryColumns`).
+
+use std::collections::BTreeMap;
+
+use meterkit::rollup::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn};
+use meterkit::{Bucket, Decimal, RollupSpec, UsageRecord};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::columns::{self, UsageColumns};
+use crate::convert::{core, from_json, guard, Json, JsonText};
+
+/// Roll up a batch of usage columns under one or more rollup specs without an engine or a store
+/// (the core's `ColumnarRollup`: the same buckets `Engine.query` gives for the same records).
+/// Rows of other metrics than a spec's are ignored by it; timestamps count to the second.
+/// Returns the buckets of every spec, in spec order, then by tenant, window start and group.
+/// Throws `E_PARSE` for unreadable columns, `E_INVALID_QUERY` / `E_INVALID_TIME_ZONE` for a bad
+/// spec (more than 8 `group_by` dimensions included), `E_OVERFLOW`.
+#[napi(
+    catch_unwind,
+    ts_args_type = "columns: UsageColumns, specs: RollupSpec | RollupSpec[]",
+    ts_return_type = "Bucket[]"
+)]
+pub fn rollup_columns(env: Env, columns: UsageColumns, specs: JsonText) -> napi::Result<Json<Vec<Bucket>>> {
+    guard(env, || {
+        let records = core(env, columns::read(columns).and_then(columns::Columns::into_records))?;
+        let specs: Vec<RollupSpec> = if specs.0.trim_start().starts_with('{') {
+            vec![core(env, from_json(&specs.0, "rollup spec"))?]
+        } else {
+            core(env, from_json(&specs.0, "rollup specs"))?
+        };
+        core(env, rollup(&records, &specs)).map(Json)
+    })
+}
+
+/// The records as one column batch per metric, through the columnar kernel.
+fn rollup(records: &[UsageRecord], specs: &[RollupSpec]) -> meterkit::Result<Vec<Bucket>> {
+    let mut kernel = ColumnarRollup::new(specs)?;
+    let mut by_metric: BTreeMap<&str, Vec<&UsageRecord>> = BTreeMap::new();
+    for r in records {
+        r.check()?;
+        by_metric.entry(r.metric.as_str()).or_default().push(r);
+    }
+    for (metric, rows) in by_metric {
+        let dims: std::collections::BTreeSet<&str> =
+            rows.iter().flat_map(|r| r.dimensions.keys().map(String::as_str)).collect();
+        let tenants: Vec<Option<&str>> = rows.iter().map(|r| Some(r.tenant.as_str())).collect();
+        let subjects: Vec<Option<&str>> = rows.iter().map(|r| Some(r.subject.as_str())).collect();
+        let timestamps: Vec<i64> = rows.iter().map(|r| r.timestamp.timestamp()).collect();
+        let quantities: Vec<Decimal> = rows.iter().map(|r| r.quantity).collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let dim_values: Vec<(&str, Vec<Option<&str>>)> = dims
+            .iter()
+            .map(|d| (*d, rows.iter().map(|r| r.dimensions.get(*d).map(String::as_str)).collect()))
+            .collect();
+        kernel.add(&ColumnBatch {
+            metric,
+            tenant: StrColumn::Plain(&tenants),
+            subject: StrColumn::Plain(&subjects),
+            timestamps: &timestamps,
+            quantities: Quantities::Decimal(&quantities),
+            ids: Some(&ids),
+            dimensions: dim_values.iter().map(|(d, v)| (*d, StrColumn::Plain(v))).collect(),
+        })?;
+    }
+    let mut buckets = kernel.finish()?;
+    buckets.sort_by(|(a, ..), (b, ..)| (a.spec, a).cmp(&(b.spec, b)));
+    buckets.iter().map(|(key, end, state)| Bucket::of_key(&specs[key.spec as usize], key, *end, state)).collect()
+}
+
+/// Query results as columns: one array per `Bucket` field, row `i` of every array is bucket `i`
+/// (what a chart or a DataFrame wants). Decimals stay strings.
+#[derive(serde::Serialize, Default)]
+pub struct BucketColumns {
+    window_start: Vec<String>,
+    window_end: Vec<String>,
+    subject: Vec<Option<String>>,
+    metric: Vec<String>,
+    group: BTreeMap<String, Vec<Option<String>>>,
+    sum: Vec<String>,
+    count: Vec<u64>,
+    min: Vec<Option<String>>,
+    max: Vec<Option<String>>,
+    mean: Vec<Option<String>>,
+    latest: Vec<Option<String>>,
+    unique: BTreeMap<String, Vec<u64>>,
+    flagged_count: Vec<u64>,
+    flagged_sum: Vec<String>,
+    estimated_count: Vec<u64>,
+    estimated_sum: Vec<String>,
+}
+
+impl BucketColumns {
+    /// The buckets turned into columns (a group or unique key a bucket lacks is `null` / 0).
+    pub fn of(buckets: &[Bucket]) -> Self {
+        let dec = |d: &Decimal| meterkit::decimal::fmt_decimal(*d);
+        let opt = |d: &Option<Decimal>| d.as_ref().map(dec);
+        let mut c = BucketColumns::default();
+        for b in buckets {
+            for k in b.group.keys() {
+                c.group.entry(k.clone()).or_insert_with(Vec::new);
+            }
+            for k in b.unique.keys() {
+                c.unique.entry(k.clone()).or_insert_with(Vec::new);
+            }
+        }
+        for b in buckets {
+            c.window_start.push(meterkit::time::fmt_ts(b.window_start));
+            c.window_end.push(meterkit::time::fmt_ts(b.window_end));
+            c.subject.push(b.subject.clone());
+            c.metric.push(b.metric.clone());
+            for (k, col) in &mut c.group {
+                col.push(b.group.get(k).cloned().flatten());
+            }
+            c.sum.push(dec(&b.sum));
+            c.count.push(b.count);
+            c.min.push(opt(&b.min));
+            c.max.push(opt(&b.max));
+            c.mean.push(opt(&b.mean));
+            c.latest.push(opt(&b.latest));
+            for (k, col) in &mut c.unique {
+                col.push(b.unique.get(k).copied().unwrap_or(0));
+            }
+            c.flagged_count.push(b.flagged_count);
+            c.flagged_sum.push(dec(&b.flagged_sum));
+            c.estimated_count.push(b.estimated_count);
+            c.estimated_sum.push(dec(&b.estimated_sum));
+        }
+        c
+    }
+}
