@@ -55,7 +55,7 @@ export type WindowSpec = 'hour' | 'day' | 'week' | 'month' | 'quarter' | 'year' 
 /**
  * What went wrong, as a stable kind that callers (and every binding) can switch on.
  */
-export type ErrorKind = "invalid_record" | "conflict" | "parse" | "invalid_window" | "invalid_time_zone" | "invalid_query" | "overflow" | "tariff" | "validation" | "invalid_transition" | "not_found" | "store";
+export type ErrorKind = "invalid_record" | "conflict" | "parse" | "invalid_window" | "invalid_time_zone" | "invalid_query" | "overflow" | "tariff" | "validation" | "invalid_transition" | "not_found" | "store" | "internal";
 
 /** Stable error codes (`err.code`): the core's `ErrorKind::code()`, and `E_INTERNAL` for a bug caught before it reached Node. */
 export type ErrorCode = 'E_INVALID_RECORD' | 'E_CONFLICT' | 'E_PARSE' | 'E_INVALID_WINDOW' | 'E_INVALID_TIME_ZONE' | 'E_INVALID_QUERY' | 'E_OVERFLOW' | 'E_TARIFF' | 'E_VALIDATION' | 'E_INVALID_TRANSITION' | 'E_NOT_FOUND' | 'E_STORE' | 'E_INTERNAL'
@@ -1305,6 +1305,33 @@ export declare class Engine {
    * `E_INVALID_TIME_ZONE` for invalid options, `E_CONFLICT`, `E_STORE`, `E_OVERFLOW`.
    */
   recordReading(tenant: string, metric: string, reading: MeterReading, exchange?: DecimalString | null, options?: Partial<ReadingOptions> | null): ReadingOutcome
+  /**
+   * Check a register reading exactly as `recordReading` does (same decisions, findings and
+   * consumption records, against the stored history) but store nothing (the core's
+   * `Engine::check_reading`). Same arguments, outcome and errors as `recordReading`.
+   */
+  checkReading(tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null): { meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }
+  /**
+   * Keep `records` and queue them for upload (the core's outbox, `Engine::outbox_queue`):
+   * ingested like `ingest`; each record not rejected and not uploaded within the retention
+   * window (30 days) is marked pending.
+   */
+  outboxQueue(records: UsageRecordInput | UsageRecordInput[]): IngestReport
+  /** Up to `limit` records of `tenant` waiting for upload, by id. */
+  outboxPending(tenant: string, limit: number): UsageRecord[]
+  /** How many records of `tenant` wait for upload (one metadata read). */
+  outboxCount(tenant: string): number
+  /**
+   * Acknowledge the upload of `ids` of `tenant` at `now` (default: the wall clock): they leave
+   * the queue; sent markers older than the retention window are removed. Returns how many
+   * were pending.
+   */
+  outboxAck(tenant: string, ids: string[], now?: Date | string | null): number
+  /**
+   * Tidy the outbox of `tenant`: remove sent markers acknowledged before `before`, pending
+   * markers naming no stored record, and recount. Returns how many markers were removed.
+   */
+  outboxPurge(tenant: string, before: Date | string): number
   /**
    * `ingest` off the JS thread: only `JSON.stringify` runs on it; parsing, rollups and storage
    * run on libuv's thread pool.

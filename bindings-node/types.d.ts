@@ -55,7 +55,7 @@ export type WindowSpec = 'hour' | 'day' | 'week' | 'month' | 'quarter' | 'year' 
 /**
  * What went wrong, as a stable kind that callers (and every binding) can switch on.
  */
-export type ErrorKind = "invalid_record" | "conflict" | "parse" | "invalid_window" | "invalid_time_zone" | "invalid_query" | "overflow" | "tariff" | "validation" | "invalid_transition" | "not_found" | "store";
+export type ErrorKind = "invalid_record" | "conflict" | "parse" | "invalid_window" | "invalid_time_zone" | "invalid_query" | "overflow" | "tariff" | "validation" | "invalid_transition" | "not_found" | "store" | "internal";
 
 /** Stable error codes (`err.code`): the core's `ErrorKind::code()`, and `E_INTERNAL` for a bug caught before it reached Node. */
 export type ErrorCode = 'E_INVALID_RECORD' | 'E_CONFLICT' | 'E_PARSE' | 'E_INVALID_WINDOW' | 'E_INVALID_TIME_ZONE' | 'E_INVALID_QUERY' | 'E_OVERFLOW' | 'E_TARIFF' | 'E_VALIDATION' | 'E_INVALID_TRANSITION' | 'E_NOT_FOUND' | 'E_STORE' | 'E_INTERNAL'

@@ -188,9 +188,14 @@ impl Columns {
         Ok(())
     }
 
-    /// Ingest the columns as one batch: the numbers and instants converted here (errors name
-    /// the field and record id), the rest is the core's `Engine::ingest_columns`.
+    /// Ingest the columns as one batch: the core's `Engine::ingest_columns`.
     pub fn ingest(self, engine: &meterkit::Engine) -> meterkit::Result<IngestReport> {
+        self.with_batch(|batch| engine.ingest_columns(batch))
+    }
+
+    /// Call `f` with the columns as the core's `ColumnBatch`: the numbers and instants converted
+    /// here (errors name the field and record id).
+    pub fn with_batch<T>(self, f: impl FnOnce(&ColumnBatch<'_>) -> meterkit::Result<T>) -> meterkit::Result<T> {
         let ids: Vec<&str> = self.id.iter().map(String::as_str).collect();
         let id_of = ids.as_slice();
         let at = |i: usize| move |e: CoreError| e.with_record_id(id_of[i]);
@@ -223,7 +228,7 @@ impl Columns {
                 (k.as_str(), col)
             })
             .collect();
-        engine.ingest_columns(&ColumnBatch {
+        f(&ColumnBatch {
             metric: metric.column(),
             tenant: tenant.column(),
             subject: subject.column(),

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use meterkit::rollup::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn};
-use meterkit::{Bucket, Decimal, RollupSpec, UsageRecord};
+use meterkit::rollup::columnar::{ColumnBatch, ColumnarRollup};
+use meterkit::{Bucket, Decimal, RollupSpec};
 use napi::Env;
 use napi_derive::napi;
 
@@ -24,47 +24,19 @@ use crate::convert::{core, from_json, guard, Json, JsonText};
 )]
 pub fn rollup_columns(env: Env, columns: UsageColumns, specs: JsonText) -> napi::Result<Json<Vec<Bucket>>> {
     guard(env, || {
-        let records = core(env, columns::read(columns).and_then(columns::Columns::into_records))?;
         let specs: Vec<RollupSpec> = if specs.0.trim_start().starts_with('{') {
             vec![core(env, from_json(&specs.0, "rollup spec"))?]
         } else {
             core(env, from_json(&specs.0, "rollup specs"))?
         };
-        core(env, rollup(&records, &specs)).map(Json)
+        let buckets = columns::read(columns).and_then(|c| c.with_batch(|batch| rollup(batch, &specs)));
+        core(env, buckets).map(Json)
     })
 }
 
-/// The records as one column batch per metric, through the columnar kernel.
-fn rollup(records: &[UsageRecord], specs: &[RollupSpec]) -> meterkit::Result<Vec<Bucket>> {
-    let mut kernel = ColumnarRollup::new(specs)?;
-    let mut by_metric: BTreeMap<&str, Vec<&UsageRecord>> = BTreeMap::new();
-    for r in records {
-        r.check()?;
-        by_metric.entry(r.metric.as_str()).or_default().push(r);
-    }
-    for (metric, rows) in by_metric {
-        let dims: std::collections::BTreeSet<&str> =
-            rows.iter().flat_map(|r| r.dimensions.keys().map(String::as_str)).collect();
-        let tenants: Vec<Option<&str>> = rows.iter().map(|r| Some(r.tenant.as_str())).collect();
-        let subjects: Vec<Option<&str>> = rows.iter().map(|r| Some(r.subject.as_str())).collect();
-        let timestamps: Vec<i64> = rows.iter().map(|r| r.timestamp.timestamp()).collect();
-        let quantities: Vec<Decimal> = rows.iter().map(|r| r.quantity).collect();
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let dim_values: Vec<(&str, Vec<Option<&str>>)> = dims
-            .iter()
-            .map(|d| (*d, rows.iter().map(|r| r.dimensions.get(*d).map(String::as_str)).collect()))
-            .collect();
-        kernel.add(&ColumnBatch {
-            metric,
-            tenant: StrColumn::Plain(&tenants),
-            subject: StrColumn::Plain(&subjects),
-            timestamps: &timestamps,
-            quantities: Quantities::Decimal(&quantities),
-            ids: Some(&ids),
-            dimensions: dim_values.iter().map(|(d, v)| (*d, StrColumn::Plain(v))).collect(),
-        })?;
-    }
-    let mut buckets = kernel.finish()?;
+/// The batch through the core's store-less kernel, buckets in spec order, then by key.
+fn rollup(batch: &ColumnBatch<'_>, specs: &[RollupSpec]) -> meterkit::Result<Vec<Bucket>> {
+    let mut buckets = ColumnarRollup::run(specs, std::slice::from_ref(batch), 1)?;
     buckets.sort_by(|(a, ..), (b, ..)| (a.spec, a).cmp(&(b.spec, b)));
     buckets.iter().map(|(key, end, state)| Bucket::of_key(&specs[key.spec as usize], key, *end, state)).collect()
 }

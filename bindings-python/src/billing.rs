@@ -321,7 +321,7 @@ fn comparison(py: Python<'_>, c: meterkit::billing::compare::Comparison) -> PyRe
     Ok(d)
 }
 
-fn money<'py>(py: Python<'py>, d: Decimal) -> PyResult<Bound<'py, PyAny>> {
+fn money(py: Python<'_>, d: Decimal) -> PyResult<Bound<'_, PyAny>> {
     let text = meterkit::decimal::fmt_money(d);
     py.import("decimal")?.getattr("Decimal")?.call1((text,))
 }

@@ -22,9 +22,9 @@ use crate::time::{parse_time_zone, Window};
 use crate::vee::{Action, Finding, ValidationConfig, Validator};
 
 pub(crate) mod batch;
+mod columns;
 mod import;
 mod ingest;
-mod columns;
 mod outbox;
 mod readings;
 pub use import::bill_from_buckets;
