@@ -209,3 +209,42 @@ pub fn estimate_gaps(records: Vec<UsageRecord>, config: EstimateConfig) -> Resul
     let filled = meterkit::vee::estimate::estimate_gaps(&records_to_core(records)?, &cfg)?;
     Ok(filled)
 }
+
+/// An instant interval `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Period {
+    /// Start (inclusive).
+    pub start: SystemTime,
+    /// End (exclusive).
+    pub end: SystemTime,
+}
+
+/// The calendar month `yyyy_mm` (`2024-03`) in `time_zone`, local midnight to local midnight (the
+/// core's `billing::month_period`). Errors: `Parse` for a bad month (field `period`),
+/// `InvalidTimeZone`.
+#[uniffi::export]
+pub fn month_period(yyyy_mm: String, time_zone: String) -> Result<Period, MeterkitError> {
+    let tz = meterkit::time::parse_time_zone(&time_zone)?;
+    let (start, end) = meterkit::billing::month_period(&yyyy_mm, tz)?;
+    Ok(Period { start: to_system(start), end: to_system(end) })
+}
+
+/// The window of kind `window` (`hour`, `day`, `month`, `minutes:15`, `cycle:5`, …) in
+/// `time_zone` that contains `at` (the core's `Window::span`). Errors: `InvalidWindow`,
+/// `InvalidTimeZone`, `Parse` for an instant out of range.
+#[uniffi::export]
+pub fn window_span(window: String, at: SystemTime, time_zone: String) -> Result<Period, MeterkitError> {
+    let window: meterkit::Window = window.parse()?;
+    let tz = meterkit::time::parse_time_zone(&time_zone)?;
+    let (start, end) = window.span(from_system(at, "at")?, tz)?;
+    Ok(Period { start: to_system(start), end: to_system(end) })
+}
+
+/// The summary of `findings` as the core's JSON (`meterkit::vee::ValidationSummary`: counts by
+/// severity, action and rule, flagged and estimated shares). Errors: `Parse` for instants out of
+/// range.
+#[uniffi::export]
+pub fn validation_summary(findings: Vec<crate::types::Finding>) -> Result<String, MeterkitError> {
+    let core = findings.iter().map(crate::types::Finding::to_core).collect::<Result<Vec<_>, _>>()?;
+    crate::types::to_json(&meterkit::vee::ValidationSummary::of(&core))
+}

@@ -18,6 +18,14 @@ pub struct Tariff {
 
 #[uniffi::export]
 impl Tariff {
+    /// The price of a bare `quantity` in the metric's unit under the tariff's first version
+    /// (the core's quantity rater: tiers, fixed and minimum charges, taxes — what a price
+    /// calculator shows). Errors: `Tariff` for charges that need timed records (TOU, demand),
+    /// `Overflow`.
+    pub fn quantity_total(&self, quantity: meterkit::Decimal) -> Result<meterkit::Decimal, MeterkitError> {
+        Ok(self.inner.quantity_rater()?.total(quantity)?)
+    }
+
     /// A tariff from meterkit TOML. Errors: `Parse` (with `line`) or `Tariff`.
     #[uniffi::constructor]
     pub fn from_toml(text: String) -> Result<Arc<Self>, MeterkitError> {

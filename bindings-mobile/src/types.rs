@@ -64,7 +64,7 @@ fn parse_json<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, Meterkit
     })
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<String, MeterkitError> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String, MeterkitError> {
     serde_json::to_string(v).map_err(|e| MeterkitError::internal(format!("could not serialise: {e}")))
 }
 

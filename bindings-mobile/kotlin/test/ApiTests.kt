@@ -459,6 +459,29 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(filled.map { it.quality }, listOf(Quality.ESTIMATED, Quality.ESTIMATED), "estimated")
         throws<MeterkitException.Validation>("interval 0") { estimateGaps(hours, EstimateConfig(intervalSecs = 0L)) }
     }
+    t("monthPeriod, windowSpan, Tariff.quantityTotal, validationSummary") {
+        val march = monthPeriod("2024-03", "Europe/London")
+        eq(march.start, ts("2024-03-01T00:00:00Z"), "March starts at GMT midnight")
+        eq(march.end, ts("2024-03-31T23:00:00Z"), "April starts at BST midnight")
+        throws<MeterkitException.Parse>("bad month") { monthPeriod("2024-13", "UTC") }
+        val day = windowSpan("day", ts("2024-03-10T12:00:00Z"), "America/New_York")
+        eq(day.start, ts("2024-03-10T05:00:00Z"), "local midnight EST")
+        eq(day.end, ts("2024-03-11T04:00:00Z"), "a 23-hour day")
+        throws<MeterkitException.InvalidWindow>("bad window") { windowSpan("fortnight", ts("2024-03-10T12:00:00Z"), "UTC") }
+        val slab = Tariff.fromToml("currency = \"GBP\"\n[[charges]]\nid = \"energy\"\ntype = \"graduated\"\nunit = \"kWh\"\n" +
+            "tiers = [{ up_to = \"100\", rate = \"0.20\" }, { rate = \"0.30\" }]\n")
+        eq(slab.quantityTotal(dec("150")).compareTo(dec("35")), 0, "100 x 0.20 + 50 x 0.30 = 35")
+        val flat = Tariff.fromToml(File(examples, "tariffs/flat.toml").readText())
+        throws<MeterkitException.Tariff>("a standing charge needs a calendar") { flat.quantityTotal(dec("1")) }
+        val e = Engine.inMemory()
+        e.setValidation("kwh", ValidationConfig())
+        e.setValidationNow(ts("2024-03-11T00:00:00Z"))
+        val report = e.ingest(listOf(rec("neg", "m1", "-1", "2024-03-10T00:00:00Z"), rec("ok", "m1", "1", "2024-03-10T01:00:00Z")))
+        val summary = validationSummary(report.findings)
+        check(summary.contains("negative_quantity")) { "the rule is counted: $summary" }
+        eq(validationSummary(listOf()).contains("negative_quantity"), false, "no findings, no rule")
+        e.close()
+    }
     t("invoices: create, issue, pay, void, overdue, reminders") {
         val e = Engine.inMemory()
         val tariff = Tariff.fromToml(File(examples, "tariffs/flat.toml").readText())
