@@ -309,7 +309,11 @@ pub fn price(args: &PriceArgs) -> Result<()> {
     let tariff = read_tariff(&args.tariff)?;
     let quantity = parse_decimal(&args.quantity).map_err(|e| e.with_field("quantity"))?;
     let rater = tariff.quantity_rater().map_err(|e| {
-        Error::new(e.kind(), format!("{}: {}", args.tariff.display(), e.message())).with_field("tariff")
+        let mut located = Error::new(e.kind(), format!("{}: {}", args.tariff.display(), e.message()));
+        if let Some(field) = e.field() {
+            located = located.with_field(field.to_string());
+        }
+        located
     })?;
     let total = rater.total(quantity)?;
     let json = serde_json::json!({
