@@ -248,7 +248,8 @@ fn run(cli: &Cli) -> Result<()> {
                 }
                 None => None,
             };
-            let how = IngestHow { batch_size: *batch_size as usize, feed: feed.as_ref(), validation: validation.as_ref() };
+            let how =
+                IngestHow { batch_size: *batch_size as usize, feed: feed.as_ref(), validation: validation.as_ref() };
             let outcome = ingest_file(&engine, input, &cli.tenant, &how)?;
             let watermark = match source {
                 Some(name) => engine.last_ingested_at(&cli.tenant, name)?.map(meterkit::time::fmt_ts),

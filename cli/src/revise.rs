@@ -78,7 +78,8 @@ fn when(flag: &str, v: Option<&String>, default: DateTime<Utc>) -> Result<DateTi
 fn print_jsonl(records: &[UsageRecord]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for r in records {
-        let line = serde_json::to_string(r).map_err(|e| Error::new(ErrorKind::Store, format!("Cannot write JSON: {e}.")))?;
+        let line =
+            serde_json::to_string(r).map_err(|e| Error::new(ErrorKind::Store, format!("Cannot write JSON: {e}.")))?;
         writeln!(out, "{line}").map_err(io_err)?;
     }
     Ok(())
@@ -104,7 +105,8 @@ pub fn history(engine: &Engine, tenant: &str, args: &HistoryArgs) -> Result<()> 
 fn read_all(input: &InputArgs, tenant: &str) -> Result<Vec<(u64, UsageRecord)>> {
     let mut all = Vec::new();
     input.read(tenant, &mut |line, parsed| {
-        let records = parsed.map_err(|e| Error::new(e.kind(), located(&input.file, line, e.message())).with_line(line))?;
+        let records =
+            parsed.map_err(|e| Error::new(e.kind(), located(&input.file, line, e.message())).with_line(line))?;
         all.extend(records.into_iter().map(|r| (line, r)));
         Ok(())
     })?;
@@ -145,7 +147,8 @@ pub fn retract(engine: &Engine, tenant: &str, input: &InputArgs) -> Result<()> {
 pub fn replace(engine: &Engine, tenant: &str, input: &InputArgs) -> Result<()> {
     let batch: Vec<UsageRecord> = read_all(input, tenant)?.into_iter().map(|(_, r)| r).collect();
     let report = engine.replace(&batch)?;
-    let json = serde_json::to_value(&report).map_err(|e| Error::new(ErrorKind::Store, format!("Cannot write JSON: {e}.")))?;
+    let json =
+        serde_json::to_value(&report).map_err(|e| Error::new(ErrorKind::Store, format!("Cannot write JSON: {e}.")))?;
     print_json(&json)
 }
 

@@ -58,7 +58,10 @@ fn ids(db: &str) -> Vec<String> {
 fn records_lists_the_stored_records_in_a_range() {
     let (_dir, db) = setup();
     assert_eq!(ids(&db), ["a", "b", "c"]);
-    let some = jsonl(&ok(&db, &["records", "--metric", "kwh", "--from", "2024-01-01T01:00:00Z", "--to", "2024-01-02T00:00:00Z"]));
+    let some = jsonl(&ok(
+        &db,
+        &["records", "--metric", "kwh", "--from", "2024-01-01T01:00:00Z", "--to", "2024-01-02T00:00:00Z"],
+    ));
     assert_eq!(some.len(), 1);
     assert_eq!((some[0]["id"].as_str(), some[0]["quantity"].as_str()), (Some("b"), Some("5")));
     let s2 = jsonl(&ok(&db, &["records", "--metric", "kwh", "--subject", "s2"]));
@@ -180,7 +183,19 @@ fn an_invoice_issued_then_paid_is_stored_paid() {
     ok(&db, &["ingest", file.to_str().unwrap()]);
     let bill = ok(
         &db,
-        &["bill", "--tariff", tariff.to_str().unwrap(), "--metric", "kwh", "--period", "2024-03", "--tz", "UTC", "--output", "json"],
+        &[
+            "bill",
+            "--tariff",
+            tariff.to_str().unwrap(),
+            "--metric",
+            "kwh",
+            "--period",
+            "2024-03",
+            "--tz",
+            "UTC",
+            "--output",
+            "json",
+        ],
     );
     let bill = write(dir.path(), "bill.json", &bill);
     let draft = ok(&db, &["invoice", "create", "--bill", bill.to_str().unwrap(), "--id", "inv-1", "--terms", "14"]);
@@ -229,7 +244,8 @@ fn ingest_with_a_quota_prints_the_thresholds_crossed() {
     let quota = write(dir.path(), "quota.json", quota);
     let lines = [rec("a", "s1", "12", "2024-01-01T00:00:00Z"), rec("b", "s2", "3", "2024-01-01T00:00:00Z")];
     let file = write(dir.path(), "in.jsonl", &(lines.join("\n") + "\n"));
-    let out = json(&ok(&db, &["ingest", file.to_str().unwrap(), "--quota", quota.to_str().unwrap(), "--output", "json"]));
+    let out =
+        json(&ok(&db, &["ingest", file.to_str().unwrap(), "--quota", quota.to_str().unwrap(), "--output", "json"]));
     let crossed = out["threshold_crossed"].as_array().unwrap();
     assert_eq!(crossed.len(), 1, "{out}");
     let text = crossed[0].to_string();
@@ -248,7 +264,8 @@ fn ingest_with_a_validation_config_rejects_out_of_range_records() {
     let config = write(dir.path(), "rules.json", r#"{"allow_negative": false}"#);
     let lines = [rec("ok", "s1", "12", "2024-01-01T00:00:00Z"), rec("neg", "s1", "-5", "2024-01-01T01:00:00Z")];
     let file = write(dir.path(), "in.jsonl", &(lines.join("\n") + "\n"));
-    let out = run_in(&db, &["ingest", file.to_str().unwrap(), "--config", config.to_str().unwrap(), "--output", "json"]);
+    let out =
+        run_in(&db, &["ingest", file.to_str().unwrap(), "--config", config.to_str().unwrap(), "--output", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = json(&String::from_utf8(out.stdout).unwrap());
     assert_eq!((report["accepted"].as_u64(), report["rejected"].as_u64()), (Some(1), Some(1)), "{report}");
