@@ -290,3 +290,36 @@ fn last_complete_month(
         (with_data as f64 >= length.floor()).then_some((m.window_start, m.window_end))
     }))
 }
+
+/// Flags of `meterkit price`.
+#[derive(Debug, clap::Args)]
+pub struct PriceArgs {
+    /// The tariff file: TOML, meterkit JSON or OpenEI URDB JSON (its latest version is used).
+    #[arg(long)]
+    tariff: PathBuf,
+    /// The billing period's quantity of the metric (a decimal number, e.g. 350.5).
+    #[arg(long)]
+    quantity: String,
+}
+
+/// `meterkit price`: the bill total of a whole billing period with `--quantity` units
+/// ([`Tariff::quantity_rater`]: the same rounding as a bill), printed as JSON
+/// `{"quantity","total","currency"}`.
+pub fn price(args: &PriceArgs) -> Result<()> {
+    let tariff = read_tariff(&args.tariff)?;
+    let quantity = parse_decimal(&args.quantity).map_err(|e| e.with_field("quantity"))?;
+    let rater = tariff.quantity_rater().map_err(|e| {
+        let mut located = Error::new(e.kind(), format!("{}: {}", args.tariff.display(), e.message()));
+        if let Some(field) = e.field() {
+            located = located.with_field(field.to_string());
+        }
+        located
+    })?;
+    let total = rater.total(quantity)?;
+    let json = serde_json::json!({
+        "quantity": meterkit::decimal::fmt_decimal(quantity),
+        "total": meterkit::decimal::fmt_decimal(total),
+        "currency": tariff.currency,
+    });
+    writeln!(std::io::stdout().lock(), "{json}").map_err(io_err)
+}

@@ -5,9 +5,11 @@ mod compare;
 mod consume;
 mod html;
 mod input;
+mod invoices;
 mod outbox;
 mod readings;
 mod report;
+mod revise;
 mod validation;
 
 #[cfg(test)]
@@ -65,6 +67,15 @@ enum Command {
         /// earlier run sent); records at the watermark itself are checked as usual.
         #[arg(long, requires = "source")]
         skip_seen: bool,
+        /// Validate the new records of every metric with these rule settings (JSON, a
+        /// `ValidationConfig`, as `meterkit validate --config`): a rejected record is not stored,
+        /// a flagged one is stored as flagged.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// A quota (JSON, a `Quota`, or an array of them) checked after each batch; the
+        /// thresholds crossed are printed (`--output json`: `threshold_crossed`).
+        #[arg(long = "quota")]
+        quotas: Vec<std::path::PathBuf>,
     },
     /// Print a rollup: one row per window (and group).
     Rollup(RollupArgs),
@@ -105,6 +116,32 @@ enum Command {
     /// Ingest from a broker: NATS JetStream (`nats://HOST:PORT`) or MQTT (`mqtt://HOST:PORT`);
     /// each batch is one transaction, acknowledged after the commit.
     Consume(consume::ConsumeArgs),
+    /// Print the price of a bare quantity under a tariff: the bill total of a whole billing period
+    /// with that many units (charges needing time of use or demand are refused).
+    Price(billing::PriceArgs),
+    /// Print the stored records of a metric (JSONL, the form `ingest` reads).
+    Records(revise::RecordsArgs),
+    /// Remove the records of a file (by id) and their contribution to every rollup.
+    Retract {
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Store a file's records as revisions in one atomic change: changed records replace the
+    /// stored ones (the old versions kept in `history`).
+    Replace {
+        #[command(flatten)]
+        input: InputArgs,
+    },
+    /// Print the earlier versions of a record that `replace` replaced (JSONL, oldest first).
+    History(revise::HistoryArgs),
+    /// Close the windows that ended before an instant (each bucket once); prints how many.
+    CloseWindows(revise::CloseArgs),
+    /// Print the estimated records (quality `estimated`) that fill the gaps of a file's series
+    /// (JSONL, ready for `ingest`); nothing is stored.
+    Estimate(revise::EstimateArgs),
+    /// Invoices: create, issue, pay, void, list, overdue, reminders.
+    #[command(subcommand)]
+    Invoice(invoices::InvoiceCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,6 +167,13 @@ struct RollupArgs {
     /// End, exclusive (RFC 3339, or a local date/time in --tz).
     #[arg(long)]
     to: Option<String>,
+    /// Only the N groups with the largest --by aggregation over the whole range (each row spans
+    /// the range), largest first.
+    #[arg(long, requires = "by")]
+    top: Option<usize>,
+    /// The aggregation --top ranks by: sum, count, min, max, mean, latest.
+    #[arg(long, requires = "top")]
+    by: Option<String>,
     /// `zero` returns empty windows too (needs --from and --to).
     #[arg(long, value_enum)]
     fill: Option<FillArg>,
@@ -182,12 +226,21 @@ fn open_existing(db: &str) -> Result<Engine> {
 
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
-        Command::Ingest { input, output, batch_size, all_tenants, source, skip_seen } => {
+        Command::Ingest { input, output, batch_size, all_tenants, source, skip_seen, config, quotas } => {
             if *output == Output::Csv {
                 return Err(Error::new(ErrorKind::Parse, "ingest prints table or json.").with_field("output"));
             }
             let input = &InputArgs { all_tenants: *all_tenants, ..input.clone() };
-            let engine = open_engine(&cli.db)?;
+            let validation = config.as_ref().map(validation::read_config).transpose()?;
+            let events = std::sync::Arc::new(meterkit::notify::CollectingNotifier::new());
+            let engine = open_engine(&cli.db)?.with_notifier(events.clone());
+            for path in quotas {
+                for quota in read_quotas(path)? {
+                    engine.add_quota(quota).map_err(|e| {
+                        Error::new(e.kind(), format!("{}: {}", path.display(), e.message())).with_field("quota")
+                    })?;
+                }
+            }
             let feed = match source {
                 Some(name) => {
                     let seen = engine.last_ingested_at(&cli.tenant, name)?;
@@ -195,12 +248,20 @@ fn run(cli: &Cli) -> Result<()> {
                 }
                 None => None,
             };
-            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize, feed.as_ref())?;
+            let how =
+                IngestHow { batch_size: *batch_size as usize, feed: feed.as_ref(), validation: validation.as_ref() };
+            let outcome = ingest_file(&engine, input, &cli.tenant, &how)?;
             let watermark = match source {
                 Some(name) => engine.last_ingested_at(&cli.tenant, name)?.map(meterkit::time::fmt_ts),
                 None => None,
             };
-            print_ingest(*output, &outcome, source.is_some(), watermark.as_deref())
+            let crossed: Vec<meterkit::notify::Event> = events
+                .take()
+                .into_iter()
+                .filter(|e| matches!(e, meterkit::notify::Event::ThresholdCrossed { .. }))
+                .collect();
+            let crossed = (!quotas.is_empty()).then_some(crossed.as_slice());
+            print_ingest(*output, &outcome, (source.is_some(), watermark.as_deref()), crossed)
         }
         Command::Rollup(args) => rollup(cli, args),
         Command::Report { input, tz, batch_size, bills, html, output } => {
@@ -212,7 +273,8 @@ fn run(cli: &Cli) -> Result<()> {
             }
             let tariffs = bills.load(tz)?;
             let engine = open_engine(&cli.db)?;
-            let outcome = ingest_file(&engine, input, &cli.tenant, *batch_size as usize, None)?;
+            let how = IngestHow { batch_size: *batch_size as usize, feed: None, validation: None };
+            let outcome = ingest_file(&engine, input, &cli.tenant, &how)?;
             let made = billing::report_bills(&engine, &cli.tenant, tz, &outcome, bills, &tariffs)?;
             let data = match (html, output) {
                 (None, Output::Table) => None,
@@ -243,12 +305,27 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Readings(args) => readings::readings(&open_engine(&cli.db)?, &cli.tenant, args),
         Command::Outbox(cmd) => outbox::run(&open_engine(&cli.db)?, &cli.tenant, cmd),
         Command::Consume(args) => consume::run(&cli.db, &cli.tenant, args),
+        Command::Price(args) => billing::price(args),
+        Command::Records(args) => revise::records(&open_existing(&cli.db)?, &cli.tenant, args),
+        Command::Retract { input } => revise::retract(&open_existing(&cli.db)?, &cli.tenant, input),
+        Command::Replace { input } => revise::replace(&open_engine(&cli.db)?, &cli.tenant, input),
+        Command::History(args) => revise::history(&open_existing(&cli.db)?, &cli.tenant, args),
+        Command::CloseWindows(args) => revise::close_windows(&open_existing(&cli.db)?, &cli.tenant, args),
+        Command::Estimate(args) => revise::estimate(&cli.tenant, args),
+        Command::Invoice(cmd) => invoices::run(&open_engine(&cli.db)?, &cli.tenant, cmd),
     }
 }
 
 /// Print what `ingest` did; with a source, also the records skipped and the watermark.
-fn print_ingest(output: Output, outcome: &IngestOutcome, with_source: bool, watermark: Option<&str>) -> Result<()> {
+/// With `--quota`, the thresholds crossed: `threshold_crossed` (JSON), or a line each.
+fn print_ingest(
+    output: Output,
+    outcome: &IngestOutcome,
+    (with_source, watermark): (bool, Option<&str>),
+    crossed: Option<&[meterkit::notify::Event]>,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
+    let json_err = |e: serde_json::Error| Error::new(ErrorKind::Store, format!("Cannot write JSON: {e}."));
     if output == Output::Json {
         let mut json = serde_json::json!({
             "accepted": outcome.accepted,
@@ -258,6 +335,9 @@ fn print_ingest(output: Output, outcome: &IngestOutcome, with_source: bool, wate
         if with_source {
             json["skipped"] = outcome.skipped.into();
             json["watermark"] = watermark.into();
+        }
+        if let Some(crossed) = crossed {
+            json["threshold_crossed"] = serde_json::to_value(crossed).map_err(json_err)?;
         }
         writeln!(out, "{json}").map_err(io_err)?;
     } else {
@@ -278,8 +358,37 @@ fn print_ingest(output: Output, outcome: &IngestOutcome, with_source: bool, wate
             t.add_row([outcome.accepted, outcome.duplicates, outcome.rejected]);
         }
         writeln!(out, "{t}").map_err(io_err)?;
+        for e in crossed.unwrap_or_default() {
+            writeln!(out, "threshold crossed: {}", serde_json::to_string(e).map_err(json_err)?).map_err(io_err)?;
+        }
     }
     Ok(())
+}
+
+/// How `ingest_file` stores: records per transaction, the feed, the validation of every metric.
+struct IngestHow<'a> {
+    batch_size: usize,
+    feed: Option<&'a Feed<'a>>,
+    validation: Option<&'a meterkit::vee::ValidationConfig>,
+}
+
+/// The quotas of a JSON file: one `Quota` object or an array of them; errors name the file and
+/// line.
+fn read_quotas(path: &std::path::Path) -> Result<Vec<meterkit::quota::Quota>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::new(ErrorKind::Parse, format!("Cannot read {}: {e}.", path.display())).with_field("quota")
+    })?;
+    let bad = |e: &serde_json::Error| {
+        Error::new(ErrorKind::Parse, format!("{}:{}: {e}", path.display(), e.line()))
+            .with_line(e.line() as u64)
+            .with_field("quota")
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    items.into_iter().map(|v| serde_json::from_value(v).map_err(|e| bad(&e))).collect()
 }
 
 /// A named feed for `ingest --source`: its name, and with `--skip-seen` the watermark before
@@ -398,13 +507,8 @@ fn rejection_lines(
 /// Malformed lines are reported on stderr as `file:line: reason` and skipped, and so are the
 /// records the engine rejects (a conflict at the conflicting line); with `--strict` the whole
 /// file is checked first ([`strict_check`]) and nothing is stored if any check fails.
-fn ingest_file(
-    engine: &Engine,
-    input: &InputArgs,
-    tenant: &str,
-    batch_size: usize,
-    feed: Option<&Feed<'_>>,
-) -> Result<IngestOutcome> {
+fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, how: &IngestHow<'_>) -> Result<IngestOutcome> {
+    let (batch_size, feed) = (how.batch_size, how.feed);
     if input.strict {
         strict_check(input, tenant)?;
     }
@@ -444,6 +548,9 @@ fn ingest_file(
                         continue;
                     }
                     if !outcome.metrics.contains(&r.metric) {
+                        if let Some(cfg) = how.validation {
+                            engine.set_validation(&r.metric, cfg.clone())?;
+                        }
                         outcome.metrics.insert(r.metric.clone());
                     }
                     if !outcome.subjects.contains(&r.subject) {
@@ -483,7 +590,10 @@ fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {
         q.fill = Fill::Zero;
     }
     let engine = open_existing(&cli.db)?;
-    let rows = engine.query(&q)?;
+    let rows = match (args.top, &args.by) {
+        (Some(n), Some(by)) => engine.top_n(&q, &by.parse()?, n)?,
+        _ => engine.query(&q)?,
+    };
     let mut out = std::io::stdout().lock();
     match args.output {
         Output::Json => {

@@ -35,21 +35,24 @@ pub struct ValidateArgs {
 pub fn validator(config: Option<&PathBuf>) -> Result<Validator> {
     let cfg = match config {
         None => ValidationConfig::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::new(ErrorKind::Validation, format!("Cannot read {}: {e}.", path.display())).with_field("config")
-            })?;
-            meterkit::json::check_json(&text).map_err(|e| {
-                let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-                Error::new(ErrorKind::Validation, format!("{}{at}: {}", path.display(), e.message()))
-                    .with_field("config")
-            })?;
-            serde_json::from_str(&text).map_err(|e| {
-                Error::new(ErrorKind::Validation, format!("{}:{}: {e}", path.display(), e.line())).with_field("config")
-            })?
-        }
+        Some(path) => read_config(path)?,
     };
     Validator::new(Vec::<(String, ValidationConfig)>::new())?.with_default(cfg)
+}
+
+/// The rule settings of a JSON file (a `ValidationConfig`); errors name the file and line.
+pub fn read_config(path: &PathBuf) -> Result<ValidationConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::new(ErrorKind::Validation, format!("Cannot read {}: {e}.", path.display())).with_field("config")
+    })?;
+    meterkit::json::check_json(&text).map_err(|e| {
+        let at = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+        Error::new(ErrorKind::Validation, format!("{}{at}: {}", path.display(), e.message())).with_field("config")
+    })?;
+    let cfg: ValidationConfig = serde_json::from_str(&text).map_err(|e| {
+        Error::new(ErrorKind::Validation, format!("{}:{}: {e}", path.display(), e.line())).with_field("config")
+    })?;
+    Ok(cfg)
 }
 
 /// `meterkit validate`: findings of every record of the file, nothing stored.

@@ -7,8 +7,8 @@ mod bindings_table;
 use std::path::Path;
 use std::process::Command;
 
-/// Gaps the CLI column may still declare (`gap: …`); this number may only go down.
-const MAX_GAPS: usize = 11;
+/// Gaps the CLI column may declare (`gap: …`): none — every capability has its command.
+const MAX_GAPS: usize = 0;
 
 fn help(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_meterkit")).args(args).arg("--help").output().unwrap();
@@ -52,7 +52,7 @@ fn every_capability_has_its_cli_command() {
     let (names, gaps) = bindings_table::required(&rows);
     let missing: Vec<String> = names.iter().filter(|(_, n)| !exists(n)).map(|(c, n)| format!("{c}: {n}")).collect();
     assert!(missing.is_empty(), "not in `meterkit --help`: {missing:#?}");
-    assert!(gaps <= MAX_GAPS, "{gaps} CLI gaps (at most {MAX_GAPS})");
+    assert_eq!(gaps, MAX_GAPS, "{gaps} CLI gaps (the CLI column has none)");
 }
 
 #[test]
