@@ -10,7 +10,7 @@ use pyo3::types::PyDelta;
 
 use crate::billing::{PyBill, PyBillRequest, PyInvoice, PyQuota, PyTariff};
 use crate::convert::to_utc;
-use crate::errors::{detached, new_err};
+use crate::errors::detached;
 use crate::types::{window_of, PyBucket, PyEvent, PyIngestReport, PyQuery, PyRollupSpec, PyTotals, PyUsageRecord};
 use crate::validation::PyValidationConfig;
 
@@ -58,10 +58,10 @@ fn check_callable(py: Python<'_>, notifier: Option<&Py<PyAny>>) -> PyResult<()> 
     Ok(())
 }
 
-/// `by` through the core's `Aggregation::from_str`; an unknown name stays `InvalidQuery` here
-/// (the Python API's documented kind; the core and mobile say `Parse`).
+/// `by` through the core's `Aggregation::from_str`: an unknown name is the core's `Parse` error with
+/// field `by`, as in Node and Kotlin/Swift.
 pub fn parse_aggregation(by: &str) -> PyResult<Aggregation> {
-    by.parse().map_err(|e: meterkit::Error| new_err(ErrorKind::InvalidQuery, e.message().to_string(), Some("by")))
+    by.parse().map_err(|e: meterkit::Error| crate::errors::to_py(&e.with_field("by")))
 }
 
 /// The `UsageRecord`s of an iterable, as one batch.
