@@ -35,7 +35,7 @@
 //! Before anything is billed, records can be validated ([`Validator`], or per metric inside
 //! [`Engine::ingest`] with [`Engine::set_validation`]): each problem becomes a [`Finding`] that
 //! rejects, flags or accepts the record, register readings become consumption with roll-over
-//! handling ([`RegisterTracker`]), and gaps are estimated ([`estimate_gaps`]); see
+//! handling ([`RegisterTracker`](crate::reading::RegisterTracker)), and gaps are estimated ([`estimate_gaps`](crate::vee::estimate::estimate_gaps)); see
 //! [`guide::validation`].
 //!
 //! Design notes and conventions: the [`guide`] module (the same text as `docs/` in the repository).

@@ -42,7 +42,7 @@ pub struct ChangeSet<'a> {
     pub meta: Vec<(String, String, Option<String>)>,
     /// The number of rollup specs the engine computed `merge` for (`None`: not checked). A store
     /// shared by several engines must refuse the change set with a
-    /// [retryable](crate::Error::is_retryable) [`ErrorKind::Store`] error when it holds more
+    /// [retryable](crate::Error::is_retryable) [`ErrorKind::Store`](crate::error::ErrorKind::Store) error when it holds more
     /// specs than this (another engine added one), so that the engine reloads its specs and
     /// recomputes the change. A single-process store may ignore it.
     pub known_specs: Option<u32>,
@@ -120,7 +120,7 @@ pub trait Store: Send {
     /// writer (SQLite: `BEGIN IMMEDIATE` … `COMMIT`), so that what the attempt read — the records
     /// a new spec is backfilled from, the stored keys of a batch — cannot change before it
     /// writes. Each [`apply`](Store::apply) inside stays atomic on its own. Waiting too long for
-    /// another writer is a [retryable](crate::Error::is_retryable) [`ErrorKind::Store`] error.
+    /// another writer is a [retryable](crate::Error::is_retryable) [`ErrorKind::Store`](crate::error::ErrorKind::Store) error.
     /// The default does nothing (each `apply` is its own transaction, and the store refuses a
     /// stale change as retryable instead, as the PostgreSQL store does).
     fn begin_write(&mut self) -> Result<()> {
