@@ -36,6 +36,9 @@ pub fn rollup_columns(env: Env, columns: UsageColumns, specs: JsonText) -> napi:
 
 /// The batch through the core's store-less kernel, buckets in spec order, then by key.
 fn rollup(batch: &ColumnBatch<'_>, specs: &[RollupSpec]) -> meterkit::Result<Vec<Bucket>> {
+    for record in batch.records()? {
+        record.check()?; // the record rules of the engine's path (an empty tenant, an `end` before its start)
+    }
     let mut buckets = ColumnarRollup::run(specs, std::slice::from_ref(batch), 1)?;
     buckets.sort_by(|(a, ..), (b, ..)| (a.spec, a).cmp(&(b.spec, b)));
     buckets.iter().map(|(key, end, state)| Bucket::of_key(&specs[key.spec as usize], key, *end, state)).collect()
