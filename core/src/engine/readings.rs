@@ -7,8 +7,8 @@ use super::{conflict, Engine, Inner, MAX_ATTEMPTS};
 use crate::decimal::fmt_decimal;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reading::check::{
-    decide, history_prefix, key, parse_stored, records, Context, ReadingOptions, ReadingOutcome, ReadingStatus,
-    StoredReading,
+    decide, finding, history_prefix, key, parse_stored, records, Context, ReadingOptions, ReadingOutcome,
+    ReadingStatus, StoredReading,
 };
 use crate::reading::MeterReading;
 use crate::rollup::Accumulator;
@@ -177,20 +177,7 @@ fn resent(cx: &Context<'_>, same: &StoredReading) -> ReadingOutcome {
         r.meter,
         fmt_ts(r.timestamp)
     );
-    outcome.findings.push(crate::vee::Finding {
-        rule: Rule::DuplicateReading,
-        severity: Severity::Info,
-        action: Action::Accept,
-        tenant: cx.tenant.to_string(),
-        subject: r.meter.clone(),
-        metric: cx.metric.to_string(),
-        id: None,
-        timestamp: r.timestamp,
-        value: Some(r.register.normalize()),
-        expected: None,
-        score: None,
-        message: msg,
-    });
+    outcome.findings.push(finding(cx, r, Rule::DuplicateReading, Severity::Info, Action::Accept, msg));
     outcome
 }
 
@@ -204,20 +191,7 @@ fn differs(cx: &Context<'_>, first: &StoredReading, mut decision: StoredReading)
         fmt_decimal(r.register),
         fmt_decimal(first.reading.register)
     );
-    let f = crate::vee::Finding {
-        rule: Rule::DuplicateReading,
-        severity: Severity::Warning,
-        action: Action::Reject,
-        tenant: cx.tenant.to_string(),
-        subject: r.meter.clone(),
-        metric: cx.metric.to_string(),
-        id: None,
-        timestamp: r.timestamp,
-        value: Some(r.register.normalize()),
-        expected: None,
-        score: None,
-        message: msg,
-    };
+    let f = finding(cx, r, Rule::DuplicateReading, Severity::Warning, Action::Reject, msg);
     decision.status = ReadingStatus::Rejected;
     decision.consumption = None;
     decision.from = None;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decimal::fmt_decimal;
 use crate::error::{Error, ErrorKind, Result};
-use crate::reading::{MeterReading, ReadingKind};
+use crate::reading::{invalid, modulus, MeterReading, ReadingKind};
 use crate::record::{Quality, UsageRecord};
 use crate::time::fmt_ts;
 use crate::time::parse_time_zone;
@@ -513,38 +513,8 @@ fn extra_digit(p: &MeterReading, r: &MeterReading, cap: Decimal) -> Option<Decim
         .min()
 }
 
-/// 10^digits for 1–28 digits.
-fn modulus(digits: u8) -> Option<Decimal> {
-    (1..=28).contains(&digits).then(|| Decimal::from_i128_with_scale(10i128.pow(u32::from(digits)), 0))
-}
-
-fn invalid(r: &MeterReading, exchange: Option<Decimal>) -> Option<String> {
-    let values =
-        std::iter::once(("register value", r.register)).chain(exchange.map(|e| ("old meter's final reading", e)));
-    for (what, v) in values {
-        if v.is_sign_negative() && !v.is_zero() {
-            return Some(format!("The {what} {} of meter '{}' is negative.", fmt_decimal(v), r.meter));
-        }
-    }
-    if r.multiplier <= Decimal::ZERO {
-        return Some(format!("The multiplier {} of meter '{}' must be positive.", fmt_decimal(r.multiplier), r.meter));
-    }
-    if let Some(d) = r.register_digits {
-        let Some(m) = modulus(d) else {
-            return Some(format!("The register digit count {d} of meter '{}' is outside 1-28.", r.meter));
-        };
-        if r.register >= m {
-            return Some(format!(
-                "The register value {} of meter '{}' has more than the meter's {d} digits.",
-                fmt_decimal(r.register),
-                r.meter
-            ));
-        }
-    }
-    None
-}
-
-fn finding(
+/// A finding about reading `r` of the context's meter (value: the register; no record id).
+pub(crate) fn finding(
     cx: &Context<'_>,
     r: &MeterReading,
     rule: Rule,

@@ -178,7 +178,7 @@ impl RegisterTracker {
     /// and the findings about the reading.
     pub fn push(&mut self, reading: &MeterReading) -> (Option<UsageRecord>, Vec<Finding>) {
         let mut findings = Vec::new();
-        if let Some(msg) = invalid(reading) {
+        if let Some(msg) = invalid(reading, None) {
             findings.push(self.finding(reading, Rule::InvalidReading, Severity::Error, Action::Reject, msg));
             return (None, findings);
         }
@@ -309,13 +309,19 @@ impl RegisterTracker {
 }
 
 /// 10^digits for 1–28 digits.
-fn modulus(digits: u8) -> Option<Decimal> {
+pub(crate) fn modulus(digits: u8) -> Option<Decimal> {
     (1..=28).contains(&digits).then(|| Decimal::from_i128_with_scale(10i128.pow(u32::from(digits)), 0))
 }
 
-fn invalid(r: &MeterReading) -> Option<String> {
-    if r.register.is_sign_negative() && !r.register.is_zero() {
-        return Some(format!("The register value {} of meter '{}' is negative.", fmt_decimal(r.register), r.meter));
+/// Why a reading (and a declared exchange's old final reading) cannot be used, if it cannot: a
+/// negative value, a multiplier ≤ 0, a digit count outside 1–28, a register beyond its digits.
+pub(crate) fn invalid(r: &MeterReading, exchange: Option<Decimal>) -> Option<String> {
+    let values =
+        std::iter::once(("register value", r.register)).chain(exchange.map(|e| ("old meter's final reading", e)));
+    for (what, v) in values {
+        if v.is_sign_negative() && !v.is_zero() {
+            return Some(format!("The {what} {} of meter '{}' is negative.", fmt_decimal(v), r.meter));
+        }
     }
     if r.multiplier <= Decimal::ZERO {
         return Some(format!("The multiplier {} of meter '{}' must be positive.", fmt_decimal(r.multiplier), r.meter));
@@ -326,7 +332,7 @@ fn invalid(r: &MeterReading) -> Option<String> {
         };
         if r.register >= m {
             return Some(format!(
-                "The register value {} of meter '{}' does not fit in {d} digits.",
+                "The register value {} of meter '{}' has more than the meter's {d} digits.",
                 fmt_decimal(r.register),
                 r.meter
             ));
