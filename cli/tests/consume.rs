@@ -401,3 +401,44 @@ fn mqtt_qos_1_across_a_broker_restart_loses_nothing() {
     assert_eq!(stored_count(&stored), n);
     assert_eq!(buckets(&stored), buckets(&reference(n)));
 }
+
+/// SIGTERM while messages keep arriving: the consumer finishes the batch it holds, acknowledges
+/// it and exits 0. A restart then finds no duplicate (every committed batch was acknowledged)
+/// and the store ends with every published record once.
+#[test]
+fn sigterm_mid_stream_finishes_the_batch_acknowledges_and_exits_0() {
+    let _serial = serial();
+    let Some(nats) = Nats::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("usage.db");
+    let db = db.to_str().unwrap();
+    let (n, chunk) = (12_000, 1_000);
+    let rt = rt();
+    rt.block_on(create_stream(&nats.url(), "TERM", "term", Some(Duration::from_secs(30))));
+    rt.block_on(publish_nats(&nats.url(), "term", &(0..chunk).collect::<Vec<_>>()));
+    let child = consume_nats(db, &nats.url(), "TERM", "term", &["--batch", "200", "--max-wait", "200ms"], None)
+        .spawn()
+        .unwrap();
+    let open = || Engine::new(meterkit_sqlite::SqliteStore::open(db).unwrap()).unwrap();
+    // Keep publishing while the consumer runs; signal it once it has committed something.
+    let mut next = chunk;
+    while stored_count(&open()) == 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    while next < n / 2 {
+        rt.block_on(publish_nats(&nats.url(), "term", &(next..next + chunk).collect::<Vec<_>>()));
+        next += chunk;
+    }
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    rt.block_on(publish_nats(&nats.url(), "term", &(next..n).collect::<Vec<_>>()));
+    let first = report(&child.wait_with_output().unwrap());
+    assert!(first["accepted"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(first["accepted"], first["messages"], "every message taken was stored: {first}");
+    let second = report(&consume_nats(db, &nats.url(), "TERM", "term", &["--idle-exit", "3s"], None).output().unwrap());
+    assert_eq!(second["duplicates"].as_u64(), Some(0), "nothing taken before SIGTERM came back: {second}");
+    assert_eq!(first["accepted"].as_u64().unwrap() + second["accepted"].as_u64().unwrap(), n as u64);
+    let stored = open();
+    assert_eq!(stored_count(&stored), n);
+    assert_eq!(buckets(&stored), buckets(&reference(n)));
+}
