@@ -709,6 +709,33 @@ mod tests {
     }
 
     #[test]
+    fn calls_after_close_are_closed_errors() {
+        let engine = Engine::in_memory(None).unwrap();
+        let batch = cols(2).into_core().unwrap();
+        assert_eq!(engine.queue(batch.clone()).unwrap().accepted, 2);
+        engine.close();
+        engine.close(); // twice is allowed
+        let e = engine.pending_count("t".into()).unwrap_err();
+        assert!(matches!(e, MeterkitError::Closed { .. }), "{e:?}");
+        assert_eq!((e.code(), e.kind(), e.retryable()), ("E_CLOSED".into(), "closed".into(), false));
+        assert!(matches!(engine.queue(batch), Err(MeterkitError::Closed { .. })));
+        assert!(matches!(engine.invoices("t".into()), Err(MeterkitError::Closed { .. })), "billing.rs too");
+    }
+
+    #[test]
+    fn negative_sizes_name_their_argument() {
+        let engine = Engine::in_memory(None).unwrap();
+        assert_eq!(engine.pending_uploads("t".into(), -1).unwrap_err().field(), Some("limit".into()));
+        assert_eq!(engine.export_pending("t".into(), -3).unwrap_err().field(), Some("limit".into()));
+        let mut neg = cols(1);
+        neg.scale = -1;
+        assert!(matches!(neg.into_core(), Err(MeterkitError::InvalidRecord { .. })));
+        let mut code = cols(1);
+        code.subject_codes[0] = -1;
+        assert!(matches!(code.into_core(), Err(MeterkitError::InvalidRecord { .. })));
+    }
+
+    #[test]
     fn the_queue_marks_pending_and_uploaded_records() {
         let engine = Engine::in_memory(None).unwrap();
         let batch = cols(3).into_core().unwrap().into_iter().collect::<Vec<_>>();

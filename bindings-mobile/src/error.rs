@@ -228,7 +228,10 @@ where
     U: TryFrom<T>,
 {
     U::try_from(value).map_err(|_| {
-        MeterkitError::argument(field, format!("{field} must be a non-negative whole number within range, not {value}."))
+        MeterkitError::argument(
+            field,
+            format!("{field} must be a non-negative whole number within range, not {value}."),
+        )
     })
 }
 
@@ -250,7 +253,10 @@ mod tests {
             .into();
         assert!(matches!(e, MeterkitError::Conflict { .. }));
         assert_eq!((e.code(), e.kind(), e.reason()), ("E_CONFLICT".into(), "conflict".into(), "why".into()));
-        assert_eq!((e.record_id(), e.field(), e.line(), e.retryable()), (Some("r1".into()), Some("quantity".into()), Some(7), false));
+        assert_eq!(
+            (e.record_id(), e.field(), e.line(), e.retryable()),
+            (Some("r1".into()), Some("quantity".into()), Some(7), false)
+        );
         let internal = MeterkitError::internal("boom".into());
         assert!(matches!(internal, MeterkitError::Internal { .. }));
         assert_eq!((internal.code(), internal.kind()), ("E_INTERNAL".into(), "internal".into()));
