@@ -31,8 +31,8 @@ fun columns(n: Int): RecordColumns {
     val base = 1_717_200_000L
     return RecordColumns(
         tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "r$it" },
-        subjectValues = (0 until 100).map { "m$it" }, subjectCodes = (0 until n).map { (it % 100).toUInt() },
-        mantissas = (0 until n).map { (it % 1000 + 1).toLong() }, scale = 3U, timestamps = (0 until n).map { base + it * 60L },
+        subjectValues = (0 until 100).map { "m$it" }, subjectCodes = (0 until n).map { (it % 100) },
+        mantissas = (0 until n).map { (it % 1000 + 1).toLong() }, scale = 3, timestamps = (0 until n).map { base + it * 60L },
     )
 }
 
@@ -44,7 +44,7 @@ fun packed(n: Int): PackedColumns {
     val timestamps = java.nio.ByteBuffer.allocate(n * 8).order(le)
     for (i in 0 until n) { codes.putInt(i % 100); mantissas.putLong((i % 1000 + 1).toLong()); timestamps.putLong(base + i * 60L) }
     return PackedColumns(tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "r$it" },
-        subjectValues = (0 until 100).map { "m$it" }, subjectCodes = codes.array(), mantissas = mantissas.array(), scale = 3U,
+        subjectValues = (0 until 100).map { "m$it" }, subjectCodes = codes.array(), mantissas = mantissas.array(), scale = 3,
         timestamps = timestamps.array())
 }
 
@@ -67,7 +67,7 @@ fun main() {
     repeat(2_000) { validateReading("t", "kwh", history, next, cfg, now) } // JIT warm-up
     val calls = 20_000
     val perCall = median(5) { repeat(calls) { validateReading("t", "kwh", history, next, cfg, now) } } / calls
-    val rustPerCall = (0 until 5).map { rustBenchValidateReading(history, next, calls.toUInt()).toLong() }.sorted()[2] / calls
+    val rustPerCall = (0 until 5).map { rustBenchValidateReading(history, next, calls) }.sorted()[2] / calls
     val noop = median(5) { repeat(calls) { version() } } / calls
 
     // (b) 100k batch
@@ -78,12 +78,12 @@ fun main() {
     val boundaryRecords = median(7) { countRecords(recs) }
     val boundaryColumns = median(7) { countColumns(cols) }
     val boundaryPacked = median(7) { countPacked(pack) }
-    val rustConvert = (0 until 7).map { rustBenchConvert(N.toUInt()).toLong() }.sorted()[3]
-    val rustConvertColumns = (0 until 7).map { rustBenchConvertColumns(N.toUInt()).toLong() }.sorted()[3]
+    val rustConvert = (0 until 7).map { rustBenchConvert(N) }.sorted()[3]
+    val rustConvertColumns = (0 until 7).map { rustBenchConvertColumns(N) }.sorted()[3]
     val ingestRecords = median(3) { Engine.inMemory().use { it.ingest(recs) } }
     val ingestColumns = median(3) { Engine.inMemory().use { it.ingestColumns(cols) } }
     val ingestPacked = median(3) { Engine.inMemory().use { it.ingestPacked(pack) } }
-    val rustIngest = (0 until 3).map { rustBenchIngest(N.toUInt()).toLong() }.sorted()[1]
+    val rustIngest = (0 until 3).map { rustBenchIngest(N) }.sorted()[1]
 
     // (c) the reading store: Engine.recordReading per call (a month's interval, so each call
     // stores the reading and ~30 daily consumption records atomically), in memory and on a SQLite
@@ -109,7 +109,7 @@ fun main() {
     val toQueue = device.records("t", "kwh", Instant.parse("2023-01-01T00:00:00Z"), Instant.parse("2026-01-01T00:00:00Z"), null)
     val queueNs = median(1) { device.queue(toQueue) }
     val countNs = median(5) { device.pendingCount("t") }
-    val exportNs = median(3) { device.exportPending("t", 10_000u) }
+    val exportNs = median(3) { device.exportPending("t", 10_000) }
     device.close()
     dbFile.delete()
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use meterkit::Decimal;
 
 use crate::engine::{PackedColumns, RecordColumns};
-use crate::error::MeterkitError;
+use crate::error::{unsigned, MeterkitError};
 use crate::types::{records_to_core, MeterReading, UsageRecord};
 
 /// The boundary alone: `records` are lowered by the host and lifted here (every string, decimal
@@ -15,15 +15,15 @@ use crate::types::{records_to_core, MeterReading, UsageRecord};
 /// ingested (`rust_bench_convert` measures that next step). Errors: none in practice (a decimal
 /// out of range fails the lift with `Parse`).
 #[uniffi::export]
-pub fn count_records(records: Vec<UsageRecord>) -> Result<u64, MeterkitError> {
-    Ok(records.len() as u64)
+pub fn count_records(records: Vec<UsageRecord>) -> Result<i64, MeterkitError> {
+    Ok(records.len() as i64)
 }
 
 /// The boundary alone for columns: lifted, the lengths checked, counted; no core records are
 /// built (`rust_bench_convert_columns` measures that). Errors: `InvalidRecord` for columns of
 /// different lengths.
 #[uniffi::export]
-pub fn count_columns(columns: RecordColumns) -> Result<u64, MeterkitError> {
+pub fn count_columns(columns: RecordColumns) -> Result<i64, MeterkitError> {
     let n = columns.mantissas.len();
     let rows = if columns.ids.is_empty() { 0 } else { columns.ids.bytes().filter(|b| *b == b'\n').count() + 1 };
     if columns.subject_codes.len() != n || columns.timestamps.len() != n || rows != n {
@@ -33,14 +33,14 @@ pub fn count_columns(columns: RecordColumns) -> Result<u64, MeterkitError> {
         )
         .into());
     }
-    Ok(n as u64)
+    Ok(n as i64)
 }
 
 /// The boundary alone for packed columns: lifted (one copy per byte column), unpacked into
 /// typed columns, the lengths checked, counted; no core records are built. Errors:
 /// `InvalidRecord` for ragged or mismatched columns.
 #[uniffi::export]
-pub fn count_packed(columns: PackedColumns) -> Result<u64, MeterkitError> {
+pub fn count_packed(columns: PackedColumns) -> Result<i64, MeterkitError> {
     count_columns(columns.unpack()?)
 }
 
@@ -64,8 +64,8 @@ fn synthetic(n: u32) -> Vec<meterkit::UsageRecord> {
 /// minute) into a fresh in-memory engine in one batch — the same work as the host's batch
 /// ingest without the boundary. Errors: none in practice.
 #[uniffi::export]
-pub fn rust_bench_ingest(n: u32) -> Result<u64, MeterkitError> {
-    let batch = synthetic(n);
+pub fn rust_bench_ingest(n: i32) -> Result<i64, MeterkitError> {
+    let batch = synthetic(unsigned(n, "n")?);
     let engine = meterkit::Engine::in_memory();
     let start = Instant::now();
     engine.ingest(&batch)?;
@@ -79,11 +79,11 @@ pub fn rust_bench_ingest(n: u32) -> Result<u64, MeterkitError> {
 pub fn rust_bench_validate_reading(
     history: Vec<MeterReading>,
     reading: MeterReading,
-    iterations: u32,
-) -> Result<u64, MeterkitError> {
+    iterations: i32,
+) -> Result<i64, MeterkitError> {
     let now = Some(UNIX_EPOCH + Duration::from_secs(1_900_000_000));
     let start = Instant::now();
-    for _ in 0..iterations {
+    for _ in 0..iterations.max(0) {
         crate::field::validate_reading("t".into(), "kwh".into(), history.clone(), reading.clone(), None, now)?;
     }
     Ok(nanos(start.elapsed()))
@@ -92,8 +92,8 @@ pub fn rust_bench_validate_reading(
 /// Rust-side cost, in nanoseconds, of converting `n` mirror records (as the host's list lifts
 /// them) into core records — the Rust half of the boundary. Errors: none in practice.
 #[uniffi::export]
-pub fn rust_bench_convert(n: u32) -> Result<u64, MeterkitError> {
-    let records: Vec<UsageRecord> = synthetic(n);
+pub fn rust_bench_convert(n: i32) -> Result<i64, MeterkitError> {
+    let records: Vec<UsageRecord> = synthetic(unsigned(n, "n")?);
     let start = Instant::now();
     let core = records_to_core(records)?;
     let elapsed = start.elapsed();
@@ -104,13 +104,14 @@ pub fn rust_bench_convert(n: u32) -> Result<u64, MeterkitError> {
 /// Rust-side cost, in nanoseconds, of converting `n` rows of columns (as `count_columns` gets
 /// them: 100 subjects, ids joined by line breaks) into core records. Errors: none in practice.
 #[uniffi::export]
-pub fn rust_bench_convert_columns(n: u32) -> Result<u64, MeterkitError> {
+pub fn rust_bench_convert_columns(n: i32) -> Result<i64, MeterkitError> {
+    let n: u32 = unsigned(n, "n")?;
     let columns = RecordColumns {
         tenant: "t".into(),
         metric: "kwh".into(),
         ids: (0..n).map(|i| format!("r{i}")).collect::<Vec<_>>().join("\n"),
         subject_values: (0..100).map(|i| format!("m{i}")).collect(),
-        subject_codes: (0..n).map(|i| i % 100).collect(),
+        subject_codes: (0..n).map(|i| (i % 100) as i32).collect(),
         mantissas: (0..n).map(|i| i64::from(i % 1000) + 1).collect(),
         scale: 3,
         timestamps: (0..n).map(|i| 1_717_200_000 + i64::from(i) * 60).collect(),
@@ -122,6 +123,6 @@ pub fn rust_bench_convert_columns(n: u32) -> Result<u64, MeterkitError> {
     Ok(nanos(elapsed))
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }

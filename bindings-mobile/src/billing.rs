@@ -7,7 +7,7 @@ use meterkit::invoice::InvoiceStatus;
 use meterkit::Decimal;
 
 use crate::engine::Engine;
-use crate::error::MeterkitError;
+use crate::error::{unsigned, MeterkitError};
 use crate::types::{from_system, records_to_core, to_system, Bill, UsageRecord};
 
 /// Where an invoice is in its lifecycle (the core's `InvoiceStatus`, derived with
@@ -30,8 +30,8 @@ pub struct Invoice {
     pub id: String,
     pub bill: Bill,
     pub status: InvoiceStatus,
-    /// Days from issue to due date.
-    pub payment_terms_days: u32,
+    /// Days from issue to due date (0 or more).
+    pub payment_terms_days: i32,
     pub issued_at: Option<SystemTime>,
     pub due_at: Option<SystemTime>,
     pub paid_at: Option<SystemTime>,
@@ -44,7 +44,7 @@ impl Invoice {
             id: i.id,
             bill: i.bill,
             status: i.status,
-            payment_terms_days: i.payment_terms_days,
+            payment_terms_days: i32::try_from(i.payment_terms_days).unwrap_or(i32::MAX),
             issued_at: i.issued_at.map(to_system),
             due_at: i.due_at.map(to_system),
             paid_at: i.paid_at.map(to_system),
@@ -58,7 +58,7 @@ impl Invoice {
             id: self.id.clone(),
             bill: self.bill.clone(),
             status: self.status,
-            payment_terms_days: self.payment_terms_days,
+            payment_terms_days: unsigned(self.payment_terms_days, "payment_terms_days")?,
             issued_at: at(self.issued_at, "issued_at")?,
             due_at: at(self.due_at, "due_at")?,
             paid_at: at(self.paid_at, "paid_at")?,
@@ -72,10 +72,11 @@ fn invoices(v: Vec<meterkit::invoice::Invoice>) -> Vec<Invoice> {
 }
 
 /// A draft invoice for `bill`, due `payment_terms_days` after it is issued (the core's
-/// `Invoice::new`). Errors: `Parse` for instants out of range.
+/// `Invoice::new`). Errors: `InvalidQuery` for negative payment terms.
 #[uniffi::export]
-pub fn create_invoice(id: String, bill: Bill, payment_terms_days: u32) -> Result<Invoice, MeterkitError> {
-    Ok(Invoice::from_core(meterkit::invoice::Invoice::new(id, bill, payment_terms_days)))
+pub fn create_invoice(id: String, bill: Bill, payment_terms_days: i32) -> Result<Invoice, MeterkitError> {
+    let days = unsigned(payment_terms_days, "payment_terms_days")?;
+    Ok(Invoice::from_core(meterkit::invoice::Invoice::new(id, bill, days)))
 }
 
 #[uniffi::export]
@@ -84,53 +85,54 @@ impl Engine {
     /// Errors: `InvalidTransition` unless a draft, `Conflict` when the id is stored, `Store`.
     pub fn issue_invoice(&self, invoice: Invoice, at: SystemTime) -> Result<Invoice, MeterkitError> {
         let mut inv = invoice.to_core()?;
-        self.inner.issue_invoice(&mut inv, from_system(at, "at")?)?;
+        self.engine()?.issue_invoice(&mut inv, from_system(at, "at")?)?;
         Ok(Invoice::from_core(inv))
     }
 
     /// The stored invoices of `tenant`, by id. Errors: `Store`.
     pub fn invoices(&self, tenant: String) -> Result<Vec<Invoice>, MeterkitError> {
-        Ok(invoices(self.inner.invoices(&tenant)?))
+        Ok(invoices(self.engine()?.invoices(&tenant)?))
     }
 
     /// Mark the stored invoice paid at `at`. Errors: `NotFound`, `InvalidTransition` unless
     /// issued or overdue, `Store`.
     pub fn pay_invoice(&self, tenant: String, id: String, at: SystemTime) -> Result<Invoice, MeterkitError> {
         let at = from_system(at, "at")?;
-        Ok(Invoice::from_core(self.inner.update_invoice(&tenant, &id, |i| i.pay(at))?))
+        Ok(Invoice::from_core(self.engine()?.update_invoice(&tenant, &id, |i| i.pay(at))?))
     }
 
     /// Void the stored invoice at `at`. Errors: `NotFound`, `InvalidTransition` once paid or
     /// void, `Store`.
     pub fn void_invoice(&self, tenant: String, id: String, at: SystemTime) -> Result<Invoice, MeterkitError> {
         let at = from_system(at, "at")?;
-        Ok(Invoice::from_core(self.inner.update_invoice(&tenant, &id, |i| i.void(at))?))
+        Ok(Invoice::from_core(self.engine()?.update_invoice(&tenant, &id, |i| i.void(at))?))
     }
 
     /// Stored invoices whose payment reminder is due at `now` (issued, unpaid, due within
-    /// `days_before` days). Errors: `Store`.
+    /// `days_before` days). Errors: `InvalidQuery` for a negative `days_before`, `Store`.
     pub fn reminders_due(
         &self,
         tenant: String,
         now: SystemTime,
-        days_before: u32,
+        days_before: i32,
     ) -> Result<Vec<Invoice>, MeterkitError> {
-        Ok(invoices(self.inner.reminders_due(&tenant, from_system(now, "now")?, days_before)?))
+        let days_before = unsigned(days_before, "days_before")?;
+        Ok(invoices(self.engine()?.reminders_due(&tenant, from_system(now, "now")?, days_before)?))
     }
 
     /// Mark every issued invoice past its due date overdue (emits `InvoiceOverdue` once each);
     /// returns those marked. Errors: `Store`.
     pub fn mark_overdue(&self, tenant: String, now: SystemTime) -> Result<Vec<Invoice>, MeterkitError> {
-        Ok(invoices(self.inner.mark_overdue(&tenant, from_system(now, "now")?)?))
+        Ok(invoices(self.engine()?.mark_overdue(&tenant, from_system(now, "now")?)?))
     }
 }
 
 /// Split `total` by `weights` exactly at `scale` decimals (the core's `allocate::allocate`:
 /// largest remainders; the parts sum to `total`). Errors: `InvalidQuery` for no weights, a
-/// negative or all-zero weight, a scale above 20.
+/// negative or all-zero weight, a scale that is negative or above 20.
 #[uniffi::export]
-pub fn allocate(total: Decimal, weights: Vec<Decimal>, scale: u32) -> Result<Vec<Decimal>, MeterkitError> {
-    Ok(meterkit::allocate::allocate(total, &weights, scale)?)
+pub fn allocate(total: Decimal, weights: Vec<Decimal>, scale: i32) -> Result<Vec<Decimal>, MeterkitError> {
+    Ok(meterkit::allocate::allocate(total, &weights, unsigned(scale, "scale")?)?)
 }
 
 /// One subject's weight in a [`SharedMeter`].
@@ -151,8 +153,8 @@ pub struct SharedMeter {
     pub metric: String,
     /// The shares.
     pub shares: Vec<Share>,
-    /// The meter's resolution in decimal places.
-    pub scale: u32,
+    /// The meter's resolution in decimal places (0–20).
+    pub scale: i32,
 }
 
 /// The shared meter's consumption `total` at `at` split into one usage record per share (the
@@ -169,7 +171,7 @@ pub fn split_shared_meter(
         meter: meter.meter,
         metric: meter.metric,
         shares: meter.shares.into_iter().map(|s| (s.subject, s.weight)).collect(),
-        scale: meter.scale,
+        scale: unsigned(meter.scale, "scale")?,
     };
     let records = core.split(&tenant, total, from_system(at, "at")?)?;
     Ok(records)
@@ -182,29 +184,30 @@ pub struct EstimateConfig {
     pub interval_secs: i64,
     /// Gaps of up to this many intervals are interpolated linearly.
     #[uniffi(default = 4)]
-    pub max_interpolation_intervals: u32,
+    pub max_interpolation_intervals: i32,
     /// Longer gaps up to this many intervals take the same-hour-of-week mean.
     #[uniffi(default = 336)]
-    pub max_estimated_intervals: u32,
+    pub max_estimated_intervals: i32,
     /// Weeks of history the same-hour-of-week mean looks back.
     #[uniffi(default = 4)]
-    pub history_weeks: u32,
+    pub history_weeks: i32,
     /// Decimal places of estimated quantities (half-even).
     #[uniffi(default = 6)]
-    pub decimals: u32,
+    pub decimals: i32,
 }
 
 /// The records (quality `estimated`) that fill the gaps of one series (the core's
 /// `vee::estimate::estimate_gaps`; the rules are in docs/validation.md). Errors: `Validation` for
-/// a non-positive interval, `Parse` for instants out of range, `Overflow`.
+/// a non-positive interval, `InvalidQuery` for a negative count (naming it), `Parse` for instants
+/// out of range, `Overflow`.
 #[uniffi::export]
 pub fn estimate_gaps(records: Vec<UsageRecord>, config: EstimateConfig) -> Result<Vec<UsageRecord>, MeterkitError> {
     let cfg = meterkit::vee::estimate::EstimateConfig {
         interval_secs: config.interval_secs,
-        max_interpolation_intervals: config.max_interpolation_intervals,
-        max_estimated_intervals: config.max_estimated_intervals,
-        history_weeks: config.history_weeks,
-        decimals: config.decimals,
+        max_interpolation_intervals: unsigned(config.max_interpolation_intervals, "max_interpolation_intervals")?,
+        max_estimated_intervals: unsigned(config.max_estimated_intervals, "max_estimated_intervals")?,
+        history_weeks: unsigned(config.history_weeks, "history_weeks")?,
+        decimals: unsigned(config.decimals, "decimals")?,
     };
     let filled = meterkit::vee::estimate::estimate_gaps(&records_to_core(records)?, &cfg)?;
     Ok(filled)

@@ -6,12 +6,12 @@
 //! `(tenant, id)` (`import_json`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use meterkit::{Decimal, RollupSpec, Store};
 
-use crate::error::MeterkitError;
+use crate::error::{signed, unsigned, MeterkitError};
 use crate::field::{Tariff, ValidationConfig};
 use crate::types::{
     buckets_from_core, from_system, records_to_core, to_system, Alert, Bill, BillRequest, Bucket, Finding,
@@ -195,12 +195,12 @@ pub struct RecordColumns {
     pub ids: String,
     /// Distinct subjects.
     pub subject_values: Vec<String>,
-    /// Per row: an index into `subject_values`.
-    pub subject_codes: Vec<u32>,
+    /// Per row: an index into `subject_values` (0-based).
+    pub subject_codes: Vec<i32>,
     /// Per row: the quantity's integer mantissa.
     pub mantissas: Vec<i64>,
     /// Decimal places of every quantity (0–28): `1500` with scale 3 is `1.5`.
-    pub scale: u32,
+    pub scale: i32,
     /// Per row: the timestamp in Unix seconds.
     pub timestamps: Vec<i64>,
 }
@@ -215,14 +215,17 @@ impl RecordColumns {
         if self.subject_codes.len() != n || ids.len() != n || self.timestamps.len() != n {
             return Err(bad("Every column must have one value per row (ids: one line per row)."));
         }
-        if self.scale > 28 {
-            return Err(bad("The scale must be 0–28."));
-        }
+        let scale = match u32::try_from(self.scale) {
+            Ok(s) if s <= 28 => s,
+            _ => return Err(bad("The scale must be 0–28.")),
+        };
         let mut out = Vec::with_capacity(n);
         let columns = ids.into_iter().zip(self.subject_codes).zip(self.mantissas).zip(self.timestamps);
         for (((id, code), mantissa), ts) in columns {
-            let subject =
-                self.subject_values.get(code as usize).ok_or_else(|| bad("A subject code is out of range."))?;
+            let subject = usize::try_from(code)
+                .ok()
+                .and_then(|c| self.subject_values.get(c))
+                .ok_or_else(|| bad("A subject code is out of range."))?;
             let timestamp =
                 chrono::DateTime::from_timestamp(ts, 0).ok_or_else(|| bad("A timestamp is out of range."))?;
             out.push(meterkit::UsageRecord::new(
@@ -230,7 +233,7 @@ impl RecordColumns {
                 id,
                 subject.clone(),
                 self.metric.clone(),
-                Decimal::new(mantissa, self.scale),
+                Decimal::new(mantissa, scale),
                 timestamp,
             ));
         }
@@ -252,12 +255,12 @@ pub struct PackedColumns {
     pub ids: String,
     /// Distinct subjects.
     pub subject_values: Vec<String>,
-    /// Per row: a `u32` index into `subject_values`, 4 bytes little-endian.
+    /// Per row: an `i32` index into `subject_values`, 4 bytes little-endian.
     pub subject_codes: Vec<u8>,
     /// Per row: the quantity's `i64` mantissa, 8 bytes little-endian.
     pub mantissas: Vec<u8>,
     /// Decimal places of every quantity (0–28).
-    pub scale: u32,
+    pub scale: i32,
     /// Per row: the `i64` timestamp in Unix seconds, 8 bytes little-endian.
     pub timestamps: Vec<u8>,
 }
@@ -290,7 +293,7 @@ impl PackedColumns {
             subject_codes: self
                 .subject_codes
                 .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
             mantissas: i64s(&self.mantissas),
             scale: self.scale,
@@ -303,7 +306,10 @@ impl PackedColumns {
 /// device. Thread-safe; every method may be called from any thread.
 #[derive(uniffi::Object)]
 pub struct Engine {
-    pub(crate) inner: meterkit::Engine,
+    /// The core's engine; `None` once closed. Each call clones the `Arc` under a short read lock
+    /// and runs without the lock, so calls run concurrently and `close` never waits for one: a
+    /// call in flight finishes on its clone, and the store is dropped when the last clone is.
+    slot: RwLock<Option<Arc<meterkit::Engine>>>,
     notifier_failures: Arc<AtomicU64>,
 }
 
@@ -320,7 +326,13 @@ impl Engine {
         if let Some(host) = notifier {
             inner = inner.with_notifier(Arc::new(HostNotifier { host, failures: failures.clone() }));
         }
-        Ok(Arc::new(Engine { inner, notifier_failures: failures }))
+        Ok(Arc::new(Engine { slot: RwLock::new(Some(Arc::new(inner))), notifier_failures: failures }))
+    }
+
+    /// The core's engine. Errors: `Closed` after [`Engine::close`].
+    pub(crate) fn engine(&self) -> Result<Arc<meterkit::Engine>, MeterkitError> {
+        let slot = self.slot.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.clone().ok_or_else(MeterkitError::closed)
     }
 }
 
@@ -342,6 +354,16 @@ impl Engine {
         Engine::build(meterkit_open::open_store(&path)?, notifier)
     }
 
+    /// Close the engine: drop its store now (a SQLite file is closed once a call still running on
+    /// another thread returns). Every later call fails with `MeterkitException.Closed` /
+    /// `MeterkitError.closed` (code `E_CLOSED`); closing twice is allowed. Swift calls this
+    /// `close()`; in Kotlin `close()` (`AutoCloseable`, `use { }`) is uniffi's, which frees the
+    /// object — later calls throw the same `MeterkitException.Closed` there too (see
+    /// `scripts/generate-mobile`).
+    pub fn close(&self) {
+        self.slot.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+
     /// Add a rollup of `metric` by `window` (`day`, `minutes:15`, …) in `time_zone`, grouped by
     /// `group_by` (backfilled from stored records); returns its id. Queries create the rollups
     /// they need anyway. Errors: `InvalidWindow`, `InvalidTimeZone`, `Store`.
@@ -352,9 +374,9 @@ impl Engine {
         window: String,
         time_zone: String,
         group_by: Vec<String>,
-    ) -> Result<u32, MeterkitError> {
+    ) -> Result<i64, MeterkitError> {
         let spec = RollupSpec::new(metric, window.parse()?, &time_zone)?.group_by(group_by);
-        Ok(self.inner.add_spec(spec)?)
+        Ok(i64::from(self.engine()?.add_spec(spec)?))
     }
 
     /// Ingest a batch of records (idempotent by `(tenant, id)`): duplicates and conflicts are in
@@ -362,7 +384,7 @@ impl Engine {
     /// `Store`.
     pub fn ingest(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
+        Ok(IngestReport::from_core(self.engine()?.ingest(&batch)?))
     }
 
     /// [`Engine::ingest`] for a named `source` (a sync job): also moves the source's watermark,
@@ -370,21 +392,21 @@ impl Engine {
     /// Errors: `InvalidQuery` (field `source`) for an empty source name; as [`Engine::ingest`].
     pub fn ingest_from(&self, source: String, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        Ok(IngestReport::from_core(self.inner.ingest_from(&source, &batch)?))
+        Ok(IngestReport::from_core(self.engine()?.ingest_from(&source, &batch)?))
     }
 
     /// The watermark of `source` for `tenant`: the greatest timestamp an
     /// [`Engine::ingest_from`] of that source stored or found stored; `None` before its first
     /// ingest. Errors: `InvalidQuery` for an empty source name, `Store`.
     pub fn last_ingested_at(&self, tenant: String, source: String) -> Result<Option<SystemTime>, MeterkitError> {
-        Ok(self.inner.last_ingested_at(&tenant, &source)?.map(to_system))
+        Ok(self.engine()?.last_ingested_at(&tenant, &source)?.map(to_system))
     }
 
     /// Check `quota` after every ingest: a `ThresholdCrossed` event once per level per subject
     /// per period (any window). Replaces a quota of the same tenant and id. Errors:
     /// `InvalidQuery`, `InvalidWindow` (field `period`), `InvalidTimeZone`, `Store`.
     pub fn add_quota(&self, quota: Quota) -> Result<(), MeterkitError> {
-        Ok(self.inner.add_quota(quota.into_core()?)?)
+        Ok(self.engine()?.add_quota(quota.into_core()?)?)
     }
 
     /// Store `records` as revisions in one atomic change: a stored record with other content is
@@ -393,37 +415,37 @@ impl Engine {
     /// (nothing stored), `Store`.
     pub fn replace(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(records)?;
-        Ok(IngestReport::from_core(self.inner.replace(&batch)?))
+        Ok(IngestReport::from_core(self.engine()?.replace(&batch)?))
     }
 
     /// The versions of `(tenant, id)` that [`Engine::replace`] replaced, oldest first.
     pub fn history(&self, tenant: String, id: String) -> Result<Vec<UsageRecord>, MeterkitError> {
-        Ok(self.inner.history(&tenant, &id)?.into_iter().collect())
+        Ok(self.engine()?.history(&tenant, &id)?.into_iter().collect())
     }
 
     /// Ingest one record (the single-reading case of [`Engine::ingest`]).
     pub fn ingest_one(&self, record: UsageRecord) -> Result<IngestReport, MeterkitError> {
         let batch = [record];
-        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
+        Ok(IngestReport::from_core(self.engine()?.ingest(&batch)?))
     }
 
     /// Ingest columns (see [`RecordColumns`]): the fast path for big batches. Errors: as
     /// `RecordColumns` (nothing stored) and as [`Engine::ingest`].
     pub fn ingest_columns(&self, columns: RecordColumns) -> Result<IngestReport, MeterkitError> {
         let batch = columns.into_core()?;
-        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
+        Ok(IngestReport::from_core(self.engine()?.ingest(&batch)?))
     }
 
     /// Ingest packed columns (see [`PackedColumns`]). Errors: as [`Engine::ingest_columns`].
     pub fn ingest_packed(&self, columns: PackedColumns) -> Result<IngestReport, MeterkitError> {
         let batch = columns.unpack()?.into_core()?;
-        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
+        Ok(IngestReport::from_core(self.engine()?.ingest(&batch)?))
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
     /// Errors: `NotFound` when no such record is stored.
     pub fn retract(&self, tenant: String, id: String) -> Result<UsageRecord, MeterkitError> {
-        Ok(self.inner.retract(&tenant, &id)?)
+        Ok(self.engine()?.retract(&tenant, &id)?)
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -438,22 +460,23 @@ impl Engine {
         subject: Option<String>,
     ) -> Result<Vec<UsageRecord>, MeterkitError> {
         let (from, to) = (from_system(from, "from")?, from_system(to, "to")?);
-        let records = self.inner.records(&tenant, &metric, subject.as_deref(), from, to)?;
+        let records = self.engine()?.records(&tenant, &metric, subject.as_deref(), from, to)?;
         Ok(records.into_iter().collect())
     }
 
     /// Answer a rollup query (rows by window start, then group values). Errors: `InvalidWindow`,
     /// `InvalidTimeZone`, `InvalidQuery`, `Store`.
     pub fn query(&self, query: Query) -> Result<Vec<Bucket>, MeterkitError> {
-        Ok(buckets_from_core(self.inner.query(&query.to_core()?)?))
+        Ok(buckets_from_core(self.engine()?.query(&query.to_core()?)?))
     }
 
     /// The `n` groups with the largest `by` aggregation (`sum`, `count`, `min`, `max`, `mean`,
     /// `latest`, or `unique_count:DIM`) over the query's range, largest first. Errors: `Parse`
     /// for an unknown aggregation, and those of [`Engine::query`].
-    pub fn top_n(&self, query: Query, by: String, n: u32) -> Result<Vec<Bucket>, MeterkitError> {
+    pub fn top_n(&self, query: Query, by: String, n: i32) -> Result<Vec<Bucket>, MeterkitError> {
+        let n: usize = unsigned(n, "n")?;
         let by: meterkit::Aggregation = by.parse()?;
-        Ok(buckets_from_core(self.inner.top_n(&query.to_core()?, &by, n as usize)?))
+        Ok(buckets_from_core(self.engine()?.top_n(&query.to_core()?, &by, n)?))
     }
 
     /// Totals of the `window` containing `at` and of the one before, with the change in percent.
@@ -466,7 +489,7 @@ impl Engine {
         time_zone: String,
         at: SystemTime,
     ) -> Result<Totals, MeterkitError> {
-        let t = self.inner.totals(&tenant, &metric, window.parse()?, &time_zone, from_system(at, "at")?)?;
+        let t = self.engine()?.totals(&tenant, &metric, window.parse()?, &time_zone, from_system(at, "at")?)?;
         Ok(Totals { current: t.current.into(), previous: t.previous.into(), change_percent: t.change_percent })
     }
 
@@ -479,36 +502,37 @@ impl Engine {
         tenant: String,
         now: SystemTime,
         allowed_lateness_secs: i64,
-    ) -> Result<u64, MeterkitError> {
+    ) -> Result<i64, MeterkitError> {
         let lateness = chrono::Duration::try_seconds(allowed_lateness_secs).ok_or_else(|| {
             meterkit::Error::new(meterkit::ErrorKind::InvalidQuery, "allowed_lateness_secs is out of range.")
                 .with_field("allowed_lateness_secs")
         })?;
-        Ok(self.inner.close_windows(&tenant, from_system(now, "now")?, lateness)? as u64)
+        Ok(signed(self.engine()?.close_windows(&tenant, from_system(now, "now")?, lateness)? as u64))
     }
 
     /// Bill `request.subject` with `tariff` from the stored records of the period — on a device,
     /// the estimate of the current period so far. Errors: those of the core's `Engine::bill`.
     pub fn bill(&self, tariff: Arc<Tariff>, request: BillRequest) -> Result<Bill, MeterkitError> {
-        Ok(self.inner.bill(&tariff.inner, &request.to_core()?)?)
+        Ok(self.engine()?.bill(&tariff.inner, &request.to_core()?)?)
     }
 
     /// Validate the new records of `metric` in every later ingest with `config` (the core's
     /// `Engine::set_validation`). Errors: `Validation` for an invalid config.
     pub fn set_validation(&self, metric: String, config: Arc<ValidationConfig>) -> Result<(), MeterkitError> {
-        Ok(self.inner.set_validation(&metric, config.inner.clone())?)
+        Ok(self.engine()?.set_validation(&metric, config.inner.clone())?)
     }
 
     /// Validate with a fixed clock (`None`: the wall clock). Errors: `Parse` for an instant out
     /// of range.
+    #[uniffi::method(default(now = None))]
     pub fn set_validation_now(&self, now: Option<SystemTime>) -> Result<(), MeterkitError> {
-        self.inner.set_validation_now(now.map(|t| from_system(t, "now")).transpose()?);
+        self.engine()?.set_validation_now(now.map(|t| from_system(t, "now")).transpose()?);
         Ok(())
     }
 
     /// How many notifier calls failed (the host threw, or the event could not be converted).
-    pub fn notifier_failures(&self) -> u64 {
-        self.notifier_failures.load(Ordering::Relaxed)
+    pub fn notifier_failures(&self) -> i64 {
+        signed(self.notifier_failures.load(Ordering::Relaxed))
     }
 
     // -- readings -------------------------------------------------------------------------------
@@ -532,7 +556,7 @@ impl Engine {
         options_json: Option<String>,
     ) -> Result<ReadingOutcome, MeterkitError> {
         let opts = reading_options(options_json)?;
-        let outcome = self.inner.record_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
+        let outcome = self.engine()?.record_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
         ReadingOutcome::from_core(outcome)
     }
 
@@ -549,7 +573,7 @@ impl Engine {
         options_json: Option<String>,
     ) -> Result<ReadingOutcome, MeterkitError> {
         let opts = reading_options(options_json)?;
-        let outcome = self.inner.check_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
+        let outcome = self.engine()?.check_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
         ReadingOutcome::from_core(outcome)
     }
 
@@ -559,47 +583,49 @@ impl Engine {
     /// ingested like [`Engine::ingest`] (idempotent), each non-rejected record not yet uploaded is
     /// marked pending. Errors: as [`Engine::ingest`].
     pub fn queue(&self, records: Vec<UsageRecord>) -> Result<IngestReport, MeterkitError> {
-        Ok(IngestReport::from_core(self.inner.outbox_queue(&records_to_core(records)?)?))
+        Ok(IngestReport::from_core(self.engine()?.outbox_queue(&records_to_core(records)?)?))
     }
 
     /// Up to `limit` records of `tenant` queued and not yet uploaded, by id. Errors: `Store`.
-    pub fn pending_uploads(&self, tenant: String, limit: u32) -> Result<Vec<UsageRecord>, MeterkitError> {
-        let export = self.inner.outbox_pending(&tenant, limit as usize)?;
+    pub fn pending_uploads(&self, tenant: String, limit: i32) -> Result<Vec<UsageRecord>, MeterkitError> {
+        let limit: usize = unsigned(limit, "limit")?;
+        let export = self.engine()?.outbox_pending(&tenant, limit)?;
         Ok(export.records.into_iter().collect())
     }
 
     /// How many records of `tenant` wait for upload: one metadata read (O(1)). Errors: `Store`.
-    pub fn pending_count(&self, tenant: String) -> Result<u64, MeterkitError> {
-        Ok(self.inner.outbox_count(&tenant)?)
+    pub fn pending_count(&self, tenant: String) -> Result<i64, MeterkitError> {
+        Ok(signed(self.engine()?.outbox_count(&tenant)?))
     }
 
     /// Mark records of `tenant` uploaded (after the server confirmed them): they leave the queue
     /// and are not queued again within the retention window (30 days; older sent markers are
     /// removed now). Returns how many were pending. Errors: `Store`.
-    pub fn mark_uploaded(&self, tenant: String, ids: Vec<String>) -> Result<u64, MeterkitError> {
+    pub fn mark_uploaded(&self, tenant: String, ids: Vec<String>) -> Result<i64, MeterkitError> {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        Ok(self.inner.outbox_ack(&tenant, &ids, chrono::Utc::now())?)
+        Ok(signed(self.engine()?.outbox_ack(&tenant, &ids, chrono::Utc::now())?))
     }
 
     /// Tidy the upload queue of `tenant` (the core's `Engine::outbox_purge`): remove the sent
     /// markers of uploads confirmed before `before`, the pending markers naming no stored record
     /// (left by a crash), and recount. Returns how many markers were removed. Errors: `Parse` for
     /// an instant out of range, `Store`.
-    pub fn purge_uploads(&self, tenant: String, before: SystemTime) -> Result<u64, MeterkitError> {
-        Ok(self.inner.outbox_purge(&tenant, from_system(before, "before")?)?)
+    pub fn purge_uploads(&self, tenant: String, before: SystemTime) -> Result<i64, MeterkitError> {
+        Ok(signed(self.engine()?.outbox_purge(&tenant, from_system(before, "before")?)?))
     }
 
     /// Up to `limit` pending records of `tenant` as the core's JSON array — the body a server
     /// imports (with `import_json`, the CLI, or any binding's ingest). Errors: `Store`.
-    pub fn export_pending_json(&self, tenant: String, limit: u32) -> Result<String, MeterkitError> {
+    pub fn export_pending_json(&self, tenant: String, limit: i32) -> Result<String, MeterkitError> {
         Ok(self.export_pending(tenant, limit)?.json)
     }
 
     /// Up to `limit` pending records of `tenant` for upload: the JSON body (as
     /// [`Engine::export_pending_json`]) and the ids it holds, to pass to `mark_uploaded` once the
     /// server confirmed the upload (no re-parsing of the body). Errors: `Store`.
-    pub fn export_pending(&self, tenant: String, limit: u32) -> Result<PendingExport, MeterkitError> {
-        let export = self.inner.outbox_pending(&tenant, limit as usize)?;
+    pub fn export_pending(&self, tenant: String, limit: i32) -> Result<PendingExport, MeterkitError> {
+        let limit: usize = unsigned(limit, "limit")?;
+        let export = self.engine()?.outbox_pending(&tenant, limit)?;
         let json = serde_json::to_string(&export.records).map_err(|e| MeterkitError::internal(e.to_string()))?;
         Ok(PendingExport { ids: export.ids, json })
     }
@@ -609,7 +635,7 @@ impl Engine {
     /// duplicate). Errors: `Parse` for invalid JSON, and those of [`Engine::ingest`].
     pub fn import_json(&self, json: String) -> Result<IngestReport, MeterkitError> {
         let batch = records_to_core(crate::types::records_from_json(json)?)?;
-        Ok(IngestReport::from_core(self.inner.ingest(&batch)?))
+        Ok(IngestReport::from_core(self.engine()?.ingest(&batch)?))
     }
 }
 
@@ -633,7 +659,7 @@ mod tests {
             metric: "kwh".into(),
             ids: (0..n).map(|i| format!("r{i}")).collect::<Vec<_>>().join("\n"),
             subject_values: vec!["a".into(), "b".into()],
-            subject_codes: (0..n).map(|i| (i % 2) as u32).collect(),
+            subject_codes: (0..n).map(|i| (i % 2) as i32).collect(),
             mantissas: (0..n).map(|i| i as i64 - 1).collect(),
             scale: 2,
             timestamps: (0..n).map(|i| 1_700_000_000 + i as i64).collect(),
@@ -680,6 +706,33 @@ mod tests {
         let mut ragged = packed;
         ragged.mantissas.pop();
         assert!(matches!(ragged.unpack(), Err(MeterkitError::InvalidRecord { .. })));
+    }
+
+    #[test]
+    fn calls_after_close_are_closed_errors() {
+        let engine = Engine::in_memory(None).unwrap();
+        let batch = cols(2).into_core().unwrap();
+        assert_eq!(engine.queue(batch.clone()).unwrap().accepted, 2);
+        engine.close();
+        engine.close(); // twice is allowed
+        let e = engine.pending_count("t".into()).unwrap_err();
+        assert!(matches!(e, MeterkitError::Closed { .. }), "{e:?}");
+        assert_eq!((e.code(), e.kind(), e.retryable()), ("E_CLOSED".into(), "closed".into(), false));
+        assert!(matches!(engine.queue(batch), Err(MeterkitError::Closed { .. })));
+        assert!(matches!(engine.invoices("t".into()), Err(MeterkitError::Closed { .. })), "billing.rs too");
+    }
+
+    #[test]
+    fn negative_sizes_name_their_argument() {
+        let engine = Engine::in_memory(None).unwrap();
+        assert_eq!(engine.pending_uploads("t".into(), -1).unwrap_err().field(), Some("limit".into()));
+        assert_eq!(engine.export_pending("t".into(), -3).unwrap_err().field(), Some("limit".into()));
+        let mut neg = cols(1);
+        neg.scale = -1;
+        assert!(matches!(neg.into_core(), Err(MeterkitError::InvalidRecord { .. })));
+        let mut code = cols(1);
+        code.subject_codes[0] = -1;
+        assert!(matches!(code.into_core(), Err(MeterkitError::InvalidRecord { .. })));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::error::MeterkitError;
+use crate::error::{unsigned, MeterkitError};
 use crate::types::{findings_from_core, records_to_core, Bill, BillRequest, Finding, MeterReading, UsageRecord};
 
 /// A tariff (the core's `Tariff`), read from meterkit TOML or JSON, or from an OpenEI URDB rate
@@ -57,8 +57,8 @@ impl Tariff {
 
     /// Digits after the decimal point of the currency's money amounts. Errors: `Tariff` for an
     /// unknown currency without `minor_units`.
-    pub fn minor_units(&self) -> Result<u32, MeterkitError> {
-        Ok(self.inner.minor_units()?)
+    pub fn minor_units(&self) -> Result<i32, MeterkitError> {
+        Ok(i32::try_from(self.inner.minor_units()?).unwrap_or(i32::MAX))
     }
 
     /// The tariff as the core's JSON.
@@ -68,13 +68,15 @@ impl Tariff {
 
     /// A tariff from an OpenEI URDB rate record with PySAM's conventions when `pysam_day_count`
     /// (`$/day` amounts over 365/12 days every month) and lines to `line_decimals` places (default
-    /// the cent). Errors: `Parse` or `Tariff`.
-    #[uniffi::constructor]
+    /// the cent; `None` by default). Errors: `Parse` or `Tariff`; `InvalidQuery` for negative
+    /// `line_decimals`.
+    #[uniffi::constructor(default(pysam_day_count = false, line_decimals = None))]
     pub fn from_urdb_with(
         text: String,
         pysam_day_count: bool,
-        line_decimals: Option<u32>,
+        line_decimals: Option<i32>,
     ) -> Result<Arc<Self>, MeterkitError> {
+        let line_decimals = line_decimals.map(|d| unsigned(d, "line_decimals")).transpose()?;
         let day_count = if pysam_day_count {
             meterkit::tariff::urdb::DayCount::PySam
         } else {
@@ -251,9 +253,10 @@ pub fn validate_records(
 pub fn alerts_of(
     records: Vec<UsageRecord>,
     findings: Vec<Finding>,
-    gap: u32,
-    warmup: u32,
+    gap: i32,
+    warmup: i32,
 ) -> Result<Vec<crate::types::Alert>, MeterkitError> {
+    let (gap, warmup) = (unsigned(gap, "gap")?, unsigned(warmup, "warmup")?);
     let findings = findings.iter().map(Finding::to_core).collect::<Result<Vec<_>, _>>()?;
     let alerts = meterkit::vee::alert::alerts_of(
         &records_to_core(records)?,

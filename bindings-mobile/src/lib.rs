@@ -9,9 +9,15 @@
 //!   scale is kept: a bill's `12.50` stays `12.50`) and lifts with the core's `parse_decimal`
 //!   (plain or scientific text; anything else is a `MeterkitException.Parse`).
 //! * Timestamps are `SystemTime`: `java.time.Instant` in Kotlin, `Date` in Swift.
-//! * Errors are [`MeterkitError`]: one variant per core `ErrorKind` with the stable `code`, the
-//!   sentence (`reason`), `record_id`, `field`, `line` and `retryable`. A Rust panic reaches the
-//!   host as uniffi's internal error (`InternalException` in Kotlin), never as a crash.
+//! * Errors are [`MeterkitError`]: Kotlin catches one `MeterkitException` and reads its envelope
+//!   with `e.code()`, `e.kind()`, `e.reason()`, `e.field()`, `e.recordId()`, `e.line()`,
+//!   `e.retryable()` (Swift: the same methods on `MeterkitError`); one subclass per core
+//!   `ErrorKind` remains for catching one kind, plus `Closed` (`E_CLOSED`) for a call on a closed
+//!   `Engine`. A Rust panic reaches the host as uniffi's internal error (`InternalException` in
+//!   Kotlin), never as a crash.
+//! * Integers at the boundary are signed (Kotlin `Int`/`Long`, Swift `Int32`/`Int64`): counts
+//!   come back as `Long`; a negative count or size passed in is an `InvalidQuery` error naming
+//!   the argument.
 //! * Batch calls take lists (`Engine::ingest`) or columns (`Engine::ingest_columns`); single
 //!   calls exist for the one-reading case.
 //!
@@ -61,13 +67,14 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
-/// Every error code the library reports, with its kind (`("E_CONFLICT", "conflict")`, …), in the
-/// core's order (`ErrorKind::ALL`).
+/// Every error code the library reports, with its kind (`("E_CONFLICT", "conflict")`, …): the
+/// core's in its order (`ErrorKind::ALL`), then this binding's `("E_CLOSED", "closed")`.
 #[uniffi::export]
 pub fn error_codes() -> Vec<ErrorCode> {
     meterkit::ErrorKind::ALL
         .iter()
         .map(|k| ErrorCode { code: k.code().to_string(), kind: crate::types::kind_name(*k) })
+        .chain([ErrorCode { code: error::CLOSED_CODE.to_string(), kind: error::CLOSED_KIND.to_string() }])
         .collect()
 }
 

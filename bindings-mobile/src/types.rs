@@ -10,7 +10,7 @@ use meterkit::{Decimal, ErrorKind};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::MeterkitError;
+use crate::error::{signed, unsigned, MeterkitError};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -339,7 +339,7 @@ pub struct Alert {
     /// High end of the strongest finding's expected range.
     pub expected_high: Option<Decimal>,
     /// Findings merged.
-    pub findings: u32,
+    pub findings: i64,
 }
 
 impl Alert {
@@ -355,7 +355,7 @@ impl Alert {
             peak: a.peak,
             expected_low: a.expected.map(|r| r.0),
             expected_high: a.expected.map(|r| r.1),
-            findings: a.findings,
+            findings: i64::from(a.findings),
         }
     }
 }
@@ -364,11 +364,11 @@ impl Alert {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct IngestReport {
     /// Records stored and rolled up.
-    pub accepted: u64,
+    pub accepted: i64,
     /// Records already stored with the same content (nothing changed).
-    pub duplicates: u64,
+    pub duplicates: i64,
     /// Records of `Engine::replace` that replaced a stored record with other content.
-    pub replaced: u64,
+    pub replaced: i64,
     /// Records not applied, with the reason.
     pub rejected: Vec<Rejection>,
     /// Validation findings about the new records, in batch order.
@@ -378,9 +378,9 @@ pub struct IngestReport {
 impl IngestReport {
     pub(crate) fn from_core(r: meterkit::engine::IngestReport) -> Self {
         IngestReport {
-            accepted: r.accepted,
-            duplicates: r.duplicates,
-            replaced: r.replaced,
+            accepted: signed(r.accepted),
+            duplicates: signed(r.duplicates),
+            replaced: signed(r.replaced),
             rejected: r
                 .rejected
                 .into_iter()
@@ -398,9 +398,9 @@ impl IngestReport {
 
     fn to_core(&self) -> Result<meterkit::engine::IngestReport, MeterkitError> {
         Ok(meterkit::engine::IngestReport {
-            accepted: self.accepted,
-            duplicates: self.duplicates,
-            replaced: self.replaced,
+            accepted: unsigned(self.accepted, "accepted")?,
+            duplicates: unsigned(self.duplicates, "duplicates")?,
+            replaced: unsigned(self.replaced, "replaced")?,
             rejected: self
                 .rejected
                 .iter()
@@ -430,15 +430,15 @@ pub struct Bucket {
     pub metric: String,
     pub group: HashMap<String, Option<String>>,
     pub sum: Decimal,
-    pub count: u64,
+    pub count: i64,
     pub min: Option<Decimal>,
     pub max: Option<Decimal>,
     pub mean: Option<Decimal>,
     pub latest: Option<Decimal>,
-    pub unique: HashMap<String, u64>,
-    pub flagged_count: u64,
+    pub unique: HashMap<String, i64>,
+    pub flagged_count: i64,
     pub flagged_sum: Decimal,
-    pub estimated_count: u64,
+    pub estimated_count: i64,
     pub estimated_sum: Decimal,
 }
 
@@ -451,15 +451,15 @@ impl From<meterkit::Bucket> for Bucket {
             metric: b.metric,
             group: b.group.into_iter().collect(),
             sum: b.sum,
-            count: b.count,
+            count: signed(b.count),
             min: b.min,
             max: b.max,
             mean: b.mean,
             latest: b.latest,
-            unique: b.unique.into_iter().collect(),
-            flagged_count: b.flagged_count,
+            unique: b.unique.into_iter().map(|(k, v)| (k, signed(v))).collect(),
+            flagged_count: signed(b.flagged_count),
             flagged_sum: b.flagged_sum,
-            estimated_count: b.estimated_count,
+            estimated_count: signed(b.estimated_count),
             estimated_sum: b.estimated_sum,
         }
     }
@@ -474,15 +474,19 @@ impl Bucket {
             metric: self.metric.clone(),
             group: self.group.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
             sum: self.sum,
-            count: self.count,
+            count: unsigned(self.count, "count")?,
             min: self.min,
             max: self.max,
             mean: self.mean,
             latest: self.latest,
-            unique: self.unique.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            flagged_count: self.flagged_count,
+            unique: self
+                .unique
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), unsigned(*v, "unique")?)))
+                .collect::<Result<_, MeterkitError>>()?,
+            flagged_count: unsigned(self.flagged_count, "flagged_count")?,
             flagged_sum: self.flagged_sum,
-            estimated_count: self.estimated_count,
+            estimated_count: unsigned(self.estimated_count, "estimated_count")?,
             estimated_sum: self.estimated_sum,
         })
     }

@@ -34,9 +34,59 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
     t("version and error codes") {
         eq(version(), "0.1.0", "version")
         val codes = errorCodes()
-        eq(codes.size, 12, "number of codes")
+        eq(codes.size, 13, "number of codes: the core's 12 and E_CLOSED")
         eq(codes.first { it.code == "E_CONFLICT" }.kind, "conflict", "kind of E_CONFLICT")
-        eq(codes.map { it.code }.toSet().size, 12, "codes are distinct")
+        eq(codes.last().code to codes.last().kind, "E_CLOSED" to "closed", "the binding's own code")
+        eq(codes.map { it.code }.toSet().size, 13, "codes are distinct")
+    }
+    t("one MeterkitException base gives the whole envelope without a when over the kinds") {
+        val e: MeterkitException = try {
+            Engine.inMemory().use { it.query(Query(tenant = "t", metric = "kwh", window = "fortnight", timeZone = "UTC", filters = mapOf(), fill = Fill.NONE)) }
+            throw Failure("nothing thrown")
+        } catch (e: MeterkitException) { e }
+        eq(e.code(), "E_INVALID_WINDOW", "code()")
+        eq(e.kind(), "invalid_window", "kind()")
+        check(e.reason().isNotBlank()) { "reason()" }
+        eq(e.retryable(), false, "retryable()")
+        eq(e.recordId(), null, "recordId()")
+        check(e.toString().startsWith("E_INVALID_WINDOW: ")) { "toString(): $e" }
+        // The per-kind subclass is still there for an app that catches one kind, with the same values as properties.
+        val w = e as MeterkitException.InvalidWindow
+        eq(w.code to w.kind, e.code() to e.kind(), "subclass properties")
+        // Every code errorCodes() lists has a kind that the base reports the same way.
+        val p = throws<MeterkitException>("parse") { parseDecimal("twelve") }
+        eq(errorCodes().first { it.code == p.code() }.kind, p.kind(), "kind of E_PARSE")
+        // A line number is a Long.
+        val toml = throws<MeterkitException>("toml") { Tariff.fromToml("currency = \"GBP\"\n[[charges]\n") }
+        check((toml.line() ?: 0L) >= 1L) { "line(): ${toml.line()}" }
+    }
+    t("every call after close() throws MeterkitException.Closed, not IllegalStateException") {
+        val engine = Engine.inMemory()
+        engine.ingest(hourly(n = 2))
+        engine.close()
+        engine.close() // twice is allowed
+        val e = throws<MeterkitException.Closed>("pendingCount after close") { engine.pendingCount("t") }
+        eq(e.code() to e.kind(), "E_CLOSED" to "closed", "code and kind")
+        eq(e.retryable(), false, "not retryable")
+        check(e.reason().contains("Engine is closed")) { e.reason() }
+        throws<MeterkitException.Closed>("recordReading after close") { engine.recordReading("t", "kwh", reading("1", "2024-01-01T00:00:00Z")) }
+        throws<MeterkitException.Closed>("queue after close") { engine.queue(hourly(n = 1)) }
+        val tariff = Tariff.fromToml(File(examples, "tariffs/flat.toml").readText())
+        tariff.close()
+        val t = throws<MeterkitException>("a Tariff after close") { tariff.currency() }
+        check(t.reason().contains("Tariff is closed")) { t.reason() }
+    }
+    t("a negative count or size is a MeterkitException naming the argument") {
+        Engine.inMemory().use { engine ->
+            val limit = throws<MeterkitException.InvalidQuery>("limit -1") { engine.pendingUploads("t", -1) }
+            eq(limit.field(), "limit", "field")
+            check(limit.reason().contains("-1")) { limit.reason() }
+            eq(throws<MeterkitException>("export -5") { engine.exportPending("t", -5) }.field(), "limit", "export field")
+            val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", filters = mapOf(), fill = Fill.NONE)
+            eq(throws<MeterkitException>("n -1") { engine.topN(q, "sum", -1) }.field(), "n", "topN field")
+        }
+        eq(throws<MeterkitException>("scale -2") { allocate(dec("1"), listOf(dec("1")), -2) }.field(), "scale", "allocate field")
+        eq(throws<MeterkitException>("gap -1") { alertsOf(listOf(), listOf(), gap = -1) }.field(), "gap", "alertsOf field")
     }
     t("parseDecimal keeps the exact value and scale") {
         eqDec(parseDecimal("12.50"), "12.50", "plain")
@@ -102,10 +152,10 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         val engine = Engine.inMemory()
         val batch = hourly(n = 3)
         val first = engine.ingest(batch + batch[0])
-        eq(first.accepted, 3UL, "accepted")
-        eq(first.duplicates, 1UL, "duplicates")
+        eq(first.accepted, 3L, "accepted")
+        eq(first.duplicates, 1L, "duplicates")
         val conflict = engine.ingestOne(batch[1].copy(quantity = dec("9")))
-        eq(conflict.accepted, 0UL, "conflict accepted")
+        eq(conflict.accepted, 0L, "conflict accepted")
         eq(conflict.rejected.size, 1, "rejected")
         eq(conflict.rejected[0].kind, "conflict", "kind")
         eq(conflict.rejected[0].code, "E_CONFLICT", "code")
@@ -127,15 +177,15 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(engine.lastIngestedAt("t", "sync"), null, "no watermark yet")
         val day = hourly(n = 24, q = "0.5") + hourly(day = "2024-03-11", n = 24, q = "0.5", prefix = "m2") +
             hourly(day = "2024-03-12", n = 18, q = "0.5", prefix = "m3")
-        eq(engine.ingestFrom("sync", day).accepted, 66UL, "accepted")
-        eq(engine.ingestFrom("sync", day).duplicates, 66UL, "a repeated batch is all duplicates")
+        eq(engine.ingestFrom("sync", day).accepted, 66L, "accepted")
+        eq(engine.ingestFrom("sync", day).duplicates, 66L, "a repeated batch is all duplicates")
         eq(engine.lastIngestedAt("t", "sync"), ts("2024-03-12T17:00:00Z"), "watermark")
         val crossed = events.events.filterIsInstance<MobileEvent.ThresholdCrossed>()
         eq(crossed.map { it.periodStart }, listOf(ts("2024-03-10T00:00:00Z"), ts("2024-03-11T00:00:00Z")), "12 kWh days crossed")
         eqDec(crossed[0].used, "12.0", "used (24 × 0.5 kWh, scale kept)")
         throws<MeterkitException.InvalidQuery>("empty source") { engine.ingestFrom("", day) }
         val revised = engine.replace(listOf(day[0].copy(quantity = dec("2"))))
-        eq(revised.replaced, 1UL, "replaced")
+        eq(revised.replaced, 1L, "replaced")
         eq(engine.history("t", day[0].id).map { it.quantity }, listOf(dec("0.5")), "history")
         throws<MeterkitException.InvalidRecord>("a key twice") { engine.replace(listOf(day[1], day[1])) }
         engine.close()
@@ -152,7 +202,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eqDec(days[1].sum, "9.5", "10 March")
         eq(days[1].windowStart, ts("2024-03-10T05:00:00Z"), "window start")
         eq(days[1].windowEnd, ts("2024-03-11T04:00:00Z"), "window end (23 hours later)")
-        eq(days[1].count, 19UL, "count")
+        eq(days[1].count, 19L, "count")
         eq(bucketsToJson(days).contains("\"sum\":\"9.5\""), true, "buckets JSON")
         val bad = throws<MeterkitException.InvalidWindow>("window") { engine.query(q.copy(window = "fortnight")) }
         eq(bad.info.code, "E_INVALID_WINDOW", "code")
@@ -161,18 +211,18 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
     }
     t("engine: addSpec, topN, totals, records, retract") {
         val engine = Engine.inMemory()
-        eq(engine.addSpec("kwh", "day", "UTC", listOf("subject")), 0U, "first spec id")
-        eq(engine.addSpec("kwh", "hour", "UTC"), 1U, "second spec id")
+        eq(engine.addSpec("kwh", "day", "UTC", listOf("subject")), 0L, "first spec id")
+        eq(engine.addSpec("kwh", "hour", "UTC"), 1L, "second spec id")
         throws<MeterkitException.InvalidTimeZone>("spec zone") { engine.addSpec("kwh", "day", "Nowhere/Else") }
         engine.ingest(hourly(n = 4, q = "1", subject = "a", prefix = "a") + hourly(n = 4, q = "2", subject = "b", prefix = "b") +
             hourly(day = "2024-03-09", n = 2, q = "3", subject = "a", prefix = "y"))
         val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = null, filters = mapOf(),
             groupBy = listOf("subject"), unique = listOf(), from = ts("2024-03-10T00:00:00Z"), to = ts("2024-03-11T00:00:00Z"), fill = Fill.NONE)
-        val top = engine.topN(q, "sum", 1U)
+        val top = engine.topN(q, "sum", 1)
         eq(top.size, 1, "n")
         eq(top[0].subject, "b", "largest")
         eqDec(top[0].sum, "8", "its sum")
-        val e = throws<MeterkitException.Parse>("by") { engine.topN(q, "median", 1U) }
+        val e = throws<MeterkitException.Parse>("by") { engine.topN(q, "median", 1) }
         eq(e.info.field, "by", "field")
         val totals = engine.totals("t", "kwh", "day", "UTC", ts("2024-03-10T12:00:00Z"))
         eqDec(totals.current.sum, "12", "today")
@@ -182,7 +232,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(recs.map { it.id }, listOf("a-0", "a-1"), "records of a")
         val gone = engine.retract("t", "b-3")
         eqDec(gone.quantity, "2", "retracted")
-        eqDec(engine.topN(q, "sum", 1U)[0].sum, "6", "after retract")
+        eqDec(engine.topN(q, "sum", 1)[0].sum, "6", "after retract")
         val nf = throws<MeterkitException.NotFound>("again") { engine.retract("t", "b-3") }
         eq(nf.info.code, "E_NOT_FOUND", "code")
         engine.close()
@@ -198,12 +248,12 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(rejected[0].kind, "conflict", "kind")
         eq(rejected[0].id, "m1-0", "id")
         val closed = engine.closeWindows("t", ts("2024-03-12T00:00:00Z"), 3600L)
-        eq(closed, 1UL, "closed")
+        eq(closed, 1L, "closed")
         val windows = events.events.filterIsInstance<MobileEvent.WindowClosed>()
         eq(windows.size, 1, "events")
         eqDec(windows[0].bucket.sum, "1", "final bucket (0.5 + 0.5, normalised by the core)")
         eq(windows[0].window, "day", "window")
-        eq(engine.notifierFailures(), 0UL, "no failures")
+        eq(engine.notifierFailures(), 0L, "no failures")
         throws<MeterkitException.InvalidQuery>("lateness") { engine.closeWindows("t", Instant.now(), Long.MAX_VALUE) }
         engine.close()
     }
@@ -214,8 +264,8 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         val report = engine.ingest(listOf(hourly(n = 1)[0].copy(quantity = dec("2"))))
         eq(report.rejected.size, 1, "the ingest still reports")
         eq(bad.calls, 1, "notifier called")
-        eq(engine.notifierFailures(), 1UL, "failure counted")
-        eq(engine.ingest(hourly(n = 3)).accepted, 2UL, "engine still works")
+        eq(engine.notifierFailures(), 1L, "failure counted")
+        eq(engine.ingest(hourly(n = 3)).accepted, 2L, "engine still works")
         engine.close()
     }
     t("engine: validation on ingest (setValidation, setValidationNow), AnomalyDetected") {
@@ -224,7 +274,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         engine.setValidation("kwh", ValidationConfig())
         engine.setValidationNow(ts("2024-03-11T00:00:00Z"))
         val report = engine.ingest(listOf(rec("neg", "m1", "-1", "2024-03-10T00:00:00Z"), rec("ok", "m1", "1", "2024-03-10T01:00:00Z")))
-        eq(report.accepted, 1UL, "accepted")
+        eq(report.accepted, 1L, "accepted")
         eq(report.rejected.map { it.kind }, listOf("validation"), "rejected by validation")
         eq(report.findings[0].rule, Rule.NEGATIVE_QUANTITY, "rule")
         eq(report.findings[0].action, Action.REJECT, "action")
@@ -258,7 +308,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         check(alerts[0].rules.contains(Rule.ZERO_STREAK)) { "rules ${alerts[0].rules}" }
         eq(alerts[0].severity, Severity.WARNING, "severity")
         eqDec(alerts[0].peak, "0", "peak")
-        eq(alertsOf(records, validateRecords(mapOf("kwh" to ValidationConfig()), records, null, now), warmup = 500u).size, 0, "warm-up")
+        eq(alertsOf(records, validateRecords(mapOf("kwh" to ValidationConfig()), records, null, now), warmup = 500).size, 0, "warm-up")
         val events = Collecting()
         val engine = Engine.inMemory(events)
         engine.setValidation("kwh", ValidationConfig())
@@ -343,7 +393,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
     t("Tariff: TOML, bill with exact money, estimateBill") {
         val tariff = Tariff.fromToml(flatToml)
         eq(tariff.currency(), "GBP", "currency")
-        eq(tariff.minorUnits(), 2U, "minor units")
+        eq(tariff.minorUnits(), 2, "minor units")
         val bill = tariff.bill(january, usage)
         eq(bill.lines.map { it.charge }, listOf("standing", "energy", "vat"), "lines")
         eqDec(bill.lines[0].amount, "16.54", "standing")
@@ -374,7 +424,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
             "\"energyweekdayschedule\":" + zeros + ",\"energyweekendschedule\":" + zeros + "," +
             "\"fixedchargefirstmeter\":0.5,\"fixedchargeunits\":\"$/day\"}"
         val actual = Tariff.fromUrdb(daily)
-        val pysam = Tariff.fromUrdbWith(daily, true, 6U)
+        val pysam = Tariff.fromUrdbWith(daily, true, 6)
         eq(actual.notes(), listOf("sector: Residential"), "notes")
         val twoMonths = january.copy(periodEnd = ts("2024-03-01T00:00:00Z"), timeZone = "UTC")
         val records = (1..29).map { d -> rec("h$d", "home", "10", "2024-02-%02dT12:00:00Z".format(d)) }
@@ -404,34 +454,34 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
     t("queue: pending, export, idempotent import, markUploaded, never twice") {
         val device = Engine.inMemory()
         val readings = hourly(n = 3)
-        eq(device.queue(readings).accepted, 3UL, "stored")
-        eq(device.pendingCount("t"), 3UL, "pending")
-        eq(device.pendingUploads("t", 2U).map { it.id }, listOf("m1-0", "m1-1"), "first page")
-        val body = device.exportPendingJson("t", 100U)
+        eq(device.queue(readings).accepted, 3L, "stored")
+        eq(device.pendingCount("t"), 3L, "pending")
+        eq(device.pendingUploads("t", 2).map { it.id }, listOf("m1-0", "m1-1"), "first page")
+        val body = device.exportPendingJson("t", 100)
         val server = Engine.inMemory()
-        eq(server.importJson(body).accepted, 3UL, "server stores once")
+        eq(server.importJson(body).accepted, 3L, "server stores once")
         val again = server.importJson(body)
-        eq(again.accepted to again.duplicates, 0UL to 3UL, "a retried upload counts nothing twice")
-        eq(device.markUploaded("t", listOf("m1-0", "m1-1", "m1-2", "nope")), 3UL, "marked")
-        eq(device.pendingCount("t"), 0UL, "queue empty")
-        eq(device.queue(readings).duplicates, 3UL, "queued again: duplicates")
-        eq(device.pendingCount("t"), 0UL, "not uploaded twice")
+        eq(again.accepted to again.duplicates, 0L to 3L, "a retried upload counts nothing twice")
+        eq(device.markUploaded("t", listOf("m1-0", "m1-1", "m1-2", "nope")), 3L, "marked")
+        eq(device.pendingCount("t"), 0L, "queue empty")
+        eq(device.queue(readings).duplicates, 3L, "queued again: duplicates")
+        eq(device.pendingCount("t"), 0L, "not uploaded twice")
         val conflict = device.queue(listOf(readings[0].copy(quantity = dec("5")), rec("m1-9", "meter-1", "1", "2024-03-10T09:00:00Z")))
         eq(conflict.rejected.map { it.id }, listOf("m1-0"), "conflict rejected")
-        eq(device.pendingUploads("t", 10U).map { it.id }, listOf("m1-9"), "only the new record")
-        eq(device.markUploaded("t", listOf("m1-0")), 0UL, "already uploaded")
+        eq(device.pendingUploads("t", 10).map { it.id }, listOf("m1-9"), "only the new record")
+        eq(device.markUploaded("t", listOf("m1-0")), 0L, "already uploaded")
         throws<MeterkitException.Parse>("bad import") { server.importJson("[{]") }
         device.close(); server.close()
     }
     t("purgeUploads: sent markers expire, pending survive") {
         val device = Engine.inMemory()
         device.queue(hourly(n = 2))
-        eq(device.markUploaded("t", listOf("m1-0")), 1UL, "acknowledged now")
-        eq(device.purgeUploads("t", ts("2000-01-01T00:00:00Z")), 0UL, "nothing acknowledged that early")
-        eq(device.purgeUploads("t", Instant.now().plusSeconds(60)), 1UL, "the sent marker of m1-0")
-        eq(device.pendingCount("t"), 1UL, "m1-1 still pending")
-        eq(device.queue(hourly(n = 1)).duplicates, 1UL, "stored already")
-        eq(device.pendingCount("t"), 2UL, "after its retention, m1-0 queues again")
+        eq(device.markUploaded("t", listOf("m1-0")), 1L, "acknowledged now")
+        eq(device.purgeUploads("t", ts("2000-01-01T00:00:00Z")), 0L, "nothing acknowledged that early")
+        eq(device.purgeUploads("t", Instant.now().plusSeconds(60)), 1L, "the sent marker of m1-0")
+        eq(device.pendingCount("t"), 1L, "m1-1 still pending")
+        eq(device.queue(hourly(n = 1)).duplicates, 1L, "stored already")
+        eq(device.pendingCount("t"), 2L, "after its retention, m1-0 queues again")
         device.close()
     }
     t("checkReading: the engine's decision, nothing stored") {
@@ -447,9 +497,9 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         e.close()
     }
     t("allocate, splitSharedMeter, estimateGaps") {
-        eq(allocate(dec("10.00"), listOf(dec("1"), dec("1"), dec("1")), 2U).map { it.toPlainString() }, listOf("3.34", "3.33", "3.33"), "largest remainder")
-        throws<MeterkitException.InvalidQuery>("no weights") { allocate(dec("1"), listOf(), 2U) }
-        val pump = SharedMeter(meter = "pump", metric = "pump_kwh", shares = listOf(Share("A1", dec("1")), Share("A2", dec("2"))), scale = 2U)
+        eq(allocate(dec("10.00"), listOf(dec("1"), dec("1"), dec("1")), 2).map { it.toPlainString() }, listOf("3.34", "3.33", "3.33"), "largest remainder")
+        throws<MeterkitException.InvalidQuery>("no weights") { allocate(dec("1"), listOf(), 2) }
+        val pump = SharedMeter(meter = "pump", metric = "pump_kwh", shares = listOf(Share("A1", dec("1")), Share("A2", dec("2"))), scale = 2)
         val parts = splitSharedMeter(pump, "t", dec("10"), ts("2024-01-01T00:00:00Z"))
         eq(parts.map { it.subject }, listOf("A1", "A2"), "one record per share")
         eq(parts.fold(BigDecimal.ZERO) { a, r -> a + r.quantity }.compareTo(dec("10")), 0, "sums to the total")
@@ -488,16 +538,16 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         val req = BillRequest(tenant = "t", subject = "home", metric = "kwh", periodStart = ts("2024-01-01T00:00:00Z"),
             periodEnd = ts("2024-02-01T00:00:00Z"), timeZone = "Europe/London")
         val bill = e.bill(tariff, req)
-        val draft = createInvoice("inv-1", bill, 14U)
+        val draft = createInvoice("inv-1", bill, 14)
         eq(draft.status, InvoiceStatus.DRAFT, "draft")
         val issued = e.issueInvoice(draft, ts("2024-02-01T09:00:00Z"))
         eq(issued.dueAt, ts("2024-02-15T09:00:00Z"), "due in 14 days")
         eq(e.invoices("t").map { it.id }, listOf("inv-1"), "stored")
-        eq(e.remindersDue("t", ts("2024-02-13T00:00:00Z"), 3U).map { it.id }, listOf("inv-1"), "reminder due")
+        eq(e.remindersDue("t", ts("2024-02-13T00:00:00Z"), 3).map { it.id }, listOf("inv-1"), "reminder due")
         eq(e.markOverdue("t", ts("2024-03-01T00:00:00Z")).map { it.status }, listOf(InvoiceStatus.OVERDUE), "overdue")
         eq(e.payInvoice("t", "inv-1", ts("2024-03-02T00:00:00Z")).status, InvoiceStatus.PAID, "paid")
         throws<MeterkitException.InvalidTransition>("void after paid") { e.voidInvoice("t", "inv-1", ts("2024-03-03T00:00:00Z")) }
-        e.issueInvoice(createInvoice("inv-2", bill, 7U), ts("2024-02-01T00:00:00Z"))
+        e.issueInvoice(createInvoice("inv-2", bill, 7), ts("2024-02-01T00:00:00Z"))
         eq(e.voidInvoice("t", "inv-2", ts("2024-02-02T00:00:00Z")).status, InvoiceStatus.VOID, "void")
         e.close()
     }
@@ -508,7 +558,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
             e.markUploaded("t", listOf("m1-0"))
         }
         Engine.open(path).use { e ->
-            eq(e.pendingCount("t"), 4UL, "pending after restart")
+            eq(e.pendingCount("t"), 4L, "pending after restart")
             val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = null, filters = mapOf(),
                 groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
             eqDec(e.query(q)[0].sum, "2.5", "stored sum")
@@ -521,20 +571,20 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
     t("ingestColumns and countColumns: rows from parallel columns") {
         val n = 1000
         val cols = RecordColumns(tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "c$it" },
-            subjectValues = listOf("a", "b"), subjectCodes = (0 until n).map { (it % 2).toUInt() },
-            mantissas = (0 until n).map { 1500L }, scale = 3U, timestamps = (0 until n).map { 1_709_251_200L + it * 60L })
-        eq(countColumns(cols), 1000UL, "count")
+            subjectValues = listOf("a", "b"), subjectCodes = (0 until n).map { (it % 2) },
+            mantissas = (0 until n).map { 1500L }, scale = 3, timestamps = (0 until n).map { 1_709_251_200L + it * 60L })
+        eq(countColumns(cols), 1000L, "count")
         val engine = Engine.inMemory()
-        eq(engine.ingestColumns(cols).accepted, 1000UL, "accepted")
+        eq(engine.ingestColumns(cols).accepted, 1000L, "accepted")
         val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = "a", filters = mapOf(),
             groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
         eqDec(engine.query(q)[0].sum, "750", "500 rows x 1.500")
         val e = throws<MeterkitException.InvalidRecord>("short column") { engine.ingestColumns(cols.copy(mantissas = listOf(1L))) }
         eq(e.info.code, "E_INVALID_RECORD", "code")
         throws<MeterkitException.InvalidRecord>("ids short of a line") { countColumns(cols.copy(ids = "a\nb")) }
-        eq(countColumns(cols.copy(ids = "", subjectCodes = listOf(), mantissas = listOf(), timestamps = listOf())), 0UL, "empty batch")
+        eq(countColumns(cols.copy(ids = "", subjectCodes = listOf(), mantissas = listOf(), timestamps = listOf())), 0L, "empty batch")
         eq(engine.records("t", "kwh", Instant.ofEpochSecond(1_709_251_200L), Instant.ofEpochSecond(1_709_251_201L)).map { it.id }, listOf("c0"), "first row's id")
-        throws<MeterkitException.InvalidRecord>("code out of range") { engine.ingestColumns(cols.copy(subjectCodes = cols.subjectCodes.map { 7U })) }
+        throws<MeterkitException.InvalidRecord>("code out of range") { engine.ingestColumns(cols.copy(subjectCodes = cols.subjectCodes.map { 7 })) }
         engine.close()
     }
     t("ingestPacked and countPacked: little-endian byte columns") {
@@ -542,11 +592,11 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         fun longs(f: (Int) -> Long) = java.nio.ByteBuffer.allocate(n * 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).also { b -> (0 until n).forEach { b.putLong(f(it)) } }.array()
         val codes = java.nio.ByteBuffer.allocate(n * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN).also { b -> (0 until n).forEach { b.putInt(it % 3) } }.array()
         val packed = PackedColumns(tenant = "t", metric = "kwh", ids = (0 until n).joinToString("\n") { "p$it" },
-            subjectValues = listOf("a", "b", "c"), subjectCodes = codes, mantissas = longs { -25L }, scale = 1U,
+            subjectValues = listOf("a", "b", "c"), subjectCodes = codes, mantissas = longs { -25L }, scale = 1,
             timestamps = longs { 1_709_251_200L + it * 3600L })
-        eq(countPacked(packed), 300UL, "count")
+        eq(countPacked(packed), 300L, "count")
         val engine = Engine.inMemory()
-        eq(engine.ingestPacked(packed).accepted, 300UL, "accepted")
+        eq(engine.ingestPacked(packed).accepted, 300L, "accepted")
         val q = Query(tenant = "t", metric = "kwh", window = "year", timeZone = "UTC", subject = "c", filters = mapOf(),
             groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
         eqDec(engine.query(q)[0].sum, "-250", "100 rows x -2.5")
@@ -556,11 +606,11 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         engine.close()
     }
     t("countRecords and the Rust-side bench helpers") {
-        eq(countRecords(hourly(n = 10)), 10UL, "count")
-        check(rustBenchIngest(1000U) > 0UL) { "ingest timing" }
-        check(rustBenchConvert(1000U) > 0UL) { "convert timing" }
-        check(rustBenchConvertColumns(1000U) > 0UL) { "columns convert timing" }
-        check(rustBenchValidateReading(listOf(reading("1", "2024-01-01T00:00:00Z")), reading("2", "2024-01-02T00:00:00Z"), 10U) > 0UL) { "validate timing" }
+        eq(countRecords(hourly(n = 10)), 10L, "count")
+        check(rustBenchIngest(1000) > 0L) { "ingest timing" }
+        check(rustBenchConvert(1000) > 0L) { "convert timing" }
+        check(rustBenchConvertColumns(1000) > 0L) { "columns convert timing" }
+        check(rustBenchValidateReading(listOf(reading("1", "2024-01-01T00:00:00Z")), reading("2", "2024-01-02T00:00:00Z"), 10) > 0L) { "validate timing" }
     }
     t("one engine, four Kotlin threads") {
         val engine = Engine.inMemory()
@@ -568,7 +618,7 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         threads.forEach { it.start() }; threads.forEach { it.join() }
         val q = Query(tenant = "t", metric = "kwh", window = "day", timeZone = "UTC", subject = null, filters = mapOf(),
             groupBy = listOf(), unique = listOf(), from = null, to = null, fill = Fill.NONE)
-        eq(engine.query(q)[0].count, 96UL, "every record once")
+        eq(engine.query(q)[0].count, 96L, "every record once")
         engine.close()
     }
 }

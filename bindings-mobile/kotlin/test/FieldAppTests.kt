@@ -66,21 +66,25 @@ fun fieldAppTests(suite: Suite, scratch: File) {
             queued += outcome.records.size
         }
         queued += ex.records.size + mid.records.size
+        val killed = device
         device.close() // the app is killed after queueing, before the upload
+        // A stale handle kept by the app fails with the one MeterkitException, not IllegalStateException.
+        val stale = throws<MeterkitException>("a call on the closed engine") { killed.pendingCount("site") }
+        eq(stale.kind(), "closed", "kind of a call after close")
         device = Engine.open(path)
-        eq(device.pendingCount("site"), queued.toULong(), "every queued record survives the restart")
-        val body = device.exportPendingJson("site", 10_000U)
+        eq(device.pendingCount("site"), queued.toLong(), "every queued record survives the restart")
+        val body = device.exportPendingJson("site", 10_000)
         val server = Engine.inMemory()
-        eq(server.importJson(body).accepted, queued.toULong(), "server stores every record")
+        eq(server.importJson(body).accepted, queued.toLong(), "server stores every record")
         device.close() // killed again before markUploaded: the upload will be retried
         device = Engine.open(path)
-        val export = device.exportPending("site", 10_000U)
+        val export = device.exportPending("site", 10_000)
         eq(export.json, body, "the same body after the second restart")
         val retry = server.importJson(export.json)
-        eq(retry.accepted to retry.duplicates, 0UL to queued.toULong(), "the retried upload counts nothing twice")
+        eq(retry.accepted to retry.duplicates, 0L to queued.toLong(), "the retried upload counts nothing twice")
         eq(export.ids.size, queued, "the export names its ids")
-        eq(device.markUploaded("site", export.ids), queued.toULong(), "marked")
-        eq(device.pendingCount("site"), 0UL, "queue empty")
+        eq(device.markUploaded("site", export.ids), queued.toLong(), "marked")
+        eq(device.pendingCount("site"), 0L, "queue empty")
         val tariff = Tariff.fromJson(slabJson)
         for (f in flats) {
             val req = BillRequest(tenant = "site", subject = f, metric = "kwh", periodStart = ts("2026-11-01T00:00:00Z"),

@@ -47,25 +47,11 @@ fun rec(
     timestamp = ts(at), end = null, dimensions = dimensions, quality = Quality.ACTUAL,
 )
 
-/** The structured fields every error variant carries. */
-data class ErrInfo(val kind: String, val code: String, val reason: String, val recordId: String?, val field: String?, val line: ULong?)
+/** The structured fields every error carries, read from the one `MeterkitException` base (no `when` over the kinds). */
+data class ErrInfo(val kind: String, val code: String, val reason: String, val recordId: String?, val field: String?, val line: Long?)
 
 val MeterkitException.info: ErrInfo
-    get() = when (this) {
-        is MeterkitException.InvalidRecord -> ErrInfo("invalid_record", code, reason, recordId, field, line)
-        is MeterkitException.Conflict -> ErrInfo("conflict", code, reason, recordId, field, line)
-        is MeterkitException.Parse -> ErrInfo("parse", code, reason, recordId, field, line)
-        is MeterkitException.InvalidWindow -> ErrInfo("invalid_window", code, reason, recordId, field, line)
-        is MeterkitException.InvalidTimeZone -> ErrInfo("invalid_time_zone", code, reason, recordId, field, line)
-        is MeterkitException.InvalidQuery -> ErrInfo("invalid_query", code, reason, recordId, field, line)
-        is MeterkitException.Overflow -> ErrInfo("overflow", code, reason, recordId, field, line)
-        is MeterkitException.Tariff -> ErrInfo("tariff", code, reason, recordId, field, line)
-        is MeterkitException.Validation -> ErrInfo("validation", code, reason, recordId, field, line)
-        is MeterkitException.InvalidTransition -> ErrInfo("invalid_transition", code, reason, recordId, field, line)
-        is MeterkitException.NotFound -> ErrInfo("not_found", code, reason, recordId, field, line)
-        is MeterkitException.Store -> ErrInfo("store", code, reason, recordId, field, line)
-        is MeterkitException.Internal -> ErrInfo("internal", code, reason, recordId, field, line)
-    }
+    get() = ErrInfo(kind(), code(), reason(), recordId(), field(), line())
 
 /** A JSON string literal (for the few values the tests put into JSON themselves). */
 fun jsonString(s: String?): String =

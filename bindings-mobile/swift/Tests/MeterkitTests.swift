@@ -43,14 +43,24 @@ final class MeterkitTests: XCTestCase {
     func testErrorsCarryKindAndFields() throws {
         let engine = try Engine.inMemory(notifier: nil)
         XCTAssertThrowsError(try engine.retract(tenant: "t", id: "nope")) { error in
-            guard case let MeterkitError.NotFound(code, _, _, _, _, _) = error else {
-                return XCTFail("expected NotFound, got \(error)")
-            }
-            XCTAssertEqual(code, "E_NOT_FOUND")
+            // One error type: the envelope without a switch over the kinds.
+            guard let e = error as? MeterkitError else { return XCTFail("expected MeterkitError, got \(error)") }
+            XCTAssertEqual(e.code(), "E_NOT_FOUND")
+            XCTAssertEqual(e.kind(), "not_found")
+            XCTAssertFalse(e.retryable())
+            guard case MeterkitError.NotFound = e else { return XCTFail("expected NotFound, got \(e)") }
         }
         XCTAssertThrowsError(try parseDecimal(text: "twelve")) { error in
-            guard case let MeterkitError.Parse(code, _, _, _, _, _) = error else { return XCTFail("\(error)") }
-            XCTAssertEqual(code, "E_PARSE")
+            XCTAssertEqual((error as? MeterkitError)?.code(), "E_PARSE")
+        }
+    }
+
+    func testCallsAfterCloseThrowClosed() throws {
+        let engine = try Engine.inMemory(notifier: nil)
+        engine.close()
+        XCTAssertThrowsError(try engine.pendingCount(tenant: "t")) { error in
+            XCTAssertEqual((error as? MeterkitError)?.code(), "E_CLOSED")
+            XCTAssertEqual((error as? MeterkitError)?.kind(), "closed")
         }
     }
 
