@@ -155,8 +155,9 @@ fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageReco
         };
         let mut total = Decimal::ZERO;
         let mut periods = Vec::with_capacity(slices.len());
+        let mut carried = crate::billing::metering::MeterState::default();
         for (label, req, records) in slices {
-            let bill = t.rate(req, records)?;
+            let bill = if t.metering.is_some() { t.rate_metered(req, records, &mut carried)? } else { t.rate(req, records)? };
             total = add(total, bill.total)?;
             periods.push(PeriodTotal { period: (*label).to_string(), total: bill.total });
         }

@@ -17,6 +17,7 @@ use crate::time::fmt_ts;
 use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
 
 pub mod compare;
+mod metering;
 
 /// What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
 /// months and schedules in `time_zone`.
@@ -403,6 +404,12 @@ struct Rater<'a> {
     pieces: Vec<Vec<Pending>>,
     carry: FxHashMap<(String, Option<String>), Decimal>,
     flats: HashSet<(String, Option<String>, usize)>,
+    /// The month's exports and carried credit under the tariff's metering rule
+    /// (`billing/metering.rs`), when it has exports to net or credit.
+    meter: Option<&'a mut metering::MeterMonth>,
+    /// The tier scale of every charge, when set (net metering re-prices netted energy with the
+    /// scale of the bill's real records).
+    fixed_scale: Option<Decimal>,
 }
 
 impl Rater<'_> {
@@ -451,6 +458,9 @@ impl Rater<'_> {
     /// What tier limits are multiplied by: 1, the bill's days, its peak kW (the largest sum of
     /// the charge's records in one local clock hour, `uses` in time order), or both.
     fn scale(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        if let Some(s) = self.fixed_scale {
+            return Ok(s);
+        }
         match c.tier_basis {
             None | Some(Basis::Period) => Ok(Decimal::ONE),
             Some(Basis::Day) => Ok(self.total_days),
@@ -669,6 +679,14 @@ impl Tariff {
     /// ([`Tariff::period_secs`]), the version pieces ([`Tariff::pieces`]), the records in use
     /// ([`uses_of`]), the rating passes ([`Rater::rate_pieces`]), then the bill ([`Tariff::assemble`]).
     pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
+        if self.metering.is_some() {
+            return self.rate_metered(req, records, &mut metering::MeterState::default());
+        }
+        self.rate_hooked(req, records, None)
+    }
+
+    /// [`Tariff::rate`] with the metering lines of `meter` (none when `None`).
+    fn rate_hooked(&self, req: &BillRequest, records: &[UsageRecord], meter: Option<&mut metering::MeterMonth>) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -688,6 +706,8 @@ impl Tariff {
             pieces: pieces.iter().map(|_| Vec::new()).collect(),
             carry: FxHashMap::default(),
             flats: HashSet::new(),
+            meter,
+            fixed_scale: None,
         };
         rater.rate_pieces(&pieces, &mut uses)?;
         self.assemble(req, rater.pieces)
@@ -833,7 +853,9 @@ impl Rater<'_> {
         for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
             self.rate_piece(pi, &versions[vi].charges, &uses[ranges[pi].0..ranges[pi].1], uses, a, b)?;
         }
+        self.meter_before_minimums(pieces, uses)?;
         self.minimums(pieces)?;
+        self.meter_after_minimums()?;
         for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
             for c in versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
                 self.percentage(pi, c)?;
@@ -1291,6 +1313,10 @@ impl Rater<'_> {
             let mut subtotal = Decimal::ZERO;
             for p in self.pieces.iter().flatten().filter(|p| !p.tax) {
                 subtotal = add(subtotal, p.line.amount)?;
+            }
+            if self.meter.is_some() {
+                // SSC: a bill in credit counts as zero against the minimum.
+                subtotal = subtotal.max(Decimal::ZERO);
             }
             if subtotal < minimum {
                 let base = c.description.clone().unwrap_or_else(|| default_description(&c));

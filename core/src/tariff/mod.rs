@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{parse_time_zone, Window};
 
+pub mod metering;
 pub mod urdb;
 
 /// The most decimal places a price (rate, tier price, fixed amount, percentage) may carry.
@@ -500,6 +501,12 @@ pub struct Tariff {
     /// `not priced: …` (charge `note`) at the end of every bill.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// How exported energy (records with `direction = "export"`) is netted and credited: the
+    /// metering rule and sell rates (see [`metering::Metering`]). Without it the `direction`
+    /// dimension is not read and every record is usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub metering: Option<metering::Metering>,
 }
 
 fn default_cycle() -> Window {
@@ -699,6 +706,10 @@ impl Tariff {
                 }
             }
             check_percentage_order(&field, &v.charges)?;
+        }
+        if let Some(m) = &self.metering {
+            let ids: Vec<&str> = self.versions.iter().flat_map(|v| v.charges.iter().map(|c| c.id.as_str())).collect();
+            m.check(&ids)?;
         }
         Ok(())
     }

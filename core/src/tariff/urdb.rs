@@ -16,6 +16,7 @@ use crate::tariff::{
     tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
     Tier,
 };
+use crate::tariff::metering::{Metering, MeteringRule};
 use crate::time::Window;
 
 /// Keys that identify the record (mapped to the tariff's `name` and `source`, or provenance).
@@ -386,20 +387,70 @@ fn shared_ladder_of(o: &serde_json::Map<String, Value>) -> SharedLadder {
     }
 }
 
-/// The metering rule (`dgrules`, or v7 `usenetmetering`) as a note; refuses unknown rules.
-fn metering_note(o: &serde_json::Map<String, Value>) -> Result<Option<String>> {
-    const RULES: [&str; 4] = ["Net Metering", "Net Billing Instantaneous", "Net Billing Hourly", "Buy All Sell All"];
-    let rule = match (o.get("dgrules"), o.get("usenetmetering")) {
-        (Some(Value::String(r)), _) if RULES.contains(&r.as_str()) => r.clone(),
-        (Some(r), _) => return Err(unsupported("dgrules", format!("the rule {r} is not one of {}", RULES.join(", ")))),
-        (None, Some(Value::Bool(true))) => "Net Metering".to_string(),
-        (None, Some(Value::Bool(false))) => "Net Billing Instantaneous".to_string(),
-        (None, Some(u)) => {
-            return Err(tariff_err("usenetmetering", format!("`usenetmetering` must be a boolean, not {u}.")))
+/// The metering rule (`dgrules`, or v7 `usenetmetering`); PySAM's converter assumes net metering
+/// when the record has none. Refuses unknown rules.
+fn metering_rule(o: &serde_json::Map<String, Value>) -> Result<MeteringRule> {
+    const RULES: [(&str, MeteringRule); 4] = [
+        ("Net Metering", MeteringRule::NetMetering),
+        ("Net Billing Instantaneous", MeteringRule::NetBillingInstantaneous),
+        ("Net Billing Hourly", MeteringRule::NetBillingHourly),
+        ("Buy All Sell All", MeteringRule::BuyAllSellAll),
+    ];
+    match (o.get("dgrules"), o.get("usenetmetering")) {
+        (Some(Value::String(r)), _) if RULES.iter().any(|(n, _)| n == r) => {
+            Ok(RULES.iter().find(|(n, _)| n == r).map_or(MeteringRule::NetMetering, |x| x.1))
         }
-        (None, None) => return Ok(None),
+        (Some(r), _) => {
+            let names: Vec<&str> = RULES.iter().map(|x| x.0).collect();
+            Err(unsupported("dgrules", format!("the rule {r} is not one of {}", names.join(", "))))
+        }
+        (None, Some(Value::Bool(true)) | None) => Ok(MeteringRule::NetMetering),
+        (None, Some(Value::Bool(false))) => Ok(MeteringRule::NetBillingInstantaneous),
+        (None, Some(u)) => Err(tariff_err("usenetmetering", format!("`usenetmetering` must be a boolean, not {u}."))),
+    }
+}
+
+/// The sell price of each period of `energyratestructure`: one rate when its tiers share it (a
+/// tier's `sell`, 0 when absent), else the tiers with their limits and sell rates (kept; billing
+/// exports in that period is refused, see [`Metering::sell_at`]).
+fn sell_prices(o: &serde_json::Map<String, Value>, energy: &Charge) -> Result<Vec<PeriodPrice>> {
+    let Some(Value::Array(periods)) = o.get("energyratestructure") else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (p, tiers) in periods.iter().enumerate() {
+        let mut sells = Vec::new();
+        for (t, tier) in tiers.as_array().into_iter().flatten().enumerate() {
+            let f = format!("energyratestructure[{p}][{t}].sell");
+            sells.push(match tier.get("sell") {
+                Some(v) => dec(v, &f)?.normalize(),
+                None => Decimal::ZERO,
+            });
+        }
+        let buy = energy.periods.get(&format!("p{p}"));
+        let price = match (sells.first(), buy) {
+            (Some(&first), Some(b)) if sells.iter().any(|&x| x != first) && !b.tiers.is_empty() => {
+                let tiers = b.tiers.iter().zip(&sells).map(|(t, &rate)| Tier { up_to: t.up_to, rate, flat: None }).collect();
+                PeriodPrice { rate: None, tiers }
+            }
+            (first, _) => PeriodPrice { rate: Some(first.copied().unwrap_or_default()), tiers: Vec::new() },
+        };
+        out.push(price);
+    }
+    Ok(out)
+}
+
+/// The tariff's metering block: the rule, and the energy charge's schedule with a sell rate per
+/// period. `None` when the record has no energy charge (exports cannot be billed).
+fn metering_of(o: &serde_json::Map<String, Value>, charges: &[Charge]) -> Result<Option<Metering>> {
+    let rule = metering_rule(o)?;
+    let Some(energy) = charges.iter().find(|c| c.id == "energy") else { return Ok(None) };
+    let sells = sell_prices(o, energy)?;
+    let schedule = energy.schedule.clone();
+    let zero = || PeriodPrice { rate: Some(Decimal::ZERO), tiers: Vec::new() };
+    let sell = match &schedule {
+        Some(s) => s.periods.iter().enumerate().map(|(i, n)| (n.clone(), sells.get(i).cloned().unwrap_or_else(zero))).collect(),
+        None => std::iter::once(("all".to_string(), sells.first().cloned().unwrap_or_else(zero))).collect(),
     };
-    Ok(Some(format!("dgrules: {rule} (meterkit bills imported energy; exported energy is not credited)")))
+    Ok(Some(Metering { rule, energy_charge: energy.id.clone(), schedule, sell, year_end_rate: None }))
 }
 
 /// `amount` per `$/day`, `$/month` or `$/year` as `(amount, per)` of a fixed or minimum charge
@@ -515,8 +566,9 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
 /// ([`urdb_charges`]), then the tariff around them (dates, source, USD, monthly cycle).
 pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tariff> {
     let o = record_of(v)?;
-    let mut notes = urdb_keys(o)?;
-    let charges = urdb_charges(o, opts, &mut notes)?;
+    let notes = urdb_keys(o)?;
+    let charges = urdb_charges(o, opts)?;
+    let metering = metering_of(o, &charges)?;
     let effective_from = o.get("startdate").map(|v| date_of(v, "startdate")).transpose()?;
     let valid_until = o.get("enddate").map(|v| date_of(v, "enddate")).transpose()?;
     let t = Tariff {
@@ -532,6 +584,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         charges: Vec::new(),
         versions: vec![TariffVersion { effective_from, charges }],
         notes,
+        metering,
     };
     t.check()?;
     Ok(t)
@@ -562,16 +615,16 @@ fn urdb_keys(o: &serde_json::Map<String, Value>) -> Result<Vec<String>> {
             }
         }
     }
-    notes.extend(metering_note(o)?);
+    metering_rule(o)?;
     Ok(notes)
 }
 
 /// The charges of a URDB record in rating order: fixed charges, energy (TOU), TOU demand, flat
 /// demand, then the minimums (rated last whatever their position). A record with none is an error.
-fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions, notes: &mut Vec<String>) -> Result<Vec<Charge>> {
+fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions) -> Result<Vec<Charge>> {
     let mut charges = Vec::new();
     fixed_and_minimum(o, opts, &mut charges)?;
-    let (energy, sells) = tou_charge(
+    let (energy, _) = tou_charge(
         o,
         "energy",
         ChargeKind::TimeOfUse,
@@ -579,9 +632,6 @@ fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions, notes: &m
         "Energy",
         shared_ladder_of(o),
     )?;
-    if sells {
-        notes.push("sell rates of energyratestructure (exported energy is not credited)".into());
-    }
     before_minimums(&mut charges, energy);
     let window = demand_window(o)?;
     let mut demand = Vec::new();
