@@ -6,8 +6,12 @@ on the same load and the same URDB documents:
 * the real record in tests/data/urdb/ (kWh/kW energy tiers, seasonal flat demand tiers);
 * N property-generated URDB documents (seeded): 1-3 periods of 1-3 tiers in one of the four
   energy units, `rate` + `adj`, `sell`, `max` absent / 1e38 / 9.999999680285692e37, random
-  12x24 weekday and weekend schedules, flat demand by month and TOU demand (tiered), fixed
-  charges in $/month, $/day and $/year, minimum charges in $/month and $/day, every `dgrules`.
+  12x24 weekday and weekend schedules, flat demand by month and TOU demand (tiered), ratchets
+  (`lookbackpercent`, `lookbackrange`, `lookbackmonths`), fixed charges in $/month, $/day and
+  $/year, minimum charges in $/month and $/day, every `dgrules`;
+* M generated records (`--solar-count`) for a household with solar: the same load plus a
+  generated PV profile (net load negative at midday; exports as `direction=export` records)
+  under each of the four metering rules (`dgrules`).
 
 The load is the real household's hourly kWh of 2021 (examples/data/uk-smart-meter-hourly.csv),
 laid on the hours of 2018 in UTC: SSC's calendar starts on a Monday, as 2018 does, and has no
@@ -15,7 +19,7 @@ daylight-saving time. `$/day` amounts are compared with `--day-count pysam` (PyS
 days); with the default `actual`, the fixed-charge difference must be exactly
 rate x (days in the month - 365/12).
 
-Usage: python oracle.py [--count N] [--seed S] [--report FILE]
+Usage: python oracle.py [--count N] [--solar-count M] [--seed S] [--report FILE]
 """
 import argparse
 import calendar
@@ -142,6 +146,14 @@ def gen_record(rng, i):
         u = rng.choice(["$/month", "$/day"])
         r["mincharge"] = price(rng, 5, 80, 2) if u == "$/month" else price(rng, 0.2, 2.5, 3)
         r["minchargeunits"] = u
+    # A ratchet (PySAM's converter fails on one without a demand structure).
+    if ("flatdemandstructure" in r or "demandratestructure" in r) and rng.random() < 0.4:
+        r["lookbackpercent"] = price(rng, 0.5, 1.1, 2)
+        r["lookbackrange"] = rng.randint(0, 12)
+        if rng.random() < 0.5:
+            months = [rng.random() < 0.5 for _ in range(12)]
+            months[rng.randrange(12)] = True
+            r["lookbackmonths"] = months
     if rng.random() < 0.7:
         r["dgrules"] = rng.choice(RULES)
     if rng.random() < 0.3:

@@ -155,9 +155,9 @@ fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageReco
         };
         let mut total = Decimal::ZERO;
         let mut periods = Vec::with_capacity(slices.len());
-        let mut carried = crate::billing::metering::MeterState::default();
+        let mut carried = crate::billing::ratchet::YearState::default();
         for (label, req, records) in slices {
-            let bill = if t.metering.is_some() { t.rate_metered(req, records, &mut carried)? } else { t.rate(req, records)? };
+            let bill = t.rate_in_year(req, records, &mut carried)?;
             total = add(total, bill.total)?;
             periods.push(PeriodTotal { period: (*label).to_string(), total: bill.total });
         }

@@ -15,7 +15,7 @@ use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use super::{is_weekend, Bill, BillLine, BillRequest, Pending, Rater, Use};
+use super::{is_weekend, ratchet::RatchetMonth, Bill, BillLine, BillRequest, Pending, Rater, Use};
 use crate::decimal::{add, fmt_decimal, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
@@ -179,8 +179,14 @@ impl Tariff {
 
     /// One bill under the tariff's metering rule, updating `state` (the carried kWh or credit);
     /// a bill ending in a December settles the carried credit and resets it.
-    pub(crate) fn rate_metered(&self, req: &BillRequest, records: &[UsageRecord], state: &mut MeterState) -> Result<Bill> {
-        let Some(m) = &self.metering else { return self.rate_hooked(req, records, None) };
+    pub(crate) fn rate_metered(
+        &self,
+        req: &BillRequest,
+        records: &[UsageRecord],
+        state: &mut MeterState,
+        ratchet: Option<&mut RatchetMonth>,
+    ) -> Result<Bill> {
+        let Some(m) = &self.metering else { return self.rate_hooked(req, records, None, ratchet) };
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -189,8 +195,8 @@ impl Tariff {
         let last = req.period_end - chrono::Duration::seconds(1);
         let year_end = last.with_timezone(&tz).month() == 12;
         let netted = netted(m.rule, records, req, tou_tz)?;
-        if netted.is_none() && state.carry.is_zero() {
-            return self.rate_hooked(req, records, None);
+        if netted.is_none() && state.carry.is_zero() && state.by_position.is_empty() {
+            return self.rate_hooked(req, records, None, ratchet);
         }
         let (imports, exported, credit) = match &netted {
             Some((imports, exports)) => {
@@ -222,7 +228,7 @@ impl Tariff {
             year_end,
             year_end_rate: m.year_end_rate.unwrap_or_default(),
         };
-        let bill = self.rate_hooked(req, &imports, Some(&mut month))?;
+        let bill = self.rate_hooked(req, &imports, Some(&mut month), ratchet)?;
         state.carry = if year_end { Decimal::ZERO } else { month.carry_out };
         state.by_position = if year_end { Vec::new() } else { month.carried_out };
         Ok(bill)

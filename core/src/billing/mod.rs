@@ -18,6 +18,7 @@ use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
 
 pub mod compare;
 mod metering;
+mod ratchet;
 
 /// What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
 /// months and schedules in `time_zone`.
@@ -410,6 +411,9 @@ struct Rater<'a> {
     /// The tier scale of every charge, when set (net metering re-prices netted energy with the
     /// scale of the bill's real records).
     fixed_scale: Option<Decimal>,
+    /// The month's ratchet (`billing/ratchet.rs`), and the billing demand it sets.
+    ratchet: Option<&'a mut ratchet::RatchetMonth>,
+    billing_demand: Option<Decimal>,
 }
 
 impl Rater<'_> {
@@ -464,8 +468,17 @@ impl Rater<'_> {
         match c.tier_basis {
             None | Some(Basis::Period) => Ok(Decimal::ONE),
             Some(Basis::Day) => Ok(self.total_days),
-            Some(Basis::PerKw) => Self::hourly_peak(c, uses),
-            Some(Basis::PerKwDay) => mul(Self::hourly_peak(c, uses)?, self.total_days),
+            Some(Basis::PerKw) => self.peak_kw(c, uses),
+            Some(Basis::PerKwDay) => mul(self.peak_kw(c, uses)?, self.total_days),
+        }
+    }
+
+    /// The kW that `per_kw` tier limits are multiplied by: the ratchet's billing demand when the
+    /// tariff has one (as SSC), else the charge's hourly peak.
+    fn peak_kw(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        match self.billing_demand {
+            Some(bd) => Ok(bd),
+            None => Self::hourly_peak(c, uses),
         }
     }
 
@@ -679,14 +692,20 @@ impl Tariff {
     /// ([`Tariff::period_secs`]), the version pieces ([`Tariff::pieces`]), the records in use
     /// ([`uses_of`]), the rating passes ([`Rater::rate_pieces`]), then the bill ([`Tariff::assemble`]).
     pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
-        if self.metering.is_some() {
-            return self.rate_metered(req, records, &mut metering::MeterState::default());
+        if self.metering.is_some() || self.ratchet.is_some() {
+            return self.rate_in_year(req, records, &mut ratchet::YearState::default());
         }
-        self.rate_hooked(req, records, None)
+        self.rate_hooked(req, records, None, None)
     }
 
-    /// [`Tariff::rate`] with the metering lines of `meter` (none when `None`).
-    fn rate_hooked(&self, req: &BillRequest, records: &[UsageRecord], meter: Option<&mut metering::MeterMonth>) -> Result<Bill> {
+    /// [`Tariff::rate`] with the metering lines of `meter` and the billing demand of `ratchet`.
+    fn rate_hooked(
+        &self,
+        req: &BillRequest,
+        records: &[UsageRecord],
+        meter: Option<&mut metering::MeterMonth>,
+        ratchet: Option<&mut ratchet::RatchetMonth>,
+    ) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -708,6 +727,8 @@ impl Tariff {
             flats: HashSet::new(),
             meter,
             fixed_scale: None,
+            ratchet,
+            billing_demand: None,
         };
         rater.rate_pieces(&pieces, &mut uses)?;
         self.assemble(req, rater.pieces)
@@ -850,6 +871,7 @@ impl Rater<'_> {
                 self.allowance(pi, c, &mut uses[ranges[pi].0..ranges[pi].1])?;
             }
         }
+        self.prepare_ratchet(uses)?;
         for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
             self.rate_piece(pi, &versions[vi].charges, &uses[ranges[pi].0..ranges[pi].1], uses, a, b)?;
         }
@@ -1198,6 +1220,9 @@ impl Rater<'_> {
         for p in &mut peaks {
             *p = mul(*p, per_hour)?;
         }
+        if let Some(bd) = self.billing_demand {
+            self.ratchet_peaks(c, &mut peaks, bd, a)?;
+        }
         for (mi, &(y, m)) in months.iter().enumerate() {
             let month = if c.per == Some(Per::Month) { format!(" ({y:04}-{m:02})") } else { String::new() };
             match &c.schedule {
@@ -1225,6 +1250,23 @@ impl Rater<'_> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Under a ratchet every peak is the billing demand `bd`, in each period of `c`'s schedule
+    /// that occurs in the local month starting the bill (`a`), zero in the others.
+    fn ratchet_peaks(&self, c: &Charge, peaks: &mut [Decimal], bd: Decimal, a: i64) -> Result<()> {
+        let month0 = secs(a)?.with_timezone(&self.tou_tz).month0() as usize;
+        for (slot, p) in peaks.iter_mut().enumerate() {
+            let occurs = c.schedule.as_ref().is_none_or(|s| {
+                let period = slot % s.periods.len().max(1);
+                [&s.weekday, &s.weekend].iter().any(|g| {
+                    let row = if g.len() == 1 { g.first() } else { g.get(month0) };
+                    row.is_some_and(|r| r.iter().any(|&x| usize::from(x) == period))
+                })
+            });
+            *p = if occurs { bd } else { Decimal::ZERO };
         }
         Ok(())
     }

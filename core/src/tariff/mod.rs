@@ -29,6 +29,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::time::{parse_time_zone, Window};
 
 pub mod metering;
+pub mod ratchet;
 pub mod urdb;
 
 /// The most decimal places a price (rate, tier price, fixed amount, percentage) may carry.
@@ -507,6 +508,11 @@ pub struct Tariff {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub metering: Option<metering::Metering>,
+    /// A demand ratchet: demand charges price a percentage of the largest monthly peak of a
+    /// lookback window (see [`ratchet::Ratchet`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub ratchet: Option<ratchet::Ratchet>,
 }
 
 fn default_cycle() -> Window {
@@ -710,6 +716,9 @@ impl Tariff {
         if let Some(m) = &self.metering {
             let ids: Vec<&str> = self.versions.iter().flat_map(|v| v.charges.iter().map(|c| c.id.as_str())).collect();
             m.check(&ids)?;
+        }
+        if let Some(r) = &self.ratchet {
+            r.check()?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use crate::tariff::{
     Tier,
 };
 use crate::tariff::metering::{Metering, MeteringRule};
+use crate::tariff::ratchet::Ratchet;
 use crate::time::Window;
 
 /// Keys that identify the record (mapped to the tariff's `name` and `source`, or provenance).
@@ -84,12 +85,14 @@ const MAPPED: &[&str] = &[
     "flatdemandunit",
     "dgrules",
     "usenetmetering",
+    "lookbackpercent",
+    "lookbackrange",
+    "lookbackmonths",
 ];
 
-/// Keys whose feature is not supported but which have no effect when zero or empty (ratchets,
-/// additional-meter charges).
-const ZERO_ONLY: &[&str] =
-    &["demandratchetpercentage", "lookbackpercent", "lookbackmonths", "lookbackrange", "fixedchargeeaaddl"];
+/// Keys whose feature is not supported but which have no effect when zero or empty (v7
+/// per-month ratchet percentages, additional-meter charges).
+const ZERO_ONLY: &[&str] = &["demandratchetpercentage", "fixedchargeeaaddl"];
 
 /// URDB's "no limit" for a tier `max`: records carry 1e38 or its float32 rounding
 /// 9.999999680285692e37; any `max` at or above 1e28 (beyond the decimal range) is unbounded.
@@ -438,6 +441,37 @@ fn sell_prices(o: &serde_json::Map<String, Value>, energy: &Charge) -> Result<Ve
     Ok(out)
 }
 
+/// The ratchet of `lookbackpercent` (a fraction: 0.8 = 80 %), `lookbackrange` (months) and
+/// `lookbackmonths`, as PySAM's converter sets it up: when any month of `lookbackmonths` is true
+/// (or it is absent) the percentage applies in every month — the converter's rows are one
+/// aliased list (`[[0, 0]] * 12`). `None` without a non-zero `lookbackpercent`.
+///
+/// Refused (naming the key) where PySAM cannot price the record or bills no demand at all: a
+/// percentage without `lookbackrange`, a `lookbackrange` without a percentage, or
+/// `lookbackmonths` with no month set.
+fn ratchet_of(o: &serde_json::Map<String, Value>) -> Result<Option<Ratchet>> {
+    let pct = o.get("lookbackpercent").filter(|v| !is_zero(v));
+    let range = o.get("lookbackrange").filter(|v| !is_zero(v));
+    let Some(pct) = pct else {
+        return match range {
+            Some(_) => Err(unsupported("lookbackrange", "a lookback range without `lookbackpercent`")),
+            None => Ok(None),
+        };
+    };
+    let percent = dec(pct, "lookbackpercent")?.checked_mul(Decimal::ONE_HUNDRED).ok_or_else(|| Error::overflow("lookbackpercent"))?;
+    let months = match o.get("lookbackrange") {
+        Some(v) => v.as_u64().filter(|m| *m <= 12).ok_or_else(|| tariff_err("lookbackrange", "`lookbackrange` is a number of months from 0 to 12."))?,
+        None => return Err(unsupported("lookbackpercent", "a ratchet without `lookbackrange` (PySAM cannot price it either)")),
+    };
+    if let Some(m) = o.get("lookbackmonths") {
+        let set = m.as_array().ok_or_else(|| tariff_err("lookbackmonths", "`lookbackmonths` is 12 booleans."))?;
+        if !set.iter().any(|b| b.as_bool() == Some(true) || b.as_i64().is_some_and(|n| n != 0)) {
+            return Err(unsupported("lookbackmonths", "a ratchet in no month (PySAM then bills no demand at all)"));
+        }
+    }
+    Ok(Some(Ratchet { percent: percent.normalize(), months: u32::try_from(months).unwrap_or(12) }))
+}
+
 /// The tariff's metering block: the rule, and the energy charge's schedule with a sell rate per
 /// period. `None` when the record has no energy charge (exports cannot be billed).
 fn metering_of(o: &serde_json::Map<String, Value>, charges: &[Charge]) -> Result<Option<Metering>> {
@@ -569,6 +603,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
     let notes = urdb_keys(o)?;
     let charges = urdb_charges(o, opts)?;
     let metering = metering_of(o, &charges)?;
+    let ratchet = ratchet_of(o)?;
     let effective_from = o.get("startdate").map(|v| date_of(v, "startdate")).transpose()?;
     let valid_until = o.get("enddate").map(|v| date_of(v, "enddate")).transpose()?;
     let t = Tariff {
@@ -585,6 +620,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         versions: vec![TariffVersion { effective_from, charges }],
         notes,
         metering,
+        ratchet,
     };
     t.check()?;
     Ok(t)

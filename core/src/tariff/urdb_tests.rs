@@ -84,25 +84,37 @@ fn day_counts_and_yearly_fixed_charges() {
 }
 
 #[test]
-fn metering_rules_choose_the_ladder_and_are_noted() {
+fn metering_rules_choose_the_ladder_and_the_metering_block() {
     let mut v = minimal();
     v["energyratestructure"] = serde_json::json!([
         [{"rate": 0.1, "max": 10, "unit": "kWh", "sell": 0.03}, {"rate": 0.2, "unit": "kWh"}],
         [{"rate": 0.15, "max": 10, "unit": "kWh"}, {"rate": 0.25, "unit": "kWh"}]
     ]);
     v["energyweekdayschedule"][0][5] = serde_json::json!(1);
-    for (rule, ladder) in [
-        ("Net Metering", SharedLadder::ProRata),
-        ("Net Billing Instantaneous", SharedLadder::TimeOrder),
-        ("Net Billing Hourly", SharedLadder::TimeOrder),
-        ("Buy All Sell All", SharedLadder::TimeOrder),
+    v["energyratestructure"][0][1]["sell"] = serde_json::json!(0.03);
+    for (rule, ladder, metering) in [
+        ("Net Metering", SharedLadder::ProRata, MeteringRule::NetMetering),
+        ("Net Billing Instantaneous", SharedLadder::TimeOrder, MeteringRule::NetBillingInstantaneous),
+        ("Net Billing Hourly", SharedLadder::TimeOrder, MeteringRule::NetBillingHourly),
+        ("Buy All Sell All", SharedLadder::TimeOrder, MeteringRule::BuyAllSellAll),
     ] {
         v["dgrules"] = rule.into();
         let t = from_urdb_value(&v).unwrap();
         assert_eq!(t.versions()[0].charges[0].shared_ladder, Some(ladder), "{rule}");
-        assert!(t.notes.iter().any(|n| n.starts_with(&format!("dgrules: {rule}"))), "{:?}", t.notes);
-        assert!(t.notes.iter().any(|n| n.starts_with("sell rates")), "{:?}", t.notes);
+        let m = t.metering.as_ref().unwrap();
+        assert_eq!(m.rule, metering);
+        assert_eq!(m.energy_charge, "energy");
+        assert_eq!(m.sell["p0"].rate, Some("0.03".parse().unwrap()));
+        assert_eq!(m.sell["p1"].rate, Some(Decimal::ZERO));
+        assert!(t.notes.iter().all(|n| !n.contains("dgrules") && !n.contains("sell")), "{:?}", t.notes);
     }
+    // Sell rates that differ by tier are kept as tiers (crediting them is refused when billed).
+    v["energyratestructure"][1][0]["sell"] = serde_json::json!(0.02);
+    let t = from_urdb_value(&v).unwrap();
+    assert_eq!(t.metering.as_ref().unwrap().sell["p1"].tiers.len(), 2);
+    // No rule: net metering, PySAM's converter's default.
+    v.as_object_mut().unwrap().remove("dgrules");
+    assert_eq!(from_urdb_value(&v).unwrap().metering.unwrap().rule, MeteringRule::NetMetering);
     v["dgrules"] = "Something Else".into();
     assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("dgrules"));
     let o = v.as_object_mut().unwrap();
@@ -165,7 +177,17 @@ fn unsupported_fields_are_named() {
         v.as_object_mut().unwrap().insert(k.to_string(), val);
         from_urdb_value(&v).unwrap_err()
     };
+    // A ratchet PySAM cannot price: no lookback range, a range alone, or no month set.
     assert_eq!(refuse("lookbackpercent", serde_json::json!(0.8)).field(), Some("lookbackpercent"));
+    assert_eq!(refuse("lookbackrange", serde_json::json!(3)).field(), Some("lookbackrange"));
+    let mut v = minimal();
+    v["lookbackpercent"] = serde_json::json!(0.8);
+    v["lookbackrange"] = serde_json::json!(3);
+    let t = from_urdb_value(&v).unwrap();
+    let r = t.ratchet.as_ref().unwrap();
+    assert_eq!((r.percent.to_string().as_str(), r.months), ("80", 3));
+    v["lookbackmonths"] = serde_json::json!(vec![false; 12]);
+    assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("lookbackmonths"));
     assert_eq!(
         refuse("demandratchetpercentage", serde_json::json!(vec![0.8; 12])).field(),
         Some("demandratchetpercentage")
