@@ -8,7 +8,7 @@ on the same load and the same URDB documents:
   energy units, `rate` + `adj`, `sell`, `max` absent / 1e38 / 9.999999680285692e37, random
   12x24 weekday and weekend schedules, flat demand by month and TOU demand (tiered), ratchets
   (`lookbackpercent`, `lookbackrange`, `lookbackmonths`), fixed charges in $/month, $/day and
-  $/year, minimum charges in $/month and $/day, every `dgrules`;
+  $/year, minimum charges in $/month, $/day and $/year (a year-end true-up), every `dgrules`;
 * M generated records (`--solar-count`) for a household with solar: the same load plus a
   generated PV profile (net load negative at midday; exports as `direction=export` records)
   under each of the four metering rules (`dgrules`).
@@ -143,8 +143,9 @@ def gen_record(rng, i):
                                       "$/year": price(rng, 0, 300, 2)}[u]
         r["fixedchargeunits"] = u
     if rng.random() < 0.4:
-        u = rng.choice(["$/month", "$/day"])
-        r["mincharge"] = price(rng, 5, 80, 2) if u == "$/month" else price(rng, 0.2, 2.5, 3)
+        u = rng.choice(["$/month", "$/day", "$/year"])
+        r["mincharge"] = {"$/month": price(rng, 5, 80, 2), "$/day": price(rng, 0.2, 2.5, 3),
+                          "$/year": price(rng, 100, 1500, 2)}[u]
         r["minchargeunits"] = u
     # A ratchet (PySAM's converter fails on one without a demand structure).
     if ("flatdemandstructure" in r or "demandratestructure" in r) and rng.random() < 0.4:

@@ -155,7 +155,7 @@ fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageReco
         };
         let mut total = Decimal::ZERO;
         let mut periods = Vec::with_capacity(slices.len());
-        let mut carried = crate::billing::ratchet::YearState::default();
+        let mut carried = crate::billing::year::YearState::default();
         for (label, req, records) in slices {
             let bill = t.rate_in_year(req, records, &mut carried)?;
             total = add(total, bill.total)?;

@@ -15,7 +15,7 @@ use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use super::{is_weekend, ratchet::RatchetMonth, Bill, BillLine, BillRequest, Pending, Rater, Use};
+use super::{is_weekend, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest, Pending, Rater, Use};
 use crate::decimal::{add, fmt_decimal, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
@@ -185,8 +185,9 @@ impl Tariff {
         records: &[UsageRecord],
         state: &mut MeterState,
         ratchet: Option<&mut RatchetMonth>,
+        annual: Option<&mut AnnualMonth>,
     ) -> Result<Bill> {
-        let Some(m) = &self.metering else { return self.rate_hooked(req, records, None, ratchet) };
+        let Some(m) = &self.metering else { return self.rate_hooked(req, records, None, ratchet, annual) };
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -196,7 +197,7 @@ impl Tariff {
         let year_end = last.with_timezone(&tz).month() == 12;
         let netted = netted(m.rule, records, req, tou_tz)?;
         if netted.is_none() && state.carry.is_zero() && state.by_position.is_empty() {
-            return self.rate_hooked(req, records, None, ratchet);
+            return self.rate_hooked(req, records, None, ratchet, annual);
         }
         let (imports, exported, credit) = match &netted {
             Some((imports, exports)) => {
@@ -228,7 +229,7 @@ impl Tariff {
             year_end,
             year_end_rate: m.year_end_rate.unwrap_or_default(),
         };
-        let bill = self.rate_hooked(req, &imports, Some(&mut month), ratchet)?;
+        let bill = self.rate_hooked(req, &imports, Some(&mut month), ratchet, annual)?;
         state.carry = if year_end { Decimal::ZERO } else { month.carry_out };
         state.by_position = if year_end { Vec::new() } else { month.carried_out };
         Ok(bill)
@@ -263,14 +264,28 @@ impl Rater<'_> {
         r
     }
 
+    /// The unit of the energy charge's lines (its `unit`, else the metric).
+    fn energy_unit(&self, m: &MeterMonth) -> String {
+        let c = self.tariff.versions.iter().rev().flat_map(|v| v.charges.iter()).find(|c| c.id == m.energy_charge);
+        c.map_or_else(|| self.req.metric.clone(), |c| self.unit(c).to_string())
+    }
+
+    /// The average sell rate of the month's exports (0 without exports), to 6 places.
+    fn sell_rate(m: &MeterMonth) -> Result<Decimal> {
+        if m.exported.is_zero() {
+            return Ok(Decimal::ZERO);
+        }
+        Ok(crate::decimal::div(m.credit, m.exported)?.round_dp(6))
+    }
+
     fn meter_before(&mut self, m: &mut MeterMonth, pieces: &[(usize, i64, i64)], uses: &[Use<'_>]) -> Result<()> {
-        let unit = self.req.metric.clone();
+        let unit = self.energy_unit(m);
         let currency = self.tariff.currency.clone();
         match m.rule {
             MeteringRule::NetBillingInstantaneous => {
                 let amount = self.rounding.round(-m.credit, self.dp)?;
                 let desc = format!("Exported {} {unit} credited at sell rates (net billing)", fmt_decimal(m.exported));
-                self.meter_line("export_credit", desc, m.exported, &unit, Decimal::ZERO, amount);
+                self.meter_line("export_credit", desc, m.exported, &unit, Self::sell_rate(m)?, amount);
             }
             MeteringRule::NetBillingHourly => {
                 let mut ec = Decimal::ZERO;
@@ -297,7 +312,7 @@ impl Rater<'_> {
     /// weekday periods at 00:00, 05:00, 11:00 and 17:00, SSC's `ec_rollover_periods`); the
     /// periods' net imports are priced as the charge prices usage.
     fn net_metering(&mut self, m: &mut MeterMonth, pieces: &[(usize, i64, i64)], uses: &[Use<'_>]) -> Result<()> {
-        let (tariff, unit) = (self.tariff, self.req.metric.clone());
+        let (tariff, unit) = (self.tariff, self.energy_unit(m));
         let Some(&(vi, _, _)) = pieces.last() else { return Ok(()) };
         let Some(c) = tariff.versions[vi].charges.iter().find(|c| c.id == m.energy_charge) else { return Ok(()) };
         if pieces.len() > 1 || !matches!(c.kind, ChargeKind::PerUnit | ChargeKind::Graduated | ChargeKind::TimeOfUse) {
@@ -378,13 +393,13 @@ impl Rater<'_> {
     }
 
     fn meter_after(&mut self, m: &mut MeterMonth) -> Result<()> {
-        let unit = self.req.metric.clone();
+        let unit = self.energy_unit(m);
         let currency = self.tariff.currency.clone();
         match m.rule {
             MeteringRule::BuyAllSellAll => {
                 let amount = self.rounding.round(-m.credit, self.dp)?;
                 let desc = format!("Exported {} {unit} sold at sell rates (buy all, sell all)", fmt_decimal(m.exported));
-                self.meter_line("export_credit", desc, m.exported, &unit, Decimal::ZERO, amount);
+                self.meter_line("export_credit", desc, m.exported, &unit, Self::sell_rate(m)?, amount);
             }
             MeteringRule::NetBillingHourly if m.year_end && !m.carry_out.is_zero() => {
                 let amount = self.rounding.round(-m.carry_out, self.dp)?;
@@ -401,3 +416,7 @@ impl Rater<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "metering_tests.rs"]
+mod tests;

@@ -19,6 +19,7 @@ use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
 pub mod compare;
 mod metering;
 mod ratchet;
+mod year;
 
 /// What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
 /// months and schedules in `time_zone`.
@@ -414,6 +415,8 @@ struct Rater<'a> {
     /// The month's ratchet (`billing/ratchet.rs`), and the billing demand it sets.
     ratchet: Option<&'a mut ratchet::RatchetMonth>,
     billing_demand: Option<Decimal>,
+    /// The bill's part of the annual minimum (`billing/year.rs`).
+    annual: Option<&'a mut year::AnnualMonth>,
 }
 
 impl Rater<'_> {
@@ -692,10 +695,10 @@ impl Tariff {
     /// ([`Tariff::period_secs`]), the version pieces ([`Tariff::pieces`]), the records in use
     /// ([`uses_of`]), the rating passes ([`Rater::rate_pieces`]), then the bill ([`Tariff::assemble`]).
     pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
-        if self.metering.is_some() || self.ratchet.is_some() {
-            return self.rate_in_year(req, records, &mut ratchet::YearState::default());
+        if self.metering.is_some() || self.ratchet.is_some() || self.annual_minimum.is_some() {
+            return self.rate_in_year(req, records, &mut year::YearState::default());
         }
-        self.rate_hooked(req, records, None, None)
+        self.rate_hooked(req, records, None, None, None)
     }
 
     /// [`Tariff::rate`] with the metering lines of `meter` and the billing demand of `ratchet`.
@@ -705,6 +708,7 @@ impl Tariff {
         records: &[UsageRecord],
         meter: Option<&mut metering::MeterMonth>,
         ratchet: Option<&mut ratchet::RatchetMonth>,
+        annual: Option<&mut year::AnnualMonth>,
     ) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
@@ -729,6 +733,7 @@ impl Tariff {
             fixed_scale: None,
             ratchet,
             billing_demand: None,
+            annual,
         };
         rater.rate_pieces(&pieces, &mut uses)?;
         self.assemble(req, rater.pieces)
@@ -876,7 +881,15 @@ impl Rater<'_> {
             self.rate_piece(pi, &versions[vi].charges, &uses[ranges[pi].0..ranges[pi].1], uses, a, b)?;
         }
         self.meter_before_minimums(pieces, uses)?;
+        if self.annual.is_some() {
+            let mut subtotal = Decimal::ZERO;
+            for p in self.pieces.iter().flatten().filter(|p| !p.tax) {
+                subtotal = add(subtotal, p.line.amount)?;
+            }
+            self.annual_base(subtotal);
+        }
         self.minimums(pieces)?;
+        self.annual_top_up()?;
         self.meter_after_minimums()?;
         for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
             for c in versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {

@@ -1,54 +1,21 @@
-//! The demand ratchet of a tariff ([`Ratchet`]) while rating: each month's peak is kept in the
+//! The demand ratchet of a tariff ([`crate::tariff::ratchet::Ratchet`]) while rating: each month's peak is kept in the
 //! year's state, and the bill's demand charges price the billing demand
 //! `percent / 100 × max(this month's peak, the peaks of the `months` months before)` (SSC's
 //! billing demand, as PySAM's URDB converter sets it up).
 
 use rust_decimal::Decimal;
 
-use super::{metering::MeterState, Bill, BillRequest, Rater, Use};
+use super::{Rater, Use};
 use crate::decimal::{add, div, mul};
 use crate::error::Result;
-use crate::record::UsageRecord;
-use crate::tariff::Tariff;
-
-/// What carries from one bill to the next in a year priced in order: the metering rule's
-/// carried credit and the ratchet's monthly peaks (latest last, at most 12).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct YearState {
-    pub(crate) meter: MeterState,
-    pub(crate) peaks: Vec<Decimal>,
-}
 
 /// One bill's ratchet: the percent, the earlier months' peaks of its window, and (set while
 /// rating) this month's peak and the billing demand.
 #[derive(Debug)]
 pub(crate) struct RatchetMonth {
-    percent: Decimal,
-    earlier: Vec<Decimal>,
+    pub(crate) percent: Decimal,
+    pub(crate) earlier: Vec<Decimal>,
     pub(crate) peak: Decimal,
-}
-
-impl Tariff {
-    /// One bill of a year priced in order: the metering rule and the ratchet read and update
-    /// `state` (a tariff with neither rates the bill alone).
-    pub(crate) fn rate_in_year(&self, req: &BillRequest, records: &[UsageRecord], state: &mut YearState) -> Result<Bill> {
-        let mut ratchet = self.ratchet.as_ref().map(|r| {
-            let n = usize::try_from(r.months).unwrap_or(12).min(state.peaks.len());
-            RatchetMonth { percent: r.percent, earlier: state.peaks[state.peaks.len() - n..].to_vec(), peak: Decimal::ZERO }
-        });
-        let bill = if self.metering.is_some() {
-            self.rate_metered(req, records, &mut state.meter, ratchet.as_mut())?
-        } else {
-            self.rate_hooked(req, records, None, ratchet.as_mut())?
-        };
-        if let Some(r) = ratchet {
-            state.peaks.push(r.peak);
-            if state.peaks.len() > 12 {
-                state.peaks.remove(0);
-            }
-        }
-        Ok(bill)
-    }
 }
 
 impl Rater<'_> {

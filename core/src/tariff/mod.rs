@@ -513,6 +513,14 @@ pub struct Tariff {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub ratchet: Option<ratchet::Ratchet>,
+    /// A year-end true-up, in the major unit: when the bills of a year priced in order
+    /// (`Tariff::compare`; each bill before its minimums, counted as 0 when in credit) total
+    /// less, the December bill is topped up by the difference (SAM/PySAM's
+    /// `ur_annual_min_charge`; URDB `mincharge` in `$/year`, v7 `annualmincharge`). A single
+    /// bill has no earlier months: only a December bill is topped up, against itself.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null", optional))]
+    pub annual_minimum: Option<Decimal>,
 }
 
 fn default_cycle() -> Window {
@@ -719,6 +727,9 @@ impl Tariff {
         }
         if let Some(r) = &self.ratchet {
             r.check()?;
+        }
+        if self.annual_minimum.is_some_and(|a| a < Decimal::ZERO || a.scale() > MAX_PRICE_DECIMALS) {
+            return Err(tariff_err("annual_minimum", "An annual minimum is at least 0 with at most 12 decimal places."));
         }
         Ok(())
     }

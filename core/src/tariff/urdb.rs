@@ -577,19 +577,26 @@ fn fixed_and_minimum(o: &serde_json::Map<String, Value>, opts: UrdbOptions, char
         charges.push(c);
     };
     if let Some(amount) = money("mincharge")? {
-        let (amount, per) = match units("minchargeunits") {
-            "$/year" => (amount, Per::Year),
-            u => per_unit_amount(amount, u, "minchargeunits", opts)?,
-        };
-        minimum("minimum", "Minimum charge top-up", amount, per);
+        if units("minchargeunits") != "$/year" {
+            let (amount, per) = per_unit_amount(amount, units("minchargeunits"), "minchargeunits", opts)?;
+            minimum("minimum", "Minimum charge top-up", amount, per);
+        }
     }
     if let Some(amount) = money("minmonthlycharge")? {
         minimum("minimum_monthly", "Minimum monthly charge top-up", amount, Per::Period);
     }
-    if let Some(amount) = money("annualmincharge")? {
-        minimum("minimum_annual", "Annual minimum charge top-up (pro rata)", amount, Per::Year);
-    }
     Ok(())
+}
+
+/// The annual minimum with its year-end true-up: `mincharge` in `$/year` (PySAM's
+/// `ur_annual_min_charge`), else v7 `annualmincharge` (which PySAM's converter ignores).
+fn annual_minimum_of(o: &serde_json::Map<String, Value>) -> Result<Option<Decimal>> {
+    let yearly = o.get("minchargeunits").and_then(Value::as_str) == Some("$/year");
+    match (o.get("mincharge"), o.get("annualmincharge")) {
+        (Some(v), _) if yearly => Ok(Some(dec(v, "mincharge")?)),
+        (_, Some(v)) => Ok(Some(dec(v, "annualmincharge")?)),
+        _ => Ok(None),
+    }
 }
 
 pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
@@ -604,6 +611,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
     let charges = urdb_charges(o, opts)?;
     let metering = metering_of(o, &charges)?;
     let ratchet = ratchet_of(o)?;
+    let annual_minimum = annual_minimum_of(o)?;
     let effective_from = o.get("startdate").map(|v| date_of(v, "startdate")).transpose()?;
     let valid_until = o.get("enddate").map(|v| date_of(v, "enddate")).transpose()?;
     let t = Tariff {
@@ -621,6 +629,7 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         notes,
         metering,
         ratchet,
+        annual_minimum,
     };
     t.check()?;
     Ok(t)

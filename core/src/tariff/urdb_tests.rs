@@ -229,24 +229,37 @@ fn older_fields_and_minimums() {
     o.insert("enddate".into(), serde_json::json!(1_735_689_600)); // 2025-01-01T00:00:00Z
     let t = from_urdb_value(&v).unwrap();
     let ids: Vec<&str> = t.versions()[0].charges.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["fixed_monthly", "energy", "minimum_monthly", "minimum_annual"]);
+    assert_eq!(ids, ["fixed_monthly", "energy", "minimum_monthly"]);
+    assert_eq!(t.annual_minimum, Some(Decimal::from(365)));
     assert_eq!(t.valid_until, chrono::NaiveDate::from_ymd_opt(2025, 1, 1));
-    // A bill in January 2024 (31 of 366 days): energy 100 x 0.1 = 10.00, fixed 7.50 → 17.50;
-    // monthly minimum 20 → top-up 2.50; annual minimum pro rata 365 x 31/366 = 30.9153... →
-    // 30.92 → top-up 10.92. Total 30.92.
-    let req = crate::BillRequest::new(
+    // A bill in January 2024: energy 100 x 0.1 = 10.00, fixed 7.50 → 17.50; monthly minimum 20
+    // → top-up 2.50. Total 20.00 (the annual minimum is settled in December only).
+    let month = |m: u32| {
+        let start = chrono::NaiveDate::from_ymd_opt(2024, m, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let end = start.checked_add_months(chrono::Months::new(1)).unwrap();
+        crate::BillRequest::new("t", "m", "kwh", start, end, "UTC")
+    };
+    let r = crate::UsageRecord::new("t", "r", "m", "kwh", Decimal::from(100), "2024-01-05T00:00:00Z".parse().unwrap());
+    let bill = t.bill(&month(1), std::slice::from_ref(&r)).unwrap();
+    let amounts: Vec<String> = bill.lines.iter().map(|l| l.amount.to_string()).collect();
+    assert_eq!(amounts, ["7.50", "10.00", "2.50"]);
+    assert_eq!(bill.total.to_string(), "20.00");
+    // The year compared in order: the bills before minimums are 17.50 (January) and 7.50 in
+    // each of the 11 other months = 100.00 < 365 → December tops up 265.00 after its monthly
+    // minimum (7.50 + 12.50): December 285.00; the year 20.00 + 10 x 20.00 + 285.00 = 505.00.
+    let year = crate::BillRequest::new(
         "t",
         "m",
         "kwh",
         "2024-01-01T00:00:00Z".parse().unwrap(),
-        "2024-02-01T00:00:00Z".parse().unwrap(),
+        "2025-01-01T00:00:00Z".parse().unwrap(),
         "UTC",
     );
-    let r = crate::UsageRecord::new("t", "r", "m", "kwh", Decimal::from(100), "2024-01-05T00:00:00Z".parse().unwrap());
-    let bill = t.bill(&req, &[r]).unwrap();
-    let amounts: Vec<String> = bill.lines.iter().map(|l| l.amount.to_string()).collect();
-    assert_eq!(amounts, ["7.50", "10.00", "2.50", "10.92"]);
-    assert_eq!(bill.total.to_string(), "30.92");
+    let ranked = Tariff::compare([("t", &t)], &year, std::slice::from_ref(&r)).unwrap();
+    assert_eq!(ranked[0].periods[11].total.to_string(), "285.00");
+    assert_eq!(ranked[0].total.unwrap().to_string(), "505.00");
+    // A December bill alone is topped up against itself: 7.50 + 12.50 + (365 - 7.50) = 377.50.
+    assert_eq!(t.bill(&month(12), &[]).unwrap().total.to_string(), "377.50");
     // After enddate the tariff is refused.
     let late = crate::BillRequest::new(
         "t",
