@@ -15,7 +15,7 @@ use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use super::{is_weekend, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest, Pending, Rater, Use};
+use super::{is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest, Pending, Rater, Use};
 use crate::decimal::{add, fmt_decimal, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
@@ -186,8 +186,9 @@ impl Tariff {
         state: &mut MeterState,
         ratchet: Option<&mut RatchetMonth>,
         annual: Option<&mut AnnualMonth>,
+        profile: Option<&MonthProfile>,
     ) -> Result<Bill> {
-        let Some(m) = &self.metering else { return self.rate_hooked(req, records, None, ratchet, annual) };
+        let Some(m) = &self.metering else { return self.rate_hooked(req, records, None, ratchet, annual, profile) };
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -195,9 +196,10 @@ impl Tariff {
         };
         let last = req.period_end - chrono::Duration::seconds(1);
         let year_end = last.with_timezone(&tz).month() == 12;
-        let netted = netted(m.rule, records, req, tou_tz)?;
+        // A profile is only built for a month without `direction`: nothing to net.
+        let netted = if profile.is_some() { None } else { netted(m.rule, records, req, tou_tz)? };
         if netted.is_none() && state.carry.is_zero() && state.by_position.is_empty() {
-            return self.rate_hooked(req, records, None, ratchet, annual);
+            return self.rate_hooked(req, records, None, ratchet, annual, profile);
         }
         let (imports, exported, credit) = match &netted {
             Some((imports, exports)) => {
@@ -229,7 +231,7 @@ impl Tariff {
             year_end,
             year_end_rate: m.year_end_rate.unwrap_or_default(),
         };
-        let bill = self.rate_hooked(req, &imports, Some(&mut month), ratchet, annual)?;
+        let bill = self.rate_hooked(req, &imports, Some(&mut month), ratchet, annual, None)?;
         state.carry = if year_end { Decimal::ZERO } else { month.carry_out };
         state.by_position = if year_end { Vec::new() } else { month.carried_out };
         Ok(bill)

@@ -18,6 +18,7 @@ use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
 
 pub mod compare;
 mod metering;
+pub(crate) mod profile;
 mod ratchet;
 mod year;
 
@@ -417,6 +418,8 @@ struct Rater<'a> {
     billing_demand: Option<Decimal>,
     /// The bill's part of the annual minimum (`billing/year.rs`).
     annual: Option<&'a mut year::AnnualMonth>,
+    /// The month's load by cell, when every charge rates from it (`billing/profile.rs`).
+    profile: Option<&'a profile::MonthProfile>,
 }
 
 impl Rater<'_> {
@@ -479,9 +482,10 @@ impl Rater<'_> {
     /// The kW that `per_kw` tier limits are multiplied by: the ratchet's billing demand when the
     /// tariff has one (as SSC), else the charge's hourly peak.
     fn peak_kw(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
-        match self.billing_demand {
-            Some(bd) => Ok(bd),
-            None => Self::hourly_peak(c, uses),
+        match (self.billing_demand, self.profile) {
+            (Some(bd), _) => Ok(bd),
+            (None, Some(pr)) => Ok(pr.peak),
+            (None, None) => Self::hourly_peak(c, uses),
         }
     }
 
@@ -696,12 +700,14 @@ impl Tariff {
     /// ([`uses_of`]), the rating passes ([`Rater::rate_pieces`]), then the bill ([`Tariff::assemble`]).
     pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
         if self.metering.is_some() || self.ratchet.is_some() || self.annual_minimum.is_some() {
-            return self.rate_in_year(req, records, &mut year::YearState::default());
+            return self.rate_in_year(req, records, &mut year::YearState::default(), None);
         }
-        self.rate_hooked(req, records, None, None, None)
+        self.rate_hooked(req, records, None, None, None, None)
     }
 
-    /// [`Tariff::rate`] with the metering lines of `meter` and the billing demand of `ratchet`.
+    /// [`Tariff::rate`] with the metering lines of `meter`, the billing demand of `ratchet`, the
+    /// annual minimum's part `annual`, rating from `profile` (the month's load by cell) when given.
+    #[allow(clippy::too_many_arguments)]
     fn rate_hooked(
         &self,
         req: &BillRequest,
@@ -709,6 +715,7 @@ impl Tariff {
         meter: Option<&mut metering::MeterMonth>,
         ratchet: Option<&mut ratchet::RatchetMonth>,
         annual: Option<&mut year::AnnualMonth>,
+        profile: Option<&profile::MonthProfile>,
     ) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
@@ -717,7 +724,7 @@ impl Tariff {
         };
         let (start, end) = self.period_secs(req, tz)?;
         let pieces = self.pieces(req, tz, start, end)?;
-        let mut uses = uses_of(records, req, tou_tz)?;
+        let mut uses = if profile.is_some() { Vec::new() } else { uses_of(records, req, tou_tz)? };
         let mut rater = Rater {
             tariff: self,
             req,
@@ -734,6 +741,7 @@ impl Tariff {
             ratchet,
             billing_demand: None,
             annual,
+            profile,
         };
         rater.rate_pieces(&pieces, &mut uses)?;
         self.assemble(req, rater.pieces)
@@ -1026,11 +1034,7 @@ impl Rater<'_> {
         }
         if c.kind == ChargeKind::TimeOfUse {
             let Some(s) = &c.schedule else { return Ok(()) };
-            let mut sums = vec![Decimal::ZERO; s.periods.len()];
-            for u in uses.iter().filter(|u| Self::matches(c, u)) {
-                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
-                sums[p] = add(sums[p], u.q)?;
-            }
+            let (sums, _) = self.period_sums(c, s, uses)?;
             let scale = self.scale(c, uses)?;
             for (p, name) in s.periods.iter().enumerate() {
                 let q = c.convert(sums[p])?;
@@ -1044,10 +1048,7 @@ impl Rater<'_> {
             }
             return Ok(());
         }
-        let mut sum = Decimal::ZERO;
-        for u in uses.iter().filter(|u| Self::matches(c, u)) {
-            sum = add(sum, u.q)?;
-        }
+        let sum = self.charge_total(c, uses)?;
         let q = c.convert(sum)?;
         match c.kind {
             ChargeKind::PerUnit => {
@@ -1109,12 +1110,8 @@ impl Rater<'_> {
             }
         } else {
             // Pro rata: each period's share of every tier slice of the total.
-            let mut per = vec![Decimal::ZERO; s.periods.len()];
-            for u in uses.iter().filter(|u| Self::matches(c, u)) {
-                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
-                per[p] = add(per[p], u.q)?;
-                used[p] = true;
-            }
+            let (mut per, in_use) = self.period_sums(c, s, uses)?;
+            used = in_use;
             let mut total = Decimal::ZERO;
             for q in &mut per {
                 *q = c.convert(*q)?;
@@ -1211,6 +1208,9 @@ impl Rater<'_> {
         // come in order too: sum each run and keep the largest kWh per month and period.
         let mut peaks = vec![Decimal::ZERO; n_periods * months.len()];
         let mut run: Option<(i64, Decimal, usize)> = None;
+        if let Some(pr) = self.profile {
+            peaks = self.profile_peaks(c, pr, n_periods);
+        }
         for u in uses.iter().filter(|u| Self::matches(c, u)) {
             let key = u.t - u.local.rem_euclid(len);
             match &mut run {

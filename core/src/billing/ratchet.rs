@@ -23,7 +23,7 @@ impl Rater<'_> {
     /// clock hour) and the billing demand every demand charge prices.
     pub(super) fn prepare_ratchet(&mut self, uses: &[Use<'_>]) -> Result<()> {
         let Some(r) = self.ratchet.take() else { return Ok(()) };
-        let mut peak = Decimal::ZERO;
+        let mut peak = self.profile.map_or(Decimal::ZERO, |p| p.peak);
         let mut run: Option<(i64, Decimal)> = None;
         for u in uses.iter().filter(|u| u.bill_metric) {
             let key = u.t - u.local.rem_euclid(3600);

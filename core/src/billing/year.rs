@@ -6,7 +6,7 @@
 use chrono::Datelike;
 use rust_decimal::Decimal;
 
-use super::{metering::MeterState, ratchet::RatchetMonth, Bill, BillLine, BillRequest, Pending, Rater};
+use super::{metering::MeterState, profile::MonthProfile, ratchet::RatchetMonth, Bill, BillLine, BillRequest, Pending, Rater};
 use crate::decimal::{add, sub};
 use crate::error::Result;
 use crate::record::UsageRecord;
@@ -36,8 +36,16 @@ pub(crate) struct AnnualMonth {
 
 impl Tariff {
     /// One bill of a year priced in order: the metering rule, the ratchet and the annual
-    /// minimum read and update `state` (a tariff with none of them rates the bill alone).
-    pub(crate) fn rate_in_year(&self, req: &BillRequest, records: &[UsageRecord], state: &mut YearState) -> Result<Bill> {
+    /// minimum read and update `state` (a tariff with none of them rates the bill alone); the
+    /// bill rates from `profile` (the month's load by cell) when the tariff fits it.
+    pub(crate) fn rate_in_year(
+        &self,
+        req: &BillRequest,
+        records: &[UsageRecord],
+        state: &mut YearState,
+        profile: Option<&MonthProfile>,
+    ) -> Result<Bill> {
+        let profile = profile.filter(|p| p.fits(self));
         let mut ratchet = self.ratchet.as_ref().map(|r| {
             let n = usize::try_from(r.months).unwrap_or(12).min(state.peaks.len());
             RatchetMonth { percent: r.percent, earlier: state.peaks[state.peaks.len() - n..].to_vec(), peak: Decimal::ZERO }
@@ -52,9 +60,9 @@ impl Tariff {
             None => None,
         };
         let bill = if self.metering.is_some() {
-            self.rate_metered(req, records, &mut state.meter, ratchet.as_mut(), annual.as_mut())?
+            self.rate_metered(req, records, &mut state.meter, ratchet.as_mut(), annual.as_mut(), profile)?
         } else {
-            self.rate_hooked(req, records, None, ratchet.as_mut(), annual.as_mut())?
+            self.rate_hooked(req, records, None, ratchet.as_mut(), annual.as_mut(), profile)?
         };
         if let Some(r) = ratchet {
             state.peaks.push(r.peak);

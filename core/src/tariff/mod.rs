@@ -519,7 +519,7 @@ pub struct Tariff {
     /// `ur_annual_min_charge`; URDB `mincharge` in `$/year`, v7 `annualmincharge`). A single
     /// bill has no earlier months: only a December bill is topped up, against itself.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    #[cfg_attr(feature = "ts", ts(type = "string | null", optional))]
+    #[cfg_attr(feature = "ts", ts(optional, type = "DecimalString"))]
     pub annual_minimum: Option<Decimal>,
 }
 

@@ -24,7 +24,7 @@ use crate::tariff::tariff_err;
 pub struct Ratchet {
     /// Percent of the window's largest peak (80 = 80 %).
     #[serde(with = "crate::decimal::decimal_str")]
-    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub percent: Decimal,
     /// How many months before the bill's month the window reaches back (0–12).
     pub months: u32,
