@@ -147,7 +147,12 @@ impl Tariff {
     }
 }
 
-fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageRecord])], profiles: &[Option<MonthProfile>]) -> Comparison {
+fn compare_one(
+    name: &str,
+    t: &Tariff,
+    slices: &[(&str, BillRequest, &[UsageRecord])],
+    profiles: &[Option<MonthProfile>],
+) -> Comparison {
     let priced = || -> Result<(Decimal, Vec<PeriodTotal>)> {
         // Checked once, not once per month.
         let normalized;

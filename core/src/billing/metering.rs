@@ -15,7 +15,10 @@ use chrono::{Datelike, Timelike};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use super::{is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest, Pending, Rater, Use};
+use super::{
+    is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest, Pending,
+    Rater, Use,
+};
 use crate::decimal::{add, fmt_decimal, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
@@ -81,7 +84,10 @@ fn netted<'r>(
     tz: Tz,
 ) -> Result<Option<(Vec<UsageRecord>, Vec<(&'r UsageRecord, Decimal)>)>> {
     let mine = |r: &UsageRecord| {
-        r.subject == req.subject && r.metric == req.metric && r.timestamp >= req.period_start && r.timestamp < req.period_end
+        r.subject == req.subject
+            && r.metric == req.metric
+            && r.timestamp >= req.period_start
+            && r.timestamp < req.period_end
     };
     let mut any = false;
     for r in records.iter().filter(|r| mine(r)) {
@@ -158,7 +164,13 @@ fn credit_of(m: &Metering, exports: &[(&UsageRecord, Decimal)], tz: Tz) -> Resul
 impl Tariff {
     /// Net metering's per-period inputs: the exports per period of the energy charge's schedule
     /// and the month's period at each rollover position (weekday 00, 05, 11 and 17 h).
-    fn by_period(&self, m: &Metering, exports: &[(&UsageRecord, Decimal)], tz: Tz, month0: u32) -> Result<(Vec<Decimal>, Vec<usize>)> {
+    fn by_period(
+        &self,
+        m: &Metering,
+        exports: &[(&UsageRecord, Decimal)],
+        tz: Tz,
+        month0: u32,
+    ) -> Result<(Vec<Decimal>, Vec<usize>)> {
         let charge = self.versions.iter().rev().flat_map(|v| v.charges.iter()).find(|c| c.id == m.energy_charge);
         let Some(s) = charge.and_then(|c| c.schedule.as_ref()) else {
             let mut e = Decimal::ZERO;
@@ -240,7 +252,15 @@ impl Tariff {
 
 impl Rater<'_> {
     /// A line of the metering rule on the last piece of the bill.
-    fn meter_line(&mut self, charge: &str, description: String, quantity: Decimal, unit: &str, rate: Decimal, amount: Decimal) {
+    fn meter_line(
+        &mut self,
+        charge: &str,
+        description: String,
+        quantity: Decimal,
+        unit: &str,
+        rate: Decimal,
+        amount: Decimal,
+    ) {
         let Some(piece) = self.pieces.last_mut() else { return };
         piece.push(Pending {
             line: BillLine {
@@ -297,7 +317,10 @@ impl Rater<'_> {
                 let applied = m.carry_in.min(ec.max(Decimal::ZERO));
                 if !m.carry_in.is_zero() {
                     let amount = self.rounding.round(-applied, self.dp)?;
-                    let desc = format!("Credit carried in {} applied to energy charges (net billing)", fmt_decimal(m.carry_in));
+                    let desc = format!(
+                        "Credit carried in {} applied to energy charges (net billing)",
+                        fmt_decimal(m.carry_in)
+                    );
                     self.meter_line("credit_applied", desc, Decimal::ONE, &currency, applied, amount);
                 }
                 m.carry_out = add(m.credit, sub(m.carry_in, applied, "A carried credit")?)?;
@@ -324,7 +347,9 @@ impl Rater<'_> {
             ));
         }
         let periods = c.schedule.as_ref().map_or(1, |s| s.periods.len());
-        let period_of = |u: &Use<'_>| c.schedule.as_ref().map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
+        let period_of = |u: &Use<'_>| {
+            c.schedule.as_ref().map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()))
+        };
         // Net per period: + imports, − exports, − surplus carried in.
         let mut net = vec![Decimal::ZERO; periods];
         let mut first: Vec<Option<usize>> = vec![None; periods];
@@ -361,7 +386,14 @@ impl Rater<'_> {
             .filter_map(|p| {
                 let i = first[p]?;
                 let u = &uses[i];
-                (net[p] > Decimal::ZERO).then(|| Use { t: u.t, local: u.local, date: u.date, q: net[p], r: u.r, bill_metric: u.bill_metric })
+                (net[p] > Decimal::ZERO).then(|| Use {
+                    t: u.t,
+                    local: u.local,
+                    date: u.date,
+                    q: net[p],
+                    r: u.r,
+                    bill_metric: u.bill_metric,
+                })
             })
             .collect();
         for p in &mut self.pieces {
@@ -400,7 +432,8 @@ impl Rater<'_> {
         match m.rule {
             MeteringRule::BuyAllSellAll => {
                 let amount = self.rounding.round(-m.credit, self.dp)?;
-                let desc = format!("Exported {} {unit} sold at sell rates (buy all, sell all)", fmt_decimal(m.exported));
+                let desc =
+                    format!("Exported {} {unit} sold at sell rates (buy all, sell all)", fmt_decimal(m.exported));
                 self.meter_line("export_credit", desc, m.exported, &unit, Self::sell_rate(m)?, amount);
             }
             MeteringRule::NetBillingHourly if m.year_end && !m.carry_out.is_zero() => {

@@ -18,7 +18,14 @@ fn tariff(rule: &str, extra: &str) -> Tariff {
 }
 
 fn rec(id: &str, month: u32, day: u32, hour: u32, q: i64, export: bool) -> UsageRecord {
-    let mut r = UsageRecord::new("t", id, "home", "kwh", Decimal::from(q), Utc.with_ymd_and_hms(2024, month, day, hour, 0, 0).unwrap());
+    let mut r = UsageRecord::new(
+        "t",
+        id,
+        "home",
+        "kwh",
+        Decimal::from(q),
+        Utc.with_ymd_and_hms(2024, month, day, hour, 0, 0).unwrap(),
+    );
     if export {
         r.dimensions.insert("direction".into(), "export".into());
     }

@@ -63,7 +63,11 @@ impl MonthProfile {
         let mut clock = LocalClock::new(tz);
         let mut run: Option<(i64, Decimal, usize, usize)> = None;
         for r in records {
-            if r.subject != req.subject || r.metric != req.metric || r.timestamp < req.period_start || r.timestamp >= req.period_end {
+            if r.subject != req.subject
+                || r.metric != req.metric
+                || r.timestamp < req.period_start
+                || r.timestamp >= req.period_end
+            {
                 continue;
             }
             if r.dimensions.get(DIRECTION).is_some_and(|d| d != IMPORT) {
@@ -115,21 +119,23 @@ impl MonthProfile {
     /// Whether `t` can rate this month from the profile: one version, the bill's zone, and
     /// charges that price whole-month sums and hourly peaks of every record of the metric.
     pub(crate) fn fits(&self, t: &Tariff) -> bool {
-        t.versions.len() == 1 && t.time_zone.as_ref().is_none_or(|z| *z == self.zone) && t.versions[0].charges.iter().all(|c| {
-            // `months` needs no check: every record of the profile is in its one local month, so a
-            // charge either takes them all or is left out of the bill.
-            let plain = c.metric.is_none() && c.filter.is_empty();
-            let no_holidays = c.schedule.as_ref().is_none_or(|s| s.holidays.is_empty());
-            plain
-                && no_holidays
-                && match c.kind {
-                    ChargeKind::Fixed | ChargeKind::Minimum | ChargeKind::Percentage | ChargeKind::PerUnit => true,
-                    ChargeKind::Graduated | ChargeKind::Package => true,
-                    ChargeKind::TimeOfUse => c.shared_ladder != Some(SharedLadder::TimeOrder),
-                    ChargeKind::Demand => c.interval_minutes.unwrap_or(60) == 60 && c.per != Some(Per::Month),
-                    ChargeKind::Allowance | ChargeKind::Volume => false,
-                }
-        })
+        t.versions.len() == 1
+            && t.time_zone.as_ref().is_none_or(|z| *z == self.zone)
+            && t.versions[0].charges.iter().all(|c| {
+                // `months` needs no check: every record of the profile is in its one local month, so a
+                // charge either takes them all or is left out of the bill.
+                let plain = c.metric.is_none() && c.filter.is_empty();
+                let no_holidays = c.schedule.as_ref().is_none_or(|s| s.holidays.is_empty());
+                plain
+                    && no_holidays
+                    && match c.kind {
+                        ChargeKind::Fixed | ChargeKind::Minimum | ChargeKind::Percentage | ChargeKind::PerUnit => true,
+                        ChargeKind::Graduated | ChargeKind::Package => true,
+                        ChargeKind::TimeOfUse => c.shared_ladder != Some(SharedLadder::TimeOrder),
+                        ChargeKind::Demand => c.interval_minutes.unwrap_or(60) == 60 && c.per != Some(Per::Month),
+                        ChargeKind::Allowance | ChargeKind::Volume => false,
+                    }
+            })
     }
 }
 

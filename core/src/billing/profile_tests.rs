@@ -20,7 +20,14 @@ fn load() -> Vec<UsageRecord> {
         let at = start + Duration::hours(h);
         out.push(UsageRecord::new("t", format!("h{h}"), "house", "kwh", q, at));
         if h % 5 == 0 {
-            out.push(UsageRecord::new("t", format!("x{h}"), "house", "kwh", Decimal::new(250, 3), at + Duration::minutes(30)));
+            out.push(UsageRecord::new(
+                "t",
+                format!("x{h}"),
+                "house",
+                "kwh",
+                Decimal::new(250, 3),
+                at + Duration::minutes(30),
+            ));
         }
     }
     out
@@ -94,7 +101,12 @@ fn what_a_profile_cannot_carry_falls_back() {
     // Holidays and time-ordered ladders need each record.
     let mut t = Tariff::from_toml(TOU).unwrap().normalized().unwrap();
     let p = MonthProfile::build(&records, &req).unwrap().unwrap();
-    t.versions[0].charges[0].schedule.as_mut().unwrap().holidays.push(chrono::NaiveDate::from_ymd_opt(2018, 1, 1).unwrap());
+    t.versions[0].charges[0]
+        .schedule
+        .as_mut()
+        .unwrap()
+        .holidays
+        .push(chrono::NaiveDate::from_ymd_opt(2018, 1, 1).unwrap());
     assert!(!p.fits(&t));
     // An export, or records out of time order: no profile.
     records[3].dimensions.insert("direction".into(), "export".into());

@@ -6,7 +6,9 @@
 use chrono::Datelike;
 use rust_decimal::Decimal;
 
-use super::{metering::MeterState, profile::MonthProfile, ratchet::RatchetMonth, Bill, BillLine, BillRequest, Pending, Rater};
+use super::{
+    metering::MeterState, profile::MonthProfile, ratchet::RatchetMonth, Bill, BillLine, BillRequest, Pending, Rater,
+};
 use crate::decimal::{add, sub};
 use crate::error::Result;
 use crate::record::UsageRecord;
@@ -48,7 +50,11 @@ impl Tariff {
         let profile = profile.filter(|p| p.fits(self));
         let mut ratchet = self.ratchet.as_ref().map(|r| {
             let n = usize::try_from(r.months).unwrap_or(12).min(state.peaks.len());
-            RatchetMonth { percent: r.percent, earlier: state.peaks[state.peaks.len() - n..].to_vec(), peak: Decimal::ZERO }
+            RatchetMonth {
+                percent: r.percent,
+                earlier: state.peaks[state.peaks.len() - n..].to_vec(),
+                peak: Decimal::ZERO,
+            }
         });
         let mut annual = match self.annual_minimum {
             Some(amount) => {

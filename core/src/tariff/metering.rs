@@ -84,7 +84,9 @@ pub struct Metering {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(
         feature = "ts",
-        ts(type = "Record<string, { rate?: DecimalString; tiers?: { up_to?: DecimalString; rate: DecimalString }[] }>")
+        ts(
+            type = "Record<string, { rate?: DecimalString; tiers?: { up_to?: DecimalString; rate: DecimalString }[] }>"
+        )
     )]
     pub sell: BTreeMap<String, PeriodPrice>,
     /// Net metering only: the credit per kWh of excess left after December (default 0).

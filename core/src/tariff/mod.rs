@@ -729,7 +729,10 @@ impl Tariff {
             r.check()?;
         }
         if self.annual_minimum.is_some_and(|a| a < Decimal::ZERO || a.scale() > MAX_PRICE_DECIMALS) {
-            return Err(tariff_err("annual_minimum", "An annual minimum is at least 0 with at most 12 decimal places."));
+            return Err(tariff_err(
+                "annual_minimum",
+                "An annual minimum is at least 0 with at most 12 decimal places.",
+            ));
         }
         Ok(())
     }

@@ -36,7 +36,10 @@ impl Ratchet {
     /// places) or `ratchet.months` (above 12).
     pub(crate) fn check(&self) -> Result<()> {
         if self.percent < Decimal::ZERO || self.percent.scale() > super::MAX_PRICE_DECIMALS {
-            return Err(tariff_err("ratchet.percent", "A ratchet percent is at least 0 with at most 12 decimal places."));
+            return Err(tariff_err(
+                "ratchet.percent",
+                "A ratchet percent is at least 0 with at most 12 decimal places.",
+            ));
         }
         if self.months > 12 {
             return Err(tariff_err("ratchet.months", "A ratchet looks back at most 12 months."));

@@ -12,12 +12,12 @@ use serde_json::Value;
 
 use crate::decimal::parse_decimal;
 use crate::error::{Error, ErrorKind, Result};
+use crate::tariff::metering::{Metering, MeteringRule};
+use crate::tariff::ratchet::Ratchet;
 use crate::tariff::{
     tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
     Tier,
 };
-use crate::tariff::metering::{Metering, MeteringRule};
-use crate::tariff::ratchet::Ratchet;
 use crate::time::Window;
 
 /// Keys that identify the record (mapped to the tariff's `name` and `source`, or provenance).
@@ -431,7 +431,8 @@ fn sell_prices(o: &serde_json::Map<String, Value>, energy: &Charge) -> Result<Ve
         let buy = energy.periods.get(&format!("p{p}"));
         let price = match (sells.first(), buy) {
             (Some(&first), Some(b)) if sells.iter().any(|&x| x != first) && !b.tiers.is_empty() => {
-                let tiers = b.tiers.iter().zip(&sells).map(|(t, &rate)| Tier { up_to: t.up_to, rate, flat: None }).collect();
+                let tiers =
+                    b.tiers.iter().zip(&sells).map(|(t, &rate)| Tier { up_to: t.up_to, rate, flat: None }).collect();
                 PeriodPrice { rate: None, tiers }
             }
             (first, _) => PeriodPrice { rate: Some(first.copied().unwrap_or_default()), tiers: Vec::new() },
@@ -458,10 +459,20 @@ fn ratchet_of(o: &serde_json::Map<String, Value>) -> Result<Option<Ratchet>> {
             None => Ok(None),
         };
     };
-    let percent = dec(pct, "lookbackpercent")?.checked_mul(Decimal::ONE_HUNDRED).ok_or_else(|| Error::overflow("lookbackpercent"))?;
+    let percent = dec(pct, "lookbackpercent")?
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .ok_or_else(|| Error::overflow("lookbackpercent"))?;
     let months = match o.get("lookbackrange") {
-        Some(v) => v.as_u64().filter(|m| *m <= 12).ok_or_else(|| tariff_err("lookbackrange", "`lookbackrange` is a number of months from 0 to 12."))?,
-        None => return Err(unsupported("lookbackpercent", "a ratchet without `lookbackrange` (PySAM cannot price it either)")),
+        Some(v) => v
+            .as_u64()
+            .filter(|m| *m <= 12)
+            .ok_or_else(|| tariff_err("lookbackrange", "`lookbackrange` is a number of months from 0 to 12."))?,
+        None => {
+            return Err(unsupported(
+                "lookbackpercent",
+                "a ratchet without `lookbackrange` (PySAM cannot price it either)",
+            ))
+        }
     };
     if let Some(m) = o.get("lookbackmonths") {
         let set = m.as_array().ok_or_else(|| tariff_err("lookbackmonths", "`lookbackmonths` is 12 booleans."))?;
@@ -481,7 +492,9 @@ fn metering_of(o: &serde_json::Map<String, Value>, charges: &[Charge]) -> Result
     let schedule = energy.schedule.clone();
     let zero = || PeriodPrice { rate: Some(Decimal::ZERO), tiers: Vec::new() };
     let sell = match &schedule {
-        Some(s) => s.periods.iter().enumerate().map(|(i, n)| (n.clone(), sells.get(i).cloned().unwrap_or_else(zero))).collect(),
+        Some(s) => {
+            s.periods.iter().enumerate().map(|(i, n)| (n.clone(), sells.get(i).cloned().unwrap_or_else(zero))).collect()
+        }
         None => std::iter::once(("all".to_string(), sells.first().cloned().unwrap_or_else(zero))).collect(),
     };
     Ok(Some(Metering { rule, energy_charge: energy.id.clone(), schedule, sell, year_end_rate: None }))
