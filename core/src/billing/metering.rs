@@ -134,12 +134,17 @@ fn netted<'r>(
         let net = sub(imp, exp, "A net quantity")?;
         match (first_imp, first_exp) {
             (Some(r), _) if net > Decimal::ZERO => imports.push(with_quantity(r, net)),
-            (_, Some(r)) if net < Decimal::ZERO => exports.push((r, -net)),
+            (_, Some(r)) if net < Decimal::ZERO => exports.push((r, neg(net)?)),
             _ => {}
         }
     }
     imports.append(&mut other);
     Ok(Some((imports, exports)))
+}
+
+/// `-d`, checked.
+fn neg(d: Decimal) -> Result<Decimal> {
+    sub(Decimal::ZERO, d, "A credit")
 }
 
 /// A copy of `r` with `q` and without the `direction` dimension.
@@ -206,7 +211,7 @@ impl Tariff {
             Some(z) => parse_time_zone(z)?,
             None => tz,
         };
-        let last = req.period_end - chrono::Duration::seconds(1);
+        let last = req.period_end.checked_sub_signed(chrono::Duration::seconds(1)).unwrap_or(req.period_end);
         let year_end = last.with_timezone(&tz).month() == 12;
         // A profile is only built for a month without `direction`: nothing to net.
         let netted = if profile.is_some() { None } else { netted(m.rule, records, req, tou_tz)? };
@@ -305,7 +310,7 @@ impl Rater<'_> {
         let currency = self.tariff.currency.clone();
         match m.rule {
             MeteringRule::NetBillingInstantaneous => {
-                let amount = self.rounding.round(-m.credit, self.dp)?;
+                let amount = self.rounding.round(neg(m.credit)?, self.dp)?;
                 let desc = format!("Exported {} {unit} credited at sell rates (net billing)", fmt_decimal(m.exported));
                 self.meter_line("export_credit", desc, m.exported, &unit, Self::sell_rate(m)?, amount);
             }
@@ -316,7 +321,7 @@ impl Rater<'_> {
                 }
                 let applied = m.carry_in.min(ec.max(Decimal::ZERO));
                 if !m.carry_in.is_zero() {
-                    let amount = self.rounding.round(-applied, self.dp)?;
+                    let amount = self.rounding.round(neg(applied)?, self.dp)?;
                     let desc = format!(
                         "Credit carried in {} applied to energy charges (net billing)",
                         fmt_decimal(m.carry_in)
@@ -375,7 +380,7 @@ impl Rater<'_> {
         for (p, n) in net.iter().enumerate() {
             if *n < Decimal::ZERO {
                 if let Some(k) = m.rollover.iter().position(|&r| r == p) {
-                    m.carried_out.push((k, -*n));
+                    m.carried_out.push((k, neg(*n)?));
                 }
             }
         }
@@ -431,18 +436,18 @@ impl Rater<'_> {
         let currency = self.tariff.currency.clone();
         match m.rule {
             MeteringRule::BuyAllSellAll => {
-                let amount = self.rounding.round(-m.credit, self.dp)?;
+                let amount = self.rounding.round(neg(m.credit)?, self.dp)?;
                 let desc =
                     format!("Exported {} {unit} sold at sell rates (buy all, sell all)", fmt_decimal(m.exported));
                 self.meter_line("export_credit", desc, m.exported, &unit, Self::sell_rate(m)?, amount);
             }
             MeteringRule::NetBillingHourly if m.year_end && !m.carry_out.is_zero() => {
-                let amount = self.rounding.round(-m.carry_out, self.dp)?;
+                let amount = self.rounding.round(neg(m.carry_out)?, self.dp)?;
                 let desc = "Year-end payment of the carried export credit (net billing)".to_string();
                 self.meter_line("year_end_credit", desc, Decimal::ONE, &currency, m.carry_out, amount);
             }
             MeteringRule::NetMetering if m.year_end && !m.carry_out.is_zero() && !m.year_end_rate.is_zero() => {
-                let amount = self.rounding.round(-mul(m.carry_out, m.year_end_rate)?, self.dp)?;
+                let amount = self.rounding.round(neg(mul(m.carry_out, m.year_end_rate)?)?, self.dp)?;
                 let desc = format!("Year-end credit of {} {unit} excess (net metering)", fmt_decimal(m.carry_out));
                 self.meter_line("year_end_credit", desc, m.carry_out, &unit, m.year_end_rate, amount);
             }

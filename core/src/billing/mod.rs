@@ -1209,7 +1209,7 @@ impl Rater<'_> {
         let mut peaks = vec![Decimal::ZERO; n_periods * months.len()];
         let mut run: Option<(i64, Decimal, usize)> = None;
         if let Some(pr) = self.profile {
-            peaks = self.profile_peaks(c, pr, n_periods);
+            peaks = Self::profile_peaks(c, pr, n_periods);
         }
         for u in uses.iter().filter(|u| Self::matches(c, u)) {
             let key = u.t - u.local.rem_euclid(len);

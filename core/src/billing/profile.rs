@@ -46,7 +46,11 @@ impl MonthProfile {
     pub(crate) fn build(records: &[UsageRecord], req: &BillRequest) -> Result<Option<MonthProfile>> {
         let tz: Tz = parse_time_zone(&req.time_zone)?;
         let first = req.period_start.with_timezone(&tz);
-        let last = (req.period_end - chrono::Duration::seconds(1)).with_timezone(&tz);
+        let last = req
+            .period_end
+            .checked_sub_signed(chrono::Duration::seconds(1))
+            .unwrap_or(req.period_end)
+            .with_timezone(&tz);
         if (first.year(), first.month()) != (last.year(), last.month())
             || !records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp)
         {
@@ -129,8 +133,12 @@ impl MonthProfile {
                 plain
                     && no_holidays
                     && match c.kind {
-                        ChargeKind::Fixed | ChargeKind::Minimum | ChargeKind::Percentage | ChargeKind::PerUnit => true,
-                        ChargeKind::Graduated | ChargeKind::Package => true,
+                        ChargeKind::Fixed
+                        | ChargeKind::Minimum
+                        | ChargeKind::Percentage
+                        | ChargeKind::PerUnit
+                        | ChargeKind::Graduated
+                        | ChargeKind::Package => true,
                         ChargeKind::TimeOfUse => c.shared_ladder != Some(SharedLadder::TimeOrder),
                         ChargeKind::Demand => c.interval_minutes.unwrap_or(60) == 60 && c.per != Some(Per::Month),
                         ChargeKind::Allowance | ChargeKind::Volume => false,
@@ -147,11 +155,10 @@ impl Rater<'_> {
         let mut used = vec![false; s.periods.len()];
         if let Some(pr) = self.profile {
             let periods = pr.periods(s);
-            for w in 0..2 {
-                for h in 0..24 {
-                    if pr.used[w][h] {
-                        let p = periods[w][h];
-                        sums[p] = add(sums[p], pr.sums[w][h])?;
+            for ((ps, qs), us) in periods.iter().zip(&pr.sums).zip(&pr.used) {
+                for ((&p, q), &u) in ps.iter().zip(qs).zip(us) {
+                    if u {
+                        sums[p] = add(sums[p], *q)?;
                         used[p] = true;
                     }
                 }
@@ -185,13 +192,12 @@ impl Rater<'_> {
 
     /// The largest hourly sum per period of the charge's schedule (one period without one), from
     /// the profile.
-    pub(super) fn profile_peaks(&self, c: &Charge, pr: &MonthProfile, n_periods: usize) -> Vec<Decimal> {
+    pub(super) fn profile_peaks(c: &Charge, pr: &MonthProfile, n_periods: usize) -> Vec<Decimal> {
         let mut peaks = vec![Decimal::ZERO; n_periods];
-        let periods = c.schedule.as_ref().map(|s| pr.periods(s));
-        for w in 0..2 {
-            for h in 0..24 {
-                let p = periods.map_or(0, |ps| ps[w][h]);
-                peaks[p] = peaks[p].max(pr.peaks[w][h]);
+        let periods = c.schedule.as_ref().map_or([[0; 24]; 2], |s| pr.periods(s));
+        for (ps, ks) in periods.iter().zip(&pr.peaks) {
+            for (&p, k) in ps.iter().zip(ks) {
+                peaks[p] = peaks[p].max(*k);
             }
         }
         peaks

@@ -59,7 +59,7 @@ impl Tariff {
         let mut annual = match self.annual_minimum {
             Some(amount) => {
                 let tz = parse_time_zone(&req.time_zone)?;
-                let last = req.period_end - chrono::Duration::seconds(1);
+                let last = req.period_end.checked_sub_signed(chrono::Duration::seconds(1)).unwrap_or(req.period_end);
                 let december = last.with_timezone(&tz).month() == 12;
                 Some(AnnualMonth { amount, before: state.year_total, december, base: Decimal::ZERO })
             }
