@@ -499,6 +499,56 @@ effective_from?: string | null,
 charges: Array<TariffCharge>, };
 
 /**
+ * How imports and exports are netted and exports credited (SSC `ur_metering_option`).
+ */
+export type MeteringRule = "net_metering" | "net_billing_instantaneous" | "net_billing_hourly" | "buy_all_sell_all";
+
+/**
+ * A tariff's metering rule and the sell rates of exported energy (tariff key `metering`).
+ */
+export type Metering = { 
+/**
+ * The rule.
+ */
+rule: MeteringRule, 
+/**
+ * Id of the tariff's energy charge: net metering nets its kWh; net billing with carried
+ * credits applies them against its lines only.
+ */
+energy_charge: string, 
+/**
+ * Periods of the sell rates (absent: one rate at every time).
+ */
+schedule?: { periods: string[]; weekday: number[][]; weekend?: number[][]; holidays?: string[] }, 
+/**
+ * Sell rate per period, in the major unit per unit of the metric (e.g. $/kWh).
+ */
+sell?: Record<string, { rate?: DecimalString; tiers?: { up_to?: DecimalString; rate: DecimalString }[] }>, 
+/**
+ * Net metering only: the credit per kWh of excess left after December (default 0).
+ */
+year_end_rate?: DecimalString, };
+
+/**
+ * A demand ratchet (tariff key `ratchet`): every demand charge of a bill prices the **billing
+ * demand** `percent / 100 × max(peak of this month and of the `months` months before it)`
+ * instead of its own peak — the peak of a month being its largest kWh in one local clock hour
+ * (average kW) of the bill's metric. A time-of-use demand charge prices that billing demand in
+ * each of its periods that occur in the month. This is SAM/PySAM's billing demand as its URDB
+ * converter sets it up (`ur_billing_demand_lookback_percentages` with "actual peak" off, SSC's
+ * `ur_dc_billing_demand_periods` on every period).
+ */
+export type Ratchet = { 
+/**
+ * Percent of the window's largest peak (80 = 80 %).
+ */
+percent: DecimalString, 
+/**
+ * How many months before the bill's month the window reaches back (0–12).
+ */
+months: number, };
+
+/**
  * A tariff document (see the module documentation for the rules).
  */
 export type TariffDocument = { 
@@ -554,7 +604,26 @@ versions?: Array<TariffVersion>,
  * `energyattrs`, comments, eligibility ranges, metering rule…): each becomes a zero line
  * `not priced: …` (charge `note`) at the end of every bill.
  */
-notes?: Array<string>, };
+notes?: Array<string>, 
+/**
+ * How exported energy (records with `direction = "export"`) is netted and credited: the
+ * metering rule and sell rates (see [`metering::Metering`]). Without it the `direction`
+ * dimension is not read and every record is usage.
+ */
+metering?: Metering, 
+/**
+ * A demand ratchet: demand charges price a percentage of the largest monthly peak of a
+ * lookback window (see [`ratchet::Ratchet`]).
+ */
+ratchet?: Ratchet, 
+/**
+ * A year-end true-up, in the major unit: when the bills of a year priced in order
+ * (`Tariff::compare`; each bill before its minimums, counted as 0 when in credit) total
+ * less, the December bill is topped up by the difference (SAM/PySAM's
+ * `ur_annual_min_charge`; URDB `mincharge` in `$/year`, v7 `annualmincharge`). A single
+ * bill has no earlier months: only a December bill is topped up, against itself.
+ */
+annual_minimum?: DecimalString, };
 
 /**
  * What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,

@@ -6,8 +6,12 @@ on the same load and the same URDB documents:
 * the real record in tests/data/urdb/ (kWh/kW energy tiers, seasonal flat demand tiers);
 * N property-generated URDB documents (seeded): 1-3 periods of 1-3 tiers in one of the four
   energy units, `rate` + `adj`, `sell`, `max` absent / 1e38 / 9.999999680285692e37, random
-  12x24 weekday and weekend schedules, flat demand by month and TOU demand (tiered), fixed
-  charges in $/month, $/day and $/year, minimum charges in $/month and $/day, every `dgrules`.
+  12x24 weekday and weekend schedules, flat demand by month and TOU demand (tiered), ratchets
+  (`lookbackpercent`, `lookbackrange`, `lookbackmonths`), fixed charges in $/month, $/day and
+  $/year, minimum charges in $/month, $/day and $/year (a year-end true-up), every `dgrules`;
+* M generated records (`--solar-count`) for a household with solar: the same load plus a
+  generated PV profile (net load negative at midday; exports as `direction=export` records)
+  under each of the four metering rules (`dgrules`).
 
 The load is the real household's hourly kWh of 2021 (examples/data/uk-smart-meter-hourly.csv),
 laid on the hours of 2018 in UTC: SSC's calendar starts on a Monday, as 2018 does, and has no
@@ -15,12 +19,13 @@ daylight-saving time. `$/day` amounts are compared with `--day-count pysam` (PyS
 days); with the default `actual`, the fixed-charge difference must be exactly
 rate x (days in the month - 365/12).
 
-Usage: python oracle.py [--count N] [--seed S] [--report FILE]
+Usage: python oracle.py [--count N] [--solar-count M] [--seed S] [--report FILE]
 """
 import argparse
 import calendar
 import csv
 import json
+import math
 import os
 import random
 import subprocess
@@ -48,12 +53,28 @@ def load_2021():
     return vals
 
 
-def write_load_csv(path, vals):
+def write_load_csv(path, vals, exports=None):
+    """The hourly load as CSV; with `exports`, also one `direction=export` row per hour that
+    exports (the household's solar generation, kWh in the hour)."""
     with open(path, "w") as f:
-        f.write("start,value\n")
+        f.write("start,value,direction\n")
         for h, v in enumerate(vals):
             day, hour = divmod(h, 24)
-            f.write(f"{_ts(day, hour)},{v}\n")
+            f.write(f"{_ts(day, hour)},{v},import\n")
+            if exports is not None and exports[h] != "0.000":
+                f.write(f"{_ts(day, hour)},{exports[h]},export\n")
+
+
+def solar_2018(peak_kw=1.5):
+    """A generated hourly solar profile (kWh strings, 3 decimals): a half sine between 06:00 and
+    18:00 UTC, larger in summer, so the household's net load is negative at midday."""
+    out = []
+    for h in range(8760):
+        day, hour = divmod(h, 24)
+        season = 0.55 + 0.45 * math.sin(math.pi * (day - 80) / 182.5)
+        sun = math.sin(math.pi * (hour - 6) / 12) if 6 <= hour <= 18 else 0.0
+        out.append(f"{max(0.0, peak_kw * season * sun):.3f}")
+    return out
 
 
 def _ts(day, hour):
@@ -122,9 +143,18 @@ def gen_record(rng, i):
                                       "$/year": price(rng, 0, 300, 2)}[u]
         r["fixedchargeunits"] = u
     if rng.random() < 0.4:
-        u = rng.choice(["$/month", "$/day"])
-        r["mincharge"] = price(rng, 5, 80, 2) if u == "$/month" else price(rng, 0.2, 2.5, 3)
+        u = rng.choice(["$/month", "$/day", "$/year"])
+        r["mincharge"] = {"$/month": price(rng, 5, 80, 2), "$/day": price(rng, 0.2, 2.5, 3),
+                          "$/year": price(rng, 100, 1500, 2)}[u]
         r["minchargeunits"] = u
+    # A ratchet (PySAM's converter fails on one without a demand structure).
+    if ("flatdemandstructure" in r or "demandratestructure" in r) and rng.random() < 0.4:
+        r["lookbackpercent"] = price(rng, 0.5, 1.1, 2)
+        r["lookbackrange"] = rng.randint(0, 12)
+        if rng.random() < 0.5:
+            months = [rng.random() < 0.5 for _ in range(12)]
+            months[rng.randrange(12)] = True
+            r["lookbackmonths"] = months
     if rng.random() < 0.7:
         r["dgrules"] = rng.choice(RULES)
     if rng.random() < 0.3:
@@ -133,14 +163,28 @@ def gen_record(rng, i):
     return r
 
 
-def meterkit_bills(db, records, day_count, extra=()):
+def gen_export_record(rng, i):
+    """A generated record for the solar household: as gen_record, with one sell rate per
+    period shared by its tiers (meterkit credits a period's exports at one rate) and always a
+    metering rule."""
+    r = gen_record(rng, i)
+    r["label"] = r["name"] = f"solar-{i}"
+    r["dgrules"] = rng.choice(RULES)
+    for period in r["energyratestructure"]:
+        sell = price(rng, 0.01, 0.08)
+        for t in period:
+            t["sell"] = sell
+    return r
+
+
+def meterkit_bills(db, records, day_count, extra=(), subject="house"):
     extra = list(extra)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"items": records}, f)
         path = f.name
     try:
         out = subprocess.run(
-            [CLI, "--db", db, "compare", "--tariff", path, "--subject", "house", "--metric", "kwh",
+            [CLI, "--db", db, "compare", "--tariff", path, "--subject", subject, "--metric", "kwh",
              "--year", "2018", "--tz", "UTC", "--day-count", day_count, "--output", "json"] + extra,
             check=True, capture_output=True, text=True).stdout
     finally:
@@ -157,6 +201,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--solar-count", type=int, default=200)
     ap.add_argument("--report", help="write a JSON summary here")
     args = ap.parse_args()
     vals = load_2021()
@@ -166,9 +211,13 @@ def main():
     db = os.path.join(work, "load.db")
     csv_path = os.path.join(work, "load.csv")
     write_load_csv(csv_path, vals)
-    subprocess.run([CLI, "--db", db, "ingest", csv_path, "--format", "csv", "--timestamp-column", "start",
-                    "--quantity-column", "value", "--subject", "house", "--metric", "kwh", "--output", "json"],
-                   check=True, capture_output=True)
+    solar = solar_2018()
+    solar_csv = os.path.join(work, "solar.csv")
+    write_load_csv(solar_csv, vals, solar)
+    for path, subject in [(csv_path, "house"), (solar_csv, "solar-house")]:
+        subprocess.run([CLI, "--db", db, "ingest", path, "--format", "csv", "--timestamp-column", "start",
+                        "--quantity-column", "value", "--dimension-columns", "direction", "--subject", subject,
+                        "--metric", "kwh", "--output", "json"], check=True, capture_output=True)
 
     real = json.load(open(REAL))["items"][0]
     rng = random.Random(args.seed)
@@ -211,8 +260,27 @@ def main():
             got = actual[m] - mine[m]
             if abs(got - want) > TOLERANCE:
                 failures.append((r["name"], m + 1, f"actual-day difference {got}", f"expected {want}"))
+    # The solar household: every rule with exports, on the same load plus generation.
+    gen_kw = [float(v) for v in solar]
+    solar_records = [gen_export_record(rng, i) for i in range(args.solar_count)]
+    ours_solar = meterkit_bills(db, solar_records, "pysam", ["--line-decimals", "6"], subject="solar-house")
+    by_rule = {}
+    for r in solar_records:
+        theirs = pysam_monthly_bills(r, load_kw, gen_kw)
+        mine = ours_solar[r["name"]]
+        by_rule[r["dgrules"]] = by_rule.get(r["dgrules"], 0) + 1
+        for m in range(12):
+            t = Decimal(repr(theirs[m])).quantize(Decimal("0.000001"))
+            d = abs(mine[m] - t)
+            compared += 1
+            if d > worst:
+                worst, worst_at = d, (r["name"], m + 1, str(mine[m]), str(t))
+            if d > TOLERANCE:
+                failures.append((r["name"] + " " + r["dgrules"], m + 1, str(mine[m]), str(t)))
     summary = {
         "generated_tariffs": len(generated),
+        "generated_solar_tariffs": len(solar_records),
+        "solar_tariffs_by_rule": by_rule,
         "monthly_bills_compared": compared,
         "worst_difference": str(worst),
         "worst_at": worst_at,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::billing::profile::MonthProfile;
 use crate::billing::BillRequest;
 use crate::decimal::add;
 use crate::error::{Error, ErrorKind, Result};
@@ -131,7 +132,11 @@ impl Tariff {
                 (label.as_str(), r, &mine[lo..hi])
             })
             .collect();
-        let mut out: Vec<Comparison> = tariffs.into_iter().map(|(name, t)| compare_one(name, t, &slices)).collect();
+        // The load prepared once per month for every tariff (`billing/profile.rs`).
+        let profiles: Vec<Option<MonthProfile>> =
+            slices.iter().map(|(_, r, recs)| MonthProfile::build(recs, r)).collect::<Result<_>>()?;
+        let mut out: Vec<Comparison> =
+            tariffs.into_iter().map(|(name, t)| compare_one(name, t, &slices, &profiles)).collect();
         out.sort_by(|a, b| match (a.total, b.total) {
             (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.tariff.cmp(&b.tariff)),
             (Some(_), None) => std::cmp::Ordering::Less,
@@ -142,7 +147,12 @@ impl Tariff {
     }
 }
 
-fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageRecord])]) -> Comparison {
+fn compare_one(
+    name: &str,
+    t: &Tariff,
+    slices: &[(&str, BillRequest, &[UsageRecord])],
+    profiles: &[Option<MonthProfile>],
+) -> Comparison {
     let priced = || -> Result<(Decimal, Vec<PeriodTotal>)> {
         // Checked once, not once per month.
         let normalized;
@@ -155,8 +165,9 @@ fn compare_one(name: &str, t: &Tariff, slices: &[(&str, BillRequest, &[UsageReco
         };
         let mut total = Decimal::ZERO;
         let mut periods = Vec::with_capacity(slices.len());
-        for (label, req, records) in slices {
-            let bill = t.rate(req, records)?;
+        let mut carried = crate::billing::year::YearState::default();
+        for (i, (label, req, records)) in slices.iter().enumerate() {
+            let bill = t.rate_in_year(req, records, &mut carried, profiles.get(i).and_then(Option::as_ref))?;
             total = add(total, bill.total)?;
             periods.push(PeriodTotal { period: (*label).to_string(), total: bill.total });
         }

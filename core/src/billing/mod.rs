@@ -17,6 +17,10 @@ use crate::time::fmt_ts;
 use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
 
 pub mod compare;
+mod metering;
+pub(crate) mod profile;
+mod ratchet;
+mod year;
 
 /// What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
 /// months and schedules in `time_zone`.
@@ -403,6 +407,19 @@ struct Rater<'a> {
     pieces: Vec<Vec<Pending>>,
     carry: FxHashMap<(String, Option<String>), Decimal>,
     flats: HashSet<(String, Option<String>, usize)>,
+    /// The month's exports and carried credit under the tariff's metering rule
+    /// (`billing/metering.rs`), when it has exports to net or credit.
+    meter: Option<&'a mut metering::MeterMonth>,
+    /// The tier scale of every charge, when set (net metering re-prices netted energy with the
+    /// scale of the bill's real records).
+    fixed_scale: Option<Decimal>,
+    /// The month's ratchet (`billing/ratchet.rs`), and the billing demand it sets.
+    ratchet: Option<&'a mut ratchet::RatchetMonth>,
+    billing_demand: Option<Decimal>,
+    /// The bill's part of the annual minimum (`billing/year.rs`).
+    annual: Option<&'a mut year::AnnualMonth>,
+    /// The month's load by cell, when every charge rates from it (`billing/profile.rs`).
+    profile: Option<&'a profile::MonthProfile>,
 }
 
 impl Rater<'_> {
@@ -451,11 +468,24 @@ impl Rater<'_> {
     /// What tier limits are multiplied by: 1, the bill's days, its peak kW (the largest sum of
     /// the charge's records in one local clock hour, `uses` in time order), or both.
     fn scale(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        if let Some(s) = self.fixed_scale {
+            return Ok(s);
+        }
         match c.tier_basis {
             None | Some(Basis::Period) => Ok(Decimal::ONE),
             Some(Basis::Day) => Ok(self.total_days),
-            Some(Basis::PerKw) => Self::hourly_peak(c, uses),
-            Some(Basis::PerKwDay) => mul(Self::hourly_peak(c, uses)?, self.total_days),
+            Some(Basis::PerKw) => self.peak_kw(c, uses),
+            Some(Basis::PerKwDay) => mul(self.peak_kw(c, uses)?, self.total_days),
+        }
+    }
+
+    /// The kW that `per_kw` tier limits are multiplied by: the ratchet's billing demand when the
+    /// tariff has one (as SSC), else the charge's hourly peak.
+    fn peak_kw(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+        match (self.billing_demand, self.profile) {
+            (Some(bd), _) => Ok(bd),
+            (None, Some(pr)) => Ok(pr.peak),
+            (None, None) => Self::hourly_peak(c, uses),
         }
     }
 
@@ -669,6 +699,24 @@ impl Tariff {
     /// ([`Tariff::period_secs`]), the version pieces ([`Tariff::pieces`]), the records in use
     /// ([`uses_of`]), the rating passes ([`Rater::rate_pieces`]), then the bill ([`Tariff::assemble`]).
     pub(crate) fn rate(&self, req: &BillRequest, records: &[UsageRecord]) -> Result<Bill> {
+        if self.metering.is_some() || self.ratchet.is_some() || self.annual_minimum.is_some() {
+            return self.rate_in_year(req, records, &mut year::YearState::default(), None);
+        }
+        self.rate_hooked(req, records, None, None, None, None)
+    }
+
+    /// [`Tariff::rate`] with the metering lines of `meter`, the billing demand of `ratchet`, the
+    /// annual minimum's part `annual`, rating from `profile` (the month's load by cell) when given.
+    #[allow(clippy::too_many_arguments)]
+    fn rate_hooked(
+        &self,
+        req: &BillRequest,
+        records: &[UsageRecord],
+        meter: Option<&mut metering::MeterMonth>,
+        ratchet: Option<&mut ratchet::RatchetMonth>,
+        annual: Option<&mut year::AnnualMonth>,
+        profile: Option<&profile::MonthProfile>,
+    ) -> Result<Bill> {
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -676,7 +724,7 @@ impl Tariff {
         };
         let (start, end) = self.period_secs(req, tz)?;
         let pieces = self.pieces(req, tz, start, end)?;
-        let mut uses = uses_of(records, req, tou_tz)?;
+        let mut uses = if profile.is_some() { Vec::new() } else { uses_of(records, req, tou_tz)? };
         let mut rater = Rater {
             tariff: self,
             req,
@@ -688,6 +736,12 @@ impl Tariff {
             pieces: pieces.iter().map(|_| Vec::new()).collect(),
             carry: FxHashMap::default(),
             flats: HashSet::new(),
+            meter,
+            fixed_scale: None,
+            ratchet,
+            billing_demand: None,
+            annual,
+            profile,
         };
         rater.rate_pieces(&pieces, &mut uses)?;
         self.assemble(req, rater.pieces)
@@ -830,10 +884,21 @@ impl Rater<'_> {
                 self.allowance(pi, c, &mut uses[ranges[pi].0..ranges[pi].1])?;
             }
         }
+        self.prepare_ratchet(uses)?;
         for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
             self.rate_piece(pi, &versions[vi].charges, &uses[ranges[pi].0..ranges[pi].1], uses, a, b)?;
         }
+        self.meter_before_minimums(pieces, uses)?;
+        if self.annual.is_some() {
+            let mut subtotal = Decimal::ZERO;
+            for p in self.pieces.iter().flatten().filter(|p| !p.tax) {
+                subtotal = add(subtotal, p.line.amount)?;
+            }
+            self.annual_base(subtotal);
+        }
         self.minimums(pieces)?;
+        self.annual_top_up()?;
+        self.meter_after_minimums()?;
         for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
             for c in versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
                 self.percentage(pi, c)?;
@@ -969,11 +1034,7 @@ impl Rater<'_> {
         }
         if c.kind == ChargeKind::TimeOfUse {
             let Some(s) = &c.schedule else { return Ok(()) };
-            let mut sums = vec![Decimal::ZERO; s.periods.len()];
-            for u in uses.iter().filter(|u| Self::matches(c, u)) {
-                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
-                sums[p] = add(sums[p], u.q)?;
-            }
+            let (sums, _) = self.period_sums(c, s, uses)?;
             let scale = self.scale(c, uses)?;
             for (p, name) in s.periods.iter().enumerate() {
                 let q = c.convert(sums[p])?;
@@ -987,10 +1048,7 @@ impl Rater<'_> {
             }
             return Ok(());
         }
-        let mut sum = Decimal::ZERO;
-        for u in uses.iter().filter(|u| Self::matches(c, u)) {
-            sum = add(sum, u.q)?;
-        }
+        let sum = self.charge_total(c, uses)?;
         let q = c.convert(sum)?;
         match c.kind {
             ChargeKind::PerUnit => {
@@ -1052,12 +1110,8 @@ impl Rater<'_> {
             }
         } else {
             // Pro rata: each period's share of every tier slice of the total.
-            let mut per = vec![Decimal::ZERO; s.periods.len()];
-            for u in uses.iter().filter(|u| Self::matches(c, u)) {
-                let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
-                per[p] = add(per[p], u.q)?;
-                used[p] = true;
-            }
+            let (mut per, in_use) = self.period_sums(c, s, uses)?;
+            used = in_use;
             let mut total = Decimal::ZERO;
             for q in &mut per {
                 *q = c.convert(*q)?;
@@ -1154,6 +1208,9 @@ impl Rater<'_> {
         // come in order too: sum each run and keep the largest kWh per month and period.
         let mut peaks = vec![Decimal::ZERO; n_periods * months.len()];
         let mut run: Option<(i64, Decimal, usize)> = None;
+        if let Some(pr) = self.profile {
+            peaks = Self::profile_peaks(c, pr, n_periods);
+        }
         for u in uses.iter().filter(|u| Self::matches(c, u)) {
             let key = u.t - u.local.rem_euclid(len);
             match &mut run {
@@ -1175,6 +1232,9 @@ impl Rater<'_> {
         }
         for p in &mut peaks {
             *p = mul(*p, per_hour)?;
+        }
+        if let Some(bd) = self.billing_demand {
+            self.ratchet_peaks(c, &mut peaks, bd, a)?;
         }
         for (mi, &(y, m)) in months.iter().enumerate() {
             let month = if c.per == Some(Per::Month) { format!(" ({y:04}-{m:02})") } else { String::new() };
@@ -1203,6 +1263,23 @@ impl Rater<'_> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Under a ratchet every peak is the billing demand `bd`, in each period of `c`'s schedule
+    /// that occurs in the local month starting the bill (`a`), zero in the others.
+    fn ratchet_peaks(&self, c: &Charge, peaks: &mut [Decimal], bd: Decimal, a: i64) -> Result<()> {
+        let month0 = secs(a)?.with_timezone(&self.tou_tz).month0() as usize;
+        for (slot, p) in peaks.iter_mut().enumerate() {
+            let occurs = c.schedule.as_ref().is_none_or(|s| {
+                let period = slot % s.periods.len().max(1);
+                [&s.weekday, &s.weekend].iter().any(|g| {
+                    let row = if g.len() == 1 { g.first() } else { g.get(month0) };
+                    row.is_some_and(|r| r.iter().any(|&x| usize::from(x) == period))
+                })
+            });
+            *p = if occurs { bd } else { Decimal::ZERO };
         }
         Ok(())
     }
@@ -1291,6 +1368,10 @@ impl Rater<'_> {
             let mut subtotal = Decimal::ZERO;
             for p in self.pieces.iter().flatten().filter(|p| !p.tax) {
                 subtotal = add(subtotal, p.line.amount)?;
+            }
+            if self.meter.is_some() {
+                // SSC: a bill in credit counts as zero against the minimum.
+                subtotal = subtotal.max(Decimal::ZERO);
             }
             if subtotal < minimum {
                 let base = c.description.clone().unwrap_or_else(|| default_description(&c));

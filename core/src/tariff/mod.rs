@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{parse_time_zone, Window};
 
+pub mod metering;
+pub mod ratchet;
 pub mod urdb;
 
 /// The most decimal places a price (rate, tier price, fixed amount, percentage) may carry.
@@ -500,6 +502,25 @@ pub struct Tariff {
     /// `not priced: …` (charge `note`) at the end of every bill.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// How exported energy (records with `direction = "export"`) is netted and credited: the
+    /// metering rule and sell rates (see [`metering::Metering`]). Without it the `direction`
+    /// dimension is not read and every record is usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub metering: Option<metering::Metering>,
+    /// A demand ratchet: demand charges price a percentage of the largest monthly peak of a
+    /// lookback window (see [`ratchet::Ratchet`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub ratchet: Option<ratchet::Ratchet>,
+    /// A year-end true-up, in the major unit: when the bills of a year priced in order
+    /// (`Tariff::compare`; each bill before its minimums, counted as 0 when in credit) total
+    /// less, the December bill is topped up by the difference (SAM/PySAM's
+    /// `ur_annual_min_charge`; URDB `mincharge` in `$/year`, v7 `annualmincharge`). A single
+    /// bill has no earlier months: only a December bill is topped up, against itself.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "DecimalString"))]
+    pub annual_minimum: Option<Decimal>,
 }
 
 fn default_cycle() -> Window {
@@ -699,6 +720,19 @@ impl Tariff {
                 }
             }
             check_percentage_order(&field, &v.charges)?;
+        }
+        if let Some(m) = &self.metering {
+            let ids: Vec<&str> = self.versions.iter().flat_map(|v| v.charges.iter().map(|c| c.id.as_str())).collect();
+            m.check(&ids)?;
+        }
+        if let Some(r) = &self.ratchet {
+            r.check()?;
+        }
+        if self.annual_minimum.is_some_and(|a| a < Decimal::ZERO || a.scale() > MAX_PRICE_DECIMALS) {
+            return Err(tariff_err(
+                "annual_minimum",
+                "An annual minimum is at least 0 with at most 12 decimal places.",
+            ));
         }
         Ok(())
     }

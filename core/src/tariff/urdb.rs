@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::decimal::parse_decimal;
 use crate::error::{Error, ErrorKind, Result};
+use crate::tariff::metering::{Metering, MeteringRule};
+use crate::tariff::ratchet::Ratchet;
 use crate::tariff::{
     tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
     Tier,
@@ -83,12 +85,14 @@ const MAPPED: &[&str] = &[
     "flatdemandunit",
     "dgrules",
     "usenetmetering",
+    "lookbackpercent",
+    "lookbackrange",
+    "lookbackmonths",
 ];
 
-/// Keys whose feature is not supported but which have no effect when zero or empty (ratchets,
-/// additional-meter charges).
-const ZERO_ONLY: &[&str] =
-    &["demandratchetpercentage", "lookbackpercent", "lookbackmonths", "lookbackrange", "fixedchargeeaaddl"];
+/// Keys whose feature is not supported but which have no effect when zero or empty (v7
+/// per-month ratchet percentages, additional-meter charges).
+const ZERO_ONLY: &[&str] = &["demandratchetpercentage", "fixedchargeeaaddl"];
 
 /// URDB's "no limit" for a tier `max`: records carry 1e38 or its float32 rounding
 /// 9.999999680285692e37; any `max` at or above 1e28 (beyond the decimal range) is unbounded.
@@ -386,20 +390,114 @@ fn shared_ladder_of(o: &serde_json::Map<String, Value>) -> SharedLadder {
     }
 }
 
-/// The metering rule (`dgrules`, or v7 `usenetmetering`) as a note; refuses unknown rules.
-fn metering_note(o: &serde_json::Map<String, Value>) -> Result<Option<String>> {
-    const RULES: [&str; 4] = ["Net Metering", "Net Billing Instantaneous", "Net Billing Hourly", "Buy All Sell All"];
-    let rule = match (o.get("dgrules"), o.get("usenetmetering")) {
-        (Some(Value::String(r)), _) if RULES.contains(&r.as_str()) => r.clone(),
-        (Some(r), _) => return Err(unsupported("dgrules", format!("the rule {r} is not one of {}", RULES.join(", ")))),
-        (None, Some(Value::Bool(true))) => "Net Metering".to_string(),
-        (None, Some(Value::Bool(false))) => "Net Billing Instantaneous".to_string(),
-        (None, Some(u)) => {
-            return Err(tariff_err("usenetmetering", format!("`usenetmetering` must be a boolean, not {u}.")))
+/// The metering rule (`dgrules`, or v7 `usenetmetering`); PySAM's converter assumes net metering
+/// when the record has none. Refuses unknown rules.
+fn metering_rule(o: &serde_json::Map<String, Value>) -> Result<MeteringRule> {
+    const RULES: [(&str, MeteringRule); 4] = [
+        ("Net Metering", MeteringRule::NetMetering),
+        ("Net Billing Instantaneous", MeteringRule::NetBillingInstantaneous),
+        ("Net Billing Hourly", MeteringRule::NetBillingHourly),
+        ("Buy All Sell All", MeteringRule::BuyAllSellAll),
+    ];
+    match (o.get("dgrules"), o.get("usenetmetering")) {
+        (Some(Value::String(r)), _) if RULES.iter().any(|(n, _)| n == r) => {
+            Ok(RULES.iter().find(|(n, _)| n == r).map_or(MeteringRule::NetMetering, |x| x.1))
         }
-        (None, None) => return Ok(None),
+        (Some(r), _) => {
+            let names: Vec<&str> = RULES.iter().map(|x| x.0).collect();
+            Err(unsupported("dgrules", format!("the rule {r} is not one of {}", names.join(", "))))
+        }
+        (None, Some(Value::Bool(true)) | None) => Ok(MeteringRule::NetMetering),
+        (None, Some(Value::Bool(false))) => Ok(MeteringRule::NetBillingInstantaneous),
+        (None, Some(u)) => Err(tariff_err("usenetmetering", format!("`usenetmetering` must be a boolean, not {u}."))),
+    }
+}
+
+/// The sell price of each period of `energyratestructure`: one rate when its tiers share it (a
+/// tier's `sell`, 0 when absent), else the tiers with their limits and sell rates (kept; billing
+/// exports in that period is refused, see [`Metering::sell_at`]).
+fn sell_prices(o: &serde_json::Map<String, Value>, energy: &Charge) -> Result<Vec<PeriodPrice>> {
+    let Some(Value::Array(periods)) = o.get("energyratestructure") else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (p, tiers) in periods.iter().enumerate() {
+        let mut sells = Vec::new();
+        for (t, tier) in tiers.as_array().into_iter().flatten().enumerate() {
+            let f = format!("energyratestructure[{p}][{t}].sell");
+            sells.push(match tier.get("sell") {
+                Some(v) => dec(v, &f)?.normalize(),
+                None => Decimal::ZERO,
+            });
+        }
+        let buy = energy.periods.get(&format!("p{p}"));
+        let price = match (sells.first(), buy) {
+            (Some(&first), Some(b)) if sells.iter().any(|&x| x != first) && !b.tiers.is_empty() => {
+                let tiers =
+                    b.tiers.iter().zip(&sells).map(|(t, &rate)| Tier { up_to: t.up_to, rate, flat: None }).collect();
+                PeriodPrice { rate: None, tiers }
+            }
+            (first, _) => PeriodPrice { rate: Some(first.copied().unwrap_or_default()), tiers: Vec::new() },
+        };
+        out.push(price);
+    }
+    Ok(out)
+}
+
+/// The ratchet of `lookbackpercent` (a fraction: 0.8 = 80 %), `lookbackrange` (months) and
+/// `lookbackmonths`, as PySAM's converter sets it up: when any month of `lookbackmonths` is true
+/// (or it is absent) the percentage applies in every month — the converter's rows are one
+/// aliased list (`[[0, 0]] * 12`). `None` without a non-zero `lookbackpercent`.
+///
+/// Refused (naming the key) where PySAM cannot price the record or bills no demand at all: a
+/// percentage without `lookbackrange`, a `lookbackrange` without a percentage, or
+/// `lookbackmonths` with no month set.
+fn ratchet_of(o: &serde_json::Map<String, Value>) -> Result<Option<Ratchet>> {
+    let pct = o.get("lookbackpercent").filter(|v| !is_zero(v));
+    let range = o.get("lookbackrange").filter(|v| !is_zero(v));
+    let Some(pct) = pct else {
+        return match range {
+            Some(_) => Err(unsupported("lookbackrange", "a lookback range without `lookbackpercent`")),
+            None => Ok(None),
+        };
     };
-    Ok(Some(format!("dgrules: {rule} (meterkit bills imported energy; exported energy is not credited)")))
+    let percent = dec(pct, "lookbackpercent")?
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .ok_or_else(|| Error::overflow("lookbackpercent"))?;
+    let months = match o.get("lookbackrange") {
+        Some(v) => v
+            .as_u64()
+            .filter(|m| *m <= 12)
+            .ok_or_else(|| tariff_err("lookbackrange", "`lookbackrange` is a number of months from 0 to 12."))?,
+        None => {
+            return Err(unsupported(
+                "lookbackpercent",
+                "a ratchet without `lookbackrange` (PySAM cannot price it either)",
+            ))
+        }
+    };
+    if let Some(m) = o.get("lookbackmonths") {
+        let set = m.as_array().ok_or_else(|| tariff_err("lookbackmonths", "`lookbackmonths` is 12 booleans."))?;
+        if !set.iter().any(|b| b.as_bool() == Some(true) || b.as_i64().is_some_and(|n| n != 0)) {
+            return Err(unsupported("lookbackmonths", "a ratchet in no month (PySAM then bills no demand at all)"));
+        }
+    }
+    Ok(Some(Ratchet { percent: percent.normalize(), months: u32::try_from(months).unwrap_or(12) }))
+}
+
+/// The tariff's metering block: the rule, and the energy charge's schedule with a sell rate per
+/// period. `None` when the record has no energy charge (exports cannot be billed).
+fn metering_of(o: &serde_json::Map<String, Value>, charges: &[Charge]) -> Result<Option<Metering>> {
+    let rule = metering_rule(o)?;
+    let Some(energy) = charges.iter().find(|c| c.id == "energy") else { return Ok(None) };
+    let sells = sell_prices(o, energy)?;
+    let schedule = energy.schedule.clone();
+    let zero = || PeriodPrice { rate: Some(Decimal::ZERO), tiers: Vec::new() };
+    let sell = match &schedule {
+        Some(s) => {
+            s.periods.iter().enumerate().map(|(i, n)| (n.clone(), sells.get(i).cloned().unwrap_or_else(zero))).collect()
+        }
+        None => std::iter::once(("all".to_string(), sells.first().cloned().unwrap_or_else(zero))).collect(),
+    };
+    Ok(Some(Metering { rule, energy_charge: energy.id.clone(), schedule, sell, year_end_rate: None }))
 }
 
 /// `amount` per `$/day`, `$/month` or `$/year` as `(amount, per)` of a fixed or minimum charge
@@ -492,19 +590,26 @@ fn fixed_and_minimum(o: &serde_json::Map<String, Value>, opts: UrdbOptions, char
         charges.push(c);
     };
     if let Some(amount) = money("mincharge")? {
-        let (amount, per) = match units("minchargeunits") {
-            "$/year" => (amount, Per::Year),
-            u => per_unit_amount(amount, u, "minchargeunits", opts)?,
-        };
-        minimum("minimum", "Minimum charge top-up", amount, per);
+        if units("minchargeunits") != "$/year" {
+            let (amount, per) = per_unit_amount(amount, units("minchargeunits"), "minchargeunits", opts)?;
+            minimum("minimum", "Minimum charge top-up", amount, per);
+        }
     }
     if let Some(amount) = money("minmonthlycharge")? {
         minimum("minimum_monthly", "Minimum monthly charge top-up", amount, Per::Period);
     }
-    if let Some(amount) = money("annualmincharge")? {
-        minimum("minimum_annual", "Annual minimum charge top-up (pro rata)", amount, Per::Year);
-    }
     Ok(())
+}
+
+/// The annual minimum with its year-end true-up: `mincharge` in `$/year` (PySAM's
+/// `ur_annual_min_charge`), else v7 `annualmincharge` (which PySAM's converter ignores).
+fn annual_minimum_of(o: &serde_json::Map<String, Value>) -> Result<Option<Decimal>> {
+    let yearly = o.get("minchargeunits").and_then(Value::as_str) == Some("$/year");
+    match (o.get("mincharge"), o.get("annualmincharge")) {
+        (Some(v), _) if yearly => Ok(Some(dec(v, "mincharge")?)),
+        (_, Some(v)) => Ok(Some(dec(v, "annualmincharge")?)),
+        _ => Ok(None),
+    }
 }
 
 pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
@@ -515,8 +620,11 @@ pub(crate) fn from_urdb_value(v: &Value) -> Result<Tariff> {
 /// ([`urdb_charges`]), then the tariff around them (dates, source, USD, monthly cycle).
 pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tariff> {
     let o = record_of(v)?;
-    let mut notes = urdb_keys(o)?;
-    let charges = urdb_charges(o, opts, &mut notes)?;
+    let notes = urdb_keys(o)?;
+    let charges = urdb_charges(o, opts)?;
+    let metering = metering_of(o, &charges)?;
+    let ratchet = ratchet_of(o)?;
+    let annual_minimum = annual_minimum_of(o)?;
     let effective_from = o.get("startdate").map(|v| date_of(v, "startdate")).transpose()?;
     let valid_until = o.get("enddate").map(|v| date_of(v, "enddate")).transpose()?;
     let t = Tariff {
@@ -532,6 +640,9 @@ pub(crate) fn from_urdb_value_with(v: &Value, opts: UrdbOptions) -> Result<Tarif
         charges: Vec::new(),
         versions: vec![TariffVersion { effective_from, charges }],
         notes,
+        metering,
+        ratchet,
+        annual_minimum,
     };
     t.check()?;
     Ok(t)
@@ -562,16 +673,16 @@ fn urdb_keys(o: &serde_json::Map<String, Value>) -> Result<Vec<String>> {
             }
         }
     }
-    notes.extend(metering_note(o)?);
+    metering_rule(o)?;
     Ok(notes)
 }
 
 /// The charges of a URDB record in rating order: fixed charges, energy (TOU), TOU demand, flat
 /// demand, then the minimums (rated last whatever their position). A record with none is an error.
-fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions, notes: &mut Vec<String>) -> Result<Vec<Charge>> {
+fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions) -> Result<Vec<Charge>> {
     let mut charges = Vec::new();
     fixed_and_minimum(o, opts, &mut charges)?;
-    let (energy, sells) = tou_charge(
+    let (energy, _) = tou_charge(
         o,
         "energy",
         ChargeKind::TimeOfUse,
@@ -579,9 +690,6 @@ fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions, notes: &m
         "Energy",
         shared_ladder_of(o),
     )?;
-    if sells {
-        notes.push("sell rates of energyratestructure (exported energy is not credited)".into());
-    }
     before_minimums(&mut charges, energy);
     let window = demand_window(o)?;
     let mut demand = Vec::new();

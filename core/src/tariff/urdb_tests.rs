@@ -84,25 +84,37 @@ fn day_counts_and_yearly_fixed_charges() {
 }
 
 #[test]
-fn metering_rules_choose_the_ladder_and_are_noted() {
+fn metering_rules_choose_the_ladder_and_the_metering_block() {
     let mut v = minimal();
     v["energyratestructure"] = serde_json::json!([
         [{"rate": 0.1, "max": 10, "unit": "kWh", "sell": 0.03}, {"rate": 0.2, "unit": "kWh"}],
         [{"rate": 0.15, "max": 10, "unit": "kWh"}, {"rate": 0.25, "unit": "kWh"}]
     ]);
     v["energyweekdayschedule"][0][5] = serde_json::json!(1);
-    for (rule, ladder) in [
-        ("Net Metering", SharedLadder::ProRata),
-        ("Net Billing Instantaneous", SharedLadder::TimeOrder),
-        ("Net Billing Hourly", SharedLadder::TimeOrder),
-        ("Buy All Sell All", SharedLadder::TimeOrder),
+    v["energyratestructure"][0][1]["sell"] = serde_json::json!(0.03);
+    for (rule, ladder, metering) in [
+        ("Net Metering", SharedLadder::ProRata, MeteringRule::NetMetering),
+        ("Net Billing Instantaneous", SharedLadder::TimeOrder, MeteringRule::NetBillingInstantaneous),
+        ("Net Billing Hourly", SharedLadder::TimeOrder, MeteringRule::NetBillingHourly),
+        ("Buy All Sell All", SharedLadder::TimeOrder, MeteringRule::BuyAllSellAll),
     ] {
         v["dgrules"] = rule.into();
         let t = from_urdb_value(&v).unwrap();
         assert_eq!(t.versions()[0].charges[0].shared_ladder, Some(ladder), "{rule}");
-        assert!(t.notes.iter().any(|n| n.starts_with(&format!("dgrules: {rule}"))), "{:?}", t.notes);
-        assert!(t.notes.iter().any(|n| n.starts_with("sell rates")), "{:?}", t.notes);
+        let m = t.metering.as_ref().unwrap();
+        assert_eq!(m.rule, metering);
+        assert_eq!(m.energy_charge, "energy");
+        assert_eq!(m.sell["p0"].rate, Some("0.03".parse().unwrap()));
+        assert_eq!(m.sell["p1"].rate, Some(Decimal::ZERO));
+        assert!(t.notes.iter().all(|n| !n.contains("dgrules") && !n.contains("sell")), "{:?}", t.notes);
     }
+    // Sell rates that differ by tier are kept as tiers (crediting them is refused when billed).
+    v["energyratestructure"][1][0]["sell"] = serde_json::json!(0.02);
+    let t = from_urdb_value(&v).unwrap();
+    assert_eq!(t.metering.as_ref().unwrap().sell["p1"].tiers.len(), 2);
+    // No rule: net metering, PySAM's converter's default.
+    v.as_object_mut().unwrap().remove("dgrules");
+    assert_eq!(from_urdb_value(&v).unwrap().metering.unwrap().rule, MeteringRule::NetMetering);
     v["dgrules"] = "Something Else".into();
     assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("dgrules"));
     let o = v.as_object_mut().unwrap();
@@ -165,7 +177,17 @@ fn unsupported_fields_are_named() {
         v.as_object_mut().unwrap().insert(k.to_string(), val);
         from_urdb_value(&v).unwrap_err()
     };
+    // A ratchet PySAM cannot price: no lookback range, a range alone, or no month set.
     assert_eq!(refuse("lookbackpercent", serde_json::json!(0.8)).field(), Some("lookbackpercent"));
+    assert_eq!(refuse("lookbackrange", serde_json::json!(3)).field(), Some("lookbackrange"));
+    let mut v = minimal();
+    v["lookbackpercent"] = serde_json::json!(0.8);
+    v["lookbackrange"] = serde_json::json!(3);
+    let t = from_urdb_value(&v).unwrap();
+    let r = t.ratchet.as_ref().unwrap();
+    assert_eq!((r.percent.to_string().as_str(), r.months), ("80", 3));
+    v["lookbackmonths"] = serde_json::json!(vec![false; 12]);
+    assert_eq!(from_urdb_value(&v).unwrap_err().field(), Some("lookbackmonths"));
     assert_eq!(
         refuse("demandratchetpercentage", serde_json::json!(vec![0.8; 12])).field(),
         Some("demandratchetpercentage")
@@ -207,24 +229,37 @@ fn older_fields_and_minimums() {
     o.insert("enddate".into(), serde_json::json!(1_735_689_600)); // 2025-01-01T00:00:00Z
     let t = from_urdb_value(&v).unwrap();
     let ids: Vec<&str> = t.versions()[0].charges.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["fixed_monthly", "energy", "minimum_monthly", "minimum_annual"]);
+    assert_eq!(ids, ["fixed_monthly", "energy", "minimum_monthly"]);
+    assert_eq!(t.annual_minimum, Some(Decimal::from(365)));
     assert_eq!(t.valid_until, chrono::NaiveDate::from_ymd_opt(2025, 1, 1));
-    // A bill in January 2024 (31 of 366 days): energy 100 x 0.1 = 10.00, fixed 7.50 → 17.50;
-    // monthly minimum 20 → top-up 2.50; annual minimum pro rata 365 x 31/366 = 30.9153... →
-    // 30.92 → top-up 10.92. Total 30.92.
-    let req = crate::BillRequest::new(
+    // A bill in January 2024: energy 100 x 0.1 = 10.00, fixed 7.50 → 17.50; monthly minimum 20
+    // → top-up 2.50. Total 20.00 (the annual minimum is settled in December only).
+    let month = |m: u32| {
+        let start = chrono::NaiveDate::from_ymd_opt(2024, m, 1).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let end = start.checked_add_months(chrono::Months::new(1)).unwrap();
+        crate::BillRequest::new("t", "m", "kwh", start, end, "UTC")
+    };
+    let r = crate::UsageRecord::new("t", "r", "m", "kwh", Decimal::from(100), "2024-01-05T00:00:00Z".parse().unwrap());
+    let bill = t.bill(&month(1), std::slice::from_ref(&r)).unwrap();
+    let amounts: Vec<String> = bill.lines.iter().map(|l| l.amount.to_string()).collect();
+    assert_eq!(amounts, ["7.50", "10.00", "2.50"]);
+    assert_eq!(bill.total.to_string(), "20.00");
+    // The year compared in order: the bills before minimums are 17.50 (January) and 7.50 in
+    // each of the 11 other months = 100.00 < 365 → December tops up 265.00 after its monthly
+    // minimum (7.50 + 12.50): December 285.00; the year 20.00 + 10 x 20.00 + 285.00 = 505.00.
+    let year = crate::BillRequest::new(
         "t",
         "m",
         "kwh",
         "2024-01-01T00:00:00Z".parse().unwrap(),
-        "2024-02-01T00:00:00Z".parse().unwrap(),
+        "2025-01-01T00:00:00Z".parse().unwrap(),
         "UTC",
     );
-    let r = crate::UsageRecord::new("t", "r", "m", "kwh", Decimal::from(100), "2024-01-05T00:00:00Z".parse().unwrap());
-    let bill = t.bill(&req, &[r]).unwrap();
-    let amounts: Vec<String> = bill.lines.iter().map(|l| l.amount.to_string()).collect();
-    assert_eq!(amounts, ["7.50", "10.00", "2.50", "10.92"]);
-    assert_eq!(bill.total.to_string(), "30.92");
+    let ranked = Tariff::compare([("t", &t)], &year, std::slice::from_ref(&r)).unwrap();
+    assert_eq!(ranked[0].periods[11].total.to_string(), "285.00");
+    assert_eq!(ranked[0].total.unwrap().to_string(), "505.00");
+    // A December bill alone is topped up against itself: 7.50 + 12.50 + (365 - 7.50) = 377.50.
+    assert_eq!(t.bill(&month(12), &[]).unwrap().total.to_string(), "377.50");
     // After enddate the tariff is refused.
     let late = crate::BillRequest::new(
         "t",
