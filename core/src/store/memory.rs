@@ -170,8 +170,9 @@ impl Data {
         // (no copy of a stored state, its latest id or its distinct values).
         let mut sums: HashMap<&BucketKey, BucketState> = HashMap::with_capacity(changes.merge.len());
         for (key, _, delta) in &changes.merge {
-            let state =
-                sums.entry(key).or_insert_with(|| self.buckets.get(key).map(|b| sums_of(&b.1)).unwrap_or_default());
+            let state = sums
+                .entry(key)
+                .or_insert_with(|| self.buckets.get(key).map_or_else(BucketState::default, |b| sums_of(&b.1)));
             state.merge(&sums_of(delta))?;
         }
         for r in &changes.insert {
