@@ -1,5 +1,9 @@
 //! A small, single-shot run of the rollup kernel or of engine ingest for profilers (callgrind,
-//! perf): `cargo run --release -p meterkit-benches --example kernel_profile -- [kernel|engine] 200000`.
+//! perf): `cargo run --release -p meterkit-benches --example kernel_profile -- [kernel|engine|sqlite] 200000`
+//! (`engine`: into a `MemoryStore`; `sqlite`: into a SQLite file in a temporary directory).
+//! For instruction counts independent of the machine's load:
+//! `valgrind --tool=callgrind --toggle-collect=kernel_profile::kernel --toggle-collect=kernel_profile::ingest target/release/examples/kernel_profile MODE N`
+//! (the `Ir` total / N is the instructions per record of the measured part only).
 //! It expands the records first, then runs the kernel (or ingests in batches of 10k) once and
 //! prints the bucket count; compare the profile of `kernel`/`ingest` with the whole run to see
 //! where the per-record time goes.
@@ -18,8 +22,13 @@ fn main() {
         RollupSpec::new("bytes", Window::Hour, "Europe/London").unwrap().group_by(["carrier", "region"]),
         RollupSpec::new("bytes", Window::Day, "Europe/London").unwrap().group_by(["subject"]),
     ];
-    if mode == "engine" {
-        let engine = Engine::in_memory();
+    if mode == "engine" || mode == "sqlite" {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = if mode == "sqlite" {
+            Engine::new(meterkit_sqlite::SqliteStore::open(dir.path().join("p.db")).unwrap()).unwrap()
+        } else {
+            Engine::in_memory()
+        };
         for s in specs {
             engine.add_spec(s).unwrap();
         }

@@ -29,6 +29,20 @@ pub fn fmt_money(d: Decimal) -> String {
 /// rounded sum is a wrong number.
 #[inline]
 pub(crate) fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    // Fast path (the rollup hot loop): both mantissas have at most 96 bits, so with scales at
+    // most 9 apart the aligned sum is exact in i128 (2^96 * 10^9 < 2^126); at the larger scale it
+    // is the result when it still fits in 96 bits — exactly what `checked_add` returns then. A
+    // zero sum takes the general path, which decides its sign.
+    const POW10: [i128; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+    let (sa, sb) = (a.scale(), b.scale());
+    if let Some(&p) = POW10.get(sa.abs_diff(sb) as usize) {
+        let m = if sa >= sb { a.mantissa() + b.mantissa() * p } else { a.mantissa() * p + b.mantissa() };
+        if m != 0 {
+            if let Ok(sum) = Decimal::try_from_i128_with_scale(m, sa.max(sb)) {
+                return Some(sum);
+            }
+        }
+    }
     let sum = a.checked_add(b)?;
     if sum.scale() >= a.scale().max(b.scale()) {
         return Some(sum); // no digit was dropped

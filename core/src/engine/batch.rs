@@ -69,7 +69,11 @@ fn feed(h: &mut Sha256, r: &UsageRecord) {
     text(&r.id);
     text(&r.subject);
     text(&r.metric);
-    text(&r.quantity.normalize().to_string());
+    // The quantity by value: its normalized form (no trailing zeros, no negative zero) is one
+    // scale and one mantissa per value.
+    let q = r.quantity.normalize();
+    h.update([1, q.scale() as u8]);
+    h.update(q.mantissa().to_le_bytes());
     let mut at = |t: Option<DateTime<Utc>>| match t {
         Some(t) => {
             h.update([1]);

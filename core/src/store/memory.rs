@@ -2,7 +2,6 @@
 //! one process.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -38,16 +37,54 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Data {
     specs: Vec<RollupSpec>,
-    records: HashMap<(String, String), UsageRecord>,
-    /// (tenant, metric, timestamp secs, timestamp nanos, id) → present.
-    by_time: BTreeSet<(String, String, i64, u32, String)>,
-    /// (tenant, metric, subject, timestamp secs, timestamp nanos, id) → present: one subject's
-    /// records read in O(its records), not O(the tenant's).
-    by_subject: BTreeSet<(String, String, String, i64, u32, String)>,
+    /// Every tenant, metric and subject string once; the indexes hold their numbers.
+    names: Names,
+    /// The records; `None` marks a deleted record's slot (reused by the next insert).
+    slots: Vec<Option<UsageRecord>>,
+    /// Slots freed by deletions.
+    free: Vec<u32>,
+    /// tenant → id → slot: a lookup borrows the caller's strings (no key copies).
+    ids: HashMap<String, HashMap<String, u32>>,
+    /// (tenant, metric, timestamp secs, timestamp nanos, slot): the records of one metric in
+    /// time order (records of one instant are ordered by id when read).
+    by_time: BTreeSet<(u32, u32, i64, u32, u32)>,
+    /// (tenant, metric, subject, timestamp secs, timestamp nanos, slot): one subject's records
+    /// read in O(its records), not O(the tenant's).
+    by_subject: BTreeSet<(u32, u32, u32, i64, u32, u32)>,
     buckets: BTreeMap<BucketKey, (i64, BucketState, bool)>,
     /// (tenant, end, key) of buckets not yet closed.
     open: BTreeSet<(String, i64, BucketKey)>,
     meta: BTreeMap<(String, String), String>,
+}
+
+/// Interned strings: each distinct tenant, metric or subject gets a number once.
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<String, u32>,
+}
+
+impl Names {
+    /// The number of `s`, if it was ever interned.
+    fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    /// The number of `s`, interning it when new.
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&n) = self.ids.get(s) {
+            return n;
+        }
+        let n = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.ids.insert(s.to_string(), n);
+        n
+    }
+}
+
+/// `records` (already in timestamp order) with the records of one instant ordered by id: the
+/// order the `Store` trait gives. A stable sort of nearly sorted input is about linear.
+fn by_time_then_id(mut records: Vec<&UsageRecord>) -> Vec<&UsageRecord> {
+    records.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+    records
 }
 
 impl Shared {
@@ -85,7 +122,7 @@ impl MemoryStore {
 
     /// Number of stored records (all tenants).
     pub fn record_count(&self) -> usize {
-        self.data().records.len()
+        self.data().ids.values().map(HashMap::len).sum()
     }
 
     fn data(&self) -> MutexGuard<'_, Data> {
@@ -102,16 +139,6 @@ impl MemoryStore {
         self.shared.unlock_writer();
         result
     }
-
-    fn time_key(r: &UsageRecord) -> (String, String, i64, u32, String) {
-        (
-            r.tenant.clone(),
-            r.metric.clone(),
-            r.timestamp.timestamp(),
-            r.timestamp.timestamp_subsec_nanos(),
-            r.id.clone(),
-        )
-    }
 }
 
 impl Drop for MemoryStore {
@@ -122,31 +149,37 @@ impl Drop for MemoryStore {
     }
 }
 
-impl MemoryStore {
-    fn subject_key(r: &UsageRecord) -> (String, String, String, i64, u32, String) {
-        let (tenant, metric, secs, nanos, id) = Self::time_key(r);
-        (tenant, metric, r.subject.clone(), secs, nanos, id)
+/// The sums and counts of `state` only: what can overflow in a merge, without copying its
+/// latest id or distinct values.
+fn sums_of(state: &BucketState) -> BucketState {
+    BucketState {
+        sum: state.sum,
+        count: state.count,
+        flagged_count: state.flagged_count,
+        flagged_sum: state.flagged_sum,
+        estimated_count: state.estimated_count,
+        estimated_sum: state.estimated_sum,
+        ..BucketState::default()
     }
 }
 
 impl Data {
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
-        // Validate first so that a failure leaves everything untouched.
-        let mut merged: HashMap<&BucketKey, (i64, BucketState)> = HashMap::new();
-        for (key, end, delta) in &changes.merge {
-            let (_, state) = match merged.get_mut(key) {
-                Some(s) => s,
-                None => {
-                    let base = self.buckets.get(key).map(|b| b.1.clone()).unwrap_or_default();
-                    merged.entry(key).or_insert((*end, base))
-                }
-            };
-            state.merge(delta)?;
+        // Validate first so that a failure leaves everything untouched: the only thing a merge
+        // can fail on is a sum leaving the decimal range, so the sums alone are merged here
+        // (no copy of a stored state, its latest id or its distinct values).
+        let mut sums: HashMap<&BucketKey, BucketState> = HashMap::with_capacity(changes.merge.len());
+        for (key, _, delta) in &changes.merge {
+            let state = sums
+                .entry(key)
+                .or_insert_with(|| self.buckets.get(key).map_or_else(BucketState::default, |b| sums_of(&b.1)));
+            state.merge(&sums_of(delta))?;
         }
         for r in &changes.insert {
-            let key = (r.tenant.clone(), r.id.clone());
             // `delete` applies first: a replacement deletes and inserts one key in one change.
-            if self.records.contains_key(&key) && !changes.delete.contains(&key) {
+            if self.slot_of(&r.tenant, &r.id).is_some()
+                && !changes.delete.iter().any(|(t, id)| *t == r.tenant && *id == r.id)
+            {
                 return Err(Error::new(ErrorKind::Store, format!("Record '{}' is already stored.", r.id))
                     .with_record_id(r.id.clone()));
             }
@@ -172,26 +205,25 @@ impl Data {
             }
         }
         for (tenant, id) in &changes.delete {
-            if let Some(r) = self.records.remove(&(tenant.clone(), id.clone())) {
-                self.by_time.remove(&MemoryStore::time_key(&r));
-                self.by_subject.remove(&MemoryStore::subject_key(&r));
-            }
+            self.delete(tenant, id);
         }
         for r in &changes.insert {
-            self.by_time.insert(MemoryStore::time_key(r));
-            self.by_subject.insert(MemoryStore::subject_key(r));
-            self.records.insert((r.tenant.clone(), r.id.clone()), (*r).clone());
+            self.insert(r);
         }
         let mut late = Vec::with_capacity(changes.merge.len());
-        for (key, _, _) in &changes.merge {
-            late.push(self.buckets.get(key).is_some_and(|b| b.2));
-        }
-        for (key, (end, state)) in merged {
+        for (key, end, delta) in &changes.merge {
             match self.buckets.get_mut(key) {
-                Some(b) => b.1 = state,
+                Some(b) => {
+                    late.push(b.2);
+                    // Cannot fail: the same sums were merged above.
+                    b.1.merge(delta)?;
+                }
                 None => {
-                    self.open.insert((key.tenant.clone(), end, key.clone()));
-                    self.buckets.insert(key.clone(), (end, state, false));
+                    late.push(false);
+                    self.open.insert((key.tenant.clone(), *end, key.clone()));
+                    let mut state = BucketState::default();
+                    state.merge(delta)?;
+                    self.buckets.insert(key.clone(), (*end, state, false));
                 }
             }
         }
@@ -214,6 +246,58 @@ impl Data {
         Ok(late)
     }
 
+    /// The slot of record `id` of `tenant`.
+    fn slot_of(&self, tenant: &str, id: &str) -> Option<u32> {
+        self.ids.get(tenant).and_then(|m| m.get(id)).copied()
+    }
+
+    /// The index entries of the record in `slot`: (by time, by subject).
+    #[allow(clippy::type_complexity)]
+    fn index_keys(
+        &mut self,
+        r: &UsageRecord,
+        slot: u32,
+    ) -> ((u32, u32, i64, u32, u32), (u32, u32, u32, i64, u32, u32)) {
+        let (t, m, s) = (self.names.intern(&r.tenant), self.names.intern(&r.metric), self.names.intern(&r.subject));
+        let (secs, nanos) = (r.timestamp.timestamp(), r.timestamp.timestamp_subsec_nanos());
+        ((t, m, secs, nanos, slot), (t, m, s, secs, nanos, slot))
+    }
+
+    fn insert(&mut self, r: &UsageRecord) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(r.clone());
+                slot
+            }
+            None => {
+                self.slots.push(Some(r.clone()));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let (time, subject) = self.index_keys(r, slot);
+        self.by_time.insert(time);
+        self.by_subject.insert(subject);
+        let ids = match self.ids.get_mut(r.tenant.as_str()) {
+            Some(ids) => ids,
+            None => self.ids.entry(r.tenant.clone()).or_default(),
+        };
+        ids.insert(r.id.clone(), slot);
+    }
+
+    fn delete(&mut self, tenant: &str, id: &str) {
+        let Some(slot) = self.ids.get_mut(tenant).and_then(|m| m.remove(id)) else { return };
+        if let Some(r) = self.slots[slot as usize].take() {
+            let (time, subject) = self.index_keys(&r, slot);
+            self.by_time.remove(&time);
+            self.by_subject.remove(&subject);
+        }
+        self.free.push(slot);
+    }
+
+    fn record(&self, slot: u32) -> Option<&UsageRecord> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
     fn bucket(&self, key: &BucketKey) -> Option<StoredBucket> {
         self.buckets.get(key).map(|(end, state, closed)| StoredBucket {
             key: key.clone(),
@@ -231,7 +315,8 @@ impl Store for MemoryStore {
 
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
         let data = self.data();
-        Ok(ids.iter().map(|id| data.records.get(&(tenant.to_string(), (*id).to_string())).cloned()).collect())
+        let Some(known) = data.ids.get(tenant) else { return Ok(vec![None; ids.len()]) };
+        Ok(ids.iter().map(|id| known.get(*id).and_then(|&slot| data.record(slot)).cloned()).collect())
     }
 
     fn records(
@@ -243,33 +328,39 @@ impl Store for MemoryStore {
         to: i64,
     ) -> Result<Vec<UsageRecord>> {
         let data = self.data();
-        if let Some(s) = subject {
-            let key = |t: i64| (tenant.to_string(), metric.to_string(), s.to_string(), t, 0, String::new());
-            return Ok(data
-                .by_subject
-                .range((Bound::Included(key(from)), Bound::Excluded(key(to))))
-                .filter_map(|(t, _, _, _, _, id)| data.records.get(&(t.clone(), id.clone())))
-                .cloned()
-                .collect());
-        }
-        let lo = (tenant.to_string(), metric.to_string(), from, 0, String::new());
-        let hi = (tenant.to_string(), metric.to_string(), to, 0, String::new());
-        Ok(data
-            .by_time
-            .range((Bound::Included(lo), Bound::Excluded(hi)))
-            .filter_map(|(t, _, _, _, id)| data.records.get(&(t.clone(), id.clone())))
-            .filter(|r| subject.is_none_or(|s| r.subject == s))
-            .cloned()
-            .collect())
+        let (Some(t), Some(m)) = (data.names.get(tenant), data.names.get(metric)) else { return Ok(Vec::new()) };
+        let found: Vec<&UsageRecord> = match subject {
+            Some(s) => {
+                let Some(s) = data.names.get(s) else { return Ok(Vec::new()) };
+                data.by_subject
+                    .range((t, m, s, from, 0, 0)..(t, m, s, to, 0, 0))
+                    .filter_map(|&(.., slot)| data.record(slot))
+                    .collect()
+            }
+            None => data
+                .by_time
+                .range((t, m, from, 0, 0)..(t, m, to, 0, 0))
+                .filter_map(|&(.., slot)| data.record(slot))
+                .collect(),
+        };
+        Ok(by_time_then_id(found).into_iter().cloned().collect())
     }
 
     fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
         let data = self.data();
-        for (t, m, _, _, id) in &data.by_time {
-            if m == metric {
-                if let Some(r) = data.records.get(&(t.clone(), id.clone())) {
-                    f(r)?;
-                }
+        let Some(m) = data.names.get(metric) else { return Ok(()) };
+        // Tenants in name order, each tenant's records by timestamp then id.
+        let mut tenants: Vec<(&str, u32)> =
+            data.ids.keys().filter_map(|t| data.names.get(t).map(|n| (t.as_str(), n))).collect();
+        tenants.sort_unstable();
+        for (_, t) in tenants {
+            let found: Vec<&UsageRecord> = data
+                .by_time
+                .range((t, m, i64::MIN, 0, 0)..=(t, m, i64::MAX, u32::MAX, u32::MAX))
+                .filter_map(|&(.., slot)| data.record(slot))
+                .collect();
+            for r in by_time_then_id(found) {
+                f(r)?;
             }
         }
         Ok(())
