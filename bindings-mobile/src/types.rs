@@ -440,6 +440,10 @@ pub struct Bucket {
     pub flagged_sum: Decimal,
     pub estimated_count: u64,
     pub estimated_sum: Decimal,
+    /// Time of the window's earliest record (`None`: empty window).
+    pub first_at: Option<SystemTime>,
+    /// Time of the window's latest record (`None`: empty window).
+    pub last_at: Option<SystemTime>,
 }
 
 impl From<meterkit::Bucket> for Bucket {
@@ -461,6 +465,8 @@ impl From<meterkit::Bucket> for Bucket {
             flagged_sum: b.flagged_sum,
             estimated_count: b.estimated_count,
             estimated_sum: b.estimated_sum,
+            first_at: b.first_at.map(to_system),
+            last_at: b.last_at.map(to_system),
         }
     }
 }
@@ -484,6 +490,8 @@ impl Bucket {
             flagged_sum: self.flagged_sum,
             estimated_count: self.estimated_count,
             estimated_sum: self.estimated_sum,
+            first_at: self.first_at.map(|t| from_system(t, "first_at")).transpose()?,
+            last_at: self.last_at.map(|t| from_system(t, "last_at")).transpose()?,
         })
     }
 }

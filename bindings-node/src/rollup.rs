@@ -64,6 +64,8 @@ pub struct BucketColumns {
     flagged_sum: Vec<String>,
     estimated_count: Vec<u64>,
     estimated_sum: Vec<String>,
+    first_at: Vec<Option<String>>,
+    last_at: Vec<Option<String>>,
 }
 
 impl BucketColumns {
@@ -101,6 +103,8 @@ impl BucketColumns {
             c.flagged_sum.push(dec(&b.flagged_sum));
             c.estimated_count.push(b.estimated_count);
             c.estimated_sum.push(dec(&b.estimated_sum));
+            c.first_at.push(b.first_at.map(meterkit::time::fmt_ts));
+            c.last_at.push(b.last_at.map(meterkit::time::fmt_ts));
         }
         c
     }

@@ -442,6 +442,16 @@ impl PyBucket {
     fn estimated_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         from_decimal(py, self.inner.estimated_sum)
     }
+    /// Time of the bucket's earliest record (`None` for an empty bucket).
+    #[getter]
+    fn first_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.first_at.map(|t| from_utc(py, t)).transpose()
+    }
+    /// Time of the bucket's latest record (`None` for an empty bucket).
+    #[getter]
+    fn last_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.last_at.map(|t| from_utc(py, t)).transpose()
+    }
     /// The measured part of `sum` (`sum - estimated_sum`).
     fn actual_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         from_decimal(py, self.inner.actual_sum().py()?)
