@@ -426,6 +426,8 @@ impl IngestReport {
 pub struct Bucket {
     pub window_start: SystemTime,
     pub window_end: SystemTime,
+    /// Window start as local time with offset in the query's zone (`2025-01-01T00:00:00+05:30`).
+    pub local_start: String,
     pub subject: Option<String>,
     pub metric: String,
     pub group: HashMap<String, Option<String>>,
@@ -451,6 +453,7 @@ impl From<meterkit::Bucket> for Bucket {
         Bucket {
             window_start: to_system(b.window_start),
             window_end: to_system(b.window_end),
+            local_start: b.local_start,
             subject: b.subject,
             metric: b.metric,
             group: b.group.into_iter().collect(),
@@ -476,6 +479,7 @@ impl Bucket {
         Ok(meterkit::Bucket {
             window_start: from_system(self.window_start, "window_start")?,
             window_end: from_system(self.window_end, "window_end")?,
+            local_start: self.local_start.clone(),
             subject: self.subject.clone(),
             metric: self.metric.clone(),
             group: self.group.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
@@ -629,8 +633,10 @@ pub struct Totals {
     pub change_percent: Option<Decimal>,
 }
 
-/// What to bill (the core's `BillRequest`): `subject`'s usage of `metric` in
-/// `[period_start, period_end)`, days and time-of-use periods in `time_zone`.
+/// What to bill (the core's `BillRequest`): the usage of `metric` in `[period_start,
+/// period_end)` of `subject`, of the set `subjects` (with `subject` empty) or of the whole tenant
+/// (both empty), only records with the `filter` dimension values; days and time-of-use periods in
+/// `time_zone`; `per_subject` adds each subject's usage to the bill.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 #[allow(missing_docs)] // one-to-one with the core's documented `BillRequest`
 pub struct BillRequest {
@@ -640,6 +646,12 @@ pub struct BillRequest {
     pub period_start: SystemTime,
     pub period_end: SystemTime,
     pub time_zone: String,
+    #[uniffi(default = [])]
+    pub subjects: Vec<String>,
+    #[uniffi(default = None)]
+    pub filter: Option<HashMap<String, String>>,
+    #[uniffi(default = false)]
+    pub per_subject: bool,
 }
 
 impl BillRequest {
@@ -654,12 +666,28 @@ impl BillRequest {
             self.time_zone.clone(),
         );
         req.tenant.clone_from(&self.tenant);
+        req.subjects.clone_from(&self.subjects);
+        req.filter = self.filter.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        req.per_subject = self.per_subject;
+        req.check()?;
         Ok(req)
     }
 }
 
 pub use meterkit::billing::BillLine;
+pub use meterkit::billing::SubjectUsage;
 pub use meterkit::Bill;
+
+/// One subject's usage in a bill over several subjects (the core's `SubjectUsage`).
+#[uniffi::remote(Record)]
+pub struct SubjectUsage {
+    /// The subject.
+    pub subject: String,
+    /// Sum of its quantities of the bill's metric.
+    pub quantity: Decimal,
+    /// Number of its records.
+    pub records: u64,
+}
 
 /// One line of a bill (the core's `BillLine`, derived with `uniffi::remote`); `amount` is money
 /// with the currency's minor-unit digits (`12.50`).
@@ -707,6 +735,8 @@ pub struct Bill {
     pub taxes: Decimal,
     /// Subtotal + taxes.
     pub total: Decimal,
+    /// Each subject's usage, when the request asked `per_subject`.
+    pub per_subject: Vec<SubjectUsage>,
 }
 
 /// One reading of a cumulative register (the core's `MeterReading`): the meter showed
@@ -810,6 +840,9 @@ pub fn bill_request_from_json(json: String) -> Result<BillRequest, MeterkitError
         period_start: to_system(r.period_start),
         period_end: to_system(r.period_end),
         time_zone: r.time_zone,
+        subjects: r.subjects,
+        filter: (!r.filter.is_empty()).then(|| r.filter.into_iter().collect()),
+        per_subject: r.per_subject,
     })
 }
 

@@ -50,6 +50,7 @@ fn rollup(batch: &ColumnBatch<'_>, specs: &[RollupSpec]) -> meterkit::Result<Vec
 pub struct BucketColumns {
     window_start: Vec<String>,
     window_end: Vec<String>,
+    local_start: Vec<String>,
     subject: Vec<Option<String>>,
     metric: Vec<String>,
     group: BTreeMap<String, Vec<Option<String>>>,
@@ -85,6 +86,7 @@ impl BucketColumns {
         for b in buckets {
             c.window_start.push(meterkit::time::fmt_ts(b.window_start));
             c.window_end.push(meterkit::time::fmt_ts(b.window_end));
+            c.local_start.push(b.local_start.clone());
             c.subject.push(b.subject.clone());
             c.metric.push(b.metric.clone());
             for (k, col) in &mut c.group {

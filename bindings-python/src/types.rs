@@ -382,6 +382,12 @@ impl PyBucket {
     fn window_end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         from_utc(py, self.inner.window_end)
     }
+    /// Window start as an aware `datetime` in the query's zone (fixed offset), e.g.
+    /// 2025-01-01 00:00+05:30 for an Asia/Kolkata month.
+    #[getter]
+    fn local_start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("datetime")?.getattr("datetime")?.call_method1("fromisoformat", (&self.inner.local_start,))
+    }
     #[getter]
     fn subject(&self) -> Option<&str> {
         self.inner.subject.as_deref()

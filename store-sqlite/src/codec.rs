@@ -375,7 +375,8 @@ mod tests {
     #[test]
     fn first_at_round_trips_and_older_states_read_as_unknown() {
         let at = DateTime::from_timestamp(1_704_067_200, 500).unwrap();
-        let mut state = BucketState { sum: Decimal::new(15, 1), count: 1, first_at: Some(at), ..BucketState::default() };
+        let mut state =
+            BucketState { sum: Decimal::new(15, 1), count: 1, first_at: Some(at), ..BucketState::default() };
         state.flagged_count = 1;
         let blob = state_blob(&state);
         assert_eq!(read_state(&blob).unwrap(), state);

@@ -243,6 +243,8 @@ class Bucket:
     @property
     def window_end(self) -> datetime: ...
     @property
+    def local_start(self) -> datetime: ...
+    @property
     def subject(self) -> Optional[str]: ...
     @property
     def metric(self) -> str: ...
@@ -495,10 +497,21 @@ class Tariff:
 
 @final
 class BillRequest:
-    """What to bill: one subject's usage of one metric in ``[period_start, period_end)``."""
+    """What to bill: one metric in ``[period_start, period_end)`` of one subject, a set of
+    ``subjects`` or the whole tenant (``subject=None``), optionally ``filter``-ed by dimension values."""
 
     def __new__(
-        cls, tenant: str, subject: str, metric: str, period_start: datetime, period_end: datetime, time_zone: str
+        cls,
+        tenant: str,
+        subject: Optional[str],
+        metric: str,
+        period_start: datetime,
+        period_end: datetime,
+        time_zone: str,
+        *,
+        subjects: Optional[Sequence[str]] = None,
+        filter: Optional[Mapping[str, str]] = None,
+        per_subject: bool = False,
     ) -> BillRequest: ...
     @staticmethod
     def for_month(tenant: str, subject: str, metric: str, yyyy_mm: str, time_zone: str) -> BillRequest: ...
@@ -509,7 +522,13 @@ class BillRequest:
     @property
     def tenant(self) -> str: ...
     @property
-    def subject(self) -> str: ...
+    def subject(self) -> Optional[str]: ...
+    @property
+    def subjects(self) -> list[str]: ...
+    @property
+    def filter(self) -> dict[str, str]: ...
+    @property
+    def per_subject(self) -> bool: ...
     @property
     def metric(self) -> str: ...
     @property
@@ -579,6 +598,8 @@ class Bill:
     def taxes(self) -> Decimal: ...
     @property
     def total(self) -> Decimal: ...
+    @property
+    def per_subject(self) -> list[dict[str, Any]]: ...
     def __eq__(self, other: object, /) -> bool: ...
 
 @final

@@ -997,15 +997,30 @@ impl Engine {
         Ok(merged)
     }
 
-    /// Bill `req.subject` with `tariff` from the stored records of `req.metric` (and of every
-    /// metric a charge names) in the period; see [`Tariff::bill`].
+    /// Bill `req`'s scope — `req.subject`, the set `req.subjects`, or (neither) every subject of
+    /// the tenant, then `req.filter` — with `tariff` from the stored records of `req.metric` (and
+    /// of every metric a charge names) in the period; see [`Tariff::bill`]. One subject or a set
+    /// is read through the store's subject index (O(records of those subjects)); the whole
+    /// tenant reads the tenant's records of the metric in the period.
     ///
     /// # Errors
-    /// As [`Tariff::bill`]; [`ErrorKind::Store`].
+    /// As [`Tariff::bill`]; [`ErrorKind::InvalidQuery`] for both `subject` and `subjects`;
+    /// [`ErrorKind::Store`].
     pub fn bill(&self, tariff: &Tariff, req: &BillRequest) -> Result<Bill> {
+        req.check()?;
+        let scope: Vec<Option<&str>> = if !req.subject.is_empty() {
+            vec![Some(req.subject.as_str())]
+        } else if req.subjects.is_empty() {
+            vec![None]
+        } else {
+            let set: std::collections::BTreeSet<&str> = req.subjects.iter().map(String::as_str).collect();
+            set.into_iter().map(Some).collect()
+        };
         let mut records = Vec::new();
         for m in tariff.metrics(&req.metric) {
-            records.extend(self.records(&req.tenant, &m, Some(&req.subject), req.period_start, req.period_end)?);
+            for subject in &scope {
+                records.extend(self.records(&req.tenant, &m, *subject, req.period_start, req.period_end)?);
+            }
         }
         tariff.bill(req, &records)
     }

@@ -290,11 +290,8 @@ impl BucketState {
         }
         self.sum = sum;
         // Known only if every record added so far had it known (see `first_at`).
-        self.first_at = if self.count == 0 {
-            Some(record.timestamp)
-        } else {
-            self.first_at.map(|f| f.min(record.timestamp))
-        };
+        self.first_at =
+            if self.count == 0 { Some(record.timestamp) } else { self.first_at.map(|f| f.min(record.timestamp)) };
         self.count += 1;
         // Same results as `Decimal::min`/`max` (keep the current value on ties), with a cheaper
         // exact comparison for the common case of scales within 9 digits of each other.

@@ -32,7 +32,7 @@ function run(data, engine = new Engine()) {
     const rows = engine.query(q)
     const months = new Map()
     for (const b of rows) {
-      const portal = b.subject ?? b.group.subject
+      const portal = b.group.subject
       const key = `${b.window_start}|${portal}`
       if (!months.has(key)) months.set(key, { tenant: t.tenant, portal, start: b.window_start, requests: 0, successes: 0, errors: 0, lastRequestAt: '' })
       const m = months.get(key)
