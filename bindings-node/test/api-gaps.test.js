@@ -3,7 +3,7 @@
 // ingest, repeated batches answered as duplicates, per-source watermarks.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { Engine, Tariff } = require('meterkit')
+const { Engine, Tariff, localInstant } = require('meterkit')
 const { thrown } = require('./helpers.js')
 
 const rec = (id, subject, quantity, timestamp, extra = {}) =>
@@ -89,4 +89,13 @@ test('buckets: first_at/last_at, local_start in the query zone, group.subject; a
   const e = thrown(() => engine.bill(tariff, { ...period, subject: 's1', subjects: ['s2'] }))
   assert.equal(e.code, 'E_INVALID_QUERY')
   assert.equal(e.field, 'subjects')
+})
+
+test('localInstant: a local date or time in a zone → the UTC instant', () => {
+  assert.equal(localInstant('2025-01-01', 'Asia/Kolkata'), '2024-12-31T18:30:00Z')
+  assert.equal(localInstant('2024-09-08', 'America/Santiago'), '2024-09-08T04:00:00Z') // midnight skipped: 01:00
+  assert.equal(localInstant('2024-03-10T12:30', 'America/New_York'), '2024-03-10T16:30:00Z')
+  const e = thrown(() => localInstant('2024-11-03T01:30', 'America/New_York'))
+  assert.equal(e.code, 'E_PARSE')
+  assert.equal(e.field, 'local')
 })

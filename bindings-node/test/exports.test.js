@@ -10,7 +10,7 @@ test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
     'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
-    'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
+    'errorCodes', 'estimateGaps', 'localInstant', 'monthPeriod', 'parseDecimal', 'parseTs', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])
   assert.equal(typeof Engine, 'function')

@@ -715,6 +715,14 @@ pub fn allocate<'py>(
     meterkit::allocate::allocate(total, &weights, scale).py()?.into_iter().map(|d| from_decimal(py, d)).collect()
 }
 
+/// The instant (an aware UTC `datetime`) a local date `"YYYY-MM-DD"` (its first instant) or local
+/// time `"YYYY-MM-DDTHH:MM[:SS]"` names in `time_zone` (the core's `time::local_instant`).
+#[pyfunction]
+pub fn local_instant<'py>(py: Python<'py>, local: &str, time_zone: &str) -> PyResult<Bound<'py, PyAny>> {
+    let tz = meterkit::time::parse_time_zone(time_zone).py()?;
+    from_utc(py, meterkit::time::local_instant(local, tz).py()?)
+}
+
 /// `(start, end)` of calendar month `yyyy_mm` in `time_zone`.
 #[pyfunction]
 pub fn month_period<'py>(

@@ -147,3 +147,12 @@ def test_to_pandas_names_the_missing_package(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "polars", None)
     with pytest.raises(ModuleNotFoundError, match="'polars'"):
         table.to_polars()
+
+
+def test_local_instant() -> None:
+    assert mk.local_instant("2025-01-01", "Asia/Kolkata") == utc(2024, 12, 31, 18, 30)
+    assert mk.local_instant("2024-09-08", "America/Santiago") == utc(2024, 9, 8, 4)  # midnight skipped
+    assert mk.local_instant("2024-03-10T12:30", "America/New_York") == utc(2024, 3, 10, 16, 30)
+    with pytest.raises(mk.ParseError) as e:
+        mk.local_instant("2024-11-03T01:30", "America/New_York")  # occurs twice
+    assert e.value.field == "local"

@@ -310,11 +310,17 @@ fn an_account_bill_over_subjects_a_filter_or_the_tenant() {
     // s1 + s2 = 22: 12 × 1 + 10 × 0.5 = 17.00 (apart: 13.50 + 7.00).
     let both = bill(&["--subjects", "s1,s2", "--per-subject"]);
     assert_eq!(both["total"], "17.00");
-    assert_eq!(both["per_subject"], serde_json::json!([{"subject":"s1","quantity":"15","records":2},{"subject":"s2","quantity":"7","records":1}]));
+    assert_eq!(
+        both["per_subject"],
+        serde_json::json!([{"subject":"s1","quantity":"15","records":2},{"subject":"s2","quantity":"7","records":1}])
+    );
     assert_eq!(bill(&["--all-subjects"])["total"], "17.00");
     assert!(bill(&["--all-subjects"]).get("per_subject").is_none());
     assert_eq!(bill(&["--subject", "s1"])["total"], "13.50");
-    let bad = run_in(&db, &["bill", "--tariff", tariff, "--metric", "kwh", "--period", "2024-01", "--tz", "UTC", "--filter", "carrier"]);
+    let bad = run_in(
+        &db,
+        &["bill", "--tariff", tariff, "--metric", "kwh", "--period", "2024-01", "--tz", "UTC", "--filter", "carrier"],
+    );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("DIM=VALUE"));
     let csv = ok(&db, &["rollup", "--metric", "kwh", "--window", "month", "--tz", "UTC", "--output", "csv"]);

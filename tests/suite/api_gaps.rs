@@ -388,3 +388,18 @@ fn account_bills_over_subject_sets_filters_and_the_whole_tenant() {
         assert_eq!(engine.bill(&tariff, &parsed).unwrap(), bill);
     }
 }
+
+/// Item 10: a local date or time in a zone → the instant (`time::local_instant`).
+#[test]
+fn local_dates_and_times_name_one_instant() {
+    use meterkit::time::{fmt_ts, local_instant, parse_time_zone};
+    let at = |text: &str, zone: &str| local_instant(text, parse_time_zone(zone).unwrap()).map(fmt_ts);
+    assert_eq!(at("2025-01-01", "Asia/Kolkata").unwrap(), "2024-12-31T18:30:00Z");
+    assert_eq!(at("2024-09-08", "America/Santiago").unwrap(), "2024-09-08T04:00:00Z"); // midnight skipped
+    assert_eq!(at("2024-03-10 12:30:15.5", "America/New_York").unwrap(), "2024-03-10T16:30:15.500Z");
+    assert_eq!(at("2024-03-10T12:30:00+01:00", "America/New_York").unwrap(), "2024-03-10T11:30:00Z");
+    for bad in ["2024-11-03T01:30", "2024-03-10T02:30", "10/03/2024"] {
+        let e = at(bad, "America/New_York").unwrap_err();
+        assert_eq!((e.kind(), e.field()), (meterkit::ErrorKind::Parse, Some("local")), "{bad}");
+    }
+}

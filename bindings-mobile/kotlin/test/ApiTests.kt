@@ -593,6 +593,8 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eqDec(engine.bill(tariff, req.copy(subjects = listOf(), filter = acct, perSubject = false)).total, "10.50", "filter")
         eqDec(engine.bill(tariff, req.copy(subjects = listOf())).total, "12.00", "whole tenant")
         throws<MeterkitException.InvalidQuery>("subject and subjects") { engine.bill(tariff, req.copy(subject = "s1")) }
+        eq(localInstant("2025-01-01", "Asia/Kolkata"), ts("2024-12-31T18:30:00Z"), "local date")
+        throws<MeterkitException.Parse>("a repeated local time") { localInstant("2024-11-03T01:30", "America/New_York") }
         engine.close()
     }
 }
