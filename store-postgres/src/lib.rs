@@ -69,9 +69,7 @@ CREATE SEQUENCE meterkit_record_gen;
         // Issue 14: per-subject reads (one subject's or an account's bill, `records(subject)`)
         // read the subject's records, not the tenant's metric of the period.
         2,
-        r#"
-CREATE INDEX meterkit_records_by_subject ON meterkit_records (tenant, metric, subject, ts);
-"#,
+        "CREATE INDEX meterkit_records_by_subject ON meterkit_records (tenant, metric, subject, ts);",
     ),
 ];
 

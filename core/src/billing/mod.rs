@@ -107,10 +107,10 @@ impl BillRequest {
     /// Whether `record` (of the request's tenant) is in scope: its subject (one, the set, or any)
     /// and the filter's dimension values; the period and metric are checked by the rater.
     pub fn covers(&self, record: &UsageRecord) -> bool {
-        let subject = if !self.subject.is_empty() {
-            record.subject == self.subject
+        let subject = if self.subject.is_empty() {
+            self.subjects.is_empty() || self.subjects.contains(&record.subject)
         } else {
-            self.subjects.is_empty() || self.subjects.iter().any(|s| *s == record.subject)
+            record.subject == self.subject
         };
         subject && self.filter.iter().all(|(d, v)| record.dimensions.get(d) == Some(v))
     }

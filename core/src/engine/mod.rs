@@ -1008,10 +1008,8 @@ impl Engine {
     /// [`ErrorKind::Store`].
     pub fn bill(&self, tariff: &Tariff, req: &BillRequest) -> Result<Bill> {
         req.check()?;
-        let scope: Vec<Option<&str>> = if !req.subject.is_empty() {
-            vec![Some(req.subject.as_str())]
-        } else if req.subjects.is_empty() {
-            vec![None]
+        let scope: Vec<Option<&str>> = if req.subjects.is_empty() {
+            vec![(!req.subject.is_empty()).then_some(req.subject.as_str())]
         } else {
             let set: std::collections::BTreeSet<&str> = req.subjects.iter().map(String::as_str).collect();
             set.into_iter().map(Some).collect()
