@@ -254,6 +254,12 @@ window_start: Timestamp,
  */
 window_end: Timestamp, 
 /**
+ * Window start as a local time with its offset in the query's zone (the spec's, for a
+ * store-less rollup), e.g. `"2025-01-01T00:00:00+05:30"` for an Asia/Kolkata month: the
+ * label a chart wants (the UTC `window_start` of that month is `2024-12-31T18:30:00Z`).
+ */
+local_start: string, 
+/**
  * The subject, when the query was for one subject or grouped by subject; otherwise `null`.
  */
 subject: string | null, 
@@ -262,7 +268,9 @@ subject: string | null,
  */
 metric: string, 
 /**
- * Group values by dimension name (`null` for records without the dimension).
+ * Group values by dimension name (`null` for records without the dimension), one per
+ * `group_by` entry: grouping by `subject` gives `group.subject` like any other dimension
+ * (and the same value in `subject`).
  */
 group: { [key in string]: string | null }, 
 /**
@@ -308,7 +316,17 @@ estimated_count?: number,
 /**
  * Quantity of estimated records (part of `sum`); omitted from JSON when 0.
  */
-estimated_sum?: DecimalString, };
+estimated_sum?: DecimalString, 
+/**
+ * Timestamp of the bucket's earliest record; `null` for an empty bucket (and for a bucket
+ * stored by a meterkit version before this field, until it is recomputed).
+ */
+first_at: Timestamp | null, 
+/**
+ * Timestamp of the bucket's latest record (the one `latest` is the quantity of), e.g. an API
+ * portal's last request; `null` for an empty bucket.
+ */
+last_at: Timestamp | null, };
 
 /**
  * Totals of the period containing an instant and of the period before it, for KPI cards.
@@ -626,8 +644,10 @@ ratchet?: Ratchet,
 annual_minimum?: DecimalString, };
 
 /**
- * What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
- * months and schedules in `time_zone`.
+ * What to bill: the usage of one metric in `[period_start, period_end)` of one subject, a set
+ * of subjects (an account's SIMs, an organisation's channels) or the whole tenant, optionally
+ * only records with given dimension values, with days, months and schedules in `time_zone`.
+ * The records in scope are rated together (tiers and allowances apply to their total).
  */
 export type BillRequest = { 
 /**
@@ -635,9 +655,22 @@ export type BillRequest = {
  */
 tenant?: string, 
 /**
- * The subject billed (meter, SIM, customer); records of other subjects are ignored.
+ * The subject billed (meter, SIM, customer); records of other subjects are ignored. Empty
+ * (omitted in JSON): the subjects of `subjects`, or every subject of the tenant.
  */
-subject: string, 
+subject?: string, 
+/**
+ * A set of subjects billed together (with `subject` empty).
+ */
+subjects?: Array<string>, 
+/**
+ * Only records whose dimensions have these values (e.g. `{"account": "a-17"}`).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Add each subject's usage of `metric` to the bill (`Bill.per_subject`).
+ */
+per_subject?: boolean, 
 /**
  * The metric charges without their own `metric` apply to (`kwh`, `bytes`).
  */
@@ -694,6 +727,25 @@ tier?: number | null,
 tou_period?: string | null, };
 
 /**
+ * One subject's usage in a bill over several subjects (`BillRequest.per_subject`): the sum and
+ * number of its records of the request's metric in the period and scope. The lines' sums equal
+ * the bill's usage of the metric; the amounts are the bill's (tiers apply to the total).
+ */
+export type SubjectUsage = { 
+/**
+ * The subject.
+ */
+subject: string, 
+/**
+ * Sum of its quantities of the bill's metric (e.g. kWh, bytes).
+ */
+quantity: DecimalString, 
+/**
+ * Number of its records.
+ */
+records: number, };
+
+/**
  * A bill: lines in tariff order (version by version), `subtotal` = sum of the non-tax lines,
  * `taxes` = sum of the tax lines, `total` = `subtotal + taxes`. Every line is rounded first
  * (see `docs/tariffs.md`), so the totals are exact sums of what is printed. The same records
@@ -739,7 +791,12 @@ taxes: DecimalString,
 /**
  * `subtotal + taxes`.
  */
-total: DecimalString, };
+total: DecimalString, 
+/**
+ * Each subject's usage, by subject, when the request asked for `per_subject` (omitted from
+ * JSON otherwise).
+ */
+per_subject?: Array<SubjectUsage>, };
 
 /**
  * The bill total of one billing period of a [`Comparison`].
@@ -1456,7 +1513,7 @@ export declare class Engine {
    * `group` and `unique` one array per key — for charts and DataFrames (Python:
    * `Engine.query_arrow`). Same errors as `query`.
    */
-  queryColumns(query: Query): { window_start: Timestamp[]; window_end: Timestamp[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flagged_count: number[]; flagged_sum: DecimalString[]; estimated_count: number[]; estimated_sum: DecimalString[] }
+  queryColumns(query: Query): { window_start: Timestamp[]; window_end: Timestamp[]; local_start: string[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flagged_count: number[]; flagged_sum: DecimalString[]; estimated_count: number[]; estimated_sum: DecimalString[]; first_at: Array<Timestamp | null>; last_at: Array<Timestamp | null> }
   /** `query` off the JS thread. */
   queryAsync(query: Query): Promise<Bucket[]>
   /** The `n` groups with the largest `by` aggregation over the query's range, largest first. */
@@ -1657,6 +1714,12 @@ export declare function errorCodes(): Array<{ code: ErrorCode; kind: ErrorKind }
  * profile of past weeks for longer ones), marked with quality `estimated`.
  */
 export declare function estimateGaps(records: UsageRecordInput[], config: EstimateConfig): UsageRecord[]
+
+/**
+ * The instant (UTC `Timestamp`) a local date `YYYY-MM-DD` (its first instant) or local time
+ * `YYYY-MM-DDTHH:MM[:SS]` names in `timeZone` (the core's `time::local_instant`).
+ */
+export declare function localInstant(local: string, timeZone: string): Timestamp
 
 /** `[start, end)` of the calendar month `YYYY-MM` in `timeZone`. */
 export declare function monthPeriod(yyyyMm: string, timeZone: string): { start: Timestamp; end: Timestamp }

@@ -848,6 +848,7 @@ module.exports.createInvoice = nativeBinding.createInvoice
 module.exports.decimalFromNumber = nativeBinding.decimalFromNumber
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.estimateGaps = nativeBinding.estimateGaps
+module.exports.localInstant = nativeBinding.localInstant
 module.exports.monthPeriod = nativeBinding.monthPeriod
 module.exports.parseDecimal = nativeBinding.parseDecimal
 module.exports.parseTs = nativeBinding.parseTs

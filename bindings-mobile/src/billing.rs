@@ -222,6 +222,15 @@ pub struct Period {
     pub end: SystemTime,
 }
 
+/// The instant a local date `YYYY-MM-DD` (its first instant) or local time `YYYY-MM-DDTHH:MM[:SS]`
+/// names in `time_zone` (the core's `time::local_instant`). Errors: `Parse` (field `local`),
+/// `InvalidTimeZone`.
+#[uniffi::export]
+pub fn local_instant(local: String, time_zone: String) -> Result<SystemTime, MeterkitError> {
+    let tz = meterkit::time::parse_time_zone(&time_zone)?;
+    Ok(to_system(meterkit::time::local_instant(&local, tz)?))
+}
+
 /// The calendar month `yyyy_mm` (`2024-03`) in `time_zone`, local midnight to local midnight (the
 /// core's `billing::month_period`). Errors: `Parse` for a bad month (field `period`),
 /// `InvalidTimeZone`.

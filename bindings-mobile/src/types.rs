@@ -426,6 +426,8 @@ impl IngestReport {
 pub struct Bucket {
     pub window_start: SystemTime,
     pub window_end: SystemTime,
+    /// Window start as local time with offset in the query's zone (`2025-01-01T00:00:00+05:30`).
+    pub local_start: String,
     pub subject: Option<String>,
     pub metric: String,
     pub group: HashMap<String, Option<String>>,
@@ -440,6 +442,10 @@ pub struct Bucket {
     pub flagged_sum: Decimal,
     pub estimated_count: i64,
     pub estimated_sum: Decimal,
+    /// Time of the window's earliest record (`None`: empty window).
+    pub first_at: Option<SystemTime>,
+    /// Time of the window's latest record (`None`: empty window).
+    pub last_at: Option<SystemTime>,
 }
 
 impl From<meterkit::Bucket> for Bucket {
@@ -447,6 +453,7 @@ impl From<meterkit::Bucket> for Bucket {
         Bucket {
             window_start: to_system(b.window_start),
             window_end: to_system(b.window_end),
+            local_start: b.local_start,
             subject: b.subject,
             metric: b.metric,
             group: b.group.into_iter().collect(),
@@ -461,6 +468,8 @@ impl From<meterkit::Bucket> for Bucket {
             flagged_sum: b.flagged_sum,
             estimated_count: signed(b.estimated_count),
             estimated_sum: b.estimated_sum,
+            first_at: b.first_at.map(to_system),
+            last_at: b.last_at.map(to_system),
         }
     }
 }
@@ -470,6 +479,7 @@ impl Bucket {
         Ok(meterkit::Bucket {
             window_start: from_system(self.window_start, "window_start")?,
             window_end: from_system(self.window_end, "window_end")?,
+            local_start: self.local_start.clone(),
             subject: self.subject.clone(),
             metric: self.metric.clone(),
             group: self.group.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
@@ -488,6 +498,8 @@ impl Bucket {
             flagged_sum: self.flagged_sum,
             estimated_count: unsigned(self.estimated_count, "estimated_count")?,
             estimated_sum: self.estimated_sum,
+            first_at: self.first_at.map(|t| from_system(t, "first_at")).transpose()?,
+            last_at: self.last_at.map(|t| from_system(t, "last_at")).transpose()?,
         })
     }
 }
@@ -625,8 +637,10 @@ pub struct Totals {
     pub change_percent: Option<Decimal>,
 }
 
-/// What to bill (the core's `BillRequest`): `subject`'s usage of `metric` in
-/// `[period_start, period_end)`, days and time-of-use periods in `time_zone`.
+/// What to bill (the core's `BillRequest`): the usage of `metric` in `[period_start,
+/// period_end)` of `subject`, of the set `subjects` (with `subject` empty) or of the whole tenant
+/// (both empty), only records with the `filter` dimension values; days and time-of-use periods in
+/// `time_zone`; `per_subject` adds each subject's usage to the bill.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 #[allow(missing_docs)] // one-to-one with the core's documented `BillRequest`
 pub struct BillRequest {
@@ -636,6 +650,12 @@ pub struct BillRequest {
     pub period_start: SystemTime,
     pub period_end: SystemTime,
     pub time_zone: String,
+    #[uniffi(default = [])]
+    pub subjects: Vec<String>,
+    #[uniffi(default = None)]
+    pub filter: Option<HashMap<String, String>>,
+    #[uniffi(default = false)]
+    pub per_subject: bool,
 }
 
 impl BillRequest {
@@ -650,12 +670,28 @@ impl BillRequest {
             self.time_zone.clone(),
         );
         req.tenant.clone_from(&self.tenant);
+        req.subjects.clone_from(&self.subjects);
+        req.filter = self.filter.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+        req.per_subject = self.per_subject;
+        req.check()?;
         Ok(req)
     }
 }
 
 pub use meterkit::billing::BillLine;
+pub use meterkit::billing::SubjectUsage;
 pub use meterkit::Bill;
+
+/// One subject's usage in a bill over several subjects (the core's `SubjectUsage`).
+#[uniffi::remote(Record)]
+pub struct SubjectUsage {
+    /// The subject.
+    pub subject: String,
+    /// Sum of its quantities of the bill's metric.
+    pub quantity: Decimal,
+    /// Number of its records.
+    pub records: u64,
+}
 
 /// One line of a bill (the core's `BillLine`, derived with `uniffi::remote`); `amount` is money
 /// with the currency's minor-unit digits (`12.50`).
@@ -703,6 +739,8 @@ pub struct Bill {
     pub taxes: Decimal,
     /// Subtotal + taxes.
     pub total: Decimal,
+    /// Each subject's usage, when the request asked `per_subject`.
+    pub per_subject: Vec<SubjectUsage>,
 }
 
 /// One reading of a cumulative register (the core's `MeterReading`): the meter showed
@@ -806,6 +844,9 @@ pub fn bill_request_from_json(json: String) -> Result<BillRequest, MeterkitError
         period_start: to_system(r.period_start),
         period_end: to_system(r.period_end),
         time_zone: r.time_zone,
+        subjects: r.subjects,
+        filter: (!r.filter.is_empty()).then(|| r.filter.into_iter().collect()),
+        per_subject: r.per_subject,
     })
 }
 

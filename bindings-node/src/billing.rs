@@ -188,6 +188,16 @@ pub fn month_period(env: Env, yyyy_mm: String, time_zone: String) -> napi::Resul
     })
 }
 
+/// The instant (UTC `Timestamp`) a local date `YYYY-MM-DD` (its first instant) or local time
+/// `YYYY-MM-DDTHH:MM[:SS]` names in `timeZone` (the core's `time::local_instant`).
+#[napi(catch_unwind, ts_return_type = "Timestamp")]
+pub fn local_instant(env: Env, local: String, time_zone: String) -> napi::Result<String> {
+    guard(env, || {
+        let tz = core(env, meterkit::time::parse_time_zone(&time_zone))?;
+        Ok(meterkit::time::fmt_ts(core(env, meterkit::time::local_instant(&local, tz))?))
+    })
+}
+
 /// Split `total` by `weights` exactly at `scale` decimals (largest remainders; the parts sum to
 /// `total`).
 #[napi(catch_unwind)]

@@ -356,7 +356,7 @@ impl Engine {
     #[napi(
         catch_unwind,
         ts_args_type = "query: Query",
-        ts_return_type = "{ window_start: Timestamp[]; window_end: Timestamp[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flagged_count: number[]; flagged_sum: DecimalString[]; estimated_count: number[]; estimated_sum: DecimalString[] }"
+        ts_return_type = "{ window_start: Timestamp[]; window_end: Timestamp[]; local_start: string[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flagged_count: number[]; flagged_sum: DecimalString[]; estimated_count: number[]; estimated_sum: DecimalString[]; first_at: Array<Timestamp | null>; last_at: Array<Timestamp | null> }"
     )]
     pub fn query_columns(&self, env: Env, query: JsonText) -> napi::Result<Json<crate::rollup::BucketColumns>> {
         guard(env, || {

@@ -24,7 +24,9 @@ use meterkit::{ErrorKind, Window};
 use napi::Env;
 use napi_derive::napi;
 
-pub use crate::billing::{allocate, compare_tariffs, create_invoice, month_period, split_shared_meter, Tariff};
+pub use crate::billing::{
+    allocate, compare_tariffs, create_invoice, local_instant, month_period, split_shared_meter, Tariff,
+};
 pub use crate::columns::{DictColumn, UsageColumns};
 use crate::convert::{core, guard, ts_from_json, Json, JsonText};
 pub use crate::engine::Engine;

@@ -50,6 +50,7 @@ fn rollup(batch: &ColumnBatch<'_>, specs: &[RollupSpec]) -> meterkit::Result<Vec
 pub struct BucketColumns {
     window_start: Vec<String>,
     window_end: Vec<String>,
+    local_start: Vec<String>,
     subject: Vec<Option<String>>,
     metric: Vec<String>,
     group: BTreeMap<String, Vec<Option<String>>>,
@@ -64,6 +65,8 @@ pub struct BucketColumns {
     flagged_sum: Vec<String>,
     estimated_count: Vec<u64>,
     estimated_sum: Vec<String>,
+    first_at: Vec<Option<String>>,
+    last_at: Vec<Option<String>>,
 }
 
 impl BucketColumns {
@@ -83,6 +86,7 @@ impl BucketColumns {
         for b in buckets {
             c.window_start.push(meterkit::time::fmt_ts(b.window_start));
             c.window_end.push(meterkit::time::fmt_ts(b.window_end));
+            c.local_start.push(b.local_start.clone());
             c.subject.push(b.subject.clone());
             c.metric.push(b.metric.clone());
             for (k, col) in &mut c.group {
@@ -101,6 +105,8 @@ impl BucketColumns {
             c.flagged_sum.push(dec(&b.flagged_sum));
             c.estimated_count.push(b.estimated_count);
             c.estimated_sum.push(dec(&b.estimated_sum));
+            c.first_at.push(b.first_at.map(meterkit::time::fmt_ts));
+            c.last_at.push(b.last_at.map(meterkit::time::fmt_ts));
         }
         c
     }

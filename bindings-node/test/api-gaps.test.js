@@ -3,7 +3,7 @@
 // ingest, repeated batches answered as duplicates, per-source watermarks.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { Engine } = require('meterkit')
+const { Engine, Tariff, localInstant } = require('meterkit')
 const { thrown } = require('./helpers.js')
 
 const rec = (id, subject, quantity, timestamp, extra = {}) =>
@@ -60,4 +60,42 @@ test('replace revises a record in one call and keeps the old version', () => {
   const rows = engine.query({ tenant: 'org', metric: 'msgs', window: 'day', time_zone: 'UTC' })
   assert.deepEqual([rows[0].sum, rows[0].count], ['13', 2])
   assert.equal(thrown(() => engine.replace([day('1'), day('2')])).code, 'E_INVALID_RECORD')
+})
+
+test('buckets: first_at/last_at, local_start in the query zone, group.subject; an account bill', () => {
+  const engine = new Engine()
+  const req = (id, subject, acct, quantity, timestamp) => ({ id, tenant: 't', subject, metric: 'bytes', quantity, timestamp, dimensions: { account: acct } })
+  engine.ingest([
+    req('1', 's1', 'A', '40', '2024-12-31T18:30:00Z'),
+    req('2', 's1', 'A', '20', '2025-01-10T09:00:00.250Z'),
+    req('3', 's2', 'A', '50', '2025-01-04T00:00:00Z'),
+    req('4', 's3', 'B', '30', '2025-01-05T00:00:00Z'),
+  ])
+  const rows = engine.query({ tenant: 't', metric: 'bytes', window: 'month', time_zone: 'Asia/Kolkata', group_by: ['subject'] })
+  assert.deepEqual(rows.map((b) => [b.local_start, b.group.subject, b.subject, b.first_at, b.last_at]), [
+    ['2025-01-01T00:00:00+05:30', 's1', 's1', '2024-12-31T18:30:00Z', '2025-01-10T09:00:00.250Z'],
+    ['2025-01-01T00:00:00+05:30', 's2', 's2', '2025-01-04T00:00:00Z', '2025-01-04T00:00:00Z'],
+    ['2025-01-01T00:00:00+05:30', 's3', 's3', '2025-01-05T00:00:00Z', '2025-01-05T00:00:00Z'],
+  ])
+  const top = engine.topN({ tenant: 't', metric: 'bytes', window: 'month', time_zone: 'UTC', group_by: ['subject'] }, 'sum', 1)
+  assert.deepEqual(top.map((b) => [b.group.subject, b.sum]), [['s1', '60']])
+  const tariff = Tariff.fromJson({ currency: 'USD', charges: [{ id: 'e', type: 'graduated', tiers: [{ up_to: '100', rate: '0.10' }, { rate: '0.05' }] }] })
+  const period = { tenant: 't', metric: 'bytes', period_start: '2024-12-01T00:00:00Z', period_end: '2025-02-01T00:00:00Z', time_zone: 'UTC' }
+  const account = engine.bill(tariff, { ...period, filter: { account: 'A' }, per_subject: true })
+  assert.equal(account.total, '10.50') // 110 rated together: 100 × 0.10 + 10 × 0.05
+  assert.deepEqual(account.per_subject, [{ subject: 's1', quantity: '60', records: 2 }, { subject: 's2', quantity: '50', records: 1 }])
+  assert.equal(engine.bill(tariff, { ...period, subjects: ['s1', 's2'] }).total, '10.50')
+  assert.equal(engine.bill(tariff, period).total, '12.00') // the whole tenant: 140
+  const e = thrown(() => engine.bill(tariff, { ...period, subject: 's1', subjects: ['s2'] }))
+  assert.equal(e.code, 'E_INVALID_QUERY')
+  assert.equal(e.field, 'subjects')
+})
+
+test('localInstant: a local date or time in a zone → the UTC instant', () => {
+  assert.equal(localInstant('2025-01-01', 'Asia/Kolkata'), '2024-12-31T18:30:00Z')
+  assert.equal(localInstant('2024-09-08', 'America/Santiago'), '2024-09-08T04:00:00Z') // midnight skipped: 01:00
+  assert.equal(localInstant('2024-03-10T12:30', 'America/New_York'), '2024-03-10T16:30:00Z')
+  const e = thrown(() => localInstant('2024-11-03T01:30', 'America/New_York'))
+  assert.equal(e.code, 'E_PARSE')
+  assert.equal(e.field, 'local')
 })

@@ -10,7 +10,7 @@ test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
     'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
-    'errorCodes', 'estimateGaps', 'monthPeriod', 'parseDecimal', 'parseTs', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
+    'errorCodes', 'estimateGaps', 'localInstant', 'monthPeriod', 'parseDecimal', 'parseTs', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])
   assert.equal(typeof Engine, 'function')
@@ -111,7 +111,8 @@ test('Engine: ingest, query, specs, addSpec, topN, totals, records, retract, clo
   ])
   // Key order is the core's serde order, so JSON.stringify gives the core's JSON.
   assert.deepEqual(Object.keys(days[0]), [
-    'window_start', 'window_end', 'subject', 'metric', 'group', 'sum', 'count', 'min', 'max', 'mean', 'latest',
+    'window_start', 'window_end', 'local_start', 'subject', 'metric', 'group', 'sum', 'count', 'min', 'max', 'mean', 'latest',
+    'first_at', 'last_at',
   ])
 
   const top = engine.topN({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'] }, 'sum', 1)

@@ -13,7 +13,7 @@ use arrow_array::types::{
 };
 use arrow_array::{
     Array, ArrayRef, ArrowPrimitiveType, Decimal128Array, Int64Array, RecordBatch, StringArray, StructArray,
-    TimestampMicrosecondArray,
+    TimestampMicrosecondArray, TimestampNanosecondArray,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
@@ -399,6 +399,7 @@ fn bucket_rows(buckets: Vec<(BucketKey, i64, BucketState)>, spec: &meterkit::Rol
             min: state.min,
             max: state.max,
             mean: state.mean(),
+            at: (state.first_at, state.latest.as_ref().map(|l| l.timestamp)),
             latest: state.latest.map(|l| l.quantity),
             unique: spec.unique_dims().map(|d| state.uniques.get(d).map_or(0, |s| s.len() as u64)).collect(),
             quality: (state.flagged_count, state.flagged_sum, state.estimated_count, state.estimated_sum),
@@ -422,6 +423,8 @@ pub struct Row {
     max: Option<Decimal>,
     mean: Option<Decimal>,
     latest: Option<Decimal>,
+    /// `(first_at, last_at)`: the times of the earliest and latest records.
+    at: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     unique: Vec<u64>,
     /// `(flagged_count, flagged_sum, estimated_count, estimated_sum)`.
     quality: (u64, Decimal, u64, Decimal),
@@ -455,6 +458,7 @@ impl Table {
                 max: b.max,
                 mean: b.mean,
                 latest: b.latest,
+                at: (b.first_at, b.last_at),
                 unique: unique.iter().map(|d| b.unique.get(d).copied().unwrap_or(0)).collect(),
                 quality: (b.flagged_count, b.flagged_sum, b.estimated_count, b.estimated_sum),
             })
@@ -492,6 +496,8 @@ impl Table {
         push("flagged_sum", decimals(r.iter().map(|x| Some(x.quality.1)).collect())?);
         push("estimated_count", ints_out(r.iter().map(|x| x.quality.2)));
         push("estimated_sum", decimals(r.iter().map(|x| Some(x.quality.3)).collect())?);
+        push("first_at", ts_nanos(r.iter().map(|x| x.at.0))?);
+        push("last_at", ts_nanos(r.iter().map(|x| x.at.1))?);
         Ok(cols)
     }
 
@@ -511,6 +517,28 @@ fn ts(secs: impl Iterator<Item = i64>) -> Result<ArrayRef, ArrowError> {
     let micros =
         secs.map(|s| s.checked_mul(1_000_000).ok_or_else(|| ArrowError::ComputeError("timestamp out of range".into())));
     Ok(Arc::new(TimestampMicrosecondArray::from(micros.collect::<Result<Vec<_>, _>>()?).with_timezone("UTC")))
+}
+
+/// Import `module`, or a `ModuleNotFoundError` saying that `call` needs it and how to install it.
+fn needs<'py>(py: Python<'py>, module: &str, call: &str) -> PyResult<Bound<'py, pyo3::types::PyModule>> {
+    py.import(module).map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py) {
+            pyo3::exceptions::PyModuleNotFoundError::new_err(format!(
+                "{call} needs the '{module}' package, which is not installed: pip install {module}"
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+/// Nullable UTC nanosecond timestamps (exact for every record instant, 1678–2261).
+fn ts_nanos(times: impl Iterator<Item = Option<DateTime<Utc>>>) -> Result<ArrayRef, ArrowError> {
+    let nanos = times.map(|t| {
+        t.map(|t| t.timestamp_nanos_opt().ok_or_else(|| ArrowError::ComputeError("timestamp out of range".into())))
+            .transpose()
+    });
+    Ok(Arc::new(TimestampNanosecondArray::from(nanos.collect::<Result<Vec<_>, _>>()?).with_timezone("UTC")))
 }
 
 fn ints_out(values: impl Iterator<Item = u64>) -> ArrayRef {
@@ -621,24 +649,27 @@ impl PyBucketTable {
             d.set_item("flagged_sum", from_decimal(py, r.quality.1.normalize())?)?;
             d.set_item("estimated_count", r.quality.2)?;
             d.set_item("estimated_sum", from_decimal(py, r.quality.3.normalize())?)?;
+            d.set_item("first_at", r.at.0.map(|t| from_utc(py, t)).transpose()?)?;
+            d.set_item("last_at", r.at.1.map(|t| from_utc(py, t)).transpose()?)?;
             out.append(d)?;
         }
         Ok(out)
     }
 
-    /// A pyarrow Table (needs pyarrow).
+    /// A pyarrow Table (needs pyarrow; `ModuleNotFoundError` naming it otherwise).
     fn to_pyarrow<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py().import("pyarrow")?.call_method1("table", (slf,))
+        needs(slf.py(), "pyarrow", "to_pyarrow()")?.call_method1("table", (slf,))
     }
 
-    /// A pandas DataFrame (needs pandas and pyarrow).
+    /// A pandas DataFrame (needs pandas and pyarrow; `ModuleNotFoundError` naming the missing one).
     fn to_pandas<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        Self::to_pyarrow(slf)?.call_method0("to_pandas")
+        needs(slf.py(), "pandas", "to_pandas()")?;
+        needs(slf.py(), "pyarrow", "to_pandas()")?.call_method1("table", (slf,))?.call_method0("to_pandas")
     }
 
-    /// A polars DataFrame (needs polars).
+    /// A polars DataFrame (needs polars; `ModuleNotFoundError` naming it otherwise).
     fn to_polars<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py().import("polars")?.call_method1("DataFrame", (slf,))
+        needs(slf.py(), "polars", "to_polars()")?.call_method1("DataFrame", (slf,))
     }
 
     fn __repr__(&self) -> String {

@@ -160,7 +160,9 @@ serde_class!(PyTariff, "tariff", |t| meterkit::Tariff::into_checked(t), {
     }
 });
 
-/// What to bill: one subject's usage of one metric in `[period_start, period_end)`.
+/// What to bill: the usage of one metric in `[period_start, period_end)` of one subject, a set of
+/// subjects (`subjects=`) or the whole tenant (`subject=None`), optionally filtered by dimension
+/// values (`filter=`); `per_subject=True` adds each subject's usage to the bill.
 #[pyclass(module = "meterkit", frozen, name = "BillRequest")]
 #[derive(Clone)]
 pub struct PyBillRequest {
@@ -170,17 +172,26 @@ pub struct PyBillRequest {
 #[pymethods]
 impl PyBillRequest {
     #[new]
-    #[pyo3(signature = (tenant, subject, metric, period_start, period_end, time_zone))]
+    #[pyo3(signature = (tenant, subject, metric, period_start, period_end, time_zone, *, subjects=None, filter=None, per_subject=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         tenant: String,
-        subject: String,
+        subject: Option<String>,
         metric: String,
         period_start: &Bound<'_, PyAny>,
         period_end: &Bound<'_, PyAny>,
         time_zone: String,
+        subjects: Option<Vec<String>>,
+        filter: Option<std::collections::BTreeMap<String, String>>,
+        per_subject: bool,
     ) -> PyResult<Self> {
         let (s, e) = (utc(period_start, "period_start")?, utc(period_end, "period_end")?);
-        Ok(PyBillRequest { inner: meterkit::BillRequest::new(tenant, subject, metric, s, e, time_zone) })
+        let mut inner = meterkit::BillRequest::new(tenant, subject.unwrap_or_default(), metric, s, e, time_zone);
+        inner.subjects = subjects.unwrap_or_default();
+        inner.filter = filter.unwrap_or_default();
+        inner.per_subject = per_subject;
+        inner.check().py()?;
+        Ok(PyBillRequest { inner })
     }
     /// The request for calendar month `yyyy_mm` (e.g. `"2024-02"`) in `time_zone`.
     #[staticmethod]
@@ -206,9 +217,22 @@ impl PyBillRequest {
     fn tenant(&self) -> &str {
         &self.inner.tenant
     }
+    /// The one subject billed, `None` for a set of subjects or the whole tenant.
     #[getter]
-    fn subject(&self) -> &str {
-        &self.inner.subject
+    fn subject(&self) -> Option<&str> {
+        (!self.inner.subject.is_empty()).then_some(self.inner.subject.as_str())
+    }
+    #[getter]
+    fn subjects(&self) -> Vec<String> {
+        self.inner.subjects.clone()
+    }
+    #[getter]
+    fn filter(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.filter.clone()
+    }
+    #[getter]
+    fn per_subject(&self) -> bool {
+        self.inner.per_subject
     }
     #[getter]
     fn metric(&self) -> &str {
@@ -388,6 +412,22 @@ serde_class!(PyBill, "bill", {
     #[getter]
     fn total<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         money(py, self.inner.total)
+    }
+    /// Each subject's usage when the request asked `per_subject=True`: dicts
+    /// `{"subject": str, "quantity": Decimal, "records": int}`, by subject.
+    #[getter]
+    fn per_subject<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+        self.inner
+            .per_subject
+            .iter()
+            .map(|u| {
+                let d = pyo3::types::PyDict::new(py);
+                d.set_item("subject", &u.subject)?;
+                d.set_item("quantity", from_decimal(py, u.quantity)?)?;
+                d.set_item("records", u.records)?;
+                Ok(d)
+            })
+            .collect()
     }
     fn __repr__(&self) -> String {
         format!(
@@ -673,6 +713,14 @@ pub fn allocate<'py>(
     let total = to_decimal(total, "total")?;
     let weights = weights.try_iter()?.map(|w| to_decimal(&w?, "weights")).collect::<PyResult<Vec<_>>>()?;
     meterkit::allocate::allocate(total, &weights, scale).py()?.into_iter().map(|d| from_decimal(py, d)).collect()
+}
+
+/// The instant (an aware UTC `datetime`) a local date `"YYYY-MM-DD"` (its first instant) or local
+/// time `"YYYY-MM-DDTHH:MM[:SS]"` names in `time_zone` (the core's `time::local_instant`).
+#[pyfunction]
+pub fn local_instant<'py>(py: Python<'py>, local: &str, time_zone: &str) -> PyResult<Bound<'py, PyAny>> {
+    let tz = meterkit::time::parse_time_zone(time_zone).py()?;
+    from_utc(py, meterkit::time::local_instant(local, tz).py()?)
 }
 
 /// `(start, end)` of calendar month `yyyy_mm` in `time_zone`.

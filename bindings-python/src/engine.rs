@@ -348,9 +348,11 @@ impl PyEngine {
         crate::arrow::PyBucketTable::new(rows, query.inner.group_by.clone(), query.inner.unique.clone())
     }
 
-    /// The `n` groups with the largest `by` aggregation over the query's whole range.
-    #[pyo3(signature = (query, n, *, by="sum"))]
-    fn top_n(&self, py: Python<'_>, query: &PyQuery, n: usize, by: &str) -> PyResult<Vec<PyBucket>> {
+    /// The `n` groups with the largest `by` aggregation over the query's whole range. Arguments
+    /// in the order of every host (`topN(q, by, n)` in Node and Kotlin/Swift, `top_n(&q, &by, n)`
+    /// in Rust); both may be given by keyword: `top_n(q, by="sum", n=5)`.
+    #[pyo3(signature = (query, by, n))]
+    fn top_n(&self, py: Python<'_>, query: &PyQuery, by: &str, n: usize) -> PyResult<Vec<PyBucket>> {
         let agg = parse_aggregation(by)?;
         let q = query.inner.clone();
         let e = self.inner.clone();

@@ -166,6 +166,7 @@ fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validation::alerts_of, m)?)?;
     m.add_function(wrap_pyfunction!(billing::allocate, m)?)?;
     m.add_function(wrap_pyfunction!(billing::month_period, m)?)?;
+    m.add_function(wrap_pyfunction!(billing::local_instant, m)?)?;
     m.add_function(wrap_pyfunction!(billing::window_span, m)?)?;
     m.add_function(wrap_pyfunction!(billing::reminders_due, m)?)?;
     m.add_function(wrap_pyfunction!(rollup_arrow, m)?)?;

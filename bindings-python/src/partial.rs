@@ -213,6 +213,7 @@ fn to_dict(py: Python<'_>, c: PartialColumns) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("latest", c.latest)?;
     d.set_item("latest_id", c.latest_id)?;
     d.set_item("latest_ts", c.latest_ts)?;
+    d.set_item("first_ts", c.first_ts)?;
     d.set_item("flagged_count", c.flagged_count)?;
     d.set_item("flagged_sum", c.flagged_sum)?;
     d.set_item("estimated_count", c.estimated_count)?;
@@ -263,6 +264,7 @@ fn from_dict(d: &Bound<'_, PyDict>, spec: &meterkit::RollupSpec) -> PyResult<Par
         latest: col(d, "latest")?,
         latest_id: col(d, "latest_id")?,
         latest_ts: col(d, "latest_ts")?,
+        first_ts: col(d, "first_ts")?,
         flagged_count: col(d, "flagged_count")?,
         flagged_sum: col(d, "flagged_sum")?,
         estimated_count: col(d, "estimated_count")?,

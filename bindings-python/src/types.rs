@@ -382,6 +382,12 @@ impl PyBucket {
     fn window_end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         from_utc(py, self.inner.window_end)
     }
+    /// Window start as an aware `datetime` in the query's zone (fixed offset), e.g.
+    /// 2025-01-01 00:00+05:30 for an Asia/Kolkata month.
+    #[getter]
+    fn local_start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("datetime")?.getattr("datetime")?.call_method1("fromisoformat", (&self.inner.local_start,))
+    }
     #[getter]
     fn subject(&self) -> Option<&str> {
         self.inner.subject.as_deref()
@@ -441,6 +447,16 @@ impl PyBucket {
     #[getter]
     fn estimated_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         from_decimal(py, self.inner.estimated_sum)
+    }
+    /// Time of the bucket's earliest record (`None` for an empty bucket).
+    #[getter]
+    fn first_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.first_at.map(|t| from_utc(py, t)).transpose()
+    }
+    /// Time of the bucket's latest record (`None` for an empty bucket).
+    #[getter]
+    fn last_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.last_at.map(|t| from_utc(py, t)).transpose()
     }
     /// The measured part of `sum` (`sum - estimated_sum`).
     fn actual_sum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -86,3 +86,73 @@ def test_tariff_from_dict_and_from_json_check_at_parse_time() -> None:
     assert e.value.field == "currency"
     with pytest.raises(mk.TariffError):
         mk.Tariff.from_json(json.dumps({"currency": "GBP", "charges": []}))
+
+
+def test_bucket_times_local_start_subject_group_and_an_account_bill() -> None:
+    engine = mk.Engine()
+
+    def req(i: str, subject: str, acct: str, q: str, at: str) -> mk.UsageRecord:
+        return mk.UsageRecord.from_dict(
+            {"id": i, "tenant": "t", "subject": subject, "metric": "bytes", "quantity": q, "timestamp": at,
+             "dimensions": {"account": acct}}
+        )  # fmt: skip
+
+    engine.ingest(
+        [
+            req("1", "s1", "A", "40", "2024-12-31T18:30:00Z"),
+            req("2", "s1", "A", "20", "2025-01-10T09:00:00.250Z"),
+            req("3", "s2", "A", "50", "2025-01-04T00:00:00Z"),
+            req("4", "s3", "B", "30", "2025-01-05T00:00:00Z"),
+        ]
+    )
+    [s1, s2, s3] = engine.query(mk.Query("t", "bytes", "month", "Asia/Kolkata", group_by=["subject"]))
+    assert s1.local_start.isoformat() == "2025-01-01T00:00:00+05:30"
+    assert (s1.group["subject"], s1.subject, s2.group["subject"]) == ("s1", "s1", "s2")
+    assert (s1.first_at, s1.last_at) == (utc(2024, 12, 31, 18, 30), utc(2025, 1, 10, 9, 0, 0, 250000))
+    assert s3.first_at == s3.last_at == utc(2025, 1, 5)
+    assert s1.to_dict()["last_at"] == "2025-01-10T09:00:00.250Z"
+    # top_n: the argument order of every host, keywords allowed.
+    q = mk.Query("t", "bytes", "month", "UTC", group_by=["subject"])
+    assert [(b.group["subject"], b.sum) for b in engine.top_n(q, "sum", 1)] == [("s1", Decimal(60))]
+    assert engine.top_n(q, by="count", n=1)[0].group["subject"] == "s1"
+    # An account bill: 110 units rated together under 100 at 0.10, then 0.05.
+    tariff = mk.Tariff.from_dict(
+        {"currency": "USD", "charges": [{"id": "e", "type": "graduated",
+                                         "tiers": [{"up_to": "100", "rate": "0.10"}, {"rate": "0.05"}]}]}
+    )  # fmt: skip
+    period = (utc(2024, 12, 1), utc(2025, 2, 1), "UTC")
+    account = mk.BillRequest("t", None, "bytes", *period, filter={"account": "A"}, per_subject=True)
+    bill = engine.bill(tariff, account)
+    assert bill.total == Decimal("10.50")
+    assert bill.per_subject == [
+        {"subject": "s1", "quantity": Decimal(60), "records": 2},
+        {"subject": "s2", "quantity": Decimal(50), "records": 1},
+    ]
+    assert engine.bill(tariff, mk.BillRequest("t", None, "bytes", *period, subjects=["s1", "s2"])).total == Decimal("10.50")
+    assert engine.bill(tariff, mk.BillRequest("t", None, "bytes", *period)).total == Decimal("12.00")
+    with pytest.raises(mk.InvalidQuery) as e:
+        mk.BillRequest("t", "s1", "bytes", *period, subjects=["s2"])
+    assert e.value.field == "subjects"
+
+
+def test_to_pandas_names_the_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    engine = mk.Engine()
+    engine.ingest([mk.UsageRecord.from_dict(RECORD)])
+    table = engine.query_arrow(mk.Query("t", "bytes", "day", "UTC"))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(ModuleNotFoundError, match=r"to_pandas\(\) needs the 'pyarrow' package.*pip install pyarrow"):
+        table.to_pandas()
+    monkeypatch.setitem(sys.modules, "polars", None)
+    with pytest.raises(ModuleNotFoundError, match="'polars'"):
+        table.to_polars()
+
+
+def test_local_instant() -> None:
+    assert mk.local_instant("2025-01-01", "Asia/Kolkata") == utc(2024, 12, 31, 18, 30)
+    assert mk.local_instant("2024-09-08", "America/Santiago") == utc(2024, 9, 8, 4)  # midnight skipped
+    assert mk.local_instant("2024-03-10T12:30", "America/New_York") == utc(2024, 3, 10, 16, 30)
+    with pytest.raises(mk.ParseError) as e:
+        mk.local_instant("2024-11-03T01:30", "America/New_York")  # occurs twice
+    assert e.value.field == "local"

@@ -183,7 +183,7 @@ def test_bucket_table_reads_in_pyarrow_polars_pandas() -> None:
     assert table.column_names == [
         "window_start", "window_end", "subject", "metric", "carrier",
         "sum", "count", "min", "max", "mean", "latest", "unique_subject",
-        "flagged_count", "flagged_sum", "estimated_count", "estimated_sum",
+        "flagged_count", "flagged_sum", "estimated_count", "estimated_sum", "first_at", "last_at",
     ]  # fmt: skip
     assert t_quality_ok(table, rows)
     t = pa.table(table)

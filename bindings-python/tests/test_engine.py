@@ -110,14 +110,14 @@ def test_group_by_filters_unique_and_top_n() -> None:
     assert [b.sum for b in only_o2] == [Decimal(3), Decimal(1)]
     s1 = engine.query(mk.Query("acme", "kwh", "day", "UTC", subject="s1"))
     assert [(b.subject, b.sum) for b in s1] == [("s1", Decimal(8))]
-    top = engine.top_n(mk.Query("acme", "kwh", "day", "UTC", group_by=["carrier"]), 1)
+    top = engine.top_n(mk.Query("acme", "kwh", "day", "UTC", group_by=["carrier"]), "sum", 1)
     assert [(b.group["carrier"], b.sum) for b in top] == [("ee", Decimal(12))]
-    top_count = engine.top_n(mk.Query("acme", "kwh", "day", "UTC", group_by=["carrier"]), 5, by="count")
+    top_count = engine.top_n(mk.Query("acme", "kwh", "day", "UTC", group_by=["carrier"]), by="count", n=5)
     assert [(b.group["carrier"], b.count) for b in top_count] == [("ee", 2), ("o2", 2)]
-    by_unique = engine.top_n(q, 1, by="unique_count:subject")
+    by_unique = engine.top_n(q, "unique_count:subject", 1)
     assert by_unique[0].unique == {"subject": 2}
     with pytest.raises(mk.ParseError):  # the core's kind, as in Node and Kotlin
-        engine.top_n(q, 1, by="median")
+        engine.top_n(q, "median", 1)
     # The subject query needed a spec grouped by subject: created and backfilled on first use.
     assert [s.group_by for s in engine.specs()] == [["carrier"], ["subject"]]
 

@@ -21,8 +21,21 @@ pub struct BillArgs {
     #[arg(long)]
     tariff: PathBuf,
     /// The subject to bill; may be left out when the period has usage of one subject only.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["subjects", "all_subjects"])]
     subject: Option<String>,
+    /// Bill these subjects together, comma-separated (an account's SIMs): tiers apply to their total.
+    #[arg(long, value_delimiter = ',', conflicts_with = "all_subjects")]
+    subjects: Vec<String>,
+    /// Bill every subject of the tenant together.
+    #[arg(long)]
+    all_subjects: bool,
+    /// Only records with this dimension value, DIM=VALUE (repeatable; all must match). Without
+    /// --subject/--subjects it bills every subject with matching records.
+    #[arg(long, value_name = "DIM=VALUE")]
+    filter: Vec<String>,
+    /// Add each subject's usage to the bill (JSON `per_subject`; a table after the bill's).
+    #[arg(long)]
+    per_subject: bool,
     /// The metric billed (charges may name other metrics too).
     #[arg(long)]
     metric: String,
@@ -108,11 +121,21 @@ pub fn bill(engine: &Engine, tenant: &str, args: &BillArgs) -> Result<()> {
     let tz = parse_time_zone(&args.tz)?;
     let tariff = read_tariff(&args.tariff)?;
     let (start, end) = period(args, tz)?;
+    let scoped = !args.subjects.is_empty() || args.all_subjects || !args.filter.is_empty();
     let subject = match &args.subject {
         Some(s) => s.clone(),
+        None if scoped => String::new(),
         None => only_subject(engine, tenant, &args.metric, &args.tz, start, end)?,
     };
-    let req = BillRequest::new(tenant, subject, &args.metric, start, end, &args.tz);
+    let mut req = BillRequest::new(tenant, subject, &args.metric, start, end, &args.tz);
+    req.subjects.clone_from(&args.subjects);
+    req.per_subject = args.per_subject;
+    for f in &args.filter {
+        let (d, v) = f.split_once('=').ok_or_else(|| {
+            Error::new(ErrorKind::Parse, format!("--filter '{f}' is not DIM=VALUE.")).with_field("filter")
+        })?;
+        req.filter.insert(d.to_string(), v.to_string());
+    }
     let bill = engine.bill(&tariff, &req)?;
     let mut out = std::io::stdout().lock();
     match args.output {
@@ -130,7 +153,18 @@ pub fn bill(engine: &Engine, tenant: &str, args: &BillArgs) -> Result<()> {
             }
             w.flush().map_err(io_err)
         }
-        Output::Table => writeln!(out, "{}", bill_table(&bill, &tariff)).map_err(io_err),
+        Output::Table => {
+            writeln!(out, "{}", bill_table(&bill, &tariff)).map_err(io_err)?;
+            if !bill.per_subject.is_empty() {
+                let mut t = Table::new();
+                t.set_header(["subject", "quantity", "records"]);
+                for u in &bill.per_subject {
+                    t.add_row([u.subject.clone(), meterkit::decimal::fmt_decimal(u.quantity), u.records.to_string()]);
+                }
+                writeln!(out, "{t}").map_err(io_err)?;
+            }
+            Ok(())
+        }
     }
 }
 

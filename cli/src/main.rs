@@ -630,8 +630,9 @@ fn bucket_rows(rows: &[Bucket], q: &Query) -> (Vec<String>, Vec<Vec<String>>) {
     let dims: Vec<&String> = q.group_by.iter().filter(|d| d.as_str() != meterkit::rollup::SUBJECT).collect();
     let mut header: Vec<String> = vec!["window_start".into(), "window_end".into(), "subject".into(), "metric".into()];
     header.extend(dims.iter().map(|d| (*d).clone()));
-    header.extend(["sum", "count", "min", "max", "mean", "latest"].map(String::from));
+    header.extend(["sum", "count", "min", "max", "mean", "latest", "first_at", "last_at"].map(String::from));
     let opt = |d: Option<meterkit::Decimal>| d.map(fmt_decimal).unwrap_or_default();
+    let at = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(meterkit::time::fmt_ts).unwrap_or_default();
     let cells = rows
         .iter()
         .map(|b| {
@@ -643,6 +644,7 @@ fn bucket_rows(rows: &[Bucket], q: &Query) -> (Vec<String>, Vec<Vec<String>>) {
             ];
             row.extend(dims.iter().map(|d| b.group.get(*d).cloned().flatten().unwrap_or_default()));
             row.extend([fmt_decimal(b.sum), b.count.to_string(), opt(b.min), opt(b.max), opt(b.mean), opt(b.latest)]);
+            row.extend([at(b.first_at), at(b.last_at)]);
             row
         })
         .collect();

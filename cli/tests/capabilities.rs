@@ -289,3 +289,42 @@ fn estimate_fills_a_gap_by_interpolation() {
     assert!(filled.iter().all(|r| r["quality"] == "estimated"));
     assert!(!Path::new(&db).exists(), "estimate stores nothing");
 }
+
+/// Issue 14: `bill --subjects`, `--all-subjects`, `--filter`, `--per-subject` rate the scope's
+/// records together; `rollup` CSV has `first_at`/`last_at`.
+#[test]
+fn an_account_bill_over_subjects_a_filter_or_the_tenant() {
+    let (dir, db) = setup(); // a 10 + b 5 (s1), c 7 (s2), January 2024
+    let tariff = write(
+        dir.path(),
+        "tiers.json",
+        r#"{"currency":"USD","charges":[{"id":"e","type":"graduated","tiers":[{"up_to":"12","rate":"1"},{"rate":"0.5"}]}]}"#,
+    );
+    let tariff = tariff.to_str().unwrap();
+    let bill = |extra: &[&str]| {
+        let mut args = vec!["bill", "--tariff", tariff, "--metric", "kwh", "--period", "2024-01", "--tz", "UTC"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--output", "json"]);
+        json(&ok(&db, &args))
+    };
+    // s1 + s2 = 22: 12 × 1 + 10 × 0.5 = 17.00 (apart: 13.50 + 7.00).
+    let both = bill(&["--subjects", "s1,s2", "--per-subject"]);
+    assert_eq!(both["total"], "17.00");
+    assert_eq!(
+        both["per_subject"],
+        serde_json::json!([{"subject":"s1","quantity":"15","records":2},{"subject":"s2","quantity":"7","records":1}])
+    );
+    assert_eq!(bill(&["--all-subjects"])["total"], "17.00");
+    assert!(bill(&["--all-subjects"]).get("per_subject").is_none());
+    assert_eq!(bill(&["--subject", "s1"])["total"], "13.50");
+    let bad = run_in(
+        &db,
+        &["bill", "--tariff", tariff, "--metric", "kwh", "--period", "2024-01", "--tz", "UTC", "--filter", "carrier"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("DIM=VALUE"));
+    let csv = ok(&db, &["rollup", "--metric", "kwh", "--window", "month", "--tz", "UTC", "--output", "csv"]);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",latest,first_at,last_at"), "{csv}");
+    assert!(lines.next().unwrap().ends_with(",2024-01-01T00:00:00Z,2024-01-02T00:00:00Z"), "{csv}");
+}

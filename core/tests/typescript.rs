@@ -72,6 +72,7 @@ fn generate(prelude: &str) -> String {
         declaration::<meterkit::Tariff>(&cfg),
         declaration::<meterkit::BillRequest>(&cfg),
         declaration::<meterkit::billing::BillLine>(&cfg),
+        declaration::<meterkit::billing::SubjectUsage>(&cfg),
         declaration::<meterkit::Bill>(&cfg),
         declaration::<meterkit::billing::compare::PeriodTotal>(&cfg),
         declaration::<meterkit::billing::compare::Comparison>(&cfg),

@@ -439,7 +439,7 @@ fn engine_rejects_flags_and_counts_estimated_share() {
     assert_eq!(day.estimated_percent(), Some(d("2.22"))); // 0.49 / 22.09 = 2.218… %
     let json = serde_json::to_string(day).unwrap();
     assert!(
-        json.ends_with(r#""flagged_count":1,"flagged_sum":"11","estimated_count":1,"estimated_sum":"0.49"}"#),
+        json.contains(r#""flagged_count":1,"flagged_sum":"11","estimated_count":1,"estimated_sum":"0.49","first_at":"#),
         "{json}"
     );
 

@@ -19,7 +19,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Schema (migration 1; `docs/postgres.md` has the full text and the concurrency design):
+//! Schema (migrations 1 and 2 — 2 adds the index `meterkit_records_by_subject`; `docs/postgres.md`
+//! has the full text and the concurrency design):
 //! `meterkit_specs(id, body)`, `meterkit_records(tenant, id, metric, subject, ts, ts_nanos, body)`
 //! keyed by `(tenant, id)` and indexed by `(tenant, metric, ts)`,
 //! `meterkit_buckets(tenant, spec, start, grp, end_ts, state, closed)` keyed by
@@ -43,9 +44,10 @@ use postgres::{Client, Statement};
 
 /// The schema migrations, applied in order on open (each once; the applied versions are kept in
 /// `meterkit_migrations`).
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE meterkit_specs (id integer PRIMARY KEY, body text NOT NULL);
 CREATE TABLE meterkit_records (
     tenant text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, metric text COLLATE "C" NOT NULL,
@@ -62,7 +64,14 @@ CREATE TABLE meterkit_meta (
     PRIMARY KEY (tenant, key));
 CREATE SEQUENCE meterkit_record_gen;
 "#,
-)];
+    ),
+    (
+        // Issue 14: per-subject reads (one subject's or an account's bill, `records(subject)`)
+        // read the subject's records, not the tenant's metric of the period.
+        2,
+        "CREATE INDEX meterkit_records_by_subject ON meterkit_records (tenant, metric, subject, ts);",
+    ),
+];
 
 /// First key of the advisory locks: `(LOCK_CLASS, hashtext(schema))` serialises spec additions
 /// against ingests; `(LOCK_CLASS + 1, hashtext(schema))` serialises migrations.

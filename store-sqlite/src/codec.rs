@@ -116,6 +116,10 @@ impl<'a> Reader<'a> {
         DateTime::from_timestamp(secs, nanos).ok_or_else(|| corrupt(self.what))
     }
 
+    pub(crate) fn at_end(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     pub(crate) fn done(&self) -> Result<()> {
         if self.bytes.is_empty() {
             Ok(())
@@ -235,6 +239,7 @@ pub(crate) fn state_blob(state: &BucketState) -> Vec<u8> {
         flagged_sum,
         estimated_count,
         estimated_sum,
+        first_at,
     } = state;
     let mut w = Writer(Vec::with_capacity(32));
     w.dec(*sum);
@@ -269,6 +274,12 @@ pub(crate) fn state_blob(state: &BucketState) -> Vec<u8> {
     w.dec(*flagged_sum);
     w.u64(*estimated_count);
     w.dec(*estimated_sum);
+    // Appended field (meterkit 0.2): a state written before it ends at `estimated_sum`, and reads
+    // back with `first_at` unknown (`None`), so older files stay readable without a migration.
+    if let Some(t) = first_at {
+        w.0.push(1);
+        w.ts(*t);
+    }
     w.0
 }
 
@@ -308,6 +319,13 @@ pub(crate) fn read_state(blob: &[u8]) -> Result<BucketState> {
         flagged_sum: r.dec()?,
         estimated_count: r.u64()?,
         estimated_sum: r.dec()?,
+        first_at: if r.at_end() {
+            None
+        } else if r.byte()? == 1 {
+            Some(r.ts()?)
+        } else {
+            return Err(corrupt("bucket state"));
+        },
     };
     r.done()?;
     Ok(state)
@@ -349,5 +367,26 @@ mod tests {
         longer.push(0);
         assert!(read_state(&longer).is_err());
         assert!(read_group(&[0xff; 30], |_| Ok(String::new())).is_err());
+    }
+
+    /// `first_at` is appended: a state with it round-trips; the same state written before the
+    /// field existed (the blob without its last bytes) reads back with `first_at` unknown, and
+    /// every other prefix is an error.
+    #[test]
+    fn first_at_round_trips_and_older_states_read_as_unknown() {
+        let at = DateTime::from_timestamp(1_704_067_200, 500).unwrap();
+        let mut state =
+            BucketState { sum: Decimal::new(15, 1), count: 1, first_at: Some(at), ..BucketState::default() };
+        state.flagged_count = 1;
+        let blob = state_blob(&state);
+        assert_eq!(read_state(&blob).unwrap(), state);
+        let old = state_blob(&BucketState { first_at: None, ..state.clone() });
+        assert_eq!(read_state(&old).unwrap().first_at, None);
+        assert_eq!(&blob[..old.len()], &old[..]);
+        for n in 0..blob.len() {
+            if n != old.len() {
+                assert!(read_state(&blob[..n]).is_err(), "prefix of {n} bytes");
+            }
+        }
     }
 }

@@ -621,4 +621,30 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(engine.query(q)[0].count, 96L, "every record once")
         engine.close()
     }
+    t("issue 14: bucket firstAt/lastAt, localStart, group subject; an account bill") {
+        val engine = Engine.inMemory()
+        val acct = mapOf("account" to "A")
+        engine.ingest(listOf(rec("1", "s1", "40", "2024-12-31T18:30:00Z", dimensions = acct),
+            rec("2", "s1", "20", "2025-01-10T09:00:00.250Z", dimensions = acct),
+            rec("3", "s2", "50", "2025-01-04T00:00:00Z", dimensions = acct), rec("4", "s3", "30", "2025-01-05T00:00:00Z")))
+        val q = Query(tenant = "t", metric = "kwh", window = "month", timeZone = "Asia/Kolkata", subject = null, filters = mapOf(),
+            groupBy = listOf("subject"), unique = listOf(), from = null, to = null, fill = Fill.NONE)
+        val s1 = engine.query(q)[0]
+        eq(s1.localStart, "2025-01-01T00:00:00+05:30", "local start")
+        eq(s1.group["subject"], "s1", "group subject")
+        eq(s1.firstAt, ts("2024-12-31T18:30:00Z"), "first")
+        eq(s1.lastAt, ts("2025-01-10T09:00:00.250Z"), "last")
+        val tariff = Tariff.fromJson("""{"currency":"USD","charges":[{"id":"e","type":"graduated","tiers":[{"up_to":"100","rate":"0.10"},{"rate":"0.05"}]}]}""")
+        val req = BillRequest(tenant = "t", subject = "", metric = "kwh", periodStart = ts("2024-12-01T00:00:00Z"),
+            periodEnd = ts("2025-02-01T00:00:00Z"), timeZone = "UTC", subjects = listOf("s1", "s2"), perSubject = true)
+        val bill = engine.bill(tariff, req)
+        eqDec(bill.total, "10.50", "110 rated together")
+        eq(bill.perSubject.map { it.subject to it.records }, listOf("s1" to 2UL, "s2" to 1UL), "per subject")
+        eqDec(engine.bill(tariff, req.copy(subjects = listOf(), filter = acct, perSubject = false)).total, "10.50", "filter")
+        eqDec(engine.bill(tariff, req.copy(subjects = listOf())).total, "12.00", "whole tenant")
+        throws<MeterkitException.InvalidQuery>("subject and subjects") { engine.bill(tariff, req.copy(subject = "s1")) }
+        eq(localInstant("2025-01-01", "Asia/Kolkata"), ts("2024-12-31T18:30:00Z"), "local date")
+        throws<MeterkitException.Parse>("a repeated local time") { localInstant("2024-11-03T01:30", "America/New_York") }
+        engine.close()
+    }
 }

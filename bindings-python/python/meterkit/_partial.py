@@ -17,7 +17,7 @@ from ._meterkit import Bill, BillRequest, BucketTable, Engine, InvalidQuery, Inv
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-PARTIAL_SCHEMA_VERSION = 1
+PARTIAL_SCHEMA_VERSION = 2
 """The version of the partial-state schema this package writes and reads."""
 
 _STR_COLUMNS = ("sum", "min", "min_id", "max", "max_id", "latest", "latest_id", "flagged_sum", "estimated_sum")
@@ -27,7 +27,7 @@ def partial_schema(spec: RollupSpec) -> "pa.Schema":
     """The Arrow schema of ``spec``'s partial states (column order as the core writes them)."""
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-    ints = {"window_start", "window_end", "count", "latest_ts", "flagged_count", "estimated_count"}
+    ints = {"window_start", "window_end", "count", "latest_ts", "first_ts", "flagged_count", "estimated_count"}
     fields = []
     for name in _meterkit._partial_columns(spec):
         if name in ("schema_version", "spec"):

@@ -115,7 +115,7 @@ impl Tariff {
         } else {
             let mut v: Vec<UsageRecord> = records
                 .iter()
-                .filter(|r| r.subject == req.subject && r.timestamp >= req.period_start && r.timestamp < req.period_end)
+                .filter(|r| req.covers(r) && r.timestamp >= req.period_start && r.timestamp < req.period_end)
                 .cloned()
                 .collect();
             v.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));

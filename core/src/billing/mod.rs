@@ -22,10 +22,15 @@ pub(crate) mod profile;
 mod ratchet;
 mod year;
 
-/// What to bill: one subject's usage of one metric in `[period_start, period_end)`, with days,
-/// months and schedules in `time_zone`.
+/// What to bill: the usage of one metric in `[period_start, period_end)` of one subject, a set
+/// of subjects (an account's SIMs, an organisation's channels) or the whole tenant, optionally
+/// only records with given dimension values, with days, months and schedules in `time_zone`.
+/// The records in scope are rated together (tiers and allowances apply to their total).
 ///
-/// JSON: `{"tenant","subject","metric","period_start","period_end","time_zone"}` (RFC 3339).
+/// JSON: `{"tenant","subject"?,"subjects"?,"filter"?,"per_subject"?,"metric","period_start",
+/// "period_end","time_zone"}` (RFC 3339): `subject` one subject; `subjects` a set (not both);
+/// neither: every subject of the tenant; `filter` `{dimension: value}` (all must match);
+/// `per_subject: true` adds the usage of each subject in scope to the bill (`Bill.per_subject`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
@@ -34,8 +39,23 @@ pub struct BillRequest {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub tenant: String,
-    /// The subject billed (meter, SIM, customer); records of other subjects are ignored.
+    /// The subject billed (meter, SIM, customer); records of other subjects are ignored. Empty
+    /// (omitted in JSON): the subjects of `subjects`, or every subject of the tenant.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub subject: String,
+    /// A set of subjects billed together (with `subject` empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub subjects: Vec<String>,
+    /// Only records whose dimensions have these values (e.g. `{"account": "a-17"}`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub filter: std::collections::BTreeMap<String, String>,
+    /// Add each subject's usage of `metric` to the bill (`Bill.per_subject`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub per_subject: bool,
     /// The metric charges without their own `metric` apply to (`kwh`, `bytes`).
     pub metric: String,
     /// Start of the billing period (inclusive).
@@ -67,8 +87,68 @@ impl BillRequest {
             period_start: start,
             period_end: end,
             time_zone: time_zone.into(),
+            subjects: Vec::new(),
+            filter: std::collections::BTreeMap::new(),
+            per_subject: false,
         }
     }
+
+    /// Bill these subjects together (builder style; `subject` is cleared).
+    #[must_use]
+    pub fn with_subjects<I: IntoIterator<Item = S>, S: Into<String>>(mut self, subjects: I) -> Self {
+        self.subject.clear();
+        self.subjects = subjects.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only records with `dimension` = `value` (builder style; several filters must all match).
+    #[must_use]
+    pub fn with_filter(mut self, dimension: impl Into<String>, value: impl Into<String>) -> Self {
+        self.filter.insert(dimension.into(), value.into());
+        self
+    }
+
+    /// Whether `record` (of the request's tenant) is in scope: its subject (one, the set, or any)
+    /// and the filter's dimension values; the period and metric are checked by the rater.
+    pub fn covers(&self, record: &UsageRecord) -> bool {
+        let subject = if self.subject.is_empty() {
+            self.subjects.is_empty() || self.subjects.contains(&record.subject)
+        } else {
+            record.subject == self.subject
+        };
+        subject && self.filter.iter().all(|(d, v)| record.dimensions.get(d) == Some(v))
+    }
+
+    /// Check the scope: not both `subject` and `subjects`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidQuery`] with field `subjects`.
+    pub fn check(&self) -> Result<()> {
+        if !self.subject.is_empty() && !self.subjects.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidQuery,
+                "A bill request names either one `subject` or a set of `subjects`, not both.",
+            )
+            .with_field("subjects"));
+        }
+        Ok(())
+    }
+}
+
+/// One subject's usage in a bill over several subjects (`BillRequest.per_subject`): the sum and
+/// number of its records of the request's metric in the period and scope. The lines' sums equal
+/// the bill's usage of the metric; the amounts are the bill's (tiers apply to the total).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SubjectUsage {
+    /// The subject.
+    pub subject: String,
+    /// Sum of its quantities of the bill's metric (e.g. kWh, bytes).
+    #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
+    pub quantity: Decimal,
+    /// Number of its records.
+    pub records: u64,
 }
 
 /// One line of a [`Bill`]: `amount` = `quantity` × `rate` rounded to the currency's minor unit,
@@ -145,6 +225,11 @@ pub struct Bill {
     #[serde(with = "crate::decimal::money_str")]
     #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub total: Decimal,
+    /// Each subject's usage, by subject, when the request asked for `per_subject` (omitted from
+    /// JSON otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub per_subject: Vec<SubjectUsage>,
 }
 
 impl Bill {
@@ -722,9 +807,11 @@ impl Tariff {
             Some(z) => parse_time_zone(z)?,
             None => tz,
         };
+        req.check()?;
         let (start, end) = self.period_secs(req, tz)?;
         let pieces = self.pieces(req, tz, start, end)?;
         let mut uses = if profile.is_some() { Vec::new() } else { uses_of(records, req, tou_tz)? };
+        let per_subject = if req.per_subject { subject_usage(&uses)? } else { Vec::new() };
         let mut rater = Rater {
             tariff: self,
             req,
@@ -744,7 +831,9 @@ impl Tariff {
             profile,
         };
         rater.rate_pieces(&pieces, &mut uses)?;
-        self.assemble(req, rater.pieces)
+        let mut bill = self.assemble(req, rater.pieces)?;
+        bill.per_subject = per_subject;
+        Ok(bill)
     }
 
     /// The period of `req` in whole seconds `[start, end)` (the seconds it touches: records are
@@ -837,19 +926,34 @@ impl Tariff {
             subtotal: self.rounding.round(subtotal, dp)?,
             taxes: self.rounding.round(taxes, dp)?,
             total: self.rounding.round(add(subtotal, taxes)?, dp)?,
+            per_subject: Vec::new(),
         })
     }
 }
 
-/// The records of `req`'s subject in its period, in time order (then by id), with their local
-/// times in `tou_tz`.
+/// Each subject's sum and count of the bill metric's uses, by subject.
+fn subject_usage(uses: &[Use<'_>]) -> Result<Vec<SubjectUsage>> {
+    let mut by: std::collections::BTreeMap<&str, (Decimal, u64)> = std::collections::BTreeMap::new();
+    for u in uses.iter().filter(|u| u.bill_metric) {
+        let e = by.entry(u.r.subject.as_str()).or_insert((Decimal::ZERO, 0));
+        e.0 = add(e.0, u.q)?;
+        e.1 += 1;
+    }
+    Ok(by
+        .into_iter()
+        .map(|(s, (q, n))| SubjectUsage { subject: s.to_string(), quantity: q.normalize(), records: n })
+        .collect())
+}
+
+/// The records in `req`'s scope (subject, subjects or tenant; filter) in its period, in time
+/// order (then by id), with their local times in `tou_tz`.
 fn uses_of<'r>(records: &'r [UsageRecord], req: &BillRequest, tou_tz: Tz) -> Result<Vec<Use<'r>>> {
     let mut clock = LocalClock::new(tou_tz);
     let mut uses: Vec<Use<'_>> = Vec::with_capacity(records.len());
     let mut last_day: Option<(i64, NaiveDate)> = None;
     for r in records {
         let t = r.timestamp.timestamp();
-        if r.subject != req.subject || r.timestamp < req.period_start || r.timestamp >= req.period_end {
+        if !req.covers(r) || r.timestamp < req.period_start || r.timestamp >= req.period_end {
             continue;
         }
         let local = clock.local(t);

@@ -35,8 +35,9 @@ pub(crate) struct MonthProfile {
 }
 
 impl MonthProfile {
-    /// The profile of `req`'s subject and metric in `records` (in time order), or `None` when
-    /// the records are not in time order, carry a `direction` other than `import` (exports are
+    /// The profile of the records `req` covers ([`BillRequest::covers`]) and its metric in
+    /// `records` (in time order), or `None` when per-subject usage is asked, the records are
+    /// not in time order, carry a `direction` other than `import` (exports are
     /// netted per tariff)
     /// or the period is not within one local month.
     ///
@@ -51,7 +52,8 @@ impl MonthProfile {
             .checked_sub_signed(chrono::Duration::seconds(1))
             .unwrap_or(req.period_end)
             .with_timezone(&tz);
-        if (first.year(), first.month()) != (last.year(), last.month())
+        if req.per_subject
+            || (first.year(), first.month()) != (last.year(), last.month())
             || !records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp)
         {
             return Ok(None);
@@ -67,7 +69,7 @@ impl MonthProfile {
         let mut clock = LocalClock::new(tz);
         let mut run: Option<(i64, Decimal, usize, usize)> = None;
         for r in records {
-            if r.subject != req.subject
+            if !req.covers(r)
                 || r.metric != req.metric
                 || r.timestamp < req.period_start
                 || r.timestamp >= req.period_end

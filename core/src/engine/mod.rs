@@ -780,7 +780,7 @@ impl Engine {
         }
         merged
             .into_iter()
-            .map(|((start, group), (end, state))| output_bucket(spec, q, start, end, &group, &state))
+            .map(|((start, group), (end, state))| output_bucket(spec, q, tz, (start, end), &group, &state))
             .collect()
     }
 
@@ -805,7 +805,7 @@ impl Engine {
         }
         let mut rows = groups
             .into_iter()
-            .map(|(group, (start, end, state))| output_bucket(spec, q, start, end, &group, &state))
+            .map(|(group, (start, end, state))| output_bucket(spec, q, tz, (start, end), &group, &state))
             .collect::<Result<Vec<_>>>()?;
         let key = |b: &Bucket| -> Result<Option<Decimal>> {
             Ok(match by {
@@ -997,15 +997,28 @@ impl Engine {
         Ok(merged)
     }
 
-    /// Bill `req.subject` with `tariff` from the stored records of `req.metric` (and of every
-    /// metric a charge names) in the period; see [`Tariff::bill`].
+    /// Bill `req`'s scope — `req.subject`, the set `req.subjects`, or (neither) every subject of
+    /// the tenant, then `req.filter` — with `tariff` from the stored records of `req.metric` (and
+    /// of every metric a charge names) in the period; see [`Tariff::bill`]. One subject or a set
+    /// is read through the store's subject index (O(records of those subjects)); the whole
+    /// tenant reads the tenant's records of the metric in the period.
     ///
     /// # Errors
-    /// As [`Tariff::bill`]; [`ErrorKind::Store`].
+    /// As [`Tariff::bill`]; [`ErrorKind::InvalidQuery`] for both `subject` and `subjects`;
+    /// [`ErrorKind::Store`].
     pub fn bill(&self, tariff: &Tariff, req: &BillRequest) -> Result<Bill> {
+        req.check()?;
+        let scope: Vec<Option<&str>> = if req.subjects.is_empty() {
+            vec![(!req.subject.is_empty()).then_some(req.subject.as_str())]
+        } else {
+            let set: std::collections::BTreeSet<&str> = req.subjects.iter().map(String::as_str).collect();
+            set.into_iter().map(Some).collect()
+        };
         let mut records = Vec::new();
         for m in tariff.metrics(&req.metric) {
-            records.extend(self.records(&req.tenant, &m, Some(&req.subject), req.period_start, req.period_end)?);
+            for subject in &scope {
+                records.extend(self.records(&req.tenant, &m, *subject, req.period_start, req.period_end)?);
+            }
         }
         tariff.bill(req, &records)
     }
@@ -1156,52 +1169,23 @@ fn ceil_secs(t: DateTime<Utc>) -> i64 {
     t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
 }
 
-fn secs_to_dt(t: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp(t, 0)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
-}
-
-/// A query result row for group values in the query's `group_by` order.
+/// A query result row for group values in the query's `group_by` order, labelled in the
+/// query's zone `tz`.
 fn output_bucket(
     spec: &RollupSpec,
     q: &Query,
-    start: i64,
-    end: i64,
+    tz: Tz,
+    window: (i64, i64),
     group: &[Option<String>],
     state: &BucketState,
 ) -> Result<Bucket> {
-    let mut subject = q.subject.clone();
-    let mut map = BTreeMap::new();
-    for (d, v) in q.group_by.iter().zip(group) {
-        if d == SUBJECT {
-            subject.clone_from(v);
-        } else {
-            map.insert(d.clone(), v.clone());
-        }
-    }
-    let mut b = Bucket::from_state((secs_to_dt(start)?, secs_to_dt(end)?), subject, &spec.metric, map, state);
-    for d in &q.unique {
-        b.unique.entry(d.clone()).or_insert(0);
-    }
-    Ok(b)
+    let unique = q.unique.iter().map(String::as_str);
+    Bucket::grouped(window, tz, q.subject.clone(), q.group_by.iter().zip(group), &spec.metric, state, unique)
 }
 
 /// A stored bucket as a result row, grouped as its spec.
 fn to_bucket(spec: &RollupSpec, key: &BucketKey, end: i64, state: &BucketState) -> Result<Bucket> {
-    let mut subject = None;
-    let mut map = BTreeMap::new();
-    for (d, v) in spec.group_by.iter().zip(&key.group) {
-        if d == SUBJECT {
-            subject.clone_from(v);
-        } else {
-            map.insert(d.clone(), v.clone());
-        }
-    }
-    let mut b = Bucket::from_state((secs_to_dt(key.start)?, secs_to_dt(end)?), subject, &spec.metric, map, state);
-    for d in spec.unique_dims() {
-        b.unique.entry(d.to_string()).or_insert(0);
-    }
-    Ok(b)
+    Bucket::of_key(spec, key, end, state)
 }
 
 /// Add the empty windows of `[from, to)` to `merged`, one per window and group of the result.

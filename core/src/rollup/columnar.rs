@@ -271,6 +271,8 @@ struct Slot {
     max: Decimal,
     /// Seconds, nanoseconds, id and quantity of the latest row.
     latest: (i64, u32, Option<String>, Decimal),
+    /// Seconds and nanoseconds of the earliest row.
+    first: (i64, u32),
     uniques: Vec<rustc_hash::FxHashSet<u32>>,
 }
 
@@ -427,6 +429,9 @@ impl ColumnarRollup {
                 if newer {
                     slot.latest = (t, nanos, id.map(str::to_string), q);
                 }
+                if (t, nanos) < slot.first {
+                    slot.first = (t, nanos);
+                }
                 for (set, c) in slot.uniques.iter_mut().zip(&uniques[si]) {
                     let v = col(*c, j);
                     if v != NULL {
@@ -464,6 +469,7 @@ impl ColumnarRollup {
                     min: q,
                     max: q,
                     latest: (i64::MIN, 0, None, q),
+                    first: (i64::MAX, u32::MAX),
                     uniques: vec![rustc_hash::FxHashSet::default(); self.specs[si].unique.len()],
                 });
                 self.slots.len() - 1
@@ -546,7 +552,10 @@ impl ColumnarRollup {
                 let spec = &self.specs[s.spec as usize];
                 let latest_ts = DateTime::from_timestamp(s.latest.0, s.latest.1)
                     .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "A timestamp is out of range."))?;
+                let first_at = DateTime::from_timestamp(s.first.0, s.first.1)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "A timestamp is out of range."))?;
                 let state = BucketState {
+                    first_at: Some(first_at),
                     sum: s.sum,
                     count: s.count,
                     min: Some(s.min),
@@ -709,6 +718,7 @@ mod tests {
                 let (gs, es) = (&g.2, &e.2);
                 prop_assert_eq!((gs.sum, gs.count, gs.min, gs.max), (es.sum, es.count, es.min, es.max));
                 prop_assert_eq!(&gs.latest, &es.latest);
+                prop_assert_eq!(gs.first_at, es.first_at);
                 prop_assert_eq!(&gs.uniques, &es.uniques);
             }
         }
@@ -768,6 +778,7 @@ mod tests {
                 let (gs, es) = (&g.2, &e.2);
                 prop_assert_eq!((gs.sum, gs.count, gs.min, gs.max), (es.sum, es.count, es.min, es.max));
                 prop_assert_eq!(&gs.latest, &es.latest);
+                prop_assert_eq!(gs.first_at, es.first_at);
                 prop_assert_eq!(&gs.uniques, &es.uniques);
             }
         }

@@ -253,6 +253,12 @@ pub struct BucketState {
     /// Sum of the quantities of `estimated` records (included in `sum`).
     #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
     pub estimated_sum: Decimal,
+    /// Timestamp of the bucket's earliest record (its latest is `latest.timestamp`). `None` for an
+    /// empty bucket, and for a bucket a store wrote before meterkit kept it (SQLite files and
+    /// PostgreSQL states of earlier versions): then it is unknown, stays `None` through merges
+    /// until the bucket is recomputed from its records, and queries give `first_at: null`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::opt_ts_str")]
+    pub first_at: Option<DateTime<Utc>>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -283,6 +289,9 @@ impl BucketState {
             }
         }
         self.sum = sum;
+        // Known only if every record added so far had it known (see `first_at`).
+        self.first_at =
+            if self.count == 0 { Some(record.timestamp) } else { self.first_at.map(|f| f.min(record.timestamp)) };
         self.count += 1;
         // Same results as `Decimal::min`/`max` (keep the current value on ties), with a cheaper
         // exact comparison for the common case of scales within 9 digits of each other.
@@ -332,6 +341,14 @@ impl BucketState {
         self.sum = sum;
         self.flagged_sum = flagged_sum;
         self.estimated_sum = estimated_sum;
+        self.first_at = if self.count == 0 {
+            other.first_at
+        } else {
+            match (self.first_at, other.first_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None, // unknown on either side: unknown
+            }
+        };
         self.count += other.count;
         self.flagged_count += other.flagged_count;
         self.estimated_count += other.estimated_count;
@@ -405,11 +422,18 @@ pub struct Bucket {
     #[serde(with = "crate::time::ts_str")]
     #[cfg_attr(feature = "ts", ts(type = "Timestamp"))]
     pub window_end: DateTime<Utc>,
+    /// Window start as a local time with its offset in the query's zone (the spec's, for a
+    /// store-less rollup), e.g. `"2025-01-01T00:00:00+05:30"` for an Asia/Kolkata month: the
+    /// label a chart wants (the UTC `window_start` of that month is `2024-12-31T18:30:00Z`).
+    #[serde(default)]
+    pub local_start: String,
     /// The subject, when the query was for one subject or grouped by subject; otherwise `null`.
     pub subject: Option<String>,
     /// The metric.
     pub metric: String,
-    /// Group values by dimension name (`null` for records without the dimension).
+    /// Group values by dimension name (`null` for records without the dimension), one per
+    /// `group_by` entry: grouping by `subject` gives `group.subject` like any other dimension
+    /// (and the same value in `subject`).
     pub group: BTreeMap<String, Option<String>>,
     /// Sum of quantities (`"0"` for an empty, zero-filled bucket).
     #[serde(with = "crate::decimal::decimal_str")]
@@ -450,6 +474,16 @@ pub struct Bucket {
     #[serde(default, skip_serializing_if = "Decimal::is_zero", with = "crate::decimal::decimal_str")]
     #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub estimated_sum: Decimal,
+    /// Timestamp of the bucket's earliest record; `null` for an empty bucket (and for a bucket
+    /// stored by a meterkit version before this field, until it is recomputed).
+    #[serde(default, with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp | null"))]
+    pub first_at: Option<DateTime<Utc>>,
+    /// Timestamp of the bucket's latest record (the one `latest` is the quantity of), e.g. an API
+    /// portal's last request; `null` for an empty bucket.
+    #[serde(default, with = "crate::time::opt_ts_str")]
+    #[cfg_attr(feature = "ts", ts(type = "Timestamp | null"))]
+    pub last_at: Option<DateTime<Utc>>,
 }
 
 impl Bucket {
@@ -485,36 +519,51 @@ fn share_percent(part: Decimal, whole: Decimal) -> Option<Decimal> {
 impl Bucket {
     /// The result row of a bucket the store-less rollups give (`columnar::ColumnarRollup::finish`,
     /// `Accumulator::into_buckets`): `key` of `spec`, window end `end` (Unix seconds), grouped as
-    /// the spec (`subject` in its own field, other dimensions in `group`; every `unique_count`
-    /// dimension present in `unique`).
+    /// the spec (every `group_by` dimension in `group`, `subject` too, which is also in its own
+    /// field; every `unique_count` dimension present in `unique`; `local_start` in the spec's zone).
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidWindow`] for a window bound outside the timestamp range.
+    /// [`ErrorKind::InvalidWindow`] for a window bound outside the timestamp range;
+    /// [`ErrorKind::InvalidTimeZone`] for a spec with an unknown zone.
     pub fn of_key(spec: &RollupSpec, key: &BucketKey, end: i64, state: &BucketState) -> Result<Bucket> {
+        let tz = parse_time_zone(&spec.time_zone)?;
+        let group = spec.group_by.iter().zip(&key.group);
+        Bucket::grouped((key.start, end), tz, None, group, &spec.metric, state, spec.unique_dims())
+    }
+
+    /// A result row: window `[start, end)` (Unix seconds) labelled in `tz` too, the group values
+    /// `group` (a `subject` value also fills the `subject` field, else `subject` is kept), every
+    /// dimension of `unique` present in `unique` (0 when the bucket has none of its values).
+    pub(crate) fn grouped<'g, 'u>(
+        (start, end): (i64, i64),
+        tz: Tz,
+        mut subject: Option<String>,
+        group: impl Iterator<Item = (&'g String, &'g Option<String>)>,
+        metric: &str,
+        state: &BucketState,
+        unique: impl Iterator<Item = &'u str>,
+    ) -> Result<Bucket> {
         let instant = |t: i64| {
             DateTime::from_timestamp(t, 0)
                 .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
         };
-        let mut subject = None;
-        let mut group = BTreeMap::new();
-        for (d, v) in spec.group_by.iter().zip(&key.group) {
+        let mut map = BTreeMap::new();
+        for (d, v) in group {
             if d == SUBJECT {
                 subject.clone_from(v);
-            } else {
-                group.insert(d.clone(), v.clone());
             }
+            map.insert(d.clone(), v.clone());
         }
-        let mut b = Bucket::from_state((instant(key.start)?, instant(end)?), subject, &spec.metric, group, state);
-        for d in spec.unique_dims() {
+        let mut b = Bucket::from_state((instant(start)?, instant(end)?), tz, subject, metric, map, state);
+        for d in unique {
             b.unique.entry(d.to_string()).or_insert(0);
         }
         Ok(b)
     }
-}
 
-impl Bucket {
-    pub(crate) fn from_state(
+    fn from_state(
         (start, end): (DateTime<Utc>, DateTime<Utc>),
+        tz: Tz,
         subject: Option<String>,
         metric: &str,
         group: BTreeMap<String, Option<String>>,
@@ -523,6 +572,7 @@ impl Bucket {
         Bucket {
             window_start: start,
             window_end: end,
+            local_start: start.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             subject,
             metric: metric.to_string(),
             group,
@@ -537,6 +587,8 @@ impl Bucket {
             flagged_sum: state.flagged_sum.normalize(),
             estimated_count: state.estimated_count,
             estimated_sum: state.estimated_sum.normalize(),
+            first_at: state.first_at,
+            last_at: state.latest.as_ref().map(|l| l.timestamp),
         }
     }
 }

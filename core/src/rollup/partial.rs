@@ -19,7 +19,8 @@
 //! | `count` | int64 | number of records |
 //! | `min`, `max` | utf8 | smallest and largest quantity (decimal strings) |
 //! | `min_id`, `max_id` | utf8 | id of the record with the smallest quantity (ties: smallest id) and the largest (ties: greatest id) |
-//! | `latest`, `latest_id`, `latest_ts` | utf8, utf8, int64 | quantity, id and timestamp (Unix **nanoseconds**) of the record with the greatest timestamp (ties: greatest id) |
+//! | `latest`, `latest_id`, `latest_ts` | utf8, utf8, int64 | quantity, id and timestamp (Unix **nanoseconds**) of the record with the greatest timestamp (ties: greatest id); `latest_ts` is the bucket's `last_at` |
+//! | `first_ts` | int64 | timestamp (Unix nanoseconds) of the earliest record: the bucket's `first_at` (version 2) |
 //! | `flagged_count`, `flagged_sum`, `estimated_count`, `estimated_sum` | int64, utf8, int64, utf8 | the VEE shares (part of `count` and `sum`) |
 //! | `unique_<dim>` | list&lt;utf8&gt; | one column per `unique_count` dimension: the distinct values, sorted |
 //!
@@ -43,11 +44,11 @@ use rust_decimal::Decimal;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
-use crate::rollup::{dim_value, Bucket, BucketKey, BucketState, Latest, RollupSpec, SUBJECT};
+use crate::rollup::{dim_value, Bucket, BucketKey, BucketState, Latest, RollupSpec};
 use crate::time::WindowClock;
 
 /// The version of the partial-state schema written by [`to_columns`] and read by [`from_columns`].
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The partial state of one bucket: its key, window end (Unix seconds) and mergeable state, plus
 /// the ids of its smallest and largest records.
@@ -243,24 +244,7 @@ pub fn finalize(parts: &[Partial], spec: &RollupSpec) -> Result<Vec<(String, Buc
 
 /// A partial as a result row grouped as its spec.
 fn to_bucket(spec: &RollupSpec, p: &Partial) -> Result<Bucket> {
-    let mut subject = None;
-    let mut map = BTreeMap::new();
-    for (d, v) in spec.group_by.iter().zip(&p.key.group) {
-        if d == SUBJECT {
-            subject.clone_from(v);
-        } else {
-            map.insert(d.clone(), v.clone());
-        }
-    }
-    let secs = |t: i64| {
-        DateTime::from_timestamp(t, 0)
-            .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, format!("The instant {t} is out of range.")))
-    };
-    let mut b = Bucket::from_state((secs(p.key.start)?, secs(p.end)?), subject, &spec.metric, map, &p.state);
-    for d in spec.unique_dims() {
-        b.unique.entry(d.to_string()).or_insert(0);
-    }
-    Ok(b)
+    Bucket::of_key(spec, &p.key, p.end, &p.state)
 }
 
 /// Partials as columns of the partial-state schema (see the module documentation): one entry per
@@ -284,6 +268,7 @@ pub struct PartialColumns {
     pub latest: Vec<String>,
     pub latest_id: Vec<String>,
     pub latest_ts: Vec<i64>,
+    pub first_ts: Vec<i64>,
     pub flagged_count: Vec<u64>,
     pub flagged_sum: Vec<String>,
     pub estimated_count: Vec<u64>,
@@ -307,6 +292,7 @@ pub fn column_names(spec: &RollupSpec) -> Vec<String> {
             "latest",
             "latest_id",
             "latest_ts",
+            "first_ts",
             "flagged_count",
             "flagged_sum",
             "estimated_count",
@@ -353,6 +339,10 @@ pub fn to_columns(parts: &[Partial], spec: &RollupSpec) -> Result<PartialColumns
         c.latest_id.push(latest.id.clone());
         c.latest_ts.push(latest.timestamp.timestamp_nanos_opt().ok_or_else(|| {
             Error::new(ErrorKind::InvalidWindow, "A latest timestamp is outside the nanosecond range (1677-2262).")
+        })?);
+        let first = s.first_at.ok_or_else(|| Error::new(ErrorKind::Parse, "A partial without a first timestamp."))?;
+        c.first_ts.push(first.timestamp_nanos_opt().ok_or_else(|| {
+            Error::new(ErrorKind::InvalidWindow, "A first timestamp is outside the nanosecond range (1677-2262).")
         })?);
         c.flagged_count.push(s.flagged_count);
         c.flagged_sum.push(s.flagged_sum.to_string());
@@ -411,6 +401,7 @@ pub fn from_columns(c: &PartialColumns) -> Result<Vec<Partial>> {
                     .filter(|(_, col)| !col[i].is_empty())
                     .map(|(d, col)| (d.clone(), col[i].iter().cloned().collect::<BTreeSet<String>>()))
                     .collect(),
+                first_at: Some(DateTime::from_timestamp_nanos(c.first_ts[i])),
                 flagged_count: c.flagged_count[i],
                 flagged_sum: dec("flagged_sum", &c.flagged_sum[i], i)?,
                 estimated_count: c.estimated_count[i],
@@ -446,6 +437,7 @@ fn check_lengths(c: &PartialColumns, n: usize) -> Result<()> {
         ("latest", c.latest.len()),
         ("latest_id", c.latest_id.len()),
         ("latest_ts", c.latest_ts.len()),
+        ("first_ts", c.first_ts.len()),
         ("flagged_count", c.flagged_count.len()),
         ("flagged_sum", c.flagged_sum.len()),
         ("estimated_count", c.estimated_count.len()),
@@ -599,8 +591,11 @@ mod tests {
         p.add(&UsageRecord::new("t", "r1", "s", "kwh", Decimal::ONE, at)).unwrap();
         let good = to_columns(&p.finish(), &spec).unwrap();
         let mut c = good.clone();
-        c.schema_version = 2;
+        c.schema_version = 1; // before `first_ts`
         assert_eq!(from_columns(&c).unwrap_err().field(), Some("schema_version"));
+        let mut c = good.clone();
+        c.first_ts.clear();
+        assert_eq!(from_columns(&c).unwrap_err().field(), Some("first_ts"));
         let mut c = good.clone();
         c.sum[0] = "1.2.3".into();
         assert_eq!(from_columns(&c).unwrap_err().field(), Some("sum"));

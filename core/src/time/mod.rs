@@ -197,6 +197,39 @@ fn anchor_date(month_first: NaiveDate, anchor_day: u8) -> Option<NaiveDate> {
     month_first.with_day(u32::from(anchor_day).min(last))
 }
 
+/// The instant a local date or wall-clock time in `tz` names (issue 14: a chart's "1 January in
+/// Kolkata" → `2024-12-31T18:30:00Z`). `text` is a date `YYYY-MM-DD` — its first instant: local
+/// midnight, or the first instant after a midnight a DST change skips (America/Santiago) — or a
+/// local time `YYYY-MM-DDTHH:MM[:SS[.f]]` (`T` or a space); an RFC 3339 text with an offset is
+/// taken as is.
+///
+/// # Errors
+/// [`ErrorKind::Parse`] (field `local`) for other text, and for a local time a DST change skips
+/// or repeats (the offset is then needed to say which instant).
+pub fn local_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
+    use chrono::LocalResult;
+    let t = text.trim();
+    let err = |why: String| Error::new(ErrorKind::Parse, why).with_field("local");
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let secs = local_midnight(tz, d)?;
+        return DateTime::from_timestamp(secs, 0).ok_or_else(|| err(format!("The date {d} is out of range.")));
+    }
+    let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+        .ok_or_else(|| err(format!("'{t}' is not a local date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM[:SS]).")))?;
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(d) => Ok(d.with_timezone(&Utc)),
+        LocalResult::Ambiguous(..) => {
+            Err(err(format!("'{t}' occurs twice in {tz} (a DST change); give it with its UTC offset.")))
+        }
+        LocalResult::None => Err(err(format!("'{t}' does not exist in {tz} (skipped by a DST change)."))),
+    }
+}
+
 /// The first instant of local date `d` in `tz` (Unix seconds): local midnight, the earlier of two
 /// if it is repeated, or the first existing instant after it if it is skipped.
 pub(crate) fn local_midnight(tz: Tz, d: NaiveDate) -> Result<i64> {

@@ -32,21 +32,17 @@ function run(data, engine = new Engine()) {
     const rows = engine.query(q)
     const months = new Map()
     for (const b of rows) {
-      const portal = b.subject ?? b.group.subject
+      const portal = b.group.subject
       const key = `${b.window_start}|${portal}`
-      if (!months.has(key)) months.set(key, { tenant: t.tenant, portal, start: b.window_start, end: b.window_end, requests: 0, successes: 0, errors: 0 })
+      if (!months.has(key)) months.set(key, { tenant: t.tenant, portal, start: b.window_start, requests: 0, successes: 0, errors: 0, lastRequestAt: '' })
       const m = months.get(key)
       m.requests += b.count
       m[b.group.status === 'success' ? 'successes' : 'errors'] += b.count
+      if (b.last_at > m.lastRequestAt) m.lastRequestAt = b.last_at // the bucket's latest record
     }
     for (const m of months.values()) {
-      // last_request_at: the newest record of the portal in the month (issue 14 item 6, a
-      // bucket's `last_at`, is not in meterkit yet).
-      const records = engine.records(t.tenant, 'requests', m.start, m.end, m.portal)
-      m.lastRequestAt = records.reduce((a, r) => (r.timestamp > a ? r.timestamp : a), '')
       m.month = new Intl.DateTimeFormat('en-CA', { timeZone: t.timeZone, year: 'numeric', month: '2-digit' }).format(new Date(m.start))
       delete m.start
-      delete m.end
       out.months.push(m)
     }
   }
