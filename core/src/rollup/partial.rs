@@ -42,7 +42,8 @@ use chrono::DateTime;
 use rust_decimal::Decimal;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::UsageRecord;
+use crate::record::{Quality, UsageRecord};
+use crate::rollup::columnar::{ColumnBatch, ColumnarRollup, StrColumn};
 use crate::rollup::{dim_value, Bucket, BucketKey, BucketState, Latest, RollupSpec, SUBJECT};
 use crate::time::WindowClock;
 
@@ -192,6 +193,146 @@ impl PartialRollup {
         let mut out: Vec<Partial> = self.buckets.into_values().collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
+    }
+}
+
+/// The columnar form of [`PartialRollup`]: rolls up [`ColumnBatch`]es of one partition under one
+/// spec through the columnar kernel ([`ColumnarRollup`]) without building a record per row, and
+/// gives exactly the partials [`PartialRollup`] gives for the same rows (the property test
+/// `columnar_partials_equal_record_partials`). Rows of other metrics are skipped; every other row
+/// is checked as [`UsageRecord::check`] checks a record; a repeated idempotency key
+/// `(tenant, id)` counts once (same content as [`UsageRecord::same_content`], quality aside) or is
+/// a [`ErrorKind::Conflict`].
+///
+/// Memory: one entry per distinct key of the partition (its id and its content as interned
+/// codes, about 100 bytes), plus the buckets.
+#[derive(Debug)]
+pub struct ColumnarPartial {
+    metric: String,
+    kernel: ColumnarRollup,
+    intern: rustc_hash::FxHashMap<String, u32>,
+    seen: rustc_hash::FxHashMap<(u32, Box<str>), Content>,
+}
+
+/// A row's content as interned codes: what [`UsageRecord::same_content`] compares.
+#[derive(Debug, PartialEq, Eq)]
+struct Content {
+    subject: u32,
+    at: (i64, u32),
+    end: Option<(i64, u32)>,
+    quantity: Decimal,
+    /// `(dimension name, value)` codes of the non-null dimensions, sorted.
+    dims: Box<[(u32, u32)]>,
+}
+
+impl ColumnarPartial {
+    /// A columnar partial rollup under `spec` (spec index 0).
+    ///
+    /// # Errors
+    /// As [`ColumnarRollup::new`].
+    pub fn new(spec: &RollupSpec) -> Result<Self> {
+        Ok(ColumnarPartial {
+            metric: spec.metric.clone(),
+            kernel: ColumnarRollup::new(std::slice::from_ref(spec))?,
+            intern: rustc_hash::FxHashMap::default(),
+            seen: rustc_hash::FxHashMap::default(),
+        })
+    }
+
+    fn code(&mut self, s: &str) -> u32 {
+        if let Some(&c) = self.intern.get(s) {
+            return c;
+        }
+        let c = self.intern.len() as u32;
+        self.intern.insert(s.to_string(), c);
+        c
+    }
+
+    /// Add a batch, with the quality of each row (`None`: all `actual`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRecord`] (field `id`) for a batch without ids, and as
+    /// [`UsageRecord::check`] for a bad row (naming the field, the record id and the line, row +
+    /// 1 of this batch); [`ErrorKind::Parse`] for columns of different lengths, a null tenant,
+    /// subject or metric, a bad dictionary code; [`ErrorKind::Conflict`] for a repeated key with
+    /// other content; [`ErrorKind::Overflow`]. After an error the rollup should be dropped.
+    pub fn add<'a>(&mut self, batch: &ColumnBatch<'a>, qualities: Option<&[Quality]>) -> Result<()> {
+        batch.check_lengths()?;
+        let Some(ids) = batch.ids else {
+            return Err(
+                Error::invalid_record("Partial states need an id column (the idempotency key).").with_field("id")
+            );
+        };
+        let mut keep: Vec<u32> = Vec::with_capacity(batch.len());
+        for (row, &id) in ids.iter().enumerate() {
+            let line = row as u64 + 1;
+            let at = |e: Error, field: &str| e.with_field(field).with_line(line).with_record_id(id);
+            let required = |col: &StrColumn<'a>, field: &str| -> Result<&'a str> {
+                col.get(row).map_err(|e| at(e, field))?.ok_or_else(|| {
+                    at(Error::new(ErrorKind::Parse, format!("The {field} of row {line} is null.")), field)
+                })
+            };
+            if required(&batch.metric, "metric")? != self.metric {
+                continue;
+            }
+            let (tenant, subject) = (required(&batch.tenant, "tenant")?, required(&batch.subject, "subject")?);
+            let (secs, nanos) = (batch.timestamps[row], batch.nanos.map_or(0, |n| n[row]));
+            let timestamp = DateTime::from_timestamp(secs, nanos).ok_or_else(|| {
+                at(
+                    Error::new(ErrorKind::Parse, format!("The timestamp {secs}.{nanos:09} is out of range.")),
+                    "timestamp",
+                )
+            })?;
+            let end = batch.ends.and_then(|e| e[row]);
+            crate::record::check_parts(id, tenant, subject, &self.metric, timestamp, end)
+                .map_err(|e| e.with_line(line))?;
+            let mut dims = Vec::with_capacity(batch.dimensions.len());
+            for (name, col) in &batch.dimensions {
+                if let Some(v) = col.get(row).map_err(|e| at(e, name))? {
+                    dims.push((self.code(name), self.code(v)));
+                }
+            }
+            dims.sort_unstable();
+            let content = Content {
+                subject: self.code(subject),
+                at: (secs, nanos),
+                end: end.map(|e| (e.timestamp(), e.timestamp_subsec_nanos())),
+                quantity: batch.quantity_at(row).map_err(|e| at(e, "quantity"))?,
+                dims: dims.into_boxed_slice(),
+            };
+            let key = (self.code(tenant), Box::<str>::from(id));
+            match self.seen.get(&key) {
+                Some(first) if *first == content => {}
+                Some(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!("Record '{id}' of tenant '{tenant}' was sent twice with different content."),
+                    )
+                    .with_record_id(id)
+                    .with_line(line))
+                }
+                None => {
+                    self.seen.insert(key, content);
+                    keep.push(row as u32);
+                }
+            }
+        }
+        self.kernel.add_selected(batch, &keep, qualities)
+    }
+
+    /// The partials, ordered by key.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidWindow`] for a timestamp out of range (not reachable after `add`).
+    pub fn finish(self) -> Result<Vec<Partial>> {
+        let mut out: Vec<Partial> = self
+            .kernel
+            .finish_with_ids()?
+            .into_iter()
+            .map(|(key, end, state, (min_id, max_id))| Partial { key, end, state, min_id, max_id })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 }
 
@@ -577,6 +718,89 @@ mod tests {
             }
             prop_assert_eq!(partial_json(&level[0], &spec), expected);
         }
+    }
+
+    /// `records` as columns (two batches) through [`ColumnarPartial`].
+    fn columnar(recs: &[UsageRecord], spec: &RollupSpec, split: usize) -> Result<Vec<Partial>> {
+        use crate::rollup::columnar::Quantities;
+        fn opt<'a>(v: &[&'a str]) -> Vec<Option<&'a str>> {
+            v.iter().map(|s| Some(*s)).collect()
+        }
+        let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
+        let tenants: Vec<&str> = recs.iter().map(|r| r.tenant.as_str()).collect();
+        let subjects: Vec<&str> = recs.iter().map(|r| r.subject.as_str()).collect();
+        let metrics: Vec<&str> = recs.iter().map(|r| r.metric.as_str()).collect();
+        let (tenants, subjects, metrics) = (opt(&tenants), opt(&subjects), opt(&metrics));
+        let secs: Vec<i64> = recs.iter().map(|r| r.timestamp.timestamp()).collect();
+        let nanos: Vec<u32> = recs.iter().map(|r| r.timestamp.timestamp_subsec_nanos()).collect();
+        let q: Vec<Decimal> = recs.iter().map(|r| r.quantity).collect();
+        let quality: Vec<Quality> = recs.iter().map(|r| r.quality).collect();
+        let dim = |d: &str| recs.iter().map(|r| r.dimensions.get(d).map(String::as_str)).collect::<Vec<_>>();
+        let (region, carrier) = (dim("region"), dim("carrier"));
+        let mut p = ColumnarPartial::new(spec)?;
+        let split = split.min(recs.len());
+        for r in [0..split, split..recs.len()] {
+            let batch = ColumnBatch {
+                metric: StrColumn::Plain(&metrics[r.clone()]),
+                tenant: StrColumn::Plain(&tenants[r.clone()]),
+                subject: StrColumn::Plain(&subjects[r.clone()]),
+                timestamps: &secs[r.clone()],
+                nanos: Some(&nanos[r.clone()]),
+                ends: None,
+                quantities: Quantities::Decimal(&q[r.clone()]),
+                ids: Some(&ids[r.clone()]),
+                dimensions: vec![
+                    ("region", StrColumn::Plain(&region[r.clone()])),
+                    ("carrier", StrColumn::Plain(&carrier[r.clone()])),
+                ],
+            };
+            p.add(&batch, Some(&quality[r]))?;
+        }
+        p.finish()
+    }
+
+    proptest! {
+        /// The columnar partial rollup gives exactly the record path's partials (ids of min and
+        /// max, VEE shares, repeats of a key counted once, across batches, other metrics skipped).
+        #[test]
+        fn columnar_partials_equal_record_partials(
+            rows in proptest::collection::vec((0i64..20_000, -5000i64..50_000, 0usize..3, 0usize..3, 0u8..3), 1..120),
+            split in 0usize..120,
+            other_metric in 0usize..7,
+        ) {
+            let spec = spec();
+            let mut firsts: HashMap<(String, String), UsageRecord> = HashMap::new();
+            let recs: Vec<UsageRecord> = records(&rows)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut r)| {
+                    if i % 7 == other_metric { r.metric = "other".into(); r.id = format!("o{i}"); }
+                    firsts.entry((r.tenant.clone(), r.id.clone())).or_insert(r).clone()
+                })
+                .collect();
+            let mut expected = PartialRollup::new(&spec).unwrap();
+            for r in &recs { expected.add(r).unwrap(); }
+            prop_assert_eq!(columnar(&recs, &spec, split).unwrap(), expected.finish());
+        }
+    }
+
+    #[test]
+    fn columnar_repeats_with_other_content_and_bad_rows_are_errors() {
+        let spec = spec();
+        let at = DateTime::from_timestamp(1_710_040_000, 0).unwrap();
+        let one = UsageRecord::new("t", "r1", "s", "kwh", Decimal::ONE, at);
+        let err =
+            columnar(&[one.clone(), UsageRecord { quantity: Decimal::TWO, ..one.clone() }], &spec, 1).unwrap_err();
+        assert_eq!((err.kind(), err.record_id()), (ErrorKind::Conflict, Some("r1")));
+        let moved = UsageRecord { timestamp: at + chrono::Duration::nanoseconds(1), ..one.clone() };
+        assert_eq!(columnar(&[one.clone(), moved], &spec, 2).unwrap_err().kind(), ErrorKind::Conflict);
+        let empty = UsageRecord { subject: String::new(), ..one.clone() };
+        let err = columnar(&[one.clone(), empty], &spec, 2).unwrap_err();
+        assert_eq!((err.kind(), err.field(), err.line()), (ErrorKind::InvalidRecord, Some("subject"), Some(2)));
+        // An identical repeat with another quality mark is a duplicate (quality is not content).
+        let flagged = one.clone().with_quality(crate::record::Quality::Flagged);
+        let parts = columnar(&[one, flagged], &spec, 1).unwrap();
+        assert_eq!((parts[0].state.count, parts[0].state.flagged_count), (1, 0));
     }
 
     #[test]
