@@ -269,6 +269,22 @@ pub fn the_rollup_vectors_pass(make: &Factory) {
     }
 }
 
+/// Every shared partial-state vector (`tests/vectors/partial`), imported twice into an engine on
+/// this store, gives the expected output.
+pub fn the_partial_vectors_pass(make: &Factory) {
+    let files = vector_files(&meterkit_tests::partial_vectors_dir()).unwrap();
+    assert!(files.len() >= 2, "expected at least 2 partial vectors, found {}", files.len());
+    for path in files {
+        let case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(case["kind"], "partial", "{}", path.display());
+        assert_eq!(case["name"], path.file_stem().and_then(|s| s.to_str()).unwrap_or_default(), "{}", path.display());
+        let engine = Engine::new(make()).unwrap();
+        let out =
+            meterkit_tests::run_partial_case(&engine, &case).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(out, meterkit_tests::canonical_json(&case["expected"]), "{}", path.display());
+    }
+}
+
 /// `Engine::import_buckets` sets, it does not add: the same merged partial states imported twice
 /// answer as one engine that ingested the records (not doubled); one call may carry un-merged
 /// partials (merged first); a recomputed result replaces the earlier one for its keys and leaves
@@ -560,7 +576,8 @@ stores!(
     meta_is_set_removed_and_listed_by_prefix,
     the_rollup_vectors_pass,
     the_reading_vectors_pass,
-    import_buckets_is_idempotent;
+    import_buckets_is_idempotent,
+    the_partial_vectors_pass;
     shared: specs_created_while_another_engine_ingests,
     two_writers_at_once,
 );

@@ -382,6 +382,33 @@ pub fn finalize(parts: &[Partial], spec: &RollupSpec) -> Result<Vec<(String, Buc
         .collect()
 }
 
+/// The buckets of `tenant` among finalized rows, or — without `tenant` — of the only tenant there
+/// is (no rows: no buckets). What the hosts' `finalize_partials` returns.
+///
+/// # Errors
+/// [`ErrorKind::InvalidQuery`] (field `tenant`) when the rows hold several tenants and none is named.
+pub fn buckets_of_tenant(rows: Vec<(String, Bucket)>, tenant: Option<&str>) -> Result<Vec<Bucket>> {
+    let tenant = match tenant {
+        Some(t) => t.to_string(),
+        None => {
+            let mut tenants: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+            tenants.dedup();
+            match tenants.as_slice() {
+                [] => return Ok(Vec::new()),
+                [one] => (*one).to_string(),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidQuery,
+                        format!("The partial states hold {} tenants; name one.", tenants.len()),
+                    )
+                    .with_field("tenant"))
+                }
+            }
+        }
+    };
+    Ok(rows.into_iter().filter(|(t, _)| *t == tenant).map(|(_, b)| b).collect())
+}
+
 /// A partial as a result row grouped as its spec.
 fn to_bucket(spec: &RollupSpec, p: &Partial) -> Result<Bucket> {
     let mut subject = None;
@@ -571,6 +598,109 @@ pub fn from_columns(c: &PartialColumns) -> Result<Vec<Partial>> {
             })
         })
         .collect()
+}
+
+/// Partial states as JSON — the form the CLI's files and the Node and mobile hosts exchange: one
+/// object whose keys are the schema's column names ([`column_names`]), each an array of one value
+/// per row: `schema_version`, `spec`, `window_start`, `window_end` and the counts as numbers;
+/// decimals and ids as strings; `group_<dim>` strings or `null`; `unique_<dim>` arrays of
+/// strings; **`latest_ts` as a string** of nanoseconds (beyond JavaScript's exact integers).
+pub fn columns_to_json(c: &PartialColumns) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let n = c.tenant.len();
+    let mut m = Map::new();
+    m.insert("schema_version".into(), json!(vec![c.schema_version; n]));
+    m.insert("tenant".into(), json!(c.tenant));
+    m.insert("spec".into(), json!(c.spec));
+    m.insert("window_start".into(), json!(c.window_start));
+    m.insert("window_end".into(), json!(c.window_end));
+    for (d, col) in &c.groups {
+        m.insert(format!("group_{d}"), json!(col));
+    }
+    let strs: [(&str, &Vec<String>); 6] =
+        [("sum", &c.sum), ("min", &c.min), ("min_id", &c.min_id), ("max", &c.max), ("max_id", &c.max_id), ("latest", &c.latest)];
+    for (name, col) in strs {
+        m.insert(name.into(), json!(col));
+    }
+    m.insert("count".into(), json!(c.count));
+    m.insert("latest_id".into(), json!(c.latest_id));
+    m.insert("latest_ts".into(), Value::Array(c.latest_ts.iter().map(|t| Value::String(t.to_string())).collect()));
+    m.insert("flagged_count".into(), json!(c.flagged_count));
+    m.insert("flagged_sum".into(), json!(c.flagged_sum));
+    m.insert("estimated_count".into(), json!(c.estimated_count));
+    m.insert("estimated_sum".into(), json!(c.estimated_sum));
+    for (d, col) in &c.uniques {
+        m.insert(format!("unique_{d}"), json!(col));
+    }
+    Value::Object(m)
+}
+
+/// Read the JSON form of [`columns_to_json`] for `spec` (whose `group_by` and `unique` dimensions
+/// name the `group_<dim>` and `unique_<dim>` columns). `latest_ts` may be strings or numbers;
+/// `schema_version` an array (one per row) or one number.
+///
+/// # Errors
+/// [`ErrorKind::Parse`] naming the column that is missing or of the wrong JSON type; then as
+/// [`from_columns`] (another schema version, lengths, decimals, a count of 0).
+pub fn columns_from_json(v: &serde_json::Value, spec: &RollupSpec) -> Result<PartialColumns> {
+    fn col<T: serde::de::DeserializeOwned>(v: &serde_json::Value, name: &str) -> Result<T> {
+        let Some(x) = v.get(name) else {
+            return Err(Error::new(
+                ErrorKind::Parse,
+                format!("The partial states have no column '{name}' (is this a meterkit partial-state file?)."),
+            )
+            .with_field(name));
+        };
+        serde_json::from_value(x.clone()).map_err(|e| {
+            Error::new(ErrorKind::Parse, format!("Partial-state column '{name}': {e}.")).with_field(name)
+        })
+    }
+    if !v.is_object() {
+        return Err(Error::new(ErrorKind::Parse, "Partial states in JSON are one object of columns."));
+    }
+    let schema_version = match v.get("schema_version") {
+        Some(serde_json::Value::Number(_)) => col::<i32>(v, "schema_version")?,
+        _ => {
+            let all: Vec<i32> = col(v, "schema_version")?;
+            all.iter().copied().find(|&x| x != SCHEMA_VERSION).unwrap_or(SCHEMA_VERSION)
+        }
+    };
+    let latest_ts: Vec<serde_json::Value> = col(v, "latest_ts")?;
+    let latest_ts = latest_ts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.as_i64().or_else(|| t.as_str().and_then(|s| s.parse().ok())).ok_or_else(|| {
+                Error::new(ErrorKind::Parse, format!("Column 'latest_ts', row {i}: not an integer of nanoseconds."))
+                    .with_field("latest_ts")
+            })
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    Ok(PartialColumns {
+        schema_version,
+        tenant: col(v, "tenant")?,
+        spec: col(v, "spec")?,
+        window_start: col(v, "window_start")?,
+        window_end: col(v, "window_end")?,
+        groups: spec.group_by.iter().map(|g| Ok((g.clone(), col(v, &format!("group_{g}"))?))).collect::<Result<_>>()?,
+        sum: col(v, "sum")?,
+        count: col(v, "count")?,
+        min: col(v, "min")?,
+        min_id: col(v, "min_id")?,
+        max: col(v, "max")?,
+        max_id: col(v, "max_id")?,
+        latest: col(v, "latest")?,
+        latest_id: col(v, "latest_id")?,
+        latest_ts,
+        flagged_count: col(v, "flagged_count")?,
+        flagged_sum: col(v, "flagged_sum")?,
+        estimated_count: col(v, "estimated_count")?,
+        estimated_sum: col(v, "estimated_sum")?,
+        uniques: spec
+            .unique_dims()
+            .map(|u| Ok((u.to_string(), col(v, &format!("unique_{u}"))?)))
+            .collect::<Result<_>>()?,
+    })
 }
 
 fn check_lengths(c: &PartialColumns, n: usize) -> Result<()> {
@@ -801,6 +931,28 @@ mod tests {
         let flagged = one.clone().with_quality(crate::record::Quality::Flagged);
         let parts = columnar(&[one, flagged], &spec, 1).unwrap();
         assert_eq!((parts[0].state.count, parts[0].state.flagged_count), (1, 0));
+    }
+
+    #[test]
+    fn the_json_form_round_trips_and_names_bad_columns() {
+        let spec = spec();
+        let recs = records(&[(0, 1500, 0, 0, 1), (4000, -250, 1, 2, 2), (9000, 7, 2, 1, 0)]);
+        let mut p = PartialRollup::new(&spec).unwrap();
+        for r in &recs {
+            p.add(r).unwrap();
+        }
+        let parts = p.finish();
+        let json = columns_to_json(&to_columns(&parts, &spec).unwrap());
+        assert!(json["latest_ts"][0].is_string(), "nanoseconds travel as strings");
+        let text = serde_json::to_string(&json).unwrap();
+        let back = columns_from_json(&serde_json::from_str(&text).unwrap(), &spec).unwrap();
+        assert_eq!(from_columns(&back).unwrap(), parts);
+        let mut bad = json.clone();
+        bad.as_object_mut().unwrap().remove("group_carrier");
+        assert_eq!(columns_from_json(&bad, &spec).unwrap_err().field(), Some("group_carrier"));
+        let mut bad = json;
+        bad["count"] = serde_json::json!(["x"]);
+        assert_eq!(columns_from_json(&bad, &spec).unwrap_err().field(), Some("count"));
     }
 
     #[test]
