@@ -180,11 +180,12 @@ def finalize_partials(table: object, spec: RollupSpec, *, tenant: Optional[str] 
 
 
 def import_partials(engine: Engine, table: object, spec: RollupSpec) -> int:
-    """Merge partial states into ``engine``'s store under ``spec`` (added when missing) in one
+    """Import partial states into ``engine``'s store under ``spec`` (added when missing) in one
     atomic change, so that its queries read them as if the records had been ingested; returns
-    the engine's spec id. Not idempotent: import each merged result once. See
-    ``Engine::import_buckets`` in the core for what imported states do not support (retraction,
-    backfill of later specs, ``Engine.bill``: use :func:`bill_partials`).
+    the engine's spec id. Idempotent: the rows of one key are merged, then each key's state is
+    **set** (importing the same table twice changes nothing; a recomputed table replaces its
+    keys). See ``Engine::import_buckets`` in the core for what imported states do not support
+    (retraction, backfill of later specs, ``Engine.bill``: use :func:`bill_partials`).
     """
     return _meterkit._import_partials(engine, spec, _concat([table], spec))
 
