@@ -41,9 +41,8 @@ fn read_spec(arg: &str) -> Result<RollupSpec> {
     let text = if arg.trim_start().starts_with('{') {
         arg.to_string()
     } else {
-        std::fs::read_to_string(arg).map_err(|e| {
-            Error::new(ErrorKind::Parse, format!("Cannot read the spec {arg}: {e}.")).with_field("spec")
-        })?
+        std::fs::read_to_string(arg)
+            .map_err(|e| Error::new(ErrorKind::Parse, format!("Cannot read the spec {arg}: {e}.")).with_field("spec"))?
     };
     let spec: RollupSpec = serde_json::from_str(&text)
         .map_err(|e| Error::new(ErrorKind::Parse, format!("--spec: {e}.")).with_field("spec"))?;
@@ -119,4 +118,3 @@ pub fn import(engine: &Engine, args: &StatesArgs) -> Result<()> {
     let id = engine.import_buckets(&spec, &buckets)?;
     print_json(&serde_json::json!({ "spec": id, "buckets": n }))
 }
-

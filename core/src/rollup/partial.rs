@@ -617,8 +617,14 @@ pub fn columns_to_json(c: &PartialColumns) -> serde_json::Value {
     for (d, col) in &c.groups {
         m.insert(format!("group_{d}"), json!(col));
     }
-    let strs: [(&str, &Vec<String>); 6] =
-        [("sum", &c.sum), ("min", &c.min), ("min_id", &c.min_id), ("max", &c.max), ("max_id", &c.max_id), ("latest", &c.latest)];
+    let strs: [(&str, &Vec<String>); 6] = [
+        ("sum", &c.sum),
+        ("min", &c.min),
+        ("min_id", &c.min_id),
+        ("max", &c.max),
+        ("max_id", &c.max_id),
+        ("latest", &c.latest),
+    ];
     for (name, col) in strs {
         m.insert(name.into(), json!(col));
     }
@@ -651,9 +657,8 @@ pub fn columns_from_json(v: &serde_json::Value, spec: &RollupSpec) -> Result<Par
             )
             .with_field(name));
         };
-        serde_json::from_value(x.clone()).map_err(|e| {
-            Error::new(ErrorKind::Parse, format!("Partial-state column '{name}': {e}.")).with_field(name)
-        })
+        serde_json::from_value(x.clone())
+            .map_err(|e| Error::new(ErrorKind::Parse, format!("Partial-state column '{name}': {e}.")).with_field(name))
     }
     if !v.is_object() {
         return Err(Error::new(ErrorKind::Parse, "Partial states in JSON are one object of columns."));
