@@ -21,7 +21,7 @@ fn run(case: &serde_json::Value, dir: &Path) -> String {
     let mut rows = Vec::new();
     let mut files = Vec::new();
     for (i, part) in input["partitions"].as_array().unwrap().iter().enumerate() {
-        let jsonl: String = part.as_array().unwrap().iter().map(|r| format!("{r}\n")).collect();
+        let jsonl = part.as_array().unwrap().iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
         let file = dir.join(format!("part-{i}.jsonl"));
         std::fs::write(&file, jsonl).unwrap();
         let states = ok(&["partial", "--spec", &spec, "--all-tenants", file.to_str().unwrap()]);

@@ -212,6 +212,10 @@ impl ColumnBatch<'_> {
     }
 }
 
+/// A bucket of [`ColumnarRollup::finish_with_ids`]: key, window end (Unix seconds), state, and the
+/// ids of its min and max rows.
+pub type BucketWithIds = (BucketKey, i64, BucketState, (String, String));
+
 /// The most `group_by` dimensions a spec may have on the columnar path.
 pub const MAX_COLUMNAR_GROUPS: usize = 8;
 
@@ -583,7 +587,7 @@ impl ColumnarRollup {
     ///
     /// # Errors
     /// As [`finish`](Self::finish).
-    pub fn finish_with_ids(self) -> Result<Vec<(BucketKey, i64, BucketState, (String, String))>> {
+    pub fn finish_with_ids(self) -> Result<Vec<BucketWithIds>> {
         let name = |c: u32| (c != NULL).then(|| self.strings[c as usize].clone());
         self.slots
             .into_iter()
