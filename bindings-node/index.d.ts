@@ -19,6 +19,34 @@ export type UsageRecordInput = Omit<UsageRecord, 'quantity' | 'timestamp' | 'end
   end?: Date | Timestamp | null
 }
 
+/**
+ * Partial rollup states (`partialRollup`, `mergePartials`, `finalizePartials`,
+ * `Engine.importPartials`): one object of columns of the partial-state schema (version 1,
+ * docs/scale-out.md), one entry per bucket in every column. Group and unique columns are named
+ * `group_<dim>` and `unique_<dim>` after the spec's dimensions; `latest_ts` (nanoseconds) is a
+ * string, beyond JavaScript's exact integers.
+ */
+export type PartialStates = {
+  schema_version: number[]
+  tenant: string[]
+  spec: number[]
+  window_start: number[]
+  window_end: number[]
+  sum: DecimalString[]
+  count: number[]
+  min: DecimalString[]
+  min_id: string[]
+  max: DecimalString[]
+  max_id: string[]
+  latest: DecimalString[]
+  latest_id: string[]
+  latest_ts: string[]
+  flagged_count: number[]
+  flagged_sum: DecimalString[]
+  estimated_count: number[]
+  estimated_sum: DecimalString[]
+} & { [column: `group_${string}`]: Array<string | null> } & { [column: `unique_${string}`]: string[][] }
+
 /** What every meterkit function throws: an `Error` with the core's error envelope. */
 export interface MeterkitError extends Error {
   code: ErrorCode
@@ -1478,6 +1506,14 @@ export declare class Engine {
    */
   lastIngestedAt(tenant: string, source: string): Timestamp | null
   /**
+   * Import partial states of `spec` (one `PartialStates` object or an array, merged first) into
+   * this engine's store (`Engine::import_buckets`): each key's merged state is **set**, so
+   * importing the same states twice changes nothing, and a recomputed import replaces its keys.
+   * The spec is added when missing. Returns the engine's spec id. Throws `E_PARSE` for states
+   * of another schema, `E_STORE`.
+   */
+  importPartials(partials: PartialStates | PartialStates[], spec: RollupSpec): number
+  /**
    * Ingest columns: one array per field (typed arrays for quantities and timestamps), the
    * fast path for big batches. See `UsageColumns`.
    */
@@ -1720,6 +1756,18 @@ export declare function estimateGaps(records: UsageRecordInput[], config: Estima
  * `YYYY-MM-DDTHH:MM[:SS]` names in `timeZone` (the core's `time::local_instant`).
  */
 export declare function localInstant(local: string, timeZone: string): Timestamp
+ * The buckets of `tenant` (default: the only tenant in the states) from partial states of
+ * `spec`, merged first: exactly what `Engine.query` answers for the same records grouped as the
+ * spec. Throws `E_INVALID_QUERY` when the states hold several tenants and none is named.
+ */
+export declare function finalizePartials(partials: PartialStates | PartialStates[], spec: RollupSpec, tenant?: string): Bucket[]
+
+/**
+ * Merge partial states of `spec` (one `PartialStates` object or an array of them, from any
+ * partitions, in any order and grouping) into one row per key, ordered by key. Throws `E_PARSE`
+ * naming the column for states of another schema version or shape.
+ */
+export declare function mergePartials(partials: PartialStates | PartialStates[], spec: RollupSpec): PartialStates
 
 /** `[start, end)` of the calendar month `YYYY-MM` in `timeZone`. */
 export declare function monthPeriod(yyyyMm: string, timeZone: string): { start: Timestamp; end: Timestamp }
@@ -1735,6 +1783,16 @@ export declare function parseDecimal(text: string): string
  * output format: RFC 3339 in UTC with `Z` and only the fractional digits needed.
  */
 export declare function parseTs(value: Date | string): string
+
+/**
+ * Partial states of one partition's usage columns under `spec` (the core's `ColumnarPartial`):
+ * one row per tenant, window and group, as the partial-state JSON object (`PartialStates`;
+ * schema in docs/scale-out.md). `quality`, when given, has one entry per row (`"actual"`,
+ * `"flagged"`, `"estimated"`, `null` = actual). A repeated `(tenant, id)` counts once (same
+ * content) or throws `E_CONFLICT`; rows of other metrics are skipped. Throws `E_INVALID_RECORD`
+ * for a bad row (field, line, record id), `E_PARSE` for unreadable columns.
+ */
+export declare function partialRollup(columns: UsageColumns, spec: RollupSpec, quality?: Array<Quality | null>): PartialStates
 
 /**
  * Roll up a batch of usage columns under one or more rollup specs without an engine or a store

@@ -19,6 +19,34 @@ export type UsageRecordInput = Omit<UsageRecord, 'quantity' | 'timestamp' | 'end
   end?: Date | Timestamp | null
 }
 
+/**
+ * Partial rollup states (`partialRollup`, `mergePartials`, `finalizePartials`,
+ * `Engine.importPartials`): one object of columns of the partial-state schema (version 1,
+ * docs/scale-out.md), one entry per bucket in every column. Group and unique columns are named
+ * `group_<dim>` and `unique_<dim>` after the spec's dimensions; `latest_ts` (nanoseconds) is a
+ * string, beyond JavaScript's exact integers.
+ */
+export type PartialStates = {
+  schema_version: number[]
+  tenant: string[]
+  spec: number[]
+  window_start: number[]
+  window_end: number[]
+  sum: DecimalString[]
+  count: number[]
+  min: DecimalString[]
+  min_id: string[]
+  max: DecimalString[]
+  max_id: string[]
+  latest: DecimalString[]
+  latest_id: string[]
+  latest_ts: string[]
+  flagged_count: number[]
+  flagged_sum: DecimalString[]
+  estimated_count: number[]
+  estimated_sum: DecimalString[]
+} & { [column: `group_${string}`]: Array<string | null> } & { [column: `unique_${string}`]: string[][] }
+
 /** What every meterkit function throws: an `Error` with the core's error envelope. */
 export interface MeterkitError extends Error {
   code: ErrorCode

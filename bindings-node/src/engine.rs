@@ -264,6 +264,21 @@ impl Engine {
         guard(env, || core(env, self.inner.last_ingested_at(&tenant, &source)).map(|t| t.map(meterkit::time::fmt_ts)))
     }
 
+    /// Import partial states of `spec` (one `PartialStates` object or an array, merged first) into
+    /// this engine's store (`Engine::import_buckets`): each key's merged state is **set**, so
+    /// importing the same states twice changes nothing, and a recomputed import replaces its keys.
+    /// The spec is added when missing. Returns the engine's spec id. Throws `E_PARSE` for states
+    /// of another schema, `E_STORE`.
+    #[napi(catch_unwind, ts_args_type = "partials: PartialStates | PartialStates[], spec: RollupSpec")]
+    pub fn import_partials(&self, env: Env, partials: JsonText, spec: JsonText) -> napi::Result<u32> {
+        guard(env, || {
+            let spec: meterkit::RollupSpec = core(env, crate::convert::from_json(&spec.0, "rollup spec"))?;
+            let parts = core(env, crate::partial::read_all(&partials.0, &spec))?;
+            let buckets: Vec<_> = parts.into_iter().map(|p| (p.key, p.end, p.state)).collect();
+            core(env, self.inner.import_buckets(&spec, &buckets))
+        })
+    }
+
     /// Ingest columns: one array per field (typed arrays for quantities and timestamps), the
     /// fast path for big batches. See `UsageColumns`.
     #[napi(catch_unwind, ts_return_type = "IngestReport")]

@@ -17,6 +17,7 @@ mod billing;
 mod columns;
 mod convert;
 mod engine;
+mod partial;
 mod rollup;
 mod validate;
 
@@ -30,6 +31,7 @@ pub use crate::billing::{
 pub use crate::columns::{DictColumn, UsageColumns};
 use crate::convert::{core, guard, ts_from_json, Json, JsonText};
 pub use crate::engine::Engine;
+pub use crate::partial::{finalize_partials, merge_partials, partial_rollup};
 pub use crate::rollup::rollup_columns;
 pub use crate::validate::{alerts_of, estimate_gaps, validation_summary, RegisterTracker, Validator};
 

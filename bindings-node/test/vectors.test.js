@@ -5,7 +5,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Engine, Tariff, Validator } = require('meterkit')
+const { Engine, Tariff, Validator, partialRollup, mergePartials, finalizePartials } = require('meterkit')
 const { repo, canonical, jsonFiles } = require('./helpers.js')
 
 const dir = process.env.METERKIT_VECTORS || path.join(repo, 'tests', 'vectors')
@@ -56,6 +56,33 @@ const runners = {
       }
     })
     return { outcomes }
+  },
+  // Like tests/support.rs run_partial_case: each partition's records as usage columns through
+  // partialRollup, all merged; finalized for the query's tenant, and imported twice (an import
+  // sets, it does not add) into a fresh engine before the query.
+  partial(input) {
+    const dims = [...new Set(input.partitions.flat().flatMap((r) => Object.keys(r.dimensions || {})))].sort()
+    const states = input.partitions.map((part) => {
+      const columns = {
+        tenant: part.map((r) => r.tenant),
+        id: part.map((r) => r.id),
+        subject: part.map((r) => r.subject),
+        metric: part.map((r) => r.metric),
+        quantity: part.map((r) => r.quantity),
+        timestamp: part.map((r) => r.timestamp),
+        dimensions: Object.fromEntries(dims.map((d) => [d, part.map((r) => (r.dimensions || {})[d] ?? null)])),
+      }
+      return partialRollup(columns, input.spec, part.map((r) => r.quality ?? null))
+    })
+    const merged = mergePartials(states, input.spec)
+    const engine = new Engine()
+    engine.importPartials(merged, input.spec)
+    engine.importPartials(merged, input.spec)
+    return {
+      partial_rows: states.map((s) => s.tenant.length),
+      buckets: finalizePartials(merged, input.spec, input.query.tenant),
+      imported: engine.query(input.query),
+    }
   },
 }
 

@@ -17,7 +17,9 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
+use meterkit::record::Quality;
 use meterkit::rollup::columnar::{ColumnBatch, ColumnarRollup, Quantities, StrColumn};
+use meterkit::rollup::partial::ColumnarPartial;
 use meterkit::rollup::BucketState;
 use meterkit::store::BucketKey;
 use meterkit::{Decimal, Error, ErrorKind};
@@ -288,6 +290,23 @@ impl<'a> Column<'a> {
         })
     }
 
+    /// A quality column: `actual`, `flagged` or `estimated` per row (null: `actual`).
+    fn qualities(&self) -> meterkit::Result<Vec<Quality>> {
+        self.strings()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                None => Ok(Quality::Actual),
+                Some(name) => Quality::NAMES.iter().find(|(_, n)| *n == name).map(|(q, _)| *q).ok_or_else(|| {
+                    self.err(
+                        i,
+                        format!("Column '{}': unknown quality '{name}' (actual, flagged, estimated).", self.name),
+                    )
+                }),
+            })
+            .collect()
+    }
+
     /// A tz-aware timestamp column as `(seconds, nanoseconds)` per row (`None` for nulls).
     fn optional_instants(&self) -> meterkit::Result<Vec<Option<DateTime<Utc>>>> {
         let DataType::Timestamp(unit, tz) = self.array.data_type() else {
@@ -382,6 +401,29 @@ pub fn rollup(
         group_by: spec.group_by.clone(),
         unique,
     })
+}
+
+/// Partial states of the stream's rows under `spec` (the core's `ColumnarPartial`, batch by
+/// batch): `quality`, when given, names a string column of `actual`/`flagged`/`estimated` (null:
+/// `actual`). Error lines count rows of the whole stream.
+pub fn partials(
+    batches: &[RecordBatch],
+    m: &Mapping,
+    quality: Option<&str>,
+    spec: &meterkit::RollupSpec,
+) -> meterkit::Result<Vec<meterkit::rollup::partial::Partial>> {
+    let mut kernel = ColumnarPartial::new(spec)?;
+    let mut first_row = 0;
+    for b in batches {
+        let cols = Cols::new(b, m, first_row)?;
+        let qualities = quality.map(|c| Column::of(b, c, first_row)?.qualities()).transpose()?;
+        kernel.add(&cols.batch(), qualities.as_deref()).map_err(|e| match e.line() {
+            Some(line) => e.with_line(line + first_row as u64),
+            None => e,
+        })?;
+        first_row += b.num_rows();
+    }
+    kernel.finish()
 }
 
 /// The kernel's buckets (keys carry the tenant) as result rows.

@@ -49,17 +49,7 @@ fn rollup_arrow(
     threads: usize,
 ) -> PyResult<arrow::PyBucketTable> {
     let spec = spec.inner.clone();
-    let mut dims: Vec<String> = dimensions.unwrap_or_default();
-    for d in &spec.group_by {
-        if d != meterkit::rollup::SUBJECT && !dims.contains(d) {
-            dims.push(d.clone());
-        }
-    }
-    for d in spec.unique_dims() {
-        if d != meterkit::rollup::SUBJECT && !dims.iter().any(|x| x == d) {
-            dims.push(d.to_string());
-        }
-    }
+    let dims = spec_dimensions(&spec, dimensions);
     let mapping = arrow::Mapping {
         id: id_column,
         tenant: arrow::Source::pick(tenant, tenant_column),
@@ -81,9 +71,20 @@ fn rollup_arrow(
     arrow::PyBucketTable::from_table(table)
 }
 
+/// `dimensions` plus the spec's `group_by` and `unique` dimensions (not `subject`), in order.
+pub(crate) fn spec_dimensions(spec: &meterkit::RollupSpec, dimensions: Option<Vec<String>>) -> Vec<String> {
+    let mut dims: Vec<String> = dimensions.unwrap_or_default();
+    for d in spec.group_by.iter().map(String::as_str).chain(spec.unique_dims()) {
+        if d != meterkit::rollup::SUBJECT && !dims.iter().any(|x| x == d) {
+            dims.push(d.to_string());
+        }
+    }
+    dims
+}
+
 /// A constant subject when given; store-less rollups read no subject column unless the spec
 /// groups or counts by subject.
-fn subject_override(spec: &meterkit::RollupSpec, subject: Option<String>) -> Option<arrow::Source> {
+pub(crate) fn subject_override(spec: &meterkit::RollupSpec, subject: Option<String>) -> Option<arrow::Source> {
     if let Some(s) = subject {
         return Some(arrow::Source::Const(s));
     }

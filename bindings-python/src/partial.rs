@@ -2,13 +2,13 @@
 //! `finalize_partials`, `import_partials`, `bill_partials`): type conversion only — the core's
 //! `meterkit::rollup::partial` does the work.
 //!
-//! Columns cross as Python lists (a dict of column name → list) and the Python wrapper
-//! (`meterkit/_partial.py`) builds and reads the `pyarrow.Table`s; this moves onto the Arrow
-//! path (pyo3-arrow) once the binding's Arrow layer does.
+//! The input rows of `partial_rollup` come through the Arrow path (`arrow::partials`: arrow-rs →
+//! the core's `ColumnBatch` → `ColumnarPartial`); the partial states themselves (one row per
+//! bucket, few rows) cross as Python lists (a dict of column name → list) and the Python wrapper
+//! (`meterkit/_partial.py`) builds and reads the `pyarrow.Table`s.
 
-use chrono::DateTime;
 use meterkit::rollup::partial::{self, PartialColumns};
-use meterkit::{ErrorKind, UsageRecord};
+use meterkit::ErrorKind;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -18,79 +18,46 @@ use crate::engine::PyEngine;
 use crate::errors::{detached, new_err};
 use crate::types::PyRollupSpec;
 
-/// The input columns of one partition, as lists of equal length.
-#[derive(FromPyObject)]
-struct Input {
-    #[pyo3(item)]
-    id: Vec<String>,
-    #[pyo3(item)]
-    tenant: Vec<String>,
-    #[pyo3(item)]
-    subject: Vec<String>,
-    #[pyo3(item)]
-    timestamp_ns: Vec<i64>,
-    #[pyo3(item)]
-    quantity: Vec<String>,
-    #[pyo3(item)]
-    quality: Option<Vec<Option<String>>>,
-    #[pyo3(item)]
-    dimensions: Vec<(String, Vec<Option<String>>)>,
-}
-
-fn records(input: Input, metric: &str) -> meterkit::Result<Vec<UsageRecord>> {
-    let n = input.id.len();
-    let lens = [input.tenant.len(), input.subject.len(), input.timestamp_ns.len(), input.quantity.len()];
-    if lens.iter().any(|&l| l != n)
-        || input.dimensions.iter().any(|(_, c)| c.len() != n)
-        || input.quality.as_ref().is_some_and(|q| q.len() != n)
-    {
-        return Err(meterkit::Error::new(ErrorKind::Parse, "The input columns have different lengths."));
-    }
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let q = meterkit::decimal::parse_decimal(&input.quantity[i]).map_err(|e| e.with_record_id(&input.id[i]))?;
-        let mut r = UsageRecord::new(
-            input.tenant[i].clone(),
-            input.id[i].clone(),
-            input.subject[i].clone(),
-            metric,
-            q,
-            DateTime::from_timestamp_nanos(input.timestamp_ns[i]),
-        );
-        for (d, col) in &input.dimensions {
-            if let Some(v) = &col[i] {
-                r.dimensions.insert(d.clone(), v.clone());
-            }
-        }
-        if let Some(Some(q)) = input.quality.as_ref().map(|c| &c[i]) {
-            r.quality = serde_json::from_value(serde_json::Value::String(q.clone())).map_err(|_| {
-                meterkit::Error::new(ErrorKind::Parse, format!("Unknown quality '{q}' (actual, flagged, estimated)."))
-                    .with_field("quality")
-                    .with_record_id(&input.id[i])
-            })?;
-        }
-        out.push(r);
-    }
-    Ok(out)
-}
-
-/// Partial states of one partition's rows, as a dict of schema column → list.
+/// Partial states of one partition's rows (any object with `__arrow_c_stream__`, read through
+/// arrow-rs as `rollup_arrow` reads it, into the core's `ColumnarPartial`), as a dict of schema
+/// column → list. The column arguments are `rollup_arrow`'s, plus `quality_column`.
 #[pyfunction]
-#[pyo3(signature = (spec, columns))]
+#[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column="id".to_string(), tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None, quality_column=None))]
+#[allow(clippy::too_many_arguments)] // rollup_arrow's keyword arguments
 pub fn _partial_rollup<'py>(
     py: Python<'py>,
+    data: &Bound<'py, PyAny>,
     spec: &PyRollupSpec,
-    columns: &Bound<'py, PyDict>,
+    tenant: Option<String>,
+    subject: Option<String>,
+    id_column: String,
+    tenant_column: &str,
+    subject_column: &str,
+    metric_column: Option<String>,
+    quantity_column: &str,
+    timestamp_column: &str,
+    dimensions: Option<Vec<String>>,
+    quality_column: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let input: Input = columns.extract()?;
     let spec = spec.inner.clone();
+    let mapping = crate::arrow::Mapping {
+        id: Some(id_column),
+        tenant: crate::arrow::Source::pick(tenant, tenant_column),
+        subject: crate::subject_override(&spec, subject)
+            .unwrap_or_else(|| crate::arrow::Source::Column(subject_column.to_string())),
+        metric: match metric_column {
+            Some(c) => crate::arrow::Source::Column(c),
+            None => crate::arrow::Source::Const(spec.metric.clone()),
+        },
+        quantity: quantity_column.to_string(),
+        timestamp: timestamp_column.to_string(),
+        end: None,
+        dimensions: crate::spec_dimensions(&spec, dimensions),
+    };
+    let (_, batches) = crate::arrow::read(data)?;
     let cols = detached(py, move || {
-        let recs = records(input, &spec.metric)?;
-        let mut p = partial::PartialRollup::new(&spec)?;
-        for r in &recs {
-            p.add(r)?;
-        }
-        partial::to_columns(&p.finish(), &spec)
+        let parts = crate::arrow::partials(&batches, &mapping, quality_column.as_deref(), &spec)?;
+        partial::to_columns(&parts, &spec)
     })?;
     to_dict(py, cols)
 }

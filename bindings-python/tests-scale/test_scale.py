@@ -2,8 +2,8 @@
 partitions with 5 % of the records re-sent into another partition; the merged partial states,
 imported into a fresh engine, answer byte for byte as one engine that ingested every file.
 
-METERKIT_SCALE_RECORDS sets the number of rows (default 2,000,000; scripts/test-scale uses fewer
-in CI, scripts/bench-scale the full 2M)."""
+METERKIT_SCALE_RECORDS sets the number of rows (default 2,000,000, the issue's count, which
+scripts/test-scale runs in CI and scripts/bench-scale measures)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ mod html;
 mod input;
 mod invoices;
 mod outbox;
+mod partial;
 mod readings;
 mod report;
 mod revise;
@@ -121,6 +122,16 @@ enum Command {
     Price(billing::PriceArgs),
     /// Print the stored records of a metric (JSONL, the form `ingest` reads).
     Records(revise::RecordsArgs),
+    /// Roll up a file's records (one shard) into partial states under --spec: JSON on stdout, one
+    /// entry per tenant, window and group (docs/scale-out.md). Nothing is stored.
+    Partial(partial::PartialArgs),
+    /// Merge partial-state files (from any shards, any order) into one: JSON on stdout.
+    MergePartials(partial::StatesArgs),
+    /// Print the buckets of --tenant from partial-state files (merged first), as JSON.
+    FinalizePartials(partial::StatesArgs),
+    /// Import partial-state files into --db under --spec: each key's merged state is set, so
+    /// importing the same files twice changes nothing.
+    ImportPartials(partial::StatesArgs),
     /// Remove the records of a file (by id) and their contribution to every rollup.
     Retract {
         #[command(flatten)]
@@ -307,6 +318,10 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Consume(args) => consume::run(&cli.db, &cli.tenant, args),
         Command::Price(args) => billing::price(args),
         Command::Records(args) => revise::records(&open_existing(&cli.db)?, &cli.tenant, args),
+        Command::Partial(args) => partial::partial(&cli.tenant, args),
+        Command::MergePartials(args) => partial::merge(args),
+        Command::FinalizePartials(args) => partial::finalize(&cli.tenant, args),
+        Command::ImportPartials(args) => partial::import(&open_engine(&cli.db)?, args),
         Command::Retract { input } => revise::retract(&open_existing(&cli.db)?, &cli.tenant, input),
         Command::Replace { input } => revise::replace(&open_engine(&cli.db)?, &cli.tenant, input),
         Command::History(args) => revise::history(&open_existing(&cli.db)?, &cli.tenant, args),

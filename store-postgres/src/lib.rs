@@ -568,7 +568,8 @@ impl PgStore {
         let writes_data = !changes.insert.is_empty()
             || !changes.delete.is_empty()
             || !changes.merge.is_empty()
-            || !changes.replace.is_empty();
+            || !changes.replace.is_empty()
+            || !changes.set.is_empty();
         // Spec additions exclude every other writer; writers of records and buckets share the lock.
         // The writers' lock first (a retrying engine may hold it exclusively), then the specs'.
         if !changes.new_specs.is_empty() {
@@ -641,7 +642,11 @@ impl PgStore {
         }
         let late = Self::merge_buckets(tx, st, &changes.merge)?;
         if !changes.replace.is_empty() {
-            Self::replace_buckets(tx, st, specs.as_deref().unwrap_or(&[]), &changes.replace)?;
+            Self::replace_buckets(tx, st, specs.as_deref().unwrap_or(&[]), &changes.replace, true)?;
+        }
+        if !changes.set.is_empty() {
+            let set: Vec<_> = changes.set.iter().map(|(k, e, s)| (k.clone(), *e, Some(s.clone()))).collect();
+            Self::replace_buckets(tx, st, &[], &set, false)?;
         }
         for (tenant, key, value) in &changes.meta {
             match value {
@@ -765,14 +770,17 @@ impl PgStore {
             .collect())
     }
 
-    /// Replace bucket states (a retraction). Each bucket is locked, then its state is recomputed
-    /// from the stored records; when that differs from the engine's state, a concurrent writer
-    /// changed the bucket after the engine read it, and the change is refused as retryable.
+    /// Replace bucket states (a retraction). Each bucket is locked, then, with `verify`, its state
+    /// is recomputed from the stored records; when that differs from the engine's state, a
+    /// concurrent writer changed the bucket after the engine read it, and the change is refused as
+    /// retryable. Without `verify` (`ChangeSet::set`: imported states no record backs) the states
+    /// are written as given.
     fn replace_buckets(
         tx: &mut postgres::Transaction<'_>,
         st: &Stmts,
         specs: &[RollupSpec],
         replace: &[(BucketKey, i64, Option<BucketState>)],
+        verify: bool,
     ) -> std::result::Result<(), PgFail> {
         let mut sorted: Vec<&(BucketKey, i64, Option<BucketState>)> = replace.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -785,7 +793,7 @@ impl PgStore {
             )
             .ctx("lock a bucket")?;
             let wanted = state.clone().filter(|s| s.count > 0);
-            if let Some(spec) = specs.get(key.spec as usize) {
+            if let Some(spec) = specs.get(key.spec as usize).filter(|_| verify) {
                 let rows = tx
                     .query(&st.records, &[&key.tenant, &spec.metric, &key.start, end])
                     .ctx("read a bucket's records")?;

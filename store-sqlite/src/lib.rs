@@ -248,7 +248,8 @@ impl SqliteStore {
         }
         insert_records(tx, dict, &changes.insert)?;
         let late = Self::merge_buckets(tx, dict, &changes.merge)?;
-        for (key, end, state) in &changes.replace {
+        let set = changes.set.iter().map(|(k, e, s)| (k, e, Some(s)));
+        for (key, end, state) in changes.replace.iter().map(|(k, e, s)| (k, e, s.as_ref())).chain(set) {
             let (tenant, grp) = intern_key(tx, dict, key)?;
             match state {
                 Some(s) if s.count > 0 => {

@@ -269,6 +269,94 @@ pub fn the_rollup_vectors_pass(make: &Factory) {
     }
 }
 
+/// Every shared partial-state vector (`tests/vectors/partial`), imported twice into an engine on
+/// this store, gives the expected output.
+pub fn the_partial_vectors_pass(make: &Factory) {
+    let files = vector_files(&meterkit_tests::partial_vectors_dir()).unwrap();
+    assert!(files.len() >= 2, "expected at least 2 partial vectors, found {}", files.len());
+    for path in files {
+        let case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(case["kind"], "partial", "{}", path.display());
+        assert_eq!(case["name"], path.file_stem().and_then(|s| s.to_str()).unwrap_or_default(), "{}", path.display());
+        let engine = Engine::new(make()).unwrap();
+        let out =
+            meterkit_tests::run_partial_case(&engine, &case).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(out, meterkit_tests::canonical_json(&case["expected"]), "{}", path.display());
+    }
+}
+
+/// `Engine::import_buckets` sets, it does not add: the same merged partial states imported twice
+/// answer as one engine that ingested the records (not doubled); one call may carry un-merged
+/// partials (merged first); a recomputed result replaces the earlier one for its keys and leaves
+/// other keys alone.
+pub fn import_buckets_is_idempotent(make: &Factory) {
+    use meterkit::rollup::partial::{self, PartialRollup};
+    let spec = RollupSpec::new("kwh", Window::Day, "America/New_York").unwrap().group_by(["subject"]);
+    let records: Vec<UsageRecord> = (0..40)
+        .map(|i| {
+            let at = format!("2024-03-{:02}T{:02}:30:00Z", 9 + i % 3, (i * 7) % 24);
+            rec(
+                ["t1", "t2"][i % 2],
+                &format!("r{i:02}"),
+                ["m1", "m2", "m3"][i % 3],
+                "kwh",
+                &format!("{}.{}", i, i % 10),
+                &at,
+            )
+        })
+        .collect();
+    let partials = |recs: &[UsageRecord], parts: usize| {
+        let mut rollups: Vec<PartialRollup> = (0..parts).map(|_| PartialRollup::new(&spec).unwrap()).collect();
+        for (i, r) in recs.iter().enumerate() {
+            rollups[i % parts].add(r).unwrap();
+        }
+        rollups.into_iter().flat_map(PartialRollup::finish).map(|p| (p.key, p.end, p.state)).collect::<Vec<_>>()
+    };
+    let answer = |engine: &Engine| {
+        ["t1", "t2"]
+            .map(|t| {
+                let q = meterkit::Query::new(t, "kwh", Window::Day, "America/New_York").group_by(["subject"]);
+                serde_json::to_string(&engine.query(&q).unwrap()).unwrap()
+            })
+            .join("\n")
+    };
+    let reference = |recs: &[UsageRecord]| {
+        let engine = Engine::in_memory();
+        engine.add_spec(spec.clone()).unwrap();
+        engine.ingest(recs).unwrap();
+        answer(&engine)
+    };
+    let engine = Engine::new(make()).unwrap();
+    // Un-merged partials of three partitions in one call, then the merged result again.
+    engine.import_buckets(&spec, &partials(&records, 3)).unwrap();
+    assert_eq!(answer(&engine), reference(&records), "one import of un-merged partials");
+    let merged: Vec<_> = partial::merge(partials(&records, 2).into_iter().map(|(key, end, state)| partial::Partial {
+        key,
+        end,
+        state,
+        min_id: String::new(),
+        max_id: String::new(),
+    }))
+    .unwrap()
+    .into_iter()
+    .map(|p| (p.key, p.end, p.state))
+    .collect();
+    engine.import_buckets(&spec, &merged).unwrap();
+    engine.import_buckets(&spec, &merged).unwrap();
+    assert_eq!(answer(&engine), reference(&records), "imported three times, counted once");
+    // A recomputed result for tenant t1 only (ten more records): t1 replaced, t2 untouched.
+    let more: Vec<UsageRecord> = (40..50)
+        .map(|i| rec("t1", &format!("r{i:02}"), "m1", "kwh", "1.5", &format!("2024-03-10T{:02}:00:00Z", i - 30)))
+        .collect();
+    let t1: Vec<UsageRecord> = records.iter().filter(|r| r.tenant == "t1").chain(&more).cloned().collect();
+    engine.import_buckets(&spec, &partials(&t1, 2)).unwrap();
+    let all: Vec<UsageRecord> = records.iter().chain(&more).cloned().collect();
+    assert_eq!(answer(&engine), reference(&all), "a recomputed import replaces its keys only");
+    // An empty import changes nothing.
+    assert_eq!(engine.import_buckets(&spec, &[]).unwrap(), 0);
+    assert_eq!(answer(&engine), reference(&all));
+}
+
 /// Every shared reading vector, run through an engine on this store, gives the expected output
 /// (the reading store is the store's metadata, so this checks that every store persists it).
 pub fn the_reading_vectors_pass(make: &Factory) {
@@ -487,7 +575,9 @@ stores!(
     open_buckets_until_and_mark_closed,
     meta_is_set_removed_and_listed_by_prefix,
     the_rollup_vectors_pass,
-    the_reading_vectors_pass;
+    the_reading_vectors_pass,
+    import_buckets_is_idempotent,
+    the_partial_vectors_pass;
     shared: specs_created_while_another_engine_ingests,
     two_writers_at_once,
 );

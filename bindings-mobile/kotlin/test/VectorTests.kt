@@ -104,6 +104,9 @@ fun vectorTests(suite: Suite, dir: File) {
     val files = dir.walkTopDown().filter { it.isFile && it.name.endsWith(".json") }.sortedBy { it.path }.toList()
     suite.test("vectors: the directory has cases") { check(files.size >= 50) { "only ${files.size} vector files in $dir" } }
     for (file in files) {
+        // Partial-state vectors: the mobile binding has no partial-state functions (docs/bindings.md:
+        // a phone is not a Spark or Dask partition); Rust, the CLI, Python and Node run them.
+        if (file.parentFile.name == "partial") continue
         suite.test("vector ${file.parentFile.name}/${file.name}") {
             val case = file.readText()
             eq(jsonStrAt(case, "/name"), file.nameWithoutExtension, "name")

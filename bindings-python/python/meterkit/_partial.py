@@ -2,9 +2,9 @@
 and grouping, and finalize them into exactly the buckets one engine would answer.
 
 The partial-state schema (version ``PARTIAL_SCHEMA_VERSION``) is documented in ``docs/scale-out.md``
-and in the core (``meterkit::rollup::partial``). Tables are ``pyarrow.Table``s; the columns cross
-into the core as Python lists for now (they move onto the binding's Arrow path once it uses
-pyo3-arrow).
+and in the core (``meterkit::rollup::partial``). Tables are ``pyarrow.Table``s; the input rows of
+``partial_rollup`` go through the binding's Arrow path (arrow-rs) into the core's columnar kernel;
+the partial states (one row per bucket) cross as Python lists.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 from . import _meterkit
-from ._meterkit import Bill, BillRequest, BucketTable, Engine, InvalidQuery, InvalidRecord, RollupSpec, Tariff
+from ._meterkit import Bill, BillRequest, BucketTable, Engine, InvalidQuery, RollupSpec, Tariff
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -57,43 +57,34 @@ def _table(data: object) -> "pa.Table":
     return pa.table(data)  # pandas, polars and anything with __arrow_c_stream__
 
 
-def _column(table: "pa.Table", name: str) -> Any:
-    if name not in table.column_names:
-        raise InvalidRecord(f"The data has no column '{name}' (columns: {table.column_names}).")
-    return table[name]
-
-
-def _strings(col: Any) -> list[Optional[str]]:
+def _as_text(col: Any) -> Any:
+    """A string-like column as Arrow strings (dictionary values decoded, numbers printed), vectorized."""
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-    if pa.types.is_floating(col.type):
-        # Shortest round-trip repr, as the engine reads floats (decimal_from_float).
-        return [None if v is None else repr(v) for v in col.to_pylist()]
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    if not pa.types.is_string(col.type):
-        col = pc.cast(col, pa.string())
-    return col.to_pylist()  # type: ignore[no-any-return]
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return col
+    return col.cast(pa.string())
 
 
-def _nanos(col: Any, name: str) -> list[int]:
+def _prepared(table: "pa.Table", text_columns: Sequence[str], timestamp_column: str) -> "pa.Table":
+    """`table` with the columns the core reads as strings decoded to strings and an RFC 3339
+    text timestamp column parsed — pyarrow compute, no per-row Python."""
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        col = pc.cast(col, pa.timestamp("ns", tz="UTC"))
-    if not pa.types.is_timestamp(col.type):
-        raise InvalidRecord(f"Column '{name}' must hold timestamps or RFC 3339 strings, not {col.type}.")
-    col = col.cast(pa.timestamp("ns", tz=col.type.tz)).cast(pa.int64())
-    values: list[Optional[int]] = col.to_pylist()
-    if any(v is None for v in values):
-        raise InvalidRecord(f"Column '{name}' has nulls.")
-    return values  # type: ignore[return-value]
-
-
-def _needs_subject(spec: RollupSpec) -> bool:
-    return "subject" in spec.group_by or "subject" in spec.unique
+    for name in set(text_columns):
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, _as_text(table[name]))
+    if timestamp_column in table.column_names:
+        t = table[timestamp_column].type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            i = table.column_names.index(timestamp_column)
+            table = table.set_column(i, timestamp_column, table[timestamp_column].cast(pa.timestamp("ns", tz="UTC")))
+    return table
 
 
 def partial_rollup(
@@ -115,49 +106,43 @@ def partial_rollup(
     """Partial states of one partition's rows under ``spec``, as a ``pyarrow.Table`` of
     :func:`partial_schema` (one row per tenant, window and group).
 
-    The column arguments are those of :func:`rollup_arrow` (``threads`` is accepted for symmetry
-    and ignored: one partition is one task), plus ``quality_column`` (``actual``/``flagged``/
-    ``estimated``). An idempotency key ``(tenant, id)`` repeated in the partition counts once
+    ``data`` is anything ``rollup_arrow`` reads (a pyarrow Table or RecordBatch, polars or pandas
+    DataFrame): its columns go through the Arrow path into the core's columnar kernel
+    (``meterkit::rollup::partial::ColumnarPartial``), with no Python object per row. The column
+    arguments are those of :func:`rollup_arrow` (``threads`` is accepted for symmetry and ignored:
+    one partition is one task), plus ``quality_column`` (``actual``/``flagged``/``estimated``, null
+    = actual). An idempotency key ``(tenant, id)`` repeated in the partition counts once
     (identical content) or raises ``ConflictError`` (other content): put every copy of a key in
     the same partition (the Spark and Dask helpers hash-partition by it). Rows whose
     ``metric_column`` is not ``spec.metric`` are skipped.
 
     Raises ``InvalidQuery`` without ``id_column`` (ids are what makes duplicates count once),
-    ``InvalidRecord`` for a missing column, ``ParseError`` for a bad quantity.
+    ``InvalidRecord`` for a missing column or a bad row (field, line and record id named),
+    ``ParseError`` for a column of an unsupported type.
     """
     del threads
     import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     if id_column is None:
         raise InvalidQuery("partial_rollup needs id_column: ids make a re-sent record count once.")
-    table = _table(data)
-    if metric_column is not None:
-        table = table.filter(pc.equal(_column(table, metric_column), spec.metric))
-    n = table.num_rows
     dims = list(dimensions or [])
-    for d in list(spec.group_by) + list(spec.unique):
-        if d != "subject" and d not in dims:
-            dims.append(d)
-    if subject is not None:
-        subjects: list[Any] = [subject] * n
-    elif subject_column in table.column_names or _needs_subject(spec):
-        subjects = _strings(_column(table, subject_column))
-    else:
-        subjects = ["-"] * n
-    columns = {
-        "id": _strings(_column(table, id_column)),
-        "tenant": [tenant] * n if tenant is not None else _strings(_column(table, tenant_column)),
-        "subject": subjects,
-        "timestamp_ns": _nanos(_column(table, timestamp_column), timestamp_column),
-        "quantity": _strings(_column(table, quantity_column)),
-        "quality": None if quality_column is None else _strings(_column(table, quality_column)),
-        "dimensions": [(d, _strings(table[d]) if d in table.column_names else [None] * n) for d in dims],
-    }
-    for name in ("id", "tenant", "subject", "quantity"):
-        if any(v is None for v in columns[name]):  # type: ignore[union-attr]
-            raise InvalidRecord(f"The {name} column has nulls.")
-    out = _meterkit._partial_rollup(spec, columns)
+    text = [id_column, tenant_column, subject_column, *dims, *spec.group_by, *spec.unique]
+    text += [c for c in (metric_column, quality_column) if c is not None]
+    table = _prepared(_table(data), text, timestamp_column)
+    out = _meterkit._partial_rollup(
+        table,
+        spec,
+        tenant=tenant,
+        subject=subject,
+        id_column=id_column,
+        tenant_column=tenant_column,
+        subject_column=subject_column,
+        metric_column=metric_column,
+        quantity_column=quantity_column,
+        timestamp_column=timestamp_column,
+        dimensions=dims or None,
+        quality_column=quality_column,
+    )
     return pa.table(out, schema=partial_schema(spec))
 
 
@@ -195,11 +180,12 @@ def finalize_partials(table: object, spec: RollupSpec, *, tenant: Optional[str] 
 
 
 def import_partials(engine: Engine, table: object, spec: RollupSpec) -> int:
-    """Merge partial states into ``engine``'s store under ``spec`` (added when missing) in one
+    """Import partial states into ``engine``'s store under ``spec`` (added when missing) in one
     atomic change, so that its queries read them as if the records had been ingested; returns
-    the engine's spec id. Not idempotent: import each merged result once. See
-    ``Engine::import_buckets`` in the core for what imported states do not support (retraction,
-    backfill of later specs, ``Engine.bill``: use :func:`bill_partials`).
+    the engine's spec id. Idempotent: the rows of one key are merged, then each key's state is
+    **set** (importing the same table twice changes nothing; a recomputed table replaces its
+    keys). See ``Engine::import_buckets`` in the core for what imported states do not support
+    (retraction, backfill of later specs, ``Engine.bill``: use :func:`bill_partials`).
     """
     return _meterkit._import_partials(engine, spec, _concat([table], spec))
 

@@ -1,6 +1,8 @@
 //! Bucket states computed elsewhere (merged partial states from Spark or Dask, see
 //! [`crate::rollup::partial`]) brought into an engine's store, and bills rated from bucket rows.
 
+use std::collections::BTreeMap;
+
 use crate::billing::{Bill, BillRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
@@ -11,13 +13,21 @@ use crate::tariff::Tariff;
 use super::Engine;
 
 impl Engine {
-    /// Merge bucket states computed outside this engine into its store under `spec` (added, and
+    /// Bring bucket states computed outside this engine into its store under `spec` (added, and
     /// backfilled from stored records, when the engine does not maintain it yet), in one atomic
     /// change; queries then read them exactly as if the records had been ingested. Each entry is
     /// `(key, window end in Unix seconds, state)`; the key's `spec` field is ignored (the engine's
-    /// id of `spec` is used). States are **merged** into existing buckets, so an import is not
-    /// idempotent: import each merged result once (import the output of
-    /// [`partial::merge`](crate::rollup::partial::merge), not its inputs).
+    /// id of `spec` is used).
+    ///
+    /// **Idempotent — an import sets, it does not add.** Entries of the same key within one call
+    /// are merged first (so one call may carry un-merged partials); then each key's merged state
+    /// **replaces** the bucket the store holds for that key, and buckets the import does not name
+    /// are left as they are. Importing the same result twice leaves the store as after the first
+    /// import, and importing a recomputed result (a late partition, a corrected file) replaces the
+    /// earlier answer for its keys. The flip side: a bucket that also received ingested records is
+    /// overwritten by an import of its key — import and ingest into different specs (or time
+    /// ranges), and send every partial of a key in one import (the output of
+    /// [`partial::merge`](crate::rollup::partial::merge)).
     ///
     /// The records behind imported states are not stored: retraction and the backfill of a spec
     /// added later do not see them (import again under the new spec), and [`Engine::bill`] rates
@@ -27,10 +37,12 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::add_spec`]; [`ErrorKind::InvalidQuery`] for a key whose group has another
-    /// length than the spec's `group_by`, or an empty window; [`ErrorKind::Overflow`] when a merged
-    /// sum leaves the decimal range (nothing is stored then); [`ErrorKind::Store`].
+    /// length than the spec's `group_by`, an empty window, or two entries of one key with other
+    /// window ends; [`ErrorKind::Overflow`] when a merged sum leaves the decimal range (nothing is
+    /// stored then); [`ErrorKind::Store`].
     pub fn import_buckets(&self, spec: &RollupSpec, buckets: &[(BucketKey, i64, BucketState)]) -> Result<u32> {
-        for (key, end, _) in buckets {
+        let mut merged: BTreeMap<BucketKey, (i64, BucketState)> = BTreeMap::new();
+        for (key, end, state) in buckets {
             if key.group.len() != spec.group_by.len() {
                 return Err(Error::new(
                     ErrorKind::InvalidQuery,
@@ -42,16 +54,30 @@ impl Engine {
                 return Err(Error::new(ErrorKind::InvalidQuery, format!("The window at {} is empty.", key.start))
                     .with_field("window_end"));
             }
+            if state.count == 0 {
+                continue;
+            }
+            let key = BucketKey { spec: 0, ..key.clone() };
+            match merged.get_mut(&key) {
+                Some((e, _)) if e != end => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidQuery,
+                        format!("Two buckets of window {} end at {e} and {end}.", key.start),
+                    )
+                    .with_field("window_end"))
+                }
+                Some((_, s)) => s.merge(state)?,
+                None => {
+                    merged.insert(key, (*end, state.clone()));
+                }
+            }
         }
         let mut inner = self.lock();
         let id = Self::add_spec_retrying(&mut inner, spec)?;
         Self::write_call(&mut inner, |inner| {
-            let merge = buckets
-                .iter()
-                .filter(|(_, _, s)| s.count > 0)
-                .map(|(k, end, s)| (BucketKey { spec: id, ..k.clone() }, *end, s.clone()))
-                .collect();
-            let changes = ChangeSet { merge, known_specs: Some(inner.specs.len() as u32), ..ChangeSet::default() };
+            let set =
+                merged.iter().map(|(k, (end, s))| (BucketKey { spec: id, ..k.clone() }, *end, s.clone())).collect();
+            let changes = ChangeSet { set, known_specs: Some(inner.specs.len() as u32), ..ChangeSet::default() };
             inner.store.apply(&changes)?;
             Ok(())
         })?;

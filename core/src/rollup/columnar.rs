@@ -146,8 +146,11 @@ impl ColumnBatch<'_> {
         Ok(())
     }
 
-    /// The quantity of row `row`.
-    fn quantity(&self, row: usize) -> Result<Decimal> {
+    /// The quantity of row `row` (`row < len()`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Parse`] for a scale above 28.
+    pub fn quantity_at(&self, row: usize) -> Result<Decimal> {
         Ok(match self.quantities {
             Quantities::Decimal(q) => q[row],
             Quantities::Scaled { mantissas, scale } => Decimal::try_new(mantissas[row], scale)
@@ -190,7 +193,7 @@ impl ColumnBatch<'_> {
             tenant: required(&self.tenant, "tenant")?,
             subject: required(&self.subject, "subject")?,
             metric: required(&self.metric, "metric")?,
-            quantity: self.quantity(row).map_err(|e| at(e, "quantity"))?,
+            quantity: self.quantity_at(row).map_err(|e| at(e, "quantity"))?,
             timestamp,
             end: self.ends.and_then(|e| e[row]),
             dimensions,
@@ -208,6 +211,10 @@ impl ColumnBatch<'_> {
         (0..self.len()).map(|row| self.record(row)).collect()
     }
 }
+
+/// A bucket of [`ColumnarRollup::finish_with_ids`]: key, window end (Unix seconds), state, and the
+/// ids of its min and max rows.
+pub type BucketWithIds = (BucketKey, i64, BucketState, (String, String));
 
 /// The most `group_by` dimensions a spec may have on the columnar path.
 pub const MAX_COLUMNAR_GROUPS: usize = 8;
@@ -274,6 +281,12 @@ struct Slot {
     /// Seconds and nanoseconds of the earliest row.
     first: (i64, u32),
     uniques: Vec<rustc_hash::FxHashSet<u32>>,
+    /// Ids of the min row (ties: the smallest id) and the max row (ties: the greatest id).
+    min_id: Option<String>,
+    max_id: Option<String>,
+    /// `(count, sum)` of the `flagged` and of the `estimated` rows.
+    flagged: (u64, Decimal),
+    estimated: (u64, Decimal),
 }
 
 impl ColumnarRollup {
@@ -368,11 +381,33 @@ impl ColumnarRollup {
     /// After an error the rollup may hold part of the batch and should be dropped.
     pub fn add(&mut self, batch: &ColumnBatch<'_>) -> Result<()> {
         batch.check_lengths()?;
-        self.add_rows(batch, &Rows::All(batch.len()))
+        self.add_rows(batch, &Rows::All(batch.len()), None)
+    }
+
+    /// [`add`](Self::add) for the rows `rows` (ascending, each `< batch.len()`) of a batch, with
+    /// the quality of every row of the batch (`None`: all `actual`), counted in the flagged and
+    /// estimated shares.
+    ///
+    /// # Errors
+    /// As [`add`](Self::add); [`ErrorKind::Parse`] (field `quality`) for a quality column of
+    /// another length, or a row index out of range.
+    pub fn add_selected(&mut self, batch: &ColumnBatch<'_>, rows: &[u32], qualities: Option<&[Quality]>) -> Result<()> {
+        batch.check_lengths()?;
+        if let Some(q) = qualities.filter(|q| q.len() != batch.len()) {
+            return Err(Error::new(
+                ErrorKind::Parse,
+                format!("The quality column has {} values for {} rows (timestamps).", q.len(), batch.len()),
+            )
+            .with_field("quality"));
+        }
+        if rows.iter().any(|&r| r as usize >= batch.len()) {
+            return Err(Error::new(ErrorKind::Parse, format!("A row index is out of range ({} rows).", batch.len())));
+        }
+        self.add_rows(batch, &Rows::Some(rows), qualities)
     }
 
     /// [`add`](Self::add) for some rows of a batch whose lengths were checked.
-    fn add_rows(&mut self, batch: &ColumnBatch<'_>, rows: &Rows<'_>) -> Result<()> {
+    fn add_rows(&mut self, batch: &ColumnBatch<'_>, rows: &Rows<'_>, qualities: Option<&[Quality]>) -> Result<()> {
         let metrics = self.codes(&batch.metric, rows)?;
         let tenants = self.codes(&batch.tenant, rows)?;
         let subjects = self.codes(&batch.subject, rows)?;
@@ -403,7 +438,7 @@ impl ColumnarRollup {
             if DateTime::from_timestamp(t, nanos).is_none() {
                 return Err(Error::new(ErrorKind::InvalidWindow, format!("The timestamp {t} is out of range.")));
             }
-            let q = batch.quantity(row)?;
+            let q = batch.quantity_at(row)?;
             let id = batch.ids.map(|ids| ids[row]);
             for (si, group_cols) in wanted.iter().enumerate() {
                 if metrics[j] != spec_metrics[si] {
@@ -417,12 +452,12 @@ impl ColumnarRollup {
                 let slot = self.slot(si, tenants[j], start, end, group, q);
                 slot.sum = crate::decimal::exact_add(slot.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
                 slot.count += 1;
-                if q < slot.min {
-                    slot.min = q;
+                match qualities.map_or(Quality::Actual, |qs| qs[row]) {
+                    Quality::Actual => {}
+                    Quality::Flagged => add_share(&mut slot.flagged, q)?,
+                    Quality::Estimated => add_share(&mut slot.estimated, q)?,
                 }
-                if q > slot.max {
-                    slot.max = q;
-                }
+                slot.min_max(q, id);
                 let (lt, ln) = (slot.latest.0, slot.latest.1);
                 let newer = (t, nanos) > (lt, ln)
                     || ((t, nanos) == (lt, ln) && id.is_none_or(|id| slot.latest.2.as_deref().is_none_or(|l| id >= l)));
@@ -471,6 +506,10 @@ impl ColumnarRollup {
                     latest: (i64::MIN, 0, None, q),
                     first: (i64::MAX, u32::MAX),
                     uniques: vec![rustc_hash::FxHashSet::default(); self.specs[si].unique.len()],
+                    min_id: None,
+                    max_id: None,
+                    flagged: (0, Decimal::ZERO),
+                    estimated: (0, Decimal::ZERO),
                 });
                 self.slots.len() - 1
             }
@@ -505,7 +544,7 @@ impl ColumnarRollup {
             let run_part = |k: usize| -> Result<Vec<(BucketKey, i64, BucketState)>> {
                 let mut kernel = ColumnarRollup::new(specs)?;
                 for (b, p) in batches.iter().zip(&parts) {
-                    kernel.add_rows(b, &Rows::Some(&p[k]))?;
+                    kernel.add_rows(b, &Rows::Some(&p[k]), None)?;
                 }
                 kernel.finish()
             };
@@ -521,7 +560,7 @@ impl ColumnarRollup {
         } else {
             let mut kernel = ColumnarRollup::new(specs)?;
             for b in batches {
-                kernel.add_rows(b, &Rows::All(b.len()))?;
+                kernel.add_rows(b, &Rows::All(b.len()), None)?;
             }
             kernel.finish()?
         };
@@ -545,9 +584,19 @@ impl ColumnarRollup {
     /// # Errors
     /// [`ErrorKind::InvalidWindow`] for a timestamp out of range (not reachable after `add`).
     pub fn finish(self) -> Result<Vec<(BucketKey, i64, BucketState)>> {
+        Ok(self.finish_with_ids()?.into_iter().map(|(key, end, state, _)| (key, end, state)).collect())
+    }
+
+    /// As [`finish`](Self::finish), with the ids of each bucket's min and max rows (ties: the
+    /// smallest id for the min, the greatest for the max; empty without an id column) — what a
+    /// partial state carries ([`crate::rollup::partial`]).
+    ///
+    /// # Errors
+    /// As [`finish`](Self::finish).
+    pub fn finish_with_ids(self) -> Result<Vec<BucketWithIds>> {
         let name = |c: u32| (c != NULL).then(|| self.strings[c as usize].clone());
         self.slots
-            .iter()
+            .into_iter()
             .map(|s| {
                 let spec = &self.specs[s.spec as usize];
                 let latest_ts = DateTime::from_timestamp(s.latest.0, s.latest.1)
@@ -562,7 +611,7 @@ impl ColumnarRollup {
                     max: Some(s.max),
                     latest: Some(Latest {
                         timestamp: latest_ts,
-                        id: s.latest.2.clone().unwrap_or_default(),
+                        id: s.latest.2.unwrap_or_default(),
                         quantity: s.latest.3,
                     }),
                     uniques: spec
@@ -572,7 +621,10 @@ impl ColumnarRollup {
                         .filter(|(_, set)| !set.is_empty())
                         .map(|(d, set)| (d.clone(), set.iter().map(|c| self.strings[*c as usize].clone()).collect()))
                         .collect(),
-                    ..BucketState::default()
+                    flagged_count: s.flagged.0,
+                    flagged_sum: s.flagged.1,
+                    estimated_count: s.estimated.0,
+                    estimated_sum: s.estimated.1,
                 };
                 let key = BucketKey {
                     tenant: self.strings[s.tenant as usize].clone(),
@@ -580,10 +632,40 @@ impl ColumnarRollup {
                     start: s.start,
                     group: s.group[..spec.group_by.len()].iter().map(|c| name(*c)).collect(),
                 };
-                Ok((key, s.end, state))
+                Ok((key, s.end, state, (s.min_id.unwrap_or_default(), s.max_id.unwrap_or_default())))
             })
             .collect()
     }
+}
+
+impl Slot {
+    /// Take `q` (of the row with id `id`; `count` already counts it) into min and max and their
+    /// ids: a smaller value (or an equal one with a smaller id) is the new min, a greater value
+    /// (or an equal one with a greater id) the new max.
+    fn min_max(&mut self, q: Decimal, id: Option<&str>) {
+        let own = || id.map(str::to_string);
+        if self.count == 1 {
+            (self.min, self.max, self.min_id, self.max_id) = (q, q, own(), own());
+            return;
+        }
+        if q < self.min {
+            (self.min, self.min_id) = (q, own());
+        } else if q == self.min && id.is_some_and(|id| self.min_id.as_deref().is_none_or(|m| id < m)) {
+            self.min_id = own();
+        }
+        if q > self.max {
+            (self.max, self.max_id) = (q, own());
+        } else if q == self.max && id.is_some_and(|id| self.max_id.as_deref().is_none_or(|m| id > m)) {
+            self.max_id = own();
+        }
+    }
+}
+
+/// Add `q` to a `(count, sum)` share.
+fn add_share(share: &mut (u64, Decimal), q: Decimal) -> Result<()> {
+    share.1 = crate::decimal::exact_add(share.1, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+    share.0 += 1;
+    Ok(())
 }
 
 /// The rows of a batch a kernel reads: all of them, or one thread's share.

@@ -43,7 +43,8 @@ use chrono::DateTime;
 use rust_decimal::Decimal;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::UsageRecord;
+use crate::record::{Quality, UsageRecord};
+use crate::rollup::columnar::{ColumnBatch, ColumnarRollup, StrColumn};
 use crate::rollup::{dim_value, Bucket, BucketKey, BucketState, Latest, RollupSpec};
 use crate::time::WindowClock;
 
@@ -196,6 +197,146 @@ impl PartialRollup {
     }
 }
 
+/// The columnar form of [`PartialRollup`]: rolls up [`ColumnBatch`]es of one partition under one
+/// spec through the columnar kernel ([`ColumnarRollup`]) without building a record per row, and
+/// gives exactly the partials [`PartialRollup`] gives for the same rows (the property test
+/// `columnar_partials_equal_record_partials`). Rows of other metrics are skipped; every other row
+/// is checked as [`UsageRecord::check`] checks a record; a repeated idempotency key
+/// `(tenant, id)` counts once (same content as [`UsageRecord::same_content`], quality aside) or is
+/// a [`ErrorKind::Conflict`].
+///
+/// Memory: one entry per distinct key of the partition (its id and its content as interned
+/// codes, about 100 bytes), plus the buckets.
+#[derive(Debug)]
+pub struct ColumnarPartial {
+    metric: String,
+    kernel: ColumnarRollup,
+    intern: rustc_hash::FxHashMap<String, u32>,
+    seen: rustc_hash::FxHashMap<(u32, Box<str>), Content>,
+}
+
+/// A row's content as interned codes: what [`UsageRecord::same_content`] compares.
+#[derive(Debug, PartialEq, Eq)]
+struct Content {
+    subject: u32,
+    at: (i64, u32),
+    end: Option<(i64, u32)>,
+    quantity: Decimal,
+    /// `(dimension name, value)` codes of the non-null dimensions, sorted.
+    dims: Box<[(u32, u32)]>,
+}
+
+impl ColumnarPartial {
+    /// A columnar partial rollup under `spec` (spec index 0).
+    ///
+    /// # Errors
+    /// As [`ColumnarRollup::new`].
+    pub fn new(spec: &RollupSpec) -> Result<Self> {
+        Ok(ColumnarPartial {
+            metric: spec.metric.clone(),
+            kernel: ColumnarRollup::new(std::slice::from_ref(spec))?,
+            intern: rustc_hash::FxHashMap::default(),
+            seen: rustc_hash::FxHashMap::default(),
+        })
+    }
+
+    fn code(&mut self, s: &str) -> u32 {
+        if let Some(&c) = self.intern.get(s) {
+            return c;
+        }
+        let c = self.intern.len() as u32;
+        self.intern.insert(s.to_string(), c);
+        c
+    }
+
+    /// Add a batch, with the quality of each row (`None`: all `actual`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRecord`] (field `id`) for a batch without ids, and as
+    /// [`UsageRecord::check`] for a bad row (naming the field, the record id and the line, row +
+    /// 1 of this batch); [`ErrorKind::Parse`] for columns of different lengths, a null tenant,
+    /// subject or metric, a bad dictionary code; [`ErrorKind::Conflict`] for a repeated key with
+    /// other content; [`ErrorKind::Overflow`]. After an error the rollup should be dropped.
+    pub fn add<'a>(&mut self, batch: &ColumnBatch<'a>, qualities: Option<&[Quality]>) -> Result<()> {
+        batch.check_lengths()?;
+        let Some(ids) = batch.ids else {
+            return Err(
+                Error::invalid_record("Partial states need an id column (the idempotency key).").with_field("id")
+            );
+        };
+        let mut keep: Vec<u32> = Vec::with_capacity(batch.len());
+        for (row, &id) in ids.iter().enumerate() {
+            let line = row as u64 + 1;
+            let at = |e: Error, field: &str| e.with_field(field).with_line(line).with_record_id(id);
+            let required = |col: &StrColumn<'a>, field: &str| -> Result<&'a str> {
+                col.get(row).map_err(|e| at(e, field))?.ok_or_else(|| {
+                    at(Error::new(ErrorKind::Parse, format!("The {field} of row {line} is null.")), field)
+                })
+            };
+            if required(&batch.metric, "metric")? != self.metric {
+                continue;
+            }
+            let (tenant, subject) = (required(&batch.tenant, "tenant")?, required(&batch.subject, "subject")?);
+            let (secs, nanos) = (batch.timestamps[row], batch.nanos.map_or(0, |n| n[row]));
+            let timestamp = DateTime::from_timestamp(secs, nanos).ok_or_else(|| {
+                at(
+                    Error::new(ErrorKind::Parse, format!("The timestamp {secs}.{nanos:09} is out of range.")),
+                    "timestamp",
+                )
+            })?;
+            let end = batch.ends.and_then(|e| e[row]);
+            crate::record::check_parts(id, tenant, subject, &self.metric, timestamp, end)
+                .map_err(|e| e.with_line(line))?;
+            let mut dims = Vec::with_capacity(batch.dimensions.len());
+            for (name, col) in &batch.dimensions {
+                if let Some(v) = col.get(row).map_err(|e| at(e, name))? {
+                    dims.push((self.code(name), self.code(v)));
+                }
+            }
+            dims.sort_unstable();
+            let content = Content {
+                subject: self.code(subject),
+                at: (secs, nanos),
+                end: end.map(|e| (e.timestamp(), e.timestamp_subsec_nanos())),
+                quantity: batch.quantity_at(row).map_err(|e| at(e, "quantity"))?,
+                dims: dims.into_boxed_slice(),
+            };
+            let key = (self.code(tenant), Box::<str>::from(id));
+            match self.seen.get(&key) {
+                Some(first) if *first == content => {}
+                Some(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!("Record '{id}' of tenant '{tenant}' was sent twice with different content."),
+                    )
+                    .with_record_id(id)
+                    .with_line(line))
+                }
+                None => {
+                    self.seen.insert(key, content);
+                    keep.push(row as u32);
+                }
+            }
+        }
+        self.kernel.add_selected(batch, &keep, qualities)
+    }
+
+    /// The partials, ordered by key.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidWindow`] for a timestamp out of range (not reachable after `add`).
+    pub fn finish(self) -> Result<Vec<Partial>> {
+        let mut out: Vec<Partial> = self
+            .kernel
+            .finish_with_ids()?
+            .into_iter()
+            .map(|(key, end, state, (min_id, max_id))| Partial { key, end, state, min_id, max_id })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
 /// Merge partials of the same spec list: one partial per key, ordered by key. Associative and
 /// commutative — `merge(merge(a) ++ merge(b)) = merge(a ++ b)` for any split and order.
 ///
@@ -240,6 +381,33 @@ pub fn finalize(parts: &[Partial], spec: &RollupSpec) -> Result<Vec<(String, Buc
             Ok((p.key.tenant.clone(), to_bucket(spec, p)?))
         })
         .collect()
+}
+
+/// The buckets of `tenant` among finalized rows, or — without `tenant` — of the only tenant there
+/// is (no rows: no buckets). What the hosts' `finalize_partials` returns.
+///
+/// # Errors
+/// [`ErrorKind::InvalidQuery`] (field `tenant`) when the rows hold several tenants and none is named.
+pub fn buckets_of_tenant(rows: Vec<(String, Bucket)>, tenant: Option<&str>) -> Result<Vec<Bucket>> {
+    let tenant = match tenant {
+        Some(t) => t.to_string(),
+        None => {
+            let mut tenants: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+            tenants.dedup();
+            match tenants.as_slice() {
+                [] => return Ok(Vec::new()),
+                [one] => (*one).to_string(),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidQuery,
+                        format!("The partial states hold {} tenants; name one.", tenants.len()),
+                    )
+                    .with_field("tenant"))
+                }
+            }
+        }
+    };
+    Ok(rows.into_iter().filter(|(t, _)| *t == tenant).map(|(_, b)| b).collect())
 }
 
 /// A partial as a result row grouped as its spec.
@@ -423,6 +591,120 @@ pub fn from_columns(c: &PartialColumns) -> Result<Vec<Partial>> {
         .collect()
 }
 
+/// Partial states as JSON — the form the CLI's files and the Node and mobile hosts exchange: one
+/// object whose keys are the schema's column names ([`column_names`]), each an array of one value
+/// per row: `schema_version`, `spec`, `window_start`, `window_end` and the counts as numbers;
+/// decimals and ids as strings; `group_<dim>` strings or `null`; `unique_<dim>` arrays of
+/// strings; **`latest_ts` and `first_ts` as strings** of nanoseconds (beyond JavaScript's exact integers).
+pub fn columns_to_json(c: &PartialColumns) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let n = c.tenant.len();
+    let mut m = Map::new();
+    m.insert("schema_version".into(), json!(vec![c.schema_version; n]));
+    m.insert("tenant".into(), json!(c.tenant));
+    m.insert("spec".into(), json!(c.spec));
+    m.insert("window_start".into(), json!(c.window_start));
+    m.insert("window_end".into(), json!(c.window_end));
+    for (d, col) in &c.groups {
+        m.insert(format!("group_{d}"), json!(col));
+    }
+    let strs: [(&str, &Vec<String>); 6] = [
+        ("sum", &c.sum),
+        ("min", &c.min),
+        ("min_id", &c.min_id),
+        ("max", &c.max),
+        ("max_id", &c.max_id),
+        ("latest", &c.latest),
+    ];
+    for (name, col) in strs {
+        m.insert(name.into(), json!(col));
+    }
+    m.insert("count".into(), json!(c.count));
+    m.insert("latest_id".into(), json!(c.latest_id));
+    m.insert("latest_ts".into(), Value::Array(c.latest_ts.iter().map(|t| Value::String(t.to_string())).collect()));
+    m.insert("first_ts".into(), Value::Array(c.first_ts.iter().map(|t| Value::String(t.to_string())).collect()));
+    m.insert("flagged_count".into(), json!(c.flagged_count));
+    m.insert("flagged_sum".into(), json!(c.flagged_sum));
+    m.insert("estimated_count".into(), json!(c.estimated_count));
+    m.insert("estimated_sum".into(), json!(c.estimated_sum));
+    for (d, col) in &c.uniques {
+        m.insert(format!("unique_{d}"), json!(col));
+    }
+    Value::Object(m)
+}
+
+/// Read the JSON form of [`columns_to_json`] for `spec` (whose `group_by` and `unique` dimensions
+/// name the `group_<dim>` and `unique_<dim>` columns). `latest_ts` and `first_ts` may be strings or
+/// numbers;
+/// `schema_version` an array (one per row) or one number.
+///
+/// # Errors
+/// [`ErrorKind::Parse`] naming the column that is missing or of the wrong JSON type; then as
+/// [`from_columns`] (another schema version, lengths, decimals, a count of 0).
+pub fn columns_from_json(v: &serde_json::Value, spec: &RollupSpec) -> Result<PartialColumns> {
+    fn col<T: serde::de::DeserializeOwned>(v: &serde_json::Value, name: &str) -> Result<T> {
+        let Some(x) = v.get(name) else {
+            return Err(Error::new(
+                ErrorKind::Parse,
+                format!("The partial states have no column '{name}' (is this a meterkit partial-state file?)."),
+            )
+            .with_field(name));
+        };
+        serde_json::from_value(x.clone())
+            .map_err(|e| Error::new(ErrorKind::Parse, format!("Partial-state column '{name}': {e}.")).with_field(name))
+    }
+    if !v.is_object() {
+        return Err(Error::new(ErrorKind::Parse, "Partial states in JSON are one object of columns."));
+    }
+    let schema_version = match v.get("schema_version") {
+        Some(serde_json::Value::Number(_)) => col::<i32>(v, "schema_version")?,
+        _ => {
+            let all: Vec<i32> = col(v, "schema_version")?;
+            all.iter().copied().find(|&x| x != SCHEMA_VERSION).unwrap_or(SCHEMA_VERSION)
+        }
+    };
+    let nanos = |name: &str| -> Result<Vec<i64>> {
+        let raw: Vec<serde_json::Value> = col(v, name)?;
+        raw.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.as_i64().or_else(|| t.as_str().and_then(|s| s.parse().ok())).ok_or_else(|| {
+                    Error::new(ErrorKind::Parse, format!("Column '{name}', row {i}: not an integer of nanoseconds."))
+                        .with_field(name)
+                })
+            })
+            .collect()
+    };
+    let latest_ts = nanos("latest_ts")?;
+    let first_ts = if schema_version == SCHEMA_VERSION { nanos("first_ts")? } else { Vec::new() };
+    Ok(PartialColumns {
+        schema_version,
+        tenant: col(v, "tenant")?,
+        spec: col(v, "spec")?,
+        window_start: col(v, "window_start")?,
+        window_end: col(v, "window_end")?,
+        groups: spec.group_by.iter().map(|g| Ok((g.clone(), col(v, &format!("group_{g}"))?))).collect::<Result<_>>()?,
+        sum: col(v, "sum")?,
+        count: col(v, "count")?,
+        min: col(v, "min")?,
+        min_id: col(v, "min_id")?,
+        max: col(v, "max")?,
+        max_id: col(v, "max_id")?,
+        latest: col(v, "latest")?,
+        latest_id: col(v, "latest_id")?,
+        latest_ts,
+        first_ts,
+        flagged_count: col(v, "flagged_count")?,
+        flagged_sum: col(v, "flagged_sum")?,
+        estimated_count: col(v, "estimated_count")?,
+        estimated_sum: col(v, "estimated_sum")?,
+        uniques: spec
+            .unique_dims()
+            .map(|u| Ok((u.to_string(), col(v, &format!("unique_{u}"))?)))
+            .collect::<Result<_>>()?,
+    })
+}
+
 fn check_lengths(c: &PartialColumns, n: usize) -> Result<()> {
     let lens = [
         ("spec", c.spec.len()),
@@ -569,6 +851,111 @@ mod tests {
             }
             prop_assert_eq!(partial_json(&level[0], &spec), expected);
         }
+    }
+
+    /// `records` as columns (two batches) through [`ColumnarPartial`].
+    fn columnar(recs: &[UsageRecord], spec: &RollupSpec, split: usize) -> Result<Vec<Partial>> {
+        use crate::rollup::columnar::Quantities;
+        fn opt<'a>(v: &[&'a str]) -> Vec<Option<&'a str>> {
+            v.iter().map(|s| Some(*s)).collect()
+        }
+        let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
+        let tenants: Vec<&str> = recs.iter().map(|r| r.tenant.as_str()).collect();
+        let subjects: Vec<&str> = recs.iter().map(|r| r.subject.as_str()).collect();
+        let metrics: Vec<&str> = recs.iter().map(|r| r.metric.as_str()).collect();
+        let (tenants, subjects, metrics) = (opt(&tenants), opt(&subjects), opt(&metrics));
+        let secs: Vec<i64> = recs.iter().map(|r| r.timestamp.timestamp()).collect();
+        let nanos: Vec<u32> = recs.iter().map(|r| r.timestamp.timestamp_subsec_nanos()).collect();
+        let q: Vec<Decimal> = recs.iter().map(|r| r.quantity).collect();
+        let quality: Vec<Quality> = recs.iter().map(|r| r.quality).collect();
+        let dim = |d: &str| recs.iter().map(|r| r.dimensions.get(d).map(String::as_str)).collect::<Vec<_>>();
+        let (region, carrier) = (dim("region"), dim("carrier"));
+        let mut p = ColumnarPartial::new(spec)?;
+        let split = split.min(recs.len());
+        for r in [0..split, split..recs.len()] {
+            let batch = ColumnBatch {
+                metric: StrColumn::Plain(&metrics[r.clone()]),
+                tenant: StrColumn::Plain(&tenants[r.clone()]),
+                subject: StrColumn::Plain(&subjects[r.clone()]),
+                timestamps: &secs[r.clone()],
+                nanos: Some(&nanos[r.clone()]),
+                ends: None,
+                quantities: Quantities::Decimal(&q[r.clone()]),
+                ids: Some(&ids[r.clone()]),
+                dimensions: vec![
+                    ("region", StrColumn::Plain(&region[r.clone()])),
+                    ("carrier", StrColumn::Plain(&carrier[r.clone()])),
+                ],
+            };
+            p.add(&batch, Some(&quality[r]))?;
+        }
+        p.finish()
+    }
+
+    proptest! {
+        /// The columnar partial rollup gives exactly the record path's partials (ids of min and
+        /// max, VEE shares, repeats of a key counted once, across batches, other metrics skipped).
+        #[test]
+        fn columnar_partials_equal_record_partials(
+            rows in proptest::collection::vec((0i64..20_000, -5000i64..50_000, 0usize..3, 0usize..3, 0u8..3), 1..120),
+            split in 0usize..120,
+            other_metric in 0usize..7,
+        ) {
+            let spec = spec();
+            let mut firsts: HashMap<(String, String), UsageRecord> = HashMap::new();
+            let recs: Vec<UsageRecord> = records(&rows)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut r)| {
+                    if i % 7 == other_metric { r.metric = "other".into(); r.id = format!("o{i}"); }
+                    firsts.entry((r.tenant.clone(), r.id.clone())).or_insert(r).clone()
+                })
+                .collect();
+            let mut expected = PartialRollup::new(&spec).unwrap();
+            for r in &recs { expected.add(r).unwrap(); }
+            prop_assert_eq!(columnar(&recs, &spec, split).unwrap(), expected.finish());
+        }
+    }
+
+    #[test]
+    fn columnar_repeats_with_other_content_and_bad_rows_are_errors() {
+        let spec = spec();
+        let at = DateTime::from_timestamp(1_710_040_000, 0).unwrap();
+        let one = UsageRecord::new("t", "r1", "s", "kwh", Decimal::ONE, at);
+        let err =
+            columnar(&[one.clone(), UsageRecord { quantity: Decimal::TWO, ..one.clone() }], &spec, 1).unwrap_err();
+        assert_eq!((err.kind(), err.record_id()), (ErrorKind::Conflict, Some("r1")));
+        let moved = UsageRecord { timestamp: at + chrono::Duration::nanoseconds(1), ..one.clone() };
+        assert_eq!(columnar(&[one.clone(), moved], &spec, 2).unwrap_err().kind(), ErrorKind::Conflict);
+        let empty = UsageRecord { subject: String::new(), ..one.clone() };
+        let err = columnar(&[one.clone(), empty], &spec, 2).unwrap_err();
+        assert_eq!((err.kind(), err.field(), err.line()), (ErrorKind::InvalidRecord, Some("subject"), Some(2)));
+        // An identical repeat with another quality mark is a duplicate (quality is not content).
+        let flagged = one.clone().with_quality(crate::record::Quality::Flagged);
+        let parts = columnar(&[one, flagged], &spec, 1).unwrap();
+        assert_eq!((parts[0].state.count, parts[0].state.flagged_count), (1, 0));
+    }
+
+    #[test]
+    fn the_json_form_round_trips_and_names_bad_columns() {
+        let spec = spec();
+        let recs = records(&[(0, 1500, 0, 0, 1), (4000, -250, 1, 2, 2), (9000, 7, 2, 1, 0)]);
+        let mut p = PartialRollup::new(&spec).unwrap();
+        for r in &recs {
+            p.add(r).unwrap();
+        }
+        let parts = p.finish();
+        let json = columns_to_json(&to_columns(&parts, &spec).unwrap());
+        assert!(json["latest_ts"][0].is_string(), "nanoseconds travel as strings");
+        let text = serde_json::to_string(&json).unwrap();
+        let back = columns_from_json(&serde_json::from_str(&text).unwrap(), &spec).unwrap();
+        assert_eq!(from_columns(&back).unwrap(), parts);
+        let mut bad = json.clone();
+        bad.as_object_mut().unwrap().remove("group_carrier");
+        assert_eq!(columns_from_json(&bad, &spec).unwrap_err().field(), Some("group_carrier"));
+        let mut bad = json;
+        bad["count"] = serde_json::json!(["x"]);
+        assert_eq!(columns_from_json(&bad, &spec).unwrap_err().field(), Some("count"));
     }
 
     #[test]

@@ -227,7 +227,8 @@ impl Data {
                 }
             }
         }
-        for (key, end, state) in &changes.replace {
+        let set = changes.set.iter().map(|(k, e, s)| (k, e, Some(s)));
+        for (key, end, state) in changes.replace.iter().map(|(k, e, s)| (k, e, s.as_ref())).chain(set) {
             match state {
                 Some(s) if s.count > 0 => {
                     let closed = self.buckets.get(key).is_some_and(|b| b.2);

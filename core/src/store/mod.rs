@@ -37,6 +37,11 @@ pub struct ChangeSet<'a> {
     pub merge: Vec<(BucketKey, i64, BucketState)>,
     /// Buckets whose state is replaced (`None` or an empty state removes the bucket).
     pub replace: Vec<(BucketKey, i64, Option<BucketState>)>,
+    /// Bucket states written as given, replacing any stored state (a bucket keeps its closed
+    /// flag): imports of states computed elsewhere ([`Engine::import_buckets`](crate::Engine::import_buckets)),
+    /// which no stored record backs — unlike `replace`, a store must not check them against its
+    /// records. Applied after `replace`.
+    pub set: Vec<(BucketKey, i64, BucketState)>,
     /// Engine metadata to set (`Some`) or remove (`None`), by `(tenant, key)`: quota levels
     /// already notified, invoice documents, per-series validation state, ….
     pub meta: Vec<(String, String, Option<String>)>,

@@ -1,0 +1,114 @@
+//! Partial rollup states (scale-out): `partialRollup` over the usage columns `rollupColumns`
+//! takes, `mergePartials`, `finalizePartials` and `Engine.importPartials` — conversion only; the
+//! core's `meterkit::rollup::partial` does the work. Partial states cross as their JSON form
+//! (`meterkit::rollup::partial::columns_to_json`: one object of schema columns, `latest_ts` as
+//! strings).
+
+use meterkit::record::Quality;
+use meterkit::rollup::partial::{self, ColumnarPartial, PartialColumns};
+use meterkit::{Bucket, Error as CoreError, ErrorKind, RollupSpec};
+use napi::Env;
+use napi_derive::napi;
+use serde_json::Value;
+
+use crate::columns::{self, UsageColumns};
+use crate::convert::{core, from_json, guard, Json, JsonText};
+
+/// Partial states of one partition's usage columns under `spec` (the core's `ColumnarPartial`):
+/// one row per tenant, window and group, as the partial-state JSON object (`PartialStates`;
+/// schema in docs/scale-out.md). `quality`, when given, has one entry per row (`"actual"`,
+/// `"flagged"`, `"estimated"`, `null` = actual). A repeated `(tenant, id)` counts once (same
+/// content) or throws `E_CONFLICT`; rows of other metrics are skipped. Throws `E_INVALID_RECORD`
+/// for a bad row (field, line, record id), `E_PARSE` for unreadable columns.
+#[napi(
+    catch_unwind,
+    ts_args_type = "columns: UsageColumns, spec: RollupSpec, quality?: Array<Quality | null>",
+    ts_return_type = "PartialStates"
+)]
+pub fn partial_rollup(
+    env: Env,
+    columns: UsageColumns,
+    spec: JsonText,
+    quality: Option<Vec<Option<String>>>,
+) -> napi::Result<Json<Value>> {
+    guard(env, || {
+        let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
+        let qualities = core(env, quality.map(|q| qualities(&q)).transpose())?;
+        let parts = columns::read(columns).and_then(|c| {
+            c.with_batch(|batch| {
+                let mut p = ColumnarPartial::new(&spec)?;
+                p.add(batch, qualities.as_deref())?;
+                p.finish()
+            })
+        });
+        let parts = core(env, parts)?;
+        core(env, partial::to_columns(&parts, &spec)).map(|c| Json(partial::columns_to_json(&c)))
+    })
+}
+
+/// Merge partial states of `spec` (one `PartialStates` object or an array of them, from any
+/// partitions, in any order and grouping) into one row per key, ordered by key. Throws `E_PARSE`
+/// naming the column for states of another schema version or shape.
+#[napi(
+    catch_unwind,
+    ts_args_type = "partials: PartialStates | PartialStates[], spec: RollupSpec",
+    ts_return_type = "PartialStates"
+)]
+pub fn merge_partials(env: Env, partials: JsonText, spec: JsonText) -> napi::Result<Json<Value>> {
+    guard(env, || {
+        let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
+        let merged = read_all(&partials.0, &spec).and_then(partial::merge);
+        let merged = core(env, merged)?;
+        core(env, partial::to_columns(&merged, &spec)).map(|c| Json(partial::columns_to_json(&c)))
+    })
+}
+
+/// The buckets of `tenant` (default: the only tenant in the states) from partial states of
+/// `spec`, merged first: exactly what `Engine.query` answers for the same records grouped as the
+/// spec. Throws `E_INVALID_QUERY` when the states hold several tenants and none is named.
+#[napi(
+    catch_unwind,
+    ts_args_type = "partials: PartialStates | PartialStates[], spec: RollupSpec, tenant?: string",
+    ts_return_type = "Bucket[]"
+)]
+pub fn finalize_partials(
+    env: Env,
+    partials: JsonText,
+    spec: JsonText,
+    tenant: Option<String>,
+) -> napi::Result<Json<Vec<Bucket>>> {
+    guard(env, || {
+        let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
+        let rows = core(env, read_all(&partials.0, &spec).and_then(|p| partial::finalize(&p, &spec)))?;
+        core(env, partial::buckets_of_tenant(rows, tenant.as_deref())).map(Json)
+    })
+}
+
+/// Partial states (one object or an array of objects) of `spec`.
+pub fn read_all(text: &str, spec: &RollupSpec) -> meterkit::Result<Vec<partial::Partial>> {
+    let value: Value = from_json(text, "partial states")?;
+    let tables: Vec<&Value> = match &value {
+        Value::Array(many) => many.iter().collect(),
+        one => vec![one],
+    };
+    let mut out = Vec::new();
+    for t in tables {
+        let c: PartialColumns = partial::columns_from_json(t, spec)?;
+        out.extend(partial::from_columns(&c)?);
+    }
+    Ok(out)
+}
+
+fn qualities(q: &[Option<String>]) -> meterkit::Result<Vec<Quality>> {
+    q.iter()
+        .enumerate()
+        .map(|(i, v)| match v.as_deref() {
+            None => Ok(Quality::Actual),
+            Some(name) => Quality::NAMES.iter().find(|(_, n)| *n == name).map(|(q, _)| *q).ok_or_else(|| {
+                CoreError::new(ErrorKind::Parse, format!("Unknown quality '{name}' (actual, flagged, estimated)."))
+                    .with_field("quality")
+                    .with_line(i as u64 + 1)
+            }),
+        })
+        .collect()
+}
