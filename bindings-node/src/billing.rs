@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use meterkit::{allocate::SharedMeter, invoice::Invoice, Bill, BillRequest, Decimal, UsageRecord};
-use napi::bindgen_prelude::ClassInstance;
+use meterkit::{allocate::SharedMeter, invoice::Invoice, Bill, BillRequest, Decimal};
+use napi::bindgen_prelude::{ClassInstance, Unknown};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::convert::{core, from_json, guard, records_from_json, ts_from_json, Json, JsonText};
+use crate::convert::{core, from_json, guard, js, json_text, records_from_json, ts_from_json, Js, JsonText};
 
 /// A JS argument that is either a document's text or the document as an object: its JSON text.
 fn document_text(arg: &JsonText, what: &str) -> meterkit::Result<String> {
@@ -35,7 +35,8 @@ impl Tariff {
 
     /// Parse and check a meterkit JSON tariff, given as text or as an object.
     #[napi(factory, catch_unwind, ts_args_type = "json: string | TariffDocument")]
-    pub fn from_json(env: Env, json: JsonText) -> napi::Result<Self> {
+    pub fn from_json(env: Env, json: Unknown<'_>) -> napi::Result<Self> {
+        let json = json_text(env, json)?;
         guard(env, || {
             let text = core(env, document_text(&json, "tariff"))?;
             core(env, meterkit::Tariff::from_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
@@ -44,7 +45,8 @@ impl Tariff {
 
     /// Import an OpenEI URDB rate record (text or object).
     #[napi(factory, catch_unwind, ts_args_type = "json: string | Record<string, unknown>")]
-    pub fn from_urdb_json(env: Env, json: JsonText) -> napi::Result<Self> {
+    pub fn from_urdb_json(env: Env, json: Unknown<'_>) -> napi::Result<Self> {
+        let json = json_text(env, json)?;
         guard(env, || {
             let text = core(env, document_text(&json, "URDB tariff"))?;
             core(env, meterkit::Tariff::from_urdb_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
@@ -53,7 +55,8 @@ impl Tariff {
 
     /// TOML, meterkit JSON or URDB JSON, detected from the document.
     #[napi(factory, catch_unwind, ts_args_type = "document: string | Record<string, unknown>")]
-    pub fn from_any(env: Env, document: JsonText) -> napi::Result<Self> {
+    pub fn from_any(env: Env, document: Unknown<'_>) -> napi::Result<Self> {
+        let document = json_text(env, document)?;
         guard(env, || {
             let text = core(env, document_text(&document, "tariff"))?;
             core(env, meterkit::Tariff::from_any(&text)).map(|t| Tariff { inner: Arc::new(t) })
@@ -62,8 +65,8 @@ impl Tariff {
 
     /// The tariff as the core's JSON document (what `JSON.stringify(tariff)` prints).
     #[napi(js_name = "toJSON", catch_unwind, ts_return_type = "TariffDocument")]
-    pub fn to_json(&self) -> Json<meterkit::Tariff> {
-        Json((*self.inner).clone())
+    pub fn to_json(&self, env: Env) -> napi::Result<Js> {
+        js(env, &*self.inner)
     }
 
     /// ISO 4217 currency of the tariff.
@@ -86,11 +89,13 @@ impl Tariff {
 
     /// Rate `records` (any subjects and metrics: the request selects) into a bill.
     #[napi(catch_unwind, ts_args_type = "request: BillRequest, records: UsageRecordInput[]", ts_return_type = "Bill")]
-    pub fn bill(&self, env: Env, request: JsonText, records: JsonText) -> napi::Result<Json<Bill>> {
+    pub fn bill(&self, env: Env, request: Unknown<'_>, records: Unknown<'_>) -> napi::Result<Js> {
+        let request = json_text(env, request)?;
+        let records = json_text(env, records)?;
         guard(env, || {
             let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
             let records = core(env, records_from_json(&records.0))?;
-            core(env, self.inner.bill(&req, &records)).map(Json)
+            core(env, self.inner.bill(&req, &records)).and_then(|v| js(env, &v))
         })
     }
 
@@ -101,7 +106,9 @@ impl Tariff {
         catch_unwind,
         ts_args_type = "json: string | Record<string, unknown>, options: { dayCount?: 'actual' | 'pysam'; lineDecimals?: number }"
     )]
-    pub fn from_urdb_json_with(env: Env, json: JsonText, options: JsonText) -> napi::Result<Self> {
+    pub fn from_urdb_json_with(env: Env, json: Unknown<'_>, options: Unknown<'_>) -> napi::Result<Self> {
+        let json = json_text(env, json)?;
+        let options = json_text(env, options)?;
         guard(env, || {
             let text = core(env, document_text(&json, "URDB tariff"))?;
             let opts: UrdbOptionsJs = core(env, from_json(&options.0, "URDB options"))?;
@@ -158,33 +165,36 @@ struct UrdbOptionsJs {
 pub fn compare_tariffs(
     env: Env,
     tariffs: Vec<(String, ClassInstance<'_, Tariff>)>,
-    request: JsonText,
-    records: JsonText,
-) -> napi::Result<Json<Vec<meterkit::billing::compare::Comparison>>> {
+    request: Unknown<'_>,
+    records: Unknown<'_>,
+) -> napi::Result<Js> {
+    let request = json_text(env, request)?;
+    let records = json_text(env, records)?;
     guard(env, || {
         let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
         let records = core(env, records_from_json(&records.0))?;
         let named: Vec<(&str, &meterkit::Tariff)> = tariffs.iter().map(|(n, t)| (n.as_str(), &*t.inner)).collect();
-        core(env, meterkit::Tariff::compare(named, &req, &records)).map(Json)
+        core(env, meterkit::Tariff::compare(named, &req, &records)).and_then(|v| js(env, &v))
     })
 }
 
 /// A draft invoice for a bill, due `paymentTermsDays` after it is issued.
 #[napi(catch_unwind, ts_args_type = "id: string, bill: Bill, paymentTermsDays: number", ts_return_type = "Invoice")]
-pub fn create_invoice(env: Env, id: String, bill: JsonText, payment_terms_days: u32) -> napi::Result<Json<Invoice>> {
+pub fn create_invoice(env: Env, id: String, bill: Unknown<'_>, payment_terms_days: u32) -> napi::Result<Js> {
+    let bill = json_text(env, bill)?;
     guard(env, || {
         let bill: Bill = core(env, from_json(&bill.0, "bill"))?;
-        Ok(Json(Invoice::new(id, bill, payment_terms_days)))
+        js(env, &(Invoice::new(id, bill, payment_terms_days)))
     })
 }
 
 /// `[start, end)` of the calendar month `YYYY-MM` in `timeZone`.
 #[napi(catch_unwind, ts_return_type = "{ start: Timestamp; end: Timestamp }")]
-pub fn month_period(env: Env, yyyy_mm: String, time_zone: String) -> napi::Result<Json<crate::WindowSpan>> {
+pub fn month_period(env: Env, yyyy_mm: String, time_zone: String) -> napi::Result<Js> {
     guard(env, || {
         let tz = core(env, meterkit::time::parse_time_zone(&time_zone))?;
         let (start, end) = core(env, meterkit::billing::month_period(&yyyy_mm, tz))?;
-        Ok(Json(crate::WindowSpan { start: meterkit::time::fmt_ts(start), end: meterkit::time::fmt_ts(end) }))
+        js(env, &(crate::WindowSpan { start: meterkit::time::fmt_ts(start), end: meterkit::time::fmt_ts(end) }))
     })
 }
 
@@ -224,15 +234,17 @@ pub fn allocate(env: Env, total: String, weights: Vec<String>, scale: u32) -> na
 )]
 pub fn split_shared_meter(
     env: Env,
-    meter: JsonText,
+    meter: Unknown<'_>,
     tenant: String,
     total: String,
-    at: JsonText,
-) -> napi::Result<Json<Vec<UsageRecord>>> {
+    at: Unknown<'_>,
+) -> napi::Result<Js> {
+    let meter = json_text(env, meter)?;
+    let at = json_text(env, at)?;
     guard(env, || {
         let meter: SharedMeter = core(env, from_json(&meter.0, "shared meter"))?;
         let total = core(env, meterkit::decimal::parse_decimal(&total).map_err(|e| e.with_field("total")))?;
         let at = core(env, ts_from_json(&at.0, "at"))?;
-        core(env, meter.split(&tenant, total, at)).map(Json)
+        core(env, meter.split(&tenant, total, at)).and_then(|v| js(env, &v))
     })
 }

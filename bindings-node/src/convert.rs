@@ -12,77 +12,53 @@
 
 use chrono::{DateTime, Utc};
 use meterkit::{Error as CoreError, ErrorKind};
-use napi::bindgen_prelude::{
-    Either, FromNapiValue, Function, JsObjectValue, Null, Object, ToNapiValue, TypeName, Undefined, Unknown,
-    ValidateNapiValue,
-};
-use napi::{sys, Env, JsError, JsValue, ValueType};
+use napi::bindgen_prelude::{Either, FromNapiValue, Function, JsObjectValue, Null, Object, Undefined, Unknown};
+use napi::{Env, JsError, JsValue};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// A core value on its way to JavaScript, as the plain object `JSON.parse` makes of its serde JSON.
-pub struct Json<T>(pub T);
+/// A core value in JavaScript: the plain object `JSON.parse` makes of its serde JSON (see [`js`]).
+pub type Js = Unknown<'static>;
 
-impl<T: Serialize> TypeName for Json<T> {
-    fn type_name() -> &'static str {
-        "Object"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Object
-    }
-}
-
-impl<T: Serialize> ToNapiValue for Json<T> {
-    unsafe fn to_napi_value(raw_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let env = Env::from_raw(raw_env);
-        let text = serde_json::to_string(&val.0)
-            .map_err(|e| napi::Error::from_reason(format!("meterkit could not serialise a result (a bug): {e}")))?;
-        let parse: Function<String, Unknown<'static>> = json_function(env, "parse")?;
-        Ok(parse.call(text)?.raw())
-    }
+/// `value` as the plain object `JSON.parse` makes of its serde JSON (the core's key order,
+/// decimals as strings, RFC 3339 "Z" timestamps).
+pub fn js<T: Serialize>(env: Env, value: &T) -> napi::Result<Js> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| napi::Error::from_reason(format!("meterkit could not serialise a result (a bug): {e}")))?;
+    let parse: Function<String, Js> = json_function(env, "parse")?;
+    parse.call(text)
 }
 
 /// A JavaScript value as JSON text (`JSON.stringify`), to be read into a core type by serde.
 pub struct JsonText(pub String);
 
-impl TypeName for JsonText {
-    fn type_name() -> &'static str {
-        "unknown"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Unknown
+/// `value` as JSON text (`JSON.stringify`: a `Date` becomes its ISO string through `toJSON`).
+/// Throws `E_PARSE` for `undefined`, a function, a BigInt or a cycle.
+pub fn json_text(env: Env, value: Unknown<'_>) -> napi::Result<JsonText> {
+    let stringify: Function<Unknown, Either<String, Undefined>> = json_function(env, "stringify")?;
+    match stringify.call(value) {
+        Ok(Either::A(text)) => Ok(JsonText(text)),
+        Ok(Either::B(())) => {
+            Err(js_error(env, &CoreError::new(ErrorKind::Parse, "A value is missing (undefined or a function).")))
+        }
+        Err(thrown) => {
+            // `JSON.stringify` threw (a BigInt, a cycle); napi took its exception into
+            // `thrown`, so nothing is pending: throw ours instead.
+            let reason = thrown.reason.trim_end_matches('.').to_string();
+            Err(js_error(
+                env,
+                &CoreError::new(
+                    ErrorKind::Parse,
+                    format!("The value cannot be read as JSON ({reason}); pass decimals as strings."),
+                ),
+            ))
+        }
     }
 }
 
-impl ValidateNapiValue for JsonText {}
-
-impl FromNapiValue for JsonText {
-    unsafe fn from_napi_value(raw_env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        let env = Env::from_raw(raw_env);
-        // SAFETY: `value` is the argument napi handed us for this call, alive for its duration.
-        let value = unsafe { Unknown::from_raw_unchecked(raw_env, value) };
-        let stringify: Function<Unknown, Either<String, Undefined>> = json_function(env, "stringify")?;
-        match stringify.call(value) {
-            Ok(Either::A(text)) => Ok(JsonText(text)),
-            Ok(Either::B(())) => {
-                Err(js_error(env, &CoreError::new(ErrorKind::Parse, "A value is missing (undefined or a function).")))
-            }
-            Err(thrown) => {
-                // `JSON.stringify` threw (a BigInt, a cycle); napi took its exception into
-                // `thrown`, so nothing is pending: throw ours instead.
-                let reason = thrown.reason.trim_end_matches('.').to_string();
-                Err(js_error(
-                    env,
-                    &CoreError::new(
-                        ErrorKind::Parse,
-                        format!("The value cannot be read as JSON ({reason}); pass decimals as strings."),
-                    ),
-                ))
-            }
-        }
-    }
+/// [`json_text`] of an optional argument (`undefined` and `null` are `None`).
+pub fn opt_json_text(env: Env, value: Option<Unknown<'_>>) -> napi::Result<Option<JsonText>> {
+    value.map(|v| json_text(env, v)).transpose()
 }
 
 fn json_function<Args, Ret>(env: Env, name: &str) -> napi::Result<Function<'static, Args, Ret>>

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use meterkit::{
     engine::IngestReport, invoice::Invoice, quota::Quota, Aggregation, Bill, BillRequest, Event, Notifier, Query,
-    RollupSpec, UsageRecord, Window,
+    RollupSpec, Window,
 };
-use napi::bindgen_prelude::{AsyncTask, Either, Function, Null, Object};
+use napi::bindgen_prelude::{AsyncTask, Either, Function, Null, Object, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
@@ -14,10 +14,11 @@ use napi_derive::napi;
 use crate::billing::Tariff;
 use crate::columns::{self, UsageColumns};
 use crate::convert::{
-    core, from_json, guard, internal_error, js_error, panic_message, records_from_json, ts_from_json, Json, JsonText,
+    core, from_json, guard, internal_error, js, js_error, json_text, opt_json_text, panic_message, records_from_json,
+    ts_from_json, Js, JsonText,
 };
 
-type EventCallback = ThreadsafeFunction<Json<Event>, UnknownReturnValue, Json<Event>, Status, false, true>;
+type EventCallback = ThreadsafeFunction<Event, UnknownReturnValue, Js, Status, false, true>;
 
 /// Forwards every core event to a JS callback through a ThreadsafeFunction: callable from any
 /// thread (the async tasks run on libuv's pool), delivered on the JS thread in order.
@@ -26,7 +27,7 @@ struct JsNotifier(EventCallback);
 impl Notifier for JsNotifier {
     fn notify(&self, event: &Event) {
         // A closing environment refuses the call; there is nobody left to tell then.
-        let _ = self.0.call(Json(event.clone()), ThreadsafeFunctionCallMode::NonBlocking);
+        let _ = self.0.call(event.clone(), ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -59,7 +60,7 @@ impl Engine {
                 })?,
                 None => None,
             };
-            let callback: Option<Either<Function<Json<Event>, UnknownReturnValue>, Null>> = match &options {
+            let callback: Option<Either<Function<Js, UnknownReturnValue>, Null>> = match &options {
                 Some(o) => o.get("onEvent").map_err(|_| {
                     js_error(
                         env,
@@ -77,8 +78,11 @@ impl Engine {
                 _ => meterkit::Engine::in_memory(),
             };
             if let Some(Either::A(f)) = callback {
-                let tsfn =
-                    f.build_threadsafe_function::<Json<Event>>().callee_handled::<false>().weak::<true>().build()?;
+                let tsfn = f
+                    .build_threadsafe_function::<Event>()
+                    .callee_handled::<false>()
+                    .weak::<true>()
+                    .build_callback(|ctx| js(ctx.env, &ctx.value))?;
                 engine = engine.with_notifier(Arc::new(JsNotifier(tsfn)));
             }
             Ok(Engine { inner: Arc::new(engine) })
@@ -87,7 +91,8 @@ impl Engine {
 
     /// Maintain a rollup spec from now on (backfilled from stored records); returns its id.
     #[napi(catch_unwind, ts_args_type = "spec: RollupSpec")]
-    pub fn add_spec(&self, env: Env, spec: JsonText) -> napi::Result<u32> {
+    pub fn add_spec(&self, env: Env, spec: Unknown<'_>) -> napi::Result<u32> {
+        let spec = json_text(env, spec)?;
         guard(env, || {
             let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
             core(env, self.inner.add_spec(spec))
@@ -96,8 +101,8 @@ impl Engine {
 
     /// The rollup specs, in id order.
     #[napi(catch_unwind, ts_return_type = "RollupSpec[]")]
-    pub fn specs(&self) -> Json<Vec<RollupSpec>> {
-        Json(self.inner.specs())
+    pub fn specs(&self, env: Env) -> napi::Result<Js> {
+        js(env, &self.inner.specs())
     }
 
     /// Ingest a batch of usage records (or one record). Duplicates and conflicts are reported,
@@ -107,10 +112,11 @@ impl Engine {
         ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
         ts_return_type = "IngestReport"
     )]
-    pub fn ingest(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
+    pub fn ingest(&self, env: Env, records: Unknown<'_>) -> napi::Result<Js> {
+        let records = json_text(env, records)?;
         guard(env, || {
             let batch = core(env, records_from_json(&records.0))?;
-            core(env, self.inner.ingest(&batch)).map(Json)
+            core(env, self.inner.ingest(&batch)).and_then(|v| js(env, &v))
         })
     }
 
@@ -131,13 +137,15 @@ impl Engine {
         env: Env,
         tenant: String,
         metric: String,
-        reading: JsonText,
+        reading: Unknown<'_>,
         exchange: Option<String>,
-        options: Option<JsonText>,
-    ) -> napi::Result<Json<meterkit::reading::check::ReadingOutcome>> {
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Js> {
+        let reading = json_text(env, reading)?;
+        let options = opt_json_text(env, options)?;
         guard(env, || {
             let (reading, exchange, opts) = reading_args(env, &reading, exchange, options)?;
-            core(env, self.inner.record_reading(&tenant, &metric, &reading, exchange, &opts)).map(Json)
+            core(env, self.inner.record_reading(&tenant, &metric, &reading, exchange, &opts)).and_then(|v| js(env, &v))
         })
     }
 
@@ -154,13 +162,15 @@ impl Engine {
         env: Env,
         tenant: String,
         metric: String,
-        reading: JsonText,
+        reading: Unknown<'_>,
         exchange: Option<String>,
-        options: Option<JsonText>,
-    ) -> napi::Result<Json<meterkit::reading::check::ReadingOutcome>> {
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Js> {
+        let reading = json_text(env, reading)?;
+        let options = opt_json_text(env, options)?;
         guard(env, || {
             let (reading, exchange, opts) = reading_args(env, &reading, exchange, options)?;
-            core(env, self.inner.check_reading(&tenant, &metric, &reading, exchange, &opts)).map(Json)
+            core(env, self.inner.check_reading(&tenant, &metric, &reading, exchange, &opts)).and_then(|v| js(env, &v))
         })
     }
 
@@ -172,17 +182,18 @@ impl Engine {
         ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
         ts_return_type = "IngestReport"
     )]
-    pub fn outbox_queue(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
+    pub fn outbox_queue(&self, env: Env, records: Unknown<'_>) -> napi::Result<Js> {
+        let records = json_text(env, records)?;
         guard(env, || {
             let batch = core(env, records_from_json(&records.0))?;
-            core(env, self.inner.outbox_queue(&batch)).map(Json)
+            core(env, self.inner.outbox_queue(&batch)).and_then(|v| js(env, &v))
         })
     }
 
     /// Up to `limit` records of `tenant` waiting for upload, by id.
     #[napi(catch_unwind, ts_return_type = "UsageRecord[]")]
-    pub fn outbox_pending(&self, env: Env, tenant: String, limit: u32) -> napi::Result<Json<Vec<UsageRecord>>> {
-        guard(env, || core(env, self.inner.outbox_pending(&tenant, limit as usize)).map(|e| Json(e.records)))
+    pub fn outbox_pending(&self, env: Env, tenant: String, limit: u32) -> napi::Result<Js> {
+        guard(env, || core(env, self.inner.outbox_pending(&tenant, limit as usize)).and_then(|e| js(env, &e.records)))
     }
 
     /// How many records of `tenant` wait for upload (one metadata read).
@@ -195,7 +206,14 @@ impl Engine {
     /// the queue; sent markers older than the retention window are removed. Returns how many
     /// were pending.
     #[napi(catch_unwind, ts_args_type = "tenant: string, ids: string[], now?: Date | string | null")]
-    pub fn outbox_ack(&self, env: Env, tenant: String, ids: Vec<String>, now: Option<JsonText>) -> napi::Result<i64> {
+    pub fn outbox_ack(
+        &self,
+        env: Env,
+        tenant: String,
+        ids: Vec<String>,
+        now: Option<Unknown<'_>>,
+    ) -> napi::Result<i64> {
+        let now = opt_json_text(env, now)?;
         guard(env, || {
             let now = match now {
                 Some(t) => core(env, ts_from_json(&t.0, "now"))?,
@@ -209,7 +227,8 @@ impl Engine {
     /// Tidy the outbox of `tenant`: remove sent markers acknowledged before `before`, pending
     /// markers naming no stored record, and recount. Returns how many markers were removed.
     #[napi(catch_unwind, ts_args_type = "tenant: string, before: Date | string")]
-    pub fn outbox_purge(&self, env: Env, tenant: String, before: JsonText) -> napi::Result<i64> {
+    pub fn outbox_purge(&self, env: Env, tenant: String, before: Unknown<'_>) -> napi::Result<i64> {
+        let before = json_text(env, before)?;
         guard(env, || {
             let before = core(env, ts_from_json(&before.0, "before"))?;
             core(env, self.inner.outbox_purge(&tenant, before)).map(|n| i64::try_from(n).unwrap_or(i64::MAX))
@@ -223,10 +242,11 @@ impl Engine {
         ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
         ts_return_type = "Promise<IngestReport>"
     )]
-    pub fn ingest_async(&self, records: JsonText) -> AsyncTask<CoreTask<IngestReport>> {
+    pub fn ingest_async(&self, env: Env, records: Unknown<'_>) -> napi::Result<AsyncTask<CoreTask<IngestReport>>> {
+        let records = json_text(env, records)?;
         let engine = self.inner.clone();
         let text = records.0;
-        AsyncTask::new(CoreTask::new(move || engine.ingest(&records_from_json(&text)?)))
+        Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&records_from_json(&text)?))))
     }
 
     /// `ingest` for a named source (a cron job, a feed): also moves the source's watermark, per
@@ -237,10 +257,11 @@ impl Engine {
         ts_args_type = "source: string, records: UsageRecordInput | UsageRecordInput[]",
         ts_return_type = "IngestReport"
     )]
-    pub fn ingest_from(&self, env: Env, source: String, records: JsonText) -> napi::Result<Json<IngestReport>> {
+    pub fn ingest_from(&self, env: Env, source: String, records: Unknown<'_>) -> napi::Result<Js> {
+        let records = json_text(env, records)?;
         guard(env, || {
             let batch = core(env, records_from_json(&records.0))?;
-            core(env, self.inner.ingest_from(&source, &batch)).map(Json)
+            core(env, self.inner.ingest_from(&source, &batch)).and_then(|v| js(env, &v))
         })
     }
 
@@ -250,10 +271,16 @@ impl Engine {
         ts_args_type = "source: string, records: UsageRecordInput | UsageRecordInput[]",
         ts_return_type = "Promise<IngestReport>"
     )]
-    pub fn ingest_from_async(&self, source: String, records: JsonText) -> AsyncTask<CoreTask<IngestReport>> {
+    pub fn ingest_from_async(
+        &self,
+        env: Env,
+        source: String,
+        records: Unknown<'_>,
+    ) -> napi::Result<AsyncTask<CoreTask<IngestReport>>> {
+        let records = json_text(env, records)?;
         let engine = self.inner.clone();
         let text = records.0;
-        AsyncTask::new(CoreTask::new(move || engine.ingest_from(&source, &records_from_json(&text)?)))
+        Ok(AsyncTask::new(CoreTask::new(move || engine.ingest_from(&source, &records_from_json(&text)?))))
     }
 
     /// The watermark of `source` for `tenant` (RFC 3339, UTC): the greatest timestamp an
@@ -282,10 +309,10 @@ impl Engine {
     /// Ingest columns: one array per field (typed arrays for quantities and timestamps), the
     /// fast path for big batches. See `UsageColumns`.
     #[napi(catch_unwind, ts_return_type = "IngestReport")]
-    pub fn ingest_columns(&self, env: Env, columns: UsageColumns) -> napi::Result<Json<IngestReport>> {
+    pub fn ingest_columns(&self, env: Env, columns: UsageColumns) -> napi::Result<Js> {
         guard(env, || {
             let cols = core(env, columns::read(columns))?;
-            core(env, cols.ingest(&self.inner)).map(Json)
+            core(env, cols.ingest(&self.inner)).and_then(|v| js(env, &v))
         })
     }
 
@@ -313,24 +340,25 @@ impl Engine {
         ts_args_type = "records: UsageRecordInput | UsageRecordInput[]",
         ts_return_type = "IngestReport"
     )]
-    pub fn replace(&self, env: Env, records: JsonText) -> napi::Result<Json<IngestReport>> {
+    pub fn replace(&self, env: Env, records: Unknown<'_>) -> napi::Result<Js> {
+        let records = json_text(env, records)?;
         guard(env, || {
             let batch = core(env, records_from_json(&records.0))?;
-            core(env, self.inner.replace(&batch)).map(Json)
+            core(env, self.inner.replace(&batch)).and_then(|v| js(env, &v))
         })
     }
 
     /// The versions of `(tenant, id)` that `replace` replaced, oldest first.
     #[napi(catch_unwind, ts_return_type = "UsageRecord[]")]
-    pub fn history(&self, env: Env, tenant: String, id: String) -> napi::Result<Json<Vec<UsageRecord>>> {
-        guard(env, || core(env, self.inner.history(&tenant, &id)).map(Json))
+    pub fn history(&self, env: Env, tenant: String, id: String) -> napi::Result<Js> {
+        guard(env, || core(env, self.inner.history(&tenant, &id)).and_then(|v| js(env, &v)))
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; returns it.
     /// Throws `E_NOT_FOUND` when no such record is stored.
     #[napi(catch_unwind, ts_return_type = "UsageRecord")]
-    pub fn retract(&self, env: Env, tenant: String, id: String) -> napi::Result<Json<UsageRecord>> {
-        guard(env, || core(env, self.inner.retract(&tenant, &id)).map(Json))
+    pub fn retract(&self, env: Env, tenant: String, id: String) -> napi::Result<Js> {
+        guard(env, || core(env, self.inner.retract(&tenant, &id)).and_then(|v| js(env, &v)))
     }
 
     /// Stored records of `tenant` and `metric` with timestamp in `[from, to)`, optionally of one
@@ -345,23 +373,26 @@ impl Engine {
         env: Env,
         tenant: String,
         metric: String,
-        from: JsonText,
-        to: JsonText,
+        from: Unknown<'_>,
+        to: Unknown<'_>,
         subject: Option<String>,
-    ) -> napi::Result<Json<Vec<UsageRecord>>> {
+    ) -> napi::Result<Js> {
+        let from = json_text(env, from)?;
+        let to = json_text(env, to)?;
         guard(env, || {
             let from = core(env, ts_from_json(&from.0, "from"))?;
             let to = core(env, ts_from_json(&to.0, "to"))?;
-            core(env, self.inner.records(&tenant, &metric, subject.as_deref(), from, to)).map(Json)
+            core(env, self.inner.records(&tenant, &metric, subject.as_deref(), from, to)).and_then(|v| js(env, &v))
         })
     }
 
     /// Answer a rollup query: rows ordered by window start, then group values.
     #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "Bucket[]")]
-    pub fn query(&self, env: Env, query: JsonText) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
+    pub fn query(&self, env: Env, query: Unknown<'_>) -> napi::Result<Js> {
+        let query = json_text(env, query)?;
         guard(env, || {
             let q: Query = core(env, from_json(&query.0, "query"))?;
-            core(env, self.inner.query(&q)).map(Json)
+            core(env, self.inner.query(&q)).and_then(|v| js(env, &v))
         })
     }
 
@@ -373,28 +404,36 @@ impl Engine {
         ts_args_type = "query: Query",
         ts_return_type = "{ window_start: Timestamp[]; window_end: Timestamp[]; local_start: string[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flagged_count: number[]; flagged_sum: DecimalString[]; estimated_count: number[]; estimated_sum: DecimalString[]; first_at: Array<Timestamp | null>; last_at: Array<Timestamp | null> }"
     )]
-    pub fn query_columns(&self, env: Env, query: JsonText) -> napi::Result<Json<crate::rollup::BucketColumns>> {
+    pub fn query_columns(&self, env: Env, query: Unknown<'_>) -> napi::Result<Js> {
+        let query = json_text(env, query)?;
         guard(env, || {
             let q: Query = core(env, from_json(&query.0, "query"))?;
-            core(env, self.inner.query(&q)).map(|b| Json(crate::rollup::BucketColumns::of(&b)))
+            core(env, self.inner.query(&q)).and_then(|b| js(env, &crate::rollup::BucketColumns::of(&b)))
         })
     }
 
     /// `query` off the JS thread.
     #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "Promise<Bucket[]>")]
-    pub fn query_async(&self, query: JsonText) -> AsyncTask<CoreTask<Vec<meterkit::Bucket>>> {
+    pub fn query_async(
+        &self,
+        env: Env,
+        query: Unknown<'_>,
+    ) -> napi::Result<AsyncTask<CoreTask<Vec<meterkit::Bucket>>>> {
+        let query = json_text(env, query)?;
         let engine = self.inner.clone();
         let text = query.0;
-        AsyncTask::new(CoreTask::new(move || engine.query(&from_json(&text, "query")?)))
+        Ok(AsyncTask::new(CoreTask::new(move || engine.query(&from_json(&text, "query")?))))
     }
 
     /// The `n` groups with the largest `by` aggregation over the query's range, largest first.
     #[napi(catch_unwind, ts_args_type = "query: Query, by: Aggregation, n: number", ts_return_type = "Bucket[]")]
-    pub fn top_n(&self, env: Env, query: JsonText, by: JsonText, n: u32) -> napi::Result<Json<Vec<meterkit::Bucket>>> {
+    pub fn top_n(&self, env: Env, query: Unknown<'_>, by: Unknown<'_>, n: u32) -> napi::Result<Js> {
+        let query = json_text(env, query)?;
+        let by = json_text(env, by)?;
         guard(env, || {
             let q: Query = core(env, from_json(&query.0, "query"))?;
             let by: Aggregation = core(env, from_json(&by.0, "aggregation"))?;
-            core(env, self.inner.top_n(&q, &by, n as usize)).map(Json)
+            core(env, self.inner.top_n(&q, &by, n as usize)).and_then(|v| js(env, &v))
         })
     }
 
@@ -412,12 +451,13 @@ impl Engine {
         metric: String,
         window: String,
         time_zone: String,
-        at: JsonText,
-    ) -> napi::Result<Json<meterkit::engine::Totals>> {
+        at: Unknown<'_>,
+    ) -> napi::Result<Js> {
+        let at = json_text(env, at)?;
         guard(env, || {
             let window: Window = core(env, window.parse())?;
             let at = core(env, ts_from_json(&at.0, "at"))?;
-            core(env, self.inner.totals(&tenant, &metric, window, &time_zone, at)).map(Json)
+            core(env, self.inner.totals(&tenant, &metric, window, &time_zone, at)).and_then(|v| js(env, &v))
         })
     }
 
@@ -428,9 +468,10 @@ impl Engine {
         &self,
         env: Env,
         tenant: String,
-        now: JsonText,
+        now: Unknown<'_>,
         allowed_lateness_seconds: Option<i64>,
     ) -> napi::Result<u32> {
+        let now = json_text(env, now)?;
         guard(env, || {
             let now = core(env, ts_from_json(&now.0, "now"))?;
             let lateness = chrono::Duration::try_seconds(allowed_lateness_seconds.unwrap_or(0)).ok_or_else(|| {
@@ -452,7 +493,8 @@ impl Engine {
     /// `flag` findings store it flagged; every finding is in `IngestReport.findings`, warnings and
     /// errors go to `onEvent` as `anomaly_detected`. The streaming state is kept in memory.
     #[napi(catch_unwind, ts_args_type = "metric: string, config: Partial<ValidationConfig>")]
-    pub fn set_validation(&self, env: Env, metric: String, config: JsonText) -> napi::Result<()> {
+    pub fn set_validation(&self, env: Env, metric: String, config: Unknown<'_>) -> napi::Result<()> {
+        let config = json_text(env, config)?;
         guard(env, || {
             let config: meterkit::vee::ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
             core(env, self.inner.set_validation(&metric, config))
@@ -461,7 +503,8 @@ impl Engine {
 
     /// Validate with a fixed "now" (tests, replays of old data); `null`: the wall clock.
     #[napi(catch_unwind, ts_args_type = "now: Date | Timestamp | null")]
-    pub fn set_validation_now(&self, env: Env, now: JsonText) -> napi::Result<()> {
+    pub fn set_validation_now(&self, env: Env, now: Unknown<'_>) -> napi::Result<()> {
+        let now = json_text(env, now)?;
         guard(env, || {
             let now = if now.0 == "null" { None } else { Some(core(env, ts_from_json(&now.0, "now"))?) };
             self.inner.set_validation_now(now);
@@ -472,26 +515,34 @@ impl Engine {
     /// Bill `request.subject` with `tariff` from the stored records of the request's metric (and
     /// of every metric a charge names) in the period.
     #[napi(catch_unwind, ts_args_type = "tariff: Tariff, request: BillRequest", ts_return_type = "Bill")]
-    pub fn bill(&self, env: Env, tariff: &Tariff, request: JsonText) -> napi::Result<Json<Bill>> {
+    pub fn bill(&self, env: Env, tariff: &Tariff, request: Unknown<'_>) -> napi::Result<Js> {
+        let request = json_text(env, request)?;
         guard(env, || {
             let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
-            core(env, self.inner.bill(&tariff.inner, &req)).map(Json)
+            core(env, self.inner.bill(&tariff.inner, &req)).and_then(|v| js(env, &v))
         })
     }
 
     /// `bill` off the JS thread.
     #[napi(catch_unwind, ts_args_type = "tariff: Tariff, request: BillRequest", ts_return_type = "Promise<Bill>")]
-    pub fn bill_async(&self, tariff: &Tariff, request: JsonText) -> AsyncTask<CoreTask<Bill>> {
+    pub fn bill_async(
+        &self,
+        env: Env,
+        tariff: &Tariff,
+        request: Unknown<'_>,
+    ) -> napi::Result<AsyncTask<CoreTask<Bill>>> {
+        let request = json_text(env, request)?;
         let engine = self.inner.clone();
         let tariff = tariff.inner.clone();
         let text = request.0;
-        AsyncTask::new(CoreTask::new(move || engine.bill(&tariff, &from_json(&text, "bill request")?)))
+        Ok(AsyncTask::new(CoreTask::new(move || engine.bill(&tariff, &from_json(&text, "bill request")?))))
     }
 
     /// Check `quota` after every ingest: `threshold_crossed` events when a subject's usage (or
     /// bill total, with a tariff) reaches a level. Replaces a quota of the same tenant and id.
     #[napi(catch_unwind, ts_args_type = "quota: Quota")]
-    pub fn add_quota(&self, env: Env, quota: JsonText) -> napi::Result<()> {
+    pub fn add_quota(&self, env: Env, quota: Unknown<'_>) -> napi::Result<()> {
+        let quota = json_text(env, quota)?;
         guard(env, || {
             let quota: Quota = core(env, from_json(&quota.0, "quota"))?;
             core(env, self.inner.add_quota(quota))
@@ -500,36 +551,40 @@ impl Engine {
 
     /// Issue a draft invoice at `at` and store it (emits `bill_issued`); returns it issued.
     #[napi(catch_unwind, ts_args_type = "invoice: Invoice, at: Date | string", ts_return_type = "Invoice")]
-    pub fn issue_invoice(&self, env: Env, invoice: JsonText, at: JsonText) -> napi::Result<Json<Invoice>> {
+    pub fn issue_invoice(&self, env: Env, invoice: Unknown<'_>, at: Unknown<'_>) -> napi::Result<Js> {
+        let invoice = json_text(env, invoice)?;
+        let at = json_text(env, at)?;
         guard(env, || {
             let mut invoice: Invoice = core(env, from_json(&invoice.0, "invoice"))?;
             let at = core(env, ts_from_json(&at.0, "at"))?;
             core(env, self.inner.issue_invoice(&mut invoice, at))?;
-            Ok(Json(invoice))
+            js(env, &(invoice))
         })
     }
 
     /// The stored invoices of `tenant`, by id.
     #[napi(catch_unwind, ts_return_type = "Invoice[]")]
-    pub fn invoices(&self, env: Env, tenant: String) -> napi::Result<Json<Vec<Invoice>>> {
-        guard(env, || core(env, self.inner.invoices(&tenant)).map(Json))
+    pub fn invoices(&self, env: Env, tenant: String) -> napi::Result<Js> {
+        guard(env, || core(env, self.inner.invoices(&tenant)).and_then(|v| js(env, &v)))
     }
 
     /// Mark the stored invoice paid at `at` (`E_INVALID_TRANSITION` unless issued or overdue).
     #[napi(catch_unwind, ts_args_type = "tenant: string, id: string, at: Date | string", ts_return_type = "Invoice")]
-    pub fn pay_invoice(&self, env: Env, tenant: String, id: String, at: JsonText) -> napi::Result<Json<Invoice>> {
+    pub fn pay_invoice(&self, env: Env, tenant: String, id: String, at: Unknown<'_>) -> napi::Result<Js> {
+        let at = json_text(env, at)?;
         guard(env, || {
             let at = core(env, ts_from_json(&at.0, "at"))?;
-            core(env, self.inner.update_invoice(&tenant, &id, |i| i.pay(at))).map(Json)
+            core(env, self.inner.update_invoice(&tenant, &id, |i| i.pay(at))).and_then(|v| js(env, &v))
         })
     }
 
     /// Void the stored invoice at `at` (`E_INVALID_TRANSITION` once paid or void).
     #[napi(catch_unwind, ts_args_type = "tenant: string, id: string, at: Date | string", ts_return_type = "Invoice")]
-    pub fn void_invoice(&self, env: Env, tenant: String, id: String, at: JsonText) -> napi::Result<Json<Invoice>> {
+    pub fn void_invoice(&self, env: Env, tenant: String, id: String, at: Unknown<'_>) -> napi::Result<Js> {
+        let at = json_text(env, at)?;
         guard(env, || {
             let at = core(env, ts_from_json(&at.0, "at"))?;
-            core(env, self.inner.update_invoice(&tenant, &id, |i| i.void(at))).map(Json)
+            core(env, self.inner.update_invoice(&tenant, &id, |i| i.void(at))).and_then(|v| js(env, &v))
         })
     }
 
@@ -540,26 +595,22 @@ impl Engine {
         ts_args_type = "tenant: string, now: Date | string, daysBefore: number",
         ts_return_type = "Invoice[]"
     )]
-    pub fn reminders_due(
-        &self,
-        env: Env,
-        tenant: String,
-        now: JsonText,
-        days_before: u32,
-    ) -> napi::Result<Json<Vec<Invoice>>> {
+    pub fn reminders_due(&self, env: Env, tenant: String, now: Unknown<'_>, days_before: u32) -> napi::Result<Js> {
+        let now = json_text(env, now)?;
         guard(env, || {
             let now = core(env, ts_from_json(&now.0, "now"))?;
-            core(env, self.inner.reminders_due(&tenant, now, days_before)).map(Json)
+            core(env, self.inner.reminders_due(&tenant, now, days_before)).and_then(|v| js(env, &v))
         })
     }
 
     /// Mark every issued invoice past its due date overdue (emits `invoice_overdue` once each);
     /// returns those that became overdue.
     #[napi(catch_unwind, ts_args_type = "tenant: string, now: Date | string", ts_return_type = "Invoice[]")]
-    pub fn mark_overdue(&self, env: Env, tenant: String, now: JsonText) -> napi::Result<Json<Vec<Invoice>>> {
+    pub fn mark_overdue(&self, env: Env, tenant: String, now: Unknown<'_>) -> napi::Result<Js> {
+        let now = json_text(env, now)?;
         guard(env, || {
             let now = core(env, ts_from_json(&now.0, "now"))?;
-            core(env, self.inner.mark_overdue(&tenant, now)).map(Json)
+            core(env, self.inner.mark_overdue(&tenant, now)).and_then(|v| js(env, &v))
         })
     }
 }
@@ -580,7 +631,7 @@ impl<T> CoreTask<T> {
 
 impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
     type Output = T;
-    type JsValue = Json<T>;
+    type JsValue = Js;
 
     fn compute(&mut self) -> napi::Result<T> {
         let work = self.work.take().ok_or_else(|| napi::Error::from_reason("meterkit task ran twice (a bug)"))?;
@@ -599,11 +650,11 @@ impl<T: serde::Serialize + Send + 'static> Task for CoreTask<T> {
         }
     }
 
-    fn resolve(&mut self, _env: Env, output: T) -> napi::Result<Json<T>> {
-        Ok(Json(output))
+    fn resolve(&mut self, env: Env, output: T) -> napi::Result<Js> {
+        js(env, &output)
     }
 
-    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Json<T>> {
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Js> {
         match (self.failed.take(), self.panicked.take()) {
             (Some(e), _) => Err(js_error(env, &e)),
             (None, Some(message)) => Err(internal_error(env, &message)),

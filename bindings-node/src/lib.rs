@@ -12,6 +12,8 @@
 //! * `*Async` methods run the core on libuv's thread pool; `onEvent` is a ThreadsafeFunction.
 //! * Every exported function catches panics (`catch_unwind`): none crosses into Node.
 #![deny(missing_docs)]
+// napi passes arguments by value, and the signatures follow the JS API.
+#![allow(clippy::needless_pass_by_value, clippy::too_many_arguments)]
 
 mod billing;
 mod columns;
@@ -29,11 +31,12 @@ pub use crate::billing::{
     allocate, compare_tariffs, create_invoice, local_instant, month_period, split_shared_meter, Tariff,
 };
 pub use crate::columns::{DictColumn, UsageColumns};
-use crate::convert::{core, guard, ts_from_json, Json, JsonText};
+use crate::convert::{core, guard, js, json_text, ts_from_json, Js};
 pub use crate::engine::Engine;
 pub use crate::partial::{finalize_partials, merge_partials, partial_rollup};
 pub use crate::rollup::rollup_columns;
 pub use crate::validate::{alerts_of, estimate_gaps, validation_summary, RegisterTracker, Validator};
+use napi::bindgen_prelude::Unknown;
 
 /// Parse a decimal (plain `12.50` or scientific `1e-3`) and return its canonical text (`12.5`).
 /// Throws `E_PARSE` for anything that is not a finite 96-bit decimal.
@@ -45,7 +48,8 @@ pub fn parse_decimal(env: Env, text: String) -> napi::Result<String> {
 /// Parse a timestamp (a `Date` or an RFC 3339 string with any offset) and return it in the one
 /// output format: RFC 3339 in UTC with `Z` and only the fractional digits needed.
 #[napi(catch_unwind, ts_args_type = "value: Date | string")]
-pub fn parse_ts(env: Env, value: JsonText) -> napi::Result<String> {
+pub fn parse_ts(env: Env, value: Unknown<'_>) -> napi::Result<String> {
+    let value = json_text(env, value)?;
     guard(env, || core(env, ts_from_json(&value.0, "timestamp")).map(meterkit::time::fmt_ts))
 }
 
@@ -54,13 +58,14 @@ pub fn parse_ts(env: Env, value: JsonText) -> napi::Result<String> {
 /// metric, `end` before `timestamp`, a timestamp out of range). Returns the records in the core's
 /// canonical form. A service calls it first to answer bad input with nothing stored.
 #[napi(catch_unwind, ts_args_type = "records: UsageRecordInput | UsageRecordInput[]", ts_return_type = "UsageRecord[]")]
-pub fn check_records(env: Env, records: JsonText) -> napi::Result<Json<Vec<meterkit::UsageRecord>>> {
+pub fn check_records(env: Env, records: Unknown<'_>) -> napi::Result<Js> {
+    let records = json_text(env, records)?;
     guard(env, || {
         let batch = core(env, convert::records_from_json(&records.0))?;
         for r in &batch {
             core(env, r.check())?;
         }
-        Ok(Json(batch))
+        js(env, &(batch))
     })
 }
 
@@ -71,13 +76,14 @@ pub fn check_records(env: Env, records: JsonText) -> napi::Result<Json<Vec<meter
     ts_args_type = "window: WindowSpec, at: Date | string, timeZone: string",
     ts_return_type = "{ start: Timestamp; end: Timestamp }"
 )]
-pub fn window_span(env: Env, window: String, at: JsonText, time_zone: String) -> napi::Result<Json<WindowSpan>> {
+pub fn window_span(env: Env, window: String, at: Unknown<'_>, time_zone: String) -> napi::Result<Js> {
+    let at = json_text(env, at)?;
     guard(env, || {
         let window: Window = core(env, window.parse())?;
         let at = core(env, ts_from_json(&at.0, "at"))?;
         let tz = core(env, meterkit::time::parse_time_zone(&time_zone))?;
         let (start, end) = core(env, window.span(at, tz))?;
-        Ok(Json(WindowSpan { start: meterkit::time::fmt_ts(start), end: meterkit::time::fmt_ts(end) }))
+        js(env, &(WindowSpan { start: meterkit::time::fmt_ts(start), end: meterkit::time::fmt_ts(end) }))
     })
 }
 
@@ -90,8 +96,9 @@ pub struct WindowSpan {
 
 /// Every error code meterkit throws with, and its kind: `[{ code: "E_CONFLICT", kind: "conflict" }, …]`.
 #[napi(catch_unwind, ts_return_type = "Array<{ code: ErrorCode; kind: ErrorKind }>")]
-pub fn error_codes() -> Json<Vec<ErrorCodeInfo>> {
-    Json(ErrorKind::ALL.iter().map(|k| ErrorCodeInfo { code: k.code(), kind: *k }).collect())
+pub fn error_codes(env: Env) -> napi::Result<Js> {
+    let codes: Vec<ErrorCodeInfo> = ErrorKind::ALL.iter().map(|k| ErrorCodeInfo { code: k.code(), kind: *k }).collect();
+    js(env, &codes)
 }
 
 /// One error code.

@@ -9,7 +9,8 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::columns::{self, UsageColumns};
-use crate::convert::{core, from_json, guard, Json, JsonText};
+use crate::convert::{core, from_json, guard, js, json_text, Js};
+use napi::bindgen_prelude::Unknown;
 
 /// Roll up a batch of usage columns under one or more rollup specs without an engine or a store
 /// (the core's `ColumnarRollup`: the same buckets `Engine.query` gives for the same records).
@@ -22,7 +23,8 @@ use crate::convert::{core, from_json, guard, Json, JsonText};
     ts_args_type = "columns: UsageColumns, specs: RollupSpec | RollupSpec[]",
     ts_return_type = "Bucket[]"
 )]
-pub fn rollup_columns(env: Env, columns: UsageColumns, specs: JsonText) -> napi::Result<Json<Vec<Bucket>>> {
+pub fn rollup_columns(env: Env, columns: UsageColumns, specs: Unknown<'_>) -> napi::Result<Js> {
+    let specs = json_text(env, specs)?;
     guard(env, || {
         let specs: Vec<RollupSpec> = if specs.0.trim_start().starts_with('{') {
             vec![core(env, from_json(&specs.0, "rollup spec"))?]
@@ -30,7 +32,7 @@ pub fn rollup_columns(env: Env, columns: UsageColumns, specs: JsonText) -> napi:
             core(env, from_json(&specs.0, "rollup specs"))?
         };
         let buckets = columns::read(columns).and_then(|c| c.with_batch(|batch| rollup(batch, &specs)));
-        core(env, buckets).map(Json)
+        core(env, buckets).and_then(|v| js(env, &v))
     })
 }
 

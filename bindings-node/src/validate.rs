@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use meterkit::{
-    vee::alert::Alert, vee::alert::AlertConfig, vee::estimate::EstimateConfig, vee::ValidationConfig,
-    vee::ValidationSummary, Finding, MeterReading, UsageRecord,
+    vee::alert::AlertConfig, vee::estimate::EstimateConfig, vee::ValidationConfig, vee::ValidationSummary, Finding,
+    MeterReading, UsageRecord,
 };
 use napi::Env;
 use napi_derive::napi;
 
-use crate::convert::{core, from_json, guard, records_from_json, ts_from_json, Json, JsonText};
+use crate::convert::{core, from_json, guard, js, json_text, opt_json_text, records_from_json, ts_from_json, Js};
+use napi::bindgen_prelude::Unknown;
 
 /// Runs the validation rules over records one at a time, keeping per-series state (last values,
 /// ranges, seasonal slots) in memory: a batch gives the same findings as the same records
@@ -28,7 +29,9 @@ impl Validator {
         catch_unwind,
         ts_args_type = "configs?: Record<string, Partial<ValidationConfig>> | null, defaultConfig?: Partial<ValidationConfig> | null"
     )]
-    pub fn new(env: Env, configs: Option<JsonText>, default_config: Option<JsonText>) -> napi::Result<Self> {
+    pub fn new(env: Env, configs: Option<Unknown<'_>>, default_config: Option<Unknown<'_>>) -> napi::Result<Self> {
+        let configs = opt_json_text(env, configs)?;
+        let default_config = opt_json_text(env, default_config)?;
         guard(env, || {
             let configs: BTreeMap<String, ValidationConfig> = match &configs {
                 Some(text) if text.0 != "null" => core(env, from_json(&text.0, "validation configs"))?,
@@ -45,7 +48,8 @@ impl Validator {
 
     /// Compare time rules with this instant instead of the wall clock (`null`: the wall clock).
     #[napi(catch_unwind, ts_args_type = "now: Date | string | null")]
-    pub fn set_now(&mut self, env: Env, now: JsonText) -> napi::Result<()> {
+    pub fn set_now(&mut self, env: Env, now: Unknown<'_>) -> napi::Result<()> {
+        let now = json_text(env, now)?;
         guard(env, || {
             let now = if now.0 == "null" { None } else { Some(core(env, ts_from_json(&now.0, "now"))?) };
             self.inner.set_now(now);
@@ -55,7 +59,8 @@ impl Validator {
 
     /// Set (or replace) the configuration of one metric.
     #[napi(catch_unwind, ts_args_type = "metric: string, config: Partial<ValidationConfig>")]
-    pub fn set_config(&mut self, env: Env, metric: String, config: JsonText) -> napi::Result<()> {
+    pub fn set_config(&mut self, env: Env, metric: String, config: Unknown<'_>) -> napi::Result<()> {
+        let config = json_text(env, config)?;
         guard(env, || {
             let config: ValidationConfig = core(env, from_json(&config.0, "validation config"))?;
             core(env, self.inner.set_config(&metric, config))
@@ -76,10 +81,11 @@ impl Validator {
 
     /// Check one record (or an array, in order) and update the series state.
     #[napi(catch_unwind, ts_args_type = "records: UsageRecordInput | UsageRecordInput[]", ts_return_type = "Finding[]")]
-    pub fn check(&mut self, env: Env, records: JsonText) -> napi::Result<Json<Vec<Finding>>> {
+    pub fn check(&mut self, env: Env, records: Unknown<'_>) -> napi::Result<Js> {
+        let records = json_text(env, records)?;
         guard(env, || {
             let records = core(env, records_from_json(&records.0))?;
-            Ok(Json(self.inner.check_all(&records)))
+            js(env, &(self.inner.check_all(&records)))
         })
     }
 
@@ -104,10 +110,11 @@ impl Validator {
 
 /// Counts of findings by severity, action and rule.
 #[napi(catch_unwind, ts_args_type = "findings: Finding[]", ts_return_type = "ValidationSummary")]
-pub fn validation_summary(env: Env, findings: JsonText) -> napi::Result<Json<ValidationSummary>> {
+pub fn validation_summary(env: Env, findings: Unknown<'_>) -> napi::Result<Js> {
+    let findings = json_text(env, findings)?;
     guard(env, || {
         let findings: Vec<Finding> = core(env, from_json(&findings.0, "findings"))?;
-        Ok(Json(ValidationSummary::of(&findings)))
+        js(env, &(ValidationSummary::of(&findings)))
     })
 }
 
@@ -141,7 +148,8 @@ impl RegisterTracker {
         ts_args_type = "readings: MeterReading | MeterReading[]",
         ts_return_type = "{ records: UsageRecord[]; findings: Finding[] }"
     )]
-    pub fn push(&mut self, env: Env, readings: JsonText) -> napi::Result<Json<Pushed>> {
+    pub fn push(&mut self, env: Env, readings: Unknown<'_>) -> napi::Result<Js> {
+        let readings = json_text(env, readings)?;
         guard(env, || {
             let readings: Vec<MeterReading> = if readings.0.trim_start().starts_with('{') {
                 vec![core(env, from_json(&readings.0, "meter reading"))?]
@@ -149,14 +157,14 @@ impl RegisterTracker {
                 core(env, from_json(&readings.0, "meter readings"))?
             };
             let (records, findings) = self.inner.push_all(&readings);
-            Ok(Json(Pushed { records, findings }))
+            js(env, &(Pushed { records, findings }))
         })
     }
 
     /// The last reading of `meter`, or `null`.
     #[napi(catch_unwind, ts_return_type = "MeterReading | null")]
-    pub fn last_reading(&self, meter: String) -> Json<Option<MeterReading>> {
-        Json(self.inner.last_reading(&meter).cloned())
+    pub fn last_reading(&self, env: Env, meter: String) -> napi::Result<Js> {
+        js(env, &self.inner.last_reading(&meter).cloned())
     }
 }
 
@@ -167,11 +175,13 @@ impl RegisterTracker {
     ts_args_type = "records: UsageRecordInput[], config: EstimateConfig",
     ts_return_type = "UsageRecord[]"
 )]
-pub fn estimate_gaps(env: Env, records: JsonText, config: JsonText) -> napi::Result<Json<Vec<UsageRecord>>> {
+pub fn estimate_gaps(env: Env, records: Unknown<'_>, config: Unknown<'_>) -> napi::Result<Js> {
+    let records = json_text(env, records)?;
+    let config = json_text(env, config)?;
     guard(env, || {
         let records = core(env, records_from_json(&records.0))?;
         let config: EstimateConfig = core(env, from_json(&config.0, "estimate config"))?;
-        core(env, meterkit::vee::estimate::estimate_gaps(&records, &config)).map(Json)
+        core(env, meterkit::vee::estimate::estimate_gaps(&records, &config)).and_then(|v| js(env, &v))
     })
 }
 
@@ -185,10 +195,13 @@ pub fn estimate_gaps(env: Env, records: JsonText, config: JsonText) -> napi::Res
 )]
 pub fn alerts_of(
     env: Env,
-    records: JsonText,
-    findings: JsonText,
-    config: Option<JsonText>,
-) -> napi::Result<Json<Vec<Alert>>> {
+    records: Unknown<'_>,
+    findings: Unknown<'_>,
+    config: Option<Unknown<'_>>,
+) -> napi::Result<Js> {
+    let records = json_text(env, records)?;
+    let findings = json_text(env, findings)?;
+    let config = opt_json_text(env, config)?;
     guard(env, || {
         let records = core(env, records_from_json(&records.0))?;
         let findings: Vec<Finding> = core(env, from_json(&findings.0, "findings"))?;
@@ -196,6 +209,6 @@ pub fn alerts_of(
             Some(c) if c.0 != "null" => core(env, from_json(&c.0, "alert config"))?,
             _ => AlertConfig::default(),
         };
-        Ok(Json(core(env, meterkit::vee::alert::alerts_of(&records, &findings, cfg))?))
+        js(env, &(core(env, meterkit::vee::alert::alerts_of(&records, &findings, cfg))?))
     })
 }
