@@ -57,7 +57,7 @@ fun median(reps: Int, block: () -> Unit): Long {
 fun main() {
     val history = (0..10).map { i ->
         MeterReading(meter = "m1", timestamp = Instant.parse("2024-05-01T00:00:00Z").plusSeconds(86_400L * i),
-            register = BigDecimal(1000 + i * 10), registerDigits = 8u, multiplier = null, kind = ReadingKind.ACTUAL)
+            register = BigDecimal(1000 + i * 10), registerDigits = 8u, multiplier = BigDecimal.ONE, kind = ReadingKind.ACTUAL)
     }
     val next = history.last().copy(timestamp = history.last().timestamp.plusSeconds(86_400), register = BigDecimal(1111))
     val now = Instant.parse("2030-03-17T17:46:40Z") // 1_900_000_000, as rust_bench_validate_reading
@@ -91,7 +91,7 @@ fun main() {
     fun readingCalls(engine: Engine, meters: Int, history: Int): Pair<Long, Long> {
         val t0 = Instant.parse("2024-01-01T00:00:00Z")
         fun r(m: Int, k: Int) = MeterReading(meter = "m$m", timestamp = t0.plusSeconds(30L * 86_400 * k),
-            register = BigDecimal(1000 + 150 * k), registerDigits = 6u, multiplier = null, kind = ReadingKind.ACTUAL)
+            register = BigDecimal(1000 + 150 * k), registerDigits = 6u, multiplier = BigDecimal.ONE, kind = ReadingKind.ACTUAL)
         for (m in 0 until meters) for (k in 0 until history) engine.recordReading("t", "kwh", r(m, k))
         val s = System.nanoTime()
         for (m in 0 until meters) engine.recordReading("t", "kwh", r(m, history))

@@ -257,6 +257,5 @@ pub fn window_span(window: String, at: SystemTime, time_zone: String) -> Result<
 /// range.
 #[uniffi::export]
 pub fn validation_summary(findings: Vec<crate::types::Finding>) -> Result<String, MeterkitError> {
-    let core = findings.iter().map(crate::types::Finding::to_core).collect::<Result<Vec<_>, _>>()?;
-    crate::types::to_json(&meterkit::vee::ValidationSummary::of(&core))
+    crate::types::to_json(&meterkit::vee::ValidationSummary::of(&findings))
 }

@@ -15,7 +15,7 @@ use crate::error::{signed, unsigned, MeterkitError};
 use crate::field::{Tariff, ValidationConfig};
 use crate::types::{
     buckets_from_core, from_system, records_to_core, to_system, Alert, Bill, BillRequest, Bucket, Finding,
-    IngestReport, Query, Quota, Totals, UsageRecord,
+    IngestReport, Query, Quota, Timestamp, Totals, UsageRecord,
 };
 
 /// Pending records exported for upload ([`Engine::export_pending`]).
@@ -27,42 +27,48 @@ pub struct PendingExport {
     pub json: String,
 }
 
-/// The outcome of [`Engine::record_reading`] (the core's `ReadingOutcome`).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// What happened to a reading (the core's `ReadingStatus`).
+#[uniffi::remote(Enum)]
+pub enum ReadingStatus {
+    /// Stored; its consumption (if any) is billed as is (or as estimated).
+    Accepted,
+    /// Stored and the new baseline; its consumption is stored with quality `flagged` for review.
+    Flagged,
+    /// Not used: kept for audit only; the meter's baseline is unchanged.
+    Rejected,
+}
+
+pub use meterkit::reading::check::ReadingStatus;
+
+/// The outcome of [`Engine::record_reading`] and [`Engine::check_reading`] (the core's
+/// `ReadingOutcome`, derived with `uniffi::remote`); [`reading_outcome_to_json`] gives the core's
+/// JSON of it (an upload body or a log line).
+#[uniffi::remote(Record)]
 pub struct ReadingOutcome {
     /// The meter.
     pub meter: String,
     /// When it was read.
-    pub timestamp: SystemTime,
+    pub timestamp: Timestamp,
     /// The register value read.
     pub reading: Decimal,
-    /// `accepted`, `flagged` or `rejected`.
-    pub status: String,
+    /// The decision.
+    pub status: ReadingStatus,
     /// Consumption since the previous reading (metric units), if any.
     pub consumption: Option<Decimal>,
     /// Findings, most decisive first.
     pub findings: Vec<Finding>,
     /// The consumption records stored (one per day; empty for a resent reading).
     pub records: Vec<UsageRecord>,
-    /// The same outcome as the core's JSON (`{"meter","timestamp","reading","status",
-    /// "consumption","findings","records"}`), e.g. for an upload body or a log.
-    pub json: String,
 }
 
-impl ReadingOutcome {
-    fn from_core(o: meterkit::reading::check::ReadingOutcome) -> Result<Self, MeterkitError> {
-        let json = serde_json::to_string(&o).map_err(|e| MeterkitError::internal(e.to_string()))?;
-        Ok(ReadingOutcome {
-            meter: o.meter,
-            timestamp: to_system(o.timestamp),
-            reading: o.reading,
-            status: o.status.as_str().to_string(),
-            consumption: o.consumption,
-            findings: crate::types::findings_from_core(o.findings),
-            records: o.records,
-            json,
-        })
-    }
+pub use meterkit::reading::check::ReadingOutcome;
+
+/// A reading outcome as the core's JSON (`{"meter","timestamp","reading","status",
+/// "consumption","findings","records"}`). Errors: none in practice (`Internal` if serialisation
+/// fails).
+#[uniffi::export]
+pub fn reading_outcome_to_json(outcome: ReadingOutcome) -> Result<String, MeterkitError> {
+    crate::types::to_json(&outcome)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,7 +136,7 @@ fn event_from_core(e: &meterkit::Event) -> MobileEvent {
         E::LateRecord { tenant, id, window, bucket } => {
             MobileEvent::LateRecord { tenant, id, window, bucket: bucket.into() }
         }
-        E::AnomalyDetected { finding } => MobileEvent::AnomalyDetected { finding: Finding::from_core(finding) },
+        E::AnomalyDetected { finding } => MobileEvent::AnomalyDetected { finding },
         E::AlertRaised { alert } => MobileEvent::AlertRaised { alert: Alert::from_core(alert) },
         E::AlertResolved { alert } => MobileEvent::AlertResolved { alert: Alert::from_core(alert) },
         E::WindowClosed { tenant, window, bucket } => {
@@ -556,8 +562,7 @@ impl Engine {
         options_json: Option<String>,
     ) -> Result<ReadingOutcome, MeterkitError> {
         let opts = reading_options(options_json)?;
-        let outcome = self.engine()?.record_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
-        ReadingOutcome::from_core(outcome)
+        Ok(self.engine()?.record_reading(&tenant, &metric, &reading, exchange, &opts)?)
     }
 
     /// Check a register `reading` exactly as [`Engine::record_reading`] does (same decisions,
@@ -573,8 +578,7 @@ impl Engine {
         options_json: Option<String>,
     ) -> Result<ReadingOutcome, MeterkitError> {
         let opts = reading_options(options_json)?;
-        let outcome = self.engine()?.check_reading(&tenant, &metric, &reading.to_core()?, exchange, &opts)?;
-        ReadingOutcome::from_core(outcome)
+        Ok(self.engine()?.check_reading(&tenant, &metric, &reading, exchange, &opts)?)
     }
 
     // -- upload queue (the core's outbox) --------------------------------------------------------

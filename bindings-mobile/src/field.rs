@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::error::{unsigned, MeterkitError};
-use crate::types::{findings_from_core, records_to_core, Bill, BillRequest, Finding, MeterReading, UsageRecord};
+use crate::types::{records_to_core, Bill, BillRequest, Finding, MeterReading, UsageRecord};
 
 /// A tariff (the core's `Tariff`), read from meterkit TOML or JSON, or from an OpenEI URDB rate
 /// record (JSON). Immutable; share it freely between threads.
@@ -161,12 +161,7 @@ pub struct ReadingCheck {
 
 impl ReadingCheck {
     fn from_core(c: meterkit::reading::ReadingCheck) -> Self {
-        ReadingCheck {
-            consumption: c.consumption,
-            findings: findings_from_core(c.findings),
-            rejected: c.rejected,
-            flagged: c.flagged,
-        }
+        ReadingCheck { consumption: c.consumption, findings: c.findings, rejected: c.rejected, flagged: c.flagged }
     }
 }
 
@@ -186,10 +181,9 @@ pub fn validate_reading(
     config: Option<Arc<ValidationConfig>>,
     now: Option<SystemTime>,
 ) -> Result<ReadingCheck, MeterkitError> {
-    let history = history.iter().map(MeterReading::to_core).collect::<Result<Vec<_>, _>>()?;
     let config = config.map(|c| c.inner.clone());
     let now = now.map(|t| crate::types::from_system(t, "now")).transpose()?;
-    let check = meterkit::reading::validate_reading(&tenant, &metric, &history, &reading.to_core()?, config, now)?;
+    let check = meterkit::reading::validate_reading(&tenant, &metric, &history, &reading, config, now)?;
     Ok(ReadingCheck::from_core(check))
 }
 
@@ -204,12 +198,7 @@ pub fn consumption(
     previous: MeterReading,
     current: MeterReading,
 ) -> Result<ReadingCheck, MeterkitError> {
-    Ok(ReadingCheck::from_core(meterkit::reading::consumption(
-        &tenant,
-        &metric,
-        &previous.to_core()?,
-        &current.to_core()?,
-    )))
+    Ok(ReadingCheck::from_core(meterkit::reading::consumption(&tenant, &metric, &previous, &current)))
 }
 
 /// Estimate the bill of the period in `request` from the records so far (the consumption of the
@@ -242,7 +231,7 @@ pub fn validate_records(
     if let Some(now) = now {
         validator = validator.with_now(crate::types::from_system(now, "now")?);
     }
-    Ok(findings_from_core(validator.check_all(&records_to_core(records)?)))
+    Ok(validator.check_all(&records_to_core(records)?))
 }
 
 /// The alerts of a batch: `findings` (from [`validate_records`] over `records`) merged per series —
@@ -257,7 +246,6 @@ pub fn alerts_of(
     warmup: i32,
 ) -> Result<Vec<crate::types::Alert>, MeterkitError> {
     let (gap, warmup) = (unsigned(gap, "gap")?, unsigned(warmup, "warmup")?);
-    let findings = findings.iter().map(Finding::to_core).collect::<Result<Vec<_>, _>>()?;
     let alerts = meterkit::vee::alert::alerts_of(
         &records_to_core(records)?,
         &findings,

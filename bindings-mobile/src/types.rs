@@ -240,8 +240,28 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// A validation finding (the core's `Finding`).
+/// The range a finding's value was expected in, `(low, high)` (the core's
+/// `Finding::expected`), crossing as a [`DecimalRange`] record.
+pub type ExpectedRange = (Decimal, Decimal);
+
+/// A decimal range `[low, high]` on the host (Kotlin `DecimalRange(low, high)`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DecimalRange {
+    /// Lower end.
+    pub low: Decimal,
+    /// Upper end.
+    pub high: Decimal,
+}
+
+uniffi::custom_type!(ExpectedRange, DecimalRange, {
+    remote,
+    lower: |r| DecimalRange { low: r.0, high: r.1 },
+    try_lift: |r| Ok((r.low, r.high)),
+});
+
+/// A validation finding (the core's `Finding`, derived with `uniffi::remote`: no mirror, no
+/// conversion). A finding is an alert (what a device shows) when its severity is not `Info`.
+#[uniffi::remote(Record)]
 pub struct Finding {
     /// The rule that raised it.
     pub rule: Rule,
@@ -258,62 +278,18 @@ pub struct Finding {
     /// Record id, when about one record.
     pub id: Option<String>,
     /// The record's timestamp (a gap: the first missing interval).
-    pub timestamp: SystemTime,
+    pub timestamp: Timestamp,
     /// The checked value, in the metric's unit.
     pub value: Option<Decimal>,
-    /// Lower end of the expected range, when the rule has one.
-    pub expected_low: Option<Decimal>,
-    /// Upper end of the expected range, when the rule has one.
-    pub expected_high: Option<Decimal>,
+    /// The range the value was expected in, when the rule has one.
+    pub expected: Option<ExpectedRange>,
     /// The rule's score (robust z for spike/drop, a count for streaks and gaps).
     pub score: Option<Decimal>,
     /// What was found and what to do, in a sentence.
     pub message: String,
-    /// True for warnings and errors (what a device should show).
-    pub is_alert: bool,
 }
 
-impl Finding {
-    pub(crate) fn from_core(f: meterkit::Finding) -> Self {
-        Finding {
-            rule: f.rule,
-            severity: f.severity,
-            action: f.action,
-            is_alert: f.is_alert(),
-            tenant: f.tenant,
-            subject: f.subject,
-            metric: f.metric,
-            id: f.id,
-            timestamp: to_system(f.timestamp),
-            value: f.value,
-            expected_low: f.expected.map(|r| r.0),
-            expected_high: f.expected.map(|r| r.1),
-            score: f.score,
-            message: f.message,
-        }
-    }
-
-    pub(crate) fn to_core(&self) -> Result<meterkit::Finding, MeterkitError> {
-        Ok(meterkit::Finding {
-            rule: self.rule,
-            severity: self.severity,
-            action: self.action,
-            tenant: self.tenant.clone(),
-            subject: self.subject.clone(),
-            metric: self.metric.clone(),
-            id: self.id.clone(),
-            timestamp: from_system(self.timestamp, "timestamp")?,
-            value: self.value,
-            expected: self.expected_low.zip(self.expected_high),
-            score: self.score,
-            message: self.message.clone(),
-        })
-    }
-}
-
-pub(crate) fn findings_from_core(v: Vec<meterkit::Finding>) -> Vec<Finding> {
-    v.into_iter().map(Finding::from_core).collect()
-}
+pub use meterkit::Finding;
 
 /// Consecutive warning and error findings on one series merged (the core's `Alert`).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -392,7 +368,7 @@ impl IngestReport {
                     reason: x.reason,
                 })
                 .collect(),
-            findings: findings_from_core(r.findings),
+            findings: r.findings,
         }
     }
 
@@ -413,7 +389,7 @@ impl IngestReport {
                     })
                 })
                 .collect::<Result<_, MeterkitError>>()?,
-            findings: self.findings.iter().map(Finding::to_core).collect::<Result<_, _>>()?,
+            findings: self.findings.clone(),
         })
     }
 }
@@ -743,40 +719,28 @@ pub struct Bill {
     pub per_subject: Vec<SubjectUsage>,
 }
 
-/// One reading of a cumulative register (the core's `MeterReading`): the meter showed
-/// `register` at `timestamp`; `register_digits` (1–28) lets a roll-over be recognised;
-/// `multiplier` converts register units to metric units (default 1).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// One reading of a cumulative register (the core's `MeterReading`, derived with
+/// `uniffi::remote`): the meter showed `register` at `timestamp`; `register_digits` (1–28) lets a
+/// roll-over be recognised; `multiplier` converts register units to metric units (1 for most
+/// meters).
+#[uniffi::remote(Record)]
 pub struct MeterReading {
     /// The meter (the consumption record's subject).
     pub meter: String,
     /// When the register was read.
-    pub timestamp: SystemTime,
+    pub timestamp: Timestamp,
     /// The register value (≥ 0).
     pub register: Decimal,
     /// Integer digits of the register, if known.
     #[uniffi(default = None)]
     pub register_digits: Option<u8>,
     /// Register units → metric units.
-    #[uniffi(default = None)]
-    pub multiplier: Option<Decimal>,
+    pub multiplier: Decimal,
     /// Who produced the reading.
     pub kind: ReadingKind,
 }
 
-impl MeterReading {
-    /// The core reading. Errors: `Parse` for an instant out of range.
-    pub fn to_core(&self) -> Result<meterkit::MeterReading, MeterkitError> {
-        Ok(meterkit::MeterReading {
-            meter: self.meter.clone(),
-            timestamp: from_system(self.timestamp, "timestamp")?,
-            register: self.register,
-            register_digits: self.register_digits,
-            multiplier: self.multiplier.unwrap_or(Decimal::ONE),
-            kind: self.kind,
-        })
-    }
-}
+pub use meterkit::MeterReading;
 
 // ---------------------------------------------------------------------------------------------
 // JSON: the core's serde format, for upload, export/import and the shared test vectors.
@@ -822,7 +786,7 @@ pub fn bill_to_json(bill: Bill) -> Result<String, MeterkitError> {
 /// Findings as the core's JSON array. Errors: `Parse` for instants out of range.
 #[uniffi::export]
 pub fn findings_to_json(findings: Vec<Finding>) -> Result<String, MeterkitError> {
-    to_json(&findings.iter().map(Finding::to_core).collect::<Result<Vec<_>, _>>()?)
+    to_json(&findings)
 }
 
 /// A query from the core's JSON (`{"tenant","metric","window","time_zone",…}`).

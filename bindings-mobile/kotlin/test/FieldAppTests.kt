@@ -25,7 +25,7 @@ private fun slab(kwh: BigDecimal): BigDecimal {
 
 private fun read(flat: String, at: String, register: Long) =
     MeterReading(meter = flat, timestamp = ts(at), register = BigDecimal(register), registerDigits = 5.toUByte(),
-        multiplier = null, kind = ReadingKind.ACTUAL)
+        multiplier = BigDecimal.ONE, kind = ReadingKind.ACTUAL)
 
 fun fieldAppTests(suite: Suite, scratch: File) {
     suite.test("field app: 50 flats read, queued, app restarted, uploaded once, bills equal BigDecimal") {
@@ -37,17 +37,17 @@ fun fieldAppTests(suite: Suite, scratch: File) {
         var device = Engine.open(path)
         for (f in flats) {
             val first = device.recordReading("site", "kwh", read(f, "2026-11-01T00:00:00Z", start.getValue(f)))
-            eq(first.status to first.records.size, "accepted" to 0, "$f first reading")
+            eq(first.status to first.records.size, ReadingStatus.ACCEPTED to 0, "$f first reading")
         }
         // flat-07 types 1xxx instead of 1xxxx: a dropped digit, refused, nothing queued.
         val typo = start.getValue("flat-07") + november.getValue("flat-07")
         val refused = device.recordReading("site", "kwh", read("flat-07", "2026-12-01T00:00:00Z", typo / 10))
-        eq(refused.status, "rejected", "a dropped digit is refused")
-        check(refused.findings.any { it.rule == Rule.LIKELY_TYPO || it.rule == Rule.BACKWARDS_READING }) { refused.json }
+        eq(refused.status, ReadingStatus.REJECTED, "a dropped digit is refused")
+        check(refused.findings.any { it.rule == Rule.LIKELY_TYPO || it.rule == Rule.BACKWARDS_READING }) { readingOutcomeToJson(refused) }
         // flat-13's meter is exchanged on 20 Nov: old final = start + 50, new meter starts at 7.
         val ex = device.recordReading("site", "kwh", read("flat-13", "2026-11-20T00:00:00Z", 7),
             exchange = BigDecimal(start.getValue("flat-13") + 50))
-        eq(ex.status to ex.consumption, "accepted" to BigDecimal(50), "declared exchange")
+        eq(ex.status to ex.consumption, ReadingStatus.ACCEPTED to BigDecimal(50), "declared exchange")
         // flat-21 is read on 20 Nov (40 kWh) and then 10 Dec (100 kWh over 20 days, 11 of them
         // in November — 20 Nov to 1 Dec — so 100 x 11/20 = 55 kWh pro rata).
         val mid = device.recordReading("site", "kwh", read("flat-21", "2026-11-20T00:00:00Z", start.getValue("flat-21") + 40))
@@ -60,7 +60,7 @@ fun fieldAppTests(suite: Suite, scratch: File) {
                 "flat-21" -> device.recordReading("site", "kwh", read(f, "2026-12-10T00:00:00Z", start.getValue(f) + 40 + 100))
                 else -> device.recordReading("site", "kwh", read(f, "2026-12-01T00:00:00Z", start.getValue(f) + november.getValue(f)))
             }
-            check(outcome.status != "rejected") { outcome.json }
+            check(outcome.status != ReadingStatus.REJECTED) { readingOutcomeToJson(outcome) }
             val earlier = when (f) { "flat-13" -> ex.records; "flat-21" -> mid.records; else -> listOf() }
             device.queue(outcome.records + earlier)
             queued += outcome.records.size

@@ -91,9 +91,9 @@ fun runReading(case: String): String {
             meter = str(item, "/reading/meter"), timestamp = ts(str(item, "/reading/timestamp")),
             register = dec(str(item, "/reading/register")),
             registerDigits = at(item, "/reading/register_digits")?.toInt()?.toUByte(),
-            multiplier = jsonStrAt(item, "/reading/multiplier")?.let { dec(it) }, kind = kind)
+            multiplier = dec(jsonStrAt(item, "/reading/multiplier") ?: "1"), kind = kind)
         val outcome = engine.recordReading(tenant, metric, reading, jsonStrAt(item, "/exchange")?.let { dec(it) }, options)
-        outcomes.add(projectOutcome(outcome.json))
+        outcomes.add(projectOutcome(readingOutcomeToJson(outcome)))
         i++
     }
     engine.close()

@@ -30,9 +30,9 @@ final class MeterkitTests: XCTestCase {
 
     func testRolloverOnEightDigits() throws {
         let first = MeterReading(meter: "m1", timestamp: date("2024-01-01T00:00:00Z"), register: dec("99999678"),
-                                 registerDigits: 8, multiplier: nil, kind: .actual)
+                                 registerDigits: 8, multiplier: dec("1"), kind: .actual)
         let next = MeterReading(meter: "m1", timestamp: date("2024-02-01T00:00:00Z"), register: dec("123"),
-                                registerDigits: 8, multiplier: nil, kind: .actual)
+                                registerDigits: 8, multiplier: dec("1"), kind: .actual)
         let check = try validateReading(tenant: "t", metric: "kwh", history: [first], reading: next,
                                         config: nil, now: date("2024-03-01T00:00:00Z"))
         XCTAssertEqual(check.consumption?.quantity, dec("445"))
