@@ -297,7 +297,8 @@ impl Engine {
     /// The spec is added when missing. Returns the engine's spec id. Throws `E_PARSE` for states
     /// of another schema, `E_STORE`.
     #[napi(catch_unwind, ts_args_type = "partials: PartialStates | PartialStates[], spec: RollupSpec")]
-    pub fn import_partials(&self, env: Env, partials: JsonText, spec: JsonText) -> napi::Result<u32> {
+    pub fn import_partials(&self, env: Env, partials: Unknown<'_>, spec: Unknown<'_>) -> napi::Result<u32> {
+        let (partials, spec) = (json_text(env, partials)?, json_text(env, spec)?);
         guard(env, || {
             let spec: meterkit::RollupSpec = core(env, crate::convert::from_json(&spec.0, "rollup spec"))?;
             let parts = core(env, crate::partial::read_all(&partials.0, &spec))?;

@@ -7,12 +7,13 @@
 use meterkit::record::Quality;
 use meterkit::rollup::partial::{self, ColumnarPartial, PartialColumns};
 use meterkit::{Bucket, Error as CoreError, ErrorKind, RollupSpec};
+use napi::bindgen_prelude::Unknown;
 use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
 
 use crate::columns::{self, UsageColumns};
-use crate::convert::{core, from_json, guard, Json, JsonText};
+use crate::convert::{core, from_json, guard, js, json_text, Js};
 
 /// Partial states of one partition's usage columns under `spec` (the core's `ColumnarPartial`):
 /// one row per tenant, window and group, as the partial-state JSON object (`PartialStates`;
@@ -28,9 +29,10 @@ use crate::convert::{core, from_json, guard, Json, JsonText};
 pub fn partial_rollup(
     env: Env,
     columns: UsageColumns,
-    spec: JsonText,
+    spec: Unknown<'_>,
     quality: Option<Vec<Option<String>>>,
-) -> napi::Result<Json<Value>> {
+) -> napi::Result<Js> {
+    let spec = json_text(env, spec)?;
     guard(env, || {
         let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
         let qualities = core(env, quality.map(|q| qualities(&q)).transpose())?;
@@ -42,7 +44,7 @@ pub fn partial_rollup(
             })
         });
         let parts = core(env, parts)?;
-        core(env, partial::to_columns(&parts, &spec)).map(|c| Json(partial::columns_to_json(&c)))
+        core(env, partial::to_columns(&parts, &spec)).and_then(|c| js(env, &partial::columns_to_json(&c)))
     })
 }
 
@@ -54,12 +56,13 @@ pub fn partial_rollup(
     ts_args_type = "partials: PartialStates | PartialStates[], spec: RollupSpec",
     ts_return_type = "PartialStates"
 )]
-pub fn merge_partials(env: Env, partials: JsonText, spec: JsonText) -> napi::Result<Json<Value>> {
+pub fn merge_partials(env: Env, partials: Unknown<'_>, spec: Unknown<'_>) -> napi::Result<Js> {
+    let (partials, spec) = (json_text(env, partials)?, json_text(env, spec)?);
     guard(env, || {
         let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
         let merged = read_all(&partials.0, &spec).and_then(partial::merge);
         let merged = core(env, merged)?;
-        core(env, partial::to_columns(&merged, &spec)).map(|c| Json(partial::columns_to_json(&c)))
+        core(env, partial::to_columns(&merged, &spec)).and_then(|c| js(env, &partial::columns_to_json(&c)))
     })
 }
 
@@ -73,14 +76,16 @@ pub fn merge_partials(env: Env, partials: JsonText, spec: JsonText) -> napi::Res
 )]
 pub fn finalize_partials(
     env: Env,
-    partials: JsonText,
-    spec: JsonText,
+    partials: Unknown<'_>,
+    spec: Unknown<'_>,
     tenant: Option<String>,
-) -> napi::Result<Json<Vec<Bucket>>> {
+) -> napi::Result<Js> {
+    let (partials, spec) = (json_text(env, partials)?, json_text(env, spec)?);
     guard(env, || {
         let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
         let rows = core(env, read_all(&partials.0, &spec).and_then(|p| partial::finalize(&p, &spec)))?;
-        core(env, partial::buckets_of_tenant(rows, tenant.as_deref())).map(Json)
+        let buckets: Vec<Bucket> = core(env, partial::buckets_of_tenant(rows, tenant.as_deref()))?;
+        js(env, &buckets)
     })
 }
 

@@ -10,6 +10,9 @@ use meterkit::{
 use meterkit_sqlite::SqliteStore;
 use meterkit_tests::rec;
 
+/// A month's row of the API-usage view: local start, subject, status, count, first and last request.
+type ApiRow = (String, Option<String>, Option<String>, u64, String, String);
+
 fn crossed(events: &[Event]) -> Vec<(String, String, String)> {
     events
         .iter()
@@ -290,7 +293,7 @@ fn first_and_last_at_local_start_and_the_subject_group_on_sqlite() {
     let engine = Engine::new(SqliteStore::open(&path).unwrap()).unwrap();
     let q = Query::new("acme", "requests", Window::Month, "Asia/Kolkata").group_by(["subject", "status"]);
     let rows = engine.query(&q).unwrap();
-    let view: Vec<(String, Option<String>, Option<String>, u64, String, String)> = rows
+    let view: Vec<ApiRow> = rows
         .iter()
         .map(|b| {
             (
