@@ -1752,15 +1752,17 @@ export declare function errorCodes(): Array<{ code: ErrorCode; kind: ErrorKind }
 export declare function estimateGaps(records: UsageRecordInput[], config: EstimateConfig): UsageRecord[]
 
 /**
- * The instant (UTC `Timestamp`) a local date `YYYY-MM-DD` (its first instant) or local time
- * `YYYY-MM-DDTHH:MM[:SS]` names in `timeZone` (the core's `time::local_instant`).
- */
-export declare function localInstant(local: string, timeZone: string): Timestamp
  * The buckets of `tenant` (default: the only tenant in the states) from partial states of
  * `spec`, merged first: exactly what `Engine.query` answers for the same records grouped as the
  * spec. Throws `E_INVALID_QUERY` when the states hold several tenants and none is named.
  */
 export declare function finalizePartials(partials: PartialStates | PartialStates[], spec: RollupSpec, tenant?: string): Bucket[]
+
+/**
+ * The instant (UTC `Timestamp`) a local date `YYYY-MM-DD` (its first instant) or local time
+ * `YYYY-MM-DDTHH:MM[:SS]` names in `timeZone` (the core's `time::local_instant`).
+ */
+export declare function localInstant(local: string, timeZone: string): Timestamp
 
 /**
  * Merge partial states of `spec` (one `PartialStates` object or an array of them, from any

@@ -22,7 +22,7 @@ use crate::types::PyRollupSpec;
 /// arrow-rs as `rollup_arrow` reads it, into the core's `ColumnarPartial`), as a dict of schema
 /// column → list. The column arguments are `rollup_arrow`'s, plus `quality_column`.
 #[pyfunction]
-#[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column="id".to_string(), tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None, quality_column=None))]
+#[pyo3(signature = (data, spec, *, tenant=None, subject=None, id_column="id", tenant_column="tenant", subject_column="subject", metric_column=None, quantity_column="quantity", timestamp_column="timestamp", dimensions=None, quality_column=None))]
 #[allow(clippy::too_many_arguments)] // rollup_arrow's keyword arguments
 pub fn _partial_rollup<'py>(
     py: Python<'py>,
@@ -30,7 +30,7 @@ pub fn _partial_rollup<'py>(
     spec: &PyRollupSpec,
     tenant: Option<String>,
     subject: Option<String>,
-    id_column: String,
+    id_column: &str,
     tenant_column: &str,
     subject_column: &str,
     metric_column: Option<String>,
@@ -41,7 +41,7 @@ pub fn _partial_rollup<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let spec = spec.inner.clone();
     let mapping = crate::arrow::Mapping {
-        id: Some(id_column),
+        id: Some(id_column.to_string()),
         tenant: crate::arrow::Source::pick(tenant, tenant_column),
         subject: crate::subject_override(&spec, subject)
             .unwrap_or_else(|| crate::arrow::Source::Column(subject_column.to_string())),
