@@ -10,13 +10,13 @@ test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
     'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
-    'errorCodes', 'estimateGaps', 'localInstant', 'monthPeriod', 'parseDecimal', 'parseTs', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
+    'errorCodes', 'estimateGaps', 'finalizePartials', 'localInstant', 'mergePartials', 'monthPeriod', 'parseDecimal', 'parseTs', 'partialRollup', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])
   assert.equal(typeof Engine, 'function')
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
-    'addQuota', 'addSpec', 'bill', 'billAsync', 'checkReading', 'closeWindows', 'history', 'ingest', 'ingestAsync',
+    'addQuota', 'addSpec', 'bill', 'billAsync', 'checkReading', 'closeWindows', 'history', 'importPartials', 'ingest', 'ingestAsync',
     'ingestColumns', 'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'invoices', 'issueInvoice',
     'lastIngestedAt', 'markOverdue', 'outboxAck', 'outboxCount', 'outboxPending', 'outboxPurge', 'outboxQueue',
     'payInvoice', 'query', 'queryAsync', 'queryColumns', 'recordReading', 'records',

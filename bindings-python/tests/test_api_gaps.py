@@ -128,7 +128,9 @@ def test_bucket_times_local_start_subject_group_and_an_account_bill() -> None:
         {"subject": "s1", "quantity": Decimal(60), "records": 2},
         {"subject": "s2", "quantity": Decimal(50), "records": 1},
     ]
-    assert engine.bill(tariff, mk.BillRequest("t", None, "bytes", *period, subjects=["s1", "s2"])).total == Decimal("10.50")
+    pair = mk.BillRequest("t", None, "bytes", *period, subjects=["s1", "s2"])
+    assert (pair.subjects, pair.subject, account.subjects) == (["s1", "s2"], None, [])
+    assert engine.bill(tariff, pair).total == Decimal("10.50")
     assert engine.bill(tariff, mk.BillRequest("t", None, "bytes", *period)).total == Decimal("12.00")
     with pytest.raises(mk.InvalidQuery) as e:
         mk.BillRequest("t", "s1", "bytes", *period, subjects=["s2"])
