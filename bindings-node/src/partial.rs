@@ -5,12 +5,11 @@
 //! strings).
 
 use meterkit::record::Quality;
-use meterkit::rollup::partial::{self, ColumnarPartial, PartialColumns};
+use meterkit::rollup::partial::{self, ColumnarPartial};
 use meterkit::{Bucket, Error as CoreError, ErrorKind, RollupSpec};
 use napi::bindgen_prelude::Unknown;
 use napi::Env;
 use napi_derive::napi;
-use serde_json::Value;
 
 use crate::columns::{self, UsageColumns};
 use crate::convert::{core, from_json, guard, js, json_text, Js};
@@ -44,7 +43,7 @@ pub fn partial_rollup(
             })
         });
         let parts = core(env, parts)?;
-        core(env, partial::to_columns(&parts, &spec)).and_then(|c| js(env, &partial::columns_to_json(&c)))
+        core(env, partial::to_json(&parts, &spec)).and_then(|v| js(env, &v))
     })
 }
 
@@ -62,7 +61,7 @@ pub fn merge_partials(env: Env, partials: Unknown<'_>, spec: Unknown<'_>) -> nap
         let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
         let merged = read_all(&partials.0, &spec).and_then(partial::merge);
         let merged = core(env, merged)?;
-        core(env, partial::to_columns(&merged, &spec)).and_then(|c| js(env, &partial::columns_to_json(&c)))
+        core(env, partial::to_json(&merged, &spec)).and_then(|v| js(env, &v))
     })
 }
 
@@ -91,17 +90,7 @@ pub fn finalize_partials(
 
 /// Partial states (one object or an array of objects) of `spec`.
 pub fn read_all(text: &str, spec: &RollupSpec) -> meterkit::Result<Vec<partial::Partial>> {
-    let value: Value = from_json(text, "partial states")?;
-    let tables: Vec<&Value> = match &value {
-        Value::Array(many) => many.iter().collect(),
-        one => vec![one],
-    };
-    let mut out = Vec::new();
-    for t in tables {
-        let c: PartialColumns = partial::columns_from_json(t, spec)?;
-        out.extend(partial::from_columns(&c)?);
-    }
-    Ok(out)
+    partial::from_json(&from_json(text, "partial states")?, spec)
 }
 
 fn qualities(q: &[Option<String>]) -> meterkit::Result<Vec<Quality>> {
@@ -109,7 +98,7 @@ fn qualities(q: &[Option<String>]) -> meterkit::Result<Vec<Quality>> {
         .enumerate()
         .map(|(i, v)| match v.as_deref() {
             None => Ok(Quality::Actual),
-            Some(name) => Quality::NAMES.iter().find(|(_, n)| *n == name).map(|(q, _)| *q).ok_or_else(|| {
+            Some(name) => name.parse::<Quality>().map_err(|_| {
                 CoreError::new(ErrorKind::Parse, format!("Unknown quality '{name}' (actual, flagged, estimated)."))
                     .with_field("quality")
                     .with_line(i as u64 + 1)

@@ -297,7 +297,7 @@ impl<'a> Column<'a> {
             .enumerate()
             .map(|(i, v)| match v {
                 None => Ok(Quality::Actual),
-                Some(name) => Quality::NAMES.iter().find(|(_, n)| *n == name).map(|(q, _)| *q).ok_or_else(|| {
+                Some(name) => name.parse::<Quality>().map_err(|_| {
                     self.err(
                         i,
                         format!("Column '{}': unknown quality '{name}' (actual, flagged, estimated).", self.name),

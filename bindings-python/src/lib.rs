@@ -49,26 +49,46 @@ fn rollup_arrow(
     threads: usize,
 ) -> PyResult<arrow::PyBucketTable> {
     let spec = spec.inner.clone();
-    let dims = spec_dimensions(&spec, dimensions);
-    let mapping = arrow::Mapping {
-        id: id_column,
-        tenant: arrow::Source::pick(tenant, tenant_column),
-        subject: match subject_override(&spec, subject) {
-            Some(s) => s,
-            None => arrow::Source::Column(subject_column.to_string()),
-        },
-        metric: match metric_column {
-            Some(c) => arrow::Source::Column(c),
+    let columns = ColumnArgs { tenant, subject, id_column, tenant_column, subject_column, metric_column };
+    let mapping = column_mapping(&spec, columns, quantity_column, timestamp_column, dimensions);
+    let (_, batches) = arrow::read(data)?;
+    let table = detached(py, move || arrow::rollup(&batches, &mapping, &spec, threads))?;
+    arrow::PyBucketTable::from_table(table)
+}
+
+/// The key-column keyword arguments of `rollup_arrow` and `partial_rollup`.
+pub(crate) struct ColumnArgs<'a> {
+    pub tenant: Option<String>,
+    pub subject: Option<String>,
+    pub id_column: Option<String>,
+    pub tenant_column: &'a str,
+    pub subject_column: &'a str,
+    pub metric_column: Option<String>,
+}
+
+/// The column mapping the keyword arguments of `rollup_arrow` and `partial_rollup` name for
+/// `spec` (a fixed tenant or subject overrides its column; no metric column: the spec's metric).
+pub(crate) fn column_mapping(
+    spec: &meterkit::RollupSpec,
+    c: ColumnArgs<'_>,
+    quantity_column: &str,
+    timestamp_column: &str,
+    dimensions: Option<Vec<String>>,
+) -> arrow::Mapping {
+    arrow::Mapping {
+        id: c.id_column,
+        tenant: arrow::Source::pick(c.tenant, c.tenant_column),
+        subject: subject_override(spec, c.subject)
+            .unwrap_or_else(|| arrow::Source::Column(c.subject_column.to_string())),
+        metric: match c.metric_column {
+            Some(m) => arrow::Source::Column(m),
             None => arrow::Source::Const(spec.metric.clone()),
         },
         quantity: quantity_column.to_string(),
         timestamp: timestamp_column.to_string(),
         end: None,
-        dimensions: dims,
-    };
-    let (_, batches) = arrow::read(data)?;
-    let table = detached(py, move || arrow::rollup(&batches, &mapping, &spec, threads))?;
-    arrow::PyBucketTable::from_table(table)
+        dimensions: spec_dimensions(spec, dimensions),
+    }
 }
 
 /// `dimensions` plus the spec's `group_by` and `unique` dimensions (not `subject`), in order.

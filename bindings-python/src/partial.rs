@@ -40,20 +40,15 @@ pub fn _partial_rollup<'py>(
     quality_column: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let spec = spec.inner.clone();
-    let mapping = crate::arrow::Mapping {
-        id: Some(id_column.to_string()),
-        tenant: crate::arrow::Source::pick(tenant, tenant_column),
-        subject: crate::subject_override(&spec, subject)
-            .unwrap_or_else(|| crate::arrow::Source::Column(subject_column.to_string())),
-        metric: match metric_column {
-            Some(c) => crate::arrow::Source::Column(c),
-            None => crate::arrow::Source::Const(spec.metric.clone()),
-        },
-        quantity: quantity_column.to_string(),
-        timestamp: timestamp_column.to_string(),
-        end: None,
-        dimensions: crate::spec_dimensions(&spec, dimensions),
+    let columns = crate::ColumnArgs {
+        tenant,
+        subject,
+        id_column: Some(id_column.to_string()),
+        tenant_column,
+        subject_column,
+        metric_column,
     };
+    let mapping = crate::column_mapping(&spec, columns, quantity_column, timestamp_column, dimensions);
     let (_, batches) = crate::arrow::read(data)?;
     let cols = detached(py, move || {
         let parts = crate::arrow::partials(&batches, &mapping, quality_column.as_deref(), &spec)?;

@@ -66,15 +66,11 @@ fn read_states(files: &[PathBuf], spec: &RollupSpec) -> Result<Vec<Partial>> {
             .map_err(|e| Error::new(ErrorKind::Parse, format!("Cannot read {}: {e}.", f.display())))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::new(ErrorKind::Parse, format!("{}: not JSON: {e}.", f.display())))?;
-        let cols = partial::columns_from_json(&value, spec).map_err(at)?;
-        all.extend(partial::from_columns(&cols).map_err(at)?);
+        all.extend(partial::from_json(&value, spec).map_err(at)?);
     }
     Ok(all)
 }
 
-fn states_json(parts: &[Partial], spec: &RollupSpec) -> Result<serde_json::Value> {
-    Ok(partial::columns_to_json(&partial::to_columns(parts, spec)?))
-}
 
 /// `meterkit partial`: the partial states of a file's records (a shard), as JSON on stdout.
 pub fn partial(tenant: &str, args: &PartialArgs) -> Result<()> {
@@ -88,14 +84,14 @@ pub fn partial(tenant: &str, args: &PartialArgs) -> Result<()> {
         }
         Ok(())
     })?;
-    print_json(&states_json(&rollup.finish(), &spec)?)
+    print_json(&partial::to_json(&rollup.finish(), &spec)?)
 }
 
 /// `meterkit merge-partials`: the files' states merged (one row per key), as JSON on stdout.
 pub fn merge(args: &StatesArgs) -> Result<()> {
     let spec = read_spec(&args.spec)?;
     let merged = partial::merge(read_states(&args.files, &spec)?)?;
-    print_json(&states_json(&merged, &spec)?)
+    print_json(&partial::to_json(&merged, &spec)?)
 }
 
 /// `meterkit finalize-partials`: the buckets of --tenant from the files' states (merged first),
