@@ -33,6 +33,7 @@ mod billing;
 mod engine;
 mod error;
 mod field;
+mod partial;
 mod types;
 
 #[cfg(feature = "test-support")]
@@ -48,6 +49,7 @@ pub use crate::error::MeterkitError;
 pub use crate::field::{
     alerts_of, consumption, estimate_bill, validate_reading, validate_records, ReadingCheck, Tariff, ValidationConfig,
 };
+pub use crate::partial::{finalize_partials, merge_partials, partial_rollup};
 pub use crate::types::*;
 
 use meterkit::Decimal;

@@ -57,7 +57,7 @@ pub(crate) fn kind_name(k: ErrorKind) -> String {
 }
 
 /// A core type from JSON text (a repeated key is refused: `meterkit::json::check_json`).
-fn parse_json<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, MeterkitError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, MeterkitError> {
     meterkit::json::check_json(json)?;
     serde_json::from_str(json).map_err(|e| {
         meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The {what} is not valid JSON: {e}")).into()

@@ -100,13 +100,34 @@ fun runReading(case: String): String {
     return "{\"outcomes\":[" + outcomes.joinToString(",") + "]}"
 }
 
+/** Like tests/support.rs run_partial_case: each partition through partialRollup, all merged,
+ *  finalized for the query's tenant, and imported twice (an import sets) before the query. */
+fun runPartial(case: String): String {
+    val spec = at(case, "/input/spec")!!
+    val states = mutableListOf<String>()
+    var i = 0
+    while (true) {
+        val part = at(case, "/input/partitions/$i") ?: break
+        states.add(partialRollup(recordsFromJson(part), spec))
+        i++
+    }
+    val merged = mergePartials("[" + states.joinToString(",") + "]", spec)
+    val engine = Engine.inMemory()
+    engine.importPartials(merged, spec)
+    engine.importPartials(merged, spec)
+    val query = queryFromJson(at(case, "/input/query")!!)
+    val rows = states.map { state -> generateSequence(0) { it + 1 }.takeWhile { at(state, "/tenant/$it") != null }.count() }
+    val out = "{\"partial_rows\":" + rows.joinToString(",", "[", "]") +
+        ",\"buckets\":" + bucketsToJson(finalizePartials(merged, spec, query.tenant)) +
+        ",\"imported\":" + bucketsToJson(engine.query(query)) + "}"
+    engine.close()
+    return out
+}
+
 fun vectorTests(suite: Suite, dir: File) {
     val files = dir.walkTopDown().filter { it.isFile && it.name.endsWith(".json") }.sortedBy { it.path }.toList()
     suite.test("vectors: the directory has cases") { check(files.size >= 50) { "only ${files.size} vector files in $dir" } }
     for (file in files) {
-        // Partial-state vectors: the mobile binding has no partial-state functions (docs/bindings.md:
-        // a phone is not a Spark or Dask partition); Rust, the CLI, Python and Node run them.
-        if (file.parentFile.name == "partial") continue
         suite.test("vector ${file.parentFile.name}/${file.name}") {
             val case = file.readText()
             eq(jsonStrAt(case, "/name"), file.nameWithoutExtension, "name")
@@ -115,6 +136,7 @@ fun vectorTests(suite: Suite, dir: File) {
                 "bill" -> runBill(case)
                 "validate" -> runValidate(case)
                 "reading" -> runReading(case)
+                "partial" -> runPartial(case)
                 else -> throw Failure("no Kotlin runner for vector kind $kind")
             }
             eq(canonicalJson(actual), canonicalJson(at(case, "/expected")!!), "canonical JSON")

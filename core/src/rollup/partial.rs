@@ -591,6 +591,32 @@ pub fn from_columns(c: &PartialColumns) -> Result<Vec<Partial>> {
         .collect()
 }
 
+/// Partial states in their JSON form ([`columns_to_json`]): one object of columns, or an array of
+/// such objects (from several partitions), for `spec`. The form the CLI's files, Node and the
+/// mobile hosts exchange.
+///
+/// # Errors
+/// As [`columns_from_json`] and [`from_columns`].
+pub fn from_json(value: &serde_json::Value, spec: &RollupSpec) -> Result<Vec<Partial>> {
+    let tables: Vec<&serde_json::Value> = match value {
+        serde_json::Value::Array(many) => many.iter().collect(),
+        one => vec![one],
+    };
+    let mut out = Vec::new();
+    for t in tables {
+        out.extend(from_columns(&columns_from_json(t, spec)?)?);
+    }
+    Ok(out)
+}
+
+/// `parts` of `spec` in their JSON form: [`to_columns`], then [`columns_to_json`].
+///
+/// # Errors
+/// As [`to_columns`].
+pub fn to_json(parts: &[Partial], spec: &RollupSpec) -> Result<serde_json::Value> {
+    Ok(columns_to_json(&to_columns(parts, spec)?))
+}
+
 /// Partial states as JSON — the form the CLI's files and the Node and mobile hosts exchange: one
 /// object whose keys are the schema's column names ([`column_names`]), each an array of one value
 /// per row: `schema_version`, `spec`, `window_start`, `window_end` and the counts as numbers;
@@ -653,8 +679,16 @@ pub fn columns_from_json(v: &serde_json::Value, spec: &RollupSpec) -> Result<Par
         serde_json::from_value(x.clone())
             .map_err(|e| Error::new(ErrorKind::Parse, format!("Partial-state column '{name}': {e}.")).with_field(name))
     }
-    if !v.is_object() {
+    let Some(object) = v.as_object() else {
         return Err(Error::new(ErrorKind::Parse, "Partial states in JSON are one object of columns."));
+    };
+    let known = column_names(spec);
+    if let Some(extra) = object.keys().find(|k| !known.contains(k)) {
+        return Err(Error::new(
+            ErrorKind::Parse,
+            format!("Unknown partial-state column '{extra}' (expected one of: {}).", known.join(", ")),
+        )
+        .with_field(extra.as_str()));
     }
     let schema_version = match v.get("schema_version") {
         Some(serde_json::Value::Number(_)) => col::<i32>(v, "schema_version")?,
@@ -1008,5 +1042,13 @@ mod tests {
             let m = merge(perm.iter().flat_map(|&i| parts[i].clone())).unwrap();
             assert_eq!((m[0].min_id.as_str(), m[0].max_id.as_str()), ("a", "d"));
         }
+    }
+
+    #[test]
+    fn an_unknown_json_column_is_refused_naming_it() {
+        let spec = RollupSpec::new("kwh", crate::time::Window::Day, "UTC").unwrap();
+        let json = serde_json::json!({"schema_version": SCHEMA_VERSION, "tenant": [], "colour": []});
+        let e = columns_from_json(&json, &spec).unwrap_err();
+        assert_eq!((e.kind(), e.field()), (ErrorKind::Parse, Some("colour")));
     }
 }
