@@ -64,8 +64,7 @@ impl Engine {
     /// the spec's id. Errors: as [`merge_partials`]; `Store`.
     pub fn import_partials(&self, partials_json: String, spec_json: String) -> Result<i64, MeterkitError> {
         let spec = spec_of(&spec_json)?;
-        let buckets: Vec<_> =
-            states_of(&partials_json, &spec)?.into_iter().map(|p| (p.key, p.end, p.state)).collect();
+        let buckets: Vec<_> = states_of(&partials_json, &spec)?.into_iter().map(|p| (p.key, p.end, p.state)).collect();
         Ok(i64::from(self.engine()?.import_buckets(&spec, &buckets)?))
     }
 }

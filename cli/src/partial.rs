@@ -71,7 +71,6 @@ fn read_states(files: &[PathBuf], spec: &RollupSpec) -> Result<Vec<Partial>> {
     Ok(all)
 }
 
-
 /// `meterkit partial`: the partial states of a file's records (a shard), as JSON on stdout.
 pub fn partial(tenant: &str, args: &PartialArgs) -> Result<()> {
     let spec = read_spec(&args.spec)?;
