@@ -525,8 +525,9 @@ export type Rounding = "half_up" | "half_even";
 export type ChargeKind = "fixed" | "per_unit" | "graduated" | "volume" | "package" | "allowance" | "time_of_use" | "demand" | "minimum" | "percentage";
 
 /**
- * One charge of a tariff version. Which keys apply depends on `type` ([`ChargeKind`]); a key
- * that does not apply to the charge's type is refused, never ignored.
+ * One charge of a tariff version, tagged by its kind (the document's `type` key). Which keys a
+ * kind takes is its struct's fields; a key that does not apply to the kind is refused when the
+ * tariff is read, never ignored.
  */
 export type TariffCharge = { id: string; type: ChargeKind; description?: string; metric?: string; [key: string]: unknown };
 

@@ -16,14 +16,14 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::{
-    is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest, Pending,
-    Rater, Use,
+    describe, is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest,
+    Pending, Rater, Use,
 };
 use crate::decimal::{add, fmt_decimal, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
 use crate::tariff::metering::{Metering, MeteringRule, DIRECTION, EXPORT, IMPORT};
-use crate::tariff::{tariff_err, ChargeKind, Tariff};
+use crate::tariff::{tariff_err, Charge, Tariff};
 use crate::time::{offset_at, parse_time_zone};
 
 /// What carries from one month's bill to the next under a metering rule: excess kWh (net
@@ -176,8 +176,8 @@ impl Tariff {
         tz: Tz,
         month0: u32,
     ) -> Result<(Vec<Decimal>, Vec<usize>)> {
-        let charge = self.versions.iter().rev().flat_map(|v| v.charges.iter()).find(|c| c.id == m.energy_charge);
-        let Some(s) = charge.and_then(|c| c.schedule.as_ref()) else {
+        let charge = self.versions.iter().rev().flat_map(|v| v.charges.iter()).find(|c| c.id() == m.energy_charge);
+        let Some(s) = charge.and_then(Charge::schedule) else {
             let mut e = Decimal::ZERO;
             for (_, q) in exports {
                 e = add(e, *q)?;
@@ -293,8 +293,8 @@ impl Rater<'_> {
 
     /// The unit of the energy charge's lines (its `unit`, else the metric).
     fn energy_unit(&self, m: &MeterMonth) -> String {
-        let c = self.tariff.versions.iter().rev().flat_map(|v| v.charges.iter()).find(|c| c.id == m.energy_charge);
-        c.map_or_else(|| self.req.metric.clone(), |c| self.unit(c).to_string())
+        let c = self.tariff.versions.iter().rev().flat_map(|v| v.charges.iter()).find(|c| c.id() == m.energy_charge);
+        c.and_then(Charge::usage).map_or_else(|| self.req.metric.clone(), |u| self.unit(u))
     }
 
     /// The average sell rate of the month's exports (0 without exports), to 6 places.
@@ -344,21 +344,26 @@ impl Rater<'_> {
     fn net_metering(&mut self, m: &mut MeterMonth, pieces: &[(usize, i64, i64)], uses: &[Use<'_>]) -> Result<()> {
         let (tariff, unit) = (self.tariff, self.energy_unit(m));
         let Some(&(vi, _, _)) = pieces.last() else { return Ok(()) };
-        let Some(c) = tariff.versions[vi].charges.iter().find(|c| c.id == m.energy_charge) else { return Ok(()) };
-        if pieces.len() > 1 || !matches!(c.kind, ChargeKind::PerUnit | ChargeKind::Graduated | ChargeKind::TimeOfUse) {
-            return Err(tariff_err(
-                "metering.rule",
-                "Net metering of exported energy is modelled for a per_unit, graduated or time_of_use energy charge in one tariff version.",
-            ));
-        }
-        let periods = c.schedule.as_ref().map_or(1, |s| s.periods.len());
-        let period_of = |u: &Use<'_>| {
-            c.schedule.as_ref().map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()))
+        let Some(c) = tariff.versions[vi].charges.iter().find(|c| c.id() == m.energy_charge) else { return Ok(()) };
+        let (basis, usage) = match c {
+            Charge::PerUnit(p) if pieces.len() == 1 => (None, &p.usage),
+            Charge::Graduated(g) if pieces.len() == 1 => (g.tier_basis, &g.usage),
+            Charge::TimeOfUse(t) if pieces.len() == 1 => (t.tier_basis, &t.usage),
+            _ => {
+                return Err(tariff_err(
+                    "metering.rule",
+                    "Net metering of exported energy is modelled for a per_unit, graduated or time_of_use energy charge in one tariff version.",
+                ))
+            }
         };
+        let schedule = c.schedule();
+        let periods = schedule.map_or(1, |s| s.periods.len());
+        let period_of =
+            |u: &Use<'_>| schedule.map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
         // Net per period: + imports, − exports, − surplus carried in.
         let mut net = vec![Decimal::ZERO; periods];
         let mut first: Vec<Option<usize>> = vec![None; periods];
-        for (i, u) in uses.iter().enumerate().filter(|(_, u)| Self::matches(c, u)) {
+        for (i, u) in uses.iter().enumerate().filter(|(_, u)| Self::matches(&usage.select, u)) {
             let p = period_of(u);
             net[p] = add(net[p], u.q)?;
             first[p].get_or_insert(i);
@@ -386,7 +391,7 @@ impl Rater<'_> {
         }
         m.carry_out = m.carried_out.iter().try_fold(Decimal::ZERO, |a, (_, q)| add(a, *q))?;
         // Re-price the charge on one use per period holding the period's net import.
-        let scale = self.scale(c, uses)?;
+        let scale = self.scale(basis, usage, uses)?;
         let netted: Vec<Use<'_>> = (0..periods)
             .filter_map(|p| {
                 let i = first[p]?;
@@ -402,12 +407,12 @@ impl Rater<'_> {
             })
             .collect();
         for p in &mut self.pieces {
-            p.retain(|l| l.line.charge != c.id);
+            p.retain(|l| l.line.charge != c.id());
         }
-        self.carry.retain(|k, _| k.0 != c.id);
+        self.carry.retain(|k, _| k.0 != c.id());
         self.fixed_scale = Some(scale);
         let pi = self.pieces.len() - 1;
-        let r = self.usage(pi, c, &netted);
+        let r = self.rate_energy(pi, c, &netted);
         self.fixed_scale = None;
         r?;
         let desc = format!(
@@ -420,6 +425,17 @@ impl Rater<'_> {
         let zero = self.rounding.round(Decimal::ZERO, self.dp)?;
         self.meter_line("net_metering", desc, m.exported, &unit, Decimal::ZERO, zero);
         Ok(())
+    }
+
+    /// Rate the energy charge `c` (per_unit, graduated or time_of_use) on `uses` into piece `pi`.
+    fn rate_energy(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>]) -> Result<()> {
+        let base = describe(c);
+        match c {
+            Charge::PerUnit(p) => self.per_unit(pi, p, &base, uses),
+            Charge::Graduated(g) => self.graduated_usage(pi, g, &base, uses),
+            Charge::TimeOfUse(t) => self.time_of_use(pi, t, &base, uses),
+            _ => Ok(()),
+        }
     }
 
     /// The metering lines after the minimum: buy-all-sell-all's export credit, and in December

@@ -12,7 +12,11 @@ use crate::decimal::fmt_decimal;
 use crate::decimal::{add, div, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
-use crate::tariff::{tariff_err, Basis, Charge, ChargeKind, Per, Rounding, Schedule, SharedLadder, Tariff, Tier};
+use crate::tariff::{
+    tariff_err, AllowanceCharge, Basis, Charge, DemandCharge, DemandPrice, FixedCharge, PackageCharge, Per,
+    PerUnitCharge, PercentageCharge, Rounding, Schedule, Selection, SharedLadder, Tariff, Tier, TieredCharge,
+    TimeOfUseCharge, Usage,
+};
 use crate::time::fmt_ts;
 use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
 
@@ -512,11 +516,12 @@ impl Rater<'_> {
         self.rounding.round(mul(q, rate)?, self.dp)
     }
 
+    /// A line of charge `id` in piece `pi` (not a tax: [`Rater::percentage`] marks taxes).
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         pi: usize,
-        c: &Charge,
+        id: &str,
         description: String,
         quantity: Decimal,
         unit: &str,
@@ -527,7 +532,7 @@ impl Rater<'_> {
     ) {
         self.pieces[pi].push(Pending {
             line: BillLine {
-                charge: c.id.clone(),
+                charge: id.to_string(),
                 description,
                 quantity: quantity.normalize(),
                 unit: unit.to_string(),
@@ -536,49 +541,56 @@ impl Rater<'_> {
                 tier: tier.map(|t| t as u32 + 1),
                 tou_period: tou.map(str::to_string),
             },
-            tax: c.kind == ChargeKind::Percentage && c.tax,
+            tax: false,
         });
     }
 
-    fn matches(c: &Charge, u: &Use<'_>) -> bool {
-        c.metric.as_deref().map_or(u.bill_metric, |m| u.r.metric == m)
-            && c.filter.iter().all(|(k, v)| u.r.dimensions.get(k).map_or(v.is_empty(), |x| x == v))
-            && (c.months.is_empty() || c.months.contains(&u.date.month()))
+    fn matches(s: &Selection, u: &Use<'_>) -> bool {
+        s.metric.as_deref().map_or(u.bill_metric, |m| u.r.metric == m)
+            && s.filter.iter().all(|(k, v)| u.r.dimensions.get(k).map_or(v.is_empty(), |x| x == v))
+            && (s.months.is_empty() || s.months.contains(&u.date.month()))
     }
 
-    fn unit<'c>(&'c self, c: &'c Charge) -> &'c str {
-        c.unit.as_deref().or(c.metric.as_deref()).unwrap_or(&self.req.metric)
+    /// The unit on a usage charge's lines: its `unit`, else its metric, else the bill's metric.
+    fn unit(&self, u: &Usage) -> String {
+        u.unit.as_deref().or(u.select.metric.as_deref()).unwrap_or(&self.req.metric).to_string()
+    }
+
+    /// The sum of the uses a charge reads (from the month profile when rating from one),
+    /// converted (`divide_by`).
+    fn sum(&self, u: &Usage, uses: &[Use<'_>]) -> Result<Decimal> {
+        u.convert(self.charge_total(&u.select, uses)?)
     }
 
     /// What tier limits are multiplied by: 1, the bill's days, its peak kW (the largest sum of
     /// the charge's records in one local clock hour, `uses` in time order), or both.
-    fn scale(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+    fn scale(&self, basis: Option<Basis>, u: &Usage, uses: &[Use<'_>]) -> Result<Decimal> {
         if let Some(s) = self.fixed_scale {
             return Ok(s);
         }
-        match c.tier_basis {
+        match basis {
             None | Some(Basis::Period) => Ok(Decimal::ONE),
             Some(Basis::Day) => Ok(self.total_days),
-            Some(Basis::PerKw) => self.peak_kw(c, uses),
-            Some(Basis::PerKwDay) => mul(self.peak_kw(c, uses)?, self.total_days),
+            Some(Basis::PerKw) => self.peak_kw(u, uses),
+            Some(Basis::PerKwDay) => mul(self.peak_kw(u, uses)?, self.total_days),
         }
     }
 
     /// The kW that `per_kw` tier limits are multiplied by: the ratchet's billing demand when the
-    /// tariff has one (as SSC), else the charge's hourly peak.
-    fn peak_kw(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+    /// tariff has one (as SSC), else the month profile's peak, else the charge's hourly peak.
+    fn peak_kw(&self, u: &Usage, uses: &[Use<'_>]) -> Result<Decimal> {
         match (self.billing_demand, self.profile) {
             (Some(bd), _) => Ok(bd),
             (None, Some(pr)) => Ok(pr.peak),
-            (None, None) => Self::hourly_peak(c, uses),
+            (None, None) => Self::hourly_peak(u, uses),
         }
     }
 
     /// The largest kWh of the charge's records in one local clock hour (= average kW).
-    fn hourly_peak(c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+    fn hourly_peak(c: &Usage, uses: &[Use<'_>]) -> Result<Decimal> {
         let mut peak = Decimal::ZERO;
         let mut run: Option<(i64, Decimal)> = None;
-        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+        for u in uses.iter().filter(|u| Self::matches(&c.select, u)) {
             let key = u.t - u.local.rem_euclid(3600);
             match &mut run {
                 Some((k, sum)) if *k == key => *sum = add(*sum, u.q)?,
@@ -596,26 +608,25 @@ impl Rater<'_> {
         c.convert(peak)
     }
 
-    /// Lines of a graduated ladder over `(before, before + q]`.
+    /// Lines of a graduated ladder over `(before, before + q]` of charge `id` (TOU period `key`).
     #[allow(clippy::too_many_arguments)]
     fn graduated(
         &mut self,
         pi: usize,
-        c: &Charge,
-        base: &str,
+        id: &str,
+        (base, unit): (&str, &str),
         tiers: &[Tier],
         scale: Decimal,
         key: Option<&str>,
         q: Decimal,
     ) -> Result<()> {
-        let carry_key = (c.id.clone(), key.map(str::to_string));
+        let carry_key = (id.to_string(), key.map(str::to_string));
         let before = self.carry.get(&carry_key).copied().unwrap_or_default();
         let mut slices = Vec::new();
         ladder(tiers, scale, before, q, &mut |s| {
             slices.push(s);
             Ok(())
         })?;
-        let unit = self.unit(c).to_string();
         for s in slices {
             let t = &tiers[s.tier];
             let amount = self.money(s.qty, t.rate)?;
@@ -623,20 +634,11 @@ impl Rater<'_> {
                 Some(p) => format!("{base}, {p}, tier {}", s.tier + 1),
                 None => format!("{base}, tier {}", s.tier + 1),
             };
-            self.push(pi, c, desc, s.qty, &unit, t.rate, amount, Some(s.tier), key);
+            self.push(pi, id, desc, s.qty, unit, t.rate, amount, Some(s.tier), key);
             if let (true, Some(flat)) = (s.flat_due, t.flat) {
                 let amount = self.money(Decimal::ONE, flat)?;
-                self.push(
-                    pi,
-                    c,
-                    format!("{base}, tier {} flat fee", s.tier + 1),
-                    Decimal::ONE,
-                    "fee",
-                    flat,
-                    amount,
-                    Some(s.tier),
-                    key,
-                );
+                let desc = format!("{base}, tier {} flat fee", s.tier + 1);
+                self.push(pi, id, desc, Decimal::ONE, "fee", flat, amount, Some(s.tier), key);
             }
         }
         *self.carry.entry(carry_key).or_default() = add(before, q)?;
@@ -644,18 +646,22 @@ impl Rater<'_> {
     }
 }
 
-fn default_description(c: &Charge) -> String {
-    match c.kind {
-        ChargeKind::Fixed if c.per == Some(Per::Day) => "Standing charge".into(),
-        ChargeKind::Fixed => "Fixed charge".into(),
-        ChargeKind::PerUnit | ChargeKind::Graduated | ChargeKind::Volume => "Usage".into(),
-        ChargeKind::Package => "Packages".into(),
-        ChargeKind::Allowance => "Included units".into(),
-        ChargeKind::TimeOfUse => "Time-of-use energy".into(),
-        ChargeKind::Demand => "Demand".into(),
-        ChargeKind::Minimum => "Minimum charge top-up".into(),
-        ChargeKind::Percentage if c.tax => format!("Tax {}%", fmt_decimal(c.percent.unwrap_or_default())),
-        ChargeKind::Percentage => format!("{}%", fmt_decimal(c.percent.unwrap_or_default())),
+/// The text of a charge's lines: its `description`, else a default from its kind.
+fn describe(c: &Charge) -> String {
+    if let (_, Some(d)) = c.name() {
+        return d.to_string();
+    }
+    match c {
+        Charge::Fixed(f) if f.per == Some(Per::Day) => "Standing charge".into(),
+        Charge::Fixed(_) => "Fixed charge".into(),
+        Charge::PerUnit(_) | Charge::Graduated(_) | Charge::Volume(_) => "Usage".into(),
+        Charge::Package(_) => "Packages".into(),
+        Charge::Allowance(_) => "Included units".into(),
+        Charge::TimeOfUse(_) => "Time-of-use energy".into(),
+        Charge::Demand(_) => "Demand".into(),
+        Charge::Minimum(_) => "Minimum charge top-up".into(),
+        Charge::Percentage(p) if p.tax => format!("Tax {}%", fmt_decimal(p.percent)),
+        Charge::Percentage(p) => format!("{}%", fmt_decimal(p.percent)),
     }
 }
 
@@ -722,61 +728,15 @@ impl Tariff {
         let round = |d: Decimal| rounding.round(d, dp);
         let mut charges = Vec::with_capacity(v.charges.len());
         for (i, c) in v.charges.iter().enumerate() {
-            let unsupported = matches!(c.kind, ChargeKind::TimeOfUse | ChargeKind::Demand)
-                || c.per.is_some_and(|p| p != Per::Period)
-                || c.tier_basis.is_some_and(|b| b != Basis::Period)
-                || c.metric.is_some()
-                || !c.filter.is_empty()
-                || !c.months.is_empty();
-            if unsupported {
-                return Err(tariff_err(
+            let fast = Fast::of(c, &v.charges, &round)?.ok_or_else(|| {
+                tariff_err(
                     format!("charges[{i}]"),
-                    format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id),
-                ));
-            }
-            charges.push(match c.kind {
-                ChargeKind::Fixed => Fast::Fixed(round(c.amount.unwrap_or_default())?),
-                ChargeKind::Allowance => {
-                    Fast::Allowance(mul(c.included.unwrap_or_default(), c.divide_by.unwrap_or(Decimal::ONE))?)
-                }
-                ChargeKind::PerUnit => Fast::PerUnit(c.clone()),
-                ChargeKind::Graduated => {
-                    let n = c.tiers.len();
-                    let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                    let mut below = Decimal::ZERO;
-                    let mut acc = Decimal::ZERO;
-                    for (j, t) in c.tiers.iter().enumerate() {
-                        let top = if j + 1 < n { t.up_to } else { None };
-                        let flat = round(t.flat.unwrap_or_default())?;
-                        lo.push(below);
-                        hi.push(top);
-                        flats.push(flat);
-                        prefix.push(acc);
-                        if let Some(top) = top {
-                            let width = sub(top, below, "A tier's width")?;
-                            acc = add(add(acc, round(mul(width, t.rate)?)?)?, flat)?;
-                            below = top;
-                        }
-                    }
-                    Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix }
-                }
-                ChargeKind::Volume => Fast::Volume(c.clone()),
-                ChargeKind::Package => Fast::Package(c.clone()),
-                ChargeKind::Minimum => Fast::Minimum(round(c.amount.unwrap_or_default())?),
-                ChargeKind::Percentage => Fast::Percentage {
-                    rate: div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?,
-                    applies: c.applies_to.iter().filter_map(|a| v.charges.iter().position(|x| &x.id == a)).collect(),
-                    tax: c.tax,
-                },
-                ChargeKind::TimeOfUse | ChargeKind::Demand => {
-                    return Err(tariff_err(
-                        format!("charges[{i}]"),
-                        "Time-of-use and demand charges need Tariff::bill.",
-                    ))
-                }
-            });
+                    format!("The charge '{}' needs calendar or record detail; rate it with Tariff::bill.", c.id()),
+                )
+            })?;
+            charges.push(fast);
         }
-        let keeps_amounts = v.charges.iter().any(|c| !c.applies_to.is_empty());
+        let keeps_amounts = v.charges.iter().any(|c| c.as_percentage().is_some_and(|p| !p.applies_to.is_empty()));
         Ok(QuantityRater { charges, keeps_amounts, dp, total_dp, rounding })
     }
 
@@ -984,8 +944,10 @@ impl Rater<'_> {
             .map(|&(_, a, b)| (uses.partition_point(|u| u.t < a), uses.partition_point(|u| u.t < b)))
             .collect();
         for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
-            for c in versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Allowance) {
-                self.allowance(pi, c, &mut uses[ranges[pi].0..ranges[pi].1])?;
+            for c in &versions[vi].charges {
+                if let Charge::Allowance(a) = c {
+                    self.allowance(pi, a, &describe(c), &mut uses[ranges[pi].0..ranges[pi].1])?;
+                }
             }
         }
         self.prepare_ratchet(uses)?;
@@ -1004,8 +966,10 @@ impl Rater<'_> {
         self.annual_top_up()?;
         self.meter_after_minimums()?;
         for (pi, &(vi, _, _)) in pieces.iter().enumerate() {
-            for c in versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Percentage && c.tax) {
-                self.percentage(pi, c)?;
+            for c in &versions[vi].charges {
+                if let Some(p) = c.as_percentage().filter(|p| p.tax) {
+                    self.percentage(pi, p, &describe(c))?;
+                }
             }
         }
         Ok(())
@@ -1024,19 +988,25 @@ impl Rater<'_> {
     ) -> Result<()> {
         let months = months_in(self.tou_tz, a, b)?;
         for c in charges {
-            if !c.months.is_empty() && !c.months.iter().any(|m| months.contains(m)) {
+            if c.selection().is_some_and(|s| !s.months.is_empty() && !s.months.iter().any(|m| months.contains(m))) {
                 continue;
             }
-            match c.kind {
-                ChargeKind::Allowance | ChargeKind::Minimum | ChargeKind::Percentage => {}
-                ChargeKind::Fixed => self.fixed(pi, c, a, b)?,
-                ChargeKind::Demand => self.demand(pi, c, piece_uses, a, b)?,
-                ChargeKind::Volume => self.volume(pi, c, piece_uses, all)?,
-                _ => self.usage(pi, c, piece_uses)?,
+            let base = describe(c);
+            match c {
+                Charge::Allowance(_) | Charge::Minimum(_) | Charge::Percentage(_) => {}
+                Charge::Fixed(f) => self.fixed(pi, f, &base, a, b)?,
+                Charge::Demand(d) => self.demand(pi, d, &base, piece_uses, a, b)?,
+                Charge::Volume(t) => self.volume(pi, t, &base, piece_uses, all)?,
+                Charge::PerUnit(p) => self.per_unit(pi, p, &base, piece_uses)?,
+                Charge::Graduated(t) => self.graduated_usage(pi, t, &base, piece_uses)?,
+                Charge::Package(p) => self.package(pi, p, &base, piece_uses)?,
+                Charge::TimeOfUse(t) => self.time_of_use(pi, t, &base, piece_uses)?,
             }
         }
-        for c in charges.iter().filter(|c| c.kind == ChargeKind::Percentage && !c.tax) {
-            self.percentage(pi, c)?;
+        for c in charges {
+            if let Some(p) = c.as_percentage().filter(|p| !p.tax) {
+                self.percentage(pi, p, &describe(c))?;
+            }
         }
         Ok(())
     }
@@ -1071,21 +1041,21 @@ fn year_months_in_capped(tz: Tz, a: i64, b: i64, cap: usize) -> Result<Vec<(i32,
 }
 
 impl Rater<'_> {
-    fn allowance(&mut self, pi: usize, c: &Charge, uses: &mut [Use<'_>]) -> Result<()> {
-        let div_by = c.divide_by.unwrap_or(Decimal::ONE);
-        let included = mul(mul(c.included.unwrap_or_default(), self.scale(c, uses)?)?, div_by)?;
+    fn allowance(&mut self, pi: usize, c: &AllowanceCharge, base: &str, uses: &mut [Use<'_>]) -> Result<()> {
+        let div_by = c.usage.divide_by.unwrap_or(Decimal::ONE);
+        let included = mul(mul(c.included, self.scale(c.tier_basis, &c.usage, uses)?)?, div_by)?;
         let key = (c.id.clone(), None);
         let used_before = self.carry.get(&key).copied().unwrap_or_default();
         let mut left = sub(included, used_before, "An allowance's remaining units")?.max(Decimal::ZERO);
         if !left.is_zero() {
-            net_corrections(uses, |u| Self::matches(c, u))?;
+            net_corrections(uses, |u| Self::matches(&c.usage.select, u))?;
         }
         let mut taken = Decimal::ZERO;
         for u in uses.iter_mut() {
             if left.is_zero() {
                 break;
             }
-            if u.q <= Decimal::ZERO || !Self::matches(c, u) {
+            if u.q <= Decimal::ZERO || !Self::matches(&c.usage.select, u) {
                 continue;
             }
             let d = u.q.min(left);
@@ -1095,116 +1065,121 @@ impl Rater<'_> {
         }
         *self.carry.entry(key).or_default() = add(used_before, taken)?;
         let shown = div(taken, div_by)?;
-        let unit = self.unit(c).to_string();
-        let base = c.description.clone().unwrap_or_else(|| default_description(c));
+        let unit = self.unit(&c.usage);
         let desc = format!("{base} ({} of {} {unit})", fmt_decimal(shown), fmt_decimal(div(included, div_by)?));
         let zero = self.rounding.round(Decimal::ZERO, self.dp)?;
-        self.push(pi, c, desc, shown, &unit, Decimal::ZERO, zero, None, None);
+        self.push(pi, &c.id, desc, shown, &unit, Decimal::ZERO, zero, None, None);
         Ok(())
     }
 
-    fn fixed(&mut self, pi: usize, c: &Charge, a: i64, b: i64) -> Result<()> {
-        let amount = c.amount.unwrap_or_default();
-        let base = c.description.clone().unwrap_or_else(|| default_description(c));
+    fn fixed(&mut self, pi: usize, c: &FixedCharge, base: &str, a: i64, b: i64) -> Result<()> {
+        let (id, amount) = (c.id.as_str(), c.amount);
         if c.per == Some(Per::Day) {
             let days = Decimal::from(days_between(self.tz, a, b)?);
             let m = self.money(days, amount)?;
-            let unit = c.unit.clone().unwrap_or_else(|| "day".into());
-            self.push(pi, c, base, days, &unit, amount, m, None, None);
+            let unit = c.unit.as_deref().unwrap_or("day");
+            self.push(pi, id, base.to_string(), days, unit, amount, m, None, None);
             return Ok(());
         }
         for (pa, pb, cs, ce) in cycle_parts(self.tariff.billing_cycle, self.tz, a, b)? {
             if (pa, pb) == (cs, ce) {
                 let m = self.money(Decimal::ONE, amount)?;
-                self.push(pi, c, base.clone(), Decimal::ONE, "period", amount, m, None, None);
+                self.push(pi, id, base.to_string(), Decimal::ONE, "period", amount, m, None, None);
             } else {
                 let days = days_between(self.tz, pa, pb)?;
                 let cycle_days = days_between(self.tz, cs, ce)?.max(1);
                 let rate = div(amount, Decimal::from(cycle_days))?.round_dp_with_strategy(12, self.rounding.strategy());
                 let m = self.money(Decimal::from(days), rate)?;
                 let desc = format!("{base} ({days} of {cycle_days} days)");
-                self.push(pi, c, desc, Decimal::from(days), "day", rate, m, None, None);
+                self.push(pi, id, desc, Decimal::from(days), "day", rate, m, None, None);
             }
         }
         Ok(())
     }
 
-    /// per_unit, graduated, package and time_of_use.
-    fn usage(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>]) -> Result<()> {
-        let base = c.description.clone().unwrap_or_else(|| default_description(c));
-        let unit = self.unit(c).to_string();
-        if c.kind == ChargeKind::TimeOfUse && c.shared_ladder.is_some() {
-            return self.shared_ladder(pi, c, &base, &unit, uses);
+    fn per_unit(&mut self, pi: usize, c: &PerUnitCharge, base: &str, uses: &[Use<'_>]) -> Result<()> {
+        let q = self.sum(&c.usage, uses)?;
+        let m = self.money(q, c.rate)?;
+        let unit = self.unit(&c.usage);
+        self.push(pi, &c.id, base.to_string(), q, &unit, c.rate, m, None, None);
+        Ok(())
+    }
+
+    fn graduated_usage(&mut self, pi: usize, c: &TieredCharge, base: &str, uses: &[Use<'_>]) -> Result<()> {
+        let q = self.sum(&c.usage, uses)?;
+        let scale = self.scale(c.tier_basis, &c.usage, uses)?;
+        let unit = self.unit(&c.usage);
+        self.graduated(pi, &c.id, (base, &unit), &c.tiers, scale, None, q)
+    }
+
+    fn package(&mut self, pi: usize, c: &PackageCharge, base: &str, uses: &[Use<'_>]) -> Result<()> {
+        let q = self.sum(&c.usage, uses)?;
+        let key = (c.id.clone(), None);
+        let before = self.carry.get(&key).copied().unwrap_or_default();
+        if q < Decimal::ZERO {
+            return Err(Error::new(ErrorKind::Tariff, "A package charge cannot price a negative quantity."));
         }
-        if c.kind == ChargeKind::TimeOfUse {
-            let Some(s) = &c.schedule else { return Ok(()) };
-            let (sums, _) = self.period_sums(c, s, uses)?;
-            let scale = self.scale(c, uses)?;
-            for (p, name) in s.periods.iter().enumerate() {
-                let q = c.convert(sums[p])?;
-                let Some(price) = c.periods.get(name) else { continue };
-                if let Some(rate) = price.rate {
-                    let m = self.money(q, rate)?;
-                    self.push(pi, c, format!("{base}, {name}"), q, &unit, rate, m, None, Some(name));
-                } else {
-                    self.graduated(pi, c, &base, &price.tiers, scale, Some(name), q)?;
-                }
-            }
-            return Ok(());
+        let after = add(before, q)?;
+        let (free, size) = (c.free_units.unwrap_or_default(), c.package_size);
+        let n = sub(packages(after, free, size)?, packages(before, free, size)?, "A number of packages")?;
+        let m = self.money(n, c.rate)?;
+        let unit = self.unit(&c.usage);
+        let desc = format!(
+            "{base} ({} {unit} in blocks of {}, {} free)",
+            fmt_decimal(q),
+            fmt_decimal(size),
+            fmt_decimal(free)
+        );
+        self.push(pi, &c.id, desc, n, "package", c.rate, m, None, None);
+        self.carry.insert(key, after);
+        Ok(())
+    }
+
+    /// A `time_of_use` charge: one line (or tier lines) per schedule period.
+    fn time_of_use(&mut self, pi: usize, c: &TimeOfUseCharge, base: &str, uses: &[Use<'_>]) -> Result<()> {
+        let unit = self.unit(&c.usage);
+        if c.shared_ladder.is_some() {
+            return self.shared_ladder(pi, c, base, &unit, uses);
         }
-        let sum = self.charge_total(c, uses)?;
-        let q = c.convert(sum)?;
-        match c.kind {
-            ChargeKind::PerUnit => {
-                let rate = c.rate.unwrap_or_default();
+        let s = &c.prices.schedule;
+        let (sums, _) = self.period_sums(&c.usage.select, s, uses)?;
+        let scale = self.scale(c.tier_basis, &c.usage, uses)?;
+        for (p, name) in s.periods.iter().enumerate() {
+            let q = c.usage.convert(sums[p])?;
+            let Some(price) = c.prices.periods.get(name) else { continue };
+            if let Some(rate) = price.rate {
                 let m = self.money(q, rate)?;
-                self.push(pi, c, base, q, &unit, rate, m, None, None);
+                self.push(pi, &c.id, format!("{base}, {name}"), q, &unit, rate, m, None, Some(name));
+            } else {
+                self.graduated(pi, &c.id, (base, &unit), &price.tiers, scale, Some(name), q)?;
             }
-            ChargeKind::Graduated => {
-                let scale = self.scale(c, uses)?;
-                self.graduated(pi, c, &base, &c.tiers, scale, None, q)?;
-            }
-            ChargeKind::Package => {
-                let key = (c.id.clone(), None);
-                let before = self.carry.get(&key).copied().unwrap_or_default();
-                if q < Decimal::ZERO {
-                    return Err(Error::new(ErrorKind::Tariff, "A package charge cannot price a negative quantity."));
-                }
-                let after = add(before, q)?;
-                let (free, size) = (c.free_units.unwrap_or_default(), c.package_size.unwrap_or(Decimal::ONE));
-                let n = sub(packages(after, free, size)?, packages(before, free, size)?, "A number of packages")?;
-                let rate = c.rate.unwrap_or_default();
-                let m = self.money(n, rate)?;
-                let desc = format!(
-                    "{base} ({} {unit} in blocks of {}, {} free)",
-                    fmt_decimal(q),
-                    fmt_decimal(size),
-                    fmt_decimal(free)
-                );
-                self.push(pi, c, desc, n, "package", rate, m, None, None);
-                self.carry.insert(key, after);
-            }
-            _ => {}
         }
         Ok(())
     }
 
     /// A `time_of_use` charge with `shared_ladder`: one ladder over the bill's records in time
     /// order, each slice at its record's period's rate; one line per period and tier.
-    fn shared_ladder(&mut self, pi: usize, c: &Charge, base: &str, unit: &str, uses: &[Use<'_>]) -> Result<()> {
-        let Some(s) = &c.schedule else { return Ok(()) };
+    fn shared_ladder(
+        &mut self,
+        pi: usize,
+        c: &TimeOfUseCharge,
+        base: &str,
+        unit: &str,
+        uses: &[Use<'_>],
+    ) -> Result<()> {
+        let s = &c.prices.schedule;
         let prices: Vec<&[Tier]> =
-            s.periods.iter().map(|n| c.periods.get(n).map_or(&[][..], |p| p.tiers.as_slice())).collect();
+            s.periods.iter().map(|n| c.prices.periods.get(n).map_or(&[][..], |p| p.tiers.as_slice())).collect();
         let width = prices.iter().map(|t| t.len()).max().unwrap_or(0);
         let mut sums = vec![Decimal::ZERO; s.periods.len() * width];
         let mut used = vec![false; s.periods.len()];
-        let scale = self.scale(c, uses)?;
+        let scale = self.scale(c.tier_basis, &c.usage, uses)?;
         let key = (c.id.clone(), None);
         let mut before = self.carry.get(&key).copied().unwrap_or_default();
         if c.shared_ladder == Some(SharedLadder::TimeOrder) {
-            for u in uses.iter().filter(|u| Self::matches(c, u)) {
+            for u in uses.iter().filter(|u| Self::matches(&c.usage.select, u)) {
                 let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
-                let q = c.convert(u.q)?;
+                let q = c.usage.convert(u.q)?;
                 used[p] = true;
                 ladder(prices[p], scale, before, q, &mut |sl| {
                     sums[p * width + sl.tier] = add(sums[p * width + sl.tier], sl.qty)?;
@@ -1214,11 +1189,11 @@ impl Rater<'_> {
             }
         } else {
             // Pro rata: each period's share of every tier slice of the total.
-            let (mut per, in_use) = self.period_sums(c, s, uses)?;
+            let (mut per, in_use) = self.period_sums(&c.usage.select, s, uses)?;
             used = in_use;
             let mut total = Decimal::ZERO;
             for q in &mut per {
-                *q = c.convert(*q)?;
+                *q = c.usage.convert(*q)?;
                 total = add(total, *q)?;
             }
             let mut slices = Vec::new();
@@ -1245,46 +1220,28 @@ impl Rater<'_> {
                 }
                 let amount = self.money(q, tier.rate)?;
                 let desc = format!("{base}, {name}, tier {}", t + 1);
-                self.push(pi, c, desc, q, unit, tier.rate, amount, Some(t), Some(name));
+                self.push(pi, &c.id, desc, q, unit, tier.rate, amount, Some(t), Some(name));
             }
         }
         Ok(())
     }
 
-    fn volume(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>], all: &[Use<'_>]) -> Result<()> {
-        let base = c.description.clone().unwrap_or_else(|| default_description(c));
-        let unit = self.unit(c).to_string();
-        let mut sum = Decimal::ZERO;
-        for u in uses.iter().filter(|u| Self::matches(c, u)) {
-            sum = add(sum, u.q)?;
-        }
-        let mut total = Decimal::ZERO;
-        for u in all.iter().filter(|u| Self::matches(c, u)) {
-            total = add(total, u.q)?;
-        }
-        let (qty, total) = (c.convert(sum)?, c.convert(total)?);
+    fn volume(&mut self, pi: usize, c: &TieredCharge, base: &str, uses: &[Use<'_>], all: &[Use<'_>]) -> Result<()> {
+        let unit = self.unit(&c.usage);
+        let (qty, total) = (self.sum(&c.usage, uses)?, self.sum(&c.usage, all)?);
         if qty < Decimal::ZERO || total < Decimal::ZERO {
             return Err(Error::new(ErrorKind::Tariff, "A volume charge cannot price a negative quantity."));
         }
-        let i = volume_tier(&c.tiers, self.scale(c, all)?, total)?;
+        let i = volume_tier(&c.tiers, self.scale(c.tier_basis, &c.usage, all)?, total)?;
         let t = &c.tiers[i];
         let m = self.money(qty, t.rate)?;
         let desc = format!("{base}, tier {} (period total {} {unit})", i + 1, fmt_decimal(total));
-        self.push(pi, c, desc, qty, &unit, t.rate, m, Some(i), None);
+        self.push(pi, &c.id, desc, qty, &unit, t.rate, m, Some(i), None);
         if let Some(flat) = t.flat {
             if !total.is_zero() && self.flats.insert((c.id.clone(), None, i)) {
                 let m = self.money(Decimal::ONE, flat)?;
-                self.push(
-                    pi,
-                    c,
-                    format!("{base}, tier {} flat fee", i + 1),
-                    Decimal::ONE,
-                    "fee",
-                    flat,
-                    m,
-                    Some(i),
-                    None,
-                );
+                let desc = format!("{base}, tier {} flat fee", i + 1);
+                self.push(pi, &c.id, desc, Decimal::ONE, "fee", flat, m, Some(i), None);
             }
         }
         Ok(())
@@ -1292,77 +1249,45 @@ impl Rater<'_> {
 
     /// Demand lines: the peak per TOU period (one period without a schedule), and per local
     /// calendar month of `[a, b)` when `per = "month"`.
-    fn demand(&mut self, pi: usize, c: &Charge, uses: &[Use<'_>], a: i64, b: i64) -> Result<()> {
-        let base = c.description.clone().unwrap_or_else(|| default_description(c));
-        let unit = c.unit.clone().unwrap_or_else(|| "kW".into());
-        let minutes = i64::from(c.interval_minutes.unwrap_or(60));
-        let len = minutes * 60;
-        let per_hour = Decimal::from(60 / minutes);
-        let n_periods = c.schedule.as_ref().map_or(1, |s| s.periods.len());
-        let months: Vec<(i32, u32)> =
-            if c.per == Some(Per::Month) { year_months_in(self.tou_tz, a, b)? } else { vec![(0, 0)] };
-        let month_of = |u: &Use<'_>| {
-            if c.per == Some(Per::Month) {
-                months.iter().position(|&m| m == (u.date.year(), u.date.month())).unwrap_or(0)
-            } else {
-                0
-            }
+    fn demand(&mut self, pi: usize, c: &DemandCharge, base: &str, uses: &[Use<'_>], a: i64, b: i64) -> Result<()> {
+        let unit = c.unit.as_deref().unwrap_or("kW");
+        let by_month = c.per == Some(Per::Month);
+        let months: Vec<(i32, u32)> = if by_month { year_months_in(self.tou_tz, a, b)? } else { vec![(0, 0)] };
+        let mut peaks = self.demand_peaks(c, uses, &months)?;
+        let schedule = match &c.price {
+            DemandPrice::TimeOfUse(p) => Some(&p.schedule),
+            _ => None,
         };
-        // Records are in time order, so the intervals (UTC start of the local-aligned interval)
-        // come in order too: sum each run and keep the largest kWh per month and period.
-        let mut peaks = vec![Decimal::ZERO; n_periods * months.len()];
-        let mut run: Option<(i64, Decimal, usize)> = None;
-        if let Some(pr) = self.profile {
-            peaks = Self::profile_peaks(c, pr, n_periods);
-        }
-        for u in uses.iter().filter(|u| Self::matches(c, u)) {
-            let key = u.t - u.local.rem_euclid(len);
-            match &mut run {
-                Some((k, sum, _)) if *k == key => *sum = add(*sum, u.q)?,
-                _ => {
-                    if let Some((_, sum, slot)) = run {
-                        peaks[slot] = larger(peaks[slot], sum);
-                    }
-                    let period = c
-                        .schedule
-                        .as_ref()
-                        .map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
-                    run = Some((key, u.q, month_of(u) * n_periods + period));
-                }
-            }
-        }
-        if let Some((_, sum, slot)) = run {
-            peaks[slot] = larger(peaks[slot], sum);
-        }
-        for p in &mut peaks {
-            *p = mul(*p, per_hour)?;
-        }
+        let n_periods = schedule.map_or(1, |s| s.periods.len());
         if let Some(bd) = self.billing_demand {
-            self.ratchet_peaks(c, &mut peaks, bd, a)?;
+            self.ratchet_peaks(schedule, &mut peaks, bd, a)?;
         }
         for (mi, &(y, m)) in months.iter().enumerate() {
-            let month = if c.per == Some(Per::Month) { format!(" ({y:04}-{m:02})") } else { String::new() };
-            match &c.schedule {
-                None => {
-                    let peak = peaks[mi * n_periods];
-                    let desc = format!("{base}, peak {} {unit}{month}", fmt_decimal(peak));
-                    if let Some(rate) = c.rate {
-                        let amount = self.money(peak, rate)?;
-                        self.push(pi, c, desc, peak, &unit, rate, amount, None, None);
-                    } else {
-                        self.demand_tiers(pi, c, &desc, &c.tiers, None, peak, &unit)?;
-                    }
+            let month = if by_month { format!(" ({y:04}-{m:02})") } else { String::new() };
+            let line = |name: Option<&str>, peak: Decimal| match name {
+                Some(n) => format!("{base}, {n}, peak {} {unit}{month}", fmt_decimal(peak)),
+                None => format!("{base}, peak {} {unit}{month}", fmt_decimal(peak)),
+            };
+            match &c.price {
+                DemandPrice::Rate(rate) => {
+                    let peak = peaks[mi];
+                    let amount = self.money(peak, *rate)?;
+                    self.push(pi, &c.id, line(None, peak), peak, unit, *rate, amount, None, None);
                 }
-                Some(s) => {
-                    for (p, name) in s.periods.iter().enumerate() {
-                        let Some(price) = c.periods.get(name) else { continue };
+                DemandPrice::Tiers(tiers) => {
+                    let peak = peaks[mi];
+                    self.demand_tiers(pi, &c.id, (&line(None, peak), unit), tiers, None, peak)?;
+                }
+                DemandPrice::TimeOfUse(prices) => {
+                    for (p, name) in prices.schedule.periods.iter().enumerate() {
+                        let Some(price) = prices.periods.get(name) else { continue };
                         let peak = peaks[mi * n_periods + p];
-                        let desc = format!("{base}, {name}, peak {} {unit}{month}", fmt_decimal(peak));
+                        let desc = line(Some(name), peak);
                         if let Some(rate) = price.rate {
                             let amount = self.money(peak, rate)?;
-                            self.push(pi, c, desc, peak, &unit, rate, amount, None, Some(name));
+                            self.push(pi, &c.id, desc, peak, unit, rate, amount, None, Some(name));
                         } else {
-                            self.demand_tiers(pi, c, &desc, &price.tiers, Some(name), peak, &unit)?;
+                            self.demand_tiers(pi, &c.id, (&desc, unit), &price.tiers, Some(name), peak)?;
                         }
                     }
                 }
@@ -1371,12 +1296,12 @@ impl Rater<'_> {
         Ok(())
     }
 
-    /// Under a ratchet every peak is the billing demand `bd`, in each period of `c`'s schedule
-    /// that occurs in the local month starting the bill (`a`), zero in the others.
-    fn ratchet_peaks(&self, c: &Charge, peaks: &mut [Decimal], bd: Decimal, a: i64) -> Result<()> {
+    /// Under a ratchet every peak is the billing demand `bd`, in each period of the charge's
+    /// `schedule` that occurs in the local month starting the bill (`a`), zero in the others.
+    fn ratchet_peaks(&self, schedule: Option<&Schedule>, peaks: &mut [Decimal], bd: Decimal, a: i64) -> Result<()> {
         let month0 = secs(a)?.with_timezone(&self.tou_tz).month0() as usize;
         for (slot, p) in peaks.iter_mut().enumerate() {
-            let occurs = c.schedule.as_ref().is_none_or(|s| {
+            let occurs = schedule.is_none_or(|s| {
                 let period = slot % s.periods.len().max(1);
                 [&s.weekday, &s.weekend].iter().any(|g| {
                     let row = if g.len() == 1 { g.first() } else { g.get(month0) };
@@ -1388,16 +1313,53 @@ impl Rater<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The peak kW of a demand charge per month of `months` (one `(0, 0)` entry unless per month)
+    /// and TOU period: slot `month index × periods + period` (the month profile's hourly peaks
+    /// when rating from one).
+    fn demand_peaks(&self, c: &DemandCharge, uses: &[Use<'_>], months: &[(i32, u32)]) -> Result<Vec<Decimal>> {
+        let minutes = i64::from(c.interval_minutes.unwrap_or(60));
+        let len = minutes * 60;
+        let schedule = match &c.price {
+            DemandPrice::TimeOfUse(p) => Some(&p.schedule),
+            _ => None,
+        };
+        let n_periods = schedule.map_or(1, |s| s.periods.len());
+        let month_of = |u: &Use<'_>| months.iter().position(|&m| m == (u.date.year(), u.date.month())).unwrap_or(0);
+        // Records are in time order, so the intervals (UTC start of the local-aligned interval)
+        // come in order too: sum each run and keep the largest kWh per month and period.
+        let mut peaks = match self.profile {
+            Some(pr) => Self::profile_peaks(schedule, pr, n_periods),
+            None => vec![Decimal::ZERO; n_periods * months.len()],
+        };
+        let mut run: Option<(i64, Decimal, usize)> = None;
+        for u in uses.iter().filter(|u| Self::matches(&c.select, u)) {
+            let key = u.t - u.local.rem_euclid(len);
+            match &mut run {
+                Some((k, sum, _)) if *k == key => *sum = add(*sum, u.q)?,
+                _ => {
+                    if let Some((_, sum, slot)) = run {
+                        peaks[slot] = larger(peaks[slot], sum);
+                    }
+                    let period = schedule.map_or(0, |s| s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour()));
+                    run = Some((key, u.q, month_of(u) * n_periods + period));
+                }
+            }
+        }
+        if let Some((_, sum, slot)) = run {
+            peaks[slot] = larger(peaks[slot], sum);
+        }
+        let per_hour = Decimal::from(60 / minutes);
+        peaks.into_iter().map(|p| mul(p, per_hour)).collect()
+    }
+
     fn demand_tiers(
         &mut self,
         pi: usize,
-        c: &Charge,
-        desc: &str,
+        id: &str,
+        (desc, unit): (&str, &str),
         tiers: &[Tier],
         tou: Option<&str>,
         peak: Decimal,
-        unit: &str,
     ) -> Result<()> {
         let mut slices = Vec::new();
         ladder(tiers, Decimal::ONE, Decimal::ZERO, peak, &mut |s| {
@@ -1407,32 +1369,38 @@ impl Rater<'_> {
         for s in slices {
             let rate = tiers[s.tier].rate;
             let m = self.money(s.qty, rate)?;
-            self.push(pi, c, format!("{desc}, tier {}", s.tier + 1), s.qty, unit, rate, m, Some(s.tier), tou);
+            self.push(pi, id, format!("{desc}, tier {}", s.tier + 1), s.qty, unit, rate, m, Some(s.tier), tou);
         }
         Ok(())
     }
 
-    fn percentage(&mut self, pi: usize, c: &Charge) -> Result<()> {
+    fn percentage(&mut self, pi: usize, c: &PercentageCharge, base: &str) -> Result<()> {
         let mut base_amount = Decimal::ZERO;
         for p in &self.pieces[pi] {
             if !p.tax && (c.applies_to.is_empty() || c.applies_to.contains(&p.line.charge)) {
                 base_amount = add(base_amount, p.line.amount)?;
             }
         }
-        let rate = div(c.percent.unwrap_or_default(), Decimal::ONE_HUNDRED)?;
+        let rate = div(c.percent, Decimal::ONE_HUNDRED)?;
         let m = self.money(base_amount, rate)?;
-        let desc = c.description.clone().unwrap_or_else(|| default_description(c));
         let unit = self.tariff.currency.clone();
-        self.push(pi, c, desc, base_amount, &unit, rate, m, None, None);
+        self.push(pi, &c.id, base.to_string(), base_amount, &unit, rate, m, None, None);
+        if let Some(line) = self.pieces[pi].last_mut() {
+            line.tax = c.tax;
+        }
         Ok(())
     }
 
     fn minimums(&mut self, pieces: &[(usize, i64, i64)]) -> Result<()> {
         // Minimum per charge id: exact sum over pieces, then rounded.
-        let mut mins: Vec<(String, Decimal, usize, Charge)> = Vec::new();
+        let mut mins: Vec<(String, Decimal, usize, String)> = Vec::new();
         for (pi, &(vi, a, b)) in pieces.iter().enumerate() {
-            for c in self.tariff.versions[vi].charges.iter().filter(|c| c.kind == ChargeKind::Minimum) {
-                let amount = c.amount.unwrap_or_default();
+            let charges = &self.tariff.versions[vi].charges;
+            for (c, base) in charges.iter().filter_map(|c| match c {
+                Charge::Minimum(m) => Some((m, describe(c))),
+                _ => None,
+            }) {
+                let amount = c.amount;
                 let part = match c.per.unwrap_or(Per::Period) {
                     Per::Day => mul(amount, Decimal::from(days_between(self.tz, a, b)?))?,
                     Per::Year => {
@@ -1463,11 +1431,11 @@ impl Rater<'_> {
                         m.1 = add(m.1, part)?;
                         m.2 = pi;
                     }
-                    None => mins.push((c.id.clone(), part, pi, c.clone())),
+                    None => mins.push((c.id.clone(), part, pi, base)),
                 }
             }
         }
-        for (_, total, pi, c) in mins {
+        for (id, total, pi, base) in mins {
             let minimum = self.rounding.round(total, self.dp)?;
             let mut subtotal = Decimal::ZERO;
             for p in self.pieces.iter().flatten().filter(|p| !p.tax) {
@@ -1478,10 +1446,9 @@ impl Rater<'_> {
                 subtotal = subtotal.max(Decimal::ZERO);
             }
             if subtotal < minimum {
-                let base = c.description.clone().unwrap_or_else(|| default_description(&c));
                 let desc = format!("{base} (minimum {minimum}, subtotal {subtotal})");
                 let top_up = self.rounding.round(sub(minimum, subtotal, "A minimum charge's top-up")?, self.dp)?;
-                self.push(pi, &c, desc, Decimal::ONE, "bill", minimum, top_up, None, None);
+                self.push(pi, &id, desc, Decimal::ONE, "bill", minimum, top_up, None, None);
             }
         }
         Ok(())
@@ -1560,24 +1527,75 @@ pub struct QuantityRater {
 enum Fast {
     Fixed(Decimal),
     Allowance(Decimal),
-    PerUnit(Charge),
+    PerUnit(PerUnitCharge),
     /// Graduated: tier lower limits, upper limits, rates, rounded flat fees, and for each tier the
     /// rounded amounts (with flats) of all full tiers below it.
     Graduated {
-        charge: Charge,
+        charge: TieredCharge,
         lo: Vec<Decimal>,
         hi: Vec<Option<Decimal>>,
         flats: Vec<Decimal>,
         prefix: Vec<Decimal>,
     },
-    Volume(Charge),
-    Package(Charge),
+    Volume(TieredCharge),
+    Package(PackageCharge),
     Minimum(Decimal),
     Percentage {
         rate: Decimal,
         applies: Vec<usize>,
         tax: bool,
     },
+}
+
+impl Fast {
+    /// Charge `c` of `charges` compiled, or `None` when it needs calendar or record detail
+    /// (`time_of_use`, `demand`, per-day or per-year amounts, tiers not per period, a selection).
+    fn of(c: &Charge, charges: &[Charge], round: &dyn Fn(Decimal) -> Result<Decimal>) -> Result<Option<Fast>> {
+        if c.selection().is_some_and(|s| *s != Selection::default()) {
+            return Ok(None);
+        }
+        let per_period = |per: Option<Per>| per.is_none_or(|p| p == Per::Period);
+        let basis_period = |b: Option<Basis>| b.is_none_or(|b| b == Basis::Period);
+        Ok(Some(match c {
+            Charge::Fixed(f) if per_period(f.per) => Fast::Fixed(round(f.amount)?),
+            Charge::Minimum(m) if per_period(m.per) => Fast::Minimum(round(m.amount)?),
+            Charge::Allowance(a) if basis_period(a.tier_basis) => {
+                Fast::Allowance(mul(a.included, a.usage.divide_by.unwrap_or(Decimal::ONE))?)
+            }
+            Charge::PerUnit(p) => Fast::PerUnit(p.clone()),
+            Charge::Graduated(t) if basis_period(t.tier_basis) => Fast::graduated(t, round)?,
+            Charge::Volume(t) if basis_period(t.tier_basis) => Fast::Volume(t.clone()),
+            Charge::Package(p) => Fast::Package(p.clone()),
+            Charge::Percentage(p) => Fast::Percentage {
+                rate: div(p.percent, Decimal::ONE_HUNDRED)?,
+                applies: p.applies_to.iter().filter_map(|a| charges.iter().position(|x| x.id() == a)).collect(),
+                tax: p.tax,
+            },
+            _ => return Ok(None),
+        }))
+    }
+
+    /// A graduated charge with each full tier's rounded amount precomputed.
+    fn graduated(c: &TieredCharge, round: &dyn Fn(Decimal) -> Result<Decimal>) -> Result<Fast> {
+        let n = c.tiers.len();
+        let (mut lo, mut hi, mut flats, mut prefix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut below = Decimal::ZERO;
+        let mut acc = Decimal::ZERO;
+        for (j, t) in c.tiers.iter().enumerate() {
+            let top = if j + 1 < n { t.up_to } else { None };
+            let flat = round(t.flat.unwrap_or_default())?;
+            lo.push(below);
+            hi.push(top);
+            flats.push(flat);
+            prefix.push(acc);
+            if let Some(top) = top {
+                let width = sub(top, below, "A tier's width")?;
+                acc = add(add(acc, round(mul(width, t.rate)?)?)?, flat)?;
+                below = top;
+            }
+        }
+        Ok(Fast::Graduated { charge: c.clone(), lo, hi, flats, prefix })
+    }
 }
 
 impl QuantityRater {
@@ -1603,9 +1621,9 @@ impl QuantityRater {
         for (i, c) in self.charges.iter().enumerate() {
             let amount = match c {
                 Fast::Fixed(a) => *a,
-                Fast::PerUnit(c) => round(mul(c.convert(q)?, c.rate.unwrap_or_default())?)?,
+                Fast::PerUnit(c) => round(mul(c.usage.convert(q)?, c.rate)?)?,
                 Fast::Graduated { charge, lo, hi, flats, prefix } => {
-                    let q = charge.convert(q)?;
+                    let q = charge.usage.convert(q)?;
                     if q < Decimal::ZERO {
                         return Err(negative());
                     }
@@ -1618,7 +1636,7 @@ impl QuantityRater {
                     }
                 }
                 Fast::Volume(c) => {
-                    let q = c.convert(q)?;
+                    let q = c.usage.convert(q)?;
                     if q < Decimal::ZERO {
                         return Err(negative());
                     }
@@ -1627,12 +1645,12 @@ impl QuantityRater {
                     add(round(mul(q, t.rate)?)?, flat)?
                 }
                 Fast::Package(c) => {
-                    let q = c.convert(q)?;
+                    let q = c.usage.convert(q)?;
                     if q < Decimal::ZERO {
                         return Err(negative());
                     }
-                    let n = packages(q, c.free_units.unwrap_or_default(), c.package_size.unwrap_or(Decimal::ONE))?;
-                    round(mul(n, c.rate.unwrap_or_default())?)?
+                    let n = packages(q, c.free_units.unwrap_or_default(), c.package_size)?;
+                    round(mul(n, c.rate)?)?
                 }
                 _ => continue,
             };

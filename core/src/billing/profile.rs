@@ -14,7 +14,7 @@ use crate::decimal::add;
 use crate::error::Result;
 use crate::record::UsageRecord;
 use crate::tariff::metering::{DIRECTION, IMPORT};
-use crate::tariff::{Charge, ChargeKind, Per, Schedule, SharedLadder, Tariff};
+use crate::tariff::{Charge, Per, Schedule, Selection, SharedLadder, Tariff};
 use crate::time::parse_time_zone;
 
 /// One local month of one subject's load, by (weekend, local hour).
@@ -130,20 +130,20 @@ impl MonthProfile {
             && t.versions[0].charges.iter().all(|c| {
                 // `months` needs no check: every record of the profile is in its one local month, so a
                 // charge either takes them all or is left out of the bill.
-                let plain = c.metric.is_none() && c.filter.is_empty();
-                let no_holidays = c.schedule.as_ref().is_none_or(|s| s.holidays.is_empty());
+                let plain = c.selection().is_none_or(|s| s.metric.is_none() && s.filter.is_empty());
+                let no_holidays = c.schedule().is_none_or(|s| s.holidays.is_empty());
                 plain
                     && no_holidays
-                    && match c.kind {
-                        ChargeKind::Fixed
-                        | ChargeKind::Minimum
-                        | ChargeKind::Percentage
-                        | ChargeKind::PerUnit
-                        | ChargeKind::Graduated
-                        | ChargeKind::Package => true,
-                        ChargeKind::TimeOfUse => c.shared_ladder != Some(SharedLadder::TimeOrder),
-                        ChargeKind::Demand => c.interval_minutes.unwrap_or(60) == 60 && c.per != Some(Per::Month),
-                        ChargeKind::Allowance | ChargeKind::Volume => false,
+                    && match c {
+                        Charge::Fixed(_)
+                        | Charge::Minimum(_)
+                        | Charge::Percentage(_)
+                        | Charge::PerUnit(_)
+                        | Charge::Graduated(_)
+                        | Charge::Package(_) => true,
+                        Charge::TimeOfUse(t) => t.shared_ladder != Some(SharedLadder::TimeOrder),
+                        Charge::Demand(d) => d.interval_minutes.unwrap_or(60) == 60 && d.per != Some(Per::Month),
+                        Charge::Allowance(_) | Charge::Volume(_) => false,
                     }
             })
     }
@@ -152,7 +152,12 @@ impl MonthProfile {
 impl Rater<'_> {
     /// The charge's sum per period of `s` (and whether each period has records): from the
     /// profile when rating from one, else from `uses`.
-    pub(super) fn period_sums(&self, c: &Charge, s: &Schedule, uses: &[Use<'_>]) -> Result<(Vec<Decimal>, Vec<bool>)> {
+    pub(super) fn period_sums(
+        &self,
+        sel: &Selection,
+        s: &Schedule,
+        uses: &[Use<'_>],
+    ) -> Result<(Vec<Decimal>, Vec<bool>)> {
         let mut sums = vec![Decimal::ZERO; s.periods.len()];
         let mut used = vec![false; s.periods.len()];
         if let Some(pr) = self.profile {
@@ -167,7 +172,7 @@ impl Rater<'_> {
             }
             return Ok((sums, used));
         }
-        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+        for u in uses.iter().filter(|u| Self::matches(sel, u)) {
             let p = s.period_at(u.date.month0(), is_weekend(s, u.date), u.hour());
             sums[p] = add(sums[p], u.q)?;
             used[p] = true;
@@ -176,7 +181,7 @@ impl Rater<'_> {
     }
 
     /// The charge's total over the bill: from the profile, else from `uses`.
-    pub(super) fn charge_total(&self, c: &Charge, uses: &[Use<'_>]) -> Result<Decimal> {
+    pub(super) fn charge_total(&self, sel: &Selection, uses: &[Use<'_>]) -> Result<Decimal> {
         let mut sum = Decimal::ZERO;
         if let Some(pr) = self.profile {
             for row in &pr.sums {
@@ -186,7 +191,7 @@ impl Rater<'_> {
             }
             return Ok(sum);
         }
-        for u in uses.iter().filter(|u| Self::matches(c, u)) {
+        for u in uses.iter().filter(|u| Self::matches(sel, u)) {
             sum = add(sum, u.q)?;
         }
         Ok(sum)
@@ -194,9 +199,9 @@ impl Rater<'_> {
 
     /// The largest hourly sum per period of the charge's schedule (one period without one), from
     /// the profile.
-    pub(super) fn profile_peaks(c: &Charge, pr: &MonthProfile, n_periods: usize) -> Vec<Decimal> {
+    pub(super) fn profile_peaks(schedule: Option<&Schedule>, pr: &MonthProfile, n_periods: usize) -> Vec<Decimal> {
         let mut peaks = vec![Decimal::ZERO; n_periods];
-        let periods = c.schedule.as_ref().map_or([[0; 24]; 2], |s| pr.periods(s));
+        let periods = schedule.map_or([[0; 24]; 2], |s| pr.periods(s));
         for (ps, ks) in periods.iter().zip(&pr.peaks) {
             for (&p, k) in ps.iter().zip(ks) {
                 peaks[p] = peaks[p].max(*k);

@@ -101,12 +101,8 @@ fn what_a_profile_cannot_carry_falls_back() {
     // Holidays and time-ordered ladders need each record.
     let mut t = Tariff::from_toml(TOU).unwrap().normalized().unwrap();
     let p = MonthProfile::build(&records, &req).unwrap().unwrap();
-    t.versions[0].charges[0]
-        .schedule
-        .as_mut()
-        .unwrap()
-        .holidays
-        .push(chrono::NaiveDate::from_ymd_opt(2018, 1, 1).unwrap());
+    let crate::tariff::Charge::TimeOfUse(energy) = &mut t.versions[0].charges[0] else { panic!("a TOU charge") };
+    energy.prices.schedule.holidays.push(chrono::NaiveDate::from_ymd_opt(2018, 1, 1).unwrap());
     assert!(!p.fits(&t));
     // An export, or records out of time order: no profile.
     records[3].dimensions.insert("direction".into(), "export".into());

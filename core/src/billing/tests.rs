@@ -368,11 +368,15 @@ fn tariffs_built_in_code_are_checked_not_trusted() {
         "currency = \"USD\"\n[[charges]]\nid = \"v\"\ntype = \"volume\"\ntiers = [{ rate = \"1\" }]\n",
     )
     .unwrap();
-    t.versions[0].charges[0].tiers.clear();
+    if let Charge::Volume(v) = &mut t.versions[0].charges[0] {
+        v.tiers.clear();
+    }
     assert_eq!(t.bill(&march(), &[]).unwrap_err().field(), Some("versions[0].charges[0].tiers"));
     let mut t =
         Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"d\"\ntype = \"demand\"\nrate = \"1\"\n").unwrap();
-    t.versions[0].charges[0].interval_minutes = Some(0);
+    if let Charge::Demand(d) = &mut t.versions[0].charges[0] {
+        d.interval_minutes = Some(0);
+    }
     assert_eq!(t.bill(&march(), &[]).unwrap_err().field(), Some("versions[0].charges[0].interval_minutes"));
     // Top-level charges set in code are rated as one version.
     let mut t = five_tier();

@@ -15,11 +15,14 @@
 //! | `billing/mod.rs` | rating: `bill` (and its stages), `quantity_rater` |
 //! | `billing/compare.rs` | `compare` (one load under many tariffs) |
 //!
-//! A [`Charge`] is checked by `Charge::check` in stages: the id, the fields that apply to its
-//! [`ChargeKind`] (`ChargeKind::allowed_fields`), the fields common to usage charges, then the
-//! shape of the kind; every error names the field path (`versions[0].charges[2].rate`).
+//! A [`Charge`] is a tagged enum with one struct per [`ChargeKind`] (`tariff/charge.rs`): the keys
+//! a kind takes are its struct's fields. A document is read into its wire form (`TariffDoc`, with
+//! each charge a flat `ChargeDoc`; unknown keys are refused there, with the TOML line), then each
+//! charge is shaped into its kind — a key the kind does not take, or one it needs and lacks, is an
+//! error naming the field path (`versions[0].charges[2].rate`) — and finally [`Tariff::check`]
+//! checks the values.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -28,9 +31,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{parse_time_zone, Window};
 
+mod charge;
 pub mod metering;
 pub mod ratchet;
 pub mod urdb;
+
+use charge::ChargeDoc;
+pub use charge::{
+    AllowanceCharge, Charge, DemandCharge, DemandPrice, FixedCharge, MinimumCharge, PackageCharge, PerUnitCharge,
+    PercentageCharge, Selection, TieredCharge, TimeOfUseCharge, TouPrices, Usage,
+};
 
 /// The most decimal places a price (rate, tier price, fixed amount, percentage) may carry.
 pub const MAX_PRICE_DECIMALS: u32 = 12;
@@ -121,7 +131,7 @@ crate::error::enum_names!(
 );
 
 impl QuantityRounding {
-    fn strategy(self) -> RoundingStrategy {
+    pub(crate) fn strategy(self) -> RoundingStrategy {
         match self {
             QuantityRounding::Up => RoundingStrategy::ToPositiveInfinity,
             QuantityRounding::Down => RoundingStrategy::ToNegativeInfinity,
@@ -276,7 +286,7 @@ impl Schedule {
         usize::from(row[hour as usize])
     }
 
-    fn check(&self, field: &str) -> Result<()> {
+    pub(crate) fn check(&self, field: &str) -> Result<()> {
         if self.periods.is_empty() {
             return Err(tariff_err(format!("{field}.periods"), "A schedule needs at least one period name."));
         }
@@ -315,104 +325,7 @@ impl Schedule {
     }
 }
 
-/// One charge of a tariff version. Which keys apply depends on `type` ([`ChargeKind`]); a key
-/// that does not apply to the charge's type is refused, never ignored.
-///
-/// Common keys: `id` (names the charge on bill lines; the same id across versions continues the
-/// same tier ladder and allowance), `description`, `metric` (default: the bill's metric),
-/// `filter` (dimension values a record must have; the value `""` matches records without the
-/// dimension), `months` (1–12: only usage in these local months, and the charge is left out of
-/// bills with no day in them), `unit` (shown on lines; default the metric), `divide_by` with
-/// `divide_rounding` (convert the quantity before pricing, e.g. bytes → GB with
-/// `divide_by = 1000000000`; the result is rounded to whole units, up by default).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "ts",
-    derive(ts_rs::TS),
-    ts(
-        rename = "TariffCharge",
-        type = "{ id: string; type: ChargeKind; description?: string; metric?: string; [key: string]: unknown }"
-    )
-)]
-#[serde(deny_unknown_fields)]
-pub struct Charge {
-    /// Identifier, unique within a version; becomes the `charge` of bill lines.
-    pub id: String,
-    /// What the charge computes.
-    #[serde(rename = "type")]
-    pub kind: ChargeKind,
-    /// Text for bill lines (a default is derived from the type).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Only records of this metric (default: the bill's metric).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metric: Option<String>,
-    /// Only records with these dimension values (`""` = dimension absent).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub filter: BTreeMap<String, String>,
-    /// Only usage in these local months (1–12).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub months: Vec<u32>,
-    /// Unit shown on bill lines (default: the metric; `kW` for demand).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-    /// Divide the quantity by this before pricing (bytes → GB: 1000000000).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    pub divide_by: Option<Decimal>,
-    /// How the divided quantity is rounded to whole units (default `up`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub divide_rounding: Option<QuantityRounding>,
-    /// Amount of a `fixed` or `minimum` charge, in the major unit.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    pub amount: Option<Decimal>,
-    /// What `amount` is for: `period` (default), `day`, or `year` (minimum only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per: Option<Per>,
-    /// Price per unit (`per_unit`), per package (`package`) or per kW (`demand`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    pub rate: Option<Decimal>,
-    /// Tiers of a `graduated`, `volume` or `demand` charge.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tiers: Vec<Tier>,
-    /// Whether tier limits and allowances are per period (default) or per day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier_basis: Option<Basis>,
-    /// Block size of a `package` charge.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    pub package_size: Option<Decimal>,
-    /// Units free before the first package (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    pub free_units: Option<Decimal>,
-    /// Units included by an `allowance` (in the charge's unit, after `divide_by`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    pub included: Option<Decimal>,
-    /// Schedule of a `time_of_use` charge or a TOU `demand` charge.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<Schedule>,
-    /// Price per schedule period (every period of the schedule needs one).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub periods: BTreeMap<String, PeriodPrice>,
-    /// Demand interval in minutes (5, 10, 15, 30 or 60; default 60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval_minutes: Option<u32>,
-    /// Percent of a `percentage` charge (20 = 20 %; negative for a discount).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
-    pub percent: Option<Decimal>,
-    /// Charge ids a `percentage` applies to (default: the subtotal).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub applies_to: Vec<String>,
-    /// A `percentage` that is a tax: counted in `taxes`, computed after the minimum top-up.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub tax: bool,
-    /// `time_of_use` only: the periods' tiers form one ladder over the billing period's total
-    /// (every period has tiers with the same `up_to` limits), each unit priced at its own
-    /// period's rate for the tier it falls in — NREL PySAM/SAM's rule for tiered TOU energy.
-    /// Without it each period has its own ladder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shared_ladder: Option<SharedLadder>,
-}
-
-/// How the units of a `time_of_use` charge with a shared ladder ([`Charge::shared_ladder`])
+/// How the units of a `time_of_use` charge with a shared ladder ([`TimeOfUseCharge::shared_ladder`])
 /// are split between its periods and tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -458,7 +371,7 @@ pub struct TariffVersion {
 #[doc = include_str!("../../../docs/tariffs.md")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "TariffDocument"))]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "TariffDoc")]
 pub struct Tariff {
     /// Name of the tariff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -527,6 +440,102 @@ fn default_cycle() -> Window {
     Window::Month
 }
 
+/// A tariff document as written: [`Tariff`]'s keys with each charge in its flat wire form
+/// ([`ChargeDoc`]). [`TariffDoc::read`] shapes the charges into their kinds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TariffDoc {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    currency: String,
+    #[serde(default)]
+    minor_units: Option<u32>,
+    #[serde(default)]
+    rounding: Rounding,
+    #[serde(default)]
+    line_decimals: Option<u32>,
+    #[serde(default)]
+    time_zone: Option<String>,
+    #[serde(default = "default_cycle")]
+    billing_cycle: Window,
+    #[serde(default)]
+    valid_until: Option<NaiveDate>,
+    #[serde(default)]
+    charges: Vec<ChargeDoc>,
+    #[serde(default)]
+    versions: Vec<VersionDoc>,
+    #[serde(default)]
+    notes: Vec<String>,
+    #[serde(default)]
+    metering: Option<metering::Metering>,
+    #[serde(default)]
+    ratchet: Option<ratchet::Ratchet>,
+    #[serde(default, with = "crate::decimal::opt_decimal_str")]
+    annual_minimum: Option<Decimal>,
+}
+
+/// A [`TariffVersion`] as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionDoc {
+    #[serde(default)]
+    effective_from: Option<NaiveDate>,
+    charges: Vec<ChargeDoc>,
+}
+
+impl TariffDoc {
+    /// The tariff with every charge shaped into its kind. Top-level `charges` are named as the
+    /// first version's (`versions[0].charges[2].rate`), as the parsers move them there.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Tariff`] naming the field: `charges` and `versions` both given, a key a
+    /// charge's kind does not take, or one it needs and lacks.
+    fn read(self) -> Result<Tariff> {
+        if !self.charges.is_empty() && !self.versions.is_empty() {
+            return Err(tariff_err("charges", "A tariff has either `charges` or `versions`, not both."));
+        }
+        let shape = |vi: usize, charges: Vec<ChargeDoc>| -> Result<Vec<Charge>> {
+            let field = |ci| format!("versions[{vi}].charges[{ci}]");
+            charges.into_iter().enumerate().map(|(ci, c)| c.shape(&field(ci))).collect()
+        };
+        let versions = self
+            .versions
+            .into_iter()
+            .enumerate()
+            .map(|(vi, v)| Ok(TariffVersion { effective_from: v.effective_from, charges: shape(vi, v.charges)? }));
+        Ok(Tariff {
+            charges: shape(0, self.charges)?,
+            versions: versions.collect::<Result<_>>()?,
+            name: self.name,
+            source: self.source,
+            currency: self.currency,
+            minor_units: self.minor_units,
+            rounding: self.rounding,
+            line_decimals: self.line_decimals,
+            time_zone: self.time_zone,
+            billing_cycle: self.billing_cycle,
+            valid_until: self.valid_until,
+            notes: self.notes,
+            metering: self.metering,
+            ratchet: self.ratchet,
+            annual_minimum: self.annual_minimum,
+        })
+    }
+}
+
+/// Serde's path (a binding's `from_dict`): the error of [`TariffDoc::read`] as text naming the
+/// field path.
+impl TryFrom<TariffDoc> for Tariff {
+    type Error = String;
+
+    fn try_from(d: TariffDoc) -> std::result::Result<Tariff, String> {
+        d.read()
+            .map_err(|e| format!("{} (at `{}`).", e.message().trim_end_matches('.'), e.field().unwrap_or("charges")))
+    }
+}
+
 pub(crate) fn tariff_err(field: impl Into<String>, message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Tariff, message).with_field(field)
 }
@@ -538,7 +547,7 @@ impl Tariff {
     /// [`ErrorKind::Parse`] for malformed TOML or an unknown key (with the line);
     /// [`ErrorKind::Tariff`] naming the field for an invalid tariff (see [`Tariff::check`]).
     pub fn from_toml(text: &str) -> Result<Tariff> {
-        let t: Tariff = toml::from_str(text).map_err(|e| {
+        let t: TariffDoc = toml::from_str(text).map_err(|e| {
             let line =
                 e.span().map(|s| text.get(..s.start).map_or(0, |before| before.matches('\n').count()) as u64 + 1);
             let err = Error::new(ErrorKind::Parse, format!("The tariff TOML is invalid: {}", e.message()));
@@ -547,7 +556,7 @@ impl Tariff {
                 None => err,
             }
         })?;
-        t.normalized()
+        t.read()?.normalized()
     }
 
     /// Parse and check a meterkit JSON tariff (the same document as TOML).
@@ -556,10 +565,10 @@ impl Tariff {
     /// As [`Tariff::from_toml`].
     pub fn from_json(text: &str) -> Result<Tariff> {
         check_tariff_json(text)?;
-        let t: Tariff = serde_json::from_str(text).map_err(|e| {
+        let t: TariffDoc = serde_json::from_str(text).map_err(|e| {
             Error::new(ErrorKind::Parse, format!("The tariff JSON is invalid: {e}")).with_line(e.line() as u64)
         })?;
-        t.normalized()
+        t.read()?.normalized()
     }
 
     /// Read a tariff from TOML, meterkit JSON or OpenEI URDB JSON, detected from the text: JSON
@@ -635,7 +644,7 @@ impl Tariff {
     pub fn metrics(&self, bill_metric: &str) -> Vec<String> {
         let mut out = vec![bill_metric.to_string()];
         for c in self.versions.iter().flat_map(|v| &v.charges).chain(&self.charges) {
-            if let Some(m) = c.metric.as_ref().filter(|m| !out.contains(m)) {
+            if let Some(m) = c.selection().and_then(|s| s.metric.as_ref()).filter(|m| !out.contains(m)) {
                 out.push(m.clone());
             }
         }
@@ -704,12 +713,12 @@ impl Tariff {
             let mut ids = BTreeSet::new();
             for (ci, c) in v.charges.iter().enumerate() {
                 let cf = format!("{field}.charges[{ci}]");
-                if !ids.insert(c.id.as_str()) {
-                    return Err(tariff_err(format!("{cf}.id"), format!("The charge id '{}' is repeated.", c.id)));
+                if !ids.insert(c.id()) {
+                    return Err(tariff_err(format!("{cf}.id"), format!("The charge id '{}' is repeated.", c.id())));
                 }
                 c.check(&cf)?;
             }
-            for (ci, c) in v.charges.iter().enumerate() {
+            for (ci, c) in v.charges.iter().enumerate().filter_map(|(i, c)| Some((i, c.as_percentage()?))) {
                 for a in &c.applies_to {
                     if !ids.contains(a.as_str()) || a == &c.id {
                         return Err(tariff_err(
@@ -722,7 +731,7 @@ impl Tariff {
             check_percentage_order(&field, &v.charges)?;
         }
         if let Some(m) = &self.metering {
-            let ids: Vec<&str> = self.versions.iter().flat_map(|v| v.charges.iter().map(|c| c.id.as_str())).collect();
+            let ids: Vec<&str> = self.versions.iter().flat_map(|v| v.charges.iter().map(Charge::id)).collect();
             m.check(&ids)?;
         }
         if let Some(r) = &self.ratchet {
@@ -738,7 +747,7 @@ impl Tariff {
     }
 }
 
-fn check_price(field: &str, d: Decimal) -> Result<()> {
+pub(crate) fn check_price(field: &str, d: Decimal) -> Result<()> {
     if d.normalize().scale() > MAX_PRICE_DECIMALS {
         return Err(tariff_err(field, format!("The price {d} has more than {MAX_PRICE_DECIMALS} decimals.")));
     }
@@ -785,12 +794,13 @@ pub(crate) fn check_tiers(field: &str, tiers: &[Tier], flat_allowed: bool) -> Re
 /// percentage naming a tax (taxes are never part of a percentage's base) — each of those would
 /// silently count as 0.
 fn check_percentage_order(field: &str, charges: &[Charge]) -> Result<()> {
-    let pct = |id: &str| charges.iter().position(|c| c.id == id && c.kind == ChargeKind::Percentage);
+    let pcts: Vec<Option<&PercentageCharge>> = charges.iter().map(Charge::as_percentage).collect();
+    let pct = |id: &str| pcts.iter().position(|p| p.is_some_and(|p| p.id == id));
     let mut state = vec![0u8; charges.len()];
-    for (ci, c) in charges.iter().enumerate() {
-        if c.kind == ChargeKind::Percentage && state[ci] == 0 {
-            if let Some(cycle) = percentage_cycle(charges, &pct, ci, &mut state, &mut Vec::new()) {
-                let names: Vec<&str> = cycle.iter().map(|&i| charges[i].id.as_str()).collect();
+    for ci in 0..pcts.len() {
+        if pcts[ci].is_some() && state[ci] == 0 {
+            if let Some(cycle) = percentage_cycle(&pcts, &pct, ci, &mut state, &mut Vec::new()) {
+                let names: Vec<&str> = cycle.iter().map(|&i| charges[i].id()).collect();
                 return Err(tariff_err(
                     format!("{field}.charges[{}].applies_to", cycle[0]),
                     format!("The percentages {} depend on each other in a cycle.", names.join(" → ")),
@@ -798,11 +808,10 @@ fn check_percentage_order(field: &str, charges: &[Charge]) -> Result<()> {
             }
         }
     }
-    for (ci, c) in charges.iter().enumerate().filter(|(_, c)| c.kind == ChargeKind::Percentage) {
+    for (ci, c) in pcts.iter().enumerate().filter_map(|(i, p)| Some((i, (*p)?))) {
         for a in &c.applies_to {
             let Some(ai) = pct(a) else { continue };
-            let target = &charges[ai];
-            if target.tax {
+            if pcts[ai].is_some_and(|t| t.tax) {
                 return Err(tariff_err(
                     format!("{field}.charges[{ci}].applies_to"),
                     format!("'{}' applies to the tax '{a}': a percentage applies to charges before tax only.", c.id),
@@ -820,10 +829,10 @@ fn check_percentage_order(field: &str, charges: &[Charge]) -> Result<()> {
 }
 
 /// A cycle of percentages (charge indexes, the first repeated at the end) reachable from charge
-/// `i` along `applies_to` edges between percentages: a depth-first search that visits each charge
-/// once (`state`: 0 new, 1 on the current path, 2 done).
+/// `i` along `applies_to` edges between percentages (`pcts[i]`: charge `i` if it is one): a
+/// depth-first search that visits each charge once (`state`: 0 new, 1 on the current path, 2 done).
 fn percentage_cycle(
-    charges: &[Charge],
+    pcts: &[Option<&PercentageCharge>],
     pct: &dyn Fn(&str) -> Option<usize>,
     i: usize,
     state: &mut [u8],
@@ -831,7 +840,7 @@ fn percentage_cycle(
 ) -> Option<Vec<usize>> {
     state[i] = 1;
     path.push(i);
-    for a in &charges[i].applies_to {
+    for a in pcts[i].map_or(&[][..], |p| p.applies_to.as_slice()) {
         let Some(next) = pct(a) else { continue };
         match state[next] {
             1 => {
@@ -841,7 +850,7 @@ fn percentage_cycle(
                 return Some(cycle);
             }
             0 => {
-                if let Some(c) = percentage_cycle(charges, pct, next, state, path) {
+                if let Some(c) = percentage_cycle(pcts, pct, next, state, path) {
                     return Some(c);
                 }
             }
@@ -854,7 +863,7 @@ fn percentage_cycle(
 }
 
 /// The error for a quantity field that is negative.
-fn nonneg(field: &str, name: &str, d: Option<Decimal>) -> Result<()> {
+pub(crate) fn nonneg(field: &str, name: &str, d: Option<Decimal>) -> Result<()> {
     match d {
         Some(d) if d < Decimal::ZERO => Err(tariff_err(format!("{field}.{name}"), format!("{name} is negative."))),
         _ => Ok(()),
@@ -870,253 +879,6 @@ pub(crate) fn check_tariff_json(text: &str) -> Result<()> {
             None => err,
         }
     })
-}
-
-impl ChargeKind {
-    /// The charge fields a charge of this kind may set (the others must be absent).
-    fn allowed_fields(self) -> Vec<&'static str> {
-        use ChargeKind as K;
-        const USAGE: [&str; 6] = ["metric", "filter", "months", "unit", "divide_by", "divide_rounding"];
-        match self {
-            K::Fixed => vec!["amount", "per", "unit"],
-            K::PerUnit => [&USAGE[..], &["rate"]].concat(),
-            K::Graduated | K::Volume => [&USAGE[..], &["tiers", "tier_basis"]].concat(),
-            K::Package => [&USAGE[..], &["rate", "package_size", "free_units"]].concat(),
-            K::Allowance => [&USAGE[..], &["included", "tier_basis"]].concat(),
-            K::TimeOfUse => [&USAGE[..], &["schedule", "periods", "tier_basis", "shared_ladder"]].concat(),
-            K::Demand => {
-                vec![
-                    "metric",
-                    "filter",
-                    "months",
-                    "unit",
-                    "rate",
-                    "tiers",
-                    "schedule",
-                    "periods",
-                    "interval_minutes",
-                    "per",
-                ]
-            }
-            K::Minimum => vec!["amount", "per"],
-            K::Percentage => vec!["percent", "applies_to", "tax"],
-        }
-    }
-}
-
-impl Charge {
-    /// Checks the charge at `field` (e.g. `versions[0].charges[2]`), in this order: a non-empty
-    /// id, every field set applies to the kind, the fields common to usage charges (`divide_by`,
-    /// `months`, prices), then the shape of the kind. The error names the offending field's path.
-    fn check(&self, field: &str) -> Result<()> {
-        if self.id.is_empty() {
-            return Err(tariff_err(format!("{field}.id"), "A charge needs a non-empty id."));
-        }
-        self.check_fields_apply(field)?;
-        self.check_common(field)?;
-        self.check_kind(field)
-    }
-
-    /// Each charge field and whether it is set.
-    fn fields_set(&self) -> [(&'static str, bool); 21] {
-        [
-            ("metric", self.metric.is_some()),
-            ("filter", !self.filter.is_empty()),
-            ("months", !self.months.is_empty()),
-            ("unit", self.unit.is_some()),
-            ("divide_by", self.divide_by.is_some()),
-            ("divide_rounding", self.divide_rounding.is_some()),
-            ("amount", self.amount.is_some()),
-            ("per", self.per.is_some()),
-            ("rate", self.rate.is_some()),
-            ("tiers", !self.tiers.is_empty()),
-            ("tier_basis", self.tier_basis.is_some()),
-            ("package_size", self.package_size.is_some()),
-            ("free_units", self.free_units.is_some()),
-            ("included", self.included.is_some()),
-            ("schedule", self.schedule.is_some()),
-            ("periods", !self.periods.is_empty()),
-            ("interval_minutes", self.interval_minutes.is_some()),
-            ("percent", self.percent.is_some()),
-            ("applies_to", !self.applies_to.is_empty()),
-            ("tax", self.tax),
-            ("shared_ladder", self.shared_ladder.is_some()),
-        ]
-    }
-
-    /// Every field set applies to the charge's kind.
-    fn check_fields_apply(&self, field: &str) -> Result<()> {
-        let allowed = self.kind.allowed_fields();
-        match self.fields_set().into_iter().find(|(name, present)| *present && !allowed.contains(name)) {
-            Some((name, _)) => Err(tariff_err(
-                format!("{field}.{name}"),
-                format!("`{name}` does not apply to a `{}` charge.", self.kind),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// `divide_by` positive, `months` in 1–12, and `rate`, `amount` and `percent` valid prices.
-    fn check_common(&self, field: &str) -> Result<()> {
-        if self.divide_by.is_some_and(|d| d <= Decimal::ZERO) {
-            return Err(tariff_err(format!("{field}.divide_by"), "divide_by must be positive."));
-        }
-        if let Some(m) = self.months.iter().find(|m| !(1..=12).contains(*m)) {
-            return Err(tariff_err(format!("{field}.months"), format!("{m} is not a month (1-12).")));
-        }
-        for (name, d) in [("rate", self.rate), ("amount", self.amount), ("percent", self.percent)] {
-            if let Some(d) = d {
-                check_price(&format!("{field}.{name}"), d)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The error for a field the charge's kind needs, when it is absent.
-    fn need(&self, field: &str, name: &str, present: bool) -> Result<()> {
-        if present {
-            Ok(())
-        } else {
-            Err(tariff_err(format!("{field}.{name}"), format!("A `{}` charge needs `{name}`.", self.kind)))
-        }
-    }
-
-    /// The shape of the charge's kind: the fields it needs and their values.
-    fn check_kind(&self, field: &str) -> Result<()> {
-        use ChargeKind as K;
-        match self.kind {
-            K::Fixed | K::Minimum => self.check_flat(field),
-            K::PerUnit => self.need(field, "rate", self.rate.is_some()),
-            K::Graduated | K::Volume => check_tiers(&format!("{field}.tiers"), &self.tiers, true),
-            K::Package => {
-                self.need(field, "rate", self.rate.is_some())?;
-                self.need(field, "package_size", self.package_size.is_some())?;
-                if self.package_size.is_some_and(|s| s <= Decimal::ZERO) {
-                    return Err(tariff_err(format!("{field}.package_size"), "package_size must be positive."));
-                }
-                nonneg(field, "free_units", self.free_units)
-            }
-            K::Allowance => {
-                self.need(field, "included", self.included.is_some())?;
-                nonneg(field, "included", self.included)
-            }
-            K::TimeOfUse => {
-                self.need(field, "schedule", self.schedule.is_some())?;
-                self.check_periods(field)?;
-                if self.shared_ladder.is_some() {
-                    self.check_shared_ladder(field)?;
-                }
-                Ok(())
-            }
-            K::Demand => self.check_demand(field),
-            K::Percentage => self.need(field, "percent", self.percent.is_some()),
-        }
-    }
-
-    /// A fixed charge or a minimum: an amount, per an allowed length.
-    fn check_flat(&self, field: &str) -> Result<()> {
-        self.need(field, "amount", self.amount.is_some())?;
-        if self.kind == ChargeKind::Fixed && matches!(self.per, Some(Per::Year | Per::Month)) {
-            return Err(tariff_err(format!("{field}.per"), "A fixed charge is per `period` or per `day`."));
-        }
-        if self.kind == ChargeKind::Minimum && self.per == Some(Per::Month) {
-            return Err(tariff_err(
-                format!("{field}.per"),
-                "A minimum is per `period`, `day` or `year` (`period` for a monthly cycle).",
-            ));
-        }
-        Ok(())
-    }
-
-    /// A demand charge: per period or month, a standard interval, and either `rate`, `tiers`, or
-    /// a `schedule` with priced `periods`.
-    fn check_demand(&self, field: &str) -> Result<()> {
-        if matches!(self.per, Some(Per::Day | Per::Year)) {
-            return Err(tariff_err(format!("{field}.per"), "A demand peak is per `period` or per `month`."));
-        }
-        if let Some(m) = self.interval_minutes.filter(|m| ![5, 10, 15, 30, 60].contains(m)) {
-            return Err(tariff_err(
-                format!("{field}.interval_minutes"),
-                format!("The demand interval is 5, 10, 15, 30 or 60 minutes, not {m}."),
-            ));
-        }
-        if self.schedule.is_some() {
-            if self.rate.is_some() || !self.tiers.is_empty() {
-                return Err(tariff_err(
-                    format!("{field}.rate"),
-                    "A TOU demand charge prices each period in `periods`, not with `rate` or `tiers`.",
-                ));
-            }
-            return self.check_periods(field);
-        }
-        match (self.rate.is_some(), self.tiers.is_empty()) {
-            (true, true) => Ok(()),
-            (false, false) => check_tiers(&format!("{field}.tiers"), &self.tiers, false),
-            _ => Err(tariff_err(
-                format!("{field}.rate"),
-                "A demand charge has either `rate` or `tiers` (or a `schedule` with `periods`).",
-            )),
-        }
-    }
-
-    /// With `shared_ladder`, every period has tiers with the same `up_to` limits.
-    fn check_shared_ladder(&self, field: &str) -> Result<()> {
-        let limits = |p: &PeriodPrice| p.tiers.iter().map(|t| t.up_to).collect::<Vec<_>>();
-        let mut first: Option<(&String, Vec<Option<Decimal>>)> = None;
-        for (name, p) in &self.periods {
-            if p.tiers.is_empty() {
-                return Err(tariff_err(
-                    format!("{field}.periods.{name}"),
-                    "With shared_ladder every period needs `tiers`.",
-                ));
-            }
-            match &first {
-                None => first = Some((name, limits(p))),
-                Some((n0, l0)) if *l0 != limits(p) => {
-                    return Err(tariff_err(
-                        format!("{field}.periods.{name}.tiers"),
-                        format!("With shared_ladder every period has the tier limits of '{n0}'."),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn check_periods(&self, field: &str) -> Result<()> {
-        let Some(s) = &self.schedule else { return Ok(()) };
-        s.check(&format!("{field}.schedule"))?;
-        for name in &s.periods {
-            let Some(p) = self.periods.get(name) else {
-                return Err(tariff_err(format!("{field}.periods"), format!("The period '{name}' has no price.")));
-            };
-            let pf = format!("{field}.periods.{name}");
-            match (p.rate, p.tiers.is_empty()) {
-                (Some(r), true) => check_price(&format!("{pf}.rate"), r)?,
-                (None, false) => check_tiers(&format!("{pf}.tiers"), &p.tiers, false)?,
-                _ => return Err(tariff_err(pf, "A period price has either `rate` or `tiers`.")),
-            }
-        }
-        if let Some(extra) = self.periods.keys().find(|k| !s.periods.contains(k)) {
-            return Err(tariff_err(
-                format!("{field}.periods.{extra}"),
-                format!("'{extra}' is not a period of the schedule."),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Convert a raw quantity with `divide_by` (rounded to whole units), or return it as is.
-    pub(crate) fn convert(&self, q: Decimal) -> Result<Decimal> {
-        match self.divide_by {
-            None => Ok(q),
-            Some(d) => q
-                .checked_div(d)
-                .map(|x| x.round_dp_with_strategy(0, self.divide_rounding.unwrap_or_default().strategy()))
-                .ok_or_else(|| Error::overflow("The converted quantity")),
-        }
-    }
 }
 
 #[cfg(test)]

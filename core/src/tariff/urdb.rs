@@ -4,8 +4,6 @@
 //! mapped, known to be informational (names, comments, capacity ranges), or refused with an
 //! error naming it: a rate is never imported with part of its price silently dropped.
 
-use std::collections::BTreeMap;
-
 use chrono::DateTime;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -15,8 +13,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::tariff::metering::{Metering, MeteringRule};
 use crate::tariff::ratchet::Ratchet;
 use crate::tariff::{
-    tariff_err, Basis, Charge, ChargeKind, Per, PeriodPrice, Rounding, Schedule, SharedLadder, Tariff, TariffVersion,
-    Tier,
+    tariff_err, Basis, Charge, DemandCharge, DemandPrice, FixedCharge, MinimumCharge, Per, PeriodPrice, Rounding,
+    Schedule, Selection, SharedLadder, Tariff, TariffVersion, Tier, TimeOfUseCharge, TouPrices, Usage,
 };
 use crate::time::Window;
 
@@ -279,49 +277,19 @@ fn structure(v: &Value, field: &str, energy: bool) -> Result<(Vec<PeriodPrice>, 
     Ok((out, basis.unwrap_or_default(), sells))
 }
 
-fn blank(id: &str, kind: ChargeKind, description: &str) -> Charge {
-    Charge {
-        id: id.to_string(),
-        kind,
-        description: Some(description.to_string()),
-        metric: None,
-        filter: BTreeMap::new(),
-        months: Vec::new(),
-        unit: None,
-        divide_by: None,
-        divide_rounding: None,
-        amount: None,
-        per: None,
-        rate: None,
-        tiers: Vec::new(),
-        tier_basis: None,
-        package_size: None,
-        free_units: None,
-        included: None,
-        schedule: None,
-        periods: BTreeMap::new(),
-        interval_minutes: None,
-        percent: None,
-        applies_to: Vec::new(),
-        tax: false,
-        shared_ladder: None,
-    }
-}
-
-fn tou_charge(
+/// The schedule and prices of a URDB TOU structure (`keys`: the structure and its weekday and
+/// weekend schedules), its tier basis and whether it has sell rates; `None` when the record has
+/// no such structure.
+fn tou_prices(
     o: &serde_json::Map<String, Value>,
-    id: &str,
-    kind: ChargeKind,
     keys: [&str; 3],
-    description: &str,
-    ladder: SharedLadder,
-) -> Result<(Option<Charge>, bool)> {
+    energy: bool,
+) -> Result<Option<(TouPrices, Basis, bool)>> {
     let [structure_key, weekday_key, weekend_key] = keys;
-    let Some(sv) = o.get(structure_key) else { return Ok((None, false)) };
-    let energy = kind == ChargeKind::TimeOfUse;
+    let Some(sv) = o.get(structure_key) else { return Ok(None) };
     let (prices, basis, sells) = structure(sv, structure_key, energy)?;
     if prices.is_empty() {
-        return Ok((None, false));
+        return Ok(None);
     }
     let names: Vec<String> = (0..prices.len()).map(|p| format!("p{p}")).collect();
     let schedule = Schedule {
@@ -330,23 +298,43 @@ fn tou_charge(
         weekend: grid(o.get(weekend_key), weekend_key)?,
         holidays: Vec::new(),
     };
-    let mut c = blank(id, kind, description);
-    c.unit = Some(if energy { "kWh" } else { "kW" }.to_string());
-    c.schedule = Some(schedule);
-    c.periods = names.into_iter().zip(prices).collect();
-    if energy && basis != Basis::Period {
-        c.tier_basis = Some(basis);
-    }
-    // Tiers with the same limits in every period are one monthly ladder, as in PySAM (which
-    // refuses periods with other limits; those keep a ladder per period here).
+    Ok(Some((TouPrices { schedule, periods: names.into_iter().zip(prices).collect() }, basis, sells)))
+}
+
+/// The TOU energy charge (`energyratestructure`) and whether the structure has sell rates.
+/// Tiers with the same limits in every period are one monthly ladder (`ladder`), as in PySAM
+/// (which refuses periods with other limits; those keep a ladder per period here).
+fn energy_charge(o: &serde_json::Map<String, Value>, ladder: SharedLadder) -> Result<(Option<Charge>, bool)> {
+    let keys = ["energyratestructure", "energyweekdayschedule", "energyweekendschedule"];
+    let Some((prices, basis, sells)) = tou_prices(o, keys, true)? else { return Ok((None, false)) };
     let limits = |p: &PeriodPrice| p.tiers.iter().map(|t| t.up_to).collect::<Vec<_>>();
-    let mut prices = c.periods.values();
-    if let Some(p0) = prices.next().filter(|p| !p.tiers.is_empty()) {
-        if energy && c.periods.len() > 1 && prices.all(|p| limits(p) == limits(p0)) {
-            c.shared_ladder = Some(ladder);
-        }
-    }
-    Ok((Some(c), sells))
+    let mut all = prices.periods.values();
+    let shared = all
+        .next()
+        .filter(|p| !p.tiers.is_empty())
+        .is_some_and(|p0| prices.periods.len() > 1 && all.all(|p| limits(p) == limits(p0)));
+    let charge = Charge::TimeOfUse(TimeOfUseCharge {
+        id: "energy".into(),
+        description: Some("Energy".into()),
+        usage: Usage { unit: Some("kWh".into()), ..Usage::default() },
+        prices,
+        tier_basis: (basis != Basis::Period).then_some(basis),
+        shared_ladder: shared.then_some(ladder),
+    });
+    Ok((Some(charge), sells))
+}
+
+/// A demand charge named `id` priced by `price`, with the record's demand interval.
+fn demand_charge(id: String, description: &str, price: DemandPrice, window: Option<u32>) -> Charge {
+    Charge::Demand(DemandCharge {
+        id,
+        description: Some(description.into()),
+        select: Selection::default(),
+        unit: Some("kW".into()),
+        price,
+        interval_minutes: window,
+        per: None,
+    })
 }
 
 fn date_of(v: &Value, field: &str) -> Result<chrono::NaiveDate> {
@@ -416,7 +404,7 @@ fn metering_rule(o: &serde_json::Map<String, Value>) -> Result<MeteringRule> {
 /// The sell price of each period of `energyratestructure`: one rate when its tiers share it (a
 /// tier's `sell`, 0 when absent), else the tiers with their limits and sell rates (kept; billing
 /// exports in that period is refused, see [`Metering::sell_at`]).
-fn sell_prices(o: &serde_json::Map<String, Value>, energy: &Charge) -> Result<Vec<PeriodPrice>> {
+fn sell_prices(o: &serde_json::Map<String, Value>, energy: &TimeOfUseCharge) -> Result<Vec<PeriodPrice>> {
     let Some(Value::Array(periods)) = o.get("energyratestructure") else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for (p, tiers) in periods.iter().enumerate() {
@@ -428,7 +416,7 @@ fn sell_prices(o: &serde_json::Map<String, Value>, energy: &Charge) -> Result<Ve
                 None => Decimal::ZERO,
             });
         }
-        let buy = energy.periods.get(&format!("p{p}"));
+        let buy = energy.prices.periods.get(&format!("p{p}"));
         let price = match (sells.first(), buy) {
             (Some(&first), Some(b)) if sells.iter().any(|&x| x != first) && !b.tiers.is_empty() => {
                 let tiers =
@@ -487,17 +475,17 @@ fn ratchet_of(o: &serde_json::Map<String, Value>) -> Result<Option<Ratchet>> {
 /// period. `None` when the record has no energy charge (exports cannot be billed).
 fn metering_of(o: &serde_json::Map<String, Value>, charges: &[Charge]) -> Result<Option<Metering>> {
     let rule = metering_rule(o)?;
-    let Some(energy) = charges.iter().find(|c| c.id == "energy") else { return Ok(None) };
+    let Some(Charge::TimeOfUse(energy)) = charges.iter().find(|c| c.id() == "energy") else { return Ok(None) };
     let sells = sell_prices(o, energy)?;
-    let schedule = energy.schedule.clone();
+    let schedule = energy.prices.schedule.clone();
     let zero = || PeriodPrice { rate: Some(Decimal::ZERO), tiers: Vec::new() };
-    let sell = match &schedule {
-        Some(s) => {
-            s.periods.iter().enumerate().map(|(i, n)| (n.clone(), sells.get(i).cloned().unwrap_or_else(zero))).collect()
-        }
-        None => std::iter::once(("all".to_string(), sells.first().cloned().unwrap_or_else(zero))).collect(),
-    };
-    Ok(Some(Metering { rule, energy_charge: energy.id.clone(), schedule, sell, year_end_rate: None }))
+    let sell = schedule
+        .periods
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), sells.get(i).cloned().unwrap_or_else(zero)))
+        .collect();
+    Ok(Some(Metering { rule, energy_charge: energy.id.clone(), schedule: Some(schedule), sell, year_end_rate: None }))
 }
 
 /// `amount` per `$/day`, `$/month` or `$/year` as `(amount, per)` of a fixed or minimum charge
@@ -554,17 +542,22 @@ fn flat_demand(o: &serde_json::Map<String, Value>, window: Option<u32>, charges:
         if ms.is_empty() {
             continue;
         }
-        let mut c = blank(&format!("flat_demand_{k}"), ChargeKind::Demand, "Demand");
-        c.unit = Some("kW".into());
-        c.rate = price.rate;
-        c.tiers = price.tiers;
-        c.interval_minutes = window;
-        if ms.len() < 12 {
-            c.months = ms;
+        let price = match price.rate {
+            Some(rate) => DemandPrice::Rate(rate),
+            None => DemandPrice::Tiers(price.tiers),
+        };
+        let mut c = demand_charge(format!("flat_demand_{k}"), "Demand", price, window);
+        if let (Charge::Demand(d), true) = (&mut c, ms.len() < 12) {
+            d.select.months = ms;
         }
         charges.push(c);
     }
     Ok(())
+}
+
+fn fixed(id: &str, description: &str, amount: Decimal, per: Per) -> Charge {
+    let description = Some(description.to_string());
+    Charge::Fixed(FixedCharge { id: id.into(), description, unit: None, amount, per: Some(per) })
 }
 
 fn fixed_and_minimum(o: &serde_json::Map<String, Value>, opts: UrdbOptions, charges: &mut Vec<Charge>) -> Result<()> {
@@ -572,22 +565,14 @@ fn fixed_and_minimum(o: &serde_json::Map<String, Value>, opts: UrdbOptions, char
     let units = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("$/month");
     if let Some(amount) = money("fixedchargefirstmeter")? {
         let (amount, per) = per_unit_amount(amount, units("fixedchargeunits"), "fixedchargeunits", opts)?;
-        let mut c = blank("fixed", ChargeKind::Fixed, "Fixed charge");
-        c.amount = Some(amount);
-        c.per = Some(per);
-        charges.push(c);
+        charges.push(fixed("fixed", "Fixed charge", amount, per));
     }
     if let Some(amount) = money("fixedmonthlycharge")? {
-        let mut c = blank("fixed_monthly", ChargeKind::Fixed, "Fixed monthly charge");
-        c.amount = Some(amount);
-        c.per = Some(Per::Period);
-        charges.push(c);
+        charges.push(fixed("fixed_monthly", "Fixed monthly charge", amount, Per::Period));
     }
     let mut minimum = |id: &str, desc: &str, amount: Decimal, per: Per| {
-        let mut c = blank(id, ChargeKind::Minimum, desc);
-        c.amount = Some(amount);
-        c.per = Some(per);
-        charges.push(c);
+        let description = Some(desc.to_string());
+        charges.push(Charge::Minimum(MinimumCharge { id: id.into(), description, amount, per: Some(per) }));
     };
     if let Some(amount) = money("mincharge")? {
         if units("minchargeunits") != "$/year" {
@@ -682,28 +667,13 @@ fn urdb_keys(o: &serde_json::Map<String, Value>) -> Result<Vec<String>> {
 fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions) -> Result<Vec<Charge>> {
     let mut charges = Vec::new();
     fixed_and_minimum(o, opts, &mut charges)?;
-    let (energy, _) = tou_charge(
-        o,
-        "energy",
-        ChargeKind::TimeOfUse,
-        ["energyratestructure", "energyweekdayschedule", "energyweekendschedule"],
-        "Energy",
-        shared_ladder_of(o),
-    )?;
+    let (energy, _sells) = energy_charge(o, shared_ladder_of(o))?;
     before_minimums(&mut charges, energy);
     let window = demand_window(o)?;
     let mut demand = Vec::new();
-    let (tou, _) = tou_charge(
-        o,
-        "demand",
-        ChargeKind::Demand,
-        ["demandratestructure", "demandweekdayschedule", "demandweekendschedule"],
-        "TOU demand",
-        SharedLadder::ProRata,
-    )?;
-    if let Some(mut c) = tou {
-        c.interval_minutes = window;
-        demand.push(c);
+    let keys = ["demandratestructure", "demandweekdayschedule", "demandweekendschedule"];
+    if let Some((prices, _, _)) = tou_prices(o, keys, false)? {
+        demand.push(demand_charge("demand".into(), "TOU demand", DemandPrice::TimeOfUse(prices), window));
     }
     flat_demand(o, window, &mut demand)?;
     before_minimums(&mut charges, demand);
@@ -715,7 +685,7 @@ fn urdb_charges(o: &serde_json::Map<String, Value>, opts: UrdbOptions) -> Result
 
 /// Insert `more` before the first minimum charge (minimums are rated last).
 fn before_minimums(charges: &mut Vec<Charge>, more: impl IntoIterator<Item = Charge>) {
-    let at = charges.iter().position(|c| c.kind == ChargeKind::Minimum).unwrap_or(charges.len());
+    let at = charges.iter().position(|c| matches!(c, Charge::Minimum(_))).unwrap_or(charges.len());
     charges.splice(at..at, more);
 }
 

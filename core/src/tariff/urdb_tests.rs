@@ -6,9 +6,9 @@ const REAL: &str = include_str!("../../../tests/data/urdb/urdb-539f6a23ec4f02441
 fn real_record_imports_kwh_per_kw_tiers_and_keeps_its_description_as_a_note() {
     // The record's energy tiers are in kWh/kW: limits per kW of the month's peak demand.
     let t = Tariff::from_urdb_json(REAL).unwrap();
-    let energy = t.versions()[0].charges.iter().find(|c| c.id == "energy").unwrap();
+    let energy = tou(t.versions()[0].charges.iter().find(|c| c.id() == "energy").unwrap());
     assert_eq!(energy.tier_basis, Some(Basis::PerKw));
-    assert_eq!(energy.periods["p0"].tiers[0].up_to, Some(Decimal::from(300)));
+    assert_eq!(energy.prices.periods["p0"].tiers[0].up_to, Some(Decimal::from(300)));
     // Two periods with the same limits: one ladder, pro rata (no dgrules = net metering).
     assert_eq!(energy.shared_ladder, Some(SharedLadder::ProRata));
     assert_eq!(t.notes, ["description: Minimum charge of $1000.00.", "sector: Industrial"]);
@@ -61,7 +61,7 @@ fn unbounded_maxima_end_the_ladder() {
             {"rate": 0.3, "unit": "kWh"}
         ]]);
         let t = from_urdb_value(&v).unwrap();
-        let tiers = &t.versions()[0].charges[0].periods["p0"].tiers;
+        let tiers = &tou(&t.versions()[0].charges[0]).prices.periods["p0"].tiers;
         assert_eq!(tiers.len(), 2, "the tier after an unbounded one can never be reached");
         assert_eq!(tiers[1].up_to, None);
     }
@@ -73,14 +73,18 @@ fn day_counts_and_yearly_fixed_charges() {
     v["fixedchargefirstmeter"] = serde_json::json!(0.5);
     v["fixedchargeunits"] = serde_json::json!("$/day");
     let fixed = |v: &Value, opts: UrdbOptions| from_urdb_value_with(v, opts).unwrap().versions()[0].charges[0].clone();
-    let actual = fixed(&v, UrdbOptions::default());
-    assert_eq!((actual.amount, actual.per), (Some("0.5".parse().unwrap()), Some(Per::Day)));
+    let amount_per = |c: Charge| match c {
+        Charge::Fixed(f) => (Some(f.amount), f.per),
+        other => panic!("not a fixed charge: {other:?}"),
+    };
+    let actual = amount_per(fixed(&v, UrdbOptions::default()));
+    assert_eq!(actual, (Some("0.5".parse().unwrap()), Some(Per::Day)));
     // PySAM: 0.5 × 365 / 12 = 15.208333… per month.
-    let pysam = fixed(&v, UrdbOptions::pysam());
-    assert_eq!((pysam.amount, pysam.per), (Some("15.208333333333".parse().unwrap()), Some(Per::Period)));
+    let pysam = amount_per(fixed(&v, UrdbOptions::pysam()));
+    assert_eq!(pysam, (Some("15.208333333333".parse().unwrap()), Some(Per::Period)));
     v["fixedchargefirstmeter"] = serde_json::json!(120);
     v["fixedchargeunits"] = serde_json::json!("$/year");
-    assert_eq!(fixed(&v, UrdbOptions::default()).amount, Some(Decimal::from(10)));
+    assert_eq!(amount_per(fixed(&v, UrdbOptions::default())).0, Some(Decimal::from(10)));
 }
 
 #[test]
@@ -100,7 +104,7 @@ fn metering_rules_choose_the_ladder_and_the_metering_block() {
     ] {
         v["dgrules"] = rule.into();
         let t = from_urdb_value(&v).unwrap();
-        assert_eq!(t.versions()[0].charges[0].shared_ladder, Some(ladder), "{rule}");
+        assert_eq!(tou(&t.versions()[0].charges[0]).shared_ladder, Some(ladder), "{rule}");
         let m = t.metering.as_ref().unwrap();
         assert_eq!(m.rule, metering);
         assert_eq!(m.energy_charge, "energy");
@@ -121,7 +125,7 @@ fn metering_rules_choose_the_ladder_and_the_metering_block() {
     o.remove("dgrules");
     o.insert("usenetmetering".into(), false.into());
     let t = from_urdb_value(&v).unwrap();
-    assert_eq!(t.versions()[0].charges[0].shared_ladder, Some(SharedLadder::TimeOrder));
+    assert_eq!(tou(&t.versions()[0].charges[0]).shared_ladder, Some(SharedLadder::TimeOrder));
 }
 
 #[test]
@@ -151,12 +155,17 @@ fn real_record_without_energy_tiers_maps_demand_and_dates() {
     let t = from_urdb_value(&v).unwrap();
     let charges = &t.versions()[0].charges;
     assert_eq!(charges.len(), 2);
-    assert_eq!(charges[0].id, "flat_demand_0");
-    assert_eq!(charges[0].months, vec![1, 2, 3, 4, 5, 10, 11, 12]);
-    assert_eq!(charges[0].tiers[0].up_to, Some(Decimal::from(100)));
-    assert_eq!(charges[0].tiers[0].rate, "13.5".parse::<Decimal>().unwrap());
-    assert_eq!(charges[1].months, vec![6, 7, 8, 9]);
-    assert_eq!(charges[1].tiers[1].rate, "14.9".parse::<Decimal>().unwrap());
+    let (d0, d1) = (demand(&charges[0]), demand(&charges[1]));
+    assert_eq!(d0.id, "flat_demand_0");
+    assert_eq!(d0.select.months, vec![1, 2, 3, 4, 5, 10, 11, 12]);
+    let tiers = |d: &DemandCharge| match &d.price {
+        DemandPrice::Tiers(t) => t.clone(),
+        other => panic!("not tiers: {other:?}"),
+    };
+    assert_eq!(tiers(d0)[0].up_to, Some(Decimal::from(100)));
+    assert_eq!(tiers(d0)[0].rate, "13.5".parse::<Decimal>().unwrap());
+    assert_eq!(d1.select.months, vec![6, 7, 8, 9]);
+    assert_eq!(tiers(d1)[1].rate, "14.9".parse::<Decimal>().unwrap());
     // startdate 1335880800 = 2012-05-01T14:00:00Z.
     assert_eq!(t.versions()[0].effective_from, chrono::NaiveDate::from_ymd_opt(2012, 5, 1));
     assert_eq!(t.currency, "USD");
@@ -228,7 +237,7 @@ fn older_fields_and_minimums() {
     o.insert("annualmincharge".into(), serde_json::json!(365));
     o.insert("enddate".into(), serde_json::json!(1_735_689_600)); // 2025-01-01T00:00:00Z
     let t = from_urdb_value(&v).unwrap();
-    let ids: Vec<&str> = t.versions()[0].charges.iter().map(|c| c.id.as_str()).collect();
+    let ids: Vec<&str> = t.versions()[0].charges.iter().map(Charge::id).collect();
     assert_eq!(ids, ["fixed_monthly", "energy", "minimum_monthly"]);
     assert_eq!(t.annual_minimum, Some(Decimal::from(365)));
     assert_eq!(t.valid_until, chrono::NaiveDate::from_ymd_opt(2025, 1, 1));
@@ -270,4 +279,18 @@ fn older_fields_and_minimums() {
         "UTC",
     );
     assert_eq!(t.bill(&late, &[]).unwrap_err().field(), Some("valid_until"));
+}
+
+fn tou(c: &Charge) -> &TimeOfUseCharge {
+    match c {
+        Charge::TimeOfUse(t) => t,
+        other => panic!("not a time_of_use charge: {other:?}"),
+    }
+}
+
+fn demand(c: &Charge) -> &DemandCharge {
+    match c {
+        Charge::Demand(d) => d,
+        other => panic!("not a demand charge: {other:?}"),
+    }
 }
