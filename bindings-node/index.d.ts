@@ -525,10 +525,471 @@ export type Rounding = "half_up" | "half_even";
 export type ChargeKind = "fixed" | "per_unit" | "graduated" | "volume" | "package" | "allowance" | "time_of_use" | "demand" | "minimum" | "percentage";
 
 /**
- * One charge of a tariff version. Which keys apply depends on `type` ([`ChargeKind`]); a key
- * that does not apply to the charge's type is refused, never ignored.
+ * How a converted quantity (`divide_by`) is rounded to whole units.
  */
-export type TariffCharge = { id: string; type: ChargeKind; description?: string; metric?: string; [key: string]: unknown };
+export type QuantityRounding = "up" | "down" | "half_up" | "half_even";
+
+/**
+ * What a fixed or minimum amount is for.
+ */
+export type Per = "period" | "day" | "year" | "month";
+
+/**
+ * Whether tier limits (and allowances) hold per billing period or per day.
+ */
+export type Basis = "period" | "day" | "per_kw" | "per_kw_day";
+
+/**
+ * How the units of a `time_of_use` charge with a shared ladder ([`TimeOfUseCharge::shared_ladder`])
+ * are split between its periods and tiers.
+ */
+export type SharedLadder = "time_order" | "pro_rata";
+
+/**
+ * One tier of a graduated, volume or demand price.
+ */
+export type Tier = { 
+/**
+ * Upper bound of the tier (inclusive), in the charge's unit; absent on the last tier.
+ */
+up_to?: DecimalString, 
+/**
+ * Price per unit in the tier, in the currency's major unit (up to 12 decimals).
+ */
+rate: DecimalString, 
+/**
+ * Flat fee charged once when usage reaches the tier (graduated and volume only).
+ */
+flat?: DecimalString, };
+
+/**
+ * A rate or tiers for one time-of-use (or demand) period.
+ */
+export type PeriodPrice = { 
+/**
+ * Price per unit (exclusive with `tiers`).
+ */
+rate?: DecimalString, 
+/**
+ * Graduated tiers (exclusive with `rate`).
+ */
+tiers?: Array<Tier>, };
+
+/**
+ * A time-of-use schedule: for each month (12 rows, January first; or 1 row for every month)
+ * and for weekdays and weekends, 24 hourly period indexes (0-based, into `periods`).
+ * Holidays are local dates treated as weekend days. Evaluated at each record's timestamp in
+ * the tariff's `time_zone` (the bill's zone when the tariff has none).
+ */
+export type Schedule = { 
+/**
+ * Period names; the grids hold indexes into this list.
+ */
+periods: Array<string>, 
+/**
+ * Monday–Friday grid: 12 (or 1) rows of 24 period indexes.
+ */
+weekday: Array<Array<number>>, 
+/**
+ * Saturday, Sunday and holiday grid; the weekday grid when empty.
+ */
+weekend?: Array<Array<number>>, 
+/**
+ * Local dates treated as weekend days (`"2024-12-25"`).
+ */
+holidays?: Array<string>, };
+
+/**
+ * `fixed`: `amount` per billing period (prorated by days for partial periods) or per local day
+ * (a standing charge).
+ */
+export type FixedCharge = { 
+/**
+ * Identifier, unique within a version; becomes the `charge` of bill lines.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Fixed charge" / "Standing charge").
+ */
+description?: string, 
+/**
+ * Unit shown on per-day lines (default `day`).
+ */
+unit?: string, 
+/**
+ * The amount, in the currency's major unit.
+ */
+amount: DecimalString, 
+/**
+ * `period` (default) or `day`.
+ */
+per?: Per, };
+
+/**
+ * `per_unit`: `rate` per unit.
+ */
+export type PerUnitCharge = { 
+/**
+ * Identifier, unique within a version.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Usage").
+ */
+description?: string, 
+/**
+ * Price per unit.
+ */
+rate: DecimalString, 
+/**
+ * Unit shown on bill lines (default: the metric).
+ */
+unit?: string, 
+/**
+ * Divide the quantity by this before pricing (bytes → GB: 1000000000).
+ */
+divide_by?: DecimalString, 
+/**
+ * How the divided quantity is rounded to whole units (default `up`).
+ */
+divide_rounding?: QuantityRounding, 
+/**
+ * Only records of this metric (default: the bill's metric).
+ */
+metric?: string, 
+/**
+ * Only records with these dimension values (`""` = dimension absent).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Only usage in these local months (1–12); the charge is left out of bills with no day in
+ * them.
+ */
+months?: Array<number>, };
+
+/**
+ * `graduated` (each unit at its tier's rate) or `volume` (every unit at the rate of the tier
+ * the period's total reaches).
+ */
+export type TieredCharge = { 
+/**
+ * Identifier, unique within a version; the same id across versions continues the ladder.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Usage").
+ */
+description?: string, 
+/**
+ * The tiers, the last open-ended.
+ */
+tiers: Array<Tier>, 
+/**
+ * Whether tier limits are per period (default), per day or per kW of peak demand.
+ */
+tier_basis?: Basis, 
+/**
+ * Unit shown on bill lines (default: the metric).
+ */
+unit?: string, 
+/**
+ * Divide the quantity by this before pricing (bytes → GB: 1000000000).
+ */
+divide_by?: DecimalString, 
+/**
+ * How the divided quantity is rounded to whole units (default `up`).
+ */
+divide_rounding?: QuantityRounding, 
+/**
+ * Only records of this metric (default: the bill's metric).
+ */
+metric?: string, 
+/**
+ * Only records with these dimension values (`""` = dimension absent).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Only usage in these local months (1–12); the charge is left out of bills with no day in
+ * them.
+ */
+months?: Array<number>, };
+
+/**
+ * `package`: `rate` per started block of `package_size` units, after `free_units`.
+ */
+export type PackageCharge = { 
+/**
+ * Identifier, unique within a version.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Packages").
+ */
+description?: string, 
+/**
+ * Price per package.
+ */
+rate: DecimalString, 
+/**
+ * Block size (> 0).
+ */
+package_size: DecimalString, 
+/**
+ * Units free before the first package (default 0).
+ */
+free_units?: DecimalString, 
+/**
+ * Unit shown on bill lines (default: the metric).
+ */
+unit?: string, 
+/**
+ * Divide the quantity by this before pricing (bytes → GB: 1000000000).
+ */
+divide_by?: DecimalString, 
+/**
+ * How the divided quantity is rounded to whole units (default `up`).
+ */
+divide_rounding?: QuantityRounding, 
+/**
+ * Only records of this metric (default: the bill's metric).
+ */
+metric?: string, 
+/**
+ * Only records with these dimension values (`""` = dimension absent).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Only usage in these local months (1–12); the charge is left out of bills with no day in
+ * them.
+ */
+months?: Array<number>, };
+
+/**
+ * `allowance`: `included` units deducted (in time order) before the other charges on the metric.
+ */
+export type AllowanceCharge = { 
+/**
+ * Identifier, unique within a version; the same id across versions continues the allowance.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Included units").
+ */
+description?: string, 
+/**
+ * Units included (in the charge's unit, after `divide_by`).
+ */
+included: DecimalString, 
+/**
+ * Whether `included` is per period (default) or per day.
+ */
+tier_basis?: Basis, 
+/**
+ * Unit shown on bill lines (default: the metric).
+ */
+unit?: string, 
+/**
+ * Divide the quantity by this before pricing (bytes → GB: 1000000000).
+ */
+divide_by?: DecimalString, 
+/**
+ * How the divided quantity is rounded to whole units (default `up`).
+ */
+divide_rounding?: QuantityRounding, 
+/**
+ * Only records of this metric (default: the bill's metric).
+ */
+metric?: string, 
+/**
+ * Only records with these dimension values (`""` = dimension absent).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Only usage in these local months (1–12); the charge is left out of bills with no day in
+ * them.
+ */
+months?: Array<number>, };
+
+/**
+ * `time_of_use`: a rate or tiers per period of a schedule.
+ */
+export type TimeOfUseCharge = { 
+/**
+ * Identifier, unique within a version.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Time-of-use energy").
+ */
+description?: string, 
+/**
+ * Whether tier limits are per period (default), per day or per kW of peak demand.
+ */
+tier_basis?: Basis, 
+/**
+ * The periods' tiers form one ladder over the billing period's total (every period has
+ * tiers with the same `up_to` limits), each unit priced at its own period's rate for the
+ * tier it falls in — NREL PySAM/SAM's rule for tiered TOU energy. Without it each period has
+ * its own ladder.
+ */
+shared_ladder?: SharedLadder, 
+/**
+ * Unit shown on bill lines (default: the metric).
+ */
+unit?: string, 
+/**
+ * Divide the quantity by this before pricing (bytes → GB: 1000000000).
+ */
+divide_by?: DecimalString, 
+/**
+ * How the divided quantity is rounded to whole units (default `up`).
+ */
+divide_rounding?: QuantityRounding, 
+/**
+ * Only records of this metric (default: the bill's metric).
+ */
+metric?: string, 
+/**
+ * Only records with these dimension values (`""` = dimension absent).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Only usage in these local months (1–12); the charge is left out of bills with no day in
+ * them.
+ */
+months?: Array<number>, 
+/**
+ * The schedule (period names and hourly grids).
+ */
+schedule: Schedule, 
+/**
+ * Price per schedule period (every period of the schedule needs one).
+ */
+periods: { [key in string]: PeriodPrice }, };
+
+/**
+ * A time-of-use price list: the schedule and a rate or tiers per schedule period.
+ */
+export type TouPrices = { 
+/**
+ * The schedule (period names and hourly grids).
+ */
+schedule: Schedule, 
+/**
+ * Price per schedule period (every period of the schedule needs one).
+ */
+periods: { [key in string]: PeriodPrice }, };
+
+/**
+ * `{ rate }`: one rate per kW of the peak.
+ */
+export type DemandRate = { 
+/**
+ * Price per kW.
+ */
+rate: DecimalString, };
+
+/**
+ * `{ tiers }`: graduated tiers over the peak kW.
+ */
+export type DemandTiers = { 
+/**
+ * The tiers, the last open-ended.
+ */
+tiers: Array<Tier>, };
+
+/**
+ * `demand`: the peak average power (kW) in the billing period, priced per kW; with
+ * `per = "month"`, one peak per local calendar month of the bill.
+ */
+export type DemandCharge = { 
+/**
+ * Identifier, unique within a version.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Demand").
+ */
+description?: string, 
+/**
+ * Unit shown on bill lines (default `kW`).
+ */
+unit?: string, 
+/**
+ * Demand interval in minutes (5, 10, 15, 30 or 60; default 60).
+ */
+interval_minutes?: number, 
+/**
+ * `period` (default) or `month`.
+ */
+per?: Per, 
+/**
+ * Only records of this metric (default: the bill's metric).
+ */
+metric?: string, 
+/**
+ * Only records with these dimension values (`""` = dimension absent).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Only usage in these local months (1–12); the charge is left out of bills with no day in
+ * them.
+ */
+months?: Array<number>, } & (DemandRate | DemandTiers | TouPrices);
+
+/**
+ * `minimum`: the bill is topped up to `amount` per period, per day or per year.
+ */
+export type MinimumCharge = { 
+/**
+ * Identifier, unique within a version.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "Minimum charge top-up").
+ */
+description?: string, 
+/**
+ * The minimum, in the currency's major unit.
+ */
+amount: DecimalString, 
+/**
+ * `period` (default), `day` or `year`.
+ */
+per?: Per, };
+
+/**
+ * `percentage`: `percent` of the subtotal or of the lines of the charges in `applies_to`; a tax
+ * when `tax`.
+ */
+export type PercentageCharge = { 
+/**
+ * Identifier, unique within a version.
+ */
+id: string, 
+/**
+ * Text for bill lines (default "`percent`%" or "Tax `percent`%").
+ */
+description?: string, 
+/**
+ * Percent (20 = 20 %; negative for a discount).
+ */
+percent: DecimalString, 
+/**
+ * Charge ids it applies to (default: the subtotal).
+ */
+applies_to?: Array<string>, 
+/**
+ * A tax: counted in `taxes`, computed after the minimum top-up.
+ */
+tax?: boolean, };
+
+/**
+ * One charge of a tariff version, tagged by its kind (the document's `type` key). Which keys a
+ * kind takes is its struct's fields; a key that does not apply to the kind is refused when the
+ * tariff is read, never ignored.
+ */
+export type TariffCharge = { "type": "fixed" } & FixedCharge | { "type": "per_unit" } & PerUnitCharge | { "type": "graduated" } & TieredCharge | { "type": "volume" } & TieredCharge | { "type": "package" } & PackageCharge | { "type": "allowance" } & AllowanceCharge | { "type": "time_of_use" } & TimeOfUseCharge | { "type": "demand" } & DemandCharge | { "type": "minimum" } & MinimumCharge | { "type": "percentage" } & PercentageCharge;
 
 /**
  * The prices in effect from a local date on.
@@ -565,11 +1026,11 @@ energy_charge: string,
 /**
  * Periods of the sell rates (absent: one rate at every time).
  */
-schedule?: { periods: string[]; weekday: number[][]; weekend?: number[][]; holidays?: string[] }, 
+schedule?: Schedule, 
 /**
  * Sell rate per period, in the major unit per unit of the metric (e.g. $/kWh).
  */
-sell?: Record<string, { rate?: DecimalString; tiers?: { up_to?: DecimalString; rate: DecimalString }[] }>, 
+sell?: { [key in string]: PeriodPrice }, 
 /**
  * Net metering only: the credit per kWh of excess left after December (default 0).
  */

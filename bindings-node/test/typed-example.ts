@@ -24,6 +24,8 @@ import {
   parseTs,
   windowSpan,
   type Bucket,
+  type TariffCharge,
+  type TariffDocument,
   type DecimalString,
   type IngestReport,
   type MeterkitError,
@@ -72,6 +74,20 @@ const codes = errorCodes().map((c) => c.code)
 
 const tariff: Tariff = Tariff.fromToml('currency = "GBP"')
 const fromDoc: Tariff = Tariff.fromJson(tariff.toJSON())
+// A tariff document is typed by charge kind: each `type` takes only its own keys.
+const doc: TariffDocument = {
+  currency: 'GBP',
+  charges: [
+    { id: 'standing', type: 'fixed', amount: '0.45', per: 'day' },
+    { id: 'energy', type: 'graduated', metric: 'kwh', tiers: [{ up_to: '100', rate: '0.2' }, { rate: '0.3' }] },
+    { id: 'peak', type: 'demand', rate: '9.5', interval_minutes: 30 },
+  ],
+}
+const typedTariff: Tariff = Tariff.fromJson(doc)
+// @ts-expect-error: a fixed charge takes no `rate`
+const wrongKey: TariffCharge = { id: 'f', type: 'fixed', amount: '1', rate: '2' }
+// @ts-expect-error: a demand charge needs a price (`rate`, `tiers`, or `schedule` + `periods`)
+const noPrice: TariffCharge = { id: 'd', type: 'demand' }
 const bill: Bill = engine.bill(fromDoc, { subject: 'sim-1', metric: 'bytes', period_start: new Date(0), period_end: '2024-02-01T00:00:00Z', time_zone: 'UTC' })
 const total: DecimalString = bill.total
 const invoice: Invoice = engine.issueInvoice(createInvoice('inv-1', bill, 14), new Date())
@@ -141,4 +157,4 @@ engine.bill({ currency: 'GBP' }, { subject: 's', metric: 'kwh', period_start: ne
 // @ts-expect-error: parseDecimal returns a string
 const n: number = parseDecimal('1.5')
 
-void [storeless, columnSums, groupColumn, status, ranked, fromCron, watermark, rules, estimated, findingsOfReport, total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]
+void [typedTariff, wrongKey, noPrice, storeless, columnSums, groupColumn, status, ranked, fromCron, watermark, rules, estimated, findingsOfReport, total, invoice, period, parts, split, specId, rejectedKinds, firstSum, counted, top, change, stored, retracted, closed, span, checked, codes, later, parseTs, wrong, n, events]

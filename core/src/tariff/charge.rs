@@ -25,27 +25,36 @@ use crate::tariff::{
 /// Which records a usage or demand charge reads (all three empty: every record of the bill's
 /// metric).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Selection {
     /// Only records of this metric (default: the bill's metric).
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub metric: Option<String>,
     /// Only records with these dimension values (`""` = dimension absent).
+    #[cfg_attr(feature = "ts", ts(as = "Option<BTreeMap<String, String>>", optional))]
     pub filter: BTreeMap<String, String>,
     /// Only usage in these local months (1–12); the charge is left out of bills with no day in
     /// them.
+    #[cfg_attr(feature = "ts", ts(as = "Option<Vec<u32>>", optional))]
     pub months: Vec<u32>,
 }
 
 /// What usage charges (`per_unit`, `graduated`, `volume`, `package`, `allowance`,
 /// `time_of_use`) share: the records read, the unit shown and the quantity conversion.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Usage {
     /// Which records.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub select: Selection,
     /// Unit shown on bill lines (default: the metric).
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub unit: Option<String>,
     /// Divide the quantity by this before pricing (bytes → GB: 1000000000).
+    #[cfg_attr(feature = "ts", ts(optional, type = "DecimalString"))]
     pub divide_by: Option<Decimal>,
     /// How the divided quantity is rounded to whole units (default `up`).
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub divide_rounding: Option<QuantityRounding>,
 }
 
@@ -67,6 +76,7 @@ impl Usage {
 
 /// A time-of-use price list: the schedule and a rate or tiers per schedule period.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TouPrices {
     /// The schedule (period names and hourly grids).
     pub schedule: Schedule,
@@ -77,157 +87,231 @@ pub struct TouPrices {
 /// `fixed`: `amount` per billing period (prorated by days for partial periods) or per local day
 /// (a standing charge).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FixedCharge {
     /// Identifier, unique within a version; becomes the `charge` of bill lines.
     pub id: String,
     /// Text for bill lines (default "Fixed charge" / "Standing charge").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Unit shown on per-day lines (default `day`).
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub unit: Option<String>,
     /// The amount, in the currency's major unit.
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub amount: Decimal,
     /// `period` (default) or `day`.
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub per: Option<Per>,
 }
 
 /// `per_unit`: `rate` per unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PerUnitCharge {
     /// Identifier, unique within a version.
     pub id: String,
     /// Text for bill lines (default "Usage").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Records, unit and conversion.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub usage: Usage,
     /// Price per unit.
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub rate: Decimal,
 }
 
 /// `graduated` (each unit at its tier's rate) or `volume` (every unit at the rate of the tier
 /// the period's total reaches).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TieredCharge {
     /// Identifier, unique within a version; the same id across versions continues the ladder.
     pub id: String,
     /// Text for bill lines (default "Usage").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Records, unit and conversion.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub usage: Usage,
     /// The tiers, the last open-ended.
     pub tiers: Vec<Tier>,
     /// Whether tier limits are per period (default), per day or per kW of peak demand.
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub tier_basis: Option<Basis>,
 }
 
 /// `package`: `rate` per started block of `package_size` units, after `free_units`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PackageCharge {
     /// Identifier, unique within a version.
     pub id: String,
     /// Text for bill lines (default "Packages").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Records, unit and conversion.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub usage: Usage,
     /// Price per package.
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub rate: Decimal,
     /// Block size (> 0).
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub package_size: Decimal,
     /// Units free before the first package (default 0).
+    #[cfg_attr(feature = "ts", ts(optional, type = "DecimalString"))]
     pub free_units: Option<Decimal>,
 }
 
 /// `allowance`: `included` units deducted (in time order) before the other charges on the metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AllowanceCharge {
     /// Identifier, unique within a version; the same id across versions continues the allowance.
     pub id: String,
     /// Text for bill lines (default "Included units").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Records, unit and conversion.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub usage: Usage,
     /// Units included (in the charge's unit, after `divide_by`).
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub included: Decimal,
     /// Whether `included` is per period (default) or per day.
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub tier_basis: Option<Basis>,
 }
 
 /// `time_of_use`: a rate or tiers per period of a schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TimeOfUseCharge {
     /// Identifier, unique within a version.
     pub id: String,
     /// Text for bill lines (default "Time-of-use energy").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Records, unit and conversion.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub usage: Usage,
     /// The schedule and the price of each of its periods.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub prices: TouPrices,
     /// Whether tier limits are per period (default), per day or per kW of peak demand.
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub tier_basis: Option<Basis>,
     /// The periods' tiers form one ladder over the billing period's total (every period has
     /// tiers with the same `up_to` limits), each unit priced at its own period's rate for the
     /// tier it falls in — NREL PySAM/SAM's rule for tiered TOU energy. Without it each period has
     /// its own ladder.
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub shared_ladder: Option<SharedLadder>,
 }
 
 /// How a demand charge prices its peak.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(untagged))]
 pub enum DemandPrice {
     /// One rate per kW of the peak (`rate`).
+    #[cfg_attr(feature = "ts", ts(as = "doc::DemandRate"))]
     Rate(Decimal),
     /// Graduated tiers over the peak kW (`tiers`).
+    #[cfg_attr(feature = "ts", ts(as = "doc::DemandTiers"))]
     Tiers(Vec<Tier>),
     /// A peak per TOU period, each priced by its period (`schedule` + `periods`).
     TimeOfUse(TouPrices),
 }
 
+/// The document forms of [`DemandPrice::Rate`] and [`DemandPrice::Tiers`], for the generated
+/// TypeScript type only.
+#[cfg(feature = "ts")]
+#[doc(hidden)]
+pub mod doc {
+    use super::{Decimal, Tier};
+
+    /// `{ rate }`: one rate per kW of the peak.
+    #[derive(ts_rs::TS)]
+    #[allow(dead_code)]
+    pub struct DemandRate {
+        /// Price per kW.
+        #[ts(type = "DecimalString")]
+        rate: Decimal,
+    }
+
+    /// `{ tiers }`: graduated tiers over the peak kW.
+    #[derive(ts_rs::TS)]
+    #[allow(dead_code)]
+    pub struct DemandTiers {
+        /// The tiers, the last open-ended.
+        tiers: Vec<Tier>,
+    }
+}
+
 /// `demand`: the peak average power (kW) in the billing period, priced per kW; with
 /// `per = "month"`, one peak per local calendar month of the bill.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DemandCharge {
     /// Identifier, unique within a version.
     pub id: String,
     /// Text for bill lines (default "Demand").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Which records.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub select: Selection,
     /// Unit shown on bill lines (default `kW`).
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub unit: Option<String>,
     /// How the peak is priced.
+    #[cfg_attr(feature = "ts", ts(flatten))]
     pub price: DemandPrice,
     /// Demand interval in minutes (5, 10, 15, 30 or 60; default 60).
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub interval_minutes: Option<u32>,
     /// `period` (default) or `month`.
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub per: Option<Per>,
 }
 
 /// `minimum`: the bill is topped up to `amount` per period, per day or per year.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MinimumCharge {
     /// Identifier, unique within a version.
     pub id: String,
     /// Text for bill lines (default "Minimum charge top-up").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// The minimum, in the currency's major unit.
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub amount: Decimal,
     /// `period` (default), `day` or `year`.
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub per: Option<Per>,
 }
 
 /// `percentage`: `percent` of the subtotal or of the lines of the charges in `applies_to`; a tax
 /// when `tax`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PercentageCharge {
     /// Identifier, unique within a version.
     pub id: String,
     /// Text for bill lines (default "`percent`%" or "Tax `percent`%").
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub description: Option<String>,
     /// Percent (20 = 20 %; negative for a discount).
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub percent: Decimal,
     /// Charge ids it applies to (default: the subtotal).
+    #[cfg_attr(feature = "ts", ts(as = "Option<Vec<String>>", optional))]
     pub applies_to: Vec<String>,
     /// A tax: counted in `taxes`, computed after the minimum top-up.
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
     pub tax: bool,
 }
 
@@ -252,14 +336,7 @@ pub struct PercentageCharge {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ChargeDoc", into = "ChargeDoc")]
-#[cfg_attr(
-    feature = "ts",
-    derive(ts_rs::TS),
-    ts(
-        rename = "TariffCharge",
-        type = "{ id: string; type: ChargeKind; description?: string; metric?: string; [key: string]: unknown }"
-    )
-)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "TariffCharge", tag = "type", rename_all = "snake_case"))]
 pub enum Charge {
     /// A fixed amount per period or per day.
     Fixed(FixedCharge),

@@ -75,19 +75,11 @@ pub struct Metering {
     pub energy_charge: String,
     /// Periods of the sell rates (absent: one rate at every time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(
-        feature = "ts",
-        ts(optional, type = "{ periods: string[]; weekday: number[][]; weekend?: number[][]; holidays?: string[] }")
-    )]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub schedule: Option<Schedule>,
     /// Sell rate per period, in the major unit per unit of the metric (e.g. $/kWh).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[cfg_attr(
-        feature = "ts",
-        ts(
-            type = "Record<string, { rate?: DecimalString; tiers?: { up_to?: DecimalString; rate: DecimalString }[] }>"
-        )
-    )]
+    #[cfg_attr(feature = "ts", ts(as = "Option<BTreeMap<String, PeriodPrice>>", optional))]
     pub sell: BTreeMap<String, PeriodPrice>,
     /// Net metering only: the credit per kWh of excess left after December (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]

@@ -36,6 +36,10 @@ pub mod metering;
 pub mod ratchet;
 pub mod urdb;
 
+/// The document forms of a demand charge's `rate` and `tiers`, for the generated TypeScript types.
+#[cfg(feature = "ts")]
+#[doc(hidden)]
+pub use charge::doc::{DemandRate, DemandTiers};
 use charge::ChargeDoc;
 pub use charge::{
     AllowanceCharge, Charge, DemandCharge, DemandPrice, FixedCharge, MinimumCharge, PackageCharge, PerUnitCharge,
@@ -110,6 +114,7 @@ impl Rounding {
 }
 
 /// How a converted quantity (`divide_by`) is rounded to whole units.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuantityRounding {
@@ -189,6 +194,7 @@ crate::error::enum_names!(
 );
 
 /// What a fixed or minimum amount is for.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Per {
@@ -205,6 +211,7 @@ pub enum Per {
 crate::error::enum_names!(Per, "per", [Period = "period", Day = "day", Year = "year", Month = "month",]);
 
 /// Whether tier limits (and allowances) hold per billing period or per day.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
@@ -233,29 +240,36 @@ crate::error::enum_names!(
 ///
 /// Tier `i` covers quantities in `(up_to[i-1], up_to[i]]` (the first tier starts above 0); the
 /// last tier must leave `up_to` out and is open-ended.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Upper bound of the tier (inclusive), in the charge's unit; absent on the last tier.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "DecimalString"))]
     pub up_to: Option<Decimal>,
     /// Price per unit in the tier, in the currency's major unit (up to 12 decimals).
     #[serde(with = "crate::decimal::decimal_str")]
+    #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub rate: Decimal,
     /// Flat fee charged once when usage reaches the tier (graduated and volume only).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "DecimalString"))]
     pub flat: Option<Decimal>,
 }
 
 /// A rate or tiers for one time-of-use (or demand) period.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodPrice {
     /// Price per unit (exclusive with `tiers`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::decimal::opt_decimal_str")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "DecimalString"))]
     pub rate: Option<Decimal>,
     /// Graduated tiers (exclusive with `rate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Vec<Tier>>", optional))]
     pub tiers: Vec<Tier>,
 }
 
@@ -263,6 +277,7 @@ pub struct PeriodPrice {
 /// and for weekdays and weekends, 24 hourly period indexes (0-based, into `periods`).
 /// Holidays are local dates treated as weekend days. Evaluated at each record's timestamp in
 /// the tariff's `time_zone` (the bill's zone when the tariff has none).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
@@ -272,9 +287,11 @@ pub struct Schedule {
     pub weekday: Vec<Vec<u8>>,
     /// Saturday, Sunday and holiday grid; the weekday grid when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Vec<Vec<u8>>>", optional))]
     pub weekend: Vec<Vec<u8>>,
     /// Local dates treated as weekend days (`"2024-12-25"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Vec<String>>", optional))]
     pub holidays: Vec<NaiveDate>,
 }
 
@@ -327,6 +344,7 @@ impl Schedule {
 
 /// How the units of a `time_of_use` charge with a shared ladder ([`TimeOfUseCharge::shared_ladder`])
 /// are split between its periods and tiers.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SharedLadder {
