@@ -193,10 +193,10 @@ impl Mode {
     fn of_field(self, name: &str) -> Mode {
         match self {
             Mode::Verbatim => Mode::Verbatim,
-            Mode::Data => Mode::Convert,
             Mode::Convert if VERBATIM.contains(&name) => Mode::Verbatim,
             Mode::Convert if DATA_MAPS.contains(&name) => Mode::Data,
-            Mode::Convert => Mode::Convert,
+            // A data map's values, and any other field of a core type.
+            Mode::Data | Mode::Convert => Mode::Convert,
         }
     }
 }
