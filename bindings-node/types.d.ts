@@ -4,8 +4,14 @@
 // from the core types (ts-rs) and bindings-node/types.prelude.d.ts: do not edit by hand.
 
 // The binding's own conventions, hand-written; every other type below is generated from the core
-// types. Keys are snake_case exactly as the Rust core prints them, decimals are strings,
-// timestamps are RFC 3339 strings in UTC ending in "Z" (inputs also take `Date`s and any offset).
+// types. Keys are camelCase (the core's snake_case field names converted at the package's edge by
+// `meterkit::json::case`); keys that are user data (dimension names in `dimensions`, `group`,
+// `filters`, `filter`, `unique`, rule names in `byRule`) are kept as they are, and a tariff
+// document (`TariffDocument`, the meterkit tariff JSON/TOML format) keeps its snake_case keys in
+// every host, as do partial-state columns (`PartialStates`, a versioned schema shared with Arrow
+// and Python). Enum values (`'late_record'`, `'invalid_record'`) are values and keep their
+// spelling. Decimals are strings, timestamps are RFC 3339 strings in UTC ending in "Z" (inputs
+// also take `Date`s and any offset).
 
 /** A decimal as text: `"12.5"`, `"-3"`, `"1e-3"` (outputs are always plain and shortest). */
 export type DecimalString = string
@@ -205,11 +211,11 @@ window: WindowSpec,
 /**
  * IANA zone the windows are computed in.
  */
-time_zone: string, 
+timeZone: string, 
 /**
  * Dimensions (and optionally `"subject"`) to group by, in output order.
  */
-group_by?: Array<string>, 
+groupBy?: Array<string>, 
 /**
  * Aggregations; only `unique_count` changes what is stored.
  */
@@ -239,7 +245,7 @@ window: WindowSpec,
 /**
  * IANA zone of the windows.
  */
-time_zone: string, 
+timeZone: string, 
 /**
  * Only this subject.
  */
@@ -251,7 +257,7 @@ filters?: { [key in string]: string },
 /**
  * Split by these dimensions (`"subject"` allowed).
  */
-group_by?: Array<string>, 
+groupBy?: Array<string>, 
 /**
  * Dimensions whose distinct values are counted (`unique_count`).
  */
@@ -276,17 +282,17 @@ export type Bucket = {
 /**
  * Window start (inclusive).
  */
-window_start: Timestamp, 
+windowStart: Timestamp, 
 /**
  * Window end (exclusive).
  */
-window_end: Timestamp, 
+windowEnd: Timestamp, 
 /**
  * Window start as a local time with its offset in the query's zone (the spec's, for a
  * store-less rollup), e.g. `"2025-01-01T00:00:00+05:30"` for an Asia/Kolkata month: the
- * label a chart wants (the UTC `window_start` of that month is `2024-12-31T18:30:00Z`).
+ * label a chart wants (the UTC `windowStart` of that month is `2024-12-31T18:30:00Z`).
  */
-local_start: string, 
+localStart: string, 
 /**
  * The subject, when the query was for one subject or grouped by subject; otherwise `null`.
  */
@@ -332,29 +338,29 @@ unique?: { [key in string]: number },
 /**
  * Records flagged by validation (part of `count`); omitted from JSON when 0.
  */
-flagged_count?: number, 
+flaggedCount?: number, 
 /**
  * Quantity of flagged records (part of `sum`); omitted from JSON when 0.
  */
-flagged_sum?: DecimalString, 
+flaggedSum?: DecimalString, 
 /**
  * Estimated records (part of `count`); omitted from JSON when 0.
  */
-estimated_count?: number, 
+estimatedCount?: number, 
 /**
  * Quantity of estimated records (part of `sum`); omitted from JSON when 0.
  */
-estimated_sum?: DecimalString, 
+estimatedSum?: DecimalString, 
 /**
  * Timestamp of the bucket's earliest record; `null` for an empty bucket (and for a bucket
  * stored by a meterkit version before this field, until it is recomputed).
  */
-first_at: Timestamp | null, 
+firstAt: Timestamp | null, 
 /**
  * Timestamp of the bucket's latest record (the one `latest` is the quantity of), e.g. an API
  * portal's last request; `null` for an empty bucket.
  */
-last_at: Timestamp | null, };
+lastAt: Timestamp | null, };
 
 /**
  * Totals of the period containing an instant and of the period before it, for KPI cards.
@@ -371,7 +377,7 @@ previous: Bucket,
 /**
  * Change of the sum in percent (2 decimal places, half-even); `null` when the previous sum is 0.
  */
-change_percent: DecimalString | null, };
+changePercent: DecimalString | null, };
 
 /**
  * Something the engine tells the outside world about, after the change it describes is stored.
@@ -452,11 +458,11 @@ metric: string,
 /**
  * Start of the period.
  */
-period_start: Timestamp, 
+periodStart: Timestamp, 
 /**
  * End of the period.
  */
-period_end: Timestamp, 
+periodEnd: Timestamp, 
 /**
  * The level reached, in percent.
  */
@@ -492,7 +498,7 @@ total: DecimalString,
 /**
  * Due date.
  */
-due_at: Timestamp, } | { "type": "invoice_overdue", 
+dueAt: Timestamp, } | { "type": "invoice_overdue", 
 /**
  * Tenant.
  */
@@ -512,7 +518,7 @@ total: DecimalString,
 /**
  * Due date that passed.
  */
-due_at: Timestamp, };
+dueAt: Timestamp, };
 
 /**
  * How amounts are rounded to the currency's minor unit.
@@ -1135,7 +1141,7 @@ annual_minimum?: DecimalString, };
 /**
  * What to bill: the usage of one metric in `[period_start, period_end)` of one subject, a set
  * of subjects (an account's SIMs, an organisation's channels) or the whole tenant, optionally
- * only records with given dimension values, with days, months and schedules in `time_zone`.
+ * only records with given dimension values, with days, months and schedules in `timeZone`.
  * The records in scope are rated together (tiers and allowances apply to their total).
  */
 export type BillRequest = { 
@@ -1159,7 +1165,7 @@ filter?: { [key in string]: string },
 /**
  * Add each subject's usage of `metric` to the bill (`Bill.per_subject`).
  */
-per_subject?: boolean, 
+perSubject?: boolean, 
 /**
  * The metric charges without their own `metric` apply to (`kwh`, `bytes`).
  */
@@ -1167,15 +1173,15 @@ metric: string,
 /**
  * Start of the billing period (inclusive).
  */
-period_start: Date | Timestamp, 
+periodStart: Date | Timestamp, 
 /**
  * End of the billing period (exclusive).
  */
-period_end: Date | Timestamp, 
+periodEnd: Date | Timestamp, 
 /**
  * IANA zone of the bill's days and months.
  */
-time_zone: string, };
+timeZone: string, };
 
 /**
  * One line of a [`Bill`]: `amount` = `quantity` × `rate` rounded to the currency's minor unit,
@@ -1213,7 +1219,7 @@ tier?: number | null,
 /**
  * Time-of-use period of the line.
  */
-tou_period?: string | null, };
+touPeriod?: string | null, };
 
 /**
  * One subject's usage in a bill over several subjects (`BillRequest.per_subject`): the sum and
@@ -1252,15 +1258,15 @@ subject: string,
 /**
  * Start of the period (inclusive).
  */
-period_start: Timestamp, 
+periodStart: Timestamp, 
 /**
  * End of the period (exclusive).
  */
-period_end: Timestamp, 
+periodEnd: Timestamp, 
 /**
  * IANA zone of the bill's days.
  */
-time_zone: string, 
+timeZone: string, 
 /**
  * ISO 4217 currency.
  */
@@ -1282,10 +1288,10 @@ taxes: DecimalString,
  */
 total: DecimalString, 
 /**
- * Each subject's usage, by subject, when the request asked for `per_subject` (omitted from
+ * Each subject's usage, by subject, when the request asked for `perSubject` (omitted from
  * JSON otherwise).
  */
-per_subject?: Array<SubjectUsage>, };
+perSubject?: Array<SubjectUsage>, };
 
 /**
  * The bill total of one billing period of a [`Comparison`].
@@ -1346,23 +1352,23 @@ status: InvoiceStatus,
 /**
  * Days from issue to due date.
  */
-payment_terms_days: number, 
+paymentTermsDays: number, 
 /**
  * When it was issued.
  */
-issued_at?: Timestamp | null, 
+issuedAt?: Timestamp | null, 
 /**
  * Issue instant + payment terms.
  */
-due_at?: Timestamp | null, 
+dueAt?: Timestamp | null, 
 /**
  * When it was paid.
  */
-paid_at?: Timestamp | null, 
+paidAt?: Timestamp | null, 
 /**
  * When it was voided.
  */
-voided_at?: Timestamp | null, };
+voidedAt?: Timestamp | null, };
 
 /**
  * A quota (units: a 10 GB data plan) or a budget (money: a £50 monthly budget, when `tariff`
@@ -1392,7 +1398,7 @@ period: WindowSpec,
 /**
  * IANA zone of the periods.
  */
-time_zone: string, 
+timeZone: string, 
 /**
  * The limit: units of the metric, or money in the tariff's currency for a budget.
  */
@@ -1504,7 +1510,7 @@ export type ValidationConfig = {
  * Allow negative quantities (export, credits). Default `false`: a negative quantity is an
  * error and the record is rejected.
  */
-allow_negative: boolean, 
+allowNegative: boolean, 
 /**
  * The metric's unit; a record whose `unit` dimension differs is rejected. Default: none
  * (not checked).
@@ -1513,19 +1519,19 @@ unit: string | null,
 /**
  * Allowed clock skew, seconds: a timestamp later than now + skew is rejected. Default 300.
  */
-future_skew_secs: number, 
+futureSkewSecs: number, 
 /**
  * Horizon, seconds: a timestamp earlier than now − horizon is rejected. Default: none.
  */
-max_age_secs: number | null, 
+maxAgeSecs: number | null, 
 /**
  * Absolute high limit in the metric's unit (inclusive bound of what is normal). Default: none.
  */
-high_limit: DecimalString | null, 
+highLimit: DecimalString | null, 
 /**
  * Absolute low limit in the metric's unit. Default: none.
  */
-low_limit: DecimalString | null, 
+lowLimit: DecimalString | null, 
 /**
  * Run the spike/drop rule. Default `true`.
  */
@@ -1542,7 +1548,7 @@ threshold: number,
  * Floor of the z-score's scale as a fraction of |median| (so that a calm run of near-equal
  * values does not make every small change an outlier). Default 0.1.
  */
-min_scale_ratio: number, 
+minScaleRatio: number, 
 /**
  * Require a spike or drop to be confirmed: outside the seasonal band when the seasonal
  * baseline is ready, otherwise outside the series' long-run range. `false` gives the naive
@@ -1553,32 +1559,32 @@ confirm: boolean,
  * How fast the long-run range `[low, high]` forgets an extreme: each value moves both ends
  * towards each other by this fraction of the range's width (0 = never). Default 0.0002.
  */
-range_decay: number, 
+rangeDecay: number, 
 /**
  * Use the hour-of-week seasonal baseline for interval data. Default `true`; it takes part
- * only once a slot has `seasonal_min_weeks` previous weeks of history.
+ * only once a slot has `seasonalMinWeeks` previous weeks of history.
  */
 seasonal: boolean, 
 /**
  * Previous weeks a seasonal slot needs before it is used. Default 2.
  */
-seasonal_min_weeks: number, 
+seasonalMinWeeks: number, 
 /**
  * Weight of a new value in a slot's moving level and spread (0–1]. Default 0.1.
  */
-seasonal_alpha: number, 
+seasonalAlpha: number, 
 /**
  * IANA zone of the hour-of-week slots. Default `UTC`.
  */
-time_zone: string, 
+timeZone: string, 
 /**
  * Values in a row that make a non-zero value stuck (0 = off). Default 8.
  */
-stuck_intervals: number, 
+stuckIntervals: number, 
 /**
  * Zeros in a row that make a zero streak (0 = off). Default 6.
  */
-zero_streak_intervals: number, 
+zeroStreakIntervals: number, 
 /**
  * Detect gaps in interval data. Default `true`.
  */
@@ -1586,12 +1592,12 @@ gaps: boolean,
 /**
  * The series' cadence in seconds; default: inferred (a step seen three times in a row).
  */
-interval_secs: number | null, 
+intervalSecs: number | null, 
 /**
  * Longest gap, in intervals, that estimation fills by linear interpolation; a gap up to this
  * is an `info` finding, a longer one a `warning`. Default 4.
  */
-max_interpolation_intervals: number, 
+maxInterpolationIntervals: number, 
 /**
  * Values a series needs before its own statistics are trusted: the level-shift rule and the
  * streak rarity test start after them (and [`AlertConfig::warmup`] raises no alert before
@@ -1606,34 +1612,34 @@ warmup: number,
  * share of the series' past seasonal scores (a 128-bin histogram, 0.25 wide). 0 = off.
  * Default 0.003.
  */
-adaptive_quantile: number, 
+adaptiveQuantile: number, 
 /**
  * Margin of the long-run range as a share of its width (the range is widened by the larger
  * of one scale and this share). Default 0.1.
  */
-range_margin: number, 
+rangeMargin: number, 
 /**
  * Reference value k of the level-shift CUSUM, in units of the reference's mean absolute
  * deviation × 1.2533 (≈ one standard deviation for normal data). Default 1.5.
  */
-cusum_k: number, 
+cusumK: number, 
 /**
  * Decision limit h of the level-shift CUSUM (0 = rule off). Default 15.
  */
-cusum_h: number, 
+cusumH: number, 
 /**
- * Each standardised deviation enters the CUSUM clipped to ±`cusum_clip` (Huber's robust
+ * Each standardised deviation enters the CUSUM clipped to ±`cusumClip` (Huber's robust
  * CUSUM), so one burst cannot cross the limit alone: with the defaults a shift needs at least
  * six values in a row. Default 4.
  */
-cusum_clip: number, 
+cusumClip: number, 
 /**
  * After warm-up, a stuck or zero run is reported only when it is rarer than this given the
- * series' own share of repeats (resp. zeros): share^run < `streak_rarity`. A series that is
+ * series' own share of repeats (resp. zeros): share^run < `streakRarity`. A series that is
  * often zero (night-time solar, idle disks) then raises no zero streaks, one that never is
- * raises one after `zero_streak_intervals`. 0 = off. Default 1e-6.
+ * raises one after `zeroStreakIntervals`. 0 = off. Default 1e-6.
  */
-streak_rarity: number, };
+streakRarity: number, };
 
 /**
  * How findings become alerts. JSON: `{"gap":72,"warmup":288}`, every field optional.
@@ -1746,7 +1752,7 @@ flagged: number,
 /**
  * Counts per rule name.
  */
-by_rule: { [key in string]: SeverityCounts }, };
+byRule: { [key in string]: SeverityCounts }, };
 
 /**
  * Who produced a register reading.
@@ -1772,7 +1778,7 @@ register: DecimalString,
 /**
  * Integer digits of the register, if known.
  */
-register_digits?: number | null, 
+registerDigits?: number | null, 
 /**
  * Register units → metric units.
  */
@@ -1789,22 +1795,22 @@ export type EstimateConfig = {
 /**
  * The series' cadence, seconds (e.g. 3600 for hourly data).
  */
-interval_secs: number, 
+intervalSecs: number, 
 /**
  * Gaps of up to this many missing intervals are filled by linear interpolation between the
  * values on either side. Default 4.
  */
-max_interpolation_intervals?: number, 
+maxInterpolationIntervals?: number, 
 /**
  * Longer gaps of up to this many intervals are filled, interval by interval, with the mean of
- * the values at the same instant 1, 2, … `history_weeks` weeks (7 × 24 h) earlier; intervals
+ * the values at the same instant 1, 2, … `historyWeeks` weeks (7 × 24 h) earlier; intervals
  * without any such history, and longer gaps, stay unfilled. Default 336 (two weeks of hours).
  */
-max_estimated_intervals?: number, 
+maxEstimatedIntervals?: number, 
 /**
  * Weeks of history the same-hour-of-week mean looks back. Default 4.
  */
-history_weeks?: number, 
+historyWeeks?: number, 
 /**
  * Decimal places of estimated quantities (half-even). Default 6.
  */
@@ -1821,7 +1827,7 @@ history: number,
 /**
  * Zone of the day boundaries.
  */
-time_zone: string, 
+timeZone: string, 
 /**
  * Hour-of-day weights (24), or `None` for pro rata by time.
  */
@@ -1829,15 +1835,15 @@ profile: DecimalString[] | null,
 /**
  * The site's typical register range `(low, high)`, for first readings.
  */
-typical_register: [DecimalString, DecimalString] | null, 
+typicalRegister: [DecimalString, DecimalString] | null, 
 /**
  * The most plausible consumption per day without history (metric units).
  */
-max_daily: DecimalString | null, 
+maxDaily: DecimalString | null, 
 /**
  * Multiple of the highest historic daily rate still plausible.
  */
-plausible_factor: DecimalString, };
+plausibleFactor: DecimalString, };
 
 /**
  * What happened to a reading.

@@ -1,6 +1,12 @@
 // The binding's own conventions, hand-written; every other type below is generated from the core
-// types. Keys are snake_case exactly as the Rust core prints them, decimals are strings,
-// timestamps are RFC 3339 strings in UTC ending in "Z" (inputs also take `Date`s and any offset).
+// types. Keys are camelCase (the core's snake_case field names converted at the package's edge by
+// `meterkit::json::case`); keys that are user data (dimension names in `dimensions`, `group`,
+// `filters`, `filter`, `unique`, rule names in `byRule`) are kept as they are, and a tariff
+// document (`TariffDocument`, the meterkit tariff JSON/TOML format) keeps its snake_case keys in
+// every host, as do partial-state columns (`PartialStates`, a versioned schema shared with Arrow
+// and Python). Enum values (`'late_record'`, `'invalid_record'`) are values and keep their
+// spelling. Decimals are strings, timestamps are RFC 3339 strings in UTC ending in "Z" (inputs
+// also take `Date`s and any offset).
 
 /** A decimal as text: `"12.5"`, `"-3"`, `"1e-3"` (outputs are always plain and shortest). */
 export type DecimalString = string

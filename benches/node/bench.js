@@ -15,8 +15,8 @@ const N = Number(process.argv[2] || 1_000_000)
 const CARRIERS = ['acme', 'beta', 'gamma', 'delta']
 const SIMS = 1000
 const T0 = Date.UTC(2024, 4, 1)
-const SPEC = { metric: 'bytes', window: 'hour', time_zone: 'UTC', group_by: ['carrier'] }
-const QUERY = { tenant: 't1', metric: 'bytes', window: 'hour', time_zone: 'UTC', group_by: ['carrier'] }
+const SPEC = { metric: 'bytes', window: 'hour', timeZone: 'UTC', groupBy: ['carrier'] }
+const QUERY = { tenant: 't1', metric: 'bytes', window: 'hour', timeZone: 'UTC', groupBy: ['carrier'] }
 
 // Deterministic data: 1,000 SIMs over 30 days, 1 B - 10 MB each.
 let seed = 42
@@ -58,7 +58,7 @@ function engineRun(ingest) {
   const engine = new Engine()
   engine.addSpec(SPEC)
   ingest(engine)
-  return engine.query(QUERY).map((b) => `${b.window_start}|${b.group.carrier}|${b.sum}|${b.count}`).join('\n')
+  return engine.query(QUERY).map((b) => `${b.windowStart}|${b.group.carrier}|${b.sum}|${b.count}`).join('\n')
 }
 
 const BATCH = 10_000
@@ -121,7 +121,7 @@ async function asyncRun() {
   const t = process.hrtime.bigint()
   for (let i = 0; i < N; i += BATCH) await engine.ingestAsync(records.slice(i, i + BATCH))
   const ms = Number(process.hrtime.bigint() - t) / 1e6
-  const out = (await engine.queryAsync(QUERY)).map((b) => `${b.window_start}|${b.group.carrier}|${b.sum}|${b.count}`).join('\n')
+  const out = (await engine.queryAsync(QUERY)).map((b) => `${b.windowStart}|${b.group.carrier}|${b.sum}|${b.count}`).join('\n')
   return { name: `meterkit ingestAsync, batches of ${BATCH.toLocaleString('en')}`, ms, out }
 }
 

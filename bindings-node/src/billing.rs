@@ -7,12 +7,15 @@ use napi::bindgen_prelude::{ClassInstance, Unknown};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::convert::{core, from_json, guard, js, json_text, records_from_json, ts_from_json, Js, JsonText};
+use crate::convert::{
+    core, core_raw, from_json, from_json_raw, guard, js, js_raw, json_text, records_from_json, ts_from_json, Js,
+    JsonText,
+};
 
 /// A JS argument that is either a document's text or the document as an object: its JSON text.
 fn document_text(arg: &JsonText, what: &str) -> meterkit::Result<String> {
     if arg.0.starts_with('"') {
-        from_json::<String>(&arg.0, what)
+        from_json_raw::<String>(&arg.0, what)
     } else {
         Ok(arg.0.clone())
     }
@@ -30,7 +33,7 @@ impl Tariff {
     /// Parse and check a TOML tariff (`E_PARSE` with the line, `E_TARIFF` naming the field).
     #[napi(factory, catch_unwind)]
     pub fn from_toml(env: Env, text: String) -> napi::Result<Self> {
-        guard(env, || core(env, meterkit::Tariff::from_toml(&text)).map(|t| Tariff { inner: Arc::new(t) }))
+        guard(env, || core_raw(env, meterkit::Tariff::from_toml(&text)).map(|t| Tariff { inner: Arc::new(t) }))
     }
 
     /// Parse and check a meterkit JSON tariff, given as text or as an object.
@@ -39,7 +42,7 @@ impl Tariff {
         let json = json_text(env, json)?;
         guard(env, || {
             let text = core(env, document_text(&json, "tariff"))?;
-            core(env, meterkit::Tariff::from_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
+            core_raw(env, meterkit::Tariff::from_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
         })
     }
 
@@ -49,7 +52,7 @@ impl Tariff {
         let json = json_text(env, json)?;
         guard(env, || {
             let text = core(env, document_text(&json, "URDB tariff"))?;
-            core(env, meterkit::Tariff::from_urdb_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
+            core_raw(env, meterkit::Tariff::from_urdb_json(&text)).map(|t| Tariff { inner: Arc::new(t) })
         })
     }
 
@@ -59,14 +62,14 @@ impl Tariff {
         let document = json_text(env, document)?;
         guard(env, || {
             let text = core(env, document_text(&document, "tariff"))?;
-            core(env, meterkit::Tariff::from_any(&text)).map(|t| Tariff { inner: Arc::new(t) })
+            core_raw(env, meterkit::Tariff::from_any(&text)).map(|t| Tariff { inner: Arc::new(t) })
         })
     }
 
     /// The tariff as the core's JSON document (what `JSON.stringify(tariff)` prints).
     #[napi(js_name = "toJSON", catch_unwind, ts_return_type = "TariffDocument")]
     pub fn to_json(&self, env: Env) -> napi::Result<Js> {
-        js(env, &*self.inner)
+        js_raw(env, &*self.inner)
     }
 
     /// ISO 4217 currency of the tariff.
@@ -125,7 +128,7 @@ impl Tariff {
                 }
             };
             let opts = meterkit::tariff::urdb::UrdbOptions { day_count, line_decimals: opts.line_decimals };
-            core(env, meterkit::Tariff::from_urdb_json_with(&text, opts)).map(|t| Tariff { inner: Arc::new(t) })
+            core_raw(env, meterkit::Tariff::from_urdb_json_with(&text, opts)).map(|t| Tariff { inner: Arc::new(t) })
         })
     }
 
@@ -148,7 +151,7 @@ impl Tariff {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 struct UrdbOptionsJs {
     day_count: Option<String>,
     line_decimals: Option<u32>,

@@ -124,8 +124,8 @@ impl Engine {
     /// consumption (one record per day of the interval) and its findings atomically (the core's
     /// `Engine::record_reading`). `exchange` (a decimal string) declares a meter exchange: the old
     /// meter's final reading, with `reading` the new meter's start. `options` is the core's
-    /// `ReadingOptions` (`history`, `time_zone`, `profile`, `typical_register`, `max_daily`,
-    /// `plausible_factor`). Throws `E_PARSE` for unreadable input, `E_INVALID_QUERY` /
+    /// `ReadingOptions` in camelCase (`history`, `timeZone`, `profile`, `typicalRegister`,
+    /// `maxDaily`, `plausibleFactor`). Throws `E_PARSE` for unreadable input, `E_INVALID_QUERY` /
     /// `E_INVALID_TIME_ZONE` for invalid options, `E_CONFLICT`, `E_STORE`, `E_OVERFLOW`.
     #[napi(
         catch_unwind,
@@ -154,8 +154,8 @@ impl Engine {
     /// `Engine::check_reading`). Same arguments, outcome and errors as `recordReading`.
     #[napi(
         catch_unwind,
-        ts_args_type = "tenant: string, metric: string, reading: MeterReading, exchange?: string | null, options?: object | null",
-        ts_return_type = "{ meter: string; timestamp: string; reading: string; status: 'accepted' | 'flagged' | 'rejected'; consumption: string | null; findings: Finding[]; records: UsageRecord[] }"
+        ts_args_type = "tenant: string, metric: string, reading: MeterReading, exchange?: DecimalString | null, options?: Partial<ReadingOptions> | null",
+        ts_return_type = "ReadingOutcome"
     )]
     pub fn check_reading(
         &self,
@@ -301,7 +301,7 @@ impl Engine {
         let (partials, spec) = (json_text(env, partials)?, json_text(env, spec)?);
         guard(env, || {
             let spec: meterkit::RollupSpec = core(env, crate::convert::from_json(&spec.0, "rollup spec"))?;
-            let parts = core(env, crate::partial::read_all(&partials.0, &spec))?;
+            let parts = crate::convert::core_raw(env, crate::partial::read_all(&partials.0, &spec))?;
             let buckets: Vec<_> = parts.into_iter().map(|p| (p.key, p.end, p.state)).collect();
             core(env, self.inner.import_buckets(&spec, &buckets))
         })
@@ -397,13 +397,13 @@ impl Engine {
         })
     }
 
-    /// `query` with the result as columns: one array per bucket field (`window_start`, `sum`, …),
+    /// `query` with the result as columns: one array per bucket field (`windowStart`, `sum`, …),
     /// `group` and `unique` one array per key — for charts and DataFrames (Python:
     /// `Engine.query_arrow`). Same errors as `query`.
     #[napi(
         catch_unwind,
         ts_args_type = "query: Query",
-        ts_return_type = "{ window_start: Timestamp[]; window_end: Timestamp[]; local_start: string[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flagged_count: number[]; flagged_sum: DecimalString[]; estimated_count: number[]; estimated_sum: DecimalString[]; first_at: Array<Timestamp | null>; last_at: Array<Timestamp | null> }"
+        ts_return_type = "{ windowStart: Timestamp[]; windowEnd: Timestamp[]; localStart: string[]; subject: Array<string | null>; metric: string[]; group: Record<string, Array<string | null>>; sum: DecimalString[]; count: number[]; min: Array<DecimalString | null>; max: Array<DecimalString | null>; mean: Array<DecimalString | null>; latest: Array<DecimalString | null>; unique: Record<string, number[]>; flaggedCount: number[]; flaggedSum: DecimalString[]; estimatedCount: number[]; estimatedSum: DecimalString[]; firstAt: Array<Timestamp | null>; lastAt: Array<Timestamp | null> }"
     )]
     pub fn query_columns(&self, env: Env, query: Unknown<'_>) -> napi::Result<Js> {
         let query = json_text(env, query)?;
@@ -433,7 +433,7 @@ impl Engine {
         let by = json_text(env, by)?;
         guard(env, || {
             let q: Query = core(env, from_json(&query.0, "query"))?;
-            let by: Aggregation = core(env, from_json(&by.0, "aggregation"))?;
+            let by: Aggregation = core(env, crate::convert::from_json_raw(&by.0, "aggregation"))?;
             core(env, self.inner.top_n(&q, &by, n as usize)).and_then(|v| js(env, &v))
         })
     }

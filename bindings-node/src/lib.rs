@@ -6,7 +6,9 @@
 //!
 //! * Decimals cross as strings, timestamps are accepted as `Date` or RFC 3339 strings and
 //!   returned as RFC 3339 "Z" strings; records, buckets and reports are plain objects with the
-//!   core's snake_case JSON keys, so `JSON.stringify` of a result is the core's JSON.
+//!   core's JSON shape and camelCase keys (`groupBy`, `windowStart`), converted at the edge by
+//!   the core's `meterkit::json::case` (user-data keys — dimensions, groups, filters — and tariff
+//!   documents are kept as they are); `keysToSnake` gives the core's JSON of a result.
 //! * Errors are `Error` objects with a stable `code` and `kind`, `recordId`, `field`, `line`,
 //!   `retryable`.
 //! * `*Async` methods run the core on libuv's thread pool; `onEvent` is a ThreadsafeFunction.
@@ -31,7 +33,7 @@ pub use crate::billing::{
     allocate, compare_tariffs, create_invoice, local_instant, month_period, split_shared_meter, Tariff,
 };
 pub use crate::columns::{DictColumn, UsageColumns};
-use crate::convert::{core, guard, js, json_text, ts_from_json, Js};
+use crate::convert::{core, guard, js, js_raw, json_text, ts_from_json, Js};
 pub use crate::engine::Engine;
 pub use crate::partial::{finalize_partials, merge_partials, partial_rollup};
 pub use crate::rollup::rollup_columns;
@@ -120,6 +122,34 @@ pub fn decimal_from_number(env: Env, value: f64) -> napi::Result<String> {
 #[napi(js_name = "__panicForTests", catch_unwind)]
 pub fn panic_for_tests(env: Env) -> napi::Result<()> {
     guard(env, || panic!("deliberate panic for the test suite"))
+}
+
+/// `value` (the core's JSON: snake_case keys, as the CLI, Python and the shared vectors write it)
+/// with the keys the Node package uses: camelCase, following the core's types — keys of
+/// dimensions, groups, filters and unique counts are user data and kept, a `tariff` document and
+/// `aggregations` are kept whole (`meterkit::json::case::to_camel`). For reading JSON written by
+/// another host (a JSONL file of records from the CLI) into this package.
+#[napi(catch_unwind, ts_args_type = "value: unknown", ts_return_type = "any")]
+pub fn keys_to_camel(env: Env, value: Unknown<'_>) -> napi::Result<Js> {
+    let text = json_text(env, value)?;
+    guard(env, || {
+        core(env, meterkit::json::check_json(&text.0))?;
+        convert::parse(env, meterkit::json::case::to_camel_text(&text.0))
+    })
+}
+
+/// The inverse of `keysToCamel`: a value of this package (camelCase keys) as the core's JSON
+/// (snake_case keys), for the CLI, Python or a file another host reads
+/// (`meterkit::json::case::to_snake`). Throws `E_PARSE` naming a key outside user data that is
+/// not camelCase.
+#[napi(catch_unwind, ts_args_type = "value: unknown", ts_return_type = "any")]
+pub fn keys_to_snake(env: Env, value: Unknown<'_>) -> napi::Result<Js> {
+    let text = json_text(env, value)?;
+    guard(env, || {
+        let value: serde_json::Value = core(env, convert::from_json_raw(&text.0, "value"))?;
+        let value = core(env, meterkit::json::case::to_snake(value))?;
+        js_raw(env, &value)
+    })
 }
 
 /// The version of the meterkit core this package was built from.

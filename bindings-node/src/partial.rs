@@ -12,7 +12,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::columns::{self, UsageColumns};
-use crate::convert::{core, from_json, guard, js, json_text, Js};
+use crate::convert::{core, core_raw, from_json, from_json_raw, guard, js, js_raw, json_text, Js};
 
 /// Partial states of one partition's usage columns under `spec` (the core's `ColumnarPartial`):
 /// one row per tenant, window and group, as the partial-state JSON object (`PartialStates`;
@@ -42,8 +42,8 @@ pub fn partial_rollup(
                 p.finish()
             })
         });
-        let parts = core(env, parts)?;
-        core(env, partial::to_json(&parts, &spec)).and_then(|v| js(env, &v))
+        let parts = core_raw(env, parts)?;
+        core_raw(env, partial::to_json(&parts, &spec)).and_then(|v| js_raw(env, &v))
     })
 }
 
@@ -60,8 +60,8 @@ pub fn merge_partials(env: Env, partials: Unknown<'_>, spec: Unknown<'_>) -> nap
     guard(env, || {
         let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
         let merged = read_all(&partials.0, &spec).and_then(partial::merge);
-        let merged = core(env, merged)?;
-        core(env, partial::to_json(&merged, &spec)).and_then(|v| js(env, &v))
+        let merged = core_raw(env, merged)?;
+        core_raw(env, partial::to_json(&merged, &spec)).and_then(|v| js_raw(env, &v))
     })
 }
 
@@ -82,7 +82,7 @@ pub fn finalize_partials(
     let (partials, spec) = (json_text(env, partials)?, json_text(env, spec)?);
     guard(env, || {
         let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
-        let rows = core(env, read_all(&partials.0, &spec).and_then(|p| partial::finalize(&p, &spec)))?;
+        let rows = core_raw(env, read_all(&partials.0, &spec).and_then(|p| partial::finalize(&p, &spec)))?;
         let buckets: Vec<Bucket> = core(env, partial::buckets_of_tenant(rows, tenant.as_deref()))?;
         js(env, &buckets)
     })
@@ -90,7 +90,7 @@ pub fn finalize_partials(
 
 /// Partial states (one object or an array of objects) of `spec`.
 pub fn read_all(text: &str, spec: &RollupSpec) -> meterkit::Result<Vec<partial::Partial>> {
-    partial::from_json(&from_json(text, "partial states")?, spec)
+    partial::from_json(&from_json_raw(text, "partial states")?, spec)
 }
 
 fn qualities(q: &[Option<String>]) -> meterkit::Result<Vec<Quality>> {

@@ -34,7 +34,9 @@ impl Validator {
         let default_config = opt_json_text(env, default_config)?;
         guard(env, || {
             let configs: BTreeMap<String, ValidationConfig> = match &configs {
-                Some(text) if text.0 != "null" => core(env, from_json(&text.0, "validation configs"))?,
+                Some(text) if text.0 != "null" => {
+                    core(env, crate::convert::from_json_keyed(&text.0, "validation configs"))?
+                }
                 _ => BTreeMap::new(),
             };
             let mut inner = core(env, meterkit::Validator::new(configs))?;

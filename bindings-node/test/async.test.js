@@ -5,7 +5,7 @@ const assert = require('node:assert/strict')
 const { Engine } = require('meterkit')
 const { rec } = require('./helpers.js')
 
-const q = { tenant: 't1', metric: 'bytes', window: 'hour', time_zone: 'Europe/London' }
+const q = { tenant: 't1', metric: 'bytes', window: 'hour', timeZone: 'Europe/London' }
 
 function batch(n, prefix = 'r') {
   const out = []

@@ -29,7 +29,7 @@ tax = true
 `
 
 const kwh = (id, q, ts) => rec(id, q, ts, { subject: 'home', metric: 'kwh' })
-const request = { tenant: 't1', subject: 'home', metric: 'kwh', period_start: '2024-04-01T00:00:00+01:00', period_end: new Date('2024-04-30T23:00:00Z'), time_zone: 'Europe/London' }
+const request = { tenant: 't1', subject: 'home', metric: 'kwh', periodStart: '2024-04-01T00:00:00+01:00', periodEnd: new Date('2024-04-30T23:00:00Z'), timeZone: 'Europe/London' }
 
 test('Tariff factories, toJSON, currency, minorUnits, metrics, quantityTotal', () => {
   const t = Tariff.fromToml(TOML)
@@ -76,12 +76,12 @@ test('Tariff.bill, engine.bill and engine.billAsync give the same exact bill', a
     ['vat', '50', '2.50'],
   ])
   assert.deepEqual([bill.subtotal, bill.taxes, bill.total, bill.currency], ['50.00', '2.50', '52.50', 'GBP'])
-  assert.deepEqual(Object.keys(bill), ['tenant', 'subject', 'period_start', 'period_end', 'time_zone', 'currency', 'lines', 'subtotal', 'taxes', 'total'])
+  assert.deepEqual(Object.keys(bill), ['tenant', 'subject', 'periodStart', 'periodEnd', 'timeZone', 'currency', 'lines', 'subtotal', 'taxes', 'total'])
   const engine = new Engine()
   engine.ingest(records)
   assert.deepEqual(engine.bill(t, request), bill)
   assert.deepEqual(await engine.billAsync(t, request), bill)
-  await assert.rejects(engine.billAsync(t, { ...request, time_zone: 'Nowhere' }), (e) => e.code === 'E_INVALID_TIME_ZONE' || e.code === 'E_TARIFF')
+  await assert.rejects(engine.billAsync(t, { ...request, timeZone: 'Nowhere' }), (e) => e.code === 'E_INVALID_TIME_ZONE' || e.code === 'E_TARIFF')
 })
 
 test('invoices: draft → issued → paid, overdue, void; events; E_INVALID_TRANSITION', async () => {
@@ -91,9 +91,9 @@ test('invoices: draft → issued → paid, overdue, void; events; E_INVALID_TRAN
   engine.ingest([kwh('a', '10', '2024-04-02T10:00:00Z')])
   const bill = engine.bill(t, request)
   const draft = createInvoice('inv-1', bill, 14)
-  assert.deepEqual([draft.id, draft.status, draft.payment_terms_days], ['inv-1', 'draft', 14])
+  assert.deepEqual([draft.id, draft.status, draft.paymentTermsDays], ['inv-1', 'draft', 14])
   const issued = engine.issueInvoice(draft, '2024-05-01T09:00:00Z')
-  assert.deepEqual([issued.status, issued.due_at], ['issued', '2024-05-15T09:00:00Z'])
+  assert.deepEqual([issued.status, issued.dueAt], ['issued', '2024-05-15T09:00:00Z'])
   assert.equal(thrown(() => engine.issueInvoice(draft, '2024-05-01T09:00:00Z')).code, 'E_CONFLICT')
   engine.issueInvoice(createInvoice('inv-2', bill, 7), '2024-05-01T09:00:00Z')
   assert.deepEqual(engine.remindersDue('t1', '2024-05-06T09:00:00Z', 2).map((i) => i.id), ['inv-2'])
@@ -112,13 +112,13 @@ test('invoices: draft → issued → paid, overdue, void; events; E_INVALID_TRAN
 test('quotas raise threshold_crossed once per level', async () => {
   const events = []
   const engine = new Engine({ onEvent: (e) => events.push(e) })
-  engine.addQuota({ id: 'q', tenant: 't1', metric: 'kwh', period: 'month', time_zone: 'UTC', limit: '100', levels: ['50', '100'] })
+  engine.addQuota({ id: 'q', tenant: 't1', metric: 'kwh', period: 'month', timeZone: 'UTC', limit: '100', levels: ['50', '100'] })
   engine.ingest([kwh('a', '60', '2024-04-02T10:00:00Z')])
   engine.ingest([kwh('b', '60', '2024-04-03T10:00:00Z'), kwh('a', '60', '2024-04-02T10:00:00Z')])
   const deadline = Date.now() + 5000
   while (events.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
   assert.deepEqual(events.map((e) => [e.type, e.level, e.used]), [['threshold_crossed', '50', '60'], ['threshold_crossed', '100', '120']])
-  assert.equal(thrown(() => engine.addQuota({ id: 'q', tenant: 't1', metric: 'kwh', period: 'month', time_zone: 'Mars', limit: '1', levels: ['50'] })).code, 'E_INVALID_TIME_ZONE')
+  assert.equal(thrown(() => engine.addQuota({ id: 'q', tenant: 't1', metric: 'kwh', period: 'month', timeZone: 'Mars', limit: '1', levels: ['50'] })).code, 'E_INVALID_TIME_ZONE')
 })
 
 test('monthPeriod, allocate, splitSharedMeter', () => {
@@ -144,7 +144,7 @@ test('URDB options, notes and compareTariffs (the core\'s Tariff.compare)', () =
   assert.deepEqual(actual.notes, ['sector: Residential'])
   assert.equal(thrown(() => Tariff.fromUrdbJsonWith(daily, { dayCount: 'weekly' })).field, 'dayCount')
   const records = Array.from({ length: 29 }, (_, d) => kwh(`h${d}`, '10', `2024-02-${String(d + 1).padStart(2, '0')}T12:00:00Z`))
-  const req = { tenant: 't1', subject: 'home', metric: 'kwh', period_start: '2024-01-01T00:00:00Z', period_end: '2024-03-01T00:00:00Z', time_zone: 'UTC' }
+  const req = { tenant: 't1', subject: 'home', metric: 'kwh', periodStart: '2024-01-01T00:00:00Z', periodEnd: '2024-03-01T00:00:00Z', timeZone: 'UTC' }
   const ranked = compareTariffs([['actual', actual], ['pysam', pysam]], req, records)
   // January 31 x 0.50 = 15.50 vs 0.5 x 365 / 12 = 15.21; February 290 x 0.12 + 29 x 0.50 = 49.30 vs 50.01.
   assert.deepEqual(ranked.map((c) => c.tariff), ['actual', 'pysam']) // cheapest first

@@ -5,7 +5,7 @@ const assert = require('node:assert/strict')
 const { Engine } = require('meterkit')
 const { rec, thrown } = require('./helpers.js')
 
-const q = { tenant: 't1', metric: 'bytes', window: 'hour', time_zone: 'UTC', group_by: ['carrier'] }
+const q = { tenant: 't1', metric: 'bytes', window: 'hour', timeZone: 'UTC', groupBy: ['carrier'] }
 
 function objects() {
   const out = []
@@ -51,7 +51,7 @@ test('Float64Array quantities and string columns', () => {
     end: Float64Array.of(NaN, Date.UTC(2024, 4, 1, 1), NaN),
     dimensions: { carrier: ['x', null, 'x'] },
   })
-  const rows = e.query({ tenant: 't1', metric: 'bytes', window: 'hour', time_zone: 'UTC' })
+  const rows = e.query({ tenant: 't1', metric: 'bytes', window: 'hour', timeZone: 'UTC' })
   assert.equal(rows[0].sum, '1000000000000000000000.3')
   const recs = e.records('t1', 'bytes', '2024-05-01T00:00:00Z', '2024-05-02T00:00:00Z')
   assert.deepEqual(recs[1], { id: 'b', tenant: 't1', subject: 's2', metric: 'bytes', quantity: '0.2', timestamp: '2024-05-01T00:30:00Z', end: '2024-05-01T01:00:00Z' })
@@ -75,12 +75,12 @@ test('mismatched lengths, bad codes and bad values throw E_PARSE with the field;
   assert.deepEqual([err.code, err.field, err.recordId], ['E_PARSE', 'timestamp', 'b'])
   err = thrown(() => e.ingestColumns({ ...base, quantity: BigInt64Array.of(1n, 2n), scale: 29 }))
   assert.deepEqual([err.code, err.field], ['E_PARSE', 'scale'])
-  assert.deepEqual(e.query({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC' }), [])
+  assert.deepEqual(e.query({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC' }), [])
 })
 
 test('ingestColumnsAsync', async () => {
   const e = new Engine()
   const r = await e.ingestColumnsAsync({ tenant: 't1', metric: 'bytes', id: ['a'], subject: 's', quantity: BigInt64Array.of(7n), timestamp: Float64Array.of(0) })
   assert.deepEqual(r, { accepted: 1, duplicates: 0, rejected: [] })
-  assert.equal(e.query({ tenant: 't1', metric: 'bytes', window: 'year', time_zone: 'UTC' })[0].sum, '7')
+  assert.equal(e.query({ tenant: 't1', metric: 'bytes', window: 'year', timeZone: 'UTC' })[0].sum, '7')
 })

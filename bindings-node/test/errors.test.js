@@ -5,7 +5,7 @@ const assert = require('node:assert/strict')
 const { Engine, errorCodes } = require('meterkit')
 const { rec, thrown } = require('./helpers.js')
 
-const q = (extra = {}) => ({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC', ...extra })
+const q = (extra = {}) => ({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC', ...extra })
 
 function assertMeterkitError(e, code, fields = {}) {
   assert.ok(e instanceof Error, 'an Error instance')
@@ -56,7 +56,7 @@ test('E_INVALID_WINDOW, E_INVALID_TIME_ZONE, E_INVALID_QUERY from queries', () =
   const engine = new Engine()
   assertMeterkitError(thrown(() => engine.query(q({ window: 'minutes:7' }))), 'E_PARSE', { field: 'window' })
   assertMeterkitError(thrown(() => engine.totals('t1', 'bytes', 'minutes:7', 'UTC', new Date())), 'E_INVALID_WINDOW')
-  assertMeterkitError(thrown(() => engine.query(q({ time_zone: 'Mars/Base' }))), 'E_INVALID_TIME_ZONE', { field: 'time_zone' })
+  assertMeterkitError(thrown(() => engine.query(q({ timeZone: 'Mars/Base' }))), 'E_INVALID_TIME_ZONE', { field: 'timeZone' })
   assertMeterkitError(thrown(() => engine.query(q({ fill: 'zero' }))), 'E_INVALID_QUERY', { field: 'fill' })
   assertMeterkitError(
     thrown(() => engine.query(q({ from: '2024-05-02T00:00:00Z', to: '2024-05-01T00:00:00Z' }))),
@@ -65,7 +65,7 @@ test('E_INVALID_WINDOW, E_INVALID_TIME_ZONE, E_INVALID_QUERY from queries', () =
 
 test('E_OVERFLOW: a record past the 96-bit range is rejected alone; an overflowing query throws', () => {
   const engine = new Engine()
-  engine.addSpec({ metric: 'bytes', window: 'day', time_zone: 'UTC' })
+  engine.addSpec({ metric: 'bytes', window: 'day', timeZone: 'UTC' })
   const max = '79228162514264337593543950335'
   const report = engine.ingest([rec('a', max, '2024-05-01T00:00:00Z'), rec('b', max, '2024-05-01T01:00:00Z')])
   assert.equal(report.accepted, 1)
@@ -92,8 +92,8 @@ test('E_STORE: a database path that cannot be opened', () => {
 
 test('async methods reject with the same structured errors', async () => {
   const engine = new Engine()
-  await assert.rejects(engine.queryAsync(q({ time_zone: 'Nowhere/Else' })), (e) => {
-    assertMeterkitError(e, 'E_INVALID_TIME_ZONE', { field: 'time_zone' })
+  await assert.rejects(engine.queryAsync(q({ timeZone: 'Nowhere/Else' })), (e) => {
+    assertMeterkitError(e, 'E_INVALID_TIME_ZONE', { field: 'timeZone' })
     return true
   })
   await assert.rejects(engine.ingestAsync([rec('r1', 'x', '2024-05-01T00:00:00Z')]), (e) => {

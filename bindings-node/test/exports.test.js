@@ -10,7 +10,7 @@ test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
     'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
-    'errorCodes', 'estimateGaps', 'finalizePartials', 'localInstant', 'mergePartials', 'monthPeriod', 'parseDecimal', 'parseTs', 'partialRollup', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
+    'errorCodes', 'estimateGaps', 'finalizePartials', 'keysToCamel', 'keysToSnake', 'localInstant', 'mergePartials', 'monthPeriod', 'parseDecimal', 'parseTs', 'partialRollup', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])
   assert.equal(typeof Engine, 'function')
@@ -91,8 +91,8 @@ test('checkRecords returns canonical records and throws on the first bad one', (
 
 test('Engine: ingest, query, specs, addSpec, topN, totals, records, retract, closeWindows', () => {
   const engine = new Engine()
-  assert.equal(engine.addSpec({ metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'] }), 0)
-  assert.deepEqual(engine.specs(), [{ metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'], aggregations: [] }])
+  assert.equal(engine.addSpec({ metric: 'bytes', window: 'day', timeZone: 'UTC', groupBy: ['carrier'] }), 0)
+  assert.deepEqual(engine.specs(), [{ metric: 'bytes', window: 'day', timeZone: 'UTC', groupBy: ['carrier'], aggregations: [] }])
   const report = engine.ingest([
     rec('r1', '100', '2024-05-01T10:00:00Z', { dimensions: { carrier: 'acme' } }),
     rec('r2', '50', '2024-05-01T11:00:00Z', { subject: 'sim-2', dimensions: { carrier: 'beta' } }),
@@ -104,29 +104,32 @@ test('Engine: ingest, query, specs, addSpec, topN, totals, records, retract, clo
     accepted: 0, duplicates: 1, rejected: [],
   })
 
-  const days = engine.query({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC' })
-  assert.deepEqual(days.map((b) => [b.window_start, b.sum, b.count]), [
+  const days = engine.query({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC' })
+  assert.deepEqual(days.map((b) => [b.windowStart, b.sum, b.count]), [
     ['2024-04-30T00:00:00Z', '25.5', 1],
     ['2024-05-01T00:00:00Z', '150', 2],
   ])
-  // Key order is the core's serde order, so JSON.stringify gives the core's JSON.
+  // Key order is the core's serde order, keys in camelCase; keysToSnake gives the core's JSON.
   assert.deepEqual(Object.keys(days[0]), [
-    'window_start', 'window_end', 'local_start', 'subject', 'metric', 'group', 'sum', 'count', 'min', 'max', 'mean', 'latest',
-    'first_at', 'last_at',
+    'windowStart', 'windowEnd', 'localStart', 'subject', 'metric', 'group', 'sum', 'count', 'min', 'max', 'mean', 'latest',
+    'firstAt', 'lastAt',
+  ])
+  assert.deepEqual(Object.keys(meterkit.keysToSnake(days[0])).sort(), [
+    'count', 'first_at', 'group', 'last_at', 'latest', 'local_start', 'max', 'mean', 'metric', 'min', 'subject', 'sum', 'window_end', 'window_start',
   ])
 
-  const top = engine.topN({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'] }, 'sum', 1)
+  const top = engine.topN({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC', groupBy: ['carrier'] }, 'sum', 1)
   assert.equal(top.length, 1)
   assert.deepEqual([top[0].group, top[0].sum], [{ carrier: 'acme' }, '125.5'])
   const sims = engine.topN(
-    { tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'], unique: ['subject'] },
+    { tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC', groupBy: ['carrier'], unique: ['subject'] },
     { unique_count: 'subject' }, 5)
   assert.deepEqual(sims.map((b) => [b.group.carrier, b.unique.subject]), [['acme', 1], ['beta', 1]])
 
   const totals = engine.totals('t1', 'bytes', 'day', 'UTC', new Date('2024-05-01T12:00:00Z'))
   assert.equal(totals.current.sum, '150')
   assert.equal(totals.previous.sum, '25.5')
-  assert.equal(totals.change_percent, '488.24') // (150 - 25.5) / 25.5 = 4.88235… → 488.24 %
+  assert.equal(totals.changePercent, '488.24') // (150 - 25.5) / 25.5 = 4.88235… → 488.24 %
 
   const recs = engine.records('t1', 'bytes', '2024-05-01T00:00:00Z', new Date('2024-05-02T00:00:00Z'))
   assert.deepEqual(recs.map((r) => r.id), ['r1', 'r2'])
@@ -134,7 +137,7 @@ test('Engine: ingest, query, specs, addSpec, topN, totals, records, retract, clo
 
   const gone = engine.retract('t1', 'r2')
   assert.equal(gone.quantity, '50')
-  assert.equal(engine.query({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC' })[1].sum, '100')
+  assert.equal(engine.query({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC' })[1].sum, '100')
   assert.equal(thrown(() => engine.retract('t1', 'r2')).code, 'E_NOT_FOUND')
 
   // Closing: windows that ended by now - lateness; each bucket once.
@@ -147,5 +150,5 @@ test('quantities as JS numbers go through their shortest decimal text', () => {
   const engine = new Engine()
   engine.ingest([rec('a', 0.1, '2024-05-01T00:00:00Z'), rec('b', 0.2, '2024-05-01T01:00:00Z')])
   // 0.1 + 0.2 exactly: no binary float on the way.
-  assert.equal(engine.query({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC' })[0].sum, '0.3')
+  assert.equal(engine.query({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC' })[0].sum, '0.3')
 })

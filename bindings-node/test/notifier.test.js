@@ -33,7 +33,7 @@ test('record_rejected reaches the callback as a plain object, after ingest retur
 test('window_closed and late_record carry the bucket', async () => {
   const events = []
   const engine = new Engine({ onEvent: (e) => events.push(e) })
-  engine.addSpec({ metric: 'bytes', window: 'day', time_zone: 'UTC' })
+  engine.addSpec({ metric: 'bytes', window: 'day', timeZone: 'UTC' })
   engine.ingest([rec('r1', '1.5', '2024-05-01T10:00:00Z')])
   engine.closeWindows('t1', '2024-05-03T00:00:00Z', 0)
   engine.ingest([rec('late', '2', '2024-05-01T11:00:00Z')])
@@ -42,7 +42,7 @@ test('window_closed and late_record carry the bucket', async () => {
   const closed = events.find((e) => e.type === 'window_closed')
   assert.equal(closed.window, 'day')
   assert.equal(closed.bucket.sum, '1.5')
-  assert.equal(closed.bucket.window_start, '2024-05-01T00:00:00Z')
+  assert.equal(closed.bucket.windowStart, '2024-05-01T00:00:00Z')
   const late = events.find((e) => e.type === 'late_record')
   assert.equal(late.id, 'late')
   assert.equal(late.bucket.sum, '3.5')
@@ -67,7 +67,7 @@ test('the callback can call back into the engine', async () => {
   const engine = new Engine({
     onEvent: (e) => {
       events.push(e)
-      seen = engine.query({ tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'UTC' })
+      seen = engine.query({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC' })
     },
   })
   engine.ingest([rec('ok', '4', '2024-05-01T10:00:00Z'), rec('bad', '1', '2024-05-01T10:00:00Z', { id: '' })])

@@ -48,7 +48,7 @@ test('two engines on one postgres URL count every record once', (t) => {
   assert.equal(duplicates, 1000)
   const single = new Engine()
   single.ingest(batch(0, 5000))
-  const q = { tenant: 't1', metric: 'bytes', window: 'day', time_zone: 'Europe/London', group_by: ['carrier'], unique: ['subject'] }
+  const q = { tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'Europe/London', groupBy: ['carrier'], unique: ['subject'] }
   const expected = single.query(q)
   assert.ok(expected.length > 0)
   assert.deepEqual(a.query(q), expected)

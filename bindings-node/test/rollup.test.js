@@ -14,7 +14,7 @@ const columns = () => ({
   timestamp: ['2024-01-01T00:00:00Z', '2024-01-01T01:00:00Z', '2024-01-01T02:00:00Z', '2024-01-01T03:00:00Z'],
   dimensions: { carrier: ['x', null, 'y', 'x'] },
 })
-const spec = { metric: 'kwh', window: 'day', time_zone: 'UTC', group_by: ['subject'], aggregations: [{ unique_count: 'carrier' }] }
+const spec = { metric: 'kwh', window: 'day', timeZone: 'UTC', groupBy: ['subject'], aggregations: [{ unique_count: 'carrier' }] }
 
 test('rollupColumns gives the buckets the engine gives for the same records, with no store', () => {
   const rows = rollupColumns(columns(), spec)
@@ -25,14 +25,14 @@ test('rollupColumns gives the buckets the engine gives for the same records, wit
   const engine = new Engine()
   engine.addSpec(spec)
   engine.ingestColumns(columns())
-  const queried = engine.query({ tenant: 't', metric: 'kwh', window: 'day', time_zone: 'UTC', group_by: ['subject'], unique: ['carrier'] })
+  const queried = engine.query({ tenant: 't', metric: 'kwh', window: 'day', timeZone: 'UTC', groupBy: ['subject'], unique: ['carrier'] })
   assert.deepEqual(rows, queried)
 })
 
 test('rollupColumns takes several specs: each spec its own metric, in spec order', () => {
-  const gas = { metric: 'gas', window: 'hour', time_zone: 'Europe/London' }
+  const gas = { metric: 'gas', window: 'hour', timeZone: 'Europe/London' }
   const rows = rollupColumns(columns(), [spec, gas])
-  assert.deepEqual(rows.map((b) => [b.metric, b.window_start, b.sum]), [
+  assert.deepEqual(rows.map((b) => [b.metric, b.windowStart, b.sum]), [
     ['kwh', '2024-01-01T00:00:00Z', '2'],
     ['kwh', '2024-01-01T00:00:00Z', '0.25'],
     ['gas', '2024-01-01T03:00:00Z', '7'],
@@ -40,7 +40,7 @@ test('rollupColumns takes several specs: each spec its own metric, in spec order
 })
 
 test('rollupColumns errors: a bad spec, a bad column, an invalid record', () => {
-  assert.equal(thrown(() => rollupColumns(columns(), { ...spec, time_zone: 'Mars/Olympus' })).code, 'E_INVALID_TIME_ZONE')
+  assert.equal(thrown(() => rollupColumns(columns(), { ...spec, timeZone: 'Mars/Olympus' })).code, 'E_INVALID_TIME_ZONE')
   const e = thrown(() => rollupColumns({ ...columns(), quantity: ['1', 'lots', '1', '1'] }, spec))
   assert.equal(e.code, 'E_PARSE')
   assert.equal(e.recordId, 'b')
@@ -51,10 +51,10 @@ test('rollupColumns errors: a bad spec, a bad column, an invalid record', () => 
 test('queryColumns is query as one array per field', () => {
   const engine = new Engine()
   engine.ingestColumns(columns())
-  const q = { tenant: 't', metric: 'kwh', window: 'hour', time_zone: 'UTC', group_by: ['carrier'] }
+  const q = { tenant: 't', metric: 'kwh', window: 'hour', timeZone: 'UTC', groupBy: ['carrier'] }
   const rows = engine.query(q)
   const cols = engine.queryColumns(q)
-  assert.deepEqual(cols.window_start, rows.map((b) => b.window_start))
+  assert.deepEqual(cols.windowStart, rows.map((b) => b.windowStart))
   assert.deepEqual(cols.sum, ['1.5', '0.25', '0.5'])
   assert.deepEqual(cols.group, { carrier: ['x', null, 'y'] })
   assert.deepEqual(cols.count, [1, 1, 1])

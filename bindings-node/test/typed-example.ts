@@ -48,7 +48,7 @@ const engine = new Engine({
     }
   },
 })
-const spec: RollupSpec = { metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'], aggregations: ['sum', { unique_count: 'subject' }] }
+const spec: RollupSpec = { metric: 'bytes', window: 'day', timeZone: 'UTC', groupBy: ['carrier'], aggregations: ['sum', { unique_count: 'subject' }] }
 const specId: number = engine.addSpec(spec)
 
 const records: UsageRecordInput[] = [
@@ -58,13 +58,13 @@ const records: UsageRecordInput[] = [
 const report: IngestReport = engine.ingest(records)
 const rejectedKinds: string[] = report.rejected.map((r) => r.kind)
 
-const q: Query = { tenant: 't', metric: 'bytes', window: 'minutes:15', time_zone: 'Europe/London', from: new Date(0), to: '2030-01-01T00:00:00Z', fill: 'none' }
+const q: Query = { tenant: 't', metric: 'bytes', window: 'minutes:15', timeZone: 'Europe/London', from: new Date(0), to: '2030-01-01T00:00:00Z', fill: 'none' }
 const rows: Bucket[] = engine.query(q)
 const firstSum: DecimalString | undefined = rows[0]?.sum
 const counted: number | undefined = rows[0]?.unique?.subject
 const top: Bucket[] = engine.topN(q, { unique_count: 'subject' }, 3)
 const totals: Totals = engine.totals('t', 'bytes', 'month', 'UTC', new Date())
-const change: string | null = totals.change_percent
+const change: string | null = totals.changePercent
 const stored: UsageRecord[] = engine.records('t', 'bytes', new Date(0), new Date(), 'sim-1')
 const retracted: UsageRecord = engine.retract('t', 'r1')
 const closed: number = engine.closeWindows('t', new Date(), 3600)
@@ -88,35 +88,35 @@ const typedTariff: Tariff = Tariff.fromJson(doc)
 const wrongKey: TariffCharge = { id: 'f', type: 'fixed', amount: '1', rate: '2' }
 // @ts-expect-error: a demand charge needs a price (`rate`, `tiers`, or `schedule` + `periods`)
 const noPrice: TariffCharge = { id: 'd', type: 'demand' }
-const bill: Bill = engine.bill(fromDoc, { subject: 'sim-1', metric: 'bytes', period_start: new Date(0), period_end: '2024-02-01T00:00:00Z', time_zone: 'UTC' })
+const bill: Bill = engine.bill(fromDoc, { subject: 'sim-1', metric: 'bytes', periodStart: new Date(0), periodEnd: '2024-02-01T00:00:00Z', timeZone: 'UTC' })
 const total: DecimalString = bill.total
 const invoice: Invoice = engine.issueInvoice(createInvoice('inv-1', bill, 14), new Date())
 const period: { start: string; end: string } = monthPeriod('2024-02', 'UTC')
 const parts: string[] = allocate('10', ['1', '2'], 2)
 const split: UsageRecord[] = splitSharedMeter({ meter: 'm', metric: 'kwh', shares: [['a', '1']], scale: 3 }, 't', '1', new Date())
-engine.addQuota({ id: 'q', tenant: 't', metric: 'bytes', period: 'month', time_zone: 'UTC', limit: '1000', levels: ['80', '100'] })
-engine.addQuota({ id: 'daily', tenant: 't', metric: 'bytes', period: 'day', time_zone: 'UTC', limit: '100', levels: ['100'] })
+engine.addQuota({ id: 'q', tenant: 't', metric: 'bytes', period: 'month', timeZone: 'UTC', limit: '1000', levels: ['80', '100'] })
+engine.addQuota({ id: 'daily', tenant: 't', metric: 'bytes', period: 'day', timeZone: 'UTC', limit: '100', levels: ['100'] })
 const fromCron: IngestReport = engine.ingestFrom('hourly', records)
 const watermark: string | null = engine.lastIngestedAt('t', 'hourly')
 
-engine.setValidation('kwh', { high_limit: '100', spikes: true })
+engine.setValidation('kwh', { highLimit: '100', spikes: true })
 engine.setValidationNow(null)
 const validator = new Validator({ kwh: { unit: 'kWh' } }, null)
 const found: Finding[] = validator.check(records)
 const rules: string[] = found.map((f) => f.rule)
 const pushed = new RegisterTracker('t', 'kwh').push({ meter: 'm', timestamp: new Date(), register: '12.5' })
-const estimated: UsageRecord[] = estimateGaps(pushed.records, { interval_secs: 1800 })
+const estimated: UsageRecord[] = estimateGaps(pushed.records, { intervalSecs: 1800 })
 const findingsOfReport: Finding[] | undefined = report.findings
 const storeless: Bucket[] = rollupColumns({ tenant: 't', id: ['a'], subject: 's', metric: 'kwh', quantity: ['1.5'], timestamp: ['2024-01-01T00:00:00Z'] }, spec)
 const asColumns = engine.queryColumns(q)
 const columnSums: DecimalString[] = asColumns.sum
 const groupColumn: Array<string | null> | undefined = asColumns.group.carrier
-const outcome: ReadingOutcome = engine.recordReading('t', 'kwh', { meter: 'm', timestamp: new Date(), register: '10' }, null, { time_zone: 'UTC' })
+const outcome: ReadingOutcome = engine.recordReading('t', 'kwh', { meter: 'm', timestamp: new Date(), register: '10' }, null, { timeZone: 'UTC' })
 const status: 'accepted' | 'flagged' | 'rejected' = outcome.status
-const ranked: Comparison[] = compareTariffs([['a', tariff]], { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' }, records)
+const ranked: Comparison[] = compareTariffs([['a', tariff]], { subject: 's', metric: 'kwh', periodStart: new Date(0), periodEnd: new Date(), timeZone: 'UTC' }, records)
 
 async function later(): Promise<void> {
-  const billed: Bill = await engine.billAsync(tariff, { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' })
+  const billed: Bill = await engine.billAsync(tariff, { subject: 's', metric: 'kwh', periodStart: new Date(0), periodEnd: new Date(), timeZone: 'UTC' })
   void billed
   const r: IngestReport = await engine.ingestAsync(records)
   const b: Bucket[] = await engine.queryAsync(q)
@@ -148,12 +148,16 @@ try {
 engine.ingest([{ id: 'x', tenant: 't', subject: 's', metric: 'm', quantity: true, timestamp: new Date() }])
 // @ts-expect-error: a query needs a time zone
 engine.query({ tenant: 't', metric: 'bytes', window: 'day' })
+// @ts-expect-error: keys are camelCase: `group_by` is not a key of Query (and `timeZone` is missing)
+engine.query({ tenant: 't', metric: 'bytes', window: 'day', time_zone: 'UTC', group_by: ['carrier'] })
+// @ts-expect-error: buckets have `windowStart`, not `window_start`
+const oldKey: string | undefined = rows[0]?.window_start
 // @ts-expect-error: not a window kind
-engine.addSpec({ metric: 'bytes', window: 'fortnight', time_zone: 'UTC' })
+engine.addSpec({ metric: 'bytes', window: 'fortnight', timeZone: 'UTC' })
 // @ts-expect-error: sums are strings, not numbers
 const wrong: number = rows[0].sum
 // @ts-expect-error: engine.bill takes a Tariff instance, not a document
-engine.bill({ currency: 'GBP' }, { subject: 's', metric: 'kwh', period_start: new Date(0), period_end: new Date(), time_zone: 'UTC' })
+engine.bill({ currency: 'GBP' }, { subject: 's', metric: 'kwh', periodStart: new Date(0), periodEnd: new Date(), timeZone: 'UTC' })
 // @ts-expect-error: parseDecimal returns a string
 const n: number = parseDecimal('1.5')
 

@@ -11,7 +11,7 @@ const kwh = (id, quantity, timestamp, extra = {}) => ({ id, tenant: 't', subject
 test('engine validation: reject keeps a record out, findings in the report, anomaly_detected events', async () => {
   const events = []
   const engine = new Engine({ onEvent: (e) => events.push(e) })
-  engine.setValidation('kwh', { high_limit: '10' })
+  engine.setValidation('kwh', { highLimit: '10' })
   engine.setValidationNow('2024-05-06T12:00:00Z')
   const report = engine.ingest([kwh('a', '1', '2024-05-06T10:00:00Z'), kwh('neg', '-2', '2024-05-06T10:30:00Z'), kwh('big', '50', '2024-05-06T11:00:00Z')])
   assert.ok(report.findings.length >= 2)
@@ -27,8 +27,8 @@ test('engine validation: reject keeps a record out, findings in the report, anom
   assert.equal(stored.length, 3 - rejectedIds.length)
   const flagged = stored.filter((r) => r.quality === 'flagged').map((r) => r.id)
   assert.deepEqual(flagged.sort(), report.findings.filter((f) => f.action === 'flag').map((f) => f.id).sort())
-  const [day] = engine.query({ tenant: 't', metric: 'kwh', window: 'day', time_zone: 'UTC' })
-  assert.equal(day.flagged_count ?? 0, flagged.length)
+  const [day] = engine.query({ tenant: 't', metric: 'kwh', window: 'day', timeZone: 'UTC' })
+  assert.equal(day.flaggedCount ?? 0, flagged.length)
   const deadline = Date.now() + 5000
   const alerts = report.findings.filter((f) => f.severity !== 'info').length
   while (events.filter((e) => e.type === 'anomaly_detected').length < alerts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
@@ -51,10 +51,10 @@ test('Validator: per-metric configs, default, unknown metrics, transactions, set
   v.rollback()
   assert.equal(v.seriesCount, 1)
   v.setNow(null)
-  const d = new Validator(null, { allow_negative: true })
+  const d = new Validator(null, { allowNegative: true })
   assert.equal(d.covers('anything'), true)
   assert.deepEqual(d.check(kwh('n', '-1', new Date())), [])
-  d.setConfig('kwh', { allow_negative: false })
+  d.setConfig('kwh', { allowNegative: false })
   assert.equal(d.check(kwh('n2', '-1', new Date()))[0].rule, 'negative_quantity')
   assert.equal(thrown(() => new Validator({ kwh: { window: 'ten' } })).code, 'E_PARSE')
 })
@@ -65,20 +65,20 @@ test('validationSummary counts findings', () => {
   const findings = v.check([kwh('a', '-1', '2024-05-06T10:00:00Z'), kwh('b', '-1', '2024-05-06T11:00:00Z')])
   const s = validationSummary(findings)
   assert.equal(s.total, 2)
-  assert.equal(s.by_rule.negative_quantity.info + s.by_rule.negative_quantity.warning + s.by_rule.negative_quantity.error, 2)
+  assert.equal(s.byRule.negative_quantity.info + s.byRule.negative_quantity.warning + s.byRule.negative_quantity.error, 2)
 })
 
 test('RegisterTracker: interval records from register readings, rollover', () => {
   const t = new RegisterTracker('t', 'kwh')
   let out = t.push([
-    { meter: 'm1', timestamp: '2024-05-01T00:00:00Z', register: '9990', register_digits: 4 },
-    { meter: 'm1', timestamp: '2024-05-01T01:00:00Z', register: '9995.5', register_digits: 4 },
+    { meter: 'm1', timestamp: '2024-05-01T00:00:00Z', register: '9990', registerDigits: 4 },
+    { meter: 'm1', timestamp: '2024-05-01T01:00:00Z', register: '9995.5', registerDigits: 4 },
   ])
   assert.equal(out.records.length, 1)
   assert.equal(out.records[0].quantity, '5.5')
   assert.equal(out.records[0].subject, 'm1')
   // 9995.5 → 0003 on a 4-digit register: a rollover, 10000 - 9995.5 + 3 = 7.5.
-  out = t.push({ meter: 'm1', timestamp: '2024-05-01T02:00:00Z', register: '3', register_digits: 4 })
+  out = t.push({ meter: 'm1', timestamp: '2024-05-01T02:00:00Z', register: '3', registerDigits: 4 })
   assert.equal(out.records[0].quantity, '7.5')
   assert.ok(out.findings.some((f) => f.rule === 'rollover'))
   assert.equal(t.lastReading('m1').register, '3')
@@ -87,7 +87,7 @@ test('RegisterTracker: interval records from register readings, rollover', () =>
 
 test('estimateGaps fills a short gap by interpolation, marked estimated', () => {
   const recs = [kwh('a', '1', '2024-05-01T00:00:00Z'), kwh('c', '3', '2024-05-01T02:00:00Z')]
-  const est = estimateGaps(recs, { interval_secs: 3600 })
+  const est = estimateGaps(recs, { intervalSecs: 3600 })
   assert.equal(est.length, 1)
   assert.deepEqual([est[0].timestamp, est[0].quality], ['2024-05-01T01:00:00Z', 'estimated'])
   assert.equal(est[0].quantity, '2')

@@ -1,11 +1,17 @@
 'use strict'
 // Every shared vector in tests/vectors/**.json through the JS API; the canonical JSON of what the
 // package returns must equal the canonical JSON of `expected` byte for byte.
+//
+// The vectors are the core's JSON (snake_case keys); the package speaks camelCase. The runner
+// converts at its edge with the package's own `keysToCamel` / `keysToSnake` (the core's
+// `meterkit::json::case`, which follows the types: dimension names, groups and tariff documents
+// are kept): each input goes in through `keysToCamel`, each result is compared after
+// `keysToSnake`, and an error's `field` is mapped back to the core's name.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Engine, Tariff, Validator, partialRollup, mergePartials, finalizePartials } = require('meterkit')
+const { Engine, Tariff, Validator, partialRollup, mergePartials, finalizePartials, keysToCamel, keysToSnake } = require('meterkit')
 const { repo, canonical, jsonFiles } = require('./helpers.js')
 
 const dir = process.env.METERKIT_VECTORS || path.join(repo, 'tests', 'vectors')
@@ -14,6 +20,9 @@ const files = jsonFiles(dir)
 test('the vectors directory holds cases', () => {
   assert.ok(files.length > 0, `no vector under ${dir}`)
 })
+
+/** An error's `field` as the core names it (`periodEnd` → `period_end`). */
+const coreField = (field) => (field === null ? null : field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))
 
 const runners = {
   rollup(input) {
@@ -30,7 +39,7 @@ const runners = {
       return Tariff.fromAny(tariff).bill(request, records)
     } catch (e) {
       if (!e.code) throw e
-      return { error: { kind: e.kind, field: e.field } }
+      return { error: { kind: e.kind, field: coreField(e.field) } }
     }
   },
   // Like core/tests/validate_vectors.rs: one fresh Validator, configured for `metrics` (or as
@@ -79,7 +88,7 @@ const runners = {
     engine.importPartials(merged, input.spec)
     engine.importPartials(merged, input.spec)
     return {
-      partial_rows: states.map((s) => s.tenant.length),
+      partialRows: states.map((s) => s.tenant.length),
       buckets: finalizePartials(merged, input.spec, input.query.tenant),
       imported: engine.query(input.query),
     }
@@ -92,11 +101,11 @@ for (const file of files) {
     assert.equal(v.name, path.basename(file, '.json'), 'name equals the file stem')
     const run = runners[v.kind]
     assert.ok(run, `vector kind '${v.kind}' is not run by the Node package`)
-    const actual = run(v.input)
-    assert.equal(canonical(actual), canonical(v.expected))
+    const actual = run(keysToCamel(v.input))
+    assert.equal(canonical(keysToSnake(actual)), canonical(v.expected))
     if (v.kind === 'validate') {
       // Findings must also match in field order (tests/vectors/validate/README.md).
-      assert.equal(JSON.stringify(actual), JSON.stringify(v.expected))
+      assert.equal(JSON.stringify(actual), JSON.stringify(keysToCamel(v.expected)))
     }
   })
 }
@@ -109,12 +118,13 @@ test('bill vectors through engine.billAsync equal Tariff.bill', async () => {
     const v = JSON.parse(fs.readFileSync(file, 'utf8'))
     if (v.kind !== 'bill' || v.expected.error) continue
     const engine = new Engine()
-    const report = engine.ingest(v.input.records)
+    const input = keysToCamel(v.input)
+    const report = engine.ingest(input.records)
     if (report.rejected.length > 0) continue
-    const tariff = Tariff.fromAny(v.input.tariff)
-    const { tariff: _t, records: _r, ...request } = v.input
+    const tariff = Tariff.fromAny(input.tariff)
+    const { tariff: _t, records: _r, ...request } = input
     const bill = await engine.billAsync(tariff, { tenant: '', ...request })
-    assert.equal(canonical(bill), canonical(v.expected), path.relative(dir, file))
+    assert.equal(canonical(keysToSnake(bill)), canonical(v.expected), path.relative(dir, file))
     compared++
   }
   assert.ok(compared > 0 || !files.some((f) => f.includes(`${path.sep}bill${path.sep}`)), 'no bill vector compared')

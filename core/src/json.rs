@@ -1,6 +1,8 @@
 //! Canonical JSON: the one text form in which the shared test vectors (`tests/vectors/`) compare
 //! outputs of Rust and every binding byte for byte.
 
+pub mod case;
+
 use std::fmt::Write as _;
 
 use serde_json::Value;

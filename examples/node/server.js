@@ -165,9 +165,9 @@ function createServer({ path } = {}) {
   const engine = new Engine({ path: path ?? null })
   // The rollups every answer is computed from.
   for (const window of Object.values(GRANULARITY)) {
-    engine.addSpec({ metric: 'bytes', window, time_zone: TIME_ZONE, aggregations: [{ unique_count: 'subject' }] })
+    engine.addSpec({ metric: 'bytes', window, timeZone: TIME_ZONE, aggregations: [{ unique_count: 'subject' }] })
   }
-  engine.addSpec({ metric: 'bytes', window: 'month', time_zone: TIME_ZONE, group_by: ['carrier'], aggregations: [{ unique_count: 'subject' }] })
+  engine.addSpec({ metric: 'bytes', window: 'month', timeZone: TIME_ZONE, groupBy: ['carrier'], aggregations: [{ unique_count: 'subject' }] })
 
   async function ingest(portalRecords) {
     const usage = portalRecords.flatMap(toUsageRecords)
@@ -188,7 +188,7 @@ function createServer({ path } = {}) {
       tenant: TENANT,
       metric: 'bytes',
       window,
-      time_zone: TIME_ZONE,
+      timeZone: TIME_ZONE,
       unique: ['subject'],
       from: from ?? null,
       to: to ?? null,
@@ -223,8 +223,8 @@ function createServer({ path } = {}) {
       }
       const rows = await query(window, url.searchParams.get('from'), url.searchParams.get('to'))
       const data = rows.map((b) => ({
-        period: b.window_start,
-        periodEnd: b.window_end,
+        period: b.windowStart,
+        periodEnd: b.windowEnd,
         bytes: b.sum,
         dataUsageGB: gb(b.sum),
         cost: cost(b.sum),
@@ -235,17 +235,17 @@ function createServer({ path } = {}) {
     'GET /api/consumption/kpis': async (_req, url) => {
       const at = url.searchParams.get('at') || new Date().toISOString()
       const totals = engine.totals(TENANT, 'bytes', 'month', TIME_ZONE, at)
-      const sims = await query('month', totals.previous.window_start, totals.current.window_end, { fill: 'zero' })
+      const sims = await query('month', totals.previous.windowStart, totals.current.windowEnd, { fill: 'zero' })
       const [prevSims, curSims] = [sims[0].unique.subject, sims[1].unique.subject]
       const spend = cost(totals.current.sum)
       return [200, {
         success: true,
         data: {
-          period: totals.current.window_start,
+          period: totals.current.windowStart,
           totalSpend: spend,
           totalSpendTrend: change(spend, cost(totals.previous.sum)),
           dataUsageGB: gb(totals.current.sum),
-          dataUsageTrend: totals.change_percent,
+          dataUsageTrend: totals.changePercent,
           activeSims: curSims,
           activeSimsTrend: prevSims === 0 ? null : ratio(BigInt(curSims - prevSims) * 100n, BigInt(prevSims)),
           avgCostPerSim: curSims === 0 ? '0' : divide(spend, curSims),
@@ -256,7 +256,7 @@ function createServer({ path } = {}) {
       const limit = Math.min(Number(url.searchParams.get('limit') || 10), 100)
       if (!Number.isInteger(limit) || limit < 1) throw new HttpError(400, 'E_INVALID_QUERY', 'limit must be 1-100.', { field: 'limit' })
       const q = {
-        tenant: TENANT, metric: 'bytes', window: 'month', time_zone: TIME_ZONE, group_by: ['carrier'], unique: ['subject'],
+        tenant: TENANT, metric: 'bytes', window: 'month', timeZone: TIME_ZONE, groupBy: ['carrier'], unique: ['subject'],
         from: url.searchParams.get('from'), to: url.searchParams.get('to'),
       }
       const top = engine.topN(q, 'sum', limit)

@@ -13,7 +13,7 @@ const record = (log) => ({
 
 function run(data, engine = new Engine()) {
   for (const t of data.tenants) {
-    engine.addSpec({ metric: 'requests', window: 'month', time_zone: t.timeZone, group_by: ['subject', 'status'] })
+    engine.addSpec({ metric: 'requests', window: 'month', timeZone: t.timeZone, groupBy: ['subject', 'status'] })
   }
   const cron = { runs: 0, accepted: 0, duplicates: 0 }
   const send = (logs) => {
@@ -28,17 +28,17 @@ function run(data, engine = new Engine()) {
   const out = { cron, replaced, watermarks: {}, months: [] }
   for (const t of data.tenants) {
     out.watermarks[t.tenant] = engine.lastIngestedAt(t.tenant, 'cron')
-    const q = { tenant: t.tenant, metric: 'requests', window: 'month', time_zone: t.timeZone, group_by: ['subject', 'status'] }
+    const q = { tenant: t.tenant, metric: 'requests', window: 'month', timeZone: t.timeZone, groupBy: ['subject', 'status'] }
     const rows = engine.query(q)
     const months = new Map()
     for (const b of rows) {
       const portal = b.group.subject
-      const key = `${b.window_start}|${portal}`
-      if (!months.has(key)) months.set(key, { tenant: t.tenant, portal, start: b.window_start, requests: 0, successes: 0, errors: 0, lastRequestAt: '' })
+      const key = `${b.windowStart}|${portal}`
+      if (!months.has(key)) months.set(key, { tenant: t.tenant, portal, start: b.windowStart, requests: 0, successes: 0, errors: 0, lastRequestAt: '' })
       const m = months.get(key)
       m.requests += b.count
       m[b.group.status === 'success' ? 'successes' : 'errors'] += b.count
-      if (b.last_at > m.lastRequestAt) m.lastRequestAt = b.last_at // the bucket's latest record
+      if (b.lastAt > m.lastRequestAt) m.lastRequestAt = b.lastAt // the bucket's latest record
     }
     for (const m of months.values()) {
       m.month = new Intl.DateTimeFormat('en-CA', { timeZone: t.timeZone, year: 'numeric', month: '2-digit' }).format(new Date(m.start))

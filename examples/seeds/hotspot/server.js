@@ -23,8 +23,8 @@ function createServer({ tenants, now, onCap = () => {} }) {
   const engine = new Engine({ onEvent: (e) => e.type === 'threshold_crossed' && (onCap(e), push(e.tenant, { type: 'cap', event: e })) })
   const zone = Object.fromEntries(tenants.map((t) => [t.tenant, t.timeZone]))
   for (const t of tenants) {
-    for (const window of ['day', 'month']) engine.addSpec({ metric: 'bytes', window, time_zone: t.timeZone, aggregations: [{ unique_count: 'subject' }] })
-    engine.addQuota({ id: 'daily-cap', tenant: t.tenant, metric: 'bytes', period: 'day', time_zone: t.timeZone, limit: t.dailyCap, levels: ['80', '100'] })
+    for (const window of ['day', 'month']) engine.addSpec({ metric: 'bytes', window, timeZone: t.timeZone, aggregations: [{ unique_count: 'subject' }] })
+    engine.addQuota({ id: 'daily-cap', tenant: t.tenant, metric: 'bytes', period: 'day', timeZone: t.timeZone, limit: t.dailyCap, levels: ['80', '100'] })
   }
   const toRecords = (tenant, s) => ['up', 'down'].map((dir) => ({
     id: `${s.id}/${dir}`, tenant, subject: s.user, metric: 'bytes', quantity: s[dir], timestamp: s.start, dimensions: { direction: dir },
@@ -32,11 +32,11 @@ function createServer({ tenants, now, onCap = () => {} }) {
   const kpis = (tenant) => {
     const day = engine.totals(tenant, 'bytes', 'day', zone[tenant], now)
     const month = engine.totals(tenant, 'bytes', 'month', zone[tenant], now)
-    const users = engine.query({ tenant, metric: 'bytes', window: 'day', time_zone: zone[tenant], unique: ['subject'], from: day.current.window_start, to: day.current.window_end })
+    const users = engine.query({ tenant, metric: 'bytes', window: 'day', timeZone: zone[tenant], unique: ['subject'], from: day.current.windowStart, to: day.current.windowEnd })
     return { todayGB: gb(day.current.sum), yesterdayGB: gb(day.previous.sum), monthGB: gb(month.current.sum), activeUsers: users[0]?.unique.subject ?? 0 }
   }
-  const daily = (tenant) => engine.query({ tenant, metric: 'bytes', window: 'day', time_zone: zone[tenant] })
-    .map((b) => ({ day: new Date(b.window_start).toLocaleDateString('en-CA', { timeZone: zone[tenant] }), bytes: b.sum, value: gb(b.sum) }))
+  const daily = (tenant) => engine.query({ tenant, metric: 'bytes', window: 'day', timeZone: zone[tenant] })
+    .map((b) => ({ day: new Date(b.windowStart).toLocaleDateString('en-CA', { timeZone: zone[tenant] }), bytes: b.sum, value: gb(b.sum) }))
   const ingest = (tenant, sessions, { revise = false } = {}) => {
     const records = sessions.flatMap((s) => toRecords(tenant, s))
     const report = revise ? engine.replace(records) : engine.ingest(records)

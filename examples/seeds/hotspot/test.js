@@ -70,7 +70,7 @@ test('hotspot: API numbers, cap events', async () => {
   const tick = () => new Promise((resolve) => setTimeout(resolve, 50))
   for (let i = 0; i < 100 && events.length < e.caps.size; i++) await tick()
   await tick()
-  const got = new Set(events.map((ev) => `${ev.tenant}|${localDay(ev.period_start, data.tenants.find((t) => t.tenant === ev.tenant).timeZone)}|${ev.subject}|${ev.level.replace(/\.0*$/, '')}`))
+  const got = new Set(events.map((ev) => `${ev.tenant}|${localDay(ev.periodStart, data.tenants.find((t) => t.tenant === ev.tenant).timeZone)}|${ev.subject}|${ev.level.replace(/\.0*$/, '')}`))
   assert.deepEqual([...got].sort(), [...e.caps].sort())
   assert.equal(events.length, got.size, 'each level fires once per user and day')
 })

@@ -22,21 +22,21 @@ function createServer({ tenants, now, db = null, pushEvery = 5000 }) {
   const engine = new Engine({ path: db })
   const zone = Object.fromEntries(tenants.map((t) => [t.tenant, t.timeZone]))
   for (const t of tenants) {
-    engine.addSpec({ metric: 'bytes', window: 'day', time_zone: t.timeZone })
-    engine.addSpec({ metric: 'bytes', window: 'month', time_zone: t.timeZone, group_by: ['carrier'], aggregations: [{ unique_count: 'subject' }] })
-    engine.addSpec({ metric: 'bytes', window: 'month', time_zone: t.timeZone, aggregations: [{ unique_count: 'subject' }] })
+    engine.addSpec({ metric: 'bytes', window: 'day', timeZone: t.timeZone })
+    engine.addSpec({ metric: 'bytes', window: 'month', timeZone: t.timeZone, groupBy: ['carrier'], aggregations: [{ unique_count: 'subject' }] })
+    engine.addSpec({ metric: 'bytes', window: 'month', timeZone: t.timeZone, aggregations: [{ unique_count: 'subject' }] })
   }
-  const month = (tenant, extra = {}) => ({ tenant, metric: 'bytes', window: 'month', time_zone: zone[tenant], unique: ['subject'], ...extra })
+  const month = (tenant, extra = {}) => ({ tenant, metric: 'bytes', window: 'month', timeZone: zone[tenant], unique: ['subject'], ...extra })
   const kpis = (tenant) => {
     const t = engine.totals(tenant, 'bytes', 'month', zone[tenant], now)
-    const sims = engine.query(month(tenant, { from: t.current.window_start, to: t.current.window_end }))
-    const top = engine.topN(month(tenant, { group_by: ['carrier'], from: t.current.window_start, to: t.current.window_end }), 'sum', 1)
-    return { monthGB: gb(t.current.sum), previousMonthGB: gb(t.previous.sum), changePercent: t.change_percent, activeSims: sims[0]?.unique.subject ?? 0, topCarrier: top[0]?.group.carrier ?? null }
+    const sims = engine.query(month(tenant, { from: t.current.windowStart, to: t.current.windowEnd }))
+    const top = engine.topN(month(tenant, { groupBy: ['carrier'], from: t.current.windowStart, to: t.current.windowEnd }), 'sum', 1)
+    return { monthGB: gb(t.current.sum), previousMonthGB: gb(t.previous.sum), changePercent: t.changePercent, activeSims: sims[0]?.unique.subject ?? 0, topCarrier: top[0]?.group.carrier ?? null }
   }
-  const daily = (tenant) => engine.query({ tenant, metric: 'bytes', window: 'day', time_zone: zone[tenant] })
-    .map((b) => ({ day: new Date(b.window_start).toLocaleDateString('en-CA', { timeZone: zone[tenant] }), bytes: b.sum, value: gb(b.sum) }))
-  const carriers = (tenant) => engine.query(month(tenant, { group_by: ['carrier'] }))
-    .map((b) => ({ month: new Date(b.window_start).toLocaleDateString('en-CA', { timeZone: zone[tenant] }).slice(0, 7), carrier: b.group.carrier, gb: gb(b.sum), sims: b.unique.subject }))
+  const daily = (tenant) => engine.query({ tenant, metric: 'bytes', window: 'day', timeZone: zone[tenant] })
+    .map((b) => ({ day: new Date(b.windowStart).toLocaleDateString('en-CA', { timeZone: zone[tenant] }), bytes: b.sum, value: gb(b.sum) }))
+  const carriers = (tenant) => engine.query(month(tenant, { groupBy: ['carrier'] }))
+    .map((b) => ({ month: new Date(b.windowStart).toLocaleDateString('en-CA', { timeZone: zone[tenant] }).slice(0, 7), carrier: b.group.carrier, gb: gb(b.sum), sims: b.unique.subject }))
   const ingest = (cdrs, { revise = false } = {}) => (revise ? engine.replace : engine.ingest).call(engine, cdrs.flatMap(toRecords))
 
   const sockets = new Map(tenants.map((t) => [t.tenant, new Map()])) // ws → last KPIs sent (JSON)

@@ -26,20 +26,20 @@ const tariff = (rates, timeZone) => Tariff.fromJson({
 
 function run(data, engine = new Engine()) {
   for (const o of data.orgs) {
-    engine.addSpec({ metric: 'conversations', window: 'month', time_zone: o.timeZone, group_by: ['category'] })
+    engine.addSpec({ metric: 'conversations', window: 'month', timeZone: o.timeZone, groupBy: ['category'] })
   }
   const first = engine.ingest(data.rows.map(record))
   const again = engine.ingest(data.resent.map(record)) // the cron job runs twice: all duplicates
   const revised = engine.replace(data.revisions.map(record)) // the BSP revised some days
   const out = { ingest: { accepted: first.accepted, resentDuplicates: again.duplicates, replaced: revised.replaced ?? 0 }, months: [] }
   for (const o of data.orgs) {
-    const rows = engine.query({ tenant: o.org, metric: 'conversations', window: 'month', time_zone: o.timeZone, group_by: ['category'] })
-    for (const month of [...new Set(rows.map((b) => b.window_start))]) {
+    const rows = engine.query({ tenant: o.org, metric: 'conversations', window: 'month', timeZone: o.timeZone, groupBy: ['category'] })
+    for (const month of [...new Set(rows.map((b) => b.windowStart))]) {
       const label = new Intl.DateTimeFormat('en-CA', { timeZone: o.timeZone, year: 'numeric', month: '2-digit' }).format(new Date(month))
       const period = monthPeriod(label, o.timeZone)
-      const conversations = Object.fromEntries(rows.filter((b) => b.window_start === month).map((b) => [b.group.category, b.sum]))
+      const conversations = Object.fromEntries(rows.filter((b) => b.windowStart === month).map((b) => [b.group.category, b.sum]))
       const bills = o.channels.map((channel) => engine.bill(tariff(data.rates, o.timeZone), {
-        tenant: o.org, subject: channel, metric: 'conversations', period_start: period.start, period_end: period.end, time_zone: o.timeZone,
+        tenant: o.org, subject: channel, metric: 'conversations', periodStart: period.start, periodEnd: period.end, timeZone: o.timeZone,
       }))
       const cost = Object.fromEntries(data.categories.map((c) => [c, bills.map((b) => b.lines.find((l) => l.charge === c)?.amount ?? '0.00')]))
       out.months.push({ org: o.org, month: label, conversations, costByChannel: cost, totalByChannel: bills.map((b) => b.total) })
