@@ -28,6 +28,7 @@ mod import;
 mod ingest;
 mod outbox;
 mod readings;
+pub use counters::CounterOutcome;
 pub use import::bill_from_buckets;
 pub(crate) mod revise;
 
@@ -529,12 +530,14 @@ impl Engine {
     /// value) written in the same atomic change as the batch (the register tracker's state).
     fn ingest_guarded(
         &self,
-        mut inner: MutexGuard<'_, Inner>,
+        inner: MutexGuard<'_, Inner>,
         source: Option<&str>,
         batch: &[UsageRecord],
         meta: &[(String, String, Option<String>)],
     ) -> Result<IngestReport> {
         let (report, mut events) = {
+            // The lock ends with this block: the quota events and the notifier run without it.
+            let mut inner = inner;
             // Another engine may change the store under us (a retryable refusal): the whole batch
             // is redone against the store's new state. A batch that overflows a bucket is redone
             // once, checking each record against the stored buckets.

@@ -147,9 +147,8 @@ impl MeterReading {
 /// For each reading after a meter's first:
 /// * register up: consumption = (new − previous) × multiplier, from the previous reading's time
 ///   (`timestamp`) to this one's (`end`); `estimated` when either reading is estimated.
-/// * register down, its wrap known (digits `d`: modulus 10^d; bits `b`: modulus 2^b — from this
-///   reading, else the previous one), and the wrapped difference modulus − previous + new smaller
-///   than the decrease: a **roll-over** (info, accept) — 99999678 → 00000123 on 8 digits is 445
+/// * register down, this reading's wrap known (digits `d`: modulus 10^d; bits `b`: modulus 2^b),
+///   and the wrapped difference modulus − previous + new smaller than the decrease: a **roll-over** (info, accept) — 99999678 → 00000123 on 8 digits is 445
 ///   units; 4294967000 → 200 on a 32-bit counter is 496.
 /// * register down otherwise: a **meter exchange or reset** (warning, flag); no consumption is
 ///   computed across it and the new reading becomes the baseline.
@@ -265,7 +264,7 @@ impl RegisterTracker {
         };
         if units.is_sign_negative() && !units.is_zero() {
             let decrease = units.abs();
-            let wrap = reading.wrap().or_else(|| prev.wrap());
+            let wrap = reading.wrap();
             let wrapped = wrap
                 .and_then(Wrap::modulus)
                 .and_then(|m| m.checked_sub(prev.register))
