@@ -174,7 +174,8 @@ impl Engine {
         let readings = json_text(env, readings)?;
         let options = opt_json_text(env, options)?;
         guard(env, || {
-            let list: Vec<meterkit::MeterReading> = core(env, crate::convert::from_json(&readings.0, "meter readings"))?;
+            let list: Vec<meterkit::MeterReading> =
+                core(env, crate::convert::from_json(&readings.0, "meter readings"))?;
             let opts: meterkit::reading::counter::CounterOptions = match options {
                 Some(o) => core(env, crate::convert::from_json(&o.0, "counter options"))?,
                 None => meterkit::reading::counter::CounterOptions::default(),

@@ -87,9 +87,10 @@ pub fn counters(engine: &Engine, tenant: &str, args: &CountersArgs) -> Result<()
     let opts = CounterOptions { dating, time_zone: args.time_zone.clone(), profile: None };
     opts.check()?;
     let multiplier = parse_decimal(&args.multiplier).map_err(|e| e.with_field("multiplier"))?;
-    let mut total = CounterOutcome { report: meterkit::engine::IngestReport::default(), records: vec![], findings: vec![] };
+    let mut total =
+        CounterOutcome { report: meterkit::engine::IngestReport::default(), records: vec![], findings: vec![] };
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut flush = |chunk: &mut Vec<MeterReading>, total: &mut CounterOutcome| -> Result<()> {
+    let flush = |chunk: &mut Vec<MeterReading>, total: &mut CounterOutcome| -> Result<()> {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -104,8 +105,8 @@ pub fn counters(engine: &Engine, tenant: &str, args: &CountersArgs) -> Result<()
         Ok(())
     };
     for_each_row(&args.file, args.format, &mut |line, row| {
-        let reading =
-            parse_row(args, multiplier, row).map_err(|e| Error::new(e.kind(), located(&args.file, line, e.message())))?;
+        let reading = parse_row(args, multiplier, row)
+            .map_err(|e| Error::new(e.kind(), located(&args.file, line, e.message())))?;
         chunk.push(reading);
         if chunk.len() == CHUNK {
             flush(&mut chunk, &mut total)?;

@@ -3,12 +3,12 @@
 mod billing;
 mod compare;
 mod consume;
+mod counters;
 mod html;
 mod input;
 mod invoices;
 mod outbox;
 mod partial;
-mod counters;
 mod readings;
 mod report;
 mod revise;

@@ -337,8 +337,10 @@ fn counters_wrap_at_2_to_the_32_and_continue_in_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("c.db").to_str().unwrap().to_string();
     let vector: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/counter/wrap_32_bit.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/counter/wrap_32_bit.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     for (i, call) in vector["input"]["calls"].as_array().unwrap().iter().enumerate() {
@@ -347,9 +349,24 @@ fn counters_wrap_at_2_to_the_32_and_continue_in_the_next_run() {
         let out = json(&ok(
             &db,
             &[
-                "--tenant", "isp", "counters", file.to_str().unwrap(), "--meter-column", "meter", "--reading-column",
-                "register", "--timestamp-column", "timestamp", "--bits", "32", "--metric", "bytes_in", "--dating", "end",
-                "--output", "json",
+                "--tenant",
+                "isp",
+                "counters",
+                file.to_str().unwrap(),
+                "--meter-column",
+                "meter",
+                "--reading-column",
+                "register",
+                "--timestamp-column",
+                "timestamp",
+                "--bits",
+                "32",
+                "--metric",
+                "bytes_in",
+                "--dating",
+                "end",
+                "--output",
+                "json",
             ],
         ));
         let expected = &vector["expected"]["calls"][i];
@@ -366,7 +383,8 @@ fn counters_wrap_at_2_to_the_32_and_continue_in_the_next_run() {
             .map(|r| (r["id"].as_str().unwrap().to_string(), r["quantity"].as_str().unwrap().to_string()))
             .collect();
         assert_eq!(got, want, "run {i}");
-        let rules: Vec<&str> = out["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+        let rules: Vec<&str> =
+            out["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
         let want_rules: Vec<&str> =
             expected["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
         assert_eq!(rules, want_rules, "run {i}");
@@ -378,6 +396,24 @@ fn counters_wrap_at_2_to_the_32_and_continue_in_the_next_run() {
         &["--tenant", "isp", "rollup", "--metric", "bytes_in", "--window", "day", "--tz", "UTC", "--output", "json"],
     ));
     assert_eq!(day[0]["sum"], "9800", "{day}");
-    let bad = run_in(&db, &["counters", "x.jsonl", "--meter-column", "m", "--reading-column", "r", "--timestamp-column", "t", "--bits", "32", "--digits", "5", "--metric", "b"]);
+    let bad = run_in(
+        &db,
+        &[
+            "counters",
+            "x.jsonl",
+            "--meter-column",
+            "m",
+            "--reading-column",
+            "r",
+            "--timestamp-column",
+            "t",
+            "--bits",
+            "32",
+            "--digits",
+            "5",
+            "--metric",
+            "b",
+        ],
+    );
     assert!(!bad.status.success(), "--bits and --digits together are refused");
 }

@@ -652,7 +652,8 @@ fn engine_sends_alert_raised_and_resolved() {
 /// not from "the same hour of previous weeks". Hourly readings keep the hour-of-week words.
 #[test]
 fn rule_messages_fit_the_series_resolution() {
-    let weekly = |i: i64, q: &str| UsageRecord::new("t", format!("w{i}"), "meter-1", "kwh", d(q), t0() + Duration::weeks(i));
+    let weekly =
+        |i: i64, q: &str| UsageRecord::new("t", format!("w{i}"), "meter-1", "kwh", d(q), t0() + Duration::weeks(i));
     let cfg = ValidationConfig { stuck_intervals: 0, ..ValidationConfig::default() };
     let mut v = validator(cfg.clone());
     let mut recs: Vec<UsageRecord> = (0..12).map(|i| weekly(i, USUAL[(i % 10) as usize])).collect();

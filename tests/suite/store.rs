@@ -403,7 +403,10 @@ pub fn tracker_state_survives_a_restart(open: &Opener) {
     assert_eq!((first.records.len(), first.report.accepted), (0, 0), "first readings are baselines");
     // Restart: a new engine on the reopened store.
     let engine = Engine::new(connect()).unwrap();
-    assert_eq!(engine.counter_state("isp", "bytes", "s2").unwrap().unwrap().register, meterkit_tests::dec("4294967000"));
+    assert_eq!(
+        engine.counter_state("isp", "bytes", "s2").unwrap().unwrap().register,
+        meterkit_tests::dec("4294967000")
+    );
     let next = [
         read("s1", "2024-03-01T10:05:00Z", "1500"),
         read("s2", "2024-03-01T10:05:00Z", "704"),

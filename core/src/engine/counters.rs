@@ -71,8 +71,9 @@ impl Engine {
             .chain(readings.iter().map(|r| ("meter", r.meter.as_str())))
             .find(|(_, v)| v.is_empty());
         if let Some((what, _)) = empty {
-            return Err(Error::new(ErrorKind::InvalidRecord, format!("A counter reading's {what} is empty."))
-                .with_field(what));
+            return Err(
+                Error::new(ErrorKind::InvalidRecord, format!("A counter reading's {what} is empty.")).with_field(what)
+            );
         }
         let inner = self.lock();
         let mut tracker = RegisterTracker::new(tenant, metric);
@@ -153,8 +154,7 @@ mod tests {
     fn a_wrapped_32_bit_counter_gives_its_delta_once() {
         let e = Engine::new(MemoryStore::new()).unwrap();
         let opts = CounterOptions::dated(Dating::End);
-        let readings =
-            [read("s1", "2024-01-01T00:00:00Z", "4294967000"), read("s1", "2024-01-01T00:05:00Z", "200")];
+        let readings = [read("s1", "2024-01-01T00:00:00Z", "4294967000"), read("s1", "2024-01-01T00:05:00Z", "200")];
         let out = e.track_counters("t", "bytes", &readings, &opts).unwrap();
         assert_eq!(out.records.len(), 1);
         assert_eq!(out.records[0].quantity.to_string(), "496");
@@ -163,7 +163,10 @@ mod tests {
         assert_eq!(out.report.accepted, 1);
         let again = e.track_counters("t", "bytes", &readings, &opts).unwrap();
         assert!(again.records.is_empty() && again.report.accepted == 0);
-        assert_eq!(again.findings.iter().map(|f| f.rule).collect::<Vec<_>>(), [Rule::OutOfOrderReading, Rule::DuplicateReading]);
+        assert_eq!(
+            again.findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            [Rule::OutOfOrderReading, Rule::DuplicateReading]
+        );
         assert_eq!(e.counter_state("t", "bytes", "s1").unwrap().unwrap().register.to_string(), "200");
         assert!(e.counter_state("t", "bytes", "s2").unwrap().is_none());
     }

@@ -42,8 +42,7 @@ pub(super) fn ingest_once(
     source: Option<&str>,
     meta: &[(String, String, Option<String>)],
 ) -> Result<IngestOutcome> {
-    let probe =
-        if meta.is_empty() { crate::engine::batch::probe_key(inner.store.as_ref(), batch)? } else { None };
+    let probe = if meta.is_empty() { crate::engine::batch::probe_key(inner.store.as_ref(), batch)? } else { None };
     if let Some(report) = Engine::probe_hit(inner, batch, probe.as_ref(), source)? {
         return Ok((report, Vec::new(), Vec::new()));
     }

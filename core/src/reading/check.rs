@@ -279,7 +279,8 @@ pub(crate) fn decide(
     out.from = Some(p.timestamp);
     let cap = cap(cx.opts, &history[history.len().saturating_sub(cx.opts.history)..], p.timestamp, reading.timestamp);
     // A declared exchange's final reading is on the old register: its digits (or bits) count.
-    let wrap = if exchange.is_some() { p.wrap().or_else(|| reading.wrap()) } else { reading.wrap().or_else(|| p.wrap()) };
+    let wrap =
+        if exchange.is_some() { p.wrap().or_else(|| reading.wrap()) } else { reading.wrap().or_else(|| p.wrap()) };
     // With a declared exchange the old register ends at `exchange`; the new one starts at `register`.
     let end = exchange.unwrap_or(reading.register);
     let Some(raw) = end.checked_sub(p.register) else {
@@ -386,8 +387,7 @@ fn backwards(
     out: &mut StoredReading,
 ) -> Option<Decimal> {
     let decrease = p.register.checked_sub(end)?;
-    let wrapped =
-        wrap.and_then(Wrap::modulus).and_then(|m| m.checked_sub(p.register)).and_then(|d| d.checked_add(end));
+    let wrapped = wrap.and_then(Wrap::modulus).and_then(|m| m.checked_sub(p.register)).and_then(|d| d.checked_add(end));
     let rollover = wrapped.filter(|w| *w < decrease);
     let plausible = |units: Decimal| match (cap, units.checked_mul(p.multiplier)) {
         (Some(cap), Some(c)) => c <= cap,

@@ -65,7 +65,12 @@ pub struct Interval<'a> {
 ///
 /// # Errors
 /// Those of [`attribute`] (`pro_rata` over more than ten years; overflow).
-pub fn dated_records(interval: &Interval<'_>, dating: Dating, tz: Tz, profile: Option<&[Decimal]>) -> Result<Vec<UsageRecord>> {
+pub fn dated_records(
+    interval: &Interval<'_>,
+    dating: Dating,
+    tz: Tz,
+    profile: Option<&[Decimal]>,
+) -> Result<Vec<UsageRecord>> {
     let Interval { tenant, metric, meter, from, to, total, quality } = *interval;
     let record = |id: String, q: Decimal, at: DateTime<Utc>| {
         UsageRecord::new(tenant, id, meter, metric, q, at).with_quality(quality)
