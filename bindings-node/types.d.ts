@@ -1780,6 +1780,10 @@ register: DecimalString,
  */
 registerDigits?: number | null, 
 /**
+ * Width in bits of a binary counter, if known.
+ */
+registerBits?: number | null, 
+/**
  * Register units → metric units.
  */
 multiplier?: DecimalString, 
@@ -1843,7 +1847,11 @@ maxDaily: DecimalString | null,
 /**
  * Multiple of the highest historic daily rate still plausible.
  */
-plausibleFactor: DecimalString, };
+plausibleFactor: DecimalString, 
+/**
+ * Where the consumption is dated (default `pro_rata`).
+ */
+dating?: Dating, };
 
 /**
  * What happened to a reading.
@@ -1883,3 +1891,46 @@ findings: Array<Finding>,
  * The consumption records stored (empty for a resent reading: they were stored the first time).
  */
 records: Array<UsageRecord>, };
+
+/**
+ * Where the consumption of a reading interval `[previous reading, this reading)` is dated,
+ * chosen per call (`ReadingOptions.dating`, `CounterOptions.dating`).
+ */
+export type Dating = "end" | "start" | "pro_rata";
+
+/**
+ * Settings of `Engine::track_counters`.
+ */
+export type CounterOptions = { 
+/**
+ * Where each delta is dated.
+ */
+dating?: Dating, 
+/**
+ * Zone of the day boundaries.
+ */
+timeZone?: string, 
+/**
+ * Hour-of-day weights (24), or `None` for pro rata by time.
+ */
+profile?: DecimalString[], };
+
+/**
+ * The outcome of [`Engine::track_counters`]: the ingest report of the deltas, the deltas
+ * themselves (as dated) and the tracker's findings (`rollover`, `meter_exchange`,
+ * `duplicate_reading`, `out_of_order_reading`, `invalid_reading`), in reading order.
+ */
+export type CounterOutcome = { 
+/**
+ * The ingest of the deltas (duplicates, rejections and validation findings as for
+ * [`Engine::ingest`]).
+ */
+report: IngestReport, 
+/**
+ * The delta records, dated by the options' `dating`.
+ */
+records: Array<UsageRecord>, 
+/**
+ * The tracker's findings about the readings.
+ */
+findings: Array<Finding>, };

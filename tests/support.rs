@@ -236,6 +236,65 @@ pub fn run_reading_case(engine: &Engine, case: &Value) -> Result<String, String>
     Ok(canonical_json(&serde_json::json!({ "outcomes": outcomes })))
 }
 
+/// The directory of the counter vectors (`tests/vectors/counter`).
+pub fn counter_vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors").join("counter")
+}
+
+/// The projection of an `Engine::track_counters` outcome the counter vectors compare
+/// (tests/vectors/README.md): `{"accepted","duplicates","rejected": N,
+/// "records":[{"id","timestamp","end","quantity","quality"}],
+/// "findings":[{"rule","severity","action","subject","timestamp"}]}`.
+pub fn counter_projection(outcome: &Value) -> Value {
+    let pick = |v: &Value, keys: &[&str]| -> Value {
+        Value::Object(keys.iter().map(|k| ((*k).to_string(), v.get(*k).cloned().unwrap_or(Value::Null))).collect())
+    };
+    let list = |v: &Value, key: &str| v.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    let report = &outcome["report"];
+    serde_json::json!({
+        "accepted": report["accepted"],
+        "duplicates": report["duplicates"],
+        "rejected": list(report, "rejected").len(),
+        "records": list(outcome, "records").iter().map(|r| {
+            let mut p = pick(r, &["id", "timestamp", "end", "quantity"]);
+            p["quality"] = r.get("quality").cloned().unwrap_or_else(|| Value::from("actual"));
+            p
+        }).collect::<Vec<_>>(),
+        "findings": list(outcome, "findings").iter()
+            .map(|f| pick(f, &["rule", "severity", "action", "subject", "timestamp"]))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// Run a counter vector (`kind: "counter"`): each call of `input.calls` through
+/// `Engine::track_counters` — on one engine from `open`, or with `restart` on a new engine from
+/// `open` for every call (the same store reopened: the tracker state must come from the store).
+/// The canonical JSON of `{"calls": [projection, ...]}`.
+///
+/// # Errors
+/// A message naming the call when the case is malformed or the engine fails.
+pub fn run_counter_case(case: &Value, open: &mut dyn FnMut() -> Engine, restart: bool) -> Result<String, String> {
+    let input = &case["input"];
+    let tenant = input["tenant"].as_str().ok_or("input.tenant")?;
+    let metric = input["metric"].as_str().ok_or("input.metric")?;
+    let mut engine = open();
+    let mut calls = Vec::new();
+    for (i, call) in input["calls"].as_array().ok_or("input.calls")?.iter().enumerate() {
+        if restart && i > 0 {
+            drop(engine);
+            engine = open();
+        }
+        let opts: meterkit::reading::counter::CounterOptions =
+            serde_json::from_value(call["options"].clone()).map_err(|e| format!("calls[{i}].options: {e}"))?;
+        let readings: Vec<meterkit::MeterReading> =
+            serde_json::from_value(call["readings"].clone()).map_err(|e| format!("calls[{i}].readings: {e}"))?;
+        let outcome =
+            engine.track_counters(tenant, metric, &readings, &opts).map_err(|e| format!("calls[{i}]: {e}"))?;
+        calls.push(counter_projection(&serde_json::to_value(&outcome).map_err(|e| e.to_string())?));
+    }
+    Ok(canonical_json(&serde_json::json!({ "calls": calls })))
+}
+
 /// The directory of the partial-state vectors (`tests/vectors/partial`).
 pub fn partial_vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors").join("partial")

@@ -63,6 +63,19 @@ pub struct ReadingOutcome {
 
 pub use meterkit::reading::check::ReadingOutcome;
 
+/// The outcome of [`Engine::track_counters`]: the ingest report of the deltas, the deltas as
+/// dated, and the tracker's findings (`rollover`, `meter_exchange`, `duplicate_reading`,
+/// `out_of_order_reading`, `invalid_reading`) in reading order.
+#[derive(uniffi::Record)]
+pub struct CounterOutcome {
+    /// The ingest of the deltas.
+    pub report: IngestReport,
+    /// The delta records.
+    pub records: Vec<UsageRecord>,
+    /// The tracker's findings.
+    pub findings: Vec<Finding>,
+}
+
 /// A reading outcome as the core's JSON (`{"meter","timestamp","reading","status",
 /// "consumption","findings","records"}`). Errors: none in practice (`Internal` if serialisation
 /// fails).
@@ -563,6 +576,45 @@ impl Engine {
     ) -> Result<ReadingOutcome, MeterkitError> {
         let opts = reading_options(options_json)?;
         Ok(self.engine()?.record_reading(&tenant, &metric, &reading, exchange, &opts)?)
+    }
+
+    /// Turn cumulative counter `readings` of `metric` (oldest first: session byte counters,
+    /// RADIUS/SNMP octets with `registerBits` 32 or 64, registers with `registerDigits`) into
+    /// deltas and ingest them, keeping each meter's latest reading in the store so that a restart
+    /// does not lose the first delta (the core's `Engine::track_counters`). `optionsJson` is the
+    /// core's `CounterOptions` JSON (`{"dating":"pro_rata"|"start"|"end","time_zone":"UTC",
+    /// "profile":[24 weights]}`; default: pro rata over UTC days). Errors: `Parse` for bad
+    /// options, `InvalidQuery`/`InvalidTimeZone` for invalid ones, `InvalidRecord`, `Store`,
+    /// `Overflow`.
+    #[uniffi::method(default(options_json = None))]
+    pub fn track_counters(
+        &self,
+        tenant: String,
+        metric: String,
+        readings: Vec<crate::types::MeterReading>,
+        options_json: Option<String>,
+    ) -> Result<CounterOutcome, MeterkitError> {
+        let opts: meterkit::reading::counter::CounterOptions = match options_json {
+            None => meterkit::reading::counter::CounterOptions::default(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The counter options are invalid: {e}"))
+                    .with_field("options_json")
+            })?,
+        };
+        let out = self.engine()?.track_counters(&tenant, &metric, &readings, &opts)?;
+        Ok(CounterOutcome { report: IngestReport::from_core(out.report), records: out.records, findings: out.findings })
+    }
+
+    /// The tracker state of `meter` for `metric` of `tenant`: its latest counter reading (the
+    /// baseline of its next delta), or `null` (the core's `Engine::counter_state`). Errors:
+    /// `Store`.
+    pub fn counter_state(
+        &self,
+        tenant: String,
+        metric: String,
+        meter: String,
+    ) -> Result<Option<crate::types::MeterReading>, MeterkitError> {
+        Ok(self.engine()?.counter_state(&tenant, &metric, &meter)?)
     }
 
     /// Check a register `reading` exactly as [`Engine::record_reading`] does (same decisions,

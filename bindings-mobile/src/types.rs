@@ -734,6 +734,10 @@ pub struct MeterReading {
     /// Integer digits of the register, if known.
     #[uniffi(default = None)]
     pub register_digits: Option<u8>,
+    /// A binary counter's width in bits (32 for RADIUS octets and SNMP Counter32, 64 for
+    /// Counter64), if known: it wraps at 2^bits. At most one of this and `register_digits`.
+    #[uniffi(default = None)]
+    pub register_bits: Option<u8>,
     /// Register units → metric units.
     pub multiplier: Decimal,
     /// Who produced the reading.

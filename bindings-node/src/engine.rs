@@ -149,6 +149,49 @@ impl Engine {
         })
     }
 
+    /// Turn cumulative counter readings of `metric` (oldest first: session byte counters,
+    /// RADIUS/SNMP octet counters with `registerBits` 32 or 64, registers with
+    /// `registerDigits`) into deltas and ingest them, keeping each meter's latest reading in the
+    /// store so that a restart does not lose the first delta (the core's
+    /// `Engine::track_counters`). `options` is the core's `CounterOptions` in camelCase (`dating`:
+    /// `'pro_rata'` (default) | `'start'` | `'end'`, `timeZone`, `profile`). Returns
+    /// `{report, records, findings}`. Throws `E_PARSE` for unreadable input (unknown keys too),
+    /// `E_INVALID_QUERY` / `E_INVALID_TIME_ZONE` for invalid options, `E_INVALID_RECORD`,
+    /// `E_STORE`, `E_OVERFLOW`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "tenant: string, metric: string, readings: MeterReading[], options?: CounterOptions | null",
+        ts_return_type = "CounterOutcome"
+    )]
+    pub fn track_counters(
+        &self,
+        env: Env,
+        tenant: String,
+        metric: String,
+        readings: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Js> {
+        let readings = json_text(env, readings)?;
+        let options = opt_json_text(env, options)?;
+        guard(env, || {
+            let list: Vec<meterkit::MeterReading> =
+                core(env, crate::convert::from_json(&readings.0, "meter readings"))?;
+            let opts: meterkit::reading::counter::CounterOptions = match options {
+                Some(o) => core(env, crate::convert::from_json(&o.0, "counter options"))?,
+                None => meterkit::reading::counter::CounterOptions::default(),
+            };
+            core(env, self.inner.track_counters(&tenant, &metric, &list, &opts)).and_then(|v| js(env, &v))
+        })
+    }
+
+    /// The tracker state of `meter` for `metric` of `tenant`: its latest counter reading (the
+    /// baseline of its next delta), or `null` (the core's `Engine::counter_state`). Throws
+    /// `E_STORE`.
+    #[napi(catch_unwind, ts_return_type = "MeterReading | null")]
+    pub fn counter_state(&self, env: Env, tenant: String, metric: String, meter: String) -> napi::Result<Js> {
+        guard(env, || core(env, self.inner.counter_state(&tenant, &metric, &meter)).and_then(|v| js(env, &v)))
+    }
+
     /// Check a register reading exactly as `recordReading` does (same decisions, findings and
     /// consumption records, against the stored history) but store nothing (the core's
     /// `Engine::check_reading`). Same arguments, outcome and errors as `recordReading`.

@@ -85,6 +85,24 @@ test('RegisterTracker: interval records from register readings, rollover', () =>
   assert.equal(t.lastReading('nope'), null)
 })
 
+test('Engine.trackCounters: tracker state survives a restart; a 32-bit counter wraps', () => {
+  const os = require('node:os')
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mk-counters-')), 'c.db')
+  const start = { meter: 's1', timestamp: '2024-03-01T10:00:00Z', register: '4294967000', registerBits: 32 }
+  let out = new Engine({ path: file }).trackCounters('isp', 'bytes', [start], { dating: 'end' })
+  assert.deepEqual([out.records.length, out.report.accepted], [0, 0])
+  const engine = new Engine({ path: file }) // a restart: the state comes from the store
+  assert.equal(engine.counterState('isp', 'bytes', 's1').register, '4294967000')
+  assert.equal(engine.counterState('isp', 'bytes', 'nope'), null)
+  // 2^32 − 4294967000 + 704 = 296 + 704 = 1000.
+  out = engine.trackCounters('isp', 'bytes', [{ meter: 's1', timestamp: '2024-03-01T10:05:00Z', register: '704', registerBits: 32 }], { dating: 'end' })
+  assert.deepEqual(out.records.map((r) => [r.id, r.quantity]), [['s1@2024-03-01T10:05:00Z', '1000']])
+  assert.deepEqual(out.findings.map((f) => f.rule), ['rollover'])
+  assert.equal(thrown(() => engine.trackCounters('isp', 'bytes', [], { datng: 'end' })).code, 'E_PARSE')
+})
+
 test('estimateGaps fills a short gap by interpolation, marked estimated', () => {
   const recs = [kwh('a', '1', '2024-05-01T00:00:00Z'), kwh('c', '3', '2024-05-01T02:00:00Z')]
   const est = estimateGaps(recs, { intervalSecs: 3600 })

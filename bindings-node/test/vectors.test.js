@@ -66,6 +66,23 @@ const runners = {
     })
     return { outcomes }
   },
+  // Like tests/support.rs run_counter_case: each call through engine.trackCounters on one
+  // engine, projected to the fields the vectors compare.
+  counter(input) {
+    const engine = new Engine()
+    const pick = (o, keys) => Object.fromEntries(keys.map((k) => [k, o[k] === undefined ? null : o[k]]))
+    const calls = input.calls.map((call) => {
+      const o = engine.trackCounters(input.tenant, input.metric, call.readings, call.options)
+      return {
+        accepted: o.report.accepted,
+        duplicates: o.report.duplicates,
+        rejected: o.report.rejected.length,
+        records: o.records.map((r) => ({ ...pick(r, ['id', 'timestamp', 'end', 'quantity']), quality: r.quality || 'actual' })),
+        findings: o.findings.map((f) => pick(f, ['rule', 'severity', 'action', 'subject', 'timestamp'])),
+      }
+    })
+    return { calls }
+  },
   // Like tests/support.rs run_partial_case: each partition's records as usage columns through
   // partialRollup, all merged; finalized for the query's tenant, and imported twice (an import
   // sets, it does not add) into a fresh engine before the query.

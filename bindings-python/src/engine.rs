@@ -196,6 +196,54 @@ impl PyEngine {
         crate::convert::to_plain(py, &outcome)
     }
 
+    /// Turn cumulative counter readings of `metric` (`MeterReading`s or their dicts, oldest
+    /// first) into deltas and ingest them, keeping each meter's latest reading in the store so
+    /// that a restart does not lose the first delta (the core's `Engine::track_counters`).
+    /// `options` is a `CounterOptions` dict: `{"dating": "pro_rata"|"start"|"end",
+    /// "time_zone": "UTC", "profile": [24 weights]}`, every key optional. Returns
+    /// `{"report": {...}, "records": [...], "findings": [...]}` (plain JSON values, decimals as
+    /// strings). Raises `MeterkitError` (`parse`, `invalid_time_zone`, `invalid_query`,
+    /// `invalid_record`, `store`).
+    #[pyo3(signature = (tenant, metric, readings, options=None))]
+    fn track_counters<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: String,
+        metric: String,
+        readings: &Bound<'py, PyAny>,
+        options: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut list = Vec::new();
+        for r in readings.try_iter()? {
+            let r = r?;
+            list.push(match r.cast::<crate::validation::PyMeterReading>() {
+                Ok(m) => m.get().inner.clone(),
+                Err(_) => crate::convert::from_plain(&r, "meter reading")?,
+            });
+        }
+        let opts: meterkit::reading::counter::CounterOptions = match options.filter(|o| !o.is_none()) {
+            Some(o) => crate::convert::from_plain(o, "counter options")?,
+            None => meterkit::reading::counter::CounterOptions::default(),
+        };
+        let e = self.inner.clone();
+        let outcome = detached(py, move || e.track_counters(&tenant, &metric, &list, &opts))?;
+        crate::convert::to_plain(py, &outcome)
+    }
+
+    /// The tracker state of `meter` for `metric` of `tenant`: its latest counter reading (the
+    /// baseline of its next delta), or `None` (the core's `Engine::counter_state`).
+    fn counter_state(
+        &self,
+        py: Python<'_>,
+        tenant: String,
+        metric: String,
+        meter: String,
+    ) -> PyResult<Option<crate::validation::PyMeterReading>> {
+        let e = self.inner.clone();
+        let state = detached(py, move || e.counter_state(&tenant, &metric, &meter))?;
+        Ok(state.map(|inner| crate::validation::PyMeterReading { inner }))
+    }
+
     /// Keep `records` and queue them for upload (the core's outbox, `Engine::outbox_queue`):
     /// ingested like `ingest`; each record not rejected and not uploaded within the retention
     /// window (30 days) is marked pending.

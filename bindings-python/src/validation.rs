@@ -319,6 +319,20 @@ impl PyValidator {
     fn series_count(&self) -> usize {
         self.with(|v| v.series_count())
     }
+    /// Start a transaction: `rollback()` restores the series state as it was here (a batch the
+    /// host then fails to store must not leave its values in the state). A transaction still
+    /// open is rolled back first (the core's `Validator::begin`).
+    fn begin(&self) {
+        self.with(meterkit::Validator::begin);
+    }
+    /// Keep the state changes since `begin()`.
+    fn commit(&self) {
+        self.with(meterkit::Validator::commit);
+    }
+    /// Undo the state changes since `begin()` (nothing without an open transaction).
+    fn rollback(&self) {
+        self.with(meterkit::Validator::rollback);
+    }
     fn __repr__(&self) -> String {
         format!("Validator(series={})", self.series_count())
     }
@@ -334,20 +348,20 @@ pub struct PyMeterReading {
 #[pymethods]
 impl PyMeterReading {
     #[new]
-    #[pyo3(signature = (meter, timestamp, register, *, register_digits=None, multiplier=None, kind="actual"))]
+    #[pyo3(signature = (meter, timestamp, register, *, register_digits=None, register_bits=None, multiplier=None, kind="actual"))]
     fn new(
         meter: String,
         timestamp: &Bound<'_, PyAny>,
         register: &Bound<'_, PyAny>,
         register_digits: Option<u8>,
+        register_bits: Option<u8>,
         multiplier: Option<&Bound<'_, PyAny>>,
         kind: &str,
     ) -> PyResult<Self> {
         let t = to_utc(timestamp, "timestamp", ErrorKind::Validation)?;
         let mut r = meterkit::MeterReading::new(meter, t, to_decimal(register, "register")?);
-        if let Some(d) = register_digits {
-            r = r.digits(d);
-        }
+        r.register_digits = register_digits;
+        r.register_bits = register_bits;
         if let Some(m) = multiplier {
             r = r.multiplier(to_decimal(m, "multiplier")?);
         }
@@ -380,6 +394,11 @@ impl PyMeterReading {
     #[getter]
     fn register_digits(&self) -> Option<u8> {
         self.inner.register_digits
+    }
+    /// A binary counter's width in bits (32, 64), if given: it wraps at 2^bits.
+    #[getter]
+    fn register_bits(&self) -> Option<u8> {
+        self.inner.register_bits
     }
     #[getter]
     fn multiplier<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

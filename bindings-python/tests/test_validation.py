@@ -211,3 +211,44 @@ def test_alerts_merge_findings_of_one_fault() -> None:
     assert mk.alerts_of(records, findings, warmup=500) == []
     assert len(mk.alerts_of(records, findings, gap=1)) >= 1
     assert "Alert(" in repr(a)
+
+
+def test_validator_transactions_undo_a_batch_the_host_could_not_store() -> None:
+    """begin/commit/rollback like Node's Validator: a rolled-back batch leaves no series state."""
+    v = mk.Validator({"kwh": mk.ValidationConfig()}, now=utc(2025, 1, 1))
+    v.check(kwh(0, "1.0"))
+    assert v.series_count() == 1
+    v.begin()
+    v.check(kwh(1, "1.0", subject="m2"))
+    later = kwh(5, "1.0")
+    assert v.check(later) == []
+    assert v.series_count() == 2
+    v.rollback()
+    assert v.series_count() == 1
+    # The rolled-back record at hour 5 is forgotten: hour 3 is not out of order.
+    assert [f.rule for f in v.check(kwh(3, "1.0"))] == []
+    v.begin()
+    v.check(kwh(4, "1.0", subject="m3"))
+    v.commit()
+    v.rollback()  # nothing open: no change
+    assert v.series_count() == 2
+    assert [f.rule for f in v.check(kwh(2, "1.0"))] == ["out_of_order"]
+
+
+def test_counter_state_survives_a_restart_and_wraps_at_2_to_the_32(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Engine.track_counters keeps each session's latest reading in the store: after a restart
+    the first delta is 2^32 - 4294967000 + 704 = 1000 (a wrapped RADIUS octet counter)."""
+    path = str(tmp_path / "counters.db")
+    start = mk.MeterReading("s1", utc(2024, 3, 1, 10), 4294967000, register_bits=32)
+    assert start.register_bits == 32 and start.register_digits is None
+    out = mk.Engine.open(path).track_counters("isp", "bytes", [start], {"dating": "end"})
+    assert out["records"] == [] and out["report"]["accepted"] == 0
+    engine = mk.Engine.open(path)
+    state = engine.counter_state("isp", "bytes", "s1")
+    assert state is not None and state.register == Decimal(4294967000) and state.register_bits == 32
+    nxt = {"meter": "s1", "timestamp": "2024-03-01T10:05:00Z", "register": "704", "register_bits": 32}
+    out = engine.track_counters("isp", "bytes", [nxt], {"dating": "end"})
+    assert [(r["id"], r["quantity"]) for r in out["records"]] == [("s1@2024-03-01T10:05:00Z", "1000")]
+    assert [f["rule"] for f in out["findings"]] == ["rollover"]
+    with pytest.raises(mk.MeterkitError):
+        engine.track_counters("isp", "bytes", [nxt], {"datng": "end"})

@@ -81,6 +81,32 @@ def run_reading(case: dict[str, Any]) -> dict[str, Any]:
     return {"outcomes": outcomes}
 
 
+def run_counter(case: dict[str, Any]) -> dict[str, Any]:
+    """Like tests/support.rs run_counter_case: each call through Engine.track_counters, projected."""
+    engine = mk.Engine()
+    inp = case["input"]
+
+    def pick(d: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+        return {k: d.get(k) for k in keys}
+
+    calls = []
+    for call in inp["calls"]:
+        o = engine.track_counters(inp["tenant"], inp["metric"], call["readings"], call["options"])
+        calls.append(
+            {
+                "accepted": o["report"]["accepted"],
+                "duplicates": o["report"]["duplicates"],
+                "rejected": len(o["report"]["rejected"]),
+                "records": [
+                    {**pick(r, ["id", "timestamp", "end", "quantity"]), "quality": r.get("quality", "actual")}
+                    for r in o["records"]
+                ],
+                "findings": [pick(f, ["rule", "severity", "action", "subject", "timestamp"]) for f in o["findings"]],
+            }
+        )
+    return {"calls": calls}
+
+
 def run_partial(case: dict[str, Any]) -> dict[str, Any]:
     """Like tests/support.rs run_partial_case: each partition's records as an Arrow table through
     partial_rollup, all merged; "buckets" are the merged states imported once into a fresh engine
@@ -136,6 +162,7 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "bill": run_bill,
     "validate": run_validate,
     "reading": run_reading,
+    "counter": run_counter,
     "partial": run_partial,
 }
 

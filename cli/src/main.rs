@@ -3,6 +3,7 @@
 mod billing;
 mod compare;
 mod consume;
+mod counters;
 mod html;
 mod input;
 mod invoices;
@@ -111,6 +112,10 @@ enum Command {
     /// Store register readings (and their consumption and findings, atomically) and print one
     /// outcome per reading: accepted, rejected or flagged.
     Readings(readings::ReadingsArgs),
+    /// Turn cumulative counters (session byte counters, RADIUS/SNMP octets, registers) into
+    /// deltas and ingest them; each meter's latest reading is kept in the store, so the next run
+    /// continues from it (wraps at 2^bits or 10^digits).
+    Counters(counters::CountersArgs),
     /// The pending-upload queue of an offline device database: queue, count, pending, ack, purge.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
@@ -314,6 +319,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Compare(args) => compare::compare(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Validate(args) => validation::validate(&cli.tenant, args),
         Command::Readings(args) => readings::readings(&open_engine(&cli.db)?, &cli.tenant, args),
+        Command::Counters(args) => counters::counters(&open_engine(&cli.db)?, &cli.tenant, args),
         Command::Outbox(cmd) => outbox::run(&open_engine(&cli.db)?, &cli.tenant, cmd),
         Command::Consume(args) => consume::run(&cli.db, &cli.tenant, args),
         Command::Price(args) => billing::price(args),

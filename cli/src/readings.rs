@@ -46,7 +46,8 @@ pub struct ReadingsArgs {
     #[arg(long)]
     pub metric: String,
     /// Reading-store settings as JSON (a `ReadingOptions`: history, time_zone, profile,
-    /// typical_register, max_daily, plausible_factor; every key optional).
+    /// typical_register, max_daily, plausible_factor, dating = pro_rata|start|end; every key
+    /// optional).
     #[arg(long)]
     pub options: Option<PathBuf>,
     /// How to print the outcomes.
@@ -59,7 +60,7 @@ pub struct ReadingsArgs {
 }
 
 /// One input row: column name → cell text.
-type Cells = HashMap<String, String>;
+pub(crate) type Cells = HashMap<String, String>;
 
 /// One row: the reading and the declared exchange.
 type Row = (MeterReading, Option<rust_decimal::Decimal>);
@@ -74,7 +75,7 @@ pub fn readings(engine: &Engine, tenant: &str, args: &ReadingsArgs) -> Result<()
     let opts = options(args.options.as_ref())?;
     let multiplier = parse_decimal(&args.multiplier).map_err(|e| e.with_field("multiplier"))?;
     let mut outcomes = Vec::new();
-    for_each_row(args, &mut |line, row| {
+    for_each_row(&args.file, args.format, &mut |line, row| {
         let (reading, exchange) = parse_row(args, multiplier, row)
             .map_err(|e| Error::new(e.kind(), located(&args.file, line, e.message())))?;
         let outcome = if args.check_only {
@@ -98,30 +99,36 @@ fn options(path: Option<&PathBuf>) -> Result<ReadingOptions> {
     })
 }
 
-/// Call `f(line, row)` for every data row, as column name → cell text.
-fn for_each_row(args: &ReadingsArgs, f: &mut dyn FnMut(u64, &Cells) -> Result<()>) -> Result<()> {
+/// Call `f(line, row)` for every data row of `file` (CSV with a header or JSON lines; `format`
+/// or by the extension), as column name → cell text.
+pub(crate) fn for_each_row(
+    file: &std::path::Path,
+    format: Option<Format>,
+    f: &mut dyn FnMut(u64, &Cells) -> Result<()>,
+) -> Result<()> {
     let open_err = |e: std::io::Error| {
-        Error::new(ErrorKind::Parse, format!("Cannot read {}: {e}.", args.file.display())).with_field("file")
+        Error::new(ErrorKind::Parse, format!("Cannot read {}: {e}.", file.display())).with_field("file")
     };
-    let format = match args.format {
+    let format = match format {
         Some(f) => f,
-        None => match args.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        None => match file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("csv") => Format::Csv,
             Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
             _ => {
                 return Err(Error::new(
                     ErrorKind::Parse,
-                    format!("Cannot tell the format of {}; pass --format csv|jsonl.", args.file.display()),
+                    format!("Cannot tell the format of {}; pass --format csv|jsonl.", file.display()),
                 )
                 .with_field("format"))
             }
         },
     };
-    let file = std::fs::File::open(&args.file).map_err(open_err)?;
+    let path = file;
+    let file = std::fs::File::open(path).map_err(open_err)?;
     match format {
         Format::Csv => {
             let mut rdr = csv::Reader::from_reader(file);
-            let bad = |e: csv::Error| Error::new(ErrorKind::Parse, format!("{}: {e}", args.file.display()));
+            let bad = |e: csv::Error| Error::new(ErrorKind::Parse, format!("{}: {e}", path.display()));
             let header: Vec<String> = rdr.headers().map_err(bad)?.iter().map(str::to_string).collect();
             for rec in rdr.records() {
                 let rec = rec.map_err(bad)?;
@@ -138,10 +145,10 @@ fn for_each_row(args: &ReadingsArgs, f: &mut dyn FnMut(u64, &Cells) -> Result<()
                     continue;
                 }
                 let value: Value = serde_json::from_str(&text).map_err(|e| {
-                    Error::new(ErrorKind::Parse, located(&args.file, line, &format!("not a JSON object ({e})")))
+                    Error::new(ErrorKind::Parse, located(path, line, &format!("not a JSON object ({e})")))
                 })?;
                 let Value::Object(map) = value else {
-                    return Err(Error::new(ErrorKind::Parse, located(&args.file, line, "not a JSON object")));
+                    return Err(Error::new(ErrorKind::Parse, located(path, line, "not a JSON object")));
                 };
                 let row = map
                     .into_iter()
@@ -158,7 +165,7 @@ fn for_each_row(args: &ReadingsArgs, f: &mut dyn FnMut(u64, &Cells) -> Result<()
             }
         }
         Format::Clf => {
-            return Err(Error::new(ErrorKind::Parse, "readings reads csv or jsonl.").with_field("format"));
+            return Err(Error::new(ErrorKind::Parse, "readings and counters read csv or jsonl.").with_field("format"));
         }
     }
     Ok(())

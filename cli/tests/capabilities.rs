@@ -328,3 +328,92 @@ fn an_account_bill_over_subjects_a_filter_or_the_tenant() {
     assert!(lines.next().unwrap().ends_with(",latest,first_at,last_at"), "{csv}");
     assert!(lines.next().unwrap().ends_with(",2024-01-01T00:00:00Z,2024-01-02T00:00:00Z"), "{csv}");
 }
+
+/// `meterkit counters`: the shared vector `counter/wrap_32_bit` as two CLI runs on one SQLite
+/// file — two processes, so the second run's first delta (1300 − 800 = 500) can only come from
+/// the tracker state the first run stored — with the vector's hand-worked deltas.
+#[test]
+fn counters_wrap_at_2_to_the_32_and_continue_in_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db").to_str().unwrap().to_string();
+    let vector: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/counter/wrap_32_bit.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for (i, call) in vector["input"]["calls"].as_array().unwrap().iter().enumerate() {
+        let lines: Vec<String> = call["readings"].as_array().unwrap().iter().map(ToString::to_string).collect();
+        let file = write(dir.path(), &format!("run{i}.jsonl"), &lines.join("\n"));
+        let out = json(&ok(
+            &db,
+            &[
+                "--tenant",
+                "isp",
+                "counters",
+                file.to_str().unwrap(),
+                "--meter-column",
+                "meter",
+                "--reading-column",
+                "register",
+                "--timestamp-column",
+                "timestamp",
+                "--bits",
+                "32",
+                "--metric",
+                "bytes_in",
+                "--dating",
+                "end",
+                "--output",
+                "json",
+            ],
+        ));
+        let expected = &vector["expected"]["calls"][i];
+        let got: Vec<(String, String)> = out["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap().to_string(), r["quantity"].as_str().unwrap().to_string()))
+            .collect();
+        let want: Vec<(String, String)> = expected["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap().to_string(), r["quantity"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(got, want, "run {i}");
+        let rules: Vec<&str> =
+            out["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+        let want_rules: Vec<&str> =
+            expected["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+        assert_eq!(rules, want_rules, "run {i}");
+        assert_eq!(out["report"]["accepted"], expected["accepted"], "run {i}");
+    }
+    // 7000 + 2000 + 300 + 500 bytes stored in all.
+    let day = json(&ok(
+        &db,
+        &["--tenant", "isp", "rollup", "--metric", "bytes_in", "--window", "day", "--tz", "UTC", "--output", "json"],
+    ));
+    assert_eq!(day[0]["sum"], "9800", "{day}");
+    let bad = run_in(
+        &db,
+        &[
+            "counters",
+            "x.jsonl",
+            "--meter-column",
+            "m",
+            "--reading-column",
+            "r",
+            "--timestamp-column",
+            "t",
+            "--bits",
+            "32",
+            "--digits",
+            "5",
+            "--metric",
+            "b",
+        ],
+    );
+    assert!(!bad.status.success(), "--bits and --digits together are refused");
+}

@@ -296,6 +296,7 @@ mod names_tests {
         check(crate::record::Quality::NAMES);
         check(crate::reading::check::ReadingStatus::NAMES);
         check(crate::reading::ReadingKind::NAMES);
+        check(crate::reading::dating::Dating::NAMES);
         check(crate::invoice::InvoiceStatus::NAMES);
         check(crate::engine::Fill::NAMES);
         check(crate::tariff::Rounding::NAMES);

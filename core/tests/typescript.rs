@@ -154,6 +154,9 @@ fn declarations() -> Vec<(String, bool)> {
         (document::<meterkit::reading::check::ReadingOptions>(&cfg), CAMEL),
         (document::<meterkit::reading::check::ReadingStatus>(&cfg), CAMEL),
         (document::<meterkit::reading::check::ReadingOutcome>(&cfg), CAMEL),
+        (document::<meterkit::reading::dating::Dating>(&cfg), CAMEL),
+        (document::<meterkit::reading::counter::CounterOptions>(&cfg), CAMEL),
+        (document::<meterkit::engine::CounterOutcome>(&cfg), CAMEL),
     ]
 }
 

@@ -645,3 +645,33 @@ fn engine_sends_alert_raised_and_resolved() {
     assert_eq!(alerts[1].1.start, alerts[0].1.start);
     assert!(alerts[1].1.rules.contains(&Rule::ZeroStreak));
 }
+
+/// Weekly readings (issue 14 item 7): the seasonal band is kept per hour of the week, but every
+/// weekly reading falls in the same slot, so a spike's message names the series' earlier
+/// readings, not "this hour of the week"; a long gap is estimated from the readings around it,
+/// not from "the same hour of previous weeks". Hourly readings keep the hour-of-week words.
+#[test]
+fn rule_messages_fit_the_series_resolution() {
+    let weekly =
+        |i: i64, q: &str| UsageRecord::new("t", format!("w{i}"), "meter-1", "kwh", d(q), t0() + Duration::weeks(i));
+    let cfg = ValidationConfig { stuck_intervals: 0, ..ValidationConfig::default() };
+    let mut v = validator(cfg.clone());
+    let mut recs: Vec<UsageRecord> = (0..12).map(|i| weekly(i, USUAL[(i % 10) as usize])).collect();
+    recs.push(weekly(12, "50"));
+    recs.push(weekly(19, "1.1")); // weeks 13 to 18 missing: 6 intervals, over the limit of 4
+    let f = v.check_all(&recs);
+    assert_eq!(rules(&f), [Rule::Spike, Rule::Gap], "{f:#?}");
+    assert!(f[0].message.contains("outside the usual range of the series' earlier readings"), "{}", f[0].message);
+    assert!(!f[0].message.contains("hour of the week"), "{}", f[0].message);
+    assert!(f[1].message.contains("6 intervals of 604800 s"), "{}", f[1].message);
+    assert!(f[1].message.contains("estimate from the readings around the gap"), "{}", f[1].message);
+    // The same shape read hourly: three weeks of history make the hour's slot ready.
+    let mut v = validator(cfg);
+    let hourly = |i: i64, q: &str| rec(i * 168, q);
+    let mut recs: Vec<UsageRecord> = (0..12).map(|i| hourly(i, USUAL[(i % 10) as usize])).collect();
+    recs.extend((12 * 168 - 167..12 * 168).map(|h| rec(h, "1.0")));
+    recs.push(rec(12 * 168, "50"));
+    let f = v.check_all(&recs);
+    let spike: Vec<_> = f.iter().filter(|f| f.rule == Rule::Spike).collect();
+    assert!(spike.iter().any(|f| f.message.contains("this hour of the week")), "{f:#?}");
+}

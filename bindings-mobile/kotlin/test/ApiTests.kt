@@ -647,4 +647,24 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         throws<MeterkitException.Parse>("a repeated local time") { localInstant("2024-11-03T01:30", "America/New_York") }
         engine.close()
     }
+
+    t("trackCounters: the tracker state survives a restart; a 32-bit counter wraps") {
+        val path = File(scratch, "counters-${System.nanoTime()}.db").path
+        fun read(at: String, v: String) = MeterReading(meter = "s1", timestamp = ts(at), register = dec(v),
+            registerBits = 32.toUByte(), multiplier = BigDecimal.ONE, kind = ReadingKind.ACTUAL)
+        val first = Engine.open(path)
+        val out = first.trackCounters("isp", "bytes", listOf(read("2024-03-01T10:00:00Z", "4294967000")), "{\"dating\":\"end\"}")
+        eq(out.records.size, 0, "a baseline")
+        first.close()
+        val engine = Engine.open(path)
+        eqDec(engine.counterState("isp", "bytes", "s1")!!.register, "4294967000", "state after the restart")
+        eq(engine.counterState("isp", "bytes", "nope"), null, "no state")
+        // 2^32 - 4294967000 + 704 = 296 + 704 = 1000.
+        val next = engine.trackCounters("isp", "bytes", listOf(read("2024-03-01T10:05:00Z", "704")), "{\"dating\":\"end\"}")
+        eq(next.records.map { it.id }, listOf("s1@2024-03-01T10:05:00Z"), "id")
+        eqDec(next.records[0].quantity, "1000", "wrapped delta")
+        eq(next.findings.map { it.rule }, listOf(Rule.ROLLOVER), "rollover")
+        throws<MeterkitException.Parse>("unknown option") { engine.trackCounters("isp", "bytes", listOf(), "{\"datng\":\"end\"}") }
+        engine.close()
+    }
 }

@@ -100,6 +100,43 @@ fun runReading(case: String): String {
     return "{\"outcomes\":[" + outcomes.joinToString(",") + "]}"
 }
 
+/** Like tests/support.rs run_counter_case: each call through Engine.trackCounters on one engine,
+ *  projected to the fields the counter vectors compare. */
+fun runCounter(case: String): String {
+    val engine = Engine.inMemory()
+    val tenant = str(case, "/input/tenant")
+    val metric = str(case, "/input/metric")
+    fun raw(j: String, p: String) = at(j, p) ?: "null"
+    fun list(j: String, p: String) =
+        generateSequence(0) { it + 1 }.map { at(j, "$p/$it") }.takeWhile { it != null }.map { it!! }.toList()
+    val calls = mutableListOf<String>()
+    var c = 0
+    while (at(case, "/input/calls/$c") != null) {
+        val call = at(case, "/input/calls/$c")!!
+        val readings = list(call, "/readings").map { r ->
+            MeterReading(meter = str(r, "/meter"), timestamp = ts(str(r, "/timestamp")), register = dec(str(r, "/register")),
+                registerDigits = at(r, "/register_digits")?.toInt()?.toUByte(),
+                registerBits = at(r, "/register_bits")?.toInt()?.toUByte(),
+                multiplier = dec(jsonStrAt(r, "/multiplier") ?: "1"), kind = ReadingKind.ACTUAL)
+        }
+        val out = engine.trackCounters(tenant, metric, readings, at(call, "/options") ?: "{}")
+        val report = ingestReportToJson(out.report)
+        val records = list(recordsToJson(out.records), "").map { r ->
+            "{\"id\":${raw(r, "/id")},\"timestamp\":${raw(r, "/timestamp")},\"end\":${raw(r, "/end")}," +
+                "\"quantity\":${raw(r, "/quantity")},\"quality\":${at(r, "/quality") ?: "\"actual\""}}"
+        }
+        val findings = list(findingsToJson(out.findings), "").map { f ->
+            "{" + listOf("rule", "severity", "action", "subject", "timestamp").joinToString(",") { "\"$it\":${raw(f, "/$it")}" } + "}"
+        }
+        calls.add("{\"accepted\":${raw(report, "/accepted")},\"duplicates\":${raw(report, "/duplicates")}," +
+            "\"rejected\":${list(report, "/rejected").size},\"records\":[" + records.joinToString(",") +
+            "],\"findings\":[" + findings.joinToString(",") + "]}")
+        c++
+    }
+    engine.close()
+    return "{\"calls\":[" + calls.joinToString(",") + "]}"
+}
+
 /** Like tests/support.rs run_partial_case: each partition through partialRollup, all merged,
  *  finalized for the query's tenant, and imported twice (an import sets) before the query. */
 fun runPartial(case: String): String {
@@ -136,6 +173,7 @@ fun vectorTests(suite: Suite, dir: File) {
                 "bill" -> runBill(case)
                 "validate" -> runValidate(case)
                 "reading" -> runReading(case)
+                "counter" -> runCounter(case)
                 "partial" -> runPartial(case)
                 else -> throw Failure("no Kotlin runner for vector kind $kind")
             }

@@ -33,14 +33,16 @@ use super::{
 /// One ingest attempt (see the module docs for the stages). With `careful`, each new record is
 /// first checked against the stored buckets it adds to, and one that would overflow a sum is
 /// rejected instead of failing the batch. With `source`, the source's watermark moves in the same
-/// change.
+/// change. `meta` entries (the register tracker's state) are written in the same change; a call
+/// with some skips the probe, so that they are always written.
 pub(super) fn ingest_once(
     inner: &mut Inner,
     batch: &[UsageRecord],
     careful: bool,
     source: Option<&str>,
+    meta: &[(String, String, Option<String>)],
 ) -> Result<IngestOutcome> {
-    let probe = crate::engine::batch::probe_key(inner.store.as_ref(), batch)?;
+    let probe = if meta.is_empty() { crate::engine::batch::probe_key(inner.store.as_ref(), batch)? } else { None };
     if let Some(report) = Engine::probe_hit(inner, batch, probe.as_ref(), source)? {
         return Ok((report, Vec::new(), Vec::new()));
     }
@@ -52,6 +54,7 @@ pub(super) fn ingest_once(
     run.report.accepted = accepted.len() as u64;
     changes.insert = accepted.iter().map(AsRef::as_ref).collect();
     run.plan_meta(inner.store.as_ref(), &mut changes, probe, source)?;
+    changes.meta.extend(meta.iter().cloned());
     let closed_until = closed_until(inner.store.as_ref(), screened.by_tenant.keys().copied())?;
     let late = inner.store.apply(&changes)?;
     run.late_records(inner, &changes, &late, &closed_until)?;

@@ -23,10 +23,12 @@ use crate::vee::{Action, Finding, ValidationConfig, Validator};
 
 pub(crate) mod batch;
 mod columns;
+mod counters;
 mod import;
 mod ingest;
 mod outbox;
 mod readings;
+pub use counters::CounterOutcome;
 pub use import::bill_from_buckets;
 pub(crate) mod revise;
 
@@ -521,15 +523,29 @@ impl Engine {
     }
 
     fn ingest_tracked(&self, source: Option<&str>, batch: &[UsageRecord]) -> Result<IngestReport> {
+        self.ingest_guarded(self.lock(), source, batch, &[])
+    }
+
+    /// [`Engine::ingest_tracked`] under a lock the caller already holds, with `meta` (tenant, key,
+    /// value) written in the same atomic change as the batch (the register tracker's state).
+    fn ingest_guarded(
+        &self,
+        inner: MutexGuard<'_, Inner>,
+        source: Option<&str>,
+        batch: &[UsageRecord],
+        meta: &[(String, String, Option<String>)],
+    ) -> Result<IngestReport> {
         let (report, mut events) = {
-            let mut inner = self.lock();
+            // The lock ends with this block: the quota events and the notifier run without it.
+            let mut inner = inner;
             // Another engine may change the store under us (a retryable refusal): the whole batch
             // is redone against the store's new state. A batch that overflows a bucket is redone
             // once, checking each record against the stored buckets.
-            let result = Self::write_call(&mut inner, |inner| match Self::ingest_once(inner, batch, false, source) {
-                Err(e) if e.kind() == ErrorKind::Overflow => Self::ingest_once(inner, batch, true, source),
-                other => other,
-            });
+            let result =
+                Self::write_call(&mut inner, |inner| match Self::ingest_once(inner, batch, false, source, meta) {
+                    Err(e) if e.kind() == ErrorKind::Overflow => Self::ingest_once(inner, batch, true, source, meta),
+                    other => other,
+                });
             let Inner { validator, .. } = &mut *inner;
             match (validator.as_mut(), result) {
                 (Some(v), Ok((report, mut events, validated))) => {
@@ -637,8 +653,9 @@ impl Engine {
         batch: &[UsageRecord],
         careful: bool,
         source: Option<&str>,
+        meta: &[(String, String, Option<String>)],
     ) -> Result<IngestOutcome> {
-        crate::engine::ingest::ingest_once(inner, batch, careful, source)
+        crate::engine::ingest::ingest_once(inner, batch, careful, source, meta)
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; min, max and latest

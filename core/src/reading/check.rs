@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decimal::fmt_decimal;
 use crate::error::{Error, ErrorKind, Result};
-use crate::reading::{invalid, modulus, MeterReading, ReadingKind};
+use crate::reading::dating::{dated_records, Dating, Interval};
+use crate::reading::{invalid, MeterReading, ReadingKind, Wrap};
 use crate::record::{Quality, UsageRecord};
 use crate::time::fmt_ts;
 use crate::time::parse_time_zone;
@@ -29,9 +30,11 @@ pub const MAX_INTERVAL_DAYS: i64 = 3660;
 /// Settings of [`crate::Engine::record_reading`].
 ///
 /// JSON: `{"history":10,"time_zone":"UTC","profile":null,"typical_register":null,
-/// "max_daily":null,"plausible_factor":"3"}`; every key optional.
+/// "max_daily":null,"plausible_factor":"3","dating":"pro_rata"}`; every key optional.
 ///
 /// * `history` — how many of the meter's latest stored readings the checks use (default 10).
+/// * `dating` — where the consumption is dated: `pro_rata` (default: split over the local days
+///   of the interval), `start` or `end` ([`Dating`]).
 /// * `time_zone` — IANA zone whose midnights split a reading interval into days (default `UTC`).
 /// * `profile` — 24 hour-of-day weights (local time, ≥ 0, not all 0) to attribute consumption by
 ///   a load profile instead of pro rata by time.
@@ -65,6 +68,9 @@ pub struct ReadingOptions {
     #[serde(with = "crate::decimal::decimal_str")]
     #[cfg_attr(feature = "ts", ts(type = "DecimalString"))]
     pub plausible_factor: Decimal,
+    /// Where the consumption is dated (default `pro_rata`).
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub dating: Dating,
 }
 
 impl Default for ReadingOptions {
@@ -76,6 +82,7 @@ impl Default for ReadingOptions {
             typical_register: None,
             max_daily: None,
             plausible_factor: Decimal::from(3),
+            dating: Dating::ProRata,
         }
     }
 }
@@ -271,12 +278,9 @@ pub(crate) fn decide(
     }
     out.from = Some(p.timestamp);
     let cap = cap(cx.opts, &history[history.len().saturating_sub(cx.opts.history)..], p.timestamp, reading.timestamp);
-    // A declared exchange's final reading is on the old register: its digits count.
-    let digits = if exchange.is_some() {
-        p.register_digits.or(reading.register_digits)
-    } else {
-        reading.register_digits.or(p.register_digits)
-    };
+    // A declared exchange's final reading is on the old register: its digits (or bits) count.
+    let wrap =
+        if exchange.is_some() { p.wrap().or_else(|| reading.wrap()) } else { reading.wrap().or_else(|| p.wrap()) };
     // With a declared exchange the old register ends at `exchange`; the new one starts at `register`.
     let end = exchange.unwrap_or(reading.register);
     let Some(raw) = end.checked_sub(p.register) else {
@@ -284,7 +288,7 @@ pub(crate) fn decide(
         return out;
     };
     let units = if raw.is_sign_negative() && !raw.is_zero() {
-        match backwards(cx, p, reading, end, digits, cap, exchange.is_some(), &mut out) {
+        match backwards(cx, p, reading, end, wrap, cap, exchange.is_some(), &mut out) {
             Some(units) => units,
             None => return out,
         }
@@ -377,13 +381,13 @@ fn backwards(
     p: &MeterReading,
     reading: &MeterReading,
     end: Decimal,
-    digits: Option<u8>,
+    wrap: Option<Wrap>,
     cap: Option<Decimal>,
     exchange: bool,
     out: &mut StoredReading,
 ) -> Option<Decimal> {
     let decrease = p.register.checked_sub(end)?;
-    let wrapped = digits.and_then(modulus).and_then(|m| m.checked_sub(p.register)).and_then(|d| d.checked_add(end));
+    let wrapped = wrap.and_then(Wrap::modulus).and_then(|m| m.checked_sub(p.register)).and_then(|d| d.checked_add(end));
     let rollover = wrapped.filter(|w| *w < decrease);
     let plausible = |units: Decimal| match (cap, units.checked_mul(p.multiplier)) {
         (Some(cap), Some(c)) => c <= cap,
@@ -392,9 +396,14 @@ fn backwards(
     let what = if exchange { "old meter's final reading" } else { "register" };
     if let Some(w) = rollover.filter(|w| plausible(*w)) {
         let msg = format!(
-            "The {}-digit {what} of meter '{}' rolled over from {} to {}: {} units.",
-            digits.unwrap_or_default(),
+            "The {} {what} of meter '{}' {} from {} to {}: {} units.",
+            match wrap {
+                Some(Wrap::Bits(b)) => format!("{b}-bit"),
+                Some(Wrap::Digits(d)) => format!("{d}-digit"),
+                None => String::new(),
+            },
             reading.meter,
+            wrap.map_or("rolled over", Wrap::verb),
             fmt_decimal(p.register),
             fmt_decimal(end),
             fmt_decimal(w)
@@ -402,7 +411,7 @@ fn backwards(
         out.findings.push(finding(cx, reading, Rule::Rollover, Severity::Info, Action::Accept, msg));
         return Some(w);
     }
-    if let Some(meant) = dropped_digit(p, end, digits, cap) {
+    if let Some(meant) = dropped_digit(p, end, wrap, cap) {
         let msg = format!(
             "Meter '{}' read {} after {}: a dropped digit? Did you mean {}? Read the meter again.",
             reading.meter,
@@ -467,12 +476,12 @@ fn cap(opts: &ReadingOptions, history: &[StoredReading], from: DateTime<Utc>, to
 /// A reading with one digit dropped: the smallest reading ≥ `prev` made by inserting one digit
 /// into `read`'s integer digits, if its consumption is plausible (within `cap`, or without a cap
 /// within a tenth of the previous register).
-fn dropped_digit(p: &MeterReading, read: Decimal, digits: Option<u8>, cap: Option<Decimal>) -> Option<Decimal> {
+fn dropped_digit(p: &MeterReading, read: Decimal, wrap: Option<Wrap>, cap: Option<Decimal>) -> Option<Decimal> {
     if !read.fract().is_zero() {
         return None;
     }
     let s = read.trunc().normalize().to_string();
-    let limit = digits.and_then(modulus);
+    let limit = wrap.and_then(Wrap::modulus);
     let mut best: Option<Decimal> = None;
     for pos in 0..=s.len() {
         for d in '0'..='9' {
@@ -652,33 +661,26 @@ fn weight(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz, profile: Option<&[Deci
     Ok(total)
 }
 
-/// The consumption records of a stored reading: one per day, ids `"{meter}@{reading time}/{day start}"`.
+/// The consumption records of a stored reading, dated by `opts.dating` ([`Dating`]): one per day
+/// (pro rata, ids `"{meter}@{reading time}/{day start}"`), one at the start or one at the end.
 pub(crate) fn records(cx: &Context<'_>, s: &StoredReading, prev_kind: Option<ReadingKind>) -> Result<Vec<UsageRecord>> {
     let (Some(total), Some(from)) = (s.consumption, s.from) else { return Ok(Vec::new()) };
     if s.status == ReadingStatus::Rejected {
         return Ok(Vec::new());
     }
-    let quality = quality(s, prev_kind);
-    let to = s.reading.timestamp;
-    let parts = attribute(total, from, to, cx.tz, cx.opts.profile.as_deref())?;
-    Ok(parts
-        .into_iter()
-        .map(|(a, b, q)| {
-            UsageRecord::new(
-                cx.tenant,
-                format!("{}@{}/{}", s.reading.meter, fmt_ts(to), fmt_ts(a)),
-                s.reading.meter.clone(),
-                cx.metric,
-                q,
-                a,
-            )
-            .with_end(b)
-            .with_quality(quality)
-        })
-        .collect())
+    let interval = Interval {
+        tenant: cx.tenant,
+        metric: cx.metric,
+        meter: &s.reading.meter,
+        from,
+        to: s.reading.timestamp,
+        total,
+        quality: quality(s, prev_kind),
+    };
+    dated_records(&interval, cx.opts.dating, cx.tz, cx.opts.profile.as_deref())
 }
 
-mod opt_decimals {
+pub(crate) mod opt_decimals {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -13,6 +13,8 @@ use crate::time::fmt_ts;
 use crate::vee::{Action, Finding, Rule, Severity};
 
 pub mod check;
+pub mod counter;
+pub mod dating;
 mod validate;
 
 pub use self::validate::{consumption, validate_reading, ReadingCheck};
@@ -42,10 +44,15 @@ crate::error::enum_names!(
 /// * `register` — the register value in register units (exact decimal, ≥ 0).
 /// * `register_digits` — the number of integer digits of the register (1–28), when known: a
 ///   register with `d` digits counts up to 10^d − 1 and then rolls over to 0.
+/// * `register_bits` — for a binary counter, its width in bits (1–95), when known: a `b`-bit
+///   counter counts up to 2^b − 1 and then wraps to 0 — RADIUS `Acct-Input-Octets` and SNMP
+///   `Counter32` wrap at 2^32 (RFC 2866 §5.3, RFC 2578 §7.1.6), SNMP `Counter64` at 2^64
+///   (RFC 2578 §7.1.10). At most one of `register_digits` and `register_bits`.
 /// * `multiplier` — register units → metric units (a CT ratio, a pulse weight); default 1.
 /// * `kind` — `actual` (default), `estimated` or `customer`.
 ///
-/// JSON: `{"meter","timestamp","register","register_digits"?,"multiplier"?,"kind"?}` with decimals
+/// JSON: `{"meter","timestamp","register","register_digits"?,"register_bits"?,"multiplier"?,"kind"?}`
+/// with decimals
 /// as strings (numbers accepted) and RFC 3339 timestamps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -64,6 +71,9 @@ pub struct MeterReading {
     /// Integer digits of the register, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register_digits: Option<u8>,
+    /// Width in bits of a binary counter, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_bits: Option<u8>,
     /// Register units → metric units.
     #[serde(default = "one", with = "crate::decimal::decimal_str")]
     #[cfg_attr(feature = "ts", ts(optional = nullable, type = "DecimalString"))]
@@ -86,6 +96,7 @@ impl MeterReading {
             timestamp,
             register,
             register_digits: None,
+            register_bits: None,
             multiplier: Decimal::ONE,
             kind: ReadingKind::Actual,
         }
@@ -96,6 +107,23 @@ impl MeterReading {
     pub fn digits(mut self, digits: u8) -> Self {
         self.register_digits = Some(digits);
         self
+    }
+
+    /// Set the width of a binary counter in bits (builder style): 32 for RADIUS octets and SNMP
+    /// `Counter32`, 64 for SNMP `Counter64`.
+    #[must_use]
+    pub fn bits(mut self, bits: u8) -> Self {
+        self.register_bits = Some(bits);
+        self
+    }
+
+    /// How the register wraps, if known: its digits or its bits.
+    pub fn wrap(&self) -> Option<Wrap> {
+        match (self.register_digits, self.register_bits) {
+            (Some(d), _) => Some(Wrap::Digits(d)),
+            (None, Some(b)) => Some(Wrap::Bits(b)),
+            (None, None) => None,
+        }
     }
 
     /// Set the multiplier (builder style).
@@ -119,9 +147,9 @@ impl MeterReading {
 /// For each reading after a meter's first:
 /// * register up: consumption = (new − previous) × multiplier, from the previous reading's time
 ///   (`timestamp`) to this one's (`end`); `estimated` when either reading is estimated.
-/// * register down, digit count `d` known, and the wrapped difference 10^d − previous + new
-///   smaller than the decrease: a **roll-over** (info, accept) — 99999678 → 00000123 on 8 digits
-///   is 445 units.
+/// * register down, this reading's wrap known (digits `d`: modulus 10^d; bits `b`: modulus 2^b),
+///   and the wrapped difference modulus − previous + new smaller than the decrease: a **roll-over** (info, accept) — 99999678 → 00000123 on 8 digits is 445
+///   units; 4294967000 → 200 on a 32-bit counter is 496.
 /// * register down otherwise: a **meter exchange or reset** (warning, flag); no consumption is
 ///   computed across it and the new reading becomes the baseline.
 /// * same instant as the previous reading: a **duplicate** (info, reject when equal; warning,
@@ -160,6 +188,13 @@ impl RegisterTracker {
     /// The latest accepted reading of `meter`.
     pub fn last_reading(&self, meter: &str) -> Option<&MeterReading> {
         self.last.get(meter)
+    }
+
+    /// Resume from a persisted state: `reading` becomes its meter's latest reading (the baseline
+    /// of the next delta), as if it had been pushed. `Engine::track_counters` keeps this state in
+    /// the store, so that a restart does not lose the first delta of every meter.
+    pub fn resume(&mut self, reading: MeterReading) {
+        self.last.insert(reading.meter.clone(), reading);
     }
 
     /// Convert readings in the order given; the records and findings of every reading, in order.
@@ -229,19 +264,23 @@ impl RegisterTracker {
         };
         if units.is_sign_negative() && !units.is_zero() {
             let decrease = units.abs();
-            let modulus = reading.register_digits.and_then(modulus);
-            let wrapped =
-                modulus.and_then(|m| m.checked_sub(prev.register)).and_then(|d| d.checked_add(reading.register));
-            match (reading.register_digits, wrapped) {
-                (Some(d), Some(w)) if w < decrease => {
+            let wrap = reading.wrap();
+            let wrapped = wrap
+                .and_then(Wrap::modulus)
+                .and_then(|m| m.checked_sub(prev.register))
+                .and_then(|d| d.checked_add(reading.register));
+            match (wrap, wrapped) {
+                (Some(wrap), Some(w)) if w < decrease => {
                     findings.push(self.finding(
                         reading,
                         Rule::Rollover,
                         Severity::Info,
                         Action::Accept,
                         format!(
-                            "The {d}-digit register of meter '{}' rolled over from {} to {}: {} units.",
+                            "The {} of meter '{}' {} from {} to {}: {} units.",
+                            wrap.register(),
                             reading.meter,
+                            wrap.verb(),
                             fmt_decimal(prev.register),
                             fmt_decimal(reading.register),
                             fmt_decimal(w)
@@ -313,8 +352,44 @@ pub(crate) fn modulus(digits: u8) -> Option<Decimal> {
     (1..=28).contains(&digits).then(|| Decimal::from_i128_with_scale(10i128.pow(u32::from(digits)), 0))
 }
 
+/// How a register wraps back to 0: after its decimal digits or its binary width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrap {
+    /// A decimal register of this many integer digits (1–28): wraps at 10^d.
+    Digits(u8),
+    /// A binary counter of this many bits (1–95): wraps at 2^b.
+    Bits(u8),
+}
+
+impl Wrap {
+    /// The value the register wraps at (10^d or 2^b); `None` outside 1–28 digits or 1–95 bits.
+    pub fn modulus(self) -> Option<Decimal> {
+        match self {
+            Wrap::Digits(d) => modulus(d),
+            Wrap::Bits(b) => (1..=95).contains(&b).then(|| Decimal::from_i128_with_scale(1i128 << b, 0)),
+        }
+    }
+
+    /// The register's description in messages: "8-digit register", "32-bit counter".
+    pub(crate) fn register(self) -> String {
+        match self {
+            Wrap::Digits(d) => format!("{d}-digit register"),
+            Wrap::Bits(b) => format!("{b}-bit counter"),
+        }
+    }
+
+    /// What the register did: a decimal register rolls over, a binary counter wraps.
+    pub(crate) fn verb(self) -> &'static str {
+        match self {
+            Wrap::Digits(_) => "rolled over",
+            Wrap::Bits(_) => "wrapped",
+        }
+    }
+}
+
 /// Why a reading (and a declared exchange's old final reading) cannot be used, if it cannot: a
-/// negative value, a multiplier ≤ 0, a digit count outside 1–28, a register beyond its digits.
+/// negative value, a multiplier ≤ 0, a digit count outside 1–28 or bit width outside 1–95, both
+/// given, a register beyond its digits, a binary counter that is not a whole number below 2^bits.
 pub(crate) fn invalid(r: &MeterReading, exchange: Option<Decimal>) -> Option<String> {
     let values =
         std::iter::once(("register value", r.register)).chain(exchange.map(|e| ("old meter's final reading", e)));
@@ -326,6 +401,12 @@ pub(crate) fn invalid(r: &MeterReading, exchange: Option<Decimal>) -> Option<Str
     if r.multiplier <= Decimal::ZERO {
         return Some(format!("The multiplier {} of meter '{}' must be positive.", fmt_decimal(r.multiplier), r.meter));
     }
+    if r.register_digits.is_some() && r.register_bits.is_some() {
+        return Some(format!(
+            "Meter '{}' gives both register_digits and register_bits; a register has one or the other.",
+            r.meter
+        ));
+    }
     if let Some(d) = r.register_digits {
         let Some(m) = modulus(d) else {
             return Some(format!("The register digit count {d} of meter '{}' is outside 1-28.", r.meter));
@@ -333,6 +414,18 @@ pub(crate) fn invalid(r: &MeterReading, exchange: Option<Decimal>) -> Option<Str
         if r.register >= m {
             return Some(format!(
                 "The register value {} of meter '{}' has more than the meter's {d} digits.",
+                fmt_decimal(r.register),
+                r.meter
+            ));
+        }
+    }
+    if let Some(b) = r.register_bits {
+        let Some(m) = Wrap::Bits(b).modulus() else {
+            return Some(format!("The counter width {b} bits of meter '{}' is outside 1-95.", r.meter));
+        };
+        if r.register >= m || !r.register.fract().is_zero() {
+            return Some(format!(
+                "The counter value {} of meter '{}' is not a whole number below 2^{b}.",
                 fmt_decimal(r.register),
                 r.meter
             ));

@@ -62,16 +62,28 @@ fn message(
         )
     } else {
         format!(
-            "{missing} intervals of {interval} s missing from {} to {}; longer than {} intervals, so estimate from the same hour of previous weeks or ask the meter for the data.",
+            "{missing} intervals of {interval} s missing from {} to {}; longer than {} intervals, so estimate from {} or ask the meter for the data.",
             fmt_ts(first),
             fmt_ts(rec.timestamp),
-            cfg.max_interpolation_intervals
+            cfg.max_interpolation_intervals,
+            estimate_from(interval)
         )
     };
     if usual && !short {
         format!("{message} Gaps are usual for this series (more than one step in 1000), so this is info.")
     } else {
         message
+    }
+}
+
+/// Where a long gap of a series read every `interval` seconds is estimated from, in words that
+/// fit its resolution: the same hour of previous weeks (sub-daily), the same weekday of previous
+/// weeks (daily), the readings around the gap (weekly or coarser: there is no weekly shape).
+fn estimate_from(interval: i64) -> &'static str {
+    match interval {
+        i if i < 86_400 => "the same hour of previous weeks",
+        i if i < 7 * 86_400 => "the same weekday of previous weeks",
+        _ => "the readings around the gap",
     }
 }
 

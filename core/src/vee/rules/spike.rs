@@ -58,7 +58,7 @@ fn finding(ser: &Series, rec: &UsageRecord, m: f64, z: f64, seasonal: bool, cfg:
     let against = if !cfg.confirm {
         ""
     } else if seasonal {
-        " and outside the usual range for this hour of the week"
+        seasonal_phrase(ser.interval)
     } else {
         " and outside the series' long-run range"
     };
@@ -77,4 +77,33 @@ fn finding(ser: &Series, rec: &UsageRecord, m: f64, z: f64, seasonal: bool, cfg:
             z
         ),
     )
+}
+
+/// The seasonal band's name for a series whose readings are `interval` seconds apart (0 while
+/// its cadence is not established): the band is kept per hour of the week, which a reader
+/// understands as "this hour of the week" for sub-daily readings, "this day of the week" for
+/// daily ones, and only as the series' usual range for readings a week or more apart (each of
+/// them falls in its own or in the same weekly slot).
+pub(super) fn seasonal_phrase(interval: i64) -> &'static str {
+    const DAY: i64 = 86_400;
+    match interval {
+        i if i < DAY => " and outside the usual range for this hour of the week",
+        i if i < 7 * DAY => " and outside the usual range for this day of the week",
+        _ => " and outside the usual range of the series' earlier readings",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seasonal_phrase;
+
+    #[test]
+    fn the_seasonal_phrase_fits_the_series_resolution() {
+        assert!(seasonal_phrase(0).ends_with("this hour of the week"));
+        assert!(seasonal_phrase(900).ends_with("this hour of the week"));
+        assert!(seasonal_phrase(3600).ends_with("this hour of the week"));
+        assert!(seasonal_phrase(86_400).ends_with("this day of the week"));
+        assert!(seasonal_phrase(604_800).ends_with("the series' earlier readings"));
+        assert!(seasonal_phrase(2_592_000).ends_with("the series' earlier readings"));
+    }
 }
