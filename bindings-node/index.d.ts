@@ -1780,6 +1780,10 @@ register: DecimalString,
  */
 registerDigits?: number | null, 
 /**
+ * Width in bits of a binary counter, if known.
+ */
+registerBits?: number | null, 
+/**
  * Register units → metric units.
  */
 multiplier?: DecimalString, 
@@ -1843,7 +1847,11 @@ maxDaily: DecimalString | null,
 /**
  * Multiple of the highest historic daily rate still plausible.
  */
-plausibleFactor: DecimalString, };
+plausibleFactor: DecimalString, 
+/**
+ * Where the consumption is dated (default `pro_rata`).
+ */
+dating?: Dating, };
 
 /**
  * What happened to a reading.
@@ -1883,6 +1891,49 @@ findings: Array<Finding>,
  * The consumption records stored (empty for a resent reading: they were stored the first time).
  */
 records: Array<UsageRecord>, };
+
+/**
+ * Where the consumption of a reading interval `[previous reading, this reading)` is dated,
+ * chosen per call (`ReadingOptions.dating`, `CounterOptions.dating`).
+ */
+export type Dating = "end" | "start" | "pro_rata";
+
+/**
+ * Settings of `Engine::track_counters`.
+ */
+export type CounterOptions = { 
+/**
+ * Where each delta is dated.
+ */
+dating?: Dating, 
+/**
+ * Zone of the day boundaries.
+ */
+timeZone?: string, 
+/**
+ * Hour-of-day weights (24), or `None` for pro rata by time.
+ */
+profile?: DecimalString[], };
+
+/**
+ * The outcome of [`Engine::track_counters`]: the ingest report of the deltas, the deltas
+ * themselves (as dated) and the tracker's findings (`rollover`, `meter_exchange`,
+ * `duplicate_reading`, `out_of_order_reading`, `invalid_reading`), in reading order.
+ */
+export type CounterOutcome = { 
+/**
+ * The ingest of the deltas (duplicates, rejections and validation findings as for
+ * [`Engine::ingest`]).
+ */
+report: IngestReport, 
+/**
+ * The delta records, dated by the options' `dating`.
+ */
+records: Array<UsageRecord>, 
+/**
+ * The tracker's findings about the readings.
+ */
+findings: Array<Finding>, };
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -1926,6 +1977,24 @@ export declare class Engine {
    * `E_INVALID_TIME_ZONE` for invalid options, `E_CONFLICT`, `E_STORE`, `E_OVERFLOW`.
    */
   recordReading(tenant: string, metric: string, reading: MeterReading, exchange?: DecimalString | null, options?: Partial<ReadingOptions> | null): ReadingOutcome
+  /**
+   * Turn cumulative counter readings of `metric` (oldest first: session byte counters,
+   * RADIUS/SNMP octet counters with `registerBits` 32 or 64, registers with
+   * `registerDigits`) into deltas and ingest them, keeping each meter's latest reading in the
+   * store so that a restart does not lose the first delta (the core's
+   * `Engine::track_counters`). `options` is the core's `CounterOptions` in camelCase (`dating`:
+   * `'pro_rata'` (default) | `'start'` | `'end'`, `timeZone`, `profile`). Returns
+   * `{report, records, findings}`. Throws `E_PARSE` for unreadable input (unknown keys too),
+   * `E_INVALID_QUERY` / `E_INVALID_TIME_ZONE` for invalid options, `E_INVALID_RECORD`,
+   * `E_STORE`, `E_OVERFLOW`.
+   */
+  trackCounters(tenant: string, metric: string, readings: MeterReading[], options?: CounterOptions | null): CounterOutcome
+  /**
+   * The tracker state of `meter` for `metric` of `tenant`: its latest counter reading (the
+   * baseline of its next delta), or `null` (the core's `Engine::counter_state`). Throws
+   * `E_STORE`.
+   */
+  counterState(tenant: string, metric: string, meter: string): MeterReading | null
   /**
    * Check a register reading exactly as `recordReading` does (same decisions, findings and
    * consumption records, against the stored history) but store nothing (the core's
