@@ -3,8 +3,9 @@
 //! chrono-tz links every zone's transitions as 32-byte entries with a `&'static str`
 //! abbreviation each (≈ 1.1 MB of data and 36 000 relocations in a library). The mobile library
 //! needs every zone but not that size: this module reads the same tables, re-encoded by
-//! `scripts/generate-tz` into `zone/tzdata.bin` (≈ 180 KB: varint time deltas and an offset
-//! index per transition, identical tables of linked zones stored once). The data is chrono-tz's
+//! `scripts/generate-tz` into `zone/tzdata.bin` (varint time deltas and an offset index per
+//! transition, identical tables of linked zones stored once: 184 KB, zlib-compressed to 25 KB in
+//! the library and inflated once, on first use, by miniz_oxide). The data is chrono-tz's
 //! own — the same zones, aliases, transitions and bounds (the same tzdb release) — and the lookups
 //! below are chrono-tz's algorithms (`timezone_impl.rs` of chrono-tz 0.10, MIT/Apache-2.0), so
 //! every instant gets the offset chrono-tz gives it and every local time the same
@@ -21,8 +22,11 @@ use chrono::{FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offs
 
 mod tzdata;
 
-/// The encoded tables (format: `scripts/generate-tz`).
-static DATA: &[u8] = include_bytes!("zone/tzdata.bin");
+/// The encoded tables, zlib-compressed (format: `scripts/generate-tz`).
+static COMPRESSED: &[u8] = include_bytes!("zone/tzdata.bin");
+
+/// The most the tables may inflate to (they are 184 KB): memory is bounded before allocating.
+const MAX_INFLATED: usize = 4 << 20;
 
 /// An IANA time zone or alias (`Europe/London`, `US/Eastern`, `UTC`): the same set of names as
 /// chrono-tz's `Tz`, with the same offsets. Implements [`chrono::TimeZone`]; parse a name with
@@ -48,7 +52,7 @@ impl Tz {
         let Some(d) = db() else { return &EMPTY };
         let Some(&(_, table)) = d.zones.get(usize::from(self.0)) else { return &EMPTY };
         let Some(cell) = d.tables.get(usize::from(table)) else { return &EMPTY };
-        cell.1.get_or_init(|| decode_table(cell.0, &d.offsets).unwrap_or(Spans { first: 0, rest: Vec::new() }))
+        cell.1.get_or_init(|| decode_table(d.data, cell.0, &d.offsets).unwrap_or(Spans { first: 0, rest: Vec::new() }))
     }
 }
 
@@ -248,11 +252,13 @@ fn binary_search(n: usize, mut f: impl FnMut(usize) -> std::cmp::Ordering) -> Re
     }
 }
 
-/// The decoded index of [`DATA`]: offsets, where each table starts, zone names.
+/// The decoded index of the tables: offsets, where each table starts, zone names.
 struct Db {
+    /// The inflated tables (kept for the life of the process, like a `static`).
+    data: &'static [u8],
     version: &'static str,
     offsets: Vec<i32>,
-    /// Start of each table in `DATA`, and the table once decoded.
+    /// Start of each table in `data`, and the table once decoded.
     tables: Vec<(usize, OnceLock<Spans>)>,
     /// `(name, table index)`, sorted by name.
     zones: Vec<(&'static str, u16)>,
@@ -263,8 +269,9 @@ fn db() -> Option<&'static Db> {
     DB.get_or_init(read_db).as_ref()
 }
 
-/// A reader of `DATA`'s varints; every read is checked (`None` past the end).
+/// A reader of the tables' varints; every read is checked (`None` past the end).
 struct Reader {
+    data: &'static [u8],
     pos: usize,
 }
 
@@ -272,7 +279,7 @@ impl Reader {
     fn varint(&mut self) -> Option<u64> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *DATA.get(self.pos)?;
+            let b = *self.data.get(self.pos)?;
             self.pos += 1;
             n |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
@@ -293,7 +300,7 @@ impl Reader {
 
     fn str(&mut self) -> Option<&'static str> {
         let len = self.usize()?;
-        let bytes = DATA.get(self.pos..self.pos.checked_add(len)?)?;
+        let bytes = self.data.get(self.pos..self.pos.checked_add(len)?)?;
         self.pos += len;
         std::str::from_utf8(bytes).ok()
     }
@@ -309,8 +316,10 @@ fn unzigzag(z: u64) -> i64 {
 }
 
 fn read_db() -> Option<Db> {
-    let mut r = Reader { pos: 0 };
-    if DATA.get(..5)? != b"MKTZ\x01" {
+    let inflated = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(COMPRESSED, MAX_INFLATED).ok()?;
+    let data: &'static [u8] = Box::leak(inflated.into_boxed_slice());
+    let mut r = Reader { data, pos: 0 };
+    if data.get(..5)? != b"MKTZ\x01" {
         return None;
     }
     r.pos = 5;
@@ -318,7 +327,7 @@ fn read_db() -> Option<Db> {
     let offsets =
         (0..r.varint()?).map(|_| r.signed().and_then(|o| i32::try_from(o).ok())).collect::<Option<Vec<_>>>()?;
     let count = r.usize()?;
-    let mut tables = Vec::with_capacity(count.min(DATA.len()));
+    let mut tables = Vec::with_capacity(count.min(data.len()));
     for _ in 0..count {
         tables.push((r.pos, OnceLock::new()));
         r.varint()?;
@@ -329,15 +338,15 @@ fn read_db() -> Option<Db> {
     }
     let zones =
         (0..r.varint()?).map(|_| Some((r.str()?, u16::try_from(r.varint()?).ok()?))).collect::<Option<Vec<_>>>()?;
-    Some(Db { version, offsets, tables, zones })
+    Some(Db { data, version, offsets, tables, zones })
 }
 
-fn decode_table(pos: usize, offsets: &[i32]) -> Option<Spans> {
-    let mut r = Reader { pos };
+fn decode_table(data: &'static [u8], pos: usize, offsets: &[i32]) -> Option<Spans> {
+    let mut r = Reader { data, pos };
     let offset = |i: usize| offsets.get(i).copied();
     let first = offset(r.usize()?)?;
     let n = r.usize()?;
-    let mut rest = Vec::with_capacity(n.min(DATA.len()));
+    let mut rest = Vec::with_capacity(n.min(data.len()));
     let mut t = 0i64;
     for _ in 0..n {
         let d = r.varint()?;
