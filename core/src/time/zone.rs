@@ -3,7 +3,7 @@
 //! chrono-tz links every zone's transitions as 32-byte entries with a `&'static str`
 //! abbreviation each (≈ 1.1 MB of data and 36 000 relocations in a library). The mobile library
 //! needs every zone but not that size: this module reads the same tables, re-encoded by
-//! `scripts/generate-tz` into `zone/tzdata.bin` (varint time deltas and an offset index per
+//! `scripts/generate-tz` into `core/data/tzdata.bin` (varint time deltas and an offset index per
 //! transition, identical tables of linked zones stored once: 184 KB, zlib-compressed to 25 KB in
 //! the library and inflated once, on first use, by miniz_oxide). The data is chrono-tz's
 //! own — the same zones, aliases, transitions and bounds (the same tzdb release) — and the lookups
@@ -23,7 +23,7 @@ use chrono::{FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offs
 mod tzdata;
 
 /// The encoded tables, zlib-compressed (format: `scripts/generate-tz`).
-static COMPRESSED: &[u8] = include_bytes!("zone/tzdata.bin");
+static COMPRESSED: &[u8] = include_bytes!("../../data/tzdata.bin");
 
 /// The most the tables may inflate to (they are 184 KB): memory is bounded before allocating.
 const MAX_INFLATED: usize = 4 << 20;
