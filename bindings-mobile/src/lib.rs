@@ -116,13 +116,23 @@ pub fn json_at(json: String, pointer: String) -> Result<Option<String>, Meterkit
     Ok(v.pointer(&pointer).map(ToString::to_string))
 }
 
-/// For the test suites only (feature `test-support`): panics inside the library, to prove a
-/// panic reaches the host as uniffi's internal error (`InternalException`) and does not abort the
-/// process.
+/// For the test suites only (feature `test-support`): panics inside the library. Where the
+/// library unwinds (the `dev` and `release` profiles) the panic reaches the host as uniffi's
+/// internal error (`InternalException`) and the library keeps working; where it aborts (the
+/// shipped `mobile` profile, `panic = "abort"`) it ends the process. `ApiTests.kt` checks both.
 #[cfg(feature = "test-support")]
 #[uniffi::export]
 pub fn panic_for_tests() -> Result<(), MeterkitError> {
     panic!("deliberate panic for the test suite")
+}
+
+/// For the test suites only (feature `test-support`): `true` when the library was built with
+/// `panic = "abort"` (profile `mobile`), i.e. a panic ends the process instead of raising
+/// `InternalException`.
+#[cfg(feature = "test-support")]
+#[uniffi::export]
+pub fn panic_aborts() -> bool {
+    cfg!(panic = "abort")
 }
 
 /// The string at `pointer` inside `json` (`None` when absent or not a string). A helper for hosts

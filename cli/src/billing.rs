@@ -84,7 +84,7 @@ fn read_tariff(path: &PathBuf) -> Result<Tariff> {
     })
 }
 
-fn period(args: &BillArgs, tz: chrono_tz::Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+fn period(args: &BillArgs, tz: meterkit::Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     match (&args.period, &args.from, &args.to) {
         (Some(p), _, _) => month_period(p, tz),
         (None, Some(f), Some(t)) => Ok((parse_timestamp(f, Some(tz))?, parse_timestamp(t, Some(tz))?)),
@@ -179,7 +179,7 @@ fn bill_table(bill: &Bill, tariff: &Tariff) -> String {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    let tz: Option<chrono_tz::Tz> = bill.time_zone.parse().ok();
+    let tz: Option<meterkit::Tz> = bill.time_zone.parse().ok();
     let day = |d: DateTime<Utc>| {
         tz.map_or_else(|| meterkit::time::fmt_ts(d), |tz| d.with_timezone(&tz).format("%Y-%m-%d").to_string())
     };

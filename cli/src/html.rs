@@ -85,7 +85,7 @@ pub struct BillFigures {
     pub bill: serde_json::Value,
 }
 
-fn points(buckets: &[Bucket], tz: chrono_tz::Tz, fmt: &str) -> Vec<Point> {
+fn points(buckets: &[Bucket], tz: meterkit::Tz, fmt: &str) -> Vec<Point> {
     buckets
         .iter()
         .map(|b| Point {

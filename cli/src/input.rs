@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use meterkit::Tz;
 use meterkit::{decimal::parse_decimal, record::Dimensions, Error, ErrorKind, Result, UsageRecord};
 
 /// Input file formats.

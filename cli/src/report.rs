@@ -15,7 +15,7 @@ fn shown(d: Decimal) -> String {
     fmt_decimal(d.round_dp(SHOWN_DP))
 }
 
-fn local(b: &Bucket, tz: chrono_tz::Tz, fmt: &str) -> String {
+fn local(b: &Bucket, tz: meterkit::Tz, fmt: &str) -> String {
     b.window_start.with_timezone(&tz).format(fmt).to_string()
 }
 

@@ -76,7 +76,7 @@ pub mod tariff;
 pub mod time;
 pub mod vee;
 
-pub use chrono_tz::Tz;
+pub use crate::time::Tz;
 pub use rust_decimal::Decimal;
 
 pub use crate::billing::Bill;

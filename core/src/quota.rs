@@ -1,7 +1,6 @@
 //! Quotas and budgets: a limit per subject per period with alert levels.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +13,7 @@ use crate::record::UsageRecord;
 use crate::rollup::{RollupSpec, SUBJECT};
 use crate::store::{BucketKey, ChangeSet, Store};
 use crate::tariff::Tariff;
-use crate::time::{parse_time_zone, Window};
+use crate::time::{parse_time_zone, Tz, Window};
 
 /// A quota (units: a 10 GB data plan) or a budget (money: a £50 monthly budget, when `tariff`
 /// is set) on one metric, per subject and per period, with alert levels in percent of `limit`.

@@ -140,11 +140,26 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eq(jsonStrAt("{\"a\":3}", "/a"), null, "not a string")
         throws<MeterkitException.Parse>("not JSON") { canonicalJson("{") }
     }
-    t("a Rust panic reaches Kotlin as InternalException and the library keeps working") {
-        val e = throws<InternalException>("panic") { panicForTests() }
-        check(e.message!!.contains("deliberate panic")) { "message: ${e.message}" }
-        eq(version(), "0.1.0", "still usable")
-        throws<InternalException>("panic twice") { panicForTests() }
+    t("a Rust panic: InternalException where the library unwinds, the process ends where it aborts (shipped build)") {
+        if (!panicAborts()) {
+            val e = throws<InternalException>("panic") { panicForTests() }
+            check(e.message!!.contains("deliberate panic")) { "message: ${e.message}" }
+            eq(version(), "0.1.0", "still usable")
+            throws<InternalException>("panic twice") { panicForTests() }
+        }
+        // What an app sees, in a child JVM (a panic in an aborting library would end this one).
+        val java = File(System.getProperty("java.home"), "bin/java").path
+        val child = ProcessBuilder(java, "-Djna.library.path=" + System.getProperty("jna.library.path"),
+            "-cp", System.getProperty("java.class.path"), "meterkit.tests.PanicChildKt")
+            .redirectErrorStream(true).start()
+        val out = child.inputStream.bufferedReader().readText()
+        val code = child.waitFor()
+        check(out.contains("deliberate panic")) { "the panic message is shown: $out" }
+        if (panicAborts()) {
+            check(code != 0 && !out.contains("caught")) { "abort (SIGABRT: exit 134), nothing caught: exit $code, $out" }
+        } else {
+            check(code == 0 && out.contains("caught InternalException")) { "caught: exit $code, $out" }
+        }
     }
 
     // ---- engine ----------------------------------------------------------------------------

@@ -12,7 +12,6 @@
 use std::borrow::Cow;
 
 use chrono::{Datelike, Timelike};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::{
@@ -24,7 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
 use crate::tariff::metering::{Metering, MeteringRule, DIRECTION, EXPORT, IMPORT};
 use crate::tariff::{tariff_err, Charge, Tariff};
-use crate::time::{offset_at, parse_time_zone};
+use crate::time::{offset_at, parse_time_zone, Tz};
 
 /// What carries from one month's bill to the next under a metering rule: excess kWh (net
 /// metering) or unused credit in the currency (net billing hourly). Zero at the start of a year

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -18,7 +17,7 @@ use crate::tariff::{
     TimeOfUseCharge, Usage,
 };
 use crate::time::fmt_ts;
-use crate::time::{local_midnight, offset_at, parse_time_zone, Window};
+use crate::time::{local_midnight, offset_at, parse_time_zone, Tz, Window};
 
 pub mod compare;
 mod metering;

@@ -6,7 +6,6 @@
 //! order of the additions does not change them.
 
 use chrono::Datelike;
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::{is_weekend, BillRequest, LocalClock, Rater, Use};
@@ -15,7 +14,7 @@ use crate::error::Result;
 use crate::record::UsageRecord;
 use crate::tariff::metering::{DIRECTION, IMPORT};
 use crate::tariff::{Charge, Per, Schedule, Selection, SharedLadder, Tariff};
-use crate::time::parse_time_zone;
+use crate::time::{parse_time_zone, Tz};
 
 /// One local month of one subject's load, by (weekend, local hour).
 #[derive(Debug, Clone)]

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +17,7 @@ use crate::rollup::{Accumulator, Aggregation, Bucket, BucketState, RollupSpec, S
 use crate::store::{BucketKey, ChangeSet, MemoryStore, Store, StoredBucket};
 use crate::tariff::Tariff;
 use crate::time::fmt_ts;
-use crate::time::{parse_time_zone, Window};
+use crate::time::{parse_time_zone, Tz, Window};
 use crate::vee::{Action, Finding, ValidationConfig, Validator};
 
 pub(crate) mod batch;

@@ -10,7 +10,6 @@
 //! never a baseline). `/` and `%` in meter ids are percent-encoded.
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +18,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::reading::dating::{dated_records, Dating, Interval};
 use crate::reading::{invalid, MeterReading, ReadingKind, Wrap};
 use crate::record::{Quality, UsageRecord};
-use crate::time::fmt_ts;
 use crate::time::parse_time_zone;
+use crate::time::{fmt_ts, Tz};
 use crate::vee::{Action, Finding, Rule, Severity};
 
 /// The most days one reading interval may span (ten years): bounds the consumption records an
@@ -775,6 +774,6 @@ mod tests {
             assert!(o.check().is_err(), "{json}");
         }
         assert!(serde_json::from_str::<ReadingOptions>(r#"{"histroy":3}"#).is_err(), "unknown keys are refused");
-        assert_eq!(ReadingOptions::default().check().unwrap(), chrono_tz::UTC);
+        assert_eq!(ReadingOptions::default().check().unwrap(), Tz::UTC);
     }
 }

@@ -4,13 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::{Quality, UsageRecord};
-use crate::time::{parse_time_zone, Window};
+use crate::time::{parse_time_zone, Tz, Window};
 
 pub mod columnar;
 pub mod partial;

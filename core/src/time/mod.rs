@@ -4,13 +4,20 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
-use chrono_tz::Tz;
 
 use crate::error::{Error, ErrorKind, Result};
 
 mod instant;
+#[cfg(feature = "compact-tz")]
+pub mod zone;
+/// An IANA time zone: chrono-tz's `Tz`, or with the `compact-tz` feature [`zone::Tz`] — the
+/// same zones, names and offsets read from a compact copy of chrono-tz's tables.
+#[cfg(not(feature = "compact-tz"))]
+pub use chrono_tz::Tz;
 pub use instant::{fmt_ts, parse_ts, MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS};
 pub(crate) use instant::{opt_ts_str, ts_str};
+#[cfg(feature = "compact-tz")]
+pub use zone::Tz;
 
 /// A window kind: how time is cut into consecutive, non-overlapping intervals.
 ///

@@ -7,15 +7,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::decimal::{fmt_decimal, parse_decimal};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::{Quality, UsageRecord};
-use crate::time::fmt_ts;
 use crate::time::parse_time_zone;
+use crate::time::{fmt_ts, Tz};
 
 pub mod alert;
 pub mod estimate;

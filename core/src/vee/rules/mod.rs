@@ -8,10 +8,10 @@
 //! then the history is updated with the value.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use crate::record::UsageRecord;
+use crate::time::Tz;
 use crate::vee::Finding;
 
 mod future;

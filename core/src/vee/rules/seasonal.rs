@@ -2,8 +2,7 @@
 //! weighted level and spread. It is not a rule of its own: it gives [`spike`](super::spike) its
 //! confirming band and [`level_shift`](super::level_shift) its reference once ready.
 
-use chrono_tz::Tz;
-
+use crate::time::Tz;
 use crate::vee::rules::series::{ScoreHistogram, Slot, FIRST_MONDAY, MAD_SCALE, MIN_SCALE, SCORE_BINS, SLOTS, WEEK};
 use crate::vee::rules::{RuleParams, Series};
 
