@@ -10,7 +10,7 @@
 //! [`crate::Store`] (memory, SQLite, PostgreSQL) keeps both or neither, with no store method of
 //! its own.
 
-use chrono_tz::Tz;
+use crate::time::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

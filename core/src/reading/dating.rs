@@ -2,8 +2,8 @@
 //! start, or split pro rata across the interval (per local day, by time or by a load profile —
 //! the attribution of [`crate::reading::check::attribute`]).
 
+use crate::time::Tz;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -109,7 +109,7 @@ mod tests {
             quality: Quality::Actual,
         };
         let show = |d: Dating| {
-            dated_records(&iv, d, chrono_tz::UTC, None)
+            dated_records(&iv, d, Tz::UTC, None)
                 .unwrap()
                 .iter()
                 .map(|r| format!("{} {} {:?} {}", r.id, fmt_ts(r.timestamp), r.end.map(fmt_ts), r.quantity))
