@@ -56,10 +56,7 @@ pub fn run(engine: &Engine, tenant: &str, cmd: &SpecCommand) -> Result<()> {
     match cmd {
         SpecCommand::List => {
             for spec in engine.specs() {
-                println!(
-                    "{}",
-                    serde_json::to_string(&spec).map_err(|e| Error::new(ErrorKind::Parse, e.to_string()))?
-                );
+                println!("{}", serde_json::to_string(&spec).map_err(|e| Error::new(ErrorKind::Parse, e.to_string()))?);
             }
         }
         SpecCommand::Add(args) => json(&serde_json::json!({ "id": engine.add_spec(args.spec(tenant)?)? })),

@@ -705,7 +705,8 @@ impl PgStore {
                     format!("There is no rollup spec {id} to remove."),
                 )));
             }
-            tx.execute("DELETE FROM meterkit_buckets WHERE spec = $1", &[&id]).ctx("delete a removed spec's buckets")?;
+            tx.execute("DELETE FROM meterkit_buckets WHERE spec = $1", &[&id])
+                .ctx("delete a removed spec's buckets")?;
         }
         if !changes.insert.is_empty() || !changes.delete.is_empty() {
             tx.execute("SELECT nextval('meterkit_record_gen')", &[]).ctx("advance the record generation")?;

@@ -171,7 +171,8 @@ pub(crate) fn put_bucket(
 
 /// The ids of the removed specs, ascending.
 fn removed_specs(conn: &Connection) -> Result<Vec<u32>> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM specs WHERE removed <> 0 ORDER BY id").map_err(|e| db_err(&e))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM specs WHERE removed <> 0 ORDER BY id").map_err(|e| db_err(&e))?;
     let rows = stmt.query_map([], |r| r.get::<_, u32>(0)).map_err(|e| db_err(&e))?;
     rows.map(|r| r.map_err(|e| db_err(&e))).collect()
 }

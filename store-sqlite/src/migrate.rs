@@ -40,8 +40,7 @@ fn from_v2(tx: &Connection) -> Result<()> {
         .query_row("SELECT COUNT(*) FROM pragma_table_info('specs') WHERE name = 'removed'", [], |r| r.get(0))
         .map_err(|e| db_err(&e))?;
     if !has {
-        tx.execute_batch("ALTER TABLE specs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")
-            .map_err(|e| db_err(&e))?;
+        tx.execute_batch("ALTER TABLE specs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0").map_err(|e| db_err(&e))?;
     }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(|e| db_err(&e))
 }

@@ -515,7 +515,6 @@ pub fn two_writers_at_once(open: &Opener) {
     assert_eq!(every_spec_counts(&*connect, &[("a", 2 * 30 * 40), ("b", 30 * 20)]), 10);
 }
 
-
 /// Issue 14: a removed spec keeps its id (it stays in `specs`, listed by `removed_specs`), loses
 /// its buckets of every tenant, and a later change merging into it is refused as retryable.
 pub fn removed_specs_lose_their_buckets_and_refuse_merges(make: &Factory) {
@@ -556,7 +555,8 @@ pub fn tenant_specs_and_spec_removal_across_engines(open: &Opener) {
     a.ingest(&minute_records("t", "r", 0..30)).unwrap();
     a.ingest(&minute_records("u", "r", 0..30)).unwrap();
     // t bills on the 15th in Kolkata: its own cycle spec, backfilled from t's 30 records only.
-    let cycle = RollupSpec::new("kwh", Window::BillingCycle { anchor_day: 15 }, "Asia/Kolkata").unwrap().for_tenant("t");
+    let cycle =
+        RollupSpec::new("kwh", Window::BillingCycle { anchor_day: 15 }, "Asia/Kolkata").unwrap().for_tenant("t");
     let id = a.add_spec(cycle.clone()).unwrap();
     a.ingest(&minute_records("t", "s", 0..5)).unwrap();
     a.ingest(&minute_records("u", "s", 0..7)).unwrap();
@@ -576,10 +576,10 @@ pub fn tenant_specs_and_spec_removal_across_engines(open: &Opener) {
     for tenant in ["t", "u"] {
         assert!(store.buckets(tenant, 0, i64::MIN, i64::MAX).unwrap().is_empty());
     }
-    assert_eq!(b.specs(), [cycle.clone()]);
+    assert_eq!(b.specs(), std::slice::from_ref(&cycle));
     // After a restart: the removed spec stays removed; queries still answer from the records.
     let c = Engine::new(connect()).unwrap();
-    assert_eq!(c.specs(), [cycle.clone()]);
+    assert_eq!(c.specs(), std::slice::from_ref(&cycle));
     let rows = c.query(&meterkit::Query::new("u", "kwh", Window::Day, "UTC")).unwrap();
     assert_eq!((rows.len(), rows[0].count), (1, 40));
     assert_eq!(c.specs().len(), 1, "the unplanned query added no spec");

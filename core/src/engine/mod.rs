@@ -1424,10 +1424,7 @@ struct OverflowGuard<'s> {
 
 impl<'s> OverflowGuard<'s> {
     fn new(specs: &'s [SpecEntry]) -> Self {
-        OverflowGuard {
-            specs: live_specs(specs).collect(),
-            sums: HashMap::new(),
-        }
+        OverflowGuard { specs: live_specs(specs).collect(), sums: HashMap::new() }
     }
 
     /// `None` when `r` fits (and is counted), else the error rejecting it.
