@@ -23,11 +23,14 @@ fn main() {
     let limit: Decimal = "1000000000000".parse().unwrap();
     for case in ["none", "per-subject", "pooled-set"] {
         for stored in [0u64, 20_000, 40_000] {
-            let engine = Engine::new(SqliteStore::open(dir.path().join(format!("{case}-{stored}.db"))).unwrap()).unwrap();
+            let engine =
+                Engine::new(SqliteStore::open(dir.path().join(format!("{case}-{stored}.db"))).unwrap()).unwrap();
             let q = Quota::new("cap", "hotspot", "bytes", Window::Month, "UTC", limit, vec![Decimal::from(80)]);
             match case {
                 "per-subject" => engine.add_quota(q).unwrap(),
-                "pooled-set" => engine.add_quota(q.with_subjects((0..10).map(|i| format!("sim-{i}"))).pooled()).unwrap(),
+                "pooled-set" => {
+                    engine.add_quota(q.with_subjects((0..10).map(|i| format!("sim-{i}"))).pooled()).unwrap()
+                }
                 _ => {}
             }
             let records: Vec<UsageRecord> = (0..stored).map(record).collect();
