@@ -29,7 +29,7 @@ fn main() {
             match case {
                 "per-subject" => engine.add_quota(q).unwrap(),
                 "pooled-set" => {
-                    engine.add_quota(q.with_subjects((0..10).map(|i| format!("sim-{i}"))).pooled()).unwrap()
+                    engine.add_quota(q.with_subjects((0..10).map(|i| format!("sim-{i}"))).pooled()).unwrap();
                 }
                 _ => {}
             }
