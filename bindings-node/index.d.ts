@@ -1960,7 +1960,17 @@ export declare class Engine {
   constructor(options?: EngineOptions | null)
   /** Maintain a rollup spec from now on (backfilled from stored records); returns its id. */
   addSpec(spec: RollupSpec): number
-  /** The rollup specs, in id order. */
+  /**
+   * Stop maintaining the spec equal to `spec` and delete its buckets; returns its id. Throws
+   * `E_NOT_FOUND` when no such spec is maintained, `E_CONFLICT` when a quota uses it.
+   */
+  removeSpec(spec: RollupSpec): number
+  /**
+   * The spec an unplanned query needs (queries never add one): add it to answer such queries
+   * from buckets instead of the records.
+   */
+  static specForQuery(query: Query): RollupSpec
+  /** The rollup specs maintained, in id order. */
   specs(): RollupSpec[]
   /**
    * Ingest a batch of usage records (or one record). Duplicates and conflicts are reported,

@@ -78,6 +78,12 @@ impl<S: Store> Store for Timed<S> {
     fn specs(&self) -> Result<Vec<RollupSpec>> {
         Self::time(&self.spent, "specs", || self.inner.specs())
     }
+    fn removed_specs(&self) -> Result<Vec<u32>> {
+        self.inner.removed_specs()
+    }
+    fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
+        Self::time(&self.spent, "compare_stored", || self.inner.compare_stored(tenant, records))
+    }
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
         Self::time(&self.spent, "get_records", || self.inner.get_records(tenant, ids))
     }

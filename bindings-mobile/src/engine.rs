@@ -384,18 +384,39 @@ impl Engine {
     }
 
     /// Add a rollup of `metric` by `window` (`day`, `minutes:15`, …) in `time_zone`, grouped by
-    /// `group_by` (backfilled from stored records); returns its id. Queries create the rollups
-    /// they need anyway. Errors: `InvalidWindow`, `InvalidTimeZone`, `Store`.
-    #[uniffi::method(default(group_by = []))]
+    /// `group_by` (backfilled from stored records); returns its id. With `tenant`, the spec is
+    /// that tenant's own (maintained for its records only). Queries never add a rollup: one no
+    /// spec covers is answered from the stored records. Errors: `InvalidWindow`,
+    /// `InvalidTimeZone`, `InvalidQuery` (an empty tenant), `Store`.
+    #[uniffi::method(default(group_by = [], tenant = None))]
     pub fn add_spec(
         &self,
         metric: String,
         window: String,
         time_zone: String,
         group_by: Vec<String>,
+        tenant: Option<String>,
     ) -> Result<i64, MeterkitError> {
-        let spec = RollupSpec::new(metric, window.parse()?, &time_zone)?.group_by(group_by);
+        let mut spec = RollupSpec::new(metric, window.parse()?, &time_zone)?.group_by(group_by);
+        spec.tenant = tenant;
         Ok(i64::from(self.engine()?.add_spec(spec)?))
+    }
+
+    /// Stop maintaining the rollup named as in `addSpec` and delete its buckets; returns its id.
+    /// Errors: `NotFound` when no such rollup is maintained, `Conflict` when a quota uses it,
+    /// `InvalidWindow`, `InvalidTimeZone`, `Store`.
+    #[uniffi::method(default(group_by = [], tenant = None))]
+    pub fn remove_spec(
+        &self,
+        metric: String,
+        window: String,
+        time_zone: String,
+        group_by: Vec<String>,
+        tenant: Option<String>,
+    ) -> Result<i64, MeterkitError> {
+        let mut spec = RollupSpec::new(metric, window.parse()?, &time_zone)?.group_by(group_by);
+        spec.tenant = tenant;
+        Ok(i64::from(self.engine()?.remove_spec(&spec)?))
     }
 
     /// Ingest a batch of records (idempotent by `(tenant, id)`): duplicates and conflicts are in

@@ -495,9 +495,19 @@ pub struct Quota {
     pub tenant: String,
     /// Metric counted (`bytes`, `kwh`).
     pub metric: String,
-    /// Only this subject; `None`: every subject separately.
+    /// Only this subject; `None`: the subjects of `subjects`, or every subject.
     #[uniffi(default = None)]
     pub subject: Option<String>,
+    /// Only these subjects (with `subject` unset); empty: no restriction.
+    #[uniffi(default = [])]
+    pub subjects: Vec<String>,
+    /// Only records whose dimensions have these values.
+    #[uniffi(default = None)]
+    pub filter: Option<HashMap<String, String>>,
+    /// Count the whole scope as one usage (events with an empty subject) instead of each
+    /// subject's own.
+    #[uniffi(default = false)]
+    pub pooled: bool,
     /// The period, a window text (`day`, `month`, `cycle:15`).
     pub period: String,
     /// IANA zone of the periods.
@@ -526,6 +536,9 @@ impl Quota {
             self.levels,
         );
         q.subject = self.subject;
+        q.subjects = self.subjects;
+        q.filter = self.filter.unwrap_or_default().into_iter().collect();
+        q.pooled = self.pooled;
         q.tariff = self.tariff.map(|t| t.inner.clone());
         q.check()?;
         Ok(q)

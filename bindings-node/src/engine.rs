@@ -99,7 +99,29 @@ impl Engine {
         })
     }
 
-    /// The rollup specs, in id order.
+    /// Stop maintaining the spec equal to `spec` and delete its buckets; returns its id. Throws
+    /// `E_NOT_FOUND` when no such spec is maintained, `E_CONFLICT` when a quota uses it.
+    #[napi(catch_unwind, ts_args_type = "spec: RollupSpec")]
+    pub fn remove_spec(&self, env: Env, spec: Unknown<'_>) -> napi::Result<u32> {
+        let spec = json_text(env, spec)?;
+        guard(env, || {
+            let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
+            core(env, self.inner.remove_spec(&spec))
+        })
+    }
+
+    /// The spec an unplanned query needs (queries never add one): add it to answer such queries
+    /// from buckets instead of the records.
+    #[napi(catch_unwind, ts_args_type = "query: Query", ts_return_type = "RollupSpec")]
+    pub fn spec_for_query(env: Env, query: Unknown<'_>) -> napi::Result<Js> {
+        let query = json_text(env, query)?;
+        guard(env, || {
+            let q: Query = core(env, from_json(&query.0, "query"))?;
+            core(env, meterkit::Engine::spec_for_query(&q)).and_then(|v| js(env, &v))
+        })
+    }
+
+    /// The rollup specs maintained, in id order.
     #[napi(catch_unwind, ts_return_type = "RollupSpec[]")]
     pub fn specs(&self, env: Env) -> napi::Result<Js> {
         js(env, &self.inner.specs())

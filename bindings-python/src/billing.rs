@@ -553,8 +553,10 @@ impl PyInvoice {
     }
 }
 
-/// A quota (units) or budget (money, with a tariff) per subject per period, with alert levels in
-/// percent; registered with `Engine.add_quota`, it raises `threshold_crossed` events.
+/// A quota (units) or budget (money, with a tariff) per period, with alert levels in percent;
+/// registered with `Engine.add_quota`, it raises `threshold_crossed` events. Scope: one
+/// `subject`, a set of `subjects` or every subject, and a dimension `filter`; `pooled=True`
+/// counts the whole scope as one usage (events with an empty subject), else each subject's own.
 #[pyclass(module = "meterkit", frozen, name = "Quota")]
 #[derive(Clone)]
 pub struct PyQuota {
@@ -563,7 +565,8 @@ pub struct PyQuota {
 
 serde_class!(PyQuota, "quota", {
     #[new]
-    #[pyo3(signature = (id, tenant, metric, period, time_zone, limit, levels, *, subject=None, tariff=None))]
+    #[pyo3(signature = (id, tenant, metric, period, time_zone, limit, levels, *, subject=None, tariff=None, subjects=None, filter=None, pooled=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         id: String,
         tenant: String,
@@ -574,6 +577,9 @@ serde_class!(PyQuota, "quota", {
         levels: &Bound<'_, PyAny>,
         subject: Option<String>,
         tariff: Option<&PyTariff>,
+        subjects: Option<Vec<String>>,
+        filter: Option<std::collections::BTreeMap<String, String>>,
+        pooled: bool,
     ) -> PyResult<Self> {
         let limit = to_decimal(limit, "limit")?;
         let levels = levels.try_iter()?.map(|l| to_decimal(&l?, "levels")).collect::<PyResult<Vec<_>>>()?;
@@ -581,6 +587,9 @@ serde_class!(PyQuota, "quota", {
         let mut q = meterkit::quota::Quota::new(id, tenant, metric, period, time_zone, limit, levels);
         q.subject = subject;
         q.tariff = tariff.map(|t| t.inner.clone());
+        q.subjects = subjects.unwrap_or_default();
+        q.filter = filter.unwrap_or_default();
+        q.pooled = pooled;
         q.check().py()?;
         Ok(PyQuota { inner: q })
     }
@@ -616,6 +625,18 @@ serde_class!(PyQuota, "quota", {
     #[getter]
     fn subject(&self) -> Option<&str> {
         self.inner.subject.as_deref()
+    }
+    #[getter]
+    fn subjects(&self) -> Vec<String> {
+        self.inner.subjects.clone()
+    }
+    #[getter]
+    fn filter(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.filter.clone()
+    }
+    #[getter]
+    fn pooled(&self) -> bool {
+        self.inner.pooled
     }
     #[getter]
     fn period(&self) -> String {

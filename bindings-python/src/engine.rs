@@ -10,7 +10,7 @@ use pyo3::types::PyDelta;
 
 use crate::billing::{PyBill, PyBillRequest, PyInvoice, PyQuota, PyTariff};
 use crate::convert::to_utc;
-use crate::errors::detached;
+use crate::errors::{detached, IntoPy};
 use crate::types::{window_of, PyBucket, PyEvent, PyIngestReport, PyQuery, PyRollupSpec, PyTotals, PyUsageRecord};
 use crate::validation::PyValidationConfig;
 
@@ -141,7 +141,22 @@ impl PyEngine {
         detached(py, move || e.add_spec(spec))
     }
 
-    /// The rollup specs, in id order.
+    /// Stop maintaining the spec equal to `spec` and delete its buckets; returns its id. Raises
+    /// `E_NOT_FOUND` when no such spec is maintained, `E_CONFLICT` when a quota uses it.
+    fn remove_spec(&self, py: Python<'_>, spec: &PyRollupSpec) -> PyResult<u32> {
+        let spec = spec.inner.clone();
+        let e = self.inner.clone();
+        detached(py, move || e.remove_spec(&spec))
+    }
+
+    /// The spec an unplanned query needs (queries never add one): add it to answer such
+    /// queries from buckets instead of the records.
+    #[staticmethod]
+    fn spec_for_query(query: &PyQuery) -> PyResult<PyRollupSpec> {
+        Ok(PyRollupSpec { inner: meterkit::Engine::spec_for_query(&query.inner).py()? })
+    }
+
+    /// The rollup specs maintained, in id order.
     fn specs(&self, py: Python<'_>) -> PyResult<Vec<PyRollupSpec>> {
         let e = self.inner.clone();
         Ok(detached(py, move || Ok(e.specs()))?.into_iter().map(|s| PyRollupSpec { inner: s }).collect())

@@ -184,13 +184,14 @@ pub struct PyRollupSpec {
 #[pymethods]
 impl PyRollupSpec {
     #[new]
-    #[pyo3(signature = (metric, window, time_zone, *, group_by=None, unique=None))]
+    #[pyo3(signature = (metric, window, time_zone, *, group_by=None, unique=None, tenant=None))]
     fn new(
         metric: String,
         window: &str,
         time_zone: &str,
         group_by: Option<&Bound<'_, PyAny>>,
         unique: Option<&Bound<'_, PyAny>>,
+        tenant: Option<String>,
     ) -> PyResult<Self> {
         let mut spec = meterkit::RollupSpec::new(metric, window_of(window)?, time_zone)
             .py()?
@@ -198,7 +199,14 @@ impl PyRollupSpec {
         for d in strings(unique, "unique")? {
             spec = spec.with(Aggregation::UniqueCount(d));
         }
+        spec.tenant = tenant;
+        spec.check().py()?;
         Ok(PyRollupSpec { inner: spec })
+    }
+    /// The one tenant this spec is maintained for (a tenant's own spec), or `None`: every tenant.
+    #[getter]
+    fn tenant(&self) -> Option<&str> {
+        self.inner.tenant.as_deref()
     }
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {

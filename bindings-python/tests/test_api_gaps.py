@@ -158,3 +158,29 @@ def test_local_instant() -> None:
     with pytest.raises(mk.ParseError) as e:
         mk.local_instant("2024-11-03T01:30", "America/New_York")  # occurs twice
     assert e.value.field == "local"
+
+
+def test_tenant_spec_remove_spec_unplanned_query_and_pooled_quota() -> None:
+    events: list[mk.Event] = []
+    engine = mk.Engine(notifier=events.append)
+    rec = lambda i, s, q: mk.UsageRecord("t", str(i), s, "bytes", q, utc(2024, 5, 1, 10))  # noqa: E731
+    engine.ingest([rec(1, "s1", 5), rec(2, "s2", 7)])
+    query = mk.Query("t", "bytes", "cycle:15", "Asia/Kolkata", group_by=["subject"])
+    unplanned = [(b.subject, str(b.sum)) for b in engine.query(query)]
+    assert unplanned == [("s1", "5"), ("s2", "7")]
+    assert engine.specs() == [], "an unplanned query adds no spec"
+    spec = mk.RollupSpec("bytes", "cycle:15", "Asia/Kolkata", group_by=["subject"], tenant="t")
+    assert spec.tenant == "t" and mk.Engine.spec_for_query(query).tenant is None
+    assert engine.add_spec(spec) == 0
+    assert [(b.subject, str(b.sum)) for b in engine.query(query)] == unplanned
+    assert engine.remove_spec(spec) == 0
+    with pytest.raises(mk.MeterkitError) as e:
+        engine.remove_spec(spec)
+    assert e.value.code == "E_NOT_FOUND"
+    quota = mk.Quota("acct", "t", "bytes", "month", "UTC", 20, [50], subjects=["s1", "s2"], pooled=True)
+    assert (quota.subjects, quota.pooled, quota.filter) == (["s1", "s2"], True, {})
+    engine.add_quota(quota)
+    engine.ingest([rec(3, "s3", 100)])
+    engine.ingest([rec(4, "s1", 1)])
+    crossed = [(e.quota, e.subject, str(e.used)) for e in events if e.type == "threshold_crossed"]
+    assert crossed == [("acct", "", "13")]

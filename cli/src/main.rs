@@ -12,6 +12,7 @@ mod partial;
 mod readings;
 mod report;
 mod revise;
+mod specs;
 mod validation;
 
 #[cfg(test)]
@@ -158,6 +159,9 @@ enum Command {
     /// Invoices: create, issue, pay, void, list, overdue, reminders.
     #[command(subcommand)]
     Invoice(invoices::InvoiceCommand),
+    /// The rollup specs maintained: list, add (`--own`: --tenant's own), remove.
+    #[command(subcommand)]
+    Spec(specs::SpecCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -334,6 +338,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::CloseWindows(args) => revise::close_windows(&open_existing(&cli.db)?, &cli.tenant, args),
         Command::Estimate(args) => revise::estimate(&cli.tenant, args),
         Command::Invoice(cmd) => invoices::run(&open_engine(&cli.db)?, &cli.tenant, cmd),
+        Command::Spec(cmd) => specs::run(&open_engine(&cli.db)?, &cli.tenant, cmd),
     }
 }
 

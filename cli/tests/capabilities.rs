@@ -119,8 +119,8 @@ fn rollup_top_ranks_groups_by_an_aggregation() {
 #[test]
 fn close_windows_closes_each_ended_window_once() {
     let (_dir, db) = setup();
-    // A rollup adds the day spec (backfilled): two day buckets.
-    ok(&db, &["rollup", "--metric", "kwh", "--window", "day", "--tz", "UTC"]);
+    // The day spec, added explicitly (backfilled): two day buckets. (A rollup adds no spec.)
+    ok(&db, &["spec", "add", "--metric", "kwh", "--window", "day", "--tz", "UTC"]);
     let first = json(&ok(&db, &["close-windows", "--until", "2024-01-02T00:00:00Z"]));
     let rest = json(&ok(&db, &["close-windows", "--until", "2024-01-10T00:00:00Z"]));
     let again = json(&ok(&db, &["close-windows", "--until", "2024-01-10T00:00:00Z"]));
@@ -416,4 +416,52 @@ fn counters_wrap_at_2_to_the_32_and_continue_in_the_next_run() {
         ],
     );
     assert!(!bad.status.success(), "--bits and --digits together are refused");
+#[test]
+fn spec_add_list_and_remove_with_a_tenants_own_spec() {
+    let (_dir, db) = setup();
+    // An unplanned rollup is answered from the records and adds no spec.
+    let rows = json(&ok(&db, &["rollup", "--metric", "kwh", "--window", "day", "--tz", "UTC", "--output", "json"]));
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    assert_eq!(ok(&db, &["spec", "list"]), "");
+    let own = ["--metric", "kwh", "--window", "cycle:15", "--tz", "Asia/Kolkata", "--group-by", "subject", "--own"];
+    let added = json(&ok(&db, &[&["spec", "add"][..], &own[..]].concat()));
+    assert_eq!(added["id"], 0);
+    let listed = jsonl(&ok(&db, &["spec", "list"]));
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0]["tenant"].as_str(), listed[0]["window"].as_str()), (Some("default"), Some("cycle:15")));
+    // The same rollup, now answered from the spec's buckets: s1 15, s2 7.
+    let args = ["rollup", "--metric", "kwh", "--window", "cycle:15", "--tz", "Asia/Kolkata", "--group-by", "subject"];
+    let rows = json(&ok(&db, &[&args[..], &["--output", "json"][..]].concat()));
+    let sums: Vec<(&str, &str)> =
+        rows.as_array().unwrap().iter().map(|r| (r["subject"].as_str().unwrap(), r["sum"].as_str().unwrap())).collect();
+    assert_eq!(sums, [("s1", "15"), ("s2", "7")]);
+    // Another tenant's rollup is not answered from it (no records there).
+    let other = ok(&db, &[&["--tenant", "other"][..], &args[..], &["--output", "json"][..]].concat());
+    assert!(json(&other).as_array().unwrap().is_empty(), "{other}");
+    let removed = json(&ok(&db, &[&["spec", "remove"][..], &own[..]].concat()));
+    assert_eq!(removed["removed"], 0);
+    assert_eq!(ok(&db, &["spec", "list"]), "");
+    let again = run_in(&db, &[&["spec", "remove"][..], &own[..]].concat());
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("E_NOT_FOUND"), "{again:?}");
+}
+
+#[test]
+fn a_pooled_quota_over_a_set_of_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db").to_str().unwrap().to_string();
+    let quota = r#"{"id":"acct","tenant":"default","metric":"kwh","subjects":["s1","s2"],"pooled":true,"period":"month","time_zone":"UTC","limit":"20","levels":["50"]}"#;
+    let quota = write(dir.path(), "quota.json", quota);
+    // s1 6 + s2 5 = 11 ≥ 50 % of 20 (neither alone is); s3 is outside the set.
+    let lines = [
+        rec("a", "s1", "6", "2024-01-01T00:00:00Z"),
+        rec("b", "s2", "5", "2024-01-01T00:00:00Z"),
+        rec("c", "s3", "50", "2024-01-01T00:00:00Z"),
+    ];
+    let file = write(dir.path(), "in.jsonl", &(lines.join("\n") + "\n"));
+    let out =
+        json(&ok(&db, &["ingest", file.to_str().unwrap(), "--quota", quota.to_str().unwrap(), "--output", "json"]));
+    let crossed = out["threshold_crossed"].as_array().unwrap();
+    assert_eq!(crossed.len(), 1, "{out}");
+    assert_eq!((crossed[0]["used"].as_str(), crossed[0]["subject"].as_str()), (Some("11"), Some("")), "{out}");
 }

@@ -16,7 +16,14 @@ use crate::tariff::Tariff;
 use crate::time::{parse_time_zone, Tz, Window};
 
 /// A quota (units: a 10 GB data plan) or a budget (money: a £50 monthly budget, when `tariff`
-/// is set) on one metric, per subject and per period, with alert levels in percent of `limit`.
+/// is set) on one metric, per period, with alert levels in percent of `limit`.
+///
+/// **Scope** — the records counted, as a bill's ([`BillRequest`]): one `subject`, a set of
+/// `subjects`, or (neither) every subject of the tenant; and a dimension `filter` (all must
+/// match). **Pooling** — `pooled: false` (the default) gives every subject in scope its own
+/// usage and levels (a per-SIM cap); `pooled: true` counts the whole scope as one usage (an
+/// account's SIMs, an organisation's channels, the whole tenant), and its events carry an empty
+/// `subject`.
 ///
 /// Registered with [`Engine::add_quota`](crate::Engine::add_quota), it is checked after every
 /// ingest: for each subject and period the batch touches, the usage so far is compared with each
@@ -24,18 +31,21 @@ use crate::time::{parse_time_zone, Tz, Window};
 /// already notified are stored with the data, so replayed records never re-fire.
 ///
 /// The usage of a units quota is maintained **incrementally at ingest**: registering the quota
-/// adds (once, backfilled) the rollup spec [`Quota::spec`] — the metric per `period` per subject
-/// — and each check reads one bucket of it, so an ingest costs the same with 10 or 10 million
-/// records already in the period; retracted records leave the bucket as rollups always do. A
-/// budget (`tariff` set) bills the period's records with the tariff at each check (time of use
-/// and demand need the records), which costs O(records of the subject's period).
+/// adds (once, backfilled) the rollup spec [`Quota::spec`] — the tenant's own spec of the metric
+/// per `period`, grouped by subject (unless pooled) and by the filter's dimensions, so other
+/// tenants never pay for it — and each check reads one bucket of it (one per subject of the set
+/// for a pooled set of `subjects`), so an ingest costs the same with 10 or 10 million records
+/// already in the period; retracted records leave the bucket as rollups always do. A budget
+/// (`tariff` set) bills the period's records in scope with the tariff at each check (time of
+/// use and demand need the records), which costs O(records of the scope's period).
 ///
 /// The period is any window: `hour`, `day` (a hotspot plan's daily cap), `week` (ISO, Monday),
 /// `month`, `quarter`, `year`, a billing cycle `cycle:DAY` or `minutes:N`, in `time_zone`.
 ///
 /// Unknown keys are refused, naming them.
 ///
-/// JSON: `{"id","tenant","metric","subject"?,"period":"month","time_zone","limit","levels":["80","100"],"tariff"?}`.
+/// JSON: `{"id","tenant","metric","subject"?,"subjects"?,"filter"?,"pooled"?,"period":"month","time_zone",
+/// "limit","levels":["80","100"],"tariff"?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
@@ -46,9 +56,21 @@ pub struct Quota {
     pub tenant: String,
     /// Metric counted (`bytes`, `kwh`).
     pub metric: String,
-    /// Only this subject; `None` applies the quota to every subject separately.
+    /// Only this subject; `None`: the subjects of `subjects`, or every subject of the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Only these subjects (with `subject` unset); empty: no restriction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub subjects: Vec<String>,
+    /// Only records whose dimensions have these values (e.g. `{"account": "a-17"}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub filter: BTreeMap<String, String>,
+    /// Count the whole scope as one usage (`true`) instead of each subject's own (`false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub pooled: bool,
     /// The period: any window (`day`, `week`, `month`, `cycle:DAY`, …).
     pub period: Window,
     /// IANA zone of the periods.
@@ -81,6 +103,9 @@ impl Quota {
             tenant: tenant.into(),
             metric: metric.into(),
             subject: None,
+            subjects: Vec::new(),
+            filter: BTreeMap::new(),
+            pooled: false,
             period,
             time_zone: time_zone.into(),
             limit,
@@ -89,16 +114,64 @@ impl Quota {
         }
     }
 
+    /// Count the whole scope as one usage (builder style; see [`Quota`]).
+    #[must_use]
+    pub fn pooled(mut self) -> Self {
+        self.pooled = true;
+        self
+    }
+
+    /// Only these subjects (builder style; `subject` is cleared).
+    #[must_use]
+    pub fn with_subjects<I: IntoIterator<Item = S>, S: Into<String>>(mut self, subjects: I) -> Self {
+        self.subject = None;
+        self.subjects = subjects.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only records with `dimension` = `value` (builder style; several filters must all match).
+    #[must_use]
+    pub fn with_filter(mut self, dimension: impl Into<String>, value: impl Into<String>) -> Self {
+        self.filter.insert(dimension.into(), value.into());
+        self
+    }
+
+    /// Whether `record` counts towards this quota: its tenant, metric, subject (one, the set, or
+    /// any) and the filter's dimension values (the period is the caller's).
+    pub fn covers(&self, record: &UsageRecord) -> bool {
+        record.tenant == self.tenant
+            && record.metric == self.metric
+            && self.subject.as_ref().is_none_or(|s| *s == record.subject)
+            && (self.subjects.is_empty() || self.subjects.contains(&record.subject))
+            && self.filter.iter().all(|(d, v)| record.dimensions.get(d) == Some(v))
+    }
+
+    /// The usage group of `record` (in scope): its subject, or `""` for a pooled quota.
+    fn group_of<'r>(&self, record: &'r UsageRecord) -> &'r str {
+        if self.pooled {
+            ""
+        } else {
+            record.subject.as_str()
+        }
+    }
+
     /// Check the quota and return its zone.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidQuery`] for an empty id or metric, a limit ≤ 0, no levels, or a
-    /// level ≤ 0; [`ErrorKind::InvalidWindow`] for an invalid period (`minutes:0`, `cycle:29`);
+    /// [`ErrorKind::InvalidQuery`] for an empty id or metric, both `subject` and `subjects`, a
+    /// filter on `subject` (use `subject`/`subjects`), a limit ≤ 0, no levels, or a level ≤ 0;
+    /// [`ErrorKind::InvalidWindow`] for an invalid period (`minutes:0`, `cycle:29`);
     /// [`ErrorKind::InvalidTimeZone`].
     pub fn check(&self) -> Result<Tz> {
         let bad = |field: &str, m: &str| Err(Error::new(ErrorKind::InvalidQuery, m).with_field(field));
         if self.id.is_empty() {
             return bad("id", "A quota needs an id.");
+        }
+        if self.subject.is_some() && !self.subjects.is_empty() {
+            return bad("subjects", "A quota names either one `subject` or a set of `subjects`, not both.");
+        }
+        if self.filter.contains_key(SUBJECT) {
+            return bad("filter", "A quota's filter names dimensions; restrict subjects with `subject` or `subjects`.");
         }
         if self.metric.is_empty() {
             return bad("metric", "A quota needs a metric.");
@@ -126,14 +199,40 @@ impl Quota {
             .collect()
     }
 
-    /// The rollup spec that maintains a units quota's usage: `metric` per `period` in `time_zone`,
-    /// grouped by subject. [`Engine::add_quota`](crate::Engine::add_quota) adds it.
+    /// The rollup spec that maintains a units quota's usage: the tenant's own spec of `metric`
+    /// per `period` in `time_zone`, grouped by subject (unless pooled without a set of
+    /// `subjects`) and then by the filter's dimensions (in name order).
+    /// [`Engine::add_quota`](crate::Engine::add_quota) adds it.
     ///
     /// # Errors
     /// As [`Quota::check`].
     pub fn spec(&self) -> Result<RollupSpec> {
         self.check()?;
-        Ok(RollupSpec::new(self.metric.clone(), self.period, &self.time_zone)?.group_by([SUBJECT]))
+        let mut dims: Vec<String> = Vec::new();
+        if self.by_subject() {
+            dims.push(SUBJECT.to_string());
+        }
+        dims.extend(self.filter.keys().cloned());
+        Ok(RollupSpec::new(self.metric.clone(), self.period, &self.time_zone)?.group_by(dims).for_tenant(&self.tenant))
+    }
+
+    /// Whether the quota's spec groups by subject: per subject, or a pooled set of subjects.
+    fn by_subject(&self) -> bool {
+        !self.pooled || !self.subjects.is_empty() || self.subject.is_some()
+    }
+
+    /// The bucket groups of the quota's spec whose sums make the usage of `group` (a subject, or
+    /// `""` when pooled): one, or one per subject of a pooled set.
+    fn bucket_groups(&self, group: &str) -> Vec<Vec<Option<String>>> {
+        let filter = self.filter.values().map(|v| Some(v.clone()));
+        let subjects: Vec<&str> = match (&self.subject, self.pooled, self.subjects.is_empty()) {
+            (Some(s), true, _) => vec![s.as_str()],
+            (None, true, false) => self.subjects.iter().map(String::as_str).collect(),
+            (None, true, true) => return vec![filter.collect()],
+            _ => vec![group],
+        };
+        let unique: std::collections::BTreeSet<&str> = subjects.into_iter().collect();
+        unique.into_iter().map(|s| std::iter::once(Some(s.to_string())).chain(filter.clone()).collect()).collect()
     }
 
     /// The period `[start, end)` containing `at`.
@@ -154,24 +253,42 @@ pub(crate) struct QuotaEntry {
     pub(crate) spec: Option<u32>,
 }
 
-/// Usage of `quota` by `subject` in `[start, end)` (Unix seconds): the sum of the period's
-/// bucket of the quota's spec (one read), or the bill total of the period's records for a budget.
-fn used(store: &dyn Store, entry: &QuotaEntry, subject: &str, start: i64, end: i64) -> Result<Decimal> {
+/// Usage of `quota` by `group` (a subject, or `""` when pooled) in `[start, end)` (Unix
+/// seconds): the sum of the period's bucket(s) of the quota's spec (one read; one per subject
+/// of a pooled set), or the bill total of the period's records in scope for a budget.
+fn used(store: &dyn Store, entry: &QuotaEntry, group: &str, start: i64, end: i64) -> Result<Decimal> {
     let q = &entry.quota;
     match (&q.tariff, entry.spec) {
-        (Some(t), _) => {
-            let records = store.records(&q.tenant, &q.metric, Some(subject), start, end)?;
-            let (s, e) = (secs(start)?, secs(end)?);
-            Ok(t.bill(&BillRequest::new(&q.tenant, subject, &q.metric, s, e, &q.time_zone), &records)?.total)
-        }
         (None, Some(spec)) => {
-            let key = BucketKey { tenant: q.tenant.clone(), spec, start, group: vec![Some(subject.to_string())] };
-            Ok(store.bucket(&key)?.map_or(Decimal::ZERO, |b| b.state.sum))
+            let mut sum = Decimal::ZERO;
+            for g in q.bucket_groups(group) {
+                let key = BucketKey { tenant: q.tenant.clone(), spec, start, group: g };
+                let part = store.bucket(&key)?.map_or(Decimal::ZERO, |b| b.state.sum);
+                sum = crate::decimal::exact_add(sum, part).ok_or_else(|| Error::overflow("Quota usage"))?;
+            }
+            Ok(sum)
         }
-        (None, None) => {
-            store.records(&q.tenant, &q.metric, Some(subject), start, end)?.iter().try_fold(Decimal::ZERO, |a, r| {
-                crate::decimal::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
-            })
+        (tariff, _) => {
+            let subjects: Vec<Option<&str>> = match (q.pooled, &q.subject) {
+                (false, _) => vec![Some(group)],
+                (true, Some(s)) => vec![Some(s.as_str())],
+                (true, None) if q.subjects.is_empty() => vec![None],
+                (true, None) => q.subjects.iter().map(|s| Some(s.as_str())).collect(),
+            };
+            let mut records = Vec::new();
+            for s in subjects {
+                records.extend(store.records(&q.tenant, &q.metric, s, start, end)?.into_iter().filter(|r| q.covers(r)));
+            }
+            match tariff {
+                Some(t) => {
+                    let (s, e) = (secs(start)?, secs(end)?);
+                    let req = BillRequest::new(&q.tenant, "", &q.metric, s, e, &q.time_zone);
+                    Ok(t.bill(&req, &records)?.total)
+                }
+                None => records.iter().try_fold(Decimal::ZERO, |a, r| {
+                    crate::decimal::exact_add(a, r.quantity).ok_or_else(|| Error::overflow("Quota usage"))
+                }),
+            }
         }
     }
 }
@@ -191,9 +308,9 @@ pub(crate) fn threshold_events(store: &mut dyn Store, quotas: &[QuotaEntry], bat
     let mut touched: BTreeMap<(usize, &str, i64), i64> = BTreeMap::new();
     for r in batch {
         for (i, q) in quotas.iter().map(|e| &e.quota).enumerate() {
-            if q.tenant == r.tenant && q.metric == r.metric && q.subject.as_ref().is_none_or(|s| *s == r.subject) {
+            if q.covers(r) {
                 if let Ok((s, e)) = q.period_of(r.timestamp) {
-                    touched.insert((i, r.subject.as_str(), s.timestamp()), e.timestamp());
+                    touched.insert((i, q.group_of(r), s.timestamp()), e.timestamp());
                 }
             }
         }

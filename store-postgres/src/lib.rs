@@ -19,9 +19,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Schema (migrations 1 and 2 — 2 adds the index `meterkit_records_by_subject`; `docs/postgres.md`
-//! has the full text and the concurrency design):
-//! `meterkit_specs(id, body)`, `meterkit_records(tenant, id, metric, subject, ts, ts_nanos, body)`
+//! Schema (migrations 1 to 3 — 2 adds the index `meterkit_records_by_subject`, 3 the column
+//! `meterkit_specs.removed`; `docs/postgres.md` has the full text and the concurrency design):
+//! `meterkit_specs(id, body, removed)`, `meterkit_records(tenant, id, metric, subject, ts, ts_nanos, body)`
 //! keyed by `(tenant, id)` and indexed by `(tenant, metric, ts)`,
 //! `meterkit_buckets(tenant, spec, start, grp, end_ts, state, closed)` keyed by
 //! `(tenant, spec, start, grp)`, `meterkit_meta(tenant, key, value)`, the sequence
@@ -70,6 +70,11 @@ CREATE SEQUENCE meterkit_record_gen;
         // read the subject's records, not the tenant's metric of the period.
         2,
         "CREATE INDEX meterkit_records_by_subject ON meterkit_records (tenant, metric, subject, ts);",
+    ),
+    (
+        // Issue 14: rollup specs can be removed (kept for their id, their buckets deleted).
+        3,
+        "ALTER TABLE meterkit_specs ADD COLUMN removed boolean NOT NULL DEFAULT false;",
     ),
 ];
 
@@ -459,7 +464,7 @@ fn migrate(client: &mut Client, lock_key: i32) -> Result<()> {
 
 fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
     Ok(Stmts {
-        specs: c.prepare("SELECT body FROM meterkit_specs ORDER BY id")?,
+        specs: c.prepare("SELECT body, removed FROM meterkit_specs ORDER BY id")?,
         get_records: c.prepare("SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[])")?,
         records: c.prepare(
             "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts < $4
@@ -556,6 +561,60 @@ fn retryable(message: impl Into<String>) -> PgFail {
 }
 
 impl PgStore {
+    /// Call `f` for every stored record of `metric` (of `tenant` only, if given) in a snapshot
+    /// taken after in-flight writers finished, and note the record generation of that snapshot
+    /// (the next `apply` adding a spec checks it).
+    fn scan(&self, metric: &str, tenant: Option<&str>, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
+        let gen = self.with_conn_result(|c| {
+            let key = c.lock_key;
+            // Wait for in-flight writers (session lock), then take a snapshot that sees all of
+            // them, and note the record generation of that snapshot.
+            c.client
+                .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+                .ctx("lock the specs for a scan")?;
+            let scanned = (|| {
+                let mut tx = c
+                    .client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .ctx("begin a scan")?;
+                let gen = record_gen(&mut tx)?;
+                tx.execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key]).ctx("unlock the specs")?;
+                let mut rows = match tenant {
+                    None => {
+                        let params: [&(dyn postgres::types::ToSql + Sync); 1] = [&metric];
+                        tx.query_raw("SELECT body FROM meterkit_records WHERE metric = $1", params)
+                    }
+                    Some(t) => {
+                        let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&metric, &t];
+                        tx.query_raw("SELECT body FROM meterkit_records WHERE metric = $1 AND tenant = $2", params)
+                    }
+                }
+                .ctx("scan records")?;
+                while let Some(row) =
+                    postgres::fallible_iterator::FallibleIterator::next(&mut rows).ctx("scan records")?
+                {
+                    let body: &str = row.try_get(0).ctx("read a scanned record")?;
+                    let r: UsageRecord = serde_json::from_str(body).map_err(|e| json_err(&e))?;
+                    f(&r)?;
+                }
+                drop(rows);
+                tx.commit().ctx("end a scan")?;
+                Ok(gen)
+            })();
+            match scanned {
+                Ok(g) => Ok(g),
+                // The session lock may still be held: drop the connection rather than reuse it.
+                Err(PgFail::Pg(w, e)) => Err(PgFail::Broken(db_err(&w, &e))),
+                Err(PgFail::Meterkit(e) | PgFail::Broken(e)) => Err(PgFail::Broken(e)),
+            }
+        })?;
+        self.scan_gen.set(Some(gen));
+        Ok(())
+    }
+
     #[allow(clippy::too_many_lines)]
     fn apply_in(
         tx: &mut postgres::Transaction<'_>,
@@ -572,7 +631,7 @@ impl PgStore {
             || !changes.set.is_empty();
         // Spec additions exclude every other writer; writers of records and buckets share the lock.
         // The writers' lock first (a retrying engine may hold it exclusively), then the specs'.
-        if !changes.new_specs.is_empty() {
+        if !changes.new_specs.is_empty() || !changes.remove_specs.is_empty() {
             tx.execute(
                 "SELECT pg_advisory_xact_lock_shared($1, $3), pg_advisory_xact_lock($2, $3)",
                 &[&WRITE_CLASS, &LOCK_CLASS, &lock_key],
@@ -589,17 +648,29 @@ impl PgStore {
                 .ctx("lock the specs (shared)")?;
         }
         let mut specs: Option<Vec<RollupSpec>> = None;
-        if changes.known_specs.is_some() || !changes.new_specs.is_empty() || !changes.replace.is_empty() {
+        if changes.known_specs.is_some()
+            || !changes.new_specs.is_empty()
+            || !changes.remove_specs.is_empty()
+            || !changes.replace.is_empty()
+        {
             let rows = tx.query(&st.specs, &[]).ctx("read the specs")?;
-            let list = rows
-                .iter()
-                .map(|r| {
-                    let body: &str = r.try_get(0).map_err(|e| PgFail::Pg("read a spec".into(), e))?;
-                    serde_json::from_str(body).map_err(|e| PgFail::Meterkit(json_err(&e)))
-                })
-                .collect::<std::result::Result<Vec<RollupSpec>, PgFail>>()?;
+            let mut removed: Vec<u32> = Vec::new();
+            let mut list: Vec<RollupSpec> = Vec::with_capacity(rows.len());
+            for (i, r) in rows.iter().enumerate() {
+                let body: &str = r.try_get(0).map_err(|e| PgFail::Pg("read a spec".into(), e))?;
+                list.push(serde_json::from_str(body).map_err(|e| PgFail::Meterkit(json_err(&e)))?);
+                if r.try_get::<_, bool>(1).map_err(|e| PgFail::Pg("read a spec".into(), e))? {
+                    removed.push(i as u32);
+                }
+            }
             if changes.known_specs.is_some_and(|k| (k as usize) < list.len()) {
                 return Err(retryable("Another writer added a rollup spec; the change was not applied."));
+            }
+            if let Some((key, _, _)) = changes.merge.iter().find(|(k, _, _)| removed.contains(&k.spec)) {
+                return Err(retryable(format!(
+                    "Rollup spec {} was removed by another writer; the change was not applied.",
+                    key.spec
+                )));
             }
             specs = Some(list);
         }
@@ -622,6 +693,20 @@ impl PgStore {
             if let Some(list) = specs.as_mut() {
                 list.extend(changes.new_specs.iter().cloned());
             }
+        }
+        for id in &changes.remove_specs {
+            let id = *id as i32;
+            let marked = tx
+                .execute("UPDATE meterkit_specs SET removed = true WHERE id = $1", &[&id])
+                .ctx("remove a rollup spec")?;
+            if marked == 0 {
+                return Err(PgFail::Meterkit(Error::new(
+                    ErrorKind::Store,
+                    format!("There is no rollup spec {id} to remove."),
+                )));
+            }
+            tx.execute("DELETE FROM meterkit_buckets WHERE spec = $1", &[&id])
+                .ctx("delete a removed spec's buckets")?;
         }
         if !changes.insert.is_empty() || !changes.delete.is_empty() {
             tx.execute("SELECT nextval('meterkit_record_gen')", &[]).ctx("advance the record generation")?;
@@ -852,6 +937,19 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn removed_specs(&self) -> Result<Vec<u32>> {
+        let rows = self.with_conn("read the specs", |c| {
+            c.client.query("SELECT id FROM meterkit_specs WHERE removed ORDER BY id", &[])
+        })?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<_, i32>(0)
+                    .map(|id| id as u32)
+                    .map_err(|e| Error::new(ErrorKind::Store, format!("A spec could not be read: {e}.")))
+            })
+            .collect()
+    }
+
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -893,46 +991,18 @@ impl Store for PgStore {
     }
 
     fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
-        let gen = self.with_conn_result(|c| {
-            let key = c.lock_key;
-            // Wait for in-flight writers (session lock), then take a snapshot that sees all of
-            // them, and note the record generation of that snapshot.
-            c.client
-                .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
-                .ctx("lock the specs for a scan")?;
-            let scanned = (|| {
-                let mut tx = c
-                    .client
-                    .build_transaction()
-                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .ctx("begin a scan")?;
-                let gen = record_gen(&mut tx)?;
-                tx.execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key]).ctx("unlock the specs")?;
-                let params: [&(dyn postgres::types::ToSql + Sync); 1] = [&metric];
-                let mut rows =
-                    tx.query_raw("SELECT body FROM meterkit_records WHERE metric = $1", params).ctx("scan records")?;
-                while let Some(row) =
-                    postgres::fallible_iterator::FallibleIterator::next(&mut rows).ctx("scan records")?
-                {
-                    let body: &str = row.try_get(0).ctx("read a scanned record")?;
-                    let r: UsageRecord = serde_json::from_str(body).map_err(|e| json_err(&e))?;
-                    f(&r)?;
-                }
-                drop(rows);
-                tx.commit().ctx("end a scan")?;
-                Ok(gen)
-            })();
-            match scanned {
-                Ok(g) => Ok(g),
-                // The session lock may still be held: drop the connection rather than reuse it.
-                Err(PgFail::Pg(w, e)) => Err(PgFail::Broken(db_err(&w, &e))),
-                Err(PgFail::Meterkit(e) | PgFail::Broken(e)) => Err(PgFail::Broken(e)),
-            }
-        })?;
-        self.scan_gen.set(Some(gen));
-        Ok(())
+        self.scan(metric, None, f)
+    }
+
+    /// As `scan_metric`, noting the record generation the same way (a tenant's own spec's
+    /// backfill is checked against concurrent writers like any other).
+    fn scan_tenant_metric(
+        &self,
+        tenant: &str,
+        metric: &str,
+        f: &mut dyn FnMut(&UsageRecord) -> Result<()>,
+    ) -> Result<()> {
+        self.scan(metric, Some(tenant), f)
     }
 
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {

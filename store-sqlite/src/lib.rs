@@ -17,16 +17,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Schema (version 2): a `strings` dictionary `(id, s)` holds every tenant, metric, subject,
+//! Schema (version 3): a `strings` dictionary `(id, s)` holds every tenant, metric, subject,
 //! dimension key and value and group value once; `records(tenant, metric, ts, ts_nanos, id,
 //! subject, body)` is clustered by time (`WITHOUT ROWID`, primary key `(tenant, metric, ts,
 //! ts_nanos, id)`), with a unique index on the idempotency key `(tenant, id)` and one on
 //! `(tenant, metric, subject, ts)`; `body` is a compact binary form of the quantity (exact
 //! mantissa and scale), `end`, quality and dimensions (dictionary ids). `buckets(tenant, spec,
 //! start, grp, end_ts, state, closed)` is keyed by `(tenant, spec, start, grp)` with binary group
-//! keys and states; `specs(id, body)` and `meta(tenant, key, value)` are JSON/text. A file of
-//! schema version 1 (JSON bodies, meterkit 0.1) is migrated in place by [`SqliteStore::open`], in
-//! one transaction (see [`SqliteStore::open`]).
+//! keys and states; `specs(id, body, removed)` and `meta(tenant, key, value)` are JSON/text. A file
+//! of schema version 1 (JSON bodies, meterkit 0.1) or 2 (no `specs.removed` column) is migrated in
+//! place by [`SqliteStore::open`], in one transaction (see [`SqliteStore::open`]).
 #![deny(missing_docs)]
 
 mod codec;
@@ -68,10 +68,10 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS specs (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS specs (id INTEGER PRIMARY KEY, body TEXT NOT NULL, removed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS strings (id INTEGER PRIMARY KEY, s TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS records (
     tenant INTEGER NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL, ts_nanos INTEGER NOT NULL,
@@ -87,7 +87,7 @@ CREATE INDEX IF NOT EXISTS buckets_open ON buckets (tenant, end_ts) WHERE closed
 CREATE TABLE IF NOT EXISTS meta (
     tenant TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (tenant, key)) WITHOUT ROWID;
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 ";
 
 /// A SQLite error as a store error; lock contention (`SQLITE_BUSY`, `SQLITE_LOCKED`: another
@@ -169,6 +169,14 @@ pub(crate) fn put_bucket(
     Ok(())
 }
 
+/// The ids of the removed specs, ascending.
+fn removed_specs(conn: &Connection) -> Result<Vec<u32>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM specs WHERE removed <> 0 ORDER BY id").map_err(|e| db_err(&e))?;
+    let rows = stmt.query_map([], |r| r.get::<_, u32>(0)).map_err(|e| db_err(&e))?;
+    rows.map(|r| r.map_err(|e| db_err(&e))).collect()
+}
+
 /// The stored key columns of `key`, interning its strings: `(tenant id, group blob)`.
 fn intern_key(tx: &Connection, dict: &mut Dict, key: &BucketKey) -> Result<(i64, Vec<u8>)> {
     let tenant = dict.intern(tx, &key.tenant)?;
@@ -188,8 +196,8 @@ impl SqliteStore {
     /// committed batch; a power loss may lose the last ones but never corrupts), and creates the
     /// schema if missing.
     ///
-    /// A file of schema version 1 (meterkit 0.1: JSON record bodies) is migrated to version 2 in
-    /// place, in one write transaction: a crash during the migration leaves the version 1 file
+    /// A file of schema version 1 (meterkit 0.1: JSON record bodies) or 2 (before spec removal)
+    /// is migrated to version 3 in place, in one write transaction: a crash during the migration leaves the version 1 file
     /// as it was, and the next open migrates again. The pages freed by the migration are reused
     /// by later writes; `sqlite3 FILE VACUUM` returns them to the file system.
     ///
@@ -232,10 +240,29 @@ impl SqliteStore {
             )
             .with_retryable());
         }
+        if !changes.merge.is_empty() {
+            let removed = removed_specs(tx)?;
+            if let Some((key, _, _)) = changes.merge.iter().find(|(k, _, _)| removed.contains(&k.spec)) {
+                // Another process removed a spec: the engine must reload and recompute.
+                return Err(Error::new(
+                    ErrorKind::Store,
+                    format!("Rollup spec {} was removed by another writer; the change was not applied.", key.spec),
+                )
+                .with_retryable());
+            }
+        }
         for (i, spec) in changes.new_specs.iter().enumerate() {
             let body = serde_json::to_string(spec).map_err(|e| json_err(&e))?;
             tx.execute("INSERT INTO specs (id, body) VALUES (?1, ?2)", params![base + i as i64, body])
                 .map_err(|e| db_err(&e))?;
+        }
+        for id in &changes.remove_specs {
+            let marked =
+                tx.execute("UPDATE specs SET removed = 1 WHERE id = ?1", params![id]).map_err(|e| db_err(&e))?;
+            if marked == 0 {
+                return Err(Error::new(ErrorKind::Store, format!("There is no rollup spec {id} to remove.")));
+            }
+            tx.execute("DELETE FROM buckets WHERE spec = ?1", params![id]).map_err(|e| db_err(&e))?;
         }
         {
             let mut del =
@@ -399,6 +426,10 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached("SELECT body FROM specs ORDER BY id").map_err(|e| db_err(&e))?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| db_err(&e))?;
         rows.map(|b| serde_json::from_str(&b.map_err(|e| db_err(&e))?).map_err(|e| json_err(&e))).collect()
+    }
+
+    fn removed_specs(&self) -> Result<Vec<u32>> {
+        removed_specs(&self.conn)
     }
 
     /// One statement for the whole batch: the ids, sorted (neighbouring index pages), are

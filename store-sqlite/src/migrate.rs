@@ -16,16 +16,33 @@ pub(crate) fn to_current(tx: &Connection, dict: &mut Dict) -> Result<()> {
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| db_err(&e))?;
     match version {
         0 => tx.execute_batch(SCHEMA).map_err(|e| db_err(&e)),
-        1 => from_v1(tx, dict),
+        1 => {
+            from_v1(tx, dict)?;
+            from_v2(tx)
+        }
+        2 => from_v2(tx),
         SCHEMA_VERSION => Ok(()),
         v => Err(Error::new(
             ErrorKind::Store,
             format!(
-                "It is of schema version {v}, written by a newer meterkit (this one reads versions 1 and \
+                "It is of schema version {v}, written by a newer meterkit (this one reads versions 1 to \
                  {SCHEMA_VERSION}); open it with that version."
             ),
         )),
     }
+}
+
+/// Version 2 → 3: specs can be removed (`specs.removed`, 0 for every spec stored before).
+/// The column is added only where missing (a version 1 file's `specs` table keeps its layout
+/// through [`from_v1`]).
+fn from_v2(tx: &Connection) -> Result<()> {
+    let has: bool = tx
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('specs') WHERE name = 'removed'", [], |r| r.get(0))
+        .map_err(|e| db_err(&e))?;
+    if !has {
+        tx.execute_batch("ALTER TABLE specs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0").map_err(|e| db_err(&e))?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(|e| db_err(&e))
 }
 
 /// Version 1 → 2: the old tables are renamed, the new ones created, every record and bucket

@@ -406,3 +406,145 @@ fn local_dates_and_times_name_one_instant() {
         assert_eq!((e.kind(), e.field()), (meterkit::ErrorKind::Parse, Some("local")), "{bad}");
     }
 }
+
+/// Item 3 (quotas): an account's pooled SIMs (a set of subjects), an organisation's pool by a
+/// dimension filter, a per-SIM cap within a filter, and a whole-tenant cap — on memory and
+/// SQLite, across a restart for SQLite. Usage is read from the tenant's own quota specs: another
+/// tenant's ingest merges into none of them, and a retraction lowers the usage.
+#[test]
+fn quotas_over_subject_sets_filters_and_the_whole_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    for store in ["memory", "sqlite"] {
+        let n = Arc::new(CollectingNotifier::new());
+        let open = || -> Engine {
+            let engine = match store {
+                "memory" => Engine::in_memory(),
+                _ => Engine::new(SqliteStore::open(&path).unwrap()).unwrap(),
+            };
+            engine.with_notifier(n.clone())
+        };
+        let levels = vec![Decimal::from(50), Decimal::from(100)];
+        let q = |id: &str, limit: i64| {
+            Quota::new(id, "isp", "mb", Window::Month, "UTC", Decimal::from(limit), levels.clone())
+        };
+        let quotas = [
+            q("account", 100).with_subjects(["sim-1", "sim-2"]).pooled(),
+            q("org", 200).with_filter("org", "acme").pooled(),
+            q("per-sim", 60).with_filter("org", "acme"),
+            q("tenant", 400).pooled(),
+        ];
+        let engine = open();
+        for quota in &quotas {
+            engine.add_quota(quota.clone()).unwrap();
+        }
+        assert!(engine.specs().iter().all(|s| s.tenant.as_deref() == Some("isp")), "the tenant's own specs");
+        let mb = |id: &str, sim: &str, org: &str, q: &str| {
+            rec("isp", id, sim, "mb", q, "2024-05-03T10:00:00Z").with_dimension("org", org)
+        };
+        // sim-1 30 (acme), sim-2 25 (acme): the account has 55 (≥ 50 %), acme 55, sim-1 30 = 50 % of 60.
+        engine.ingest(&[mb("1", "sim-1", "acme", "30"), mb("2", "sim-2", "acme", "25")]).unwrap();
+        let mut got = crossed_by(&n.take());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("account".into(), String::new(), "50".into(), "55".into()),
+                ("per-sim".into(), "sim-1".into(), "50".into(), "30".into()),
+            ]
+        );
+        // Another tenant's records count nowhere; sim-3 (globex) counts for the tenant only.
+        engine.ingest(&[UsageRecord { tenant: "other".into(), ..mb("x", "sim-1", "acme", "500") }]).unwrap();
+        engine.ingest(&[mb("3", "sim-3", "globex", "160")]).unwrap();
+        assert_eq!(crossed_by(&n.take()), [("tenant".into(), String::new(), "50".into(), "215".into())]);
+        let engine = if store == "sqlite" {
+            drop(engine);
+            let again = open();
+            for quota in &quotas {
+                again.add_quota(quota.clone()).unwrap();
+            }
+            assert_eq!(again.specs().len(), 4, "the stored quota specs are reused");
+            again
+        } else {
+            engine
+        };
+        // sim-2 +50 (acme): account 105 (100 %), acme 105 (50 %), sim-2 75 (50 % and 100 % of 60).
+        engine.ingest(&[mb("4", "sim-2", "acme", "50")]).unwrap();
+        let mut got = crossed_by(&n.take());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("account".into(), String::new(), "100".into(), "105".into()),
+                ("org".into(), String::new(), "50".into(), "105".into()),
+                ("per-sim".into(), "sim-2".into(), "100".into(), "75".into()),
+                ("per-sim".into(), "sim-2".into(), "50".into(), "75".into()),
+            ]
+        );
+        // A retraction lowers the usage: after taking 3 (160) back, 200 more on sim-3 makes the
+        // tenant 305 (not 465): still under 100 %.
+        engine.retract("isp", "3").unwrap();
+        engine.ingest(&[mb("5", "sim-3", "globex", "200")]).unwrap();
+        assert!(crossed_by(&n.take()).is_empty());
+        // Scope errors name the field.
+        let both = Quota { subject: Some("sim-1".into()), ..q("bad", 1).with_subjects(["sim-2"]) };
+        assert_eq!(engine.add_quota(both).unwrap_err().field(), Some("subjects"));
+        let by_subject = q("bad", 1).with_filter("subject", "sim-1");
+        assert_eq!(engine.add_quota(by_subject).unwrap_err().field(), Some("filter"));
+        // The JSON form carries the scope; unknown keys are still refused.
+        let json = serde_json::to_string(&quotas[0]).unwrap();
+        assert!(json.contains(r#""subjects":["sim-1","sim-2"]"#) && json.contains(r#""pooled":true"#), "{json}");
+        assert_eq!(serde_json::from_str::<Quota>(&json).unwrap(), quotas[0]);
+        assert!(serde_json::from_str::<Quota>(&json.replace("pooled", "poooled")).is_err());
+    }
+}
+
+fn crossed_by(events: &[Event]) -> Vec<(String, String, String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ThresholdCrossed { quota, subject, level, used, .. } => {
+                Some((quota.clone(), subject.clone(), level.to_string(), used.to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Item 8: an unplanned query is answered from the records (the same rows a spec gives) and adds
+/// no spec; `spec_for_query` names the spec to add; a tenant's own spec answers that tenant's
+/// queries only.
+#[test]
+fn unplanned_queries_add_no_spec_and_tenant_specs_answer_their_tenant() {
+    let engine = Engine::in_memory();
+    let r = |t: &str, id: &str, sim: &str, at: &str, q: &str| {
+        rec(t, id, sim, "mb", q, at).with_dimension("carrier", if sim == "s1" { "a" } else { "b" })
+    };
+    engine
+        .ingest(&[
+            r("t", "1", "s1", "2024-05-01T10:00:00Z", "1"),
+            r("t", "2", "s2", "2024-05-01T11:00:00Z", "2"),
+            r("t", "3", "s2", "2024-05-02T23:30:00Z", "4"),
+            r("u", "1", "s1", "2024-05-01T10:00:00Z", "8"),
+        ])
+        .unwrap();
+    let q = Query::new("t", "mb", Window::Day, "Asia/Kolkata").group_by(["carrier"]).unique("subject");
+    let q = q.range("2024-05-01T00:00:00Z".parse().unwrap(), "2024-05-03T00:00:00Z".parse().unwrap());
+    let unplanned = serde_json::to_string(&engine.query(&q).unwrap()).unwrap();
+    assert!(engine.specs().is_empty(), "an unplanned query adds no spec");
+    // 23:30Z on 2 May is 05:00 on 3 May in Kolkata: a third day, starting before `to`.
+    let days: Vec<(String, u64)> = engine.query(&q).unwrap().iter().map(|b| (b.local_start.clone(), b.count)).collect();
+    assert_eq!(days.len(), 3, "{days:?}");
+    engine.add_spec(Engine::spec_for_query(&q).unwrap().for_tenant("t")).unwrap();
+    assert_eq!(serde_json::to_string(&engine.query(&q).unwrap()).unwrap(), unplanned, "the spec gives the same rows");
+    // u's query is not answered from t's spec (it would be empty): from u's records.
+    let uq = Query { tenant: "u".into(), ..q.clone() };
+    assert_eq!(engine.query(&uq).unwrap()[0].sum.to_string(), "8");
+    // A spec of another tenant is refused by an import naming the field.
+    let spec = Engine::spec_for_query(&q).unwrap().for_tenant("t");
+    let key = meterkit::store::BucketKey { tenant: "u".into(), spec: 0, start: 0, group: vec![None] };
+    let state = meterkit::rollup::BucketState { count: 1, sum: Decimal::ONE, ..Default::default() };
+    assert_eq!(engine.import_buckets(&spec, &[(key, 60, state)]).unwrap_err().field(), Some("tenant"));
+    let bad = RollupSpec::new("mb", Window::Day, "UTC").unwrap().for_tenant("");
+    assert_eq!(engine.add_spec(bad).unwrap_err().field(), Some("tenant"));
+}

@@ -391,7 +391,8 @@ fn extreme_timestamps_are_accepted_at_the_bounds_and_windowed_without_panic() {
 fn a_sum_that_would_overflow_rejects_the_record_and_keeps_the_rest() {
     let engine = Engine::in_memory();
     let q = Query::new("t", "kwh", Window::Day, "UTC");
-    assert!(engine.query(&q).unwrap().is_empty()); // creates the day spec
+    engine.add_spec(RollupSpec::new("kwh", Window::Day, "UTC").unwrap()).unwrap();
+    assert!(engine.query(&q).unwrap().is_empty());
     let big = |id: &str, at: &str| UsageRecord::new("t", id, "m1", "kwh", Decimal::MAX, ts(at));
     let report = engine.ingest(&[big("a", "2024-01-01T00:00:00Z"), big("b", "2024-01-01T01:00:00Z")]).unwrap();
     assert_eq!(report.accepted, 1);
@@ -406,13 +407,18 @@ fn a_sum_that_would_overflow_rejects_the_record_and_keeps_the_rest() {
     assert_eq!(stored.len(), 1);
     // b in another day is fine.
     assert_eq!(engine.ingest(&[big("b", "2024-01-02T01:00:00Z")]).unwrap().accepted, 1);
-    // Merging the two days into one month overflows: the tenant's month queries fail with
-    // E_OVERFLOW naming the record, and keep failing (the spec is kept for other tenants).
+    // Merging the two days into one month overflows: the tenant's month queries (unplanned:
+    // answered from the records) fail with E_OVERFLOW naming the record, and add no spec.
     for _ in 0..2 {
         let e = engine.query(&Query::new("t", "kwh", Window::Month, "UTC")).unwrap_err();
         assert_eq!((e.kind(), e.record_id()), (ErrorKind::Overflow, Some("b")));
     }
-    assert_eq!(engine.specs().len(), 2);
+    assert_eq!(engine.specs().len(), 1);
+    // A month spec added now overflows for this tenant alone: its month queries fail the same
+    // way, naming the record; the spec is kept for other tenants.
+    engine.add_spec(RollupSpec::new("kwh", Window::Month, "UTC").unwrap()).unwrap();
+    let e = engine.query(&Query::new("t", "kwh", Window::Month, "UTC")).unwrap_err();
+    assert_eq!((e.kind(), e.record_id()), (ErrorKind::Overflow, Some("b")));
     engine.ingest(&[UsageRecord::new("u", "x", "m1", "kwh", Decimal::ONE, ts("2024-01-01T00:00:00Z"))]).unwrap();
     assert_eq!(engine.query(&Query::new("u", "kwh", Window::Month, "UTC")).unwrap()[0].sum, Decimal::ONE);
 }

@@ -34,6 +34,9 @@ impl Store for Shared {
     fn specs(&self) -> meterkit::Result<Vec<RollupSpec>> {
         self.store().specs()
     }
+    fn removed_specs(&self) -> meterkit::Result<Vec<u32>> {
+        self.store().removed_specs()
+    }
     fn get_records(&self, tenant: &str, ids: &[&str]) -> meterkit::Result<Vec<Option<UsageRecord>>> {
         self.store().get_records(tenant, ids)
     }
@@ -140,6 +143,9 @@ fn a_store_that_keeps_refusing_gives_the_error_after_bounded_attempts() {
     impl Store for Busy {
         fn specs(&self) -> meterkit::Result<Vec<RollupSpec>> {
             self.0.specs()
+        }
+        fn removed_specs(&self) -> meterkit::Result<Vec<u32>> {
+            self.0.removed_specs()
         }
         fn get_records(&self, t: &str, ids: &[&str]) -> meterkit::Result<Vec<Option<UsageRecord>>> {
             self.0.get_records(t, ids)

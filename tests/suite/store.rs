@@ -544,8 +544,7 @@ pub fn specs_created_while_another_engine_ingests(open: &Opener) {
     assert_eq!(every_spec_counts(&*connect, &[("a", n * 50), ("b", n * 25)]), 13);
 }
 
-/// Issue 12: two engines ingesting at once (overlapping batches, each also creating specs with
-/// its queries) never fail on the other's lock, and every spec counts every record once.
+/// Issue 12: two engines ingesting at once (overlapping batches, each also adding specs) never fail on the other's lock, and every spec counts every record once.
 pub fn two_writers_at_once(open: &Opener) {
     let connect = open();
     let engines = [Engine::new(connect()).unwrap(), Engine::new(connect()).unwrap()];
@@ -563,13 +562,87 @@ pub fn two_writers_at_once(open: &Opener) {
                     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
                     if n % 3 == k as u32 {
                         let w = windows[(n / 3) as usize];
-                        engine.query(&meterkit::Query::new("a", "kwh", w, "UTC")).unwrap();
+                        engine.add_spec(RollupSpec::new("kwh", w, "UTC").unwrap()).unwrap();
                     }
                 }
             });
         }
     });
     assert_eq!(every_spec_counts(&*connect, &[("a", 2 * 30 * 40), ("b", 30 * 20)]), 10);
+}
+
+/// Issue 14: a removed spec keeps its id (it stays in `specs`, listed by `removed_specs`), loses
+/// its buckets of every tenant, and a later change merging into it is refused as retryable.
+pub fn removed_specs_lose_their_buckets_and_refuse_merges(make: &Factory) {
+    let mut s = make();
+    s.apply(&ChangeSet { new_specs: vec![spec("a"), spec("b")], known_specs: Some(0), ..ChangeSet::default() })
+        .unwrap();
+    let merge = |spec: u32, tenant: &str| (key(tenant, spec, 0, &[]), 86_400, state(&[("x", "2")]));
+    let all = vec![merge(0, "t"), merge(0, "u"), merge(1, "t")];
+    s.apply(&ChangeSet { merge: all, known_specs: Some(2), ..ChangeSet::default() }).unwrap();
+    assert!(s.removed_specs().unwrap().is_empty());
+    s.apply(&ChangeSet { remove_specs: vec![0], known_specs: Some(2), ..ChangeSet::default() }).unwrap();
+    assert_eq!(s.removed_specs().unwrap(), [0]);
+    assert_eq!(s.specs().unwrap().len(), 2, "a removed spec keeps its id");
+    for tenant in ["t", "u"] {
+        assert!(s.buckets(tenant, 0, i64::MIN, i64::MAX).unwrap().is_empty(), "{tenant}'s buckets of spec 0");
+    }
+    assert_eq!(s.buckets("t", 1, i64::MIN, i64::MAX).unwrap()[0].state.sum.to_string(), "2");
+    let stale = ChangeSet { merge: vec![merge(0, "t")], known_specs: Some(2), ..ChangeSet::default() };
+    let e = s.apply(&stale).unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(s.buckets("t", 0, i64::MIN, i64::MAX).unwrap().is_empty());
+    let e = s.apply(&ChangeSet { remove_specs: vec![7], ..ChangeSet::default() }).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Store);
+    // The next spec gets id 2: ids are never reused.
+    s.apply(&ChangeSet { new_specs: vec![spec("c")], known_specs: Some(2), ..ChangeSet::default() }).unwrap();
+    assert_eq!(s.specs().unwrap()[2].metric, "c");
+}
+
+/// Issue 14, item 8: a tenant's own spec (its zone and billing-cycle day) is maintained for that
+/// tenant only — backfilled from its records, merged at its ingests, never at another tenant's;
+/// an engine that still holds a spec another engine removed reloads and stores nothing into it;
+/// everything survives a restart.
+pub fn tenant_specs_and_spec_removal_across_engines(open: &Opener) {
+    let connect = open();
+    let a = Engine::new(connect()).unwrap();
+    let day = RollupSpec::new("kwh", Window::Day, "UTC").unwrap();
+    a.add_spec(day.clone()).unwrap();
+    a.ingest(&minute_records("t", "r", 0..30)).unwrap();
+    a.ingest(&minute_records("u", "r", 0..30)).unwrap();
+    // t bills on the 15th in Kolkata: its own cycle spec, backfilled from t's 30 records only.
+    let cycle =
+        RollupSpec::new("kwh", Window::BillingCycle { anchor_day: 15 }, "Asia/Kolkata").unwrap().for_tenant("t");
+    let id = a.add_spec(cycle.clone()).unwrap();
+    a.ingest(&minute_records("t", "s", 0..5)).unwrap();
+    a.ingest(&minute_records("u", "s", 0..7)).unwrap();
+    let store = connect();
+    let t_cycle = store.buckets("t", id, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(t_cycle.iter().map(|b| b.state.count).sum::<u64>(), 35);
+    // 2024-01-01T00:00Z is 05:30 on 1 January in Kolkata: the cycle from 15 December.
+    assert_eq!(t_cycle[0].key.start, ts("2023-12-14T18:30:00Z").timestamp());
+    assert!(store.buckets("u", id, i64::MIN, i64::MAX).unwrap().is_empty(), "u never pays for t's spec");
+    // B loaded both specs; A removes the day spec; B's next ingest is refused, reloads, and
+    // stores nothing into the removed spec.
+    let b = Engine::new(connect()).unwrap();
+    assert_eq!(b.specs(), [day.clone(), cycle.clone()]);
+    assert_eq!(a.remove_spec(&day).unwrap(), 0);
+    assert_eq!(a.remove_spec(&day).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(b.ingest(&minute_records("u", "late", 0..3)).unwrap().accepted, 3);
+    for tenant in ["t", "u"] {
+        assert!(store.buckets(tenant, 0, i64::MIN, i64::MAX).unwrap().is_empty());
+    }
+    assert_eq!(b.specs(), std::slice::from_ref(&cycle));
+    // After a restart: the removed spec stays removed; queries still answer from the records.
+    let c = Engine::new(connect()).unwrap();
+    assert_eq!(c.specs(), std::slice::from_ref(&cycle));
+    let rows = c.query(&meterkit::Query::new("u", "kwh", Window::Day, "UTC")).unwrap();
+    assert_eq!((rows.len(), rows[0].count), (1, 40));
+    assert_eq!(c.specs().len(), 1, "the unplanned query added no spec");
+    let q = meterkit::Query::new("t", "kwh", Window::BillingCycle { anchor_day: 15 }, "Asia/Kolkata");
+    assert_eq!(c.query(&q).unwrap()[0].count, 35);
+    // A new spec gets a new id (1 is the cycle, 0 stays removed).
+    assert_eq!(c.add_spec(day).unwrap(), 2);
 }
 
 macro_rules! stores {
@@ -633,9 +706,11 @@ stores!(
     the_rollup_vectors_pass,
     the_reading_vectors_pass,
     import_buckets_is_idempotent,
-    the_partial_vectors_pass;
+    the_partial_vectors_pass,
+    removed_specs_lose_their_buckets_and_refuse_merges;
     shared: specs_created_while_another_engine_ingests,
     two_writers_at_once,
     the_counter_vectors_pass_across_restarts,
     tracker_state_survives_a_restart,
+    tenant_specs_and_spec_removal_across_engines,
 );

@@ -224,6 +224,22 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         throws<MeterkitException.InvalidTimeZone>("zone") { engine.query(q.copy(timeZone = "Mars/Olympus")) }
         engine.close()
     }
+    t("engine: a tenant's own spec, removeSpec, a pooled quota over a set of subjects") {
+        val events = Collecting()
+        val engine = Engine.inMemory(events)
+        eq(engine.addSpec("kwh", "cycle:15", "Asia/Kolkata", listOf("subject"), "t"), 0L, "the tenant's own spec")
+        engine.addQuota(Quota(id = "acct", tenant = "t", metric = "kwh", subject = null, subjects = listOf("a", "b"),
+            pooled = true, period = "month", timeZone = "UTC", limit = dec("10"), levels = listOf(dec("100")), tariff = null))
+        // a 4 × 1 + b 4 × 2 = 12 ≥ 10 together (neither alone): one event with an empty subject.
+        engine.ingest(hourly(n = 4, q = "1", subject = "a", prefix = "a") + hourly(n = 4, q = "2", subject = "b", prefix = "b"))
+        val crossed = events.events.filterIsInstance<MobileEvent.ThresholdCrossed>()
+        eq(crossed.map { it.subject }, listOf(""), "pooled subject")
+        eqDec(crossed[0].used, "12", "pooled usage")
+        throws<MeterkitException.Conflict>("a quota's spec") { engine.removeSpec("kwh", "month", "UTC", listOf("subject"), "t") }
+        eq(engine.removeSpec("kwh", "cycle:15", "Asia/Kolkata", listOf("subject"), "t"), 0L, "removed")
+        throws<MeterkitException.NotFound>("removed twice") { engine.removeSpec("kwh", "cycle:15", "Asia/Kolkata", listOf("subject"), "t") }
+        engine.close()
+    }
     t("engine: addSpec, topN, totals, records, retract") {
         val engine = Engine.inMemory()
         eq(engine.addSpec("kwh", "day", "UTC", listOf("subject")), 0L, "first spec id")

@@ -37,7 +37,7 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::add_spec`]; [`ErrorKind::InvalidQuery`] for a key whose group has another
-    /// length than the spec's `group_by`, an empty window, or two entries of one key with other
+    /// length than the spec's `group_by`, a bucket of a tenant the spec is not for, an empty window, or two entries of one key with other
     /// window ends; [`ErrorKind::Overflow`] when a merged sum leaves the decimal range (nothing is
     /// stored then); [`ErrorKind::Store`].
     pub fn import_buckets(&self, spec: &RollupSpec, buckets: &[(BucketKey, i64, BucketState)]) -> Result<u32> {
@@ -49,6 +49,13 @@ impl Engine {
                     format!("A bucket has {} group values; the spec groups by {:?}.", key.group.len(), spec.group_by),
                 )
                 .with_field("group"));
+            }
+            if !spec.applies_to(&key.tenant) {
+                return Err(Error::new(
+                    ErrorKind::InvalidQuery,
+                    format!("A bucket of tenant '{}' was given for another tenant's rollup spec.", key.tenant),
+                )
+                .with_field("tenant"));
             }
             if *end <= key.start {
                 return Err(Error::new(ErrorKind::InvalidQuery, format!("The window at {} is empty.", key.start))

@@ -154,9 +154,9 @@ impl<'b> Run<'b> {
         let mut guard = careful.then(|| OverflowGuard::new(specs));
         let mut accepted = Vec::new();
         for (tenant, idx) in by_tenant {
-            let ids: Vec<&str> = idx.iter().map(|&i| self.batch[i].id.as_str()).collect();
-            let stored = store.get_records(tenant, &ids)?;
-            let mut acc = Accumulator::with_ids(tenant, specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
+            let firsts: Vec<&UsageRecord> = idx.iter().map(|&i| &self.batch[i]).collect();
+            let stored = store.compare_stored(tenant, &firsts)?;
+            let mut acc = Accumulator::with_ids(tenant, super::live_specs(specs))?;
             for (&i, existing) in idx.iter().zip(stored) {
                 if let Some(r) = self.admit(i, existing, validator.as_mut(), guard.as_mut(), store.as_ref())? {
                     acc.add(&r)?;
@@ -168,23 +168,24 @@ impl<'b> Run<'b> {
         Ok(accepted)
     }
 
-    /// The first copy `i` against its stored record `existing`: a duplicate, a conflict, or new —
+    /// The first copy `i` against its stored record (`existing`: `Some(same content)` when stored;
+    /// see [`Store::compare_stored`]): a duplicate, a conflict, or new —
     /// then validated and (in the careful pass) checked for overflow. `Some` when admitted.
     fn admit(
         &mut self,
         i: usize,
-        existing: Option<UsageRecord>,
+        existing: Option<bool>,
         validator: Option<&mut Validator>,
         guard: Option<&mut OverflowGuard<'_>>,
         store: &dyn Store,
     ) -> Result<Option<Cow<'b, UsageRecord>>> {
         let r: &'b UsageRecord = &self.batch[i];
         match existing {
-            Some(e) if e.same_content(r) => {
+            Some(true) => {
                 self.report.duplicates += 1;
                 return Ok(None);
             }
-            Some(_) => {
+            Some(false) => {
                 self.reject_first(i, r, conflict(r));
                 return Ok(None);
             }

@@ -110,9 +110,11 @@ crate::error::enum_names!(Fill, "fill", [None = "none", Zero = "zero",]);
 ///
 /// Windows are returned whose start lies in `[start of the window containing from, to)`.
 /// Filters select records by subject and by dimension values; `group_by` splits the result
-/// (`"subject"` groups by subject). The engine answers from a stored rollup spec that covers the
-/// query, creating (and backfilling) one the first time a query needs it; later queries then cost
-/// O(buckets), never a scan of raw records.
+/// (`"subject"` groups by subject). The engine answers from a maintained rollup spec that covers
+/// the query (of every tenant, or the query tenant's own) in O(buckets). A query no spec covers
+/// (an unplanned grouping) is answered from the stored records of its range, in O(records), and
+/// **creates nothing**: no spec is added that every later ingest would pay for. To answer such
+/// queries from buckets, add the spec explicitly ([`Engine::spec_for_query`] gives it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
@@ -259,6 +261,26 @@ pub struct Totals {
 pub(crate) struct SpecEntry {
     pub(crate) spec: RollupSpec,
     pub(crate) tz: Tz,
+    /// Removed by [`Engine::remove_spec`] (here or by another engine sharing the store): kept
+    /// for its id, never maintained or read.
+    pub(crate) removed: bool,
+}
+
+/// The specs still maintained, with their ids (what an accumulator is built from; it skips the
+/// specs of other tenants itself).
+pub(crate) fn live_specs(specs: &[SpecEntry]) -> impl Iterator<Item = (u32, &RollupSpec)> {
+    specs.iter().enumerate().filter(|(_, s)| !s.removed).map(|(i, s)| (i as u32, &s.spec))
+}
+
+/// The engine's spec list from the store's: every spec checked, the removed ones marked.
+fn load_specs(store: &dyn Store) -> Result<Vec<SpecEntry>> {
+    let removed = store.removed_specs()?;
+    store
+        .specs()?
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| Ok(SpecEntry { tz: spec.check()?, spec, removed: removed.contains(&(i as u32)) }))
+        .collect()
 }
 
 pub(crate) struct Inner {
@@ -306,11 +328,7 @@ impl Engine {
     /// [`ErrorKind::Store`] when the store cannot be read; the errors of [`RollupSpec::check`] for
     /// a stored spec that is no longer valid.
     pub fn new(store: impl Store + 'static) -> Result<Self> {
-        let specs = store
-            .specs()?
-            .into_iter()
-            .map(|spec| Ok(SpecEntry { tz: spec.check()?, spec }))
-            .collect::<Result<Vec<_>>>()?;
+        let specs = load_specs(&store)?;
         Ok(Engine {
             inner: Mutex::new(Inner { store: Box::new(store), specs, validator: None }),
             notifier: Arc::new(NoopNotifier),
@@ -378,13 +396,58 @@ impl Engine {
         }
     }
 
-    /// The rollup specs, in id order.
+    /// The rollup specs maintained, in id order (removed specs are left out).
     pub fn specs(&self) -> Vec<RollupSpec> {
-        self.lock().specs.iter().map(|s| s.spec.clone()).collect()
+        live_specs(&self.lock().specs).map(|(_, s)| s.clone()).collect()
     }
 
-    /// Maintain `spec` from now on, backfilled from every stored record of its metric, and return
-    /// its id. Adding a spec equal to an existing one returns the existing id.
+    /// Stop maintaining the spec equal to `spec` (aggregations in any order) and delete its
+    /// buckets of every tenant, in one atomic change; returns its id, which is never reused.
+    /// Queries it answered are answered by another spec that covers them, or from the stored
+    /// records (see [`Engine::query`]). Engines sharing the store see the removal at their next
+    /// write (the store refuses a change into a removed spec; they reload and redo it).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when no such spec is maintained; [`ErrorKind::Conflict`] when a
+    /// registered quota ([`Engine::add_quota`]) reads its usage from it; the errors of
+    /// [`RollupSpec::check`]; [`ErrorKind::Store`].
+    pub fn remove_spec(&self, spec: &RollupSpec) -> Result<u32> {
+        let mut spec = spec.clone();
+        spec.check()?;
+        spec.aggregations.sort();
+        spec.aggregations.dedup();
+        let quotas: Vec<(String, u32)> = self
+            .quotas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|e| e.spec.map(|id| (e.quota.id.clone(), id)))
+            .collect();
+        Self::write_call(&mut self.lock(), |inner| {
+            let Some(id) = live_specs(&inner.specs).find(|(_, s)| **s == spec).map(|(id, _)| id) else {
+                return Err(Error::new(ErrorKind::NotFound, "No such rollup spec is maintained.").with_field("spec"));
+            };
+            if let Some((quota, _)) = quotas.iter().find(|(_, q)| *q == id) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("Quota '{quota}' reads its usage from this rollup spec; it was not removed."),
+                )
+                .with_field("spec"));
+            }
+            let changes = ChangeSet {
+                remove_specs: vec![id],
+                known_specs: Some(inner.specs.len() as u32),
+                ..ChangeSet::default()
+            };
+            inner.store.apply(&changes)?;
+            inner.specs[id as usize].removed = true;
+            Ok(id)
+        })
+    }
+
+    /// Maintain `spec` from now on, backfilled from every stored record of its metric (of its
+    /// tenant, for a tenant's own spec), and return its id. Adding a spec equal to one maintained
+    /// returns that one's id.
     ///
     /// The spec is added and backfilled in one write span of the store
     /// ([`Store::begin_write`]), so records another engine ingests meanwhile are either in the
@@ -411,13 +474,13 @@ impl Engine {
         let tz = spec.check()?;
         spec.aggregations.sort();
         spec.aggregations.dedup();
-        if let Some(i) = inner.specs.iter().position(|s| s.spec == spec) {
-            return Ok(i as u32);
+        if let Some((i, _)) = live_specs(&inner.specs).find(|(_, s)| **s == spec) {
+            return Ok(i);
         }
         let id = u32::try_from(inner.specs.len()).map_err(|_| Error::overflow("The number of rollup specs"))?;
         // One accumulator per tenant; a tenant whose records overflow a bucket is set aside.
         let mut per_tenant: HashMap<String, std::result::Result<Accumulator, Error>> = HashMap::new();
-        inner.store.scan_metric(&spec.metric, &mut |r| {
+        let mut backfill = |r: &UsageRecord| {
             let acc = match per_tenant.get_mut(&r.tenant) {
                 Some(a) => a,
                 None => per_tenant
@@ -431,7 +494,11 @@ impl Engine {
                 }
             }
             Ok(())
-        })?;
+        };
+        match &spec.tenant {
+            Some(tenant) => inner.store.scan_tenant_metric(tenant, &spec.metric, &mut backfill)?,
+            None => inner.store.scan_metric(&spec.metric, &mut backfill)?,
+        }
         let mut changes = ChangeSet { new_specs: vec![spec.clone()], known_specs: Some(id), ..ChangeSet::default() };
         for (tenant, acc) in per_tenant {
             match acc {
@@ -440,7 +507,7 @@ impl Engine {
             }
         }
         inner.store.apply(&changes)?;
-        inner.specs.push(SpecEntry { spec, tz });
+        inner.specs.push(SpecEntry { spec, tz, removed: false });
         Ok(id)
     }
 
@@ -614,12 +681,10 @@ impl Engine {
         }
     }
 
-    /// Reload the rollup specs from the store (another engine sharing it may have added some).
+    /// Reload the rollup specs from the store (another engine sharing it may have added or
+    /// removed some).
     fn reload_specs(inner: &mut Inner) -> Result<()> {
-        let stored = inner.store.specs()?;
-        for spec in stored.into_iter().skip(inner.specs.len()) {
-            inner.specs.push(SpecEntry { tz: spec.check()?, spec });
-        }
+        inner.specs = load_specs(inner.store.as_ref())?;
         Ok(())
     }
 
@@ -679,7 +744,7 @@ impl Engine {
             ..ChangeSet::default()
         };
         for (spec_id, entry) in inner.specs.iter().enumerate() {
-            if entry.spec.metric != record.metric {
+            if entry.removed || entry.spec.metric != record.metric || !entry.spec.applies_to(tenant) {
                 continue;
             }
             let (start, end) = entry.spec.window.span_secs(record.timestamp.timestamp(), entry.tz)?;
@@ -787,16 +852,14 @@ impl Engine {
         if q.fill == Fill::Zero && (q.from.is_none() || q.to.is_none()) {
             return Err(Error::new(ErrorKind::InvalidQuery, "fill: zero needs both from and to.").with_field("fill"));
         }
-        let (spec_id, tz) = Self::spec_for(&mut inner, q)?;
-        Self::check_overflowed(&mut inner, &q.tenant, spec_id)?;
-        let mut merged = Self::collect(&inner, spec_id, q, tz)?;
-        let spec = &inner.specs[spec_id as usize].spec;
+        let mut merged = Self::answer(&mut inner, q)?;
+        let tz = parse_time_zone(&q.time_zone)?;
         if let (Fill::Zero, Some(from), Some(to)) = (q.fill, q.from, q.to) {
             fill_zero(&mut merged, q, tz, from, to)?;
         }
         merged
             .into_iter()
-            .map(|((start, group), (end, state))| output_bucket(spec, q, tz, (start, end), &group, &state))
+            .map(|((start, group), (end, state))| output_bucket(q, tz, (start, end), &group, &state))
             .collect()
     }
 
@@ -808,10 +871,8 @@ impl Engine {
     /// not request.
     pub fn top_n(&self, q: &Query, by: &Aggregation, n: usize) -> Result<Vec<Bucket>> {
         let mut inner = self.lock();
-        let (spec_id, tz) = Self::spec_for(&mut inner, q)?;
-        Self::check_overflowed(&mut inner, &q.tenant, spec_id)?;
-        let merged = Self::collect(&inner, spec_id, q, tz)?;
-        let spec = &inner.specs[spec_id as usize].spec;
+        let merged = Self::answer(&mut inner, q)?;
+        let tz = parse_time_zone(&q.time_zone)?;
         let mut groups: BTreeMap<Vec<Option<String>>, (i64, i64, BucketState)> = BTreeMap::new();
         for ((start, group), (end, state)) in merged {
             let e = groups.entry(group).or_insert((start, end, BucketState::default()));
@@ -821,7 +882,7 @@ impl Engine {
         }
         let mut rows = groups
             .into_iter()
-            .map(|(group, (start, end, state))| output_bucket(spec, q, tz, (start, end), &group, &state))
+            .map(|(group, (start, end, state))| output_bucket(q, tz, (start, end), &group, &state))
             .collect::<Result<Vec<_>>>()?;
         let key = |b: &Bucket| -> Result<Option<Decimal>> {
             Ok(match by {
@@ -925,8 +986,24 @@ impl Engine {
         Ok(events)
     }
 
-    /// The spec answering `q`, created (and backfilled) if none covers it.
-    fn spec_for(inner: &mut Inner, q: &Query) -> Result<(u32, Tz)> {
+    /// The windows of `q` by (start, group): from the stored buckets of a spec that covers the
+    /// query, or — when none does — from the stored records of the query's range, creating
+    /// nothing.
+    #[allow(clippy::type_complexity)]
+    fn answer(inner: &mut Inner, q: &Query) -> Result<BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)>> {
+        let (spec_id, tz) = Self::spec_for(inner, q)?;
+        match spec_id {
+            Some(id) => {
+                Self::check_overflowed(inner, &q.tenant, id)?;
+                Self::collect(inner, id, q, tz)
+            }
+            None => Self::collect_records(inner, q, tz),
+        }
+    }
+
+    /// The maintained spec answering `q` (of every tenant, or the query tenant's own) with the
+    /// fewest dimensions, if any covers it; and the query's zone.
+    fn spec_for(inner: &Inner, q: &Query) -> Result<(Option<u32>, Tz)> {
         let tz = parse_time_zone(&q.time_zone)?;
         q.window.check()?;
         if let (Some(f), Some(t)) = (q.from, q.to) {
@@ -945,30 +1022,64 @@ impl Engine {
             }
         }
         let needed = q.needed_dims();
-        let best = inner
-            .specs
-            .iter()
-            .enumerate()
+        let best = live_specs(&inner.specs)
             .filter(|(_, s)| {
-                s.spec.metric == q.metric
-                    && s.spec.window == q.window
-                    && s.spec.time_zone == q.time_zone
-                    && needed.iter().all(|d| s.spec.group_by.contains(d))
-                    && q.unique.iter().all(|d| s.spec.unique_dims().any(|u| u == d))
+                s.applies_to(&q.tenant)
+                    && s.metric == q.metric
+                    && s.window == q.window
+                    && s.time_zone == q.time_zone
+                    && needed.iter().all(|d| s.group_by.contains(d))
+                    && q.unique.iter().all(|d| s.unique_dims().any(|u| u == d))
             })
-            .min_by_key(|(_, s)| (s.spec.group_by.len(), s.spec.aggregations.len()))
-            .map(|(i, _)| i as u32);
-        let id = match best {
-            Some(id) => id,
-            None => {
-                let mut spec = RollupSpec::new(q.metric.clone(), q.window, &q.time_zone)?.group_by(needed);
-                for d in &q.unique {
-                    spec = spec.with(Aggregation::UniqueCount(d.clone()));
-                }
-                Self::add_spec_retrying(inner, &spec)?
+            .min_by_key(|(_, s)| (s.group_by.len(), s.aggregations.len()))
+            .map(|(i, _)| i);
+        Ok((best, tz))
+    }
+
+    /// The spec an unplanned query would need (`add_spec` it to answer such queries from
+    /// buckets): `q`'s metric, window and zone, grouped by the dimensions it filters and groups
+    /// by, counting its unique dimensions; of every tenant.
+    ///
+    /// # Errors
+    /// As [`RollupSpec::new`].
+    pub fn spec_for_query(q: &Query) -> Result<RollupSpec> {
+        let mut spec = RollupSpec::new(q.metric.clone(), q.window, &q.time_zone)?.group_by(q.needed_dims());
+        for d in &q.unique {
+            spec = spec.with(Aggregation::UniqueCount(d.clone()));
+        }
+        Ok(spec)
+    }
+
+    /// `q` answered from the stored records of its range (no spec covers it): they are rolled
+    /// up in memory under [`Engine::spec_for_query`], then filtered and re-grouped like stored
+    /// buckets. Costs O(records of the tenant's metric in the range); nothing is stored.
+    #[allow(clippy::type_complexity)]
+    fn collect_records(
+        inner: &Inner,
+        q: &Query,
+        tz: Tz,
+    ) -> Result<BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)>> {
+        let spec = Self::spec_for_query(q)?;
+        let (from, to) = Self::bucket_range(q, tz)?;
+        // The records of every window starting in [from, to): up to the end of the last one.
+        let until = if to == i64::MAX || to <= from { to } else { q.window.span_secs(to - 1, tz)?.1 };
+        let mut acc = Accumulator::with_ids(&q.tenant, std::iter::once((0, &spec)))?;
+        for r in inner.store.records(&q.tenant, &q.metric, q.subject.as_deref(), from, until.max(from))? {
+            if let Err(e) = acc.add(&r) {
+                return Err(if e.kind() == ErrorKind::Overflow { query_overflow(&spec, &r) } else { e });
             }
+        }
+        let buckets = acc.into_buckets().into_iter().map(|(key, end, state)| (key.start, key.group, end, state));
+        regroup(&spec, q, buckets)
+    }
+
+    /// The window starts `[from, to)` of `q`'s buckets (Unix seconds).
+    fn bucket_range(q: &Query, tz: Tz) -> Result<(i64, i64)> {
+        let from = match q.from {
+            Some(f) => q.window.span_secs(f.timestamp(), tz)?.0,
+            None => i64::MIN,
         };
-        Ok((id, tz))
+        Ok((from, q.to.map_or(i64::MAX, ceil_secs)))
     }
 
     /// The spec's buckets in the query's range, filtered and re-grouped by the query.
@@ -979,38 +1090,10 @@ impl Engine {
         q: &Query,
         tz: Tz,
     ) -> Result<BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)>> {
-        let spec = &inner.specs[spec_id as usize].spec;
-        let from = match q.from {
-            Some(f) => q.window.span_secs(f.timestamp(), tz)?.0,
-            None => i64::MIN,
-        };
-        let to = q.to.map_or(i64::MAX, ceil_secs);
-        let pos = |d: &str| spec.group_by.iter().position(|g| g == d);
-        let mut filters: Vec<(usize, &str)> = Vec::new();
-        if let Some(s) = &q.subject {
-            filters.push((pos(SUBJECT).unwrap_or(usize::MAX), s));
-        }
-        for (d, v) in &q.filters {
-            filters.push((pos(d).unwrap_or(usize::MAX), v));
-        }
-        let out_pos: Vec<usize> = q.group_by.iter().map(|d| pos(d).unwrap_or(usize::MAX)).collect();
-        let mut merged: BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)> = BTreeMap::new();
-        for b in inner.store.buckets(&q.tenant, spec_id, from, to)? {
-            let value = |p: usize| b.key.group.get(p).cloned().flatten();
-            if !filters.iter().all(|(p, v)| value(*p).as_deref() == Some(*v)) {
-                continue;
-            }
-            let group: Vec<Option<String>> = out_pos.iter().map(|&p| value(p)).collect();
-            let mut state = b.state;
-            state.uniques.retain(|d, _| q.unique.contains(d));
-            match merged.entry((b.key.start, group)) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert((b.end, state));
-                }
-                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().1.merge(&state)?,
-            }
-        }
-        Ok(merged)
+        let spec = &spec_entry(&inner.specs, spec_id)?.spec;
+        let (from, to) = Self::bucket_range(q, tz)?;
+        let stored = inner.store.buckets(&q.tenant, spec_id, from, to)?;
+        regroup(spec, q, stored.into_iter().map(|b| (b.key.start, b.key.group, b.end, b.state)))
     }
 
     /// Bill `req`'s scope — `req.subject`, the set `req.subjects`, or (neither) every subject of
@@ -1040,9 +1123,9 @@ impl Engine {
     }
 
     /// Check `quota` after every ingest (see [`Quota`]); replaces a registered quota of the same
-    /// tenant and id. A units quota adds its rollup spec ([`Quota::spec`], backfilled once from
-    /// the stored records of its metric; an equal spec is reused), from which each check reads
-    /// the period's usage in one bucket read.
+    /// tenant and id. A units quota adds its rollup spec ([`Quota::spec`]: the tenant's own,
+    /// backfilled once from the tenant's stored records of its metric; an equal spec is reused),
+    /// from which each check reads the period's usage in one bucket read.
     ///
     /// # Errors
     /// The errors of [`Quota::check`]; as [`Engine::add_spec`] for the quota's spec.
@@ -1050,12 +1133,24 @@ impl Engine {
         quota.check()?;
         let spec = match quota.tariff {
             Some(_) => None,
-            None => Some(self.add_spec(quota.spec()?)?),
+            None => Some(self.quota_spec(&quota)?),
         };
         let mut quotas = self.quotas.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         quotas.retain(|e| (e.quota.tenant.as_str(), e.quota.id.as_str()) != (quota.tenant.as_str(), quota.id.as_str()));
         quotas.push(QuotaEntry { quota, spec });
         Ok(())
+    }
+
+    /// The id of the spec maintaining `quota`'s usage: an equal spec of every tenant when one is
+    /// maintained (a store written before quota specs were the tenant's own), else the tenant's
+    /// own [`Quota::spec`], added (and backfilled from the tenant's records) if new.
+    fn quota_spec(&self, quota: &Quota) -> Result<u32> {
+        let own = quota.spec()?;
+        let shared = RollupSpec { tenant: None, ..own.clone() };
+        if let Some((id, _)) = live_specs(&self.lock().specs).find(|(_, s)| **s == shared) {
+            return Ok(id);
+        }
+        self.add_spec(own)
     }
 
     /// `ThresholdCrossed` events for the quota periods `batch` touches (see
@@ -1185,10 +1280,56 @@ fn ceil_secs(t: DateTime<Utc>) -> i64 {
     t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
 }
 
+/// Buckets of `spec` — `(start, group, end, state)` — filtered by `q` and re-grouped by its
+/// `group_by`, keyed by (start, group values).
+#[allow(clippy::type_complexity)]
+fn regroup(
+    spec: &RollupSpec,
+    q: &Query,
+    buckets: impl Iterator<Item = (i64, Vec<Option<String>>, i64, BucketState)>,
+) -> Result<BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)>> {
+    let pos = |d: &str| spec.group_by.iter().position(|g| g == d);
+    let mut filters: Vec<(usize, &str)> = Vec::new();
+    if let Some(s) = &q.subject {
+        filters.push((pos(SUBJECT).unwrap_or(usize::MAX), s));
+    }
+    for (d, v) in &q.filters {
+        filters.push((pos(d).unwrap_or(usize::MAX), v));
+    }
+    let out_pos: Vec<usize> = q.group_by.iter().map(|d| pos(d).unwrap_or(usize::MAX)).collect();
+    let mut merged: BTreeMap<(i64, Vec<Option<String>>), (i64, BucketState)> = BTreeMap::new();
+    for (start, key_group, end, mut state) in buckets {
+        let value = |p: usize| key_group.get(p).cloned().flatten();
+        if !filters.iter().all(|(p, v)| value(*p).as_deref() == Some(*v)) {
+            continue;
+        }
+        let group: Vec<Option<String>> = out_pos.iter().map(|&p| value(p)).collect();
+        state.uniques.retain(|d, _| q.unique.contains(d));
+        match merged.entry((start, group)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert((end, state));
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().1.merge(&state)?,
+        }
+    }
+    Ok(merged)
+}
+
+/// The error of an unplanned query whose records overflow a window's sum, at record `r`.
+fn query_overflow(spec: &RollupSpec, r: &UsageRecord) -> Error {
+    Error::new(
+        ErrorKind::Overflow,
+        format!(
+            "The rollup of '{}' by {} in {} overflows the 96-bit decimal range for tenant '{}' at record '{}'.",
+            spec.metric, spec.window, spec.time_zone, r.tenant, r.id
+        ),
+    )
+    .with_record_id(r.id.clone())
+}
+
 /// A query result row for group values in the query's `group_by` order, labelled in the
 /// query's zone `tz`.
 fn output_bucket(
-    spec: &RollupSpec,
     q: &Query,
     tz: Tz,
     window: (i64, i64),
@@ -1196,7 +1337,7 @@ fn output_bucket(
     state: &BucketState,
 ) -> Result<Bucket> {
     let unique = q.unique.iter().map(String::as_str);
-    Bucket::grouped(window, tz, q.subject.clone(), q.group_by.iter().zip(group), &spec.metric, state, unique)
+    Bucket::grouped(window, tz, q.subject.clone(), q.group_by.iter().zip(group), &q.metric, state, unique)
 }
 
 /// A stored bucket as a result row, grouped as its spec.
@@ -1299,10 +1440,7 @@ struct OverflowGuard<'s> {
 
 impl<'s> OverflowGuard<'s> {
     fn new(specs: &'s [SpecEntry]) -> Self {
-        OverflowGuard {
-            specs: specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)).collect(),
-            sums: HashMap::new(),
-        }
+        OverflowGuard { specs: live_specs(specs).collect(), sums: HashMap::new() }
     }
 
     /// `None` when `r` fits (and is counted), else the error rejecting it.

@@ -146,7 +146,7 @@ fn record_once(
             return Err(conflict(r));
         }
     }
-    let mut acc = Accumulator::with_ids(cx.tenant, inner.specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
+    let mut acc = Accumulator::with_ids(cx.tenant, super::live_specs(&inner.specs))?;
     for r in &new {
         acc.add(r)?;
     }

@@ -90,7 +90,7 @@ pub(crate) fn replace_once(inner: &mut Inner, batch: &[UsageRecord]) -> Result<I
     }
     let recomputed = recompute_buckets(inner, &old, &new, &mut changes)?;
     for tenant in tenants.keys() {
-        let mut acc = Accumulator::with_ids(tenant, inner.specs.iter().enumerate().map(|(i, s)| (i as u32, &s.spec)))?;
+        let mut acc = Accumulator::with_ids(tenant, super::live_specs(&inner.specs))?;
         for r in new.iter().filter(|r| r.tenant == *tenant) {
             acc.add(r)?;
         }
@@ -114,7 +114,7 @@ fn recompute_buckets(
     let mut done: HashSet<BucketKey> = HashSet::new();
     for o in old {
         for (spec_id, entry) in inner.specs.iter().enumerate() {
-            if entry.spec.metric != o.metric {
+            if entry.removed || entry.spec.metric != o.metric || !entry.spec.applies_to(&o.tenant) {
                 continue;
             }
             let (start, end) = entry.spec.window.span_secs(o.timestamp.timestamp(), entry.tz)?;

@@ -103,12 +103,20 @@ impl std::str::FromStr for Aggregation {
 /// Sum, count, min, max, mean and latest are always maintained; `unique_count` aggregations are
 /// listed in `aggregations` (the others may be listed too, for documentation, and are ignored).
 ///
-/// JSON: `{"metric":"bytes","window":"day","time_zone":"Europe/London","group_by":["carrier"],
-/// "aggregations":["sum",{"unique_count":"subject"}]}`.
+/// A spec with `tenant` set is that tenant's own (its zone, its billing-cycle day): the engine
+/// maintains it for that tenant's records only, so other tenants' ingests never pay for it.
+/// Without `tenant` it applies to every tenant.
+///
+/// JSON: `{"tenant"?:"acme","metric":"bytes","window":"day","time_zone":"Europe/London",
+/// "group_by":["carrier"],"aggregations":["sum",{"unique_count":"subject"}]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RollupSpec {
+    /// The one tenant this spec is maintained for; `None` (omitted in JSON): every tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub tenant: Option<String>,
     /// The metric rolled up (`kwh`, `bytes`, …).
     pub metric: String,
     /// The window kind.
@@ -133,6 +141,7 @@ impl RollupSpec {
     pub fn new(metric: impl Into<String>, window: Window, time_zone: &str) -> Result<Self> {
         parse_time_zone(time_zone)?;
         Ok(RollupSpec {
+            tenant: None,
             metric: metric.into(),
             window: window.check()?,
             time_zone: time_zone.to_string(),
@@ -146,6 +155,19 @@ impl RollupSpec {
     pub fn group_by<I: IntoIterator<Item = S>, S: Into<String>>(mut self, dims: I) -> Self {
         self.group_by = dims.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Maintain this spec for `tenant` only (builder style): a tenant's own spec.
+    #[must_use]
+    pub fn for_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Whether this spec is maintained for `tenant`'s records: a spec of every tenant, or
+    /// `tenant`'s own.
+    pub fn applies_to(&self, tenant: &str) -> bool {
+        self.tenant.as_deref().is_none_or(|t| t == tenant)
     }
 
     /// Add an aggregation (builder style).
@@ -165,11 +187,16 @@ impl RollupSpec {
         })
     }
 
-    /// Check the spec: a non-empty metric, a valid window and zone, no repeated group dimension.
+    /// Check the spec: a non-empty metric, a valid window and zone, no repeated group dimension,
+    /// a non-empty `tenant` when one is given.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidQuery`], [`ErrorKind::InvalidWindow`] or [`ErrorKind::InvalidTimeZone`].
     pub fn check(&self) -> Result<Tz> {
+        if self.tenant.as_deref() == Some("") {
+            return Err(Error::new(ErrorKind::InvalidQuery, "A tenant's rollup spec needs a non-empty tenant.")
+                .with_field("tenant"));
+        }
         if self.metric.is_empty() {
             return Err(Error::new(ErrorKind::InvalidQuery, "A rollup spec needs a metric.").with_field("metric"));
         }
@@ -638,7 +665,8 @@ struct AccSpec {
 }
 
 impl Accumulator {
-    /// An accumulator for records of `tenant` under `specs` (ids = positions in `specs`).
+    /// An accumulator for records of `tenant` under `specs` (ids = positions in `specs`; a spec
+    /// of another tenant is skipped).
     ///
     /// # Errors
     /// As [`RollupSpec::check`].
@@ -647,7 +675,9 @@ impl Accumulator {
     }
 
     pub(crate) fn with_ids<'s>(tenant: &str, specs: impl Iterator<Item = (u32, &'s RollupSpec)>) -> Result<Self> {
+        // Another tenant's own spec never sees this tenant's records.
         let specs = specs
+            .filter(|(_, s)| s.applies_to(tenant))
             .map(|(id, s)| {
                 let tz = s.check()?;
                 Ok(AccSpec {

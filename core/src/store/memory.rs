@@ -37,6 +37,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Data {
     specs: Vec<RollupSpec>,
+    /// Ids of removed specs.
+    removed: BTreeSet<u32>,
     /// Every tenant, metric and subject string once; the indexes hold their numbers.
     names: Names,
     /// The records; `None` marks a deleted record's slot (reused by the next insert).
@@ -192,8 +194,26 @@ impl Data {
             )
             .with_retryable());
         }
+        if let Some((key, _, _)) = changes.merge.iter().find(|(k, _, _)| self.removed.contains(&k.spec)) {
+            // Another engine sharing the store removed a spec: it must reload and recompute.
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("Rollup spec {} was removed by another writer; the change was not applied.", key.spec),
+            )
+            .with_retryable());
+        }
+        let all = self.specs.len() + changes.new_specs.len();
+        if let Some(id) = changes.remove_specs.iter().find(|&&id| id as usize >= all) {
+            return Err(Error::new(ErrorKind::Store, format!("There is no rollup spec {id} to remove.")));
+        }
         // Commit.
         self.specs.extend(changes.new_specs.iter().cloned());
+        if !changes.remove_specs.is_empty() {
+            self.removed.extend(changes.remove_specs.iter().copied());
+            let removed = &self.removed;
+            self.buckets.retain(|k, _| !removed.contains(&k.spec));
+            self.open.retain(|(_, _, k)| !removed.contains(&k.spec));
+        }
         for (tenant, key, value) in &changes.meta {
             match value {
                 Some(v) => {
@@ -312,6 +332,20 @@ impl Data {
 impl Store for MemoryStore {
     fn specs(&self) -> Result<Vec<RollupSpec>> {
         Ok(self.data().specs.clone())
+    }
+
+    fn removed_specs(&self) -> Result<Vec<u32>> {
+        Ok(self.data().removed.iter().copied().collect())
+    }
+
+    /// Compared in place: a duplicate costs one hash lookup and one comparison, no copy.
+    fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
+        let data = self.data();
+        let Some(known) = data.ids.get(tenant) else { return Ok(vec![None; records.len()]) };
+        Ok(records
+            .iter()
+            .map(|r| known.get(r.id.as_str()).and_then(|&slot| data.record(slot)).map(|s| s.same_content(r)))
+            .collect())
     }
 
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {

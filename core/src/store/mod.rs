@@ -26,8 +26,15 @@ pub struct StoredBucket {
 /// Everything one engine call changes, applied by [`Store::apply`] all or nothing.
 #[derive(Debug, Default, Clone)]
 pub struct ChangeSet<'a> {
-    /// New rollup specs, appended to the spec list (ids continue from the stored ones).
+    /// New rollup specs, appended to the spec list (ids continue from the stored ones, removed
+    /// specs included: an id is never reused).
     pub new_specs: Vec<RollupSpec>,
+    /// Rollup specs to remove, by id: the store marks each removed (it stays in
+    /// [`Store::specs`] at its position and is listed by [`Store::removed_specs`]) and deletes
+    /// its buckets of every tenant. A store must refuse (as [retryable](crate::Error::is_retryable))
+    /// a change set that merges into a removed spec: it was computed by an engine that had not
+    /// seen the removal.
+    pub remove_specs: Vec<u32>,
     /// New usage records (their idempotency keys are not stored yet).
     pub insert: Vec<&'a UsageRecord>,
     /// Records to remove, by `(tenant, id)`; applied before `insert`, so that one change may
@@ -45,8 +52,8 @@ pub struct ChangeSet<'a> {
     /// Engine metadata to set (`Some`) or remove (`None`), by `(tenant, key)`: quota levels
     /// already notified, invoice documents, per-series validation state, ….
     pub meta: Vec<(String, String, Option<String>)>,
-    /// The number of rollup specs the engine computed `merge` for (`None`: not checked). A store
-    /// shared by several engines must refuse the change set with a
+    /// The number of rollup specs the engine computed `merge` for, removed ones included (`None`:
+    /// not checked). A store shared by several engines must refuse the change set with a
     /// [retryable](crate::Error::is_retryable) [`ErrorKind::Store`](crate::error::ErrorKind::Store) error when it holds more
     /// specs than this (another engine added one), so that the engine reloads its specs and
     /// recomputes the change. A single-process store may ignore it.
@@ -64,8 +71,22 @@ pub struct ChangeSet<'a> {
 /// The trait is object-safe and synchronous; a PostgreSQL store implements it with one
 /// transaction per `apply`.
 pub trait Store: Send {
-    /// The rollup specs, in id order (id = position).
+    /// The rollup specs, in id order (id = position), removed ones included.
     fn specs(&self) -> Result<Vec<RollupSpec>>;
+
+    /// The ids of the removed rollup specs (see [`ChangeSet::remove_specs`]), ascending.
+    fn removed_specs(&self) -> Result<Vec<u32>>;
+
+    /// For each of `records` (all of `tenant`), in order: `None` when its idempotency key is not
+    /// stored, `Some(true)` when the stored record has the same content
+    /// ([`UsageRecord::same_content`]), `Some(false)` when it differs. This is the duplicate
+    /// check of every ingest. The default reads the stored records with
+    /// [`get_records`](Store::get_records); a store may compare in place without copying them.
+    fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let stored = self.get_records(tenant, &ids)?;
+        Ok(stored.iter().zip(records).map(|(s, r)| s.as_ref().map(|s| s.same_content(r))).collect())
+    }
 
     /// The stored records for `ids` of `tenant`, `None` where unknown, in the order of `ids`.
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>>;
@@ -83,6 +104,22 @@ pub trait Store: Send {
 
     /// Call `f` for every stored record of `metric` in every tenant (used to backfill a new spec).
     fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()>;
+
+    /// Call `f` for every stored record of `metric` of `tenant` (used to backfill a tenant's own
+    /// spec). A store that checks backfills against concurrent writers (as
+    /// [`scan_metric`](Store::scan_metric) may) must do the same here. The default reads the
+    /// tenant's records with [`records`](Store::records).
+    fn scan_tenant_metric(
+        &self,
+        tenant: &str,
+        metric: &str,
+        f: &mut dyn FnMut(&UsageRecord) -> Result<()>,
+    ) -> Result<()> {
+        for r in self.records(tenant, metric, None, i64::MIN, i64::MAX)? {
+            f(&r)?;
+        }
+        Ok(())
+    }
 
     /// Apply a change set atomically. Returns, for each entry of `changes.merge`, whether its
     /// bucket was already closed before this change (a late record).
@@ -147,6 +184,14 @@ impl<S: Store + ?Sized> Store for Box<S> {
         (**self).specs()
     }
 
+    fn removed_specs(&self) -> Result<Vec<u32>> {
+        (**self).removed_specs()
+    }
+
+    fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
+        (**self).compare_stored(tenant, records)
+    }
+
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
         (**self).get_records(tenant, ids)
     }
@@ -164,6 +209,15 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn scan_metric(&self, metric: &str, f: &mut dyn FnMut(&UsageRecord) -> Result<()>) -> Result<()> {
         (**self).scan_metric(metric, f)
+    }
+
+    fn scan_tenant_metric(
+        &self,
+        tenant: &str,
+        metric: &str,
+        f: &mut dyn FnMut(&UsageRecord) -> Result<()>,
+    ) -> Result<()> {
+        (**self).scan_tenant_metric(tenant, metric, f)
     }
 
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
