@@ -201,6 +201,10 @@ export type Aggregation = "sum" | "count" | "min" | "max" | "mean" | "latest" | 
  */
 export type RollupSpec = { 
 /**
+ * The one tenant this spec is maintained for; `None` (omitted in JSON): every tenant.
+ */
+tenant?: string | null, 
+/**
  * The metric rolled up (`kwh`, `bytes`, …).
  */
 metric: string, 
@@ -1372,7 +1376,7 @@ voidedAt?: Timestamp | null, };
 
 /**
  * A quota (units: a 10 GB data plan) or a budget (money: a £50 monthly budget, when `tariff`
- * is set) on one metric, per subject and per period, with alert levels in percent of `limit`.
+ * is set) on one metric, per period, with alert levels in percent of `limit`.
  */
 export type Quota = { 
 /**
@@ -1388,9 +1392,21 @@ tenant: string,
  */
 metric: string, 
 /**
- * Only this subject; `None` applies the quota to every subject separately.
+ * Only this subject; `None`: the subjects of `subjects`, or every subject of the tenant.
  */
 subject?: string | null, 
+/**
+ * Only these subjects (with `subject` unset); empty: no restriction.
+ */
+subjects?: Array<string>, 
+/**
+ * Only records whose dimensions have these values (e.g. `{"account": "a-17"}`).
+ */
+filter?: { [key in string]: string }, 
+/**
+ * Count the whole scope as one usage (`true`) instead of each subject's own (`false`).
+ */
+pooled?: boolean, 
 /**
  * The period: any window (`day`, `week`, `month`, `cycle:DAY`, …).
  */

@@ -149,17 +149,17 @@ test('localInstant: a local date or time in a zone → the UTC instant', () => {
 test("a tenant's own spec, removeSpec, specForQuery; an unplanned query adds no spec; a pooled quota", async () => {
   const events = []
   const engine = new Engine({ onEvent: (e) => events.push(e) })
-  const q = { tenant: 't', metric: 'bytes', window: 'cycle:15', time_zone: 'Asia/Kolkata', group_by: ['subject'] }
+  const q = { tenant: 't', metric: 'bytes', window: 'cycle:15', timeZone: 'Asia/Kolkata', groupBy: ['subject'] }
   engine.ingest([rec('a', 's1', '5', '2024-05-01T10:00:00Z'), rec('b', 's2', '7', '2024-05-01T11:00:00Z')])
   const unplanned = engine.query(q)
   assert.deepEqual(engine.specs(), [], 'an unplanned query adds no spec')
   const spec = { ...Engine.specForQuery(q), tenant: 't' }
-  assert.deepEqual(spec, { tenant: 't', metric: 'bytes', window: 'cycle:15', time_zone: 'Asia/Kolkata', group_by: ['subject'], aggregations: [] })
+  assert.deepEqual(spec, { tenant: 't', metric: 'bytes', window: 'cycle:15', timeZone: 'Asia/Kolkata', groupBy: ['subject'], aggregations: [] })
   assert.equal(engine.addSpec(spec), 0)
   assert.deepEqual(engine.query(q), unplanned, 'the spec gives the same rows')
   assert.equal(engine.removeSpec(spec), 0)
   assert.equal(thrown(() => engine.removeSpec(spec)).code, 'E_NOT_FOUND')
-  engine.addQuota({ id: 'acct', tenant: 't', metric: 'bytes', subjects: ['s1', 's2'], pooled: true, period: 'month', time_zone: 'UTC', limit: '20', levels: ['50'] })
+  engine.addQuota({ id: 'acct', tenant: 't', metric: 'bytes', subjects: ['s1', 's2'], pooled: true, period: 'month', timeZone: 'UTC', limit: '20', levels: ['50'] })
   engine.ingest([rec('c', 's3', '100', '2024-05-02T10:00:00Z')])
   engine.ingest([rec('d', 's1', '1', '2024-05-02T10:00:00Z')])
   const deadline = Date.now() + 5000
