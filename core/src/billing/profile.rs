@@ -37,14 +37,25 @@ pub(crate) struct MonthProfile {
 impl MonthProfile {
     /// The profile of the records `req` covers ([`BillRequest::covers`]) and its metric in
     /// `records` (in time order), or `None` when per-subject usage is asked, the records are
-    /// not in time order, carry a `direction` other than `import` (exports are
-    /// netted per tariff)
-    /// or the period is not within one local month.
+    /// not in time order, carry a `direction` other than `import` (exports are netted per
+    /// tariff) or the period is not within one local month.
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidTimeZone`]; [`crate::ErrorKind::Overflow`] when a sum exceeds
     /// the decimal range.
     pub(crate) fn build(records: &[UsageRecord], req: &BillRequest) -> Result<Option<MonthProfile>> {
+        Ok(match Self::build_ordered(records, req)? {
+            Built::Month(p) => p,
+            Built::Unsorted => None,
+        })
+    }
+
+    /// [`MonthProfile::build`] in one pass over `records` that also checks their time order:
+    /// [`Built::Unsorted`] when they are not in it.
+    ///
+    /// # Errors
+    /// As [`MonthProfile::build`].
+    pub(crate) fn build_ordered(records: &[UsageRecord], req: &BillRequest) -> Result<Built> {
         let tz: Tz = parse_time_zone(&req.time_zone)?;
         let first = req.period_start.with_timezone(&tz);
         let last = req
@@ -52,28 +63,54 @@ impl MonthProfile {
             .checked_sub_signed(chrono::Duration::seconds(1))
             .unwrap_or(req.period_end)
             .with_timezone(&tz);
-        if req.per_subject
-            || (first.year(), first.month()) != (last.year(), last.month())
-            || !records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp)
-        {
-            return Ok(None);
+        let checked = |p: Option<MonthProfile>| {
+            if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) {
+                Built::Month(p)
+            } else {
+                Built::Unsorted
+            }
+        };
+        if req.per_subject || (first.year(), first.month()) != (last.year(), last.month()) {
+            return Ok(checked(None));
         }
-        let mut p = MonthProfile {
+        let empty = || MonthProfile::empty(req, first.month0());
+        match ExactCells::sum(records, req, tz) {
+            Pass::Unsorted => Ok(Built::Unsorted),
+            Pass::Exported => Ok(checked(None)),
+            Pass::Summed(cells) => {
+                let mut p = empty();
+                if cells.write(&mut p) {
+                    return Ok(Built::Month(Some(p)));
+                }
+                // A sum beyond 96 bits: decimal addition decides (it rounds).
+                Ok(Built::Month(empty().sum_decimals(records, req, tz)?))
+            }
+            // A negative quantity (a correction), or a sum beyond `i128`: decimal sums.
+            Pass::Inexact => match checked(None) {
+                Built::Month(_) => Ok(Built::Month(empty().sum_decimals(records, req, tz)?)),
+                Built::Unsorted => Ok(Built::Unsorted),
+            },
+        }
+    }
+
+    /// A profile of local month `month0` (0–11) in `req`'s zone with no records.
+    fn empty(req: &BillRequest, month0: u32) -> MonthProfile {
+        MonthProfile {
             zone: req.time_zone.clone(),
-            month0: first.month0(),
+            month0,
             sums: [[Decimal::ZERO; 24]; 2],
             peaks: [[Decimal::ZERO; 24]; 2],
             used: [[false; 24]; 2],
             peak: Decimal::ZERO,
-        };
+        }
+    }
+
+    /// The cells from `records` by decimal addition (what [`ExactCells`] gives when it can).
+    fn sum_decimals(mut self, records: &[UsageRecord], req: &BillRequest, tz: Tz) -> Result<Option<MonthProfile>> {
         let mut clock = LocalClock::new(tz);
         let mut run: Option<(i64, Decimal, usize, usize)> = None;
         for r in records {
-            if !req.covers(r)
-                || r.metric != req.metric
-                || r.timestamp < req.period_start
-                || r.timestamp >= req.period_end
-            {
+            if !in_month(r, req) {
                 continue;
             }
             if r.dimensions.get(DIRECTION).is_some_and(|d| d != IMPORT) {
@@ -86,20 +123,17 @@ impl MonthProfile {
                 Some((k, sum, _, _)) if *k == key => *sum = add(*sum, r.quantity)?,
                 _ => {
                     if let Some((_, sum, w, h)) = run {
-                        p.close(sum, w, h)?;
+                        self.close(sum, w, h)?;
                     }
-                    let day = local.div_euclid(86_400);
-                    // 1970-01-01 was a Thursday: Saturday and Sunday are 2 and 3 days on.
-                    let weekend = usize::from(matches!((day + 3).rem_euclid(7), 5 | 6));
-                    let hour = usize::try_from(local.rem_euclid(86_400) / 3600).unwrap_or(0);
-                    run = Some((key, r.quantity, weekend, hour));
+                    let (w, h) = cell(local);
+                    run = Some((key, r.quantity, w, h));
                 }
             }
         }
         if let Some((_, sum, w, h)) = run {
-            p.close(sum, w, h)?;
+            self.close(sum, w, h)?;
         }
-        Ok(Some(p))
+        Ok(Some(self))
     }
 
     /// One local clock hour's sum into its cell.
@@ -146,6 +180,192 @@ impl MonthProfile {
                         Charge::Allowance(_) | Charge::Volume(_) => false,
                     }
             })
+    }
+}
+
+/// Whether `r` is one of `req`'s records of its metric in its period.
+#[inline]
+fn in_month(r: &UsageRecord, req: &BillRequest) -> bool {
+    req.covers(r) && r.metric == req.metric && r.timestamp >= req.period_start && r.timestamp < req.period_end
+}
+
+/// The cell `(weekend, hour)` of local wall-clock seconds `local`.
+fn cell(local: i64) -> (usize, usize) {
+    let day = local.div_euclid(86_400);
+    // 1970-01-01 was a Thursday: Saturday and Sunday are 2 and 3 days on.
+    let weekend = usize::from(matches!((day + 3).rem_euclid(7), 5 | 6));
+    let hour = usize::try_from(local.rem_euclid(86_400) / 3600).unwrap_or(0);
+    (weekend, hour)
+}
+
+/// `10^0` to `10^28` (the scales a [`Decimal`] has).
+const POW10: [i128; 29] = {
+    let mut p = [1_i128; 29];
+    let mut i = 1;
+    while i < 29 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// What [`MonthProfile::build_ordered`] found.
+pub(crate) enum Built {
+    /// The records are not in time order.
+    Unsorted,
+    /// The month's profile, or `None` when it cannot have one (see [`MonthProfile::build`]).
+    Month(Option<MonthProfile>),
+}
+
+/// What [`ExactCells::sum`] found in a month's records.
+enum Pass {
+    /// The records are not in time order.
+    Unsorted,
+    /// Every record summed exactly.
+    Summed(ExactCells),
+    /// A record is exported energy: no profile (exports are netted per tariff).
+    Exported,
+    /// A negative quantity (a correction) or a sum beyond `i128`: the decimal path decides.
+    Inexact,
+}
+
+/// A non-negative decimal held as an integer: its mantissa at the common scale of its
+/// [`ExactCells`], and its own scale — the one `rust_decimal` addition gives the same sum (a
+/// zero operand leaves the other as it is, else the larger scale), so that it converts back to
+/// the very [`Decimal`] that adding the records one by one gives, digit for digit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Exact {
+    m: i128,
+    scale: u32,
+}
+
+impl Exact {
+    /// `self + b` as [`crate::decimal::add`] gives it, or `None` when `i128` overflows.
+    #[inline]
+    fn add(self, b: Exact) -> Option<Exact> {
+        if self.m == 0 {
+            Some(b)
+        } else if b.m == 0 {
+            Some(self)
+        } else {
+            Some(Exact { m: self.m.checked_add(b.m)?, scale: self.scale.max(b.scale) })
+        }
+    }
+
+    /// As [`Decimal::max`]: `b` only when it is larger.
+    #[inline]
+    fn max(self, b: Exact) -> Exact {
+        if self.m < b.m {
+            b
+        } else {
+            self
+        }
+    }
+}
+
+/// A month's cells summed on integers: one `i128` addition per record instead of a decimal one,
+/// the same results (see [`Exact`]).
+struct ExactCells {
+    /// The common scale of every mantissa: the largest scale of a record so far.
+    scale: u32,
+    sums: [[Exact; 24]; 2],
+    peaks: [[Exact; 24]; 2],
+    used: [[bool; 24]; 2],
+    peak: Exact,
+}
+
+/// The current local clock hour: its key (UTC start), its sum and its cell.
+type Run = Option<(i64, Exact, usize, usize)>;
+
+impl ExactCells {
+    /// The cells of `req`'s records in `records`, local hours in `tz`; [`Pass::Unsorted`] when
+    /// `records` are not in time order (checked in the same pass).
+    fn sum(records: &[UsageRecord], req: &BillRequest, tz: Tz) -> Pass {
+        let mut c = ExactCells {
+            scale: 0,
+            sums: [[Exact::default(); 24]; 2],
+            peaks: [[Exact::default(); 24]; 2],
+            used: [[false; 24]; 2],
+            peak: Exact::default(),
+        };
+        let mut clock = LocalClock::new(tz);
+        let mut run: Run = None;
+        let mut before = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        for r in records {
+            if r.timestamp < before {
+                return Pass::Unsorted;
+            }
+            before = r.timestamp;
+            if !in_month(r, req) {
+                continue;
+            }
+            if !r.dimensions.is_empty() && r.dimensions.get(DIRECTION).is_some_and(|d| d != IMPORT) {
+                return Pass::Exported;
+            }
+            let q = r.quantity;
+            let s = q.scale();
+            if q.is_sign_negative() || (s > c.scale && c.rescale(s, &mut run).is_none()) {
+                return Pass::Inexact;
+            }
+            let m = if s == c.scale { Some(q.mantissa()) } else { q.mantissa().checked_mul(POW10[(c.scale - s) as usize]) };
+            let Some(m) = m else { return Pass::Inexact };
+            let x = Exact { m, scale: s };
+            let t = r.timestamp.timestamp();
+            let local = clock.local(t);
+            let key = t - local.rem_euclid(3600);
+            let ok = match &mut run {
+                Some((k, sum, _, _)) if *k == key => sum.add(x).map(|v| *sum = v),
+                _ => {
+                    let closed = run.map_or(Some(()), |(_, sum, w, h)| c.close(sum, w, h));
+                    let (w, h) = cell(local);
+                    run = Some((key, x, w, h));
+                    closed
+                }
+            };
+            if ok.is_none() {
+                return Pass::Inexact;
+            }
+        }
+        match run.map_or(Some(()), |(_, sum, w, h)| c.close(sum, w, h)) {
+            Some(()) => Pass::Summed(c),
+            None => Pass::Inexact,
+        }
+    }
+
+    /// Raise the common scale to `to` (every mantissa × 10^(to − scale)).
+    fn rescale(&mut self, to: u32, run: &mut Run) -> Option<()> {
+        let f = POW10[(to - self.scale) as usize];
+        let run = run.as_mut().map(|r| &mut r.1);
+        for x in self.sums.iter_mut().chain(self.peaks.iter_mut()).flatten().chain([&mut self.peak]).chain(run) {
+            x.m = x.m.checked_mul(f)?;
+        }
+        self.scale = to;
+        Some(())
+    }
+
+    /// One local clock hour's sum into its cell (as [`MonthProfile::close`]).
+    fn close(&mut self, sum: Exact, w: usize, h: usize) -> Option<()> {
+        self.sums[w][h] = self.sums[w][h].add(sum)?;
+        self.peaks[w][h] = self.peaks[w][h].max(sum);
+        self.used[w][h] = true;
+        self.peak = self.peak.max(sum);
+        Some(())
+    }
+
+    /// The cells as decimals into `p`; `false` when one needs more than 96 bits (where decimal
+    /// addition would have rounded: the decimal path then gives what it gives).
+    fn write(&self, p: &mut MonthProfile) -> bool {
+        let dec = |x: Exact| {
+            Decimal::try_from_i128_with_scale(x.m / POW10[(self.scale - x.scale) as usize], x.scale).ok()
+        };
+        for w in 0..2 {
+            for h in 0..24 {
+                let (Some(sum), Some(peak)) = (dec(self.sums[w][h]), dec(self.peaks[w][h])) else { return false };
+                (p.sums[w][h], p.peaks[w][h]) = (sum, peak);
+            }
+        }
+        p.used = self.used;
+        dec(self.peak).map(|k| p.peak = k).is_some()
     }
 }
 
