@@ -161,7 +161,11 @@ impl Tariff {
 /// Each month of `periods` as `(label, the month's request, (lo, hi))`: the range of `records`
 /// in it when they are in time order (by binary search; for records out of order the ranges
 /// mean nothing, and [`joins_in_order`] or the profile's pass says so).
-fn cut<'p>(records: &[UsageRecord], periods: &'p [Month], req: &BillRequest) -> Vec<(&'p str, BillRequest, (usize, usize))> {
+fn cut<'p>(
+    records: &[UsageRecord],
+    periods: &'p [Month],
+    req: &BillRequest,
+) -> Vec<(&'p str, BillRequest, (usize, usize))> {
     periods
         .iter()
         .map(|(label, a, b)| {

@@ -401,10 +401,19 @@ impl LocalClock {
         LocalClock { tz, lo: 0, hi: 0, off: 0 }
     }
 
+    #[inline]
     fn local(&mut self, t: i64) -> i64 {
         if self.lo <= t && t < self.hi {
             return t + self.off;
         }
+        self.look_up(t)
+    }
+
+    /// [`LocalClock::local`] outside the cached span: the zone's offset at `t`, cached for the
+    /// UTC day (or hour, or second) it holds over.
+    #[cold]
+    #[inline(never)]
+    fn look_up(&mut self, t: i64) -> i64 {
         let day = t.div_euclid(86_400) * 86_400;
         // The UTC day after a cached whole day (records in time order): the offset held at its
         // first second's predecessor (`hi - 1`), so one look at its last second decides it — the

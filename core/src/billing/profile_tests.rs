@@ -166,7 +166,15 @@ fn corrections_and_huge_sums_take_the_decimal_path() {
     for qs in [
         vec![Decimal::new(15, 1), Decimal::new(-5, 1), Decimal::new(2, 0)],
         vec![huge, huge, Decimal::new(1, 3)],
-        vec![Decimal::new(0, 4), { let mut z = Decimal::new(0, 2); z.set_sign_negative(true); z }, Decimal::new(7, 2)],
+        vec![
+            Decimal::new(0, 4),
+            {
+                let mut z = Decimal::new(0, 2);
+                z.set_sign_negative(true);
+                z
+            },
+            Decimal::new(7, 2),
+        ],
     ] {
         let records: Vec<_> = qs.iter().enumerate().map(|(i, q)| rec(i as i64, *q)).collect();
         let cells = super::ExactCells::sum(&records, &req, tz);
