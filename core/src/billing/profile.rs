@@ -370,18 +370,11 @@ impl ExactCells {
         // Instants as (seconds, nanoseconds): the period's ends and the last record's.
         let (start, end) = (at(req.period_start.naive_utc()), at(req.period_end.naive_utc()));
         let mut before = (i64::MIN, 0);
-        // The UTC date of the last record and its midnight (seconds), and the local day of the
-        // current hour and whether it is a weekend day: most records share them.
-        let (mut date, mut midnight) = (chrono::NaiveDate::MIN, 0_i64);
+        // The local day of the current hour and whether it is a weekend day.
         let (mut day, mut weekend) = (i64::MIN, 0_usize);
         let mine = Scope::of(req);
         for r in records {
-            let utc = r.timestamp.naive_utc();
-            if utc.date() != date {
-                date = utc.date();
-                midnight = at(date.and_time(chrono::NaiveTime::MIN)).0;
-            }
-            let now = (midnight + i64::from(utc.num_seconds_from_midnight()), utc.nanosecond());
+            let now = (r.timestamp.timestamp(), r.timestamp.timestamp_subsec_nanos());
             if now < before {
                 return Pass::Unsorted;
             }
