@@ -120,11 +120,10 @@ impl Tariff {
             }
             match MonthProfile::build_ordered(&records[*lo..*hi], r) {
                 Ok(Built::Month(p)) => profiles.push(p),
+                Err(e) if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) => return Err(e),
                 // Out of order, the range held other records than the month's: an error from
                 // them is not the load's.
-                Ok(Built::Unsorted) => sorted = false,
-                Err(e) if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) => return Err(e),
-                Err(_) => sorted = false,
+                Ok(Built::Unsorted) | Err(_) => sorted = false,
             }
         }
         let mine: &[UsageRecord] = if sorted {

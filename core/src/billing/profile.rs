@@ -83,7 +83,7 @@ impl MonthProfile {
             Pass::Summed(cells) => {
                 let mut p = empty();
                 if cells.write(&mut p) {
-                    p.exact = Some(Box::new(cells));
+                    p.exact = Some(cells);
                     return Ok(Built::Month(Some(p)));
                 }
                 // A sum beyond 96 bits: decimal addition decides (it rounds).
@@ -259,6 +259,7 @@ const POW10: [u128; 29] = {
 };
 
 /// What [`MonthProfile::build_ordered`] found.
+#[allow(clippy::large_enum_variant)] // returned once per month and moved into the comparison's list
 pub(crate) enum Built {
     /// The records are not in time order.
     Unsorted,
@@ -271,7 +272,7 @@ enum Pass {
     /// The records are not in time order.
     Unsorted,
     /// Every record summed exactly.
-    Summed(ExactCells),
+    Summed(Box<ExactCells>),
     /// A record is exported energy: no profile (exports are netted per tariff).
     Exported,
     /// A negative quantity (a correction) or a sum beyond `u128`: the decimal path decides.
@@ -291,7 +292,7 @@ struct Exact {
 impl Exact {
     /// `self + b` as [`crate::decimal::add`] gives it, or `None` when `u128` overflows.
     #[inline]
-    fn add(self, b: Exact) -> Option<Exact> {
+    fn plus(self, b: Exact) -> Option<Exact> {
         if self.m == 0 {
             Some(b)
         } else if b.m == 0 {
@@ -303,7 +304,7 @@ impl Exact {
 
     /// As [`Decimal::max`]: `b` only when it is larger.
     #[inline]
-    fn max(self, b: Exact) -> Exact {
+    fn larger(self, b: Exact) -> Exact {
         if self.m < b.m {
             b
         } else {
@@ -390,7 +391,7 @@ impl ExactCells {
             let local = clock.local(t);
             let key = t - local.rem_euclid(3600);
             if key == run.key {
-                let Some(sum) = run.sum.add(x) else { return Pass::Inexact };
+                let Some(sum) = run.sum.plus(x) else { return Pass::Inexact };
                 run.sum = sum;
                 continue;
             }
@@ -406,7 +407,7 @@ impl ExactCells {
         if run.key != i64::MIN && c.close(run).is_none() {
             return Pass::Inexact;
         }
-        Pass::Summed(c)
+        Pass::Summed(Box::new(c))
     }
 
     /// `q` at the common scale (raised to `q`'s when larger), or `None` for a negative `q` or a
@@ -444,10 +445,10 @@ impl ExactCells {
     #[inline]
     fn close(&mut self, run: Run) -> Option<()> {
         let (w, h) = (run.weekend, run.hour.min(23));
-        self.sums[w][h] = self.sums[w][h].add(run.sum)?;
-        self.peaks[w][h] = self.peaks[w][h].max(run.sum);
+        self.sums[w][h] = self.sums[w][h].plus(run.sum)?;
+        self.peaks[w][h] = self.peaks[w][h].larger(run.sum);
         self.used[w][h] = true;
-        self.peak = self.peak.max(run.sum);
+        self.peak = self.peak.larger(run.sum);
         Some(())
     }
 
@@ -465,7 +466,7 @@ impl ExactCells {
         for ((ps, xs), us) in periods.iter().zip(&self.sums).zip(&self.used) {
             for ((&p, x), &u) in ps.iter().zip(xs).zip(us) {
                 if u || !only_used {
-                    acc[p] = acc[p].add(*x)?;
+                    acc[p] = acc[p].plus(*x)?;
                 }
             }
         }
@@ -477,7 +478,7 @@ impl ExactCells {
         let mut acc = vec![Exact::default(); n];
         for (ps, xs) in periods.iter().zip(&self.peaks) {
             for (&p, x) in ps.iter().zip(xs) {
-                acc[p] = acc[p].max(*x);
+                acc[p] = acc[p].larger(*x);
             }
         }
         acc.into_iter().map(|x| self.dec(x)).collect()

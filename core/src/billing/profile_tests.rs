@@ -114,7 +114,7 @@ fn what_a_profile_cannot_carry_falls_back() {
 
 /// Every cell as `(mantissa, scale)` words, and which cells are used.
 fn digits(p: &MonthProfile) -> (Vec<[u8; 16]>, [[bool; 24]; 2]) {
-    let cells = p.sums.iter().chain(&p.peaks).flatten().chain([&p.peak]).map(|d| d.serialize()).collect();
+    let cells = p.sums.iter().chain(&p.peaks).flatten().chain([&p.peak]).map(Decimal::serialize).collect();
     (cells, p.used)
 }
 
@@ -134,7 +134,7 @@ fn integer_cells_equal_decimal_sums_digit_for_digit() {
     for i in 0..3 * 24 * 36 {
         x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let scale = ((x >> 33) % 20) as u32;
-        let m = if (x >> 45) % 6 == 0 { 0 } else { ((x >> 11) % 50_000_000) as i64 };
+        let m = if (x >> 45).is_multiple_of(6) { 0 } else { ((x >> 11) % 50_000_000) as i64 };
         let at = start + Duration::minutes(20 * i);
         records.push(UsageRecord::new("t", format!("r{i}"), "house", "kwh", Decimal::new(m, scale), at));
         if i % 11 == 0 {
