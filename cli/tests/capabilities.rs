@@ -416,6 +416,8 @@ fn counters_wrap_at_2_to_the_32_and_continue_in_the_next_run() {
         ],
     );
     assert!(!bad.status.success(), "--bits and --digits together are refused");
+}
+
 #[test]
 fn spec_add_list_and_remove_with_a_tenants_own_spec() {
     let (_dir, db) = setup();

@@ -4,7 +4,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::billing::profile::MonthProfile;
+use crate::billing::profile::{Built, MonthProfile};
 use crate::billing::BillRequest;
 use crate::decimal::add;
 use crate::error::{Error, ErrorKind, Result};
@@ -107,10 +107,26 @@ impl Tariff {
         records: &[UsageRecord],
     ) -> Result<Vec<Comparison>> {
         let periods = months(req)?;
-        // The records in time order (as given when they already are, else the subject's records
-        // sorted), cut once per month; each bill keeps only the subject's records itself.
+        // Records in time order (the usual case) are cut by month by binary search and read once:
+        // each month's profile (`billing/profile.rs`) is built in a pass that also checks their
+        // order. Else the subject's records are sorted into a copy first.
         let owned: Vec<UsageRecord>;
-        let mine: &[UsageRecord] = if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) {
+        let mut slices = cut(records, &periods, req);
+        let mut profiles: Vec<Option<MonthProfile>> = Vec::with_capacity(slices.len());
+        let mut sorted = joins_in_order(records, &slices);
+        for (_, r, (lo, hi)) in &slices {
+            if !sorted {
+                break;
+            }
+            match MonthProfile::build_ordered(&records[*lo..*hi], r) {
+                Ok(Built::Month(p)) => profiles.push(p),
+                Err(e) if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) => return Err(e),
+                // Out of order, the range held other records than the month's: an error from
+                // them is not the load's.
+                Ok(Built::Unsorted) | Err(_) => sorted = false,
+            }
+        }
+        let mine: &[UsageRecord] = if sorted {
             records
         } else {
             let mut v: Vec<UsageRecord> = records
@@ -120,21 +136,15 @@ impl Tariff {
                 .collect();
             v.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
             owned = v;
+            slices = cut(&owned, &periods, req);
+            profiles = slices
+                .iter()
+                .map(|(_, r, (lo, hi))| MonthProfile::build(&owned[*lo..*hi], r))
+                .collect::<Result<_>>()?;
             &owned
         };
-        let slices: Vec<(&str, BillRequest, &[UsageRecord])> = periods
-            .iter()
-            .map(|(label, a, b)| {
-                let lo = mine.partition_point(|r| r.timestamp < *a);
-                let hi = mine.partition_point(|r| r.timestamp < *b);
-                let mut r = req.clone();
-                (r.period_start, r.period_end) = (*a, *b);
-                (label.as_str(), r, &mine[lo..hi])
-            })
-            .collect();
-        // The load prepared once per month for every tariff (`billing/profile.rs`).
-        let profiles: Vec<Option<MonthProfile>> =
-            slices.iter().map(|(_, r, recs)| MonthProfile::build(recs, r)).collect::<Result<_>>()?;
+        let slices: Vec<(&str, BillRequest, &[UsageRecord])> =
+            slices.into_iter().map(|(label, r, (lo, hi))| (label, r, &mine[lo..hi])).collect();
         let mut out: Vec<Comparison> =
             tariffs.into_iter().map(|(name, t)| compare_one(name, t, &slices, &profiles)).collect();
         out.sort_by(|a, b| match (a.total, b.total) {
@@ -145,6 +155,41 @@ impl Tariff {
         });
         Ok(out)
     }
+}
+
+/// Each month of `periods` as `(label, the month's request, (lo, hi))`: the range of `records`
+/// in it when they are in time order (by binary search; for records out of order the ranges
+/// mean nothing, and [`joins_in_order`] or the profile's pass says so).
+fn cut<'p>(
+    records: &[UsageRecord],
+    periods: &'p [Month],
+    req: &BillRequest,
+) -> Vec<(&'p str, BillRequest, (usize, usize))> {
+    periods
+        .iter()
+        .map(|(label, a, b)| {
+            let lo = records.partition_point(|r| r.timestamp < *a);
+            let hi = records.partition_point(|r| r.timestamp < *b).max(lo);
+            let mut r = req.clone();
+            (r.period_start, r.period_end) = (*a, *b);
+            (label.as_str(), r, (lo, hi))
+        })
+        .collect()
+}
+
+/// Whether `records` outside the months' ranges, and across each range's ends, are in time order
+/// (the ranges themselves are checked while their profiles are built): with the ranges
+/// contiguous, that and each range in order is all of `records` in order.
+fn joins_in_order(records: &[UsageRecord], slices: &[(&str, BillRequest, (usize, usize))]) -> bool {
+    let in_order = |rs: &[UsageRecord]| rs.windows(2).all(|w| w[0].timestamp <= w[1].timestamp);
+    let (Some((_, _, (first, _))), Some((_, _, (_, last)))) = (slices.first(), slices.last()) else {
+        return in_order(records);
+    };
+    let joined = |k: usize| k == 0 || k >= records.len() || records[k - 1].timestamp <= records[k].timestamp;
+    slices.windows(2).all(|w| w[0].2 .1 == w[1].2 .0)
+        && slices.iter().all(|(_, _, (lo, hi))| joined(*lo) && joined(*hi))
+        && in_order(&records[..*first])
+        && in_order(&records[*last..])
 }
 
 fn compare_one(

@@ -400,12 +400,29 @@ impl LocalClock {
         LocalClock { tz, lo: 0, hi: 0, off: 0 }
     }
 
+    #[inline]
     fn local(&mut self, t: i64) -> i64 {
         if self.lo <= t && t < self.hi {
             return t + self.off;
         }
-        let off = offset_at(self.tz, t);
+        self.look_up(t)
+    }
+
+    /// [`LocalClock::local`] outside the cached span: the zone's offset at `t`, cached for the
+    /// UTC day (or hour, or second) it holds over.
+    #[cold]
+    #[inline(never)]
+    fn look_up(&mut self, t: i64) -> i64 {
         let day = t.div_euclid(86_400) * 86_400;
+        // The UTC day after a cached whole day (records in time order): the offset held at its
+        // first second's predecessor (`hi - 1`), so one look at its last second decides it — the
+        // same assumption as two looks at its ends: no zone changes its offset and back within a
+        // day.
+        if day == self.hi && self.hi - self.lo == 86_400 && offset_at(self.tz, day + 86_399) == self.off {
+            (self.lo, self.hi) = (day, day + 86_400);
+            return t + self.off;
+        }
+        let off = offset_at(self.tz, t);
         let hour = t.div_euclid(3600) * 3600;
         if offset_at(self.tz, day) == off && offset_at(self.tz, day + 86_399) == off {
             (self.lo, self.hi) = (day, day + 86_400);
