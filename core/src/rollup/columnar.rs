@@ -899,18 +899,18 @@ impl Slot {
             return Ok(());
         }
         let (to_min, to_max) = match (&mut self.q, q) {
-            (QtyState::Int { scale, sum, min, max, .. }, RowQ::Int(m, s))
-                if *scale == s && int_sum_fits(*sum + i128::from(m)) =>
+            (QtyState::Int { scale, sum, min, max, .. }, RowQ::Int(m, row_scale))
+                if *scale == row_scale && int_sum_fits(*sum + i128::from(m)) =>
             {
                 *sum += i128::from(m);
-                let (a, b) = (m.cmp(min), m.cmp(max));
-                if a.is_lt() {
+                let (below, above) = (m.cmp(min), m.cmp(max));
+                if below.is_lt() {
                     *min = m;
                 }
-                if b.is_gt() {
+                if above.is_gt() {
                     *max = m;
                 }
-                (a, b)
+                (below, above)
             }
             _ => {
                 self.q.make_dec()?;
@@ -919,14 +919,14 @@ impl Slot {
                     return Err(Error::overflow("A rollup sum"));
                 };
                 *sum = crate::decimal::exact_add(*sum, d).ok_or_else(|| Error::overflow("A rollup sum"))?;
-                let (a, b) = (super::cmp_decimal(d, *min), super::cmp_decimal(d, *max));
-                if a.is_lt() {
+                let (below, above) = (super::cmp_decimal(d, *min), super::cmp_decimal(d, *max));
+                if below.is_lt() {
                     *min = d;
                 }
-                if b.is_gt() {
+                if above.is_gt() {
                     *max = d;
                 }
-                (a, b)
+                (below, above)
             }
         };
         if to_min.is_lt() || (to_min.is_eq() && id.is_some_and(|id| self.min_id.as_deref().is_none_or(|m| id < m))) {
