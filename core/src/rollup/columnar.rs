@@ -253,7 +253,15 @@ pub struct ColumnarRollup {
     /// Interned strings: every tenant, subject and dimension value seen.
     strings: Vec<String>,
     intern: FxHashMap<String, u32>,
-    index: FxHashMap<(u32, u32, i64, [u32; MAX_COLUMNAR_GROUPS]), u32>,
+    /// Codes of recent short strings.
+    short: ShortCodes,
+    /// `(spec, tenant, group codes)` → series, for specs that group by something (a spec without
+    /// `group_by` finds its series by tenant code, [`ColSpec::by_tenant`]).
+    series_index: FxHashMap<(u32, u32, [u32; MAX_COLUMNAR_GROUPS]), u32>,
+    /// Every series (one bucket sequence over time) with its most recent window.
+    series: Vec<Series>,
+    /// `(series, window start)` → slot; looked up only when a row leaves its series' cached window.
+    index: FxHashMap<(u32, i64), u32>,
     slots: Vec<Slot>,
 }
 
@@ -263,21 +271,37 @@ struct ColSpec {
     group_by: Vec<String>,
     unique: Vec<String>,
     clock: WindowClock,
+    /// For a spec without `group_by`: the series of each tenant code (`NO_SLOT`: none yet).
+    by_tenant: Vec<u32>,
+}
+
+/// Marks "no series / no slot yet".
+const NO_SLOT: u32 = u32::MAX;
+
+/// One series of buckets: a spec, a tenant and a group, and the window `[start, end)` its last row
+/// fell in with that window's slot. Meter feeds are mostly time-ordered per series, so most rows
+/// fall in the cached window: no window arithmetic and no bucket lookup for them.
+#[derive(Debug, Clone, Copy)]
+struct Series {
+    spec: u32,
+    tenant: u32,
+    group: [u32; MAX_COLUMNAR_GROUPS],
+    start: i64,
+    end: i64,
+    slot: u32,
 }
 
 #[derive(Debug)]
 struct Slot {
-    spec: u32,
-    tenant: u32,
+    series: u32,
     start: i64,
     end: i64,
-    group: [u32; MAX_COLUMNAR_GROUPS],
-    sum: Decimal,
     count: u64,
-    min: Decimal,
-    max: Decimal,
-    /// Seconds, nanoseconds, id and quantity of the latest row.
-    latest: (i64, u32, Option<String>, Decimal),
+    /// Sum, min, max and latest quantity.
+    q: QtyState,
+    /// Seconds, nanoseconds and id of the latest row.
+    latest_at: (i64, u32),
+    latest_id: Option<String>,
     /// Seconds and nanoseconds of the earliest row.
     first: (i64, u32),
     uniques: Vec<rustc_hash::FxHashSet<u32>>,
@@ -287,6 +311,131 @@ struct Slot {
     /// `(count, sum)` of the `flagged` and of the `estimated` rows.
     flagged: (u64, Decimal),
     estimated: (u64, Decimal),
+}
+
+/// A slot's sum, min, max and latest quantity: integers at one scale while every row so far was an
+/// integer quantity at that scale, else decimals. The integer form holds exactly the values the
+/// decimal form would (see [`Slot::add_quantity`]), so the buckets are the same either way.
+#[derive(Debug, Clone, Copy)]
+enum QtyState {
+    /// Mantissas at `scale` (0–9). `sum` is never 0 and below 2^96 in magnitude: the mantissa of
+    /// the `Decimal` sum at that scale.
+    Int { scale: u32, sum: i128, min: i64, max: i64, latest: i64 },
+    /// Exact decimals.
+    Dec { sum: Decimal, min: Decimal, max: Decimal, latest: Decimal },
+}
+
+/// A row's quantity: an integer mantissa at a scale of 0–9, or a decimal.
+#[derive(Debug, Clone, Copy)]
+enum RowQ {
+    Int(i64, u32),
+    Dec(Decimal),
+}
+
+impl RowQ {
+    fn decimal(self) -> Decimal {
+        match self {
+            // The scale is at most 9 (`RowQ::Int` is only made so): `Decimal::new` cannot fail.
+            RowQ::Int(m, s) => Decimal::new(m, s),
+            RowQ::Dec(d) => d,
+        }
+    }
+}
+
+/// A sum mantissa the decimal form holds at its scale as is: not 0 (a zero sum takes the general
+/// path of `exact_add`, which decides its scale and sign) and below 2^96 in magnitude.
+#[inline]
+fn int_sum_fits(m: i128) -> bool {
+    m != 0 && m.unsigned_abs() < 1u128 << 96
+}
+
+impl QtyState {
+    /// The state after a slot's first row.
+    fn first(q: RowQ) -> Result<Self> {
+        Ok(match q {
+            // `exact_add(0, m × 10^-s)` is `m × 10^-s` for m ≠ 0 and s ≤ 9 (its fast path).
+            RowQ::Int(m, scale) if m != 0 => QtyState::Int { scale, sum: i128::from(m), min: m, max: m, latest: m },
+            _ => {
+                let d = q.decimal();
+                let sum = crate::decimal::exact_add(Decimal::ZERO, d).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                QtyState::Dec { sum, min: d, max: d, latest: d }
+            }
+        })
+    }
+
+    /// The decimal form (the values are the same).
+    fn to_dec(self) -> Result<(Decimal, Decimal, Decimal, Decimal)> {
+        Ok(match self {
+            QtyState::Int { scale, sum, min, max, latest } => (
+                Decimal::try_from_i128_with_scale(sum, scale).map_err(|_| Error::overflow("A rollup sum"))?,
+                Decimal::new(min, scale),
+                Decimal::new(max, scale),
+                Decimal::new(latest, scale),
+            ),
+            QtyState::Dec { sum, min, max, latest } => (sum, min, max, latest),
+        })
+    }
+
+    /// Switch to the decimal form.
+    fn make_dec(&mut self) -> Result<()> {
+        if let QtyState::Int { .. } = self {
+            let (sum, min, max, latest) = self.to_dec()?;
+            *self = QtyState::Dec { sum, min, max, latest };
+        }
+        Ok(())
+    }
+}
+
+/// Set an id slot to `id`, reusing its allocation.
+#[inline]
+fn set_id(slot: &mut Option<String>, id: Option<&str>) {
+    match (slot.as_mut(), id) {
+        (None, None) => {}
+        (Some(s), Some(id)) => {
+            s.clear();
+            s.push_str(id);
+        }
+        (_, id) => *slot = id.map(str::to_string),
+    }
+}
+
+/// Slots of [`ShortCodes`].
+const SHORT_SLOTS: usize = 4096;
+
+/// A direct-mapped memo of the codes of short strings (at most 8 bytes: tenants, carriers, region
+/// names), keyed by the string's bytes packed into a `u64` with its length: a hit is an exact
+/// match without hashing or comparing the string, a miss asks the interning map.
+#[derive(Debug)]
+struct ShortCodes(Box<[(u64, u32, u32)]>);
+
+impl ShortCodes {
+    fn new() -> Self {
+        ShortCodes(vec![(0, u32::MAX, NULL); SHORT_SLOTS].into_boxed_slice())
+    }
+
+    /// `(packed bytes, length)` of a string of at most 8 bytes.
+    #[inline]
+    fn key(s: &str) -> Option<(u64, u32)> {
+        let b = s.as_bytes();
+        if b.len() > 8 {
+            return None;
+        }
+        // A byte loop, not `copy_from_slice` (a call to `memcpy` for a variable length).
+        let packed = b.iter().enumerate().fold(0u64, |p, (i, &c)| p | u64::from(c) << (8 * i));
+        Some((packed, b.len() as u32))
+    }
+
+    #[inline]
+    fn slot((packed, len): (u64, u32)) -> usize {
+        ((packed ^ u64::from(len)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % SHORT_SLOTS
+    }
+}
+
+/// Timestamps `DateTime::from_timestamp` certainly accepts (chrono's range is about ±262,000
+/// years); others are checked by it.
+#[inline]
+fn surely_valid(t: i64, nanos: u32) -> bool {
+    nanos < 1_000_000_000 && (-8_000_000_000_000..8_000_000_000_000).contains(&t)
 }
 
 impl ColumnarRollup {
@@ -312,6 +461,7 @@ impl ColumnarRollup {
                     group_by: s.group_by.clone(),
                     unique: s.unique_dims().map(str::to_string).collect(),
                     clock: WindowClock::new(s.window, tz)?,
+                    by_tenant: Vec::new(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -319,6 +469,9 @@ impl ColumnarRollup {
             specs,
             strings: Vec::new(),
             intern: FxHashMap::default(),
+            short: ShortCodes::new(),
+            series_index: FxHashMap::default(),
+            series: Vec::new(),
             index: FxHashMap::default(),
             slots: Vec::new(),
         })
@@ -339,20 +492,36 @@ impl ColumnarRollup {
         Ok(match *col {
             StrColumn::Const(v) => vec![v.map_or(NULL, |s| self.code(s)); rows.count()],
             StrColumn::Plain(values) => {
+                let mut short = std::mem::replace(&mut self.short, ShortCodes(Box::new([])));
                 let mut last: Option<(&str, u32)> = None;
-                rows.iter()
+                let codes = rows
+                    .iter()
                     .map(|row| match values[row] {
                         None => NULL,
-                        Some(s) => match last {
-                            Some((l, c)) if std::ptr::eq(l, s) || l == s => c,
-                            _ => {
-                                let c = self.code(s);
-                                last = Some((s, c));
-                                c
+                        Some(s) => match ShortCodes::key(s) {
+                            Some(key) if !short.0.is_empty() => {
+                                let slot = &mut short.0[ShortCodes::slot(key)];
+                                if (slot.0, slot.1) == key {
+                                    slot.2
+                                } else {
+                                    let c = self.code(s);
+                                    *slot = (key.0, key.1, c);
+                                    c
+                                }
                             }
+                            _ => match last {
+                                Some((l, c)) if std::ptr::eq(l, s) || l == s => c,
+                                _ => {
+                                    let c = self.code(s);
+                                    last = Some((s, c));
+                                    c
+                                }
+                            },
                         },
                     })
-                    .collect()
+                    .collect();
+                self.short = short;
+                codes
             }
             StrColumn::Dict { values, codes } => {
                 let map: Vec<u32> = values.iter().map(|s| self.code(s)).collect();
@@ -432,37 +601,72 @@ impl ColumnarRollup {
             Some(usize::MAX) => subjects[j],
             Some(i) => dims[i].1[j],
         };
+        let codes = self.strings.len();
+        for spec in self.specs.iter_mut().filter(|s| s.group_by.is_empty()) {
+            spec.by_tenant.resize(codes, NO_SLOT);
+        }
+        // Integer quantities at a scale of 0–9 take the integer path; larger (valid) scales are
+        // read as decimals; a scale above 28 is reported at the first row, as `quantity_at` does.
+        let int_scale = match batch.quantities {
+            Quantities::Scaled { scale, .. } if scale <= 9 => Some(scale),
+            _ => None,
+        };
         for (j, row) in rows.iter().enumerate() {
             let t = batch.timestamps[row];
             let nanos = batch.nanos.map_or(0, |n| n[row]);
-            if DateTime::from_timestamp(t, nanos).is_none() {
+            if !surely_valid(t, nanos) && DateTime::from_timestamp(t, nanos).is_none() {
                 return Err(Error::new(ErrorKind::InvalidWindow, format!("The timestamp {t} is out of range.")));
             }
-            let q = batch.quantity_at(row)?;
+            let q = match (batch.quantities, int_scale) {
+                (Quantities::Scaled { mantissas, .. }, Some(scale)) => RowQ::Int(mantissas[row], scale),
+                _ => RowQ::Dec(batch.quantity_at(row)?),
+            };
             let id = batch.ids.map(|ids| ids[row]);
             for (si, group_cols) in wanted.iter().enumerate() {
                 if metrics[j] != spec_metrics[si] {
                     continue;
                 }
-                let (start, end) = self.specs[si].clock.span(t)?;
-                let mut group = [NULL; MAX_COLUMNAR_GROUPS];
-                for (g, c) in group.iter_mut().zip(group_cols) {
-                    *g = col(*c, j);
-                }
-                let slot = self.slot(si, tenants[j], start, end, group, q);
-                slot.sum = crate::decimal::exact_add(slot.sum, q).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                let series = if group_cols.is_empty() {
+                    let tenant = tenants[j] as usize;
+                    match self.specs[si].by_tenant[tenant] {
+                        NO_SLOT => {
+                            let s = self.new_series(si, tenants[j], [NULL; MAX_COLUMNAR_GROUPS])?;
+                            self.specs[si].by_tenant[tenant] = s;
+                            s
+                        }
+                        s => s,
+                    }
+                } else {
+                    let mut group = [NULL; MAX_COLUMNAR_GROUPS];
+                    for (g, c) in group.iter_mut().zip(group_cols) {
+                        *g = col(*c, j);
+                    }
+                    match self.series_index.get(&(si as u32, tenants[j], group)) {
+                        Some(&s) => s,
+                        None => {
+                            let s = self.new_series(si, tenants[j], group)?;
+                            self.series_index.insert((si as u32, tenants[j], group), s);
+                            s
+                        }
+                    }
+                };
+                let slot = self.slot_of(si, series, t)?;
+                let slot = &mut self.slots[slot as usize];
                 slot.count += 1;
                 match qualities.map_or(Quality::Actual, |qs| qs[row]) {
                     Quality::Actual => {}
-                    Quality::Flagged => add_share(&mut slot.flagged, q)?,
-                    Quality::Estimated => add_share(&mut slot.estimated, q)?,
+                    Quality::Flagged => add_share(&mut slot.flagged, q.decimal())?,
+                    Quality::Estimated => add_share(&mut slot.estimated, q.decimal())?,
                 }
-                slot.min_max(q, id);
-                let (lt, ln) = (slot.latest.0, slot.latest.1);
+                slot.add_quantity(q, id)?;
+                let (lt, ln) = slot.latest_at;
                 let newer = (t, nanos) > (lt, ln)
-                    || ((t, nanos) == (lt, ln) && id.is_none_or(|id| slot.latest.2.as_deref().is_none_or(|l| id >= l)));
+                    || ((t, nanos) == (lt, ln)
+                        && id.is_none_or(|id| slot.latest_id.as_deref().is_none_or(|l| id >= l)));
                 if newer {
-                    slot.latest = (t, nanos, id.map(str::to_string), q);
+                    slot.latest_at = (t, nanos);
+                    set_id(&mut slot.latest_id, id);
+                    slot.set_latest(q)?;
                 }
                 if (t, nanos) < slot.first {
                     slot.first = (t, nanos);
@@ -478,32 +682,44 @@ impl ColumnarRollup {
         Ok(())
     }
 
-    /// The slot of `(spec, tenant, start, group)`, new (empty, `q` as min and max) if needed.
-    fn slot(
-        &mut self,
-        si: usize,
-        tenant: u32,
-        start: i64,
-        end: i64,
-        group: [u32; MAX_COLUMNAR_GROUPS],
-        q: Decimal,
-    ) -> &mut Slot {
-        let key = (si as u32, tenant, start, group);
-        let n = match self.index.get(&key) {
-            Some(&s) => s as usize,
+    /// A new series of spec `si`.
+    fn new_series(&mut self, si: usize, tenant: u32, group: [u32; MAX_COLUMNAR_GROUPS]) -> Result<u32> {
+        let s = u32::try_from(self.series.len())
+            .ok()
+            .filter(|&s| s != NO_SLOT)
+            .ok_or_else(|| Error::new(ErrorKind::Overflow, "A columnar rollup holds at most 2^32-1 series."))?;
+        self.series.push(Series { spec: si as u32, tenant, group, start: 0, end: 0, slot: NO_SLOT });
+        Ok(s)
+    }
+
+    /// The slot of the window containing `t` in series `series` (of spec `si`), new if needed.
+    #[inline]
+    fn slot_of(&mut self, si: usize, series: u32, t: i64) -> Result<u32> {
+        let cached = &self.series[series as usize];
+        if cached.start <= t && t < cached.end {
+            return Ok(cached.slot);
+        }
+        let (start, end) = self.specs[si].clock.span(t)?;
+        let slot = match self.index.get(&(series, start)) {
+            Some(&slot) => slot,
             None => {
-                self.index.insert(key, self.slots.len() as u32);
+                let slot = u32::try_from(self.slots.len()).ok().filter(|&s| s != NO_SLOT).ok_or_else(|| {
+                    Error::new(ErrorKind::Overflow, "A columnar rollup holds at most 2^32-1 buckets.")
+                })?;
+                self.index.insert((series, start), slot);
                 self.slots.push(Slot {
-                    spec: si as u32,
-                    tenant,
+                    series,
                     start,
                     end,
-                    group,
-                    sum: Decimal::ZERO,
                     count: 0,
-                    min: q,
-                    max: q,
-                    latest: (i64::MIN, 0, None, q),
+                    q: QtyState::Dec {
+                        sum: Decimal::ZERO,
+                        min: Decimal::ZERO,
+                        max: Decimal::ZERO,
+                        latest: Decimal::ZERO,
+                    },
+                    latest_at: (i64::MIN, 0),
+                    latest_id: None,
                     first: (i64::MAX, u32::MAX),
                     uniques: vec![rustc_hash::FxHashSet::default(); self.specs[si].unique.len()],
                     min_id: None,
@@ -511,10 +727,12 @@ impl ColumnarRollup {
                     flagged: (0, Decimal::ZERO),
                     estimated: (0, Decimal::ZERO),
                 });
-                self.slots.len() - 1
+                slot
             }
         };
-        &mut self.slots[n]
+        let cached = &mut self.series[series as usize];
+        (cached.start, cached.end, cached.slot) = (start, end, slot);
+        Ok(slot)
     }
 
     /// Roll `batches` up under `specs` without a store, on `threads` threads (`0`: one per CPU;
@@ -539,14 +757,14 @@ impl ColumnarRollup {
         let threads =
             if threads == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { threads };
         let split = threads > 1 && batches.iter().any(|b| !matches!(b.tenant, StrColumn::Const(_)));
-        let mut buckets = if split {
+        if split {
             let parts: Vec<Vec<Vec<u32>>> = batches.iter().map(|b| partition(&b.tenant, b.len(), threads)).collect();
             let run_part = |k: usize| -> Result<Vec<(BucketKey, i64, BucketState)>> {
                 let mut kernel = ColumnarRollup::new(specs)?;
                 for (b, p) in batches.iter().zip(&parts) {
                     kernel.add_rows(b, &Rows::Some(&p[k]), None)?;
                 }
-                kernel.finish()
+                kernel.finish_sorted()
             };
             let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..threads).map(|k| s.spawn(move || run_part(k))).collect();
@@ -556,16 +774,16 @@ impl ColumnarRollup {
             for r in results {
                 all.extend(r?);
             }
-            all
+            // Each part is sorted: the stable sort merges the runs.
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(all)
         } else {
             let mut kernel = ColumnarRollup::new(specs)?;
             for b in batches {
                 kernel.add_rows(b, &Rows::All(b.len()), None)?;
             }
-            kernel.finish()?
-        };
-        buckets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(buckets)
+            kernel.finish_sorted()
+        }
     }
 
     /// Number of buckets so far.
@@ -587,6 +805,29 @@ impl ColumnarRollup {
         Ok(self.finish_with_ids()?.into_iter().map(|(key, end, state, _)| (key, end, state)).collect())
     }
 
+    /// As [`finish`](Self::finish), sorted by key: the slots are ordered on integer ranks of the
+    /// interned strings (the strings' order), not by comparing strings per pair of buckets.
+    fn finish_sorted(self) -> Result<Vec<(BucketKey, i64, BucketState)>> {
+        let mut by_text: Vec<u32> = (0..self.strings.len() as u32).collect();
+        by_text.sort_unstable_by(|&a, &b| self.strings[a as usize].cmp(&self.strings[b as usize]));
+        let mut rank = vec![0u32; self.strings.len()];
+        for (r, &c) in by_text.iter().enumerate() {
+            rank[c as usize] = r as u32 + 1; // 0 is a null group value, first in the order
+        }
+        let rank_of = |c: u32| if c == NULL { 0 } else { rank[c as usize] };
+        let mut order: Vec<(u32, u32, i64, [u32; MAX_COLUMNAR_GROUPS], u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let series = &self.series[s.series as usize];
+                (rank_of(series.tenant), series.spec, s.start, series.group.map(rank_of), i as u32)
+            })
+            .collect();
+        order.sort_unstable();
+        order.iter().map(|o| self.bucket(&self.slots[o.4 as usize]).map(|(k, e, s, _)| (k, e, s))).collect()
+    }
+
     /// As [`finish`](Self::finish), with the ids of each bucket's min and max rows (ties: the
     /// smallest id for the min, the greatest for the max; empty without an id column) — what a
     /// partial state carries ([`crate::rollup::partial`]).
@@ -594,70 +835,122 @@ impl ColumnarRollup {
     /// # Errors
     /// As [`finish`](Self::finish).
     pub fn finish_with_ids(self) -> Result<Vec<BucketWithIds>> {
+        self.slots.iter().map(|s| self.bucket(s)).collect()
+    }
+
+    /// The bucket of a slot.
+    fn bucket(&self, s: &Slot) -> Result<BucketWithIds> {
         let name = |c: u32| (c != NULL).then(|| self.strings[c as usize].clone());
-        self.slots
-            .into_iter()
-            .map(|s| {
-                let spec = &self.specs[s.spec as usize];
-                let latest_ts = DateTime::from_timestamp(s.latest.0, s.latest.1)
-                    .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "A timestamp is out of range."))?;
-                let first_at = DateTime::from_timestamp(s.first.0, s.first.1)
-                    .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "A timestamp is out of range."))?;
-                let state = BucketState {
-                    first_at: Some(first_at),
-                    sum: s.sum,
-                    count: s.count,
-                    min: Some(s.min),
-                    max: Some(s.max),
-                    latest: Some(Latest {
-                        timestamp: latest_ts,
-                        id: s.latest.2.unwrap_or_default(),
-                        quantity: s.latest.3,
-                    }),
-                    uniques: spec
-                        .unique
-                        .iter()
-                        .zip(&s.uniques)
-                        .filter(|(_, set)| !set.is_empty())
-                        .map(|(d, set)| (d.clone(), set.iter().map(|c| self.strings[*c as usize].clone()).collect()))
-                        .collect(),
-                    flagged_count: s.flagged.0,
-                    flagged_sum: s.flagged.1,
-                    estimated_count: s.estimated.0,
-                    estimated_sum: s.estimated.1,
-                };
-                let key = BucketKey {
-                    tenant: self.strings[s.tenant as usize].clone(),
-                    spec: s.spec,
-                    start: s.start,
-                    group: s.group[..spec.group_by.len()].iter().map(|c| name(*c)).collect(),
-                };
-                Ok((key, s.end, state, (s.min_id.unwrap_or_default(), s.max_id.unwrap_or_default())))
-            })
-            .collect()
+        let series = &self.series[s.series as usize];
+        let spec = &self.specs[series.spec as usize];
+        let latest_ts = DateTime::from_timestamp(s.latest_at.0, s.latest_at.1)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "A timestamp is out of range."))?;
+        let first_at = DateTime::from_timestamp(s.first.0, s.first.1)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidWindow, "A timestamp is out of range."))?;
+        let (sum, min, max, latest) = s.q.to_dec()?;
+        let state = BucketState {
+            first_at: Some(first_at),
+            sum,
+            count: s.count,
+            min: Some(min),
+            max: Some(max),
+            latest: Some(Latest {
+                timestamp: latest_ts,
+                id: s.latest_id.clone().unwrap_or_default(),
+                quantity: latest,
+            }),
+            uniques: spec
+                .unique
+                .iter()
+                .zip(&s.uniques)
+                .filter(|(_, set)| !set.is_empty())
+                .map(|(d, set)| (d.clone(), set.iter().map(|c| self.strings[*c as usize].clone()).collect()))
+                .collect(),
+            flagged_count: s.flagged.0,
+            flagged_sum: s.flagged.1,
+            estimated_count: s.estimated.0,
+            estimated_sum: s.estimated.1,
+        };
+        let key = BucketKey {
+            tenant: self.strings[series.tenant as usize].clone(),
+            spec: series.spec,
+            start: s.start,
+            group: series.group[..spec.group_by.len()].iter().map(|c| name(*c)).collect(),
+        };
+        Ok((key, s.end, state, (s.min_id.clone().unwrap_or_default(), s.max_id.clone().unwrap_or_default())))
     }
 }
 
 impl Slot {
-    /// Take `q` (of the row with id `id`; `count` already counts it) into min and max and their
-    /// ids: a smaller value (or an equal one with a smaller id) is the new min, a greater value
-    /// (or an equal one with a greater id) the new max.
-    fn min_max(&mut self, q: Decimal, id: Option<&str>) {
-        let own = || id.map(str::to_string);
+    /// Take `q` (of the row with id `id`; `count` already counts it) into the sum, min and max and
+    /// their ids: a smaller value (or an equal one with a smaller id) is the new min, a greater
+    /// value (or an equal one with a greater id) the new max.
+    ///
+    /// The integer form adds mantissas in `i128` while the sum stays a non-zero mantissa below
+    /// 2^96 at the slot's scale — exactly the `Decimal` `exact_add` gives then (its fast path);
+    /// any other row (another scale, a decimal, a sum reaching 0 or 2^96) switches the slot to
+    /// decimals, which then go on exactly as before.
+    #[inline]
+    fn add_quantity(&mut self, q: RowQ, id: Option<&str>) -> Result<()> {
         if self.count == 1 {
-            (self.min, self.max, self.min_id, self.max_id) = (q, q, own(), own());
-            return;
+            self.q = QtyState::first(q)?;
+            set_id(&mut self.min_id, id);
+            set_id(&mut self.max_id, id);
+            return Ok(());
         }
-        if q < self.min {
-            (self.min, self.min_id) = (q, own());
-        } else if q == self.min && id.is_some_and(|id| self.min_id.as_deref().is_none_or(|m| id < m)) {
-            self.min_id = own();
+        let (to_min, to_max) = match (&mut self.q, q) {
+            (QtyState::Int { scale, sum, min, max, .. }, RowQ::Int(m, row_scale))
+                if *scale == row_scale && int_sum_fits(*sum + i128::from(m)) =>
+            {
+                *sum += i128::from(m);
+                let (below, above) = (m.cmp(min), m.cmp(max));
+                if below.is_lt() {
+                    *min = m;
+                }
+                if above.is_gt() {
+                    *max = m;
+                }
+                (below, above)
+            }
+            _ => {
+                self.q.make_dec()?;
+                let d = q.decimal();
+                let QtyState::Dec { sum, min, max, .. } = &mut self.q else {
+                    return Err(Error::overflow("A rollup sum"));
+                };
+                *sum = crate::decimal::exact_add(*sum, d).ok_or_else(|| Error::overflow("A rollup sum"))?;
+                let (below, above) = (super::cmp_decimal(d, *min), super::cmp_decimal(d, *max));
+                if below.is_lt() {
+                    *min = d;
+                }
+                if above.is_gt() {
+                    *max = d;
+                }
+                (below, above)
+            }
+        };
+        if to_min.is_lt() || (to_min.is_eq() && id.is_some_and(|id| self.min_id.as_deref().is_none_or(|m| id < m))) {
+            set_id(&mut self.min_id, id);
         }
-        if q > self.max {
-            (self.max, self.max_id) = (q, own());
-        } else if q == self.max && id.is_some_and(|id| self.max_id.as_deref().is_none_or(|m| id > m)) {
-            self.max_id = own();
+        if to_max.is_gt() || (to_max.is_eq() && id.is_some_and(|id| self.max_id.as_deref().is_none_or(|m| id > m))) {
+            set_id(&mut self.max_id, id);
         }
+        Ok(())
+    }
+
+    /// Make `q` the latest quantity (after [`add_quantity`](Self::add_quantity) took it).
+    #[inline]
+    fn set_latest(&mut self, q: RowQ) -> Result<()> {
+        match (&mut self.q, q) {
+            (QtyState::Int { scale, latest, .. }, RowQ::Int(m, s)) if *scale == s => *latest = m,
+            _ => {
+                self.q.make_dec()?;
+                if let QtyState::Dec { latest, .. } = &mut self.q {
+                    *latest = q.decimal();
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -862,6 +1155,56 @@ mod tests {
                 prop_assert_eq!(&gs.latest, &es.latest);
                 prop_assert_eq!(gs.first_at, es.first_at);
                 prop_assert_eq!(&gs.uniques, &es.uniques);
+            }
+        }
+    }
+
+    proptest! {
+        /// Integer quantities at changing scales (0–12, so some beyond the integer path's 9),
+        /// decimals and zero or negative sums in one bucket: the sums, minima, maxima and latest
+        /// quantities are the record path's to the last digit of their scale (the text a partial
+        /// state prints), not only equal in value.
+        #[test]
+        fn columnar_keeps_the_record_paths_scales(batches in proptest::collection::vec(
+            (0u32..13, proptest::bool::ANY, proptest::collection::vec((0i64..7200, -3i64..4, 0usize..2), 1..40)), 1..5)) {
+            let base = 1_710_000_000i64;
+            let specs = vec![RollupSpec::new("kwh", Window::Hour, "UTC").unwrap().group_by(["subject"])];
+            let mut acc = Accumulator::new("t", &specs).unwrap();
+            let mut col = ColumnarRollup::new(&specs).unwrap();
+            let mut n = 0;
+            for (scale, as_decimal, rows) in &batches {
+                let ts: Vec<i64> = rows.iter().map(|r| base + r.0).collect();
+                let mant: Vec<i64> = rows.iter().map(|r| r.1 * 1_000_003).collect();
+                let subj: Vec<Option<&str>> = rows.iter().map(|r| Some(["s0", "s1"][r.2])).collect();
+                let ids: Vec<String> = rows.iter().map(|_| { n += 1; format!("id{n:05}") }).collect();
+                let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let decimals: Vec<Decimal> = mant.iter().map(|&m| Decimal::new(m, *scale)).collect();
+                for (i, d) in decimals.iter().enumerate() {
+                    acc.add(&UsageRecord::new("t", ids[i].clone(), subj[i].unwrap(), "kwh", *d,
+                        DateTime::from_timestamp(ts[i], 0).unwrap())).unwrap();
+                }
+                col.add(&ColumnBatch {
+                    metric: StrColumn::Const(Some("kwh")),
+                    tenant: StrColumn::Const(Some("t")),
+                    subject: StrColumn::Plain(&subj),
+                    timestamps: &ts,
+                    nanos: None,
+                    ends: None,
+                    quantities: if *as_decimal { Quantities::Decimal(&decimals) } else { Quantities::Scaled { mantissas: &mant, scale: *scale } },
+                    ids: Some(&id_refs),
+                    dimensions: vec![],
+                }).unwrap();
+            }
+            let mut expected = acc.into_buckets();
+            let mut got = col.finish().unwrap();
+            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            let text = |s: &BucketState| (s.sum.to_string(), s.min.map(|d| d.to_string()), s.max.map(|d| d.to_string()),
+                s.latest.as_ref().map(|l| (l.quantity.to_string(), l.id.clone())), s.count);
+            prop_assert_eq!(got.len(), expected.len());
+            for (g, e) in got.iter().zip(&expected) {
+                prop_assert_eq!(&g.0, &e.0);
+                prop_assert_eq!(text(&g.2), text(&e.2));
             }
         }
     }

@@ -624,6 +624,12 @@ impl Bucket {
 ///
 /// Output keys carry the spec's index in the slice given to [`Accumulator::new`].
 ///
+/// How a record finds its bucket: its group values (looked up once per record for all specs)
+/// name a **series** (a spec and a group: one bucket per window over time), interned once and
+/// found by a hash of the values; each series remembers the window its last record fell in and
+/// that window's bucket. Meter feeds are mostly time-ordered per series, so most records fall in
+/// the remembered window: no window arithmetic and no bucket lookup for them.
+///
 /// ```
 /// use meterkit::{rollup::Accumulator, RollupSpec, UsageRecord, Window};
 /// use chrono::{TimeZone, Utc};
@@ -640,28 +646,51 @@ impl Bucket {
 pub struct Accumulator {
     tenant: String,
     specs: Vec<AccSpec>,
-    /// Hash of (spec, start, group) -> the most recent entry with that hash; entries with the
-    /// same hash are chained through `next` (an intrusive list, so a lookup touches the hash
-    /// slot and the entry, not a per-hash vector in between).
-    index: rustc_hash::FxHashMap<u64, u32>,
-    /// For each entry, the previous entry with the same hash, or `NO_ENTRY`.
-    next: Vec<u32>,
+    /// The distinct metrics of the specs.
+    metrics: Vec<String>,
+    /// The distinct dimensions (other than `subject`) the specs group by: looked up once per
+    /// record.
+    dims: Vec<String>,
+    /// Hash of (spec, group values) -> the most recent series with that hash; series with the
+    /// same hash are chained through [`AccSeries::next`].
+    series_index: rustc_hash::FxHashMap<u64, u32>,
+    series: Vec<AccSeries>,
+    /// `(series, window start)` -> entry, for records outside their series' remembered window.
+    index: rustc_hash::FxHashMap<(u32, i64), u32>,
     entries: Vec<(BucketKey, i64, BucketState)>,
 }
 
-/// End of a hash chain in [`Accumulator`].
+/// End of a hash chain, or "no entry yet", in [`Accumulator`].
 const NO_ENTRY: u32 = u32::MAX;
 
-/// Group values of up to this many dimensions are buffered on the stack in [`Accumulator::add`].
+/// Group values of up to this many distinct dimensions are buffered on the stack in
+/// [`Accumulator::add`]; more take a heap buffer.
 const GROUP_BUF: usize = 8;
+
+/// Where a group value comes from: the record's subject.
+const FROM_SUBJECT: usize = usize::MAX;
 
 #[derive(Debug)]
 struct AccSpec {
     id: u32,
-    metric: String,
-    group_by: Vec<String>,
+    /// Index of the spec's metric in [`Accumulator::metrics`].
+    metric: usize,
+    /// For each `group_by` dimension: `FROM_SUBJECT` or its index in [`Accumulator::dims`].
+    sources: Vec<usize>,
     unique: Vec<String>,
     clock: crate::time::WindowClock,
+}
+
+/// One series of an accumulator: a spec (its position in `specs`), group values, and the window
+/// `[start, end)` its last record fell in with that window's entry.
+#[derive(Debug)]
+struct AccSeries {
+    spec: u32,
+    group: Vec<Option<String>>,
+    next: u32,
+    start: i64,
+    end: i64,
+    entry: u32,
 }
 
 impl Accumulator {
@@ -675,15 +704,35 @@ impl Accumulator {
     }
 
     pub(crate) fn with_ids<'s>(tenant: &str, specs: impl Iterator<Item = (u32, &'s RollupSpec)>) -> Result<Self> {
+        let mut dims: Vec<String> = Vec::new();
+        let mut metrics: Vec<String> = Vec::new();
         // Another tenant's own spec never sees this tenant's records.
         let specs = specs
             .filter(|(_, s)| s.applies_to(tenant))
             .map(|(id, s)| {
                 let tz = s.check()?;
+                let sources = s
+                    .group_by
+                    .iter()
+                    .map(|d| {
+                        if d == SUBJECT {
+                            FROM_SUBJECT
+                        } else if let Some(i) = dims.iter().position(|x| x == d) {
+                            i
+                        } else {
+                            dims.push(d.clone());
+                            dims.len() - 1
+                        }
+                    })
+                    .collect();
+                let metric = metrics.iter().position(|m| *m == s.metric).unwrap_or_else(|| {
+                    metrics.push(s.metric.clone());
+                    metrics.len() - 1
+                });
                 Ok(AccSpec {
                     id,
-                    metric: s.metric.clone(),
-                    group_by: s.group_by.clone(),
+                    metric,
+                    sources,
                     unique: s.unique_dims().map(str::to_string).collect(),
                     clock: crate::time::WindowClock::new(s.window, tz)?,
                 })
@@ -692,8 +741,11 @@ impl Accumulator {
         Ok(Accumulator {
             tenant: tenant.to_string(),
             specs,
+            metrics,
+            dims,
+            series_index: rustc_hash::FxHashMap::default(),
+            series: Vec::new(),
             index: rustc_hash::FxHashMap::default(),
-            next: Vec::new(),
             entries: Vec::new(),
         })
     }
@@ -705,7 +757,6 @@ impl Accumulator {
     /// a sum leaves the decimal range (the accumulator may then hold a partial record and should
     /// be dropped); [`ErrorKind::InvalidWindow`] for an instant out of range.
     pub fn add(&mut self, record: &UsageRecord) -> Result<()> {
-        use std::hash::{Hash, Hasher};
         if record.tenant != self.tenant {
             return Err(Error::invalid_record(format!(
                 "Record '{}' belongs to tenant '{}', not '{}'.",
@@ -713,62 +764,111 @@ impl Accumulator {
             ))
             .with_field("tenant"));
         }
-        let t = record.timestamp.timestamp();
-        // Group values are looked up once per spec (a dimension lookup is a few string
-        // comparisons) into this stack buffer; specs with more dimensions look them up on demand.
-        let mut buf: [Option<&str>; GROUP_BUF] = [None; GROUP_BUF];
-        for spec in &mut self.specs {
-            if spec.metric != record.metric {
-                continue;
-            }
-            let (start, end) = spec.clock.span(t)?;
-            let buffered = spec.group_by.len() <= GROUP_BUF;
-            if buffered {
-                for (slot, d) in buf.iter_mut().zip(&spec.group_by) {
-                    *slot = dim_value(record, d);
+        // The record's metric compared once with each distinct metric of the specs.
+        let Some(metric) = self.metrics.iter().position(|m| *m == record.metric) else {
+            return Ok(());
+        };
+        if self.dims.len() <= GROUP_BUF {
+            let mut buf: [Option<&str>; GROUP_BUF] = [None; GROUP_BUF];
+            self.lookup_dims(record, &mut buf[..self.dims.len()]);
+            self.add_with(record, metric, &buf)
+        } else {
+            let mut buf = vec![None; self.dims.len()];
+            self.lookup_dims(record, &mut buf);
+            self.add_with(record, metric, &buf)
+        }
+    }
+
+    /// The record's value of each of `self.dims` (`None` where it lacks the dimension).
+    #[inline]
+    fn lookup_dims<'r>(&self, record: &'r UsageRecord, out: &mut [Option<&'r str>]) {
+        // A record with few dimensions is walked once, comparing names by length first; one with
+        // many is searched per wanted dimension.
+        if record.dimensions.len() <= 4 {
+            for (k, v) in &record.dimensions {
+                if let Some(i) = self.dims.iter().position(|d| d.len() == k.len() && d == k) {
+                    out[i] = Some(v.as_str());
                 }
             }
-            let value = |k: usize| if buffered { buf[k] } else { dim_value(record, &spec.group_by[k]) };
+        } else {
+            for (slot, d) in out.iter_mut().zip(&self.dims) {
+                *slot = record.dimensions.get(d).map(String::as_str);
+            }
+        }
+    }
+
+    /// [`add`](Self::add) for a record of metric `metric` (index in `self.metrics`) with its
+    /// dimension values `vals` (in `self.dims` order).
+    fn add_with(&mut self, record: &UsageRecord, metric: usize, vals: &[Option<&str>]) -> Result<()> {
+        use std::hash::{Hash, Hasher};
+        let t = record.timestamp.timestamp();
+        for si in 0..self.specs.len() {
+            let spec = &self.specs[si];
+            if spec.metric != metric {
+                continue;
+            }
+            let value = |s: usize| if s == FROM_SUBJECT { Some(record.subject.as_str()) } else { vals[s] };
             let mut h = rustc_hash::FxHasher::default();
-            spec.id.hash(&mut h);
-            start.hash(&mut h);
-            for k in 0..spec.group_by.len() {
-                value(k).hash(&mut h);
+            si.hash(&mut h);
+            for &s in &spec.sources {
+                value(s).hash(&mut h);
             }
             let hash = h.finish();
-            let head = self.index.get(&hash).copied().unwrap_or(NO_ENTRY);
+            let head = self.series_index.get(&hash).copied().unwrap_or(NO_ENTRY);
             let mut found = head;
             while found != NO_ENTRY {
-                let (key, _, _) = &self.entries[found as usize];
-                if key.spec == spec.id
-                    && key.start == start
-                    && key.group.iter().enumerate().all(|(k, v)| v.as_deref() == value(k))
+                let series = &self.series[found as usize];
+                if series.spec as usize == si
+                    && series.group.iter().zip(&spec.sources).all(|(g, &s)| g.as_deref() == value(s))
                 {
                     break;
                 }
-                found = self.next[found as usize];
+                found = series.next;
             }
-            let i = if found == NO_ENTRY {
-                let i = u32::try_from(self.entries.len())
+            if found == NO_ENTRY {
+                found = u32::try_from(self.series.len())
+                    .ok()
+                    .filter(|&i| i != NO_ENTRY)
+                    .ok_or_else(|| Error::new(ErrorKind::Overflow, "An accumulator holds at most 2^32-1 series."))?;
+                let group = spec.sources.iter().map(|&s| value(s).map(str::to_string)).collect();
+                self.series.push(AccSeries { spec: si as u32, group, next: head, start: 0, end: 0, entry: NO_ENTRY });
+                self.series_index.insert(hash, found);
+            }
+            let entry = self.entry_of(si, found, t)?;
+            self.entries[entry as usize].2.add(record, self.specs[si].unique.iter().map(String::as_str))?;
+        }
+        Ok(())
+    }
+
+    /// The entry of the window containing `t` in series `series` (of spec `si`), new if needed.
+    #[inline]
+    fn entry_of(&mut self, si: usize, series: u32, t: i64) -> Result<u32> {
+        let s = &self.series[series as usize];
+        if s.start <= t && t < s.end {
+            return Ok(s.entry);
+        }
+        let (start, end) = self.specs[si].clock.span(t)?;
+        let entry = match self.index.get(&(series, start)) {
+            Some(&e) => e,
+            None => {
+                let e = u32::try_from(self.entries.len())
                     .ok()
                     .filter(|&i| i != NO_ENTRY)
                     .ok_or_else(|| Error::new(ErrorKind::Overflow, "An accumulator holds at most 2^32-1 buckets."))?;
                 let key = BucketKey {
                     tenant: self.tenant.clone(),
-                    spec: spec.id,
+                    spec: self.specs[si].id,
                     start,
-                    group: (0..spec.group_by.len()).map(|k| value(k).map(str::to_string)).collect(),
+                    group: self.series[series as usize].group.clone(),
                 };
                 self.entries.push((key, end, BucketState::default()));
-                self.next.push(head);
-                self.index.insert(hash, i);
-                i as usize
-            } else {
-                found as usize
-            };
-            self.entries[i].2.add(record, spec.unique.iter().map(String::as_str))?;
-        }
-        Ok(())
+                self.index.insert((series, start), e);
+                e
+            }
+        };
+        let s = &mut self.series[series as usize];
+        (s.start, s.end, s.entry) = (start, end, entry);
+        Ok(entry)
     }
 
     /// Number of distinct buckets touched so far.
@@ -829,6 +929,33 @@ mod tests {
 mod exactness_tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    /// Group values are found whether a record has few dimensions (walked once) or many (looked
+    /// up by name), with `subject` and a missing dimension (`None`) among them; a record of
+    /// another metric touches nothing; records of one series in one window share a bucket and a
+    /// record in a later window (the series' remembered window left) gets its own.
+    #[test]
+    fn group_values_from_few_and_many_dimensions() {
+        let at = |h: u32| Utc.with_ymd_and_hms(2024, 1, 1, h, 0, 0).unwrap();
+        let spec = RollupSpec::new("m", crate::time::Window::Day, "UTC").unwrap().group_by(["subject", "b", "zz"]);
+        let other = RollupSpec::new("n", crate::time::Window::Hour, "UTC").unwrap().group_by(["a"]);
+        let mut acc = Accumulator::new("t", &[spec, other]).unwrap();
+        let few = UsageRecord::new("t", "r1", "s", "m", Decimal::ONE, at(1)).with_dimension("b", "x");
+        let mut many = UsageRecord::new("t", "r2", "s", "m", Decimal::TWO, at(2));
+        for (k, v) in [("a", "1"), ("b", "x"), ("c", "3"), ("d", "4"), ("e", "5"), ("f", "6")] {
+            many = many.with_dimension(k, v);
+        }
+        acc.add(&few).unwrap();
+        acc.add(&many).unwrap();
+        acc.add(&UsageRecord::new("t", "r3", "s", "m", Decimal::TEN, at(0) + chrono::Duration::days(1))).unwrap();
+        acc.add(&UsageRecord::new("t", "r4", "s", "other", Decimal::TEN, at(3))).unwrap();
+        let buckets = acc.into_buckets();
+        assert_eq!(buckets.len(), 2);
+        assert_eq!(buckets[0].0.group, vec![Some("s".to_string()), Some("x".to_string()), None]);
+        assert_eq!((buckets[0].2.count, buckets[0].2.sum), (2, Decimal::new(3, 0)));
+        assert_eq!(buckets[1].0.group, vec![Some("s".to_string()), None, None]);
+        assert_eq!(buckets[1].0.start, at(0).timestamp() + 86_400);
+    }
 
     /// A sum that would need more than 28 significant digits is an overflow, never a rounded
     /// number (rust_decimal's `checked_add` alone would round it).
