@@ -184,12 +184,12 @@ fn killed_ingest_keeps_whole_batches_and_resumes_without_double_counting() {
     std::fs::write(&file, text).unwrap();
     let db = dir.path().join("k.db");
     let (dbs, f) = (db.to_str().unwrap(), file.to_str().unwrap());
-    // Create the database (rollup refuses a missing one), then the daily rollup, so the killed
-    // ingest also maintains buckets.
+    // Create the database, then the daily rollup spec (a query adds none), so the killed ingest
+    // also maintains buckets.
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
     run(&["--db", dbs, "ingest", empty.to_str().unwrap()]);
-    run(&["--db", dbs, "rollup", "--metric", "bytes", "--window", "day", "--tz", "UTC"]);
+    run(&["--db", dbs, "spec", "add", "--metric", "bytes", "--window", "day", "--tz", "UTC"]);
     let args = [
         "--db",
         dbs,

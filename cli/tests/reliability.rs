@@ -65,6 +65,8 @@ fn an_overflowing_record_is_rejected_at_its_line_and_the_rest_stored() {
     let db = db.to_str().unwrap();
     let first = jsonl(dir.path(), "first.jsonl", &[("big", MAX, "2024-01-01T00:00:00Z")]);
     assert!(ingest(db, "evil", &first).status.success());
+    let spec = ["--db", db, "--tenant", "evil", "spec", "add", "--metric", "kwh", "--window", "day", "--tz", "UTC"];
+    assert!(bin().args(spec).output().unwrap().status.success());
     assert_eq!(sums(&day_sums(db, "evil")), [MAX], "the rollup spec exists from here on");
     let second = jsonl(
         dir.path(),
