@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 mod instant;
 #[cfg(feature = "compact-tz")]
 pub mod zone;
-/// An IANA time zone: chrono-tz's `Tz`, or with the `compact-tz` feature [`zone::Tz`] — the
+/// An IANA time zone: chrono-tz's `Tz`, or with the `compact-tz` feature `time::zone::Tz` — the
 /// same zones, names and offsets read from a compact copy of chrono-tz's tables.
 #[cfg(not(feature = "compact-tz"))]
 pub use chrono_tz::Tz;
