@@ -16,12 +16,12 @@ test('the package exports exactly the documented names', () => {
   assert.equal(typeof Engine, 'function')
   const methods = Object.getOwnPropertyNames(Engine.prototype).filter((k) => k !== 'constructor').sort()
   assert.deepEqual(methods, [
-    'addQuota', 'addSpec', 'bill', 'billAsync', 'checkReading', 'closeWindows', 'history', 'importPartials', 'ingest', 'ingestAsync',
+    'addQuota', 'addSpec', 'bill', 'billAsync', 'checkReading', 'closeWindows', 'counterState', 'history', 'importPartials', 'ingest', 'ingestAsync',
     'ingestColumns', 'ingestColumnsAsync', 'ingestFrom', 'ingestFromAsync', 'invoices', 'issueInvoice',
     'lastIngestedAt', 'markOverdue', 'outboxAck', 'outboxCount', 'outboxPending', 'outboxPurge', 'outboxQueue',
     'payInvoice', 'query', 'queryAsync', 'queryColumns', 'recordReading', 'records',
-    'remindersDue', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals',
-    'voidInvoice',
+    'remindersDue', 'removeSpec', 'replace', 'retract', 'setValidation', 'setValidationNow', 'specs', 'topN', 'totals',
+    'trackCounters', 'voidInvoice',
   ])
 })
 
