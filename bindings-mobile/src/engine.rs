@@ -397,8 +397,7 @@ impl Engine {
         group_by: Vec<String>,
         tenant: Option<String>,
     ) -> Result<i64, MeterkitError> {
-        let mut spec = RollupSpec::new(metric, window.parse()?, &time_zone)?.group_by(group_by);
-        spec.tenant = tenant;
+        let spec = spec_of(metric, &window, &time_zone, group_by, tenant)?;
         Ok(i64::from(self.engine()?.add_spec(spec)?))
     }
 
@@ -414,8 +413,7 @@ impl Engine {
         group_by: Vec<String>,
         tenant: Option<String>,
     ) -> Result<i64, MeterkitError> {
-        let mut spec = RollupSpec::new(metric, window.parse()?, &time_zone)?.group_by(group_by);
-        spec.tenant = tenant;
+        let spec = spec_of(metric, &window, &time_zone, group_by, tenant)?;
         Ok(i64::from(self.engine()?.remove_spec(&spec)?))
     }
 
@@ -723,6 +721,21 @@ fn reading_options(json: Option<String>) -> Result<meterkit::reading::check::Rea
         meterkit::Error::new(meterkit::ErrorKind::Parse, format!("The reading options are invalid: {e}"))
             .with_field("options_json")
             .into()
+    })
+}
+
+/// The rollup spec `addSpec` and `removeSpec` name: every tenant's, or `tenant`'s own.
+fn spec_of(
+    metric: String,
+    window: &str,
+    time_zone: &str,
+    group_by: Vec<String>,
+    tenant: Option<String>,
+) -> Result<RollupSpec, MeterkitError> {
+    let spec = RollupSpec::new(metric, window.parse()?, time_zone)?.group_by(group_by);
+    Ok(match tenant {
+        Some(t) => spec.for_tenant(t),
+        None => spec,
     })
 }
 
