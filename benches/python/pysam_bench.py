@@ -1,7 +1,15 @@
 """meterkit against NREL PySAM on URDB tariffs, in the same run (issue 15's speed targets).
 
 * one year of hourly load (8,760 hours) under one URDB tariff, 12 monthly bills:
-  `Utilityrate5.execute()` vs `meterkit.Tariff.compare` with one tariff (target: >= 50x faster);
+  `Utilityrate5.execute()` (a model whose load and rates are assigned) vs meterkit, alternating
+  in rounds (the machine may be shared: each round times PySAM, then meterkit, within a few
+  seconds, and the ratio of the round's medians is reported; the load average is printed).
+  meterkit is timed three ways: the Rust API on a load prepared once
+  (`PreparedLoad::compare`, the analogue of PySAM's assigned load array: target >= 50x), the
+  Rust API from the 8,760 `UsageRecord`s (`Tariff::compare`, which prepares the load every
+  call), both by the release example `benches/examples/urdb_year.rs` in a child process, and
+  the Python binding's `meterkit.Tariff.compare` with one tariff (converts the Python records
+  and prepares the load every call);
 * 1,000 URDB tariffs against the same load: PySAM (timed on the first 50 and scaled) vs one
   `meterkit.Tariff.compare` call (target: < 0.5 s).
 
@@ -14,7 +22,10 @@ import copy
 import csv
 import datetime as dt
 import json
+import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -28,6 +39,8 @@ from pysam_bills import model_for  # noqa: E402
 
 REAL = json.loads((ROOT / "tests/data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json").read_text())
 LOAD = ROOT / "examples/data/uk-smart-meter-hourly.csv"
+URDB_YEAR = os.environ.get("METERKIT_URDB_YEAR", str(ROOT / "target/release/examples/urdb_year"))
+ROUNDS = int(os.environ.get("METERKIT_BENCH_ROUNDS", "7"))
 
 
 def scaled(record, f):
@@ -57,6 +70,39 @@ def timed(f, n):
     return statistics.median(runs)
 
 
+def rust_year(way, n):
+    """Median seconds per tariff-year of the Rust example's `way` (`prepared` or `records`)."""
+    only = "only-prepared" if way == "prepared" else "only-records"
+    out = subprocess.run([URDB_YEAR, str(n), "UTC", only], check=True, capture_output=True, text=True).stdout
+    m = re.search(rf"way={way} .*median=([0-9.]+) ms", out)
+    return float(m.group(1)) / 1000
+
+
+def alternating(model, python_year):
+    """Rounds of PySAM `execute()` then meterkit (Rust prepared, Rust from records, Python);
+    the ratio of each round's medians."""
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    print("| round | load avg | PySAM execute() | Rust, prepared load | ratio | Rust, from records | ratio | Python compare | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    ratios = {"prepared": [], "records": [], "python": []}
+    for r in range(ROUNDS):
+        p = timed(lambda: model.execute(0), 40)
+        prepared = rust_year("prepared", 2000)
+        records = rust_year("records", 200)
+        py = timed(python_year, 40)
+        for k, v in (("prepared", prepared), ("records", records), ("python", py)):
+            ratios[k].append(p / v)
+        print(
+            f"| {r + 1} | {os.getloadavg()[0]:.1f} | {p * 1000:.3f} ms | {prepared * 1000:.4f} ms | {p / prepared:.0f}x "
+            f"| {records * 1000:.3f} ms | {p / records:.1f}x | {py * 1000:.3f} ms | {p / py:.1f}x |"
+        )
+    print(
+        "median ratio over the rounds: "
+        + ", ".join(f"{k} {statistics.median(v):.1f}x" for k, v in ratios.items())
+    )
+    print()
+
+
 def main():
     vals = [r["value"] for r in csv.DictReader(open(LOAD)) if r["start"].startswith("2021")]
     start = dt.datetime(2018, 1, 1, tzinfo=dt.timezone.utc)
@@ -70,8 +116,9 @@ def main():
     zeros = [0.0] * 8760
 
     model = model_for(record, load_kw, zeros)
-    pysam_one = timed(lambda: model.execute(0), 30)
     real = mk.Tariff.from_urdb_json(json.dumps(record))
+    alternating(model, lambda: mk.Tariff.compare([("real", real)], request, records))
+    pysam_one = timed(lambda: model.execute(0), 30)
     ours_one = timed(lambda: mk.Tariff.compare([("real", real)], request, records), 30)
 
     variants = [scaled(record, 0.5 + i / 1000) for i in range(1000)]
