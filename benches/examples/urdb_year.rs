@@ -82,7 +82,66 @@ fn stats(mut times: Vec<f64>) -> (f64, f64, f64) {
 
 /// `f` timed `n` times, in ms.
 fn timed<T>(n: usize, mut f: impl FnMut() -> T) -> (Vec<f64>, Option<T>) {
+    let mut times = Vec::with_capacity(n);
+    let mut last = None;
+    for _ in 0..n {
+        let t = Instant::now();
+        last = Some(black_box(f()));
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    (times, last)
+}
+
+/// Scale every `rate` under `v` by `f` (6 decimals), as the criterion bench.
+fn walk(v: &mut serde_json::Value, f: f64) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                if k == "rate" {
+                    *x = serde_json::json!((x.as_f64().unwrap() * f * 1e6).round() / 1e6);
+                } else {
+                    walk(x, f);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
+        _ => {}
+    }
+}
+
+/// 1,000 scaled tariffs against `records`: the median of 5 `Tariff::compare` calls.
+fn thousand(req: &BillRequest, records: &[UsageRecord]) {
+    let many: Vec<(String, Tariff)> = (0..1000)
+        .map(|i| {
+            let mut v: serde_json::Value = serde_json::from_str(REAL).unwrap();
+            walk(&mut v, 0.5 + f64::from(i) / 1000.0);
+            (format!("t{i}"), Tariff::from_urdb_json(&v.to_string()).unwrap())
+        })
+        .collect();
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(Tariff::compare(many.iter().map(|(n, t)| (n.as_str(), t)), req, records).unwrap());
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!("compare 1000 tariffs: median={:.4} s fastest={:.4} s", times[2], times[0]);
+}
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let zone = std::env::args().nth(2).unwrap_or_else(|| "UTC".into());
     let only = std::env::args().nth(3).unwrap_or_default();
+    let records = load();
+    assert_eq!(records.len(), 8760);
+    let (a, b) =
+        (Utc.with_ymd_and_hms(2018, 1, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap());
+    let req = BillRequest::new("t", "house", "kwh", a, b, zone.as_str());
+    let tariff = Tariff::from_urdb_json(REAL).unwrap();
+    if only == "1000" {
+        thousand(&req, &records);
+    }
     let year = |c: Option<Vec<Comparison>>| {
         let c = c.and_then(|v| v.into_iter().next());
         let total = c.as_ref().and_then(|c| c.total).map(|t| t.to_string()).unwrap_or_default();

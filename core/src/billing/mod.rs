@@ -462,7 +462,7 @@ fn is_weekend(s: &Schedule, d: NaiveDate) -> bool {
 }
 
 /// Number of local dates whose midnight lies in `[a, b)`.
-fn days_between(tz: Tz, a: i64, b: i64) -> Result<i64> {
+pub(crate) fn days_between(tz: Tz, a: i64, b: i64) -> Result<i64> {
     if b <= a {
         return Ok(0);
     }
@@ -803,7 +803,11 @@ impl Tariff {
         profile: Option<&profile::MonthProfile>,
         text: year::Text,
     ) -> Result<Bill> {
-        let tz = parse_time_zone(&req.time_zone)?;
+        // A profile carries its zone parsed, and its period's days.
+        let tz = match profile {
+            Some(p) => p.tz,
+            None => parse_time_zone(&req.time_zone)?,
+        };
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
             None => tz,
@@ -820,7 +824,10 @@ impl Tariff {
             tou_tz,
             dp: self.line_decimals.unwrap_or(self.minor_units()?),
             rounding: self.rounding,
-            total_days: Decimal::from(days_between(tz, start, end)?),
+            total_days: Decimal::from(match profile {
+                Some(p) if (p.span.0, p.span.1) == (start, end) && p.span.2 >= 0 => p.span.2,
+                _ => days_between(tz, start, end)?,
+            }),
             pieces: pieces.iter().map(|_| Vec::new()).collect(),
             carry: FxHashMap::default(),
             flats: HashSet::new(),
@@ -902,7 +909,10 @@ impl Tariff {
             } else {
                 subtotal = add(subtotal, l.line.amount)?;
             }
-            lines.push(l.line);
+            // A bill for its totals only keeps no lines.
+            if text == year::Text::Lines {
+                lines.push(l.line);
+            }
         }
         let dp = self.minor_units()?;
         // Note lines are zero: a bill for its totals only has none.
@@ -1030,7 +1040,11 @@ impl Rater<'_> {
         a: i64,
         b: i64,
     ) -> Result<()> {
-        let months = months_in(self.tou_tz, a, b)?;
+        // A profile is one local month in the charges' zone.
+        let months = match self.profile {
+            Some(p) => vec![p.month0 + 1],
+            None => months_in(self.tou_tz, a, b)?,
+        };
         for c in charges {
             if c.selection().is_some_and(|s| !s.months.is_empty() && !s.months.iter().any(|m| months.contains(m))) {
                 continue;

@@ -22,7 +22,8 @@ pub(crate) enum Text {
     #[default]
     Lines,
     /// Only what the totals need ([`crate::billing::compare::PreparedLoad::compare`]): the
-    /// lines' amounts (their text left empty) and no note lines (they are zero).
+    /// lines are rated with their amounts and charge ids only (no text) and the bill keeps none
+    /// (subtotal, taxes and total are those of the full bill).
     TotalsOnly,
 }
 
