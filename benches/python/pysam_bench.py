@@ -73,37 +73,64 @@ def timed(f, n):
     return statistics.median(runs)
 
 
+def timed_runs(f, n):
+    """(median, fastest, median CPU time of the calling thread) seconds of `n` calls of `f`."""
+    runs, cpu = [], []
+    for _ in range(n):
+        c = time.thread_time()
+        t = time.perf_counter()
+        f()
+        runs.append(time.perf_counter() - t)
+        cpu.append(time.thread_time() - c)
+    return statistics.median(runs), min(runs), statistics.median(cpu)
+
+
 def rust_year(way, n):
-    """Median seconds per tariff-year of the Rust example's `way` (`prepared` or `records`)."""
+    """(median, fastest) seconds per tariff-year of the Rust example's `way` (`prepared` or
+    `records`)."""
     only = "only-prepared" if way == "prepared" else "only-records"
     out = subprocess.run([URDB_YEAR, str(n), "UTC", only], check=True, capture_output=True, text=True).stdout
-    m = re.search(rf"way={way} .*median=([0-9.]+) ms", out)
-    return float(m.group(1)) / 1000
+    m = re.search(rf"way={way} .*median=([0-9.]+) ms fastest=([0-9.]+) ms", out)
+    return float(m.group(1)) / 1000, float(m.group(2)) / 1000
 
 
 def alternating(model, python_year):
     """Rounds of PySAM `execute()` then meterkit (Rust prepared, Rust from records, Python);
     the ratio of each round's medians."""
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
-    print("| round | load avg | PySAM execute() | Rust, prepared load | ratio | Rust, from records | ratio | Python compare | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("Each cell: median / fastest of the round (wall clock); ratio: PySAM's median / meterkit's median")
+    print("(fastest / fastest). On a loaded machine PySAM's wall-clock median is inflated far more than")
+    print("meterkit's (a 2 ms call is preempted, a 0.04 ms call rarely): the last column divides PySAM's")
+    print("median CPU time (its thread's, which excludes waiting) by meterkit's wall-clock median: a")
+    print("conservative ratio.")
+    print("| round | load avg | PySAM execute() | PySAM CPU | Rust, prepared load | ratio | Rust, from records | ratio | Python compare | ratio | prepared: PySAM CPU / Rust wall |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     ratios = {"prepared": [], "records": [], "python": []}
+    fastest = {"prepared": [], "records": [], "python": []}
+    by_cpu = []
+    cell = lambda v: f"{v[0] * 1000:.4f} / {v[1] * 1000:.4f} ms"
     for r in range(ROUNDS):
-        p = timed(lambda: model.execute(0), 40)
+        p = timed_runs(lambda: model.execute(0), 40)
         prepared = rust_year("prepared", 2000)
         records = rust_year("records", 200)
-        py = timed(python_year, 40) if python_year else None
+        py = timed_runs(python_year, 40) if python_year else None
         for k, v in (("prepared", prepared), ("records", records), ("python", py)):
             if v:
-                ratios[k].append(p / v)
-        python = f"{py * 1000:.3f} ms | {p / py:.1f}x" if py else "(not installed) | —"
+                ratios[k].append(p[0] / v[0])
+                fastest[k].append(p[1] / v[1])
+        ratio = lambda v: f"{p[0] / v[0]:.1f}x / {p[1] / v[1]:.1f}x"
+        by_cpu.append(p[2] / prepared[0])
+        python = f"{cell(py)} | {ratio(py)}" if py else "(not installed) | —"
         print(
-            f"| {r + 1} | {os.getloadavg()[0]:.1f} | {p * 1000:.3f} ms | {prepared * 1000:.4f} ms | {p / prepared:.0f}x "
-            f"| {records * 1000:.3f} ms | {p / records:.1f}x | {python} |"
+            f"| {r + 1} | {os.getloadavg()[0]:.1f} | {cell(p)} | {p[2] * 1000:.4f} ms | {cell(prepared)} | {ratio(prepared)} "
+            f"| {cell(records)} | {ratio(records)} | {python} | {by_cpu[-1]:.1f}x |"
         )
     print(
-        "median ratio over the rounds: "
-        + ", ".join(f"{k} {statistics.median(v):.1f}x" for k, v in ratios.items() if v)
+        "median over the rounds of the ratio of medians (of fastest runs): "
+        + ", ".join(
+            f"{k} {statistics.median(v):.1f}x ({statistics.median(fastest[k]):.1f}x)" for k, v in ratios.items() if v
+        )
+        + f"; prepared, PySAM CPU / Rust wall {statistics.median(by_cpu):.1f}x"
     )
     print()
 

@@ -151,10 +151,11 @@ struct PreparedMonth {
 /// let r = UsageRecord::new("t", "r1", "home", "kwh", "100".parse()?, Utc.with_ymd_and_hms(2024, 1, 5, 0, 0, 0).unwrap());
 /// let req = BillRequest::new("t", "home", "kwh", Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
 ///     Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(), "UTC");
-/// let load = PreparedLoad::new(&req, std::slice::from_ref(&r))?;
+/// let records = [r];
+/// let load = PreparedLoad::new(&req, &records)?;
 /// let bills = load.bills(&flat)?; // one bill per local month, 2024-01 and 2024-02
 /// assert_eq!(bills.len(), 2);
-/// assert_eq!(bills[0], flat.bill(&load.month_request(0).unwrap(), &[r])?);
+/// assert_eq!(bills[0], flat.bill(&load.month_request(0).unwrap(), &records)?);
 /// assert_eq!(load.compare([("flat", &flat)])[0].total.unwrap().to_string(), "20.00");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -205,10 +206,8 @@ impl<'r> PreparedLoad<'r> {
             .collect();
         owned.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
         let slices = cut(&owned, &periods, req);
-        let profiles = slices
-            .iter()
-            .map(|(_, r, (lo, hi))| MonthProfile::build(&owned[*lo..*hi], r))
-            .collect::<Result<_>>()?;
+        let profiles =
+            slices.iter().map(|(_, r, (lo, hi))| MonthProfile::build(&owned[*lo..*hi], r)).collect::<Result<_>>()?;
         let months = joined(slices, profiles);
         Ok(PreparedLoad { records: Cow::Owned(owned), months })
     }

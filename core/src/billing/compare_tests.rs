@@ -161,10 +161,13 @@ fn record_path(t: &Tariff, load: &PreparedLoad<'_>, records: &[UsageRecord]) -> 
 #[test]
 fn prepared_bills_equal_the_record_path() {
     let mut g = Rng(0x5EED_0015);
-    let (a, b) = (Utc.with_ymd_and_hms(2018, 1, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap());
+    let (a, b) =
+        (Utc.with_ymd_and_hms(2018, 1, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap());
     let zones = ["UTC", "America/Chicago", "Asia/Kolkata", "Australia/Lord_Howe"];
     let (mut profiled, mut months, mut priced) = (0, 0, 0);
-    for (k, (solar, corrections)) in [(false, false), (true, false), (false, true), (false, false)].into_iter().enumerate() {
+    for (k, (solar, corrections)) in
+        [(false, false), (true, false), (false, true), (false, false)].into_iter().enumerate()
+    {
         let records = load(&mut g, solar, corrections);
         let req = BillRequest::new("t", "house", "kwh", a, b, zones[k]);
         let prepared = PreparedLoad::new(&req, &records).unwrap();

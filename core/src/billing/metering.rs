@@ -15,8 +15,8 @@ use chrono::{Datelike, Timelike};
 use rust_decimal::Decimal;
 
 use super::{
-    describe, is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, year::Text, Bill, BillLine, BillRequest,
-    Pending, Rater, Use,
+    describe, is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, year::Text, Bill, BillLine,
+    BillRequest, Pending, Rater, Use,
 };
 use crate::decimal::{add, fmt_decimal, mul, sub};
 use crate::error::{Error, ErrorKind, Result};

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::tariff::{
-    check_price, check_tiers, price_fits, nonneg, tariff_err, Basis, ChargeKind, Per, PeriodPrice, QuantityRounding, Schedule,
-    SharedLadder, Tier,
+    check_price, check_tiers, nonneg, price_fits, tariff_err, Basis, ChargeKind, Per, PeriodPrice, QuantityRounding,
+    Schedule, SharedLadder, Tier,
 };
 
 /// Which records a usage or demand charge reads (all three empty: every record of the bill's
