@@ -15,8 +15,8 @@ use chrono::{Datelike, Timelike};
 use rust_decimal::Decimal;
 
 use super::{
-    describe, is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, Bill, BillLine, BillRequest,
-    Pending, Rater, Use,
+    describe, is_weekend, profile::MonthProfile, ratchet::RatchetMonth, year::AnnualMonth, year::Text, Bill, BillLine,
+    BillRequest, Pending, Rater, Use,
 };
 use crate::decimal::{add, fmt_decimal, mul, sub};
 use crate::error::{Error, ErrorKind, Result};
@@ -195,6 +195,7 @@ impl Tariff {
 
     /// One bill under the tariff's metering rule, updating `state` (the carried kWh or credit);
     /// a bill ending in a December settles the carried credit and resets it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn rate_metered(
         &self,
         req: &BillRequest,
@@ -203,8 +204,11 @@ impl Tariff {
         ratchet: Option<&mut RatchetMonth>,
         annual: Option<&mut AnnualMonth>,
         profile: Option<&MonthProfile>,
+        text: Text,
     ) -> Result<Bill> {
-        let Some(m) = &self.metering else { return self.rate_hooked(req, records, None, ratchet, annual, profile) };
+        let Some(m) = &self.metering else {
+            return self.rate_hooked(req, records, None, ratchet, annual, profile, text);
+        };
         let tz = parse_time_zone(&req.time_zone)?;
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
@@ -215,7 +219,7 @@ impl Tariff {
         // A profile is only built for a month without `direction`: nothing to net.
         let netted = if profile.is_some() { None } else { netted(m.rule, records, req, tou_tz)? };
         if netted.is_none() && state.carry.is_zero() && state.by_position.is_empty() {
-            return self.rate_hooked(req, records, None, ratchet, annual, profile);
+            return self.rate_hooked(req, records, None, ratchet, annual, profile, text);
         }
         let (imports, exported, credit) = match &netted {
             Some((imports, exports)) => {
@@ -247,7 +251,7 @@ impl Tariff {
             year_end,
             year_end_rate: m.year_end_rate.unwrap_or_default(),
         };
-        let bill = self.rate_hooked(req, &imports, Some(&mut month), ratchet, annual, None)?;
+        let bill = self.rate_hooked(req, &imports, Some(&mut month), ratchet, annual, None, text)?;
         state.carry = if year_end { Decimal::ZERO } else { month.carry_out };
         state.by_position = if year_end { Vec::new() } else { month.carried_out };
         Ok(bill)

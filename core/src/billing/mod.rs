@@ -462,7 +462,7 @@ fn is_weekend(s: &Schedule, d: NaiveDate) -> bool {
 }
 
 /// Number of local dates whose midnight lies in `[a, b)`.
-fn days_between(tz: Tz, a: i64, b: i64) -> Result<i64> {
+pub(crate) fn days_between(tz: Tz, a: i64, b: i64) -> Result<i64> {
     if b <= a {
         return Ok(0);
     }
@@ -525,9 +525,20 @@ struct Rater<'a> {
     annual: Option<&'a mut year::AnnualMonth>,
     /// The month's load by cell, when every charge rates from it (`billing/profile.rs`).
     profile: Option<&'a profile::MonthProfile>,
+    /// Whether the lines carry their text ([`year::Text`]).
+    text: year::Text,
 }
 
 impl Rater<'_> {
+    /// A line's text `f()`, or an empty string when the bill is for its totals only
+    /// ([`year::Text::TotalsOnly`]): the text is only built when asked for.
+    fn says(&self, f: impl FnOnce() -> String) -> String {
+        match self.text {
+            year::Text::Lines => f(),
+            year::Text::TotalsOnly => String::new(),
+        }
+    }
+
     fn money(&self, q: Decimal, rate: Decimal) -> Result<Decimal> {
         self.rounding.round(mul(q, rate)?, self.dp)
     }
@@ -546,8 +557,9 @@ impl Rater<'_> {
         tier: Option<usize>,
         tou: Option<&str>,
     ) {
-        self.pieces[pi].push(Pending {
-            line: BillLine {
+        let text = self.text == year::Text::Lines;
+        let line = if text {
+            BillLine {
                 charge: id.to_string(),
                 description,
                 quantity: quantity.normalize(),
@@ -556,9 +568,21 @@ impl Rater<'_> {
                 amount,
                 tier: tier.map(|t| t as u32 + 1),
                 tou_period: tou.map(str::to_string),
-            },
-            tax: false,
-        });
+            }
+        } else {
+            // The charge id stays: metering and percentages select lines by it.
+            BillLine {
+                charge: id.to_string(),
+                description: String::new(),
+                quantity,
+                unit: String::new(),
+                rate,
+                amount,
+                tier: tier.map(|t| t as u32 + 1),
+                tou_period: None,
+            }
+        };
+        self.pieces[pi].push(Pending { line, tax: false });
     }
 
     fn matches(s: &Selection, u: &Use<'_>) -> bool {
@@ -646,14 +670,14 @@ impl Rater<'_> {
         for s in slices {
             let t = &tiers[s.tier];
             let amount = self.money(s.qty, t.rate)?;
-            let desc = match key {
+            let desc = self.says(|| match key {
                 Some(p) => format!("{base}, {p}, tier {}", s.tier + 1),
                 None => format!("{base}, tier {}", s.tier + 1),
-            };
+            });
             self.push(pi, id, desc, s.qty, unit, t.rate, amount, Some(s.tier), key);
             if let (true, Some(flat)) = (s.flat_due, t.flat) {
                 let amount = self.money(Decimal::ONE, flat)?;
-                let desc = format!("{base}, tier {} flat fee", s.tier + 1);
+                let desc = self.says(|| format!("{base}, tier {} flat fee", s.tier + 1));
                 self.push(pi, id, desc, Decimal::ONE, "fee", flat, amount, Some(s.tier), key);
             }
         }
@@ -763,7 +787,7 @@ impl Tariff {
         if self.metering.is_some() || self.ratchet.is_some() || self.annual_minimum.is_some() {
             return self.rate_in_year(req, records, &mut year::YearState::default(), None);
         }
-        self.rate_hooked(req, records, None, None, None, None)
+        self.rate_hooked(req, records, None, None, None, None, year::Text::Lines)
     }
 
     /// [`Tariff::rate`] with the metering lines of `meter`, the billing demand of `ratchet`, the
@@ -777,8 +801,13 @@ impl Tariff {
         ratchet: Option<&mut ratchet::RatchetMonth>,
         annual: Option<&mut year::AnnualMonth>,
         profile: Option<&profile::MonthProfile>,
+        text: year::Text,
     ) -> Result<Bill> {
-        let tz = parse_time_zone(&req.time_zone)?;
+        // A profile carries its zone parsed, and its period's days.
+        let tz = match profile {
+            Some(p) => p.tz,
+            None => parse_time_zone(&req.time_zone)?,
+        };
         let tou_tz = match &self.time_zone {
             Some(z) => parse_time_zone(z)?,
             None => tz,
@@ -795,7 +824,10 @@ impl Tariff {
             tou_tz,
             dp: self.line_decimals.unwrap_or(self.minor_units()?),
             rounding: self.rounding,
-            total_days: Decimal::from(days_between(tz, start, end)?),
+            total_days: Decimal::from(match profile {
+                Some(p) if (p.span.0, p.span.1) == (start, end) && p.span.2 >= 0 => p.span.2,
+                _ => days_between(tz, start, end)?,
+            }),
             pieces: pieces.iter().map(|_| Vec::new()).collect(),
             carry: FxHashMap::default(),
             flats: HashSet::new(),
@@ -805,9 +837,10 @@ impl Tariff {
             billing_demand: None,
             annual,
             profile,
+            text,
         };
         rater.rate_pieces(&pieces, &mut uses)?;
-        let mut bill = self.assemble(req, rater.pieces)?;
+        let mut bill = self.assemble(req, rater.pieces, text)?;
         bill.per_subject = per_subject;
         Ok(bill)
     }
@@ -867,7 +900,7 @@ impl Tariff {
 
     /// The bill from the rated lines of each piece: subtotal, taxes and total rounded to the
     /// currency's minor unit, and a zero line per note of what the tariff does not price.
-    fn assemble(&self, req: &BillRequest, pieces: Vec<Vec<Pending>>) -> Result<Bill> {
+    fn assemble(&self, req: &BillRequest, pieces: Vec<Vec<Pending>>, text: year::Text) -> Result<Bill> {
         let (mut subtotal, mut taxes) = (Decimal::ZERO, Decimal::ZERO);
         let mut lines = Vec::new();
         for l in pieces.into_iter().flatten() {
@@ -876,10 +909,15 @@ impl Tariff {
             } else {
                 subtotal = add(subtotal, l.line.amount)?;
             }
-            lines.push(l.line);
+            // A bill for its totals only keeps no lines.
+            if text == year::Text::Lines {
+                lines.push(l.line);
+            }
         }
         let dp = self.minor_units()?;
-        for note in &self.notes {
+        // Note lines are zero: a bill for its totals only has none.
+        let notes = if text == year::Text::Lines { self.notes.as_slice() } else { &[] };
+        for note in notes {
             lines.push(BillLine {
                 charge: "note".into(),
                 description: format!("not priced: {note}"),
@@ -1002,12 +1040,16 @@ impl Rater<'_> {
         a: i64,
         b: i64,
     ) -> Result<()> {
-        let months = months_in(self.tou_tz, a, b)?;
+        // A profile is one local month in the charges' zone.
+        let months = match self.profile {
+            Some(p) => vec![p.month0 + 1],
+            None => months_in(self.tou_tz, a, b)?,
+        };
         for c in charges {
             if c.selection().is_some_and(|s| !s.months.is_empty() && !s.months.iter().any(|m| months.contains(m))) {
                 continue;
             }
-            let base = describe(c);
+            let base = if self.text == year::Text::Lines { describe(c) } else { String::new() };
             match c {
                 Charge::Allowance(_) | Charge::Minimum(_) | Charge::Percentage(_) => {}
                 Charge::Fixed(f) => self.fixed(pi, f, &base, a, b)?,
@@ -1094,19 +1136,19 @@ impl Rater<'_> {
             let days = Decimal::from(days_between(self.tz, a, b)?);
             let m = self.money(days, amount)?;
             let unit = c.unit.as_deref().unwrap_or("day");
-            self.push(pi, id, base.to_string(), days, unit, amount, m, None, None);
+            self.push(pi, id, self.says(|| base.to_string()), days, unit, amount, m, None, None);
             return Ok(());
         }
         for (pa, pb, cs, ce) in cycle_parts(self.tariff.billing_cycle, self.tz, a, b)? {
             if (pa, pb) == (cs, ce) {
                 let m = self.money(Decimal::ONE, amount)?;
-                self.push(pi, id, base.to_string(), Decimal::ONE, "period", amount, m, None, None);
+                self.push(pi, id, self.says(|| base.to_string()), Decimal::ONE, "period", amount, m, None, None);
             } else {
                 let days = days_between(self.tz, pa, pb)?;
                 let cycle_days = days_between(self.tz, cs, ce)?.max(1);
                 let rate = div(amount, Decimal::from(cycle_days))?.round_dp_with_strategy(12, self.rounding.strategy());
                 let m = self.money(Decimal::from(days), rate)?;
-                let desc = format!("{base} ({days} of {cycle_days} days)");
+                let desc = self.says(|| format!("{base} ({days} of {cycle_days} days)"));
                 self.push(pi, id, desc, Decimal::from(days), "day", rate, m, None, None);
             }
         }
@@ -1117,7 +1159,7 @@ impl Rater<'_> {
         let q = self.sum(&c.usage, uses)?;
         let m = self.money(q, c.rate)?;
         let unit = self.unit(&c.usage);
-        self.push(pi, &c.id, base.to_string(), q, &unit, c.rate, m, None, None);
+        self.push(pi, &c.id, self.says(|| base.to_string()), q, &unit, c.rate, m, None, None);
         Ok(())
     }
 
@@ -1165,7 +1207,8 @@ impl Rater<'_> {
             let Some(price) = c.prices.periods.get(name) else { continue };
             if let Some(rate) = price.rate {
                 let m = self.money(q, rate)?;
-                self.push(pi, &c.id, format!("{base}, {name}"), q, &unit, rate, m, None, Some(name));
+                let desc = self.says(|| format!("{base}, {name}"));
+                self.push(pi, &c.id, desc, q, &unit, rate, m, None, Some(name));
             } else {
                 self.graduated(pi, &c.id, (base, &unit), &price.tiers, scale, Some(name), q)?;
             }
@@ -1235,7 +1278,7 @@ impl Rater<'_> {
                     continue;
                 }
                 let amount = self.money(q, tier.rate)?;
-                let desc = format!("{base}, {name}, tier {}", t + 1);
+                let desc = self.says(|| format!("{base}, {name}, tier {}", t + 1));
                 self.push(pi, &c.id, desc, q, unit, tier.rate, amount, Some(t), Some(name));
             }
         }
@@ -1279,10 +1322,12 @@ impl Rater<'_> {
             self.ratchet_peaks(schedule, &mut peaks, bd, a)?;
         }
         for (mi, &(y, m)) in months.iter().enumerate() {
-            let month = if by_month { format!(" ({y:04}-{m:02})") } else { String::new() };
-            let line = |name: Option<&str>, peak: Decimal| match name {
-                Some(n) => format!("{base}, {n}, peak {} {unit}{month}", fmt_decimal(peak)),
-                None => format!("{base}, peak {} {unit}{month}", fmt_decimal(peak)),
+            let text = self.text == year::Text::Lines;
+            let month = if by_month && text { format!(" ({y:04}-{m:02})") } else { String::new() };
+            let line = |name: Option<&str>, peak: Decimal| match (text, name) {
+                (false, _) => String::new(),
+                (true, Some(n)) => format!("{base}, {n}, peak {} {unit}{month}", fmt_decimal(peak)),
+                (true, None) => format!("{base}, peak {} {unit}{month}", fmt_decimal(peak)),
             };
             match &c.price {
                 DemandPrice::Rate(rate) => {
@@ -1385,7 +1430,8 @@ impl Rater<'_> {
         for s in slices {
             let rate = tiers[s.tier].rate;
             let m = self.money(s.qty, rate)?;
-            self.push(pi, id, format!("{desc}, tier {}", s.tier + 1), s.qty, unit, rate, m, Some(s.tier), tou);
+            let line = self.says(|| format!("{desc}, tier {}", s.tier + 1));
+            self.push(pi, id, line, s.qty, unit, rate, m, Some(s.tier), tou);
         }
         Ok(())
     }

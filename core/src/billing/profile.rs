@@ -19,8 +19,12 @@ use crate::time::{parse_time_zone, Tz};
 /// One local month of one subject's load, by (weekend, local hour).
 #[derive(Debug, Clone)]
 pub(crate) struct MonthProfile {
-    /// The zone the cells are in (the bill's).
+    /// The zone the cells are in (the bill's), and parsed.
     zone: String,
+    pub(crate) tz: Tz,
+    /// The bill's period in whole seconds and its local days (as `Tariff::period_secs` and
+    /// `days_between` give them), worked out once for every tariff rated from the profile.
+    pub(crate) span: (i64, i64, i64),
     /// The local month (0–11).
     pub(crate) month0: u32,
     /// `[weekend][hour]`: the sum of the cell's records.
@@ -75,7 +79,7 @@ impl MonthProfile {
         if req.per_subject || (first.year(), first.month()) != (last.year(), last.month()) {
             return Ok(checked(None));
         }
-        let empty = || MonthProfile::empty(req, first.month0());
+        let empty = || MonthProfile::empty(req, tz, first.month0());
         match ExactCells::sum(records, req, tz) {
             Pass::Unsorted => Ok(Built::Unsorted),
             Pass::Exported => Ok(checked(None)),
@@ -97,9 +101,15 @@ impl MonthProfile {
     }
 
     /// A profile of local month `month0` (0–11) in `req`'s zone with no records.
-    fn empty(req: &BillRequest, month0: u32) -> MonthProfile {
+    fn empty(req: &BillRequest, tz: Tz, month0: u32) -> MonthProfile {
+        let start = req.period_start.timestamp();
+        let end = req.period_end.timestamp() + i64::from(req.period_end.timestamp_subsec_nanos() > 0);
+        // A span whose days cannot be counted is never matched (the rater counts them itself).
+        let days = super::days_between(tz, start, end).unwrap_or(-1);
         MonthProfile {
             zone: req.time_zone.clone(),
+            tz,
+            span: (start, end, days),
             month0,
             sums: [[Decimal::ZERO; 24]; 2],
             peaks: [[Decimal::ZERO; 24]; 2],

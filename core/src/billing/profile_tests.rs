@@ -148,7 +148,7 @@ fn integer_cells_equal_decimal_sums_digit_for_digit() {
         let tz = zone.parse().unwrap();
         assert!(matches!(super::ExactCells::sum(&records, &req, tz), super::Pass::Summed(_)), "{zone}");
         let fast = MonthProfile::build(&records, &req).unwrap().unwrap();
-        let slow = MonthProfile::empty(&req, 2).sum_decimals(&records, &req, tz).unwrap().unwrap();
+        let slow = MonthProfile::empty(&req, tz, 2).sum_decimals(&records, &req, tz).unwrap().unwrap();
         assert_eq!(digits(&fast), digits(&slow), "{zone}");
         assert!(fast.used.iter().flatten().all(|&u| u), "{zone}");
     }
@@ -178,10 +178,10 @@ fn corrections_and_huge_sums_take_the_decimal_path() {
     ] {
         let records: Vec<_> = qs.iter().enumerate().map(|(i, q)| rec(i as i64, *q)).collect();
         let cells = super::ExactCells::sum(&records, &req, tz);
-        let integers_fit = matches!(&cells, super::Pass::Summed(c) if c.write(&mut MonthProfile::empty(&req, 2)));
+        let integers_fit = matches!(&cells, super::Pass::Summed(c) if c.write(&mut MonthProfile::empty(&req, tz, 2)));
         assert!(!integers_fit, "{qs:?}");
         let fast = MonthProfile::build(&records, &req).unwrap().unwrap();
-        let slow = MonthProfile::empty(&req, 2).sum_decimals(&records, &req, tz).unwrap().unwrap();
+        let slow = MonthProfile::empty(&req, tz, 2).sum_decimals(&records, &req, tz).unwrap().unwrap();
         assert_eq!(digits(&fast), digits(&slow), "{qs:?}");
     }
     // 2 × 5e27 at scale 1 needs 97 bits: decimal addition rounds to scale 0, exactly 1e28.

@@ -15,9 +15,23 @@ use crate::record::UsageRecord;
 use crate::tariff::Tariff;
 use crate::time::parse_time_zone;
 
+/// Whether a bill's lines carry their explanation text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Text {
+    /// Every line with its description, unit, charge id and TOU period, and the notes' lines.
+    #[default]
+    Lines,
+    /// Only what the totals need ([`crate::billing::compare::PreparedLoad::compare`]): the
+    /// lines are rated with their amounts and charge ids only (no text) and the bill keeps none
+    /// (subtotal, taxes and total are those of the full bill).
+    TotalsOnly,
+}
+
 /// What carries from one bill to the next in a year priced in order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct YearState {
+    /// Whether the year's bills carry their explanation text.
+    pub(crate) text: Text,
     /// The metering rule's carried kWh or credit.
     pub(crate) meter: MeterState,
     /// The ratchet's monthly peaks (kW), latest last, at most 12.
@@ -66,9 +80,9 @@ impl Tariff {
             None => None,
         };
         let bill = if self.metering.is_some() {
-            self.rate_metered(req, records, &mut state.meter, ratchet.as_mut(), annual.as_mut(), profile)?
+            self.rate_metered(req, records, &mut state.meter, ratchet.as_mut(), annual.as_mut(), profile, state.text)?
         } else {
-            self.rate_hooked(req, records, None, ratchet.as_mut(), annual.as_mut(), profile)?
+            self.rate_hooked(req, records, None, ratchet.as_mut(), annual.as_mut(), profile, state.text)?
         };
         if let Some(r) = ratchet {
             state.peaks.push(r.peak);

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::tariff::{
-    check_price, check_tiers, nonneg, tariff_err, Basis, ChargeKind, Per, PeriodPrice, QuantityRounding, Schedule,
-    SharedLadder, Tier,
+    check_price, check_tiers, nonneg, price_fits, tariff_err, Basis, ChargeKind, Per, PeriodPrice, QuantityRounding,
+    Schedule, SharedLadder, Tier,
 };
 
 /// Which records a usage or demand charge reads (all three empty: every record of the bill's
@@ -813,7 +813,7 @@ impl Charge {
             Charge::Fixed(c) => c.check(field),
             Charge::Minimum(c) => c.check(field),
             Charge::PerUnit(c) => check_price(&format!("{field}.rate"), c.rate),
-            Charge::Graduated(c) | Charge::Volume(c) => check_tiers(&format!("{field}.tiers"), &c.tiers, true),
+            Charge::Graduated(c) | Charge::Volume(c) => check_tiers(|| format!("{field}.tiers"), &c.tiers, true),
             Charge::Package(c) => c.check(field),
             Charge::Allowance(c) => nonneg(field, "included", Some(c.included)),
             Charge::TimeOfUse(c) => c.check(field),
@@ -904,7 +904,7 @@ impl DemandCharge {
         }
         match &self.price {
             DemandPrice::Rate(_) => Ok(()),
-            DemandPrice::Tiers(tiers) => check_tiers(&format!("{field}.tiers"), tiers, false),
+            DemandPrice::Tiers(tiers) => check_tiers(|| format!("{field}.tiers"), tiers, false),
             DemandPrice::TimeOfUse(p) => p.check(field),
         }
     }
@@ -919,11 +919,12 @@ impl TouPrices {
             let Some(p) = self.periods.get(name) else {
                 return Err(tariff_err(format!("{field}.periods"), format!("The period '{name}' has no price.")));
             };
-            let pf = format!("{field}.periods.{name}");
+            let pf = || format!("{field}.periods.{name}");
             match (p.rate, p.tiers.is_empty()) {
-                (Some(r), true) => check_price(&format!("{pf}.rate"), r)?,
-                (None, false) => check_tiers(&format!("{pf}.tiers"), &p.tiers, false)?,
-                _ => return Err(tariff_err(pf, "A period price has either `rate` or `tiers`.")),
+                (Some(r), true) if price_fits(r) => {}
+                (Some(r), true) => check_price(&format!("{}.rate", pf()), r)?,
+                (None, false) => check_tiers(|| format!("{}.tiers", pf()), &p.tiers, false)?,
+                _ => return Err(tariff_err(pf(), "A period price has either `rate` or `tiers`.")),
             }
         }
         if let Some(extra) = self.periods.keys().find(|k| !s.periods.contains(k)) {

@@ -765,36 +765,46 @@ impl Tariff {
     }
 }
 
+/// Whether `d` has at most [`MAX_PRICE_DECIMALS`] significant decimals ([`check_price`]'s test).
+pub(crate) fn price_fits(d: Decimal) -> bool {
+    d.scale() <= MAX_PRICE_DECIMALS || d.normalize().scale() <= MAX_PRICE_DECIMALS
+}
+
 pub(crate) fn check_price(field: &str, d: Decimal) -> Result<()> {
-    if d.normalize().scale() > MAX_PRICE_DECIMALS {
+    if !price_fits(d) {
         return Err(tariff_err(field, format!("The price {d} has more than {MAX_PRICE_DECIMALS} decimals.")));
     }
     Ok(())
 }
 
-pub(crate) fn check_tiers(field: &str, tiers: &[Tier], flat_allowed: bool) -> Result<()> {
+/// The tiers of a ladder: at least one, prices with at most [`MAX_PRICE_DECIMALS`] decimals,
+/// every tier but the last with a rising `up_to`. `field` names the tiers in an error (built only
+/// then: a tariff is checked once per bill or comparison).
+pub(crate) fn check_tiers(field: impl Fn() -> String, tiers: &[Tier], flat_allowed: bool) -> Result<()> {
     if tiers.is_empty() {
-        return Err(tariff_err(field, "At least one tier is needed."));
+        return Err(tariff_err(field(), "At least one tier is needed."));
     }
     let mut prev = Decimal::ZERO;
     for (i, t) in tiers.iter().enumerate() {
-        let tf = format!("{field}[{i}]");
-        check_price(&format!("{tf}.rate"), t.rate)?;
+        let tf = |leaf: &str| format!("{}[{i}].{leaf}", field());
+        if !price_fits(t.rate) {
+            check_price(&tf("rate"), t.rate)?;
+        }
         if let Some(f) = t.flat {
             if !flat_allowed {
-                return Err(tariff_err(format!("{tf}.flat"), "A flat tier fee does not apply here."));
+                return Err(tariff_err(tf("flat"), "A flat tier fee does not apply here."));
             }
-            check_price(&format!("{tf}.flat"), f)?;
+            check_price(&tf("flat"), f)?;
         }
         match (t.up_to, i + 1 == tiers.len()) {
             (Some(_), true) => {
-                return Err(tariff_err(format!("{tf}.up_to"), "The last tier is open-ended: leave out its up_to."))
+                return Err(tariff_err(tf("up_to"), "The last tier is open-ended: leave out its up_to."))
             }
-            (None, false) => return Err(tariff_err(format!("{tf}.up_to"), "Every tier but the last needs up_to.")),
+            (None, false) => return Err(tariff_err(tf("up_to"), "Every tier but the last needs up_to.")),
             (Some(u), false) => {
                 if u <= prev {
                     return Err(tariff_err(
-                        format!("{tf}.up_to"),
+                        tf("up_to"),
                         format!("up_to {u} must be greater than the previous limit {prev}."),
                     ));
                 }
