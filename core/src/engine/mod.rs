@@ -1110,7 +1110,9 @@ impl Engine {
         let scope: Vec<Option<&str>> = if req.subjects.is_empty() {
             vec![(!req.subject.is_empty()).then_some(req.subject.as_str())]
         } else {
-            let set: std::collections::BTreeSet<&str> = req.subjects.iter().map(String::as_str).collect();
+            // `extend`, not `collect`: a collected set sorts through a stable-sort copy of its own.
+            let mut set = std::collections::BTreeSet::new();
+            set.extend(req.subjects.iter().map(String::as_str));
             set.into_iter().map(Some).collect()
         };
         let mut records = Vec::new();
@@ -1374,7 +1376,9 @@ fn fill_zero(
     let groups: Vec<Vec<Option<String>>> = if q.group_by.is_empty() {
         vec![Vec::new()]
     } else {
-        let set: std::collections::BTreeSet<&Vec<Option<String>>> = merged.keys().map(|(_, g)| g).collect();
+        // `extend`, not `collect`: a collected set sorts through a stable-sort copy of its own.
+        let mut set: std::collections::BTreeSet<&Vec<Option<String>>> = std::collections::BTreeSet::new();
+        set.extend(merged.keys().map(|(_, g)| g));
         set.into_iter().cloned().collect()
     };
     let rows = windows.saturating_mul(groups.len());
