@@ -414,7 +414,7 @@ impl Engine {
     pub fn remove_spec(&self, spec: &RollupSpec) -> Result<u32> {
         let mut spec = spec.clone();
         spec.check()?;
-        spec.aggregations.sort();
+        crate::order::sort_by(&mut spec.aggregations, Ord::cmp);
         spec.aggregations.dedup();
         let quotas: Vec<(String, u32)> = self
             .quotas
@@ -472,7 +472,7 @@ impl Engine {
     fn add_spec_locked(inner: &mut Inner, spec: &RollupSpec) -> Result<u32> {
         let mut spec = spec.clone();
         let tz = spec.check()?;
-        spec.aggregations.sort();
+        crate::order::sort_by(&mut spec.aggregations, Ord::cmp);
         spec.aggregations.dedup();
         if let Some((i, _)) = live_specs(&inner.specs).find(|(_, s)| **s == spec) {
             return Ok(i);
@@ -898,7 +898,7 @@ impl Engine {
             })
         };
         let mut keyed = rows.drain(..).map(|b| Ok((key(&b)?, b))).collect::<Result<Vec<_>>>()?;
-        keyed.sort_by(|(ka, a), (kb, b)| {
+        crate::order::sort_by(&mut keyed, |(ka, a), (kb, b)| {
             kb.cmp(ka).then_with(|| a.group.cmp(&b.group)).then_with(|| a.subject.cmp(&b.subject))
         });
         Ok(keyed.into_iter().take(n).map(|(_, b)| b).collect())

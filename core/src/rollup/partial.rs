@@ -192,7 +192,7 @@ impl PartialRollup {
     /// The partials, ordered by key.
     pub fn finish(self) -> Vec<Partial> {
         let mut out: Vec<Partial> = self.buckets.into_values().collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        crate::order::sort_by(&mut out, |a, b| a.key.cmp(&b.key));
         out
     }
 }
@@ -332,7 +332,7 @@ impl ColumnarPartial {
             .into_iter()
             .map(|(key, end, state, (min_id, max_id))| Partial { key, end, state, min_id, max_id })
             .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        crate::order::sort_by(&mut out, |a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 }
