@@ -72,7 +72,7 @@ pub fn allocate(total: Decimal, weights: &[Decimal], scale: u32) -> Result<Vec<D
     let assigned: i128 = floors.iter().sum();
     let left = units - assigned;
     let mut order: Vec<usize> = (0..ws.len()).collect();
-    order.sort_by(|&a, &b| rems[b].cmp(&rems[a]).then(a.cmp(&b)));
+    crate::order::sort_by(&mut order, |&a, &b| rems[b].cmp(&rems[a]).then(a.cmp(&b)));
     for &i in order.iter().take(left as usize) {
         floors[i] += 1;
     }

@@ -27,7 +27,7 @@ fn write_canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            crate::order::sort_by(&mut keys, |a, b| a.as_bytes().cmp(b.as_bytes()));
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {

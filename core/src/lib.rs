@@ -66,6 +66,7 @@ pub mod error;
 pub mod invoice;
 pub mod json;
 pub mod notify;
+pub mod order;
 pub mod outbox;
 pub mod quota;
 pub mod reading;

@@ -231,7 +231,9 @@ impl Quota {
             (None, true, true) => return vec![filter.collect()],
             _ => vec![group],
         };
-        let unique: std::collections::BTreeSet<&str> = subjects.into_iter().collect();
+        // `extend`, not `collect`: a collected set sorts through a stable-sort copy of its own (size).
+        let mut unique = std::collections::BTreeSet::new();
+        unique.extend(subjects);
         unique.into_iter().map(|s| std::iter::once(Some(s.to_string())).chain(filter.clone()).collect()).collect()
     }
 

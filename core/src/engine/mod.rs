@@ -414,7 +414,7 @@ impl Engine {
     pub fn remove_spec(&self, spec: &RollupSpec) -> Result<u32> {
         let mut spec = spec.clone();
         spec.check()?;
-        spec.aggregations.sort();
+        crate::order::sort_by(&mut spec.aggregations, Ord::cmp);
         spec.aggregations.dedup();
         let quotas: Vec<(String, u32)> = self
             .quotas
@@ -472,7 +472,7 @@ impl Engine {
     fn add_spec_locked(inner: &mut Inner, spec: &RollupSpec) -> Result<u32> {
         let mut spec = spec.clone();
         let tz = spec.check()?;
-        spec.aggregations.sort();
+        crate::order::sort_by(&mut spec.aggregations, Ord::cmp);
         spec.aggregations.dedup();
         if let Some((i, _)) = live_specs(&inner.specs).find(|(_, s)| **s == spec) {
             return Ok(i);
@@ -898,7 +898,7 @@ impl Engine {
             })
         };
         let mut keyed = rows.drain(..).map(|b| Ok((key(&b)?, b))).collect::<Result<Vec<_>>>()?;
-        keyed.sort_by(|(ka, a), (kb, b)| {
+        crate::order::sort_by(&mut keyed, |(ka, a), (kb, b)| {
             kb.cmp(ka).then_with(|| a.group.cmp(&b.group)).then_with(|| a.subject.cmp(&b.subject))
         });
         Ok(keyed.into_iter().take(n).map(|(_, b)| b).collect())
@@ -1110,7 +1110,9 @@ impl Engine {
         let scope: Vec<Option<&str>> = if req.subjects.is_empty() {
             vec![(!req.subject.is_empty()).then_some(req.subject.as_str())]
         } else {
-            let set: std::collections::BTreeSet<&str> = req.subjects.iter().map(String::as_str).collect();
+            // `extend`, not `collect`: a collected set sorts through a stable-sort copy of its own.
+            let mut set = std::collections::BTreeSet::new();
+            set.extend(req.subjects.iter().map(String::as_str));
             set.into_iter().map(Some).collect()
         };
         let mut records = Vec::new();
@@ -1374,7 +1376,9 @@ fn fill_zero(
     let groups: Vec<Vec<Option<String>>> = if q.group_by.is_empty() {
         vec![Vec::new()]
     } else {
-        let set: std::collections::BTreeSet<&Vec<Option<String>>> = merged.keys().map(|(_, g)| g).collect();
+        // `extend`, not `collect`: a collected set sorts through a stable-sort copy of its own.
+        let mut set: std::collections::BTreeSet<&Vec<Option<String>>> = std::collections::BTreeSet::new();
+        set.extend(merged.keys().map(|(_, g)| g));
         set.into_iter().cloned().collect()
     };
     let rows = windows.saturating_mul(groups.len());

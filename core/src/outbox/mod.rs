@@ -182,7 +182,10 @@ pub fn acknowledge(
     now: DateTime<Utc>,
 ) -> Result<(Vec<MetaChange>, u64)> {
     let at = now.timestamp().to_string();
-    let ids: BTreeSet<&str> = ids.iter().copied().collect();
+    // `extend`, not `collect`: a collected set sorts through a stable-sort copy of its own (size).
+    let mut ids_set: BTreeSet<&str> = BTreeSet::new();
+    ids_set.extend(ids.iter().copied());
+    let ids = ids_set;
     let mut changes = Vec::new();
     let mut acked = 0u64;
     for id in &ids {

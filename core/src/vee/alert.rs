@@ -296,7 +296,9 @@ pub fn alerts_of(records: &[UsageRecord], findings: &[Finding], cfg: AlertConfig
         AlertEvent::Resolved(a) => Some(a),
         AlertEvent::Raised(_) => None,
     }));
-    out.sort_by(|a, b| (a.start, &a.tenant, &a.subject, &a.metric).cmp(&(b.start, &b.tenant, &b.subject, &b.metric)));
+    crate::order::sort_by(&mut out, |a, b| {
+        (a.start, &a.tenant, &a.subject, &a.metric).cmp(&(b.start, &b.tenant, &b.subject, &b.metric))
+    });
     Ok(out)
 }
 
