@@ -1,5 +1,6 @@
 //! A cron job's repeat run (issue 14, item 11): N API-request records (default 979,000, the
-//! issue's count) are ingested into a store (`sqlite`, the default, or `memory`) in batches of
+//! issue's count) are ingested into a store (`sqlite`, the default, `memory`, or a `postgres://` URL
+//! of an empty database) in batches of
 //! 10,000 with a monthly spec per portal, then sent again — every record a duplicate:
 //!
 //! * `same`: in the same batches (the batch probe answers each from one metadata read);
@@ -12,7 +13,7 @@
 //! Prints each run and its cost per record, wall and CPU. The runs to make are the third
 //! argument, comma-separated (default `same,shifted,cold`; a run may repeat, for profiles).
 //!
-//! `cargo run --release -p meterkit-benches --example repeat_run -- [N] [sqlite|memory] [runs]`
+//! `cargo run --release -p meterkit-benches --example repeat_run -- [N] [sqlite|memory|postgres://…] [runs]`
 
 use std::time::Instant;
 
@@ -68,6 +69,9 @@ fn main() {
     let memory = MemoryStore::new();
     let open = || match kind.as_str() {
         "memory" => Engine::new(memory.handle()).unwrap(),
+        url if meterkit_postgres::is_postgres_url(url) => {
+            Engine::new(meterkit_postgres::PgStore::open(url).unwrap()).unwrap()
+        }
         _ => Engine::new(SqliteStore::open(&path).unwrap()).unwrap(),
     };
     let engine = open();

@@ -66,7 +66,8 @@ pub(crate) fn compare_stored(
     records: &[&UsageRecord],
 ) -> Result<Vec<Option<bool>>> {
     let mut out: Vec<Option<bool>> = vec![None; records.len()];
-    let mut probe = Probe { conn, tenant, t, records, ids: Ids { conn, dict, seen: HashMap::default() }, names: Names::new(conn) };
+    let mut probe =
+        Probe { conn, tenant, t, records, ids: Ids { conn, dict, seen: HashMap::default() }, names: Names::new(conn) };
     let mut left: Vec<usize> = (0..records.len()).collect();
     if records.len() >= SCAN_MIN {
         // A sample spread over the batch, by id: a batch mostly stored already is a repeat run,
@@ -128,8 +129,10 @@ impl Probe<'_> {
         let mut rows = stmt.query(params![self.t, json]).map_err(|e| db_err(&e))?;
         while let Some(row) = rows.next().map_err(|e| db_err(&e))? {
             let at: i64 = row.get(0).map_err(|e| db_err(&e))?;
-            let i =
-                *usize::try_from(at).ok().and_then(|at| order.get(at)).ok_or_else(|| codec::corrupt("probe position"))?;
+            let i = *usize::try_from(at)
+                .ok()
+                .and_then(|at| order.get(at))
+                .ok_or_else(|| codec::corrupt("probe position"))?;
             out[i] = Some(self.compare(i, row, 1)?);
         }
         Ok(())
