@@ -1,16 +1,24 @@
 //! A cron job's repeat run (issue 14, item 11): N API-request records (default 979,000, the
-//! issue's count) are ingested into a store (`sqlite`, the default, or `memory`) in batches of
-//! 10,000 with a monthly spec per portal, then sent again — every record a duplicate — twice:
-//! in the same batches (the batch probe answers each from one metadata read) and in batches
-//! shifted by 5,000 records (the probe misses: every key is checked against the store).
-//! Prints each run and its cost per record, wall and CPU.
+//! issue's count) are ingested into a store (`sqlite`, the default, `memory`, or a `postgres://` URL
+//! of an empty database) in batches of
+//! 10,000 with a monthly spec per portal, then sent again — every record a duplicate:
 //!
-//! `cargo run --release -p meterkit-benches --example repeat_run -- [N] [sqlite|memory]`
+//! * `same`: in the same batches (the batch probe answers each from one metadata read);
+//! * `shifted`: in batches shifted by 5,000 records (the probe misses: every key is checked
+//!   against the store — the cost of a duplicate when a job cuts its batches differently; each
+//!   further shifted run cuts at another offset);
+//! * `cold`: shifted again, from a second engine opened on the same store (a cron job's next
+//!   process: no cache of the first engine helps).
+//!
+//! Prints each run and its cost per record, wall and CPU. The runs to make are the third
+//! argument, comma-separated (default `same,shifted,cold`; a run may repeat, for profiles).
+//!
+//! `cargo run --release -p meterkit-benches --example repeat_run -- [N] [sqlite|memory|postgres://…] [runs]`
 
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use meterkit::{Decimal, Engine, RollupSpec, UsageRecord, Window};
+use meterkit::{Decimal, Engine, MemoryStore, RollupSpec, UsageRecord, Window};
 use meterkit_sqlite::SqliteStore;
 
 fn record(n: u64) -> UsageRecord {
@@ -30,37 +38,57 @@ fn cpu_secs() -> f64 {
     fields.get(10).zip(fields.get(11)).map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
+/// Send `records` to `engine` in batches of 10,000 after a first batch of `offset` records, and
+/// print the run's cost.
+fn run(engine: &Engine, records: &[UsageRecord], what: &str, offset: usize) {
+    let n = records.len();
+    let (t, cpu) = (Instant::now(), cpu_secs());
+    let (mut accepted, mut duplicates) = (0, 0);
+    let (head, rest) = records.split_at(offset.min(n));
+    for chunk in std::iter::once(head).filter(|h| !h.is_empty()).chain(rest.chunks(10_000)) {
+        let r = engine.ingest(chunk).unwrap();
+        accepted += r.accepted;
+        duplicates += r.duplicates;
+    }
+    let s = t.elapsed().as_secs_f64();
+    let c = cpu_secs() - cpu;
+    println!(
+        "{what:<26}: {n} records in {s:.2} s wall ({:.3} µs/record), {c:.2} s CPU ({:.3} µs/record): \
+         {accepted} accepted, {duplicates} duplicates",
+        s * 1e6 / n as f64,
+        c * 1e6 / n as f64
+    );
+}
+
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(979_000);
     let kind = std::env::args().nth(2).unwrap_or_else(|| "sqlite".into());
+    let runs = std::env::args().nth(3).unwrap_or_else(|| "same,shifted,cold".into());
     let dir = tempfile::tempdir().unwrap();
-    let engine = match kind.as_str() {
-        "memory" => Engine::in_memory(),
-        _ => Engine::new(SqliteStore::open(dir.path().join("repeat.db")).unwrap()).unwrap(),
+    let path = dir.path().join("repeat.db");
+    let memory = MemoryStore::new();
+    let open = || match kind.as_str() {
+        "memory" => Engine::new(memory.handle()).unwrap(),
+        url if meterkit_postgres::is_postgres_url(url) => {
+            Engine::new(meterkit_postgres::PgStore::open(url).unwrap()).unwrap()
+        }
+        _ => Engine::new(SqliteStore::open(&path).unwrap()).unwrap(),
     };
+    let engine = open();
     println!("store: {kind}");
     let spec = RollupSpec::new("requests", Window::Month, "UTC").unwrap().group_by(["subject", "status"]);
     engine.add_spec(spec).unwrap();
     let records: Vec<UsageRecord> = (0..n).map(record).collect();
-    let run = |what: &str, offset: usize| {
-        let (t, cpu) = (Instant::now(), cpu_secs());
-        let (mut accepted, mut duplicates) = (0, 0);
-        let (head, rest) = records.split_at(offset.min(records.len()));
-        for chunk in std::iter::once(head).filter(|h| !h.is_empty()).chain(rest.chunks(10_000)) {
-            let r = engine.ingest(chunk).unwrap();
-            accepted += r.accepted;
-            duplicates += r.duplicates;
+    run(&engine, &records, "first run", 0);
+    // Each shifted run cuts its batches at another offset: a batch cut seen before would be
+    // answered by the probe.
+    let mut offsets = [5_000, 2_500, 7_500, 1_250, 3_750, 6_250, 8_750].into_iter().cycle();
+    for what in runs.split(',') {
+        match what {
+            "same" => run(&engine, &records, "repeat run, same batches", 0),
+            "shifted" => run(&engine, &records, "repeat run, shifted", offsets.next().unwrap_or(5_000)),
+            "cold" => run(&open(), &records, "repeat run, new engine", offsets.next().unwrap_or(5_000)),
+            other => eprintln!("unknown run {other} (same, shifted, cold)"),
         }
-        let s = t.elapsed().as_secs_f64();
-        let c = cpu_secs() - cpu;
-        println!(
-            "{what}: {n} records in {s:.2} s wall ({:.3} µs/record), {c:.2} s CPU ({:.3} µs/record): \
-             {accepted} accepted, {duplicates} duplicates",
-            s * 1e6 / n as f64,
-            c * 1e6 / n as f64
-        );
-    };
-    run("first run              ", 0);
-    run("repeat run, same batches", 0);
-    run("repeat run, shifted     ", 5_000);
+    }
 }

@@ -124,11 +124,24 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
         Ok(self)
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
-        let mut seen = std::collections::HashSet::new();
+        // The first keys of an object (a usage record has about eight) are compared in a small
+        // array on the stack — no allocation, no hashing: this check runs over every record a
+        // binding reads; the rest go to a hash set.
+        const FEW: usize = 16;
+        let mut few: [Option<std::borrow::Cow<'de, str>>; FEW] = Default::default();
+        let mut many = std::collections::HashSet::new();
+        let mut n = 0;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !seen.insert(key.clone()) {
+            let seen = few[..n.min(FEW)].iter().flatten().any(|k| *k == key) || many.contains(&key);
+            if seen {
                 return Err(serde::de::Error::custom(format!("the key '{key}' appears twice in one object")));
             }
+            if n < FEW {
+                few[n] = Some(key);
+            } else {
+                many.insert(key);
+            }
+            n += 1;
             map.next_value::<NoDuplicateKeys>()?;
         }
         Ok(self)
@@ -148,6 +161,14 @@ mod tests {
         let e = check_json("{\n\"id\":\"r1\",\n\"quantity\":\"1\",\n\"quantity\":\"9\"}").unwrap_err();
         assert_eq!(e.line(), Some(4));
         assert!(e.message().contains("'quantity' appears twice"), "{}", e.message());
+        // Objects of more keys than the stack array holds: a repeat is found on either side.
+        let keys = |n: usize| (0..n).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(",");
+        assert!(check_json(&format!("{{{}}}", keys(40))).is_ok());
+        for repeat in ["k3", "k20", "k15", "k16"] {
+            let bad = format!("{{{},\"{repeat}\":0}}", keys(40));
+            assert!(check_json(&bad).unwrap_err().message().contains(&format!("'{repeat}'")), "{repeat}");
+        }
+        assert!(check_json(r#"{"a":1,"\u0061":2}"#).is_err(), "an escaped repeat");
         // Numbers of any length are fine (they are kept as text).
         assert!(check_json(r#"{"q":12345678901234567890123456789012345.5e-3}"#).is_ok());
     }

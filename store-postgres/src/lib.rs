@@ -950,6 +950,41 @@ impl Store for PgStore {
             .collect()
     }
 
+    /// One query for the whole batch (`id = ANY($2)`), compared in the stored form: a stored body
+    /// equal to the incoming record's JSON (the form `apply` writes) is the same content without
+    /// being parsed; any other (a conflict, a copy stored flagged by validation, a quantity written
+    /// at another scale) is parsed and compared field by field, so the answer stays exact.
+    fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let rows = self.with_conn("read records by id", |c| {
+            let st = c.st.get_records.clone();
+            c.client.query(&st, &[&tenant, &ids])
+        })?;
+        let mut found: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let get =
+                |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
+            found.insert(row.try_get(0).map_err(get)?, row.try_get(1).map_err(get)?);
+        }
+        let mut json = Vec::with_capacity(256);
+        records
+            .iter()
+            .map(|r| {
+                let Some(stored) = found.get(r.id.as_str()) else { return Ok(None) };
+                json.clear();
+                serde_json::to_writer(&mut json, r).map_err(|e| json_err(&e))?;
+                if json == stored.as_bytes() {
+                    return Ok(Some(true));
+                }
+                let stored: UsageRecord = serde_json::from_str(stored).map_err(|e| json_err(&e))?;
+                Ok(Some(stored.same_content(r)))
+            })
+            .collect()
+    }
+
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -32,6 +32,7 @@
 mod codec;
 mod dict;
 mod migrate;
+mod probe;
 
 use std::path::Path;
 
@@ -430,6 +431,15 @@ impl Store for SqliteStore {
 
     fn removed_specs(&self) -> Result<Vec<u32>> {
         removed_specs(&self.conn)
+    }
+
+    /// One statement for the whole batch, compared in the stored form without decoding the rows
+    /// (see the `probe` module): a duplicate costs one index probe and a byte comparison.
+    fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
+        match self.dict.find(&self.conn, tenant)? {
+            Some(t) if !records.is_empty() => probe::compare_stored(&self.conn, &self.dict, tenant, t, records),
+            _ => Ok(vec![None; records.len()]),
+        }
     }
 
     /// One statement for the whole batch: the ids, sorted (neighbouring index pages), are

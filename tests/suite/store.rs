@@ -645,6 +645,55 @@ pub fn tenant_specs_and_spec_removal_across_engines(open: &Opener) {
     assert_eq!(c.add_spec(day).unwrap(), 2);
 }
 
+/// `compare_stored`, the duplicate check of every ingest, on a batch cut differently from the
+/// stored ones and large enough for a store's batch paths (SQLite answers a mostly-stored batch
+/// from its time range): duplicates are found, and a same-key record with other content — another
+/// quantity, another time (outside the batch's time range too), subject, metric or dimension — is
+/// `Some(false)`; a quantity at another scale is the same value; new keys and other tenants' keys
+/// are `None`. Then through the engine: a re-cut repeat run stores nothing and reports the
+/// conflicts by id.
+pub fn compare_stored_answers_recut_batches_exactly(make: &Factory) {
+    let mut s = make();
+    let at = |i: u32| format!("2024-03-01T{:02}:{:02}:{:02}Z", i / 3600, (i / 60) % 60, i % 60);
+    let stored: Vec<UsageRecord> = (0..800)
+        .map(|i| {
+            rec("t", &format!("r{i:04}"), &format!("s{}", i % 7), "m", &format!("{}.50", i % 13), &at(i * 10))
+                .with_dimension("k", if i % 3 == 0 { "a" } else { "b" })
+        })
+        .collect();
+    insert(&mut *s, &stored);
+    insert(&mut *s, &[rec("u", "r0500", "s1", "m", "1", &at(5000))]);
+    // Stored 200..800 again (a re-cut: the store saw them in one batch of 800) and 100 new.
+    let mut batch: Vec<UsageRecord> = stored[200..].to_vec();
+    batch.extend((800..900).map(|i| rec("t", &format!("r{i:04}"), "s1", "m", "1", &at(i * 10))));
+    batch[10].quantity = "99".parse().unwrap();
+    batch[20].timestamp = ts("2025-01-01T00:00:00Z");
+    batch[30].subject = "other".into();
+    batch[40].metric = "m2".into();
+    batch[50].dimensions.insert("k".into(), "c".into());
+    batch[60].dimensions.clear();
+    batch[70].quantity = format!("{}00", batch[70].quantity).parse().unwrap(); // same value, scale 4
+    let refs: Vec<&UsageRecord> = batch.iter().collect();
+    let got = s.compare_stored("t", &refs).unwrap();
+    let conflicts = [10, 20, 30, 40, 50, 60];
+    for (i, g) in got.iter().enumerate() {
+        let want = if i >= 600 { None } else { Some(!conflicts.contains(&i)) };
+        assert_eq!(*g, want, "record {i} ({})", batch[i].id);
+    }
+    assert!(s.compare_stored("t", &[]).unwrap().is_empty());
+    assert_eq!(s.compare_stored("nobody", &refs[..3]).unwrap(), [None, None, None]);
+    // The engine on the same store: nothing stored twice, the conflicts named.
+    let engine = Engine::new(s).unwrap();
+    let report = engine.ingest(&batch).unwrap();
+    assert_eq!((report.accepted, report.duplicates), (100, 594));
+    let rejected: Vec<&str> = report.rejected.iter().map(|r| r.id.as_str()).collect();
+    let named: Vec<&str> = conflicts.iter().map(|&i| batch[i].id.as_str()).collect();
+    assert_eq!(rejected, named);
+    assert!(report.rejected.iter().all(|r| r.kind == ErrorKind::Conflict));
+    let again = engine.ingest(&batch[5..]).unwrap();
+    assert_eq!((again.accepted, again.duplicates, again.rejected.len()), (0, 689, 6));
+}
+
 macro_rules! stores {
     ($($check:ident),* $(,)?; shared: $($shared:ident),* $(,)?) => {
         mod memory {
@@ -707,7 +756,8 @@ stores!(
     the_reading_vectors_pass,
     import_buckets_is_idempotent,
     the_partial_vectors_pass,
-    removed_specs_lose_their_buckets_and_refuse_merges;
+    removed_specs_lose_their_buckets_and_refuse_merges,
+    compare_stored_answers_recut_batches_exactly;
     shared: specs_created_while_another_engine_ingests,
     two_writers_at_once,
     the_counter_vectors_pass_across_restarts,

@@ -48,8 +48,13 @@ pub(crate) fn probe_key(store: &dyn Store, batch: &[UsageRecord]) -> Result<Opti
     }
     let revision = store.meta(&first.tenant, REVISION)?.unwrap_or_else(|| "0".to_string());
     let mut h = Sha256::new();
+    // Each record's bytes are gathered first and hashed in one update (many small updates cost
+    // more than the hashing); the bytes, so the key, are the same.
+    let mut buf = Vec::with_capacity(256);
     for r in batch {
-        feed(&mut h, r);
+        buf.clear();
+        feed(&mut buf, r);
+        h.update(&buf);
     }
     let hex = h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -60,35 +65,34 @@ pub(crate) fn probe_key(store: &dyn Store, batch: &[UsageRecord]) -> Result<Opti
 
 /// Feed one record's idempotent content, each field length-prefixed so no two records feed the
 /// same bytes.
-fn feed(h: &mut Sha256, r: &UsageRecord) {
-    let mut text = |s: &str| {
-        h.update((s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
+fn feed(h: &mut Vec<u8>, r: &UsageRecord) {
+    let text = |h: &mut Vec<u8>, s: &str| {
+        h.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        h.extend_from_slice(s.as_bytes());
     };
-    text(&r.tenant);
-    text(&r.id);
-    text(&r.subject);
-    text(&r.metric);
+    text(h, &r.tenant);
+    text(h, &r.id);
+    text(h, &r.subject);
+    text(h, &r.metric);
     // The quantity by value: its normalized form (no trailing zeros, no negative zero) is one
     // scale and one mantissa per value.
     let q = r.quantity.normalize();
-    h.update([1, q.scale() as u8]);
-    h.update(q.mantissa().to_le_bytes());
-    let mut at = |t: Option<DateTime<Utc>>| match t {
+    h.extend_from_slice(&[1, q.scale() as u8]);
+    h.extend_from_slice(&q.mantissa().to_le_bytes());
+    let at = |h: &mut Vec<u8>, t: Option<DateTime<Utc>>| match t {
         Some(t) => {
-            h.update([1]);
-            h.update(t.timestamp().to_le_bytes());
-            h.update(t.timestamp_subsec_nanos().to_le_bytes());
+            h.push(1);
+            h.extend_from_slice(&t.timestamp().to_le_bytes());
+            h.extend_from_slice(&t.timestamp_subsec_nanos().to_le_bytes());
         }
-        None => h.update([0]),
+        None => h.push(0),
     };
-    at(Some(r.timestamp));
-    at(r.end);
-    h.update((r.dimensions.len() as u64).to_le_bytes());
+    at(h, Some(r.timestamp));
+    at(h, r.end);
+    h.extend_from_slice(&(r.dimensions.len() as u64).to_le_bytes());
     for (k, v) in &r.dimensions {
         for s in [k, v] {
-            h.update((s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
+            text(h, s);
         }
     }
 }
