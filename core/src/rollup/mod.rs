@@ -811,6 +811,7 @@ impl Accumulator {
     fn add_with(&mut self, record: &UsageRecord, metric: usize, vals: &[Option<&str>]) -> Result<()> {
         use std::hash::{Hash, Hasher};
         let t = record.timestamp.timestamp();
+        let point = slot::Point::of(record);
         for si in 0..self.specs.len() {
             let spec = &self.specs[si];
             if spec.metric != metric {
@@ -845,7 +846,7 @@ impl Accumulator {
             }
             let entry = self.entry_of(si, found, t)?;
             let unique = self.specs[si].unique.iter().map(String::as_str);
-            self.slots[entry as usize].add(&mut self.side, record, unique)?;
+            self.slots[entry as usize].add(&mut self.side, record, point.as_ref(), unique)?;
         }
         Ok(())
     }

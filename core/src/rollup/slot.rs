@@ -71,6 +71,35 @@ pub(super) struct Side {
     long_ids: Vec<String>,
 }
 
+/// What a slot needs of a record, computed once per record: its quantity as an `i64` mantissa
+/// and scale, its instant in nanoseconds, its id packed when short.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Point {
+    mantissa: i64,
+    scale: u32,
+    ns: i64,
+    id: Option<u64>,
+}
+
+impl Point {
+    /// `None` when the record cannot be added in integers at all: a quality other than `actual`,
+    /// a mantissa beyond `i64`, a negative zero (its sign lives only in the decimal form), an
+    /// instant outside `i64` nanoseconds or a leap second's.
+    #[inline]
+    pub(super) fn of(record: &UsageRecord) -> Option<Point> {
+        if record.quality != Quality::Actual || record.timestamp.timestamp_subsec_nanos() >= 1_000_000_000 {
+            return None;
+        }
+        let q = record.quantity;
+        let mantissa = i64::try_from(q.mantissa()).ok()?;
+        if mantissa == 0 && q.is_sign_negative() {
+            return None;
+        }
+        let ns = record.timestamp.timestamp_nanos_opt()?;
+        Some(Point { mantissa, scale: q.scale(), ns, id: pack(&record.id) })
+    }
+}
+
 /// `id` packed big-endian and zero-padded, when at most 8 bytes. For such ids, comparing
 /// `(packed, length)` orders them as their bytes do.
 #[inline]
@@ -129,7 +158,8 @@ impl Slot {
     }
 
     /// Add `record` (with the distinct values of `unique`, which a spec counting them always
-    /// has non-empty: such a slot is full from its first record).
+    /// has non-empty: such a slot is full from its first record); `point` is
+    /// [`Point::of`]`(record)`, computed once for all the specs a record adds to.
     ///
     /// # Errors
     /// As [`BucketState::add`]; the slot is then unchanged in value.
@@ -138,10 +168,11 @@ impl Slot {
         &mut self,
         side: &mut Side,
         record: &UsageRecord,
+        point: Option<&Point>,
         mut unique: impl Iterator<Item = &'a str> + Clone,
     ) -> Result<()> {
-        if self.meta & FULL == 0 && record.quality == Quality::Actual && unique.clone().next().is_none() {
-            if let Some(()) = self.add_integer(side, record) {
+        if let Some(p) = point {
+            if self.meta & FULL == 0 && unique.clone().next().is_none() && self.add_integer(side, record, p).is_some() {
                 return Ok(());
             }
         }
@@ -154,20 +185,21 @@ impl Slot {
     /// returns the mantissas aligned at the larger scale when the scales are at most 9 apart and
     /// the sum is non-zero and fits in 96 bits; here the sum must also fit in `i64`.
     #[inline]
-    fn add_integer(&mut self, side: &mut Side, record: &UsageRecord) -> Option<()> {
-        let q = record.quantity;
-        let (qm, qs) = (i64::try_from(q.mantissa()).ok()?, q.scale());
-        if qm == 0 && q.is_sign_negative() {
-            return None; // a negative zero keeps its sign only in the decimal form
-        }
+    fn add_integer(&mut self, side: &mut Side, record: &UsageRecord, p: &Point) -> Option<()> {
+        let (qm, qs, ts) = (p.mantissa, p.scale, p.ns);
         let ss = self.scale(SUM);
-        let p = *POW10.get(ss.abs_diff(qs) as usize).filter(|_| ss.abs_diff(qs) <= 9)?;
-        let sum = if ss >= qs { i128::from(self.sum) + i128::from(qm) * p } else { i128::from(self.sum) * p + i128::from(qm) };
+        let diff = ss.abs_diff(qs);
+        if diff > 9 {
+            return None;
+        }
+        let pow = POW10[diff as usize];
+        let sum = if ss >= qs {
+            i128::from(self.sum) + i128::from(qm) * pow
+        } else {
+            i128::from(self.sum) * pow + i128::from(qm)
+        };
         let sum = i64::try_from(sum).ok().filter(|&s| s != 0)?;
         let count = self.count.checked_add(1).filter(|&c| c != u32::MAX)?;
-        // A leap second's instant (nanoseconds ≥ 10^9) keeps its form only in the decimal state.
-        let ts = record.timestamp.timestamp_nanos_opt().filter(|_| record.timestamp.timestamp_subsec_nanos() < 1_000_000_000)?;
-        let packed = pack(&record.id);
         // Everything checked: now change the slot.
         self.sum = sum;
         self.set_scale(SUM, ss.max(qs));
@@ -175,7 +207,7 @@ impl Slot {
             (self.min, self.max, self.first_ns) = (qm, qm, ts);
             self.set_scale(MIN, qs);
             self.set_scale(MAX, qs);
-            self.set_latest(side, record, packed, ts, qm, qs);
+            self.set_latest(side, record, p.id, ts, qm, qs);
         } else {
             self.first_ns = self.first_ns.min(ts);
             // Ties keep the current value (as `BucketState::add`).
@@ -190,8 +222,8 @@ impl Slot {
             let newer = match ts.cmp(&self.latest_ns) {
                 std::cmp::Ordering::Greater => true,
                 std::cmp::Ordering::Less => false,
-                std::cmp::Ordering::Equal => match (packed, self.id_len()) {
-                    (Some(p), n) if n != LONG_ID => (p, record.id.len() as u32) > (self.id, n),
+                std::cmp::Ordering::Equal => match (p.id, self.id_len()) {
+                    (Some(packed), n) if n != LONG_ID => (packed, record.id.len() as u32) > (self.id, n),
                     _ => {
                         let mut buf = [0u8; 8];
                         record.id.as_bytes() > self.latest_id(side, &mut buf)
@@ -199,7 +231,7 @@ impl Slot {
                 },
             };
             if newer {
-                self.set_latest(side, record, packed, ts, qm, qs);
+                self.set_latest(side, record, p.id, ts, qm, qs);
             }
         }
         self.count = count;
@@ -298,7 +330,8 @@ mod tests {
             1 => Just("a\0".to_string()),
             1 => Just("a".to_string()),
         ];
-        let quality = prop_oneof![8 => Just(Quality::Actual), 1 => Just(Quality::Flagged), 1 => Just(Quality::Estimated)];
+        let quality =
+            prop_oneof![8 => Just(Quality::Actual), 1 => Just(Quality::Flagged), 1 => Just(Quality::Estimated)];
         let at = prop_oneof![
             6 => (0i64..20, 0u32..3).prop_map(|(s, n)| Utc.timestamp_opt(1_700_000_000 + s, n).unwrap()),
             1 => Just(Utc.with_ymd_and_hms(1500, 1, 1, 0, 0, 0).unwrap()),
@@ -326,7 +359,7 @@ mod tests {
             let mut state = BucketState::default();
             for r in &records {
                 let want = state.add(r, std::iter::empty());
-                let got = slot.add(&mut side, r, std::iter::empty());
+                let got = slot.add(&mut side, r, Point::of(r).as_ref(), std::iter::empty());
                 prop_assert_eq!(want.is_ok(), got.is_ok());
                 prop_assert_eq!(text(&slot.state(&side)), text(&state));
             }
