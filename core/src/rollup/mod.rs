@@ -13,6 +13,7 @@ use crate::time::{parse_time_zone, Tz, Window};
 
 pub mod columnar;
 pub mod partial;
+mod slot;
 
 /// Identifies one rollup bucket: tenant, spec (index in the store's spec list), window start
 /// (Unix seconds) and group values in the spec's `group_by` order.
@@ -662,7 +663,13 @@ pub struct Accumulator {
     series: Vec<AccSeries>,
     /// `(series, window start)` -> entry, for records outside their series' remembered window.
     index: rustc_hash::FxHashMap<(u32, i64), u32>,
-    entries: Vec<(BucketKey, i64, BucketState)>,
+    /// Per entry: its series and window `[start, end)`; the [`BucketKey`] is built only by
+    /// [`into_buckets`](Self::into_buckets).
+    windows: Vec<(u32, i64, i64)>,
+    /// Per entry: its state, 64 bytes of integers in the common case ([`slot::Slot`]).
+    slots: Vec<slot::Slot>,
+    /// The states of the slots that left the integer form, and ids longer than 8 bytes.
+    side: slot::Side,
 }
 
 /// End of a hash chain, or "no entry yet", in [`Accumulator`].
@@ -751,7 +758,9 @@ impl Accumulator {
             series_index: rustc_hash::FxHashMap::default(),
             series: Vec::new(),
             index: rustc_hash::FxHashMap::default(),
-            entries: Vec::new(),
+            windows: Vec::new(),
+            slots: Vec::new(),
+            side: slot::Side::default(),
         })
     }
 
@@ -807,6 +816,7 @@ impl Accumulator {
     fn add_with(&mut self, record: &UsageRecord, metric: usize, vals: &[Option<&str>]) -> Result<()> {
         use std::hash::{Hash, Hasher};
         let t = record.timestamp.timestamp();
+        let point = slot::Point::of(record);
         for si in 0..self.specs.len() {
             let spec = &self.specs[si];
             if spec.metric != metric {
@@ -840,7 +850,8 @@ impl Accumulator {
                 self.series_index.insert(hash, found);
             }
             let entry = self.entry_of(si, found, t)?;
-            self.entries[entry as usize].2.add(record, self.specs[si].unique.iter().map(String::as_str))?;
+            let unique = self.specs[si].unique.iter().map(String::as_str);
+            self.slots[entry as usize].add(&mut self.side, record, point.as_ref(), unique)?;
         }
         Ok(())
     }
@@ -856,17 +867,12 @@ impl Accumulator {
         let entry = match self.index.get(&(series, start)) {
             Some(&e) => e,
             None => {
-                let e = u32::try_from(self.entries.len())
+                let e = u32::try_from(self.slots.len())
                     .ok()
                     .filter(|&i| i != NO_ENTRY)
                     .ok_or_else(|| Error::new(ErrorKind::Overflow, "An accumulator holds at most 2^32-1 buckets."))?;
-                let key = BucketKey {
-                    tenant: self.tenant.clone(),
-                    spec: self.specs[si].id,
-                    start,
-                    group: self.series[series as usize].group.clone(),
-                };
-                self.entries.push((key, end, BucketState::default()));
+                self.windows.push((series, start, end));
+                self.slots.push(slot::Slot::default());
                 self.index.insert((series, start), e);
                 e
             }
@@ -878,17 +884,31 @@ impl Accumulator {
 
     /// Number of distinct buckets touched so far.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// True when no record matched any spec.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.is_empty()
     }
 
     /// The accumulated `(key, window end, state)` triples, in first-touched order.
-    pub fn into_buckets(self) -> Vec<(BucketKey, i64, BucketState)> {
-        self.entries
+    pub fn into_buckets(mut self) -> Vec<(BucketKey, i64, BucketState)> {
+        let side = &mut self.side;
+        self.windows
+            .iter()
+            .zip(&self.slots)
+            .map(|(&(series, start, end), slot)| {
+                let s = &self.series[series as usize];
+                let key = BucketKey {
+                    tenant: self.tenant.clone(),
+                    spec: self.specs[s.spec as usize].id,
+                    start,
+                    group: s.group.clone(),
+                };
+                (key, end, slot.take_state(side))
+            })
+            .collect()
     }
 }
 

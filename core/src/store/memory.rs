@@ -1,7 +1,9 @@
 //! The in-memory [`MemoryStore`]: ordered maps, nothing persisted, shareable between engines of
 //! one process.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -46,7 +48,7 @@ struct Data {
     /// Slots freed by deletions.
     free: Vec<u32>,
     /// tenant → id → slot: a lookup borrows the caller's strings (no key copies).
-    ids: HashMap<String, HashMap<String, u32>>,
+    ids: FxHashMap<String, FxHashMap<String, u32>>,
     /// (tenant, metric, timestamp secs, timestamp nanos, slot): the records of one metric in
     /// time order (records of one instant are ordered by id when read).
     by_time: BTreeSet<(u32, u32, i64, u32, u32)>,
@@ -62,7 +64,7 @@ struct Data {
 /// Interned strings: each distinct tenant, metric or subject gets a number once.
 #[derive(Debug, Default)]
 struct Names {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
 }
 
 impl Names {
@@ -124,7 +126,7 @@ impl MemoryStore {
 
     /// Number of stored records (all tenants).
     pub fn record_count(&self) -> usize {
-        self.data().ids.values().map(HashMap::len).sum()
+        self.data().ids.values().map(FxHashMap::len).sum()
     }
 
     fn data(&self) -> MutexGuard<'_, Data> {
@@ -170,7 +172,8 @@ impl Data {
         // Validate first so that a failure leaves everything untouched: the only thing a merge
         // can fail on is a sum leaving the decimal range, so the sums alone are merged here
         // (no copy of a stored state, its latest id or its distinct values).
-        let mut sums: HashMap<&BucketKey, BucketState> = HashMap::with_capacity(changes.merge.len());
+        let mut sums: FxHashMap<&BucketKey, BucketState> =
+            FxHashMap::with_capacity_and_hasher(changes.merge.len(), rustc_hash::FxBuildHasher);
         for (key, _, delta) in &changes.merge {
             let state = sums
                 .entry(key)
