@@ -63,7 +63,13 @@ fn ingest(engine: &Engine, records: &[UsageRecord]) {
 
 /// The data of `benches/python/bench.py` (1,000 tenants, sorted timestamps over `days` days from
 /// 2024-01-01, quantities 0–4999 Wh) rolled up by `ColumnarRollup::run` on one thread.
+/// `kind` is `hourly` or `daily`, with `-dict` for the tenant column as dictionary codes (what a
+/// categorical column gives) instead of plain strings.
 fn columnar_mode(kind: &str, n: usize) {
+    let (kind, dict) = match kind.strip_suffix("-dict") {
+        Some(k) => (k, true),
+        None => (kind, false),
+    };
     let (days, spec) = match kind {
         "hourly" => (30, RollupSpec::new("wh", Window::Hour, "UTC").unwrap()),
         _ => (365, RollupSpec::new("wh", Window::Day, "America/New_York").unwrap()),
@@ -74,7 +80,9 @@ fn columnar_mode(kind: &str, n: usize) {
     let mut ts: Vec<i64> = (0..n).map(|_| 1_704_067_200 + rng.below(span) as i64).collect();
     ts.sort_unstable();
     let names: Vec<String> = (0..1000).map(|i| format!("t{i:04}")).collect();
-    let tenants: Vec<Option<&str>> = (0..n).map(|_| Some(names[rng.below(1000) as usize].as_str())).collect();
+    let codes: Vec<u32> = (0..n).map(|_| rng.below(1000) as u32).collect();
+    let tenants: Vec<Option<&str>> = codes.iter().map(|&c| Some(names[c as usize].as_str())).collect();
+    let values: Vec<&str> = names.iter().map(String::as_str).collect();
     let wh: Vec<i64> = (0..n).map(|_| rng.below(5000) as i64).collect();
     let batches: Vec<ColumnBatch<'_>> = (0..n)
         .step_by(65_536)
@@ -82,7 +90,11 @@ fn columnar_mode(kind: &str, n: usize) {
             let r = lo..(lo + 65_536).min(n);
             ColumnBatch {
                 metric: StrColumn::Const(Some("wh")),
-                tenant: StrColumn::Plain(&tenants[r.clone()]),
+                tenant: if dict {
+                    StrColumn::Dict { values: &values, codes: &codes[r.clone()] }
+                } else {
+                    StrColumn::Plain(&tenants[r.clone()])
+                },
                 subject: StrColumn::Const(Some("s")),
                 timestamps: &ts[r.clone()],
                 nanos: None,

@@ -87,6 +87,31 @@ def run_meterkit(path: Path, window: str, zone: str, threads: int) -> tuple[floa
     return elapsed, rows
 
 
+def run_meterkit_dict(path: Path, window: str, zone: str, threads: int) -> tuple[float, list[tuple[Any, ...]]]:
+    """meterkit with the tenant column read as an Arrow dictionary (categorical): codes, no strings."""
+    import pyarrow.parquet as pq
+
+    import meterkit as mk
+
+    table = pq.read_table(path, read_dictionary=["tenant"])
+    spec = mk.RollupSpec("wh", window, zone)
+    t0 = time.perf_counter()
+    out = mk.rollup_arrow(table, spec, threads=threads)
+    elapsed = time.perf_counter() - t0
+    t = out.to_pyarrow()
+    rows = list(
+        zip(
+            t.column("tenant").to_pylist(),
+            [int(x.timestamp()) for x in t.column("window_start").to_pylist()],
+            [int(x) for x in t.column("sum").to_pylist()],
+            t.column("count").to_pylist(),
+            [int(x) for x in t.column("min").to_pylist()],
+            [int(x) for x in t.column("max").to_pylist()],
+        )
+    )
+    return elapsed, rows
+
+
 def run_pandas(path: Path, window: str, zone: str, threads: int) -> tuple[float, list[tuple[Any, ...]]]:
     import pandas as pd
 
@@ -180,6 +205,7 @@ def run_duckdb(path: Path, window: str, zone: str, threads: int) -> tuple[float,
 
 RUNNERS = {
     "meterkit": run_meterkit,
+    "meterkit (dictionary tenant)": run_meterkit_dict,
     "pandas": run_pandas,
     "polars group_by_dynamic": run_polars_dynamic,
     "polars dt.truncate+group_by": run_polars_truncate,
@@ -215,11 +241,34 @@ def list_ingest_cost(n: int) -> dict[str, float]:
     return {"construct_us": (t1 - t0) / n * 1e6, "ingest_us": (t2 - t1) / n * 1e6}
 
 
+def arrow_ingest_cost(path: Path, n: int) -> dict[str, float]:
+    """Records per second of Engine.ingest_arrow (stored, idempotent: ids), memory and SQLite,
+    for the first n rows of a dataset (a pyarrow Table; subject and metric constant)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    import meterkit as mk
+
+    table = pq.read_table(path).slice(0, n)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for store in ("memory", "sqlite"):
+            engine = mk.Engine() if store == "memory" else mk.Engine.open(str(Path(tmp) / "bench.db"))
+            engine.add_spec(mk.RollupSpec("wh", "hour", "UTC"))
+            t0 = time.perf_counter()
+            report = engine.ingest_arrow(table, subject="s", metric="wh")
+            out[store] = n / (time.perf_counter() - t0)
+            assert report.accepted == n, report
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--out", default="bench-out/python")
     ap.add_argument("--list-rows", type=int, default=200_000)
+    ap.add_argument("--ingest-rows", type=int, default=1_000_000)
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--engines", default=",".join(RUNNERS))
     ap.add_argument("--child", action="store_true")
@@ -234,6 +283,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()
     cores = os.cpu_count() or 1
     results: list[dict[str, Any]] = []
     for ds in args.datasets.split(","):
@@ -269,6 +319,9 @@ def main() -> None:
                 print(f"MISMATCH: {ds} {r['engine']} threads={r['threads']}", file=sys.stderr)
                 ok = False
     cost = list_ingest_cost(args.list_rows)
+    first = args.datasets.split(",")[0]
+    arrow_cost = arrow_ingest_cost(out / f"{first}-{args.rows}.parquet", min(args.ingest_rows, args.rows))
+    load = os.getloadavg()
     lines = ["| dataset | engine | threads | seconds | M rows/s | meterkit speed-up (its s ÷ meterkit s) |", "|---|---|---|---|---|---|"]
     for r in results:
         ref = next(x for x in results if x["dataset"] == r["dataset"] and x["engine"] == "meterkit" and x["threads"] == 1)
@@ -276,15 +329,23 @@ def main() -> None:
             f"| {r['dataset']} | {r['engine']} | {r['threads']} | {r['elapsed']:.3f} | {r['rows'] / r['elapsed'] / 1e6:.2f} | {r['elapsed'] / ref['elapsed']:.2f}× |"
         )
     lines.append("")
-    lines.append(f"Rows: {args.rows:,} per dataset, {TENANTS} tenants, {cores} cores. All results equal: {ok}.")
+    lines.append(
+        f"Rows: {args.rows:,} per dataset, {TENANTS} tenants, {cores} cores, load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. All results equal: {ok}."
+    )
     lines.append(
         f"Plain-list path ({args.list_rows:,} records): UsageRecord construction {cost['construct_us']:.2f} µs/record, "
-        f"Engine.ingest {cost['ingest_us']:.2f} µs/record."
+        f"Engine.ingest {cost['ingest_us']:.2f} µs/record "
+        f"({1e6 / (cost['construct_us'] + cost['ingest_us']) / 1e3:.0f} k rec/s both, {1e6 / cost['ingest_us'] / 1e3:.0f} k rec/s ingest alone)."
+    )
+    lines.append(
+        f"Arrow table → Engine.ingest_arrow ({min(args.ingest_rows, args.rows):,} rows of {first}, ids, one hourly spec): "
+        f"memory {arrow_cost['memory'] / 1e3:.0f} k rec/s, SQLite {arrow_cost['sqlite'] / 1e3:.0f} k rec/s."
     )
     text = "\n".join(lines)
     print(text)
     (out / "results.md").write_text(text + "\n")
-    (out / "results.json").write_text(json.dumps({"results": results, "list_ingest": cost}, indent=2))
+    (out / "results.json").write_text(json.dumps({"results": results, "list_ingest": cost, "arrow_ingest": arrow_cost, "load": load}, indent=2))
     if not ok:
         raise SystemExit(1)
 

@@ -94,10 +94,12 @@ pub struct Mapping {
     pub dimensions: Vec<String>,
 }
 
-/// A string column: a constant or one value per row.
+/// A string column: a constant, one value per row, or an Arrow dictionary's values and codes
+/// (passed to the core as they are: `StrColumn::Dict`, no string per row).
 enum Strs<'a> {
     Const(&'a str),
     Plain(Vec<Option<&'a str>>),
+    Dict(Vec<&'a str>, Vec<u32>),
 }
 
 impl<'a> Strs<'a> {
@@ -105,12 +107,27 @@ impl<'a> Strs<'a> {
         match self {
             Strs::Const(c) => StrColumn::Const(Some(c)),
             Strs::Plain(v) => StrColumn::Plain(v),
+            Strs::Dict(values, codes) => StrColumn::Dict { values, codes },
+        }
+    }
+
+    /// The first null row, if any.
+    fn first_null(&self) -> Option<usize> {
+        match self {
+            Strs::Const(_) => None,
+            Strs::Plain(v) => v.iter().position(Option::is_none),
+            Strs::Dict(_, codes) => codes.iter().position(|&c| c == DICT_NULL),
         }
     }
 }
 
-enum Qty {
-    Scaled(Vec<i64>, u32),
+/// The core's null code in a `StrColumn::Dict`.
+const DICT_NULL: u32 = u32::MAX;
+
+/// Quantities: integer mantissas at a scale (borrowed from an `int64` column as they are) or
+/// decimals.
+enum Qty<'a> {
+    Scaled(std::borrow::Cow<'a, [i64]>, u32),
     Decimal(Vec<Decimal>),
 }
 
@@ -123,8 +140,8 @@ struct Cols<'a> {
     secs: Vec<i64>,
     nanos: Option<Vec<u32>>,
     ends: Option<Vec<Option<DateTime<Utc>>>>,
-    qty: Qty,
-    dims: Vec<(&'a str, Vec<Option<&'a str>>)>,
+    qty: Qty<'a>,
+    dims: Vec<(&'a str, Strs<'a>)>,
 }
 
 impl<'a> Cols<'a> {
@@ -134,7 +151,14 @@ impl<'a> Cols<'a> {
         let strs = |s: &'a Source| -> meterkit::Result<Strs<'a>> {
             Ok(match s {
                 Source::Const(c) => Strs::Const(c),
-                Source::Column(c) => Strs::Plain(col(c)?.required_strings()?.into_iter().map(Some).collect()),
+                Source::Column(c) => {
+                    let column = col(c)?;
+                    let values = column.str_column()?;
+                    if let Some(i) = values.first_null() {
+                        return Err(column.null_at(i));
+                    }
+                    values
+                }
             })
         };
         let (secs, nanos) = col(&m.timestamp)?.instants()?;
@@ -147,7 +171,11 @@ impl<'a> Cols<'a> {
             nanos: nanos.iter().any(|n| *n != 0).then_some(nanos),
             ends: m.end.as_deref().map(|c| col(c)?.optional_instants()).transpose()?,
             qty: col(&m.quantity)?.quantities()?,
-            dims: m.dimensions.iter().map(|d| Ok((d.as_str(), col(d)?.strings()?))).collect::<meterkit::Result<_>>()?,
+            dims: m
+                .dimensions
+                .iter()
+                .map(|d| Ok((d.as_str(), col(d)?.str_column()?)))
+                .collect::<meterkit::Result<_>>()?,
         })
     }
 
@@ -164,7 +192,7 @@ impl<'a> Cols<'a> {
                 Qty::Decimal(d) => Quantities::Decimal(d),
             },
             ids: self.ids.as_deref(),
-            dimensions: self.dims.iter().map(|(n, v)| (*n, StrColumn::Plain(v))).collect(),
+            dimensions: self.dims.iter().map(|(n, v)| (*n, v.column())).collect(),
         }
     }
 }
@@ -207,17 +235,37 @@ impl<'a> Column<'a> {
         }
     }
 
-    /// A string column (`None` for nulls).
+    /// A string column (`None` for nulls), a dictionary's values looked up per row.
     fn strings(&self) -> meterkit::Result<Vec<Option<&'a str>>> {
-        let a = self.array;
+        Ok(match self.str_column()? {
+            Strs::Const(c) => vec![Some(c); self.array.len()],
+            Strs::Plain(v) => v,
+            Strs::Dict(values, codes) => codes.iter().map(|&c| (c != DICT_NULL).then(|| values[c as usize])).collect(),
+        })
+    }
+
+    /// A string column as the core takes it: plain values, or a dictionary-encoded (categorical)
+    /// column's values and codes as they are (a null key or a null value: the null code).
+    fn str_column(&self) -> meterkit::Result<Strs<'a>> {
+        let a: &'a ArrayRef = self.array;
         match a.data_type() {
-            DataType::Utf8 => Ok(a.as_string::<i32>().iter().collect()),
-            DataType::LargeUtf8 => Ok(a.as_string::<i64>().iter().collect()),
-            DataType::Utf8View => Ok(a.as_string_view().iter().collect()),
-            DataType::Dictionary(..) => {
-                Err(self.bad("dictionary-encoded (categorical) columns are not supported; cast it to string first"))
+            DataType::Dictionary(_, value_type)
+                if matches!(**value_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) =>
+            {
+                let dict = a.as_any_dictionary();
+                let values = plain_strings(dict.values()).ok_or_else(|| self.bad("not a string column"))?;
+                if u32::try_from(values.len()).map_or(true, |n| n == DICT_NULL) {
+                    return Err(self.bad("a dictionary of more than 2^32-1 values"));
+                }
+                let keys = dict.normalized_keys();
+                let codes = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| if a.is_null(i) || values[k].is_none() { DICT_NULL } else { k as u32 })
+                    .collect();
+                Ok(Strs::Dict(values.into_iter().map(Option::unwrap_or_default).collect(), codes))
             }
-            _ => Err(self.bad("not a string column")),
+            _ => plain_strings(a).map(Strs::Plain).ok_or_else(|| self.bad("not a string column")),
         }
     }
 
@@ -229,22 +277,22 @@ impl<'a> Column<'a> {
 
     /// Quantities, exact: integers (and decimal128 values that fit an `i64`) at one scale,
     /// anything else as decimals (floats through their shortest repr, text parsed).
-    fn quantities(&self) -> meterkit::Result<Qty> {
+    fn quantities(&self) -> meterkit::Result<Qty<'a>> {
         self.no_nulls()?;
         let a = self.array;
         let at = |i: usize| move |e: Error| e.with_field(self.name).with_line((self.first_row + i) as u64 + 1);
         Ok(match a.data_type() {
-            DataType::Int8 => Qty::Scaled(ints::<Int8Type>(a), 0),
-            DataType::Int16 => Qty::Scaled(ints::<Int16Type>(a), 0),
-            DataType::Int32 => Qty::Scaled(ints::<Int32Type>(a), 0),
-            DataType::Int64 => Qty::Scaled(a.as_primitive::<Int64Type>().values().to_vec(), 0),
-            DataType::UInt8 => Qty::Scaled(ints::<UInt8Type>(a), 0),
-            DataType::UInt16 => Qty::Scaled(ints::<UInt16Type>(a), 0),
-            DataType::UInt32 => Qty::Scaled(ints::<UInt32Type>(a), 0),
+            DataType::Int8 => Qty::Scaled(ints::<Int8Type>(a).into(), 0),
+            DataType::Int16 => Qty::Scaled(ints::<Int16Type>(a).into(), 0),
+            DataType::Int32 => Qty::Scaled(ints::<Int32Type>(a).into(), 0),
+            DataType::Int64 => Qty::Scaled(std::borrow::Cow::Borrowed(a.as_primitive::<Int64Type>().values()), 0),
+            DataType::UInt8 => Qty::Scaled(ints::<UInt8Type>(a).into(), 0),
+            DataType::UInt16 => Qty::Scaled(ints::<UInt16Type>(a).into(), 0),
+            DataType::UInt32 => Qty::Scaled(ints::<UInt32Type>(a).into(), 0),
             DataType::UInt64 => {
                 let v = a.as_primitive::<UInt64Type>().values();
                 match v.iter().map(|&x| i64::try_from(x)).collect::<Result<Vec<_>, _>>() {
-                    Ok(small) => Qty::Scaled(small, 0),
+                    Ok(small) => Qty::Scaled(small.into(), 0),
                     Err(_) => Qty::Decimal(v.iter().map(|&x| Decimal::from(x)).collect()),
                 }
             }
@@ -265,7 +313,7 @@ impl<'a> Column<'a> {
                     .ok_or_else(|| self.bad("a decimal scale outside 0-28"))?;
                 let v = a.as_primitive::<arrow_array::types::Decimal128Type>().values();
                 match v.iter().map(|&m| i64::try_from(m)).collect::<Result<Vec<_>, _>>() {
-                    Ok(small) => Qty::Scaled(small, scale),
+                    Ok(small) => Qty::Scaled(small.into(), scale),
                     Err(_) => Qty::Decimal(
                         v.iter()
                             .enumerate()
@@ -307,8 +355,8 @@ impl<'a> Column<'a> {
             .collect()
     }
 
-    /// A tz-aware timestamp column as `(seconds, nanoseconds)` per row (`None` for nulls).
-    fn optional_instants(&self) -> meterkit::Result<Vec<Option<DateTime<Utc>>>> {
+    /// A tz-aware timestamp column's values and how many of them make a second.
+    fn timestamps(&self) -> meterkit::Result<(&'a [i64], i64)> {
         let DataType::Timestamp(unit, tz) = self.array.data_type() else {
             return Err(self.bad("not a timestamp with a time zone"));
         };
@@ -318,40 +366,67 @@ impl<'a> Column<'a> {
                  .dt.tz_localize(\"Europe/London\") or polars .dt.replace_time_zone(...)",
             ));
         }
-        let a = self.array;
-        let (values, per_sec) = match unit {
+        let a: &'a ArrayRef = self.array;
+        Ok(match unit {
             TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().values(), 1),
             TimeUnit::Millisecond => (a.as_primitive::<TimestampMillisecondType>().values(), 1_000),
             TimeUnit::Microsecond => (a.as_primitive::<TimestampMicrosecondType>().values(), 1_000_000),
             TimeUnit::Nanosecond => (a.as_primitive::<TimestampNanosecondType>().values(), 1_000_000_000),
-        };
-        let nanos_per = 1_000_000_000 / per_sec;
+        })
+    }
+
+    /// A tz-aware timestamp column as instants (`None` for nulls).
+    fn optional_instants(&self) -> meterkit::Result<Vec<Option<DateTime<Utc>>>> {
+        let (values, per_sec) = self.timestamps()?;
         values
             .iter()
             .enumerate()
             .map(|(i, &v)| {
-                if a.is_null(i) {
+                if self.array.is_null(i) {
                     return Ok(None);
                 }
-                let nanos = (v.rem_euclid(per_sec) * nanos_per) as u32;
-                DateTime::from_timestamp(v.div_euclid(per_sec), nanos)
+                let (secs, nanos) = split_instant(v, per_sec);
+                DateTime::from_timestamp(secs, nanos)
                     .map(Some)
                     .ok_or_else(|| self.err(i, format!("Column '{}': timestamp out of range.", self.name)))
             })
             .collect()
     }
 
-    /// A tz-aware timestamp column without nulls, as Unix seconds and their nanoseconds.
+    /// A tz-aware timestamp column without nulls, as Unix seconds and their nanoseconds (split
+    /// arithmetically; chrono is asked only about instants far outside ±8·10^12 s).
     fn instants(&self) -> meterkit::Result<(Vec<i64>, Vec<u32>)> {
-        let all = self.optional_instants()?;
-        let mut secs = Vec::with_capacity(all.len());
-        let mut nanos = Vec::with_capacity(all.len());
-        for (i, t) in all.into_iter().enumerate() {
-            let t = t.ok_or_else(|| self.null_at(i))?;
-            secs.push(t.timestamp());
-            nanos.push(t.timestamp_subsec_nanos());
+        let (values, per_sec) = self.timestamps()?;
+        self.no_nulls()?;
+        let split = |v: &[i64], per: i64| -> (Vec<i64>, Vec<u32>) { v.iter().map(|&x| split_instant(x, per)).unzip() };
+        let (secs, nanos) = match per_sec {
+            1 => split(values, 1),
+            1_000 => split(values, 1_000),
+            1_000_000 => split(values, 1_000_000),
+            _ => split(values, 1_000_000_000),
+        };
+        let far = |s: i64| !(-8_000_000_000_000..8_000_000_000_000).contains(&s);
+        if let Some(i) = secs.iter().zip(&nanos).position(|(&s, &n)| far(s) && DateTime::from_timestamp(s, n).is_none())
+        {
+            return Err(self.err(i, format!("Column '{}': timestamp out of range.", self.name)));
         }
         Ok((secs, nanos))
+    }
+}
+
+/// `(seconds, nanoseconds)` of a timestamp of `per_sec` units a second (1, 10^3, 10^6, 10^9).
+#[inline]
+fn split_instant(v: i64, per_sec: i64) -> (i64, u32) {
+    (v.div_euclid(per_sec), (v.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32)
+}
+
+/// The values of a plain string array (`None` for nulls); `None` for another type.
+fn plain_strings(a: &ArrayRef) -> Option<Vec<Option<&str>>> {
+    match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().iter().collect()),
+        DataType::LargeUtf8 => Some(a.as_string::<i64>().iter().collect()),
+        DataType::Utf8View => Some(a.as_string_view().iter().collect()),
+        _ => None,
     }
 }
 

@@ -438,6 +438,24 @@ fn surely_valid(t: i64, nanos: u32) -> bool {
     nanos < 1_000_000_000 && (-8_000_000_000_000..8_000_000_000_000).contains(&t)
 }
 
+/// [`ErrorKind::InvalidWindow`] for an instant chrono cannot hold.
+#[inline]
+fn check_instant(t: i64, nanos: u32) -> Result<()> {
+    if !surely_valid(t, nanos) && DateTime::from_timestamp(t, nanos).is_none() {
+        return Err(Error::new(ErrorKind::InvalidWindow, format!("The timestamp {t} is out of range.")));
+    }
+    Ok(())
+}
+
+/// What the specialised loop ([`ColumnarRollup::add_int_rows`]) reads besides the batch: the
+/// metric and tenant code of each selected row, the metric code of each spec, the scale.
+struct IntRows<'a> {
+    metrics: &'a [u32],
+    tenants: &'a [u32],
+    spec_metrics: &'a [u32],
+    scale: u32,
+}
+
 impl ColumnarRollup {
     /// A kernel for `specs` (output spec ids = positions in `specs`).
     ///
@@ -611,12 +629,19 @@ impl ColumnarRollup {
             Quantities::Scaled { scale, .. } if scale <= 9 => Some(scale),
             _ => None,
         };
+        if let (Some(scale), None, None) = (int_scale, qualities, batch.ids) {
+            if self.specs.iter().all(|s| s.group_by.is_empty() && s.unique.is_empty()) {
+                let seen = IntRows { metrics: &metrics, tenants: &tenants, spec_metrics: &spec_metrics, scale };
+                return match *rows {
+                    Rows::All(n) => self.add_int_rows(batch, &seen, 0..n),
+                    Rows::Some(r) => self.add_int_rows(batch, &seen, r.iter().map(|&r| r as usize)),
+                };
+            }
+        }
         for (j, row) in rows.iter().enumerate() {
             let t = batch.timestamps[row];
             let nanos = batch.nanos.map_or(0, |n| n[row]);
-            if !surely_valid(t, nanos) && DateTime::from_timestamp(t, nanos).is_none() {
-                return Err(Error::new(ErrorKind::InvalidWindow, format!("The timestamp {t} is out of range.")));
-            }
+            check_instant(t, nanos)?;
             let q = match (batch.quantities, int_scale) {
                 (Quantities::Scaled { mantissas, .. }, Some(scale)) => RowQ::Int(mantissas[row], scale),
                 _ => RowQ::Dec(batch.quantity_at(row)?),
@@ -627,15 +652,7 @@ impl ColumnarRollup {
                     continue;
                 }
                 let series = if group_cols.is_empty() {
-                    let tenant = tenants[j] as usize;
-                    match self.specs[si].by_tenant[tenant] {
-                        NO_SLOT => {
-                            let s = self.new_series(si, tenants[j], [NULL; MAX_COLUMNAR_GROUPS])?;
-                            self.specs[si].by_tenant[tenant] = s;
-                            s
-                        }
-                        s => s,
-                    }
+                    self.tenant_series(si, tenants[j])?
                 } else {
                     let mut group = [NULL; MAX_COLUMNAR_GROUPS];
                     for (g, c) in group.iter_mut().zip(group_cols) {
@@ -652,25 +669,7 @@ impl ColumnarRollup {
                 };
                 let slot = self.slot_of(si, series, t)?;
                 let slot = &mut self.slots[slot as usize];
-                slot.count += 1;
-                match qualities.map_or(Quality::Actual, |qs| qs[row]) {
-                    Quality::Actual => {}
-                    Quality::Flagged => add_share(&mut slot.flagged, q.decimal())?,
-                    Quality::Estimated => add_share(&mut slot.estimated, q.decimal())?,
-                }
-                slot.add_quantity(q, id)?;
-                let (lt, ln) = slot.latest_at;
-                let newer = (t, nanos) > (lt, ln)
-                    || ((t, nanos) == (lt, ln)
-                        && id.is_none_or(|id| slot.latest_id.as_deref().is_none_or(|l| id >= l)));
-                if newer {
-                    slot.latest_at = (t, nanos);
-                    set_id(&mut slot.latest_id, id);
-                    slot.set_latest(q)?;
-                }
-                if (t, nanos) < slot.first {
-                    slot.first = (t, nanos);
-                }
+                slot.add_row(q, id, (t, nanos), qualities.map_or(Quality::Actual, |qs| qs[row]))?;
                 for (set, c) in slot.uniques.iter_mut().zip(&uniques[si]) {
                     let v = col(*c, j);
                     if v != NULL {
@@ -680,6 +679,70 @@ impl ColumnarRollup {
             }
         }
         Ok(())
+    }
+
+    /// The specialised loop of [`add_rows`](Self::add_rows) for the common shape: integer
+    /// quantities at a scale of 0–9, no ids, no qualities, and specs without `group_by` or unique
+    /// counts (the series is the tenant's). A slot in the integer form takes the row in a few
+    /// instructions ([`Slot::add_int`]); any other (its first row, another scale, a sum reaching
+    /// 0 or 2^96, ids from an earlier batch) takes [`Slot::add_row`], the general update, so the
+    /// buckets are the same as the general loop's.
+    fn add_int_rows(
+        &mut self,
+        batch: &ColumnBatch<'_>,
+        seen: &IntRows<'_>,
+        rows: impl Iterator<Item = usize>,
+    ) -> Result<()> {
+        let Quantities::Scaled { mantissas, .. } = batch.quantities else {
+            return Err(Error::new(ErrorKind::Parse, "Integer quantities expected."));
+        };
+        let scale = seen.scale;
+        for (j, row) in rows.enumerate() {
+            let t = batch.timestamps[row];
+            let nanos = batch.nanos.map_or(0, |n| n[row]);
+            check_instant(t, nanos)?;
+            let m = mantissas[row];
+            let (metric, tenant) = (seen.metrics[j], seen.tenants[j]);
+            for (si, &spec_metric) in seen.spec_metrics.iter().enumerate() {
+                if metric != spec_metric {
+                    continue;
+                }
+                // The series' cached window, read in place; anything else takes the slow path.
+                let series = self.specs[si].by_tenant.get(tenant as usize).copied().unwrap_or(NO_SLOT);
+                let cached = self.series.get(series as usize).filter(|s| s.start <= t && t < s.end).map(|s| s.slot);
+                let slot = match cached {
+                    Some(slot) => slot,
+                    None => self.tenant_slot(si, tenant, t)?,
+                };
+                let slot = &mut self.slots[slot as usize];
+                if !slot.add_int(m, scale, (t, nanos)) {
+                    slot.add_row(RowQ::Int(m, scale), None, (t, nanos), Quality::Actual)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The slot of the window containing `t` for `tenant` under spec `si` (without `group_by`):
+    /// the slow path of [`add_int_rows`](Self::add_int_rows), a row outside its series' cached window.
+    #[cold]
+    #[inline(never)]
+    fn tenant_slot(&mut self, si: usize, tenant: u32, t: i64) -> Result<u32> {
+        let series = self.tenant_series(si, tenant)?;
+        self.slot_of(si, series, t)
+    }
+
+    /// The series of `tenant` under spec `si` (a spec without `group_by`), new if needed.
+    #[inline]
+    fn tenant_series(&mut self, si: usize, tenant: u32) -> Result<u32> {
+        match self.specs[si].by_tenant[tenant as usize] {
+            NO_SLOT => {
+                let s = self.new_series(si, tenant, [NULL; MAX_COLUMNAR_GROUPS])?;
+                self.specs[si].by_tenant[tenant as usize] = s;
+                Ok(s)
+            }
+            s => Ok(s),
+        }
     }
 
     /// A new series of spec `si`.
@@ -882,6 +945,65 @@ impl ColumnarRollup {
 }
 
 impl Slot {
+    /// Take a row (quantity `q`, id `id`, instant `at` as seconds and nanoseconds, quality
+    /// `quality`) into the count, the quality shares, sum, min, max, latest and first instant:
+    /// the general update (unique counts are the caller's).
+    #[inline]
+    fn add_row(&mut self, q: RowQ, id: Option<&str>, at: (i64, u32), quality: Quality) -> Result<()> {
+        self.count += 1;
+        match quality {
+            Quality::Actual => {}
+            Quality::Flagged => add_share(&mut self.flagged, q.decimal())?,
+            Quality::Estimated => add_share(&mut self.estimated, q.decimal())?,
+        }
+        self.add_quantity(q, id)?;
+        let newer = at > self.latest_at
+            || (at == self.latest_at && id.is_none_or(|id| self.latest_id.as_deref().is_none_or(|l| id >= l)));
+        if newer {
+            self.latest_at = at;
+            set_id(&mut self.latest_id, id);
+            self.set_latest(q)?;
+        }
+        if at < self.first {
+            self.first = at;
+        }
+        Ok(())
+    }
+
+    /// [`add_row`](Self::add_row) for a row of quality `actual` without an id whose quantity is
+    /// the integer `m` at `scale`, when the slot is in the integer form at that scale, already
+    /// has a row, holds no ids and the sum stays a non-zero mantissa below 2^96: then it is
+    /// exactly what `add_row` does (a tie of `latest` goes to the later row, there being no id;
+    /// min/max ids stay `None`). Returns false, changing nothing, otherwise.
+    #[inline]
+    fn add_int(&mut self, m: i64, scale: u32, at: (i64, u32)) -> bool {
+        let QtyState::Int { scale: s, sum, min, max, latest } = &mut self.q else {
+            return false;
+        };
+        let new_sum = *sum + i128::from(m);
+        if *s != scale
+            || self.count == 0
+            || !int_sum_fits(new_sum)
+            || self.min_id.is_some()
+            || self.max_id.is_some()
+            || self.latest_id.is_some()
+        {
+            return false;
+        }
+        self.count += 1;
+        *sum = new_sum;
+        *min = (*min).min(m);
+        *max = (*max).max(m);
+        if at >= self.latest_at {
+            self.latest_at = at;
+            *latest = m;
+        }
+        if at < self.first {
+            self.first = at;
+        }
+        true
+    }
+
     /// Take `q` (of the row with id `id`; `count` already counts it) into the sum, min and max and
     /// their ids: a smaller value (or an equal one with a smaller id) is the new min, a greater
     /// value (or an equal one with a greater id) the new max.
@@ -1205,6 +1327,70 @@ mod tests {
             for (g, e) in got.iter().zip(&expected) {
                 prop_assert_eq!(&g.0, &e.0);
                 prop_assert_eq!(text(&g.2), text(&e.2));
+            }
+        }
+    }
+
+    /// One batch of `integer_loop_equals_general_loop`: rows of `(seconds offset, nanos, mantissa,
+    /// tenant, metric)`, a scale, with ids or not, with nanoseconds or not, tenants as a dictionary
+    /// or plain.
+    type LoopBatch = (Vec<(i64, u32, i64, usize, usize)>, u32, bool, bool, bool);
+
+    proptest! {
+        /// The specialised loop for integer quantities without ids or qualities gives exactly the
+        /// general loop's buckets (forced by a quality column of `actual`): sums reaching 0,
+        /// scales beyond the integer form, batches with and without ids or nanoseconds into the
+        /// same buckets, ties of `latest`, two specs, any number of threads.
+        #[test]
+        fn integer_loop_equals_general_loop(batches in proptest::collection::vec((
+            proptest::collection::vec((prop_oneof![0i64..30_000, 0i64..20], prop_oneof![Just(0u32), 0u32..3], -3i64..4, 0usize..3, 0usize..3), 1..60),
+            prop_oneof![Just(0u32), Just(2u32), Just(9u32), Just(12u32)],
+            proptest::bool::weighted(0.2), proptest::bool::ANY, proptest::bool::ANY), 1..5)) {
+            let batches: Vec<LoopBatch> = batches;
+            let specs = vec![
+                RollupSpec::new("kwh", Window::Hour, "UTC").unwrap(),
+                RollupSpec::new("kwh", Window::Day, "America/New_York").unwrap(),
+                RollupSpec::new("gas", Window::Day, "UTC").unwrap(),
+            ];
+            let base = 1_710_000_000i64; // around the March 2024 New York DST change
+            let (tenants, metrics) = (["t0", "t1", "t2"], ["kwh", "gas", "water"]);
+            let cols: Vec<_> = batches.iter().enumerate().map(|(b, (rows, _, _, _, _))| {
+                let ts: Vec<i64> = rows.iter().map(|r| base + r.0).collect();
+                let nanos: Vec<u32> = rows.iter().map(|r| r.1).collect();
+                let mant: Vec<i64> = rows.iter().map(|r| r.2).collect();
+                let tenant: Vec<Option<&str>> = rows.iter().map(|r| Some(tenants[r.3])).collect();
+                let tenant_codes: Vec<u32> = rows.iter().map(|r| r.3 as u32).collect();
+                let metric: Vec<Option<&str>> = rows.iter().map(|r| Some(metrics[r.4])).collect();
+                let ids: Vec<String> = (0..rows.len()).map(|i| format!("b{b}r{:02}", (i * 7) % 11)).collect();
+                (ts, nanos, mant, tenant, tenant_codes, metric, ids)
+            }).collect();
+            let ids: Vec<Vec<&str>> = cols.iter().map(|c| c.6.iter().map(String::as_str).collect()).collect();
+            let column_batches: Vec<ColumnBatch<'_>> = batches.iter().zip(&cols).zip(&ids).map(|((b, c), ids)| ColumnBatch {
+                metric: StrColumn::Plain(&c.5),
+                tenant: if b.4 { StrColumn::Dict { values: &tenants, codes: &c.4 } } else { StrColumn::Plain(&c.3) },
+                subject: StrColumn::Const(Some("s")),
+                timestamps: &c.0,
+                nanos: b.3.then_some(c.1.as_slice()),
+                ends: None,
+                quantities: Quantities::Scaled { mantissas: &c.2, scale: b.1 },
+                ids: b.2.then_some(ids.as_slice()),
+                dimensions: vec![],
+            }).collect();
+            let mut general = ColumnarRollup::new(&specs).unwrap();
+            let mut fast = ColumnarRollup::new(&specs).unwrap();
+            for batch in &column_batches {
+                let all: Vec<u32> = (0..batch.len() as u32).collect();
+                general.add_selected(batch, &all, Some(&vec![Quality::Actual; batch.len()])).unwrap();
+                fast.add(batch).unwrap();
+            }
+            let text = |b: Vec<BucketWithIds>| format!("{b:?}");
+            let expected = general.finish_with_ids().unwrap();
+            let mut sorted: Vec<_> = expected.iter().map(|(k, e, s, _)| (k.clone(), *e, s.clone())).collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            prop_assert_eq!(text(fast.finish_with_ids().unwrap()), text(expected));
+            for threads in [1, 2, 3] {
+                let run = ColumnarRollup::run(&specs, &column_batches, threads).unwrap();
+                prop_assert_eq!(format!("{run:?}"), format!("{sorted:?}"));
             }
         }
     }
