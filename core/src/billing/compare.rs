@@ -229,7 +229,8 @@ impl<'r> PreparedLoad<'r> {
     ///     UsageRecord::new("t", "r1", "home", "kwh", "100".parse()?, at(1)),
     ///     UsageRecord::new("t", "r2", "home", "kwh", "50".parse()?, at(2)),
     /// ];
-    /// let req = BillRequest::new("t", "home", "kwh", at(1) - chrono::Duration::days(4), at(3), "UTC");
+    /// let end = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+    /// let req = BillRequest::new("t", "home", "kwh", at(1) - chrono::Duration::days(4), end, "UTC");
     /// let owned: PreparedLoad<'static> = PreparedLoad::new(&req, &records)?.into_owned();
     /// drop(records);
     /// let totals: Vec<String> = owned.bills(&flat)?.iter().map(|b| b.total.to_string()).collect();
