@@ -27,6 +27,7 @@ __all__ = [
     "InvalidTransition",
     "InvalidWindow",
     "Invoice",
+    "PreparedLoad",
     "MeterReading",
     "MeterkitError",
     "NotFoundError",
@@ -529,7 +530,7 @@ class PreparedLoad:
     """One load prepared once for pricing under many tariffs: ``request``'s period cut into local
     calendar months, each month's records summed once (the core's ``PreparedLoad``)."""
 
-    def __init__(self, request: BillRequest, records: Iterable[UsageRecord]) -> None: ...
+    def __new__(cls, request: BillRequest, records: Iterable[UsageRecord]) -> PreparedLoad: ...
     def compare(self, tariffs: Sequence[tuple[str, Tariff]]) -> list[dict[str, Any]]: ...
     def bills(self, tariff: Tariff) -> list[Bill]: ...
     def month_request(self, i: int) -> BillRequest: ...
