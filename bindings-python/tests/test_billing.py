@@ -332,6 +332,6 @@ def test_prepared_load_errors() -> None:
     with pytest.raises(mk.InvalidQuery):
         mk.PreparedLoad(mk.BillRequest("acme", "home", "kwh", utc(1900, 1, 1), utc(2024, 1, 1), "UTC"), records)
     with pytest.raises(TypeError):
-        mk.PreparedLoad(feb(), [1, 2])
+        mk.PreparedLoad(feb(), [1, 2])  # type: ignore[list-item]
     load = mk.PreparedLoad(feb(), records)
     assert load.compare([("flat", mk.Tariff.from_toml(FLAT))])[0]["error"] is None
