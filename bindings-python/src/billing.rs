@@ -184,7 +184,8 @@ impl PyPreparedLoad {
         let recs = usage_records(records)?;
         let req = request.inner.clone();
         let load = detached(py, move || {
-            meterkit::billing::compare::PreparedLoad::new(&req, &recs).map(meterkit::billing::compare::PreparedLoad::into_owned)
+            meterkit::billing::compare::PreparedLoad::new(&req, &recs)
+                .map(meterkit::billing::compare::PreparedLoad::into_owned)
         })?;
         Ok(PyPreparedLoad { inner: std::sync::Arc::new(load) })
     }
@@ -216,10 +217,9 @@ impl PyPreparedLoad {
     /// The request of month `i` (0-based), the load's request cut to that local month; raises
     /// `IndexError` past the last month.
     fn month_request(&self, i: usize) -> PyResult<PyBillRequest> {
-        self.inner
-            .month_request(i)
-            .map(|inner| PyBillRequest { inner })
-            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err(format!("month {i} of a load of {} months", self.inner.len())))
+        self.inner.month_request(i).map(|inner| PyBillRequest { inner }).ok_or_else(|| {
+            pyo3::exceptions::PyIndexError::new_err(format!("month {i} of a load of {} months", self.inner.len()))
+        })
     }
     fn __repr__(&self) -> String {
         format!("PreparedLoad(months={})", self.inner.len())

@@ -234,7 +234,8 @@ fn an_owned_load_prices_as_the_borrowed_one() {
         Utc.with_ymd_and_hms(2018, 11, 20, 0, 0, 0).unwrap(),
         "America/Chicago",
     );
-    let tariffs: Vec<Tariff> = (0..6).map(|i| Tariff::from_urdb_json(&record(&mut g, i).to_string()).unwrap()).collect();
+    let tariffs: Vec<Tariff> =
+        (0..6).map(|i| Tariff::from_urdb_json(&record(&mut g, i).to_string()).unwrap()).collect();
     let mut priced = 0;
     for recs in [&records, &shuffled] {
         let borrowed = PreparedLoad::new(&req, recs).unwrap();
@@ -243,8 +244,10 @@ fn an_owned_load_prices_as_the_borrowed_one() {
         // Only the period's records are kept (the load spans the whole of 2018 and more).
         assert!(owned.records.len() < records.len() * 9 / 10, "{}", owned.records.len());
         assert_eq!(owned.len(), 10);
-        assert_eq!((0..10).map(|i| owned.month_request(i)).collect::<Vec<_>>(),
-            (0..10).map(|i| borrowed.month_request(i)).collect::<Vec<_>>());
+        assert_eq!(
+            (0..10).map(|i| owned.month_request(i)).collect::<Vec<_>>(),
+            (0..10).map(|i| borrowed.month_request(i)).collect::<Vec<_>>()
+        );
         for t in &tariffs {
             let bills = owned.bills(t).map_err(|e| e.message().to_string());
             assert_eq!(bills, borrowed.bills(t).map_err(|e| e.message().to_string()));
