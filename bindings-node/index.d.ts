@@ -2168,6 +2168,38 @@ export declare class Engine {
 }
 
 /**
+ * One load prepared once for pricing under many tariffs (the core's
+ * `billing::compare::PreparedLoad`): the request's period cut into local calendar months, each
+ * month's records summed once; `compare` and `bills` then price it without reading the records
+ * again. Throws `E_INVALID_TIME_ZONE`, `E_INVALID_QUERY` (an empty period, more than 1,200
+ * months), `E_OVERFLOW`.
+ */
+export declare class PreparedLoad {
+  /** Prepare `records` for `request` (the same arguments as `compareTariffs` and `Tariff.bill`). */
+  constructor(request: BillRequest, records: UsageRecordInput[])
+  /**
+   * `compareTariffs` on the prepared load: `[name, tariff]` pairs, cheapest first; money as
+   * strings: `[{ tariff, total: string | null, periods: [{ period, total }], error: string | null }]`.
+   */
+  compare(tariffs: Array<[string, Tariff]>): Comparison[]
+  /**
+   * The tariff-year's bills under `tariff`: one per local calendar month, in order (carried
+   * credit, ratchet peaks and the annual minimum carry from bill to bill). Throws the errors
+   * of `Tariff.bill`.
+   */
+  bills(tariff: Tariff): Bill[]
+  /** How many local calendar months (bills) the load spans. */
+  get length(): number
+  /** How many local calendar months (bills) the load spans (as `length`). */
+  len(): number
+  /**
+   * The request of month `i` (0-based), the load's request cut to that local month; `null`
+   * past the last month.
+   */
+  monthRequest(i: number): BillRequest | null
+}
+
+/**
  * Turns cumulative register readings of meters into interval usage records (handling rollover
  * of a register with `register_digits`, multipliers, resets), with findings for readings that
  * go backwards or are invalid.

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Engine = nativeBinding.Engine
+module.exports.PreparedLoad = nativeBinding.PreparedLoad
 module.exports.RegisterTracker = nativeBinding.RegisterTracker
 module.exports.Tariff = nativeBinding.Tariff
 module.exports.Validator = nativeBinding.Validator

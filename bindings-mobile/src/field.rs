@@ -292,13 +292,64 @@ pub fn compare_tariffs(
     let records = records_to_core(records)?;
     let named = tariffs.iter().map(|t| (t.name.as_str(), &t.tariff.inner));
     let ranked = meterkit::Tariff::compare(named, &request.to_core()?, &records)?;
-    Ok(ranked
-        .into_iter()
-        .map(|c| TariffComparison {
+    Ok(ranked.into_iter().map(TariffComparison::from_core).collect())
+}
+
+impl TariffComparison {
+    fn from_core(c: meterkit::billing::compare::Comparison) -> Self {
+        TariffComparison {
             tariff: c.tariff,
             total: c.total,
             periods: c.periods.into_iter().map(|p| PeriodTotal { period: p.period, total: p.total }).collect(),
             error: c.error,
-        })
-        .collect())
+        }
+    }
+}
+
+/// One load prepared once for pricing under many tariffs (the core's
+/// `billing::compare::PreparedLoad`): `request`'s period cut into local calendar months, each
+/// month's records summed once; `compare` and `bills` then price it without reading the records
+/// again. Immutable; share it freely between threads.
+#[derive(Debug, uniffi::Object)]
+pub struct PreparedLoad {
+    inner: meterkit::billing::compare::PreparedLoad<'static>,
+}
+
+#[uniffi::export]
+#[allow(clippy::len_without_is_empty)] // a load spans at least one month
+impl PreparedLoad {
+    /// Prepare `records` for `request`. Errors: `InvalidQuery` for an empty period or one of
+    /// more than 1,200 months, `InvalidTimeZone`, `Parse` for instants out of range, `Overflow`.
+    #[uniffi::constructor]
+    pub fn new(request: BillRequest, records: Vec<UsageRecord>) -> Result<Arc<Self>, MeterkitError> {
+        let records = records_to_core(records)?;
+        let load = meterkit::billing::compare::PreparedLoad::new(&request.to_core()?, &records)?;
+        Ok(Arc::new(PreparedLoad { inner: load.into_owned() }))
+    }
+
+    /// [`compare_tariffs`] on the prepared load: each tariff's monthly totals and their sum,
+    /// cheapest first; tariffs that cannot price the load last with `error`.
+    pub fn compare(&self, tariffs: Vec<NamedTariff>) -> Vec<TariffComparison> {
+        let named = tariffs.iter().map(|t| (t.name.as_str(), &t.tariff.inner));
+        self.inner.compare(named).into_iter().map(TariffComparison::from_core).collect()
+    }
+
+    /// The tariff-year's bills under `tariff`: one per local calendar month, in order (carried
+    /// credit, ratchet peaks and the annual minimum carry from bill to bill). Errors: those of
+    /// `Tariff.bill`.
+    pub fn bills(&self, tariff: Arc<Tariff>) -> Result<Vec<Bill>, MeterkitError> {
+        Ok(self.inner.bills(&tariff.inner)?)
+    }
+
+    /// How many local calendar months (bills) the load spans.
+    pub fn len(&self) -> u32 {
+        u32::try_from(self.inner.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The request of month `i` (0-based), the load's request cut to that local month; `None`
+    /// past the last month.
+    pub fn month_request(&self, i: u32) -> Option<BillRequest> {
+        let i = usize::try_from(i).ok()?;
+        self.inner.month_request(i).map(BillRequest::from_core)
+    }
 }

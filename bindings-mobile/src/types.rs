@@ -676,6 +676,21 @@ impl BillRequest {
         req.check()?;
         Ok(req)
     }
+
+    /// The request of a core `BillRequest` (an empty `filter` is `None`).
+    pub fn from_core(req: meterkit::BillRequest) -> Self {
+        BillRequest {
+            period_start: to_system(req.period_start),
+            period_end: to_system(req.period_end),
+            filter: (!req.filter.is_empty()).then(|| req.filter.into_iter().collect()),
+            tenant: req.tenant,
+            subject: req.subject,
+            metric: req.metric,
+            time_zone: req.time_zone,
+            subjects: req.subjects,
+            per_subject: req.per_subject,
+        }
+    }
 }
 
 pub use meterkit::billing::BillLine;

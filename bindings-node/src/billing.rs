@@ -181,6 +181,71 @@ pub fn compare_tariffs(
     })
 }
 
+/// One load prepared once for pricing under many tariffs (the core's
+/// `billing::compare::PreparedLoad`): the request's period cut into local calendar months, each
+/// month's records summed once; `compare` and `bills` then price it without reading the records
+/// again. Throws `E_INVALID_TIME_ZONE`, `E_INVALID_QUERY` (an empty period, more than 1,200
+/// months), `E_OVERFLOW`.
+#[napi]
+pub struct PreparedLoad {
+    inner: meterkit::billing::compare::PreparedLoad<'static>,
+}
+
+#[napi]
+#[allow(clippy::len_without_is_empty)] // a load spans at least one month; JS has `length`
+impl PreparedLoad {
+    /// Prepare `records` for `request` (the same arguments as `compareTariffs` and `Tariff.bill`).
+    #[napi(constructor, catch_unwind, ts_args_type = "request: BillRequest, records: UsageRecordInput[]")]
+    pub fn new(env: Env, request: Unknown<'_>, records: Unknown<'_>) -> napi::Result<Self> {
+        let request = json_text(env, request)?;
+        let records = json_text(env, records)?;
+        guard(env, || {
+            let req: BillRequest = core(env, from_json(&request.0, "bill request"))?;
+            let records = core(env, records_from_json(&records.0))?;
+            let load = core(env, meterkit::billing::compare::PreparedLoad::new(&req, &records))?;
+            Ok(PreparedLoad { inner: load.into_owned() })
+        })
+    }
+
+    /// `compareTariffs` on the prepared load: `[name, tariff]` pairs, cheapest first; money as
+    /// strings: `[{ tariff, total: string | null, periods: [{ period, total }], error: string | null }]`.
+    #[napi(catch_unwind, ts_args_type = "tariffs: Array<[string, Tariff]>", ts_return_type = "Comparison[]")]
+    pub fn compare(&self, env: Env, tariffs: Vec<(String, ClassInstance<'_, Tariff>)>) -> napi::Result<Js> {
+        guard(env, || {
+            let named: Vec<(&str, &meterkit::Tariff)> = tariffs.iter().map(|(n, t)| (n.as_str(), &*t.inner)).collect();
+            js(env, &self.inner.compare(named))
+        })
+    }
+
+    /// The tariff-year's bills under `tariff`: one per local calendar month, in order (carried
+    /// credit, ratchet peaks and the annual minimum carry from bill to bill). Throws the errors
+    /// of `Tariff.bill`.
+    #[napi(catch_unwind, ts_return_type = "Bill[]")]
+    pub fn bills(&self, env: Env, tariff: ClassInstance<'_, Tariff>) -> napi::Result<Js> {
+        guard(env, || core(env, self.inner.bills(&tariff.inner)).and_then(|v| js(env, &v)))
+    }
+
+    /// How many local calendar months (bills) the load spans.
+    #[napi(getter)]
+    pub fn length(&self) -> u32 {
+        u32::try_from(self.inner.len()).unwrap_or(u32::MAX)
+    }
+
+    /// How many local calendar months (bills) the load spans (as `length`).
+    #[napi]
+    pub fn len(&self) -> u32 {
+        self.length()
+    }
+
+    /// The request of month `i` (0-based), the load's request cut to that local month; `null`
+    /// past the last month.
+    #[napi(catch_unwind, ts_return_type = "BillRequest | null")]
+    pub fn month_request(&self, env: Env, i: u32) -> napi::Result<Js> {
+        let req = usize::try_from(i).ok().and_then(|i| self.inner.month_request(i));
+        guard(env, || js(env, &req))
+    }
+}
+
 /// A draft invoice for a bill, due `paymentTermsDays` after it is issued.
 #[napi(catch_unwind, ts_args_type = "id: string, bill: Bill, paymentTermsDays: number", ts_return_type = "Invoice")]
 pub fn create_invoice(env: Env, id: String, bill: Unknown<'_>, payment_terms_days: u32) -> napi::Result<Js> {

@@ -2,8 +2,8 @@
 // Tariffs, bills, invoices, quotas and shared meters through the JS API.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { Engine, Tariff, compareTariffs, createInvoice, monthPeriod, allocate, splitSharedMeter } = require('meterkit')
-const { rec, thrown } = require('./helpers.js')
+const { Engine, Tariff, PreparedLoad, compareTariffs, createInvoice, monthPeriod, localInstant, allocate, splitSharedMeter } = require('meterkit')
+const { rec, thrown, repo } = require('./helpers.js')
 
 const TOML = `
 currency = "GBP"
@@ -155,4 +155,47 @@ test('URDB options, notes and compareTariffs (the core\'s Tariff.compare)', () =
     error: null,
   })
   assert.equal(ranked[1].total, '65.22')
+})
+
+test('PreparedLoad prices as compareTariffs and Tariff.bill on a real year', () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  // The real household's 8760 hourly kWh of 2021 (the PySAM oracle's load) and a real URDB rate.
+  const rows = fs.readFileSync(path.join(repo, 'examples/data/uk-smart-meter-hourly.csv'), 'utf8').trim().split('\n').slice(1)
+    .map((l) => l.split(',')).filter(([start]) => start.startsWith('2021'))
+  assert.equal(rows.length, 8760)
+  const records = rows.map(([start, value], i) => kwh(`h${i}`, value, new Date(start.replace(' ', 'T')).toISOString()))
+  const urdb = Tariff.fromUrdbJson(fs.readFileSync(path.join(repo, 'tests/data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json'), 'utf8'))
+  const flat = Tariff.fromToml(TOML)
+  const req = { tenant: 't1', subject: 'home', metric: 'kwh', periodStart: '2021-01-01T00:00:00Z', periodEnd: '2022-01-01T00:00:00Z', timeZone: 'America/Chicago' }
+  const load = new PreparedLoad(req, records)
+  // The UTC year in Chicago's local months: 2020-12 (6 hours), 2021-01 … 2021-12 (cut).
+  assert.equal(load.length, 13)
+  assert.equal(load.len(), 13)
+  assert.equal(load.monthRequest(0).periodStart, '2021-01-01T00:00:00Z')
+  assert.equal(load.monthRequest(0).periodEnd, localInstant('2021-01-01', 'America/Chicago'))
+  assert.equal(load.monthRequest(12).periodEnd, '2022-01-01T00:00:00Z')
+  assert.equal(load.monthRequest(13), null)
+  const tariffs = [['urdb', urdb], ['flat', flat]]
+  const ranked = load.compare(tariffs)
+  assert.deepEqual(ranked, compareTariffs(tariffs, req, records))
+  assert.ok(ranked.every((c) => c.error === null))
+  for (const [name, tariff] of tariffs) {
+    const bills = load.bills(tariff)
+    assert.equal(bills.length, 13)
+    // Month by month, the bills of Tariff.bill on the month's request.
+    assert.deepEqual(bills, bills.map((_, i) => tariff.bill(load.monthRequest(i), records)), name)
+    const row = ranked.find((c) => c.tariff === name)
+    assert.deepEqual(row.periods.map((p) => p.total), bills.map((b) => b.total))
+    assert.ok(Number(row.total) > 0)
+  }
+  // The load keeps its records: the caller's array may change afterwards.
+  records.length = 0
+  assert.deepEqual(load.compare(tariffs), ranked)
+})
+
+test('PreparedLoad errors carry the core envelope', () => {
+  const req = { tenant: 't1', subject: 'home', metric: 'kwh', periodStart: '1900-01-01T00:00:00Z', periodEnd: '2024-01-01T00:00:00Z', timeZone: 'UTC' }
+  assert.equal(thrown(() => new PreparedLoad(req, [])).code, 'E_INVALID_QUERY')
+  assert.equal(thrown(() => new PreparedLoad({ ...req, periodStart: '2023-01-01T00:00:00Z', timeZone: 'Mars/Base' }, [])).code, 'E_INVALID_TIME_ZONE')
 })

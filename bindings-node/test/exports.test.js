@@ -9,7 +9,7 @@ const { rec, thrown } = require('./helpers.js')
 test('the package exports exactly the documented names', () => {
   const names = Object.keys(meterkit).filter((k) => !k.startsWith('__')).sort()
   assert.deepEqual(names, [
-    'Engine', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
+    'Engine', 'PreparedLoad', 'RegisterTracker', 'Tariff', 'Validator', 'alertsOf', 'allocate', 'checkRecords', 'compareTariffs', 'createInvoice', 'decimalFromNumber',
     'errorCodes', 'estimateGaps', 'finalizePartials', 'keysToCamel', 'keysToSnake', 'localInstant', 'mergePartials', 'monthPeriod', 'parseDecimal', 'parseTs', 'partialRollup', 'rollupColumns', 'splitSharedMeter', 'validationSummary',
     'version', 'windowSpan',
   ])

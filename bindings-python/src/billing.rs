@@ -81,16 +81,8 @@ serde_class!(PyTariff, "tariff", |t| meterkit::Tariff::into_checked(t), {
         request: &PyBillRequest,
         records: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
-        let mut named: Vec<(String, meterkit::Tariff)> = Vec::new();
-        for item in tariffs.try_iter()? {
-            let (name, t): (String, Bound<'py, PyAny>) = item?.extract()?;
-            named.push((name, t.cast::<PyTariff>().map_err(PyErr::from)?.get().inner.clone()));
-        }
-        let mut recs = Vec::new();
-        for r in records.try_iter()? {
-            let r = r?;
-            recs.push(r.cast::<PyUsageRecord>().map_err(PyErr::from)?.get().inner.clone());
-        }
+        let named = named_tariffs(tariffs)?;
+        let recs = usage_records(records)?;
         let req = request.inner.clone();
         let ranked =
             detached(py, move || meterkit::Tariff::compare(named.iter().map(|(n, t)| (n.as_str(), t)), &req, &recs))?;
@@ -141,11 +133,7 @@ serde_class!(PyTariff, "tariff", |t| meterkit::Tariff::into_checked(t), {
     }
     /// Rate `records` for `request` (no store): the core's `Tariff::bill`.
     fn bill(&self, py: Python<'_>, request: &PyBillRequest, records: &Bound<'_, PyAny>) -> PyResult<PyBill> {
-        let mut recs = Vec::new();
-        for r in records.try_iter()? {
-            let r = r?;
-            recs.push(r.cast::<PyUsageRecord>().map_err(PyErr::from)?.get().inner.clone());
-        }
+        let recs = usage_records(records)?;
         let (t, req) = (self.inner.clone(), request.inner.clone());
         Ok(PyBill { inner: detached(py, move || t.bill(&req, &recs))? })
     }
@@ -159,6 +147,84 @@ serde_class!(PyTariff, "tariff", |t| meterkit::Tariff::into_checked(t), {
         )
     }
 });
+
+/// `(name, Tariff)` pairs from any iterable of 2-tuples.
+fn named_tariffs(tariffs: &Bound<'_, PyAny>) -> PyResult<Vec<(String, meterkit::Tariff)>> {
+    let mut named = Vec::new();
+    for item in tariffs.try_iter()? {
+        let (name, t): (String, Bound<'_, PyAny>) = item?.extract()?;
+        named.push((name, t.cast::<PyTariff>().map_err(PyErr::from)?.get().inner.clone()));
+    }
+    Ok(named)
+}
+
+/// The core records of any iterable of `UsageRecord`.
+fn usage_records(records: &Bound<'_, PyAny>) -> PyResult<Vec<meterkit::UsageRecord>> {
+    let mut recs = Vec::new();
+    for r in records.try_iter()? {
+        recs.push(r?.cast::<PyUsageRecord>().map_err(PyErr::from)?.get().inner.clone());
+    }
+    Ok(recs)
+}
+
+/// One load prepared once for pricing under many tariffs (the core's
+/// `billing::compare::PreparedLoad`): `request`'s period cut into local calendar months, each
+/// month's records summed once. `compare` and `bills` then price it without reading the records
+/// again. Raises `InvalidTimeZone`, `InvalidQuery` (an empty period, more than 1,200 months),
+/// `DecimalOverflowError`.
+#[pyclass(module = "meterkit", frozen, name = "PreparedLoad")]
+pub struct PyPreparedLoad {
+    inner: std::sync::Arc<meterkit::billing::compare::PreparedLoad<'static>>,
+}
+
+#[pymethods]
+impl PyPreparedLoad {
+    #[new]
+    fn new(py: Python<'_>, request: &PyBillRequest, records: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let recs = usage_records(records)?;
+        let req = request.inner.clone();
+        let load = detached(py, move || {
+            meterkit::billing::compare::PreparedLoad::new(&req, &recs)
+                .map(meterkit::billing::compare::PreparedLoad::into_owned)
+        })?;
+        Ok(PyPreparedLoad { inner: std::sync::Arc::new(load) })
+    }
+    /// `Tariff.compare` on the prepared load: `tariffs` as `(name, Tariff)` pairs; returns
+    /// `[{"tariff", "total": Decimal | None, "periods": [{"period", "total": Decimal}],
+    /// "error": str | None}]`, cheapest first.
+    fn compare<'py>(
+        &self,
+        py: Python<'py>,
+        tariffs: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+        let named = named_tariffs(tariffs)?;
+        let load = std::sync::Arc::clone(&self.inner);
+        let ranked = detached(py, move || Ok(load.compare(named.iter().map(|(n, t)| (n.as_str(), t)))))?;
+        ranked.into_iter().map(|c| comparison(py, c)).collect()
+    }
+    /// The tariff-year's bills under `tariff`: one `Bill` per local calendar month, in order (the
+    /// year's carried credit, ratchet peaks and annual minimum carry from bill to bill). Raises
+    /// `TariffError` and the errors of `Tariff.bill`.
+    fn bills(&self, py: Python<'_>, tariff: &PyTariff) -> PyResult<Vec<PyBill>> {
+        let (load, t) = (std::sync::Arc::clone(&self.inner), tariff.inner.clone());
+        let bills = detached(py, move || load.bills(&t))?;
+        Ok(bills.into_iter().map(|b| PyBill { inner: b }).collect())
+    }
+    /// How many local calendar months (bills) the load spans.
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+    /// The request of month `i` (0-based), the load's request cut to that local month; raises
+    /// `IndexError` past the last month.
+    fn month_request(&self, i: usize) -> PyResult<PyBillRequest> {
+        self.inner.month_request(i).map(|inner| PyBillRequest { inner }).ok_or_else(|| {
+            pyo3::exceptions::PyIndexError::new_err(format!("month {i} of a load of {} months", self.inner.len()))
+        })
+    }
+    fn __repr__(&self) -> String {
+        format!("PreparedLoad(months={})", self.inner.len())
+    }
+}
 
 /// What to bill: the usage of one metric in `[period_start, period_end)` of one subject, a set of
 /// subjects (`subjects=`) or the whole tenant (`subject=None`), optionally filtered by dimension

@@ -172,6 +172,7 @@ fn _meterkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<billing::PyBillRequest>()?;
     m.add_class::<billing::PyBillLine>()?;
     m.add_class::<billing::PyBill>()?;
+    m.add_class::<billing::PyPreparedLoad>()?;
     m.add_class::<billing::PyInvoice>()?;
     m.add_class::<billing::PyQuota>()?;
     m.add_class::<billing::PySharedMeter>()?;

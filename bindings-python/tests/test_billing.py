@@ -280,3 +280,58 @@ def test_billing_releases_the_gil_and_threads_agree() -> None:
         t.join()
     assert len(bills) == 4 and all(b == bills[0] for b in bills)
     assert bills[0].period_end - bills[0].period_start == timedelta(days=29)
+
+
+def _year_2021() -> list[mk.UsageRecord]:
+    """The real household's 8760 hourly kWh of 2021 (examples/data, the PySAM oracle's load)."""
+    import csv
+    from datetime import datetime
+
+    with open(REPO / "examples" / "data" / "uk-smart-meter-hourly.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["start"].startswith("2021")]
+    assert len(rows) == 8760
+    return [
+        mk.UsageRecord("acme", f"h{i}", "home", "kwh", Decimal(r["value"]), datetime.fromisoformat(r["start"]))
+        for i, r in enumerate(rows)
+    ]
+
+
+def test_prepared_load_prices_as_compare_and_bill() -> None:
+    real = (REPO / "tests" / "data" / "urdb" / "urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json").read_text()
+    urdb = mk.Tariff.from_urdb_json(real)
+    flat = mk.Tariff.from_toml(FLAT)
+    records = _year_2021()
+    request = mk.BillRequest("acme", "home", "kwh", utc(2021, 1, 1), utc(2022, 1, 1), "America/Chicago")
+    load = mk.PreparedLoad(request, iter(records))  # any iterable, as Tariff.compare
+    # The UTC year in Chicago's local months: 2020-12 (6 hours), 2021-01 … 2021-12 (cut).
+    assert len(load) == 13 and "months=13" in repr(load)
+    assert load.month_request(0).period_start == utc(2021, 1, 1)
+    assert load.month_request(0).period_end == mk.local_instant("2021-01-01", "America/Chicago")
+    assert load.month_request(12).period_end == utc(2022, 1, 1)
+    with pytest.raises(IndexError):
+        load.month_request(13)
+    tariffs = [("urdb", urdb), ("flat", flat)]
+    ranked = load.compare(tariffs)
+    assert ranked == mk.Tariff.compare(tariffs, request, records)
+    assert {c["tariff"] for c in ranked} == {"urdb", "flat"} and all(c["error"] is None for c in ranked)
+    for name, tariff in tariffs:
+        bills = load.bills(tariff)
+        assert all(isinstance(b, mk.Bill) for b in bills) and len(bills) == 13
+        # Month by month, the bills of Tariff.bill on the month's request.
+        assert bills == [tariff.bill(load.month_request(i), records) for i in range(13)], name
+        row = next(c for c in ranked if c["tariff"] == name)
+        assert [p["total"] for p in row["periods"]] == [b.total for b in bills]
+        assert row["total"] == sum((b.total for b in bills), Decimal(0)) and row["total"] > 0
+    # The load keeps its records: the caller's list may change afterwards.
+    records.clear()
+    assert load.compare(tariffs) == ranked
+
+
+def test_prepared_load_errors() -> None:
+    records = [mk.UsageRecord("acme", "r", "home", "kwh", Decimal("1"), utc(2024, 1, 5))]
+    with pytest.raises(mk.InvalidQuery):
+        mk.PreparedLoad(mk.BillRequest("acme", "home", "kwh", utc(1900, 1, 1), utc(2024, 1, 1), "UTC"), records)
+    with pytest.raises(TypeError):
+        mk.PreparedLoad(feb(), [1, 2])  # type: ignore[list-item]
+    load = mk.PreparedLoad(feb(), records)
+    assert load.compare([("flat", mk.Tariff.from_toml(FLAT))])[0]["error"] is None

@@ -468,6 +468,35 @@ fun apiTests(suite: Suite, scratch: File, examples: File, vectors: File) {
         eqDec(ranked[1].total, "65.22", "PySAM's day count")
         eq(ranked[1].error, null, "no error")
     }
+    t("PreparedLoad prices as compareTariffs and Tariff.bill on a real year") {
+        // The real household's 8760 hourly kWh of 2021 (the PySAM oracle's load) and a real URDB rate.
+        val rows = File(examples, "data/uk-smart-meter-hourly.csv").readLines().drop(1)
+            .map { it.split(",") }.filter { it[0].startsWith("2021") }
+        eq(rows.size, 8760, "hours")
+        val records = rows.mapIndexed { i, r -> rec("h$i", "home", r[1], r[0].replace(' ', 'T')) }
+        val urdb = Tariff.fromUrdb(File(vectors.parentFile, "data/urdb/urdb-539f6a23ec4f024411ec8beb-south-central-ppd-lp1.json").readText())
+        val tariffs = listOf(NamedTariff("urdb", urdb), NamedTariff("flat", Tariff.fromToml(flatToml)))
+        val year = january.copy(periodStart = ts("2021-01-01T00:00:00Z"), periodEnd = ts("2022-01-01T00:00:00Z"), timeZone = "America/Chicago")
+        val load = PreparedLoad(year, records)
+        // The UTC year in Chicago's local months: 2020-12 (6 hours), 2021-01 … 2021-12 (cut).
+        eq(load.len(), 13u, "months")
+        eq(load.monthRequest(0u)?.periodEnd, ts("2021-01-01T06:00:00Z"), "first month ends at local midnight")
+        eq(load.monthRequest(12u)?.periodEnd, year.periodEnd, "last month")
+        eq(load.monthRequest(13u), null, "past the last month")
+        val ranked = load.compare(tariffs)
+        eq(ranked, compareTariffs(tariffs, year, records), "compare is compareTariffs")
+        eq(ranked.map { it.error }, listOf(null, null), "both price the load")
+        for (nt in tariffs) {
+            val bills = load.bills(nt.tariff)
+            eq(bills, (0 until 13).map { nt.tariff.bill(load.monthRequest(it.toUInt())!!, records) }, "${nt.name}: bills month by month")
+            val row = ranked.first { it.tariff == nt.name }
+            eq(row.periods.map { it.total }, bills.map { it.total }, "${nt.name}: period totals")
+            check(row.total!! > BigDecimal.ZERO) { "${nt.name}: ${row.total}" }
+        }
+        throws<MeterkitException.InvalidQuery>("a period of more than 1,200 months") {
+            PreparedLoad(year.copy(periodStart = ts("1900-01-01T00:00:00Z")), records)
+        }
+    }
     t("engine.bill from stored records equals the tariff's bill; billRequestFromJson") {
         val engine = Engine.inMemory()
         engine.ingest(usage)

@@ -212,6 +212,48 @@ impl<'r> PreparedLoad<'r> {
         Ok(PreparedLoad { records: Cow::Owned(owned), months })
     }
 
+    /// The load with its records owned: what a binding keeps between calls (a Python, Node or
+    /// Kotlin/Swift `PreparedLoad` object). A borrowed load copies the records its months span
+    /// (the first month's first record to the last month's last, in time order; the records
+    /// before and after the period are left out); an owned one (records out of order) is
+    /// moved as is. The bills and comparisons are unchanged.
+    ///
+    /// ```
+    /// use meterkit::{BillRequest, Tariff, UsageRecord};
+    /// use meterkit::billing::compare::PreparedLoad;
+    /// use chrono::{TimeZone, Utc};
+    /// let flat = Tariff::from_toml("currency = \"USD\"\n[[charges]]\nid = \"e\"\ntype = \"per_unit\"\nrate = \"0.20\"")?;
+    /// let at = |m| Utc.with_ymd_and_hms(2024, m, 5, 0, 0, 0).unwrap();
+    /// let records = vec![
+    ///     UsageRecord::new("t", "r0", "home", "kwh", "7".parse()?, Utc.with_ymd_and_hms(2023, 12, 5, 0, 0, 0).unwrap()),
+    ///     UsageRecord::new("t", "r1", "home", "kwh", "100".parse()?, at(1)),
+    ///     UsageRecord::new("t", "r2", "home", "kwh", "50".parse()?, at(2)),
+    /// ];
+    /// let end = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+    /// let req = BillRequest::new("t", "home", "kwh", at(1) - chrono::Duration::days(4), end, "UTC");
+    /// let owned: PreparedLoad<'static> = PreparedLoad::new(&req, &records)?.into_owned();
+    /// drop(records);
+    /// let totals: Vec<String> = owned.bills(&flat)?.iter().map(|b| b.total.to_string()).collect();
+    /// assert_eq!(totals, ["20.00", "10.00"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn into_owned(self) -> PreparedLoad<'static> {
+        let PreparedLoad { records, mut months } = self;
+        let records = match records {
+            Cow::Owned(v) => v,
+            Cow::Borrowed(all) => {
+                let lo = months.iter().map(|m| m.range.0).min().unwrap_or(0);
+                let hi = months.iter().map(|m| m.range.1).max().unwrap_or(lo);
+                for m in &mut months {
+                    m.range = (m.range.0 - lo, m.range.1 - lo);
+                }
+                all[lo..hi].to_vec()
+            }
+        };
+        PreparedLoad { records: Cow::Owned(records), months }
+    }
+
     /// How many local calendar months (bills) the load spans.
     #[must_use]
     pub fn len(&self) -> usize {

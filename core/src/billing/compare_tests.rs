@@ -217,3 +217,43 @@ fn a_load_out_of_order_prepares_the_same() {
     let (x, y) = (PreparedLoad::new(&req, &records).unwrap(), PreparedLoad::new(&req, &shuffled).unwrap());
     assert_eq!(x.bills(&t).unwrap(), y.bills(&t).unwrap());
 }
+
+/// `into_owned` keeps the bills and totals of a borrowed load (records in order, with records
+/// before and after the period) and of an owned one (records out of order).
+#[test]
+fn an_owned_load_prices_as_the_borrowed_one() {
+    let mut g = Rng(0x0815);
+    let records = load(&mut g, true, false);
+    let mut shuffled = records.clone();
+    shuffled.reverse();
+    let req = BillRequest::new(
+        "t",
+        "house",
+        "kwh",
+        Utc.with_ymd_and_hms(2018, 2, 10, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2018, 11, 20, 0, 0, 0).unwrap(),
+        "America/Chicago",
+    );
+    let tariffs: Vec<Tariff> =
+        (0..6).map(|i| Tariff::from_urdb_json(&record(&mut g, i).to_string()).unwrap()).collect();
+    let mut priced = 0;
+    for recs in [&records, &shuffled] {
+        let borrowed = PreparedLoad::new(&req, recs).unwrap();
+        let owned = borrowed.clone().into_owned();
+        assert!(matches!(owned.records, std::borrow::Cow::Owned(_)));
+        // Only the period's records are kept (the load spans the whole of 2018 and more).
+        assert!(owned.records.len() < records.len() * 9 / 10, "{}", owned.records.len());
+        assert_eq!(owned.len(), 10);
+        assert_eq!(
+            (0..10).map(|i| owned.month_request(i)).collect::<Vec<_>>(),
+            (0..10).map(|i| borrowed.month_request(i)).collect::<Vec<_>>()
+        );
+        for t in &tariffs {
+            let bills = owned.bills(t).map_err(|e| e.message().to_string());
+            assert_eq!(bills, borrowed.bills(t).map_err(|e| e.message().to_string()));
+            priced += usize::from(bills.is_ok());
+            assert_eq!(owned.compare([("g", t)]), borrowed.compare([("g", t)]));
+        }
+    }
+    assert!(priced >= 2, "{priced}");
+}
