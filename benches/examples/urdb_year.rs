@@ -17,7 +17,8 @@
 //! `… -- N UTC 1000` also times `Tariff::compare` of 1,000 tariffs (the record with its rates
 //! scaled by 0.5–1.5, as the criterion bench) against the same load, 5 runs.
 //!
-//! `… -- N UTC only-prepared` (or `only-records`) times one way only (for `scripts/bench-pysam`).
+//! `… -- N UTC only-prepared` (or `only-bills`, `only-records`) times one way only (for
+//! `scripts/bench-pysam`).
 //!
 //! Instructions per tariff-year, independent of the machine's load:
 //! `valgrind --tool=callgrind --toggle-collect=urdb_year::one target/release/examples/urdb_year N`
@@ -153,6 +154,14 @@ fn main() {
             "urdb_year way={way} zone={zone} runs={n} first={first:.4} ms median={median:.4} ms fastest={fastest:.4} ms bills={bills} total={total}"
         );
     };
+    if only == "only-bills" {
+        let load = prepare(&req, &records);
+        let (times, last) = timed(n, || one_bills(&tariff, black_box(&load)));
+        let last = last.unwrap_or_default();
+        let total: rust_decimal::Decimal = last.iter().map(|b| b.total).sum();
+        show("bills", times, last.len(), &total.to_string());
+        return;
+    }
     if only != "only-records" {
         let (times, load) = timed(n, || prepare(&req, black_box(&records)));
         let load = load.unwrap();

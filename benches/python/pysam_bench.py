@@ -86,9 +86,10 @@ def timed_runs(f, n):
 
 
 def rust_year(way, n):
-    """(median, fastest) seconds per tariff-year of the Rust example's `way` (`prepared` or
-    `records`)."""
-    only = "only-prepared" if way == "prepared" else "only-records"
+    """(median, fastest) seconds per tariff-year of the Rust example's `way` (`prepared`: the
+    monthly totals on a prepared load; `bills`: the 12 bills with every line's text on it;
+    `records`: from the 8,760 records)."""
+    only = f"only-{way}"
     out = subprocess.run([URDB_YEAR, str(n), "UTC", only], check=True, capture_output=True, text=True).stdout
     m = re.search(rf"way={way} .*median=([0-9.]+) ms fastest=([0-9.]+) ms", out)
     return float(m.group(1)) / 1000, float(m.group(2)) / 1000
@@ -103,18 +104,19 @@ def alternating(model, python_year):
     print("meterkit's (a 2 ms call is preempted, a 0.04 ms call rarely): the last column divides PySAM's")
     print("median CPU time (its thread's, which excludes waiting) by meterkit's wall-clock median: a")
     print("conservative ratio.")
-    print("| round | load avg | PySAM execute() | PySAM CPU | Rust, prepared load | ratio | Rust, from records | ratio | Python compare | ratio | prepared: PySAM CPU / Rust wall |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    ratios = {"prepared": [], "records": [], "python": []}
-    fastest = {"prepared": [], "records": [], "python": []}
+    print("| round | load avg | PySAM execute() | PySAM CPU | Rust, prepared load | ratio | Rust, prepared, bills with lines | ratio | Rust, from records | ratio | Python compare | ratio | prepared: PySAM CPU / Rust wall |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    ratios = {"prepared": [], "bills": [], "records": [], "python": []}
+    fastest = {"prepared": [], "bills": [], "records": [], "python": []}
     by_cpu = []
     cell = lambda v: f"{v[0] * 1000:.4f} / {v[1] * 1000:.4f} ms"
     for r in range(ROUNDS):
         p = timed_runs(lambda: model.execute(0), 40)
         prepared = rust_year("prepared", 2000)
+        bills = rust_year("bills", 2000)
         records = rust_year("records", 200)
         py = timed_runs(python_year, 40) if python_year else None
-        for k, v in (("prepared", prepared), ("records", records), ("python", py)):
+        for k, v in (("prepared", prepared), ("bills", bills), ("records", records), ("python", py)):
             if v:
                 ratios[k].append(p[0] / v[0])
                 fastest[k].append(p[1] / v[1])
@@ -122,7 +124,7 @@ def alternating(model, python_year):
         by_cpu.append(p[2] / prepared[0])
         python = f"{cell(py)} | {ratio(py)}" if py else "(not installed) | —"
         print(
-            f"| {r + 1} | {os.getloadavg()[0]:.1f} | {cell(p)} | {p[2] * 1000:.4f} ms | {cell(prepared)} | {ratio(prepared)} "
+            f"| {r + 1} | {os.getloadavg()[0]:.1f} | {cell(p)} | {p[2] * 1000:.4f} ms | {cell(prepared)} | {ratio(prepared)} | {cell(bills)} | {ratio(bills)} "
             f"| {cell(records)} | {ratio(records)} | {python} | {by_cpu[-1]:.1f}x |"
         )
     print(
