@@ -63,12 +63,14 @@ def checksum(rows: list[tuple[Any, ...]]) -> tuple[int, str]:
     return len(rows), h.hexdigest()[:16]
 
 
-def run_meterkit(path: Path, window: str, zone: str, threads: int) -> tuple[float, list[tuple[Any, ...]]]:
+def run_meterkit(
+    path: Path, window: str, zone: str, threads: int, read_dictionary: list[str] | None = None
+) -> tuple[float, list[tuple[Any, ...]]]:
     import pyarrow.parquet as pq
 
     import meterkit as mk
 
-    table = pq.read_table(path)
+    table = pq.read_table(path, read_dictionary=read_dictionary)
     spec = mk.RollupSpec("wh", window, zone)
     t0 = time.perf_counter()
     out = mk.rollup_arrow(table, spec, threads=threads)
@@ -89,27 +91,7 @@ def run_meterkit(path: Path, window: str, zone: str, threads: int) -> tuple[floa
 
 def run_meterkit_dict(path: Path, window: str, zone: str, threads: int) -> tuple[float, list[tuple[Any, ...]]]:
     """meterkit with the tenant column read as an Arrow dictionary (categorical): codes, no strings."""
-    import pyarrow.parquet as pq
-
-    import meterkit as mk
-
-    table = pq.read_table(path, read_dictionary=["tenant"])
-    spec = mk.RollupSpec("wh", window, zone)
-    t0 = time.perf_counter()
-    out = mk.rollup_arrow(table, spec, threads=threads)
-    elapsed = time.perf_counter() - t0
-    t = out.to_pyarrow()
-    rows = list(
-        zip(
-            t.column("tenant").to_pylist(),
-            [int(x.timestamp()) for x in t.column("window_start").to_pylist()],
-            [int(x) for x in t.column("sum").to_pylist()],
-            t.column("count").to_pylist(),
-            [int(x) for x in t.column("min").to_pylist()],
-            [int(x) for x in t.column("max").to_pylist()],
-        )
-    )
-    return elapsed, rows
+    return run_meterkit(path, window, zone, threads, read_dictionary=["tenant"])
 
 
 def run_pandas(path: Path, window: str, zone: str, threads: int) -> tuple[float, list[tuple[Any, ...]]]:

@@ -209,6 +209,20 @@ fn db_err(what: &str, e: &postgres::Error) -> Error {
     }
 }
 
+/// The `(id, body)` rows of `rows` (the `get_records` statement's) as a map from id to stored
+/// JSON body.
+///
+/// # Errors
+/// [`ErrorKind::Store`] when a column cannot be read.
+fn bodies_by_id(rows: &[postgres::Row]) -> Result<HashMap<&str, &str>> {
+    let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        found.insert(row.try_get(0).map_err(get)?, row.try_get(1).map_err(get)?);
+    }
+    Ok(found)
+}
+
 fn json_err(e: &serde_json::Error) -> Error {
     Error::new(ErrorKind::Store, format!("Stored JSON could not be read or written: {e}."))
 }
@@ -561,6 +575,17 @@ fn retryable(message: impl Into<String>) -> PgFail {
 }
 
 impl PgStore {
+    /// The stored `(id, body)` rows of `tenant`'s records among `ids` (one `id = ANY` query).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the query fails or the connection is lost.
+    fn stored_bodies(&self, tenant: &str, ids: &[&str]) -> Result<Vec<postgres::Row>> {
+        self.with_conn("read records by id", |c| {
+            let st = c.st.get_records.clone();
+            c.client.query(&st, &[&tenant, &ids])
+        })
+    }
+
     /// Call `f` for every stored record of `metric` (of `tenant` only, if given) in a snapshot
     /// taken after in-flight writers finished, and note the record generation of that snapshot
     /// (the next `apply` adding a spec checks it).
@@ -959,16 +984,8 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        let rows = self.with_conn("read records by id", |c| {
-            let st = c.st.get_records.clone();
-            c.client.query(&st, &[&tenant, &ids])
-        })?;
-        let mut found: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let get =
-                |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
-            found.insert(row.try_get(0).map_err(get)?, row.try_get(1).map_err(get)?);
-        }
+        let rows = self.stored_bodies(tenant, &ids)?;
+        let found = bodies_by_id(&rows)?;
         let mut json = Vec::with_capacity(256);
         records
             .iter()
@@ -989,16 +1006,8 @@ impl Store for PgStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = self.with_conn("read records by id", |c| {
-            let st = c.st.get_records.clone();
-            c.client.query(&st, &[&tenant, &ids])
-        })?;
-        let mut found: HashMap<&str, &str> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let get =
-                |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
-            found.insert(row.try_get(0).map_err(get)?, row.try_get(1).map_err(get)?);
-        }
+        let rows = self.stored_bodies(tenant, ids)?;
+        let found = bodies_by_id(&rows)?;
         ids.iter()
             .map(|id| found.get(id).map(|b| serde_json::from_str(b).map_err(|e| json_err(&e))).transpose())
             .collect()
