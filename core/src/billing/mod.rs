@@ -557,30 +557,18 @@ impl Rater<'_> {
         tier: Option<usize>,
         tou: Option<&str>,
     ) {
+        // For totals only (`year::Text::TotalsOnly`) the line keeps what later rating reads (the
+        // charge id: metering and percentages select lines by it) and no text or normalising.
         let text = self.text == year::Text::Lines;
-        let line = if text {
-            BillLine {
-                charge: id.to_string(),
-                description,
-                quantity: quantity.normalize(),
-                unit: unit.to_string(),
-                rate: rate.normalize(),
-                amount,
-                tier: tier.map(|t| t as u32 + 1),
-                tou_period: tou.map(str::to_string),
-            }
-        } else {
-            // The charge id stays: metering and percentages select lines by it.
-            BillLine {
-                charge: id.to_string(),
-                description: String::new(),
-                quantity,
-                unit: String::new(),
-                rate,
-                amount,
-                tier: tier.map(|t| t as u32 + 1),
-                tou_period: None,
-            }
+        let line = BillLine {
+            charge: id.to_string(),
+            description: if text { description } else { String::new() },
+            quantity: if text { quantity.normalize() } else { quantity },
+            unit: if text { unit.to_string() } else { String::new() },
+            rate: if text { rate.normalize() } else { rate },
+            amount,
+            tier: tier.map(|t| t as u32 + 1),
+            tou_period: tou.filter(|_| text).map(str::to_string),
         };
         self.pieces[pi].push(Pending { line, tax: false });
     }
