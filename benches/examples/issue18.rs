@@ -29,6 +29,20 @@ fn rss() -> u64 {
 
 const BATCH: usize = 10_000;
 
+/// With `ISSUE18_PERF_CTL` set to perf's control fifo (`perf record -D -1 --control
+/// fifo:PATH`), switch sampling on (`"enable"`) or off (`"disable"`): `scripts/bench` profiles
+/// only the timed part of a row, not the building of its records.
+fn perf(command: &str) {
+    if let Some(path) = std::env::var_os("ISSUE18_PERF_CTL") {
+        use std::io::Write;
+        if let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(path) {
+            let _ = writeln!(fifo, "{command}");
+            // perf reads the fifo asynchronously: give it a moment before the timed part starts.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 fn specs() -> [RollupSpec; 2] {
     [
         RollupSpec::new("bytes", Window::Hour, "Europe/London").unwrap().group_by(["carrier", "region"]),
@@ -127,7 +141,7 @@ impl<S: Store> Store for Timed<S> {
 
 fn row(path: &str, measured: f64, goal: f64, unit: &str, lower_is_better: bool, note: &str) {
     let ratio = if lower_is_better { goal / measured } else { measured / goal };
-    let fmt = |v: f64| if v >= 1000.0 { format!("{:.0} k", v / 1000.0) } else { format!("{v:.1}") };
+    let fmt = |v: f64| if v >= 1000.0 && unit == "rec/s" { format!("{:.0} k", v / 1000.0) } else { format!("{v:.1}") };
     println!("| {path} | {} {unit} | {} {unit} | **{ratio:.2}** | {note} |", fmt(measured), fmt(goal));
 }
 
@@ -139,69 +153,180 @@ fn ingest<S: Store + 'static>(store: S, records: &[UsageRecord]) -> (f64, f64) {
         engine.add_spec(s).unwrap();
     }
     spent.store(0, Relaxed);
+    perf("enable");
     let t = Instant::now();
     for b in records.chunks(BATCH) {
         let r = engine.ingest(b).unwrap();
         assert_eq!(r.accepted as usize, b.len(), "every record is new");
     }
     let elapsed = t.elapsed();
+    perf("disable");
     print_methods();
     let share = Duration::from_nanos(spent.load(Relaxed)).as_secs_f64() / elapsed.as_secs_f64();
     (records.len() as f64 / elapsed.as_secs_f64(), share)
 }
 
+/// The rows `main` can run alone (`issue18 [records] [row]`): `scripts/bench` profiles each
+/// missed row in its own process, and runs `big` in its own process so that its peak RSS is its
+/// own.
+const ROWS: [&str; 5] = ["kernel", "memory", "sqlite", "pg", "big"];
+
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let only = std::env::args().nth(2);
+    if let Some(row) = only.as_deref().filter(|r| !ROWS.contains(r)) {
+        eprintln!("unknown row {row}: one of {ROWS:?}");
+        std::process::exit(2);
+    }
+    if only.as_deref() == Some("big") {
+        return big_row();
+    }
     let days = ((30 * n) / 10_000_000).max(1) as u32;
     let data = synth(n, 10_000, days, 2024);
     let records: Vec<UsageRecord> = data.iter().map(Synth::record).collect();
-    println!("{n} records, 10,000 subjects, 3 dimensions over {days} day(s); two specs: hourly Europe/London by carrier+region, daily Europe/London per subject\n");
-    println!("| path | measured | goal | measured/goal | note |\n|---|---|---|---|---|");
+    let run = |row: &str| only.as_deref().is_none_or(|o| o == row);
+    if only.is_none() {
+        println!("{n} records (the kernel rows: ISSUE18_KERNEL_RECORDS, default 10M), 10,000 subjects, 3 dimensions over {days} day(s) per 1M; two specs: hourly Europe/London by carrier+region, daily Europe/London per subject\n");
+        println!("| path | measured | goal | measured/goal | note |\n|---|---|---|---|---|");
+    }
+    if only.as_deref() == Some("kernel") {
+        kernel_rows(&records);
+    }
+    if run("memory") {
+        let (rate, share) = ingest(MemoryStore::new(), &records);
+        row("`Engine::ingest`, MemoryStore, batches of 10k", rate, 1e6, "rec/s", false, &store_note(rate, share));
+    }
+    if run("sqlite") {
+        sqlite_rows(&records);
+    }
+    if run("pg") {
+        pg_row(&records);
+    }
+    if only.is_none() {
+        // The kernel at the issue's 10M records (ISSUE18_KERNEL_RECORDS), and the 1M-bucket row,
+        // each in its own process: neither holds the other's memory.
+        let kernel = std::env::var("ISSUE18_KERNEL_RECORDS").unwrap_or_else(|_| "10000000".into());
+        for args in [[kernel.as_str(), "kernel"], ["0", "big"]] {
+            let exe = std::env::current_exe().expect("the benchmark's own path");
+            let status = std::process::Command::new(exe).args(args).status().expect("a row's process");
+            assert!(status.success(), "the {} row failed", args[1]);
+        }
+    }
+}
 
+fn kernel_rows(records: &[UsageRecord]) {
     let before = rss();
+    perf("enable");
     let t = Instant::now();
     let mut acc = Accumulator::new("t", &specs()).unwrap();
-    for r in &records {
+    for r in records {
         acc.add(r).unwrap();
     }
-    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let rate = records.len() as f64 / t.elapsed().as_secs_f64();
+    perf("disable");
     let buckets = acc.len() as f64;
     let bytes = rss().saturating_sub(before) as f64 / buckets;
     drop(acc);
-    row("record-path kernel (`Accumulator`), 1 thread", rate, 10e6, "rec/s", false, "");
+    let note = format!("{} records", records.len());
+    row("record-path kernel (`Accumulator`), 1 thread", rate, 10e6, "rec/s", false, &note);
     row(
         "memory per in-memory bucket (Accumulator, RSS growth / buckets)",
         bytes,
         64.0,
         "B",
         true,
-        &format!("{buckets} buckets; an upper bound (allocator slack included)"),
+        &format!("{buckets} buckets of {} records; an upper bound (allocator slack included)", records.len()),
     );
+}
 
-    let (rate, share) = ingest(MemoryStore::new(), &records);
-    row("`Engine::ingest`, MemoryStore, batches of 10k", rate, 1e6, "rec/s", false, &store_note(rate, share));
-
+fn sqlite_rows(records: &[UsageRecord]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
-    let (rate, share) = ingest(meterkit_sqlite::SqliteStore::open(&path).unwrap(), &records);
+    let (rate, share) = ingest(meterkit_sqlite::SqliteStore::open(&path).unwrap(), records);
     row("`Engine::ingest`, SQLite file (WAL), batches of 10k", rate, 500e3, "rec/s", false, &store_note(rate, share));
     let size: u64 = ["", "-wal"]
         .iter()
         .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
         .map(|m| m.len())
         .sum();
-    row("SQLite bytes per stored record (records + both rollups)", size as f64 / n as f64, 100.0, "B", true, "");
+    row(
+        "SQLite bytes per stored record (records + both rollups)",
+        size as f64 / records.len() as f64,
+        100.0,
+        "B",
+        true,
+        "",
+    );
+}
 
+fn pg_row(records: &[UsageRecord]) {
     match std::env::var("METERKIT_PG_URL") {
         Ok(url) => {
             let schema = format!("issue18_{}", std::process::id());
             let store =
                 meterkit_postgres::PgStore::open_with(meterkit_postgres::PgOptions::new(url).schema(schema)).unwrap();
-            let (rate, share) = ingest(store, &records);
+            let (rate, share) = ingest(store, records);
             row("PostgreSQL, one writer, batches of 10k", rate, 300e3, "rec/s", false, &store_note(rate, share));
         }
         Err(_) => println!("| PostgreSQL, one writer | not measured (METERKIT_PG_URL unset) | 300 k rec/s | – | |"),
     }
+}
+
+/// Peak resident set size of this process, bytes (Linux `VmHWM`; 0 elsewhere).
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The issue's "10M records into 1M buckets within 1 GB RSS": 10,000,000 records of 100,000
+/// subjects over 10 days (10 per subject and day), built one at a time (never held), into one
+/// daily-per-subject Europe/London spec: 1,000,000 buckets. The rows: this process's RSS growth
+/// per bucket, and its peak RSS.
+fn big_row() {
+    const SUBJECTS: u64 = 100_000;
+    const N: u64 = 10_000_000;
+    let spec = RollupSpec::new("bytes", Window::Day, "Europe/London").unwrap().group_by(["subject"]);
+    let before = rss();
+    let mut acc = Accumulator::new("t", &[spec]).unwrap();
+    let t = Instant::now();
+    for i in 0..N {
+        let (subject, k) = (i % SUBJECTS, i / SUBJECTS);
+        let at = chrono::DateTime::from_timestamp(Synth::EPOCH + (k * 8640) as i64, 0).unwrap_or_default();
+        let r = UsageRecord::new(
+            "t",
+            format!("r{i}"),
+            format!("sim-{subject}"),
+            "bytes",
+            meterkit::Decimal::new(1 + (i % 997) as i64, 0),
+            at,
+        );
+        acc.add(&r).unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let buckets = acc.len();
+    let peak = peak_rss() as f64;
+    let per_bucket = rss().saturating_sub(before) as f64 / buckets as f64;
+    row(
+        "memory per in-memory bucket at 1M buckets (RSS growth / buckets)",
+        per_bucket,
+        64.0,
+        "B",
+        true,
+        "the key (tenant, spec, window, subject) and the 64-byte state, with the map's slack",
+    );
+    row(
+        "10M records into 1M buckets (`Accumulator`), peak RSS of the whole process",
+        peak / 1e6,
+        1000.0,
+        "MB",
+        true,
+        &format!("{buckets} buckets, {secs:.1} s with building each record"),
+    );
 }
 
 /// "store x% of the time → store alone y rec/s".

@@ -3,15 +3,28 @@
 // bytes per hour per carrier, four ways through meterkit (in-memory engine) and two ways in plain
 // JavaScript (a Map keyed by hour and carrier, summing JS numbers and decimal.js Decimals).
 //
-//   node benches/node/bench.js [N]          (from a checkout where bindings-node is built)
+//   node benches/node/bench.js [N]            (from a checkout where bindings-node is built)
+//   node benches/node/bench.js N --only WAY   (one way alone, for a profile: per-record,
+//                                              batches, columns, js-numbers, js-decimal)
 //
-// Every way's result is checked against the others before the figures are printed.
+// Every way's result is checked against the others before the figures are printed, then issue
+// 18's Node rows as measured / goal. `scripts/bench-node` runs it and writes RESULTS.md. With
+// BENCH_PERF_CTL set to perf's control fifo (`perf record -D -1 --control fifo:PATH`), a way
+// run with --only switches sampling on for its timed part only.
 const path = require('node:path')
 const meterkitPath = process.env.METERKIT_PACKAGE || path.join(__dirname, '..', '..', 'bindings-node')
 const { Engine } = require(meterkitPath)
 const Decimal = require(require.resolve('decimal.js', { paths: [meterkitPath] }))
 
 const N = Number(process.argv[2] || 1_000_000)
+const ONLY = process.argv[3] === '--only' ? process.argv[4] : undefined
+const fs = require('node:fs')
+function perf(command) {
+  if (process.env.BENCH_PERF_CTL) {
+    fs.writeFileSync(process.env.BENCH_PERF_CTL, `${command}\n`)
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50) // let perf read it
+  }
+}
 const CARRIERS = ['acme', 'beta', 'gamma', 'delta']
 const SIMS = 1000
 const T0 = Date.UTC(2024, 4, 1)
@@ -46,12 +59,15 @@ for (let i = 0; i < N; i++) {
 }
 const simNames = Array.from({ length: SIMS }, (_, i) => `sim-${i}`)
 
-function timed(name, fn) {
+function timed(key, name, fn) {
+  if (ONLY && key !== ONLY) return undefined
   if (global.gc) global.gc()
+  perf('enable')
   const t = process.hrtime.bigint()
   const out = fn()
   const ms = Number(process.hrtime.bigint() - t) / 1e6
-  return { name, ms, out }
+  perf('disable')
+  return { key, name, ms, out }
 }
 
 function engineRun(ingest) {
@@ -64,15 +80,15 @@ function engineRun(ingest) {
 const BATCH = 10_000
 const COLS = 100_000
 const runs = [
-  timed('meterkit ingest, one call per record', () =>
+  timed('per-record', 'meterkit ingest, one call per record', () =>
     engineRun((e) => {
       for (let i = 0; i < N; i++) e.ingest(records[i])
     })),
-  timed(`meterkit ingest, batches of ${BATCH.toLocaleString('en')}`, () =>
+  timed('batches', `meterkit ingest, batches of ${BATCH.toLocaleString('en')}`, () =>
     engineRun((e) => {
       for (let i = 0; i < N; i += BATCH) e.ingest(records.slice(i, i + BATCH))
     })),
-  timed(`meterkit ingestColumns (typed arrays), batches of ${COLS.toLocaleString('en')}`, () =>
+  timed('columns', `meterkit ingestColumns (typed arrays), batches of ${COLS.toLocaleString('en')}`, () =>
     engineRun((e) => {
       for (let i = 0; i < N; i += COLS) {
         const end = Math.min(i + COLS, N)
@@ -87,7 +103,7 @@ const runs = [
         })
       }
     })),
-  timed('JS Map, JS numbers (no idempotency, no store)', () => {
+  timed('js-numbers', 'JS Map, JS numbers (no idempotency, no store)', () => {
     const m = new Map()
     for (const r of records) {
       const t = Date.parse(r.timestamp)
@@ -100,7 +116,7 @@ const runs = [
     }
     return [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k.replace('.000Z', 'Z')}|${v.sum}|${v.count}`).join('\n')
   }),
-  timed('JS Map, decimal.js (no idempotency, no store)', () => {
+  timed('js-decimal', 'JS Map, decimal.js (no idempotency, no store)', () => {
     const m = new Map()
     for (const r of records) {
       const t = Date.parse(r.timestamp)
@@ -113,7 +129,7 @@ const runs = [
     }
     return [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k.replace('.000Z', 'Z')}|${v.sum.toFixed()}|${v.count}`).join('\n')
   }),
-]
+].filter(Boolean)
 // The async path, for completeness (same work off the main thread).
 async function asyncRun() {
   const engine = new Engine()
@@ -122,10 +138,30 @@ async function asyncRun() {
   for (let i = 0; i < N; i += BATCH) await engine.ingestAsync(records.slice(i, i + BATCH))
   const ms = Number(process.hrtime.bigint() - t) / 1e6
   const out = (await engine.queryAsync(QUERY)).map((b) => `${b.windowStart}|${b.group.carrier}|${b.sum}|${b.count}`).join('\n')
-  return { name: `meterkit ingestAsync, batches of ${BATCH.toLocaleString('en')}`, ms, out }
+  return { key: 'async', name: `meterkit ingestAsync, batches of ${BATCH.toLocaleString('en')}`, ms, out }
 }
 
-asyncRun().then((a) => {
+// Issue 18's Node rows: (way, goal in records/s).
+const GOALS = [
+  ['columns', 'Node `ingestColumns` (typed arrays, batches of 100k)', 1_000_000],
+  ['per-record', 'Node per-record `ingest` (one call per record)', 100_000],
+]
+
+function report(runs) {
+  const rate = (r) => (N / r.ms) * 1000
+  console.log('')
+  console.log('| path | measured | goal | measured/goal |')
+  console.log('|---|---|---|---|')
+  for (const [key, name, goal] of GOALS) {
+    const r = runs.find((x) => x.key === key)
+    const k = (v) => `${Math.round(v / 1000).toLocaleString('en')} k rec/s`
+    console.log(`| ${name} | ${k(rate(r))} | ${k(goal)} | **${(rate(r) / goal).toFixed(2)}** |`)
+  }
+}
+
+if (ONLY) {
+  for (const r of runs) console.log(`${r.name}: ${r.ms.toFixed(0)} ms, ${Math.round((N / r.ms) * 1000).toLocaleString('en')} records/s`)
+} else asyncRun().then((a) => {
   runs.splice(3, 0, a)
   const reference = runs[0].out
   for (const r of runs) {
@@ -138,4 +174,5 @@ asyncRun().then((a) => {
   for (const r of runs) {
     console.log(`| ${r.name} | ${r.ms.toFixed(0)} | ${Math.round((N / r.ms) * 1000).toLocaleString('en')} | ${(r.ms / base).toFixed(1)}x |`)
   }
+  report(runs)
 })

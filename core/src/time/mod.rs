@@ -398,7 +398,35 @@ pub(crate) struct WindowClock {
     /// `(start, end, offset)` of known offset segments, most recently used first.
     segments: Vec<(i64, i64, i64)>,
     slot_secs: i64,
+    /// Recent spans off the fast path, [`CACHE_SLOTS`] of them once one is needed (empty before).
     cache: Box<[(i64, i64)]>,
+}
+
+/// Offset segments found by any clock, with their zone: `(zone, (start, end, offset))`. A
+/// segment is a fact about the zone (an interval of one UTC offset in the compiled-in tz
+/// database), so sharing it between clocks changes no answer; it spares each new clock — one per
+/// ingest call, so one per record for a per-record feed — the ≈ 800 zone lookups of
+/// [`WindowClock::find_segment`]. At most [`KNOWN_SEGMENTS_MAX`] are kept (the newest replace the
+/// oldest).
+static KNOWN_SEGMENTS: std::sync::Mutex<Vec<(Tz, Segment)>> = std::sync::Mutex::new(Vec::new());
+/// `(start, end, offset)`: Unix seconds `[start, end)` in which the zone's UTC offset is `offset`
+/// seconds.
+type Segment = (i64, i64, i64);
+const KNOWN_SEGMENTS_MAX: usize = 256;
+
+/// A known segment of `tz` containing `t`.
+fn known_segment(tz: Tz, t: i64) -> Option<Segment> {
+    let known = KNOWN_SEGMENTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    known.iter().rev().find(|(z, (s, e, _))| *z == tz && *s <= t && t < *e).map(|k| k.1)
+}
+
+/// Keep `seg` of `tz` for later clocks.
+fn remember_segment(tz: Tz, seg: Segment) {
+    let mut known = KNOWN_SEGMENTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if known.len() >= KNOWN_SEGMENTS_MAX {
+        known.remove(0);
+    }
+    known.push((tz, seg));
 }
 
 const CACHE_SLOTS: usize = 1024;
@@ -422,7 +450,7 @@ impl WindowClock {
             fast_len,
             segments: Vec::new(),
             slot_secs: if window.is_sub_daily() { 900 } else { 86_400 },
-            cache: vec![(0, 0); CACHE_SLOTS].into_boxed_slice(),
+            cache: Box::default(),
         })
     }
 
@@ -440,6 +468,11 @@ impl WindowClock {
             if inside {
                 return Ok((start, end));
             }
+        }
+        if self.cache.is_empty() {
+            // Made on the first window off the fast path: a clock of hours or days in one offset
+            // segment (one ingest call's) never needs it.
+            self.cache = vec![(0, 0); CACHE_SLOTS].into_boxed_slice();
         }
         let slot = (t.div_euclid(self.slot_secs) as usize) % CACHE_SLOTS;
         let (s, e) = self.cache[slot];
@@ -464,7 +497,11 @@ impl WindowClock {
             self.segments.insert(0, seg);
             return seg;
         }
-        let seg = self.find_segment(t);
+        let seg = known_segment(self.tz, t).unwrap_or_else(|| {
+            let seg = self.find_segment(t);
+            remember_segment(self.tz, seg);
+            seg
+        });
         self.segments.insert(0, seg);
         self.segments.truncate(SEGMENTS_KEPT);
         seg
@@ -505,6 +542,26 @@ const MAX_FAST: i64 = MAX_TIMESTAMP_SECS - 500 * 86_400;
 #[cfg(test)]
 mod clock_tests {
     use super::*;
+
+    /// Every segment a clock shares with later clocks has one offset throughout (checked at its
+    /// ends and every day), and a new clock answers from it as the first did.
+    #[test]
+    fn shared_segments_hold_one_offset() {
+        for zone in ["Europe/London", "Australia/Lord_Howe", "UTC"] {
+            let tz = parse_time_zone(zone).unwrap();
+            for t in [1_700_000_000, 1_711_846_800, 1_711_846_799] {
+                let first = WindowClock::new(Window::Hour, tz).unwrap().span(t).unwrap();
+                assert_eq!(WindowClock::new(Window::Hour, tz).unwrap().span(t).unwrap(), first);
+                assert_eq!(first, Window::Hour.span_secs(t, tz).unwrap());
+            }
+        }
+        let known = KNOWN_SEGMENTS.lock().unwrap().clone();
+        assert!(!known.is_empty());
+        for (tz, (s, e, off)) in known {
+            let days = (s..e).step_by(86_400).chain([e - 1]);
+            assert!(days.into_iter().all(|t| offset_at(tz, t) == off), "{tz} [{s}, {e}) is not one offset {off}");
+        }
+    }
 
     /// The fast clock agrees with the exact computation at every quarter hour of two years in
     /// zones with whole-hour, half-hour, 45-minute and midnight changes.
