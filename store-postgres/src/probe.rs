@@ -74,7 +74,9 @@ fn json_ts(buf: &mut Vec<u8>, t: DateTime<Utc>) {
     }
     buf.push(b'"');
     digits(buf, year, 4);
-    for (sep, v) in [(b'-', date.month()), (b'-', date.day()), (b'T', time.hour()), (b':', time.minute()), (b':', time.second())] {
+    for (sep, v) in
+        [(b'-', date.month()), (b'-', date.day()), (b'T', time.hour()), (b':', time.minute()), (b':', time.second())]
+    {
         buf.push(sep);
         digits(buf, v, 2);
     }
@@ -106,7 +108,8 @@ fn json_ts_slow(buf: &mut Vec<u8>, t: DateTime<Utc>) {
 /// number below 2^64 without formatting machinery).
 fn json_decimal(buf: &mut Vec<u8>, d: Decimal) {
     buf.push(b'"');
-    let whole = (d.scale() == 0).then(|| d.mantissa()).and_then(|m| u64::try_from(m.unsigned_abs()).ok().map(|v| (m < 0, v)));
+    let whole =
+        (d.scale() == 0).then(|| d.mantissa()).and_then(|m| u64::try_from(m.unsigned_abs()).ok().map(|v| (m < 0, v)));
     match whole {
         Some((negative, mut v)) => {
             if negative {
@@ -225,9 +228,10 @@ mod tests {
         let mut cases = vec![UsageRecord::new("t", "r-1", "sim-1", "bytes", Decimal::ONE, at)];
         for (n, nanos) in [0u32, 5_000_000, 120_000, 7, 999_999_999].into_iter().enumerate() {
             let t = at + chrono::Duration::nanoseconds(i64::from(nanos));
-            let mut r = UsageRecord::new("tén\"ant", format!("id\\{n}\u{1}"), "s\n", "m\u{7f}é", Decimal::new(-12_300, 4), t)
-                .with_dimension("status", "ok")
-                .with_dimension("a\"", "€\t");
+            let mut r =
+                UsageRecord::new("tén\"ant", format!("id\\{n}\u{1}"), "s\n", "m\u{7f}é", Decimal::new(-12_300, 4), t)
+                    .with_dimension("status", "ok")
+                    .with_dimension("a\"", "€\t");
             r.end = Some(t + chrono::Duration::milliseconds(1500));
             cases.push(r.clone());
             r.quality = Quality::Flagged;
@@ -239,7 +243,14 @@ mod tests {
         }
         let old = Utc.with_ymd_and_hms(1700, 1, 1, 0, 0, 0).unwrap();
         cases.push(UsageRecord::new("t", "r", "s", "m", Decimal::new(1, 28), old));
-        for q in [Decimal::ZERO, Decimal::new(-7, 0), Decimal::new(1_000, 0), Decimal::new(1_000, 2), Decimal::MAX, Decimal::MIN] {
+        for q in [
+            Decimal::ZERO,
+            Decimal::new(-7, 0),
+            Decimal::new(1_000, 0),
+            Decimal::new(1_000, 2),
+            Decimal::MAX,
+            Decimal::MIN,
+        ] {
             cases.push(UsageRecord::new("t", "r", "s", "m", q, at));
         }
         for r in &cases {
