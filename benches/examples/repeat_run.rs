@@ -10,7 +10,8 @@
 //! * `cold`: shifted again, from a second engine opened on the same store (a cron job's next
 //!   process: no cache of the first engine helps).
 //!
-//! Prints each run and its cost per record, wall and CPU. The runs to make are the third
+//! Prints each run and its cost per record, wall and CPU (and, with a PostgreSQL on this machine,
+//! the server's CPU). The runs to make are the third
 //! argument, comma-separated (default `same,shifted,cold`; a run may repeat, for profiles).
 //!
 //! `cargo run --release -p meterkit-benches --example repeat_run -- [N] [sqlite|memory|postgres://…] [runs]`
