@@ -10,7 +10,8 @@
 //! * `cold`: shifted again, from a second engine opened on the same store (a cron job's next
 //!   process: no cache of the first engine helps).
 //!
-//! Prints each run and its cost per record, wall and CPU. The runs to make are the third
+//! Prints each run and its cost per record, wall and CPU (and, with a PostgreSQL on this machine,
+//! the server's CPU). The runs to make are the third
 //! argument, comma-separated (default `same,shifted,cold`; a run may repeat, for profiles).
 //!
 //! `cargo run --release -p meterkit-benches --example repeat_run -- [N] [sqlite|memory|postgres://…] [runs]`
@@ -38,11 +39,26 @@ fn cpu_secs() -> f64 {
     fields.get(10).zip(fields.get(11)).map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
+/// CPU seconds (user + system) of every running `postgres` process on this machine (the server's
+/// share of a run when the store is a local PostgreSQL; 0 when there is none or no `/proc`).
+fn server_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (head, rest) = stat.rsplit_once(')')?;
+            head.contains("(postgres").then_some(())?;
+            let f: Vec<f64> = rest.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+            Some(f.get(10)? + f.get(11)?)
+        })
+        .sum::<f64>()
+        / 100.0
+}
+
 /// Send `records` to `engine` in batches of 10,000 after a first batch of `offset` records, and
 /// print the run's cost.
 fn run(engine: &Engine, records: &[UsageRecord], what: &str, offset: usize) {
     let n = records.len();
-    let (t, cpu) = (Instant::now(), cpu_secs());
+    let (t, cpu, server) = (Instant::now(), cpu_secs(), server_cpu_secs());
     let (mut accepted, mut duplicates) = (0, 0);
     let (head, rest) = records.split_at(offset.min(n));
     for chunk in std::iter::once(head).filter(|h| !h.is_empty()).chain(rest.chunks(10_000)) {
@@ -51,12 +67,14 @@ fn run(engine: &Engine, records: &[UsageRecord], what: &str, offset: usize) {
         duplicates += r.duplicates;
     }
     let s = t.elapsed().as_secs_f64();
-    let c = cpu_secs() - cpu;
+    let (c, sc) = (cpu_secs() - cpu, server_cpu_secs() - server);
+    let per = |x: f64| x * 1e6 / n as f64;
     println!(
-        "{what:<26}: {n} records in {s:.2} s wall ({:.3} µs/record), {c:.2} s CPU ({:.3} µs/record): \
-         {accepted} accepted, {duplicates} duplicates",
-        s * 1e6 / n as f64,
-        c * 1e6 / n as f64
+        "{what:<26}: {n} records in {s:.2} s wall ({:.3} µs/record), {c:.2} s CPU ({:.3} µs/record), \
+         server {sc:.2} s CPU ({:.3} µs/record): {accepted} accepted, {duplicates} duplicates",
+        per(s),
+        per(c),
+        per(sc)
     );
 }
 

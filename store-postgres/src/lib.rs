@@ -30,6 +30,8 @@
 //! use the `"C"` collation, so orders are by bytes, as in the other stores.
 #![deny(missing_docs)]
 
+mod probe;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -156,6 +158,7 @@ struct Conn {
 struct Stmts {
     specs: Statement,
     get_records: Statement,
+    by_time: Statement,
     records: Statement,
     records_subject: Statement,
     buckets: Statement,
@@ -221,6 +224,24 @@ fn bodies_by_id(rows: &[postgres::Row]) -> Result<HashMap<&str, &str>> {
         found.insert(row.try_get(0).map_err(get)?, row.try_get(1).map_err(get)?);
     }
     Ok(found)
+}
+
+/// Answer each row `(id, body)` whose id is in `at` (id → position in `records`).
+fn compare_rows(
+    records: &[&UsageRecord],
+    rows: &[postgres::Row],
+    at: &rustc_hash::FxHashMap<&[u8], usize>,
+    out: &mut [Option<bool>],
+    cmp: &mut probe::Comparer,
+) -> Result<()> {
+    let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
+    for row in rows {
+        let id: probe::RawText<'_> = row.try_get(0).map_err(get)?;
+        let Some(&i) = at.get(id.0) else { continue };
+        let body: probe::RawText<'_> = row.try_get(1).map_err(get)?;
+        out[i] = Some(cmp.same(records[i], body.0)?);
+    }
+    Ok(())
 }
 
 fn json_err(e: &serde_json::Error) -> Error {
@@ -480,6 +501,10 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
     Ok(Stmts {
         specs: c.prepare("SELECT body, removed FROM meterkit_specs ORDER BY id")?,
         get_records: c.prepare("SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[])")?,
+        by_time: c.prepare(
+            "SELECT id, body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts <= $4
+             LIMIT $5",
+        )?,
         records: c.prepare(
             "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts < $4
              ORDER BY ts, ts_nanos, id",
@@ -584,6 +609,48 @@ impl PgStore {
             let st = c.st.get_records.clone();
             c.client.query(&st, &[&tenant, &ids])
         })
+    }
+
+    /// The duplicate check of `records` at `which` by id: one `id = ANY($2)` query.
+    fn compare_by_id(
+        &self,
+        tenant: &str,
+        records: &[&UsageRecord],
+        which: &[usize],
+        out: &mut [Option<bool>],
+        cmp: &mut probe::Comparer,
+    ) -> Result<()> {
+        if which.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = which.iter().map(|&i| records[i].id.as_str()).collect();
+        let rows = self.stored_bodies(tenant, &ids)?;
+        let at: rustc_hash::FxHashMap<&[u8], usize> = which.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
+        compare_rows(records, &rows, &at, out, cmp)
+    }
+
+    /// The duplicate check of `records` at `which` from one scan per metric of the stored records
+    /// in the batch's time range (`LIMIT`ed to 2 × the records + 64 rows, so that a range crowded
+    /// with other records stops early); a record the scan does not meet stays unanswered.
+    fn compare_by_time(
+        &self,
+        tenant: &str,
+        records: &[&UsageRecord],
+        which: &[usize],
+        out: &mut [Option<bool>],
+        cmp: &mut probe::Comparer,
+    ) -> Result<()> {
+        for (metric, from, to, group) in probe::time_ranges(records, which) {
+            let limit = i64::try_from(group.len().saturating_mul(2).saturating_add(64)).unwrap_or(i64::MAX);
+            let rows = self.with_conn("read records by time", |c| {
+                let st = c.st.by_time.clone();
+                c.client.query(&st, &[&tenant, &metric, &from, &to, &limit])
+            })?;
+            let at: rustc_hash::FxHashMap<&[u8], usize> =
+                group.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
+            compare_rows(records, &rows, &at, out, cmp)?;
+        }
+        Ok(())
     }
 
     /// Call `f` for every stored record of `metric` (of `tenant` only, if given) in a snapshot
@@ -980,26 +1047,28 @@ impl Store for PgStore {
     /// being parsed; any other (a conflict, a copy stored flagged by validation, a quantity written
     /// at another scale) is parsed and compared field by field, so the answer stays exact.
     fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
-        if records.is_empty() {
-            return Ok(Vec::new());
+        let mut out: Vec<Option<bool>> = vec![None; records.len()];
+        let mut cmp = probe::Comparer::default();
+        let mut left: Vec<usize> = (0..records.len()).collect();
+        if records.len() >= probe::SCAN_MIN {
+            // A sample spread over the batch, by id: a batch mostly stored already is a repeat
+            // run, answered from its time ranges; any other is probed by id (a first run pays
+            // one more query of 16 ids).
+            let step = records.len() / probe::SAMPLE;
+            let sample: Vec<usize> = (0..probe::SAMPLE).map(|k| k * step).collect();
+            self.compare_by_id(tenant, records, &sample, &mut out, &mut cmp)?;
+            let mut probed = vec![false; records.len()];
+            for &i in &sample {
+                probed[i] = true;
+            }
+            if sample.iter().filter(|&&i| out[i].is_some()).count() * 2 >= probe::SAMPLE {
+                let rest: Vec<usize> = left.iter().copied().filter(|&i| !probed[i]).collect();
+                self.compare_by_time(tenant, records, &rest, &mut out, &mut cmp)?;
+            }
+            left.retain(|&i| out[i].is_none() && !probed[i]);
         }
-        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        let rows = self.stored_bodies(tenant, &ids)?;
-        let found = bodies_by_id(&rows)?;
-        let mut json = Vec::with_capacity(256);
-        records
-            .iter()
-            .map(|r| {
-                let Some(stored) = found.get(r.id.as_str()) else { return Ok(None) };
-                json.clear();
-                serde_json::to_writer(&mut json, r).map_err(|e| json_err(&e))?;
-                if json == stored.as_bytes() {
-                    return Ok(Some(true));
-                }
-                let stored: UsageRecord = serde_json::from_str(stored).map_err(|e| json_err(&e))?;
-                Ok(Some(stored.same_content(r)))
-            })
-            .collect()
+        self.compare_by_id(tenant, records, &left, &mut out, &mut cmp)?;
+        Ok(out)
     }
 
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {

@@ -169,6 +169,40 @@ pub(crate) fn record_body(
     Ok(w.0)
 }
 
+/// Whether `body` holds `quantity` (equal value, any scale), `end` and `dims` — what
+/// [`UsageRecord::same_content`](meterkit::UsageRecord::same_content) compares of a body (not the
+/// quality) — read in place: no string or map is built; `is(id, s)` tells whether a dictionary id
+/// is the string `s`. `false` may also mean a body written in another order than
+/// [`record_body`]'s (the caller then decodes the record to be sure).
+///
+/// # Errors
+/// [`ErrorKind::Store`] when the body does not decode (a corrupt file) or `is` fails.
+pub(crate) fn body_matches(
+    body: &[u8],
+    quantity: Decimal,
+    end: Option<DateTime<Utc>>,
+    dims: &Dimensions,
+    mut is: impl FnMut(i64, &str) -> Result<bool>,
+) -> Result<bool> {
+    const WHAT: &str = "record";
+    let mut r = Reader::new(body, WHAT);
+    let flags = r.byte()?;
+    quality_of(flags >> 1, WHAT)?;
+    if r.dec()? != quantity {
+        return Ok(false);
+    }
+    let stored_end = if flags & 1 == 1 { Some(r.ts()?) } else { None };
+    if stored_end != end || r.u64()? != dims.len() as u64 {
+        return Ok(false);
+    }
+    for (k, v) in dims {
+        if !is(r.i64()?, k)? || !is(r.i64()?, v)? {
+            return Ok(false);
+        }
+    }
+    Ok(r.at_end())
+}
+
 /// The decoded body: `(quantity, end, quality, dimensions)`; `name` resolves a dictionary id.
 pub(crate) fn read_record_body(
     body: &[u8],

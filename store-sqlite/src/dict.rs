@@ -74,12 +74,20 @@ pub(crate) fn lookup(conn: &Connection, s: &str) -> Result<Option<i64>> {
 /// Resolves ids to strings for one read (a cache that lives as long as the read's snapshot).
 pub(crate) struct Names<'c> {
     conn: &'c Connection,
-    cache: HashMap<i64, String>,
+    cache: rustc_hash::FxHashMap<i64, String>,
 }
 
 impl<'c> Names<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Self {
-        Names { conn, cache: HashMap::new() }
+        Names { conn, cache: rustc_hash::FxHashMap::default() }
+    }
+
+    /// Whether dictionary id `id` is the string `s` (no copy when the id is cached).
+    pub(crate) fn is(&mut self, id: i64, s: &str) -> Result<bool> {
+        match self.cache.get(&id) {
+            Some(name) => Ok(name == s),
+            None => Ok(self.name(id)? == s),
+        }
     }
 
     /// The string of dictionary id `id`.

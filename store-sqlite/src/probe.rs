@@ -1,23 +1,24 @@
 //! The duplicate check of an ingest ([`Store::compare_stored`](meterkit::Store::compare_stored))
-//! in one statement per batch, compared in the stored (encoded) form.
+//! in one or two statements per batch, compared in the stored (encoded) form.
 //!
-//! The batch's ids, sorted (neighbouring index pages), are joined against the `(tenant, id)`
-//! index from one JSON array. Each stored row is compared without decoding it: the incoming
-//! record's metric and subject are turned into their dictionary ids and its body is encoded
-//! ([`codec::record_body`]) — equal columns and equal body bytes mean the same content. Only a
-//! row that differs there (a conflict, a copy stored flagged by validation, a quantity written at
-//! another scale) is decoded and compared field by field ([`UsageRecord::same_content`]), so the
-//! answer is exact and a duplicate costs one index probe and a byte comparison.
+//! A batch that is mostly stored already (a repeat run) is merged with one scan of the stored
+//! records of its time range; the rest of a batch is probed by id (its sorted ids joined against
+//! the `(tenant, id)` index from one JSON array). Each stored row is compared without building a
+//! record: its dictionary ids are checked against the incoming record's strings through a
+//! per-batch cache of id → string ([`Names::is`]) and its body is read in place
+//! ([`codec::body_matches`]). Only a row that differs there (a conflict, or a body written in
+//! another order) is decoded and compared field by field ([`UsageRecord::same_content`]), so the
+//! answer is exact and a duplicate costs a few integer lookups and short string comparisons.
 
 use rustc_hash::FxHashMap as HashMap;
 
 use meterkit::{Result, UsageRecord};
-use rusqlite::{params, Connection};
+use rusqlite::{params, types::ValueRef, Connection};
 
 use crate::dict::{Dict, Names};
 use crate::{codec, db_err, json_err, record_of, RECORD_COLS};
 
-/// Dictionary ids of the incoming strings, looked up once per batch (`None`: not in the
+/// Dictionary ids of the incoming metrics, looked up once per batch (`None`: not in the
 /// dictionary, so no stored record holds the string).
 struct Ids<'a> {
     conn: &'a Connection,
@@ -34,19 +35,29 @@ impl Ids<'_> {
         self.seen.insert(s.to_string(), id);
         Ok(id)
     }
+}
 
-    /// `r` in the stored form: its metric and subject ids and its body, `None` when one of its
-    /// strings is not in the dictionary (no stored record can then have its content).
-    fn encode(&mut self, r: &UsageRecord) -> Result<Option<(i64, i64, Vec<u8>)>> {
-        let (Some(metric), Some(subject)) = (self.get(&r.metric)?, self.get(&r.subject)?) else { return Ok(None) };
-        let mut missing = false;
-        let body = codec::record_body(r.quantity, r.end, r.quality, &r.dimensions, |s| {
-            Ok(self.get(s)?.unwrap_or_else(|| {
-                missing = true;
-                -1
-            }))
-        })?;
-        Ok((!missing).then_some((metric, subject, body)))
+/// An integer column of a row (`ts`, `ts_nanos`, a dictionary id).
+fn int(row: &rusqlite::Row<'_>, at: usize) -> Result<i64> {
+    match row.get_ref(at).map_err(|e| db_err(&e))? {
+        ValueRef::Integer(v) => Ok(v),
+        _ => Err(codec::corrupt("record")),
+    }
+}
+
+/// A text column's bytes (the id).
+fn text<'r>(row: &'r rusqlite::Row<'_>, at: usize) -> Result<&'r [u8]> {
+    match row.get_ref(at).map_err(|e| db_err(&e))? {
+        ValueRef::Text(v) => Ok(v),
+        _ => Err(codec::corrupt("record id")),
+    }
+}
+
+/// A blob column (the body).
+fn blob<'r>(row: &'r rusqlite::Row<'_>, at: usize) -> Result<&'r [u8]> {
+    match row.get_ref(at).map_err(|e| db_err(&e))? {
+        ValueRef::Blob(v) => Ok(v),
+        _ => Err(codec::corrupt("record")),
     }
 }
 
@@ -78,7 +89,11 @@ pub(crate) fn compare_stored(
         if sample.iter().filter(|&&i| out[i].is_some()).count() * 2 >= SAMPLE {
             probe.by_time(&mut out)?;
         }
-        left.retain(|&i| out[i].is_none() && !sample.contains(&i));
+        let mut probed = vec![false; records.len()];
+        for &i in &sample {
+            probed[i] = true;
+        }
+        left.retain(|&i| out[i].is_none() && !probed[i]);
     }
     probe.by_id(&left, &mut out)?;
     Ok(out)
@@ -97,16 +112,21 @@ struct Probe<'a> {
 impl Probe<'_> {
     /// Answer `records[i]` from its stored row `row` (columns [`RECORD_COLS`] from `at`).
     fn compare(&mut self, i: usize, row: &rusqlite::Row<'_>, at: usize) -> Result<bool> {
-        let get = |e: rusqlite::Error| db_err(&e);
         let r = self.records[i];
-        let (metric, ts, nanos): (i64, i64, u32) =
-            (row.get(at).map_err(get)?, row.get(at + 1).map_err(get)?, row.get(at + 2).map_err(get)?);
-        let subject: i64 = row.get(at + 4).map_err(get)?;
-        let body = row.get_ref(at + 5).map_err(get)?.as_blob().map_err(|_| codec::corrupt("record"))?;
-        let same = ts == r.timestamp.timestamp()
-            && nanos == r.timestamp.timestamp_subsec_nanos()
-            && self.ids.encode(r)?.is_some_and(|(m, s, b)| m == metric && s == subject && b == body);
+        let same = int(row, at + 1)? == r.timestamp.timestamp()
+            && int(row, at + 2)? == i64::from(r.timestamp.timestamp_subsec_nanos())
+            && self.names.is(int(row, at)?, &r.metric)?
+            && self.same_body(i, int(row, at + 4)?, blob(row, at + 5)?)?;
         Ok(same || record_of(self.tenant, row, at, &mut self.names)?.same_content(r))
+    }
+
+    /// Whether `records[i]` has the stored subject id `subject` and body `body` (in place; `false`
+    /// is not final, see [`codec::body_matches`]).
+    fn same_body(&mut self, i: usize, subject: i64, body: &[u8]) -> Result<bool> {
+        let r = self.records[i];
+        let names = &mut self.names;
+        Ok(names.is(subject, &r.subject)?
+            && codec::body_matches(body, r.quantity, r.end, &r.dimensions, |id, s| names.is(id, s))?)
     }
 
     /// The records at `which`, by id: one statement joining their sorted ids against the
@@ -141,40 +161,44 @@ impl Probe<'_> {
     /// The records not answered yet, per metric, from one scan of the stored records of the
     /// metric in the batch's time range, merged with the batch sorted the same way (the table is
     /// clustered by `(tenant, metric, ts, ts_nanos, id)`: the scan reads neighbouring pages and no
-    /// key is looked up). A range holding far more records than the batch (other subjects' busy
-    /// hours) is cut short; a record the scan did not meet — new, or stored at another time or
-    /// under another metric (a conflict) — is probed by id afterwards.
+    /// key is looked up; the metric, time and id of a row met are the record's, so only its
+    /// subject and body are compared). A range holding far more records than the batch (other
+    /// subjects' busy hours) is cut short; a record the scan did not meet — new, or stored at
+    /// another time or under another metric (a conflict) — or whose row differs (decoded to be
+    /// sure) is probed by id afterwards.
     fn by_time(&mut self, out: &mut [Option<bool>]) -> Result<()> {
         let records = self.records;
-        let key = |i: usize| {
-            let r = records[i];
-            (r.metric.as_str(), r.timestamp.timestamp(), r.timestamp.timestamp_subsec_nanos(), r.id.as_str())
-        };
-        let mut want: Vec<usize> = (0..records.len()).filter(|&i| out[i].is_none()).collect();
-        want.sort_unstable_by_key(|&i| key(i));
-        for group in want.chunk_by(|&a, &b| records[a].metric == records[b].metric) {
-            let (Some(&first), Some(&last)) = (group.first(), group.last()) else { continue };
-            let Some(m) = self.ids.get(&records[first].metric)? else { continue };
-            let (from, to) = (key(first).1, key(last).1);
+        let mut want: Vec<(&str, i64, i64, &[u8], usize)> = (0..records.len())
+            .filter(|&i| out[i].is_none())
+            .map(|i| {
+                let r = records[i];
+                let t = r.timestamp;
+                (r.metric.as_str(), t.timestamp(), i64::from(t.timestamp_subsec_nanos()), r.id.as_bytes(), i)
+            })
+            .collect();
+        want.sort_unstable();
+        for group in want.chunk_by(|a, b| a.0 == b.0) {
+            let (Some(first), Some(last)) = (group.first(), group.last()) else { continue };
+            let Some(m) = self.ids.get(first.0)? else { continue };
             let limit = i64::try_from(group.len().saturating_mul(2).saturating_add(64)).unwrap_or(i64::MAX);
             let conn = self.conn;
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {RECORD_COLS} FROM records AS r WHERE tenant=?1 AND metric=?2 AND ts>=?3 AND ts<=?4
-                     ORDER BY ts, ts_nanos, id LIMIT ?5"
-                ))
+                .prepare_cached(
+                    "SELECT r.ts, r.ts_nanos, r.id, r.subject, r.body FROM records AS r
+                     WHERE tenant=?1 AND metric=?2 AND ts>=?3 AND ts<=?4 ORDER BY ts, ts_nanos, id LIMIT ?5",
+                )
                 .map_err(|e| db_err(&e))?;
-            let mut rows = stmt.query(params![self.t, m, from, to, limit]).map_err(|e| db_err(&e))?;
-            let mut next = group.iter().copied().peekable();
+            let mut rows = stmt.query(params![self.t, m, first.1, last.1, limit]).map_err(|e| db_err(&e))?;
+            let mut next = group.iter().peekable();
             while let Some(row) = rows.next().map_err(|e| db_err(&e))? {
-                let get = |e: rusqlite::Error| db_err(&e);
-                let (ts, nanos): (i64, u32) = (row.get(1).map_err(get)?, row.get(2).map_err(get)?);
-                let id = row.get_ref(3).map_err(get)?.as_str().map_err(|_| codec::corrupt("record id"))?;
-                let stored = (ts, nanos, id);
-                while next.next_if(|&i| (key(i).1, key(i).2, key(i).3) < stored).is_some() {}
-                let Some(&i) = next.peek() else { break };
-                if (key(i).1, key(i).2, key(i).3) == stored {
-                    out[i] = Some(self.compare(i, row, 0)?);
+                let stored = (int(row, 0)?, int(row, 1)?, text(row, 2)?);
+                while next.next_if(|w| (w.1, w.2, w.3) < stored).is_some() {}
+                let Some(w) = next.peek() else { break };
+                if (w.1, w.2, w.3) == stored {
+                    let i = w.4;
+                    if self.same_body(i, int(row, 3)?, blob(row, 4)?)? {
+                        out[i] = Some(true);
+                    }
                     next.next();
                 }
             }

@@ -1,0 +1,294 @@
+//! The duplicate check of an ingest ([`Store::compare_stored`](meterkit::Store::compare_stored)),
+//! compared in the stored form.
+//!
+//! A batch that is mostly stored already (a repeat run; 16 records spread over it are probed by id
+//! first) is answered from **one scan of the stored records of its time range** per metric (the
+//! `(tenant, metric, ts)` index; records of one time range sit on neighbouring heap pages), matched
+//! to the batch by id on the client; whatever the scan did not meet is probed by id
+//! (`id = ANY($2)`). Each stored body (JSON text, read as bytes) is compared with the incoming
+//! record's JSON as `apply` writes it, built by [`record_json`] without `serde` (the same bytes as
+//! `serde_json`; a unit test holds them equal); only a body that differs there is parsed and
+//! compared field by field ([`UsageRecord::same_content`]), so the answer is exact.
+
+use std::io::Write as _;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use meterkit::{record::Quality, Decimal, Result, UsageRecord};
+use postgres::types::{FromSql, Type};
+use rustc_hash::FxHashMap;
+
+use crate::json_err;
+
+/// The fewest records a batch needs for the time-range scan (smaller ones are probed by id).
+pub(crate) const SCAN_MIN: usize = 256;
+
+/// How many records of a batch are probed by id to decide whether it is a repeat.
+pub(crate) const SAMPLE: usize = 16;
+
+/// A text column's bytes, without the UTF-8 check of `&str` (the bytes are only compared, or
+/// parsed by `serde_json`, which checks them).
+pub(crate) struct RawText<'a>(pub(crate) &'a [u8]);
+
+impl<'a> FromSql<'a> for RawText<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawText(raw))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as FromSql>::accepts(ty)
+    }
+}
+
+/// Whether `bytes` hold no byte that JSON escapes (`"`, `\`, below 0x20), eight bytes at a time.
+fn plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // "Has a zero byte" and "has a byte below 0x20" of a whole word (Bit Twiddling Hacks'
+    // `haszero`, `hasless`): exact for the word; a wrong `false` would only send the string
+    // through serde_json.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let below = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        if below | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// Appends `s` as a JSON string, escaped as `serde_json` does (`"`, `\` and control characters;
+/// the rare string that needs it goes through `serde_json` itself).
+fn json_str(buf: &mut Vec<u8>, s: &str) -> Result<()> {
+    if plain(s.as_bytes()) {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *buf, s).map_err(|e| json_err(&e))
+    }
+}
+
+/// Appends the `width` last decimal digits of `v` (zero-padded).
+fn digits(buf: &mut Vec<u8>, mut v: u32, width: usize) {
+    let at = buf.len();
+    buf.resize(at + width, b'0');
+    for d in buf[at..].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Appends `t` as [`meterkit::time::fmt_ts`] writes it (RFC 3339, `Z`, 0/3/6/9 fraction digits)
+/// within years 0–9999 and outside leap seconds; any other instant through `fmt_ts` itself.
+fn json_ts(buf: &mut Vec<u8>, t: DateTime<Utc>) {
+    let n = t.naive_utc();
+    let (date, time) = (n.date(), n.time());
+    let nanos = time.nanosecond();
+    let Ok(year) = u32::try_from(date.year()) else { return json_ts_slow(buf, t) };
+    if nanos >= 1_000_000_000 || year > 9999 {
+        return json_ts_slow(buf, t);
+    }
+    buf.push(b'"');
+    digits(buf, year, 4);
+    for (sep, v) in
+        [(b'-', date.month()), (b'-', date.day()), (b'T', time.hour()), (b':', time.minute()), (b':', time.second())]
+    {
+        buf.push(sep);
+        digits(buf, v, 2);
+    }
+    match nanos {
+        0 => {}
+        n if n % 1_000_000 == 0 => {
+            buf.push(b'.');
+            digits(buf, n / 1_000_000, 3);
+        }
+        n if n % 1_000 == 0 => {
+            buf.push(b'.');
+            digits(buf, n / 1_000, 6);
+        }
+        n => {
+            buf.push(b'.');
+            digits(buf, n, 9);
+        }
+    }
+    buf.extend_from_slice(b"Z\"");
+}
+
+fn json_ts_slow(buf: &mut Vec<u8>, t: DateTime<Utc>) {
+    buf.push(b'"');
+    buf.extend_from_slice(meterkit::time::fmt_ts(t).as_bytes());
+    buf.push(b'"');
+}
+
+/// Appends a quantity as [`meterkit::decimal::fmt_decimal`] writes it (normalised; a whole
+/// number below 2^64 without formatting machinery).
+fn json_decimal(buf: &mut Vec<u8>, d: Decimal) {
+    buf.push(b'"');
+    let whole =
+        (d.scale() == 0).then(|| d.mantissa()).and_then(|m| u64::try_from(m.unsigned_abs()).ok().map(|v| (m < 0, v)));
+    match whole {
+        Some((negative, mut v)) => {
+            if negative {
+                buf.push(b'-');
+            }
+            let mut tmp = [0u8; 20];
+            let mut at = tmp.len();
+            loop {
+                at -= 1;
+                tmp[at] = b'0' + (v % 10) as u8;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+            buf.extend_from_slice(&tmp[at..]);
+        }
+        None => {
+            let _ = write!(buf, "{}", d.normalize());
+        }
+    }
+    buf.push(b'"');
+}
+
+/// Appends `r` as `serde_json::to_writer` writes it (what `apply` stores as the body): the fields
+/// in declaration order, `end`, `dimensions` and `quality` omitted when empty or `actual`.
+///
+/// # Errors
+/// [`meterkit::ErrorKind::Store`] when `serde_json` fails on a string that needs escaping (it
+/// does not for a valid `&str`).
+pub(crate) fn record_json(buf: &mut Vec<u8>, r: &UsageRecord) -> Result<()> {
+    buf.extend_from_slice(b"{\"id\":");
+    json_str(buf, &r.id)?;
+    buf.extend_from_slice(b",\"tenant\":");
+    json_str(buf, &r.tenant)?;
+    buf.extend_from_slice(b",\"subject\":");
+    json_str(buf, &r.subject)?;
+    buf.extend_from_slice(b",\"metric\":");
+    json_str(buf, &r.metric)?;
+    buf.extend_from_slice(b",\"quantity\":");
+    json_decimal(buf, r.quantity);
+    buf.extend_from_slice(b",\"timestamp\":");
+    json_ts(buf, r.timestamp);
+    if let Some(end) = r.end {
+        buf.extend_from_slice(b",\"end\":");
+        json_ts(buf, end);
+    }
+    if !r.dimensions.is_empty() {
+        buf.extend_from_slice(b",\"dimensions\":{");
+        for (n, (k, v)) in r.dimensions.iter().enumerate() {
+            if n > 0 {
+                buf.push(b',');
+            }
+            json_str(buf, k)?;
+            buf.push(b':');
+            json_str(buf, v)?;
+        }
+        buf.push(b'}');
+    }
+    if r.quality != Quality::Actual {
+        buf.extend_from_slice(b",\"quality\":");
+        serde_json::to_writer(&mut *buf, &r.quality).map_err(|e| json_err(&e))?;
+    }
+    buf.push(b'}');
+    Ok(())
+}
+
+/// Compares stored bodies with incoming records, reusing one buffer.
+#[derive(Default)]
+pub(crate) struct Comparer {
+    buf: Vec<u8>,
+}
+
+impl Comparer {
+    /// Whether `stored` (a body of the same `(tenant, id)`) has `r`'s content: equal bytes, or
+    /// else parsed and compared with [`UsageRecord::same_content`].
+    ///
+    /// # Errors
+    /// [`meterkit::ErrorKind::Store`] when the stored body is not a record's JSON.
+    pub(crate) fn same(&mut self, r: &UsageRecord, stored: &[u8]) -> Result<bool> {
+        self.buf.clear();
+        record_json(&mut self.buf, r)?;
+        if self.buf == stored {
+            return Ok(true);
+        }
+        let stored: UsageRecord = serde_json::from_slice(stored).map_err(|e| json_err(&e))?;
+        Ok(stored.same_content(r))
+    }
+}
+
+/// The records of `records` at `which`, grouped by metric, each group with its time range
+/// `(metric, from, to)` in seconds (inclusive), for the time-range scan.
+pub(crate) fn time_ranges<'r>(records: &[&'r UsageRecord], which: &[usize]) -> Vec<(&'r str, i64, i64, Vec<usize>)> {
+    let mut groups: FxHashMap<&str, (i64, i64, Vec<usize>)> = FxHashMap::default();
+    for &i in which {
+        let r = records[i];
+        let ts = r.timestamp.timestamp();
+        let g = groups.entry(r.metric.as_str()).or_insert((ts, ts, Vec::new()));
+        g.0 = g.0.min(ts);
+        g.1 = g.1.max(ts);
+        g.2.push(i);
+    }
+    let mut out: Vec<_> = groups.into_iter().map(|(m, (from, to, idx))| (m, from, to, idx)).collect();
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn plain_finds_every_escaped_byte_anywhere() {
+        for b in 0..=255u8 {
+            for at in 0..11 {
+                let mut bytes = *b"abcdefghijk";
+                bytes[at] = b;
+                assert_eq!(plain(&bytes), b >= 0x20 && b != b'"' && b != b'\\', "byte {b} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn record_json_is_serde_json() {
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 10, 2, 3).unwrap();
+        let mut cases = vec![UsageRecord::new("t", "r-1", "sim-1", "bytes", Decimal::ONE, at)];
+        for (n, nanos) in [0u32, 5_000_000, 120_000, 7, 999_999_999].into_iter().enumerate() {
+            let t = at + chrono::Duration::nanoseconds(i64::from(nanos));
+            let mut r =
+                UsageRecord::new("tén\"ant", format!("id\\{n}\u{1}"), "s\n", "m\u{7f}é", Decimal::new(-12_300, 4), t)
+                    .with_dimension("status", "ok")
+                    .with_dimension("a\"", "€\t");
+            r.end = Some(t + chrono::Duration::milliseconds(1500));
+            cases.push(r.clone());
+            r.quality = Quality::Flagged;
+            cases.push(r.clone());
+            r.quality = Quality::Estimated;
+            r.end = None;
+            r.quantity = Decimal::new(5, 0);
+            cases.push(r);
+        }
+        let old = Utc.with_ymd_and_hms(1700, 1, 1, 0, 0, 0).unwrap();
+        cases.push(UsageRecord::new("t", "r", "s", "m", Decimal::new(1, 28), old));
+        for q in [
+            Decimal::ZERO,
+            Decimal::new(-7, 0),
+            Decimal::new(1_000, 0),
+            Decimal::new(1_000, 2),
+            Decimal::MAX,
+            Decimal::MIN,
+        ] {
+            cases.push(UsageRecord::new("t", "r", "s", "m", q, at));
+        }
+        for r in &cases {
+            let mut buf = Vec::new();
+            record_json(&mut buf, r).unwrap();
+            assert_eq!(String::from_utf8(buf).unwrap(), serde_json::to_string(r).unwrap());
+        }
+    }
+}
