@@ -56,8 +56,20 @@ pub(crate) fn digest(batch: &[UsageRecord]) -> Option<Digest> {
     for r in batch {
         buf.clear();
         let dims = r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        feed(&mut buf, &Fields { tenant: &r.tenant, id: &r.id, subject: &r.subject, metric: &r.metric,
-            quantity: r.quantity, timestamp: r.timestamp, end: r.end }, r.dimensions.len(), dims);
+        feed(
+            &mut buf,
+            &Fields {
+                tenant: &r.tenant,
+                id: &r.id,
+                subject: &r.subject,
+                metric: &r.metric,
+                quantity: r.quantity,
+                timestamp: r.timestamp,
+                end: r.end,
+            },
+            r.dimensions.len(),
+            dims,
+        );
         h.update(&buf);
     }
     Some((first.tenant.clone(), hex(&h.finalize())))
@@ -140,9 +152,9 @@ struct Fields<'a> {
     end: Option<DateTime<Utc>>,
 }
 
-/// Feed one record's idempotent content (`dims`: its `n` dimensions in key order), each field
-/// length-prefixed so no two records feed the same bytes.
-fn feed<'a>(h: &mut Vec<u8>, r: &Fields<'_>, n: usize, dims: impl Iterator<Item = (&'a str, &'a str)>) {
+/// Feed one record's idempotent content (`dims`: its `count` dimensions in key order), each
+/// field length-prefixed so no two records feed the same bytes.
+fn feed<'a>(h: &mut Vec<u8>, r: &Fields<'_>, count: usize, dims: impl Iterator<Item = (&'a str, &'a str)>) {
     let text = |h: &mut Vec<u8>, s: &str| {
         h.extend_from_slice(&(s.len() as u64).to_le_bytes());
         h.extend_from_slice(s.as_bytes());
@@ -153,9 +165,9 @@ fn feed<'a>(h: &mut Vec<u8>, r: &Fields<'_>, n: usize, dims: impl Iterator<Item 
     text(h, r.metric);
     // The quantity by value: its normalized form (no trailing zeros, no negative zero) is one
     // scale and one mantissa per value.
-    let q = r.quantity.normalize();
-    h.extend_from_slice(&[1, q.scale() as u8]);
-    h.extend_from_slice(&q.mantissa().to_le_bytes());
+    let quantity = r.quantity.normalize();
+    h.extend_from_slice(&[1, quantity.scale() as u8]);
+    h.extend_from_slice(&quantity.mantissa().to_le_bytes());
     let at = |h: &mut Vec<u8>, t: Option<DateTime<Utc>>| match t {
         Some(t) => {
             h.push(1);
@@ -166,7 +178,7 @@ fn feed<'a>(h: &mut Vec<u8>, r: &Fields<'_>, n: usize, dims: impl Iterator<Item 
     };
     at(h, Some(r.timestamp));
     at(h, r.end);
-    h.extend_from_slice(&(n as u64).to_le_bytes());
+    h.extend_from_slice(&(count as u64).to_le_bytes());
     for (k, v) in dims {
         for s in [k, v] {
             text(h, s);

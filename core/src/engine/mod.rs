@@ -612,13 +612,14 @@ impl Engine {
             // Another engine may change the store under us (a retryable refusal): the whole batch
             // is redone against the store's new state. A batch that overflows a bucket is redone
             // once, checking each record against the stored buckets.
-            let result =
-                Self::write_call(&mut inner, |inner| match Self::ingest_once(inner, batch, false, source, meta, digest) {
+            let result = Self::write_call(&mut inner, |inner| {
+                match Self::ingest_once(inner, batch, false, source, meta, digest) {
                     Err(e) if e.kind() == ErrorKind::Overflow => {
                         Self::ingest_once(inner, batch, true, source, meta, digest)
                     }
                     other => other,
-                });
+                }
+            });
             let Inner { validator, .. } = &mut *inner;
             match (validator.as_mut(), result) {
                 (Some(v), Ok((report, mut events, validated))) => {
