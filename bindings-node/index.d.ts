@@ -2434,7 +2434,10 @@ export declare function splitSharedMeter(meter: SharedMeter, tenant: string, tot
 export interface UsageColumns {
   /** One tenant for every row, or one per row. */
   tenant: string | Array<string>
-  /** The record ids (the idempotency key with the tenant). */
+  /**
+   * The record ids (the idempotency key with the tenant): an array of strings (read as the
+   * text `JSON.stringify` gives of it, one copy for the whole column).
+   */
   id: Array<string>
   /** One subject for every row, one per row, or dictionary-encoded. */
   subject: string | Array<string> | DictColumn

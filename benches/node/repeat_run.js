@@ -4,7 +4,7 @@
 // temporary file) with a monthly spec per portal and status, then sent again — every record a
 // duplicate — in the same batches, in batches cut 5,000 records later (every key checked against
 // the store), and through `ingestColumns` (the bulk path: typed arrays, batches of 100,000, cut
-// at yet another offset). Prints each run's wall and CPU time per record (`process.cpuUsage`:
+// at yet another offset, then once more in those same column batches). Prints each run's wall and CPU time per record (`process.cpuUsage`:
 // the machine the figures come from is shared, so wall time overstates the cost).
 //
 //   node benches/node/repeat_run.js [N] [memory|sqlite]   (after `npx napi build --platform --release`)
@@ -99,6 +99,7 @@ try {
   run('repeat, ingest, same batches', () => batches(engine, 0, BATCH))
   run('repeat, ingest, shifted batches', () => batches(engine, 5_000, BATCH))
   run('repeat, ingestColumns, shifted', () => columns(engine, 2_500))
+  run('repeat, ingestColumns, same batches', () => columns(engine, 2_500))
 } finally {
   fs.rmSync(dir, { recursive: true, force: true })
 }

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use meterkit::engine::IngestReport;
 use meterkit::rollup::columnar::{ColumnBatch, StrColumn};
 use meterkit::{Decimal, Error as CoreError, ErrorKind};
-use napi::bindgen_prelude::{BigInt64Array, Either, Either3, Float64Array, Uint32Array};
+use napi::bindgen_prelude::{BigInt64Array, Either, Either3, Float64Array, Uint32Array, Unknown};
+use napi::Env;
 use napi_derive::napi;
 
 /// A dictionary-encoded string column: row `i` has the value `values[codes[i]]` — the cheap way
@@ -36,8 +37,10 @@ pub struct DictColumn {
 pub struct UsageColumns {
     /// One tenant for every row, or one per row.
     pub tenant: Either<String, Vec<String>>,
-    /// The record ids (the idempotency key with the tenant).
-    pub id: Vec<String>,
+    /// The record ids (the idempotency key with the tenant): an array of strings (read as the
+    /// text `JSON.stringify` gives of it, one copy for the whole column).
+    #[napi(ts_type = "Array<string>")]
+    pub id: Unknown<'static>,
     /// One subject for every row, one per row, or dictionary-encoded.
     pub subject: Either3<String, Vec<String>, DictColumn>,
     /// One metric for every row, or one per row.
@@ -80,7 +83,7 @@ enum Instants {
 /// The columns copied out of JS memory, ready to become records on any thread.
 pub struct Columns {
     tenant: Strings,
-    id: Vec<String>,
+    id: Ids,
     subject: Strings,
     metric: Strings,
     quantity: Quantities,
@@ -93,9 +96,78 @@ fn bad(field: &str, message: String) -> CoreError {
     CoreError::new(ErrorKind::Parse, message).with_field(field)
 }
 
+/// The id column: every id in one buffer, with the end of each.
+struct Ids {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Ids {
+    /// The ids of a JSON array of strings.
+    fn read(json: &str) -> meterkit::Result<Ids> {
+        let mut ids = Ids { text: String::with_capacity(json.len()), ends: Vec::new() };
+        let mut de = serde_json::Deserializer::from_str(json);
+        serde::Deserializer::deserialize_seq(&mut de, IdsVisitor(&mut ids))
+            .and_then(|()| de.end())
+            .map_err(|e| bad("id", format!("The id column must be an array of strings ({e}).")))?;
+        Ok(ids)
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Each id, borrowed.
+    fn strs(&self) -> Vec<&str> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let id = &self.text[start..end];
+                start = end;
+                id
+            })
+            .collect()
+    }
+}
+
+/// Appends the strings of a JSON array to an [`Ids`].
+struct IdsVisitor<'i>(&'i mut Ids);
+
+impl<'de> serde::de::Visitor<'de> for IdsVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of strings")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(IdsVisitor(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.text.push_str(v);
+        self.0.ends.push(self.0.text.len());
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for IdsVisitor<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
 /// Copy the columns out of the JS values (on the JS thread) and check their lengths.
-pub fn read(c: UsageColumns) -> meterkit::Result<Columns> {
-    let n = c.id.len();
+pub fn read(env: Env, c: UsageColumns) -> meterkit::Result<Columns> {
+    // `JSON.stringify` of the id column fails only for values that are no strings anyway.
+    let ids = crate::convert::json_text(env, c.id)
+        .map_err(|_| bad("id", "The id column must be an array of strings.".to_string()))?;
+    let id = Ids::read(&ids.0)?;
+    let n = id.len();
     let scale = c.scale.unwrap_or(0);
     if scale > 28 {
         return Err(bad("scale", format!("scale must be 0-28, not {scale}.")));
@@ -133,7 +205,7 @@ pub fn read(c: UsageColumns) -> meterkit::Result<Columns> {
                 (k, col)
             })
             .collect(),
-        id: c.id,
+        id,
     };
     cols.check_lengths(n)?;
     Ok(cols)
@@ -196,7 +268,7 @@ impl Columns {
     /// Call `f` with the columns as the core's `ColumnBatch`: the numbers and instants converted
     /// here (errors name the field and record id).
     pub fn with_batch<T>(self, f: impl FnOnce(&ColumnBatch<'_>) -> meterkit::Result<T>) -> meterkit::Result<T> {
-        let ids: Vec<&str> = self.id.iter().map(String::as_str).collect();
+        let ids = self.id.strs();
         let id_of = ids.as_slice();
         let at = |i: usize| move |e: CoreError| e.with_record_id(id_of[i]);
         let n = ids.len();

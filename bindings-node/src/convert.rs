@@ -257,7 +257,11 @@ pub fn records_from_json(text: &str) -> meterkit::Result<Vec<meterkit::UsageReco
     }
     // The hot path (a bulk ingest): a usage record's keys are one word each, the same in both
     // conventions (core/tests/typescript.rs checks it), so a batch that serde reads as it is
-    // needs no conversion. Anything else goes through the conversion for its camelCase error.
+    // needs no conversion: the core's one-pass reader first, then serde after `check_json`.
+    // Anything else goes through the conversion for its camelCase error.
+    if let Some(batch) = meterkit::record::read_records_fast(text) {
+        return Ok(batch);
+    }
     if let Ok(batch) = direct_records(text) {
         return Ok(batch);
     }

@@ -377,7 +377,7 @@ impl Engine {
     #[napi(catch_unwind, ts_return_type = "IngestReport")]
     pub fn ingest_columns(&self, env: Env, columns: UsageColumns) -> napi::Result<Js> {
         guard(env, || {
-            let cols = core(env, columns::read(columns))?;
+            let cols = core(env, columns::read(env, columns))?;
             core(env, cols.ingest(&self.inner)).and_then(|v| js(env, &v))
         })
     }
@@ -391,7 +391,7 @@ impl Engine {
         columns: UsageColumns,
     ) -> napi::Result<AsyncTask<CoreTask<IngestReport>>> {
         guard(env, || {
-            let cols = core(env, columns::read(columns))?;
+            let cols = core(env, columns::read(env, columns))?;
             let engine = self.inner.clone();
             Ok(AsyncTask::new(CoreTask::new(move || cols.ingest(&engine))))
         })

@@ -35,7 +35,7 @@ pub fn partial_rollup(
     guard(env, || {
         let spec: RollupSpec = core(env, from_json(&spec.0, "rollup spec"))?;
         let qualities = core(env, quality.map(|q| qualities(&q)).transpose())?;
-        let parts = columns::read(columns).and_then(|c| {
+        let parts = columns::read(env, columns).and_then(|c| {
             c.with_batch(|batch| {
                 let mut p = ColumnarPartial::new(&spec)?;
                 p.add(batch, qualities.as_deref())?;

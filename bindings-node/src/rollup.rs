@@ -31,7 +31,7 @@ pub fn rollup_columns(env: Env, columns: UsageColumns, specs: Unknown<'_>) -> na
         } else {
             core(env, from_json(&specs.0, "rollup specs"))?
         };
-        let buckets = columns::read(columns).and_then(|c| c.with_batch(|batch| rollup(batch, &specs)));
+        let buckets = columns::read(env, columns).and_then(|c| c.with_batch(|batch| rollup(batch, &specs)));
         core(env, buckets).and_then(|v| js(env, &v))
     })
 }

@@ -75,6 +75,11 @@ test('mismatched lengths, bad codes and bad values throw E_PARSE with the field;
   assert.deepEqual([err.code, err.field, err.recordId], ['E_PARSE', 'timestamp', 'b'])
   err = thrown(() => e.ingestColumns({ ...base, quantity: BigInt64Array.of(1n, 2n), scale: 29 }))
   assert.deepEqual([err.code, err.field], ['E_PARSE', 'scale'])
+  // The id column crosses as one JSON text: anything but an array of strings is refused.
+  for (const id of [['a', 5], ['a', null], 'ab', [['a'], 'b']]) {
+    err = thrown(() => e.ingestColumns({ ...base, id }))
+    assert.deepEqual([err.code, err.field], ['E_PARSE', 'id'], JSON.stringify(id))
+  }
   assert.deepEqual(e.query({ tenant: 't1', metric: 'bytes', window: 'day', timeZone: 'UTC' }), [])
 })
 
@@ -83,4 +88,13 @@ test('ingestColumnsAsync', async () => {
   const r = await e.ingestColumnsAsync({ tenant: 't1', metric: 'bytes', id: ['a'], subject: 's', quantity: BigInt64Array.of(7n), timestamp: Float64Array.of(0) })
   assert.deepEqual(r, { accepted: 1, duplicates: 0, rejected: [] })
   assert.equal(e.query({ tenant: 't1', metric: 'bytes', window: 'year', timeZone: 'UTC' })[0].sum, '7')
+})
+
+test('ids with quotes, escapes and non-ASCII text are kept exactly', () => {
+  const e = new Engine()
+  const id = ['q"1', 'é\n2\\', '😀 x']
+  const r = e.ingestColumns({ tenant: 't1', metric: 'bytes', id, subject: 's', quantity: ['1', '2', '3'], timestamp: Float64Array.of(0, 1000, 2000) })
+  assert.equal(Number(r.accepted), 3)
+  const stored = e.records('t1', 'bytes', '1970-01-01T00:00:00Z', '1970-01-02T00:00:00Z').map((x) => x.id)
+  assert.deepEqual(stored.sort(), [...id].sort())
 })

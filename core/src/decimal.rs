@@ -87,6 +87,14 @@ fn exact_decimal(t: &str) -> std::result::Result<Decimal, &'static str> {
     if int.len() + frac.len() == 0 || !all_digits(int) || !all_digits(frac) {
         return Err("expected digits with an optional sign, `.` and exponent");
     }
+    if exponent.is_none() && int.len() + frac.len() <= 18 {
+        // The common case (no exponent, at most 18 digits: fits an i64) without building the
+        // digit string: the same value and scale as the general path below.
+        let m = int.bytes().chain(frac.bytes()).fold(0i64, |m, b| m * 10 + i64::from(b - b'0'));
+        let m = if negative { -m } else { m };
+        return Decimal::try_from_i128_with_scale(i128::from(m), frac.len() as u32)
+            .map_err(|_| "too large: more than 96 bits");
+    }
     // The value is `digits × 10^-scale`, with no leading zeros in `digits`.
     let mut digits: String = int.chars().chain(frac.chars()).skip_while(|&c| c == '0').collect();
     let exp: i64 = match exponent {
@@ -144,6 +152,11 @@ fn exact_decimal(t: &str) -> std::result::Result<Decimal, &'static str> {
 pub fn decimal_from_f64(value: f64) -> Result<Decimal> {
     if !value.is_finite() {
         return Err(Error::new(crate::error::ErrorKind::Parse, format!("{value} is not a finite number.")));
+    }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        // A whole number below 10^15 (exact in an f64): its shortest text is its digits, so the
+        // same decimal (scale 0) without formatting and parsing the text.
+        return Ok(Decimal::from(value as i64));
     }
     parse_decimal(&format!("{value}"))
 }
@@ -247,5 +260,29 @@ pub(crate) mod money_str {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         let s = std::borrow::Cow::<str>::deserialize(d)?;
         super::parse_decimal(&s).map_err(|e| de::Error::custom(e.message()))
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast paths give what the general ones give: a whole float is read as its shortest
+        /// text, a short plain decimal as its digits.
+        #[test]
+        fn fast_paths_equal_the_general_ones(whole in -2_000_000_000_000_000i64..2_000_000_000_000_000,
+                                             frac in -1.0e6f64..1.0e6, text in "[-+]?[0-9]{0,12}(\\.[0-9]{0,12})?") {
+            for v in [whole as f64, frac, -0.0, frac.trunc()] {
+                let general = super::parse_decimal(&format!("{v}")).unwrap();
+                let fast = super::decimal_from_f64(v).unwrap();
+                prop_assert_eq!((fast, fast.scale()), (general, general.scale()), "{}", v);
+            }
+            // A text of at most 18 digits through `exact_decimal` against the same digits with
+            // an exponent of zero (which takes the general path).
+            let fast = super::parse_decimal(&text).map(|d| (d, d.scale()));
+            let general = super::parse_decimal(&format!("{text}e0")).map(|d| (d, d.scale()));
+            prop_assert_eq!(fast.ok(), general.ok(), "{}", text);
+        }
     }
 }

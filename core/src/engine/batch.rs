@@ -19,10 +19,12 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
+use rust_decimal::Decimal;
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::UsageRecord;
+use crate::rollup::columnar::{ColumnBatch, StrColumn};
 use crate::store::Store;
 use crate::time::{fmt_ts, parse_ts};
 
@@ -36,49 +38,136 @@ pub(crate) const REVISION: &str = "engine/revision";
 /// The longest source name, in bytes.
 pub const MAX_SOURCE_LEN: usize = 200;
 
-/// The metadata key remembering `batch`, or `None` when the batch is not probed (fewer than
-/// [`MIN_PROBED_BATCH`] records, or several tenants): `(tenant, "batch/{revision}/{sha256}")`.
-///
-/// # Errors
-/// [`ErrorKind::Store`] when the revision cannot be read.
-pub(crate) fn probe_key(store: &dyn Store, batch: &[UsageRecord]) -> Result<Option<(String, String)>> {
-    let Some(first) = batch.first() else { return Ok(None) };
+/// A batch's probe digest: its tenant and the hex SHA-256 of its records' idempotent content,
+/// or `None` when the batch is not probed (fewer than [`MIN_PROBED_BATCH`] records, or several
+/// tenants). Computed once per call (no store read); [`probe_key`] adds the tenant's revision.
+pub(crate) type Digest = (String, String);
+
+/// The [`Digest`] of `batch`.
+pub(crate) fn digest(batch: &[UsageRecord]) -> Option<Digest> {
+    let first = batch.first()?;
     if batch.len() < MIN_PROBED_BATCH || batch.iter().any(|r| r.tenant != first.tenant) {
-        return Ok(None);
+        return None;
     }
-    let revision = store.meta(&first.tenant, REVISION)?.unwrap_or_else(|| "0".to_string());
     let mut h = Sha256::new();
     // Each record's bytes are gathered first and hashed in one update (many small updates cost
     // more than the hashing); the bytes, so the key, are the same.
     let mut buf = Vec::with_capacity(256);
     for r in batch {
         buf.clear();
-        feed(&mut buf, r);
+        let dims = r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        feed(
+            &mut buf,
+            &Fields {
+                tenant: &r.tenant,
+                id: &r.id,
+                subject: &r.subject,
+                metric: &r.metric,
+                quantity: r.quantity,
+                timestamp: r.timestamp,
+                end: r.end,
+            },
+            r.dimensions.len(),
+            dims,
+        );
         h.update(&buf);
     }
-    let hex = h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    });
-    Ok(Some((first.tenant.clone(), format!("batch/{revision}/{hex}"))))
+    Some((first.tenant.clone(), hex(&h.finalize())))
 }
 
-/// Feed one record's idempotent content, each field length-prefixed so no two records feed the
-/// same bytes.
-fn feed(h: &mut Vec<u8>, r: &UsageRecord) {
+/// The [`Digest`] of the records of `batch` ([`ColumnBatch::records`]), read from its columns
+/// without building them: the same bytes as [`digest`] of the records. `None` also for a batch
+/// whose records cannot all be built (the caller builds them, and reports the error), and for
+/// one with two dimension columns of one name.
+pub(crate) fn digest_columns(batch: &ColumnBatch<'_>) -> Option<Digest> {
+    let n = batch.len();
+    if n < MIN_PROBED_BATCH || batch.check_lengths().is_err() {
+        return None;
+    }
+    let ids = batch.ids?;
+    let tenant = batch.tenant.get(0).ok()??;
+    // The dimension columns in the order of the record's sorted map; a name twice would keep
+    // only the later column's value in a record: left to the record path.
+    let mut dims: Vec<&(&str, StrColumn<'_>)> = batch.dimensions.iter().collect();
+    dims.sort_by_key(|(k, _)| *k);
+    if dims.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    let mut h = Sha256::new();
+    let mut buf = Vec::with_capacity(256);
+    let mut values: Vec<(&str, &str)> = Vec::with_capacity(dims.len());
+    for row in 0..n {
+        if batch.tenant.get(row).ok()? != Some(tenant) {
+            return None;
+        }
+        let nanos = batch.nanos.map_or(0, |v| v[row]);
+        let timestamp = DateTime::from_timestamp(batch.timestamps[row], nanos)?;
+        values.clear();
+        for (k, col) in &dims {
+            if let Some(v) = col.get(row).ok()? {
+                values.push((k, v));
+            }
+        }
+        let fields = Fields {
+            tenant,
+            id: ids[row],
+            subject: batch.subject.get(row).ok()??,
+            metric: batch.metric.get(row).ok()??,
+            quantity: batch.quantity_at(row).ok()?,
+            timestamp,
+            end: batch.ends.and_then(|e| e[row]),
+        };
+        buf.clear();
+        feed(&mut buf, &fields, values.len(), values.iter().copied());
+        h.update(&buf);
+    }
+    Some((tenant.to_string(), hex(&h.finalize())))
+}
+
+/// The metadata key remembering a batch of digest `digest`: `(tenant, "batch/{revision}/{sha256}")`.
+///
+/// # Errors
+/// [`ErrorKind::Store`] when the revision cannot be read.
+pub(crate) fn probe_key(store: &dyn Store, digest: &Digest) -> Result<(String, String)> {
+    let (tenant, hex) = digest;
+    let revision = store.meta(tenant, REVISION)?.unwrap_or_else(|| "0".to_string());
+    Ok((tenant.clone(), format!("batch/{revision}/{hex}")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A record's idempotent content but its dimensions.
+struct Fields<'a> {
+    tenant: &'a str,
+    id: &'a str,
+    subject: &'a str,
+    metric: &'a str,
+    quantity: Decimal,
+    timestamp: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+}
+
+/// Feed one record's idempotent content (`dims`: its `count` dimensions in key order), each
+/// field length-prefixed so no two records feed the same bytes.
+fn feed<'a>(h: &mut Vec<u8>, r: &Fields<'_>, count: usize, dims: impl Iterator<Item = (&'a str, &'a str)>) {
     let text = |h: &mut Vec<u8>, s: &str| {
         h.extend_from_slice(&(s.len() as u64).to_le_bytes());
         h.extend_from_slice(s.as_bytes());
     };
-    text(h, &r.tenant);
-    text(h, &r.id);
-    text(h, &r.subject);
-    text(h, &r.metric);
+    text(h, r.tenant);
+    text(h, r.id);
+    text(h, r.subject);
+    text(h, r.metric);
     // The quantity by value: its normalized form (no trailing zeros, no negative zero) is one
     // scale and one mantissa per value.
-    let q = r.quantity.normalize();
-    h.extend_from_slice(&[1, q.scale() as u8]);
-    h.extend_from_slice(&q.mantissa().to_le_bytes());
+    let quantity = r.quantity.normalize();
+    h.extend_from_slice(&[1, quantity.scale() as u8]);
+    h.extend_from_slice(&quantity.mantissa().to_le_bytes());
     let at = |h: &mut Vec<u8>, t: Option<DateTime<Utc>>| match t {
         Some(t) => {
             h.push(1);
@@ -89,8 +178,8 @@ fn feed(h: &mut Vec<u8>, r: &UsageRecord) {
     };
     at(h, Some(r.timestamp));
     at(h, r.end);
-    h.extend_from_slice(&(r.dimensions.len() as u64).to_le_bytes());
-    for (k, v) in &r.dimensions {
+    h.extend_from_slice(&(count as u64).to_le_bytes());
+    for (k, v) in dims {
         for s in [k, v] {
             text(h, s);
         }

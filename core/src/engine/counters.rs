@@ -117,7 +117,7 @@ impl Engine {
         if records.is_empty() && meta.is_empty() {
             return Ok(CounterOutcome { report: IngestReport::default(), records, findings });
         }
-        let report = self.ingest_guarded(inner, None, &records, &meta)?;
+        let report = self.ingest_guarded(inner, None, &records, &meta, None)?;
         Ok(CounterOutcome { report, records, findings })
     }
 

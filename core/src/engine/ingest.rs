@@ -33,16 +33,18 @@ use super::{
 /// One ingest attempt (see the module docs for the stages). With `careful`, each new record is
 /// first checked against the stored buckets it adds to, and one that would overflow a sum is
 /// rejected instead of failing the batch. With `source`, the source's watermark moves in the same
-/// change. `meta` entries (the register tracker's state) are written in the same change; a call
-/// with some skips the probe, so that they are always written.
+/// change. `meta` entries (the register tracker's state) are written in the same change.
+/// `digest` is the batch's probe digest (`None`: not probed; a call with `meta` is not, so that
+/// they are always written).
 pub(super) fn ingest_once(
     inner: &mut Inner,
     batch: &[UsageRecord],
     careful: bool,
     source: Option<&str>,
     meta: &[(String, String, Option<String>)],
+    digest: Option<&crate::engine::batch::Digest>,
 ) -> Result<IngestOutcome> {
-    let probe = if meta.is_empty() { crate::engine::batch::probe_key(inner.store.as_ref(), batch)? } else { None };
+    let probe = digest.map(|d| crate::engine::batch::probe_key(inner.store.as_ref(), d)).transpose()?;
     if let Some(report) = Engine::probe_hit(inner, batch, probe.as_ref(), source)? {
         return Ok((report, Vec::new(), Vec::new()));
     }

@@ -589,29 +589,37 @@ impl Engine {
     }
 
     fn ingest_tracked(&self, source: Option<&str>, batch: &[UsageRecord]) -> Result<IngestReport> {
-        self.ingest_guarded(self.lock(), source, batch, &[])
+        self.ingest_guarded(self.lock(), source, batch, &[], None)
     }
 
     /// [`Engine::ingest_tracked`] under a lock the caller already holds, with `meta` (tenant, key,
     /// value) written in the same atomic change as the batch (the register tracker's state).
+    /// `digest`: the batch's probe digest when the caller has it (else computed here; a call
+    /// with `meta` is not probed).
     fn ingest_guarded(
         &self,
         inner: MutexGuard<'_, Inner>,
         source: Option<&str>,
         batch: &[UsageRecord],
         meta: &[(String, String, Option<String>)],
+        digest: Option<crate::engine::batch::Digest>,
     ) -> Result<IngestReport> {
+        let digest = if meta.is_empty() { digest.or_else(|| crate::engine::batch::digest(batch)) } else { None };
+        let digest = digest.as_ref();
         let (report, mut events) = {
             // The lock ends with this block: the quota events and the notifier run without it.
             let mut inner = inner;
             // Another engine may change the store under us (a retryable refusal): the whole batch
             // is redone against the store's new state. A batch that overflows a bucket is redone
             // once, checking each record against the stored buckets.
-            let result =
-                Self::write_call(&mut inner, |inner| match Self::ingest_once(inner, batch, false, source, meta) {
-                    Err(e) if e.kind() == ErrorKind::Overflow => Self::ingest_once(inner, batch, true, source, meta),
+            let result = Self::write_call(&mut inner, |inner| {
+                match Self::ingest_once(inner, batch, false, source, meta, digest) {
+                    Err(e) if e.kind() == ErrorKind::Overflow => {
+                        Self::ingest_once(inner, batch, true, source, meta, digest)
+                    }
                     other => other,
-                });
+                }
+            });
             let Inner { validator, .. } = &mut *inner;
             match (validator.as_mut(), result) {
                 (Some(v), Ok((report, mut events, validated))) => {
@@ -688,6 +696,21 @@ impl Engine {
         Ok(())
     }
 
+    /// The report of a repeat of the batch of probe digest `digest` (`n` records) when the probe
+    /// remembers it — every record a duplicate, as [`Engine::ingest`] answers it — read in a
+    /// write span of the store like an ingest's own probe; `None` when it does not.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`].
+    fn remembered(&self, digest: &crate::engine::batch::Digest, n: usize) -> Result<Option<IngestReport>> {
+        let mut inner = self.lock();
+        Self::write_call(&mut inner, |inner| {
+            let (tenant, key) = crate::engine::batch::probe_key(inner.store.as_ref(), digest)?;
+            let known = inner.store.meta(&tenant, &key)?.is_some();
+            Ok(known.then(|| IngestReport { duplicates: n as u64, ..IngestReport::default() }))
+        })
+    }
+
     /// A batch the probe remembers (see [`crate::engine::batch`]): every record a duplicate, answered
     /// from one metadata read; with a source, its watermark is still moved.
     fn probe_hit(
@@ -718,8 +741,9 @@ impl Engine {
         careful: bool,
         source: Option<&str>,
         meta: &[(String, String, Option<String>)],
+        digest: Option<&crate::engine::batch::Digest>,
     ) -> Result<IngestOutcome> {
-        crate::engine::ingest::ingest_once(inner, batch, careful, source, meta)
+        crate::engine::ingest::ingest_once(inner, batch, careful, source, meta, digest)
     }
 
     /// Remove the record `(tenant, id)` and its contribution to every rollup; min, max and latest

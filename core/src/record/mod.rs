@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::time::{fmt_ts, MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS};
 
+mod read;
+pub use read::read_records_fast;
+
 /// Dimensions of a usage record: a sorted map of string keys to string values
 /// (`carrier`, `region`, `direction` = `up`/`down`, `category`, `status`, …).
 pub type Dimensions = BTreeMap<String, String>;
