@@ -226,14 +226,16 @@ fn bodies_by_id(rows: &[postgres::Row]) -> Result<HashMap<&str, &str>> {
     Ok(found)
 }
 
-/// Answer each row `(id, body)` whose id is in `at` (id → position in `records`).
+/// Answer each row `(id, body)` whose id is that of a record at one of the positions `which` of
+/// `records`.
 fn compare_rows(
     records: &[&UsageRecord],
     rows: &[postgres::Row],
-    at: &rustc_hash::FxHashMap<&[u8], usize>,
+    which: &[usize],
     out: &mut [Option<bool>],
     cmp: &mut probe::Comparer,
 ) -> Result<()> {
+    let at: rustc_hash::FxHashMap<&[u8], usize> = which.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
     let get = |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
     for row in rows {
         let id: probe::RawText<'_> = row.try_get(0).map_err(get)?;
@@ -625,8 +627,7 @@ impl PgStore {
         }
         let ids: Vec<&str> = which.iter().map(|&i| records[i].id.as_str()).collect();
         let rows = self.stored_bodies(tenant, &ids)?;
-        let at: rustc_hash::FxHashMap<&[u8], usize> = which.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
-        compare_rows(records, &rows, &at, out, cmp)
+        compare_rows(records, &rows, which, out, cmp)
     }
 
     /// The duplicate check of `records` at `which` from one scan per metric of the stored records
@@ -646,9 +647,7 @@ impl PgStore {
                 let st = c.st.by_time.clone();
                 c.client.query(&st, &[&tenant, &metric, &from, &to, &limit])
             })?;
-            let at: rustc_hash::FxHashMap<&[u8], usize> =
-                group.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
-            compare_rows(records, &rows, &at, out, cmp)?;
+            compare_rows(records, &rows, &group, out, cmp)?;
         }
         Ok(())
     }
