@@ -3,8 +3,9 @@
 //!
 //! A batch that is mostly stored already (a repeat run; 16 records spread over it are probed by id
 //! first) is answered from **one scan of the stored records of its time range** per metric (the
-//! `(tenant, metric, ts)` index; records of one time range sit on neighbouring heap pages), matched
-//! to the batch by id on the client; whatever the scan did not meet is probed by id
+//! `(tenant, metric, ts)` index; records of one time range sit on neighbouring heap pages), which
+//! reads the bodies alone (half the columns to send and to read), matched to the batch by the id
+//! each starts with ([`ByLeadingId`]); whatever the scan did not meet is probed by id
 //! (`id = ANY($2)`). Each stored body (JSON text, read as bytes) is compared with the incoming
 //! record's JSON as `apply` writes it, built by [`record_json`] without `serde` (the same bytes as
 //! `serde_json`; a unit test holds them equal); only a body that differs there is parsed and
@@ -221,6 +222,42 @@ impl Comparer {
     }
 }
 
+/// The id at the start of a stored body (`{"id":"…"`, the first member `apply` writes), when it
+/// is written without escapes; `None` otherwise.
+fn leading_id(body: &[u8]) -> Option<&[u8]> {
+    let rest = body.strip_prefix(b"{\"id\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    (rest[end] == b'"').then(|| &rest[..end])
+}
+
+/// Matches the stored bodies of a time range to the records of a batch by the id each body
+/// starts with ([`leading_id`]), so that the scan reads the bodies alone.
+pub(crate) struct ByLeadingId<'r> {
+    records: &'r [&'r UsageRecord],
+    at: FxHashMap<&'r [u8], usize>,
+}
+
+impl<'r> ByLeadingId<'r> {
+    /// The records of `records` at `group`, by id.
+    pub(crate) fn new(records: &'r [&'r UsageRecord], group: &[usize]) -> Self {
+        ByLeadingId { records, at: group.iter().map(|&i| (records[i].id.as_bytes(), i)).collect() }
+    }
+
+    /// Answers the record whose stored body `body` is (when it is one of the batch's, by its
+    /// leading id) in `out`, as [`Comparer::same`] does. A body without a leading id answers
+    /// nothing: its record, if the batch has it, is probed by id.
+    ///
+    /// # Errors
+    /// [`meterkit::ErrorKind::Store`] when a body that differs from the record's JSON is not a
+    /// record's JSON.
+    pub(crate) fn answer(&self, body: &[u8], out: &mut [Option<bool>], cmp: &mut Comparer) -> Result<()> {
+        if let Some(&i) = leading_id(body).and_then(|id| self.at.get(id)) {
+            out[i] = Some(cmp.same(self.records[i], body)?);
+        }
+        Ok(())
+    }
+}
+
 /// The records of `records` at `which`, grouped by metric, each group with its time range
 /// `(metric, from, to)` in seconds (inclusive), for the time-range scan.
 pub(crate) fn time_ranges<'r>(records: &[&'r UsageRecord], which: &[usize]) -> Vec<(&'r str, i64, i64, Vec<usize>)> {
@@ -252,6 +289,18 @@ mod tests {
                 assert_eq!(plain(&bytes), b >= 0x20 && b != b'"' && b != b'\\', "byte {b} at {at}");
             }
         }
+    }
+
+    #[test]
+    fn leading_id_is_the_first_member_written_without_escapes() {
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 10, 2, 3).unwrap();
+        for (id, want) in [("r-1", Some("r-1")), ("é €", Some("é €")), ("a\"b", None), ("a\\b", None), ("a\nb", None)]
+        {
+            let body = serde_json::to_vec(&UsageRecord::new("t", id, "s", "m", Decimal::ONE, at)).unwrap();
+            assert_eq!(leading_id(&body), want.map(str::as_bytes), "{id:?}");
+        }
+        assert_eq!(leading_id(b"{\"tenant\":\"t\",\"id\":\"r\"}"), None);
+        assert_eq!(leading_id(b"{\"id\":\"r"), None);
     }
 
     #[test]
