@@ -168,6 +168,10 @@ struct Stmts {
     meta_prefix: Statement,
     lock_upsert: Statement,
     set_states: Statement,
+    lock_specs_shared: Statement,
+    lock_data_shared: Statement,
+    meta_set: Statement,
+    meta_delete: Statement,
 }
 
 /// A test hook run inside `apply`'s transaction once the records are written (it receives the
@@ -545,6 +549,16 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
              FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[]) AS u(t, s, st, g, state)
              WHERE b.tenant = u.t AND b.spec = u.s AND b.start = u.st AND b.grp = u.g",
         )?,
+        // The statements of every `apply` (a repeat run's batch writes its metadata alone):
+        // prepared once rather than parsed and planned per call.
+        lock_specs_shared: c.prepare("SELECT pg_advisory_xact_lock_shared($1, $2)")?,
+        lock_data_shared: c
+            .prepare("SELECT pg_advisory_xact_lock_shared($1, $3), pg_advisory_xact_lock_shared($2, $3)")?,
+        meta_set: c.prepare(
+            "INSERT INTO meterkit_meta (tenant, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
+        )?,
+        meta_delete: c.prepare("DELETE FROM meterkit_meta WHERE tenant = $1 AND key = $2")?,
     })
 }
 
@@ -647,7 +661,7 @@ impl PgStore {
                 let st = c.st.by_time.clone();
                 c.client.query(&st, &[&tenant, &metric, &from, &to, &limit])
             })?;
-            let by_id = probe::ByLeadingId::new(records, &group);
+            let mut by_id = probe::ByLeadingId::new(records, &group);
             let get =
                 |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
             for row in &rows {
@@ -735,14 +749,9 @@ impl PgStore {
             )
             .ctx("lock the specs")?;
         } else if writes_data {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock_shared($1, $3), pg_advisory_xact_lock_shared($2, $3)",
-                &[&WRITE_CLASS, &LOCK_CLASS, &lock_key],
-            )
-            .ctx("lock the specs (shared)")?;
+            tx.execute(&st.lock_data_shared, &[&WRITE_CLASS, &LOCK_CLASS, &lock_key]).ctx("lock the specs (shared)")?;
         } else if changes.known_specs.is_some() {
-            tx.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", &[&LOCK_CLASS, &lock_key])
-                .ctx("lock the specs (shared)")?;
+            tx.execute(&st.lock_specs_shared, &[&LOCK_CLASS, &lock_key]).ctx("lock the specs (shared)")?;
         }
         let mut specs: Option<Vec<RollupSpec>> = None;
         if changes.known_specs.is_some()
@@ -832,12 +841,8 @@ impl PgStore {
         }
         for (tenant, key, value) in &changes.meta {
             match value {
-                Some(v) => tx.execute(
-                    "INSERT INTO meterkit_meta (tenant, key, value) VALUES ($1, $2, $3)
-                     ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[tenant, key, v],
-                ),
-                None => tx.execute("DELETE FROM meterkit_meta WHERE tenant = $1 AND key = $2", &[tenant, key]),
+                Some(v) => tx.execute(&st.meta_set, &[tenant, key, v]),
+                None => tx.execute(&st.meta_delete, &[tenant, key]),
             }
             .ctx("write metadata")?;
         }
