@@ -168,6 +168,10 @@ struct Stmts {
     meta_prefix: Statement,
     lock_upsert: Statement,
     set_states: Statement,
+    lock_specs_shared: Statement,
+    lock_data_shared: Statement,
+    meta_set: Statement,
+    meta_delete: Statement,
 }
 
 /// A test hook run inside `apply`'s transaction once the records are written (it receives the
@@ -504,8 +508,7 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
         specs: c.prepare("SELECT body, removed FROM meterkit_specs ORDER BY id")?,
         get_records: c.prepare("SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[])")?,
         by_time: c.prepare(
-            "SELECT id, body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts <= $4
-             LIMIT $5",
+            "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts <= $4 LIMIT $5",
         )?,
         records: c.prepare(
             "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts < $4
@@ -546,6 +549,16 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
              FROM unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::text[]) AS u(t, s, st, g, state)
              WHERE b.tenant = u.t AND b.spec = u.s AND b.start = u.st AND b.grp = u.g",
         )?,
+        // The statements of every `apply` (a repeat run's batch writes its metadata alone):
+        // prepared once rather than parsed and planned per call.
+        lock_specs_shared: c.prepare("SELECT pg_advisory_xact_lock_shared($1, $2)")?,
+        lock_data_shared: c
+            .prepare("SELECT pg_advisory_xact_lock_shared($1, $3), pg_advisory_xact_lock_shared($2, $3)")?,
+        meta_set: c.prepare(
+            "INSERT INTO meterkit_meta (tenant, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
+        )?,
+        meta_delete: c.prepare("DELETE FROM meterkit_meta WHERE tenant = $1 AND key = $2")?,
     })
 }
 
@@ -632,7 +645,8 @@ impl PgStore {
 
     /// The duplicate check of `records` at `which` from one scan per metric of the stored records
     /// in the batch's time range (`LIMIT`ed to 2 × the records + 64 rows, so that a range crowded
-    /// with other records stops early); a record the scan does not meet stays unanswered.
+    /// with other records stops early), which reads the bodies alone (matched to the batch by the
+    /// id each starts with); a record the scan does not meet stays unanswered.
     fn compare_by_time(
         &self,
         tenant: &str,
@@ -647,7 +661,13 @@ impl PgStore {
                 let st = c.st.by_time.clone();
                 c.client.query(&st, &[&tenant, &metric, &from, &to, &limit])
             })?;
-            compare_rows(records, &rows, &group, out, cmp)?;
+            let mut by_id = probe::ByLeadingId::new(records, &group);
+            let get =
+                |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
+            for row in &rows {
+                let body: probe::RawText<'_> = row.try_get(0).map_err(get)?;
+                by_id.answer(body.0, out, cmp)?;
+            }
         }
         Ok(())
     }
@@ -729,14 +749,9 @@ impl PgStore {
             )
             .ctx("lock the specs")?;
         } else if writes_data {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock_shared($1, $3), pg_advisory_xact_lock_shared($2, $3)",
-                &[&WRITE_CLASS, &LOCK_CLASS, &lock_key],
-            )
-            .ctx("lock the specs (shared)")?;
+            tx.execute(&st.lock_data_shared, &[&WRITE_CLASS, &LOCK_CLASS, &lock_key]).ctx("lock the specs (shared)")?;
         } else if changes.known_specs.is_some() {
-            tx.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", &[&LOCK_CLASS, &lock_key])
-                .ctx("lock the specs (shared)")?;
+            tx.execute(&st.lock_specs_shared, &[&LOCK_CLASS, &lock_key]).ctx("lock the specs (shared)")?;
         }
         let mut specs: Option<Vec<RollupSpec>> = None;
         if changes.known_specs.is_some()
@@ -826,12 +841,8 @@ impl PgStore {
         }
         for (tenant, key, value) in &changes.meta {
             match value {
-                Some(v) => tx.execute(
-                    "INSERT INTO meterkit_meta (tenant, key, value) VALUES ($1, $2, $3)
-                     ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[tenant, key, v],
-                ),
-                None => tx.execute("DELETE FROM meterkit_meta WHERE tenant = $1 AND key = $2", &[tenant, key]),
+                Some(v) => tx.execute(&st.meta_set, &[tenant, key, v]),
+                None => tx.execute(&st.meta_delete, &[tenant, key]),
             }
             .ctx("write metadata")?;
         }
@@ -1228,6 +1239,135 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+    use meterkit::{record::Quality, Decimal};
+
+    /// A store in a fresh schema of the test server (`METERKIT_PG_URL`, set by
+    /// `scripts/pg-server`), or `None` (the test skipped, with a message) without one — unless
+    /// `METERKIT_REQUIRE_PG=1`, when that fails the test.
+    fn test_store(test: &str) -> Option<PgStore> {
+        let Some(url) = std::env::var("METERKIT_PG_URL").ok().filter(|u| !u.is_empty()) else {
+            assert!(
+                std::env::var("METERKIT_REQUIRE_PG").as_deref() != Ok("1"),
+                "METERKIT_REQUIRE_PG=1 but METERKIT_PG_URL is unset: {test} needs a PostgreSQL server"
+            );
+            eprintln!("SKIPPED {test}: no PostgreSQL server (set METERKIT_PG_URL, or run scripts/test-postgres)");
+            return None;
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let schema = format!("u_{}_{nanos}", std::process::id());
+        Some(PgStore::open_with(PgOptions::new(url).schema(schema)).unwrap())
+    }
+
+    /// The time-range scan of a re-cut, mostly stored batch (read as bodies alone, matched by the
+    /// id each starts with) against the careful answer (`get_records` and
+    /// [`UsageRecord::same_content`], the trait's default): a stored record that differs in any
+    /// compared field is a conflict, one equal in content a duplicate (a quantity at another
+    /// scale, another quality, an id that JSON escapes), a new one `None`.
+    #[test]
+    fn the_time_range_scan_tells_each_differing_field_from_an_equal_record() {
+        let Some(mut s) = test_store("the_time_range_scan_tells_each_differing_field_from_an_equal_record") else {
+            return;
+        };
+        let base = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+        let stored: Vec<UsageRecord> = (0..700i64)
+            .map(|i| {
+                let id = if i % 50 == 7 { format!("r\"{i:04}\\") } else { format!("r{i:04}") };
+                let mut r =
+                    UsageRecord::new("t", id, format!("s{}", i % 7), "m", Decimal::new(i % 13 * 10 + 5, 1), base)
+                        .with_dimension("k", if i % 3 == 0 { "a" } else { "b" });
+                r.timestamp = base + Duration::seconds(i * 10) + Duration::milliseconds(i % 4 * 250);
+                if i % 5 == 0 {
+                    r.end = Some(r.timestamp + Duration::seconds(5));
+                }
+                if i % 11 == 0 {
+                    r.quality = Quality::Flagged;
+                }
+                r
+            })
+            .collect();
+        s.apply(&ChangeSet { insert: stored.iter().collect(), ..ChangeSet::default() }).unwrap();
+        // Stored 100..700 again (the store saw them in one batch) with quality `actual`, and 40 new.
+        let mut batch: Vec<UsageRecord> = stored[100..].to_vec();
+        for r in &mut batch {
+            r.quality = Quality::Actual;
+        }
+        batch.extend((700..740).map(|i| UsageRecord::new("t", format!("r{i:04}"), "s1", "m", Decimal::ONE, base)));
+        // (position in `batch`, what differs, conflict?); none is one of the 16 probed by id
+        // first (multiples of 40 for 640 records).
+        let changes: Vec<(usize, &str, bool)> = vec![
+            (10, "quantity", true),
+            (11, "quantity 1.0 = 1", false),
+            (12, "quantity at another scale", false),
+            (21, "dimension value", true),
+            (22, "dimension added", true),
+            (23, "dimensions removed", true),
+            (60, "end moved", true),
+            (70, "end removed", true),
+            (71, "end added", true),
+            (81, "timestamp nanos", true),
+            (82, "timestamp outside the range", true),
+            (101, "subject", true),
+            (111, "metric", true),
+            (121, "quality", false),
+        ];
+        for &(k, what, _) in &changes {
+            let r = &mut batch[k];
+            match what {
+                "quantity" => r.quantity += Decimal::ONE,
+                "quantity 1.0 = 1" => {
+                    r.quantity = Decimal::ONE;
+                    store_with_quantity(&mut s, r, Decimal::new(10, 1));
+                }
+                "quantity at another scale" => {
+                    r.quantity = Decimal::from_i128_with_scale(r.quantity.mantissa() * 100, r.quantity.scale() + 2);
+                }
+                "dimension value" => {
+                    r.dimensions.insert("k".into(), "c".into());
+                }
+                "dimension added" => {
+                    r.dimensions.insert("z".into(), "1".into());
+                }
+                "dimensions removed" => r.dimensions.clear(),
+                "end moved" => r.end = r.end.map(|e| e + Duration::seconds(1)),
+                "end removed" => r.end = None,
+                "end added" => r.end = Some(r.timestamp + Duration::seconds(1)),
+                "timestamp nanos" => r.timestamp += Duration::nanoseconds(1),
+                "timestamp outside the range" => r.timestamp += Duration::days(400),
+                "subject" => r.subject.push('x'),
+                "metric" => r.metric = "m2".into(),
+                _ => r.quality = Quality::Estimated,
+            }
+        }
+        let refs: Vec<&UsageRecord> = batch.iter().collect();
+        let got = s.compare_stored("t", &refs).unwrap();
+        let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
+        let careful: Vec<Option<bool>> = s
+            .get_records("t", &ids)
+            .unwrap()
+            .iter()
+            .zip(&refs)
+            .map(|(stored, r)| stored.as_ref().map(|st| st.same_content(r)))
+            .collect();
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(*g, careful[i], "record {i} ({}) against get_records", batch[i].id);
+            let change = changes.iter().find(|c| c.0 == i);
+            let want = match change {
+                _ if i >= 600 => None,
+                Some(&(_, _, conflict)) => Some(!conflict),
+                None => Some(true),
+            };
+            assert_eq!(*g, want, "record {i} ({}): {:?}", batch[i].id, change.map(|c| c.1));
+        }
+    }
+
+    /// Rewrites the stored record of `r`'s key with quantity `q` (another scale of the same value).
+    fn store_with_quantity(s: &mut PgStore, r: &UsageRecord, q: Decimal) {
+        let mut stored = r.clone();
+        stored.quantity = q;
+        let delete = vec![(r.tenant.clone(), r.id.clone())];
+        s.apply(&ChangeSet { delete, insert: vec![&stored], ..ChangeSet::default() }).unwrap();
+    }
 
     #[test]
     fn urls_are_recognised_and_the_schema_parameter_is_taken_out() {

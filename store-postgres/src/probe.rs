@@ -3,8 +3,9 @@
 //!
 //! A batch that is mostly stored already (a repeat run; 16 records spread over it are probed by id
 //! first) is answered from **one scan of the stored records of its time range** per metric (the
-//! `(tenant, metric, ts)` index; records of one time range sit on neighbouring heap pages), matched
-//! to the batch by id on the client; whatever the scan did not meet is probed by id
+//! `(tenant, metric, ts)` index; records of one time range sit on neighbouring heap pages), which
+//! reads the bodies alone (half the columns to send and to read), matched to the batch by the id
+//! each starts with ([`ByLeadingId`]); whatever the scan did not meet is probed by id
 //! (`id = ANY($2)`). Each stored body (JSON text, read as bytes) is compared with the incoming
 //! record's JSON as `apply` writes it, built by [`record_json`] without `serde` (the same bytes as
 //! `serde_json`; a unit test holds them equal); only a body that differs there is parsed and
@@ -221,19 +222,94 @@ impl Comparer {
     }
 }
 
+/// The id at the start of a stored body (`{"id":"…"`, the first member `apply` writes), when it
+/// is written without escapes; `None` otherwise.
+fn leading_id(body: &[u8]) -> Option<&[u8]> {
+    let rest = body.strip_prefix(b"{\"id\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    (rest[end] == b'"').then(|| &rest[..end])
+}
+
+/// Matches the stored bodies of a time range to the records of a batch by the id each body
+/// starts with ([`leading_id`]), so that the scan reads the bodies alone.
+///
+/// The scan returns the bodies in time order, so a batch in time order meets them in its own
+/// order: each body is first tried against the record after the one the previous body matched
+/// (one comparison of ids); only a body that guess misses is looked up in a map of the group by
+/// id, built then (once).
+pub(crate) struct ByLeadingId<'r> {
+    records: &'r [&'r UsageRecord],
+    group: &'r [usize],
+    /// Whether each record of `records` is in `group` (the scan answers only those).
+    member: Vec<bool>,
+    /// The position in `records` the next body is tried against.
+    next: usize,
+    /// The group by id, built at the first body the guess misses.
+    by_id: Option<FxHashMap<&'r [u8], usize>>,
+}
+
+impl<'r> ByLeadingId<'r> {
+    /// The records of `records` at `group` (positions in `records`).
+    pub(crate) fn new(records: &'r [&'r UsageRecord], group: &'r [usize]) -> Self {
+        let mut member = vec![false; records.len()];
+        for &i in group {
+            member[i] = true;
+        }
+        ByLeadingId { records, group, member, next: group.first().copied().unwrap_or(0), by_id: None }
+    }
+
+    /// The position of the group's record with id `id`, if any.
+    fn find(&mut self, id: &[u8]) -> Option<usize> {
+        if self.records.get(self.next).is_some_and(|r| r.id.as_bytes() == id) {
+            let i = self.next;
+            self.next += 1;
+            return self.member[i].then_some(i);
+        }
+        let (records, group) = (self.records, self.group);
+        let by_id = self.by_id.get_or_insert_with(|| group.iter().map(|&i| (records[i].id.as_bytes(), i)).collect());
+        let i = *by_id.get(id)?;
+        self.next = i + 1;
+        Some(i)
+    }
+
+    /// Answers the record whose stored body `body` is (when it is one of the group's, by its
+    /// leading id) in `out`, as [`Comparer::same`] does. A body without a leading id answers
+    /// nothing: its record, if the batch has it, is probed by id.
+    ///
+    /// # Errors
+    /// [`meterkit::ErrorKind::Store`] when a body that differs from the record's JSON is not a
+    /// record's JSON.
+    pub(crate) fn answer(&mut self, body: &[u8], out: &mut [Option<bool>], cmp: &mut Comparer) -> Result<()> {
+        if let Some(i) = leading_id(body).and_then(|id| self.find(id)) {
+            out[i] = Some(cmp.same(self.records[i], body)?);
+        }
+        Ok(())
+    }
+}
+
 /// The records of `records` at `which`, grouped by metric, each group with its time range
-/// `(metric, from, to)` in seconds (inclusive), for the time-range scan.
+/// `(metric, from, to)` in seconds (inclusive), for the time-range scan. A record of the same
+/// metric as the one before it joins that group without a lookup.
 pub(crate) fn time_ranges<'r>(records: &[&'r UsageRecord], which: &[usize]) -> Vec<(&'r str, i64, i64, Vec<usize>)> {
-    let mut groups: FxHashMap<&str, (i64, i64, Vec<usize>)> = FxHashMap::default();
+    let mut out: Vec<(&'r str, i64, i64, Vec<usize>)> = Vec::new();
+    let mut by_metric: FxHashMap<&str, usize> = FxHashMap::default();
+    let mut last: Option<usize> = None;
     for &i in which {
         let r = records[i];
         let ts = r.timestamp.timestamp();
-        let g = groups.entry(r.metric.as_str()).or_insert((ts, ts, Vec::new()));
-        g.0 = g.0.min(ts);
-        g.1 = g.1.max(ts);
-        g.2.push(i);
+        let g = match last.filter(|&g| out[g].0 == r.metric) {
+            Some(g) => g,
+            None => *by_metric.entry(r.metric.as_str()).or_insert_with(|| {
+                out.push((r.metric.as_str(), ts, ts, Vec::new()));
+                out.len() - 1
+            }),
+        };
+        let group = &mut out[g];
+        group.1 = group.1.min(ts);
+        group.2 = group.2.max(ts);
+        group.3.push(i);
+        last = Some(g);
     }
-    let mut out: Vec<_> = groups.into_iter().map(|(m, (from, to, idx))| (m, from, to, idx)).collect();
     out.sort_unstable_by(|a, b| a.0.cmp(b.0));
     out
 }
@@ -251,6 +327,87 @@ mod tests {
                 bytes[at] = b;
                 assert_eq!(plain(&bytes), b >= 0x20 && b != b'"' && b != b'\\', "byte {b} at {at}");
             }
+        }
+    }
+
+    #[test]
+    fn leading_id_is_the_first_member_written_without_escapes() {
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 10, 2, 3).unwrap();
+        for (id, want) in [("r-1", Some("r-1")), ("é €", Some("é €")), ("a\"b", None), ("a\\b", None), ("a\nb", None)]
+        {
+            let body = serde_json::to_vec(&UsageRecord::new("t", id, "s", "m", Decimal::ONE, at)).unwrap();
+            assert_eq!(leading_id(&body), want.map(str::as_bytes), "{id:?}");
+        }
+        assert_eq!(leading_id(b"{\"tenant\":\"t\",\"id\":\"r\"}"), None);
+        assert_eq!(leading_id(b"{\"id\":\"r"), None);
+    }
+
+    /// `ByLeadingId` against a plain map by id (what the scan did before), each followed by the
+    /// probe by id of the group's records left unanswered, on bodies in batch order, reversed and
+    /// shuffled, with bodies of records outside the group, bodies that differ, ids JSON escapes
+    /// and an id twice in the batch (stored once).
+    #[test]
+    fn by_leading_id_answers_as_a_map_by_id_in_any_order() {
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
+        let mut batch: Vec<UsageRecord> = (0..60)
+            .map(|n| {
+                let id = if n % 13 == 5 { format!("r\"{n}") } else { format!("r{n}") };
+                UsageRecord::new("t", id, "s", "m", Decimal::new(n, 0), at + chrono::Duration::seconds(n))
+            })
+            .collect();
+        batch[40].id = "r7".into();
+        let records: Vec<&UsageRecord> = batch.iter().collect();
+        let group: Vec<usize> = (0..60).filter(|i| i % 9 != 0).collect();
+        let mut bodies: Vec<Vec<u8>> = (0..60usize)
+            .filter(|&n| n != 40)
+            .map(|n| {
+                let mut stored = records[n].clone();
+                if n % 11 == 3 {
+                    stored.quantity += Decimal::ONE;
+                }
+                let mut buf = Vec::new();
+                record_json(&mut buf, &stored).unwrap();
+                buf
+            })
+            .collect();
+        let stored: FxHashMap<&str, Vec<u8>> = (0..60usize)
+            .filter(|&n| n != 40)
+            .zip(bodies.iter().cloned())
+            .map(|(n, b)| (records[n].id.as_str(), b))
+            .collect();
+        let map: FxHashMap<&[u8], usize> = group.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
+        let mut cmp = Comparer::default();
+        let mut by_id = |out: &mut Vec<Option<bool>>| {
+            for &i in &group {
+                if out[i].is_none() {
+                    out[i] = stored.get(records[i].id.as_str()).map(|b| cmp.same(records[i], b).unwrap());
+                }
+            }
+        };
+        let mut orders = vec![bodies.clone()];
+        bodies.reverse();
+        orders.push(bodies.clone());
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for i in (1..bodies.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            bodies.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        orders.push(bodies);
+        for order in &orders {
+            let (mut got, mut want) = (vec![None; records.len()], vec![None; records.len()]);
+            let (mut c, mut m) = (Comparer::default(), ByLeadingId::new(&records, &group));
+            for body in order {
+                m.answer(body, &mut got, &mut c).unwrap();
+                if let Some(&i) = leading_id(body).and_then(|id| map.get(id)) {
+                    want[i] = Some(c.same(records[i], body).unwrap());
+                }
+            }
+            by_id(&mut got);
+            by_id(&mut want);
+            assert_eq!(got, want);
+            assert_eq!(got.iter().filter(|g| **g == Some(false)).count(), 6, "{got:?}");
         }
     }
 
