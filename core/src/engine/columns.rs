@@ -13,8 +13,8 @@ use crate::record::{check_parts, RecordRef};
 use crate::rollup::columnar::{ColumnBatch, StrColumn};
 use crate::store::{ChangeSet, Store};
 
-/// How many rows, spread over a batch, are checked against the store before all of them: a batch
-/// that is not a repeat (a first run) pays for these only.
+/// How many rows, spread over a batch, are checked against the store before all of them (in a
+/// write span): a batch that is not a repeat (a first run) pays for these only.
 const SAMPLE: usize = 16;
 
 impl Engine {
@@ -79,12 +79,15 @@ impl Engine {
         if n == 0 || batch.check_lengths().is_err() {
             return Ok(None);
         }
-        Self::write_call(&mut self.lock(), |inner| {
+        // A sample first, outside a write span (a read as any query's): a batch that is no
+        // repeat (a first run) costs a few lookups.
+        let k = SAMPLE.min(n);
+        let mut inner = self.lock();
+        if !all_stored(inner.store.as_ref(), batch, &dims, (0..k).map(|i| i * n / k))? {
+            return Ok(None);
+        }
+        Self::write_call(&mut inner, |inner| {
             let store = inner.store.as_ref();
-            let step = n / SAMPLE;
-            if step > 1 && !all_stored(store, batch, &dims, (0..SAMPLE).map(|k| k * step))? {
-                return Ok(None);
-            }
             if !all_stored(store, batch, &dims, 0..n)? {
                 return Ok(None);
             }

@@ -42,7 +42,7 @@ impl RecordRef<'_> {
     /// [`same_content`](RecordRef::same_content) but the id and the tenant (which a store has
     /// matched already when it found `stored` by key): the fields held in the record itself
     /// first, the strings last.
-    pub fn same_but_keys(&self, stored: &UsageRecord) -> bool {
+    pub(crate) fn same_but_keys(&self, stored: &UsageRecord) -> bool {
         stored.timestamp == self.timestamp
             && stored.quantity == self.quantity
             && stored.end == self.end
