@@ -1,5 +1,6 @@
-//! The duplicate check of an ingest ([`Store::compare_stored`](meterkit::Store::compare_stored))
-//! in one or two statements per batch, compared in the stored (encoded) form.
+//! The duplicate check of an ingest ([`Store::compare_stored`](meterkit::Store::compare_stored),
+//! and [`Store::compare_stored_refs`](meterkit::Store::compare_stored_refs) for the rows of a
+//! column batch) in one or two statements per batch, compared in the stored (encoded) form.
 //!
 //! A batch that is mostly stored already (a repeat run) is merged with one scan of the stored
 //! records of its time range; the rest of a batch is probed by id (its sorted ids joined against

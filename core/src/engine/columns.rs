@@ -339,14 +339,16 @@ mod tests {
             pure in proptest::bool::ANY, scaled2 in proptest::bool::ANY) {
             let mut rows: Vec<Row> = rows;
             if one_tenant {
-                rows.iter_mut().for_each(|r| r.3 = 0);
+                for r in &mut rows {
+                    r.3 = 0;
+                }
             }
             let (by_rows, by_columns) = (engine(), engine());
             ingest_both(&Cols::new(&rows, scaled, 2), &by_rows, &by_columns)?;
             same_state(&by_rows, &by_columns)?;
             // Pure: only the stored rows (the valid first copy of each id), unchanged.
             let mut seen = std::collections::HashSet::new();
-            let stored: Vec<Row> = rows.iter().filter(|r| seen.insert((r.3, r.7)) && SUBJECTS[r.4] != "").copied().collect();
+            let stored: Vec<Row> = rows.iter().filter(|r| seen.insert((r.3, r.7)) && !SUBJECTS[r.4].is_empty()).copied().collect();
             let from = if pure && !stored.is_empty() { &stored } else { &rows };
             let second: Vec<Row> =
                 picks.iter().map(|&(i, edit)| edited(from[i % from.len()], if pure { 0 } else { edit })).collect();

@@ -10,8 +10,8 @@ use super::{Quality, UsageRecord};
 /// ([`Store::compare_stored_refs`](crate::Store::compare_stored_refs)). It has no quality: what
 /// is compared is the content of [`UsageRecord::same_content`].
 ///
-/// `dimensions` are `(name, value)` pairs sorted by name, each name once (a record's map in
-/// order); pairs out of order or a name twice compare as different content.
+/// `dimensions` must be `(name, value)` pairs sorted by name, each name once (a record's map in
+/// order); pairs out of order or a name twice may compare either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRef<'a> {
     /// Caller-chosen id (the idempotency key with `tenant`).
