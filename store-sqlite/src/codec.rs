@@ -169,7 +169,7 @@ pub(crate) fn record_body(
     Ok(w.0)
 }
 
-/// Whether `body` holds `quantity` (equal value, any scale), `end` and `dims` — what
+/// Whether `body` holds `quantity` (equal value, any scale), `end` and `dims` (in key order) — what
 /// [`UsageRecord::same_content`](meterkit::UsageRecord::same_content) compares of a body (not the
 /// quality) — read in place: no string or map is built; `is(id, s)` tells whether a dictionary id
 /// is the string `s`. `false` may also mean a body written in another order than
@@ -177,11 +177,11 @@ pub(crate) fn record_body(
 ///
 /// # Errors
 /// [`ErrorKind::Store`] when the body does not decode (a corrupt file) or `is` fails.
-pub(crate) fn body_matches(
+pub(crate) fn body_matches<'d>(
     body: &[u8],
     quantity: Decimal,
     end: Option<DateTime<Utc>>,
-    dims: &Dimensions,
+    dims: impl ExactSizeIterator<Item = (&'d str, &'d str)>,
     mut is: impl FnMut(i64, &str) -> Result<bool>,
 ) -> Result<bool> {
     const WHAT: &str = "record";

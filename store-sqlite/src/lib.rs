@@ -38,8 +38,8 @@ use std::path::Path;
 
 use chrono::DateTime;
 use meterkit::{
-    rollup::BucketState, store::BucketKey, store::ChangeSet, store::StoredBucket, Error, ErrorKind, Result, RollupSpec,
-    Store, UsageRecord,
+    record::RecordRef, rollup::BucketState, store::BucketKey, store::ChangeSet, store::StoredBucket, Error, ErrorKind,
+    Result, RollupSpec, Store, UsageRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -439,6 +439,15 @@ impl Store for SqliteStore {
         match self.dict.find(&self.conn, tenant)? {
             Some(t) if !records.is_empty() => probe::compare_stored(&self.conn, &self.dict, tenant, t, records),
             _ => Ok(vec![None; records.len()]),
+        }
+    }
+
+    /// As [`compare_stored`](Store::compare_stored), the rows compared in place: no record is
+    /// built.
+    fn compare_stored_refs(&self, tenant: &str, rows: &[RecordRef<'_>]) -> Result<Vec<Option<bool>>> {
+        match self.dict.find(&self.conn, tenant)? {
+            Some(t) if !rows.is_empty() => probe::compare_stored(&self.conn, &self.dict, tenant, t, rows),
+            _ => Ok(vec![None; rows.len()]),
         }
     }
 

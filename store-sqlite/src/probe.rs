@@ -1,5 +1,6 @@
-//! The duplicate check of an ingest ([`Store::compare_stored`](meterkit::Store::compare_stored))
-//! in one or two statements per batch, compared in the stored (encoded) form.
+//! The duplicate check of an ingest ([`Store::compare_stored`](meterkit::Store::compare_stored),
+//! and [`Store::compare_stored_refs`](meterkit::Store::compare_stored_refs) for the rows of a
+//! column batch) in one or two statements per batch, compared in the stored (encoded) form.
 //!
 //! A batch that is mostly stored already (a repeat run) is merged with one scan of the stored
 //! records of its time range; the rest of a batch is probed by id (its sorted ids joined against
@@ -12,11 +13,81 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use meterkit::{Result, UsageRecord};
+use chrono::{DateTime, Utc};
+use meterkit::{record::RecordRef, Decimal, Result, UsageRecord};
 use rusqlite::{params, types::ValueRef, Connection};
 
 use crate::dict::{Dict, Names};
 use crate::{codec, db_err, json_err, record_of, RECORD_COLS};
+
+/// An incoming record's content, as the probe reads it: a [`UsageRecord`] or a row given as a
+/// [`RecordRef`] (checked without building a record).
+pub(crate) trait Content {
+    fn id(&self) -> &str;
+    fn metric(&self) -> &str;
+    fn subject(&self) -> &str;
+    fn quantity(&self) -> Decimal;
+    fn timestamp(&self) -> DateTime<Utc>;
+    fn end(&self) -> Option<DateTime<Utc>>;
+    /// The dimensions in key order.
+    fn dims(&self) -> impl ExactSizeIterator<Item = (&str, &str)>;
+    /// [`UsageRecord::same_content`] against a stored record.
+    fn same_content(&self, stored: &UsageRecord) -> bool;
+}
+
+impl Content for &UsageRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn metric(&self) -> &str {
+        &self.metric
+    }
+    fn subject(&self) -> &str {
+        &self.subject
+    }
+    fn quantity(&self) -> Decimal {
+        self.quantity
+    }
+    fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+    fn end(&self) -> Option<DateTime<Utc>> {
+        self.end
+    }
+    fn dims(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    fn same_content(&self, stored: &UsageRecord) -> bool {
+        stored.same_content(self)
+    }
+}
+
+impl Content for RecordRef<'_> {
+    fn id(&self) -> &str {
+        self.id
+    }
+    fn metric(&self) -> &str {
+        self.metric
+    }
+    fn subject(&self) -> &str {
+        self.subject
+    }
+    fn quantity(&self) -> Decimal {
+        self.quantity
+    }
+    fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+    fn end(&self) -> Option<DateTime<Utc>> {
+        self.end
+    }
+    fn dims(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.dimensions.iter().copied()
+    }
+    fn same_content(&self, stored: &UsageRecord) -> bool {
+        RecordRef::same_content(self, stored)
+    }
+}
 
 /// Dictionary ids of the incoming metrics, looked up once per batch (`None`: not in the
 /// dictionary, so no stored record holds the string).
@@ -69,12 +140,12 @@ const SAMPLE: usize = 16;
 
 /// For each of `records` (all of `tenant`, whose dictionary id is `t`): `None` when not stored,
 /// `Some(same content)` when stored (see the module docs).
-pub(crate) fn compare_stored(
+pub(crate) fn compare_stored<R: Content>(
     conn: &Connection,
     dict: &Dict,
     tenant: &str,
     t: i64,
-    records: &[&UsageRecord],
+    records: &[R],
 ) -> Result<Vec<Option<bool>>> {
     let mut out: Vec<Option<bool>> = vec![None; records.len()];
     let mut probe =
@@ -100,33 +171,33 @@ pub(crate) fn compare_stored(
 }
 
 /// One batch's duplicate check.
-struct Probe<'a> {
+struct Probe<'a, R> {
     conn: &'a Connection,
     tenant: &'a str,
     t: i64,
-    records: &'a [&'a UsageRecord],
+    records: &'a [R],
     ids: Ids<'a>,
     names: Names<'a>,
 }
 
-impl Probe<'_> {
+impl<R: Content> Probe<'_, R> {
     /// Answer `records[i]` from its stored row `row` (columns [`RECORD_COLS`] from `at`).
     fn compare(&mut self, i: usize, row: &rusqlite::Row<'_>, at: usize) -> Result<bool> {
-        let r = self.records[i];
-        let same = int(row, at + 1)? == r.timestamp.timestamp()
-            && int(row, at + 2)? == i64::from(r.timestamp.timestamp_subsec_nanos())
-            && self.names.is(int(row, at)?, &r.metric)?
+        let r = &self.records[i];
+        let same = int(row, at + 1)? == r.timestamp().timestamp()
+            && int(row, at + 2)? == i64::from(r.timestamp().timestamp_subsec_nanos())
+            && self.names.is(int(row, at)?, r.metric())?
             && self.same_body(i, int(row, at + 4)?, blob(row, at + 5)?)?;
-        Ok(same || record_of(self.tenant, row, at, &mut self.names)?.same_content(r))
+        Ok(same || r.same_content(&record_of(self.tenant, row, at, &mut self.names)?))
     }
 
     /// Whether `records[i]` has the stored subject id `subject` and body `body` (in place; `false`
     /// is not final, see [`codec::body_matches`]).
     fn same_body(&mut self, i: usize, subject: i64, body: &[u8]) -> Result<bool> {
-        let r = self.records[i];
+        let r = &self.records[i];
         let names = &mut self.names;
-        Ok(names.is(subject, &r.subject)?
-            && codec::body_matches(body, r.quantity, r.end, &r.dimensions, |id, s| names.is(id, s))?)
+        Ok(names.is(subject, r.subject())?
+            && codec::body_matches(body, r.quantity(), r.end(), r.dims(), |id, s| names.is(id, s))?)
     }
 
     /// The records at `which`, by id: one statement joining their sorted ids against the
@@ -136,8 +207,8 @@ impl Probe<'_> {
             return Ok(());
         }
         let mut order = which.to_vec();
-        order.sort_unstable_by_key(|&i| self.records[i].id.as_str());
-        let sorted: Vec<&str> = order.iter().map(|&i| self.records[i].id.as_str()).collect();
+        order.sort_unstable_by_key(|&i| self.records[i].id());
+        let sorted: Vec<&str> = order.iter().map(|&i| self.records[i].id()).collect();
         let json = serde_json::to_string(&sorted).map_err(|e| json_err(&e))?;
         let conn = self.conn;
         let mut stmt = conn
@@ -171,9 +242,9 @@ impl Probe<'_> {
         let mut want: Vec<(&str, i64, i64, &[u8], usize)> = (0..records.len())
             .filter(|&i| out[i].is_none())
             .map(|i| {
-                let r = records[i];
-                let t = r.timestamp;
-                (r.metric.as_str(), t.timestamp(), i64::from(t.timestamp_subsec_nanos()), r.id.as_bytes(), i)
+                let r = &records[i];
+                let t = r.timestamp();
+                (r.metric(), t.timestamp(), i64::from(t.timestamp_subsec_nanos()), r.id().as_bytes(), i)
             })
             .collect();
         want.sort_unstable();

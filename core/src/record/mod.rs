@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::time::{fmt_ts, MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS};
 
 mod read;
+mod view;
 pub use read::read_records_fast;
+pub use view::RecordRef;
 
 /// Dimensions of a usage record: a sorted map of string keys to string values
 /// (`carrier`, `region`, `direction` = `up`/`down`, `category`, `status`, …).

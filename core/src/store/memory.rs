@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::UsageRecord;
+use crate::record::{RecordRef, UsageRecord};
 use crate::rollup::{BucketState, RollupSpec};
 use crate::store::{BucketKey, ChangeSet, Store, StoredBucket};
 
@@ -359,6 +359,16 @@ impl Store for MemoryStore {
         Ok(records
             .iter()
             .map(|r| known.get(r.id.as_str()).and_then(|&slot| data.record(slot)).map(|s| same(s, r)))
+            .collect())
+    }
+
+    /// As [`compare_stored`](Store::compare_stored), in place: no record is built.
+    fn compare_stored_refs(&self, tenant: &str, rows: &[RecordRef<'_>]) -> Result<Vec<Option<bool>>> {
+        let data = self.data();
+        let Some(known) = data.ids.get(tenant) else { return Ok(vec![None; rows.len()]) };
+        Ok(rows
+            .iter()
+            .map(|r| known.get(r.id).and_then(|&slot| data.record(slot)).map(|s| r.same_but_keys(s)))
             .collect())
     }
 

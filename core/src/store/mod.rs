@@ -1,7 +1,7 @@
 //! The `Store` trait — the engine's only path to persistence — and the in-memory [`MemoryStore`].
 
 use crate::error::Result;
-use crate::record::UsageRecord;
+use crate::record::{RecordRef, UsageRecord};
 pub use crate::rollup::BucketKey;
 use crate::rollup::{BucketState, RollupSpec};
 
@@ -86,6 +86,17 @@ pub trait Store: Send {
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let stored = self.get_records(tenant, &ids)?;
         Ok(stored.iter().zip(records).map(|(s, r)| s.as_ref().map(|s| s.same_content(r))).collect())
+    }
+
+    /// [`compare_stored`](Store::compare_stored) for records given as borrowed content (the rows
+    /// of a column batch, checked without building records): for each of `rows` (all of
+    /// `tenant`), in order, `None` when its key is not stored, `Some(same content)`
+    /// ([`RecordRef::same_content`]) when it is. The default builds the records
+    /// ([`RecordRef::to_record`]) and calls `compare_stored`; a store may compare in place.
+    fn compare_stored_refs(&self, tenant: &str, rows: &[RecordRef<'_>]) -> Result<Vec<Option<bool>>> {
+        let records: Vec<UsageRecord> = rows.iter().map(RecordRef::to_record).collect();
+        let refs: Vec<&UsageRecord> = records.iter().collect();
+        self.compare_stored(tenant, &refs)
     }
 
     /// The stored records for `ids` of `tenant`, `None` where unknown, in the order of `ids`.
@@ -190,6 +201,10 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
         (**self).compare_stored(tenant, records)
+    }
+
+    fn compare_stored_refs(&self, tenant: &str, rows: &[RecordRef<'_>]) -> Result<Vec<Option<bool>>> {
+        (**self).compare_stored_refs(tenant, rows)
     }
 
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
