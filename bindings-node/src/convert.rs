@@ -246,6 +246,15 @@ fn camel_message(message: &str, snake_path: &str) -> String {
 /// Read usage records (camelCase keys, see [`from_json`]): a JSON array of records, or one record
 /// object. An error names the record by its id, when it has one.
 pub fn records_from_json(text: &str) -> meterkit::Result<Vec<meterkit::UsageRecord>> {
+    // The hot path (a bulk ingest): the core's one-pass reader.
+    match meterkit::record::read_records_fast(text) {
+        Some(batch) => Ok(batch),
+        None => records_careful(text),
+    }
+}
+
+/// [`records_from_json`] without the core's one-pass reader (for a text it did not read).
+pub fn records_careful(text: &str) -> meterkit::Result<Vec<meterkit::UsageRecord>> {
     fn id_of(v: &Value) -> Option<String> {
         v.get("id").and_then(Value::as_str).map(str::to_string)
     }
@@ -255,13 +264,10 @@ pub fn records_from_json(text: &str) -> meterkit::Result<Vec<meterkit::UsageReco
             None => e,
         }
     }
-    // The hot path (a bulk ingest): a usage record's keys are one word each, the same in both
-    // conventions (core/tests/typescript.rs checks it), so a batch that serde reads as it is
-    // needs no conversion: the core's one-pass reader first, then serde after `check_json`.
-    // Anything else goes through the conversion for its camelCase error.
-    if let Some(batch) = meterkit::record::read_records_fast(text) {
-        return Ok(batch);
-    }
+    // A usage record's keys are one word each, the same in both conventions
+    // (core/tests/typescript.rs checks it), so a batch that serde reads as it is needs no
+    // conversion: serde after `check_json`. Anything else goes through the conversion for its
+    // camelCase error.
     if let Ok(batch) = direct_records(text) {
         return Ok(batch);
     }

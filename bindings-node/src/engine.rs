@@ -14,8 +14,8 @@ use napi_derive::napi;
 use crate::billing::Tariff;
 use crate::columns::{self, UsageColumns};
 use crate::convert::{
-    core, from_json, guard, internal_error, js, js_error, json_text, opt_json_text, panic_message, records_from_json,
-    ts_from_json, Js, JsonText,
+    core, from_json, guard, internal_error, js, js_error, json_text, opt_json_text, panic_message, records_careful,
+    records_from_json, ts_from_json, Js, JsonText,
 };
 
 type EventCallback = ThreadsafeFunction<Event, UnknownReturnValue, Js, Status, false, true>;
@@ -136,10 +136,7 @@ impl Engine {
     )]
     pub fn ingest(&self, env: Env, records: Unknown<'_>) -> napi::Result<Js> {
         let records = json_text(env, records)?;
-        guard(env, || {
-            let batch = core(env, records_from_json(&records.0))?;
-            core(env, self.inner.ingest(&batch)).and_then(|v| js(env, &v))
-        })
+        guard(env, || core(env, self.inner.ingest_json(None, &records.0, records_careful)).and_then(|v| js(env, &v)))
     }
 
     /// Check a register reading against the meter's stored history and store the reading, its
@@ -311,7 +308,7 @@ impl Engine {
         let records = json_text(env, records)?;
         let engine = self.inner.clone();
         let text = records.0;
-        Ok(AsyncTask::new(CoreTask::new(move || engine.ingest(&records_from_json(&text)?))))
+        Ok(AsyncTask::new(CoreTask::new(move || engine.ingest_json(None, &text, records_careful))))
     }
 
     /// `ingest` for a named source (a cron job, a feed): also moves the source's watermark, per
@@ -325,8 +322,7 @@ impl Engine {
     pub fn ingest_from(&self, env: Env, source: String, records: Unknown<'_>) -> napi::Result<Js> {
         let records = json_text(env, records)?;
         guard(env, || {
-            let batch = core(env, records_from_json(&records.0))?;
-            core(env, self.inner.ingest_from(&source, &batch)).and_then(|v| js(env, &v))
+            core(env, self.inner.ingest_json(Some(&source), &records.0, records_careful)).and_then(|v| js(env, &v))
         })
     }
 
@@ -345,7 +341,7 @@ impl Engine {
         let records = json_text(env, records)?;
         let engine = self.inner.clone();
         let text = records.0;
-        Ok(AsyncTask::new(CoreTask::new(move || engine.ingest_from(&source, &records_from_json(&text)?))))
+        Ok(AsyncTask::new(CoreTask::new(move || engine.ingest_json(Some(&source), &text, records_careful))))
     }
 
     /// The watermark of `source` for `tenant` (RFC 3339, UTC): the greatest timestamp an

@@ -153,6 +153,46 @@ fn repeated_batches_are_duplicates_and_retraction_or_conflict_defeats_the_probe(
     }
 }
 
+/// A batch sent as JSON text (Node's `ingest`): the same text again is answered from its stored
+/// alias on every store — also from a second engine on the same store (the next cron process) —
+/// and moves a source's watermark; a retraction defeats it.
+#[test]
+fn a_repeated_json_text_is_answered_from_its_alias_on_every_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = meterkit_tests::fresh_schema();
+    let pg = meterkit_tests::pg_url("a_repeated_json_text_is_answered_from_its_alias_on_every_store");
+    let mut stores = vec!["memory", "sqlite"];
+    stores.extend(pg.as_ref().map(|_| "postgres"));
+    let careful = |t: &str| -> meterkit::Result<Vec<UsageRecord>> {
+        serde_json::from_str(t).map_err(|e| meterkit::Error::new(meterkit::ErrorKind::Parse, e.to_string()))
+    };
+    let text = serde_json::to_string(&day_of_requests("api", 100, 9)).unwrap();
+    for store in stores {
+        let open = || match store {
+            "memory" => Engine::in_memory(),
+            "sqlite" => Engine::new(SqliteStore::open(dir.path().join("t.db")).unwrap()).unwrap(),
+            _ => Engine::new(meterkit_tests::pg_store(pg.as_deref().unwrap_or_default(), &schema)).unwrap(),
+        };
+        let engine = open();
+        assert_eq!(engine.ingest_json(Some("hourly"), &text, careful).unwrap().accepted, 100, "{store}");
+        let other;
+        let second = if store == "memory" {
+            &engine
+        } else {
+            other = open();
+            &other
+        };
+        let again = second.ingest_json(Some("cron"), &text, careful).unwrap();
+        assert_eq!((again.accepted, again.duplicates), (0, 100), "{store}");
+        let at = "2024-06-01T09:59:00Z".parse().ok();
+        assert_eq!(second.last_ingested_at("api", "cron").unwrap(), at, "{store}");
+        second.retract("api", "9-5").unwrap();
+        let after = engine.ingest_json(None, &text, careful).unwrap();
+        assert_eq!((after.accepted, after.duplicates), (1, 99), "{store}");
+        assert_eq!(engine.query(&Query::new("api", "requests", Window::Day, "UTC")).unwrap()[0].count, 100);
+    }
+}
+
 /// A cron job's watermark: per tenant and source, the greatest timestamp stored or found stored,
 /// moved in the same change as the batch, never backwards.
 #[test]

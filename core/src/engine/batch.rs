@@ -230,14 +230,26 @@ pub(crate) fn watermark_changes<'r>(
         let e = latest.entry(r.tenant.as_str()).or_insert(r.timestamp);
         *e = (*e).max(r.timestamp);
     }
-    let key = watermark_key(source);
     let mut out = Vec::new();
     for (tenant, at) in latest {
-        if read_watermark(store, tenant, source)?.is_none_or(|w| w < at) {
-            out.push((tenant.to_string(), key.clone(), Some(fmt_ts(at))));
-        }
+        out.extend(watermark_change(store, source, tenant, at)?);
     }
     Ok(out)
+}
+
+/// The watermark change for `source` in `tenant` after records whose greatest timestamp is `at`:
+/// none when the stored watermark is not earlier.
+///
+/// # Errors
+/// [`ErrorKind::Store`].
+pub(crate) fn watermark_change(
+    store: &dyn Store,
+    source: &str,
+    tenant: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let newer = read_watermark(store, tenant, source)?.is_none_or(|w| w < at);
+    Ok(if newer { vec![(tenant.to_string(), watermark_key(source), Some(fmt_ts(at)))] } else { Vec::new() })
 }
 
 /// The stored watermark of `source` for `tenant`.
