@@ -226,7 +226,7 @@ mod tests {
                 assert_eq!(refs.len(), records.len(), "{text}");
                 for (r, rec) in refs.iter().zip(&records) {
                     assert!(r.same_content(rec), "{text}");
-                    assert_eq!(r.to_record(), rec.clone().with_quality(Default::default()), "{text}");
+                    assert_eq!(r.to_record(), rec.clone().with_quality(crate::record::Quality::default()), "{text}");
                 }
             }
             None => assert!(fast.is_none() || text.contains('\\'), "refused a plain text: {text}"),
