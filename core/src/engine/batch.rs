@@ -49,30 +49,21 @@ pub(crate) fn digest(batch: &[UsageRecord]) -> Option<Digest> {
     if batch.len() < MIN_PROBED_BATCH || batch.iter().any(|r| r.tenant != first.tenant) {
         return None;
     }
-    let mut h = Sha256::new();
-    // Each record's bytes are gathered first and hashed in one update (many small updates cost
-    // more than the hashing); the bytes, so the key, are the same.
-    let mut buf = Vec::with_capacity(256);
+    let mut h = Hasher::new();
     for r in batch {
-        buf.clear();
         let dims = r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        feed(
-            &mut buf,
-            &Fields {
-                tenant: &r.tenant,
-                id: &r.id,
-                subject: &r.subject,
-                metric: &r.metric,
-                quantity: r.quantity,
-                timestamp: r.timestamp,
-                end: r.end,
-            },
-            r.dimensions.len(),
-            dims,
-        );
-        h.update(&buf);
+        let fields = Fields {
+            tenant: &r.tenant,
+            id: &r.id,
+            subject: &r.subject,
+            metric: &r.metric,
+            quantity: r.quantity,
+            timestamp: r.timestamp,
+            end: r.end,
+        };
+        h.add(&fields, r.dimensions.len(), dims);
     }
-    Some((first.tenant.clone(), hex(&h.finalize())))
+    Some(h.finish(&first.tenant))
 }
 
 /// The [`Digest`] of the records of `batch` ([`ColumnBatch::records`]), read from its columns
@@ -93,8 +84,7 @@ pub(crate) fn digest_columns(batch: &ColumnBatch<'_>) -> Option<Digest> {
     if dims.windows(2).any(|w| w[0].0 == w[1].0) {
         return None;
     }
-    let mut h = Sha256::new();
-    let mut buf = Vec::with_capacity(256);
+    let mut h = Hasher::new();
     let mut values: Vec<(&str, &str)> = Vec::with_capacity(dims.len());
     for row in 0..n {
         if batch.tenant.get(row).ok()? != Some(tenant) {
@@ -117,11 +107,9 @@ pub(crate) fn digest_columns(batch: &ColumnBatch<'_>) -> Option<Digest> {
             timestamp,
             end: batch.ends.and_then(|e| e[row]),
         };
-        buf.clear();
-        feed(&mut buf, &fields, values.len(), values.iter().copied());
-        h.update(&buf);
+        h.add(&fields, values.len(), values.iter().copied());
     }
-    Some((tenant.to_string(), hex(&h.finalize())))
+    Some(h.finish(tenant))
 }
 
 /// The metadata key remembering a batch of digest `digest`: `(tenant, "batch/{revision}/{sha256}")`.
@@ -139,6 +127,32 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// The SHA-256 of a batch's records, fed one record at a time. Each record's bytes are gathered
+/// first and hashed in one update (many small updates cost more than the hashing); the bytes, so
+/// the key, are the same.
+struct Hasher {
+    h: Sha256,
+    buf: Vec<u8>,
+}
+
+impl Hasher {
+    fn new() -> Self {
+        Hasher { h: Sha256::new(), buf: Vec::with_capacity(256) }
+    }
+
+    /// Add one record (see [`feed`]).
+    fn add<'a>(&mut self, r: &Fields<'_>, count: usize, dims: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.buf.clear();
+        feed(&mut self.buf, r, count, dims);
+        self.h.update(&self.buf);
+    }
+
+    /// The digest of the records added, for `tenant`.
+    fn finish(self, tenant: &str) -> Digest {
+        (tenant.to_string(), hex(&self.h.finalize()))
+    }
 }
 
 /// A record's idempotent content but its dimensions.

@@ -14,6 +14,14 @@
 //! retraction or replacement). The alias is kept in the metadata of the tenant `""`, which no
 //! record can have: the text's tenant is not known before it is read. Only a text that the core's
 //! own reader reads gets an alias.
+//!
+//! A text never sent before whose records are all stored (a repeat run that cuts its batches
+//! differently) is read without building records: its records' content is borrowed from the text
+//! ([`read_record_refs`]) and compared in place with the stored records
+//! ([`Store::compare_stored_refs`]). Any record new, different or invalid sends the text down the
+//! record path, whose report and errors are those of [`Engine::ingest`].
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
@@ -21,9 +29,13 @@ use sha2::{Digest as _, Sha256};
 use crate::engine::batch::{self, Digest};
 use crate::engine::{Engine, IngestReport};
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::{read_records_fast, UsageRecord};
-use crate::store::ChangeSet;
+use crate::record::{check_parts, read_first_record_ref, read_record_refs, read_records_fast, RecordRef, UsageRecord};
+use crate::store::{ChangeSet, Store};
 use crate::time::{fmt_ts, parse_ts};
+
+/// How many records, spread over a batch, are looked up before all of them (in a write span): a
+/// batch that is not a repeat (a first run) pays for these only.
+const SAMPLE: usize = 16;
 
 /// The metadata "tenant" holding the text aliases (no record's tenant is empty).
 const ALIASES: &str = "";
@@ -37,9 +49,9 @@ struct Alias {
 }
 
 impl Alias {
-    fn of(digest: Digest, batch: &[UsageRecord]) -> Option<Self> {
-        let latest = batch.iter().map(|r| r.timestamp).max()?;
-        Some(Alias { digest, len: batch.len(), latest })
+    fn of(digest: Digest, times: impl ExactSizeIterator<Item = DateTime<Utc>>) -> Option<Self> {
+        let len = times.len();
+        Some(Alias { digest, len, latest: times.max()? })
     }
 
     /// `tenant \n sha256 \n len \n latest`.
@@ -59,6 +71,43 @@ impl Alias {
             latest: parse_ts(latest).map_err(|_| corrupt())?,
         })
     }
+}
+
+/// Whether every one of `refs` is stored with the same content (per tenant, in one
+/// [`Store::compare_stored_refs`] call each).
+///
+/// # Errors
+/// [`ErrorKind::Store`].
+fn all_stored(store: &dyn Store, refs: &[RecordRef<'_>]) -> Result<bool> {
+    let mut by_tenant: BTreeMap<&str, Vec<RecordRef<'_>>> = BTreeMap::new();
+    let same = |tenant: &str, rows: &[RecordRef<'_>]| -> Result<bool> {
+        Ok(store.compare_stored_refs(tenant, rows)?.iter().all(|s| *s == Some(true)))
+    };
+    match refs.first() {
+        None => return Ok(true),
+        Some(first) if refs.iter().all(|r| r.tenant == first.tenant) => return same(first.tenant, refs),
+        Some(_) => {}
+    }
+    for r in refs {
+        by_tenant.entry(r.tenant).or_default().push(*r);
+    }
+    for (tenant, rows) in &by_tenant {
+        if !same(tenant, rows)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The probe digest of a text's batch answered in place: the text's own SHA-256 (from its alias
+/// `key`; the text determines its records), marked `t` — so that the records need no second
+/// hash. The rules of the batch probe: one tenant, at least [`batch::MIN_PROBED_BATCH`] records.
+fn text_digest(refs: &[RecordRef<'_>], key: &str) -> Option<Digest> {
+    let first = refs.first()?;
+    if refs.len() < batch::MIN_PROBED_BATCH || refs.iter().any(|r| r.tenant != first.tenant) {
+        return None;
+    }
+    Some((first.tenant.to_string(), format!("t{}", key.strip_prefix("text/").unwrap_or(key))))
 }
 
 /// The metadata key of the alias of `text`: `text/{sha256}`.
@@ -115,15 +164,97 @@ impl Engine {
         if let Some(report) = self.remembered_text(source, &key)? {
             return Ok(report);
         }
+        if let Some(report) = self.stored_text(source, text, &key)? {
+            return Ok(report);
+        }
         let Some(records) = read_records_fast(text) else {
             return self.ingest_guarded(self.lock(), source, &fallback(text)?, &[], None);
         };
         let digest = batch::digest(&records);
         let report = self.ingest_guarded(self.lock(), source, &records, &[], digest.clone())?;
-        if let Some(alias) = digest.filter(|_| report.rejected.is_empty()).and_then(|d| Alias::of(d, &records)) {
+        if let Some(alias) = digest
+            .filter(|_| report.rejected.is_empty())
+            .and_then(|d| Alias::of(d, records.iter().map(|r| r.timestamp)))
+        {
             self.remember_text(&key, &alias)?;
         }
         Ok(report)
+    }
+
+    /// The all-duplicates report of a text whose records are all stored with the same content
+    /// (a repeat run that cuts its batches differently), read without building records
+    /// ([`read_record_refs`]); the probe then remembers the batch, and the text its alias.
+    /// `None` when a record is new or differs, or the text is not read that way.
+    fn stored_text(&self, source: Option<&str>, text: &str, key: &str) -> Result<Option<IngestReport>> {
+        // The first record decides whether to read them all: in a first run it is new.
+        let Some(first) = read_first_record_ref(text) else { return Ok(None) };
+        if !all_stored(self.lock().store.as_ref(), &first.refs())? {
+            return Ok(None);
+        }
+        let Some(batch) = read_record_refs(text) else { return Ok(None) };
+        let refs = batch.refs();
+        let digest = text_digest(&refs, key);
+        let report = self.stored_refs(&refs, digest.as_ref(), source)?;
+        if report.is_some() {
+            if let Some(alias) = digest.and_then(|d| Alias::of(d, refs.iter().map(|r| r.timestamp))) {
+                self.remember_text(key, &alias)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The report [`Engine::ingest`] gives for records `refs` when each is a valid record stored
+    /// with the same content: every one a duplicate (a repeated key too: equal to the stored
+    /// record, it equals its first copy), nothing rejected, no event; the probe remembers the
+    /// batch (`digest`) and a source's watermark moves, as `ingest` does. `None` when one is
+    /// new, differs or is invalid (the record path answers then). A few records spread over the
+    /// batch are looked up first, outside a write span, so that a first run pays little.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`].
+    fn stored_refs(
+        &self,
+        refs: &[RecordRef<'_>],
+        digest: Option<&Digest>,
+        source: Option<&str>,
+    ) -> Result<Option<IngestReport>> {
+        let (n, k) = (refs.len(), SAMPLE.min(refs.len()));
+        let valid = |r: &RecordRef<'_>| check_parts(r.id, r.tenant, r.subject, r.metric, r.timestamp, r.end).is_ok();
+        if n == 0 || !refs.iter().all(valid) {
+            return Ok(None);
+        }
+        let mut inner = self.lock();
+        let sample: Vec<RecordRef<'_>> = (0..k).map(|i| refs[i * n / k]).collect();
+        if !all_stored(inner.store.as_ref(), &sample)? {
+            return Ok(None);
+        }
+        Self::write_call(&mut inner, |inner| {
+            if !all_stored(inner.store.as_ref(), refs)? {
+                return Ok(None);
+            }
+            let mut meta = match digest {
+                Some(d) => {
+                    let (tenant, key) = batch::probe_key(inner.store.as_ref(), d)?;
+                    vec![(tenant, key, Some(n.to_string()))]
+                }
+                None => Vec::new(),
+            };
+            if let Some(source) = source {
+                let mut latest: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+                for r in refs {
+                    let at = latest.entry(r.tenant).or_insert(r.timestamp);
+                    *at = (*at).max(r.timestamp);
+                }
+                for (tenant, at) in latest {
+                    meta.extend(batch::watermark_change(inner.store.as_ref(), source, tenant, at)?);
+                }
+            }
+            if !meta.is_empty() {
+                let known_specs = Some(inner.specs.len() as u32);
+                inner.store.apply(&ChangeSet { meta, known_specs, ..ChangeSet::default() })?;
+            }
+            Ok(Some(IngestReport { duplicates: n as u64, ..IngestReport::default() }))
+        })
     }
 
     /// The all-duplicates report of a text whose alias is stored and whose batch the probe still
@@ -213,6 +344,28 @@ mod tests {
         let after = e.ingest_json(None, &batch, careful).unwrap();
         assert_eq!((after.accepted, after.duplicates), (1, 99));
         assert_eq!(e.ingest_json(None, &batch, careful).unwrap().duplicates, 100);
+    }
+
+    #[test]
+    fn a_re_cut_text_of_stored_records_is_answered_in_place_and_remembered() {
+        let e = engine();
+        e.ingest_json(None, &text(0..200, "1.5"), careful).unwrap();
+        let inner = text(50..150, "1.50");
+        let again = e.ingest_json(Some("cron"), &inner, careful).unwrap();
+        assert_eq!((again.accepted, again.duplicates, again.rejected.len()), (0, 100, 0));
+        assert_eq!(e.last_ingested_at("t", "cron").unwrap(), Some(at(28)));
+        // Its alias and probe key are stored: two texts by now.
+        assert_eq!(e.lock().store.meta_prefix("", "text/").unwrap().len(), 2);
+        // One record changed, one new: the record path reports them.
+        let changed = text(150..250, "1.5").replace(
+            r#""id":"r160","tenant":"t","subject":"s1","metric":"kwh","quantity":"1.5""#,
+            r#""id":"r160","tenant":"t","subject":"s1","metric":"kwh","quantity":"2""#,
+        );
+        let r = e.ingest_json(None, &text(100..201, "1.5"), careful).unwrap();
+        assert_eq!((r.accepted, r.duplicates), (1, 100));
+        let r = e.ingest_json(None, &changed, careful).unwrap();
+        assert_eq!((r.accepted, r.duplicates, r.rejected.len()), (49, 50, 1));
+        assert_eq!(r.rejected[0].id, "r160");
     }
 
     #[test]

@@ -10,8 +10,10 @@ use crate::error::{Error, Result};
 use crate::time::{fmt_ts, MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS};
 
 mod read;
+mod read_refs;
 mod view;
 pub use read::read_records_fast;
+pub use read_refs::{read_first_record_ref, read_record_refs, RefBatch};
 pub use view::RecordRef;
 
 /// Dimensions of a usage record: a sorted map of string keys to string values

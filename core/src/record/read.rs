@@ -77,14 +77,14 @@ impl<'de> Deserialize<'de> for Record {
 
 /// The fields as `UsageRecord`'s derive reads them (`with` the same functions).
 #[derive(Deserialize)]
-struct Quantity(#[serde(with = "crate::decimal::decimal_str")] Decimal);
+pub(super) struct Quantity(#[serde(with = "crate::decimal::decimal_str")] pub(super) Decimal);
 #[derive(Deserialize)]
-struct Instant(#[serde(with = "crate::time::ts_str")] DateTime<Utc>);
+pub(super) struct Instant(#[serde(with = "crate::time::ts_str")] pub(super) DateTime<Utc>);
 #[derive(Deserialize)]
-struct End(#[serde(with = "crate::time::opt_ts_str")] Option<DateTime<Utc>>);
+pub(super) struct End(#[serde(with = "crate::time::opt_ts_str")] pub(super) Option<DateTime<Utc>>);
 
 /// Fill `slot` once: a second value is a repeated key.
-fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+pub(super) fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
     if slot.is_some() {
         return Err(E::custom("a repeated key"));
     }
@@ -134,7 +134,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
 }
 
 /// An object key, borrowed from the text when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
+pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
