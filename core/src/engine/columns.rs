@@ -2,20 +2,14 @@
 //! repeat run's batch the probe does not remember (cut differently from the first run) is checked
 //! against the store row by row as borrowed content ([`RecordRef`]), without building records.
 
-use std::collections::BTreeMap;
-
 use chrono::DateTime;
 
 use crate::engine::batch::Digest;
+use crate::engine::stored::{all_stored, SAMPLE};
 use crate::engine::{Engine, IngestReport};
 use crate::error::Result;
 use crate::record::{check_parts, RecordRef};
 use crate::rollup::columnar::{ColumnBatch, StrColumn};
-use crate::store::{ChangeSet, Store};
-
-/// How many rows, spread over a batch, are checked against the store before all of them (in a
-/// write span): a batch that is not a repeat (a first run) pays for these only.
-const SAMPLE: usize = 16;
 
 impl Engine {
     /// Ingest a batch of usage in columns as one batch: exactly [`Engine::ingest`] of the batch's
@@ -79,26 +73,16 @@ impl Engine {
         if n == 0 || batch.check_lengths().is_err() {
             return Ok(None);
         }
-        // A sample first, outside a write span (a read as any query's): a batch that is no
-        // repeat (a first run) costs a few lookups.
+        // A sample first, read alone: a batch that is no repeat (a first run) costs a few rows.
         let k = SAMPLE.min(n);
-        let mut inner = self.lock();
-        if !all_stored(inner.store.as_ref(), batch, &dims, (0..k).map(|i| i * n / k))? {
+        let mut pairs = Vec::new();
+        let Some(sample) = row_refs(batch, &dims, (0..k).map(|i| i * n / k), &mut pairs) else { return Ok(None) };
+        if !all_stored(self.lock().store.as_ref(), &sample)? {
             return Ok(None);
         }
-        Self::write_call(&mut inner, |inner| {
-            let store = inner.store.as_ref();
-            if !all_stored(store, batch, &dims, 0..n)? {
-                return Ok(None);
-            }
-            if let Some(d) = digest {
-                let (tenant, key) = crate::engine::batch::probe_key(store, d)?;
-                let known_specs = Some(inner.specs.len() as u32);
-                let meta = vec![(tenant, key, Some(n.to_string()))];
-                inner.store.apply(&ChangeSet { meta, known_specs, ..ChangeSet::default() })?;
-            }
-            Ok(Some(IngestReport { duplicates: n as u64, ..IngestReport::default() }))
-        })
+        let mut pairs = Vec::new();
+        let Some(refs) = row_refs(batch, &dims, 0..n, &mut pairs) else { return Ok(None) };
+        self.stored_refs(&refs, digest, None)
     }
 }
 
@@ -113,56 +97,34 @@ fn sorted_dims<'a>(batch: &ColumnBatch<'a>) -> Option<Vec<(&'a str, StrColumn<'a
     Some(dims)
 }
 
-/// Whether each of `rows` of `batch` (`dims`: its [`sorted_dims`]) is a valid record
-/// ([`check_parts`]) stored with the same content. `false` also for a row that cannot be read.
-///
-/// # Errors
-/// [`ErrorKind::Store`](crate::ErrorKind::Store).
-fn all_stored<'a>(
-    store: &dyn Store,
+/// Rows `rows` of `batch` (`dims`: its [`sorted_dims`]) as borrowed content, their dimensions
+/// kept in `pairs`; `None` when a row is not a valid record ([`row_ref`]) or a dimension cannot
+/// be read.
+fn row_refs<'a, 'p>(
     batch: &ColumnBatch<'a>,
     dims: &[(&'a str, StrColumn<'a>)],
     rows: impl Iterator<Item = usize>,
-) -> Result<bool> {
-    let mut refs: Vec<RecordRef<'_>> = Vec::with_capacity(rows.size_hint().0);
+    pairs: &'p mut Vec<(&'a str, &'a str)>,
+) -> Option<Vec<RecordRef<'p>>> {
+    let mut refs: Vec<RecordRef<'p>> = Vec::with_capacity(rows.size_hint().0);
     // Every row's dimensions, one after the other; `ends[i]`: where row `i`'s end.
-    let (mut pairs, mut ends) = (Vec::new(), Vec::new());
+    let mut ends = Vec::with_capacity(refs.capacity());
     for row in rows {
-        let Some(r) = row_ref(batch, row) else { return Ok(false) };
-        refs.push(r);
-        if !dims.is_empty() {
-            for (name, col) in dims {
-                match col.get(row) {
-                    Ok(Some(v)) => pairs.push((*name, v)),
-                    Ok(None) => {}
-                    Err(_) => return Ok(false),
-                }
+        refs.push(row_ref(batch, row)?);
+        for (name, col) in dims {
+            if let Some(v) = col.get(row).ok()? {
+                pairs.push((*name, v));
             }
-            ends.push(pairs.len());
         }
+        ends.push(pairs.len());
     }
+    let pairs: &'p [(&'a str, &'a str)] = pairs;
     let mut start = 0;
     for (r, &end) in refs.iter_mut().zip(&ends) {
         r.dimensions = &pairs[start..end];
         start = end;
     }
-    let same = |tenant: &str, rows: &[RecordRef<'_>]| -> Result<bool> {
-        Ok(store.compare_stored_refs(tenant, rows)?.iter().all(|s| *s == Some(true)))
-    };
-    let Some(first) = refs.first() else { return Ok(true) };
-    if refs.iter().all(|r| r.tenant == first.tenant) {
-        return same(first.tenant, &refs);
-    }
-    let mut by_tenant: BTreeMap<&str, Vec<RecordRef<'_>>> = BTreeMap::new();
-    for r in &refs {
-        by_tenant.entry(r.tenant).or_default().push(*r);
-    }
-    for (tenant, rows) in &by_tenant {
-        if !same(tenant, rows)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Some(refs)
 }
 
 /// Row `row` of `batch` as borrowed content, dimensions left out; `None` when it is not a valid

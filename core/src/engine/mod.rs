@@ -27,6 +27,7 @@ mod import;
 mod ingest;
 mod outbox;
 mod readings;
+mod stored;
 mod text;
 pub use counters::CounterOutcome;
 pub use import::bill_from_buckets;
