@@ -87,19 +87,24 @@ fn reading_args(
 }
 
 fn record_batch(records: &Bound<'_, PyAny>) -> PyResult<Vec<meterkit::UsageRecord>> {
+    Ok(record_objects(records)?.iter().map(|r| r.get().inner.clone()).collect())
+}
+
+/// The `UsageRecord` objects of an iterable (held, so that their records can be borrowed).
+fn record_objects<'py>(records: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyUsageRecord>>> {
     let mut batch = Vec::new();
     if let Ok(n) = records.len() {
         batch.reserve(n);
     }
     for r in records.try_iter()? {
         let r = r?;
-        let rec = r.cast::<PyUsageRecord>().map_err(|_| {
+        let rec = r.cast_into::<PyUsageRecord>().map_err(|e| {
             pyo3::exceptions::PyTypeError::new_err(format!(
                 "ingest takes UsageRecord objects, not {}",
-                r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                e.into_inner().get_type().name().map(|n| n.to_string()).unwrap_or_default()
             ))
         })?;
-        batch.push(rec.get().inner.clone());
+        batch.push(rec);
     }
     Ok(batch)
 }
@@ -164,9 +169,10 @@ impl PyEngine {
 
     /// Ingest an iterable of `UsageRecord`s as one all-or-nothing batch.
     fn ingest(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<PyIngestReport> {
-        let batch = record_batch(records)?;
+        let objects = record_objects(records)?;
+        let batch: Vec<&meterkit::UsageRecord> = objects.iter().map(|r| &r.get().inner).collect();
         let e = self.inner.clone();
-        let report = detached(py, move || e.ingest(&batch))?;
+        let report = detached(py, move || e.ingest_refs(None, &batch))?;
         Ok(PyIngestReport { inner: report })
     }
 
@@ -308,9 +314,10 @@ impl PyEngine {
     /// `ingest` for a named source (a cron job): also moves the source's watermark per tenant to
     /// the greatest timestamp stored or found stored, in the same atomic change.
     fn ingest_from(&self, py: Python<'_>, source: String, records: &Bound<'_, PyAny>) -> PyResult<PyIngestReport> {
-        let batch = record_batch(records)?;
+        let objects = record_objects(records)?;
+        let batch: Vec<&meterkit::UsageRecord> = objects.iter().map(|r| &r.get().inner).collect();
         let e = self.inner.clone();
-        let report = detached(py, move || e.ingest_from(&source, &batch))?;
+        let report = detached(py, move || e.ingest_refs(Some(&source), &batch))?;
         Ok(PyIngestReport { inner: report })
     }
 

@@ -16,6 +16,7 @@
 //!   source's name; [`Engine::last_ingested_at`](crate::Engine::last_ingested_at) returns it, so
 //!   a job sends only what is newer.
 
+use std::borrow::Borrow;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -44,13 +45,14 @@ pub const MAX_SOURCE_LEN: usize = 200;
 pub(crate) type Digest = (String, String);
 
 /// The [`Digest`] of `batch`.
-pub(crate) fn digest(batch: &[UsageRecord]) -> Option<Digest> {
-    let first = batch.first()?;
-    if batch.len() < MIN_PROBED_BATCH || batch.iter().any(|r| r.tenant != first.tenant) {
+pub(crate) fn digest<R: Borrow<UsageRecord>>(batch: &[R]) -> Option<Digest> {
+    let first = batch.first()?.borrow();
+    if batch.len() < MIN_PROBED_BATCH || batch.iter().any(|r| r.borrow().tenant != first.tenant) {
         return None;
     }
     let mut h = Hasher::new();
     for r in batch {
+        let r = r.borrow();
         let dims = r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let fields = Fields {
             tenant: &r.tenant,

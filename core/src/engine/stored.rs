@@ -2,8 +2,8 @@
 //! from the first run) whose records are all stored with the same content is answered "all
 //! duplicates" from their content borrowed where it is ([`RecordRef`]: rows of columns, records
 //! in a JSON text), compared in place with the stored records ([`Store::compare_stored_refs`]),
-//! without building a record per row. Used by [`Engine::ingest_columns`] and
-//! [`Engine::ingest_json`].
+//! without building a record per row. Used by [`Engine::ingest_columns`],
+//! [`Engine::ingest_json`] and [`Engine::ingest_refs`].
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::batch::{self, Digest};
 use crate::engine::{Engine, IngestReport};
 use crate::error::Result;
-use crate::record::{check_parts, RecordRef};
+use crate::record::{check_parts, RecordRef, UsageRecord};
 use crate::store::{ChangeSet, Store};
 
 /// How many records, spread over a batch, are looked up before all of them (in a write span): a
@@ -98,5 +98,136 @@ impl Engine {
             }
             Ok(Some(IngestReport { duplicates: n as u64, ..IngestReport::default() }))
         })
+    }
+}
+
+impl Engine {
+    /// [`Engine::ingest`] (with `source`, [`Engine::ingest_from`]) of borrowed records: for a
+    /// host whose records live in objects it cannot give away (Python's `UsageRecord`s), so
+    /// that a repeat run's batch costs no copy. A batch the probe remembers, or whose records are
+    /// all stored with the same content, is answered from the borrowed records; any other is
+    /// copied once and ingested. The outcome is exactly that of `ingest` of the records.
+    ///
+    /// ```
+    /// use meterkit::{Decimal, Engine, UsageRecord};
+    /// let engine = Engine::in_memory();
+    /// let at = "2024-03-01T10:00:00Z".parse().unwrap();
+    /// let r = UsageRecord::new("acme", "r1", "m1", "kwh", Decimal::ONE, at);
+    /// assert_eq!(engine.ingest_refs(None, &[&r])?.accepted, 1);
+    /// assert_eq!(engine.ingest_refs(Some("cron"), &[&r])?.duplicates, 1);
+    /// assert_eq!(engine.last_ingested_at("acme", "cron")?, Some(at));
+    /// # Ok::<(), meterkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Engine::ingest`]; as [`Engine::ingest_from`] for an invalid source name.
+    pub fn ingest_refs(&self, source: Option<&str>, batch: &[&UsageRecord]) -> Result<IngestReport> {
+        if let Some(source) = source {
+            batch::check_source(source)?;
+        }
+        let digest = batch::digest(batch);
+        if let (Some(d), None) = (&digest, source) {
+            if let Some(report) = self.remembered(d, batch.len())? {
+                return Ok(report);
+            }
+        }
+        let mut pairs = Vec::new();
+        let refs = record_refs(batch, &mut pairs);
+        if let Some(report) = self.stored_refs(&refs, digest.as_ref(), source)? {
+            return Ok(report);
+        }
+        let owned: Vec<UsageRecord> = batch.iter().map(|r| (*r).clone()).collect();
+        self.ingest_guarded(self.lock(), source, &owned, &[], digest)
+    }
+}
+
+/// `batch` as borrowed content, the dimensions kept in `pairs`.
+fn record_refs<'a, 'p>(batch: &[&'a UsageRecord], pairs: &'p mut Vec<(&'a str, &'a str)>) -> Vec<RecordRef<'p>> {
+    let mut ends = Vec::with_capacity(batch.len());
+    for r in batch {
+        pairs.extend(r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        ends.push(pairs.len());
+    }
+    let pairs: &'p [(&'a str, &'a str)] = pairs;
+    let mut start = 0;
+    batch
+        .iter()
+        .zip(ends)
+        .map(|(r, end)| {
+            let dimensions = &pairs[start..end];
+            start = end;
+            RecordRef {
+                id: &r.id,
+                tenant: &r.tenant,
+                subject: &r.subject,
+                metric: &r.metric,
+                quantity: r.quantity,
+                timestamp: r.timestamp,
+                end: r.end,
+                dimensions,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::engine::{Engine, Query};
+    use crate::record::UsageRecord;
+    use crate::rollup::RollupSpec;
+    use crate::time::Window;
+
+    fn engine() -> Engine {
+        let e = Engine::in_memory();
+        e.add_spec(RollupSpec::new("kwh", Window::Day, "UTC").unwrap().group_by(["carrier"])).unwrap();
+        e
+    }
+
+    fn record(i: usize, q: &str, tenant: &str) -> UsageRecord {
+        let at = format!("2024-03-{:02}T10:00:00Z", 1 + i % 28).parse().unwrap();
+        UsageRecord::new(tenant, format!("r{i}"), format!("s{}", i % 3), "kwh", q.parse().unwrap(), at)
+            .with_dimension("carrier", if i % 2 == 0 { "a" } else { "b" })
+    }
+
+    proptest! {
+        /// `ingest_refs` gives exactly what `ingest` (or `ingest_from`) gives — reports, stored
+        /// records, rollups and watermarks — through same and re-cut repeats, conflicting
+        /// quantities, repeated keys in a batch, a second tenant and retractions.
+        #[test]
+        fn ingest_refs_equals_ingest(steps in proptest::collection::vec(
+            (0usize..5, proptest::sample::select(vec![0usize, 10, 30]), proptest::sample::select(vec![90usize, 120]),
+             prop_oneof![Just("1"), Just("1.0"), Just("2")], proptest::bool::ANY), 1..12)) {
+            let (by_refs, by_records) = (engine(), engine());
+            for (op, from, to, q, source) in steps {
+                if op == 0 {
+                    let id = format!("r{from}");
+                    prop_assert_eq!(by_refs.retract("t", &id).ok(), by_records.retract("t", &id).ok());
+                    continue;
+                }
+                let mut batch: Vec<UsageRecord> = (from..to).map(|i| record(i, q, "t")).collect();
+                if op == 1 {
+                    batch.push(record(from, q, "t"));
+                }
+                if op == 2 {
+                    batch.push(record(from, q, "u"));
+                }
+                let refs: Vec<&UsageRecord> = batch.iter().collect();
+                let source = source.then_some("cron");
+                let expected = match source {
+                    Some(s) => by_records.ingest_from(s, &batch).unwrap(),
+                    None => by_records.ingest(&batch).unwrap(),
+                };
+                prop_assert_eq!(by_refs.ingest_refs(source, &refs).unwrap(), expected);
+            }
+            let (from, to) = ("2024-03-01T00:00:00Z".parse().unwrap(), "2024-03-30T00:00:00Z".parse().unwrap());
+            for t in ["t", "u"] {
+                prop_assert_eq!(by_refs.records(t, "kwh", None, from, to).unwrap(), by_records.records(t, "kwh", None, from, to).unwrap());
+                prop_assert_eq!(by_refs.last_ingested_at(t, "cron").unwrap(), by_records.last_ingested_at(t, "cron").unwrap());
+                let q = Query::new(t, "kwh", Window::Day, "UTC").group_by(["carrier"]);
+                prop_assert_eq!(by_refs.query(&q).unwrap(), by_records.query(&q).unwrap());
+            }
+        }
     }
 }
