@@ -188,7 +188,7 @@ mod tests {
     fn record(i: usize, q: &str, tenant: &str) -> UsageRecord {
         let at = format!("2024-03-{:02}T10:00:00Z", 1 + i % 28).parse().unwrap();
         UsageRecord::new(tenant, format!("r{i}"), format!("s{}", i % 3), "kwh", q.parse().unwrap(), at)
-            .with_dimension("carrier", if i % 2 == 0 { "a" } else { "b" })
+            .with_dimension("carrier", if i.is_multiple_of(2) { "a" } else { "b" })
     }
 
     proptest! {
