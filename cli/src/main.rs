@@ -455,8 +455,9 @@ fn hash_of(value: &impl std::hash::Hash) -> u64 {
 /// A record's idempotency key `(tenant, id)` and its content (what
 /// [`UsageRecord::same_content`] compares: quantities by value, quality ignored), hashed.
 fn key_and_content(r: &UsageRecord) -> (u64, u64) {
-    let content =
-        (&r.subject, &r.metric, meterkit::decimal::fmt_decimal(r.quantity), r.timestamp, r.end, &r.dimensions);
+    // The quantity by value (1.0 = 1): its normalized mantissa and scale.
+    let q = r.quantity.normalize();
+    let content = (&r.subject, &r.metric, (q.mantissa(), q.scale()), r.timestamp, r.end, &r.dimensions);
     (hash_of(&(&r.tenant, &r.id)), hash_of(&content))
 }
 
