@@ -437,7 +437,11 @@ impl Store for SqliteStore {
     /// (see the `probe` module): a duplicate costs one index probe and a byte comparison.
     fn compare_stored(&self, tenant: &str, records: &[&UsageRecord]) -> Result<Vec<Option<bool>>> {
         match self.dict.find(&self.conn, tenant)? {
-            Some(t) if !records.is_empty() => probe::compare_stored(&self.conn, &self.dict, tenant, t, records),
+            Some(t) if !records.is_empty() => {
+                let mut pairs = Vec::new();
+                let rows = RecordRef::from_records(records, &mut pairs);
+                probe::compare_stored(&self.conn, &self.dict, tenant, t, &rows)
+            }
             _ => Ok(vec![None; records.len()]),
         }
     }

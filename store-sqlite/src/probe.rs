@@ -8,86 +8,16 @@
 //! record: its dictionary ids are checked against the incoming record's strings through a
 //! per-batch cache of id → string ([`Names::is`]) and its body is read in place
 //! ([`codec::body_matches`]). Only a row that differs there (a conflict, or a body written in
-//! another order) is decoded and compared field by field ([`UsageRecord::same_content`]), so the
+//! another order) is decoded and compared field by field ([`RecordRef::same_content`]), so the
 //! answer is exact and a duplicate costs a few integer lookups and short string comparisons.
 
 use rustc_hash::FxHashMap as HashMap;
 
-use chrono::{DateTime, Utc};
-use meterkit::{record::RecordRef, Decimal, Result, UsageRecord};
+use meterkit::{record::RecordRef, Result};
 use rusqlite::{params, types::ValueRef, Connection};
 
 use crate::dict::{Dict, Names};
 use crate::{codec, db_err, json_err, record_of, RECORD_COLS};
-
-/// An incoming record's content, as the probe reads it: a [`UsageRecord`] or a row given as a
-/// [`RecordRef`] (checked without building a record).
-pub(crate) trait Content {
-    fn id(&self) -> &str;
-    fn metric(&self) -> &str;
-    fn subject(&self) -> &str;
-    fn quantity(&self) -> Decimal;
-    fn timestamp(&self) -> DateTime<Utc>;
-    fn end(&self) -> Option<DateTime<Utc>>;
-    /// The dimensions in key order.
-    fn dims(&self) -> impl ExactSizeIterator<Item = (&str, &str)>;
-    /// [`UsageRecord::same_content`] against a stored record.
-    fn same_content(&self, stored: &UsageRecord) -> bool;
-}
-
-impl Content for &UsageRecord {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn metric(&self) -> &str {
-        &self.metric
-    }
-    fn subject(&self) -> &str {
-        &self.subject
-    }
-    fn quantity(&self) -> Decimal {
-        self.quantity
-    }
-    fn timestamp(&self) -> DateTime<Utc> {
-        self.timestamp
-    }
-    fn end(&self) -> Option<DateTime<Utc>> {
-        self.end
-    }
-    fn dims(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-    fn same_content(&self, stored: &UsageRecord) -> bool {
-        stored.same_content(self)
-    }
-}
-
-impl Content for RecordRef<'_> {
-    fn id(&self) -> &str {
-        self.id
-    }
-    fn metric(&self) -> &str {
-        self.metric
-    }
-    fn subject(&self) -> &str {
-        self.subject
-    }
-    fn quantity(&self) -> Decimal {
-        self.quantity
-    }
-    fn timestamp(&self) -> DateTime<Utc> {
-        self.timestamp
-    }
-    fn end(&self) -> Option<DateTime<Utc>> {
-        self.end
-    }
-    fn dims(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.dimensions.iter().copied()
-    }
-    fn same_content(&self, stored: &UsageRecord) -> bool {
-        RecordRef::same_content(self, stored)
-    }
-}
 
 /// Dictionary ids of the incoming metrics, looked up once per batch (`None`: not in the
 /// dictionary, so no stored record holds the string).
@@ -140,12 +70,12 @@ const SAMPLE: usize = 16;
 
 /// For each of `records` (all of `tenant`, whose dictionary id is `t`): `None` when not stored,
 /// `Some(same content)` when stored (see the module docs).
-pub(crate) fn compare_stored<R: Content>(
+pub(crate) fn compare_stored(
     conn: &Connection,
     dict: &Dict,
     tenant: &str,
     t: i64,
-    records: &[R],
+    records: &[RecordRef<'_>],
 ) -> Result<Vec<Option<bool>>> {
     let mut out: Vec<Option<bool>> = vec![None; records.len()];
     let mut probe =
@@ -171,22 +101,22 @@ pub(crate) fn compare_stored<R: Content>(
 }
 
 /// One batch's duplicate check.
-struct Probe<'a, R> {
+struct Probe<'a, 'r> {
     conn: &'a Connection,
     tenant: &'a str,
     t: i64,
-    records: &'a [R],
+    records: &'a [RecordRef<'r>],
     ids: Ids<'a>,
     names: Names<'a>,
 }
 
-impl<R: Content> Probe<'_, R> {
+impl Probe<'_, '_> {
     /// Answer `records[i]` from its stored row `row` (columns [`RECORD_COLS`] from `at`).
     fn compare(&mut self, i: usize, row: &rusqlite::Row<'_>, at: usize) -> Result<bool> {
         let r = &self.records[i];
-        let same = int(row, at + 1)? == r.timestamp().timestamp()
-            && int(row, at + 2)? == i64::from(r.timestamp().timestamp_subsec_nanos())
-            && self.names.is(int(row, at)?, r.metric())?
+        let same = int(row, at + 1)? == r.timestamp.timestamp()
+            && int(row, at + 2)? == i64::from(r.timestamp.timestamp_subsec_nanos())
+            && self.names.is(int(row, at)?, r.metric)?
             && self.same_body(i, int(row, at + 4)?, blob(row, at + 5)?)?;
         Ok(same || r.same_content(&record_of(self.tenant, row, at, &mut self.names)?))
     }
@@ -196,8 +126,8 @@ impl<R: Content> Probe<'_, R> {
     fn same_body(&mut self, i: usize, subject: i64, body: &[u8]) -> Result<bool> {
         let r = &self.records[i];
         let names = &mut self.names;
-        Ok(names.is(subject, r.subject())?
-            && codec::body_matches(body, r.quantity(), r.end(), r.dims(), |id, s| names.is(id, s))?)
+        Ok(names.is(subject, r.subject)?
+            && codec::body_matches(body, r.quantity, r.end, r.dimensions.iter().copied(), |id, s| names.is(id, s))?)
     }
 
     /// The records at `which`, by id: one statement joining their sorted ids against the
@@ -207,8 +137,8 @@ impl<R: Content> Probe<'_, R> {
             return Ok(());
         }
         let mut order = which.to_vec();
-        order.sort_unstable_by_key(|&i| self.records[i].id());
-        let sorted: Vec<&str> = order.iter().map(|&i| self.records[i].id()).collect();
+        order.sort_unstable_by_key(|&i| self.records[i].id);
+        let sorted: Vec<&str> = order.iter().map(|&i| self.records[i].id).collect();
         let json = serde_json::to_string(&sorted).map_err(|e| json_err(&e))?;
         let conn = self.conn;
         let mut stmt = conn
@@ -243,8 +173,8 @@ impl<R: Content> Probe<'_, R> {
             .filter(|&i| out[i].is_none())
             .map(|i| {
                 let r = &records[i];
-                let t = r.timestamp();
-                (r.metric(), t.timestamp(), i64::from(t.timestamp_subsec_nanos()), r.id().as_bytes(), i)
+                let t = r.timestamp;
+                (r.metric, t.timestamp(), i64::from(t.timestamp_subsec_nanos()), r.id.as_bytes(), i)
             })
             .collect();
         want.sort_unstable();

@@ -685,22 +685,8 @@ pub fn compare_stored_answers_recut_batches_exactly(make: &Factory) {
     assert_eq!(s.compare_stored("nobody", &refs[..3]).unwrap(), [None, None, None]);
     // The same answers for the records given as borrowed content (the columnar duplicate check),
     // a key repeated in the batch too.
-    let pairs: Vec<Vec<(&str, &str)>> =
-        batch.iter().map(|r| r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
-    let mut rows: Vec<RecordRef<'_>> = batch
-        .iter()
-        .zip(&pairs)
-        .map(|(r, dims)| RecordRef {
-            id: &r.id,
-            tenant: &r.tenant,
-            subject: &r.subject,
-            metric: &r.metric,
-            quantity: r.quantity,
-            timestamp: r.timestamp,
-            end: r.end,
-            dimensions: dims,
-        })
-        .collect();
+    let mut pairs = Vec::new();
+    let mut rows = RecordRef::from_records(&refs, &mut pairs);
     assert_eq!(s.compare_stored_refs("t", &rows).unwrap(), got);
     rows.extend_from_within(5..80);
     let mut twice = refs.clone();

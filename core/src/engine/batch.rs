@@ -124,7 +124,8 @@ pub(crate) fn probe_key(store: &dyn Store, digest: &Digest) -> Result<(String, S
     Ok((tenant.clone(), format!("batch/{revision}/{hex}")))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s

@@ -132,42 +132,13 @@ impl Engine {
             }
         }
         let mut pairs = Vec::new();
-        let refs = record_refs(batch, &mut pairs);
+        let refs = RecordRef::from_records(batch, &mut pairs);
         if let Some(report) = self.stored_refs(&refs, digest.as_ref(), source)? {
             return Ok(report);
         }
         let owned: Vec<UsageRecord> = batch.iter().map(|r| (*r).clone()).collect();
         self.ingest_guarded(self.lock(), source, &owned, &[], digest)
     }
-}
-
-/// `batch` as borrowed content, the dimensions kept in `pairs`.
-fn record_refs<'a, 'p>(batch: &[&'a UsageRecord], pairs: &'p mut Vec<(&'a str, &'a str)>) -> Vec<RecordRef<'p>> {
-    let mut ends = Vec::with_capacity(batch.len());
-    for r in batch {
-        pairs.extend(r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        ends.push(pairs.len());
-    }
-    let pairs: &'p [(&'a str, &'a str)] = pairs;
-    let mut start = 0;
-    batch
-        .iter()
-        .zip(ends)
-        .map(|(r, end)| {
-            let dimensions = &pairs[start..end];
-            start = end;
-            RecordRef {
-                id: &r.id,
-                tenant: &r.tenant,
-                subject: &r.subject,
-                metric: &r.metric,
-                quantity: r.quantity,
-                timestamp: r.timestamp,
-                end: r.end,
-                dimensions,
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -81,14 +81,7 @@ fn text_digest(refs: &[RecordRef<'_>], key: &str) -> Option<Digest> {
 
 /// The metadata key of the alias of `text`: `text/{sha256}`.
 fn alias_key(text: &str) -> String {
-    let sum = Sha256::digest(text.as_bytes());
-    let mut key = String::with_capacity(5 + 64);
-    key.push_str("text/");
-    for b in sum {
-        key.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        key.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
-    }
-    key
+    format!("text/{}", batch::hex(&Sha256::digest(text.as_bytes())))
 }
 
 impl Engine {

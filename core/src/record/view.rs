@@ -32,7 +32,7 @@ pub struct RecordRef<'a> {
     pub dimensions: &'a [(&'a str, &'a str)],
 }
 
-impl RecordRef<'_> {
+impl<'p> RecordRef<'p> {
     /// True when `stored` has this content: [`UsageRecord::same_content`] of the record
     /// [`to_record`](RecordRef::to_record) builds.
     pub fn same_content(&self, stored: &UsageRecord) -> bool {
@@ -50,6 +50,39 @@ impl RecordRef<'_> {
             && stored.metric == self.metric
             && stored.dimensions.len() == self.dimensions.len()
             && stored.dimensions.iter().zip(self.dimensions).all(|((k, v), (rk, rv))| k == rk && v == rv)
+    }
+
+    /// `records` as borrowed content, their dimensions kept in `pairs` (one vector for the
+    /// batch, so that no record needs an allocation of its own).
+    pub fn from_records<'a>(records: &[&'a UsageRecord], pairs: &'p mut Vec<(&'a str, &'a str)>) -> Vec<RecordRef<'p>>
+    where
+        'a: 'p,
+    {
+        let mut ends = Vec::with_capacity(records.len());
+        for r in records {
+            pairs.extend(r.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            ends.push(pairs.len());
+        }
+        let pairs: &'p [(&'a str, &'a str)] = pairs;
+        let mut start = 0;
+        records
+            .iter()
+            .zip(ends)
+            .map(|(r, end)| {
+                let dimensions = &pairs[start..end];
+                start = end;
+                RecordRef {
+                    id: &r.id,
+                    tenant: &r.tenant,
+                    subject: &r.subject,
+                    metric: &r.metric,
+                    quantity: r.quantity,
+                    timestamp: r.timestamp,
+                    end: r.end,
+                    dimensions,
+                }
+            })
+            .collect()
     }
 
     /// The record of this content (quality `actual`).
