@@ -98,6 +98,12 @@ impl InputArgs {
     /// Read the file, calling `f(line, outcome)` for every data line in order. A progress bar is
     /// drawn on stderr (when it is a terminal) for files over 256 KiB.
     pub fn read(&self, tenant: &str, f: &mut dyn FnMut(u64, LineResult) -> Result<()>) -> Result<()> {
+        self.with_reader(|reader| self.read_from(reader, tenant, f))
+    }
+
+    /// Call `read` with the file's bytes, buffered, behind a progress bar drawn on stderr (when
+    /// it is a terminal) for files over 256 KiB.
+    fn with_reader(&self, read: impl FnOnce(&mut dyn BufRead) -> Result<()>) -> Result<()> {
         let file = File::open(&self.file).map_err(|e| {
             Error::new(ErrorKind::Parse, format!("Cannot open {}: {e}.", self.file.display())).with_field("file")
         })?;
@@ -112,8 +118,7 @@ impl InputArgs {
         } else {
             ProgressBar::hidden()
         };
-        let reader = BufReader::new(bar.wrap_read(file));
-        let result = self.read_from(reader, tenant, f);
+        let result = read(&mut BufReader::new(bar.wrap_read(file)));
         bar.finish_and_clear();
         result
     }
@@ -124,50 +129,66 @@ impl InputArgs {
     /// `f` sees the same calls in the same order as with [`InputArgs::read`]; when `f` fails the
     /// reader stops at its next chunk and `f`'s error is returned.
     pub fn read_pipelined(&self, tenant: &str, f: &mut dyn FnMut(u64, LineResult) -> Result<()>) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, LineResult)>>(PIPE_DEPTH);
-        std::thread::scope(|scope| {
-            let reader = scope.spawn(move || {
-                let mut chunk = Vec::with_capacity(PIPE_CHUNK);
-                let stopped = || Error::new(ErrorKind::Parse, "the consumer stopped");
-                self.read(tenant, &mut |line, parsed| {
-                    chunk.push((line, parsed));
-                    if chunk.len() == PIPE_CHUNK {
-                        tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(PIPE_CHUNK)))
-                            .map_err(|_| stopped())?;
-                    }
-                    Ok(())
-                })?;
-                if !chunk.is_empty() {
-                    tx.send(chunk).map_err(|_| stopped())?;
+        let produce = |send: &mut dyn FnMut(Vec<(u64, LineResult)>) -> Result<()>| {
+            let mut chunk = Vec::with_capacity(PIPE_CHUNK);
+            self.read(tenant, &mut |line, parsed| {
+                chunk.push((line, parsed));
+                if chunk.len() == PIPE_CHUNK {
+                    send(std::mem::replace(&mut chunk, Vec::with_capacity(PIPE_CHUNK)))?;
                 }
                 Ok(())
-            });
-            let consumed = rx.iter().flatten().try_for_each(|(line, parsed)| f(line, parsed));
-            drop(rx); // a reader still sending stops at its next chunk
-            let read = reader
-                .join()
-                .unwrap_or_else(|_| Err(Error::new(ErrorKind::Parse, "The input reader failed unexpectedly.")));
-            consumed.and(read)
-        })
+            })?;
+            if chunk.is_empty() {
+                Ok(())
+            } else {
+                send(chunk)
+            }
+        };
+        pipe(produce, &mut |chunk| chunk.into_iter().try_for_each(|(line, parsed)| f(line, parsed)))
+    }
+
+    /// The lines of a text file (JSON lines), unparsed, in chunks of `size` lines (at least one)
+    /// read in a thread of their own, at most [`PIPE_DEPTH`] chunks ahead: for a reader that
+    /// looks at a chunk as a whole before parsing its lines one by one (`meterkit ingest`'s
+    /// repeat runs). Lines are numbered and skipped as [`InputArgs::read`] does.
+    pub fn read_line_chunks(&self, size: usize, f: &mut dyn FnMut(LineChunk) -> Result<()>) -> Result<()> {
+        let produce = |send: &mut dyn FnMut(LineChunk) -> Result<()>| {
+            let mut chunk = LineChunk::default();
+            self.with_reader(|reader| {
+                read_lines(reader, &mut |line, text| {
+                    chunk.push(line, text);
+                    if chunk.lines.len() >= size {
+                        send(std::mem::take(&mut chunk))?;
+                    }
+                    Ok(())
+                })
+            })?;
+            if chunk.lines.is_empty() {
+                Ok(())
+            } else {
+                send(chunk)
+            }
+        };
+        pipe(produce, f)
     }
 
     /// [`InputArgs::read`] from any reader (the file's bytes).
     pub fn read_from(
         &self,
-        reader: impl BufRead,
+        mut reader: impl BufRead,
         tenant: &str,
         f: &mut dyn FnMut(u64, LineResult) -> Result<()>,
     ) -> Result<()> {
         let assume_tz = self.assume_tz.as_deref().map(meterkit::time::parse_time_zone).transpose()?;
         match self.format()? {
             Format::Csv => self.read_csv(reader, tenant, assume_tz, f),
-            Format::Jsonl => read_lines(reader, &mut |line, text| {
+            Format::Jsonl => read_lines(&mut reader, &mut |line, text| {
                 f(line, text.and_then(|text| parse_jsonl(text, tenant, self.all_tenants)))
             }),
             Format::Clf => {
                 // Occurrences of each distinct line so far: the n-th copy of a line gets id `…-n`.
                 let mut seen: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-                read_lines(reader, &mut |line, text| {
+                read_lines(&mut reader, &mut |line, text| {
                     let parsed = text.and_then(|text| {
                         let hash = fnv1a(text.as_bytes());
                         let n = seen.entry(hash).or_insert(0);
@@ -297,13 +318,64 @@ fn derived_csv_id(subject: &str, metric: &str, timestamp: DateTime<Utc>, dimensi
 }
 
 /// One line's text, or why it cannot be read as text.
-type LineText<'a> = std::result::Result<&'a str, Error>;
+pub type LineText<'a> = std::result::Result<&'a str, Error>;
+
+/// Consecutive lines of a text file: each line's number and text, or why it cannot be read as
+/// text ([`InputArgs::read_line_chunks`]).
+#[derive(Debug, Default)]
+pub struct LineChunk {
+    text: String,
+    lines: Vec<(u64, std::result::Result<std::ops::Range<usize>, Error>)>,
+}
+
+impl LineChunk {
+    fn push(&mut self, line: u64, text: LineText<'_>) {
+        let place = text.map(|t| {
+            self.text.push_str(t);
+            self.text.len() - t.len()..self.text.len()
+        });
+        self.lines.push((line, place));
+    }
+
+    /// The lines in order: number and text, or why it cannot be read as text.
+    pub fn lines(&self) -> impl Iterator<Item = (u64, std::result::Result<&str, &Error>)> {
+        self.lines.iter().map(|(line, place)| (*line, place.as_ref().map(|r| &self.text[r.clone()])))
+    }
+
+    /// Call `f(line, text)` for every line in order, as [`InputArgs::read_line_chunks`]'s
+    /// reader saw it.
+    pub fn for_each(self, f: &mut dyn FnMut(u64, LineText<'_>) -> Result<()>) -> Result<()> {
+        let LineChunk { text, lines } = self;
+        lines.into_iter().try_for_each(|(line, place)| f(line, place.map(|r| &text[r])))
+    }
+}
+
+/// Run `produce` in a thread of its own, handing what it makes to `consume` in order, at most
+/// [`PIPE_DEPTH`] items ahead (memory stays bounded). When `consume` fails, `produce`'s next
+/// hand-over fails and `consume`'s error is returned.
+fn pipe<T: Send>(
+    produce: impl FnOnce(&mut dyn FnMut(T) -> Result<()>) -> Result<()> + Send,
+    consume: &mut dyn FnMut(T) -> Result<()>,
+) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<T>(PIPE_DEPTH);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            produce(&mut |item| tx.send(item).map_err(|_| Error::new(ErrorKind::Parse, "the consumer stopped")))
+        });
+        let consumed = rx.iter().try_for_each(&mut *consume);
+        drop(rx); // a reader still sending stops at its next hand-over
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Parse, "The input reader failed unexpectedly.")));
+        consumed.and(read)
+    })
+}
 
 /// Call `f(line, text)` for every non-blank line (1-based numbers; `\n` or `\r\n` endings; a
 /// UTF-8 byte-order mark at the start of the file is skipped). A line that is not valid UTF-8
 /// is passed as an error naming the byte — never decoded lossily, which would merge different
 /// names (`Müller` and `Mýller` in Latin-1 both become `M�ller`).
-fn read_lines(mut reader: impl BufRead, f: &mut dyn FnMut(u64, LineText<'_>) -> Result<()>) -> Result<()> {
+fn read_lines(reader: &mut dyn BufRead, f: &mut dyn FnMut(u64, LineText<'_>) -> Result<()>) -> Result<()> {
     let mut buf = Vec::new();
     let mut line = 0u64;
     loop {
@@ -376,7 +448,7 @@ pub fn parse_timestamp(text: &str, assume_tz: Option<Tz>) -> Result<DateTime<Utc
 /// One JSON usage record. Repeated keys are refused (see [`meterkit::json::check_json`]); a number
 /// quantity is read exactly from its text. A record without `tenant` gets `tenant`; one with
 /// another tenant is refused unless `all_tenants`.
-fn parse_jsonl(text: &str, tenant: &str, all_tenants: bool) -> LineResult {
+pub fn parse_jsonl(text: &str, tenant: &str, all_tenants: bool) -> LineResult {
     // The hot path: a record object with its tenant, read in one pass by the core's reader
     // (exactly what the careful way below reads, when it reads anything). Anything else —
     // no tenant, another one, an error — goes the careful way for its message.
@@ -519,6 +591,13 @@ mod tests {
         let other = lines[0].replace(r#""tenant":"t""#, r#""tenant":"u""#);
         assert_eq!(parse_jsonl(&other, "t", false).unwrap_err().field(), Some("tenant"));
         assert_eq!(parse_jsonl(&other, "t", true).unwrap()[0].tenant, "u");
+        // A line's content borrowed from it (`meterkit ingest`'s repeat runs) is that of its
+        // record, also with the command's tenant filled in.
+        for line in lines.iter().copied().chain([no_tenant]) {
+            let mut refs = meterkit::record::RefBatch::default();
+            assert!(refs.push_object(line, "t"), "{line}");
+            assert!(refs.refs()[0].same_content(&parse_jsonl(line, "t", false).unwrap()[0]), "{line}");
+        }
         let array = format!("[{}]", lines[0]);
         assert_eq!(parse_jsonl(&array, "t", false).unwrap_err().kind(), ErrorKind::Parse);
         let repeated = lines[0].replace(r#""id":"r1","#, r#""id":"r1","id":"r9","#);

@@ -5,6 +5,7 @@ mod compare;
 mod consume;
 mod counters;
 mod html;
+mod ingest;
 mod input;
 mod invoices;
 mod outbox;
@@ -19,17 +20,15 @@ mod validation;
 #[path = "../../core/src/tests/fuzz_driver.rs"]
 mod fuzz_driver;
 
-use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use meterkit::{
-    decimal::fmt_decimal, engine::Fill, Bucket, Engine, Error, ErrorKind, Query, Result, UsageRecord, Window,
-};
+use meterkit::{decimal::fmt_decimal, engine::Fill, Bucket, Engine, Error, ErrorKind, Query, Result, Window};
 
-use crate::input::{located, parse_timestamp, InputArgs};
+use crate::ingest::{ingest_file, Feed, IngestHow, IngestOutcome};
+use crate::input::{parse_timestamp, InputArgs};
 
 /// meterkit: usage metering and billing on files.
 #[derive(Debug, Parser)]
@@ -391,13 +390,6 @@ fn print_ingest(
     Ok(())
 }
 
-/// How `ingest_file` stores: records per transaction, the feed, the validation of every metric.
-struct IngestHow<'a> {
-    batch_size: usize,
-    feed: Option<&'a Feed<'a>>,
-    validation: Option<&'a meterkit::vee::ValidationConfig>,
-}
-
 /// The quotas of a JSON file: one `Quota` object or an array of them; errors name the file and
 /// line.
 fn read_quotas(path: &std::path::Path) -> Result<Vec<meterkit::quota::Quota>> {
@@ -417,190 +409,9 @@ fn read_quotas(path: &std::path::Path) -> Result<Vec<meterkit::quota::Quota>> {
     items.into_iter().map(|v| serde_json::from_value(v).map_err(|e| bad(&e))).collect()
 }
 
-/// A named feed for `ingest --source`: its name, and with `--skip-seen` the watermark before
-/// which records are skipped.
-struct Feed<'a> {
-    name: &'a str,
-    skip_before: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(io_err)`
 pub(crate) fn io_err(e: std::io::Error) -> Error {
     Error::new(ErrorKind::Store, format!("Cannot write the output: {e}."))
-}
-
-/// What reading a file into the engine did.
-#[derive(Debug, Default)]
-pub struct IngestOutcome {
-    /// Records stored.
-    pub accepted: u64,
-    /// Records already stored with the same content.
-    pub duplicates: u64,
-    /// Malformed lines plus records the engine rejected.
-    pub rejected: u64,
-    /// Metrics seen.
-    pub metrics: BTreeSet<String>,
-    /// Subjects seen.
-    pub subjects: BTreeSet<String>,
-    /// Records skipped as older than the source's watermark (`--skip-seen`).
-    pub skipped: u64,
-}
-
-/// A 64-bit hash (std's SipHash with fixed keys: stable within a run).
-fn hash_of(value: &impl std::hash::Hash) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
-}
-
-/// A record's idempotency key `(tenant, id)` and its content (what
-/// [`UsageRecord::same_content`] compares: quantities by value, quality ignored), hashed.
-fn key_and_content(r: &UsageRecord) -> (u64, u64) {
-    // The quantity by value (1.0 = 1): its normalized mantissa and scale.
-    let q = r.quantity.normalize();
-    let content = (&r.subject, &r.metric, (q.mantissa(), q.scale()), r.timestamp, r.end, &r.dimensions);
-    (hash_of(&(&r.tenant, &r.id)), hash_of(&content))
-}
-
-/// The first occurrence in the file of each idempotency key: content hash and line.
-type FirstSeen = HashMap<u64, (u64, u64)>;
-
-/// `--strict`: read the whole file and check every line and record — parsed, the record's own
-/// checks ([`UsageRecord::check`]), no key repeated with other content in the file — before
-/// anything is stored. The first failure is an error `file:line: reason`.
-fn strict_check(input: &InputArgs, tenant: &str) -> Result<()> {
-    let mut first: FirstSeen = HashMap::new();
-    let fail = |line: u64, e: &Error| Error::new(e.kind(), located(&input.file, line, e.message())).with_line(line);
-    input.read(tenant, &mut |line, parsed| {
-        for r in parsed.map_err(|e| fail(line, &e))? {
-            r.check().map_err(|e| fail(line, &e))?;
-            let (key, content) = key_and_content(&r);
-            match first.get(&key) {
-                Some(&(c, at)) if c != content => {
-                    let e = Error::new(
-                        ErrorKind::Conflict,
-                        format!("record '{}' conflicts with line {at}: same id, other content", r.id),
-                    )
-                    .with_record_id(r.id.clone());
-                    return Err(fail(line, &e));
-                }
-                Some(_) => {}
-                None => {
-                    first.insert(key, (content, line));
-                }
-            }
-        }
-        Ok(())
-    })
-}
-
-/// The line of each rejection of a batch. A rejection of kind `conflict` is placed at an
-/// occurrence of its key whose content differs from the key's first occurrence in the file (the
-/// conflicting line, not a later repeat of the first), any other at its key's next occurrence.
-fn rejection_lines(
-    batch: &[UsageRecord],
-    lines: &[u64],
-    rejected: &[meterkit::engine::Rejection],
-    first: &FirstSeen,
-) -> Vec<u64> {
-    let mut occurrences: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    for (i, r) in batch.iter().enumerate() {
-        occurrences.entry((r.tenant.as_str(), r.id.as_str())).or_default().push(i);
-    }
-    let mut used: HashMap<(&str, &str), usize> = HashMap::new();
-    rejected
-        .iter()
-        .map(|rej| {
-            let key = (rej.tenant.as_str(), rej.id.as_str());
-            let all = occurrences.get(&key).map_or(&[][..], Vec::as_slice);
-            let differing: Vec<usize> = all
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let (k, c) = key_and_content(&batch[i]);
-                    first.get(&k).is_some_and(|&(first_content, _)| first_content != c)
-                })
-                .collect();
-            let candidates =
-                if rej.kind == ErrorKind::Conflict && !differing.is_empty() { &differing[..] } else { all };
-            let n = used.entry(key).or_insert(0);
-            let line = candidates.get((*n).min(candidates.len().saturating_sub(1))).map_or(0, |&i| lines[i]);
-            *n += 1;
-            line
-        })
-        .collect()
-}
-
-/// Read `input` and ingest it in batches of `batch_size` records, one transaction each.
-/// Malformed lines are reported on stderr as `file:line: reason` and skipped, and so are the
-/// records the engine rejects (a conflict at the conflicting line); with `--strict` the whole
-/// file is checked first ([`strict_check`]) and nothing is stored if any check fails.
-fn ingest_file(engine: &Engine, input: &InputArgs, tenant: &str, how: &IngestHow<'_>) -> Result<IngestOutcome> {
-    let (batch_size, feed) = (how.batch_size, how.feed);
-    if input.strict {
-        strict_check(input, tenant)?;
-    }
-    let mut outcome = IngestOutcome::default();
-    let mut batch: Vec<UsageRecord> = Vec::with_capacity(batch_size);
-    let mut lines: Vec<u64> = Vec::with_capacity(batch_size);
-    let mut first: FirstSeen = HashMap::new();
-    let flush = |batch: &mut Vec<UsageRecord>,
-                 lines: &mut Vec<u64>,
-                 outcome: &mut IngestOutcome,
-                 first: &FirstSeen|
-     -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let report = match feed {
-            Some(f) => engine.ingest_from(f.name, batch)?,
-            None => engine.ingest(batch)?,
-        };
-        outcome.accepted += report.accepted;
-        outcome.duplicates += report.duplicates;
-        outcome.rejected += report.rejected.len() as u64;
-        let at = rejection_lines(batch, lines, &report.rejected, first);
-        for (r, line) in report.rejected.iter().zip(at) {
-            eprintln!("{}", located(&input.file, line, &format!("record '{}': {}", r.id, r.reason)));
-        }
-        batch.clear();
-        lines.clear();
-        Ok(())
-    };
-    input.read_pipelined(tenant, &mut |line, parsed| {
-        match parsed {
-            Ok(records) => {
-                for r in records {
-                    if feed.and_then(|f| f.skip_before).is_some_and(|w| r.timestamp < w) {
-                        outcome.skipped += 1;
-                        continue;
-                    }
-                    if !outcome.metrics.contains(&r.metric) {
-                        if let Some(cfg) = how.validation {
-                            engine.set_validation(&r.metric, cfg.clone())?;
-                        }
-                        outcome.metrics.insert(r.metric.clone());
-                    }
-                    if !outcome.subjects.contains(&r.subject) {
-                        outcome.subjects.insert(r.subject.clone());
-                    }
-                    let (key, content) = key_and_content(&r);
-                    first.entry(key).or_insert((content, line));
-                    batch.push(r);
-                    lines.push(line);
-                }
-            }
-            Err(e) => {
-                eprintln!("{}", located(&input.file, line, e.message()));
-                outcome.rejected += 1;
-            }
-        }
-        if batch.len() >= batch_size {
-            flush(&mut batch, &mut lines, &mut outcome, &first)?;
-        }
-        Ok(())
-    })?;
-    flush(&mut batch, &mut lines, &mut outcome, &first)?;
-    Ok(outcome)
 }
 
 fn rollup(cli: &Cli, args: &RollupArgs) -> Result<()> {

@@ -141,6 +141,44 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// [`Engine::ingest`] (with `source`, [`Engine::ingest_from`]) of records given as their
+    /// content ([`RecordRef`]: borrowed from a host's buffer, such as the lines of a JSON-lines
+    /// file read by [`RefBatch::push_object`](crate::record::RefBatch::push_object)) when every
+    /// one is a valid record stored with the same content: the report is then exactly that of
+    /// `ingest` (all duplicates, nothing rejected, no event) and a source's watermark moves.
+    /// `None`, with nothing changed, when one is new, differs or is invalid: ingest the records
+    /// then (their quality, which is not content, is not in a `RecordRef`). Without `source`,
+    /// a duplicate changes nothing, so a call is also a read-only look ("is this batch stored?").
+    ///
+    /// For a repeat run that re-reads what it sent before (`meterkit ingest` of the same file):
+    /// a few records spread over the batch are looked up before all of them, so a batch that is
+    /// not a repeat costs little.
+    ///
+    /// ```
+    /// use meterkit::{record::RefBatch, Engine};
+    /// let engine = Engine::in_memory();
+    /// let line = r#"{"id":"r1","subject":"s","metric":"kwh","quantity":"1","timestamp":"2024-03-01T10:00:00Z"}"#;
+    /// let mut batch = RefBatch::default();
+    /// assert!(batch.push_object(line, "acme"));
+    /// assert_eq!(engine.ingest_if_stored(Some("cron"), &batch.refs())?, None);
+    /// engine.ingest(&[batch.refs()[0].to_record()])?;
+    /// assert_eq!(engine.ingest_if_stored(Some("cron"), &batch.refs())?.map(|r| r.duplicates), Some(1));
+    /// assert_eq!(engine.last_ingested_at("acme", "cron")?, Some("2024-03-01T10:00:00Z".parse().unwrap()));
+    /// # Ok::<(), meterkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`](crate::ErrorKind::Store); as [`Engine::ingest_from`] for an
+    /// invalid source name.
+    pub fn ingest_if_stored(&self, source: Option<&str>, refs: &[RecordRef<'_>]) -> Result<Option<IngestReport>> {
+        if let Some(source) = source {
+            batch::check_source(source)?;
+        }
+        self.stored_refs(refs, None, source)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -191,6 +229,54 @@ mod tests {
                     None => by_records.ingest(&batch).unwrap(),
                 };
                 prop_assert_eq!(by_refs.ingest_refs(source, &refs).unwrap(), expected);
+            }
+            let (from, to) = ("2024-03-01T00:00:00Z".parse().unwrap(), "2024-03-30T00:00:00Z".parse().unwrap());
+            for t in ["t", "u"] {
+                prop_assert_eq!(by_refs.records(t, "kwh", None, from, to).unwrap(), by_records.records(t, "kwh", None, from, to).unwrap());
+                prop_assert_eq!(by_refs.last_ingested_at(t, "cron").unwrap(), by_records.last_ingested_at(t, "cron").unwrap());
+                let q = Query::new(t, "kwh", Window::Day, "UTC").group_by(["carrier"]);
+                prop_assert_eq!(by_refs.query(&q).unwrap(), by_records.query(&q).unwrap());
+            }
+        }
+
+        /// `ingest_if_stored` answers exactly the batches whose `ingest` is all duplicates, with
+        /// `ingest`'s report, and changes nothing else (the rest is then ingested the usual way):
+        /// the stores, rollups and watermarks stay those of `ingest` alone.
+        #[test]
+        fn ingest_if_stored_answers_all_duplicate_batches_only(steps in proptest::collection::vec(
+            (0usize..5, proptest::sample::select(vec![0usize, 10, 30]), proptest::sample::select(vec![90usize, 120]),
+             prop_oneof![Just("1"), Just("1.0"), Just("2")], proptest::bool::ANY), 1..12)) {
+            let (by_refs, by_records) = (engine(), engine());
+            for (op, from, to, q, source) in steps {
+                if op == 0 {
+                    let id = format!("r{from}");
+                    prop_assert_eq!(by_refs.retract("t", &id).ok(), by_records.retract("t", &id).ok());
+                    continue;
+                }
+                let mut batch: Vec<UsageRecord> = (from..to).map(|i| record(i, q, "t")).collect();
+                if op == 1 {
+                    batch.push(record(from, q, "t"));
+                }
+                if op == 2 {
+                    batch.push(record(from, q, "u"));
+                }
+                let source = source.then_some("cron");
+                let ingest = |e: &Engine| match source {
+                    Some(s) => e.ingest_from(s, &batch).unwrap(),
+                    None => e.ingest(&batch).unwrap(),
+                };
+                let expected = ingest(&by_records);
+                let borrowed: Vec<&UsageRecord> = batch.iter().collect();
+                let mut pairs = Vec::new();
+                let refs = crate::record::RecordRef::from_records(&borrowed, &mut pairs);
+                let all_duplicates = expected.duplicates == batch.len() as u64;
+                match by_refs.ingest_if_stored(source, &refs).unwrap() {
+                    Some(report) => prop_assert!(all_duplicates && report == expected),
+                    None => {
+                        prop_assert!(!all_duplicates);
+                        prop_assert_eq!(ingest(&by_refs), expected);
+                    }
+                }
             }
             let (from, to) = ("2024-03-01T00:00:00Z".parse().unwrap(), "2024-03-30T00:00:00Z".parse().unwrap());
             for t in ["t", "u"] {

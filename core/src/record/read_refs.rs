@@ -33,7 +33,7 @@ struct Row<'a> {
     dims: Range<usize>,
 }
 
-impl RefBatch<'_> {
+impl<'a> RefBatch<'a> {
     /// The number of records.
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -42,6 +42,36 @@ impl RefBatch<'_> {
     /// True when the text holds no record (`[]`).
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// Append the record of `line`, one record object read as [`read_record_refs`] reads it,
+    /// with `tenant` as its tenant when it names none: a line of a JSON-lines file whose reader
+    /// gives records without a tenant the tenant of the command (`meterkit ingest --tenant`).
+    /// False, with the batch unchanged, when `line` is not one record object that
+    /// `read_record_refs` (with the tenant added) reads.
+    ///
+    /// ```
+    /// let mut batch = meterkit::record::RefBatch::default();
+    /// let line = r#"{"id":"r1","subject":"s","metric":"kwh","quantity":"1","timestamp":"2024-03-01T10:00:00Z"}"#;
+    /// assert!(batch.push_object(line, "acme") && !batch.push_object("[]", "acme"));
+    /// assert_eq!((batch.len(), batch.refs()[0].tenant), (1, "acme"));
+    /// ```
+    pub fn push_object(&mut self, line: &'a str, tenant: &'a str) -> bool {
+        if !line.trim_start().starts_with('{') {
+            return false;
+        }
+        let pairs = self.pairs.len();
+        let mut de = serde_json::Deserializer::from_str(line);
+        match RowSeed(&mut self.pairs, Some(tenant)).deserialize(&mut de) {
+            Ok(row) if de.end().is_ok() => {
+                self.rows.push(row);
+                true
+            }
+            _ => {
+                self.pairs.truncate(pairs);
+                false
+            }
+        }
     }
 
     /// The records' content, in the order of the text.
@@ -82,7 +112,7 @@ pub fn read_record_refs(text: &str) -> Option<RefBatch<'_>> {
     let mut batch = RefBatch::default();
     let mut de = serde_json::Deserializer::from_str(text);
     if text.trim_start().starts_with('{') {
-        let row = RowSeed(&mut batch.pairs).deserialize(&mut de).ok()?;
+        let row = RowSeed(&mut batch.pairs, None).deserialize(&mut de).ok()?;
         batch.rows.push(row);
     } else {
         de.deserialize_seq(RowsVisitor(&mut batch, usize::MAX)).ok()?;
@@ -118,15 +148,16 @@ impl<'de> Visitor<'de> for RowsVisitor<'_, 'de> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while self.0.rows.len() < self.1 {
-            let Some(row) = seq.next_element_seed(RowSeed(&mut self.0.pairs))? else { break };
+            let Some(row) = seq.next_element_seed(RowSeed(&mut self.0.pairs, None))? else { break };
             self.0.rows.push(row);
         }
         Ok(())
     }
 }
 
-/// One record object; its dimensions are appended to the pairs.
-struct RowSeed<'b, 'a>(&'b mut Vec<(&'a str, &'a str)>);
+/// One record object; its dimensions are appended to the pairs; `.1` is the tenant of a record
+/// that names none (`None`: the record must name it).
+struct RowSeed<'b, 'a>(&'b mut Vec<(&'a str, &'a str)>, Option<&'a str>);
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
     type Value = Row<'de>;
@@ -164,7 +195,7 @@ impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
         let at = self.0.len();
         Ok(Row {
             id: id.ok_or_else(missing)?,
-            tenant: tenant.ok_or_else(missing)?,
+            tenant: tenant.or(self.1).ok_or_else(missing)?,
             subject: subject.ok_or_else(missing)?,
             metric: metric.ok_or_else(missing)?,
             quantity: quantity.ok_or_else(missing)?,
@@ -261,6 +292,31 @@ mod tests {
             assert_eq!(first.refs(), read_record_refs(whole).unwrap().refs()[..1], "{text}");
         }
         assert!(read_first_record_ref("[]").is_none() && read_first_record_ref(texts[4]).is_none());
+    }
+
+    #[test]
+    fn push_object_reads_one_line_and_fills_in_the_tenant() {
+        let with = r#"{"id":"r1","tenant":"t","subject":"s","metric":"kwh","quantity":"1","timestamp":"2024-03-01T10:00:00Z","dimensions":{"b":"1","a":"2"}}"#;
+        let without = r#"{"id":"r2","subject":"s","metric":"kwh","quantity":"2","timestamp":"2024-03-01T10:00:00Z","dimensions":{"c":"3"}}"#;
+        let mut batch = super::RefBatch::default();
+        assert!(batch.push_object(with, "other") && batch.push_object(without, "acme"));
+        // Refused lines leave the batch as it was, dimensions too.
+        let refused = [
+            r#"{"id":"r3","subject":"s","metric":"kwh","quantity":"2","timestamp":"2024-03-01T10:00:00Z","dimensions":{"d":"4"}} x"#,
+            r#"{"id":"r3","subject":"s","metric":"kwh","quantity":"2","timestamp":"2024-03-01T10:00:00Z","dimensions":{"d":"4"},"x":1}"#,
+            r#"{"id":"r3","tenant":null,"subject":"s","metric":"kwh","quantity":"2","timestamp":"2024-03-01T10:00:00Z"}"#,
+            &format!("[{with}]"),
+            r#"{"id":"r\u0033","subject":"s","metric":"kwh","quantity":"2","timestamp":"2024-03-01T10:00:00Z"}"#,
+        ];
+        for line in refused {
+            assert!(!batch.push_object(line, "acme"), "{line}");
+        }
+        let refs = batch.refs();
+        assert_eq!(refs.len(), 2);
+        assert_eq!(refs[0], read_record_refs(with).unwrap().refs()[0]);
+        let filled = without.replacen('{', r#"{"tenant":"acme","#, 1);
+        assert_eq!(refs[1], read_record_refs(&filled).unwrap().refs()[0]);
+        assert_eq!(refs[1].dimensions, &[("c", "3")][..]);
     }
 
     proptest! {
