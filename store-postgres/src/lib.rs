@@ -509,8 +509,12 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
     Ok(Stmts {
         specs: c.prepare("SELECT body, removed FROM meterkit_specs ORDER BY id")?,
         get_records: c.prepare("SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[])")?,
+        // The time-range scan of `compare_by_time`, in slices of `$5` seconds, each slice's
+        // bodies (at most `$6`) joined by 0x1F in one row (see `probe::slices`).
         by_time: c.prepare(
-            "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts <= $4 LIMIT $5",
+            "SELECT (SELECT string_agg(body, E'\\x1f') FROM (SELECT body FROM meterkit_records
+                     WHERE tenant = $1 AND metric = $2 AND ts >= g AND ts < g + $5 AND ts <= $4 LIMIT $6) AS x)
+             FROM generate_series($3::int8, $4::int8, $5::int8) AS g",
         )?,
         records: c.prepare(
             "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts < $4
@@ -571,15 +575,16 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
              ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
         )?,
         // The 16-id sample of a batch (rows with their id) and, when at least half of the sample
-        // is stored ($7: the sample's size), the time-range scan of the batch's first metric (rows
-        // without an id): `compare_stored`'s two queries in one round trip.
+        // is stored ($8: the sample's size), the time-range scan of the batch's first metric as
+        // `by_time` does it (rows without an id): `compare_stored`'s two queries in one round trip.
         sample_and_scan: c.prepare(
             "WITH s AS MATERIALIZED (SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[]))
              SELECT id, body FROM s
              UNION ALL
-             (SELECT NULL::text, body FROM meterkit_records
-              WHERE tenant = $1 AND metric = $3 AND ts >= $4 AND ts <= $5 AND (SELECT count(*) FROM s) * 2 >= $7
-              LIMIT $6)",
+             SELECT NULL::text, (SELECT string_agg(body, E'\\x1f') FROM (SELECT body FROM meterkit_records
+                     WHERE tenant = $1 AND metric = $3 AND ts >= g AND ts < g + $6 AND ts <= $5 LIMIT $7) AS x)
+             FROM generate_series($4::int8, $5::int8, $6::int8) AS g
+             WHERE (SELECT count(*) FROM s) * 2 >= $8",
         )?,
     })
 }
@@ -674,11 +679,6 @@ fn net_meta(meta: &[(String, String, Option<String>)]) -> (MetaSets<'_>, (Vec<&s
     (sets, deletes)
 }
 
-/// The most rows a time-range scan for `group` reads: 2 × its records + 64.
-fn scan_limit(group: &[usize]) -> i64 {
-    i64::try_from(group.len().saturating_mul(2).saturating_add(64)).unwrap_or(i64::MAX)
-}
-
 fn read_err(e: &postgres::Error) -> Error {
     Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."))
 }
@@ -752,33 +752,37 @@ impl PgStore {
     ) -> Result<bool> {
         let (metric, from, to, group) = first;
         let ids: Vec<&str> = sample.iter().map(|&i| records[i].id.as_str()).collect();
-        let limit = scan_limit(group);
+        let (width, cap) = probe::slices(*from, *to, group.len());
         let half = i64::try_from(sample.len()).unwrap_or(i64::MAX);
         let rows = self.with_conn("read records by id and by time", |c| {
             let st = c.st.sample_and_scan.clone();
-            c.client.query(&st, &[&tenant, &ids, metric, from, to, &limit, &half])
+            c.client.query(&st, &[&tenant, &ids, metric, from, to, &width, &cap, &half])
         })?;
         let at: rustc_hash::FxHashMap<&[u8], usize> = sample.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
         let mut by_id = probe::ByLeadingId::new(records, group);
         for row in &rows {
-            let body: probe::RawText<'_> = row.try_get(1).map_err(|e| read_err(&e))?;
-            match row.try_get::<_, Option<probe::RawText<'_>>>(0).map_err(|e| read_err(&e))? {
+            let body: Option<probe::RawText<'_>> = row.try_get(1).map_err(|e| read_err(&e))?;
+            match (row.try_get::<_, Option<probe::RawText<'_>>>(0).map_err(|e| read_err(&e))?, body) {
                 // A sampled record's row.
-                Some(id) => {
+                (Some(id), Some(body)) => {
                     if let Some(&i) = at.get(id.0) {
                         out[i] = Some(cmp.same(records[i], body.0)?);
                     }
                 }
-                None => by_id.answer(body.0, out, cmp)?,
+                (None, Some(joined)) => by_id.answer_joined(joined.0, out, cmp)?,
+                // A slice without stored records.
+                (_, None) => {}
             }
         }
         Ok(sample.iter().filter(|&&i| out[i].is_some()).count() * 2 >= sample.len())
     }
 
     /// The duplicate check of the records of `group` (a metric's, with its time range) from one
-    /// scan of the stored records in that range (`LIMIT`ed to 2 × the records + 64 rows, so that a
-    /// range crowded with other records stops early), which reads the bodies alone (matched to
-    /// the batch by the id each starts with); a record the scan does not meet stays unanswered.
+    /// scan of the stored records in that range, in slices of time each answered by one row of
+    /// bodies (`LIMIT`ed per slice to 2 × the records expected there + 64, so that a range crowded
+    /// with other records stops early; see [`probe::slices`]), which reads the bodies alone
+    /// (matched to the batch by the id each starts with); a record the scan does not meet stays
+    /// unanswered.
     fn compare_by_time(
         &self,
         tenant: &str,
@@ -787,15 +791,16 @@ impl PgStore {
         out: &mut [Option<bool>],
         cmp: &mut probe::Comparer,
     ) -> Result<()> {
-        let limit = scan_limit(group);
+        let (width, cap) = probe::slices(*from, *to, group.len());
         let rows = self.with_conn("read records by time", |c| {
             let st = c.st.by_time.clone();
-            c.client.query(&st, &[&tenant, metric, from, to, &limit])
+            c.client.query(&st, &[&tenant, metric, from, to, &width, &cap])
         })?;
         let mut by_id = probe::ByLeadingId::new(records, group);
         for row in &rows {
-            let body: probe::RawText<'_> = row.try_get(0).map_err(|e| read_err(&e))?;
-            by_id.answer(body.0, out, cmp)?;
+            if let Some(joined) = row.try_get::<_, Option<probe::RawText<'_>>>(0).map_err(|e| read_err(&e))? {
+                by_id.answer_joined(joined.0, out, cmp)?;
+            }
         }
         Ok(())
     }
@@ -1591,6 +1596,51 @@ mod tests {
             assert_eq!(got.iter().filter(|g| g.is_some()).count(), stored_count);
         }
         assert!(s.compare_stored("t", &repeat.iter().collect::<Vec<_>>()).unwrap().contains(&Some(false)));
+    }
+
+    /// The sliced time-range scan over ranges unlike a repeat run's: every record in one second
+    /// (one slice, read up to 2 × the batch + 64), a range crowded with ten times as many other
+    /// records (slices stop at their cap; the rest is probed by id), records spread over years
+    /// (a few wide slices), each answering as the careful path.
+    #[test]
+    fn the_sliced_scan_answers_dense_crowded_and_sparse_ranges_as_the_careful_path() {
+        let Some(mut s) = test_store("the_sliced_scan_answers_dense_crowded_and_sparse_ranges_as_the_careful_path")
+        else {
+            return;
+        };
+        let base = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+        let record = |kind: &str, i: i64, at: chrono::DateTime<Utc>| {
+            UsageRecord::new("t", format!("{kind}{i:06}"), kind, "m", Decimal::new(i % 97, 1), at)
+        };
+        let dense: Vec<UsageRecord> = (0..600).map(|i| record("d", i, base + Duration::milliseconds(i))).collect();
+        let crowd: Vec<UsageRecord> =
+            (0..6_000).map(|i| record("x", i, base + Duration::hours(1) + Duration::milliseconds(i * 100))).collect();
+        let crowded: Vec<UsageRecord> =
+            (0..600).map(|i| record("c", i, base + Duration::hours(1) + Duration::seconds(i))).collect();
+        let sparse: Vec<UsageRecord> = (0..600).map(|i| record("s", i, base + Duration::days(i * 3))).collect();
+        for set in [&dense, &crowd, &crowded, &sparse] {
+            s.apply(&ChangeSet { insert: set.iter().collect(), ..ChangeSet::default() }).unwrap();
+        }
+        for set in [&dense, &crowded, &sparse] {
+            // Stored again, every 5th with another quantity, and 20 new records.
+            let mut batch: Vec<UsageRecord> = set.clone();
+            for r in batch.iter_mut().step_by(5) {
+                r.quantity += Decimal::ONE;
+            }
+            batch.extend((0..20).map(|i| record("n", i, set[0].timestamp)));
+            let refs: Vec<&UsageRecord> = batch.iter().collect();
+            let got = s.compare_stored("t", &refs).unwrap();
+            let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
+            let careful: Vec<Option<bool>> = s
+                .get_records("t", &ids)
+                .unwrap()
+                .iter()
+                .zip(&refs)
+                .map(|(f, r)| f.as_ref().map(|f| f.same_content(r)))
+                .collect();
+            assert_eq!(got, careful, "{}", set[0].subject);
+            assert_eq!(got.iter().filter(|g| **g == Some(false)).count(), 120);
+        }
     }
 
     #[test]
