@@ -43,14 +43,18 @@ fn cpu_secs() -> f64 {
 /// CPU seconds (user + system) of each running `postgres` process on this machine, by process
 /// id (the server's share of a run when the store is a local PostgreSQL; none when there is none
 /// or no `/proc`); with `REPEAT_RUN_PG_PID` set to a postmaster's process id, of that server's
-/// processes only (the postmaster and its children: other servers on a shared machine are not
-/// counted).
+/// processes only (the postmaster and its children but autovacuum workers: other servers on a
+/// shared machine are not counted, nor the vacuum of the first run's inserts, which starts at a
+/// moment of its own).
 fn server_cpu() -> HashMap<u32, f64> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return HashMap::new() };
     let only: Option<u32> = std::env::var("REPEAT_RUN_PG_PID").ok().and_then(|p| p.trim().parse().ok());
     dir.filter_map(|e| {
         let e = e.ok()?;
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        if only.is_some() && std::fs::read(e.path().join("cmdline")).ok()?.starts_with(b"postgres: autovacuum worker") {
+            return None;
+        }
         Some((pid, std::fs::read_to_string(e.path().join("stat")).ok()?))
     })
     .filter_map(|(pid, stat)| {
