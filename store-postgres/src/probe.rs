@@ -351,14 +351,14 @@ pub(crate) const SLICE: i64 = 256;
 
 /// The slices of the time-range scan of `n` records (`n` ≥ 1) in `from..=to` (seconds):
 /// `(width, cap)` — slices `width` seconds wide, so that each holds about [`SLICE`] of the
-/// batch's records if they are spread evenly (at most 2 × `n` / [`SLICE`] + 1 slices), each read up to
-/// `cap` records: 2 × the records of the batch expected in it + 64 (so a range crowded with other
-/// records stops early).
+/// batch's records if they are spread evenly (at most 2 × `n` / [`SLICE`] + 1 slices), each
+/// read up to `cap` records: 2 × the records of the batch expected in it (at most `n`) + 64, so
+/// that a range crowded with other records stops early.
 pub(crate) fn slices(from: i64, to: i64, n: usize) -> (i64, i64) {
     let span = i128::from(to) - i128::from(from) + 1;
     let n = i128::try_from(n.max(1)).unwrap_or(i128::MAX);
     let width = (span * i128::from(SLICE)).div_euclid(n).max(1);
-    let expected = (n * width + span - 1).div_euclid(span.max(1));
+    let expected = (n * width + span - 1).div_euclid(span.max(1)).min(n);
     let cap = expected.saturating_mul(2).saturating_add(64);
     (i64::try_from(width).unwrap_or(i64::MAX), i64::try_from(cap).unwrap_or(i64::MAX))
 }
@@ -580,10 +580,11 @@ mod tests {
             let span = i128::from(to) - i128::from(from) + 1;
             let count = (span + i128::from(width) - 1) / i128::from(width);
             assert!(width >= 1 && count <= 2 * n as i128 / i128::from(SLICE) + 1, "{from} {to} {n}: {width} {count}");
-            let expected = (n as i128 * i128::from(width) + span - 1) / span;
+            let expected = ((n as i128 * i128::from(width) + span - 1) / span).min(n as i128);
             assert_eq!(i128::from(cap), 2 * expected + 64, "{from} {to} {n}");
         }
         assert_eq!(slices(7, 7, 10_000), (1, 20_064));
+        assert_eq!(slices(7, 7, 1), (256, 66));
         assert_eq!(slices(100, 20_099, 10_000), (512, 576));
     }
 
