@@ -16,6 +16,7 @@
 //!
 //! `cargo run --release -p meterkit-benches --example repeat_run -- [N] [sqlite|memory|postgres://…] [runs]`
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
@@ -39,26 +40,47 @@ fn cpu_secs() -> f64 {
     fields.get(10).zip(fields.get(11)).map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
-/// CPU seconds (user + system) of every running `postgres` process on this machine (the server's
-/// share of a run when the store is a local PostgreSQL; 0 when there is none or no `/proc`).
-fn server_cpu_secs() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
-    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let (head, rest) = stat.rsplit_once(')')?;
-            head.contains("(postgres").then_some(())?;
-            let f: Vec<f64> = rest.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-            Some(f.get(10)? + f.get(11)?)
-        })
-        .sum::<f64>()
-        / 100.0
+/// CPU seconds (user + system) of each running `postgres` process on this machine, by process
+/// id (the server's share of a run when the store is a local PostgreSQL; none when there is none
+/// or no `/proc`); with `REPEAT_RUN_PG_PID` set to a postmaster's process id, of that server's
+/// processes only (the postmaster and its children but autovacuum workers: other servers on a
+/// shared machine are not counted, nor the vacuum of the first run's inserts, which starts at a
+/// moment of its own).
+fn server_cpu() -> HashMap<u32, f64> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return HashMap::new() };
+    let only: Option<u32> = std::env::var("REPEAT_RUN_PG_PID").ok().and_then(|p| p.trim().parse().ok());
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        if only.is_some() && std::fs::read(e.path().join("cmdline")).ok()?.starts_with(b"postgres: autovacuum worker") {
+            return None;
+        }
+        Some((pid, std::fs::read_to_string(e.path().join("stat")).ok()?))
+    })
+    .filter_map(|(pid, stat)| {
+        let (head, rest) = stat.rsplit_once(')')?;
+        head.contains("(postgres").then_some(())?;
+        let f: Vec<f64> = rest.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        // The numbers after the name (the state, first, is not one): utime and stime 11th and 12th.
+        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        only.is_none_or(|p| pid == p || ppid == Some(p)).then_some(())?;
+        Some((pid, (f.get(10)? + f.get(11)?) / 100.0))
+    })
+    .collect()
+}
+
+/// The server CPU seconds used since `before` (a [`server_cpu`]): by the processes running now,
+/// from 0 for one started since (a process that exited meanwhile, such as the backend of an
+/// engine dropped at the start of the run, is not counted, rather than counted negative).
+fn server_cpu_since(before: &HashMap<u32, f64>) -> f64 {
+    server_cpu().iter().map(|(pid, now)| now - before.get(pid).copied().unwrap_or(0.0)).sum()
 }
 
 /// Send `records` to `engine` in batches of 10,000 after a first batch of `offset` records, and
 /// print the run's cost.
 fn run(engine: &Engine, records: &[UsageRecord], what: &str, offset: usize) {
     let n = records.len();
-    let (t, cpu, server) = (Instant::now(), cpu_secs(), server_cpu_secs());
+    let (t, cpu, server) = (Instant::now(), cpu_secs(), server_cpu());
     let (mut accepted, mut duplicates) = (0, 0);
     let (head, rest) = records.split_at(offset.min(n));
     for chunk in std::iter::once(head).filter(|h| !h.is_empty()).chain(rest.chunks(10_000)) {
@@ -67,7 +89,7 @@ fn run(engine: &Engine, records: &[UsageRecord], what: &str, offset: usize) {
         duplicates += r.duplicates;
     }
     let s = t.elapsed().as_secs_f64();
-    let (c, sc) = (cpu_secs() - cpu, server_cpu_secs() - server);
+    let (c, sc) = (cpu_secs() - cpu, server_cpu_since(&server));
     let per = |x: f64| x * 1e6 / n as f64;
     println!(
         "{what:<26}: {n} records in {s:.2} s wall ({:.3} µs/record), {c:.2} s CPU ({:.3} µs/record), \

@@ -172,6 +172,8 @@ struct Stmts {
     lock_data_shared: Statement,
     meta_set: Statement,
     meta_delete: Statement,
+    meta_only: Statement,
+    sample_and_scan: Statement,
 }
 
 /// A test hook run inside `apply`'s transaction once the records are written (it receives the
@@ -507,8 +509,12 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
     Ok(Stmts {
         specs: c.prepare("SELECT body, removed FROM meterkit_specs ORDER BY id")?,
         get_records: c.prepare("SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[])")?,
+        // The time-range scan of `compare_by_time`, in slices of `$5` seconds, each slice's
+        // bodies (at most `$6`) joined by 0x1F in one row (see `probe::slices`).
         by_time: c.prepare(
-            "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts <= $4 LIMIT $5",
+            "SELECT (SELECT string_agg(body, E'\\x1f') FROM (SELECT body FROM meterkit_records
+                     WHERE tenant = $1 AND metric = $2 AND ts >= g AND ts < g + $5 AND ts <= $4 LIMIT $6) AS x)
+             FROM generate_series($3::int8, $4::int8, $5::int8) AS g",
         )?,
         records: c.prepare(
             "SELECT body FROM meterkit_records WHERE tenant = $1 AND metric = $2 AND ts >= $3 AND ts < $4
@@ -559,6 +565,27 @@ fn prepare(c: &mut Client) -> std::result::Result<Stmts, postgres::Error> {
              ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
         )?,
         meta_delete: c.prepare("DELETE FROM meterkit_meta WHERE tenant = $1 AND key = $2")?,
+        // A change of metadata alone (`apply_meta_only`): the deletions ($4, $5) and the upserts
+        // ($1 to $3, in the order given) in one statement, so one implicit transaction.
+        meta_only: c.prepare(
+            "WITH gone AS (DELETE FROM meterkit_meta AS m USING unnest($4::text[], $5::text[]) AS d(t, k)
+                           WHERE m.tenant = d.t AND m.key = d.k)
+             INSERT INTO meterkit_meta (tenant, key, value)
+             SELECT t, k, v FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(t, k, v, n) ORDER BY n
+             ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
+        )?,
+        // The 16-id sample of a batch (rows with their id) and, when at least half of the sample
+        // is stored ($8: the sample's size), the time-range scan of the batch's first metric as
+        // `by_time` does it (rows without an id): `compare_stored`'s two queries in one round trip.
+        sample_and_scan: c.prepare(
+            "WITH s AS MATERIALIZED (SELECT id, body FROM meterkit_records WHERE tenant = $1 AND id = ANY($2::text[]))
+             SELECT id, body FROM s
+             UNION ALL
+             SELECT NULL::text, (SELECT string_agg(body, E'\\x1f') FROM (SELECT body FROM meterkit_records
+                     WHERE tenant = $1 AND metric = $3 AND ts >= g AND ts < g + $6 AND ts <= $5 LIMIT $7) AS x)
+             FROM generate_series($4::int8, $5::int8, $6::int8) AS g
+             WHERE (SELECT count(*) FROM s) * 2 >= $8",
+        )?,
     })
 }
 
@@ -614,7 +641,74 @@ fn retryable(message: impl Into<String>) -> PgFail {
     PgFail::Meterkit(Error::new(ErrorKind::Store, message).with_retryable())
 }
 
+/// Whether `changes` writes metadata and nothing else (no record, bucket or spec).
+fn is_meta_only(changes: &ChangeSet<'_>) -> bool {
+    let ChangeSet { new_specs, remove_specs, insert, delete, merge, replace, set, meta: _, known_specs: _ } = changes;
+    new_specs.is_empty()
+        && remove_specs.is_empty()
+        && insert.is_empty()
+        && delete.is_empty()
+        && merge.is_empty()
+        && replace.is_empty()
+        && set.is_empty()
+}
+
+/// Metadata to set, as `(tenants, keys, values)`.
+type MetaSets<'c> = (Vec<&'c str>, Vec<&'c str>, Vec<&'c str>);
+
+/// The net effect of metadata changes applied in order: the last value of each `(tenant, key)`,
+/// sorted by key (so that concurrent writers lock the rows in one order), split into the keys to
+/// set and those to delete `(tenants, keys)`.
+fn net_meta(meta: &[(String, String, Option<String>)]) -> (MetaSets<'_>, (Vec<&str>, Vec<&str>)) {
+    let last: BTreeMap<(&str, &str), Option<&str>> =
+        meta.iter().map(|(t, k, v)| ((t.as_str(), k.as_str()), v.as_deref())).collect();
+    let (mut sets, mut deletes) = ((Vec::new(), Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for ((t, k), v) in last {
+        match v {
+            Some(v) => {
+                sets.0.push(t);
+                sets.1.push(k);
+                sets.2.push(v);
+            }
+            None => {
+                deletes.0.push(t);
+                deletes.1.push(k);
+            }
+        }
+    }
+    (sets, deletes)
+}
+
+fn read_err(e: &postgres::Error) -> Error {
+    Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."))
+}
+
 impl PgStore {
+    /// Writes a change of metadata alone in one statement (one implicit transaction: all of it
+    /// or none), the net effect of the entries in order.
+    ///
+    /// It takes neither the writers' nor the specs' lock and does not check
+    /// [`ChangeSet::known_specs`]: a spec another engine added (or removed) meanwhile changes no
+    /// record and no bucket this change writes, and the spec's change reads and writes no
+    /// metadata, so the outcome is that of this change committed just before it — one the check
+    /// would have let through. (In a transaction the check costs four more round trips: begin,
+    /// lock, read the specs, commit; a repeat run's every batch writes its probe key alone.)
+    ///
+    /// # Errors
+    /// [`ErrorKind::Store`] when the statement fails (retryable on a deadlock or serialization
+    /// failure).
+    fn apply_meta_only(&self, meta: &[(String, String, Option<String>)]) -> Result<()> {
+        if meta.is_empty() {
+            return Ok(());
+        }
+        let ((ts, ks, vs), (dts, dks)) = net_meta(meta);
+        self.with_conn("write metadata", |c| {
+            let st = c.st.meta_only.clone();
+            c.client.execute(&st, &[&ts, &ks, &vs, &dts, &dks])
+        })?;
+        Ok(())
+    }
+
     /// The stored `(id, body)` rows of `tenant`'s records among `ids` (one `id = ANY` query).
     ///
     /// # Errors
@@ -643,30 +737,69 @@ impl PgStore {
         compare_rows(records, &rows, which, out, cmp)
     }
 
-    /// The duplicate check of `records` at `which` from one scan per metric of the stored records
-    /// in the batch's time range (`LIMIT`ed to 2 × the records + 64 rows, so that a range crowded
-    /// with other records stops early), which reads the bodies alone (matched to the batch by the
-    /// id each starts with); a record the scan does not meet stays unanswered.
+    /// The duplicate check of `records` at `sample` by id and, in the same round trip, of the
+    /// records of `first` (a metric's group of the rest, see [`probe::time_ranges`]) from the
+    /// scan of its time range, which the server runs only when at least half of the sample is
+    /// stored. Returns whether it was (then the other metrics' groups are scanned too).
+    fn compare_sample_and_scan(
+        &self,
+        tenant: &str,
+        records: &[&UsageRecord],
+        sample: &[usize],
+        first: &(&str, i64, i64, Vec<usize>),
+        out: &mut [Option<bool>],
+        cmp: &mut probe::Comparer,
+    ) -> Result<bool> {
+        let (metric, from, to, group) = first;
+        let ids: Vec<&str> = sample.iter().map(|&i| records[i].id.as_str()).collect();
+        let (width, cap) = probe::slices(*from, *to, group.len());
+        let half = i64::try_from(sample.len()).unwrap_or(i64::MAX);
+        let rows = self.with_conn("read records by id and by time", |c| {
+            let st = c.st.sample_and_scan.clone();
+            c.client.query(&st, &[&tenant, &ids, metric, from, to, &width, &cap, &half])
+        })?;
+        let at: rustc_hash::FxHashMap<&[u8], usize> = sample.iter().map(|&i| (records[i].id.as_bytes(), i)).collect();
+        let mut by_id = probe::ByLeadingId::new(records, group);
+        for row in &rows {
+            let body: Option<probe::RawText<'_>> = row.try_get(1).map_err(|e| read_err(&e))?;
+            match (row.try_get::<_, Option<probe::RawText<'_>>>(0).map_err(|e| read_err(&e))?, body) {
+                // A sampled record's row.
+                (Some(id), Some(body)) => {
+                    if let Some(&i) = at.get(id.0) {
+                        out[i] = Some(cmp.same(records[i], body.0)?);
+                    }
+                }
+                (None, Some(joined)) => by_id.answer_joined(joined.0, out, cmp)?,
+                // A slice without stored records.
+                (_, None) => {}
+            }
+        }
+        Ok(sample.iter().filter(|&&i| out[i].is_some()).count() * 2 >= sample.len())
+    }
+
+    /// The duplicate check of the records of `group` (a metric's, with its time range) from one
+    /// scan of the stored records in that range, in slices of time each answered by one row of
+    /// bodies (`LIMIT`ed per slice to 2 × the records expected there + 64, so that a range crowded
+    /// with other records stops early; see [`probe::slices`]), which reads the bodies alone
+    /// (matched to the batch by the id each starts with); a record the scan does not meet stays
+    /// unanswered.
     fn compare_by_time(
         &self,
         tenant: &str,
         records: &[&UsageRecord],
-        which: &[usize],
+        (metric, from, to, group): &(&str, i64, i64, Vec<usize>),
         out: &mut [Option<bool>],
         cmp: &mut probe::Comparer,
     ) -> Result<()> {
-        for (metric, from, to, group) in probe::time_ranges(records, which) {
-            let limit = i64::try_from(group.len().saturating_mul(2).saturating_add(64)).unwrap_or(i64::MAX);
-            let rows = self.with_conn("read records by time", |c| {
-                let st = c.st.by_time.clone();
-                c.client.query(&st, &[&tenant, &metric, &from, &to, &limit])
-            })?;
-            let mut by_id = probe::ByLeadingId::new(records, &group);
-            let get =
-                |e: postgres::Error| Error::new(ErrorKind::Store, format!("A stored record could not be read: {e}."));
-            for row in &rows {
-                let body: probe::RawText<'_> = row.try_get(0).map_err(get)?;
-                by_id.answer(body.0, out, cmp)?;
+        let (width, cap) = probe::slices(*from, *to, group.len());
+        let rows = self.with_conn("read records by time", |c| {
+            let st = c.st.by_time.clone();
+            c.client.query(&st, &[&tenant, metric, from, to, &width, &cap])
+        })?;
+        let mut by_id = probe::ByLeadingId::new(records, group);
+        for row in &rows {
+            if let Some(joined) = row.try_get::<_, Option<probe::RawText<'_>>>(0).map_err(|e| read_err(&e))? {
+                by_id.answer_joined(joined.0, out, cmp)?;
             }
         }
         Ok(())
@@ -1062,18 +1195,26 @@ impl Store for PgStore {
         let mut left: Vec<usize> = (0..records.len()).collect();
         if records.len() >= probe::SCAN_MIN {
             // A sample spread over the batch, by id: a batch mostly stored already is a repeat
-            // run, answered from its time ranges; any other is probed by id (a first run pays
-            // one more query of 16 ids).
+            // run, answered from its time ranges (the first metric's scan in the same round trip
+            // as the sample); any other is probed by id (a first run pays one more query of 16
+            // ids, and the server skips the scan).
             let step = records.len() / probe::SAMPLE;
             let sample: Vec<usize> = (0..probe::SAMPLE).map(|k| k * step).collect();
-            self.compare_by_id(tenant, records, &sample, &mut out, &mut cmp)?;
             let mut probed = vec![false; records.len()];
             for &i in &sample {
                 probed[i] = true;
             }
-            if sample.iter().filter(|&&i| out[i].is_some()).count() * 2 >= probe::SAMPLE {
-                let rest: Vec<usize> = left.iter().copied().filter(|&i| !probed[i]).collect();
-                self.compare_by_time(tenant, records, &rest, &mut out, &mut cmp)?;
+            let rest: Vec<usize> = left.iter().copied().filter(|&i| !probed[i]).collect();
+            let mut groups = probe::time_ranges(records, &rest).into_iter();
+            match groups.next() {
+                Some(first) => {
+                    if self.compare_sample_and_scan(tenant, records, &sample, &first, &mut out, &mut cmp)? {
+                        for group in groups {
+                            self.compare_by_time(tenant, records, &group, &mut out, &mut cmp)?;
+                        }
+                    }
+                }
+                None => self.compare_by_id(tenant, records, &sample, &mut out, &mut cmp)?,
             }
             left.retain(|&i| out[i].is_none() && !probed[i]);
         }
@@ -1128,8 +1269,13 @@ impl Store for PgStore {
         self.scan(metric, Some(tenant), f)
     }
 
+    /// A change of metadata alone (a repeat run's probe key and watermark) is one statement,
+    /// without the specs' lock and check (see `apply_meta_only`); any other is one transaction.
     fn apply(&mut self, changes: &ChangeSet<'_>) -> Result<Vec<bool>> {
         let scan_gen = self.scan_gen.take();
+        if is_meta_only(changes) {
+            return self.apply_meta_only(&changes.meta).map(|()| Vec::new());
+        }
         let mut hook = self.hook.take();
         let result = self.with_conn_result(|c| {
             let Conn { client, st, lock_key } = c;
@@ -1367,6 +1513,134 @@ mod tests {
         stored.quantity = q;
         let delete = vec![(r.tenant.clone(), r.id.clone())];
         s.apply(&ChangeSet { delete, insert: vec![&stored], ..ChangeSet::default() }).unwrap();
+    }
+
+    /// A change of metadata alone (one statement, `apply_meta_only`) leaves what the same
+    /// entries applied one by one leave in the in-memory store: the last value of a key set
+    /// twice, a key set then deleted (and deleted then set) in one change, several tenants; and
+    /// it is not refused for a stale `known_specs` (it writes nothing specs govern).
+    #[test]
+    fn a_change_of_metadata_alone_is_its_entries_applied_in_order() {
+        let Some(mut s) = test_store("a_change_of_metadata_alone_is_its_entries_applied_in_order") else { return };
+        let mut mem = meterkit::MemoryStore::new();
+        let e = |t: &str, k: &str, v: Option<&str>| (t.to_string(), k.to_string(), v.map(str::to_string));
+        let changes = [
+            vec![e("a", "k1", Some("1")), e("a", "k2", Some("2")), e("b", "k1", Some("b1"))],
+            vec![e("a", "k1", Some("x")), e("a", "k1", Some("y")), e("a", "k2", None), e("a", "k3", Some("3"))],
+            vec![e("a", "k3", None), e("a", "k3", Some("again")), e("b", "k1", Some("b2")), e("b", "k1", None)],
+            vec![e("a", "gone", None), e("a", "k\"'\u{e9}", Some("quote ' and \\ \t"))],
+            vec![],
+        ];
+        for meta in changes {
+            let change = ChangeSet { meta, ..ChangeSet::default() };
+            assert_eq!(s.apply(&change).unwrap(), Vec::<bool>::new());
+            mem.apply(&change).unwrap();
+        }
+        for tenant in ["a", "b"] {
+            assert_eq!(s.meta_prefix(tenant, "").unwrap(), mem.meta_prefix(tenant, "").unwrap(), "tenant {tenant}");
+        }
+        assert_eq!(s.meta("a", "k1").unwrap().as_deref(), Some("y"));
+        assert_eq!(s.meta("a", "k3").unwrap().as_deref(), Some("again"));
+        assert_eq!(s.meta("b", "k1").unwrap(), None);
+        // A spec exists; a change computed for none, writing metadata alone, is applied.
+        let spec = RollupSpec::new("m", meterkit::Window::Day, "UTC").unwrap();
+        s.apply(&ChangeSet { new_specs: vec![spec], known_specs: Some(0), ..ChangeSet::default() }).unwrap();
+        let stale = ChangeSet { meta: vec![e("a", "k1", Some("z"))], known_specs: Some(0), ..ChangeSet::default() };
+        s.apply(&stale).unwrap();
+        assert_eq!(s.meta("a", "k1").unwrap().as_deref(), Some("z"));
+        // With a record in it, the same stale change is refused (retryable), and writes nothing.
+        let r = UsageRecord::new("a", "r1", "s", "m", Decimal::ONE, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+        let mut with_record = stale.clone();
+        with_record.meta = vec![e("a", "k1", Some("w"))];
+        with_record.insert = vec![&r];
+        assert!(s.apply(&with_record).unwrap_err().is_retryable());
+        assert_eq!(s.meta("a", "k1").unwrap().as_deref(), Some("z"));
+        assert_eq!(s.get_records("a", &["r1"]).unwrap(), vec![None]);
+    }
+
+    /// The 16-id sample and the first metric's scan in one statement: a mostly stored batch of
+    /// three metrics (the first scanned with the sample, the others after it) and a mostly new
+    /// one (the server skips the scan; every record is probed by id) answer as the careful path
+    /// does (`get_records` + [`UsageRecord::same_content`]).
+    #[test]
+    fn the_sample_and_scan_of_several_metrics_answer_as_the_careful_path() {
+        let Some(mut s) = test_store("the_sample_and_scan_of_several_metrics_answer_as_the_careful_path") else {
+            return;
+        };
+        let base = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+        let record = |i: i64| {
+            let metric = ["a", "b", "c"][(i % 3) as usize];
+            let mut r = UsageRecord::new("t", format!("r{i:05}"), "s", metric, Decimal::new(i, 0), base);
+            r.timestamp = base + Duration::seconds(i);
+            r
+        };
+        let stored: Vec<UsageRecord> = (0..1_000).map(record).collect();
+        s.apply(&ChangeSet { insert: stored.iter().collect(), ..ChangeSet::default() }).unwrap();
+        let careful = |s: &PgStore, batch: &[&UsageRecord]| -> Vec<Option<bool>> {
+            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+            let found = s.get_records("t", &ids).unwrap();
+            found.iter().zip(batch).map(|(f, r)| f.as_ref().map(|f| f.same_content(r))).collect()
+        };
+        // Mostly stored: 200..1000 again (every 7th changed in quantity: the 16 sampled, at
+        // multiples of 56, among them), then 100 new records.
+        let mut repeat: Vec<UsageRecord> = (200..1_100).map(record).collect();
+        for r in repeat.iter_mut().step_by(7) {
+            r.quantity += Decimal::ONE;
+        }
+        // Mostly new: 300 new records and 20 stored ones.
+        let mostly_new: Vec<UsageRecord> = (2_000..2_300).chain(500..520).map(record).collect();
+        for (batch, stored_count) in [(&repeat, 800), (&mostly_new, 20)] {
+            let refs: Vec<&UsageRecord> = batch.iter().collect();
+            let got = s.compare_stored("t", &refs).unwrap();
+            assert_eq!(got, careful(&s, &refs));
+            assert_eq!(got.iter().filter(|g| g.is_some()).count(), stored_count);
+        }
+        assert!(s.compare_stored("t", &repeat.iter().collect::<Vec<_>>()).unwrap().contains(&Some(false)));
+    }
+
+    /// The sliced time-range scan over ranges unlike a repeat run's: every record in one second
+    /// (one slice, read up to 2 × the batch + 64), a range crowded with ten times as many other
+    /// records (slices stop at their cap; the rest is probed by id), records spread over years
+    /// (a few wide slices), each answering as the careful path.
+    #[test]
+    fn the_sliced_scan_answers_dense_crowded_and_sparse_ranges_as_the_careful_path() {
+        let Some(mut s) = test_store("the_sliced_scan_answers_dense_crowded_and_sparse_ranges_as_the_careful_path")
+        else {
+            return;
+        };
+        let base = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+        let record = |kind: &str, i: i64, at: chrono::DateTime<Utc>| {
+            UsageRecord::new("t", format!("{kind}{i:06}"), kind, "m", Decimal::new(i % 97, 1), at)
+        };
+        let dense: Vec<UsageRecord> = (0..600).map(|i| record("d", i, base + Duration::milliseconds(i))).collect();
+        let crowd: Vec<UsageRecord> =
+            (0..6_000).map(|i| record("x", i, base + Duration::hours(1) + Duration::milliseconds(i * 100))).collect();
+        let crowded: Vec<UsageRecord> =
+            (0..600).map(|i| record("c", i, base + Duration::hours(1) + Duration::seconds(i))).collect();
+        let sparse: Vec<UsageRecord> = (0..600).map(|i| record("s", i, base + Duration::days(i * 3))).collect();
+        for set in [&dense, &crowd, &crowded, &sparse] {
+            s.apply(&ChangeSet { insert: set.iter().collect(), ..ChangeSet::default() }).unwrap();
+        }
+        for set in [&dense, &crowded, &sparse] {
+            // Stored again, every 5th with another quantity, and 20 new records.
+            let mut batch: Vec<UsageRecord> = set.clone();
+            for r in batch.iter_mut().step_by(5) {
+                r.quantity += Decimal::ONE;
+            }
+            batch.extend((0..20).map(|i| record("n", i, set[0].timestamp)));
+            let refs: Vec<&UsageRecord> = batch.iter().collect();
+            let got = s.compare_stored("t", &refs).unwrap();
+            let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
+            let careful: Vec<Option<bool>> = s
+                .get_records("t", &ids)
+                .unwrap()
+                .iter()
+                .zip(&refs)
+                .map(|(f, r)| f.as_ref().map(|f| f.same_content(r)))
+                .collect();
+            assert_eq!(got, careful, "{}", set[0].subject);
+            assert_eq!(got.iter().filter(|g| **g == Some(false)).count(), 120);
+        }
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! compared in the stored form.
 //!
 //! A batch that is mostly stored already (a repeat run; 16 records spread over it are probed by id
-//! first) is answered from **one scan of the stored records of its time range** per metric (the
-//! `(tenant, metric, ts)` index; records of one time range sit on neighbouring heap pages), which
-//! reads the bodies alone (half the columns to send and to read), matched to the batch by the id
-//! each starts with ([`ByLeadingId`]); whatever the scan did not meet is probed by id
-//! (`id = ANY($2)`). Each stored body (JSON text, read as bytes) is compared with the incoming
+//! first, in the same statement as the first metric's scan) is answered from **one scan of the
+//! stored records of its time range** per metric (the `(tenant, metric, ts)` index; records of
+//! one time range sit on neighbouring heap pages), which reads the bodies alone, one row per
+//! slice of time ([`slices`]: about [`SLICE`] bodies joined by 0x1F, so the server and the client
+//! handle 256 times fewer rows), matched to the batch by the id each starts with
+//! ([`ByLeadingId`]); whatever the scan did not meet is probed by id (`id = ANY($2)`). Each stored body (JSON text, read as bytes) is compared with the incoming
 //! record's JSON as `apply` writes it, built by [`record_json`] without `serde` (the same bytes as
 //! `serde_json`; a unit test holds them equal); only a body that differs there is parsed and
 //! compared field by field ([`UsageRecord::same_content`]), so the answer is exact.
@@ -212,14 +213,30 @@ impl Comparer {
     /// # Errors
     /// [`meterkit::ErrorKind::Store`] when the stored body is not a record's JSON.
     pub(crate) fn same(&mut self, r: &UsageRecord, stored: &[u8]) -> Result<bool> {
-        self.buf.clear();
-        record_json(&mut self.buf, r)?;
-        if self.buf == stored {
+        if self.json(r)? == stored {
             return Ok(true);
         }
         let stored: UsageRecord = serde_json::from_slice(stored).map_err(|e| json_err(&e))?;
         Ok(stored.same_content(r))
     }
+
+    /// `r`'s JSON as `apply` writes it ([`record_json`]), in the reused buffer.
+    ///
+    /// # Errors
+    /// As [`record_json`].
+    fn json(&mut self, r: &UsageRecord) -> Result<&[u8]> {
+        self.buf.clear();
+        record_json(&mut self.buf, r)?;
+        Ok(&self.buf)
+    }
+}
+
+/// What joins the bodies of one row of the time-range scan (`string_agg(body, E'\x1f')`).
+const SEP: u8 = 0x1F;
+
+/// The length of the first body of `joined` (up to the first [`SEP`], or all of it).
+fn body_end(joined: &[u8]) -> usize {
+    joined.iter().position(|&b| b == SEP).unwrap_or(joined.len())
 }
 
 /// The id at the start of a stored body (`{"id":"…"`, the first member `apply` writes), when it
@@ -276,15 +293,74 @@ impl<'r> ByLeadingId<'r> {
     /// leading id) in `out`, as [`Comparer::same`] does. A body without a leading id answers
     /// nothing: its record, if the batch has it, is probed by id.
     ///
+    /// (The one-body form of [`answer_joined`](Self::answer_joined), which the tests hold it to.)
+    ///
     /// # Errors
     /// [`meterkit::ErrorKind::Store`] when a body that differs from the record's JSON is not a
     /// record's JSON.
+    #[cfg(test)]
     pub(crate) fn answer(&mut self, body: &[u8], out: &mut [Option<bool>], cmp: &mut Comparer) -> Result<()> {
         if let Some(i) = leading_id(body).and_then(|id| self.find(id)) {
             out[i] = Some(cmp.same(self.records[i], body)?);
         }
         Ok(())
     }
+
+    /// Answers, for each body of `joined` (bodies joined by 0x1F, a byte JSON text holds only
+    /// escaped, so never inside a body), the record whose stored body it is (when it is one of
+    /// the group's, by its leading id) in `out`, as [`Comparer::same`] does. A body without a
+    /// leading id answers nothing: its record, if the batch has it, is probed by id.
+    ///
+    /// Without a pass to split them: a body whose record is found by its leading id is first
+    /// compared with the record's JSON (which holds no 0x1F either) followed by a 0x1F or the
+    /// end — then that JSON is the whole body, the answer `same` gives; any other body is
+    /// delimited first and compared by `same`.
+    ///
+    /// # Errors
+    /// [`meterkit::ErrorKind::Store`] when a body that differs from the record's JSON is not a
+    /// record's JSON.
+    pub(crate) fn answer_joined(&mut self, joined: &[u8], out: &mut [Option<bool>], cmp: &mut Comparer) -> Result<()> {
+        let mut rest = joined;
+        loop {
+            let found = leading_id(rest).and_then(|id| self.find(id));
+            let end = match found {
+                Some(i) => {
+                    let json = cmp.json(self.records[i])?;
+                    let n = json.len();
+                    if rest.get(..n) == Some(json) && rest.get(n).is_none_or(|&b| b == SEP) {
+                        out[i] = Some(true);
+                        n
+                    } else {
+                        let end = body_end(rest);
+                        out[i] = Some(cmp.same(self.records[i], &rest[..end])?);
+                        end
+                    }
+                }
+                None => body_end(rest),
+            };
+            match rest.get(end + 1..) {
+                Some(next) => rest = next,
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// How many stored records one row of the time-range scan carries, about (one slice of time).
+pub(crate) const SLICE: i64 = 256;
+
+/// The slices of the time-range scan of `n` records (`n` ≥ 1) in `from..=to` (seconds):
+/// `(width, cap)` — slices `width` seconds wide, so that each holds about [`SLICE`] of the
+/// batch's records if they are spread evenly (at most 2 × `n` / [`SLICE`] + 1 slices), each
+/// read up to `cap` records: 2 × the records of the batch expected in it (at most `n`) + 64, so
+/// that a range crowded with other records stops early.
+pub(crate) fn slices(from: i64, to: i64, n: usize) -> (i64, i64) {
+    let span = i128::from(to) - i128::from(from) + 1;
+    let n = i128::try_from(n.max(1)).unwrap_or(i128::MAX);
+    let width = (span * i128::from(SLICE)).div_euclid(n).max(1);
+    let expected = (n * width + span - 1).div_euclid(span.max(1)).min(n);
+    let cap = expected.saturating_mul(2).saturating_add(64);
+    (i64::try_from(width).unwrap_or(i64::MAX), i64::try_from(cap).unwrap_or(i64::MAX))
 }
 
 /// The records of `records` at `which`, grouped by metric, each group with its time range
@@ -409,6 +485,107 @@ mod tests {
             assert_eq!(got, want);
             assert_eq!(got.iter().filter(|g| **g == Some(false)).count(), 6, "{got:?}");
         }
+    }
+
+    /// `answer_joined` (no split pass) answers as splitting the row on 0x1F and answering each
+    /// body: bodies equal to the record's JSON, differing ones (one a prefix of the record's JSON,
+    /// one that the record's JSON is a prefix of, one longer), escaped ids, ids outside the group,
+    /// an empty row and empty bodies, in order and reversed.
+    #[test]
+    fn answer_joined_answers_as_each_body_split_off() {
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
+        let batch: Vec<UsageRecord> = (0..40)
+            .map(|n| {
+                let id = if n % 13 == 5 { format!("r\"{n}") } else { format!("r{n}") };
+                UsageRecord::new("t", id, "s", "m", Decimal::new(n, 0), at + chrono::Duration::seconds(n))
+            })
+            .collect();
+        let records: Vec<&UsageRecord> = batch.iter().collect();
+        let group: Vec<usize> = (0..40).filter(|i| i % 7 != 0).collect();
+        let mut bodies: Vec<Vec<u8>> = (0..40usize)
+            .map(|n| {
+                let mut buf = Vec::new();
+                record_json(&mut buf, records[n]).unwrap();
+                match n % 10 {
+                    // Another quantity: same length, other bytes.
+                    3 => {
+                        let mut other = records[n].clone();
+                        other.quantity += Decimal::ONE;
+                        buf.clear();
+                        record_json(&mut buf, &other).unwrap();
+                    }
+                    // The record's JSON with a member more: it is a prefix of the body.
+                    4 => {
+                        buf.pop();
+                        buf.extend_from_slice(br#","end":"2024-05-02T00:00:00Z"}"#);
+                    }
+                    // A body that is a prefix of the record's JSON (not a record: an error if
+                    // compared, so only outside the group).
+                    _ if n % 7 == 0 => buf.truncate(buf.len() / 2),
+                    _ => {}
+                }
+                buf
+            })
+            .collect();
+        bodies.push(Vec::new());
+        for _ in 0..2 {
+            let joined = bodies.join(&SEP);
+            let (mut got, mut want) = (vec![None; records.len()], vec![None; records.len()]);
+            let mut cmp = Comparer::default();
+            ByLeadingId::new(&records, &group).answer_joined(&joined, &mut got, &mut cmp).unwrap();
+            let mut split = ByLeadingId::new(&records, &group);
+            for body in joined.split(|&b| b == SEP) {
+                split.answer(body, &mut want, &mut cmp).unwrap();
+            }
+            assert_eq!(got, want);
+            assert_eq!(got.iter().filter(|g| **g == Some(false)).count(), 7, "{got:?}");
+            assert_eq!(got.iter().filter(|g| g.is_none()).count(), 6 + 3, "{got:?}");
+            bodies.reverse();
+        }
+        let mut none = vec![None; records.len()];
+        ByLeadingId::new(&records, &group).answer_joined(b"", &mut none, &mut Comparer::default()).unwrap();
+        assert!(none.iter().all(Option::is_none));
+        // A body that is the record's JSON and more is that body, not the JSON: here not a
+        // record (an error, as when it is split off), with trailing space an equal one.
+        let mut body = Vec::new();
+        record_json(&mut body, records[1]).unwrap();
+        for (tail, ok) in [(&b"x"[..], false), (&b" "[..], true)] {
+            let joined = [body.as_slice(), tail, &[SEP], &bodies[2]].concat();
+            let mut got = vec![None; records.len()];
+            let answer = ByLeadingId::new(&records, &group).answer_joined(&joined, &mut got, &mut Comparer::default());
+            assert_eq!(answer.is_ok(), ok, "{tail:?}");
+            if ok {
+                assert_eq!((got[1], got[2]), (Some(true), Some(true)));
+            }
+        }
+    }
+
+    /// Slices are at least a second wide, at most 2 × `n` / [`SLICE`] + 1 of them cover the range,
+    /// and each may read 2 × the batch's records expected in it + 64 (all of them, when every
+    /// record is in one second).
+    #[test]
+    fn slices_cover_the_range_in_about_n_over_slice_rows() {
+        for (from, to, n) in [
+            (0i64, 0i64, 1usize),
+            (0, 0, 10_000),
+            (100, 20_099, 10_000),
+            (-5_000_000_000, 5_000_000_000, 300),
+            (0, 9, 10_000),
+            (1_714_551_602, 1_714_571_598, 9_984),
+            (0, 4, 768),
+            (0, 1_000_000, 1_000_001),
+            (-9_000_000_000, 9_000_000_000, 1),
+        ] {
+            let (width, cap) = slices(from, to, n);
+            let span = i128::from(to) - i128::from(from) + 1;
+            let count = (span + i128::from(width) - 1) / i128::from(width);
+            assert!(width >= 1 && count <= 2 * n as i128 / i128::from(SLICE) + 1, "{from} {to} {n}: {width} {count}");
+            let expected = ((n as i128 * i128::from(width) + span - 1) / span).min(n as i128);
+            assert_eq!(i128::from(cap), 2 * expected + 64, "{from} {to} {n}");
+        }
+        assert_eq!(slices(7, 7, 10_000), (1, 20_064));
+        assert_eq!(slices(7, 7, 1), (256, 66));
+        assert_eq!(slices(100, 20_099, 10_000), (512, 576));
     }
 
     #[test]

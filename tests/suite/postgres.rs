@@ -233,3 +233,71 @@ fn a_retraction_racing_an_ingest_into_its_bucket_loses_nothing() {
     }
     assert_eq!(answers(&Engine::new(pg_store(&url, &schema)).unwrap()), answers(&single));
 }
+
+/// Repeat runs in re-cut batches — each answered from the stored records and writing its probe
+/// key alone (`PgStore` writes a change of metadata alone in one statement, without the specs'
+/// lock) — racing a spec addition and a writer of new records: nothing is refused, lost or
+/// counted twice; the buckets (the new spec's too) are those of one in-memory engine; the
+/// batches are remembered, and a retraction still defeats what was remembered.
+#[test]
+fn repeat_runs_racing_a_spec_addition_and_new_records_lose_nothing() {
+    use meterkit::Store as _;
+    let Some(url) = pg_url("repeat_runs_racing_a_spec_addition_and_new_records_lose_nothing") else { return };
+    let schema = fresh_schema();
+    let records = data_set(24_000);
+    let (old, new) = records.split_at(18_000);
+    let first = Engine::new(pg_store(&url, &schema)).unwrap();
+    first.add_spec(specs()[0].clone()).unwrap();
+    for batch in old.chunks(2_000) {
+        first.ingest(batch).unwrap();
+    }
+    // One tenant's stored records, cut at other places by each repeating engine (single-tenant
+    // batches: the probe remembers them).
+    let acme: Vec<UsageRecord> = old.iter().filter(|r| r.tenant == "acme").cloned().collect();
+    let repeaters: Vec<Engine> = (0..3).map(|_| Engine::new(pg_store(&url, &schema)).unwrap()).collect();
+    let (adder, writer) =
+        (Engine::new(pg_store(&url, &schema)).unwrap(), Engine::new(pg_store(&url, &schema)).unwrap());
+    let barrier = Arc::new(Barrier::new(repeaters.len() + 2));
+    std::thread::scope(|s| {
+        for (k, engine) in repeaters.iter().enumerate() {
+            let (acme, barrier) = (&acme, barrier.clone());
+            s.spawn(move || {
+                barrier.wait();
+                let (head, rest) = acme.split_at(300 * (k + 1));
+                for batch in std::iter::once(head).chain(rest.chunks(1_000)) {
+                    let report = engine.ingest(batch).unwrap();
+                    assert_eq!((report.accepted, report.duplicates), (0, batch.len() as u64));
+                    assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
+                }
+            });
+        }
+        let b = barrier.clone();
+        s.spawn(move || {
+            b.wait();
+            adder.add_spec(specs()[1].clone()).unwrap();
+        });
+        barrier.wait();
+        for batch in new.chunks(500) {
+            let report = writer.ingest(batch).unwrap();
+            assert_eq!(report.accepted, batch.len() as u64);
+        }
+    });
+    let single = Engine::in_memory();
+    for spec in specs() {
+        single.add_spec(spec).unwrap();
+    }
+    single.ingest(&records).unwrap();
+    let fresh = Engine::new(pg_store(&url, &schema)).unwrap();
+    assert_eq!(answers(&fresh), answers(&single));
+    let remembered = pg_store(&url, &schema).meta_prefix("acme", "batch/").unwrap();
+    assert!(remembered.len() >= 3 * acme.len() / 1_000, "{} batches remembered", remembered.len());
+    // A remembered batch again: all duplicates. After a retraction of one of its records, the
+    // batch is checked record by record again: that record is accepted anew.
+    let batch = &acme[300..1_300];
+    let report = fresh.ingest(batch).unwrap();
+    assert_eq!((report.accepted, report.duplicates), (0, 1_000));
+    fresh.retract("acme", &batch[10].id).unwrap();
+    let report = fresh.ingest(batch).unwrap();
+    assert_eq!((report.accepted, report.duplicates), (1, 999));
+    assert_eq!(answers(&fresh), answers(&single));
+}
