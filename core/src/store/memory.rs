@@ -322,6 +322,25 @@ impl Data {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
+    /// The stored record of `tenant` (whose id map is `known`) and `id`, looked for first in slot
+    /// `near`, then by hash; `near` becomes the slot after the one found. A batch re-sent in the
+    /// order its records were stored finds them one slot after the other (neighbouring memory,
+    /// no hash lookup). Exact: a live slot holding `tenant` and `id` is that key's only record.
+    fn find_near(
+        &self,
+        known: &FxHashMap<String, u32>,
+        tenant: &str,
+        id: &str,
+        near: &mut u32,
+    ) -> Option<&UsageRecord> {
+        let slot = match self.record(*near) {
+            Some(r) if r.id == id && r.tenant == tenant => *near,
+            _ => *known.get(id)?,
+        };
+        *near = slot.saturating_add(1);
+        self.record(slot)
+    }
+
     fn bucket(&self, key: &BucketKey) -> Option<StoredBucket> {
         self.buckets.get(key).map(|(end, state, closed)| StoredBucket {
             key: key.clone(),
@@ -356,20 +375,16 @@ impl Store for MemoryStore {
                 && s.metric == r.metric
                 && s.dimensions == r.dimensions
         };
-        Ok(records
-            .iter()
-            .map(|r| known.get(r.id.as_str()).and_then(|&slot| data.record(slot)).map(|s| same(s, r)))
-            .collect())
+        let mut near = 0;
+        Ok(records.iter().map(|r| data.find_near(known, tenant, &r.id, &mut near).map(|s| same(s, r))).collect())
     }
 
     /// As [`compare_stored`](Store::compare_stored), in place: no record is built.
     fn compare_stored_refs(&self, tenant: &str, rows: &[RecordRef<'_>]) -> Result<Vec<Option<bool>>> {
         let data = self.data();
         let Some(known) = data.ids.get(tenant) else { return Ok(vec![None; rows.len()]) };
-        Ok(rows
-            .iter()
-            .map(|r| known.get(r.id).and_then(|&slot| data.record(slot)).map(|s| r.same_but_keys(s)))
-            .collect())
+        let mut near = 0;
+        Ok(rows.iter().map(|r| data.find_near(known, tenant, r.id, &mut near).map(|s| r.same_but_keys(s))).collect())
     }
 
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
