@@ -523,3 +523,51 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::MemoryStore;
+    use crate::record::{RecordRef, UsageRecord};
+    use crate::store::{ChangeSet, Store};
+
+    fn record(tenant: &str, id: usize, q: u32) -> UsageRecord {
+        let at = "2024-03-01T10:00:00Z".parse().unwrap();
+        UsageRecord::new(tenant, format!("r{id}"), "s", "kwh", q.into(), at).with_dimension("k", "v")
+    }
+
+    proptest! {
+        /// The in-place comparisons, which look in the slot after the previous find first, give
+        /// what the stored records found by key give — through two tenants sharing ids,
+        /// deletions and reused slots, and batches in any order.
+        #[test]
+        fn comparisons_equal_the_records_found_by_key(
+            ops in proptest::collection::vec((proptest::bool::ANY, 0usize..2, 0usize..12, 0u32..2), 1..60),
+            batch in proptest::collection::vec((0usize..2, 0usize..14, 0u32..2), 0..30),
+        ) {
+            let mut s = MemoryStore::new();
+            for (insert, t, id, q) in ops {
+                let tenant = ["a", "b"][t];
+                let r = record(tenant, id, q);
+                let change = if insert {
+                    ChangeSet { insert: vec![&r], delete: vec![(tenant.to_string(), r.id.clone())], ..ChangeSet::default() }
+                } else {
+                    ChangeSet { delete: vec![(tenant.to_string(), r.id.clone())], ..ChangeSet::default() }
+                };
+                s.apply(&change).unwrap();
+            }
+            for tenant in ["a", "b"] {
+                let records: Vec<UsageRecord> = batch.iter().map(|&(t, id, q)| record(["a", "b"][t], id, q)).collect();
+                let mine: Vec<&UsageRecord> = records.iter().filter(|r| r.tenant == tenant).collect();
+                let ids: Vec<&str> = mine.iter().map(|r| r.id.as_str()).collect();
+                let expected: Vec<Option<bool>> = s.get_records(tenant, &ids).unwrap().iter().zip(&mine)
+                    .map(|(found, r)| found.as_ref().map(|f| f.same_content(r))).collect();
+                prop_assert_eq!(&s.compare_stored(tenant, &mine).unwrap(), &expected);
+                let mut pairs = Vec::new();
+                let rows = RecordRef::from_records(&mine, &mut pairs);
+                prop_assert_eq!(&s.compare_stored_refs(tenant, &rows).unwrap(), &expected);
+            }
+        }
+    }
+}
