@@ -19,7 +19,10 @@ use crate::time::parse_ts;
 /// `None` otherwise (see the module docs).
 pub(super) fn scan_record_refs(text: &str) -> Option<RefBatch<'_>> {
     let mut s = Scanner { text, at: 0 };
-    let mut batch = RefBatch::default();
+    // Room for as many records as a text of this length holds at about 96 bytes each (a record's
+    // required keys alone take over 70), so that a batch's vectors are not grown and copied.
+    let rows = text.len() / 96;
+    let mut batch = RefBatch { rows: Vec::with_capacity(rows), pairs: Vec::with_capacity(rows) };
     s.expect(b'[')?;
     if s.peek()? == b']' {
         s.at += 1;
