@@ -8,7 +8,10 @@
 //!   against the store — the cost of a duplicate when a job cuts its batches differently; each
 //!   further shifted run cuts at another offset);
 //! * `cold`: shifted again, from a second engine opened on the same store (a cron job's next
-//!   process: no cache of the first engine helps).
+//!   process: no cache of the first engine helps);
+//! * `text`: shifted again, each batch as the JSON text Node's `ingest` hands over
+//!   (`JSON.stringify` of plain objects) through [`Engine::ingest_json`]; the texts are written
+//!   before the clock starts (the core's share of Node's re-cut run).
 //!
 //! Prints each run and its cost per record, wall and CPU (and, with a PostgreSQL on this machine,
 //! the server's CPU). The runs to make are the third
@@ -100,6 +103,51 @@ fn run(engine: &Engine, records: &[UsageRecord], what: &str, offset: usize) {
     );
 }
 
+/// The JSON text `JSON.stringify` gives of records `batch` as plain objects (the Node bench's
+/// shape: tenant first, timestamps with milliseconds).
+fn js_text(batch: &[UsageRecord]) -> String {
+    let objects: Vec<String> = batch
+        .iter()
+        .map(|r| {
+            format!(
+                r#"{{"tenant":"{}","id":"{}","subject":"{}","metric":"{}","quantity":"{}","timestamp":"{}","dimensions":{{"status":"{}"}}}}"#,
+                r.tenant,
+                r.id,
+                r.subject,
+                r.metric,
+                r.quantity,
+                r.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                r.dimensions.get("status").map_or("", String::as_str)
+            )
+        })
+        .collect();
+    format!("[{}]", objects.join(","))
+}
+
+/// [`run`] of the batches as JSON texts through [`Engine::ingest_json`] (texts written first).
+fn run_text(engine: &Engine, records: &[UsageRecord], what: &str, offset: usize) {
+    let n = records.len();
+    let (head, rest) = records.split_at(offset.min(n));
+    let texts: Vec<String> =
+        std::iter::once(head).filter(|h| !h.is_empty()).chain(rest.chunks(10_000)).map(js_text).collect();
+    let (t, cpu) = (Instant::now(), cpu_secs());
+    let (mut accepted, mut duplicates) = (0, 0);
+    for text in &texts {
+        let r = engine.ingest_json(None, text, |_| panic!("the fast reader reads these texts")).unwrap();
+        accepted += r.accepted;
+        duplicates += r.duplicates;
+    }
+    let s = t.elapsed().as_secs_f64();
+    let c = cpu_secs() - cpu;
+    let per = |x: f64| x * 1e6 / n as f64;
+    println!(
+        "{what:<26}: {n} records in {s:.2} s wall ({:.3} µs/record), {c:.2} s CPU ({:.3} µs/record): \
+         {accepted} accepted, {duplicates} duplicates",
+        per(s),
+        per(c)
+    );
+}
+
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(979_000);
     let kind = std::env::args().nth(2).unwrap_or_else(|| "sqlite".into());
@@ -128,7 +176,8 @@ fn main() {
             "same" => run(&engine, &records, "repeat run, same batches", 0),
             "shifted" => run(&engine, &records, "repeat run, shifted", offsets.next().unwrap_or(5_000)),
             "cold" => run(&open(), &records, "repeat run, new engine", offsets.next().unwrap_or(5_000)),
-            other => eprintln!("unknown run {other} (same, shifted, cold)"),
+            "text" => run_text(&engine, &records, "repeat run, JSON text", offsets.next().unwrap_or(5_000)),
+            other => eprintln!("unknown run {other} (same, shifted, cold, text)"),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::time::{fmt_ts, MAX_TIMESTAMP_SECS, MIN_TIMESTAMP_SECS};
 
 mod read;
 mod read_refs;
+mod scan;
 mod view;
 pub use read::read_records_fast;
 pub use read_refs::{read_first_record_ref, read_record_refs, RefBatch};

@@ -10,27 +10,28 @@ use rust_decimal::Decimal;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::read::{once, End, Instant, Key, Quantity};
+use super::scan::scan_record_refs;
 use super::{Quality, RecordRef};
 
 /// The usage records of a JSON text, their strings borrowed from it: see [`read_record_refs`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct RefBatch<'a> {
-    rows: Vec<Row<'a>>,
+    pub(super) rows: Vec<Row<'a>>,
     /// Every row's dimensions, one row after the other, each row's sorted by name.
-    pairs: Vec<(&'a str, &'a str)>,
+    pub(super) pairs: Vec<(&'a str, &'a str)>,
 }
 
 /// One record but its dimensions, which are `pairs[dims]`.
-#[derive(Debug)]
-struct Row<'a> {
-    id: &'a str,
-    tenant: &'a str,
-    subject: &'a str,
-    metric: &'a str,
-    quantity: Decimal,
-    timestamp: DateTime<Utc>,
-    end: Option<DateTime<Utc>>,
-    dims: Range<usize>,
+#[derive(Debug, PartialEq)]
+pub(super) struct Row<'a> {
+    pub(super) id: &'a str,
+    pub(super) tenant: &'a str,
+    pub(super) subject: &'a str,
+    pub(super) metric: &'a str,
+    pub(super) quantity: Decimal,
+    pub(super) timestamp: DateTime<Utc>,
+    pub(super) end: Option<DateTime<Utc>>,
+    pub(super) dims: Range<usize>,
 }
 
 impl<'a> RefBatch<'a> {
@@ -109,6 +110,15 @@ impl<'a> RefBatch<'a> {
 /// assert!(meterkit::record::read_record_refs(r#"{"id":"r\u0031"}"#).is_none());
 /// ```
 pub fn read_record_refs(text: &str) -> Option<RefBatch<'_>> {
+    // The common shape (`JSON.stringify` of plain objects) is scanned without serde.
+    if let Some(batch) = scan_record_refs(text) {
+        return Some(batch);
+    }
+    read_record_refs_serde(text)
+}
+
+/// [`read_record_refs`] by serde alone (any text it reads).
+fn read_record_refs_serde(text: &str) -> Option<RefBatch<'_>> {
     let mut batch = RefBatch::default();
     let mut de = serde_json::Deserializer::from_str(text);
     if text.trim_start().starts_with('{') {
@@ -243,12 +253,16 @@ impl<'de> Visitor<'de> for DimsSeed<'_, 'de> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{read_first_record_ref, read_record_refs};
+    use super::{read_first_record_ref, read_record_refs, read_record_refs_serde, scan_record_refs};
     use crate::record::read_records_fast;
 
     /// Some(records) exactly when `read_records_fast` reads the text and it has no escaped
-    /// string value; each ref the content of the record at its place.
+    /// string value; each ref the content of the record at its place. The scanner reads a text
+    /// as serde does, or not at all.
     fn agrees(text: &str) {
+        if let Some(scanned) = scan_record_refs(text) {
+            assert_eq!(Some(scanned), read_record_refs_serde(text), "{text}");
+        }
         let fast = read_records_fast(text);
         match read_record_refs(text) {
             Some(batch) => {
@@ -341,6 +355,40 @@ mod tests {
                 format!("{{{}}}", fields.join(","))
             }).collect();
             let text = if one && objects.len() == 1 { objects[0].clone() } else { format!("[{}]", objects.join(",")) };
+            agrees(&text);
+        }
+
+        /// Texts in the scanned shape (`JSON.stringify`'s), with whitespace anywhere JSON allows
+        /// it, and then one byte cut or one byte inserted: the scanner reads each as serde does,
+        /// or leaves it to serde; the unmutated ones it reads.
+        #[test]
+        fn the_scanner_reads_as_serde(records in proptest::collection::vec((
+            0usize..40, prop_oneof![Just("1"), Just("1.50"), Just(" 2 "), Just("x"), Just("-0.001")],
+            prop_oneof![Just("2024-03-01T10:00:00.000Z"), Just("2024-03-01T10:00:00+01:00"), Just("2024-02-30T10:00:00Z")],
+            proptest::option::of(prop_oneof![Just("null"), Just("\"2024-03-01T11:00:00Z\""), Just("1")]),
+            proptest::collection::vec((0usize..3, 0usize..3), 0..3),
+            proptest::option::of(prop_oneof![Just("actual"), Just("flagged"), Just("estimated"), Just("Actual")])), 0..5),
+            ws in proptest::sample::select(vec!["", " ", "\n\t", "\r "]), cut in proptest::option::of(0usize..2000),
+            insert in proptest::option::of((0usize..2000, proptest::sample::select(vec![b'"', b',', b'}', b'\\', b' ', 0x01u8, b'x', b'n'])))) {
+            let objects: Vec<String> = records.iter().map(|(i, q, ts, end, dims, quality)| {
+                let dims: Vec<String> = dims.iter().map(|(k, v)| format!("\"{}\":{ws}\"{}\"", ["a", "b", "status"][*k], ["x", "ok", ""][*v])).collect();
+                let mut fields = vec![
+                    format!("\"tenant\":{ws}\"t\""), format!("\"id\":\"r{i}\""), format!("\"subject\":\"s{}\"", i % 3),
+                    format!("\"metric\":\"kwh\""), format!("\"quantity\":\"{q}\""), format!("\"timestamp\":\"{ts}\""),
+                    format!("\"dimensions\":{{{}}}", dims.join(&format!("{ws},"))),
+                ];
+                if let Some(end) = end { fields.push(format!("\"end\":{ws}{end}")); }
+                if let Some(q) = quality { fields.push(format!("\"quality\":\"{q}\"")); }
+                format!("{{{ws}{}{ws}}}", fields.join(&format!(",{ws}")))
+            }).collect();
+            let mut text = format!("{ws}[{ws}{}{ws}]{ws}", objects.join(&format!("{ws},")));
+            if cut.is_none() && insert.is_none() && read_record_refs_serde(&text).is_some() {
+                prop_assert!(scan_record_refs(&text).is_some(), "{}", text);
+            }
+            let mut bytes = text.clone().into_bytes();
+            if let Some(at) = cut.filter(|&at| at < bytes.len()) { bytes.remove(at); }
+            if let Some((at, b)) = insert { let at = at.min(bytes.len()); bytes.insert(at, b); }
+            if let Ok(mutated) = String::from_utf8(bytes) { text = mutated; }
             agrees(&text);
         }
     }

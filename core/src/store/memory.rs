@@ -322,6 +322,25 @@ impl Data {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
+    /// The stored record of `tenant` (whose id map is `known`) and `id`, looked for first in slot
+    /// `near`, then by hash; `near` becomes the slot after the one found. A batch re-sent in the
+    /// order its records were stored finds them one slot after the other (neighbouring memory,
+    /// no hash lookup). Exact: a live slot holding `tenant` and `id` is that key's only record.
+    fn find_near(
+        &self,
+        known: &FxHashMap<String, u32>,
+        tenant: &str,
+        id: &str,
+        near: &mut u32,
+    ) -> Option<&UsageRecord> {
+        let slot = match self.record(*near) {
+            Some(r) if r.id == id && r.tenant == tenant => *near,
+            _ => *known.get(id)?,
+        };
+        *near = slot.saturating_add(1);
+        self.record(slot)
+    }
+
     fn bucket(&self, key: &BucketKey) -> Option<StoredBucket> {
         self.buckets.get(key).map(|(end, state, closed)| StoredBucket {
             key: key.clone(),
@@ -356,20 +375,16 @@ impl Store for MemoryStore {
                 && s.metric == r.metric
                 && s.dimensions == r.dimensions
         };
-        Ok(records
-            .iter()
-            .map(|r| known.get(r.id.as_str()).and_then(|&slot| data.record(slot)).map(|s| same(s, r)))
-            .collect())
+        let mut near = 0;
+        Ok(records.iter().map(|r| data.find_near(known, tenant, &r.id, &mut near).map(|s| same(s, r))).collect())
     }
 
     /// As [`compare_stored`](Store::compare_stored), in place: no record is built.
     fn compare_stored_refs(&self, tenant: &str, rows: &[RecordRef<'_>]) -> Result<Vec<Option<bool>>> {
         let data = self.data();
         let Some(known) = data.ids.get(tenant) else { return Ok(vec![None; rows.len()]) };
-        Ok(rows
-            .iter()
-            .map(|r| known.get(r.id).and_then(|&slot| data.record(slot)).map(|s| r.same_but_keys(s)))
-            .collect())
+        let mut near = 0;
+        Ok(rows.iter().map(|r| data.find_near(known, tenant, r.id, &mut near).map(|s| r.same_but_keys(s))).collect())
     }
 
     fn get_records(&self, tenant: &str, ids: &[&str]) -> Result<Vec<Option<UsageRecord>>> {
@@ -506,5 +521,53 @@ impl Store for MemoryStore {
             self.shared.unlock_writer();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::MemoryStore;
+    use crate::record::{RecordRef, UsageRecord};
+    use crate::store::{ChangeSet, Store};
+
+    fn record(tenant: &str, id: usize, q: u32) -> UsageRecord {
+        let at = "2024-03-01T10:00:00Z".parse().unwrap();
+        UsageRecord::new(tenant, format!("r{id}"), "s", "kwh", q.into(), at).with_dimension("k", "v")
+    }
+
+    proptest! {
+        /// The in-place comparisons, which look in the slot after the previous find first, give
+        /// what the stored records found by key give — through two tenants sharing ids,
+        /// deletions and reused slots, and batches in any order.
+        #[test]
+        fn comparisons_equal_the_records_found_by_key(
+            ops in proptest::collection::vec((proptest::bool::ANY, 0usize..2, 0usize..12, 0u32..2), 1..60),
+            batch in proptest::collection::vec((0usize..2, 0usize..14, 0u32..2), 0..30),
+        ) {
+            let mut s = MemoryStore::new();
+            for (insert, t, id, q) in ops {
+                let tenant = ["a", "b"][t];
+                let r = record(tenant, id, q);
+                let change = if insert {
+                    ChangeSet { insert: vec![&r], delete: vec![(tenant.to_string(), r.id.clone())], ..ChangeSet::default() }
+                } else {
+                    ChangeSet { delete: vec![(tenant.to_string(), r.id.clone())], ..ChangeSet::default() }
+                };
+                s.apply(&change).unwrap();
+            }
+            for tenant in ["a", "b"] {
+                let records: Vec<UsageRecord> = batch.iter().map(|&(t, id, q)| record(["a", "b"][t], id, q)).collect();
+                let mine: Vec<&UsageRecord> = records.iter().filter(|r| r.tenant == tenant).collect();
+                let ids: Vec<&str> = mine.iter().map(|r| r.id.as_str()).collect();
+                let expected: Vec<Option<bool>> = s.get_records(tenant, &ids).unwrap().iter().zip(&mine)
+                    .map(|(found, r)| found.as_ref().map(|f| f.same_content(r))).collect();
+                prop_assert_eq!(&s.compare_stored(tenant, &mine).unwrap(), &expected);
+                let mut pairs = Vec::new();
+                let rows = RecordRef::from_records(&mine, &mut pairs);
+                prop_assert_eq!(&s.compare_stored_refs(tenant, &rows).unwrap(), &expected);
+            }
+        }
     }
 }
