@@ -1388,6 +1388,14 @@ mod tests {
     use chrono::{Duration, TimeZone, Utc};
     use meterkit::{record::Quality, Decimal};
 
+    /// The careful answer of the duplicate check of `batch` in `tenant`: each record's stored
+    /// copy by id ([`Store::get_records`]) compared with [`UsageRecord::same_content`].
+    fn careful(s: &PgStore, tenant: &str, batch: &[&UsageRecord]) -> Vec<Option<bool>> {
+        let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+        let found = s.get_records(tenant, &ids).unwrap();
+        found.iter().zip(batch).map(|(f, r)| f.as_ref().map(|f| f.same_content(r))).collect()
+    }
+
     /// A store in a fresh schema of the test server (`METERKIT_PG_URL`, set by
     /// `scripts/pg-server`), or `None` (the test skipped, with a message) without one — unless
     /// `METERKIT_REQUIRE_PG=1`, when that fails the test.
@@ -1487,14 +1495,7 @@ mod tests {
         }
         let refs: Vec<&UsageRecord> = batch.iter().collect();
         let got = s.compare_stored("t", &refs).unwrap();
-        let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
-        let careful: Vec<Option<bool>> = s
-            .get_records("t", &ids)
-            .unwrap()
-            .iter()
-            .zip(&refs)
-            .map(|(stored, r)| stored.as_ref().map(|st| st.same_content(r)))
-            .collect();
+        let careful = careful(&s, "t", &refs);
         for (i, g) in got.iter().enumerate() {
             assert_eq!(*g, careful[i], "record {i} ({}) against get_records", batch[i].id);
             let change = changes.iter().find(|c| c.0 == i);
@@ -1576,11 +1577,6 @@ mod tests {
         };
         let stored: Vec<UsageRecord> = (0..1_000).map(record).collect();
         s.apply(&ChangeSet { insert: stored.iter().collect(), ..ChangeSet::default() }).unwrap();
-        let careful = |s: &PgStore, batch: &[&UsageRecord]| -> Vec<Option<bool>> {
-            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
-            let found = s.get_records("t", &ids).unwrap();
-            found.iter().zip(batch).map(|(f, r)| f.as_ref().map(|f| f.same_content(r))).collect()
-        };
         // Mostly stored: 200..1000 again (every 7th changed in quantity: the 16 sampled, at
         // multiples of 56, among them), then 100 new records.
         let mut repeat: Vec<UsageRecord> = (200..1_100).map(record).collect();
@@ -1592,7 +1588,7 @@ mod tests {
         for (batch, stored_count) in [(&repeat, 800), (&mostly_new, 20)] {
             let refs: Vec<&UsageRecord> = batch.iter().collect();
             let got = s.compare_stored("t", &refs).unwrap();
-            assert_eq!(got, careful(&s, &refs));
+            assert_eq!(got, careful(&s, "t", &refs));
             assert_eq!(got.iter().filter(|g| g.is_some()).count(), stored_count);
         }
         assert!(s.compare_stored("t", &repeat.iter().collect::<Vec<_>>()).unwrap().contains(&Some(false)));
@@ -1630,15 +1626,7 @@ mod tests {
             batch.extend((0..20).map(|i| record("n", i, set[0].timestamp)));
             let refs: Vec<&UsageRecord> = batch.iter().collect();
             let got = s.compare_stored("t", &refs).unwrap();
-            let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
-            let careful: Vec<Option<bool>> = s
-                .get_records("t", &ids)
-                .unwrap()
-                .iter()
-                .zip(&refs)
-                .map(|(f, r)| f.as_ref().map(|f| f.same_content(r)))
-                .collect();
-            assert_eq!(got, careful, "{}", set[0].subject);
+            assert_eq!(got, careful(&s, "t", &refs), "{}", set[0].subject);
             assert_eq!(got.iter().filter(|g| **g == Some(false)).count(), 120);
         }
     }

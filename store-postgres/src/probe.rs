@@ -7,8 +7,9 @@
 //! one time range sit on neighbouring heap pages), which reads the bodies alone, one row per
 //! slice of time ([`slices`]: about [`SLICE`] bodies joined by 0x1F, so the server and the client
 //! handle 256 times fewer rows), matched to the batch by the id each starts with
-//! ([`ByLeadingId`]); whatever the scan did not meet is probed by id (`id = ANY($2)`). Each stored body (JSON text, read as bytes) is compared with the incoming
-//! record's JSON as `apply` writes it, built by [`record_json`] without `serde` (the same bytes as
+//! ([`ByLeadingId`]); whatever the scan did not meet is probed by id (`id = ANY($2)`). Each
+//! stored body (JSON text, read as bytes) is compared with the incoming record's JSON as `apply`
+//! writes it, built by [`record_json`] without `serde` (the same bytes as
 //! `serde_json`; a unit test holds them equal); only a body that differs there is parsed and
 //! compared field by field ([`UsageRecord::same_content`]), so the answer is exact.
 

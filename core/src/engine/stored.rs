@@ -182,9 +182,10 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
-    use crate::engine::{Engine, Query};
-    use crate::record::UsageRecord;
+    use crate::engine::{Engine, IngestReport, Query};
+    use crate::record::{RecordRef, UsageRecord};
     use crate::rollup::RollupSpec;
     use crate::time::Window;
 
@@ -200,14 +201,61 @@ mod tests {
             .with_dimension("carrier", if i.is_multiple_of(2) { "a" } else { "b" })
     }
 
+    /// One step: `op` 0 retracts `r{from}`; any other ingests `r{from}..r{to}` with quantity `q`
+    /// (op 1: plus a repeated key, op 2: plus a second tenant's record), from the source "cron"
+    /// when the flag is set.
+    type Step = (usize, usize, usize, &'static str, bool);
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        proptest::collection::vec(
+            (
+                0usize..5,
+                proptest::sample::select(vec![0usize, 10, 30]),
+                proptest::sample::select(vec![90usize, 120]),
+                prop_oneof![Just("1"), Just("1.0"), Just("2")],
+                proptest::bool::ANY,
+            ),
+            1..12,
+        )
+    }
+
+    /// The batch of an ingest step.
+    fn batch(op: usize, from: usize, to: usize, q: &str) -> Vec<UsageRecord> {
+        let mut batch: Vec<UsageRecord> = (from..to).map(|i| record(i, q, "t")).collect();
+        match op {
+            1 => batch.push(record(from, q, "t")),
+            2 => batch.push(record(from, q, "u")),
+            _ => {}
+        }
+        batch
+    }
+
+    /// `ingest` of `batch`, or `ingest_from` with `source`.
+    fn ingest(e: &Engine, source: Option<&str>, batch: &[UsageRecord]) -> IngestReport {
+        match source {
+            Some(s) => e.ingest_from(s, batch).unwrap(),
+            None => e.ingest(batch).unwrap(),
+        }
+    }
+
+    /// Both engines hold the same records, watermarks and rollups, for both tenants.
+    fn same_state(a: &Engine, b: &Engine) -> Result<(), TestCaseError> {
+        let (from, to) = ("2024-03-01T00:00:00Z".parse().unwrap(), "2024-03-30T00:00:00Z".parse().unwrap());
+        for t in ["t", "u"] {
+            prop_assert_eq!(a.records(t, "kwh", None, from, to).unwrap(), b.records(t, "kwh", None, from, to).unwrap());
+            prop_assert_eq!(a.last_ingested_at(t, "cron").unwrap(), b.last_ingested_at(t, "cron").unwrap());
+            let q = Query::new(t, "kwh", Window::Day, "UTC").group_by(["carrier"]);
+            prop_assert_eq!(a.query(&q).unwrap(), b.query(&q).unwrap());
+        }
+        Ok(())
+    }
+
     proptest! {
         /// `ingest_refs` gives exactly what `ingest` (or `ingest_from`) gives — reports, stored
         /// records, rollups and watermarks — through same and re-cut repeats, conflicting
         /// quantities, repeated keys in a batch, a second tenant and retractions.
         #[test]
-        fn ingest_refs_equals_ingest(steps in proptest::collection::vec(
-            (0usize..5, proptest::sample::select(vec![0usize, 10, 30]), proptest::sample::select(vec![90usize, 120]),
-             prop_oneof![Just("1"), Just("1.0"), Just("2")], proptest::bool::ANY), 1..12)) {
+        fn ingest_refs_equals_ingest(steps in steps()) {
             let (by_refs, by_records) = (engine(), engine());
             for (op, from, to, q, source) in steps {
                 if op == 0 {
@@ -215,37 +263,20 @@ mod tests {
                     prop_assert_eq!(by_refs.retract("t", &id).ok(), by_records.retract("t", &id).ok());
                     continue;
                 }
-                let mut batch: Vec<UsageRecord> = (from..to).map(|i| record(i, q, "t")).collect();
-                if op == 1 {
-                    batch.push(record(from, q, "t"));
-                }
-                if op == 2 {
-                    batch.push(record(from, q, "u"));
-                }
-                let refs: Vec<&UsageRecord> = batch.iter().collect();
+                let batch = batch(op, from, to, q);
                 let source = source.then_some("cron");
-                let expected = match source {
-                    Some(s) => by_records.ingest_from(s, &batch).unwrap(),
-                    None => by_records.ingest(&batch).unwrap(),
-                };
+                let expected = ingest(&by_records, source, &batch);
+                let refs: Vec<&UsageRecord> = batch.iter().collect();
                 prop_assert_eq!(by_refs.ingest_refs(source, &refs).unwrap(), expected);
             }
-            let (from, to) = ("2024-03-01T00:00:00Z".parse().unwrap(), "2024-03-30T00:00:00Z".parse().unwrap());
-            for t in ["t", "u"] {
-                prop_assert_eq!(by_refs.records(t, "kwh", None, from, to).unwrap(), by_records.records(t, "kwh", None, from, to).unwrap());
-                prop_assert_eq!(by_refs.last_ingested_at(t, "cron").unwrap(), by_records.last_ingested_at(t, "cron").unwrap());
-                let q = Query::new(t, "kwh", Window::Day, "UTC").group_by(["carrier"]);
-                prop_assert_eq!(by_refs.query(&q).unwrap(), by_records.query(&q).unwrap());
-            }
+            same_state(&by_refs, &by_records)?;
         }
 
         /// `ingest_if_stored` answers exactly the batches whose `ingest` is all duplicates, with
         /// `ingest`'s report, and changes nothing else (the rest is then ingested the usual way):
         /// the stores, rollups and watermarks stay those of `ingest` alone.
         #[test]
-        fn ingest_if_stored_answers_all_duplicate_batches_only(steps in proptest::collection::vec(
-            (0usize..5, proptest::sample::select(vec![0usize, 10, 30]), proptest::sample::select(vec![90usize, 120]),
-             prop_oneof![Just("1"), Just("1.0"), Just("2")], proptest::bool::ANY), 1..12)) {
+        fn ingest_if_stored_answers_all_duplicate_batches_only(steps in steps()) {
             let (by_refs, by_records) = (engine(), engine());
             for (op, from, to, q, source) in steps {
                 if op == 0 {
@@ -253,38 +284,22 @@ mod tests {
                     prop_assert_eq!(by_refs.retract("t", &id).ok(), by_records.retract("t", &id).ok());
                     continue;
                 }
-                let mut batch: Vec<UsageRecord> = (from..to).map(|i| record(i, q, "t")).collect();
-                if op == 1 {
-                    batch.push(record(from, q, "t"));
-                }
-                if op == 2 {
-                    batch.push(record(from, q, "u"));
-                }
+                let batch = batch(op, from, to, q);
                 let source = source.then_some("cron");
-                let ingest = |e: &Engine| match source {
-                    Some(s) => e.ingest_from(s, &batch).unwrap(),
-                    None => e.ingest(&batch).unwrap(),
-                };
-                let expected = ingest(&by_records);
+                let expected = ingest(&by_records, source, &batch);
                 let borrowed: Vec<&UsageRecord> = batch.iter().collect();
                 let mut pairs = Vec::new();
-                let refs = crate::record::RecordRef::from_records(&borrowed, &mut pairs);
+                let refs = RecordRef::from_records(&borrowed, &mut pairs);
                 let all_duplicates = expected.duplicates == batch.len() as u64;
                 match by_refs.ingest_if_stored(source, &refs).unwrap() {
                     Some(report) => prop_assert!(all_duplicates && report == expected),
                     None => {
                         prop_assert!(!all_duplicates);
-                        prop_assert_eq!(ingest(&by_refs), expected);
+                        prop_assert_eq!(ingest(&by_refs, source, &batch), expected);
                     }
                 }
             }
-            let (from, to) = ("2024-03-01T00:00:00Z".parse().unwrap(), "2024-03-30T00:00:00Z".parse().unwrap());
-            for t in ["t", "u"] {
-                prop_assert_eq!(by_refs.records(t, "kwh", None, from, to).unwrap(), by_records.records(t, "kwh", None, from, to).unwrap());
-                prop_assert_eq!(by_refs.last_ingested_at(t, "cron").unwrap(), by_records.last_ingested_at(t, "cron").unwrap());
-                let q = Query::new(t, "kwh", Window::Day, "UTC").group_by(["carrier"]);
-                prop_assert_eq!(by_refs.query(&q).unwrap(), by_records.query(&q).unwrap());
-            }
+            same_state(&by_refs, &by_records)?;
         }
     }
 }

@@ -58,12 +58,16 @@ impl<'a> RefBatch<'a> {
     /// assert_eq!((batch.len(), batch.refs()[0].tenant), (1, "acme"));
     /// ```
     pub fn push_object(&mut self, line: &'a str, tenant: &'a str) -> bool {
-        if !line.trim_start().starts_with('{') {
-            return false;
-        }
+        line.trim_start().starts_with('{') && self.push_row(line, Some(tenant))
+    }
+
+    /// Append the record of `text`, one record object and nothing after it, with `tenant` as
+    /// its tenant when it names none (`None`: it must name one); false, with the batch
+    /// unchanged, otherwise.
+    fn push_row(&mut self, text: &'a str, tenant: Option<&'a str>) -> bool {
         let pairs = self.pairs.len();
-        let mut de = serde_json::Deserializer::from_str(line);
-        match RowSeed(&mut self.pairs, Some(tenant)).deserialize(&mut de) {
+        let mut de = serde_json::Deserializer::from_str(text);
+        match RowSeed(&mut self.pairs, tenant).deserialize(&mut de) {
             Ok(row) if de.end().is_ok() => {
                 self.rows.push(row);
                 true
@@ -120,13 +124,11 @@ pub fn read_record_refs(text: &str) -> Option<RefBatch<'_>> {
 /// [`read_record_refs`] by serde alone (any text it reads).
 fn read_record_refs_serde(text: &str) -> Option<RefBatch<'_>> {
     let mut batch = RefBatch::default();
-    let mut de = serde_json::Deserializer::from_str(text);
     if text.trim_start().starts_with('{') {
-        let row = RowSeed(&mut batch.pairs, None).deserialize(&mut de).ok()?;
-        batch.rows.push(row);
-    } else {
-        de.deserialize_seq(RowsVisitor(&mut batch, usize::MAX)).ok()?;
+        return batch.push_row(text, None).then_some(batch);
     }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_seq(RowsVisitor(&mut batch, usize::MAX)).ok()?;
     de.end().ok()?;
     Some(batch)
 }
