@@ -91,6 +91,29 @@ CREATE TABLE IF NOT EXISTS meta (
 PRAGMA user_version = 3;
 ";
 
+/// How long a connection waits for another's lock before its statement fails (SQLite's busy
+/// timeout), and how long [`SqliteStore::open`] retries its set-up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `step`, again after a short pause while it fails with lock contention, for up to
+/// [`BUSY_TIMEOUT`]: connections opening one new file at the same moment race to set WAL and
+/// create the schema, and SQLite answers a journal-mode change or a lock it cannot take without
+/// a deadlock with `SQLITE_BUSY` at once, not after the busy timeout.
+///
+/// # Errors
+/// `step`'s last error.
+fn retry_busy<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match step() {
+            Err(e) if e.is_retryable() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A SQLite error as a store error; lock contention (`SQLITE_BUSY`, `SQLITE_LOCKED`: another
 /// writer held the file beyond the busy timeout) is retryable, as nothing was applied.
 pub(crate) fn db_err(e: &rusqlite::Error) -> Error {
@@ -210,21 +233,31 @@ impl SqliteStore {
         let path = path.as_ref();
         let conn = Connection::open(path)
             .map_err(|e| Error::new(ErrorKind::Store, format!("Cannot open the database {}: {e}.", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(&e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db_err(&e))?;
         // Every statement of an ingest stays prepared (rusqlite keeps 16 by default, fewer than
         // the ingest path uses: a smaller cache re-prepares statements for every bucket).
         conn.set_prepared_statement_cache_capacity(64);
-        // `journal_mode` returns a row; in-memory databases answer "memory".
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| db_err(&e))?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")
-            .map_err(|e| db_err(&e))?;
         let mut store = SqliteStore { conn, writing: false, dict: Dict::default() };
-        if store.version()? != SCHEMA_VERSION {
-            store.write(migrate::to_current).map_err(|e| {
-                Error::new(ErrorKind::Store, format!("Cannot open the database {}: {}", path.display(), e.message()))
-            })?;
-        }
+        retry_busy(|| store.set_up()).map_err(|e| {
+            Error::new(e.kind(), format!("Cannot open the database {}: {}", path.display(), e.message()))
+        })?;
         Ok(store)
+    }
+
+    /// WAL journaling and the connection's settings, then the schema created or migrated.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`]; retryable when another connection holds a lock it needs.
+    fn set_up(&mut self) -> Result<()> {
+        // `journal_mode` returns a row; in-memory databases answer "memory".
+        let _mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| db_err(&e))?;
+        self.conn
+            .execute_batch("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")
+            .map_err(|e| db_err(&e))?;
+        if self.version()? != SCHEMA_VERSION {
+            self.write(migrate::to_current)?;
+        }
+        Ok(())
     }
 
     fn version(&self) -> Result<i64> {
@@ -790,5 +823,36 @@ mod tests {
             "SELECT {RECORD_COLS} FROM records AS r WHERE tenant=1 AND metric=2 AND ts>=0 AND ts<9 ORDER BY ts, ts_nanos, id"
         ));
         assert!(range.contains("PRIMARY KEY") && !range.contains("TEMP B-TREE"), "{range}");
+    }
+}
+
+#[cfg(test)]
+mod open_race {
+    use super::SqliteStore;
+    use meterkit::Store as _;
+
+    /// Processes started together on one new file (`meterkit consume` × 4 in the stream tests)
+    /// each open it: every open succeeds, whoever sets WAL and creates the schema first.
+    #[test]
+    fn many_opens_of_one_new_file_at_once_all_succeed() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("new-{round}.db"));
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let opens: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            SqliteStore::open(&path).map(|store| store.specs().map(|specs| specs.len()))
+                        })
+                    })
+                    .collect();
+                for open in opens {
+                    let specs = open.join().unwrap();
+                    assert!(matches!(specs, Ok(Ok(0))), "round {round}: {specs:?}");
+                }
+            });
+        }
     }
 }
